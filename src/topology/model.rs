@@ -1,0 +1,645 @@
+//! The validated model of a topology: what every other part of tcluster reads.
+//!
+//! A [`Topology`] is only built from a file that passed validation, so its invariants hold:
+//! node names are unique (after `count` expansion), every connection and scenario step names
+//! a node that exists, there is at most one primary, and every value has its unit applied.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use super::diagnostic::Span;
+use super::units::{Percent, Rate, Size};
+
+/// A whole topology file, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    /// Every `set NAME VALUE`, in file order, and the typed ones tcluster uses.
+    pub globals: Globals,
+    /// Every node, in file order, `count` already expanded.
+    pub nodes: Vec<Node>,
+    /// Every link, one entry per direction (`A <-> B` gives two).
+    pub connections: Vec<Connection>,
+    /// The policies, with defaults for those the file leaves out.
+    pub policies: Policies,
+    /// Accounts that may log in.
+    pub users: Vec<User>,
+    /// Scripted demos, in file order.
+    pub scenarios: Vec<Scenario>,
+}
+
+impl Topology {
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The nodes of one kind, in file order.
+    pub fn nodes_of(&self, kind: NodeKind) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(move |n| n.kind == kind)
+    }
+
+    /// The master whose role is primary.
+    pub fn primary(&self) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.kind == NodeKind::Master && n.role == Some(MasterRole::Primary))
+    }
+
+    /// The scenario called `name`.
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+
+    /// The link from `from` to `to`, if the file declares one.
+    pub fn link(&self, from: &str, to: &str) -> Option<&Connection> {
+        self.connections
+            .iter()
+            .find(|c| c.from == from && c.to == to)
+    }
+}
+
+/// The `set` commands.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Globals {
+    /// Every global as written, in file order (unknown ones are kept and shown).
+    pub all: Vec<(String, String)>,
+    /// `SYSTEM_NAME`, or the file's name without `.top`.
+    pub system_name: String,
+    /// `VERSION`, if set.
+    pub version: Option<String>,
+    /// `LOG_LEVEL` (default `INFO`).
+    pub log_level: LogLevel,
+    /// `CLUSTER_SECRET`: when set, nodes authenticate to each other with it.
+    pub cluster_secret: Option<String>,
+    /// `TIME_SCALE`: scenario and policy times are multiplied by it (default 1).
+    pub time_scale: f64,
+    /// `STATE_DIR`: where journals, chat history and logs are kept, if set.
+    pub state_dir: Option<String>,
+}
+
+/// `LOG_LEVEL` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Detail for debugging.
+    Debug,
+    /// Normal operation (the default).
+    #[default]
+    Info,
+    /// Problems only.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl LogLevel {
+    /// The names accepted by `set LOG_LEVEL`.
+    pub const NAMES: [&str; 5] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"];
+
+    /// Parses a level name, in any case (`WARNING` is accepted for `WARN`).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text.to_ascii_uppercase().as_str() {
+            "TRACE" => LogLevel::Trace,
+            "DEBUG" => LogLevel::Debug,
+            "INFO" => LogLevel::Info,
+            "WARN" | "WARNING" => LogLevel::Warn,
+            "ERROR" => LogLevel::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// One node of the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Unique name (`worker-2` for the second copy of a `count 3` node called `worker`).
+    pub name: String,
+    /// For a copy made by `count`, the name written in the file (`worker`).
+    pub group: Option<String>,
+    /// What the node does.
+    pub kind: NodeKind,
+    /// For masters: primary or backup. `None` for other kinds.
+    pub role: Option<MasterRole>,
+    /// Host to listen on or connect from (default `127.0.0.1`).
+    pub address: String,
+    /// TCP port; `None` lets tcluster pick a free one when it launches the node.
+    pub port: Option<u16>,
+    /// `resources { … }`; `cpu` is a worker's number of concurrent job slots.
+    pub resources: Resources,
+    /// `services { NAME bool … }`, in file order.
+    pub services: Vec<(String, bool)>,
+    /// An outside program to run instead of the built-in node.
+    pub command: Option<String>,
+    /// How tcluster starts the node.
+    pub launch: Launch,
+    /// Where the node's name is written, for later messages about it.
+    pub span: Span,
+}
+
+impl Node {
+    /// `address:port`; `address:auto` for a server whose port is picked at launch; the bare
+    /// address for a node that only connects out (a worker, client or bot without a port).
+    pub fn endpoint(&self) -> String {
+        match self.port {
+            Some(port) => format!("{}:{port}", self.address),
+            None if self.listens() => format!("{}:auto", self.address),
+            None => self.address.clone(),
+        }
+    }
+
+    /// Whether the node serves connections (masters and chat servers do).
+    pub fn listens(&self) -> bool {
+        matches!(self.kind, NodeKind::Master | NodeKind::Chat)
+    }
+}
+
+/// The kinds of node (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeKind {
+    /// A coordinator: primary or backup.
+    Master,
+    /// Runs jobs.
+    Worker,
+    /// Submits jobs.
+    Client,
+    /// A chat server.
+    Chat,
+    /// Generates load: chat messages and jobs.
+    Bot,
+}
+
+impl NodeKind {
+    /// Every kind, in launch order.
+    pub const ALL: [NodeKind; 5] = [
+        NodeKind::Master,
+        NodeKind::Worker,
+        NodeKind::Chat,
+        NodeKind::Bot,
+        NodeKind::Client,
+    ];
+
+    /// The word used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Master => "master",
+            NodeKind::Worker => "worker",
+            NodeKind::Client => "client",
+            NodeKind::Chat => "chat",
+            NodeKind::Bot => "bot",
+        }
+    }
+
+    /// Parses the word used in files.
+    pub fn parse(text: &str) -> Option<Self> {
+        NodeKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A master's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterRole {
+    /// Serves clients and workers.
+    Primary,
+    /// Follows the primary and takes over when it dies.
+    Backup,
+}
+
+impl MasterRole {
+    /// The word used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MasterRole::Primary => "primary",
+            MasterRole::Backup => "backup",
+        }
+    }
+}
+
+/// `resources { … }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resources {
+    /// CPUs; on a worker, how many jobs it runs at once (default 1).
+    pub cpu: u32,
+    /// Memory, if declared (shown, not enforced).
+    pub memory: Option<Size>,
+    /// Storage, if declared (shown, not enforced).
+    pub storage: Option<Size>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu: 1,
+            memory: None,
+            storage: None,
+        }
+    }
+}
+
+/// `launch process|inproc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Launch {
+    /// A child process of tcluster (the default): can be SIGKILLed and SIGSTOPped for real.
+    #[default]
+    Process,
+    /// A task inside tcluster: cheaper, for large topologies.
+    Inproc,
+}
+
+/// A link from one node to another, with the properties the shaping proxy applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    /// Sending node.
+    pub from: String,
+    /// Receiving node.
+    pub to: String,
+    /// True if the file wrote `<->` (this entry is one of the two directions).
+    pub both_ways: bool,
+    /// The link's properties.
+    pub link: Link,
+    /// Where the connection is written.
+    pub span: Span,
+}
+
+/// Properties of a link.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Link {
+    /// `protocol` (only `tcp` is carried; others are shown as written).
+    pub protocol: Option<String>,
+    /// Bandwidth cap.
+    pub bandwidth: Option<Rate>,
+    /// Added one-way delay.
+    pub latency: Duration,
+    /// Random extra delay, up to this much.
+    pub jitter: Duration,
+    /// Share of messages dropped.
+    pub loss: Percent,
+    /// `encrypted` (shown, not applied).
+    pub encrypted: bool,
+}
+
+/// The policies, each with its defaults when the file leaves it out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policies {
+    /// `policy load_balancing`.
+    pub load_balancing: LoadBalancing,
+    /// `policy heartbeat`.
+    pub heartbeat: Heartbeat,
+    /// `policy retry`.
+    pub retry: Retry,
+    /// `policy replication`.
+    pub replication: Replication,
+    /// `policy election`.
+    pub election: Election,
+    /// Names of the policies the file declares (the others are defaults).
+    pub declared: Vec<String>,
+    /// Policies tcluster does not know, kept as written and shown.
+    pub other: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// `policy load_balancing`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadBalancing {
+    /// How the coordinator picks a worker for a job.
+    pub algorithm: Algorithm,
+    /// How often the coordinator reports the health of its workers.
+    pub health_check_interval: Duration,
+    /// Whether a backup may take over from a dead primary.
+    pub failover: bool,
+}
+
+impl Default for LoadBalancing {
+    fn default() -> Self {
+        LoadBalancing {
+            algorithm: Algorithm::RoundRobin,
+            health_check_interval: Duration::from_secs(30),
+            failover: true,
+        }
+    }
+}
+
+/// Load-balancing algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Each worker in turn.
+    RoundRobin,
+    /// The worker with the fewest running jobs per slot.
+    LeastLoaded,
+    /// A worker at random (seeded, so runs can be replayed).
+    Random,
+    /// Each worker in proportion to its slots.
+    Weighted,
+}
+
+impl Algorithm {
+    /// The names accepted in files.
+    pub const NAMES: [&str; 4] = ["round_robin", "least_loaded", "random", "weighted"];
+
+    /// The word used in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::LeastLoaded => "least_loaded",
+            Algorithm::Random => "random",
+            Algorithm::Weighted => "weighted",
+        }
+    }
+
+    /// Parses the word used in files.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Algorithm::RoundRobin,
+            Algorithm::LeastLoaded,
+            Algorithm::Random,
+            Algorithm::Weighted,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
+    }
+}
+
+/// `policy heartbeat`: how failures are detected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// How often nodes send a heartbeat.
+    pub interval: Duration,
+    /// Silence after which a node is suspect.
+    pub suspect_after: Duration,
+    /// Silence after which a node is dead and its work reassigned.
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_millis(500),
+            suspect_after: Duration::from_millis(1000),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// `policy retry`: what happens to a job that fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// Runs before a job is marked failed (the first run counts).
+    pub max_attempts: u32,
+    /// Wait before the second run; doubled for each run after it.
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// `policy replication`: how the backup follows the primary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Replication {
+    /// Sync or async.
+    pub mode: ReplicationMode,
+}
+
+/// Replication modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicationMode {
+    /// The backup acknowledges each change before the client is answered.
+    #[default]
+    Sync,
+    /// The client is answered first; the backup may lag behind.
+    Async,
+}
+
+/// `policy election`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Election {
+    /// Only the Bully algorithm is offered.
+    pub algorithm: ElectionAlgorithm,
+}
+
+/// Election algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ElectionAlgorithm {
+    /// The highest-ranked master alive wins.
+    #[default]
+    Bully,
+}
+
+/// A login account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// Password, as written in the file.
+    pub password: String,
+    /// What the account may do.
+    pub role: UserRole,
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserRole {
+    /// Everything, faults included.
+    Operator,
+    /// Submit jobs and chat.
+    #[default]
+    Student,
+}
+
+/// A scripted demo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Its name (`tcluster run --scenario NAME`).
+    pub name: String,
+    /// Steps in the order written; each has its own time.
+    pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// The time of the last step.
+    pub fn length(&self) -> Duration {
+        self.steps.iter().map(|s| s.at).max().unwrap_or_default()
+    }
+}
+
+/// `at TIME ACTION ARGS...`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Time since the scenario started.
+    pub at: Duration,
+    /// What happens then.
+    pub action: Action,
+    /// Where the step is written.
+    pub span: Span,
+}
+
+/// What a scenario step does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// `submit DATA [count N] [priority P]`
+    Submit {
+        /// The job's data (`sleep 1s`, `cpu 100000`, `echo hi`, or free text).
+        data: String,
+        /// How many copies.
+        count: u32,
+        /// Higher runs first.
+        priority: i32,
+    },
+    /// `kill NODE`
+    Kill(String),
+    /// `pause NODE`
+    Pause(String),
+    /// `resume NODE`
+    Resume(String),
+    /// `restart NODE`
+    Restart(String),
+    /// `partition A B`, `partition A -> B` (one way), or `partition A` (from all).
+    Partition {
+        /// One side.
+        a: String,
+        /// The other side; `None` cuts `a` from every node.
+        b: Option<String>,
+        /// Only traffic from `a` to `b` is cut.
+        one_way: bool,
+    },
+    /// `heal`, `heal A` or `heal A B`.
+    Heal {
+        /// Only links of this node (`None`: every link).
+        a: Option<String>,
+        /// Only the link between `a` and this node.
+        b: Option<String>,
+    },
+    /// `latency A B DURATION [jitter DURATION]`
+    Latency {
+        /// One end.
+        a: String,
+        /// The other end.
+        b: String,
+        /// Added delay.
+        latency: Duration,
+        /// Random extra delay.
+        jitter: Duration,
+    },
+    /// `loss A B PERCENT`
+    Loss {
+        /// One end.
+        a: String,
+        /// The other end.
+        b: String,
+        /// Share of messages dropped.
+        loss: Percent,
+    },
+    /// `skew NODE OFFSET`: the node's clock runs ahead (or behind, negative).
+    Skew {
+        /// The node.
+        node: String,
+        /// Offset in milliseconds.
+        offset_ms: i64,
+    },
+    /// `say "TEXT"`: a banner on screen and a line in the log.
+    Say(String),
+}
+
+impl Action {
+    /// The action's word in files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Submit { .. } => "submit",
+            Action::Kill(_) => "kill",
+            Action::Pause(_) => "pause",
+            Action::Resume(_) => "resume",
+            Action::Restart(_) => "restart",
+            Action::Partition { .. } => "partition",
+            Action::Heal { .. } => "heal",
+            Action::Latency { .. } => "latency",
+            Action::Loss { .. } => "loss",
+            Action::Skew { .. } => "skew",
+            Action::Say(_) => "say",
+        }
+    }
+
+    /// Every action word.
+    pub const NAMES: [&str; 11] = [
+        "submit",
+        "kill",
+        "pause",
+        "resume",
+        "restart",
+        "partition",
+        "heal",
+        "latency",
+        "loss",
+        "skew",
+        "say",
+    ];
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::units::format_duration as d;
+        match self {
+            Action::Submit {
+                data,
+                count,
+                priority,
+            } => {
+                write!(f, "submit {data:?}")?;
+                if *count != 1 {
+                    write!(f, " count {count}")?;
+                }
+                if *priority != 0 {
+                    write!(f, " priority {priority}")?;
+                }
+                Ok(())
+            }
+            Action::Kill(n) | Action::Pause(n) | Action::Resume(n) | Action::Restart(n) => {
+                write!(f, "{} {n}", self.name())
+            }
+            Action::Partition { a, b: None, .. } => write!(f, "partition {a} (from all)"),
+            Action::Partition {
+                a,
+                b: Some(b),
+                one_way,
+            } => write!(
+                f,
+                "partition {a} {} {b}",
+                if *one_way { "->" } else { "<->" }
+            ),
+            Action::Heal { a: None, .. } => write!(f, "heal (every link)"),
+            Action::Heal {
+                a: Some(a),
+                b: None,
+            } => write!(f, "heal {a}"),
+            Action::Heal {
+                a: Some(a),
+                b: Some(b),
+            } => write!(f, "heal {a} {b}"),
+            Action::Latency {
+                a,
+                b,
+                latency,
+                jitter,
+            } => {
+                write!(f, "latency {a} {b} {}", d(*latency))?;
+                if !jitter.is_zero() {
+                    write!(f, " jitter {}", d(*jitter))?;
+                }
+                Ok(())
+            }
+            Action::Loss { a, b, loss } => write!(f, "loss {a} {b} {loss}"),
+            Action::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
+            Action::Say(text) => write!(f, "say {text:?}"),
+        }
+    }
+}
