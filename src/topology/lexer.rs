@@ -3,7 +3,9 @@
 //! The language is Tcl-flavoured: a command is a run of words on one line (or up to a `;`), a
 //! `{` … `}` block may span lines, `"…"` is a string with `\"`, `\\`, `\n` and `\t` escapes, and
 //! `#` starts a comment only where a command could start (as in Tcl, `port 9000 # x` is not a
-//! comment: the parser explains that). `->` and `<->` are tokens of their own, also when written
+//! comment: the parser explains that). Unlike Tcl, a string ends at the end of its line: a
+//! forgotten quote is then reported where it was forgotten instead of swallowing the lines
+//! after it (a trailing `\` or `\n` still puts several lines in one string). `->` and `<->` are tokens of their own, also when written
 //! without spaces (`a->b`). A backslash at the end of a line joins it to the next.
 //!
 //! Lexing never stops at an error: an unterminated string is reported at its opening quote and
@@ -171,6 +173,10 @@ impl Lexer<'_, '_> {
                 self.unterminated(start);
                 return;
             };
+            if c == '\n' || self.rest().starts_with("\r\n") {
+                self.unterminated(start);
+                return;
+            }
             let here = self.pos;
             self.bump();
             match c {
@@ -181,6 +187,9 @@ impl Lexer<'_, '_> {
                     Some('n') => value.push('\n'),
                     Some('t') => value.push('\t'),
                     Some('\n') => {} // a continued line inside a string
+                    Some('\r') if self.peek() == Some('\n') => {
+                        self.bump();
+                    }
                     Some(other) => {
                         self.diagnostics.push(
                             Diagnostic::error(
@@ -207,7 +216,7 @@ impl Lexer<'_, '_> {
     /// missing quote does not swallow the rest of the file.
     fn unterminated(&mut self, start: usize) {
         let line_end = self.text[start..]
-            .find('\n')
+            .find(['\r', '\n'])
             .map_or(self.text.len(), |i| start + i);
         self.diagnostics.push(
             Diagnostic::error(Span::new(start, start + 1), "this string is never closed")
@@ -308,6 +317,17 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].span, Span::new(6, 7));
         assert_eq!(tokens[3..], [End, w("set"), w("B"), w("2")]);
+    }
+
+    #[test]
+    fn a_string_ends_at_the_end_of_its_line() {
+        let (tokens, diags) = kinds("set A \"Lab\nset B \"x\"");
+        assert_eq!(diags.len(), 1);
+        assert_eq!(tokens[2], Quoted("Lab".into()));
+        assert_eq!(tokens[3..], [End, w("set"), w("B"), Quoted("x".into())]);
+        let (tokens, diags) = kinds("say \"two \\\nlines\"");
+        assert!(diags.is_empty());
+        assert_eq!(tokens[1], Quoted("two lines".into()));
     }
 
     #[test]

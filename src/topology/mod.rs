@@ -142,7 +142,7 @@ pub fn check_bytes(name: &str, bytes: &[u8]) -> (Option<Topology>, Report) {
                     .with_label(format!("byte 0x{bad:02x} cannot start a UTF-8 character"))
                     .with_hint("topology files are plain text: save it as UTF-8"),
             );
-            let source = Source::new(name, text);
+            let source = Source::new(name, mask_controls(&text));
             return (
                 None,
                 Report {
@@ -192,10 +192,9 @@ fn sanitize(mut text: String, diagnostics: &mut Vec<Diagnostic>) -> String {
     if text.starts_with('\u{feff}') {
         text.replace_range(..3, "   ");
     }
-    let bad = |c: char| c.is_ascii_control() && !matches!(c, '\n' | '\r' | '\t');
-    if let Some(at) = text.find(bad) {
+    if let Some(at) = text.find(is_control) {
         let code = text.as_bytes()[at];
-        let count = text.chars().filter(|&c| bad(c)).count();
+        let count = text.chars().filter(|&c| is_control(c)).count();
         let more = if count > 1 {
             format!(" ({count} control characters in the file)")
         } else {
@@ -209,9 +208,21 @@ fn sanitize(mut text: String, diagnostics: &mut Vec<Diagnostic>) -> String {
             .with_label("shown as `?`")
             .with_hint("topology files are plain text; is this a binary file?"),
         );
-        text = text.chars().map(|c| if bad(c) { '?' } else { c }).collect();
+        text = mask_controls(&text);
     }
     text
+}
+
+fn is_control(c: char) -> bool {
+    c.is_ascii_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
+/// The text with each control character (one byte) replaced by `?` (one byte), so spans stay
+/// right and the terminal is not driven by escape codes when a line is shown.
+fn mask_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_control(c) { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub fn format_duration(d: Duration) -> String {
         format!("{}us", d.as_micros())
     } else if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 60_000 == 0 && ms >= 60_000 {
+    } else if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
     } else if ms > 60_000 {
         format!(
@@ -79,7 +79,7 @@ pub fn format_duration(d: Duration) -> String {
             ms / 60_000,
             format_duration(Duration::from_millis((ms % 60_000) as u64))
         )
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{}s", trim_float(ms as f64 / 1000.0))

@@ -59,6 +59,7 @@ pub fn validate(
     let mut v = Validator {
         diags: diagnostics,
         names: Names::default(),
+        broken: Vec::new(),
     };
     let mut topology = Topology {
         globals: Globals {
@@ -81,6 +82,12 @@ pub fn validate(
     }
     v.check_nodes(&mut topology.nodes);
     v.names = Names::of(&topology.nodes);
+    for (name, group) in std::mem::take(&mut v.broken) {
+        v.names.nodes.entry(name.clone()).or_default();
+        if let Some(group) = group {
+            v.names.groups.entry(group).or_default().push(name);
+        }
+    }
 
     // Pass 2: everything else, in file order.
     let mut policy_spans: HashMap<String, Span> = HashMap::new();
@@ -164,6 +171,8 @@ impl Names {
 struct Validator<'d> {
     diags: &'d mut Vec<Diagnostic>,
     names: Names,
+    /// Nodes left out of the model because their type is wrong: name and `count` group.
+    broken: Vec<(String, Option<String>)>,
 }
 
 impl Validator<'_> {
@@ -183,8 +192,7 @@ impl Validator<'_> {
         let key = command.name().unwrap_or("this command");
         let found = match args.len() {
             0 => "nothing".to_string(),
-            1 => "1 word".to_string(),
-            k => format!("{k} words"),
+            k => k.to_string(),
         };
         let span = if args.len() > n {
             args[n].span.to(args[args.len() - 1].span)
@@ -203,6 +211,10 @@ impl Validator<'_> {
             d = d.with_hint(
                 "a `#` comment must start a command: put `;` before it, as in `port 9000 ;# note`",
             );
+        } else if let Some(joined) = number_and_unit_apart(args).filter(|_| n == 1) {
+            d = d.with_hint(format!(
+                "write the number and its unit together: `{joined}`"
+            ));
         } else if args.len() > n && args.iter().all(|w| w.text().is_some()) {
             d = d.with_hint("put a value that has spaces in quotes: \"like this\"");
         }
@@ -382,6 +394,14 @@ impl Validator<'_> {
             );
             return None;
         };
+        if word.block().is_some() {
+            self.error(
+                word.span,
+                format!("this {what} has no name"),
+                format!("expected `{usage}`"),
+            );
+            return None;
+        }
         let (name, span) = self.word_text(word, usage)?;
         if name.is_empty()
             || !name
@@ -569,6 +589,16 @@ impl Validator<'_> {
                 }
             }
             "port" => {
+                if let [_, zero] = &c.words[..]
+                    && zero.text() == Some("0")
+                {
+                    v.diags.push(
+                        Diagnostic::error(zero.span, "port 0 is not a port a node can be reached on")
+                            .with_label("expected a whole number from 1 to 65535")
+                            .with_hint("leave `port` out and tcluster picks a free port when it launches the node"),
+                    );
+                    return;
+                }
                 port = v
                     .integer(c, "port 9000", 1..=65535, "port")
                     .map(|p| p as u16);
@@ -642,7 +672,17 @@ impl Validator<'_> {
                     .with_hint("add `type worker` (or master, client, chat, bot)"),
             );
         }
-        let Some(kind) = kind else { return };
+        let Some(kind) = kind else {
+            // Keep the names of a node whose type is wrong, so that references to it do not
+            // add "unknown node" errors to the one that matters.
+            match count {
+                Some(count) => self
+                    .broken
+                    .extend((1..=count).map(|i| (format!("{name}-{i}"), Some(name.to_string())))),
+                None => self.broken.push((name.to_string(), None)),
+            }
+            return;
+        };
         if let (Some(span), true) = (role_span, kind != NodeKind::Master) {
             self.error(
                 span,
@@ -857,7 +897,17 @@ impl Validator<'_> {
     }
 
     fn unknown_node(&mut self, name: &str, span: Span) {
-        let hint = self.names.suggestion(name);
+        // `worker-9` when `count 3` made worker-1 … worker-3: say how many copies there are.
+        let group_hint = name.rsplit_once('-').and_then(|(group, n)| {
+            let copies = self.names.groups.get(group)?;
+            n.parse::<u32>().ok()?;
+            Some(format!(
+                "`count` on `{group}` made {} copies: {}",
+                copies.len(),
+                preview(copies)
+            ))
+        });
+        let hint = group_hint.or_else(|| self.names.suggestion(name));
         self.diags.push(
             Diagnostic::error(span, format!("unknown node `{name}`"))
                 .with_label("no node has this name")
@@ -1595,6 +1645,14 @@ impl Validator<'_> {
             priority,
         })
     }
+}
+
+/// For `latency 10 ms`: "10ms", the value the user meant.
+fn number_and_unit_apart(args: &[Word]) -> Option<String> {
+    let [number, unit] = args else { return None };
+    let (number, unit) = (number.text()?, unit.text()?);
+    let is_unit = !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphabetic() || c == '%');
+    (number.parse::<f64>().is_ok() && is_unit).then(|| format!("{number}{unit}"))
 }
 
 fn plural(n: usize, word: &str) -> String {

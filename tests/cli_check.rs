@@ -1,0 +1,151 @@
+//! `tcluster check` and `tcluster TOPOLOGY` as a user runs them: the real binary, its output and
+//! its exit codes, for good files, bad files, files that are not there, and bad flags.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tcluster(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcluster"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the tcluster binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn a_valid_topology_prints_a_summary_and_exits_0() {
+    let out = tcluster(&["check", "topologies/demo.top"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("LectureCluster 1.0: topologies/demo.top is valid"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("coordinator"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:7400"), "{stdout}");
+    assert!(stdout.contains("worker-1 … worker-3 (3)"), "{stdout}");
+    assert!(
+        stdout.contains("heartbeat       every 250ms, suspect after 750ms, dead after 1.5s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("lecture (11 steps over 23s)"), "{stdout}");
+    assert!(text(&out.stderr).is_empty());
+}
+
+#[test]
+fn an_invalid_topology_prints_every_error_with_its_place_and_exits_1() {
+    let out = tcluster(&["check", "tests/bad/many_errors.top"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    for place in [
+        "many_errors.top:5:10",
+        "many_errors.top:8:10",
+        "many_errors.top:11:27",
+        "many_errors.top:14:11",
+    ] {
+        assert!(stderr.contains(place), "{place} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("^^^^^^ expected `master`"), "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("error: tests/bad/many_errors.top is not valid: 6 errors"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn warnings_alone_keep_a_file_valid() {
+    let out = tcluster(&["check", "--quiet", "tests/bad/unknown_keys.top"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("warning: unknown key `prot`"));
+}
+
+#[test]
+fn a_missing_file_or_a_directory_is_a_clear_error() {
+    let out = tcluster(&["check", "topologies/nope.top"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read topology `topologies/nope.top`"),
+        "{stderr}"
+    );
+
+    let out = tcluster(&["check", "topologies"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read topology `topologies`"));
+}
+
+#[test]
+fn binary_and_oversized_files_are_refused_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("binary.top");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    std::fs::write(&binary, bytes).unwrap();
+    let out = tcluster(&["check", binary.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("binary.top:2:118"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "control characters reach the terminal"
+    );
+    assert!(!stderr.contains("panicked"));
+
+    let huge = dir.path().join("huge.top");
+    let file = std::fs::File::create(&huge).unwrap();
+    file.set_len(64 * 1024 * 1024).unwrap();
+    let out = tcluster(&["check", huge.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("may be at most"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn the_topology_alone_validates_it_and_says_what_this_release_does() {
+    let out = tcluster(&["topologies/classic.top"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("DistributedProcessingSystem 1.0"));
+    assert!(text(&out.stderr).contains("console"));
+}
+
+#[test]
+fn help_version_and_bad_flags() {
+    let out = tcluster(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("check") && help.contains("docs/TOPOLOGY.md"),
+        "{help}"
+    );
+
+    let out = tcluster(&["--version"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("tcluster {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let out = tcluster(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("TOPOLOGY"));
+
+    let out = tcluster(&["check", "--frobnicate", "topologies/demo.top"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--frobnicate"));
+
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies/demo.top")
+            .exists()
+    );
+}
