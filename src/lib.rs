@@ -15,4 +15,7 @@
 //! `docs/ARCHITECTURE.md` draws the whole and the parts still to come.
 
 pub mod cli;
+pub mod clock;
+pub mod protocol;
+pub mod role;
 pub mod topology;

@@ -298,6 +298,8 @@ pub struct Policies {
     pub replication: Replication,
     /// `policy election`.
     pub election: Election,
+    /// `policy security`.
+    pub security: Security,
     /// Names of the policies the file declares (the others are defaults).
     pub declared: Vec<String>,
     /// Policies tcluster does not know, kept as written and shown.
@@ -434,6 +436,13 @@ pub enum ElectionAlgorithm {
     /// The highest-ranked master alive wins.
     #[default]
     Bully,
+}
+
+/// `policy security`: what a cluster with a `CLUSTER_SECRET` lets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Security {
+    /// Whether classic-protocol peers (which cannot authenticate) may still connect.
+    pub allow_classic: bool,
 }
 
 /// A login account.

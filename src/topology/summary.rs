@@ -319,5 +319,13 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
             },
         ),
         ("election", "bully".to_string()),
+        (
+            "security",
+            if p.security.allow_classic {
+                "classic peers allowed with a secret".to_string()
+            } else {
+                "classic peers refused when there is a secret".to_string()
+            },
+        ),
     ]
 }

@@ -39,12 +39,13 @@ const LINK_KEYS: [&str; 6] = [
     "encrypted",
 ];
 const TOP_LEVEL: [&str; 6] = ["set", "node", "connection", "policy", "user", "scenario"];
-const POLICIES: [&str; 5] = [
+const POLICIES: [&str; 6] = [
     "load_balancing",
     "heartbeat",
     "retry",
     "replication",
     "election",
+    "security",
 ];
 /// The most copies `count` may make: far beyond a classroom, small enough to stay responsive.
 const MAX_COUNT: u32 = 10_000;
@@ -1134,6 +1135,14 @@ impl Validator<'_> {
                                 .with_label("expected `sync` or `async`")
                                 .with_hint_opt(did_you_mean(text, ["sync", "async"])),
                         ),
+                    }
+                });
+            }
+            "security" => {
+                let security = &mut policies.security;
+                self.keys(block, &what, &["allow_classic"], |v, _, c| {
+                    if let Some(allow) = v.value(c, "allow_classic true", parse_bool) {
+                        security.allow_classic = allow;
                     }
                 });
             }

@@ -1,0 +1,582 @@
+//! Typed messages: what a frame means.
+//!
+//! Every frame of the native protocol is one JSON object: an [`Envelope`] with the sender's name
+//! (`from`), its Lamport clock (`clock`), the coordinator's term where it applies (`term`), and a
+//! [`Message`] whose `type` field says which one it is. On input all three envelope fields may be
+//! left out, so that a person typing into `nc` only writes `{"type":"ping"}`.
+//! `docs/PROTOCOL.md` documents every message with an example.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::role::event::ClusterEvent;
+
+/// A message with its sender, Lamport clock and term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Who sent it: a node name (`worker-2`), a user, or empty when unknown.
+    #[serde(default)]
+    pub from: String,
+    /// The sender's Lamport clock when it sent this.
+    #[serde(default)]
+    pub clock: u64,
+    /// The coordinator term the sender is in, for messages to or from a coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
+    /// What it says.
+    #[serde(flatten)]
+    pub message: Message,
+}
+
+impl Envelope {
+    /// Encodes as one line of JSON, without the newline.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: every map key is a string and no value is a
+        // float that could be NaN.
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(r#"{{"type":"error","message":"tcluster could not encode a message: {e}"}}"#)
+        })
+    }
+}
+
+/// Every message of the native protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    // ----- handshake -----
+    /// First message of a node when the cluster has a secret: who it is and a nonce for the
+    /// coordinator to prove it knows the secret too.
+    Hello {
+        /// What the peer is.
+        role: PeerRole,
+        /// A random string; the coordinator answers with a proof over it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// The coordinator's answer to `hello` when the cluster has a secret.
+    Challenge {
+        /// The peer must prove it knows the secret by an HMAC over this.
+        nonce: String,
+        /// The coordinator's own proof over the peer's nonce.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proof: Option<String>,
+    },
+    /// The peer's proof: HMAC-SHA256 of the secret over the challenge.
+    Auth {
+        /// Hex-encoded HMAC.
+        proof: String,
+    },
+    /// The handshake succeeded (or was not needed).
+    Welcome {
+        /// The coordinator's name.
+        coordinator: String,
+        /// How often workers should send heartbeats, in milliseconds.
+        heartbeat_ms: u64,
+    },
+
+    // ----- worker and coordinator -----
+    /// A worker joins (or joins again) with its number of job slots and the jobs it is running.
+    Register {
+        /// How many jobs it runs at once.
+        slots: u32,
+        /// Jobs it is already running (after a reconnect), so they are not run twice.
+        #[serde(default)]
+        running: Vec<JobId>,
+    },
+    /// Coordinator to worker: registration accepted.
+    Registered {
+        /// How often to send heartbeats, in milliseconds.
+        heartbeat_ms: u64,
+    },
+    /// A worker is alive; `running` lists its jobs (absent from classic workers).
+    Heartbeat {
+        /// Jobs it is running, if it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running: Option<Vec<JobId>>,
+    },
+    /// Coordinator to worker: run this job.
+    Assign {
+        /// The job.
+        job: JobId,
+        /// Its data, as submitted.
+        data: String,
+        /// 1 for the first run, 2 for the second …
+        attempt: u32,
+    },
+    /// Coordinator to worker: stop this job; another worker has finished it.
+    Cancel {
+        /// The job.
+        job: JobId,
+    },
+    /// Worker to coordinator: the job has started.
+    Started {
+        /// The job.
+        job: JobId,
+    },
+    /// Worker to coordinator: how far a long job has come.
+    Progress {
+        /// The job.
+        job: JobId,
+        /// 0 to 100.
+        percent: u8,
+    },
+    /// Worker to coordinator: the job finished with this result.
+    JobDone {
+        /// The job.
+        job: JobId,
+        /// Its result.
+        result: String,
+    },
+    /// Worker to coordinator: the job failed. It is retried up to the retry policy's attempts.
+    JobFailed {
+        /// The job.
+        job: JobId,
+        /// Why.
+        error: String,
+    },
+
+    // ----- client and coordinator -----
+    /// Log in with an account from the topology; answered by `logged_in`.
+    Login {
+        /// Account name.
+        user: String,
+        /// Its password.
+        password: String,
+    },
+    /// A token to put in `submit`.
+    LoggedIn {
+        /// The token.
+        token: String,
+        /// `operator` or `student`.
+        role: String,
+    },
+    /// Submit jobs; answered by `accepted`.
+    Submit {
+        /// The job's data: `sleep 2s`, `cpu 100000`, `echo hi`, `fail why`, or any text.
+        data: String,
+        /// How many copies (default 1).
+        #[serde(default = "one")]
+        count: u32,
+        /// Higher runs first (default 0).
+        #[serde(default)]
+        priority: i32,
+        /// From `logged_in`, when the topology has accounts.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// Send `job_finished` on this connection when each job ends.
+        #[serde(default)]
+        notify: bool,
+    },
+    /// The ids of submitted jobs.
+    Accepted {
+        /// In submission order.
+        jobs: Vec<JobId>,
+    },
+    /// A job ended (sent to its submitter when it asked for `notify`).
+    JobFinished {
+        /// The job.
+        job: JobId,
+        /// `completed` or `failed`.
+        state: JobState,
+        /// The result, or the last error.
+        result: String,
+    },
+    /// Ask for one job (`job` given) or the whole cluster.
+    Status {
+        /// The job, or absent for the cluster.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<JobId>,
+    },
+    /// One job.
+    JobInfo {
+        /// The job.
+        job: JobView,
+    },
+    /// The cluster at a glance.
+    StatusReport {
+        /// The report.
+        #[serde(flatten)]
+        report: StatusReport,
+    },
+    /// List jobs, optionally of one state only.
+    Jobs {
+        /// Only jobs in this state.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<JobState>,
+        /// At most this many, newest last (default 1000).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// Jobs.
+    JobList {
+        /// The jobs, oldest first.
+        jobs: Vec<JobView>,
+        /// How many matched before `limit` was applied.
+        total: usize,
+    },
+    /// List workers.
+    Workers,
+    /// Workers.
+    WorkerList {
+        /// In name order.
+        workers: Vec<WorkerView>,
+    },
+    /// Receive every cluster event on this connection from now on.
+    Subscribe,
+    /// One cluster event, to subscribers.
+    Event {
+        /// The event.
+        event: ClusterEvent,
+    },
+    /// Are you there?
+    Ping,
+    /// Yes.
+    Pong,
+    /// Something was wrong with the last message; the connection stays open unless said.
+    Error {
+        /// What was wrong.
+        message: String,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a peer is, as it says in `hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerRole {
+    /// Runs jobs.
+    Worker,
+    /// Submits jobs and asks questions.
+    Client,
+    /// A console or another watcher.
+    Console,
+    /// Another coordinator.
+    Master,
+}
+
+/// A job's id, written `JOB-1`, `JOB-2`, … on the wire and on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JOB-{}", self.0)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+
+    /// Accepts `JOB-12`, `job-12` and `12`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s
+            .strip_prefix("JOB-")
+            .or_else(|| s.strip_prefix("job-"))
+            .unwrap_or(s);
+        digits
+            .parse::<u64>()
+            .map(JobId)
+            .map_err(|_| format!("`{s}` is not a job id (they look like JOB-12)"))
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::Number(n) => Ok(JobId(n)),
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker (also between retries).
+    Queued,
+    /// Sent to a worker, not yet started.
+    Assigned,
+    /// Running on a worker.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Failed on its last allowed attempt.
+    Failed,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Assigned,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+
+    /// The word used on the wire and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Assigned => "assigned",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// True for completed and failed.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                format!("`{s}` is not a job state (queued, assigned, running, completed, failed)")
+            })
+    }
+}
+
+/// A worker's health as its coordinator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Heartbeats arrive on time.
+    Healthy,
+    /// Heartbeats are late; no new jobs go to it.
+    Suspect,
+    /// Silent past the timeout, or its connection closed: its jobs went to others.
+    Dead,
+}
+
+impl Health {
+    /// The word used on the wire and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Suspect => "suspect",
+            Health::Dead => "dead",
+        }
+    }
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Its id.
+    pub id: JobId,
+    /// Its data.
+    pub data: String,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Priority; higher runs first.
+    pub priority: i32,
+    /// The worker running it, or the last one that did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// How many times it was sent to a worker.
+    pub attempts: u32,
+    /// Progress of the current run, 0 to 100.
+    pub progress: u8,
+    /// When it was submitted, in the coordinator's milliseconds.
+    pub submitted_ms: u64,
+    /// When it finished, if it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// The result, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The last error, if a run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Results that arrived after the first one (a job that ran twice).
+    #[serde(default)]
+    pub duplicates: u32,
+}
+
+/// A worker as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Its name.
+    pub name: String,
+    /// Its health.
+    pub health: Health,
+    /// Job slots.
+    pub slots: u32,
+    /// Jobs it is running now.
+    pub running: u32,
+    /// Jobs it has completed.
+    pub done: u64,
+    /// Milliseconds since it was last heard from.
+    pub heartbeat_age_ms: u64,
+    /// Its Lamport clock in the last message it sent.
+    pub clock: u64,
+    /// True if it speaks the classic line protocol.
+    pub classic: bool,
+}
+
+/// The cluster at a glance (`status` with no job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The coordinator's name.
+    pub coordinator: String,
+    /// Its term.
+    pub term: u64,
+    /// Workers by health.
+    pub workers: WorkerCounts,
+    /// Jobs by state.
+    pub jobs: JobCounts,
+    /// Results that arrived for jobs already completed.
+    pub duplicates: u64,
+}
+
+/// Workers by health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Healthy.
+    pub healthy: usize,
+    /// Suspect.
+    pub suspect: usize,
+    /// Dead.
+    pub dead: usize,
+}
+
+/// Jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Waiting.
+    pub queued: usize,
+    /// Sent, not started.
+    pub assigned: usize,
+    /// Running.
+    pub running: usize,
+    /// Done.
+    pub completed: usize,
+    /// Failed for good.
+    pub failed: usize,
+}
+
+impl JobCounts {
+    /// Adds one job in `state`.
+    pub fn add(&mut self, state: JobState) {
+        *self.get_mut(state) += 1;
+    }
+
+    /// Removes one job in `state`.
+    pub fn remove(&mut self, state: JobState) {
+        let n = self.get_mut(state);
+        *n = n.saturating_sub(1);
+    }
+
+    /// The count for `state`.
+    pub fn get(&self, state: JobState) -> usize {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Assigned => self.assigned,
+            JobState::Running => self.running,
+            JobState::Completed => self.completed,
+            JobState::Failed => self.failed,
+        }
+    }
+
+    fn get_mut(&mut self, state: JobState) -> &mut usize {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Assigned => &mut self.assigned,
+            JobState::Running => &mut self.running,
+            JobState::Completed => &mut self.completed,
+            JobState::Failed => &mut self.failed,
+        }
+    }
+
+    /// Every job.
+    pub fn total(&self) -> usize {
+        self.queued + self.assigned + self.running + self.completed + self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_fields_may_be_left_out_by_hand() {
+        let env: Envelope = serde_json::from_str(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(env.message, Message::Ping);
+        assert_eq!((env.from.as_str(), env.clock, env.term), ("", 0, None));
+    }
+
+    #[test]
+    fn job_ids_are_written_job_n_and_read_leniently() {
+        let env = Envelope {
+            from: "coordinator".into(),
+            clock: 7,
+            term: Some(1),
+            message: Message::Assign {
+                job: JobId(3),
+                data: "sleep 1s".into(),
+                attempt: 1,
+            },
+        };
+        let json = env.to_json();
+        assert_eq!(
+            json,
+            r#"{"from":"coordinator","clock":7,"term":1,"type":"assign","job":"JOB-3","data":"sleep 1s","attempt":1}"#
+        );
+        assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), env);
+        let by_number: Envelope = serde_json::from_str(r#"{"type":"status","job":3}"#).unwrap();
+        assert_eq!(
+            by_number.message,
+            Message::Status {
+                job: Some(JobId(3))
+            }
+        );
+        assert!("JOB-x".parse::<JobId>().is_err());
+    }
+
+    #[test]
+    fn submit_defaults() {
+        let env: Envelope = serde_json::from_str(r#"{"type":"submit","data":"echo hi"}"#).unwrap();
+        assert_eq!(
+            env.message,
+            Message::Submit {
+                data: "echo hi".into(),
+                count: 1,
+                priority: 0,
+                token: None,
+                notify: false
+            }
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The wire protocol, in three layers, as `docs/PROTOCOL.md` documents for students:
+//!
+//! ```text
+//! bytes ──frame──▶ lines of text ──message──▶ Envelope { from, clock, term, Message }
+//!                        └──classic──▶ the same Messages, from `COMMAND:data` lines
+//! ```
+//!
+//! - [`frame`]: newline-delimited lines with a size limit enforced while reading.
+//! - [`message`]: the typed messages (serde, tagged by `type`), one JSON object per line.
+//! - [`classic`]: the classic lab's line protocol, translated to and from the same messages.
+//! - [`auth`]: HMAC challenge–response for clusters with a secret.
+//! - [`decode`]: one line of either protocol → a message, or a reason it is not one.
+
+pub mod auth;
+pub mod classic;
+pub mod frame;
+pub mod message;
+
+use message::Envelope;
+
+/// Which protocol a connection speaks, decided by its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// JSON lines.
+    Native,
+    /// `COMMAND:data` lines.
+    Classic,
+}
+
+/// Decodes one line of text in `dialect`. For classic lines, `name` is the name the peer gave
+/// earlier on this connection (classic lines do not repeat it).
+pub fn decode(dialect: Dialect, line: &str, name: &str) -> Result<Envelope, String> {
+    match dialect {
+        Dialect::Native => {
+            serde_json::from_str::<Envelope>(line).map_err(|e| describe_json_error(line, &e))
+        }
+        Dialect::Classic => {
+            let parsed = classic::parse(line)?;
+            Ok(Envelope {
+                from: parsed.name.unwrap_or_else(|| name.to_string()),
+                clock: 0,
+                term: None,
+                message: parsed.message,
+            })
+        }
+    }
+}
+
+/// Encodes a message for a peer speaking `dialect`; `None` if a classic peer has no such line.
+pub fn encode(dialect: Dialect, envelope: &Envelope) -> Option<String> {
+    match dialect {
+        Dialect::Native => Some(envelope.to_json()),
+        Dialect::Classic => classic::render(&envelope.message),
+    }
+}
+
+/// A JSON error in words a student can act on.
+fn describe_json_error(line: &str, e: &serde_json::Error) -> String {
+    if e.is_syntax() || e.is_eof() {
+        return format!("invalid JSON at column {}: {e}", e.column());
+    }
+    // Well-formed JSON that is not a message: say which type was asked for, if any.
+    let kind = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
+    match kind {
+        None => "a message is a JSON object with a \"type\" field, such as {\"type\":\"ping\"}"
+            .to_string(),
+        Some(kind) => format!("bad `{kind}` message: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_errors_are_explained() {
+        assert!(
+            decode(Dialect::Native, "{oops", "")
+                .unwrap_err()
+                .starts_with("invalid JSON")
+        );
+        assert!(
+            decode(Dialect::Native, "[1,2]", "")
+                .unwrap_err()
+                .contains("\"type\" field")
+        );
+        let unknown = decode(Dialect::Native, r#"{"type":"dance"}"#, "").unwrap_err();
+        assert!(unknown.contains("bad `dance` message"), "{unknown}");
+        let missing = decode(Dialect::Native, r#"{"type":"submit"}"#, "").unwrap_err();
+        assert!(missing.contains("data"), "{missing}");
+    }
+}

@@ -1,0 +1,1115 @@
+//! The coordinator: registers workers, queues jobs, assigns them, detects failures.
+//!
+//! It is a synchronous state machine. Its driver feeds it [`Input`]s — a connection opened, a
+//! message received, a connection closed, a clock tick — each with the current time in
+//! milliseconds, and carries out the [`Output`]s it returns: messages to send, connections to
+//! close, events to publish. It never touches a socket or reads a clock, so the tests drive it
+//! with made-up time and no network.
+//!
+//! How a fault plays out, in the terms of a lecture:
+//!
+//! 1. Workers send a heartbeat every `interval`. On each tick the **failure detector** looks at
+//!    how long each worker has been silent: past `suspect_after` it is *suspect* (no new jobs go
+//!    to it), past `timeout` it is *dead*. A worker whose connection closes is dead at once.
+//! 2. A dead worker's unfinished jobs are **requeued** and, in the same step, **reassigned** to
+//!    the workers that have free slots.
+//! 3. If the "dead" worker was only paused, it comes back: it *rejoins*, and the jobs it still
+//!    runs that others have taken are cancelled on it. If it finishes one anyway, the first
+//!    result is kept and the second is counted as a **duplicate** — at-least-once execution,
+//!    made visible.
+//!
+//! Every change of jobs and workers is an [`EventKind`] applied by [`ClusterState::apply`].
+
+pub mod balancer;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tracing::{debug, info, warn};
+
+use crate::clock::{LamportClock, Millis};
+use crate::protocol::Dialect;
+use crate::protocol::auth;
+use crate::protocol::message::{
+    Envelope, Health, JobCounts, JobId, JobState, Message, StatusReport, WorkerCounts,
+};
+use crate::role::event::{ClusterEvent, EventKind};
+use crate::role::job::JobKind;
+use crate::topology::{Algorithm, Heartbeat, Retry, Topology, User, UserRole};
+use balancer::{Balancer, Candidate};
+pub use state::{ClusterState, Job, JobQueue, WorkerRecord};
+
+/// A connection, numbered by the driver.
+pub type ConnId = u64;
+
+/// The longest job data accepted, in bytes.
+pub const MAX_DATA: usize = 4096;
+/// The most copies one `submit` may ask for.
+pub const MAX_COUNT: u32 = 100_000;
+/// How many jobs `jobs` lists when the client does not say.
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+
+/// How a coordinator behaves: from the topology, or made up by tests.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Its node name.
+    pub name: String,
+    /// Its term (1 until failover exists).
+    pub term: u64,
+    /// Failure detection for native workers.
+    pub heartbeat: Heartbeat,
+    /// Silence after which a classic worker is dead: classic lab code heartbeats far less often
+    /// than the heartbeat policy asks, so it is held to `health_check_interval` (if longer).
+    pub classic_timeout: Duration,
+    /// How workers are chosen.
+    pub algorithm: Algorithm,
+    /// What happens to failed jobs.
+    pub retry: Retry,
+    /// `CLUSTER_SECRET`: nodes must prove they know it.
+    pub secret: Option<String>,
+    /// Whether classic peers may connect when there is a secret (they cannot authenticate).
+    pub allow_classic: bool,
+    /// Accounts; when there are any, submitting needs a login token.
+    pub users: Vec<User>,
+    /// Seed for the random choices (the `random` algorithm, tokens, nonces).
+    pub seed: u64,
+    /// Connections kept open at most; past this the oldest idle client is dropped.
+    pub max_connections: usize,
+    /// A connection that has said nothing valid for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl CoordinatorConfig {
+    /// The configuration for master `name` of a topology.
+    pub fn from_topology(topology: &Topology, name: &str, seed: u64) -> Self {
+        let p = &topology.policies;
+        CoordinatorConfig {
+            name: name.to_string(),
+            term: 1,
+            heartbeat: p.heartbeat.clone(),
+            classic_timeout: p
+                .heartbeat
+                .timeout
+                .max(p.load_balancing.health_check_interval),
+            algorithm: p.load_balancing.algorithm,
+            retry: p.retry.clone(),
+            secret: topology.globals.cluster_secret.clone(),
+            allow_classic: p.security.allow_classic,
+            users: topology.users.clone(),
+            seed,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// A configuration for tests: defaults everywhere.
+    pub fn for_tests(name: &str) -> Self {
+        CoordinatorConfig {
+            name: name.to_string(),
+            term: 1,
+            heartbeat: Heartbeat::default(),
+            classic_timeout: Duration::from_secs(5),
+            algorithm: Algorithm::RoundRobin,
+            retry: Retry::default(),
+            secret: None,
+            allow_classic: true,
+            users: Vec::new(),
+            seed: 1,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the driver hands the coordinator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A connection was accepted.
+    Connected(ConnId),
+    /// A message arrived on a connection, in the dialect of that connection.
+    Received(ConnId, Dialect, Envelope),
+    /// A connection closed.
+    Disconnected(ConnId),
+    /// Time passed.
+    Tick,
+}
+
+/// What the coordinator asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send a message on a connection.
+    Send(ConnId, Envelope),
+    /// Close a connection, after sending what is queued on it.
+    Close(ConnId),
+    /// An event happened: publish it to [`Coordinator::subscribers`] and watchers.
+    Event(ClusterEvent),
+}
+
+/// What a connection turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+enum Peer {
+    /// Nothing valid said yet.
+    Unknown,
+    /// A registered worker.
+    Worker(String),
+    /// A client (submits, asks).
+    Client,
+    /// Receives every event.
+    Subscriber,
+}
+
+#[derive(Debug)]
+struct Conn {
+    peer: Peer,
+    dialect: Option<Dialect>,
+    opened_at: Millis,
+    /// Set once the peer proved it knows the secret (always true without a secret).
+    authenticated: bool,
+    /// The nonce this coordinator sent in its challenge.
+    challenge: Option<String>,
+    /// The name the peer gave in `hello`.
+    hello_name: String,
+}
+
+/// When a worker was last heard from.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    last_heard: Millis,
+    last_clock: u64,
+}
+
+/// The coordinator.
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    state: ClusterState,
+    clock: LamportClock,
+    now: Millis,
+    conns: BTreeMap<ConnId, Conn>,
+    /// The connection of each connected worker.
+    worker_conns: HashMap<String, ConnId>,
+    liveness: HashMap<String, Liveness>,
+    balancer: Balancer,
+    /// Login tokens and the account they belong to.
+    tokens: HashMap<String, String>,
+    /// Who asked to hear when a job ends.
+    notify: HashMap<JobId, ConnId>,
+    subscribers: BTreeSet<ConnId>,
+    rng: SmallRng,
+    out: Vec<Output>,
+}
+
+impl Coordinator {
+    /// A coordinator with no jobs and no workers.
+    pub fn new(config: CoordinatorConfig) -> Self {
+        Coordinator {
+            balancer: Balancer::new(config.algorithm, config.seed),
+            rng: SmallRng::seed_from_u64(config.seed.wrapping_add(1)),
+            config,
+            state: ClusterState::new(),
+            clock: LamportClock::default(),
+            now: 0,
+            conns: BTreeMap::new(),
+            worker_conns: HashMap::new(),
+            liveness: HashMap::new(),
+            tokens: HashMap::new(),
+            notify: HashMap::new(),
+            subscribers: BTreeSet::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Jobs, workers and the queue.
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    /// Connections that receive every event.
+    pub fn subscribers(&self) -> &BTreeSet<ConnId> {
+        &self.subscribers
+    }
+
+    /// Its Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Feeds one input at time `now` and returns what to do.
+    pub fn step(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        self.now = now.max(self.now);
+        match input {
+            Input::Connected(conn) => self.connected(conn),
+            Input::Received(conn, dialect, envelope) => self.received(conn, dialect, envelope),
+            Input::Disconnected(conn) => self.disconnected(conn),
+            Input::Tick => self.tick(),
+        }
+        self.state.queue.promote_due(self.now);
+        self.dispatch();
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- connections -----
+
+    fn connected(&mut self, conn: ConnId) {
+        if self.conns.len() >= self.config.max_connections {
+            // Make room by dropping the oldest connection that is not a worker or a
+            // subscriber: a flood of idle connections must not lock out the cluster.
+            let victim = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(c.peer, Peer::Unknown | Peer::Client))
+                .min_by_key(|(_, c)| c.opened_at)
+                .map(|(id, _)| *id);
+            match victim {
+                Some(victim) => {
+                    warn!(
+                        conn = victim,
+                        "too many connections: closing the oldest idle one"
+                    );
+                    self.send(
+                        victim,
+                        Message::Error {
+                            message: "too many connections: closing this idle one".into(),
+                        },
+                    );
+                    self.close(victim);
+                }
+                None => {
+                    warn!(conn, "too many connections: refusing a new one");
+                    self.send_raw(
+                        conn,
+                        Message::Error {
+                            message: "too many connections".into(),
+                        },
+                    );
+                    self.out.push(Output::Close(conn));
+                    return;
+                }
+            }
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                peer: Peer::Unknown,
+                dialect: None,
+                opened_at: self.now,
+                authenticated: self.config.secret.is_none(),
+                challenge: None,
+                hello_name: String::new(),
+            },
+        );
+    }
+
+    fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.subscribers.remove(&conn);
+        self.notify.retain(|_, c| *c != conn);
+        if let Peer::Worker(name) = c.peer
+            && self.worker_conns.get(&name) == Some(&conn)
+        {
+            self.worker_conns.remove(&name);
+            if self.health(&name) != Some(Health::Dead) {
+                self.declare_dead(&name, "connection closed".to_string());
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.out.push(Output::Close(conn));
+        self.disconnected(conn);
+    }
+
+    // ----- messages -----
+
+    fn received(&mut self, conn: ConnId, dialect: Dialect, env: Envelope) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let first = c.dialect.is_none();
+        c.dialect.get_or_insert(dialect);
+        if first && dialect == Dialect::Classic && !c.authenticated && !self.config.allow_classic {
+            warn!(conn, "classic peer refused: the cluster has a secret");
+            self.send(
+                conn,
+                Message::Error {
+                    message:
+                        "this cluster requires authentication, which the classic protocol cannot do"
+                            .into(),
+                },
+            );
+            self.close(conn);
+            return;
+        }
+        if dialect == Dialect::Classic {
+            // A classic peer cannot authenticate; it is let in only where policy allows.
+            c.authenticated = true;
+        }
+        self.clock.observe(env.clock);
+        if let Some(term) = env.term
+            && term > self.config.term
+        {
+            debug!(conn, term, "peer reports a higher term");
+        }
+
+        let authenticated = self.conns.get(&conn).is_some_and(|c| c.authenticated);
+        if !authenticated && !matches!(env.message, Message::Hello { .. } | Message::Auth { .. }) {
+            warn!(conn, from = %env.from, "message before authentication");
+            self.send(
+                conn,
+                Message::Error {
+                    message: "this cluster requires authentication: start with hello".into(),
+                },
+            );
+            self.close(conn);
+            return;
+        }
+
+        // Any message from a worker is a sign of life.
+        if let Some(Peer::Worker(name)) = self.conns.get(&conn).map(|c| c.peer.clone()) {
+            self.heard_from(&name, env.clock);
+        }
+
+        let from = env.from.clone();
+        match env.message {
+            Message::Hello { nonce, .. } => self.hello(conn, from, nonce),
+            Message::Auth { proof } => self.auth(conn, &proof),
+            Message::Register { slots, running } => {
+                self.register(conn, dialect, from, slots, Some(running));
+            }
+            Message::Heartbeat { running } => {
+                if let Some(name) = self.worker_of(conn)
+                    && let Some(running) = running
+                {
+                    self.cancel_taken(&name, conn, &running);
+                }
+            }
+            Message::Started { job } => {
+                if let Some(name) = self.worker_of(conn)
+                    && self.runs_on(job, &name)
+                {
+                    self.emit(EventKind::JobStarted { job, worker: name });
+                }
+            }
+            Message::Progress { job, percent } => {
+                if let Some(name) = self.worker_of(conn)
+                    && self.runs_on(job, &name)
+                {
+                    self.emit(EventKind::JobProgress {
+                        job,
+                        worker: name,
+                        percent: percent.min(100),
+                    });
+                }
+            }
+            Message::JobDone { job, result } => {
+                if let Some(name) = self.worker_of(conn) {
+                    self.job_done(conn, &name, job, result);
+                }
+            }
+            Message::JobFailed { job, error } => {
+                if let Some(name) = self.worker_of(conn) {
+                    self.job_failed(&name, job, error);
+                }
+            }
+            Message::Login { user, password } => self.login(conn, &user, &password),
+            Message::Submit {
+                data,
+                count,
+                priority,
+                token,
+                notify,
+            } => {
+                self.submit(conn, from, data, count, priority, token, notify);
+            }
+            Message::Status { job } => {
+                self.mark_client(conn);
+                let reply = match job {
+                    Some(id) => match self.state.jobs.get(&id) {
+                        Some(j) => Message::JobInfo { job: j.view() },
+                        None => Message::Error {
+                            message: format!("unknown job {id}"),
+                        },
+                    },
+                    None => Message::StatusReport {
+                        report: self.status_report(),
+                    },
+                };
+                self.send(conn, reply);
+            }
+            Message::Jobs { state, limit } => {
+                self.mark_client(conn);
+                let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+                let matching: Vec<&Job> = self
+                    .state
+                    .jobs
+                    .values()
+                    .filter(|j| state.is_none_or(|s| j.state == s))
+                    .collect();
+                let total = matching.len();
+                let jobs = matching[total.saturating_sub(limit)..]
+                    .iter()
+                    .map(|j| j.view())
+                    .collect();
+                self.send(conn, Message::JobList { jobs, total });
+            }
+            Message::Workers => {
+                self.mark_client(conn);
+                let workers = self.worker_views();
+                self.send(conn, Message::WorkerList { workers });
+            }
+            Message::Subscribe => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.peer = Peer::Subscriber;
+                }
+                self.subscribers.insert(conn);
+                let workers = self.worker_views();
+                self.send(conn, Message::WorkerList { workers });
+                let total = self.state.jobs.len();
+                let jobs = self
+                    .state
+                    .jobs
+                    .values()
+                    .skip(total.saturating_sub(DEFAULT_LIST_LIMIT))
+                    .map(Job::view)
+                    .collect();
+                self.send(conn, Message::JobList { jobs, total });
+            }
+            Message::Ping => self.send(conn, Message::Pong),
+            Message::Error { message } => {
+                info!(conn, from = %from, "peer reports an error: {message}");
+            }
+            other => {
+                let json = Envelope {
+                    from: String::new(),
+                    clock: 0,
+                    term: None,
+                    message: other,
+                }
+                .to_json();
+                let kind = serde_json::from_str::<serde_json::Value>(&json)
+                    .ok()
+                    .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+                    .unwrap_or_default();
+                self.send(
+                    conn,
+                    Message::Error {
+                        message: format!("`{kind}` is sent by a coordinator, not to one"),
+                    },
+                );
+            }
+        }
+    }
+
+    fn hello(&mut self, conn: ConnId, name: String, peer_nonce: Option<String>) {
+        let Some(secret) = self.config.secret.clone() else {
+            self.welcome(conn);
+            return;
+        };
+        let nonce = self.random_hex();
+        let proof =
+            peer_nonce.map(|n| auth::proof(&secret, auth::COORDINATOR, &n, &self.config.name));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.challenge = Some(nonce.clone());
+            c.hello_name = name;
+        }
+        self.send(conn, Message::Challenge { nonce, proof });
+    }
+
+    fn auth(&mut self, conn: ConnId, proof: &str) {
+        let Some(secret) = self.config.secret.clone() else {
+            self.welcome(conn);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ok = c
+            .challenge
+            .take()
+            .is_some_and(|nonce| auth::verify(&secret, auth::PEER, &nonce, &c.hello_name, proof));
+        if ok {
+            c.authenticated = true;
+            info!(conn, peer = %c.hello_name, "authenticated");
+            self.welcome(conn);
+        } else {
+            warn!(conn, peer = %c.hello_name, "authentication failed");
+            self.send(
+                conn,
+                Message::Error {
+                    message: "authentication failed".into(),
+                },
+            );
+            self.close(conn);
+        }
+    }
+
+    fn welcome(&mut self, conn: ConnId) {
+        let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
+        self.send(
+            conn,
+            Message::Welcome {
+                coordinator: self.config.name.clone(),
+                heartbeat_ms,
+            },
+        );
+    }
+
+    fn login(&mut self, conn: ConnId, user: &str, password: &str) {
+        self.mark_client(conn);
+        let role = self
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == user && u.password == password)
+            .map(|u| u.role);
+        match role {
+            Some(role) => {
+                let token = self.random_hex();
+                let role = match role {
+                    UserRole::Operator => "operator",
+                    UserRole::Student => "student",
+                };
+                self.tokens.insert(token.clone(), user.to_string());
+                info!(conn, user, "logged in");
+                self.send(
+                    conn,
+                    Message::LoggedIn {
+                        token,
+                        role: role.to_string(),
+                    },
+                );
+            }
+            None => {
+                warn!(conn, user, "login failed");
+                self.send(
+                    conn,
+                    Message::Error {
+                        message: "wrong user name or password".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &mut self,
+        conn: ConnId,
+        from: String,
+        data: String,
+        count: u32,
+        priority: i32,
+        token: Option<String>,
+        notify: bool,
+    ) {
+        self.mark_client(conn);
+        let by = if self.config.users.is_empty() {
+            if from.is_empty() {
+                "client".to_string()
+            } else {
+                from
+            }
+        } else {
+            match token.as_ref().and_then(|t| self.tokens.get(t)) {
+                Some(user) => user.clone(),
+                None => {
+                    self.send(
+                        conn,
+                        Message::Error {
+                            message: "log in first: this cluster has accounts (send login)".into(),
+                        },
+                    );
+                    return;
+                }
+            }
+        };
+        if let Err(message) = check_job(&data, count) {
+            self.send(conn, Message::Error { message });
+            return;
+        }
+        let mut jobs = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let job = JobId(self.state.next_job);
+            self.emit(EventKind::JobSubmitted {
+                job,
+                data: data.clone(),
+                priority,
+                by: by.clone(),
+            });
+            if notify {
+                self.notify.insert(job, conn);
+            }
+            jobs.push(job);
+        }
+        self.send(conn, Message::Accepted { jobs });
+    }
+
+    // ----- workers -----
+
+    fn register(
+        &mut self,
+        conn: ConnId,
+        dialect: Dialect,
+        name: String,
+        slots: u32,
+        running: Option<Vec<JobId>>,
+    ) {
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            self.send(
+                conn,
+                Message::Error {
+                    message: "register needs a worker name in `from`".into(),
+                },
+            );
+            return;
+        }
+        if !(1..=4096).contains(&slots) {
+            self.send(
+                conn,
+                Message::Error {
+                    message: format!("slots must be from 1 to 4096, found {slots}"),
+                },
+            );
+            return;
+        }
+        if let Some(&other) = self.worker_conns.get(&name)
+            && other != conn
+        {
+            if self.health(&name) == Some(Health::Dead) {
+                // The old connection belongs to a worker declared dead: the newcomer replaces it.
+                self.close(other);
+            } else {
+                warn!(conn, worker = %name, "a second worker with the same name");
+                self.send(
+                    conn,
+                    Message::Error {
+                        message: format!("a worker named {name} is already connected"),
+                    },
+                );
+                self.close(conn);
+                return;
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Peer::Worker(name.clone());
+        }
+        self.worker_conns.insert(name.clone(), conn);
+        self.liveness.insert(
+            name.clone(),
+            Liveness {
+                last_heard: self.now,
+                last_clock: 0,
+            },
+        );
+        let classic = dialect == Dialect::Classic;
+        match self.state.workers.get(&name) {
+            None => self.emit(EventKind::WorkerJoined {
+                worker: name.clone(),
+                slots,
+                classic,
+            }),
+            Some(record) if record.health == Health::Dead || record.slots != slots => {
+                self.emit(EventKind::WorkerRejoined {
+                    worker: name.clone(),
+                    slots,
+                });
+            }
+            Some(record) if record.health == Health::Suspect => {
+                self.emit(EventKind::WorkerRecovered {
+                    worker: name.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+        if let Some(running) = running.filter(|_| !classic) {
+            self.reconcile(&name, conn, &running);
+        }
+        let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
+        self.send(conn, Message::Registered { heartbeat_ms });
+    }
+
+    /// After a (re)registration: the worker says what it runs. Jobs nobody else took stay with
+    /// it; jobs others took are cancelled on it; jobs it lost go back to the queue.
+    fn reconcile(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
+        for &job in running {
+            match self
+                .state
+                .jobs
+                .get(&job)
+                .map(|j| (j.state, j.worker.clone()))
+            {
+                Some((JobState::Queued, _)) => self.emit(EventKind::JobReclaimed {
+                    job,
+                    worker: name.to_string(),
+                }),
+                Some((JobState::Assigned | JobState::Running, Some(w))) if w == name => {}
+                _ => self.send(conn, Message::Cancel { job }),
+            }
+        }
+        let lost: Vec<JobId> = self
+            .state
+            .workers
+            .get(name)
+            .map(|w| {
+                w.running
+                    .iter()
+                    .copied()
+                    .filter(|j| !running.contains(j))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for job in lost {
+            self.emit(EventKind::JobRequeued {
+                job,
+                worker: name.to_string(),
+                reason: format!("{name} no longer runs it"),
+            });
+        }
+    }
+
+    /// On a heartbeat: jobs the worker still runs that were given to others are cancelled on
+    /// it. (Jobs missing from a heartbeat are not requeued: an `assign` may be in flight.)
+    fn cancel_taken(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
+        for &job in running {
+            let taken = match self.state.jobs.get(&job) {
+                Some(j) => j.state.is_final() || j.worker.as_deref() != Some(name),
+                None => true,
+            };
+            if taken {
+                self.send(conn, Message::Cancel { job });
+            }
+        }
+    }
+
+    fn heard_from(&mut self, name: &str, clock: u64) {
+        self.liveness.insert(
+            name.to_string(),
+            Liveness {
+                last_heard: self.now,
+                last_clock: clock,
+            },
+        );
+        match self.health(name) {
+            Some(Health::Suspect) => self.emit(EventKind::WorkerRecovered {
+                worker: name.to_string(),
+            }),
+            Some(Health::Dead) => {
+                let slots = self.state.workers.get(name).map_or(1, |w| w.slots);
+                self.emit(EventKind::WorkerRejoined {
+                    worker: name.to_string(),
+                    slots,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn job_done(&mut self, conn: ConnId, name: &str, job: JobId, result: String) {
+        let Some(j) = self.state.jobs.get(&job) else {
+            self.send(
+                conn,
+                Message::Error {
+                    message: format!("unknown job {job}"),
+                },
+            );
+            return;
+        };
+        if j.state.is_final() {
+            self.emit(EventKind::DuplicateResult {
+                job,
+                worker: name.to_string(),
+            });
+            return;
+        }
+        // The first result wins, even from a worker that was given up on: the job is done.
+        let also_on = j
+            .worker
+            .clone()
+            .filter(|w| w != name && matches!(j.state, JobState::Assigned | JobState::Running));
+        self.emit(EventKind::JobCompleted {
+            job,
+            worker: name.to_string(),
+            result: result.clone(),
+        });
+        if let Some(other) = also_on
+            && let Some(&other_conn) = self.worker_conns.get(&other)
+        {
+            self.send(other_conn, Message::Cancel { job });
+        }
+        self.finished(job, JobState::Completed, result);
+    }
+
+    fn job_failed(&mut self, name: &str, job: JobId, error: String) {
+        let Some(j) = self.state.jobs.get(&job) else {
+            return;
+        };
+        if !self.runs_on(job, name) {
+            debug!(%job, worker = name, "failure of a run that was reassigned; ignored");
+            return;
+        }
+        let failures = j.failures + 1;
+        let retry_in_ms = (failures < self.config.retry.max_attempts).then(|| {
+            let backoff = self.config.retry.backoff.as_millis() as u64;
+            backoff.saturating_mul(1 << (failures - 1).min(20))
+        });
+        self.emit(EventKind::JobFailed {
+            job,
+            worker: name.to_string(),
+            error: error.clone(),
+            retry_in_ms,
+        });
+        if retry_in_ms.is_none() {
+            self.finished(job, JobState::Failed, error);
+        }
+    }
+
+    /// Tells whoever asked that a job ended.
+    fn finished(&mut self, job: JobId, state: JobState, result: String) {
+        if let Some(conn) = self.notify.remove(&job) {
+            self.send(conn, Message::JobFinished { job, state, result });
+        }
+    }
+
+    fn declare_dead(&mut self, name: &str, reason: String) {
+        info!(worker = name, %reason, "worker declared dead");
+        self.emit(EventKind::WorkerDead {
+            worker: name.to_string(),
+            reason,
+        });
+        let running: Vec<JobId> = self
+            .state
+            .workers
+            .get(name)
+            .map(|w| w.running.iter().copied().collect())
+            .unwrap_or_default();
+        for job in running {
+            self.emit(EventKind::JobRequeued {
+                job,
+                worker: name.to_string(),
+                reason: format!("{name} died"),
+            });
+        }
+    }
+
+    // ----- time -----
+
+    fn tick(&mut self) {
+        // Failure detection, in name order.
+        let checks: Vec<(String, Health, bool)> = self
+            .state
+            .workers
+            .iter()
+            .filter(|(_, w)| w.health != Health::Dead)
+            .map(|(name, w)| (name.clone(), w.health, w.classic))
+            .collect();
+        for (name, health, classic) in checks {
+            let Some(live) = self.liveness.get(&name) else {
+                continue;
+            };
+            let silent = self.now.saturating_sub(live.last_heard);
+            let (suspect_after, timeout) = if classic {
+                (self.config.classic_timeout / 2, self.config.classic_timeout)
+            } else {
+                (
+                    self.config.heartbeat.suspect_after,
+                    self.config.heartbeat.timeout,
+                )
+            };
+            if silent > timeout.as_millis() as u64 {
+                self.declare_dead(&name, format!("no heartbeat for {silent}ms"));
+            } else if health == Health::Healthy && silent > suspect_after.as_millis() as u64 {
+                self.emit(EventKind::WorkerSuspect {
+                    worker: name,
+                    silent_ms: silent,
+                });
+            }
+        }
+        // Connections that never said anything valid.
+        let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let idle: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.peer == Peer::Unknown && self.now.saturating_sub(c.opened_at) > idle_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in idle {
+            info!(conn, "closing a connection that said nothing");
+            self.close(conn);
+        }
+    }
+
+    /// Assigns ready jobs to workers with free slots, as long as there are both.
+    fn dispatch(&mut self) {
+        while let Some(job) = self.state.queue.first_ready() {
+            let candidates: Vec<Candidate> = self
+                .state
+                .workers
+                .iter()
+                .filter(|(name, w)| w.has_free_slot() && self.worker_conns.contains_key(*name))
+                .map(|(name, w)| Candidate {
+                    name,
+                    slots: w.slots,
+                    running: w.running.len() as u32,
+                })
+                .collect();
+            if candidates.is_empty() {
+                return;
+            }
+            let worker = candidates[self.balancer.pick(&candidates)].name.to_string();
+            let Some(j) = self.state.jobs.get(&job) else {
+                return;
+            };
+            let (attempt, data) = (j.attempts + 1, j.data.clone());
+            self.emit(EventKind::JobAssigned {
+                job,
+                worker: worker.clone(),
+                attempt,
+            });
+            if let Some(&conn) = self.worker_conns.get(&worker) {
+                self.send(conn, Message::Assign { job, data, attempt });
+            }
+        }
+    }
+
+    // ----- helpers -----
+
+    fn emit(&mut self, kind: EventKind) {
+        let event = ClusterEvent {
+            at_ms: self.now,
+            clock: self.clock.tick(),
+            kind,
+        };
+        self.state.apply(&event);
+        self.out.push(Output::Event(event));
+    }
+
+    fn send(&mut self, conn: ConnId, message: Message) {
+        if self.conns.contains_key(&conn) {
+            self.send_raw(conn, message);
+        }
+    }
+
+    fn send_raw(&mut self, conn: ConnId, message: Message) {
+        let envelope = Envelope {
+            from: self.config.name.clone(),
+            clock: self.clock.tick(),
+            term: Some(self.config.term),
+            message,
+        };
+        self.out.push(Output::Send(conn, envelope));
+    }
+
+    fn mark_client(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.peer == Peer::Unknown
+        {
+            c.peer = Peer::Client;
+        }
+    }
+
+    /// The worker registered on `conn`; replies with an error if there is none.
+    fn worker_of(&mut self, conn: ConnId) -> Option<String> {
+        match self.conns.get(&conn).map(|c| &c.peer) {
+            Some(Peer::Worker(name)) => Some(name.clone()),
+            Some(_) => {
+                self.send(
+                    conn,
+                    Message::Error {
+                        message: "register first: this message is for workers".into(),
+                    },
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn runs_on(&self, job: JobId, worker: &str) -> bool {
+        self.state.jobs.get(&job).is_some_and(|j| {
+            matches!(j.state, JobState::Assigned | JobState::Running)
+                && j.worker.as_deref() == Some(worker)
+        })
+    }
+
+    fn health(&self, worker: &str) -> Option<Health> {
+        self.state.workers.get(worker).map(|w| w.health)
+    }
+
+    fn random_hex(&mut self) -> String {
+        let bytes: [u8; 16] = self.rng.random();
+        hex::encode(bytes)
+    }
+
+    fn worker_views(&self) -> Vec<crate::protocol::message::WorkerView> {
+        self.state
+            .workers
+            .iter()
+            .map(|(name, w)| {
+                let live = self.liveness.get(name);
+                let age = live.map_or(0, |l| self.now.saturating_sub(l.last_heard));
+                w.view(name, age, live.map_or(0, |l| l.last_clock))
+            })
+            .collect()
+    }
+
+    /// The cluster at a glance.
+    pub fn status_report(&self) -> StatusReport {
+        let mut workers = WorkerCounts::default();
+        for w in self.state.workers.values() {
+            match w.health {
+                Health::Healthy => workers.healthy += 1,
+                Health::Suspect => workers.suspect += 1,
+                Health::Dead => workers.dead += 1,
+            }
+        }
+        let jobs: JobCounts = self.state.counts;
+        StatusReport {
+            coordinator: self.config.name.clone(),
+            term: self.config.term,
+            workers,
+            jobs,
+            duplicates: self.state.duplicates,
+        }
+    }
+}
+
+/// Checks a submission before any job is made.
+fn check_job(data: &str, count: u32) -> Result<(), String> {
+    if data.trim().is_empty() {
+        return Err("a job needs data, such as \"sleep 1s\" or \"echo hello\"".into());
+    }
+    if data.len() > MAX_DATA {
+        return Err(format!(
+            "job data is {} bytes; at most {MAX_DATA}",
+            data.len()
+        ));
+    }
+    if data.chars().any(char::is_control) {
+        return Err("job data must be one line of text without control characters".into());
+    }
+    if !(1..=MAX_COUNT).contains(&count) {
+        return Err(format!(
+            "count must be from 1 to {MAX_COUNT}, found {count}"
+        ));
+    }
+    JobKind::parse(data).map(|_| ())
+}
+
+/// The seed a driver should use: random, unless `TCLUSTER_SEED` fixes it (to replay a run).
+pub fn seed_from_env() -> u64 {
+    std::env::var("TCLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}

@@ -1,0 +1,510 @@
+//! The coordinator's durable state — jobs, the queue, worker records — and the one function
+//! that changes it, [`ClusterState::apply`].
+//!
+//! Everything here is rebuilt by applying the same events in the same order, which is what a
+//! journal replay or a backup does. So `apply` must accept any event in any state without
+//! panicking: an event about a job it does not know is ignored.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::clock::Millis;
+use crate::protocol::message::{Health, JobCounts, JobId, JobState, JobView, WorkerView};
+use crate::role::event::{ClusterEvent, EventKind};
+
+/// One job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its id; ids grow in submission order.
+    pub id: JobId,
+    /// What to do.
+    pub data: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// The worker it is on, or the last one it was on.
+    pub worker: Option<String>,
+    /// How many times it was sent to a worker.
+    pub attempts: u32,
+    /// How many runs failed (the retry policy counts these).
+    pub failures: u32,
+    /// Progress of the current run.
+    pub progress: u8,
+    /// Who submitted it.
+    pub by: String,
+    /// When it was submitted.
+    pub submitted_ms: Millis,
+    /// When it completed or failed for good.
+    pub finished_ms: Option<Millis>,
+    /// The first result.
+    pub result: Option<String>,
+    /// The last error.
+    pub error: Option<String>,
+    /// Extra results (runs after the first that finished).
+    pub duplicates: u32,
+}
+
+impl Job {
+    /// The job as clients see it.
+    pub fn view(&self) -> JobView {
+        JobView {
+            id: self.id,
+            data: self.data.clone(),
+            state: self.state,
+            priority: self.priority,
+            worker: self.worker.clone(),
+            attempts: self.attempts,
+            progress: self.progress,
+            submitted_ms: self.submitted_ms,
+            finished_ms: self.finished_ms,
+            result: self.result.clone(),
+            error: self.error.clone(),
+            duplicates: self.duplicates,
+        }
+    }
+}
+
+/// What the coordinator remembers of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRecord {
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    /// True if it speaks the classic protocol.
+    pub classic: bool,
+    /// Healthy, suspect or dead.
+    pub health: Health,
+    /// Jobs assigned to it and not finished.
+    pub running: BTreeSet<JobId>,
+    /// Jobs it completed.
+    pub done: u64,
+}
+
+impl WorkerRecord {
+    /// Whether it may take another job now.
+    pub fn has_free_slot(&self) -> bool {
+        self.health == Health::Healthy && (self.running.len() as u32) < self.slots
+    }
+
+    /// The worker as clients see it.
+    pub fn view(&self, name: &str, heartbeat_age_ms: u64, clock: u64) -> WorkerView {
+        WorkerView {
+            name: name.to_string(),
+            health: self.health,
+            slots: self.slots,
+            running: self.running.len() as u32,
+            done: self.done,
+            heartbeat_age_ms,
+            clock,
+            classic: self.classic,
+        }
+    }
+}
+
+/// The job queue: FIFO within priority (higher first), and jobs waiting out a retry backoff.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobQueue {
+    /// Ready jobs; ids grow with submission, so within a priority the oldest comes first, and a
+    /// requeued job goes back ahead of younger ones.
+    ready: BTreeSet<(Reverse<i32>, JobId)>,
+    /// Jobs that may run again from a given time.
+    delayed: BTreeSet<(Millis, JobId, i32)>,
+}
+
+impl JobQueue {
+    /// The next job to run, without removing it.
+    pub fn first_ready(&self) -> Option<JobId> {
+        self.ready.first().map(|(_, id)| *id)
+    }
+
+    /// Adds a ready job.
+    pub fn push(&mut self, id: JobId, priority: i32) {
+        self.ready.insert((Reverse(priority), id));
+    }
+
+    /// Adds a job that may run from `due`.
+    pub fn push_delayed(&mut self, id: JobId, priority: i32, due: Millis) {
+        self.delayed.insert((due, id, priority));
+    }
+
+    /// Removes a job wherever it waits.
+    pub fn remove(&mut self, id: JobId, priority: i32) {
+        if !self.ready.remove(&(Reverse(priority), id)) {
+            self.delayed.retain(|(_, d, _)| *d != id);
+        }
+    }
+
+    /// Moves jobs whose backoff has passed to the ready queue.
+    pub fn promote_due(&mut self, now: Millis) {
+        while let Some(&(due, id, priority)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            self.push(id, priority);
+        }
+    }
+
+    /// Jobs ready and waiting.
+    pub fn len(&self) -> usize {
+        self.ready.len() + self.delayed.len()
+    }
+
+    /// True if nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Jobs, workers and the queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterState {
+    /// Every job ever submitted.
+    pub jobs: BTreeMap<JobId, Job>,
+    /// Every worker ever registered, by name (so they are visited in name order).
+    pub workers: BTreeMap<String, WorkerRecord>,
+    /// Jobs waiting for a worker.
+    pub queue: JobQueue,
+    /// Jobs by state, kept up to date by `apply`.
+    pub counts: JobCounts,
+    /// The id the next job gets.
+    pub next_job: u64,
+    /// Results that arrived for jobs that already had one.
+    pub duplicates: u64,
+    /// The Lamport clock of the last event applied.
+    pub last_clock: u64,
+}
+
+impl ClusterState {
+    /// An empty cluster: the first job is JOB-1.
+    pub fn new() -> Self {
+        ClusterState {
+            next_job: 1,
+            ..ClusterState::default()
+        }
+    }
+
+    /// Applies one event. The only function that changes the state.
+    pub fn apply(&mut self, event: &ClusterEvent) {
+        self.last_clock = self.last_clock.max(event.clock);
+        let at = event.at_ms;
+        match &event.kind {
+            EventKind::WorkerJoined {
+                worker,
+                slots,
+                classic,
+            } => {
+                let record = self.workers.entry(worker.clone()).or_insert(WorkerRecord {
+                    slots: *slots,
+                    classic: *classic,
+                    health: Health::Healthy,
+                    running: BTreeSet::new(),
+                    done: 0,
+                });
+                record.slots = *slots;
+                record.classic = *classic;
+                record.health = Health::Healthy;
+            }
+            EventKind::WorkerRejoined { worker, slots } => {
+                if let Some(record) = self.workers.get_mut(worker) {
+                    record.slots = *slots;
+                    record.health = Health::Healthy;
+                }
+            }
+            EventKind::WorkerSuspect { worker, .. } => self.set_health(worker, Health::Suspect),
+            EventKind::WorkerRecovered { worker } => self.set_health(worker, Health::Healthy),
+            EventKind::WorkerDead { worker, .. } => self.set_health(worker, Health::Dead),
+            EventKind::JobSubmitted {
+                job,
+                data,
+                priority,
+                by,
+            } => {
+                if self.jobs.contains_key(job) {
+                    return;
+                }
+                self.jobs.insert(
+                    *job,
+                    Job {
+                        id: *job,
+                        data: data.clone(),
+                        priority: *priority,
+                        state: JobState::Queued,
+                        worker: None,
+                        attempts: 0,
+                        failures: 0,
+                        progress: 0,
+                        by: by.clone(),
+                        submitted_ms: at,
+                        finished_ms: None,
+                        result: None,
+                        error: None,
+                        duplicates: 0,
+                    },
+                );
+                self.counts.add(JobState::Queued);
+                self.queue.push(*job, *priority);
+                self.next_job = self.next_job.max(job.0 + 1);
+            }
+            EventKind::JobAssigned {
+                job,
+                worker,
+                attempt,
+            } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                self.queue.remove(*job, j.priority);
+                j.worker = Some(worker.clone());
+                j.attempts = *attempt;
+                j.progress = 0;
+                Self::set_state(&mut self.counts, j, JobState::Assigned);
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.running.insert(*job);
+                }
+            }
+            EventKind::JobStarted { job, worker } => {
+                if let Some(j) = self.jobs.get_mut(job)
+                    && j.state == JobState::Assigned
+                    && j.worker.as_ref() == Some(worker)
+                {
+                    Self::set_state(&mut self.counts, j, JobState::Running);
+                }
+            }
+            EventKind::JobProgress { job, percent, .. } => {
+                if let Some(j) = self.jobs.get_mut(job) {
+                    j.progress = *percent;
+                }
+            }
+            EventKind::JobCompleted {
+                job,
+                worker,
+                result,
+            } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                if j.state.is_final() {
+                    return;
+                }
+                self.queue.remove(*job, j.priority);
+                // The job may be on another worker too (it was reassigned): it is done there.
+                if let Some(other) = j.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+                    other.running.remove(job);
+                }
+                j.worker = Some(worker.clone());
+                j.result = Some(result.clone());
+                j.finished_ms = Some(at);
+                j.progress = 100;
+                Self::set_state(&mut self.counts, j, JobState::Completed);
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.running.remove(job);
+                    w.done += 1;
+                }
+            }
+            EventKind::JobFailed {
+                job,
+                worker,
+                error,
+                retry_in_ms,
+            } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                if j.state.is_final() {
+                    return;
+                }
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.running.remove(job);
+                }
+                j.failures += 1;
+                j.error = Some(error.clone());
+                match retry_in_ms {
+                    Some(delay) => {
+                        Self::set_state(&mut self.counts, j, JobState::Queued);
+                        self.queue.push_delayed(*job, j.priority, at + delay);
+                    }
+                    None => {
+                        j.finished_ms = Some(at);
+                        Self::set_state(&mut self.counts, j, JobState::Failed);
+                    }
+                }
+            }
+            EventKind::JobRequeued { job, worker, .. } => {
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.running.remove(job);
+                }
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                if j.state.is_final() || j.state == JobState::Queued {
+                    return;
+                }
+                j.progress = 0;
+                Self::set_state(&mut self.counts, j, JobState::Queued);
+                self.queue.push(*job, j.priority);
+            }
+            EventKind::JobReclaimed { job, worker } => {
+                let Some(j) = self.jobs.get_mut(job) else {
+                    return;
+                };
+                if j.state != JobState::Queued {
+                    return;
+                }
+                self.queue.remove(*job, j.priority);
+                j.worker = Some(worker.clone());
+                Self::set_state(&mut self.counts, j, JobState::Running);
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.running.insert(*job);
+                }
+            }
+            EventKind::DuplicateResult { job, .. } => {
+                if let Some(j) = self.jobs.get_mut(job) {
+                    j.duplicates += 1;
+                }
+                self.duplicates += 1;
+            }
+        }
+    }
+
+    fn set_health(&mut self, worker: &str, health: Health) {
+        if let Some(record) = self.workers.get_mut(worker) {
+            record.health = health;
+        }
+    }
+
+    fn set_state(counts: &mut JobCounts, job: &mut Job, state: JobState) {
+        counts.remove(job.state);
+        counts.add(state);
+        job.state = state;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(at_ms: Millis, kind: EventKind) -> ClusterEvent {
+        ClusterEvent {
+            at_ms,
+            clock: at_ms,
+            kind,
+        }
+    }
+
+    fn submit(id: u64, priority: i32) -> EventKind {
+        EventKind::JobSubmitted {
+            job: JobId(id),
+            data: "x".into(),
+            priority,
+            by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn queue_is_fifo_within_priority_and_requeued_jobs_go_back_ahead() {
+        let mut s = ClusterState::new();
+        for (id, p) in [(1, 0), (2, 0), (3, 5), (4, 0)] {
+            s.apply(&ev(0, submit(id, p)));
+        }
+        assert_eq!(s.queue.first_ready(), Some(JobId(3)));
+        s.apply(&ev(
+            1,
+            EventKind::JobAssigned {
+                job: JobId(3),
+                worker: "w".into(),
+                attempt: 1,
+            },
+        ));
+        assert_eq!(s.queue.first_ready(), Some(JobId(1)));
+        s.apply(&ev(
+            2,
+            EventKind::JobAssigned {
+                job: JobId(1),
+                worker: "w".into(),
+                attempt: 1,
+            },
+        ));
+        assert_eq!(s.queue.first_ready(), Some(JobId(2)));
+        s.apply(&ev(
+            3,
+            EventKind::JobRequeued {
+                job: JobId(1),
+                worker: "w".into(),
+                reason: "r".into(),
+            },
+        ));
+        assert_eq!(s.queue.first_ready(), Some(JobId(1)));
+        assert_eq!(s.counts.queued, 3);
+        assert_eq!(s.counts.assigned, 1);
+        assert_eq!(s.next_job, 5);
+    }
+
+    #[test]
+    fn replaying_the_same_events_gives_the_same_state() {
+        let events = vec![
+            ev(
+                0,
+                EventKind::WorkerJoined {
+                    worker: "w".into(),
+                    slots: 2,
+                    classic: false,
+                },
+            ),
+            ev(1, submit(1, 0)),
+            ev(
+                2,
+                EventKind::JobAssigned {
+                    job: JobId(1),
+                    worker: "w".into(),
+                    attempt: 1,
+                },
+            ),
+            ev(
+                3,
+                EventKind::JobFailed {
+                    job: JobId(1),
+                    worker: "w".into(),
+                    error: "e".into(),
+                    retry_in_ms: Some(10),
+                },
+            ),
+            ev(
+                20,
+                EventKind::JobCompleted {
+                    job: JobId(1),
+                    worker: "w".into(),
+                    result: "r".into(),
+                },
+            ),
+            ev(
+                21,
+                EventKind::DuplicateResult {
+                    job: JobId(1),
+                    worker: "w".into(),
+                },
+            ),
+            // Events about jobs and workers it does not know are ignored.
+            ev(
+                22,
+                EventKind::JobStarted {
+                    job: JobId(99),
+                    worker: "nobody".into(),
+                },
+            ),
+        ];
+        let mut a = ClusterState::new();
+        let mut b = ClusterState::new();
+        for e in &events {
+            a.apply(e);
+        }
+        for e in &events {
+            b.apply(e);
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.counts.completed, 1);
+        assert!(a.queue.is_empty());
+        assert_eq!(a.duplicates, 1);
+        assert_eq!(a.workers["w"].done, 1);
+    }
+}

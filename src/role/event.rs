@@ -1,0 +1,246 @@
+//! Cluster events: every change of the coordinator's state, as a value.
+//!
+//! The coordinator never changes its jobs or its worker records directly: it decides what
+//! happened, makes a [`ClusterEvent`], and applies it with one function
+//! ([`super::coordinator::ClusterState::apply`]). The same events go to subscribers (the
+//! console's timeline), and are what a journal stores and a backup replays: applying the same
+//! events in the same order gives the same state. This is the idea behind state-machine
+//! replication.
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Millis;
+use crate::protocol::message::JobId;
+
+/// One event, stamped with when it happened and the coordinator's Lamport clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterEvent {
+    /// Milliseconds since the coordinator started.
+    pub at_ms: Millis,
+    /// The coordinator's Lamport clock at the event.
+    pub clock: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A worker registered for the first time.
+    WorkerJoined {
+        /// Its name.
+        worker: String,
+        /// Its job slots.
+        slots: u32,
+        /// True if it speaks the classic line protocol.
+        classic: bool,
+    },
+    /// A worker that was dead is back (it was paused, or restarted, or its link healed).
+    WorkerRejoined {
+        /// Its name.
+        worker: String,
+        /// Its job slots.
+        slots: u32,
+    },
+    /// A worker's heartbeats are late.
+    WorkerSuspect {
+        /// Its name.
+        worker: String,
+        /// How long it has been silent.
+        silent_ms: u64,
+    },
+    /// A suspect worker's heartbeats arrive again.
+    WorkerRecovered {
+        /// Its name.
+        worker: String,
+    },
+    /// A worker is declared dead; its unfinished jobs are requeued right after.
+    WorkerDead {
+        /// Its name.
+        worker: String,
+        /// Why: "connection closed", or "no heartbeat for 1500ms".
+        reason: String,
+    },
+    /// A client submitted a job.
+    JobSubmitted {
+        /// The job.
+        job: JobId,
+        /// Its data.
+        data: String,
+        /// Its priority.
+        priority: i32,
+        /// Who submitted it.
+        by: String,
+    },
+    /// The job was sent to a worker.
+    JobAssigned {
+        /// The job.
+        job: JobId,
+        /// The worker.
+        worker: String,
+        /// 1 for the first run.
+        attempt: u32,
+    },
+    /// The worker started the job.
+    JobStarted {
+        /// The job.
+        job: JobId,
+        /// The worker.
+        worker: String,
+    },
+    /// The job's progress (not kept by a journal: only the latest matters).
+    JobProgress {
+        /// The job.
+        job: JobId,
+        /// The worker.
+        worker: String,
+        /// 0 to 100.
+        percent: u8,
+    },
+    /// The job finished; its first result is kept.
+    JobCompleted {
+        /// The job.
+        job: JobId,
+        /// The worker that finished it.
+        worker: String,
+        /// The result.
+        result: String,
+    },
+    /// A run of the job failed.
+    JobFailed {
+        /// The job.
+        job: JobId,
+        /// The worker it failed on.
+        worker: String,
+        /// Why.
+        error: String,
+        /// When it runs again, if it does; `None` means it has failed for good.
+        retry_in_ms: Option<u64>,
+    },
+    /// The job went back to the queue because its worker died.
+    JobRequeued {
+        /// The job.
+        job: JobId,
+        /// The worker it was on.
+        worker: String,
+        /// Why.
+        reason: String,
+    },
+    /// A rejoining worker was still running a job nobody else had taken: it keeps it.
+    JobReclaimed {
+        /// The job.
+        job: JobId,
+        /// The worker.
+        worker: String,
+    },
+    /// A result arrived for a job that already had one (it ran twice). Counted, not kept.
+    DuplicateResult {
+        /// The job.
+        job: JobId,
+        /// The worker that sent the extra result.
+        worker: String,
+    },
+}
+
+impl EventKind {
+    /// Whether a journal must keep this event to rebuild the state (progress is not needed).
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, EventKind::JobProgress { .. })
+    }
+
+    /// The event's name, as on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::WorkerJoined { .. } => "worker_joined",
+            EventKind::WorkerRejoined { .. } => "worker_rejoined",
+            EventKind::WorkerSuspect { .. } => "worker_suspect",
+            EventKind::WorkerRecovered { .. } => "worker_recovered",
+            EventKind::WorkerDead { .. } => "worker_dead",
+            EventKind::JobSubmitted { .. } => "job_submitted",
+            EventKind::JobAssigned { .. } => "job_assigned",
+            EventKind::JobStarted { .. } => "job_started",
+            EventKind::JobProgress { .. } => "job_progress",
+            EventKind::JobCompleted { .. } => "job_completed",
+            EventKind::JobFailed { .. } => "job_failed",
+            EventKind::JobRequeued { .. } => "job_requeued",
+            EventKind::JobReclaimed { .. } => "job_reclaimed",
+            EventKind::DuplicateResult { .. } => "duplicate_result",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    /// One readable line, as the headless run and the timeline print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventKind::WorkerJoined {
+                worker,
+                slots,
+                classic,
+            } => {
+                let classic = if *classic { ", classic protocol" } else { "" };
+                write!(f, "{worker} joined ({slots} slots{classic})")
+            }
+            EventKind::WorkerRejoined { worker, .. } => write!(f, "{worker} rejoined"),
+            EventKind::WorkerSuspect { worker, silent_ms } => {
+                write!(f, "{worker} is suspect (silent {silent_ms}ms)")
+            }
+            EventKind::WorkerRecovered { worker } => write!(f, "{worker} is healthy again"),
+            EventKind::WorkerDead { worker, reason } => write!(f, "{worker} is dead ({reason})"),
+            EventKind::JobSubmitted { job, data, by, .. } => {
+                write!(f, "{job} submitted by {by}: {data}")
+            }
+            EventKind::JobAssigned {
+                job,
+                worker,
+                attempt,
+            } => {
+                write!(f, "{job} assigned to {worker} (attempt {attempt})")
+            }
+            EventKind::JobStarted { job, worker } => write!(f, "{job} started on {worker}"),
+            EventKind::JobProgress {
+                job,
+                worker,
+                percent,
+            } => {
+                write!(f, "{job} on {worker}: {percent}%")
+            }
+            EventKind::JobCompleted {
+                job,
+                worker,
+                result,
+            } => {
+                write!(f, "{job} completed by {worker}: {result}")
+            }
+            EventKind::JobFailed {
+                job,
+                worker,
+                error,
+                retry_in_ms: Some(ms),
+            } => {
+                write!(f, "{job} failed on {worker} ({error}); retry in {ms}ms")
+            }
+            EventKind::JobFailed {
+                job,
+                worker,
+                error,
+                retry_in_ms: None,
+            } => {
+                write!(f, "{job} failed for good on {worker} ({error})")
+            }
+            EventKind::JobRequeued {
+                job,
+                worker,
+                reason,
+            } => {
+                write!(f, "{job} requeued from {worker} ({reason})")
+            }
+            EventKind::JobReclaimed { job, worker } => write!(f, "{job} kept by {worker}"),
+            EventKind::DuplicateResult { job, worker } => {
+                write!(f, "{job}: duplicate result from {worker} ignored")
+            }
+        }
+    }
+}

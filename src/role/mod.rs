@@ -1,0 +1,15 @@
+//! Node roles as synchronous state machines: messages and ticks in, messages and events out.
+//!
+//! - [`coordinator`]: registers workers, queues and assigns jobs, detects failures.
+//! - [`worker`]: runs jobs and reports them.
+//! - [`event`]: the cluster events every state change is made of.
+//! - [`job`]: what a job's data asks a worker to do.
+//!
+//! No role opens a socket, reads a clock or draws an unseeded random number: the drivers in
+//! [`crate::node`] do the I/O and pass the time in. That is why the same role runs in a child
+//! process, in an in-process task, and in a test that makes up its own time.
+
+pub mod coordinator;
+pub mod event;
+pub mod job;
+pub mod worker;

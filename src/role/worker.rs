@@ -1,0 +1,391 @@
+//! The worker: registers with its slots, runs jobs, reports results, sends heartbeats.
+//!
+//! Like the coordinator it is a state machine: its driver tells it when the connection to the
+//! coordinator opens and closes, what arrives, when a job it started has progressed or ended,
+//! and when time passes. It answers with messages to send and jobs to start or stop; the driver
+//! does the running.
+//!
+//! Two ideas from the course show here. Results are never lost to a broken connection: a result
+//! that cannot be sent is kept and sent after the worker registers again. And a worker that
+//! reconnects tells the coordinator which jobs it is still running, so they are not run a
+//! second time elsewhere.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
+
+use crate::clock::{LamportClock, Millis};
+use crate::protocol::message::{Envelope, JobId, Message};
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Its name.
+    pub name: String,
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    /// How often it sends a heartbeat.
+    pub heartbeat_ms: Millis,
+}
+
+/// What the driver hands the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerInput {
+    /// The connection to the coordinator is open (and authenticated, if the cluster has a secret).
+    Connected,
+    /// The connection closed.
+    Disconnected,
+    /// A message from the coordinator.
+    Received(Envelope),
+    /// A running job got this far.
+    Progress {
+        /// The job.
+        job: JobId,
+        /// 0 to 100.
+        percent: u8,
+    },
+    /// A running job ended.
+    Finished {
+        /// The job.
+        job: JobId,
+        /// Its result, or why it failed.
+        outcome: Result<String, String>,
+    },
+    /// Time passed.
+    Tick,
+}
+
+/// What the worker asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerOutput {
+    /// Send this to the coordinator.
+    Send(Envelope),
+    /// Start running a job.
+    Run {
+        /// The job.
+        job: JobId,
+        /// Its data.
+        data: String,
+    },
+    /// Stop a running job; its result is no longer wanted.
+    Stop(JobId),
+}
+
+/// A job being run.
+#[derive(Debug, Clone)]
+struct Running {
+    started_ms: Millis,
+    last_percent: u8,
+}
+
+/// The worker.
+pub struct Worker {
+    config: WorkerConfig,
+    clock: LamportClock,
+    now: Millis,
+    connected: bool,
+    running: BTreeMap<JobId, Running>,
+    /// Results that could not be sent yet, oldest first.
+    unsent: Vec<Message>,
+    last_heartbeat: Millis,
+    /// The highest coordinator term seen; orders from a lower term are refused.
+    term: u64,
+    done: u64,
+    out: Vec<WorkerOutput>,
+}
+
+impl Worker {
+    /// A worker that has not connected yet.
+    pub fn new(config: WorkerConfig) -> Self {
+        Worker {
+            config,
+            clock: LamportClock::default(),
+            now: 0,
+            connected: false,
+            running: BTreeMap::new(),
+            unsent: Vec::new(),
+            last_heartbeat: 0,
+            term: 0,
+            done: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Jobs it is running.
+    pub fn running(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.running.keys().copied()
+    }
+
+    /// Jobs it has finished.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Its Lamport clock.
+    pub fn clock(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// Feeds one input at time `now` and returns what to do.
+    pub fn step(&mut self, now: Millis, input: WorkerInput) -> Vec<WorkerOutput> {
+        self.now = now.max(self.now);
+        match input {
+            WorkerInput::Connected => {
+                self.connected = true;
+                let running = self.running.keys().copied().collect();
+                self.send(Message::Register {
+                    slots: self.config.slots,
+                    running,
+                });
+                for message in std::mem::take(&mut self.unsent) {
+                    self.send(message);
+                }
+                self.last_heartbeat = self.now;
+            }
+            WorkerInput::Disconnected => self.connected = false,
+            WorkerInput::Received(env) => self.received(env),
+            WorkerInput::Progress { job, percent } => {
+                let Some(r) = self.running.get_mut(&job) else {
+                    return std::mem::take(&mut self.out);
+                };
+                if percent > r.last_percent && self.connected {
+                    r.last_percent = percent;
+                    self.send(Message::Progress { job, percent });
+                }
+            }
+            WorkerInput::Finished { job, outcome } => {
+                let Some(r) = self.running.remove(&job) else {
+                    debug!(%job, "finished after it was cancelled; result dropped");
+                    return std::mem::take(&mut self.out);
+                };
+                let took = self.now.saturating_sub(r.started_ms);
+                let message = match outcome {
+                    Ok(result) => {
+                        self.done += 1;
+                        info!(%job, took_ms = took, "job done");
+                        Message::JobDone { job, result }
+                    }
+                    Err(error) => {
+                        warn!(%job, %error, "job failed");
+                        Message::JobFailed { job, error }
+                    }
+                };
+                if self.connected {
+                    self.send(message);
+                } else {
+                    self.unsent.push(message);
+                }
+            }
+            WorkerInput::Tick => {
+                if self.connected
+                    && self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms
+                {
+                    self.last_heartbeat = self.now;
+                    let running = Some(self.running.keys().copied().collect());
+                    self.send(Message::Heartbeat { running });
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn received(&mut self, env: Envelope) {
+        self.clock.observe(env.clock);
+        if let Some(term) = env.term {
+            if term < self.term {
+                warn!(term, current = self.term, from = %env.from, "order from an old term refused");
+                self.send(Message::Error {
+                    message: format!("term {term} is older than {}", self.term),
+                });
+                return;
+            }
+            self.term = term;
+        }
+        match env.message {
+            Message::Assign { job, data, attempt } => {
+                if self.running.contains_key(&job) {
+                    debug!(%job, "assigned again while running; ignored");
+                } else if self.running.len() as u32 >= self.config.slots {
+                    self.send(Message::JobFailed {
+                        job,
+                        error: format!("{} has no free slot", self.config.name),
+                    });
+                } else {
+                    info!(%job, attempt, %data, "job assigned");
+                    self.running.insert(
+                        job,
+                        Running {
+                            started_ms: self.now,
+                            last_percent: 0,
+                        },
+                    );
+                    self.out.push(WorkerOutput::Run { job, data });
+                    self.send(Message::Started { job });
+                }
+            }
+            Message::Cancel { job } => {
+                if self.running.remove(&job).is_some() {
+                    info!(%job, "job cancelled: another worker finished it");
+                    self.out.push(WorkerOutput::Stop(job));
+                }
+            }
+            Message::Registered { heartbeat_ms } => {
+                info!(heartbeat_ms, "registered");
+                self.config.heartbeat_ms = heartbeat_ms.max(1);
+            }
+            Message::Error { message } => warn!(%message, "coordinator reports an error"),
+            Message::Welcome { .. } | Message::Pong => {}
+            other => debug!(?other, "unexpected message ignored"),
+        }
+    }
+
+    fn send(&mut self, message: Message) {
+        let envelope = Envelope {
+            from: self.config.name.clone(),
+            clock: self.clock.tick(),
+            term: (self.term > 0).then_some(self.term),
+            message,
+        };
+        self.out.push(WorkerOutput::Send(envelope));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        Worker::new(WorkerConfig {
+            name: "w".into(),
+            slots: 1,
+            heartbeat_ms: 100,
+        })
+    }
+
+    fn from_coordinator(term: u64, message: Message) -> WorkerInput {
+        WorkerInput::Received(Envelope {
+            from: "c".into(),
+            clock: 10,
+            term: Some(term),
+            message,
+        })
+    }
+
+    fn sent(out: &[WorkerOutput]) -> Vec<&Message> {
+        out.iter()
+            .filter_map(|o| match o {
+                WorkerOutput::Send(e) => Some(&e.message),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn results_made_while_disconnected_are_sent_after_registering_again() {
+        let mut w = worker();
+        w.step(0, WorkerInput::Connected);
+        let out = w.step(
+            1,
+            from_coordinator(
+                1,
+                Message::Assign {
+                    job: JobId(1),
+                    data: "x".into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        assert!(out.contains(&WorkerOutput::Run {
+            job: JobId(1),
+            data: "x".into()
+        }));
+        w.step(2, WorkerInput::Disconnected);
+        assert!(
+            sent(&w.step(
+                3,
+                WorkerInput::Finished {
+                    job: JobId(1),
+                    outcome: Ok("r".into())
+                }
+            ))
+            .is_empty()
+        );
+        let out = w.step(4, WorkerInput::Connected);
+        assert_eq!(
+            sent(&out),
+            [
+                &Message::Register {
+                    slots: 1,
+                    running: vec![]
+                },
+                &Message::JobDone {
+                    job: JobId(1),
+                    result: "r".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn orders_from_an_older_term_are_refused() {
+        let mut w = worker();
+        w.step(0, WorkerInput::Connected);
+        w.step(1, from_coordinator(2, Message::Pong));
+        let out = w.step(
+            2,
+            from_coordinator(
+                1,
+                Message::Assign {
+                    job: JobId(1),
+                    data: "x".into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        assert!(matches!(sent(&out)[..], [Message::Error { .. }]));
+        assert_eq!(w.running().count(), 0);
+    }
+
+    #[test]
+    fn heartbeats_on_time_and_cancel_stops_a_job() {
+        let mut w = worker();
+        w.step(0, WorkerInput::Connected);
+        assert!(sent(&w.step(50, WorkerInput::Tick)).is_empty());
+        w.step(
+            60,
+            from_coordinator(
+                1,
+                Message::Assign {
+                    job: JobId(5),
+                    data: "x".into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        let out = w.step(100, WorkerInput::Tick);
+        assert_eq!(
+            sent(&out),
+            [&Message::Heartbeat {
+                running: Some(vec![JobId(5)])
+            }]
+        );
+        let out = w.step(110, from_coordinator(1, Message::Cancel { job: JobId(5) }));
+        assert_eq!(out, [WorkerOutput::Stop(JobId(5))]);
+        // A result for a cancelled job is dropped.
+        assert!(
+            w.step(
+                120,
+                WorkerInput::Finished {
+                    job: JobId(5),
+                    outcome: Ok("late".into())
+                }
+            )
+            .is_empty()
+        );
+    }
+}
