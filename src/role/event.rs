@@ -181,7 +181,8 @@ impl std::fmt::Display for EventKind {
                 classic,
             } => {
                 let classic = if *classic { ", classic protocol" } else { "" };
-                write!(f, "{worker} joined ({slots} slots{classic})")
+                let s = if *slots == 1 { "" } else { "s" };
+                write!(f, "{worker} joined ({slots} slot{s}{classic})")
             }
             EventKind::WorkerRejoined { worker, .. } => write!(f, "{worker} rejoined"),
             EventKind::WorkerSuspect { worker, silent_ms } => {

@@ -730,28 +730,29 @@ impl Coordinator {
             }
             Some(_) => {}
         }
+        let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
+        self.send(conn, Message::Registered { heartbeat_ms });
         if let Some(running) = running.filter(|_| !classic) {
             self.reconcile(&name, conn, &running);
         }
-        let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
-        self.send(conn, Message::Registered { heartbeat_ms });
     }
 
     /// After a (re)registration: the worker says what it runs. Jobs nobody else took stay with
     /// it; jobs others took are cancelled on it; jobs it lost go back to the queue.
     fn reconcile(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
         for &job in running {
-            match self
-                .state
-                .jobs
-                .get(&job)
-                .map(|j| (j.state, j.worker.clone()))
-            {
-                Some((JobState::Queued, _)) => self.emit(EventKind::JobReclaimed {
+            let Some(j) = self.state.jobs.get(&job) else {
+                self.send(conn, Message::Cancel { job });
+                continue;
+            };
+            let was_ours = j.worker.as_deref() == Some(name);
+            match j.state {
+                // Requeued when it died, and nobody has taken it since: it keeps the job.
+                JobState::Queued if was_ours => self.emit(EventKind::JobReclaimed {
                     job,
                     worker: name.to_string(),
                 }),
-                Some((JobState::Assigned | JobState::Running, Some(w))) if w == name => {}
+                JobState::Assigned | JobState::Running if was_ours => {}
                 _ => self.send(conn, Message::Cancel { job }),
             }
         }

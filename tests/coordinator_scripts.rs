@@ -1,0 +1,198 @@
+//! Golden transcripts of the coordinator state machine, with no sockets and made-up time.
+//!
+//! Each file in `tests/scripts/coordinator/` is a script; running it prints a transcript of
+//! everything the coordinator said and did, which is compared with its snapshot. Commands:
+//!
+//! ```text
+//! config KEY=VALUE …     before anything else: interval, suspect, timeout, classic_timeout (ms),
+//!                        algorithm, max_attempts, backoff (ms), secret, user=NAME:PASSWORD,
+//!                        allow_classic, max_connections, idle_timeout (ms)
+//! connect N              connection N opens
+//! close N                connection N closes
+//! recv N {json}          a native message arrives on N
+//! classic N LINE         a classic line arrives on N
+//! auth N NAME            N answers its last challenge with a correct proof for NAME
+//! tick MS                MS milliseconds pass, then a tick
+//! state                  prints jobs by state and each worker
+//! ```
+//!
+//! To review changes: `INSTA_UPDATE=always cargo test --test coordinator_scripts`, then read the
+//! diff of `tests/snapshots/`.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use tcluster::protocol::message::{Envelope, Message};
+use tcluster::protocol::{Dialect, auth, decode};
+use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output};
+use tcluster::topology::{Algorithm, User, UserRole};
+
+fn configure(config: &mut CoordinatorConfig, args: &str) {
+    for pair in args.split_whitespace() {
+        let (key, value) = pair.split_once('=').expect("config takes KEY=VALUE");
+        let ms = || Duration::from_millis(value.parse().expect("milliseconds"));
+        match key {
+            "interval" => config.heartbeat.interval = ms(),
+            "suspect" => config.heartbeat.suspect_after = ms(),
+            "timeout" => config.heartbeat.timeout = ms(),
+            "classic_timeout" => config.classic_timeout = ms(),
+            "algorithm" => config.algorithm = Algorithm::parse(value).expect("algorithm"),
+            "max_attempts" => config.retry.max_attempts = value.parse().unwrap(),
+            "backoff" => config.retry.backoff = ms(),
+            "secret" => config.secret = Some(value.to_string()),
+            "allow_classic" => config.allow_classic = value == "true",
+            "max_connections" => config.max_connections = value.parse().unwrap(),
+            "idle_timeout" => config.idle_timeout = ms(),
+            "user" => {
+                let (name, password) = value.split_once(':').unwrap();
+                config.users.push(User {
+                    name: name.into(),
+                    password: password.into(),
+                    role: UserRole::Student,
+                });
+            }
+            other => panic!("unknown config key {other}"),
+        }
+    }
+}
+
+/// Runs a script and returns its transcript.
+fn run(script: &str) -> String {
+    let mut config = CoordinatorConfig::for_tests("coordinator");
+    let mut coordinator: Option<Coordinator> = None;
+    let mut now = 0;
+    let mut transcript = String::new();
+    let mut challenges: std::collections::HashMap<u64, String> = Default::default();
+
+    for line in script.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            transcript.push_str(line);
+            transcript.push('\n');
+            continue;
+        }
+        let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+        if command == "config" {
+            configure(&mut config, rest);
+            writeln!(transcript, "> {line}").unwrap();
+            continue;
+        }
+        let c = coordinator.get_or_insert_with(|| Coordinator::new(config.clone()));
+        writeln!(transcript, "> {line}").unwrap();
+        let conn_and_rest = || {
+            let (conn, rest) = rest.split_once(' ').unwrap_or((rest, ""));
+            (conn.parse::<u64>().expect("connection number"), rest)
+        };
+        let input = match command {
+            "connect" => Input::Connected(conn_and_rest().0),
+            "close" => Input::Disconnected(conn_and_rest().0),
+            "recv" | "classic" => {
+                let (conn, text) = conn_and_rest();
+                let dialect = if command == "recv" {
+                    Dialect::Native
+                } else {
+                    Dialect::Classic
+                };
+                match decode(dialect, text, "") {
+                    Ok(env) => Input::Received(conn, dialect, env),
+                    Err(e) => {
+                        writeln!(transcript, "  (not decoded: {e})").unwrap();
+                        continue;
+                    }
+                }
+            }
+            "auth" => {
+                let (conn, name) = conn_and_rest();
+                let nonce = challenges.get(&conn).expect("a challenge was sent");
+                let proof = auth::proof(config.secret.as_deref().unwrap(), auth::PEER, nonce, name);
+                Input::Received(
+                    conn,
+                    Dialect::Native,
+                    Envelope {
+                        from: String::new(),
+                        clock: 0,
+                        term: None,
+                        message: Message::Auth { proof },
+                    },
+                )
+            }
+            "tick" => {
+                now += rest.parse::<u64>().expect("milliseconds");
+                Input::Tick
+            }
+            "state" => {
+                let s = c.state();
+                let counts = s.counts;
+                writeln!(
+                    transcript,
+                    "  jobs: {} queued, {} assigned, {} running, {} completed, {} failed; {} duplicates",
+                    counts.queued, counts.assigned, counts.running, counts.completed, counts.failed, s.duplicates
+                )
+                .unwrap();
+                for (name, w) in &s.workers {
+                    let running: Vec<String> = w.running.iter().map(|j| j.to_string()).collect();
+                    writeln!(
+                        transcript,
+                        "  {name}: {} {}/{} slots, done {} [{}]",
+                        w.health.as_str(),
+                        w.running.len(),
+                        w.slots,
+                        w.done,
+                        running.join(" ")
+                    )
+                    .unwrap();
+                }
+                continue;
+            }
+            other => panic!("unknown command {other}"),
+        };
+        for output in c.step(now, input) {
+            match output {
+                Output::Send(conn, env) => {
+                    if let Message::Challenge { nonce, .. } = &env.message {
+                        challenges.insert(conn, nonce.clone());
+                    }
+                    let body = serde_json::to_string(&env.message).unwrap();
+                    // Random values (nonces, tokens, proofs) differ by seed: show their shape only.
+                    let body = mask_hex(&body);
+                    writeln!(transcript, "  → {conn} c{} {body}", env.clock).unwrap();
+                }
+                Output::Close(conn) => writeln!(transcript, "  ✕ close {conn}").unwrap(),
+                Output::Event(event) => {
+                    writeln!(
+                        transcript,
+                        "  • c{} @{}ms {}",
+                        event.clock, event.at_ms, event.kind
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+    transcript
+}
+
+/// Replaces long hex strings with `<hex>` so transcripts do not depend on random values.
+fn mask_hex(text: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_hexdigit() {
+            run.push(ch);
+        } else {
+            out.push_str(if run.len() >= 16 { "<hex>" } else { &run });
+            run.clear();
+            out.push(ch);
+        }
+    }
+    out.push_str(if run.len() >= 16 { "<hex>" } else { &run });
+    out
+}
+
+#[test]
+fn coordinator_transcripts() {
+    insta::glob!("scripts/coordinator/*.txt", |path| {
+        let script = std::fs::read_to_string(path).unwrap();
+        insta::assert_snapshot!(run(&script));
+    });
+}
