@@ -15,7 +15,10 @@
 //! `docs/ARCHITECTURE.md` draws the whole and the parts still to come.
 
 pub mod cli;
+pub mod client;
 pub mod clock;
+pub mod logging;
+pub mod node;
 pub mod protocol;
 pub mod role;
 pub mod topology;

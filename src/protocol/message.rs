@@ -197,7 +197,6 @@ pub enum Message {
     /// The cluster at a glance.
     StatusReport {
         /// The report.
-        #[serde(flatten)]
         report: StatusReport,
     },
     /// List jobs, optionally of one state only.

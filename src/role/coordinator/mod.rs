@@ -133,6 +133,16 @@ pub enum Input {
     Received(ConnId, Dialect, Envelope),
     /// A connection closed.
     Disconnected(ConnId),
+    /// A line arrived that is not a message (bad JSON, an unknown type, not text, too long).
+    /// The peer gets an error reply; with `fatal`, its connection is closed too.
+    Invalid {
+        /// The connection.
+        conn: ConnId,
+        /// What was wrong, for the reply and the log.
+        reason: String,
+        /// Close the connection (the line was too long to resynchronise safely).
+        fatal: bool,
+    },
     /// Time passed.
     Tick,
 }
@@ -248,6 +258,13 @@ impl Coordinator {
             Input::Connected(conn) => self.connected(conn),
             Input::Received(conn, dialect, envelope) => self.received(conn, dialect, envelope),
             Input::Disconnected(conn) => self.disconnected(conn),
+            Input::Invalid { conn, reason, fatal } => {
+                warn!(conn, %reason, "bad input");
+                self.send(conn, Message::Error { message: reason });
+                if fatal {
+                    self.close(conn);
+                }
+            }
             Input::Tick => self.tick(),
         }
         self.state.queue.promote_due(self.now);

@@ -1,0 +1,120 @@
+//! The command line: argument parsing (clap, derive) and one module per command.
+//!
+//! Each command is a function that returns the process's exit code, so tests and the binary see
+//! the same behaviour. Exit codes: 0 success, 1 failure (an invalid topology, an unreachable
+//! coordinator, a refused request), 2 a usage error (clap's own), 3 a waited-for job failed.
+
+pub mod check;
+pub mod client;
+pub mod node;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// tcluster launches a small distributed cluster from a topology file and lets you break it on
+/// purpose and watch it recover.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcluster",
+    version,
+    about = "A terminal console for teaching distributed systems live",
+    long_about = "tcluster reads a topology file (.top) that describes a cluster — a coordinator, \
+its backup, workers, chat servers and bots — and runs it.\n\n\
+Today `tcluster TOPOLOGY` validates the file and prints what it describes; `tcluster node` runs \
+one node of it and `tcluster client` talks to its coordinator. The full-screen console comes in a \
+later release.",
+    after_help = "Examples:\n  tcluster check topologies/demo.top\n  tcluster node topologies/demo.top --name coordinator\n  \
+tcluster node topologies/demo.top --name worker-1\n  tcluster client topologies/demo.top submit \"sleep 1s\" --count 5 --wait\n\n\
+The topology language is documented in docs/TOPOLOGY.md, the protocol in docs/PROTOCOL.md.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// A topology file to open (today: the same as `tcluster check TOPOLOGY`).
+    #[arg(value_name = "TOPOLOGY")]
+    pub topology: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a topology file and print a summary of it, or every error in it.
+    ///
+    /// Exit status: 0 if the file is valid (warnings are allowed), 1 if it is not.
+    Check {
+        /// The topology file (.top) to check.
+        #[arg(value_name = "TOPOLOGY")]
+        topology: PathBuf,
+
+        /// Print only problems: nothing at all for a valid file without warnings.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Run one node of a topology (a master or a worker) in this process, until SIGINT/SIGTERM.
+    ///
+    /// When ready it prints `READY NAME ADDRESS` (a master) or `READY NAME registered with
+    /// ADDRESS` (a worker) on stdout; logs go to stderr.
+    Node(NodeArgs),
+    /// Talk to a cluster's coordinator: submit jobs, ask for their status, list workers.
+    ///
+    /// Without a command, opens an interactive prompt.
+    Client(client::ClientArgs),
+}
+
+/// `tcluster node` arguments.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The topology file.
+    #[arg(value_name = "TOPOLOGY")]
+    pub topology: PathBuf,
+
+    /// The node to run, as the topology names it (`worker-2` for a copy made by `count`).
+    #[arg(long)]
+    pub name: String,
+
+    /// A master: listen here instead of the topology's address (port 0 picks a free port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+
+    /// A master: the most connections kept open; past it, the oldest idle one is dropped.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// A worker: connect to this coordinator instead of the topology's primary.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub coordinator: Option<String>,
+
+    /// How log lines on stderr look.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses the process's arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match (cli.command, cli.topology) {
+        (Some(Command::Check { topology, quiet }), _) => check::run(&topology, quiet),
+        (Some(Command::Node(args)), _) => node::run(args),
+        (Some(Command::Client(args)), _) => client::run(args),
+        (None, Some(topology)) => {
+            let code = check::run(&topology, false);
+            eprintln!(
+                "note: the console is not built yet; run the cluster with `tcluster node` (see --help)"
+            );
+            code
+        }
+        (None, None) => {
+            use clap::CommandFactory;
+            // Printing help can only fail if stdout is closed; there is nothing left to say then.
+            let _ = Cli::command().print_help();
+            ExitCode::from(2)
+        }
+    }
+}

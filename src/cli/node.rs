@@ -1,0 +1,54 @@
+//! `tcluster node TOPOLOGY --name NAME`: one node of a topology, in this process.
+
+use std::process::ExitCode;
+
+use tokio_util::sync::CancellationToken;
+
+use super::NodeArgs;
+use crate::logging;
+use crate::node::{self, NodeOptions};
+
+/// Runs the node until SIGINT or SIGTERM.
+pub fn run(args: NodeArgs) -> ExitCode {
+    let Some((topology, _)) = super::check::load(&args.topology) else {
+        return ExitCode::from(1);
+    };
+    logging::init(topology.globals.log_level, args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = NodeOptions {
+        listen: args.listen,
+        coordinator: args.coordinator,
+        max_connections: Some(args.max_connections),
+        announce: true,
+    };
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        match node::run(&topology, &args.name, options, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+pub async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,280 @@
+//! The coordinator's driver: TCP in, [`Coordinator`] steps, TCP out.
+//!
+//! ```text
+//!  accept ─▶ per connection: reader task ──(ConnEvent)──▶ ┐
+//!                                                         ├─▶ one loop owns the Coordinator:
+//!  ticker ───────────────────────────────────────────────▶ ┘   step(now, input) → outputs
+//!                                                              │
+//!  per connection: writer task ◀──(bounded queue of lines)───◀─┤ Send / Close
+//!  watchers (broadcast) ◀───────────────────────────────────◀─┘ Event
+//! ```
+//!
+//! The reader tells the protocol apart from the first line (a JSON object is native, anything
+//! else classic), decodes each line and hands it over; the writer encodes each reply in the
+//! connection's dialect. A slow reader never blocks the loop: its queue is bounded, and a peer
+//! that lets it fill up is disconnected (an event subscriber only loses events, counted).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, warn};
+
+use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
+use crate::protocol::message::{Envelope, Message};
+use crate::protocol::{Dialect, classic, decode, encode};
+use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
+use crate::role::event::ClusterEvent;
+
+/// Lines queued for one connection before it counts as too slow.
+const CONN_QUEUE: usize = 8192;
+
+/// What a connection's reader tells the loop.
+enum ConnEvent {
+    Opened(mpsc::Sender<Bytes>, CancellationToken),
+    Line(Dialect, Envelope),
+    Invalid(String, bool),
+    Closed,
+}
+
+/// A running coordinator.
+pub struct CoordinatorHandle {
+    /// Where it listens.
+    pub local_addr: SocketAddr,
+    /// Every event, for in-process watchers (the supervisor, tests).
+    pub events: broadcast::Sender<ClusterEvent>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CoordinatorHandle {
+    /// Stops the coordinator and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until it stops (after `shutdown` is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts a coordinator on `listener`; it stops when `shutdown` is cancelled.
+pub fn start(config: CoordinatorConfig, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<CoordinatorHandle> {
+    let local_addr = listener.local_addr()?;
+    let (events, _) = broadcast::channel(4096);
+    let span = tracing::info_span!("node", name = %config.name);
+    let task = tokio::spawn(run(config, listener, events.clone(), shutdown.clone()).instrument(span));
+    Ok(CoordinatorHandle { local_addr, events, shutdown, task })
+}
+
+/// How often the coordinator looks at its workers' silence: a tenth of the shortest limit, so
+/// a failure is detected within 10% of its timeout, but never more often than every 5ms.
+fn tick_interval(config: &CoordinatorConfig) -> Duration {
+    let shortest = config.heartbeat.suspect_after.min(config.heartbeat.timeout);
+    (shortest / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
+}
+
+async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadcast::Sender<ClusterEvent>, shutdown: CancellationToken) {
+    let name = config.name.clone();
+    let term = config.term;
+    let mut ticker = tokio::time::interval(tick_interval(&config));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut coordinator = Coordinator::new(config);
+    let started = Instant::now();
+    let now = || started.elapsed().as_millis() as u64;
+
+    let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
+    let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> = HashMap::new();
+    let mut next_conn: ConnId = 1;
+    let mut dropped_events: u64 = 0;
+
+    loop {
+        let input = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let conn = next_conn;
+                    next_conn += 1;
+                    debug!(conn, %peer, "connection");
+                    tokio::spawn(connection(conn, stream, inputs_tx.clone(), shutdown.child_token()).in_current_span());
+                    continue;
+                }
+                Err(e) => {
+                    // Out of file descriptors, usually: wait a little rather than spin.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some((conn, event)) = inputs.recv() => match event {
+                ConnEvent::Opened(tx, cancel) => {
+                    writers.insert(conn, (tx, cancel, Dialect::Native));
+                    Input::Connected(conn)
+                }
+                ConnEvent::Line(dialect, envelope) => {
+                    if let Some(w) = writers.get_mut(&conn) {
+                        w.2 = dialect;
+                    }
+                    Input::Received(conn, dialect, envelope)
+                }
+                ConnEvent::Invalid(reason, fatal) => Input::Invalid { conn, reason, fatal },
+                ConnEvent::Closed => {
+                    writers.remove(&conn);
+                    Input::Disconnected(conn)
+                }
+            },
+            _ = ticker.tick() => Input::Tick,
+        };
+
+        for output in coordinator.step(now(), input) {
+            match output {
+                Output::Send(conn, envelope) => {
+                    let Some((tx, cancel, dialect)) = writers.get(&conn) else { continue };
+                    let Some(line) = encode(*dialect, &envelope) else { continue };
+                    if tx.try_send(Bytes::from(line)).is_err() {
+                        warn!(conn, "peer too slow to read its replies: disconnecting");
+                        cancel.cancel();
+                    }
+                }
+                Output::Close(conn) => {
+                    if let Some((_, cancel, _)) = writers.remove(&conn) {
+                        cancel.cancel();
+                    }
+                }
+                Output::Event(event) => {
+                    log_event(&event);
+                    if coordinator.subscribers().is_empty() {
+                        let _ = watchers.send(event);
+                        continue;
+                    }
+                    let line = Bytes::from(
+                        Envelope { from: name.clone(), clock: event.clock, term: Some(term), message: Message::Event { event: event.clone() } }
+                            .to_json(),
+                    );
+                    for conn in coordinator.subscribers() {
+                        if let Some((tx, _, _)) = writers.get(conn)
+                            && tx.try_send(line.clone()).is_err()
+                        {
+                            dropped_events += 1;
+                            if dropped_events.is_power_of_two() {
+                                warn!(conn, dropped_events, "a subscriber reads too slowly: events dropped");
+                            }
+                        }
+                    }
+                    let _ = watchers.send(event);
+                }
+            }
+        }
+    }
+    info!("coordinator stopping");
+    for (_, (_, cancel, _)) in writers.drain() {
+        cancel.cancel();
+    }
+}
+
+/// Membership changes and faults are worth a line at `info`; the rest of the job traffic is
+/// `debug`, or a busy cluster would drown its own log.
+fn log_event(event: &ClusterEvent) {
+    use crate::role::event::EventKind::*;
+    match &event.kind {
+        WorkerJoined { .. } | WorkerRejoined { .. } | WorkerSuspect { .. } | WorkerRecovered { .. } | WorkerDead { .. }
+        | JobRequeued { .. } | JobReclaimed { .. } | DuplicateResult { .. } => info!(clock = event.clock, "{}", event.kind),
+        JobFailed { .. } => warn!(clock = event.clock, "{}", event.kind),
+        _ => debug!(clock = event.clock, "{}", event.kind),
+    }
+}
+
+/// One connection: a reader loop here and a writer task beside it.
+async fn connection(conn: ConnId, stream: TcpStream, inputs: mpsc::Sender<(ConnId, ConnEvent)>, cancel: CancellationToken) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+    if inputs.send((conn, ConnEvent::Opened(tx, cancel.clone()))).await.is_err() {
+        return;
+    }
+    let writer = tokio::spawn(write_lines(write, rx, cancel.clone()));
+    tokio::select! {
+        _ = read_lines(conn, read, &inputs) => {}
+        _ = cancel.cancelled() => {}
+    }
+    let _ = inputs.send((conn, ConnEvent::Closed)).await;
+    // Let the writer send what is queued (an error reply, say) before the socket closes.
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+}
+
+async fn read_lines(conn: ConnId, read: OwnedReadHalf, inputs: &mpsc::Sender<(ConnId, ConnEvent)>) {
+    let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+    let mut dialect = None;
+    while let Some(next) = lines.next().await {
+        let event = match next {
+            Err(e) => {
+                let reason = match e {
+                    tokio_util::codec::AnyDelimiterCodecError::MaxChunkLengthExceeded => {
+                        format!("line longer than {MAX_LINE} bytes: closing the connection")
+                    }
+                    tokio_util::codec::AnyDelimiterCodecError::Io(e) => {
+                        debug!(conn, "read error: {e}");
+                        return;
+                    }
+                };
+                let _ = inputs.send((conn, ConnEvent::Invalid(reason, true))).await;
+                return;
+            }
+            Ok(line) => match frame_text(&line) {
+                Err(e) => ConnEvent::Invalid(e.to_string(), false),
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => {
+                    let d = *dialect.get_or_insert_with(|| if classic::is_classic(text) { Dialect::Classic } else { Dialect::Native });
+                    match decode(d, text, "") {
+                        Ok(envelope) => ConnEvent::Line(d, envelope),
+                        Err(reason) => ConnEvent::Invalid(reason, false),
+                    }
+                }
+            },
+        };
+        if inputs.send((conn, event)).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, cancel: CancellationToken) {
+    let mut out = BufWriter::new(write);
+    loop {
+        let line = tokio::select! {
+            line = rx.recv() => line,
+            _ = cancel.cancelled() => {
+                // Closing: send what is already queued, then stop.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(line) = line else { break };
+        if out.write_all(&line).await.is_err() || out.write_all(b"\n").await.is_err() {
+            return;
+        }
+        // Write everything already queued before flushing: one system call for a burst.
+        while let Ok(line) = rx.try_recv() {
+            if out.write_all(&line).await.is_err() || out.write_all(b"\n").await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.flush().await;
+    let _ = out.shutdown().await;
+}

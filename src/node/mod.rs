@@ -1,0 +1,130 @@
+//! Running one node of a topology: the thin async drivers around the roles.
+//!
+//! - [`coordinator`]: a master — a TCP server around the [`crate::role::coordinator`] state
+//!   machine.
+//! - [`worker`]: a worker — a TCP client around [`crate::role::worker`], with the job executor.
+//! - [`handshake`]: the peer's side of authentication, shared with the client.
+//!
+//! [`run`] starts the node a topology names, in this process: `tcluster node` calls it in a
+//! process of its own, and a launcher can call it as an in-process task. A node that is ready
+//! prints one line on stdout — `READY <name> <address>` for a master, `READY <name> registered
+//! with <address>` for a worker — so whoever started it knows when, and where (a master given
+//! port 0 reports the port the system chose). Logs go to stderr.
+
+pub mod coordinator;
+pub mod handshake;
+pub mod worker;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::role::coordinator::{CoordinatorConfig, seed_from_env};
+use crate::role::worker::WorkerConfig;
+use crate::topology::diagnostic::did_you_mean;
+use crate::topology::{NodeKind, Topology};
+
+/// Settings that override the topology for one run.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// For a master: the address to listen on instead of the topology's (`127.0.0.1:0` picks a
+    /// free port).
+    pub listen: Option<String>,
+    /// For a worker: the coordinator's address instead of the topology's primary.
+    pub coordinator: Option<String>,
+    /// For a master: the most connections it keeps open (default 4096).
+    pub max_connections: Option<usize>,
+    /// Print the `READY` line on stdout.
+    pub announce: bool,
+}
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The topology has no node of that name.
+    #[error("the topology has no node named `{name}`{hint}")]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// ": did you mean …?" or the list of nodes.
+        hint: String,
+    },
+    /// A worker does not know where its coordinator is.
+    #[error("{0}")]
+    NoCoordinator(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// This kind of node cannot run yet.
+    #[error("`{0}` nodes cannot run on their own yet: tcluster node runs masters and workers")]
+    Unsupported(NodeKind),
+}
+
+/// Runs node `name` of `topology` until `shutdown` is cancelled.
+pub async fn run(topology: &Topology, name: &str, options: NodeOptions, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let node = topology.node(name).ok_or_else(|| NodeError::UnknownNode {
+        name: name.to_string(),
+        hint: match did_you_mean(name, topology.nodes.iter().map(|n| n.name.as_str())) {
+            Some(hint) => format!(": {hint}"),
+            None => {
+                let names: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).take(8).collect();
+                format!(" (its nodes: {})", names.join(", "))
+            }
+        },
+    })?;
+    match node.kind {
+        NodeKind::Master => {
+            let addr = options.listen.clone().unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
+            let listener = TcpListener::bind(&addr).await.map_err(|source| NodeError::Listen { addr: addr.clone(), source })?;
+            let mut config = CoordinatorConfig::from_topology(topology, name, seed_from_env());
+            if let Some(max) = options.max_connections {
+                config.max_connections = max.max(1);
+            }
+            let handle = coordinator::start(config, listener, shutdown).map_err(|source| NodeError::Listen { addr, source })?;
+            if options.announce {
+                println!("READY {name} {}", handle.local_addr);
+            }
+            handle.wait().await;
+            Ok(())
+        }
+        NodeKind::Worker => {
+            let coordinator = match options.coordinator {
+                Some(addr) => addr,
+                None => coordinator_address(topology)?,
+            };
+            let worker = worker::WorkerOptions {
+                config: WorkerConfig {
+                    name: name.to_string(),
+                    slots: node.resources.cpu,
+                    heartbeat_ms: topology.policies.heartbeat.interval.as_millis() as u64,
+                },
+                coordinator,
+                secret: topology.globals.cluster_secret.clone(),
+                announce: options.announce,
+            };
+            let span = tracing::info_span!("node", name = %name);
+            worker::run(worker, shutdown).instrument(span).await;
+            Ok(())
+        }
+        other => Err(NodeError::Unsupported(other)),
+    }
+}
+
+/// The primary's `host:port` as the topology gives it.
+pub fn coordinator_address(topology: &Topology) -> Result<String, NodeError> {
+    let primary = topology
+        .primary()
+        .ok_or_else(|| NodeError::NoCoordinator("the topology has no master".to_string()))?;
+    match primary.port {
+        Some(port) => Ok(format!("{}:{port}", primary.address)),
+        None => Err(NodeError::NoCoordinator(format!(
+            "`{}` has no port in the topology (tcluster picks one when it launches the cluster): pass --coordinator HOST:PORT",
+            primary.name
+        ))),
+    }
+}

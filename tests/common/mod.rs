@@ -1,0 +1,194 @@
+//! Shared helpers for the integration tests: real `tcluster` processes on ports the OS picks,
+//! killed when the test ends (also when it fails), and waits with deadlines instead of sleeps.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Generous deadlines: a busy 2-core machine may be slow, and a deadline only costs time when
+/// the test is failing anyway.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The `tcluster` binary.
+pub fn tcluster() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tcluster"));
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// A child process, killed and reaped on drop.
+pub struct Proc {
+    /// What it is, for messages.
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Its process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits for a stdout line starting with `prefix` and returns it.
+    pub fn wait_for_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "{} printed no line starting with {prefix:?} in time; its log:\n{}",
+                    self.name,
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("signal the process");
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        // A stopped process cannot die of SIGKILL until it is continued on some kernels' views
+        // of the zombie; continue it first, then kill and reap.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tcluster ARGS`, logging stderr into `dir`.
+pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
+    let log = dir.join(format!("{name}.log"));
+    let mut child = tcluster()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("create the log file"))
+        .spawn()
+        .expect("start tcluster");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Proc { name: name.to_string(), child, lines, log }
+}
+
+/// A coordinator on a free port; returns it and its address.
+pub fn coordinator(dir: &Path, topology: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["node", topology.to_str().unwrap(), "--name", "coordinator", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let proc = spawn(dir, "coordinator", &args);
+    let line = proc.wait_for_line("READY coordinator ");
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    (proc, addr)
+}
+
+/// A worker connected to `addr`, once it has registered.
+pub fn worker(dir: &Path, topology: &Path, name: &str, addr: &str) -> Proc {
+    let proc = spawn(dir, name, &["node", topology.to_str().unwrap(), "--name", name, "--coordinator", addr]);
+    proc.wait_for_line(&format!("READY {name} registered"));
+    proc
+}
+
+/// Writes a topology file into `dir`.
+pub fn topology(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("test.top");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Waits until `check` returns `Some`, or panics with `what` after the deadline.
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A line-oriented TCP connection for speaking a protocol by hand, as `nc` would.
+pub struct Line {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Line {
+    /// Connects to `addr`.
+    pub fn connect(addr: &str) -> Line {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        Line { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
+    }
+
+    /// Sends one line.
+    pub fn send(&mut self, line: &str) {
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.write_all(b"\n").unwrap();
+    }
+
+    /// Sends raw bytes.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).unwrap();
+    }
+
+    /// The next line, or `None` if the connection closed.
+    pub fn recv(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line.trim_end().to_string()),
+            Err(e) => panic!("no line within {DEADLINE:?}: {e}"),
+        }
+    }
+
+    /// The next line that starts with `prefix`, skipping others.
+    pub fn recv_starting(&mut self, prefix: &str) -> String {
+        loop {
+            let line = self.recv().unwrap_or_else(|| panic!("connection closed while waiting for {prefix:?}"));
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+    }
+
+    /// The next JSON message whose `type` is `kind`, skipping others.
+    pub fn recv_type(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let line = self.recv().unwrap_or_else(|| panic!("connection closed while waiting for {kind}"));
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
