@@ -51,22 +51,46 @@ pub struct Client {
 
 impl Client {
     /// Connects to `addr` as `name`, proving knowledge of `secret` if there is one.
-    pub async fn connect(addr: &str, name: &str, secret: Option<&str>) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr).await.map_err(|source| ClientError::Connect { addr: addr.to_string(), source })?;
+    pub async fn connect(
+        addr: &str,
+        name: &str,
+        secret: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
         let _ = stream.set_nodelay(true);
         let (read, mut write) = stream.into_split();
         let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
         if let Some(secret) = secret {
-            handshake::prove(&mut lines, &mut write, secret, name, PeerRole::Client).await.map_err(ClientError::Auth)?;
+            handshake::prove(&mut lines, &mut write, secret, name, PeerRole::Client)
+                .await
+                .map_err(ClientError::Auth)?;
         }
-        Ok(Client { lines, write, name: name.to_string(), clock: LamportClock::default() })
+        Ok(Client {
+            lines,
+            write,
+            name: name.to_string(),
+            clock: LamportClock::default(),
+        })
     }
 
     /// Sends a message without waiting for anything.
     pub async fn send(&mut self, message: Message) -> Result<(), ClientError> {
-        let envelope = Envelope { from: self.name.clone(), clock: self.clock.tick(), term: None, message };
+        let envelope = Envelope {
+            from: self.name.clone(),
+            clock: self.clock.tick(),
+            term: None,
+            message,
+        };
         let line = envelope.to_json() + "\n";
-        self.write.write_all(line.as_bytes()).await.map_err(|e| ClientError::Io(e.to_string()))
+        self.write
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
     }
 
     /// The next message that arrives.

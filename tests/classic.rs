@@ -15,13 +15,18 @@ policy load_balancing { health_check_interval 2s }
 ";
 
 fn unix_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A classic worker: registers and sends one heartbeat.
 fn classic_worker(addr: &str, id: &str) -> Line {
     let mut w = Line::connect(addr);
-    w.send(&format!(r#"REGISTER:{{"id":"{id}","type":"data_processor"}}"#));
+    w.send(&format!(
+        r#"REGISTER:{{"id":"{id}","type":"data_processor"}}"#
+    ));
     w.send(&format!("HEARTBEAT:{}", unix_seconds()));
     w
 }
@@ -50,13 +55,20 @@ fn the_classic_lab_protocol_end_to_end() {
     let mut client = Line::connect(&addr);
     client.send("SUBMIT_JOB:relatorio");
     assert_eq!(client.recv().unwrap(), "JOB_ACCEPTED:JOB-1");
-    assert_eq!(worker1.recv_starting("PROCESS_JOB:"), "PROCESS_JOB:JOB-1:relatorio");
+    assert_eq!(
+        worker1.recv_starting("PROCESS_JOB:"),
+        "PROCESS_JOB:JOB-1:relatorio"
+    );
     worker1.send("JOB_COMPLETE:JOB-1:Processado_relatorio_por_worker1");
-    assert_eq!(client.recv().unwrap(), "JOB_DONE:JOB-1:Processado_relatorio_por_worker1");
+    assert_eq!(
+        client.recv().unwrap(),
+        "JOB_DONE:JOB-1:Processado_relatorio_por_worker1"
+    );
 
     client.send("STATUS");
     let status = client.recv().unwrap();
-    let report: serde_json::Value = serde_json::from_str(status.strip_prefix("STATUS:").expect("STATUS: line")).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(status.strip_prefix("STATUS:").expect("STATUS: line")).unwrap();
     assert_eq!(report["jobs"]["completed"], 1);
     assert_eq!(report["workers"]["healthy"], 1);
 
@@ -69,13 +81,22 @@ fn the_classic_lab_protocol_end_to_end() {
     // worker1 takes a job and its socket closes: dead at once, the job goes to worker2.
     client.send("SUBMIT_JOB:segundo");
     assert_eq!(client.recv().unwrap(), "JOB_ACCEPTED:JOB-2");
-    assert_eq!(worker1.recv_starting("PROCESS_JOB:"), "PROCESS_JOB:JOB-2:segundo");
+    assert_eq!(
+        worker1.recv_starting("PROCESS_JOB:"),
+        "PROCESS_JOB:JOB-2:segundo"
+    );
     let mut worker2 = classic_worker(&addr, "worker2");
     wait_healthy(&addr, 2);
     drop(worker1);
-    assert_eq!(worker2.recv_starting("PROCESS_JOB:"), "PROCESS_JOB:JOB-2:segundo");
+    assert_eq!(
+        worker2.recv_starting("PROCESS_JOB:"),
+        "PROCESS_JOB:JOB-2:segundo"
+    );
     worker2.send("JOB_COMPLETE:JOB-2:Processado_segundo_por_worker2");
-    assert_eq!(client.recv().unwrap(), "JOB_DONE:JOB-2:Processado_segundo_por_worker2");
+    assert_eq!(
+        client.recv().unwrap(),
+        "JOB_DONE:JOB-2:Processado_segundo_por_worker2"
+    );
 
     // worker3 takes a job and stops heartbeating with its socket open: dead after the timeout,
     // and the job goes to worker2 (which keeps heartbeating meanwhile).
@@ -93,11 +114,16 @@ fn the_classic_lab_protocol_end_to_end() {
     assert_ne!(to_w2, to_w3);
     let (w3_job, w3_data) = {
         let mut parts = to_w3.splitn(3, ':').skip(1);
-        (parts.next().unwrap().to_string(), parts.next().unwrap().to_string())
+        (
+            parts.next().unwrap().to_string(),
+            parts.next().unwrap().to_string(),
+        )
     };
     let w2_job = to_w2.split(':').nth(1).unwrap().to_string();
     let w2_data = to_w2.split(':').nth(2).unwrap().to_string();
-    worker2.send(&format!("JOB_COMPLETE:{w2_job}:Processado_{w2_data}_por_worker2"));
+    worker2.send(&format!(
+        "JOB_COMPLETE:{w2_job}:Processado_{w2_data}_por_worker2"
+    ));
     // Now only worker2 heartbeats; worker3 is silent until it is declared dead.
     let reassigned = wait_until("worker3's job moves to worker2", || {
         worker2.send(&format!("HEARTBEAT:{}", unix_seconds()));
@@ -108,6 +134,9 @@ fn the_classic_lab_protocol_end_to_end() {
         (info["job"]["worker"] == "worker2").then_some(info)
     });
     assert_eq!(reassigned["job"]["attempts"], 2);
-    assert_eq!(worker2.recv_starting("PROCESS_JOB:"), format!("PROCESS_JOB:{w3_job}:{w3_data}"));
+    assert_eq!(
+        worker2.recv_starting("PROCESS_JOB:"),
+        format!("PROCESS_JOB:{w3_job}:{w3_data}")
+    );
     drop(worker3);
 }

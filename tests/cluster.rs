@@ -34,23 +34,38 @@ fn subscribe(addr: &str) -> mpsc::Receiver<Value> {
 }
 
 /// Collects events until `done` says so.
-fn collect_until(events: &mpsc::Receiver<Value>, seen: &mut Vec<Value>, what: &str, done: impl Fn(&[Value]) -> bool) {
+fn collect_until(
+    events: &mpsc::Receiver<Value>,
+    seen: &mut Vec<Value>,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) {
     let deadline = std::time::Instant::now() + DEADLINE;
     while !done(seen) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match events.recv_timeout(left) {
             Ok(event) => seen.push(event),
-            Err(_) => panic!("timed out waiting until {what}; events so far:\n{}", render(seen)),
+            Err(_) => panic!(
+                "timed out waiting until {what}; events so far:\n{}",
+                render(seen)
+            ),
         }
     }
 }
 
 fn render(events: &[Value]) -> String {
-    events.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+    events
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn count(events: &[Value], kind: &str, pred: impl Fn(&Value) -> bool) -> usize {
-    events.iter().filter(|e| e["event"] == kind && pred(e)).count()
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && pred(e))
+        .count()
 }
 
 #[test]
@@ -70,33 +85,62 @@ fn thirty_jobs_survive_a_killed_and_a_stopped_worker() {
 
     // Wait until worker-1 and worker-2 are each running a job, then break them.
     let mut seen = Vec::new();
-    let started_on = |events: &[Value], w: &str| count(events, "job_started", |e| e["worker"] == w) > 0;
-    collect_until(&events, &mut seen, "worker-1 and worker-2 run jobs", |ev| started_on(ev, "worker-1") && started_on(ev, "worker-2"));
+    let started_on =
+        |events: &[Value], w: &str| count(events, "job_started", |e| e["worker"] == w) > 0;
+    collect_until(&events, &mut seen, "worker-1 and worker-2 run jobs", |ev| {
+        started_on(ev, "worker-1") && started_on(ev, "worker-2")
+    });
     w1.signal(Signal::SIGKILL);
     w2.signal(Signal::SIGSTOP);
 
-    collect_until(&events, &mut seen, "all 30 jobs complete", |ev| count(ev, "job_completed", |_| true) >= 30);
+    collect_until(&events, &mut seen, "all 30 jobs complete", |ev| {
+        count(ev, "job_completed", |_| true) >= 30
+    });
 
     // The kill is seen at once (the connection closes); the pause by the heartbeat timeout.
-    let dead = |w: &str| seen.iter().find(|e| e["event"] == "worker_dead" && e["worker"] == w).cloned();
+    let dead = |w: &str| {
+        seen.iter()
+            .find(|e| e["event"] == "worker_dead" && e["worker"] == w)
+            .cloned()
+    };
     let w1_dead = dead("worker-1").expect("worker-1 declared dead");
     assert_eq!(w1_dead["reason"], "connection closed");
     let w2_dead = dead("worker-2").expect("worker-2 declared dead");
-    assert!(w2_dead["reason"].as_str().unwrap().starts_with("no heartbeat for"), "{w2_dead}");
-    assert_eq!(count(&seen, "worker_suspect", |e| e["worker"] == "worker-2"), 1, "suspect before dead");
-    assert!(count(&seen, "job_requeued", |_| true) >= 2, "the broken workers' jobs were requeued");
+    assert!(
+        w2_dead["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no heartbeat for"),
+        "{w2_dead}"
+    );
+    assert_eq!(
+        count(&seen, "worker_suspect", |e| e["worker"] == "worker-2"),
+        1,
+        "suspect before dead"
+    );
+    assert!(
+        count(&seen, "job_requeued", |_| true) >= 2,
+        "the broken workers' jobs were requeued"
+    );
 
     // worker-2 resumes: it rejoins, and whatever it finishes now is a duplicate, not a second
     // completion.
     w2.signal(Signal::SIGCONT);
-    collect_until(&events, &mut seen, "worker-2 rejoins", |ev| count(ev, "worker_rejoined", |e| e["worker"] == "worker-2") > 0);
+    collect_until(&events, &mut seen, "worker-2 rejoins", |ev| {
+        count(ev, "worker_rejoined", |e| e["worker"] == "worker-2") > 0
+    });
 
     let mut completions: HashMap<String, usize> = HashMap::new();
     for e in seen.iter().filter(|e| e["event"] == "job_completed") {
-        *completions.entry(e["job"].as_str().unwrap().to_string()).or_default() += 1;
+        *completions
+            .entry(e["job"].as_str().unwrap().to_string())
+            .or_default() += 1;
     }
     assert_eq!(completions.len(), 30, "every job completed");
-    assert!(completions.values().all(|&n| n == 1), "no job completed twice: {completions:?}");
+    assert!(
+        completions.values().all(|&n| n == 1),
+        "no job completed twice: {completions:?}"
+    );
 
     // The coordinator's own view agrees.
     let mut status = Line::connect(&addr);

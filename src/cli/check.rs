@@ -11,7 +11,13 @@ pub fn run(path: &Path, quiet: bool) -> ExitCode {
         Some((topology, _)) => {
             if !quiet {
                 let file = path.display().to_string();
-                print!("{}", Summary { topology: &topology, file: &file });
+                print!(
+                    "{}",
+                    Summary {
+                        topology: &topology,
+                        file: &file
+                    }
+                );
             }
             ExitCode::SUCCESS
         }

@@ -85,7 +85,11 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let Some((topology, _)) = super::check::load(&args.topology) else {
         return ExitCode::from(1);
     };
-    let addr = match args.coordinator.clone().map_or_else(|| coordinator_address(&topology), Ok) {
+    let addr = match args
+        .coordinator
+        .clone()
+        .map_or_else(|| coordinator_address(&topology), Ok)
+    {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("error: {e}");
@@ -101,13 +105,14 @@ pub fn run(args: ClientArgs) -> ExitCode {
     };
     let name = args.user.clone().unwrap_or_else(|| "client".to_string());
     let secret = topology.globals.cluster_secret.clone();
-    let mut session = match runtime.block_on(Session::open(&addr, &name, secret.as_deref(), args.json)) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_UNREACHABLE);
-        }
-    };
+    let mut session =
+        match runtime.block_on(Session::open(&addr, &name, secret.as_deref(), args.json)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_UNREACHABLE);
+            }
+        };
     if let (Some(user), Some(password)) = (&args.user, &args.password)
         && let Err(code) = runtime.block_on(session.login(user, password))
     {
@@ -130,8 +135,17 @@ struct Session {
 }
 
 impl Session {
-    async fn open(addr: &str, name: &str, secret: Option<&str>, json: bool) -> Result<Session, ClientError> {
-        Ok(Session { client: Client::connect(addr, name, secret).await?, token: None, json })
+    async fn open(
+        addr: &str,
+        name: &str,
+        secret: Option<&str>,
+        json: bool,
+    ) -> Result<Session, ClientError> {
+        Ok(Session {
+            client: Client::connect(addr, name, secret).await?,
+            token: None,
+            json,
+        })
     }
 
     /// Sends a request; an error reply is printed and becomes exit status 1.
@@ -155,7 +169,13 @@ impl Session {
     }
 
     async fn login(&mut self, user: &str, password: &str) -> Result<(), ExitCode> {
-        if let Message::LoggedIn { token, role } = self.ask(Message::Login { user: user.into(), password: password.into() }).await? {
+        if let Message::LoggedIn { token, role } = self
+            .ask(Message::Login {
+                user: user.into(),
+                password: password.into(),
+            })
+            .await?
+        {
             if !self.json {
                 println!("logged in as {user} ({role})");
             }
@@ -166,17 +186,38 @@ impl Session {
 
     async fn one_shot(&mut self, command: ClientCommand) -> Result<(), ExitCode> {
         match command {
-            ClientCommand::Submit { data, count, priority, wait } => self.submit(data, count, priority, wait).await,
+            ClientCommand::Submit {
+                data,
+                count,
+                priority,
+                wait,
+            } => self.submit(data, count, priority, wait).await,
             ClientCommand::Status { job } => self.status(job.as_deref()).await,
             ClientCommand::Jobs { state, limit } => self.jobs(state.as_deref(), limit).await,
             ClientCommand::Workers => self.workers().await,
         }
     }
 
-    async fn submit(&mut self, data: String, count: u32, priority: i32, wait: bool) -> Result<(), ExitCode> {
+    async fn submit(
+        &mut self,
+        data: String,
+        count: u32,
+        priority: i32,
+        wait: bool,
+    ) -> Result<(), ExitCode> {
         let token = self.token.clone();
-        let reply = self.ask(Message::Submit { data, count, priority, token, notify: wait }).await?;
-        let Message::Accepted { jobs } = reply else { return Ok(()) };
+        let reply = self
+            .ask(Message::Submit {
+                data,
+                count,
+                priority,
+                token,
+                notify: wait,
+            })
+            .await?;
+        let Message::Accepted { jobs } = reply else {
+            return Ok(());
+        };
         if !self.json {
             println!("accepted {}", id_list(&jobs));
         }
@@ -194,7 +235,10 @@ impl Session {
                             failed += 1;
                         }
                         if self.json {
-                            println!("{}", serde_json::json!({"job": job, "state": state, "result": result}));
+                            println!(
+                                "{}",
+                                serde_json::json!({"job": job, "state": state, "result": result})
+                            );
                         } else {
                             println!("{job} {state}: {result}");
                         }
@@ -307,7 +351,9 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
             }
             ["login", user, password] => runtime.block_on(session.login(user, password)),
             ["submit", data, options @ ..] => match submit_options(options) {
-                Ok((count, priority, wait)) => runtime.block_on(session.submit(data.to_string(), count, priority, wait)),
+                Ok((count, priority, wait)) => {
+                    runtime.block_on(session.submit(data.to_string(), count, priority, wait))
+                }
                 Err(e) => {
                     eprintln!("error: {e}");
                     Ok(())
@@ -327,7 +373,10 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
         // An unreachable coordinator ends the session; a refused request does not.
         if let Err(code) = result
             && code == ExitCode::from(EXIT_UNREACHABLE)
-            && matches!(runtime.block_on(session.client.request(Message::Ping)), Err(_))
+            && matches!(
+                runtime.block_on(session.client.request(Message::Ping)),
+                Err(_)
+            )
         {
             eprintln!("the connection to the coordinator is gone");
             return code;
@@ -357,14 +406,22 @@ fn submit_options(words: &[&str]) -> Result<(u32, i32, bool), String> {
         match (words[i], words.get(i + 1)) {
             ("wait", _) => wait = true,
             ("count", Some(n)) => {
-                count = n.parse().map_err(|_| format!("count must be a whole number, found `{n}`"))?;
+                count = n
+                    .parse()
+                    .map_err(|_| format!("count must be a whole number, found `{n}`"))?;
                 i += 1;
             }
             ("priority", Some(p)) => {
-                priority = p.parse().map_err(|_| format!("priority must be a whole number, found `{p}`"))?;
+                priority = p
+                    .parse()
+                    .map_err(|_| format!("priority must be a whole number, found `{p}`"))?;
                 i += 1;
             }
-            (other, _) => return Err(format!("unexpected `{other}`: submit DATA [count N] [priority P] [wait]")),
+            (other, _) => {
+                return Err(format!(
+                    "unexpected `{other}`: submit DATA [count N] [priority P] [wait]"
+                ));
+            }
         }
         i += 1;
     }
@@ -376,7 +433,11 @@ fn id_list(jobs: &[JobId]) -> String {
         [] => "no jobs".to_string(),
         [one] => one.to_string(),
         [first, .., last] if jobs.len() > 6 => format!("{} jobs: {first} … {last}", jobs.len()),
-        many => many.iter().map(JobId::to_string).collect::<Vec<_>>().join(" "),
+        many => many
+            .iter()
+            .map(JobId::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 
@@ -385,7 +446,10 @@ fn job_details(job: &JobView) -> String {
     if let Some(w) = &job.worker {
         out += &format!("  worker:   {w}\n");
     }
-    out += &format!("  attempts: {}\n  priority: {}\n", job.attempts, job.priority);
+    out += &format!(
+        "  attempts: {}\n  priority: {}\n",
+        job.attempts, job.priority
+    );
     if matches!(job.state, JobState::Running | JobState::Assigned) {
         out += &format!("  progress: {}%\n", job.progress);
     }
@@ -405,14 +469,32 @@ fn report_text(r: &StatusReport) -> String {
     let j = &r.jobs;
     format!(
         "coordinator {} (term {})\n  workers: {} healthy, {} suspect, {} dead\n  jobs:    {} queued, {} assigned, {} running, {} completed, {} failed\n  duplicate results: {}\n",
-        r.coordinator, r.term, r.workers.healthy, r.workers.suspect, r.workers.dead, j.queued, j.assigned, j.running, j.completed, j.failed, r.duplicates
+        r.coordinator,
+        r.term,
+        r.workers.healthy,
+        r.workers.suspect,
+        r.workers.dead,
+        j.queued,
+        j.assigned,
+        j.running,
+        j.completed,
+        j.failed,
+        r.duplicates
     )
 }
 
 fn job_table(jobs: &[JobView], total: usize) -> String {
-    let mut out = format!("{:<10} {:<10} {:<14} {:>8}  {}\n", "JOB", "STATE", "WORKER", "ATTEMPTS", "DATA → RESULT");
+    let mut out = format!(
+        "{:<10} {:<10} {:<14} {:>8}  {}\n",
+        "JOB", "STATE", "WORKER", "ATTEMPTS", "DATA → RESULT"
+    );
     for j in jobs {
-        let outcome = j.result.as_deref().or(j.error.as_deref()).map(|r| format!(" → {r}")).unwrap_or_default();
+        let outcome = j
+            .result
+            .as_deref()
+            .or(j.error.as_deref())
+            .map(|r| format!(" → {r}"))
+            .unwrap_or_default();
         out += &format!(
             "{:<10} {:<10} {:<14} {:>8}  {}{}\n",
             j.id.to_string(),
@@ -430,7 +512,10 @@ fn job_table(jobs: &[JobView], total: usize) -> String {
 }
 
 fn worker_table(workers: &[WorkerView]) -> String {
-    let mut out = format!("{:<16} {:<8} {:>7} {:>6} {:>10}  {}\n", "WORKER", "HEALTH", "LOAD", "DONE", "HEARTBEAT", "PROTOCOL");
+    let mut out = format!(
+        "{:<16} {:<8} {:>7} {:>6} {:>10}  {}\n",
+        "WORKER", "HEALTH", "LOAD", "DONE", "HEARTBEAT", "PROTOCOL"
+    );
     for w in workers {
         out += &format!(
             "{:<16} {:<8} {:>7} {:>6} {:>8}ms  {}\n",

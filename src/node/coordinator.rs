@@ -24,7 +24,7 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
@@ -69,12 +69,22 @@ impl CoordinatorHandle {
 }
 
 /// Starts a coordinator on `listener`; it stops when `shutdown` is cancelled.
-pub fn start(config: CoordinatorConfig, listener: TcpListener, shutdown: CancellationToken) -> std::io::Result<CoordinatorHandle> {
+pub fn start(
+    config: CoordinatorConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
     let (events, _) = broadcast::channel(4096);
     let span = tracing::info_span!("node", name = %config.name);
-    let task = tokio::spawn(run(config, listener, events.clone(), shutdown.clone()).instrument(span));
-    Ok(CoordinatorHandle { local_addr, events, shutdown, task })
+    let task =
+        tokio::spawn(run(config, listener, events.clone(), shutdown.clone()).instrument(span));
+    Ok(CoordinatorHandle {
+        local_addr,
+        events,
+        shutdown,
+        task,
+    })
 }
 
 /// How often the coordinator looks at its workers' silence: a tenth of the shortest limit, so
@@ -84,7 +94,12 @@ fn tick_interval(config: &CoordinatorConfig) -> Duration {
     (shortest / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
 }
 
-async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadcast::Sender<ClusterEvent>, shutdown: CancellationToken) {
+async fn run(
+    config: CoordinatorConfig,
+    listener: TcpListener,
+    watchers: broadcast::Sender<ClusterEvent>,
+    shutdown: CancellationToken,
+) {
     let name = config.name.clone();
     let term = config.term;
     let mut ticker = tokio::time::interval(tick_interval(&config));
@@ -94,7 +109,8 @@ async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadca
     let now = || started.elapsed().as_millis() as u64;
 
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
-    let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> = HashMap::new();
+    let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> =
+        HashMap::new();
     let mut next_conn: ConnId = 1;
     let mut dropped_events: u64 = 0;
 
@@ -140,8 +156,12 @@ async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadca
         for output in coordinator.step(now(), input) {
             match output {
                 Output::Send(conn, envelope) => {
-                    let Some((tx, cancel, dialect)) = writers.get(&conn) else { continue };
-                    let Some(line) = encode(*dialect, &envelope) else { continue };
+                    let Some((tx, cancel, dialect)) = writers.get(&conn) else {
+                        continue;
+                    };
+                    let Some(line) = encode(*dialect, &envelope) else {
+                        continue;
+                    };
                     if tx.try_send(Bytes::from(line)).is_err() {
                         warn!(conn, "peer too slow to read its replies: disconnecting");
                         cancel.cancel();
@@ -159,8 +179,15 @@ async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadca
                         continue;
                     }
                     let line = Bytes::from(
-                        Envelope { from: name.clone(), clock: event.clock, term: Some(term), message: Message::Event { event: event.clone() } }
-                            .to_json(),
+                        Envelope {
+                            from: name.clone(),
+                            clock: event.clock,
+                            term: Some(term),
+                            message: Message::Event {
+                                event: event.clone(),
+                            },
+                        }
+                        .to_json(),
                     );
                     for conn in coordinator.subscribers() {
                         if let Some((tx, _, _)) = writers.get(conn)
@@ -168,7 +195,10 @@ async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadca
                         {
                             dropped_events += 1;
                             if dropped_events.is_power_of_two() {
-                                warn!(conn, dropped_events, "a subscriber reads too slowly: events dropped");
+                                warn!(
+                                    conn,
+                                    dropped_events, "a subscriber reads too slowly: events dropped"
+                                );
                             }
                         }
                     }
@@ -188,55 +218,96 @@ async fn run(config: CoordinatorConfig, listener: TcpListener, watchers: broadca
 fn log_event(event: &ClusterEvent) {
     use crate::role::event::EventKind::*;
     match &event.kind {
-        WorkerJoined { .. } | WorkerRejoined { .. } | WorkerSuspect { .. } | WorkerRecovered { .. } | WorkerDead { .. }
-        | JobRequeued { .. } | JobReclaimed { .. } | DuplicateResult { .. } => info!(clock = event.clock, "{}", event.kind),
+        WorkerJoined { .. }
+        | WorkerRejoined { .. }
+        | WorkerSuspect { .. }
+        | WorkerRecovered { .. }
+        | WorkerDead { .. }
+        | JobRequeued { .. }
+        | JobReclaimed { .. }
+        | DuplicateResult { .. } => info!(clock = event.clock, "{}", event.kind),
         JobFailed { .. } => warn!(clock = event.clock, "{}", event.kind),
         _ => debug!(clock = event.clock, "{}", event.kind),
     }
 }
 
+/// How long a closing connection may take to deliver its last replies.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// One connection: a reader loop here and a writer task beside it.
-async fn connection(conn: ConnId, stream: TcpStream, inputs: mpsc::Sender<(ConnId, ConnEvent)>, cancel: CancellationToken) {
+///
+/// Closing is ordered so that no reply is lost. The writer sends every line the loop queues
+/// until the loop drops its end of the queue, which it does when it learns the connection is
+/// closed (the reader saw the end, or the coordinator closed it). A peer that sends a request and
+/// then shuts down its side (`echo … | nc`) still gets the answer. Before the socket is dropped,
+/// input still arriving is read and discarded for a moment: closing a socket with unread input
+/// makes the kernel reset the connection, which can destroy the last reply in flight.
+async fn connection(
+    conn: ConnId,
+    stream: TcpStream,
+    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+    cancel: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
-    if inputs.send((conn, ConnEvent::Opened(tx, cancel.clone()))).await.is_err() {
+    if inputs
+        .send((conn, ConnEvent::Opened(tx, cancel.clone())))
+        .await
+        .is_err()
+    {
         return;
     }
-    let writer = tokio::spawn(write_lines(write, rx, cancel.clone()));
-    tokio::select! {
-        _ = read_lines(conn, read, &inputs) => {}
-        _ = cancel.cancelled() => {}
+    let writer = tokio::spawn(write_lines(write, rx));
+    let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+    let fatal = tokio::select! {
+        fatal = read_lines(conn, &mut lines, &inputs) => fatal,
+        _ = cancel.cancelled() => false,
+    };
+    if fatal {
+        // The loop answers the bad line and then closes the connection: wait for that.
+        let _ = tokio::time::timeout(CLOSE_GRACE, cancel.cancelled()).await;
     }
     let _ = inputs.send((conn, ConnEvent::Closed)).await;
-    // Let the writer send what is queued (an error reply, say) before the socket closes.
-    cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    let mut read = lines.into_inner();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let mut sink = [0u8; 4096];
+        while matches!(tokio::io::AsyncReadExt::read(&mut read, &mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
-async fn read_lines(conn: ConnId, read: OwnedReadHalf, inputs: &mpsc::Sender<(ConnId, ConnEvent)>) {
-    let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+/// Reads lines until the end of the stream; returns true if it stopped on a line too long to
+/// go on safely.
+async fn read_lines(
+    conn: ConnId,
+    lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+    inputs: &mpsc::Sender<(ConnId, ConnEvent)>,
+) -> bool {
     let mut dialect = None;
     while let Some(next) = lines.next().await {
         let event = match next {
-            Err(e) => {
-                let reason = match e {
-                    tokio_util::codec::AnyDelimiterCodecError::MaxChunkLengthExceeded => {
-                        format!("line longer than {MAX_LINE} bytes: closing the connection")
-                    }
-                    tokio_util::codec::AnyDelimiterCodecError::Io(e) => {
-                        debug!(conn, "read error: {e}");
-                        return;
-                    }
-                };
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                let reason = format!("line longer than {MAX_LINE} bytes: closing the connection");
                 let _ = inputs.send((conn, ConnEvent::Invalid(reason, true))).await;
-                return;
+                return true;
+            }
+            Err(AnyDelimiterCodecError::Io(e)) => {
+                debug!(conn, "read error: {e}");
+                return false;
             }
             Ok(line) => match frame_text(&line) {
                 Err(e) => ConnEvent::Invalid(e.to_string(), false),
                 Ok(text) if text.trim().is_empty() => continue,
                 Ok(text) => {
-                    let d = *dialect.get_or_insert_with(|| if classic::is_classic(text) { Dialect::Classic } else { Dialect::Native });
+                    let d = *dialect.get_or_insert_with(|| {
+                        if classic::is_classic(text) {
+                            Dialect::Classic
+                        } else {
+                            Dialect::Native
+                        }
+                    });
                     match decode(d, text, "") {
                         Ok(envelope) => ConnEvent::Line(d, envelope),
                         Err(reason) => ConnEvent::Invalid(reason, false),
@@ -245,36 +316,32 @@ async fn read_lines(conn: ConnId, read: OwnedReadHalf, inputs: &mpsc::Sender<(Co
             },
         };
         if inputs.send((conn, event)).await.is_err() {
-            return;
+            return false;
         }
     }
+    false
 }
 
-async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>, cancel: CancellationToken) {
+/// Writes queued lines until the queue is closed and empty. A peer that does not read is given
+/// up on after a while, so a writer never lingers forever.
+async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     let mut out = BufWriter::new(write);
-    loop {
-        let line = tokio::select! {
-            line = rx.recv() => line,
-            _ = cancel.cancelled() => {
-                // Closing: send what is already queued, then stop.
-                rx.close();
-                rx.recv().await
+    while let Some(line) = rx.recv().await {
+        let burst = async {
+            out.write_all(&line).await?;
+            out.write_all(b"\n").await?;
+            // Write everything already queued before flushing: one system call for a burst.
+            while let Ok(line) = rx.try_recv() {
+                out.write_all(&line).await?;
+                out.write_all(b"\n").await?;
             }
+            out.flush().await
         };
-        let Some(line) = line else { break };
-        if out.write_all(&line).await.is_err() || out.write_all(b"\n").await.is_err() {
-            return;
-        }
-        // Write everything already queued before flushing: one system call for a burst.
-        while let Ok(line) = rx.try_recv() {
-            if out.write_all(&line).await.is_err() || out.write_all(b"\n").await.is_err() {
-                return;
-            }
-        }
-        if out.flush().await.is_err() {
-            return;
+        match tokio::time::timeout(WRITE_TIMEOUT, burst).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
-    let _ = out.flush().await;
     let _ = out.shutdown().await;
 }

@@ -16,7 +16,13 @@ use crate::protocol::{Dialect, auth, decode};
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Proves to the coordinator that `name` knows `secret`, and checks that it does too.
-pub async fn prove<S, E, W>(lines: &mut S, write: &mut W, secret: &str, name: &str, role: PeerRole) -> Result<(), String>
+pub async fn prove<S, E, W>(
+    lines: &mut S,
+    write: &mut W,
+    secret: &str,
+    name: &str,
+    role: PeerRole,
+) -> Result<(), String>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Debug,
@@ -27,14 +33,28 @@ where
         .map_err(|_| "the coordinator did not answer the handshake in time".to_string())?
 }
 
-async fn exchange<S, E, W>(lines: &mut S, write: &mut W, secret: &str, name: &str, role: PeerRole) -> Result<(), String>
+async fn exchange<S, E, W>(
+    lines: &mut S,
+    write: &mut W,
+    secret: &str,
+    name: &str,
+    role: PeerRole,
+) -> Result<(), String>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Debug,
     W: AsyncWrite + Unpin,
 {
     let my_nonce = auth::nonce();
-    send(write, name, Message::Hello { role, nonce: Some(my_nonce.clone()) }).await?;
+    send(
+        write,
+        name,
+        Message::Hello {
+            role,
+            nonce: Some(my_nonce.clone()),
+        },
+    )
+    .await?;
     let challenge = receive(lines).await?;
     let (nonce, proof) = match challenge.message {
         Message::Challenge { nonce, proof } => (nonce, proof),
@@ -42,11 +62,22 @@ where
         Message::Error { message } => return Err(message),
         other => return Err(format!("expected a challenge, got {other:?}")),
     };
-    let coordinator_knows = proof.is_some_and(|p| auth::verify(secret, auth::COORDINATOR, &my_nonce, &challenge.from, &p));
+    let coordinator_knows = proof
+        .is_some_and(|p| auth::verify(secret, auth::COORDINATOR, &my_nonce, &challenge.from, &p));
     if !coordinator_knows {
-        return Err(format!("{} could not prove it knows the cluster secret", challenge.from));
+        return Err(format!(
+            "{} could not prove it knows the cluster secret",
+            challenge.from
+        ));
     }
-    send(write, name, Message::Auth { proof: auth::proof(secret, auth::PEER, &nonce, name) }).await?;
+    send(
+        write,
+        name,
+        Message::Auth {
+            proof: auth::proof(secret, auth::PEER, &nonce, name),
+        },
+    )
+    .await?;
     match receive(lines).await?.message {
         Message::Welcome { .. } => Ok(()),
         Message::Error { message } => Err(message),
@@ -54,9 +85,23 @@ where
     }
 }
 
-async fn send<W: AsyncWrite + Unpin>(write: &mut W, name: &str, message: Message) -> Result<(), String> {
-    let line = Envelope { from: name.to_string(), clock: 0, term: None, message }.to_json() + "\n";
-    write.write_all(line.as_bytes()).await.map_err(|e| format!("cannot write to the coordinator: {e}"))
+async fn send<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    name: &str,
+    message: Message,
+) -> Result<(), String> {
+    let line = Envelope {
+        from: name.to_string(),
+        clock: 0,
+        term: None,
+        message,
+    }
+    .to_json()
+        + "\n";
+    write
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("cannot write to the coordinator: {e}"))
 }
 
 async fn receive<S, E>(lines: &mut S) -> Result<Envelope, String>

@@ -66,26 +66,45 @@ pub enum NodeError {
 }
 
 /// Runs node `name` of `topology` until `shutdown` is cancelled.
-pub async fn run(topology: &Topology, name: &str, options: NodeOptions, shutdown: CancellationToken) -> Result<(), NodeError> {
+pub async fn run(
+    topology: &Topology,
+    name: &str,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
     let node = topology.node(name).ok_or_else(|| NodeError::UnknownNode {
         name: name.to_string(),
         hint: match did_you_mean(name, topology.nodes.iter().map(|n| n.name.as_str())) {
             Some(hint) => format!(": {hint}"),
             None => {
-                let names: Vec<&str> = topology.nodes.iter().map(|n| n.name.as_str()).take(8).collect();
+                let names: Vec<&str> = topology
+                    .nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .take(8)
+                    .collect();
                 format!(" (its nodes: {})", names.join(", "))
             }
         },
     })?;
     match node.kind {
         NodeKind::Master => {
-            let addr = options.listen.clone().unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
-            let listener = TcpListener::bind(&addr).await.map_err(|source| NodeError::Listen { addr: addr.clone(), source })?;
+            let addr = options
+                .listen
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
             let mut config = CoordinatorConfig::from_topology(topology, name, seed_from_env());
             if let Some(max) = options.max_connections {
                 config.max_connections = max.max(1);
             }
-            let handle = coordinator::start(config, listener, shutdown).map_err(|source| NodeError::Listen { addr, source })?;
+            let handle = coordinator::start(config, listener, shutdown)
+                .map_err(|source| NodeError::Listen { addr, source })?;
             if options.announce {
                 println!("READY {name} {}", handle.local_addr);
             }

@@ -81,7 +81,14 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
         let (read, mut write) = stream.into_split();
         let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
         if let Some(secret) = &options.secret
-            && let Err(e) = handshake::prove(&mut lines, &mut write, secret, &options.config.name, crate::protocol::message::PeerRole::Worker).await
+            && let Err(e) = handshake::prove(
+                &mut lines,
+                &mut write,
+                secret,
+                &options.config.name,
+                crate::protocol::message::PeerRole::Worker,
+            )
+            .await
         {
             warn!("authentication with the coordinator failed: {e}");
             tokio::time::sleep(backoff).await;
@@ -95,7 +102,9 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
             worker.step(now(), WorkerInput::Disconnected);
             continue;
         }
-        let mut ticker = tokio::time::interval(Duration::from_millis((options.config.heartbeat_ms / 4).clamp(5, 250)));
+        let mut ticker = tokio::time::interval(Duration::from_millis(
+            (options.config.heartbeat_ms / 4).clamp(5, 250),
+        ));
         loop {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => break 'reconnect,
@@ -156,7 +165,13 @@ async fn act(
             }
             WorkerOutput::Run { job, data } => {
                 let cancelled = Arc::new(AtomicBool::new(false));
-                let task = tokio::spawn(execute(job, data, options.config.name.clone(), results.clone(), cancelled.clone()));
+                let task = tokio::spawn(execute(
+                    job,
+                    data,
+                    options.config.name.clone(),
+                    results.clone(),
+                    cancelled.clone(),
+                ));
                 jobs.insert(job, (task.abort_handle(), cancelled));
             }
             WorkerOutput::Stop(job) => {
@@ -177,7 +192,13 @@ async fn act(
 }
 
 /// Runs one job to its end, reporting progress and the outcome.
-async fn execute(job: JobId, data: String, worker: String, results: mpsc::UnboundedSender<WorkerInput>, cancelled: Arc<AtomicBool>) {
+async fn execute(
+    job: JobId,
+    data: String,
+    worker: String,
+    results: mpsc::UnboundedSender<WorkerInput>,
+    cancelled: Arc<AtomicBool>,
+) {
     let progress = |percent: u8| {
         let _ = results.send(WorkerInput::Progress { job, percent });
     };
@@ -202,7 +223,10 @@ async fn execute(job: JobId, data: String, worker: String, results: mpsc::Unboun
                 let done = start.elapsed().as_secs_f64() / total.as_secs_f64();
                 progress((done * 100.0).min(100.0) as u8);
             }
-            Ok(format!("slept {}", crate::topology::units::format_duration(total)))
+            Ok(format!(
+                "slept {}",
+                crate::topology::units::format_duration(total)
+            ))
         }
         Ok(JobKind::Cpu(n)) => {
             let results = results.clone();

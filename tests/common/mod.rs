@@ -56,7 +56,8 @@ impl Proc {
 
     /// Sends a signal.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("signal the process");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal)
+            .expect("signal the process");
     }
 
     /// Its log so far.
@@ -69,7 +70,10 @@ impl Drop for Proc {
     fn drop(&mut self) {
         // A stopped process cannot die of SIGKILL until it is continued on some kernels' views
         // of the zombie; continue it first, then kill and reap.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGCONT);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGCONT,
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -77,14 +81,20 @@ impl Drop for Proc {
 
 /// Starts `tcluster ARGS`, logging stderr into `dir`.
 pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
+    let mut command = tcluster();
+    command.args(args);
+    spawn_command(dir, name, command)
+}
+
+/// Starts any program, logging stderr into `dir` and reading its stdout lines.
+pub fn spawn_command(dir: &Path, name: &str, mut command: Command) -> Proc {
     let log = dir.join(format!("{name}.log"));
-    let mut child = tcluster()
-        .args(args)
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("create the log file"))
         .spawn()
-        .expect("start tcluster");
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
     let stdout = child.stdout.take().expect("stdout is piped");
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -95,12 +105,24 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
             }
         }
     });
-    Proc { name: name.to_string(), child, lines, log }
+    Proc {
+        name: name.to_string(),
+        child,
+        lines,
+        log,
+    }
 }
 
 /// A coordinator on a free port; returns it and its address.
 pub fn coordinator(dir: &Path, topology: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut args = vec!["node", topology.to_str().unwrap(), "--name", "coordinator", "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "node",
+        topology.to_str().unwrap(),
+        "--name",
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(extra);
     let proc = spawn(dir, "coordinator", &args);
     let line = proc.wait_for_line("READY coordinator ");
@@ -110,7 +132,18 @@ pub fn coordinator(dir: &Path, topology: &Path, extra: &[&str]) -> (Proc, String
 
 /// A worker connected to `addr`, once it has registered.
 pub fn worker(dir: &Path, topology: &Path, name: &str, addr: &str) -> Proc {
-    let proc = spawn(dir, name, &["node", topology.to_str().unwrap(), "--name", name, "--coordinator", addr]);
+    let proc = spawn(
+        dir,
+        name,
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            name,
+            "--coordinator",
+            addr,
+        ],
+    );
     proc.wait_for_line(&format!("READY {name} registered"));
     proc
 }
@@ -147,7 +180,10 @@ impl Line {
     pub fn connect(addr: &str) -> Line {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        Line { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
+        Line {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
     }
 
     /// Sends one line.
@@ -174,7 +210,9 @@ impl Line {
     /// The next line that starts with `prefix`, skipping others.
     pub fn recv_starting(&mut self, prefix: &str) -> String {
         loop {
-            let line = self.recv().unwrap_or_else(|| panic!("connection closed while waiting for {prefix:?}"));
+            let line = self
+                .recv()
+                .unwrap_or_else(|| panic!("connection closed while waiting for {prefix:?}"));
             if line.starts_with(prefix) {
                 return line;
             }
@@ -184,8 +222,11 @@ impl Line {
     /// The next JSON message whose `type` is `kind`, skipping others.
     pub fn recv_type(&mut self, kind: &str) -> serde_json::Value {
         loop {
-            let line = self.recv().unwrap_or_else(|| panic!("connection closed while waiting for {kind}"));
-            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let line = self
+                .recv()
+                .unwrap_or_else(|| panic!("connection closed while waiting for {kind}"));
+            let value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
             if value["type"] == kind {
                 return value;
             }

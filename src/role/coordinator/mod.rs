@@ -258,7 +258,11 @@ impl Coordinator {
             Input::Connected(conn) => self.connected(conn),
             Input::Received(conn, dialect, envelope) => self.received(conn, dialect, envelope),
             Input::Disconnected(conn) => self.disconnected(conn),
-            Input::Invalid { conn, reason, fatal } => {
+            Input::Invalid {
+                conn,
+                reason,
+                fatal,
+            } => {
                 warn!(conn, %reason, "bad input");
                 self.send(conn, Message::Error { message: reason });
                 if fatal {
@@ -276,14 +280,20 @@ impl Coordinator {
 
     fn connected(&mut self, conn: ConnId) {
         if self.conns.len() >= self.config.max_connections {
-            // Make room by dropping the oldest connection that is not a worker or a
-            // subscriber: a flood of idle connections must not lock out the cluster.
+            // Make room: a flood of idle connections must not lock out the cluster. The oldest
+            // connection that never said anything valid goes first; failing that, the oldest
+            // client not waiting for job notices. Workers and subscribers are never dropped.
+            let waiting: BTreeSet<ConnId> = self.notify.values().copied().collect();
             let victim = self
                 .conns
                 .iter()
-                .filter(|(_, c)| matches!(c.peer, Peer::Unknown | Peer::Client))
-                .min_by_key(|(_, c)| c.opened_at)
-                .map(|(id, _)| *id);
+                .filter_map(|(&id, c)| match c.peer {
+                    Peer::Unknown => Some((0, c.opened_at, id)),
+                    Peer::Client if !waiting.contains(&id) => Some((1, c.opened_at, id)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, _, id)| id);
             match victim {
                 Some(victim) => {
                     warn!(

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""A tcluster worker in plain Python, written from docs/PROTOCOL.md alone.
+
+    python3 examples/worker.py [HOST:PORT] [NAME]
+
+HOST:PORT and NAME default to $TCLUSTER_COORDINATOR and $TCLUSTER_NAME. Set $TCLUSTER_SECRET when
+the cluster has a CLUSTER_SECRET.
+"""
+import hashlib, hmac, json, os, socket, sys, threading, time
+
+addr = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TCLUSTER_COORDINATOR", "127.0.0.1:7400")
+name = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("TCLUSTER_NAME", "py-worker")
+secret = os.environ.get("TCLUSTER_SECRET")
+host, port = addr.rsplit(":", 1)
+sock = socket.create_connection((host, int(port)))
+lines = sock.makefile("r", encoding="utf-8")
+lock, clock = threading.Lock(), 0
+
+
+def send(message):  # every message carries our name and our Lamport clock
+    global clock
+    with lock:
+        clock += 1
+        sock.sendall((json.dumps(dict(message, **{"from": name, "clock": clock})) + "\n").encode())
+
+
+def receive():
+    global clock
+    line = lines.readline()
+    if not line:
+        sys.exit("the coordinator closed the connection")
+    message = json.loads(line)
+    with lock:
+        clock = max(clock, message.get("clock", 0)) + 1
+    return message
+
+
+def seconds(text):
+    for unit, scale in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    return float(text)
+
+
+def run(job, data):
+    send({"type": "started", "job": job})
+    kind, _, arg = data.partition(" ")
+    if kind == "sleep":
+        time.sleep(seconds(arg))
+        result = "slept " + arg
+    elif kind == "echo":
+        result = arg
+    elif kind == "cpu":
+        primes = sum(all(n % d for d in range(2, int(n**0.5) + 1)) for n in range(2, int(arg)))
+        result = f"{primes} primes below {arg}"
+    elif kind == "fail":
+        return send({"type": "job_failed", "job": job, "error": arg or "asked to fail"})
+    else:
+        result = f"Processado_{data}_por_{name}"
+    send({"type": "job_done", "job": job, "result": result})
+
+
+if secret:  # prove we know the secret without sending it
+    sign = lambda *parts: hmac.new(secret.encode(), b"".join(p.encode() + b"\0" for p in parts), hashlib.sha256).hexdigest()
+    send({"type": "hello", "role": "worker"})
+    challenge = receive()
+    send({"type": "auth", "proof": sign("tcluster-peer", challenge["nonce"], name)})
+    receive()  # welcome
+send({"type": "register", "slots": 2})
+registered = receive()
+print(f"READY {name} registered with {addr}", flush=True)
+interval = registered.get("heartbeat_ms", 500) / 1000
+
+
+def heartbeat():
+    while True:
+        time.sleep(interval)
+        send({"type": "heartbeat"})
+
+
+threading.Thread(target=heartbeat, daemon=True).start()
+while True:
+    message = receive()
+    if message["type"] == "assign":
+        threading.Thread(target=run, args=(message["job"], message["data"]), daemon=True).start()
