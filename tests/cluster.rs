@@ -154,3 +154,22 @@ fn thirty_jobs_survive_a_killed_and_a_stopped_worker() {
         assert_eq!(job["result"], "slept 400ms");
     }
 }
+
+#[test]
+fn logs_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (coordinator, addr) = coordinator(dir.path(), &topology, &["--log-format", "json"]);
+    let _w = worker(dir.path(), &topology, "worker-1", &addr);
+    let line = wait_until("the coordinator logs the join", || {
+        coordinator
+            .log_text()
+            .lines()
+            .find(|l| l.contains("worker-1 joined"))
+            .map(str::to_string)
+    });
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["message"], "worker-1 joined (2 slots)");
+    assert_eq!(entry["span"]["node"], "coordinator");
+}

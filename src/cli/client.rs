@@ -373,10 +373,9 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
         // An unreachable coordinator ends the session; a refused request does not.
         if let Err(code) = result
             && code == ExitCode::from(EXIT_UNREACHABLE)
-            && matches!(
-                runtime.block_on(session.client.request(Message::Ping)),
-                Err(_)
-            )
+            && runtime
+                .block_on(session.client.request(Message::Ping))
+                .is_err()
         {
             eprintln!("the connection to the coordinator is gone");
             return code;

@@ -76,7 +76,7 @@ pub fn start(
 ) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
     let (events, _) = broadcast::channel(4096);
-    let span = tracing::info_span!("node", name = %config.name);
+    let span = tracing::info_span!("node", node = %config.name);
     let task =
         tokio::spawn(run(config, listener, events.clone(), shutdown.clone()).instrument(span));
     Ok(CoordinatorHandle {

@@ -126,7 +126,7 @@ pub async fn run(
                 secret: topology.globals.cluster_secret.clone(),
                 announce: options.announce,
             };
-            let span = tracing::info_span!("node", name = %name);
+            let span = tracing::info_span!("node", node = %name);
             worker::run(worker, shutdown).instrument(span).await;
             Ok(())
         }

@@ -153,7 +153,7 @@ async fn act(
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     results: &mpsc::UnboundedSender<WorkerInput>,
     options: &WorkerOptions,
-    mut write: Option<&mut tokio::net::tcp::OwnedWriteHalf>,
+    write: Option<&mut tokio::net::tcp::OwnedWriteHalf>,
 ) -> bool {
     let mut ok = true;
     let mut buffer = Vec::new();
@@ -183,7 +183,7 @@ async fn act(
         }
     }
     jobs.retain(|_, (abort, _)| !abort.is_finished());
-    if let Some(write) = write.as_deref_mut()
+    if let Some(write) = write
         && !buffer.is_empty()
     {
         ok = write.write_all(&buffer).await.is_ok();

@@ -1,0 +1,205 @@
+//! `tcluster client` as scripts and people use it: one-shot commands with exit codes a script
+//! can rely on, and the interactive prompt fed from a pipe.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use common::*;
+
+const TOPOLOGY: &str =
+    "node coordinator { type master }\nnode w { type worker; resources { cpu 4 } }\n";
+
+struct Cluster {
+    _dir: tempfile::TempDir,
+    topology: std::path::PathBuf,
+    addr: String,
+    _coordinator: Proc,
+    _worker: Proc,
+}
+
+fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let worker = worker(dir.path(), &topology, "w", &addr);
+    Cluster {
+        topology,
+        addr,
+        _coordinator: coordinator,
+        _worker: worker,
+        _dir: dir,
+    }
+}
+
+impl Cluster {
+    fn client(&self, args: &[&str]) -> Output {
+        let mut all = vec![
+            "client",
+            self.topology.to_str().unwrap(),
+            "--coordinator",
+            &self.addr,
+        ];
+        all.extend_from_slice(args);
+        tcluster().args(&all).output().unwrap()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn one_shot_commands_and_their_exit_codes() {
+    let c = cluster();
+
+    let out = c.client(&["submit", "sleep 100ms", "--count", "3", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("accepted JOB-1 JOB-2 JOB-3\n"), "{text}");
+    assert_eq!(text.matches("completed: slept 100ms").count(), 3, "{text}");
+
+    let out = c.client(&["submit", "fail on purpose", "--wait"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a waited job that failed exits 3"
+    );
+    assert!(stdout(&out).contains("failed: on purpose"));
+
+    let out = c.client(&["status", "JOB-1"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("JOB-1  completed") && stdout(&out).contains("result:   slept 100ms"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = c.client(&["status"]);
+    assert!(
+        stdout(&out).contains("workers: 1 healthy"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = c.client(&["jobs", "--state", "completed"]);
+    assert_eq!(
+        stdout(&out).lines().count(),
+        4,
+        "a header and 3 jobs:\n{}",
+        stdout(&out)
+    );
+
+    let out = c.client(&["workers"]);
+    assert!(
+        stdout(&out).contains("w ") && stdout(&out).contains("healthy"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = c.client(&["--json", "status", "JOB-2"]);
+    let reply: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(reply["type"], "job_info");
+
+    // Errors a script must see.
+    let out = c.client(&["status", "JOB-99"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown job JOB-99"));
+    let out = c.client(&["status", "banana"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a job id"));
+    let out = c.client(&["jobs", "--state", "sideways"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a job state"));
+    let out = c.client(&["submit", "sleep forever"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("sleep:"), "{}", stderr(&out));
+    let out = c.client(&["submit"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+}
+
+#[test]
+fn an_unreachable_coordinator_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    // A port that was free a moment ago: nothing listens there now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let out = tcluster()
+        .args([
+            "client",
+            topology.to_str().unwrap(),
+            "--coordinator",
+            &addr,
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("cannot connect to the coordinator at {addr}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // Without --coordinator, a topology whose coordinator has no port says what to do.
+    let out = tcluster()
+        .args(["client", topology.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("pass --coordinator"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_interactive_prompt_reads_commands() {
+    let c = cluster();
+    let mut child = tcluster()
+        .args([
+            "client",
+            c.topology.to_str().unwrap(),
+            "--coordinator",
+            &c.addr,
+        ])
+        .env("XDG_STATE_HOME", c._dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"help\nsubmit \"echo hi there\" count 2 wait\nstatus JOB-2\nfrobnicate\nsubmit \"echo x\" count many\njobs\nexit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, errors) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}{errors}");
+    assert!(
+        text.contains("submit DATA [count N]"),
+        "help is shown:\n{text}"
+    );
+    assert!(text.contains("accepted JOB-1 JOB-2"), "{text}");
+    assert_eq!(text.matches("completed: hi there").count(), 2, "{text}");
+    assert!(text.contains("result:   hi there"), "{text}");
+    assert!(errors.contains("unknown command `frobnicate`"), "{errors}");
+    assert!(errors.contains("count must be a whole number"), "{errors}");
+    assert!(
+        c._dir.path().join("tcluster/client_history").exists(),
+        "history is kept"
+    );
+}
