@@ -10,6 +10,17 @@
 //!   commands ([`topology::syntax`]) → a validated [`topology::Topology`]
 //!   ([`topology::validate`]), with caret diagnostics ([`topology::diagnostic`]), typed units
 //!   ([`topology::units`]) and the summary `tcluster check` prints ([`topology::summary`]).
+//! - [`protocol`]: the wire protocol — bytes → lines ([`protocol::frame`]) → typed messages
+//!   ([`protocol::message`]), the classic `COMMAND:data` adapter ([`protocol::classic`]) and
+//!   HMAC authentication ([`protocol::auth`]).
+//! - [`role`]: node roles as synchronous state machines — the coordinator, the worker, the
+//!   cluster events every state change is made of, job kinds.
+//! - [`node`]: the thin async drivers that run a role over TCP, in a process of its own or as
+//!   an in-process task; [`clock`] gives them Lamport clocks.
+//! - [`supervisor`]: launches a whole topology, shapes its links, injects faults, runs
+//!   scenarios, and keeps the timeline with measured detection and recovery times.
+//! - [`client`]: a connection to a coordinator, for the client command and tests.
+//! - [`logging`]: tracing to stderr, as text or JSON lines.
 //! - [`cli`]: the command line (clap): parses arguments and runs the command asked for.
 //!
 //! `docs/ARCHITECTURE.md` draws the whole and the parts still to come.
@@ -21,4 +32,5 @@ pub mod logging;
 pub mod node;
 pub mod protocol;
 pub mod role;
+pub mod supervisor;
 pub mod topology;

@@ -23,7 +23,8 @@ async fn roles_run_as_in_process_tasks() {
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = CoordinatorConfig::from_topology(&topology, "coordinator", 7);
-    let coordinator = node::coordinator::start(config, listener, shutdown.clone()).unwrap();
+    let coordinator =
+        node::coordinator::start(config, listener, Default::default(), shutdown.clone()).unwrap();
     let addr = coordinator.local_addr.to_string();
     let mut events = coordinator.events.subscribe();
 
@@ -95,7 +96,13 @@ async fn a_worker_reconnects_when_its_coordinator_comes_back() {
 
     let first_shutdown = CancellationToken::new();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let first = node::coordinator::start(config.clone(), listener, first_shutdown.clone()).unwrap();
+    let first = node::coordinator::start(
+        config.clone(),
+        listener,
+        Default::default(),
+        first_shutdown.clone(),
+    )
+    .unwrap();
     let addr = first.local_addr;
     let mut events = first.events.subscribe();
     let workers_shutdown = CancellationToken::new();
@@ -131,7 +138,13 @@ async fn a_worker_reconnects_when_its_coordinator_comes_back() {
     first.wait().await;
     let second_shutdown = CancellationToken::new();
     let listener = TcpListener::bind(addr).await.unwrap();
-    let second = node::coordinator::start(config, listener, second_shutdown.clone()).unwrap();
+    let second = node::coordinator::start(
+        config,
+        listener,
+        Default::default(),
+        second_shutdown.clone(),
+    )
+    .unwrap();
     events = second.events.subscribe();
     assert_eq!(
         joined(events).await,

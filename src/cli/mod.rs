@@ -7,6 +7,7 @@
 pub mod check;
 pub mod client;
 pub mod node;
+pub mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,9 @@ pub enum Command {
     /// When ready it prints `READY NAME ADDRESS` (a master) or `READY NAME registered with
     /// ADDRESS` (a worker) on stdout; logs go to stderr.
     Node(NodeArgs),
+    /// Launch a whole topology and run it without the console (`--headless`): the timeline is
+    /// printed as it happens, and a summary at the end.
+    Run(run::RunArgs),
     /// Talk to a cluster's coordinator: submit jobs, ask for their status, list workers.
     ///
     /// Without a command, opens an interactive prompt.
@@ -91,6 +95,11 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub coordinator: Option<String>,
 
+    /// Take commands from stdin (`skew <ms>`) and stop when stdin closes: how a launcher
+    /// controls its nodes and makes sure none outlives it.
+    #[arg(long)]
+    pub control_stdin: bool,
+
     /// How log lines on stderr look.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -103,6 +112,7 @@ pub fn main() -> ExitCode {
         (Some(Command::Check { topology, quiet }), _) => check::run(&topology, quiet),
         (Some(Command::Node(args)), _) => node::run(args),
         (Some(Command::Client(args)), _) => client::run(args),
+        (Some(Command::Run(args)), _) => run::run(args),
         (None, Some(topology)) => {
             let code = check::run(&topology, false);
             eprintln!(

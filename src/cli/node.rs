@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::NodeArgs;
 use crate::logging;
-use crate::node::{self, NodeOptions};
+use crate::node::{self, NodeControl, NodeOptions, control};
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: NodeArgs) -> ExitCode {
@@ -26,10 +26,19 @@ pub fn run(args: NodeArgs) -> ExitCode {
         coordinator: args.coordinator,
         max_connections: Some(args.max_connections),
         announce: true,
+        control: NodeControl::default(),
+        ready: None,
     };
+    let follow_stdin = args.control_stdin;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        if follow_stdin {
+            tokio::spawn(control::follow_stdin(
+                options.control.clone(),
+                shutdown.clone(),
+            ));
+        }
         match node::run(&topology, &args.name, options, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -34,6 +34,8 @@ use crate::protocol::{Dialect, classic, decode, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 use crate::role::event::ClusterEvent;
 
+use super::control::NodeControl;
+
 /// Lines queued for one connection before it counts as too slow.
 const CONN_QUEUE: usize = 8192;
 
@@ -72,13 +74,15 @@ impl CoordinatorHandle {
 pub fn start(
     config: CoordinatorConfig,
     listener: TcpListener,
+    control: NodeControl,
     shutdown: CancellationToken,
 ) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
     let (events, _) = broadcast::channel(4096);
     let span = tracing::info_span!("node", node = %config.name);
-    let task =
-        tokio::spawn(run(config, listener, events.clone(), shutdown.clone()).instrument(span));
+    let task = tokio::spawn(
+        run(config, listener, events.clone(), control, shutdown.clone()).instrument(span),
+    );
     Ok(CoordinatorHandle {
         local_addr,
         events,
@@ -98,6 +102,7 @@ async fn run(
     config: CoordinatorConfig,
     listener: TcpListener,
     watchers: broadcast::Sender<ClusterEvent>,
+    control: NodeControl,
     shutdown: CancellationToken,
 ) {
     let name = config.name.clone();
@@ -106,7 +111,8 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut coordinator = Coordinator::new(config);
     let started = Instant::now();
-    let now = || started.elapsed().as_millis() as u64;
+    let mut pause = control.clone();
+    let now = || control.now(started);
 
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
     let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> =
@@ -115,10 +121,14 @@ async fn run(
     let mut dropped_events: u64 = 0;
 
     loop {
+        // A paused coordinator reads nothing and sends nothing, as a stopped process would.
+        tokio::select! {
+            _ = pause.wait_while_paused() => {}
+            _ = shutdown.cancelled() => break,
+        }
         let input = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            _ = shutdown.cancelled() => break,accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let conn = next_conn;
                     next_conn += 1;

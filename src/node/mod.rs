@@ -11,9 +11,12 @@
 //! with <address>` for a worker — so whoever started it knows when, and where (a master given
 //! port 0 reports the port the system chose). Logs go to stderr.
 
+pub mod control;
 pub mod coordinator;
 pub mod handshake;
 pub mod worker;
+
+pub use control::{NodeControl, PauseSwitch};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +39,10 @@ pub struct NodeOptions {
     pub max_connections: Option<usize>,
     /// Print the `READY` line on stdout.
     pub announce: bool,
+    /// Clock skew and pause, set by a launcher.
+    pub control: NodeControl,
+    /// Told the listening address once a master is ready (for in-process launches).
+    pub ready: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
 
 /// Why a node could not run.
@@ -103,10 +110,13 @@ pub async fn run(
             if let Some(max) = options.max_connections {
                 config.max_connections = max.max(1);
             }
-            let handle = coordinator::start(config, listener, shutdown)
+            let handle = coordinator::start(config, listener, options.control.clone(), shutdown)
                 .map_err(|source| NodeError::Listen { addr, source })?;
             if options.announce {
                 println!("READY {name} {}", handle.local_addr);
+            }
+            if let Some(ready) = &options.ready {
+                let _ = ready.send(handle.local_addr.to_string());
             }
             handle.wait().await;
             Ok(())
@@ -125,6 +135,7 @@ pub async fn run(
                 coordinator,
                 secret: topology.globals.cluster_secret.clone(),
                 announce: options.announce,
+                control: options.control.clone(),
             };
             let span = tracing::info_span!("node", node = %name);
             worker::run(worker, shutdown).instrument(span).await;

@@ -26,6 +26,7 @@ use crate::protocol::{Dialect, decode};
 use crate::role::job::{CLASSIC_DELAY, JobKind, classic_result, count_primes};
 use crate::role::worker::{Worker, WorkerConfig, WorkerInput, WorkerOutput};
 
+use super::control::NodeControl;
 use super::handshake;
 
 /// Where and how a worker connects.
@@ -39,12 +40,16 @@ pub struct WorkerOptions {
     pub secret: Option<String>,
     /// Print `READY <name> …` on stdout when first registered (for launchers and tests).
     pub announce: bool,
+    /// Clock skew and pause.
+    pub control: NodeControl,
 }
 
 /// Runs a worker until `shutdown` is cancelled.
 pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
     let started = Instant::now();
-    let now = move || started.elapsed().as_millis() as u64;
+    let control = options.control.clone();
+    let mut pause = control.clone();
+    let now = move || control.now(started);
     let mut worker = Worker::new(options.config.clone());
     let (results_tx, mut results) = mpsc::unbounded_channel::<WorkerInput>();
     let mut jobs: HashMap<JobId, (AbortHandle, Arc<AtomicBool>)> = HashMap::new();
@@ -106,9 +111,12 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
             (options.config.heartbeat_ms / 4).clamp(5, 250),
         ));
         loop {
-            let input = tokio::select! {
+            tokio::select! {
+                _ = pause.wait_while_paused() => {}
                 _ = shutdown.cancelled() => break 'reconnect,
-                line = lines.next() => match line {
+            }
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => break 'reconnect,line = lines.next() => match line {
                     Some(Ok(bytes)) => match frame_text(&bytes).map_err(|e| e.to_string()).and_then(|t| decode(Dialect::Native, t, "")) {
                         Ok(envelope) => {
                             if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {

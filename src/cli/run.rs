@@ -1,0 +1,304 @@
+//! `tcluster run TOPOLOGY --headless`: the whole cluster without a screen.
+//!
+//! It launches the topology, runs the scenario if one is named, prints every timeline event as
+//! it happens (one line each), stops everything at the end, and writes the summary.
+//!
+//! When does it end? After `--for` if given. Otherwise, with a scenario, once the scenario has
+//! ended and every job has completed or failed (waiting at most a minute for them); without a
+//! scenario, at Ctrl-C (or SIGTERM, SIGHUP). Exit status: 0 when the run itself worked, even if
+//! jobs failed; 1 when the cluster could not be started.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::client::Client;
+use crate::logging::{self, LogFormat};
+use crate::protocol::message::Message;
+use crate::role::event::EventKind;
+use crate::supervisor::timeline::TimelineKind;
+use crate::supervisor::{self, RunOptions, RunReport, Update};
+use crate::topology::diagnostic::did_you_mean;
+use crate::topology::units::{format_duration, parse_duration};
+use crate::topology::{LogLevel, Topology};
+
+/// How long a run with a scenario waits for its jobs after the scenario ends.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
+
+/// `tcluster run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The topology file.
+    #[arg(value_name = "TOPOLOGY")]
+    pub topology: PathBuf,
+
+    /// Run without the console, printing the timeline (required in this release).
+    #[arg(long)]
+    pub headless: bool,
+
+    /// Run this scenario of the topology.
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<String>,
+
+    /// Stop after this long (`30s`, `2m`).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Write the run's summary as JSON here.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Where logs go (default: the topology's STATE_DIR, else $XDG_STATE_HOME/tcluster/<system>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Print every node's log lines too.
+    #[arg(long)]
+    pub logs: bool,
+}
+
+/// Runs `tcluster run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let Some((topology, _)) = super::check::load(&args.topology) else {
+        return ExitCode::from(1);
+    };
+    if !args.headless {
+        eprintln!("error: the console is not built yet in this release: add --headless");
+        return ExitCode::from(2);
+    }
+    if let Some(name) = &args.scenario
+        && topology.scenario(name).is_none()
+    {
+        let names: Vec<&str> = topology.scenarios.iter().map(|s| s.name.as_str()).collect();
+        let hint =
+            did_you_mean(name, names.iter().copied()).unwrap_or_else(|| match names.as_slice() {
+                [] => "the topology has no scenarios".to_string(),
+                names => format!("its scenarios: {}", names.join(", ")),
+            });
+        eprintln!(
+            "error: no scenario named `{name}` in {}: {hint}",
+            args.topology.display()
+        );
+        return ExitCode::from(1);
+    }
+    // tcluster's own messages; nodes log into their files.
+    logging::init(LogLevel::Warn, LogFormat::Text);
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&topology));
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the tcluster binary to start nodes: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = RunOptions {
+        topology_path: args.topology.clone(),
+        state_dir: state_dir.clone(),
+        program,
+        log_cap: 100_000,
+        seed: crate::role::coordinator::seed_from_env(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(headless(topology, options, args))
+}
+
+/// `$XDG_STATE_HOME/tcluster/<system>`, or the topology's `STATE_DIR`.
+pub fn default_state_dir(topology: &Topology) -> PathBuf {
+    if let Some(dir) = &topology.globals.state_dir {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    let system: String = topology
+        .globals
+        .system_name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    base.join("tcluster").join(system)
+}
+
+async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> ExitCode {
+    let secret = topology.globals.cluster_secret.clone();
+    let system = topology.globals.system_name.clone();
+    let state_dir = options.state_dir.clone();
+    let handle = match supervisor::launch(topology, options).await {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut updates = handle.updates.subscribe();
+    let mut logs = handle.logs.subscribe();
+    println!(
+        "{system}: {} nodes; coordinator on {}; logs in {}",
+        handle.nodes.len(),
+        handle.coordinator,
+        state_dir.join("logs").display()
+    );
+    for node in &handle.nodes {
+        let pid = node.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+        let address = node
+            .address
+            .as_deref()
+            .map(|a| format!(" on {a}"))
+            .unwrap_or_default();
+        println!(
+            "   {:<14} {:<8} {}{pid}{address}",
+            node.name,
+            node.role,
+            node.state.as_str()
+        );
+    }
+    if let Some(name) = &args.scenario {
+        let _ = handle
+            .commands
+            .send(supervisor::Command::RunScenario(name.clone()))
+            .await;
+    }
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let stop_signal = stop_signal();
+    tokio::pin!(stop_signal);
+    let mut scenario_over = false;
+    let mut settle_until = None;
+    let mut check = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            update = updates.recv() => match update {
+                Ok(Update::Timeline(event)) => {
+                    let progress = matches!(&event.kind, TimelineKind::Cluster { event } if matches!(event.kind, EventKind::JobProgress { .. }));
+                    if !progress {
+                        println!("{event}");
+                    }
+                    if let TimelineKind::Note { text } = &event.kind
+                        && args.scenario.as_ref().is_some_and(|s| *text == format!("scenario {s} ends"))
+                    {
+                        scenario_over = true;
+                        settle_until = Some(tokio::time::Instant::now() + SETTLE_LIMIT);
+                    }
+                }
+                Ok(Update::Node(_)) => {}
+                Err(RecvError::Lagged(n)) => println!("(…{n} events not shown: the terminal is slower than the cluster)"),
+                Err(RecvError::Closed) => break,
+            },
+            line = logs.recv(), if args.logs => if let Ok(line) = line {
+                println!("{:8.3}s  {:<12}  [{}] {}", line.at_ms as f64 / 1000.0, line.node, line.level.as_str(), line.text);
+            },
+            _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
+                println!("-- {} have passed: stopping", format_duration(args.duration.unwrap_or_default()));
+                break;
+            }
+            _ = check.tick(), if scenario_over && deadline.is_none() => {
+                if open_jobs(&handle.coordinator.to_string(), secret.as_deref()).await == Some(0) {
+                    println!("-- the scenario is over and every job has ended: stopping");
+                    break;
+                }
+                if settle_until.is_some_and(|t| tokio::time::Instant::now() > t) {
+                    println!("-- jobs still open {} after the scenario: stopping", format_duration(SETTLE_LIMIT));
+                    break;
+                }
+            }
+            _ = &mut stop_signal => {
+                println!("-- interrupted: stopping");
+                break;
+            }
+        }
+    }
+    let Some(report) = handle.stop().await else {
+        eprintln!("error: the supervisor ended without a report");
+        return ExitCode::from(1);
+    };
+    print_report(&report);
+    if let Some(path) = &args.summary_json
+        && let Err(e) = write_summary(path, &report)
+    {
+        eprintln!("error: cannot write the summary to {}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Jobs queued, assigned or running, if the coordinator answers.
+async fn open_jobs(addr: &str, secret: Option<&str>) -> Option<usize> {
+    let mut client = Client::connect(addr, "headless", secret).await.ok()?;
+    match client.request(Message::Status { job: None }).await.ok()? {
+        Message::StatusReport { report } => {
+            Some(report.jobs.queued + report.jobs.assigned + report.jobs.running)
+        }
+        _ => None,
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+}
+
+fn print_report(report: &RunReport) {
+    let j = &report.jobs;
+    println!(
+        "== {}: primary {} (term {})",
+        report.system, report.primary, report.term
+    );
+    println!(
+        "   jobs: {} submitted, {} completed, {} failed, {} lost",
+        j.submitted, j.completed, j.failed, j.lost
+    );
+    for f in &report.faults {
+        let ms = |v: Option<u64>| {
+            v.map_or("-".to_string(), |v| {
+                format!("{}ms", v.saturating_sub(f.at_ms))
+            })
+        };
+        let by = f
+            .detected_by
+            .as_deref()
+            .map(|b| format!(" by {b}"))
+            .unwrap_or_default();
+        println!(
+            "   {} {} at {}ms: detected after {}{by}, recovered after {}",
+            f.action,
+            f.target,
+            f.at_ms,
+            ms(f.detected_ms),
+            ms(f.recovered_ms)
+        );
+    }
+}
+
+fn write_summary(path: &Path, report: &RunReport) -> std::io::Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(path, json + "\n")
+}

@@ -1,0 +1,344 @@
+//! Node logs: captured from every node, kept in memory for the console, written to files.
+//!
+//! Each node's stdout and stderr are read by a task of their own that never waits on anyone:
+//! lines go into a bounded queue, and when the queue is full the line is dropped and counted,
+//! so a slow consumer can never fill a pipe and freeze a node that is writing its log. One
+//! task drains the queue into `logs/<node>.log` under the run's state directory and into a
+//! [`LogStore`], a ring of the latest lines with a cap.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::FramedRead;
+
+use crate::protocol::frame::line_codec;
+
+/// How bad a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    /// Detail.
+    Trace,
+    /// Debugging.
+    Debug,
+    /// Normal.
+    Info,
+    /// A problem.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl Level {
+    fn parse(text: &str) -> Option<Level> {
+        Some(match text.to_ascii_uppercase().as_str() {
+            "TRACE" => Level::Trace,
+            "DEBUG" => Level::Debug,
+            "INFO" => Level::Info,
+            "WARN" | "WARNING" => Level::Warn,
+            "ERROR" => Level::Error,
+            _ => return None,
+        })
+    }
+
+    /// The word shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// One line of a node's log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogLine {
+    /// Milliseconds since the run began.
+    pub at_ms: u64,
+    /// The node.
+    pub node: Arc<str>,
+    /// Its level (outside programs' lines are `INFO`, or `WARN` on stderr when unparsed).
+    pub level: Level,
+    /// The text.
+    pub text: String,
+}
+
+impl LogLine {
+    /// Reads a line as a node wrote it: a tcluster JSON log line is unpacked into its level
+    /// and message (plus fields); anything else is kept as it is.
+    pub fn parse(at_ms: u64, node: Arc<str>, stderr: bool, raw: &str) -> LogLine {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw)
+            && let Some(level) = map
+                .get("level")
+                .and_then(|l| l.as_str())
+                .and_then(Level::parse)
+        {
+            let mut text = map
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or_default()
+                .to_string();
+            for (key, value) in &map {
+                if matches!(
+                    key.as_str(),
+                    "timestamp"
+                        | "level"
+                        | "message"
+                        | "target"
+                        | "span"
+                        | "spans"
+                        | "filename"
+                        | "line_number"
+                        | "threadId"
+                ) {
+                    continue;
+                }
+                let value = value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string);
+                text.push_str(&format!(" {key}={value}"));
+            }
+            return LogLine {
+                at_ms,
+                node,
+                level,
+                text,
+            };
+        }
+        let level = if stderr { Level::Warn } else { Level::Info };
+        LogLine {
+            at_ms,
+            node,
+            level,
+            text: raw.to_string(),
+        }
+    }
+}
+
+/// The latest log lines of every node, up to a cap; older lines fall off the front.
+#[derive(Debug)]
+pub struct LogStore {
+    lines: VecDeque<LogLine>,
+    cap: usize,
+    /// Lines evicted by the cap since the start.
+    pub evicted: u64,
+}
+
+impl LogStore {
+    /// An empty store keeping at most `cap` lines.
+    pub fn new(cap: usize) -> Self {
+        LogStore {
+            lines: VecDeque::with_capacity(cap.min(1 << 16)),
+            cap: cap.max(1),
+            evicted: 0,
+        }
+    }
+
+    /// Adds a line, dropping the oldest if full.
+    pub fn push(&mut self, line: LogLine) {
+        if self.lines.len() == self.cap {
+            self.lines.pop_front();
+            self.evicted += 1;
+        }
+        self.lines.push_back(line);
+    }
+
+    /// Lines kept.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The line at `index` (0 is the oldest kept).
+    pub fn get(&self, index: usize) -> Option<&LogLine> {
+        self.lines.get(index)
+    }
+
+    /// The latest `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> impl Iterator<Item = &LogLine> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n))
+    }
+}
+
+/// Where captured lines go: a bounded queue in front of the file writer and the store.
+#[derive(Clone)]
+pub struct LogSink {
+    tx: mpsc::Sender<LogLine>,
+    /// Lines dropped because the queue was full.
+    pub dropped: Arc<AtomicU64>,
+    started: std::time::Instant,
+}
+
+/// Lines queued between the capture tasks and the writer before lines are dropped.
+const SINK_QUEUE: usize = 65_536;
+
+impl LogSink {
+    /// Starts the writer: lines go to `dir/<node>.log`, to `store`, and to `updates`.
+    pub fn start(
+        dir: PathBuf,
+        store: Arc<Mutex<LogStore>>,
+        updates: broadcast::Sender<LogLine>,
+        started: std::time::Instant,
+    ) -> LogSink {
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        tokio::spawn(write_logs(dir, rx, store, updates));
+        LogSink {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            started,
+        }
+    }
+
+    /// Milliseconds since the run began.
+    pub fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Queues a line without waiting; a full queue drops it (counted).
+    pub fn offer(&self, line: LogLine) {
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reads `stream` line by line into the sink until it ends. `on_line` sees each raw line
+    /// first and may claim it (the `READY` line, say) by returning true.
+    pub async fn capture<R: AsyncRead + Unpin>(
+        self,
+        node: Arc<str>,
+        stderr: bool,
+        stream: R,
+        mut on_line: impl FnMut(&str) -> bool,
+    ) {
+        let mut lines = FramedRead::new(stream, line_codec(64 * 1024));
+        while let Some(line) = lines.next().await {
+            let line = match line {
+                Ok(line) => line,
+                // An overlong line is skipped (the codec resynchronises at the next newline).
+                Err(tokio_util::codec::AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Err(_) => break,
+            };
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches('\r');
+            if on_line(text) {
+                continue;
+            }
+            self.offer(LogLine::parse(self.now(), node.clone(), stderr, text));
+        }
+    }
+}
+
+async fn write_logs(
+    dir: PathBuf,
+    mut rx: mpsc::Receiver<LogLine>,
+    store: Arc<Mutex<LogStore>>,
+    updates: broadcast::Sender<LogLine>,
+) {
+    let _ = tokio::fs::create_dir_all(&dir).await;
+    let mut files: HashMap<Arc<str>, tokio::io::BufWriter<tokio::fs::File>> = HashMap::new();
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        for line in batch.drain(..) {
+            if !files.contains_key(&line.node)
+                && let Some(file) = open_log(&dir, &line.node).await
+            {
+                files.insert(line.node.clone(), tokio::io::BufWriter::new(file));
+            }
+            if let Some(file) = files.get_mut(&line.node) {
+                let text = format!(
+                    "{:>9.3} {:<5} {}\n",
+                    line.at_ms as f64 / 1000.0,
+                    line.level.as_str(),
+                    line.text
+                );
+                let _ = file.write_all(text.as_bytes()).await;
+            }
+            let _ = updates.send(line.clone());
+            store.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+        for file in files.values_mut() {
+            let _ = file.flush().await;
+        }
+    }
+    for file in files.values_mut() {
+        let _ = file.flush().await;
+    }
+}
+
+async fn open_log(dir: &Path, node: &str) -> Option<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{node}.log")))
+        .await
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_are_unpacked_and_others_kept() {
+        let node: Arc<str> = Arc::from("w");
+        let json =
+            r#"{"timestamp":"t","level":"WARN","message":"job failed","job":"JOB-1","target":"x"}"#;
+        let line = LogLine::parse(5, node.clone(), true, json);
+        assert_eq!(
+            (line.level, line.text.as_str()),
+            (Level::Warn, "job failed job=JOB-1")
+        );
+        let line = LogLine::parse(5, node, true, "Traceback (most recent call last):");
+        assert_eq!(line.level, Level::Warn);
+        assert_eq!(line.text, "Traceback (most recent call last):");
+    }
+
+    #[test]
+    fn the_store_keeps_the_latest_lines_up_to_its_cap() {
+        let mut store = LogStore::new(3);
+        for i in 0..5 {
+            store.push(LogLine {
+                at_ms: i,
+                node: Arc::from("n"),
+                level: Level::Info,
+                text: i.to_string(),
+            });
+        }
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.evicted, 2);
+        assert_eq!(store.get(0).unwrap().text, "2");
+        assert_eq!(store.tail(1).next().unwrap().text, "4");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_lines_instead_of_blocking_the_reader() {
+        let (tx, _rx) = mpsc::channel(2);
+        let sink = LogSink {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            started: std::time::Instant::now(),
+        };
+        let text: String = (0..10).map(|i| format!("line {i}\n")).collect();
+        // Nobody drains the queue: capture still reads to the end.
+        sink.clone()
+            .capture(Arc::from("n"), false, text.as_bytes(), |_| false)
+            .await;
+        assert_eq!(sink.dropped.load(Ordering::Relaxed), 8);
+    }
+}

@@ -1,0 +1,1367 @@
+//! The supervisor: launches a topology, breaks it on request, and tells what happens.
+//!
+//! It is an actor: one task owns every node, the link shaper and the fault tracker, and
+//! everything else talks to it through [`Command`]s (act on the cluster, run a scenario, stop)
+//! and listens to its [`Update`]s (the timeline and node states) and log lines. The headless run
+//! prints them; the console will draw them.
+//!
+//! ```text
+//!  commands (console keys, scenario runner, headless) ──▶ ┐
+//!  node processes: READY lines, exits ──────────────────▶ ├─▶ Supervisor ──▶ updates (timeline, nodes)
+//!  coordinator events (TCP subscribe) ──────────────────▶ ┘      │  │
+//!                                            LinkShaper ◀────────┘  └──▶ kill / SIGSTOP / skew …
+//! ```
+//!
+//! Start order: masters first, each listening before anything else starts; then workers, each
+//! connected through its own shaping proxy to the primary. A worker counts as started when the
+//! coordinator reports it joined, which also works for outside programs that print nothing.
+
+pub mod launch;
+pub mod logs;
+pub mod scenario;
+pub mod shaper;
+pub mod timeline;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::client::Client;
+use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
+use crate::protocol::message::{Health, JobId, JobState, Message};
+use crate::role::event::{ClusterEvent, EventKind};
+use crate::topology::{Action, Launch, MasterRole, Node, NodeKind, Topology};
+use logs::{LogLine, LogSink, LogStore};
+use shaper::LinkShaper;
+use timeline::{FaultRecord, FaultTracker, TimelineEvent, TimelineKind};
+
+/// How long a master may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a worker may take to join before the timeline says so.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping node may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// How to run a topology.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The topology file (child processes read it too).
+    pub topology_path: PathBuf,
+    /// Where logs (and, later, journals) go.
+    pub state_dir: PathBuf,
+    /// The tcluster binary, for child processes.
+    pub program: PathBuf,
+    /// Log lines kept in memory.
+    pub log_cap: usize,
+    /// Seed for the link shaper's randomness.
+    pub seed: u64,
+}
+
+/// What can be asked of the supervisor.
+#[derive(Debug)]
+pub enum Command {
+    /// Do something to the cluster: a fault, a repair, a submission, a banner.
+    Act(Action),
+    /// Run a scenario of the topology.
+    RunScenario(String),
+    /// Stop every node and report.
+    Stop(oneshot::Sender<RunReport>),
+}
+
+/// What the supervisor tells its listeners.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// Something happened.
+    Timeline(TimelineEvent),
+    /// A node's state changed.
+    Node(NodeStatus),
+}
+
+/// A node as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    /// Its name.
+    pub name: String,
+    /// `master`, `worker` …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `primary`, `backup`, or the kind for other nodes.
+    pub role: String,
+    /// What it is doing.
+    pub state: NodeState,
+    /// Its process id, if it is a running process.
+    #[serde(skip)]
+    pub pid: Option<u32>,
+    /// Where it listens, for a master.
+    #[serde(skip)]
+    pub address: Option<String>,
+}
+
+/// A node's state, combining what the supervisor did and what the coordinator sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Launched, not ready yet.
+    Starting,
+    /// Running and, for a worker, heartbeating.
+    Healthy,
+    /// Its heartbeats are late.
+    Suspect,
+    /// Declared dead, or its process ended.
+    Dead,
+    /// Stopped with SIGSTOP (or paused in-process).
+    Paused,
+    /// Some of its links are cut.
+    Partitioned,
+    /// Being restarted.
+    Restarting,
+    /// Stopped at the end of the run.
+    Stopped,
+    /// Not launched (a kind that runs on its own, such as a client).
+    NotLaunched,
+}
+
+impl NodeState {
+    /// The word shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Starting => "starting",
+            NodeState::Healthy => "healthy",
+            NodeState::Suspect => "suspect",
+            NodeState::Dead => "dead",
+            NodeState::Paused => "paused",
+            NodeState::Partitioned => "partitioned",
+            NodeState::Restarting => "restarting",
+            NodeState::Stopped => "stopped",
+            NodeState::NotLaunched => "not launched",
+        }
+    }
+}
+
+/// Jobs at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobTotals {
+    /// Every job the coordinator knows, and any it lost.
+    pub submitted: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// Accepted, but neither completed, failed, nor still queued or running.
+    pub lost: usize,
+}
+
+/// The summary of a run (`--summary-json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// `SYSTEM_NAME`.
+    pub system: String,
+    /// The primary at the end.
+    pub primary: String,
+    /// Its term.
+    pub term: u64,
+    /// Jobs.
+    pub jobs: JobTotals,
+    /// Every node.
+    pub nodes: Vec<NodeStatus>,
+    /// Every fault, with its measured detection and recovery.
+    pub faults: Vec<FaultRecord>,
+}
+
+/// Why a topology could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The state directory could not be made.
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    StateDir {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A node could not be started.
+    #[error("cannot start {node}: {reason}")]
+    Node {
+        /// Which.
+        node: String,
+        /// Why, with its last log lines.
+        reason: String,
+    },
+    /// The topology has no master to run.
+    #[error("the topology has no master: there is no cluster to run")]
+    NoMaster,
+}
+
+/// A running topology.
+pub struct SupervisorHandle {
+    /// Where to send commands.
+    pub commands: mpsc::Sender<Command>,
+    /// Timeline and node updates.
+    pub updates: broadcast::Sender<Update>,
+    /// Every log line of every node.
+    pub logs: broadcast::Sender<LogLine>,
+    /// The latest log lines.
+    pub log_store: Arc<Mutex<LogStore>>,
+    /// The primary's real address.
+    pub coordinator: SocketAddr,
+    /// When the run began.
+    pub started: Instant,
+    /// The nodes as they were when the launch finished.
+    pub nodes: Vec<NodeStatus>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SupervisorHandle {
+    /// Stops every node and returns the report.
+    pub async fn stop(self) -> Option<RunReport> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stop(tx)).await.ok()?;
+        let report = rx.await.ok();
+        let _ = self.task.await;
+        report
+    }
+}
+
+/// How a node is running.
+enum Running {
+    Process {
+        pid: u32,
+        stdin: Option<ChildStdin>,
+    },
+    Inproc {
+        shutdown: CancellationToken,
+        pause: PauseSwitch,
+    },
+}
+
+struct Managed {
+    node: Node,
+    generation: u64,
+    running: Option<Running>,
+    control: NodeControl,
+    /// Where a master listens.
+    address: Option<String>,
+    /// Where a worker connects (its proxy).
+    connect_to: Option<String>,
+    health: Option<Health>,
+    ready: bool,
+    paused: bool,
+    restart_pending: bool,
+    exited: bool,
+    launched_at: Instant,
+    stopped: bool,
+}
+
+/// What the supervisor's own tasks tell it.
+enum Internal {
+    Ready {
+        node: String,
+        generation: u64,
+        address: String,
+    },
+    Exited {
+        node: String,
+        generation: u64,
+        status: String,
+    },
+    Cluster(ClusterEvent),
+}
+
+struct Supervisor {
+    topology: Topology,
+    options: RunOptions,
+    started: Instant,
+    nodes: BTreeMap<String, Managed>,
+    order: Vec<String>,
+    primary: String,
+    primary_addr: Option<SocketAddr>,
+    shaper: LinkShaper,
+    tracker: FaultTracker,
+    updates: broadcast::Sender<Update>,
+    sink: LogSink,
+    internal: mpsc::UnboundedSender<Internal>,
+    client: Option<Client>,
+    /// The supervisor's own command queue, for the scenario runner (weak, so that dropping
+    /// every handle still ends the supervisor).
+    commands: Option<mpsc::WeakSender<Command>>,
+    /// Final states seen for jobs, from the coordinator's events.
+    job_states: BTreeMap<JobId, JobState>,
+    shutdown: CancellationToken,
+}
+
+/// Launches `topology`: every master listening, every worker started. Returns once the masters
+/// are ready; workers join while the run goes on.
+pub async fn launch(
+    topology: Topology,
+    options: RunOptions,
+) -> Result<SupervisorHandle, LaunchError> {
+    std::fs::create_dir_all(options.state_dir.join("logs")).map_err(|source| {
+        LaunchError::StateDir {
+            path: options.state_dir.clone(),
+            source,
+        }
+    })?;
+    let primary = topology
+        .primary()
+        .ok_or(LaunchError::NoMaster)?
+        .name
+        .clone();
+    let started = Instant::now();
+    let (updates, _) = broadcast::channel(16_384);
+    let (log_updates, _) = broadcast::channel(16_384);
+    let log_store = Arc::new(Mutex::new(LogStore::new(options.log_cap)));
+    let sink = LogSink::start(
+        options.state_dir.join("logs"),
+        log_store.clone(),
+        log_updates.clone(),
+        started,
+    );
+    let shutdown = CancellationToken::new();
+    let declared = topology
+        .connections
+        .iter()
+        .map(|c| (c.from.clone(), c.to.clone(), c.link.clone()));
+    let shaper = LinkShaper::new(declared, options.seed, shutdown.clone());
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let order: Vec<String> = NodeKind::ALL
+        .iter()
+        .flat_map(|kind| {
+            let mut of_kind: Vec<&Node> = topology.nodes_of(*kind).collect();
+            // The primary first among masters.
+            of_kind.sort_by_key(|n| n.role != Some(MasterRole::Primary));
+            of_kind
+                .into_iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let nodes = order
+        .iter()
+        .filter_map(|name| topology.node(name))
+        .map(|node| {
+            let managed = Managed {
+                node: node.clone(),
+                generation: 0,
+                running: None,
+                control: NodeControl::default(),
+                address: None,
+                connect_to: None,
+                health: None,
+                ready: false,
+                paused: false,
+                restart_pending: false,
+                exited: false,
+                launched_at: started,
+                stopped: false,
+            };
+            (node.name.clone(), managed)
+        })
+        .collect();
+    let mut supervisor = Supervisor {
+        topology,
+        options,
+        started,
+        nodes,
+        order,
+        primary,
+        primary_addr: None,
+        shaper,
+        tracker: FaultTracker::default(),
+        updates: updates.clone(),
+        sink,
+        internal: internal_tx,
+        client: None,
+        commands: None,
+        job_states: BTreeMap::new(),
+        shutdown,
+    };
+    let mut internal_rx = internal_rx;
+    if let Err(e) = supervisor.start_all(&mut internal_rx).await {
+        supervisor.stop_all().await;
+        return Err(e);
+    }
+    let coordinator = supervisor.primary_addr.ok_or(LaunchError::NoMaster)?;
+    let nodes = supervisor.statuses();
+    let (commands, commands_rx) = mpsc::channel(256);
+    supervisor.commands = Some(commands.downgrade());
+    let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
+    Ok(SupervisorHandle {
+        commands,
+        updates,
+        logs: log_updates,
+        log_store,
+        coordinator,
+        started,
+        nodes,
+        task,
+    })
+}
+
+impl Supervisor {
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn timeline(&self, source: &str, kind: TimelineKind) {
+        let event = TimelineEvent {
+            at_ms: self.now(),
+            source: source.to_string(),
+            kind,
+        };
+        let _ = self.updates.send(Update::Timeline(event));
+    }
+
+    fn note(&self, text: impl Into<String>) {
+        self.timeline("supervisor", TimelineKind::Note { text: text.into() });
+    }
+
+    // ----- starting -----
+
+    async fn start_all(
+        &mut self,
+        internal: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> Result<(), LaunchError> {
+        let masters: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.nodes[*n].node.kind == NodeKind::Master)
+            .cloned()
+            .collect();
+        for name in &masters {
+            self.start_node(name).await?;
+            self.wait_ready(name, internal).await?;
+        }
+        let Some(primary_addr) = self.nodes[&self.primary]
+            .address
+            .as_ref()
+            .and_then(|a| a.parse().ok())
+        else {
+            return Err(LaunchError::Node {
+                node: self.primary.clone(),
+                reason: "it reported no address".into(),
+            });
+        };
+        self.primary_addr = Some(primary_addr);
+        tokio::spawn(follow_coordinator(
+            primary_addr,
+            self.topology.globals.cluster_secret.clone(),
+            self.internal.clone(),
+            self.shutdown.clone(),
+        ));
+        let others: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.nodes[*n].node.kind != NodeKind::Master)
+            .cloned()
+            .collect();
+        for name in others {
+            match self.nodes[&name].node.kind {
+                NodeKind::Worker => {
+                    let proxy = self
+                        .shaper
+                        .proxy(&name, &self.primary, primary_addr)
+                        .await
+                        .map_err(|e| LaunchError::Node {
+                            node: name.clone(),
+                            reason: format!("cannot open its link: {e}"),
+                        })?;
+                    if let Some(m) = self.nodes.get_mut(&name) {
+                        m.connect_to = Some(proxy.to_string());
+                    }
+                    self.start_node(&name).await?;
+                }
+                NodeKind::Client => self.set_state_note(
+                    &name,
+                    "clients are run by people (tcluster client), not launched",
+                ),
+                NodeKind::Chat | NodeKind::Bot => self.set_state_note(
+                    &name,
+                    "chat servers and bots are not supported in this release; not launched",
+                ),
+                NodeKind::Master => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn set_state_note(&self, name: &str, why: &str) {
+        self.note(format!("{name}: {why}"));
+    }
+
+    /// Waits until a master says where it listens (or fails).
+    async fn wait_ready(
+        &mut self,
+        name: &str,
+        internal: &mut mpsc::UnboundedReceiver<Internal>,
+    ) -> Result<(), LaunchError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while !self.nodes[name].ready {
+            let message = tokio::time::timeout_at(deadline, internal.recv()).await;
+            match message {
+                Ok(Some(message)) => {
+                    if let Internal::Exited { node, .. } = &message
+                        && node == name
+                    {
+                        let status = match &message {
+                            Internal::Exited { status, .. } => status.clone(),
+                            _ => String::new(),
+                        };
+                        return Err(LaunchError::Node {
+                            node: name.into(),
+                            reason: format!("it exited ({status}){}", self.last_log_lines(name)),
+                        });
+                    }
+                    self.internal_message(message).await;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(LaunchError::Node {
+                        node: name.into(),
+                        reason: format!(
+                            "it was not listening after {START_TIMEOUT:?}{}",
+                            self.last_log_lines(name)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn last_log_lines(&self, name: &str) -> String {
+        let path = self
+            .options
+            .state_dir
+            .join("logs")
+            .join(format!("{name}.log"));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let last: Vec<&str> = text.lines().rev().take(5).collect();
+        if last.is_empty() {
+            return String::new();
+        }
+        let lines: Vec<&str> = last.into_iter().rev().collect();
+        format!(
+            "; its last log lines ({}):\n    {}",
+            path.display(),
+            lines.join("\n    ")
+        )
+    }
+
+    /// Starts (or starts again) one node.
+    async fn start_node(&mut self, name: &str) -> Result<(), LaunchError> {
+        let topology_path = self.options.topology_path.clone();
+        let program = self.options.program.clone();
+        let secret = self.topology.globals.cluster_secret.clone();
+        let heartbeat_ms = self.topology.policies.heartbeat.interval.as_millis() as u64;
+        let internal = self.internal.clone();
+        let sink = self.sink.clone();
+        let topology = self.topology.clone();
+        let Some(m) = self.nodes.get_mut(name) else {
+            return Ok(());
+        };
+        m.generation += 1;
+        m.ready = false;
+        m.exited = false;
+        m.paused = false;
+        m.health = None;
+        m.launched_at = Instant::now();
+        let generation = m.generation;
+        let node = m.node.clone();
+        let listen = match (node.kind, &m.address) {
+            // A restarted master listens where it did before: its workers' links point there.
+            (NodeKind::Master, Some(addr)) => Some(addr.clone()),
+            (NodeKind::Master, None) => {
+                Some(format!("{}:{}", node.address, node.port.unwrap_or(0)))
+            }
+            _ => None,
+        };
+        let connect_to = m.connect_to.clone();
+        let node_name: Arc<str> = Arc::from(name);
+
+        if node.launch == Launch::Inproc && node.command.is_none() {
+            let (control, pause) = NodeControl::new();
+            control.set_skew(m.control.skew());
+            m.control = control.clone();
+            let shutdown = self.shutdown.child_token();
+            let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+            let options = NodeOptions {
+                listen,
+                coordinator: connect_to,
+                max_connections: None,
+                announce: false,
+                control,
+                ready: Some(ready_tx),
+            };
+            m.running = Some(Running::Inproc {
+                shutdown: shutdown.clone(),
+                pause,
+            });
+            let (task_internal, task_name) = (internal.clone(), name.to_string());
+            tokio::spawn(async move {
+                while let Some(address) = ready_rx.recv().await {
+                    let _ = task_internal.send(Internal::Ready {
+                        node: task_name.clone(),
+                        generation,
+                        address,
+                    });
+                }
+            });
+            let task_name = name.to_string();
+            tokio::spawn(async move {
+                let status = match node::run(&topology, &task_name, options, shutdown).await {
+                    Ok(()) => "stopped".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                let _ = internal.send(Internal::Exited {
+                    node: task_name,
+                    generation,
+                    status,
+                });
+            });
+            self.timeline(
+                name,
+                TimelineKind::NodeStarted {
+                    node: name.to_string(),
+                    pid: None,
+                    address: None,
+                },
+            );
+            self.publish(name);
+            return Ok(());
+        }
+
+        let command = match &node.command {
+            Some(template) => launch::outside_command(
+                template,
+                &launch::Placement {
+                    name,
+                    coordinator: connect_to.as_deref(),
+                    slots: node.resources.cpu,
+                    secret: secret.as_deref(),
+                    heartbeat_ms,
+                },
+            ),
+            None => launch::builtin_command(
+                &program,
+                &topology_path,
+                name,
+                listen.as_deref(),
+                connect_to.as_deref(),
+            ),
+        };
+        let mut child = launch::spawn(command).map_err(|e| LaunchError::Node {
+            node: name.into(),
+            reason: e.to_string(),
+        })?;
+        let pid = child.id().unwrap_or_default();
+        let stdin = child.stdin.take();
+        if let Some(stdout) = child.stdout.take() {
+            let (internal, task_name) = (internal.clone(), name.to_string());
+            tokio::spawn(
+                sink.clone()
+                    .capture(node_name.clone(), false, stdout, move |line| {
+                        let Some(rest) = line.strip_prefix("READY ") else {
+                            return false;
+                        };
+                        let address = rest
+                            .split_whitespace()
+                            .last()
+                            .unwrap_or_default()
+                            .to_string();
+                        let _ = internal.send(Internal::Ready {
+                            node: task_name.clone(),
+                            generation,
+                            address,
+                        });
+                        true
+                    }),
+            );
+        }
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(
+                sink.clone()
+                    .capture(node_name.clone(), true, stderr, |_| false),
+            );
+        }
+        {
+            let (internal, task_name) = (internal.clone(), name.to_string());
+            tokio::spawn(async move {
+                let status = match child.wait().await {
+                    Ok(status) => launch::describe_exit(status),
+                    Err(e) => format!("lost track of it: {e}"),
+                };
+                let _ = internal.send(Internal::Exited {
+                    node: task_name,
+                    generation,
+                    status,
+                });
+            });
+        }
+        if let Some(m) = self.nodes.get_mut(name) {
+            m.running = Some(Running::Process { pid, stdin });
+            // A restarted node keeps its skew.
+            let skew = m.control.skew();
+            if skew != 0 {
+                self.send_skew(name, skew).await;
+            }
+        }
+        self.timeline(
+            name,
+            TimelineKind::NodeStarted {
+                node: name.to_string(),
+                pid: Some(pid),
+                address: None,
+            },
+        );
+        self.publish(name);
+        Ok(())
+    }
+
+    // ----- the loop -----
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut internal: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Act(action)) => self.act(action).await,
+                    Some(Command::RunScenario(name)) => self.run_scenario(&name),
+                    Some(Command::Stop(reply)) => {
+                        let report = self.report().await;
+                        self.stop_all().await;
+                        let _ = reply.send(report);
+                        return;
+                    }
+                    None => {
+                        self.stop_all().await;
+                        return;
+                    }
+                },
+                Some(message) = internal.recv() => self.internal_message(message).await,
+                _ = tick.tick() => {
+                    let now = self.now();
+                    for kind in self.tracker.settle(now) {
+                        self.timeline("supervisor", kind);
+                    }
+                    let late: Vec<String> = self
+                        .nodes
+                        .iter()
+                        .filter(|(_, m)| m.node.kind == NodeKind::Worker && !m.ready && !m.exited && m.running.is_some() && m.launched_at.elapsed() > JOIN_TIMEOUT)
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    for name in late {
+                        if let Some(m) = self.nodes.get_mut(&name) {
+                            m.launched_at = Instant::now();
+                        }
+                        self.note(format!("{name} has not joined the coordinator after {JOIN_TIMEOUT:?}; see its log"));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn internal_message(&mut self, message: Internal) {
+        match message {
+            Internal::Ready {
+                node,
+                generation,
+                address,
+            } => {
+                let Some(m) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                if m.generation != generation {
+                    return;
+                }
+                m.ready = true;
+                if m.node.kind == NodeKind::Master {
+                    m.address = Some(address.clone());
+                    let pid = match &m.running {
+                        Some(Running::Process { pid, .. }) => Some(*pid),
+                        _ => None,
+                    };
+                    self.timeline(
+                        &node,
+                        TimelineKind::Note {
+                            text: format!(
+                                "{node} listening on {address}{}",
+                                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                            ),
+                        },
+                    );
+                }
+                self.publish(&node);
+            }
+            Internal::Exited {
+                node,
+                generation,
+                status,
+            } => {
+                let Some(m) = self.nodes.get_mut(&node) else {
+                    return;
+                };
+                if m.generation != generation {
+                    return;
+                }
+                m.running = None;
+                m.exited = true;
+                let restart = std::mem::take(&mut m.restart_pending);
+                let stopped = m.stopped;
+                if !stopped {
+                    self.timeline(
+                        &node,
+                        TimelineKind::NodeExited {
+                            node: node.clone(),
+                            status,
+                        },
+                    );
+                }
+                self.publish(&node);
+                if restart && let Err(e) = self.start_node(&node).await {
+                    self.note(format!("restart failed: {e}"));
+                }
+            }
+            Internal::Cluster(event) => self.cluster_event(event),
+        }
+    }
+
+    fn cluster_event(&mut self, event: ClusterEvent) {
+        let now = self.now();
+        let source = self.primary.clone();
+        let changed = match &event.kind {
+            EventKind::WorkerJoined { worker, .. }
+            | EventKind::WorkerRejoined { worker, .. }
+            | EventKind::WorkerRecovered { worker } => self.set_health(worker, Health::Healthy),
+            EventKind::WorkerSuspect { worker, .. } => self.set_health(worker, Health::Suspect),
+            EventKind::WorkerDead { worker, .. } => self.set_health(worker, Health::Dead),
+            EventKind::JobSubmitted { job, .. } => {
+                self.job_states.insert(*job, JobState::Queued);
+                None
+            }
+            EventKind::JobCompleted { job, .. } => {
+                self.job_states.insert(*job, JobState::Completed);
+                None
+            }
+            EventKind::JobFailed {
+                job,
+                retry_in_ms: None,
+                ..
+            } => {
+                self.job_states.insert(*job, JobState::Failed);
+                None
+            }
+            _ => None,
+        };
+        if let Some(name) = changed {
+            self.publish(&name);
+        }
+        let completed = self.tracker.observe(now, &source, &event);
+        self.timeline(&source, TimelineKind::Cluster { event });
+        for kind in completed {
+            self.timeline("supervisor", kind);
+        }
+    }
+
+    fn set_health(&mut self, worker: &str, health: Health) -> Option<String> {
+        let m = self.nodes.get_mut(worker)?;
+        m.health = Some(health);
+        if health == Health::Healthy {
+            m.ready = true;
+        }
+        Some(worker.to_string())
+    }
+
+    // ----- acting on the cluster -----
+
+    async fn act(&mut self, action: Action) {
+        let now = self.now();
+        let text = action.to_string();
+        let (target, watch) = self.fault_target(&action);
+        let measured = matches!(
+            action,
+            Action::Kill(_)
+                | Action::Pause(_)
+                | Action::Restart(_)
+                | Action::Partition { .. }
+                | Action::Latency { .. }
+                | Action::Loss { .. }
+                | Action::Skew { .. }
+        );
+        let fault = measured.then(|| self.tracker.fault(now, action.name(), &target, watch));
+        if !matches!(action, Action::Say(_) | Action::Submit { .. }) {
+            self.timeline(
+                "operator",
+                TimelineKind::Action {
+                    fault,
+                    action: action.name().to_string(),
+                    target: target.clone(),
+                    text,
+                },
+            );
+        }
+        let unknown = |s: &Self, n: &str| !s.nodes.contains_key(n);
+        match action {
+            Action::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
+            Action::Submit {
+                data,
+                count,
+                priority,
+            } => self.submit(data, count, priority).await,
+            Action::Kill(n)
+            | Action::Pause(n)
+            | Action::Resume(n)
+            | Action::Restart(n)
+            | Action::Skew { node: n, .. }
+                if unknown(self, &n) =>
+            {
+                self.note(format!("no node named {n}"));
+            }
+            Action::Kill(n) => self.kill(&n),
+            Action::Pause(n) => self.pause(&n, true),
+            Action::Resume(n) => self.pause(&n, false),
+            Action::Restart(n) => self.restart(&n).await,
+            Action::Partition { a, b, one_way } => {
+                self.shaper.cut(&a, b.as_deref(), one_way);
+                self.refresh_partitions();
+            }
+            Action::Heal { a, b } => {
+                self.shaper.heal(a.as_deref(), b.as_deref());
+                self.refresh_partitions();
+            }
+            Action::Latency {
+                a,
+                b,
+                latency,
+                jitter,
+            } => self.shaper.set_latency(&a, &b, latency, jitter),
+            Action::Loss { a, b, loss } => self.shaper.set_loss(&a, &b, loss),
+            Action::Skew { node, offset_ms } => {
+                if let Some(m) = self.nodes.get(&node) {
+                    m.control.set_skew(offset_ms);
+                }
+                self.send_skew(&node, offset_ms).await;
+            }
+        }
+    }
+
+    /// The target shown for an action, and the worker whose death means it was detected.
+    fn fault_target(&self, action: &Action) -> (String, Option<String>) {
+        let worker = |n: &str| {
+            (self
+                .nodes
+                .get(n)
+                .is_some_and(|m| m.node.kind == NodeKind::Worker))
+            .then(|| n.to_string())
+        };
+        match action {
+            Action::Kill(n)
+            | Action::Pause(n)
+            | Action::Resume(n)
+            | Action::Restart(n)
+            | Action::Skew { node: n, .. } => (n.clone(), worker(n)),
+            Action::Partition { a, b: None, .. } => (a.clone(), worker(a)),
+            Action::Partition {
+                a,
+                b: Some(b),
+                one_way,
+            } => {
+                let arrow = if *one_way { "->" } else { "<->" };
+                (format!("{a} {arrow} {b}"), worker(a).or_else(|| worker(b)))
+            }
+            Action::Latency { a, b, .. } | Action::Loss { a, b, .. } => {
+                (format!("{a} <-> {b}"), worker(a).or_else(|| worker(b)))
+            }
+            Action::Heal { a, b } => (
+                match (a, b) {
+                    (Some(a), Some(b)) => format!("{a} <-> {b}"),
+                    (Some(a), None) => a.clone(),
+                    _ => "every link".to_string(),
+                },
+                None,
+            ),
+            Action::Submit { data, .. } => (data.clone(), None),
+            Action::Say(text) => (text.clone(), None),
+        }
+    }
+
+    fn kill(&mut self, name: &str) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        match &m.running {
+            Some(Running::Process { pid, .. }) => {
+                // A paused process dies of SIGKILL too; no need to continue it first.
+                launch::signal_group(*pid, Signal::SIGKILL);
+            }
+            Some(Running::Inproc { shutdown, .. }) => shutdown.cancel(),
+            None => self.note(format!("{name} is not running")),
+        }
+    }
+
+    fn pause(&mut self, name: &str, paused: bool) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        match &m.running {
+            Some(Running::Process { pid, .. }) => {
+                launch::signal_group(
+                    *pid,
+                    if paused {
+                        Signal::SIGSTOP
+                    } else {
+                        Signal::SIGCONT
+                    },
+                );
+            }
+            Some(Running::Inproc { pause, .. }) => pause.set(paused),
+            None => {
+                self.note(format!("{name} is not running"));
+                return;
+            }
+        }
+        m.paused = paused;
+        self.publish(name);
+    }
+
+    async fn restart(&mut self, name: &str) {
+        let running = self.nodes.get(name).is_some_and(|m| m.running.is_some());
+        if running {
+            if let Some(m) = self.nodes.get_mut(name) {
+                m.restart_pending = true;
+            }
+            self.kill(name);
+            self.publish(name);
+        } else if let Err(e) = self.start_node(name).await {
+            self.note(format!("restart failed: {e}"));
+        }
+    }
+
+    async fn send_skew(&mut self, name: &str, offset_ms: i64) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if let Some(Running::Process {
+            stdin: Some(stdin), ..
+        }) = &mut m.running
+            && stdin
+                .write_all(format!("skew {offset_ms}\n").as_bytes())
+                .await
+                .is_err()
+        {
+            warn!(node = name, "cannot reach the node's control channel");
+        }
+        if m.node.command.is_some() {
+            self.note(format!(
+                "{name} runs an outside program, which ignores clock skew"
+            ));
+        }
+    }
+
+    fn refresh_partitions(&mut self) {
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for name in names {
+            self.publish(&name);
+        }
+    }
+
+    async fn submit(&mut self, data: String, count: u32, priority: i32) {
+        let Some(addr) = self.primary_addr else {
+            return;
+        };
+        if self.client.is_none() {
+            match Client::connect(
+                &addr.to_string(),
+                "operator",
+                self.topology.globals.cluster_secret.as_deref(),
+            )
+            .await
+            {
+                Ok(c) => self.client = Some(c),
+                Err(e) => {
+                    self.note(format!("cannot submit: {e}"));
+                    return;
+                }
+            }
+        }
+        let Some(client) = self.client.as_mut() else {
+            return;
+        };
+        match client
+            .request(Message::Submit {
+                data: data.clone(),
+                count,
+                priority,
+                token: None,
+                notify: false,
+            })
+            .await
+        {
+            Ok(Message::Accepted { jobs }) => {
+                let range = match (jobs.first(), jobs.last()) {
+                    (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
+                    (Some(a), _) => a.to_string(),
+                    _ => String::new(),
+                };
+                self.timeline(
+                    "operator",
+                    TimelineKind::Note {
+                        text: format!("submitted {count} × {data:?}: {range}"),
+                    },
+                );
+            }
+            Ok(Message::Error { message }) => self.note(format!("submit refused: {message}")),
+            Ok(other) => self.note(format!("submit: unexpected reply {other:?}")),
+            Err(e) => {
+                self.client = None;
+                self.note(format!("cannot submit: {e}"));
+            }
+        }
+    }
+
+    fn run_scenario(&mut self, name: &str) {
+        let Some(scenario) = self.topology.scenario(name).cloned() else {
+            self.note(format!("no scenario named {name}"));
+            return;
+        };
+        let Some(commands) = self.commands_sender() else {
+            return;
+        };
+        let scale = self.topology.globals.time_scale;
+        self.timeline(
+            "scenario",
+            TimelineKind::Note {
+                text: format!("scenario {name} begins ({} steps)", scenario.steps.len()),
+            },
+        );
+        tokio::spawn(scenario::run(
+            scenario,
+            scale,
+            commands,
+            self.updates.clone(),
+            self.started,
+        ));
+    }
+
+    fn commands_sender(&self) -> Option<mpsc::Sender<Command>> {
+        self.commands.as_ref().and_then(mpsc::WeakSender::upgrade)
+    }
+
+    // ----- status -----
+
+    fn status(&self, name: &str) -> Option<NodeStatus> {
+        let m = self.nodes.get(name)?;
+        let partitioned = self
+            .shaper
+            .all()
+            .iter()
+            .any(|((from, to), s)| s.cut && (from == name || to == name));
+        let state = if m.stopped {
+            NodeState::Stopped
+        } else if matches!(
+            m.node.kind,
+            NodeKind::Client | NodeKind::Chat | NodeKind::Bot
+        ) {
+            NodeState::NotLaunched
+        } else if m.restart_pending {
+            NodeState::Restarting
+        } else if m.exited || m.running.is_none() {
+            NodeState::Dead
+        } else if m.paused {
+            NodeState::Paused
+        } else if partitioned {
+            NodeState::Partitioned
+        } else {
+            match (m.health, m.ready) {
+                (Some(Health::Suspect), _) => NodeState::Suspect,
+                (Some(Health::Dead), _) => NodeState::Dead,
+                (_, true) => NodeState::Healthy,
+                (_, false) => NodeState::Starting,
+            }
+        };
+        let role = match m.node.role {
+            Some(role) => role.as_str().to_string(),
+            None => m.node.kind.as_str().to_string(),
+        };
+        let pid = match &m.running {
+            Some(Running::Process { pid, .. }) => Some(*pid),
+            _ => None,
+        };
+        Some(NodeStatus {
+            name: name.to_string(),
+            kind: m.node.kind.as_str().to_string(),
+            role,
+            state,
+            pid,
+            address: m.address.clone(),
+        })
+    }
+
+    fn statuses(&self) -> Vec<NodeStatus> {
+        self.order.iter().filter_map(|n| self.status(n)).collect()
+    }
+
+    fn publish(&self, name: &str) {
+        if let Some(status) = self.status(name) {
+            let _ = self.updates.send(Update::Node(status));
+        }
+    }
+
+    /// The run's summary, asked of the coordinator while it still runs.
+    async fn report(&mut self) -> RunReport {
+        let mut jobs = JobTotals::default();
+        let mut term = 1;
+        if let Some(addr) = self.primary_addr
+            && let Ok(mut client) = Client::connect(
+                &addr.to_string(),
+                "supervisor",
+                self.topology.globals.cluster_secret.as_deref(),
+            )
+            .await
+        {
+            if let Ok(Message::StatusReport { report }) =
+                client.request(Message::Status { job: None }).await
+            {
+                term = report.term;
+                jobs.completed = report.jobs.completed;
+                jobs.failed = report.jobs.failed;
+                jobs.submitted = report.jobs.total();
+            }
+            // Jobs accepted and not seen to end: the coordinator must still know them.
+            let open: Vec<JobId> = self
+                .job_states
+                .iter()
+                .filter(|(_, s)| !s.is_final())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in open {
+                if let Ok(Message::Error { .. }) =
+                    client.request(Message::Status { job: Some(id) }).await
+                {
+                    jobs.lost += 1;
+                }
+            }
+            jobs.submitted += jobs.lost;
+        } else {
+            jobs.lost = self.job_states.values().filter(|s| !s.is_final()).count();
+            jobs.completed = self
+                .job_states
+                .values()
+                .filter(|s| **s == JobState::Completed)
+                .count();
+            jobs.failed = self
+                .job_states
+                .values()
+                .filter(|s| **s == JobState::Failed)
+                .count();
+            jobs.submitted = self.job_states.len();
+        }
+        RunReport {
+            system: self.topology.globals.system_name.clone(),
+            primary: self.primary.clone(),
+            term,
+            jobs,
+            nodes: self.statuses(),
+            faults: self.tracker.faults().to_vec(),
+        }
+    }
+
+    /// Stops every node: workers first, masters last; SIGTERM, then SIGKILL after a grace.
+    async fn stop_all(&mut self) {
+        let names: Vec<String> = self.order.iter().rev().cloned().collect();
+        for name in &names {
+            let Some(m) = self.nodes.get_mut(name) else {
+                continue;
+            };
+            m.stopped = true;
+            match &m.running {
+                Some(Running::Process { pid, .. }) => {
+                    launch::signal_group(*pid, Signal::SIGCONT);
+                    launch::signal_group(*pid, Signal::SIGTERM);
+                }
+                Some(Running::Inproc { shutdown, pause }) => {
+                    pause.set(false);
+                    shutdown.cancel();
+                }
+                None => {}
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        while self.nodes.values().any(|m| m.running.is_some()) && Instant::now() < deadline {
+            // Exits arrive as internal messages; the loop is not running, so poll the pids.
+            for m in self.nodes.values_mut() {
+                if let Some(Running::Process { pid, .. }) = &m.running
+                    && nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), None)
+                        .is_err()
+                {
+                    m.running = None;
+                }
+                if let Some(Running::Inproc { shutdown, .. }) = &m.running
+                    && shutdown.is_cancelled()
+                {
+                    m.running = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for m in self.nodes.values_mut() {
+            if let Some(Running::Process { pid, .. }) = m.running.take() {
+                launch::signal_group(pid, Signal::SIGKILL);
+            }
+        }
+        self.shutdown.cancel();
+        info!("every node stopped");
+    }
+}
+
+/// Subscribes to the coordinator's events, reconnecting if it goes away.
+async fn follow_coordinator(
+    addr: SocketAddr,
+    secret: Option<String>,
+    internal: mpsc::UnboundedSender<Internal>,
+    shutdown: CancellationToken,
+) {
+    let addr = addr.to_string();
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if let Ok(mut client) = Client::connect(&addr, "supervisor", secret.as_deref()).await
+            && client.send(Message::Subscribe).await.is_ok()
+        {
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    m = client.receive() => m,
+                };
+                match message {
+                    Ok(envelope) => {
+                        if let Message::Event { event } = envelope.message
+                            && internal.send(Internal::Cluster(event)).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The link shaper: a proxy between two nodes that makes the network what the topology says.
+//!
+//! For every pair (client node, server node) — a worker and its coordinator, say — the
+//! supervisor opens a proxy port and tells the client node to connect there instead. The proxy
+//! connects on to the server and copies messages both ways, each direction through the link
+//! declared for it (`connection A -> B { … }`):
+//!
+//! - **latency** and **jitter** delay each message; messages keep their order, as on a TCP
+//!   connection (a later message never overtakes an earlier one);
+//! - **bandwidth** spaces messages out by their size;
+//! - **loss** drops whole messages (the protocols are line-based, so a dropped line is a lost
+//!   message, not a corrupted stream);
+//! - a **cut** link drops everything silently, both ways or one way: the connection stays open,
+//!   as in a real partition, so the peers only notice through missing heartbeats.
+//!
+//! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
+//! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::protocol::frame::line_codec;
+use crate::topology::Link;
+use crate::topology::units::Percent;
+
+/// The longest line the proxy carries: larger than any node accepts, so the node (not the
+/// proxy) is the one that refuses an oversized line.
+const PROXY_MAX_LINE: usize = 1024 * 1024;
+
+/// One direction of a link, as it is now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkState {
+    /// Latency, jitter, bandwidth, loss.
+    pub link: Link,
+    /// Everything is dropped.
+    pub cut: bool,
+    /// Messages carried.
+    pub carried: u64,
+    /// Messages dropped (lost or cut).
+    pub dropped: u64,
+}
+
+/// Every shaped direction, by (from, to), and the proxies that apply them.
+#[derive(Clone)]
+pub struct LinkShaper {
+    links: Arc<RwLock<HashMap<(String, String), LinkState>>>,
+    seed: u64,
+    shutdown: CancellationToken,
+}
+
+impl LinkShaper {
+    /// A shaper with the topology's declared links. Its proxies stop with `shutdown`.
+    pub fn new(
+        declared: impl IntoIterator<Item = (String, String, Link)>,
+        seed: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let links = declared
+            .into_iter()
+            .map(|(from, to, link)| {
+                (
+                    (from, to),
+                    LinkState {
+                        link,
+                        ..LinkState::default()
+                    },
+                )
+            })
+            .collect();
+        LinkShaper {
+            links: Arc::new(RwLock::new(links)),
+            seed,
+            shutdown,
+        }
+    }
+
+    /// Opens a proxy for `client` → `server` (at `target`); returns the address `client` should
+    /// connect to instead of the server's.
+    pub async fn proxy(
+        &self,
+        client: &str,
+        server: &str,
+        target: SocketAddr,
+    ) -> std::io::Result<SocketAddr> {
+        for (from, to) in [(client, server), (server, client)] {
+            self.write()
+                .entry((from.to_string(), to.to_string()))
+                .or_default();
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let shaper = self.clone();
+        let (client, server) = (client.to_string(), server.to_string());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                let accepted = tokio::select! {
+                    _ = shaper.shutdown.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((inbound, _)) = accepted else { continue };
+                n += 1;
+                let (shaper, client, server) = (shaper.clone(), client.clone(), server.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        debug!(%client, %server, "proxy: the server is not there");
+                        return;
+                    };
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
+                    let seed = shaper.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    let up = shaper.pipe(client.clone(), server.clone(), in_read, out_write, seed);
+                    let down =
+                        shaper.pipe(server, client, out_read, in_write, seed.rotate_left(17));
+                    tokio::join!(up, down);
+                });
+            }
+        });
+        Ok(addr)
+    }
+
+    /// The state of the direction `from` → `to`, if it is shaped.
+    pub fn state(&self, from: &str, to: &str) -> Option<LinkState> {
+        self.read()
+            .get(&(from.to_string(), to.to_string()))
+            .cloned()
+    }
+
+    /// Every shaped direction.
+    pub fn all(&self) -> Vec<((String, String), LinkState)> {
+        let mut all: Vec<_> = self
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Cuts `a` → `b`, and `b` → `a` too unless `one_way`. With `b` = `None`, every link of `a`.
+    pub fn cut(&self, a: &str, b: Option<&str>, one_way: bool) {
+        self.update(|(from, to), state| {
+            let hit = match b {
+                Some(b) => (from == a && to == b) || (!one_way && from == b && to == a),
+                None => from == a || to == a,
+            };
+            if hit {
+                state.cut = true;
+            }
+        });
+    }
+
+    /// Restores cut links: all of them, those of `a`, or those between `a` and `b`.
+    pub fn heal(&self, a: Option<&str>, b: Option<&str>) {
+        self.update(|(from, to), state| {
+            let hit = match (a, b) {
+                (None, _) => true,
+                (Some(a), None) => from == a || to == a,
+                (Some(a), Some(b)) => (from == a && to == b) || (from == b && to == a),
+            };
+            if hit {
+                state.cut = false;
+            }
+        });
+    }
+
+    /// Sets latency and jitter between `a` and `b`, both ways.
+    pub fn set_latency(&self, a: &str, b: &str, latency: Duration, jitter: Duration) {
+        self.update(|(from, to), state| {
+            if (from == a && to == b) || (from == b && to == a) {
+                state.link.latency = latency;
+                state.link.jitter = jitter;
+            }
+        });
+    }
+
+    /// Sets message loss between `a` and `b`, both ways.
+    pub fn set_loss(&self, a: &str, b: &str, loss: Percent) {
+        self.update(|(from, to), state| {
+            if (from == a && to == b) || (from == b && to == a) {
+                state.link.loss = loss;
+            }
+        });
+    }
+
+    fn update(&self, mut f: impl FnMut(&(String, String), &mut LinkState)) {
+        for (key, state) in self.write().iter_mut() {
+            f(key, state);
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), LinkState>> {
+        // A panic while holding the lock cannot leave the table half-updated (every update is
+        // a field assignment), so a poisoned lock is still safe to use.
+        self.links.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, String), LinkState>> {
+        self.links.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Copies messages from `read` to `write` through the link `from` → `to`.
+    async fn pipe(
+        &self,
+        from: String,
+        to: String,
+        read: OwnedReadHalf,
+        write: OwnedWriteHalf,
+        seed: u64,
+    ) {
+        let key = (from, to);
+        let (tx, rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+        let deliver = tokio::spawn(deliver(rx, write));
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut lines = FramedRead::new(read, line_codec(PROXY_MAX_LINE));
+        // When the link is next free to send (bandwidth), and when the last message arrives
+        // (order): together they decide each message's delivery time.
+        let mut link_free = Instant::now();
+        let mut last_delivery = Instant::now();
+        loop {
+            let line = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                line = lines.next() => line,
+            };
+            let Some(Ok(line)) = line else { break };
+            let now = Instant::now();
+            let delay = {
+                let mut links = self.write();
+                let state = links.entry(key.clone()).or_default();
+                let lost =
+                    state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
+                if state.cut || lost {
+                    state.dropped += 1;
+                    continue;
+                }
+                state.carried += 1;
+                let jitter = if state.link.jitter.is_zero() {
+                    Duration::ZERO
+                } else {
+                    state.link.jitter.mul_f64(rng.random_range(0.0..1.0))
+                };
+                let transmit = state.link.bandwidth.map_or(Duration::ZERO, |rate| {
+                    Duration::from_secs_f64((line.len() + 1) as f64 * 8.0 / rate.0 as f64)
+                });
+                (state.link.latency + jitter, transmit)
+            };
+            let (latency, transmit) = delay;
+            link_free = link_free.max(now) + transmit;
+            last_delivery = last_delivery.max(link_free + latency);
+            if tx.send((last_delivery, line)).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        let _ = deliver.await;
+    }
+}
+
+/// Writes each message when its time comes; closes the write side when the reader is done.
+async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Bytes)>, mut write: OwnedWriteHalf) {
+    let mut batch: VecDeque<(Instant, Bytes)> = VecDeque::new();
+    while let Some(first) = rx.recv().await {
+        batch.push_back(first);
+        while let Ok(next) = rx.try_recv() {
+            batch.push_back(next);
+        }
+        let mut out = Vec::new();
+        while let Some((at, line)) = batch.pop_front() {
+            if at > Instant::now() {
+                // Send what is due before waiting for the next one.
+                if !out.is_empty() && write.write_all(&out).await.is_err() {
+                    return;
+                }
+                out.clear();
+                tokio::time::sleep_until(at).await;
+            }
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+        }
+        if !out.is_empty() && write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    /// An echo server behind a shaped link; returns the proxy address and the shaper.
+    async fn echo_behind(link: Link) -> (SocketAddr, LinkShaper) {
+        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = server.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = server.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        write
+                            .write_all(format!("{line}\n").as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let shaper = LinkShaper::new(
+            [("client".to_string(), "server".to_string(), link)],
+            1,
+            CancellationToken::new(),
+        );
+        let addr = shaper.proxy("client", "server", target).await.unwrap();
+        (addr, shaper)
+    }
+
+    async fn connect(
+        addr: SocketAddr,
+    ) -> (tokio::io::Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf) {
+        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+        (BufReader::new(read).lines(), write)
+    }
+
+    #[tokio::test]
+    async fn latency_delays_every_message_at_least_the_configured_time() {
+        let link = Link {
+            latency: Duration::from_millis(80),
+            ..Link::default()
+        };
+        let (addr, _shaper) = echo_behind(link).await;
+        let (mut lines, mut write) = connect(addr).await;
+        for i in 0..3 {
+            let sent = std::time::Instant::now();
+            write
+                .write_all(format!("ping {i}\n").as_bytes())
+                .await
+                .unwrap();
+            assert_eq!(
+                lines.next_line().await.unwrap().unwrap(),
+                format!("ping {i}")
+            );
+            // Only client → server is declared: the way back is not delayed.
+            assert!(
+                sent.elapsed() >= Duration::from_millis(80),
+                "{:?}",
+                sent.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cut_link_carries_nothing_and_heal_restores_it() {
+        let (addr, shaper) = echo_behind(Link::default()).await;
+        let (mut lines, mut write) = connect(addr).await;
+        write.write_all(b"before\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "before");
+
+        shaper.cut("client", Some("server"), false);
+        write.write_all(b"during the cut\n").await.unwrap();
+        // The message is dropped, not delayed: wait until the proxy has counted it.
+        while shaper.state("client", "server").unwrap().dropped == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shaper.heal(None, None);
+        write.write_all(b"after\n").await.unwrap();
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            "after",
+            "the cut message never arrives"
+        );
+        let state = shaper.state("client", "server").unwrap();
+        assert_eq!((state.carried, state.dropped), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_one_way_cut_stops_only_one_direction() {
+        let (addr, shaper) = echo_behind(Link::default()).await;
+        let (mut lines, mut write) = connect(addr).await;
+        shaper.cut("server", Some("client"), true);
+        write.write_all(b"lost on the way back\n").await.unwrap();
+        while shaper.state("server", "client").unwrap().dropped == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            shaper.state("client", "server").unwrap().carried,
+            1,
+            "it reached the server"
+        );
+        shaper.heal(Some("server"), Some("client"));
+        write.write_all(b"back\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "back");
+    }
+
+    #[tokio::test]
+    async fn loss_drops_about_the_configured_share() {
+        let link = Link {
+            loss: Percent(50.0),
+            ..Link::default()
+        };
+        let (addr, shaper) = echo_behind(link).await;
+        let (mut lines, mut write) = connect(addr).await;
+        for i in 0..200 {
+            write.write_all(format!("m{i}\n").as_bytes()).await.unwrap();
+        }
+        write.write_all(b"end\n").await.unwrap();
+        // Wait until the proxy has judged all 201 before lifting the loss.
+        while {
+            let s = shaper.state("client", "server").unwrap();
+            s.carried + s.dropped < 201
+        } {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shaper.set_loss("client", "server", Percent(0.0));
+        write.write_all(b"surely\n").await.unwrap();
+        let mut received = 0;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line == "surely" {
+                break;
+            }
+            received += 1;
+        }
+        assert!(
+            (50..=150).contains(&received),
+            "{received} of 201 arrived at 50% loss"
+        );
+    }
+
+    #[tokio::test]
+    async fn bandwidth_spaces_messages_out() {
+        // 8 kbit/s: a 100-byte line takes 100ms on the wire.
+        let link = Link {
+            bandwidth: Some(crate::topology::units::Rate(8_000)),
+            ..Link::default()
+        };
+        let (addr, _shaper) = echo_behind(link).await;
+        let (mut lines, mut write) = connect(addr).await;
+        let line = format!("{}\n", "x".repeat(99));
+        let sent = std::time::Instant::now();
+        for _ in 0..3 {
+            write.write_all(line.as_bytes()).await.unwrap();
+        }
+        for _ in 0..3 {
+            lines.next_line().await.unwrap().unwrap();
+        }
+        assert!(
+            sent.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            sent.elapsed()
+        );
+    }
+}
