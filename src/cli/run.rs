@@ -187,10 +187,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         tokio::select! {
             update = updates.recv() => match update {
                 Ok(Update::Timeline(event)) => {
-                    let progress = matches!(&event.kind, TimelineKind::Cluster { event } if matches!(event.kind, EventKind::JobProgress { .. }));
-                    if !progress {
-                        println!("{event}");
-                    }
+                    print_event(&event);
                     if let TimelineKind::Note { text } = &event.kind
                         && args.scenario.as_ref().is_some_and(|s| *text == format!("scenario {s} ends"))
                     {
@@ -225,7 +222,27 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             }
         }
     }
-    let Some(report) = handle.stop().await else {
+    // Let the timeline catch up with the cluster before stopping it: on a busy machine the
+    // events of the last seconds may still be on their way.
+    let quiet_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < quiet_deadline {
+        match tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
+            Ok(Ok(Update::Timeline(event))) => print_event(&event),
+            Ok(Ok(Update::Node(_))) => {}
+            Ok(Err(RecvError::Lagged(n))) => {
+                println!("(…{n} events not shown: the terminal is slower than the cluster)")
+            }
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
+    let report = handle.stop().await;
+    // Events that arrived while stopping are part of the run: show them.
+    while let Ok(update) = updates.try_recv() {
+        if let Update::Timeline(event) = update {
+            print_event(&event);
+        }
+    }
+    let Some(report) = report else {
         eprintln!("error: the supervisor ended without a report");
         return ExitCode::from(1);
     };
@@ -237,6 +254,14 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// Prints one timeline event (job progress is left out: it would drown the rest).
+fn print_event(event: &crate::supervisor::timeline::TimelineEvent) {
+    if !matches!(&event.kind, TimelineKind::Cluster { event } if matches!(event.kind, EventKind::JobProgress { .. }))
+    {
+        println!("{event}");
+    }
 }
 
 /// Jobs queued, assigned or running, if the coordinator answers.

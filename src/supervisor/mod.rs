@@ -74,6 +74,8 @@ pub enum Command {
     Act(Action),
     /// Run a scenario of the topology.
     RunScenario(String),
+    /// The scenario runner is done with this scenario.
+    ScenarioEnded(String),
     /// Stop every node and report.
     Stop(oneshot::Sender<RunReport>),
 }
@@ -257,6 +259,8 @@ struct Managed {
     ready: bool,
     paused: bool,
     restart_pending: bool,
+    /// The operator killed it (an in-process node then reports "aborted").
+    killed: bool,
     exited: bool,
     launched_at: Instant,
     stopped: bool,
@@ -360,6 +364,7 @@ pub async fn launch(
                 ready: false,
                 paused: false,
                 restart_pending: false,
+                killed: false,
                 exited: false,
                 launched_at: started,
                 stopped: false,
@@ -572,6 +577,7 @@ impl Supervisor {
         m.generation += 1;
         m.ready = false;
         m.exited = false;
+        m.killed = false;
         m.paused = false;
         m.health = None;
         m.launched_at = Instant::now();
@@ -740,7 +746,7 @@ impl Supervisor {
                 command = commands.recv() => match command {
                     Some(Command::Act(action)) => self.act(action).await,
                     Some(Command::RunScenario(name)) => self.run_scenario(&name),
-                    Some(Command::Stop(reply)) => {
+                    Some(Command::ScenarioEnded(name)) => self.timeline("scenario", TimelineKind::Note { text: format!("scenario {name} ends") }),Some(Command::Stop(reply)) => {
                         let report = self.report().await;
                         self.stop_all().await;
                         let _ = reply.send(report);
@@ -821,6 +827,14 @@ impl Supervisor {
                 m.exited = true;
                 let restart = std::mem::take(&mut m.restart_pending);
                 let stopped = m.stopped;
+                let status = if m.killed
+                    && matches!(m.node.launch, Launch::Inproc)
+                    && m.node.command.is_none()
+                {
+                    "aborted".to_string()
+                } else {
+                    status
+                };
                 if !stopped {
                     self.timeline(
                         &node,
@@ -1002,6 +1016,7 @@ impl Supervisor {
         let Some(m) = self.nodes.get_mut(name) else {
             return;
         };
+        m.killed = true;
         match &m.running {
             Some(Running::Process { pid, .. }) => {
                 // A paused process dies of SIGKILL too; no need to continue it first.
@@ -1147,13 +1162,7 @@ impl Supervisor {
                 text: format!("scenario {name} begins ({} steps)", scenario.steps.len()),
             },
         );
-        tokio::spawn(scenario::run(
-            scenario,
-            scale,
-            commands,
-            self.updates.clone(),
-            self.started,
-        ));
+        tokio::spawn(scenario::run(scenario, scale, commands));
     }
 
     fn commands_sender(&self) -> Option<mpsc::Sender<Command>> {
