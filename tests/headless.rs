@@ -315,3 +315,107 @@ fn a_timed_run_stops_every_node_at_its_end() {
         pids.iter().all(|&p| !alive(p)).then_some(())
     });
 }
+
+fn headless(dir: &std::path::Path, text: &str, scenario: &str) -> (String, Value) {
+    let topology = topology(dir, text);
+    let summary = dir.join("summary.json");
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+            scenario,
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    (stdout, report)
+}
+
+#[test]
+fn a_students_outside_program_is_launched_and_takes_jobs() {
+    if !std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+node coordinator { type master }
+node mine { type worker; command "python3 examples/worker.py {coordinator} {name}" }
+scenario jobs { at 0.3s submit "echo from python" count 4 }
+"#;
+    let (stdout, report) = headless(dir.path(), text, "jobs");
+    assert!(stdout.contains("mine joined (2 slots)"), "{stdout}");
+    assert_eq!(
+        stdout.matches("completed by mine: from python").count(),
+        4,
+        "{stdout}"
+    );
+    assert_eq!(report["jobs"]["completed"], 4);
+}
+
+#[test]
+fn skew_restart_and_a_one_way_partition_play_out_on_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "
+node coordinator { type master }
+node worker { type worker; count 2 }
+policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
+scenario clocks {
+    at 0.3s skew worker-1 -2s
+    at 0.4s restart worker-2
+    at 3.5s partition worker-2 -> coordinator
+    at 5.5s heal
+    at 6.5s say \"done\"
+}
+";
+    let (stdout, report) = headless(dir.path(), text, "clocks");
+    // A clock that jumps back stops the worker's heartbeats until it catches up.
+    assert!(
+        stdout.contains("FAULT #1: skew worker-1 -2000ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("worker-1 is dead (no heartbeat"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("worker-1 rejoined"), "{stdout}");
+    // A restart is a kill and a start under the same name.
+    assert!(
+        stdout.contains("worker-2 exited: killed by SIGKILL"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("worker-2 started (pid"), "{stdout}");
+    // Only worker-2's heartbeats are cut, and that is enough to be declared dead; heal brings it back.
+    assert!(
+        stdout.contains("worker-2 is dead (no heartbeat"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.matches("worker-2 rejoined").count() >= 2,
+        "after the restart and after the heal:\n{stdout}"
+    );
+    let faults = report["faults"].as_array().unwrap();
+    let skew = faults.iter().find(|f| f["action"] == "skew").unwrap();
+    assert!(skew["detected_ms"].is_u64(), "{skew}");
+    let partition = faults.iter().find(|f| f["action"] == "partition").unwrap();
+    assert_eq!(partition["target"], "worker-2 -> coordinator");
+    assert!(partition["detected_ms"].is_u64(), "{partition}");
+}
