@@ -19,6 +19,8 @@
 //!   an in-process task; [`clock`] gives them Lamport clocks.
 //! - [`supervisor`]: launches a whole topology, shapes its links, injects faults, runs
 //!   scenarios, and keeps the timeline with measured detection and recovery times.
+//! - [`console`]: the full-screen console (The Elm Architecture: `App`, `Action`, `update`,
+//!   `draw`), on a cluster it launched or one it attaches to.
 //! - [`client`]: a connection to a coordinator, for the client command and tests.
 //! - [`logging`]: tracing to stderr, as text or JSON lines.
 //! - [`cli`]: the command line (clap): parses arguments and runs the command asked for.
@@ -28,6 +30,7 @@
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod console;
 pub mod logging;
 pub mod node;
 pub mod protocol;

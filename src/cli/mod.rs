@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod client;
+pub mod console;
 pub mod node;
 pub mod run;
 
@@ -38,9 +39,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// A topology file to open (today: the same as `tcluster check TOPOLOGY`).
+    /// A topology file: launch its cluster and open the console on it.
     #[arg(value_name = "TOPOLOGY")]
     pub topology: Option<PathBuf>,
+
+    /// Personal settings (default: $XDG_CONFIG_HOME/tcluster/config.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Where logs go (default: the topology's STATE_DIR, else $XDG_STATE_HOME/tcluster/<system>).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The subcommands.
@@ -66,6 +75,10 @@ pub enum Command {
     /// Launch a whole topology and run it without the console (`--headless`): the timeline is
     /// printed as it happens, and a summary at the end.
     Run(run::RunArgs),
+    /// Open the console on a cluster this console did not launch, given its coordinator's address.
+    ///
+    /// Jobs can be submitted; faults need the cluster launched by the console itself.
+    Attach(console::AttachArgs),
     /// Talk to a cluster's coordinator: submit jobs, ask for their status, list workers.
     ///
     /// Without a command, opens an interactive prompt.
@@ -113,13 +126,8 @@ pub fn main() -> ExitCode {
         (Some(Command::Node(args)), _) => node::run(args),
         (Some(Command::Client(args)), _) => client::run(args),
         (Some(Command::Run(args)), _) => run::run(args),
-        (None, Some(topology)) => {
-            let code = check::run(&topology, false);
-            eprintln!(
-                "note: the console is not built yet; run the cluster with `tcluster node` (see --help)"
-            );
-            code
-        }
+        (Some(Command::Attach(args)), _) => console::attach(args),
+        (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir),
         (None, None) => {
             use clap::CommandFactory;
             // Printing help can only fail if stdout is closed; there is nothing left to say then.

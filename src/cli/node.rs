@@ -30,7 +30,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         ready: None,
     };
     let follow_stdin = args.control_stdin;
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         if follow_stdin {
@@ -46,7 +46,10 @@ pub fn run(args: NodeArgs) -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // A thread blocked reading stdin would keep the runtime from shutting down: do not wait.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

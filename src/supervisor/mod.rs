@@ -220,6 +220,8 @@ pub struct SupervisorHandle {
     pub started: Instant,
     /// The nodes as they were when the launch finished.
     pub nodes: Vec<NodeStatus>,
+    /// The links, to read their state and watch the messages they carry.
+    pub shaper: LinkShaper,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -397,6 +399,7 @@ pub async fn launch(
     }
     let coordinator = supervisor.primary_addr.ok_or(LaunchError::NoMaster)?;
     let nodes = supervisor.statuses();
+    let shaper = supervisor.shaper.clone();
     let (commands, commands_rx) = mpsc::channel(256);
     supervisor.commands = Some(commands.downgrade());
     let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
@@ -408,6 +411,7 @@ pub async fn launch(
         coordinator,
         started,
         nodes,
+        shaper,
         task,
     })
 }

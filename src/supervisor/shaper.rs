@@ -55,12 +55,32 @@ pub struct LinkState {
     pub dropped: u64,
 }
 
+/// A message a link carried, for the console's space-time diagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageSeen {
+    /// When it entered the link, in milliseconds since the shaper started.
+    pub at_ms: u64,
+    /// Sender.
+    pub from: Arc<str>,
+    /// Receiver.
+    pub to: Arc<str>,
+    /// Its `type` (`heartbeat`, `assign` …), or `classic` for a classic line.
+    pub kind: String,
+    /// The sender's Lamport clock, if the message carries one.
+    pub clock: Option<u64>,
+    /// Whether the link dropped it (cut or lost).
+    pub dropped: bool,
+}
+
 /// Every shaped direction, by (from, to), and the proxies that apply them.
 #[derive(Clone)]
 pub struct LinkShaper {
     links: Arc<RwLock<HashMap<(String, String), LinkState>>>,
     seed: u64,
     shutdown: CancellationToken,
+    /// Every message carried, for whoever listens (lossy: a slow listener misses some).
+    taps: tokio::sync::broadcast::Sender<MessageSeen>,
+    started: std::time::Instant,
 }
 
 impl LinkShaper {
@@ -82,10 +102,13 @@ impl LinkShaper {
                 )
             })
             .collect();
+        let (taps, _) = tokio::sync::broadcast::channel(4096);
         LinkShaper {
             links: Arc::new(RwLock::new(links)),
             seed,
             shutdown,
+            taps,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -134,6 +157,38 @@ impl LinkShaper {
             }
         });
         Ok(addr)
+    }
+
+    /// Messages carried from now on.
+    pub fn watch(&self) -> tokio::sync::broadcast::Receiver<MessageSeen> {
+        self.taps.subscribe()
+    }
+
+    /// Reports a message to listeners, if there are any (parsing costs nothing otherwise).
+    fn tap(&self, names: &(Arc<str>, Arc<str>), line: &[u8], dropped: bool) {
+        if self.taps.receiver_count() == 0 {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Peek {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            clock: Option<u64>,
+        }
+        let (kind, clock) = match serde_json::from_slice::<Peek>(line) {
+            Ok(peek) => (peek.kind, peek.clock),
+            Err(_) => ("classic".to_string(), None),
+        };
+
+        let _ = self.taps.send(MessageSeen {
+            at_ms: self.started.elapsed().as_millis() as u64,
+            from: names.0.clone(),
+            to: names.1.clone(),
+            kind,
+            clock,
+            dropped,
+        });
     }
 
     /// The state of the direction `from` → `to`, if it is shaped.
@@ -225,6 +280,7 @@ impl LinkShaper {
         write: OwnedWriteHalf,
         seed: u64,
     ) {
+        let names: (Arc<str>, Arc<str>) = (Arc::from(from.as_str()), Arc::from(to.as_str()));
         let key = (from, to);
         let (tx, rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
         let deliver = tokio::spawn(deliver(rx, write));
@@ -248,6 +304,8 @@ impl LinkShaper {
                     state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
                 if state.cut || lost {
                     state.dropped += 1;
+                    drop(links);
+                    self.tap(&names, &line, true);
                     continue;
                 }
                 state.carried += 1;
@@ -262,6 +320,7 @@ impl LinkShaper {
                 (state.link.latency + jitter, transmit)
             };
             let (latency, transmit) = delay;
+            self.tap(&names, &line, false);
             link_free = link_free.max(now) + transmit;
             last_delivery = last_delivery.max(link_free + latency);
             if tx.send((last_delivery, line)).is_err() {

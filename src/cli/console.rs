@@ -1,0 +1,90 @@
+//! `tcluster TOPOLOGY` and `tcluster attach ADDRESS`: the full-screen console.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::console;
+use crate::supervisor::RunOptions;
+
+/// `tcluster attach` arguments.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The coordinator's address (`127.0.0.1:7400`).
+    #[arg(value_name = "ADDRESS")]
+    pub address: String,
+
+    /// The cluster's topology, for its secret, if it has one.
+    #[arg(long, value_name = "TOPOLOGY")]
+    pub topology: Option<PathBuf>,
+
+    /// Personal settings (default: $XDG_CONFIG_HOME/tcluster/config.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+fn terminal_or_explain() -> bool {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+        return true;
+    }
+    eprintln!(
+        "error: the console needs a terminal; without one, use `tcluster run TOPOLOGY --headless`"
+    );
+    false
+}
+
+/// `tcluster TOPOLOGY`.
+pub fn open(path: &Path, config: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+    let Some((topology, _)) = super::check::load(path) else {
+        return ExitCode::from(1);
+    };
+    let config = match console::load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !terminal_or_explain() {
+        return ExitCode::from(1);
+    }
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the tcluster binary to start nodes: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let options = RunOptions {
+        topology_path: path.to_path_buf(),
+        state_dir: state_dir.unwrap_or_else(|| super::run::default_state_dir(&topology)),
+        program,
+        log_cap: config.log_history,
+        seed: crate::role::coordinator::seed_from_env(),
+    };
+    console::launch_and_run(topology, options, config)
+}
+
+/// `tcluster attach`.
+pub fn attach(args: AttachArgs) -> ExitCode {
+    let secret = match &args.topology {
+        Some(path) => match super::check::load(path) {
+            Some((topology, _)) => topology.globals.cluster_secret,
+            None => return ExitCode::from(1),
+        },
+        None => None,
+    };
+    let config = match console::load_config(args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !terminal_or_explain() {
+        return ExitCode::from(1);
+    }
+    console::attach_and_run(args.address, secret, config)
+}

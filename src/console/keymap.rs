@@ -1,0 +1,536 @@
+//! Actions, and the one keymap table that turns keys into them.
+//!
+//! The same table draws the help overlay (`?`) and the hints in the status bar, so what the
+//! screen says a key does is what it does. A binding may belong to one pane (`f` follows the log
+//! in Logs, and filters jobs in Jobs); pane bindings win over global ones. Keys can be rebound
+//! by action name in the config file.
+
+use std::collections::BTreeMap;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{Pane, View};
+use crate::protocol::message::WorkerView;
+use crate::supervisor::Update;
+use crate::supervisor::logs::LogLine;
+use crate::supervisor::shaper::MessageSeen;
+
+/// Everything that can change the console's state.
+#[derive(Debug, Clone)]
+pub enum Action {
+    // ----- from the world -----
+    /// Time passed; milliseconds since the run began.
+    Tick(u64),
+    /// The terminal changed size.
+    Resize(u16, u16),
+    /// The supervisor reports something.
+    Update(Update),
+    /// A node logged a line.
+    Log(LogLine),
+    /// The coordinator's view of its workers.
+    Workers(Vec<WorkerView>),
+    /// CPU (percent) and memory (bytes) per pid.
+    Usage(Vec<(u32, f32, u64)>),
+    /// The links' state.
+    Links(Vec<super::app::LinkView>),
+    /// A message went over a link.
+    Message(MessageSeen),
+    /// A message for the status bar.
+    Flash(String),
+    // ----- from the keyboard and mouse -----
+    /// Stop everything and leave.
+    Quit,
+    /// Show or hide the help overlay.
+    Help,
+    /// Open the `:` command line.
+    CommandLine,
+    /// Open the submit form.
+    SubmitForm,
+    /// Start a log search.
+    Search,
+    /// Focus the next pane.
+    NextPane,
+    /// Focus the previous pane.
+    PrevPane,
+    /// Show a view.
+    Show(View),
+    /// Zoom the focused pane, or unzoom.
+    Zoom,
+    /// Kill the selected node.
+    Kill,
+    /// Pause or resume the selected node.
+    PauseResume,
+    /// Restart the selected node.
+    Restart,
+    /// Cut the selected node from every other.
+    Partition,
+    /// Heal every link.
+    Heal,
+    /// Selection up.
+    Up,
+    /// Selection down.
+    Down,
+    /// A page up.
+    PageUp,
+    /// A page down.
+    PageDown,
+    /// To the top.
+    Home,
+    /// To the bottom.
+    End,
+    /// Open the selected item.
+    Open,
+    /// Close whatever is open.
+    Back,
+    /// Next search match.
+    SearchNext,
+    /// Previous search match.
+    SearchPrev,
+    /// Follow the log or stop following.
+    Follow,
+    /// Wrap log lines or not.
+    Wrap,
+    /// Cycle the lowest log level shown.
+    Level,
+    /// Show only the selected node's log lines, or all.
+    NodeFilter,
+    /// Cycle the jobs' state filter.
+    JobFilter,
+    /// Type a chat message.
+    ChatInput,
+    /// A key typed into a text field.
+    Text(KeyEvent),
+    /// Yes or no to a confirmation.
+    Confirm(bool),
+    /// A mouse click at (column, row).
+    Click(u16, u16),
+    /// The wheel at (column, row): negative is up.
+    Scroll(u16, u16, i32),
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Everywhere in normal mode.
+    Global,
+    /// Only when this pane has the focus.
+    In(Pane),
+}
+
+/// One key binding.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The name used in the config file to rebind it.
+    pub name: &'static str,
+    /// The key.
+    pub key: KeyCode,
+    /// Modifiers (Ctrl …).
+    pub modifiers: KeyModifiers,
+    /// Where it applies.
+    pub scope: Scope,
+    /// What it does, for the help overlay.
+    pub help: &'static str,
+    /// Shown in the status bar's hints.
+    pub hint: bool,
+    action: fn() -> Action,
+}
+
+impl Binding {
+    /// The action it triggers.
+    pub fn action(&self) -> Action {
+        (self.action)()
+    }
+
+    /// The key as the help shows it.
+    pub fn key_label(&self) -> String {
+        key_label(self.key, self.modifiers)
+    }
+}
+
+macro_rules! bind {
+    ($name:literal, $key:expr, $scope:expr, $hint:literal, $help:literal, $action:expr) => {
+        Binding {
+            name: $name,
+            key: $key,
+            modifiers: KeyModifiers::NONE,
+            scope: $scope,
+            help: $help,
+            hint: $hint,
+            action: || $action,
+        }
+    };
+}
+
+/// The default bindings, in the order the help shows them.
+pub fn default_bindings() -> Vec<Binding> {
+    use KeyCode::*;
+    use Scope::*;
+    vec![
+        bind!(
+            "quit",
+            Char('q'),
+            Global,
+            true,
+            "quit, stopping every node this console launched",
+            Action::Quit
+        ),
+        bind!("help", Char('?'), Global, true, "this help", Action::Help),
+        bind!(
+            "command",
+            Char(':'),
+            Global,
+            true,
+            "command line (:submit 5 sleep 1s, :kill worker-1 …)",
+            Action::CommandLine
+        ),
+        bind!(
+            "submit",
+            Char('s'),
+            Global,
+            true,
+            "submit jobs (a form: data, count, priority)",
+            Action::SubmitForm
+        ),
+        bind!(
+            "kill",
+            Char('k'),
+            Global,
+            true,
+            "kill the selected node",
+            Action::Kill
+        ),
+        bind!(
+            "pause",
+            Char('p'),
+            Global,
+            true,
+            "pause or resume the selected node",
+            Action::PauseResume
+        ),
+        bind!(
+            "restart",
+            Char('r'),
+            Global,
+            false,
+            "restart the selected node",
+            Action::Restart
+        ),
+        bind!(
+            "partition",
+            Char('x'),
+            Global,
+            false,
+            "cut the selected node off from every other",
+            Action::Partition
+        ),
+        bind!(
+            "heal",
+            Char('h'),
+            Global,
+            false,
+            "heal every cut link",
+            Action::Heal
+        ),
+        bind!(
+            "next_pane",
+            Tab,
+            Global,
+            true,
+            "next pane",
+            Action::NextPane
+        ),
+        bind!(
+            "prev_pane",
+            BackTab,
+            Global,
+            false,
+            "previous pane",
+            Action::PrevPane
+        ),
+        bind!(
+            "overview",
+            Char('1'),
+            Global,
+            false,
+            "overview: nodes, jobs, chat, logs",
+            Action::Show(View::Overview)
+        ),
+        bind!(
+            "map",
+            Char('2'),
+            Global,
+            true,
+            "map of nodes and links",
+            Action::Show(View::Map)
+        ),
+        bind!(
+            "timeline",
+            Char('3'),
+            Global,
+            true,
+            "timeline: faults, detection, recovery, messages",
+            Action::Show(View::Timeline)
+        ),
+        bind!(
+            "zoom",
+            Char('z'),
+            Global,
+            false,
+            "zoom the focused pane to full screen, or back",
+            Action::Zoom
+        ),
+        bind!(
+            "up",
+            Up,
+            Global,
+            false,
+            "select the previous row / scroll up",
+            Action::Up
+        ),
+        bind!(
+            "down",
+            Down,
+            Global,
+            false,
+            "select the next row / scroll down",
+            Action::Down
+        ),
+        bind!(
+            "page_up",
+            PageUp,
+            Global,
+            false,
+            "a page up",
+            Action::PageUp
+        ),
+        bind!(
+            "page_down",
+            PageDown,
+            Global,
+            false,
+            "a page down",
+            Action::PageDown
+        ),
+        bind!("home", Home, Global, false, "to the top", Action::Home),
+        bind!(
+            "end",
+            End,
+            Global,
+            false,
+            "to the bottom (logs: follow again)",
+            Action::End
+        ),
+        bind!(
+            "open",
+            Enter,
+            Global,
+            false,
+            "open: a job's history",
+            Action::Open
+        ),
+        bind!("back", Esc, Global, false, "close, unzoom", Action::Back),
+        bind!(
+            "search",
+            Char('/'),
+            In(Pane::Logs),
+            false,
+            "search the log",
+            Action::Search
+        ),
+        bind!(
+            "search_next",
+            Char('n'),
+            In(Pane::Logs),
+            false,
+            "next match",
+            Action::SearchNext
+        ),
+        bind!(
+            "search_prev",
+            Char('N'),
+            In(Pane::Logs),
+            false,
+            "previous match",
+            Action::SearchPrev
+        ),
+        bind!(
+            "follow",
+            Char('f'),
+            In(Pane::Logs),
+            false,
+            "follow the newest lines, or stop",
+            Action::Follow
+        ),
+        bind!(
+            "wrap",
+            Char('w'),
+            In(Pane::Logs),
+            false,
+            "wrap long lines, or not",
+            Action::Wrap
+        ),
+        bind!(
+            "level",
+            Char('l'),
+            In(Pane::Logs),
+            false,
+            "lowest level shown: all, debug, info, warn, error",
+            Action::Level
+        ),
+        bind!(
+            "node_filter",
+            Char('o'),
+            In(Pane::Logs),
+            false,
+            "only the node selected in Nodes, or all",
+            Action::NodeFilter
+        ),
+        bind!(
+            "job_filter",
+            Char('f'),
+            In(Pane::Jobs),
+            false,
+            "jobs shown: all, queued, running, completed, failed",
+            Action::JobFilter
+        ),
+        bind!(
+            "chat_input",
+            Char('i'),
+            In(Pane::Chat),
+            false,
+            "write in the chat",
+            Action::ChatInput
+        ),
+    ]
+}
+
+/// The bindings with the config's rebinds applied; unknown names or keys are reported.
+pub fn bindings(rebinds: &BTreeMap<String, String>) -> Result<Vec<Binding>, String> {
+    let mut table = default_bindings();
+    for (name, key) in rebinds {
+        let binding = table.iter_mut().find(|b| b.name == name).ok_or_else(|| {
+            let names: Vec<&str> = default_bindings().iter().map(|b| b.name).collect();
+            format!(
+                "[keys]: no action named `{name}` (actions: {})",
+                names.join(", ")
+            )
+        })?;
+        let (code, modifiers) = parse_key(key).ok_or_else(|| {
+            format!(
+                "[keys] {name}: `{key}` is not a key (examples: \"K\", \"ctrl-k\", \"f5\", \"tab\")"
+            )
+        })?;
+        binding.key = code;
+        binding.modifiers = modifiers;
+    }
+    Ok(table)
+}
+
+/// The action for a key in normal mode, with `focus` deciding pane bindings.
+pub fn lookup(table: &[Binding], key: KeyEvent, focus: Pane) -> Option<Action> {
+    // Shift is part of the character for letters ('N'), so it is ignored in the comparison.
+    let modifiers = key.modifiers - KeyModifiers::SHIFT;
+    let hit = |b: &&Binding| b.key == key.code && b.modifiers == modifiers;
+    table
+        .iter()
+        .filter(|b| b.scope == Scope::In(focus))
+        .find(hit)
+        .or_else(|| table.iter().filter(|b| b.scope == Scope::Global).find(hit))
+        .map(Binding::action)
+}
+
+fn parse_key(text: &str) -> Option<(KeyCode, KeyModifiers)> {
+    let (modifiers, key) = match text.strip_prefix("ctrl-") {
+        Some(rest) => (KeyModifiers::CONTROL, rest),
+        None => (KeyModifiers::NONE, text),
+    };
+    let code = match key.to_ascii_lowercase().as_str() {
+        "tab" => KeyCode::Tab,
+        "enter" => KeyCode::Enter,
+        "esc" => KeyCode::Esc,
+        "space" => KeyCode::Char(' '),
+        "up" => KeyCode::Up,
+        "down" => KeyCode::Down,
+        f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
+            KeyCode::F(f[1..].parse().ok()?)
+        }
+        _ if key.chars().count() == 1 => KeyCode::Char(key.chars().next()?),
+        _ => return None,
+    };
+    Some((code, modifiers))
+}
+
+/// How a key is written in help and hints.
+pub fn key_label(code: KeyCode, modifiers: KeyModifiers) -> String {
+    let key = match code {
+        KeyCode::Char(' ') => "Space".to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Tab => "Tab".to_string(),
+        KeyCode::BackTab => "S-Tab".to_string(),
+        KeyCode::Enter => "Enter".to_string(),
+        KeyCode::Esc => "Esc".to_string(),
+        KeyCode::Up => "↑".to_string(),
+        KeyCode::Down => "↓".to_string(),
+        KeyCode::PageUp => "PgUp".to_string(),
+        KeyCode::PageDown => "PgDn".to_string(),
+        KeyCode::Home => "Home".to_string(),
+        KeyCode::End => "End".to_string(),
+        KeyCode::F(n) => format!("F{n}"),
+        other => format!("{other:?}"),
+    };
+    if modifiers.contains(KeyModifiers::CONTROL) {
+        format!("C-{key}")
+    } else {
+        key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn pane_bindings_win_over_global_ones() {
+        let table = default_bindings();
+        assert!(matches!(
+            lookup(&table, key(KeyCode::Char('f')), Pane::Logs),
+            Some(Action::Follow)
+        ));
+        assert!(matches!(
+            lookup(&table, key(KeyCode::Char('f')), Pane::Jobs),
+            Some(Action::JobFilter)
+        ));
+        assert!(lookup(&table, key(KeyCode::Char('f')), Pane::Nodes).is_none());
+        assert!(matches!(
+            lookup(
+                &table,
+                KeyEvent::new(KeyCode::Char('N'), KeyModifiers::SHIFT),
+                Pane::Logs
+            ),
+            Some(Action::SearchPrev)
+        ));
+    }
+
+    #[test]
+    fn keys_can_be_rebound_and_bad_rebinds_say_why() {
+        let rebinds = BTreeMap::from([("kill".to_string(), "K".to_string())]);
+        let table = bindings(&rebinds).unwrap();
+        assert!(matches!(
+            lookup(&table, key(KeyCode::Char('K')), Pane::Nodes),
+            Some(Action::Kill)
+        ));
+        assert!(lookup(&table, key(KeyCode::Char('k')), Pane::Nodes).is_none());
+        let bad = BTreeMap::from([("explode".to_string(), "e".to_string())]);
+        assert!(
+            bindings(&bad)
+                .unwrap_err()
+                .contains("no action named `explode`")
+        );
+        let bad = BTreeMap::from([("kill".to_string(), "hyper-k".to_string())]);
+        assert!(bindings(&bad).unwrap_err().contains("not a key"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Where each pane goes. Drawing and mouse hit-testing both use these functions, so a click
+//! lands on what is drawn there.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+
+use super::app::{App, Pane, View};
+
+/// The screen's regions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Areas {
+    /// A `say` banner across the top, when one is showing.
+    pub banner: Option<Rect>,
+    /// Each visible pane.
+    pub panes: Vec<(Pane, Rect)>,
+    /// The status bar (or command line) at the bottom.
+    pub status: Rect,
+}
+
+/// Lays out a screen of `area` for the app's view, zoom and banner.
+pub fn areas(app: &App, area: Rect) -> Areas {
+    let [top, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+    let (banner, main) = if app.banner.is_some() && top.height > 8 {
+        let [banner, main] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(top);
+        (Some(banner), main)
+    } else {
+        (None, top)
+    };
+    let panes = match app.view {
+        View::Map => vec![(Pane::Map, main)],
+        View::Timeline => vec![(Pane::Timeline, main)],
+        View::Overview if app.zoom => vec![(app.focus, main)],
+        View::Overview => {
+            let [upper, lower] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(main);
+            let wide = main.width >= 160;
+            let [nodes, jobs] = Layout::horizontal(if wide {
+                [Constraint::Percentage(56), Constraint::Percentage(44)]
+            } else {
+                [Constraint::Percentage(50), Constraint::Percentage(50)]
+            })
+            .areas(upper);
+            let [chat, logs] =
+                Layout::horizontal([Constraint::Percentage(32), Constraint::Percentage(68)])
+                    .areas(lower);
+            vec![
+                (Pane::Nodes, nodes),
+                (Pane::Jobs, jobs),
+                (Pane::Chat, chat),
+                (Pane::Logs, logs),
+            ]
+        }
+    };
+    Areas {
+        banner,
+        panes,
+        status,
+    }
+}
+
+/// The whole screen, from the app's idea of the terminal size.
+pub fn screen(app: &App) -> Rect {
+    Rect::new(0, 0, app.size.0, app.size.1)
+}
+
+/// The pane under a mouse position.
+pub fn pane_at(app: &App, x: u16, y: u16) -> Option<Pane> {
+    areas(app, screen(app))
+        .panes
+        .into_iter()
+        .find(|(_, r)| r.contains((x, y).into()))
+        .map(|(p, _)| p)
+}
+
+/// The first row shown when `selected` must be visible in `height` rows.
+pub fn window(selected: usize, height: usize) -> usize {
+    if height == 0 {
+        0
+    } else {
+        selected.saturating_sub(height - 1)
+    }
+}
+
+/// Rows of a table pane above its data: the border and the header (and, for Jobs, a summary line).
+pub fn table_top(pane: Pane) -> u16 {
+    match pane {
+        Pane::Jobs => 3,
+        _ => 2,
+    }
+}
+
+/// The data row under screen row `y` in a table pane.
+pub fn row_at(app: &App, pane: Pane, y: u16) -> Option<usize> {
+    let (_, rect) = areas(app, screen(app))
+        .panes
+        .into_iter()
+        .find(|(p, _)| *p == pane)?;
+    let first = rect.y + table_top(pane);
+    if y < first || y >= rect.bottom().saturating_sub(1) {
+        return None;
+    }
+    let height = rect.height.saturating_sub(table_top(pane) + 1) as usize;
+    let len = match pane {
+        Pane::Nodes => app.nodes.len(),
+        Pane::Jobs => app.jobs.visible.len(),
+        _ => return None,
+    };
+    let row = window(app.selected(pane), height) + (y - first) as usize;
+    (row < len).then_some(row)
+}

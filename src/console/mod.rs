@@ -1,0 +1,427 @@
+//! The full-screen console, in The Elm Architecture.
+//!
+//! ```text
+//!  terminal input (thread) ─┐
+//!  ticks ───────────────────┤                       ┌──────────────┐
+//!  supervisor updates, logs ┼─▶ one channel ─▶ update(&mut App, Action) ─▶ effects ─▶ supervisor
+//!  coordinator polls ───────┤       of Actions      └──────┬───────┘
+//!  link messages ───────────┘                              ▼
+//!                                                  draw(&App, frame)
+//! ```
+//!
+//! - [`app`]: the state, plain data.
+//! - [`keymap`]: `Action`s and the one table of key bindings (which also draws help and hints).
+//! - [`update`]: the only code that changes the state; returns effects.
+//! - [`draw`]: one function per pane; only visible rows are built.
+//! - [`layout`]: where panes go (shared with mouse hit-testing); [`command`]: the `:` line;
+//!   [`config`]: personal settings.
+//!
+//! Input and drawing never wait on the cluster: everything the cluster says arrives as actions
+//! on the channel, and the console draws at most 30 times a second, and only when something
+//! changed.
+
+pub mod app;
+pub mod command;
+pub mod config;
+pub mod draw;
+pub mod keymap;
+pub mod layout;
+pub mod update;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{
+    self, Event, KeyCode, KeyEventKind, KeyModifiers, MouseButton, MouseEventKind,
+};
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::protocol::message::Message;
+use crate::supervisor::{self, Command, RunOptions, SupervisorHandle};
+use crate::topology::Topology;
+use app::{App, LinkView, Mode, NodeRow};
+use config::Config;
+use keymap::{Action, Binding};
+use update::{Effect, update};
+
+/// Turns a terminal event into an action, given what the keyboard is doing.
+pub fn translate(app: &App, bindings: &[Binding], event: Event) -> Option<Action> {
+    match event {
+        Event::Key(key) if key.kind != KeyEventKind::Release => {
+            if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+                return Some(Action::Quit);
+            }
+            match &app.mode {
+                Mode::Command(_) | Mode::Search(_) | Mode::Submit(_) | Mode::Chat(_) => {
+                    Some(Action::Text(key))
+                }
+                Mode::Confirm(_) => Some(Action::Confirm(matches!(
+                    key.code,
+                    KeyCode::Char('y') | KeyCode::Char('Y')
+                ))),
+                Mode::Help | Mode::JobDetail(_) => Some(Action::Back),
+                Mode::Normal => keymap::lookup(bindings, key, app.focus),
+            }
+        }
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(mouse.column, mouse.row)),
+            MouseEventKind::ScrollUp => Some(Action::Scroll(mouse.column, mouse.row, -1)),
+            MouseEventKind::ScrollDown => Some(Action::Scroll(mouse.column, mouse.row, 1)),
+            _ => None,
+        },
+        Event::Resize(w, h) => Some(Action::Resize(w, h)),
+        _ => None,
+    }
+}
+
+/// What feeds the loop.
+enum Input {
+    Terminal(Event),
+    Action(Action),
+}
+
+/// `tcluster TOPOLOGY`: launches the cluster and opens the console on it.
+pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -> ExitCode {
+    let bindings = match keymap::bindings(&config.keys) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: config: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let log_file = options.state_dir.join("logs/tcluster.log");
+    runtime.block_on(async move {
+        eprintln!("starting {} …", topology.globals.system_name);
+        let handle = match supervisor::launch(topology.clone(), options).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        crate::logging::init_to_file(&log_file);
+        let nodes = handle.nodes.iter().map(|n| {
+            let mut row = NodeRow::new(&n.name, &n.kind, &n.role);
+            row.state = n.state;
+            row.pid = n.pid;
+            row
+        });
+        let primary = topology
+            .primary()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let mut app = App::new(
+            &topology.globals.system_name,
+            &primary,
+            nodes.collect(),
+            config,
+        );
+        app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
+        app.chat.has_server = false;
+        let result = run(
+            app,
+            &bindings,
+            Some(&handle),
+            handle.coordinator.to_string(),
+            topology.globals.cluster_secret.clone(),
+            handle.started,
+        )
+        .await;
+        println!("stopping every node …");
+        let _ = handle.stop().await;
+        report(result)
+    })
+}
+
+/// `tcluster attach ADDRESS`: the console on a cluster this console did not launch.
+pub fn attach_and_run(address: String, secret: Option<String>, config: Config) -> ExitCode {
+    let bindings = match keymap::bindings(&config.keys) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: config: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let mut client = match Client::connect(&address, "console", secret.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let (name, term) = match client.request(Message::Status { job: None }).await {
+            Ok(Message::StatusReport { report }) => (report.coordinator, report.term),
+            Ok(other) => {
+                eprintln!("error: {address} did not answer like a coordinator: {other:?}");
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let mut row = NodeRow::new(&name, "master", "primary");
+        row.state = crate::supervisor::NodeState::Healthy;
+        let mut app = App::new(&format!("attached to {address}"), &name, vec![row], config);
+        app.term = term;
+        app.launched = false;
+        report(run(app, &bindings, None, address, secret, Instant::now()).await)
+    })
+}
+
+fn report(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the terminal failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The loop: sources → actions → update → effects; draw when something changed.
+async fn run(
+    mut app: App,
+    bindings: &[Binding],
+    handle: Option<&SupervisorHandle>,
+    coordinator: String,
+    secret: Option<String>,
+    started: Instant,
+) -> std::io::Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
+    let mut terminal = ratatui::init();
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
+    let size = terminal.size()?;
+    app.size = (size.width, size.height);
+    terminal.draw(|f| draw::draw(&app, bindings, f))?;
+    let mut last_draw = Instant::now();
+    let mut dirty = false;
+    let result = loop {
+        let first = tokio::select! {
+            input = rx.recv() => input,
+            _ = tokio::time::sleep(Duration::from_millis(40)), if dirty => None,
+        };
+        let mut inputs: Vec<Input> = first.into_iter().collect();
+        while let Ok(more) = rx.try_recv() {
+            inputs.push(more);
+            if inputs.len() >= 4096 {
+                break;
+            }
+        }
+        let mut effects = Vec::new();
+        for input in inputs {
+            let action = match input {
+                Input::Terminal(event) => translate(&app, bindings, event),
+                Input::Action(action) => Some(action),
+            };
+            if let Some(action) = action {
+                effects.extend(update(&mut app, action));
+                dirty = true;
+            }
+        }
+        for effect in effects {
+            match (effect, handle) {
+                (Effect::Quit, _) => {}
+                (Effect::Act(action), Some(h)) => {
+                    let _ = h.commands.send(Command::Act(action)).await;
+                }
+                (Effect::Scenario(name), Some(h)) => {
+                    let _ = h.commands.send(Command::RunScenario(name)).await;
+                }
+                (
+                    Effect::Act(crate::topology::Action::Submit {
+                        data,
+                        count,
+                        priority,
+                    }),
+                    None,
+                ) => {
+                    let tx = tx.clone();
+                    let (addr, secret) = (coordinator.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        let text = match Client::connect(&addr, "console", secret.as_deref()).await
+                        {
+                            Ok(mut c) => match c
+                                .request(Message::Submit {
+                                    data,
+                                    count,
+                                    priority,
+                                    token: None,
+                                    notify: false,
+                                })
+                                .await
+                            {
+                                Ok(Message::Accepted { jobs }) => {
+                                    format!("submitted {} jobs", jobs.len())
+                                }
+                                Ok(other) => format!("submit: {other:?}"),
+                                Err(e) => format!("submit failed: {e}"),
+                            },
+                            Err(e) => format!("submit failed: {e}"),
+                        };
+                        let _ = tx.send(Input::Action(Action::Flash(text)));
+                    });
+                }
+                (_, None) => {}
+            }
+        }
+        if app.quit {
+            break Ok(());
+        }
+        if dirty && last_draw.elapsed() >= Duration::from_millis(33) {
+            if let Err(e) = terminal.draw(|f| draw::draw(&app, bindings, f)) {
+                break Err(e);
+            }
+            last_draw = Instant::now();
+            dirty = false;
+        }
+    };
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
+    ratatui::restore();
+    result
+}
+
+/// Starts the tasks that feed the loop.
+fn spawn_sources(
+    tx: &mpsc::UnboundedSender<Input>,
+    handle: Option<&SupervisorHandle>,
+    coordinator: String,
+    secret: Option<String>,
+    started: Instant,
+) {
+    // The terminal, read on a thread of its own (reading blocks).
+    let input = tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(event) = event::read() {
+            if input.send(Input::Terminal(event)).is_err() {
+                break;
+            }
+        }
+    });
+    // Ticks: the clock in the status bar, expiring banners, throughput buckets.
+    let ticks = tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            interval.tick().await;
+            if ticks
+                .send(Input::Action(Action::Tick(
+                    started.elapsed().as_millis() as u64
+                )))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    // The coordinator's view of its workers (heartbeat ages, load, clocks).
+    let workers = tx.clone();
+    tokio::spawn(async move {
+        let mut client: Option<Client> = None;
+        let mut interval = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            interval.tick().await;
+            if client.is_none() {
+                client = Client::connect(&coordinator, "console", secret.as_deref())
+                    .await
+                    .ok();
+            }
+            let Some(c) = client.as_mut() else { continue };
+            match c.request(Message::Workers).await {
+                Ok(Message::WorkerList { workers: list }) => {
+                    if workers.send(Input::Action(Action::Workers(list))).is_err() {
+                        break;
+                    }
+                }
+                _ => client = None,
+            }
+        }
+    });
+    let Some(handle) = handle else { return };
+    let (updates, logs) = (handle.updates.subscribe(), handle.logs.subscribe());
+    forward(tx, updates, Action::Update);
+    forward(tx, logs, Action::Log);
+    forward(tx, handle.shaper.watch(), Action::Message);
+    // Links and process usage, twice a second and once a second.
+    let (links_tx, shaper) = (tx.clone(), handle.shaper.clone());
+
+    tokio::spawn(async move {
+        let mut system = sysinfo::System::new();
+        let mut interval = tokio::time::interval(Duration::from_millis(1000));
+        loop {
+            interval.tick().await;
+            let links = shaper
+                .all()
+                .into_iter()
+                .map(|((from, to), s)| LinkView {
+                    from,
+                    to,
+                    cut: s.cut,
+                    latency_ms: s.link.latency.as_millis() as u64,
+                    loss: s.link.loss.0,
+                })
+                .collect();
+            if links_tx.send(Input::Action(Action::Links(links))).is_err() {
+                break;
+            }
+            system.refresh_processes(sysinfo::ProcessesToUpdate::All, true);
+            // Only tcluster's own children: the nodes it launched.
+            let me = sysinfo::Pid::from_u32(std::process::id());
+            let usage = system
+                .processes()
+                .iter()
+                .filter(|(_, p)| p.parent() == Some(me))
+                .map(|(pid, p)| (pid.as_u32(), p.cpu_usage(), p.memory()))
+                .collect();
+            let _ = links_tx.send(Input::Action(Action::Usage(usage)));
+        }
+    });
+}
+
+fn forward<T: Clone + Send + 'static>(
+    tx: &mpsc::UnboundedSender<Input>,
+    mut rx: tokio::sync::broadcast::Receiver<T>,
+    wrap: impl Fn(T) -> Action + Send + 'static,
+) {
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(item) => {
+                    if tx.send(Input::Action(wrap(item))).is_err() {
+                        break;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    let _ = tx.send(Input::Action(Action::Flash(format!(
+                        "the console fell {n} updates behind"
+                    ))));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+}
+
+/// The default config path's settings, or the given file's.
+pub fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
+    Config::load(path.as_deref())
+}
