@@ -173,7 +173,10 @@ fn bytes(n: u64) -> String {
 }
 
 fn nodes(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bool) {
-    let wide = area.width >= 84;
+    // Three column sets, by the room there is: everything; without process figures; the
+    // essentials (a projector at 80×24 still shows who is alive and how late its heartbeat is).
+    let inner_width = area.width.saturating_sub(2);
+    let (wide, medium) = (inner_width >= 88, inner_width >= 60);
     let title = format!(" Nodes ({}) ", app.nodes.len());
     let name_width = app
         .nodes
@@ -181,7 +184,7 @@ fn nodes(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: b
         .map(|n| n.name.chars().count() + 2)
         .max()
         .unwrap_or(6)
-        .clamp(6, 24) as u16;
+        .clamp(6, if medium { 24 } else { 11 }) as u16;
     let height = area.height.saturating_sub(3) as usize;
     let selected = app.selected(Pane::Nodes);
     let start = window(selected, height);
@@ -193,32 +196,42 @@ fn nodes(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: b
         .take(height)
         .map(|(i, n)| {
             let (symbol, word, colour) = state_label(n.state);
-            let mut name = n.name.clone();
-            if n.role == "primary" {
-                name.push_str(" ★");
-            }
+            let star = if n.role == "primary" { " ★" } else { "" };
+            let name = format!(
+                "{}{star}",
+                truncate(&n.name, name_width as usize - star.chars().count())
+            );
             let load = if n.slots > 0 {
                 format!("{}/{}", n.running, n.slots)
             } else {
                 "-".to_string()
             };
-            let age = n
-                .heartbeat_age_ms
-                .map_or("-".to_string(), |a| format!("{a}ms"));
-            let mut cells = vec![
-                Cell::from(name),
-                Cell::from(n.role.clone()),
-                Cell::from(Span::styled(format!("{symbol} {word}"), palette.fg(colour))),
-                Cell::from(age),
-            ];
+            let age = n.heartbeat_age_ms.map_or("-".to_string(), |a| {
+                if a < 1000 {
+                    format!("{a}ms")
+                } else {
+                    format!("{:.1}s", a as f64 / 1000.0)
+                }
+            });
+            let mut cells = vec![Cell::from(name)];
+            if medium {
+                cells.push(Cell::from(n.role.clone()));
+            }
+            cells.push(Cell::from(Span::styled(
+                format!("{symbol} {word}"),
+                palette.fg(colour),
+            )));
+            cells.push(Cell::from(age));
             if wide {
                 cells.push(Cell::from(Span::styled(
-                    sparkline(n.heartbeat_history.iter().copied(), 10),
+                    sparkline(n.heartbeat_history.iter().copied(), 8),
                     palette.dim(),
                 )));
             }
             cells.push(Cell::from(load));
-            cells.push(Cell::from(n.done.to_string()));
+            if medium {
+                cells.push(Cell::from(n.done.to_string()));
+            }
             cells.push(Cell::from(n.clock.to_string()));
             if wide {
                 cells.push(Cell::from(n.pid.map_or("-".to_string(), |p| p.to_string())));
@@ -234,29 +247,35 @@ fn nodes(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: b
                 row
             }
         });
-    let mut header = vec!["NODE", "ROLE", "STATE", "HB"];
-    let mut widths = vec![
-        Constraint::Length(name_width),
-        Constraint::Length(8),
-        Constraint::Length(14),
-        Constraint::Length(7),
-    ];
-    if wide {
-        header.push("HB TREND");
-        widths.push(Constraint::Length(10));
+    let mut header = vec!["NODE"];
+    let mut widths = vec![Constraint::Length(name_width)];
+    if medium {
+        header.push("ROLE");
+        widths.push(Constraint::Length(7));
     }
-    header.extend(["LOAD", "DONE", "CLOCK"]);
+    header.extend(["STATE", "HB"]);
     widths.extend([
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(6),
+        Constraint::Length(if medium { 13 } else { 9 }),
+        Constraint::Length(if medium { 6 } else { 5 }),
     ]);
+    if wide {
+        header.push("TREND");
+        widths.push(Constraint::Length(8));
+    }
+    header.push("LOAD");
+    widths.push(Constraint::Length(4));
+    if medium {
+        header.push("DONE");
+        widths.push(Constraint::Length(4));
+    }
+    header.push("CLOCK");
+    widths.push(Constraint::Length(5));
     if wide {
         header.extend(["PID", "CPU", "MEM"]);
         widths.extend([
             Constraint::Length(7),
+            Constraint::Length(4),
             Constraint::Length(5),
-            Constraint::Length(6),
         ]);
     }
     let table = Table::new(rows, widths)
@@ -839,24 +858,19 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
             }
         }
     }
-    let mut lines = vec![
-        Line::from(
-            lanes
-                .iter()
-                .enumerate()
-                .fold(String::new(), |mut acc, (i, name)| {
-                    let x = lane_x(i).min(width.saturating_sub(1));
-                    let name = truncate(name, 8);
-                    let at = x
-                        .saturating_sub(name.chars().count() / 2)
-                        .max(acc.chars().count());
-                    acc.push_str(&" ".repeat(at.saturating_sub(acc.chars().count())));
-                    acc.push_str(&name);
-                    acc
-                }),
-        )
-        .style(Style::default().add_modifier(Modifier::BOLD)),
-    ];
+    let mut header = String::new();
+    for (i, name) in lanes.iter().enumerate() {
+        let name = truncate(name, 12);
+        let len = name.chars().count();
+        let x = lane_x(i)
+            .min(width - 1)
+            .saturating_sub(len / 2)
+            .min(width.saturating_sub(len));
+        let at = x.max(header.chars().count() + usize::from(i > 0));
+        header.push_str(&" ".repeat(at.saturating_sub(header.chars().count())));
+        header.push_str(&name);
+    }
+    let mut lines = vec![Line::from(header).style(Style::default().add_modifier(Modifier::BOLD))];
     lines.extend(grid.into_iter().map(|row| {
         Line::from(
             row.into_iter()
@@ -985,12 +999,26 @@ fn help(bindings: &[Binding], palette: &Palette, frame: &mut Frame) {
         "  mouse: click to focus and select, wheel to scroll · any key closes this help",
         palette.dim(),
     ));
-    let height = lines.len() as u16 + 2;
-    let area = popup(frame, 92, height);
-    frame.render_widget(
-        Paragraph::new(lines).block(block(" Keys ", palette, true)),
-        area,
-    );
+    let screen = frame.area();
+    if lines.len() as u16 + 2 <= screen.height {
+        let area = popup(frame, 92, lines.len() as u16 + 2);
+        frame.render_widget(
+            Paragraph::new(lines).block(block(" Keys · any key closes ", palette, true)),
+            area,
+        );
+        return;
+    }
+    // A short terminal: the bindings flow into two columns, the command summary is left out.
+    let bindings_only: Vec<Line> = lines.into_iter().take(bindings.len()).collect();
+    let half = bindings_only.len().div_ceil(2);
+    let area = popup(frame, screen.width, half as u16 + 2);
+    let outer = block(" Keys · any key closes ", palette, true);
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+    frame.render_widget(Paragraph::new(bindings_only[..half].to_vec()), left);
+    frame.render_widget(Paragraph::new(bindings_only[half..].to_vec()), right);
 }
 
 fn submit_form(form: &SubmitForm, palette: &Palette, frame: &mut Frame) {

@@ -171,7 +171,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('q'),
             Global,
             true,
-            "quit, stopping every node this console launched",
+            "quit (stops every node it launched)",
             Action::Quit
         ),
         bind!("help", Char('?'), Global, true, "this help", Action::Help),
@@ -180,7 +180,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char(':'),
             Global,
             true,
-            "command line (:submit 5 sleep 1s, :kill worker-1 …)",
+            "command line (:kill worker-1 …)",
             Action::CommandLine
         ),
         bind!(
@@ -188,7 +188,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('s'),
             Global,
             true,
-            "submit jobs (a form: data, count, priority)",
+            "submit jobs (a form)",
             Action::SubmitForm
         ),
         bind!(
@@ -204,7 +204,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('p'),
             Global,
             true,
-            "pause or resume the selected node",
+            "pause / resume the selected node",
             Action::PauseResume
         ),
         bind!(
@@ -220,7 +220,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('x'),
             Global,
             false,
-            "cut the selected node off from every other",
+            "cut the selected node off",
             Action::Partition
         ),
         bind!(
@@ -252,7 +252,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('1'),
             Global,
             false,
-            "overview: nodes, jobs, chat, logs",
+            "overview",
             Action::Show(View::Overview)
         ),
         bind!(
@@ -268,7 +268,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('3'),
             Global,
             true,
-            "timeline: faults, detection, recovery, messages",
+            "timeline, faults, messages",
             Action::Show(View::Timeline)
         ),
         bind!(
@@ -276,7 +276,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('z'),
             Global,
             false,
-            "zoom the focused pane to full screen, or back",
+            "zoom the pane, or back",
             Action::Zoom
         ),
         bind!(
@@ -284,7 +284,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Up,
             Global,
             false,
-            "select the previous row / scroll up",
+            "previous row / scroll up",
             Action::Up
         ),
         bind!(
@@ -292,7 +292,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Down,
             Global,
             false,
-            "select the next row / scroll down",
+            "next row / scroll down",
             Action::Down
         ),
         bind!(
@@ -317,7 +317,7 @@ pub fn default_bindings() -> Vec<Binding> {
             End,
             Global,
             false,
-            "to the bottom (logs: follow again)",
+            "to the bottom, follow again",
             Action::End
         ),
         bind!(
@@ -358,7 +358,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('f'),
             In(Pane::Logs),
             false,
-            "follow the newest lines, or stop",
+            "follow the log, or stop",
             Action::Follow
         ),
         bind!(
@@ -374,7 +374,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('l'),
             In(Pane::Logs),
             false,
-            "lowest level shown: all, debug, info, warn, error",
+            "cycle the lowest level shown",
             Action::Level
         ),
         bind!(
@@ -382,7 +382,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('o'),
             In(Pane::Logs),
             false,
-            "only the node selected in Nodes, or all",
+            "only the selected node, or all",
             Action::NodeFilter
         ),
         bind!(
@@ -390,7 +390,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('f'),
             In(Pane::Jobs),
             false,
-            "jobs shown: all, queued, running, completed, failed",
+            "cycle the state shown",
             Action::JobFilter
         ),
         bind!(
