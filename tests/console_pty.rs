@@ -1,0 +1,145 @@
+//! The console as a person uses it: the real binary in a pseudo-terminal, its screen read through
+//! a vt100 parser. It launches a cluster, submits jobs from the command line, kills a worker
+//! with `k` and a confirmation, and quits with `q`, which stops every node it launched.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+
+use common::{DEADLINE, wait_until};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const TOPOLOGY: &str = "
+set SYSTEM_NAME PtyDemo
+node coordinator { type master }
+node worker { type worker; count 2; resources { cpu 2 } }
+policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
+";
+
+struct Screen {
+    parser: Arc<Mutex<vt100::Parser>>,
+}
+
+impl Screen {
+    fn text(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        wait_until(what, || {
+            let text = self.text();
+            check(&text).then_some(text)
+        })
+    }
+}
+
+/// Processes whose command line mentions `needle` (the test's own topology path).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            });
+            alive && String::from_utf8_lossy(&cmdline).contains(needle)
+        })
+        .collect()
+}
+
+#[test]
+fn the_console_launches_submits_kills_and_quits_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = common::topology(dir.path(), TOPOLOGY);
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 140,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_tcluster"));
+    command.arg(topology.to_str().unwrap());
+    command.arg("--state-dir");
+    command.arg(dir.path().join("state"));
+    command.env("TERM", "xterm-256color");
+    command.env("NO_COLOR", "1");
+    command.env("XDG_CONFIG_HOME", dir.path());
+    let mut child = pty.slave.spawn_command(command).unwrap();
+    drop(pty.slave);
+
+    let screen = Screen {
+        parser: Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZero::new(40).unwrap(),
+            std::num::NonZero::new(140).unwrap(),
+            0,
+        ))),
+    };
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let parser = screen.parser.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            parser.lock().unwrap().process(&buffer[..n]);
+        }
+    });
+    let mut keys = pty.master.take_writer().unwrap();
+    let mut press = |bytes: &[u8]| {
+        keys.write_all(bytes).unwrap();
+        keys.flush().unwrap();
+    };
+
+    screen.wait_for("every node is healthy on screen", |s| {
+        s.contains("PtyDemo") && s.matches("● healthy").count() >= 3
+    });
+    let console = child.process_id().unwrap();
+    let nodes: Vec<u32> = processes_mentioning(topology.to_str().unwrap())
+        .into_iter()
+        .filter(|p| *p != console)
+        .collect();
+    assert_eq!(nodes.len(), 3, "a coordinator and two workers");
+
+    // Submit from the command line; the jobs run and the counts say so.
+    press(b":submit 6 sleep 200ms\r");
+    screen.wait_for("six jobs completed", |s| s.contains("✓6"));
+
+    // Select worker-1 (the second row), kill it, confirm.
+    press(b"\x1b[B");
+    press(b"k");
+    screen.wait_for("the confirmation line", |s| s.contains("kill worker-1?"));
+    press(b"y");
+    let text = screen.wait_for("worker-1 shown dead", |s| {
+        s.lines()
+            .any(|l| l.contains("worker-1") && l.contains("✕ dead"))
+    });
+    assert!(text.contains("worker-2"), "{text}");
+
+    // The timeline shows the fault with its measured detection.
+    press(b"3");
+    screen.wait_for("the fault on the timeline", |s| {
+        s.contains("kill worker-1") && s.contains("by coordinator")
+    });
+
+    // q stops everything the console launched.
+    press(b"q");
+    let status = wait_until("the console exits", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    wait_until("every node it launched is gone", || {
+        processes_mentioning(topology.to_str().unwrap())
+            .is_empty()
+            .then_some(())
+    });
+    let _ = DEADLINE;
+}
