@@ -233,8 +233,10 @@ async fn run(
                 Input::Action(action) => Some(action),
             };
             if let Some(action) = action {
+                // Messages on links only show in the timeline view: elsewhere they need no frame.
+                let visible = !matches!(action, Action::Message(_)) || app.view == app::View::Timeline;
                 effects.extend(update(&mut app, action));
-                dirty = true;
+                dirty |= visible;
             }
         }
         for effect in effects {
@@ -382,7 +384,9 @@ fn spawn_sources(
             if links_tx.send(Input::Action(Action::Links(links))).is_err() {
                 break;
             }
-            system.refresh_processes(sysinfo::ProcessesToUpdate::All, true);
+            // Only CPU and memory, which is far cheaper than everything sysinfo can read.
+            let kind = sysinfo::ProcessRefreshKind::nothing().with_cpu().with_memory();
+            system.refresh_processes_specifics(sysinfo::ProcessesToUpdate::All, true, kind);
             // Only tcluster's own children: the nodes it launched.
             let me = sysinfo::Pid::from_u32(std::process::id());
             let usage = system

@@ -1,0 +1,81 @@
+//! Frame time of the console with a large cluster: 200 nodes, 100,000 jobs and 1,000,000 log
+//! lines, drawn at 200×60 into an in-memory terminal — and the same with 1,000 log lines, to
+//! show that the cost of a frame does not grow with the history.
+//!
+//!     cargo bench --bench console
+//!
+//! It prints the median and the 99th percentile of 300 frames per case. Method and results are
+//! in docs/PERFORMANCE.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tcluster::console::app::{App, NodeRow, Pane, View};
+use tcluster::console::config::Config;
+use tcluster::console::draw;
+use tcluster::console::keymap::{self, Action};
+use tcluster::console::update::update;
+use tcluster::protocol::message::JobId;
+use tcluster::role::event::{ClusterEvent, EventKind};
+use tcluster::supervisor::logs::{Level, LogLine};
+use tcluster::supervisor::timeline::{TimelineEvent, TimelineKind};
+use tcluster::supervisor::{NodeState, Update};
+
+fn app(log_lines: usize) -> App {
+    let nodes = (0..200)
+        .map(|i| {
+            let mut row = NodeRow::new(&format!("worker-{i}"), "worker", "worker");
+            row.state = NodeState::Healthy;
+            row.slots = 4;
+            row.heartbeat_history = (0..40).map(|k| (k * 37 % 250) as u64).collect();
+            row
+        })
+        .collect();
+    let mut app = App::new("Bench", "coordinator", nodes, Config { log_history: 1_000_000, ..Config::default() });
+    for i in 1..=100_000u64 {
+        let event = ClusterEvent { at_ms: i, clock: i, kind: EventKind::JobSubmitted { job: JobId(i), data: "sleep 1s".into(), priority: 0, by: "bench".into() } };
+        update(&mut app, Action::Update(Update::Timeline(TimelineEvent { at_ms: i, source: "coordinator".into(), kind: TimelineKind::Cluster { event } })));
+    }
+    let node: Arc<str> = Arc::from("worker-7");
+    for i in 0..log_lines as u64 {
+        update(&mut app, Action::Log(LogLine { at_ms: i, node: node.clone(), level: Level::Info, text: format!("job JOB-{i} assigned attempt=1 data=sleep 1s") }));
+    }
+    update(&mut app, Action::Tick(100_000));
+    app.size = (200, 60);
+    app
+}
+
+fn measure(name: &str, app: &mut App) -> (Duration, Duration) {
+    let bindings = keymap::default_bindings();
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+    let mut times = Vec::with_capacity(300);
+    for frame in 0..320 {
+        // Move the selection so every frame draws something new, as a busy screen does.
+        app.selected.insert(Pane::Jobs, (frame * 311) % 100_000);
+        let start = Instant::now();
+        terminal.draw(|f| draw::draw(app, &bindings, f)).unwrap();
+        if frame >= 20 {
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+    println!("{name:<46} p50 {:>8.3} ms   p99 {:>8.3} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+    (p50, p99)
+}
+
+fn main() {
+    println!("console frame at 200×60 (300 frames each)");
+    let mut big = app(1_000_000);
+    measure("overview, 200 nodes, 100k jobs, 1M log lines", &mut big);
+    let mut small = app(1_000);
+    measure("overview, 200 nodes, 100k jobs, 1k log lines", &mut small);
+    big.view = View::Timeline;
+    big.focus = Pane::Timeline;
+    measure("timeline view, same data", &mut big);
+    big.view = View::Map;
+    big.focus = Pane::Map;
+    measure("map view, same data", &mut big);
+}
