@@ -33,14 +33,46 @@ fn app(log_lines: usize) -> App {
             row
         })
         .collect();
-    let mut app = App::new("Bench", "coordinator", nodes, Config { log_history: 1_000_000, ..Config::default() });
+    let mut app = App::new(
+        "Bench",
+        "coordinator",
+        nodes,
+        Config {
+            log_history: 1_000_000,
+            ..Config::default()
+        },
+    );
     for i in 1..=100_000u64 {
-        let event = ClusterEvent { at_ms: i, clock: i, kind: EventKind::JobSubmitted { job: JobId(i), data: "sleep 1s".into(), priority: 0, by: "bench".into() } };
-        update(&mut app, Action::Update(Update::Timeline(TimelineEvent { at_ms: i, source: "coordinator".into(), kind: TimelineKind::Cluster { event } })));
+        let event = ClusterEvent {
+            at_ms: i,
+            clock: i,
+            kind: EventKind::JobSubmitted {
+                job: JobId(i),
+                data: "sleep 1s".into(),
+                priority: 0,
+                by: "bench".into(),
+            },
+        };
+        update(
+            &mut app,
+            Action::Update(Update::Timeline(TimelineEvent {
+                at_ms: i,
+                source: "coordinator".into(),
+                kind: TimelineKind::Cluster { event },
+            })),
+        );
     }
     let node: Arc<str> = Arc::from("worker-7");
     for i in 0..log_lines as u64 {
-        update(&mut app, Action::Log(LogLine { at_ms: i, node: node.clone(), level: Level::Info, text: format!("job JOB-{i} assigned attempt=1 data=sleep 1s") }));
+        update(
+            &mut app,
+            Action::Log(LogLine {
+                at_ms: i,
+                node: node.clone(),
+                level: Level::Info,
+                text: format!("job JOB-{i} assigned attempt=1 data=sleep 1s"),
+            }),
+        );
     }
     update(&mut app, Action::Tick(100_000));
     app.size = (200, 60);
@@ -62,7 +94,11 @@ fn measure(name: &str, app: &mut App) -> (Duration, Duration) {
     }
     times.sort();
     let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
-    println!("{name:<46} p50 {:>8.3} ms   p99 {:>8.3} ms", p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+    println!(
+        "{name:<46} p50 {:>8.3} ms   p99 {:>8.3} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
     (p50, p99)
 }
 

@@ -112,11 +112,34 @@ fn binary_and_oversized_files_are_refused_without_panicking() {
 }
 
 #[test]
-fn the_topology_alone_validates_it_and_says_what_this_release_does() {
+fn the_console_without_a_terminal_says_what_to_do_instead() {
+    // Tests run without a terminal: the console must refuse clearly, not garble a pipe.
     let out = tcluster(&["topologies/classic.top"]);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("DistributedProcessingSystem 1.0"));
-    assert!(text(&out.stderr).contains("console"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the console needs a terminal") && stderr.contains("--headless"),
+        "{stderr}"
+    );
+    // An invalid topology is reported before anything else.
+    let out = tcluster(&["tests/bad/many_errors.top"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("many_errors.top:5:10"));
+    // A bad config file says where and what.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "theme = \"neon\"\n").unwrap();
+    let out = tcluster(&[
+        "topologies/classic.top",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("config.toml") && stderr.contains("neon"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -151,14 +151,27 @@ fn attach_opens_the_console_on_a_cluster_it_did_not_launch() {
     let (_coordinator, addr) = common::coordinator(dir.path(), &topology, &[]);
     let _worker = common::worker(dir.path(), &topology, "worker-1", &addr);
 
-    let pty = native_pty_system().openpty(PtySize { rows: 30, cols: 120, pixel_width: 0, pixel_height: 0 }).unwrap();
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows: 30,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
     let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_tcluster"));
     command.args(["attach", &addr]);
     command.env("TERM", "xterm-256color");
     command.env("XDG_CONFIG_HOME", dir.path());
     let mut child = pty.slave.spawn_command(command).unwrap();
     drop(pty.slave);
-    let screen = Screen { parser: Arc::new(Mutex::new(vt100::Parser::new(std::num::NonZero::new(30).unwrap(), std::num::NonZero::new(120).unwrap(), 0))) };
+    let screen = Screen {
+        parser: Arc::new(Mutex::new(vt100::Parser::new(
+            std::num::NonZero::new(30).unwrap(),
+            std::num::NonZero::new(120).unwrap(),
+            0,
+        ))),
+    };
     let mut reader = pty.master.try_clone_reader().unwrap();
     let parser = screen.parser.clone();
     std::thread::spawn(move || {
@@ -175,14 +188,22 @@ fn attach_opens_the_console_on_a_cluster_it_did_not_launch() {
         keys.write_all(bytes).unwrap();
         keys.flush().unwrap();
     };
-    screen.wait_for("the attached cluster and its worker", |s| s.contains(&format!("attached to {addr}")) && s.lines().any(|l| l.contains("worker-1") && l.contains("healthy")));
+    screen.wait_for("the attached cluster and its worker", |s| {
+        s.contains(&format!("attached to {addr}"))
+            && s.lines()
+                .any(|l| l.contains("worker-1") && l.contains("healthy"))
+    });
     press(b"s");
     screen.wait_for("the submit form", |s| s.contains("Submit jobs"));
     press(b"echo attached\r");
-    screen.wait_for("the submission confirmed", |s| s.contains("submitted 1 jobs"));
+    screen.wait_for("the submission confirmed", |s| {
+        s.contains("submitted 1 jobs")
+    });
     // Faults need a launched cluster: the console says so instead of failing silently.
     press(b"k");
-    screen.wait_for("why k does nothing here", |s| s.contains("launched by this console"));
+    screen.wait_for("why k does nothing here", |s| {
+        s.contains("launched by this console")
+    });
     press(b"q");
     let status = wait_until("the console exits", || child.try_wait().unwrap());
     assert!(status.success());

@@ -35,7 +35,7 @@ pub struct RunArgs {
     #[arg(value_name = "TOPOLOGY")]
     pub topology: PathBuf,
 
-    /// Run without the console, printing the timeline (required in this release).
+    /// Run without the console, printing the timeline (`tcluster TOPOLOGY` opens the console).
     #[arg(long)]
     pub headless: bool,
 
@@ -66,7 +66,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     if !args.headless {
-        eprintln!("error: the console is not built yet in this release: add --headless");
+        eprintln!(
+            "error: `tcluster run` is the run without a screen: add --headless (for the console, run `tcluster {}`)",
+            args.topology.display()
+        );
         return ExitCode::from(2);
     }
     if let Some(name) = &args.scenario

@@ -234,7 +234,8 @@ async fn run(
             };
             if let Some(action) = action {
                 // Messages on links only show in the timeline view: elsewhere they need no frame.
-                let visible = !matches!(action, Action::Message(_)) || app.view == app::View::Timeline;
+                let visible =
+                    !matches!(action, Action::Message(_)) || app.view == app::View::Timeline;
                 effects.extend(update(&mut app, action));
                 dirty |= visible;
             }
@@ -385,7 +386,9 @@ fn spawn_sources(
                 break;
             }
             // Only CPU and memory, which is far cheaper than everything sysinfo can read.
-            let kind = sysinfo::ProcessRefreshKind::nothing().with_cpu().with_memory();
+            let kind = sysinfo::ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory();
             system.refresh_processes_specifics(sysinfo::ProcessesToUpdate::All, true, kind);
             // Only tcluster's own children: the nodes it launched.
             let me = sysinfo::Pid::from_u32(std::process::id());
