@@ -21,6 +21,7 @@
 //!   scenarios, and keeps the timeline with measured detection and recovery times.
 //! - [`console`]: the full-screen console (The Elm Architecture: `App`, `Action`, `update`,
 //!   `draw`), on a cluster it launched or one it attaches to.
+//! - [`journal`]: the coordinator's events on disk (redb), replayed when it starts again.
 //! - [`client`]: a connection to a coordinator, for the client command and tests.
 //! - [`logging`]: tracing to stderr, as text or JSON lines.
 //! - [`cli`]: the command line (clap): parses arguments and runs the command asked for.
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod console;
+pub mod journal;
 pub mod logging;
 pub mod node;
 pub mod protocol;

@@ -104,6 +104,11 @@ pub struct NodeArgs {
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
 
+    /// A master: keep the journal under this directory (default: the topology's STATE_DIR, if
+    /// set; otherwise nothing is kept).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// A worker: connect to this coordinator instead of the topology's primary.
     #[arg(long, value_name = "HOST:PORT")]
     pub coordinator: Option<String>,

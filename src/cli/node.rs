@@ -28,6 +28,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
         announce: true,
         control: NodeControl::default(),
         ready: None,
+        state_dir: args.state_dir.clone(),
     };
     let follow_stdin = args.control_stdin;
     let code = runtime.block_on(async {

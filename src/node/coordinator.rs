@@ -35,6 +35,7 @@ use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Ou
 use crate::role::event::ClusterEvent;
 
 use super::control::NodeControl;
+use crate::journal::Journal;
 
 /// Lines queued for one connection before it counts as too slow.
 const CONN_QUEUE: usize = 8192;
@@ -77,11 +78,31 @@ pub fn start(
     control: NodeControl,
     shutdown: CancellationToken,
 ) -> std::io::Result<CoordinatorHandle> {
+    start_with_journal(config, listener, control, None, shutdown)
+}
+
+/// Starts a coordinator that replays `journal` first and writes every durable event to it
+/// before sending the replies of the step that made it.
+pub fn start_with_journal(
+    config: CoordinatorConfig,
+    listener: TcpListener,
+    control: NodeControl,
+    journal: Option<(Journal, Vec<ClusterEvent>)>,
+    shutdown: CancellationToken,
+) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
     let (events, _) = broadcast::channel(4096);
     let span = tracing::info_span!("node", node = %config.name);
     let task = tokio::spawn(
-        run(config, listener, events.clone(), control, shutdown.clone()).instrument(span),
+        run(
+            config,
+            listener,
+            events.clone(),
+            control,
+            journal,
+            shutdown.clone(),
+        )
+        .instrument(span),
     );
     Ok(CoordinatorHandle {
         local_addr,
@@ -103,6 +124,7 @@ async fn run(
     listener: TcpListener,
     watchers: broadcast::Sender<ClusterEvent>,
     control: NodeControl,
+    journal: Option<(Journal, Vec<ClusterEvent>)>,
     shutdown: CancellationToken,
 ) {
     let name = config.name.clone();
@@ -110,6 +132,13 @@ async fn run(
     let mut ticker = tokio::time::interval(tick_interval(&config));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut coordinator = Coordinator::new(config);
+    let mut journal = match journal {
+        Some((journal, events)) => {
+            coordinator.restore(&events);
+            Some(journal)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let mut pause = control.clone();
     let now = || control.now(started);
@@ -163,7 +192,19 @@ async fn run(
             _ = ticker.tick() => Input::Tick,
         };
 
-        for output in coordinator.step(now(), input) {
+        let outputs = coordinator.step(now(), input);
+        // Write the step's events down before anyone hears about them: a reply sent now may
+        // promise a job that must survive a crash.
+        if let Some(j) = journal.as_mut() {
+            let events = outputs.iter().filter_map(|o| match o {
+                Output::Event(e) => Some(e),
+                _ => None,
+            });
+            if let Err(e) = j.append(events) {
+                tracing::error!("{e}: events of this step are not durable");
+            }
+        }
+        for output in outputs {
             match output {
                 Output::Send(conn, envelope) => {
                     let Some((tx, cancel, dialect)) = writers.get(&conn) else {

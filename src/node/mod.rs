@@ -41,6 +41,8 @@ pub struct NodeOptions {
     pub announce: bool,
     /// Clock skew and pause, set by a launcher.
     pub control: NodeControl,
+    /// Where a master keeps its journal (`journal/<name>.redb` under it); none: nothing is kept.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Told the listening address once a master is ready (for in-process launches).
     pub ready: Option<tokio::sync::mpsc::UnboundedSender<String>>,
 }
@@ -59,6 +61,9 @@ pub enum NodeError {
     /// A worker does not know where its coordinator is.
     #[error("{0}")]
     NoCoordinator(String),
+    /// The journal could not be opened.
+    #[error("{0}")]
+    Journal(#[from] crate::journal::JournalError),
     /// The listening socket could not be opened.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -110,8 +115,27 @@ pub async fn run(
             if let Some(max) = options.max_connections {
                 config.max_connections = max.max(1);
             }
-            let handle = coordinator::start(config, listener, options.control.clone(), shutdown)
-                .map_err(|source| NodeError::Listen { addr, source })?;
+            let state_dir = options.state_dir.clone().or_else(|| {
+                topology
+                    .globals
+                    .state_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+            });
+            let journal = match state_dir {
+                Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
+                    &dir, name,
+                ))?),
+                None => None,
+            };
+            let handle = coordinator::start_with_journal(
+                config,
+                listener,
+                options.control.clone(),
+                journal,
+                shutdown,
+            )
+            .map_err(|source| NodeError::Listen { addr, source })?;
             if options.announce {
                 println!("READY {name} {}", handle.local_addr);
             }

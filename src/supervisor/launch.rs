@@ -98,6 +98,7 @@ pub fn builtin_command(
     name: &str,
     listen: Option<&str>,
     coordinator: Option<&str>,
+    state_dir: &Path,
 ) -> Command {
     let mut command = Command::new(program);
     command
@@ -109,7 +110,11 @@ pub fn builtin_command(
         .arg("--log-format")
         .arg("json");
     if let Some(listen) = listen {
-        command.arg("--listen").arg(listen);
+        command
+            .arg("--listen")
+            .arg(listen)
+            .arg("--state-dir")
+            .arg(state_dir);
     }
     if let Some(coordinator) = coordinator {
         command.arg("--coordinator").arg(coordinator);

@@ -569,6 +569,7 @@ impl Supervisor {
     /// Starts (or starts again) one node.
     async fn start_node(&mut self, name: &str) -> Result<(), LaunchError> {
         let topology_path = self.options.topology_path.clone();
+        let state_dir = self.options.state_dir.clone();
         let program = self.options.program.clone();
         let secret = self.topology.globals.cluster_secret.clone();
         let heartbeat_ms = self.topology.policies.heartbeat.interval.as_millis() as u64;
@@ -611,6 +612,7 @@ impl Supervisor {
                 announce: false,
                 control,
                 ready: Some(ready_tx),
+                state_dir: Some(state_dir.clone()),
             };
             m.running = Some(Running::Inproc {
                 shutdown: shutdown.clone(),
@@ -667,6 +669,7 @@ impl Supervisor {
                 name,
                 listen.as_deref(),
                 connect_to.as_deref(),
+                &state_dir,
             ),
         };
         let mut child = launch::spawn(command).map_err(|e| LaunchError::Node {

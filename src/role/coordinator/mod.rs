@@ -251,6 +251,36 @@ impl Coordinator {
         self.clock.now()
     }
 
+    /// Rebuilds the state from a journal's events. Workers that were alive get one timeout to
+    /// register again (with the jobs they still run) before their jobs are requeued; jobs that
+    /// were waiting out a retry backoff may run at once (their times were the old run's clock).
+    pub fn restore(&mut self, events: &[ClusterEvent]) {
+        for event in events {
+            self.state.apply(event);
+            self.clock.advance_to(event.clock);
+        }
+        for (name, worker) in &self.state.workers {
+            if worker.health != Health::Dead {
+                self.liveness.insert(
+                    name.clone(),
+                    Liveness {
+                        last_heard: self.now,
+                        last_clock: 0,
+                    },
+                );
+            }
+        }
+        self.state.queue.promote_due(Millis::MAX);
+        if !events.is_empty() {
+            info!(
+                events = events.len(),
+                jobs = self.state.jobs.len(),
+                workers = self.state.workers.len(),
+                "state restored from the journal"
+            );
+        }
+    }
+
     /// Feeds one input at time `now` and returns what to do.
     pub fn step(&mut self, now: Millis, input: Input) -> Vec<Output> {
         self.now = now.max(self.now);
@@ -729,6 +759,8 @@ impl Coordinator {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Peer::Worker(name.clone());
         }
+        // Known but not connected: restored from the journal, or its connection went unnoticed.
+        let reconnected = !self.worker_conns.contains_key(&name);
         self.worker_conns.insert(name.clone(), conn);
         self.liveness.insert(
             name.clone(),
@@ -744,7 +776,9 @@ impl Coordinator {
                 slots,
                 classic,
             }),
-            Some(record) if record.health == Health::Dead || record.slots != slots => {
+            Some(record)
+                if record.health == Health::Dead || record.slots != slots || reconnected =>
+            {
                 self.emit(EventKind::WorkerRejoined {
                     worker: name.clone(),
                     slots,
