@@ -34,6 +34,59 @@ impl Screen {
     }
 }
 
+/// The real binary with `args` in a pseudo-terminal of `rows`×`cols`: the child, its screen, and
+/// a way to press keys.
+fn open(
+    args: &[&str],
+    rows: u16,
+    cols: u16,
+    config_home: &std::path::Path,
+) -> (
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Screen,
+    impl FnMut(&[u8]) + use<>,
+) {
+    let pty = native_pty_system()
+        .openpty(PtySize {
+            rows,
+            cols,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_tcluster"));
+    command.args(args);
+    command.env("TERM", "xterm-256color");
+    command.env("NO_COLOR", "1");
+    command.env("XDG_CONFIG_HOME", config_home);
+    let child = pty.slave.spawn_command(command).unwrap();
+    drop(pty.slave);
+    let size = |n: u16| std::num::NonZero::new(n).unwrap();
+    let screen = Screen {
+        parser: Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(cols), 0))),
+    };
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let parser = screen.parser.clone();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            parser.lock().unwrap().process(&buffer[..n]);
+        }
+    });
+    let mut keys = pty.master.take_writer().unwrap();
+    // The terminal's master end must live as long as the keys are pressed.
+    let master = pty.master;
+    let press = move |bytes: &[u8]| {
+        let _ = &master;
+        keys.write_all(bytes).unwrap();
+        keys.flush().unwrap();
+    };
+    (child, screen, press)
+}
+
 /// Processes whose command line mentions `needle` (the test's own topology path).
 fn processes_mentioning(needle: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -59,47 +112,17 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 fn the_console_launches_submits_kills_and_quits_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let topology = common::topology(dir.path(), TOPOLOGY);
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 40,
-            cols: 140,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_tcluster"));
-    command.arg(topology.to_str().unwrap());
-    command.arg("--state-dir");
-    command.arg(dir.path().join("state"));
-    command.env("TERM", "xterm-256color");
-    command.env("NO_COLOR", "1");
-    command.env("XDG_CONFIG_HOME", dir.path());
-    let mut child = pty.slave.spawn_command(command).unwrap();
-    drop(pty.slave);
-
-    let screen = Screen {
-        parser: Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZero::new(40).unwrap(),
-            std::num::NonZero::new(140).unwrap(),
-            0,
-        ))),
-    };
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    let parser = screen.parser.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            parser.lock().unwrap().process(&buffer[..n]);
-        }
-    });
-    let mut keys = pty.master.take_writer().unwrap();
-    let mut press = |bytes: &[u8]| {
-        keys.write_all(bytes).unwrap();
-        keys.flush().unwrap();
-    };
+    let state = dir.path().join("state");
+    let (mut child, screen, mut press) = open(
+        &[
+            topology.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        40,
+        140,
+        dir.path(),
+    );
 
     screen.wait_for("every node is healthy on screen", |s| {
         s.contains("PtyDemo") && s.matches("● healthy").count() >= 3
@@ -151,43 +174,7 @@ fn attach_opens_the_console_on_a_cluster_it_did_not_launch() {
     let (_coordinator, addr) = common::coordinator(dir.path(), &topology, &[]);
     let _worker = common::worker(dir.path(), &topology, "worker-1", &addr);
 
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows: 30,
-            cols: 120,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut command = CommandBuilder::new(env!("CARGO_BIN_EXE_tcluster"));
-    command.args(["attach", &addr]);
-    command.env("TERM", "xterm-256color");
-    command.env("XDG_CONFIG_HOME", dir.path());
-    let mut child = pty.slave.spawn_command(command).unwrap();
-    drop(pty.slave);
-    let screen = Screen {
-        parser: Arc::new(Mutex::new(vt100::Parser::new(
-            std::num::NonZero::new(30).unwrap(),
-            std::num::NonZero::new(120).unwrap(),
-            0,
-        ))),
-    };
-    let mut reader = pty.master.try_clone_reader().unwrap();
-    let parser = screen.parser.clone();
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            parser.lock().unwrap().process(&buffer[..n]);
-        }
-    });
-    let mut keys = pty.master.take_writer().unwrap();
-    let mut press = |bytes: &[u8]| {
-        keys.write_all(bytes).unwrap();
-        keys.flush().unwrap();
-    };
+    let (mut child, screen, mut press) = open(&["attach", &addr], 30, 120, dir.path());
     screen.wait_for("the attached cluster and its worker", |s| {
         s.contains(&format!("attached to {addr}"))
             && s.lines()

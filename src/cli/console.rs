@@ -24,6 +24,12 @@ pub struct AttachArgs {
     pub config: Option<PathBuf>,
 }
 
+fn config_or_explain(path: Option<PathBuf>) -> Option<crate::console::config::Config> {
+    console::load_config(path)
+        .map_err(|e| eprintln!("error: {e}"))
+        .ok()
+}
+
 fn terminal_or_explain() -> bool {
     use std::io::IsTerminal;
     if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
@@ -40,22 +46,14 @@ pub fn open(path: &Path, config: Option<PathBuf>, state_dir: Option<PathBuf>) ->
     let Some((topology, _)) = super::check::load(path) else {
         return ExitCode::from(1);
     };
-    let config = match console::load_config(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(config) = config_or_explain(config) else {
+        return ExitCode::from(1);
     };
     if !terminal_or_explain() {
         return ExitCode::from(1);
     }
-    let program = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find the tcluster binary to start nodes: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(program) = super::run::this_program() else {
+        return ExitCode::from(1);
     };
     let options = RunOptions {
         topology_path: path.to_path_buf(),
@@ -76,12 +74,8 @@ pub fn attach(args: AttachArgs) -> ExitCode {
         },
         None => None,
     };
-    let config = match console::load_config(args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(config) = config_or_explain(args.config) else {
+        return ExitCode::from(1);
     };
     if !terminal_or_explain() {
         return ExitCode::from(1);

@@ -93,12 +93,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         .state_dir
         .clone()
         .unwrap_or_else(|| default_state_dir(&topology));
-    let program = match std::env::current_exe() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: cannot find the tcluster binary to start nodes: {e}");
-            return ExitCode::from(1);
-        }
+    let Some(program) = this_program() else {
+        return ExitCode::from(1);
     };
     let options = RunOptions {
         topology_path: args.topology.clone(),
@@ -115,6 +111,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     runtime.block_on(headless(topology, options, args))
+}
+
+/// The tcluster binary, to start nodes with (says why not, if it cannot be found).
+pub fn this_program() -> Option<PathBuf> {
+    std::env::current_exe()
+        .map_err(|e| eprintln!("error: cannot find the tcluster binary to start nodes: {e}"))
+        .ok()
 }
 
 /// `$XDG_STATE_HOME/tcluster/<system>`, or the topology's `STATE_DIR`.

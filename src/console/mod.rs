@@ -82,21 +82,24 @@ enum Input {
     Action(Action),
 }
 
+/// The key table (with the config's rebinds) and an async runtime, or the exit code of why not.
+fn prepare(config: &Config) -> Result<(Vec<Binding>, tokio::runtime::Runtime), ExitCode> {
+    let bindings = keymap::bindings(&config.keys).map_err(|e| {
+        eprintln!("error: config: {e}");
+        ExitCode::from(1)
+    })?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })?;
+    Ok((bindings, runtime))
+}
+
 /// `tcluster TOPOLOGY`: launches the cluster and opens the console on it.
 pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -> ExitCode {
-    let bindings = match keymap::bindings(&config.keys) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: config: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (bindings, runtime) = match prepare(&config) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     let log_file = options.state_dir.join("logs/tcluster.log");
     runtime.block_on(async move {
@@ -144,19 +147,9 @@ pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -
 
 /// `tcluster attach ADDRESS`: the console on a cluster this console did not launch.
 pub fn attach_and_run(address: String, secret: Option<String>, config: Config) -> ExitCode {
-    let bindings = match keymap::bindings(&config.keys) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("error: config: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (bindings, runtime) = match prepare(&config) {
+        Ok(ready) => ready,
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let mut client = match Client::connect(&address, "console", secret.as_deref()).await {
