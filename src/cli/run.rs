@@ -156,6 +156,12 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         }
     };
     let mut updates = handle.updates.subscribe();
+    // Every master: after a failover the primary is another one.
+    let masters: Vec<String> = handle
+        .nodes
+        .iter()
+        .filter_map(|n| n.address.clone())
+        .collect();
     let mut logs = handle.logs.subscribe();
     println!(
         "{system}: {} nodes; coordinator on {}; logs in {}",
@@ -213,7 +219,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
                 break;
             }
             _ = check.tick(), if scenario_over && deadline.is_none() => {
-                if open_jobs(&handle.coordinator.to_string(), secret.as_deref()).await == Some(0) {
+                if open_jobs(&masters, secret.as_deref()).await == Some(0) {
                     println!("-- the scenario is over and every job has ended: stopping");
                     break;
                 }
@@ -270,15 +276,20 @@ fn print_event(event: &crate::supervisor::timeline::TimelineEvent) {
     }
 }
 
-/// Jobs queued, assigned or running, if the coordinator answers.
-async fn open_jobs(addr: &str, secret: Option<&str>) -> Option<usize> {
-    let mut client = Client::connect(addr, "headless", secret).await.ok()?;
-    match client.request(Message::Status { job: None }).await.ok()? {
-        Message::StatusReport { report } => {
-            Some(report.jobs.queued + report.jobs.assigned + report.jobs.running)
+/// Jobs queued, assigned or running, as the primary (whichever master it is now) reports.
+async fn open_jobs(masters: &[String], secret: Option<&str>) -> Option<usize> {
+    for addr in masters {
+        let Ok(mut client) = Client::connect(addr, "headless", secret).await else {
+            continue;
+        };
+        if let Ok(Message::StatusReport { report }) =
+            client.request(Message::Status { job: None }).await
+            && report.role == "primary"
+        {
+            return Some(report.jobs.queued + report.jobs.assigned + report.jobs.running);
         }
-        _ => None,
     }
+    None
 }
 
 async fn stop_signal() {

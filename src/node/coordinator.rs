@@ -42,6 +42,10 @@ const CONN_QUEUE: usize = 8192;
 
 /// What a connection's reader tells the loop.
 enum ConnEvent {
+    /// A message on a backup's link to its primary.
+    Primary(Envelope),
+    /// That link closed.
+    PrimaryLost,
     Opened(mpsc::Sender<Bytes>, CancellationToken),
     Line(Dialect, Envelope),
     Invalid(String, bool),
@@ -139,11 +143,25 @@ async fn run(
         }
         None => None,
     };
+    let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
+    if let (false, Some(primary)) = (
+        coordinator.is_serving(),
+        coordinator.config().follow.clone(),
+    ) {
+        let link = follow_primary(
+            primary,
+            coordinator.config().name.clone(),
+            coordinator.config().secret.clone(),
+            coordinator.history_len(),
+            inputs_tx.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(link.in_current_span());
+    }
     let started = Instant::now();
     let mut pause = control.clone();
     let now = || control.now(started);
 
-    let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
     let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> =
         HashMap::new();
     let mut next_conn: ConnId = 1;
@@ -184,7 +202,8 @@ async fn run(
                     Input::Received(conn, dialect, envelope)
                 }
                 ConnEvent::Invalid(reason, fatal) => Input::Invalid { conn, reason, fatal },
-                ConnEvent::Closed => {
+                ConnEvent::Primary(envelope) => Input::FromPrimary(envelope),
+                ConnEvent::PrimaryLost => Input::PrimaryLost,ConnEvent::Closed => {
                     writers.remove(&conn);
                     Input::Disconnected(conn)
                 }
@@ -280,6 +299,58 @@ fn log_event(event: &ClusterEvent) {
         JobFailed { .. } => warn!(clock = event.clock, "{}", event.kind),
         _ => debug!(clock = event.clock, "{}", event.kind),
     }
+}
+
+/// A backup's link to its primary: asks for every event after `after`, hands over what comes;
+/// reports the end of the link once (the coordinator then takes over).
+async fn follow_primary(
+    addr: String,
+    name: String,
+    secret: Option<String>,
+    after: u64,
+    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+    shutdown: CancellationToken,
+) {
+    use crate::client::Client;
+    let mut client = loop {
+        match Client::connect(&addr, &name, secret.as_deref()).await {
+            Ok(client) => break client,
+            Err(e) => {
+                // Not up yet, or gone: the coordinator's own silence timer decides what that means.
+                debug!(primary = %addr, "cannot reach the primary: {e}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    };
+    if client.send(Message::Follow { after }).await.is_ok() {
+        info!(primary = %addr, after, "following the primary");
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                next = client.receive() => next,
+            };
+            match next {
+                Ok(envelope) => {
+                    if matches!(envelope.message, Message::NotPrimary { .. }) {
+                        info!(primary = %addr, "it is not the primary (any more)");
+                        break;
+                    }
+                    if inputs
+                        .send((0, ConnEvent::Primary(envelope)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    let _ = inputs.send((0, ConnEvent::PrimaryLost)).await;
 }
 
 /// How long a closing connection may take to deliver its last replies.

@@ -20,7 +20,7 @@ pub use control::{NodeControl, PauseSwitch};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
+use tracing::{Instrument, info};
 
 use crate::role::coordinator::{CoordinatorConfig, seed_from_env};
 use crate::role::worker::WorkerConfig;
@@ -128,6 +128,44 @@ pub async fn run(
                 ))?),
                 None => None,
             };
+            // Which role to take: a master whose peer is already primary in a term at least as high
+            // as any this master remembers follows it (an old primary coming back steps down).
+            let own_term = journal.as_ref().map_or(1, |(_, events)| {
+                events
+                    .iter()
+                    .filter_map(|e| match &e.kind {
+                        crate::role::event::EventKind::Takeover { term, .. } => Some(*term),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(1)
+            });
+            let peers: Vec<String> = match &options.coordinator {
+                Some(list) => list
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+                None => topology
+                    .nodes_of(NodeKind::Master)
+                    .filter(|n| n.name != name)
+                    .filter_map(|n| n.port.map(|p| format!("{}:{p}", n.address)))
+                    .collect(),
+            };
+            if let Some(primary) = find_primary(
+                &peers,
+                name,
+                topology.globals.cluster_secret.as_deref(),
+                own_term,
+            )
+            .await
+            {
+                info!(%primary, "another master is primary: following it as the backup");
+                config.role = crate::topology::MasterRole::Backup;
+                config.follow = Some(primary);
+            } else if config.role == crate::topology::MasterRole::Backup {
+                config.follow = peers.first().cloned();
+            }
             let handle = coordinator::start_with_journal(
                 config,
                 listener,
@@ -146,9 +184,13 @@ pub async fn run(
             Ok(())
         }
         NodeKind::Worker => {
-            let coordinator = match options.coordinator {
-                Some(addr) => addr,
-                None => coordinator_address(topology)?,
+            let coordinators = match options.coordinator {
+                Some(list) => list
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect(),
+                None => master_addresses(topology)?,
             };
             let worker = worker::WorkerOptions {
                 config: WorkerConfig {
@@ -156,7 +198,7 @@ pub async fn run(
                     slots: node.resources.cpu,
                     heartbeat_ms: topology.policies.heartbeat.interval.as_millis() as u64,
                 },
-                coordinator,
+                coordinators,
                 secret: topology.globals.cluster_secret.clone(),
                 announce: options.announce,
                 control: options.control.clone(),
@@ -167,6 +209,44 @@ pub async fn run(
         }
         other => Err(NodeError::Unsupported(other)),
     }
+}
+
+/// The first of `peers` that says it is the primary in a term of at least `term`.
+async fn find_primary(
+    peers: &[String],
+    name: &str,
+    secret: Option<&str>,
+    term: u64,
+) -> Option<String> {
+    use crate::client::Client;
+    use crate::protocol::message::Message;
+    for peer in peers {
+        let ask = async {
+            let mut client = Client::connect(peer, name, secret).await.ok()?;
+            match client.request(Message::Status { job: None }).await.ok()? {
+                Message::StatusReport { report } => Some(report),
+                _ => None,
+            }
+        };
+        if let Ok(Some(report)) =
+            tokio::time::timeout(std::time::Duration::from_millis(500), ask).await
+            && report.role == "primary"
+            && report.term >= term
+        {
+            return Some(peer.clone());
+        }
+    }
+    None
+}
+
+/// Every master's `host:port` as the topology gives them, the primary first.
+pub fn master_addresses(topology: &Topology) -> Result<Vec<String>, NodeError> {
+    let primary = coordinator_address(topology)?;
+    let others = topology
+        .nodes_of(NodeKind::Master)
+        .filter(|n| n.role != Some(crate::topology::MasterRole::Primary))
+        .filter_map(|n| n.port.map(|p| format!("{}:{p}", n.address)));
+    Ok(std::iter::once(primary).chain(others).collect())
 }
 
 /// The primary's `host:port` as the topology gives it.

@@ -34,14 +34,22 @@ use super::handshake;
 pub struct WorkerOptions {
     /// The worker's own settings.
     pub config: WorkerConfig,
-    /// The coordinator's address, `host:port`.
-    pub coordinator: String,
+    /// Every master's address, `host:port`, the primary first. The worker connects to one; when
+    /// it is told that one is not the primary, or loses it, it tries the next.
+    pub coordinators: Vec<String>,
     /// `CLUSTER_SECRET`, if the cluster has one.
     pub secret: Option<String>,
     /// Print `READY <name> …` on stdout when first registered (for launchers and tests).
     pub announce: bool,
     /// Clock skew and pause.
     pub control: NodeControl,
+}
+
+fn current(options: &WorkerOptions, target: usize) -> &str {
+    options
+        .coordinators
+        .get(target % options.coordinators.len().max(1))
+        .map_or("", String::as_str)
 }
 
 /// Runs a worker until `shutdown` is cancelled.
@@ -55,16 +63,18 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
     let mut jobs: HashMap<JobId, (AbortHandle, Arc<AtomicBool>)> = HashMap::new();
     let mut announced = false;
     let mut backoff = Duration::from_millis(100);
+    // Which master to try, as an index into `coordinators` (wrapping).
+    let mut target = 0usize;
 
     'reconnect: loop {
         let stream = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            s = TcpStream::connect(&options.coordinator) => s,
-        };
+        _ = shutdown.cancelled() => break,
+        s = TcpStream::connect(current(&options, target)) => s,};
         let stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                debug!(coordinator = %options.coordinator, "connect failed: {e}; retrying in {backoff:?}");
+                debug!(coordinator = %current(&options, target), "connect failed: {e}; retrying in {backoff:?}");
+                target += 1;
                 // Jobs keep running while disconnected; their results wait in the worker.
                 let deadline = tokio::time::sleep(backoff);
                 tokio::pin!(deadline);
@@ -100,7 +110,7 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
             backoff = (backoff * 2).min(Duration::from_secs(2));
             continue;
         }
-        info!(coordinator = %options.coordinator, "connected");
+        info!(coordinator = %current(&options, target), "connected");
         backoff = Duration::from_millis(100);
         let out = worker.step(now(), WorkerInput::Connected);
         if !act(out, &mut jobs, &results_tx, &options, Some(&mut write)).await {
@@ -118,10 +128,15 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
             let input = tokio::select! {
                 _ = shutdown.cancelled() => break 'reconnect,line = lines.next() => match line {
                     Some(Ok(bytes)) => match frame_text(&bytes).map_err(|e| e.to_string()).and_then(|t| decode(Dialect::Native, t, "")) {
-                        Ok(envelope) => {
-                            if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {
+                        Ok(envelope) if matches!(envelope.message, Message::NotPrimary { .. }) => {
+                            // A backup: the primary is elsewhere (maybe this one after a failover).
+                            info!(coordinator = %current(&options, target), "not the primary; trying the next master");
+                            target += 1;
+                            break;
+                        }
+                        Ok(envelope) => {if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {
                                 announced = true;
-                                println!("READY {} registered with {}", options.config.name, options.coordinator);
+                                println!("READY {} registered with {}", options.config.name, current(&options, target));
                             }
                             WorkerInput::Received(envelope)
                         }
@@ -136,6 +151,8 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
                     }
                     None => {
                         info!("the coordinator closed the connection");
+                        // It may be gone for good: the next master may have taken over.
+                        target += 1;
                         break;
                     }
                 },

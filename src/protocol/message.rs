@@ -224,6 +224,25 @@ pub enum Message {
     },
     /// Receive every cluster event on this connection from now on.
     Subscribe,
+    /// A backup asks the primary for its durable events after the first `after`, then every new
+    /// one as it happens.
+    Follow {
+        /// How many events the backup already has.
+        after: u64,
+    },
+    /// Primary to backup: one durable event, numbered from 0.
+    Replica {
+        /// Its position in the primary's history.
+        seq: u64,
+        /// The event.
+        event: ClusterEvent,
+    },
+    /// A coordinator that is not serving (a backup) tells a worker or client where to go.
+    NotPrimary {
+        /// The primary, if known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary: Option<String>,
+    },
     /// One cluster event, to subscribers.
     Event {
         /// The event.
@@ -450,6 +469,9 @@ pub struct WorkerView {
 pub struct StatusReport {
     /// The coordinator's name.
     pub coordinator: String,
+    /// `primary` or `backup`.
+    #[serde(default)]
+    pub role: String,
     /// Its term.
     pub term: u64,
     /// Workers by health.

@@ -135,6 +135,15 @@ pub enum EventKind {
         /// The worker.
         worker: String,
     },
+    /// A backup took over as primary, in a new term.
+    Takeover {
+        /// The new primary.
+        coordinator: String,
+        /// Its term.
+        term: u64,
+        /// Why: "the primary's connection closed", "the primary was silent for 1500ms".
+        reason: String,
+    },
     /// A result arrived for a job that already had one (it ran twice). Counted, not kept.
     DuplicateResult {
         /// The job.
@@ -167,6 +176,7 @@ impl EventKind {
             EventKind::JobRequeued { .. } => "job_requeued",
             EventKind::JobReclaimed { .. } => "job_reclaimed",
             EventKind::DuplicateResult { .. } => "duplicate_result",
+            EventKind::Takeover { .. } => "takeover",
         }
     }
 }
@@ -241,6 +251,16 @@ impl std::fmt::Display for EventKind {
             EventKind::JobReclaimed { job, worker } => write!(f, "{job} kept by {worker}"),
             EventKind::DuplicateResult { job, worker } => {
                 write!(f, "{job}: duplicate result from {worker} ignored")
+            }
+            EventKind::Takeover {
+                coordinator,
+                term,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "{coordinator} takes over as primary in term {term} ({reason})"
+                )
             }
         }
     }

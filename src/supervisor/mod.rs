@@ -280,7 +280,12 @@ enum Internal {
         generation: u64,
         status: String,
     },
-    Cluster(ClusterEvent),
+    Cluster {
+        /// The master it came from.
+        from: String,
+        /// The event.
+        event: ClusterEvent,
+    },
 }
 
 struct Supervisor {
@@ -291,6 +296,8 @@ struct Supervisor {
     order: Vec<String>,
     primary: String,
     primary_addr: Option<SocketAddr>,
+    /// The primary's term, as last reported.
+    term: u64,
     shaper: LinkShaper,
     tracker: FaultTracker,
     updates: broadcast::Sender<Update>,
@@ -382,6 +389,7 @@ pub async fn launch(
         order,
         primary,
         primary_addr: None,
+        term: 1,
         shaper,
         tracker: FaultTracker::default(),
         updates: updates.clone(),
@@ -461,12 +469,15 @@ impl Supervisor {
             });
         };
         self.primary_addr = Some(primary_addr);
-        tokio::spawn(follow_coordinator(
-            primary_addr,
-            self.topology.globals.cluster_secret.clone(),
-            self.internal.clone(),
-            self.shutdown.clone(),
-        ));
+        for (name, addr) in self.master_addresses() {
+            tokio::spawn(follow_master(
+                name,
+                addr,
+                self.topology.globals.cluster_secret.clone(),
+                self.internal.clone(),
+                self.shutdown.clone(),
+            ));
+        }
         let others: Vec<String> = self
             .order
             .iter()
@@ -476,16 +487,20 @@ impl Supervisor {
         for name in others {
             match self.nodes[&name].node.kind {
                 NodeKind::Worker => {
-                    let proxy = self
-                        .shaper
-                        .proxy(&name, &self.primary, primary_addr)
-                        .await
-                        .map_err(|e| LaunchError::Node {
-                            node: name.clone(),
-                            reason: format!("cannot open its link: {e}"),
+                    // One shaped link per master, the primary's first: a worker moves to the next
+                    // master when the one it uses is gone or is not the primary.
+                    let mut links = Vec::new();
+                    for (master, addr) in self.master_addresses() {
+                        let proxy = self.shaper.proxy(&name, &master, addr).await.map_err(|e| {
+                            LaunchError::Node {
+                                node: name.clone(),
+                                reason: format!("cannot open its link: {e}"),
+                            }
                         })?;
+                        links.push(proxy.to_string());
+                    }
                     if let Some(m) = self.nodes.get_mut(&name) {
-                        m.connect_to = Some(proxy.to_string());
+                        m.connect_to = Some(links.join(","));
                     }
                     self.start_node(&name).await?;
                 }
@@ -501,6 +516,21 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Every master that has an address, the primary first, then in launch order.
+    fn master_addresses(&self) -> Vec<(String, SocketAddr)> {
+        let mut masters: Vec<(String, SocketAddr)> = self
+            .order
+            .iter()
+            .filter_map(|n| {
+                let m = &self.nodes[n];
+                (m.node.kind == NodeKind::Master).then_some(())?;
+                Some((n.clone(), m.address.as_ref()?.parse().ok()?))
+            })
+            .collect();
+        masters.sort_by_key(|(n, _)| *n != self.primary);
+        masters
     }
 
     fn set_state_note(&self, name: &str, why: &str) {
@@ -576,6 +606,13 @@ impl Supervisor {
         let internal = self.internal.clone();
         let sink = self.sink.clone();
         let topology = self.topology.clone();
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(n, o)| n.as_str() != name && o.node.kind == NodeKind::Master)
+            .filter_map(|(_, o)| o.address.clone())
+            .collect();
+        let peer_masters = (!peers.is_empty()).then(|| peers.join(","));
         let Some(m) = self.nodes.get_mut(name) else {
             return Ok(());
         };
@@ -597,6 +634,13 @@ impl Supervisor {
             _ => None,
         };
         let connect_to = m.connect_to.clone();
+        // A master is told where the other masters are: a backup follows the primary, and a
+        // master that comes back finds out whether someone else took over meanwhile.
+        let connect_to = if node.kind == NodeKind::Master {
+            peer_masters.clone()
+        } else {
+            connect_to
+        };
         let node_name: Arc<str> = Arc::from(name);
 
         if node.launch == Launch::Inproc && node.command.is_none() {
@@ -856,7 +900,33 @@ impl Supervisor {
                     self.note(format!("restart failed: {e}"));
                 }
             }
-            Internal::Cluster(event) => self.cluster_event(event),
+            Internal::Cluster { from, event } => {
+                if let EventKind::Takeover {
+                    coordinator, term, ..
+                } = &event.kind
+                    && *term > self.term
+                {
+                    // The master that took over is the primary now, whatever it was before.
+                    if let Some(addr) = self
+                        .nodes
+                        .get(coordinator)
+                        .and_then(|m| m.address.as_ref())
+                        .and_then(|a| a.parse().ok())
+                    {
+                        self.primary_addr = Some(addr);
+                    }
+                    self.primary = coordinator.clone();
+                    self.term = *term;
+                    self.client = None;
+                    let names: Vec<String> = self.nodes.keys().cloned().collect();
+                    for name in names {
+                        self.publish(&name);
+                    }
+                    self.cluster_event(event);
+                } else if from == self.primary {
+                    self.cluster_event(event);
+                }
+            }
         }
     }
 
@@ -922,7 +992,22 @@ impl Supervisor {
                 | Action::Loss { .. }
                 | Action::Skew { .. }
         );
-        let fault = measured.then(|| self.tracker.fault(now, action.name(), &target, watch));
+        let on_primary = matches!(&action, Action::Kill(n) | Action::Pause(n) | Action::Restart(n) if *n == self.primary)
+            || matches!(&action, Action::Partition { a, b: None, .. } if *a == self.primary);
+        let fault = measured.then(|| {
+            if on_primary
+                && self
+                    .nodes
+                    .values()
+                    .filter(|m| m.node.kind == NodeKind::Master)
+                    .count()
+                    > 1
+            {
+                self.tracker.fault_on_primary(now, action.name(), &target)
+            } else {
+                self.tracker.fault(now, action.name(), &target, watch)
+            }
+        });
         if !matches!(action, Action::Say(_) | Action::Submit { .. }) {
             self.timeline(
                 "operator",
@@ -1208,9 +1293,11 @@ impl Supervisor {
                 (_, false) => NodeState::Starting,
             }
         };
-        let role = match m.node.role {
-            Some(role) => role.as_str().to_string(),
-            None => m.node.kind.as_str().to_string(),
+        // Roles change with a takeover: the primary is whichever master the supervisor follows.
+        let role = match m.node.kind {
+            NodeKind::Master if name == self.primary => "primary".to_string(),
+            NodeKind::Master => "backup".to_string(),
+            kind => kind.as_str().to_string(),
         };
         let pid = match &m.running {
             Some(Running::Process { pid, .. }) => Some(*pid),
@@ -1343,8 +1430,11 @@ impl Supervisor {
     }
 }
 
-/// Subscribes to the coordinator's events, reconnecting if it goes away.
-async fn follow_coordinator(
+/// Subscribes to one master's events, reconnecting whenever it is gone. Every master is
+/// followed at once: events count from the primary, and a takeover from any master (which makes
+/// it the primary) is seen the moment it happens.
+async fn follow_master(
+    name: String,
     addr: SocketAddr,
     secret: Option<String>,
     internal: mpsc::UnboundedSender<Internal>,
@@ -1366,7 +1456,12 @@ async fn follow_coordinator(
                 match message {
                     Ok(envelope) => {
                         if let Message::Event { event } = envelope.message
-                            && internal.send(Internal::Cluster(event)).is_err()
+                            && internal
+                                .send(Internal::Cluster {
+                                    from: name.clone(),
+                                    event,
+                                })
+                                .is_err()
                         {
                             return;
                         }

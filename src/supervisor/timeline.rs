@@ -188,6 +188,9 @@ enum Phase {
     Recovering(BTreeSet<JobId>),
     /// Done.
     Recovered,
+    /// Waiting for a backup to take over from this primary: that is both noticing the fault
+    /// and recovering from it (a new primary serves).
+    WaitingTakeover,
 }
 
 /// Measures detection and recovery of every fault.
@@ -230,6 +233,13 @@ impl FaultTracker {
         self.faults.len()
     }
 
+    /// Records a fault on the primary: it is detected and recovered when a backup takes over.
+    pub fn fault_on_primary(&mut self, at_ms: u64, action: &str, target: &str) -> usize {
+        let n = self.fault(at_ms, action, target, None);
+        self.faults[n - 1].phase = Phase::WaitingTakeover;
+        n
+    }
+
     /// Every fault so far.
     pub fn faults(&self) -> &[FaultRecord] {
         &self.faults
@@ -255,6 +265,19 @@ impl FaultTracker {
                         after_ms: at_ms.saturating_sub(fault.at_ms),
                     });
                     fault.phase = Phase::Requeuing(worker.clone(), BTreeSet::new());
+                }
+                (Phase::WaitingTakeover, EventKind::Takeover { coordinator, .. }) => {
+                    fault.detected_ms = Some(at_ms);
+                    fault.detected_by = Some(coordinator.clone());
+                    let after_ms = at_ms.saturating_sub(fault.at_ms);
+                    out.push(TimelineKind::Detected {
+                        fault: number,
+                        action: fault.action.clone(),
+                        target: fault.target.clone(),
+                        by: coordinator.clone(),
+                        after_ms,
+                    });
+                    out.extend(fault.recovered(number, at_ms));
                 }
                 (Phase::Requeuing(watched, jobs), EventKind::JobRequeued { job, worker, .. })
                     if worker == watched =>

@@ -38,7 +38,7 @@ use crate::protocol::message::{
 };
 use crate::role::event::{ClusterEvent, EventKind};
 use crate::role::job::JobKind;
-use crate::topology::{Algorithm, Heartbeat, Retry, Topology, User, UserRole};
+use crate::topology::{Algorithm, Heartbeat, MasterRole, Retry, Topology, User, UserRole};
 use balancer::{Balancer, Candidate};
 pub use state::{ClusterState, Job, JobQueue, WorkerRecord};
 
@@ -80,6 +80,14 @@ pub struct CoordinatorConfig {
     pub max_connections: usize,
     /// A connection that has said nothing valid for this long is closed.
     pub idle_timeout: Duration,
+    /// Primary (serves) or backup (follows the primary, takes over when it dies).
+    pub role: MasterRole,
+    /// Whether a backup may take over (`policy load_balancing { failover }`).
+    pub failover: bool,
+    /// The primary's name, for a backup to tell workers where to go.
+    pub primary: Option<String>,
+    /// A backup: the address of the primary to follow.
+    pub follow: Option<String>,
 }
 
 impl CoordinatorConfig {
@@ -102,6 +110,13 @@ impl CoordinatorConfig {
             seed,
             max_connections: 4096,
             idle_timeout: Duration::from_secs(60),
+            role: topology
+                .node(name)
+                .and_then(|n| n.role)
+                .unwrap_or(MasterRole::Primary),
+            failover: p.load_balancing.failover,
+            primary: topology.primary().map(|n| n.name.clone()),
+            follow: None,
         }
     }
 
@@ -120,6 +135,10 @@ impl CoordinatorConfig {
             seed: 1,
             max_connections: 64,
             idle_timeout: Duration::from_secs(60),
+            role: MasterRole::Primary,
+            failover: true,
+            primary: None,
+            follow: None,
         }
     }
 }
@@ -133,6 +152,10 @@ pub enum Input {
     Received(ConnId, Dialect, Envelope),
     /// A connection closed.
     Disconnected(ConnId),
+    /// A backup's link to its primary delivered a message.
+    FromPrimary(Envelope),
+    /// A backup's link to its primary closed (the primary died, or cannot be reached).
+    PrimaryLost,
     /// A line arrived that is not a message (bad JSON, an unknown type, not text, too long).
     /// The peer gets an error reply; with `fatal`, its connection is closed too.
     Invalid {
@@ -169,6 +192,8 @@ enum Peer {
     Client,
     /// Receives every event.
     Subscriber,
+    /// A backup, receiving the durable events.
+    Follower,
 }
 
 #[derive(Debug)]
@@ -209,6 +234,16 @@ pub struct Coordinator {
     subscribers: BTreeSet<ConnId>,
     rng: SmallRng,
     out: Vec<Output>,
+    /// Serving as primary (a backup is not, until it takes over).
+    serving: bool,
+    /// Every durable event so far, for backups that follow (replica sequence numbers index it).
+    history: Vec<ClusterEvent>,
+    /// Backups following this primary.
+    followers: BTreeSet<ConnId>,
+    /// A backup: when the primary was last heard from.
+    last_primary_heard: Millis,
+    /// A primary: when followers were last pinged.
+    last_follower_ping: Millis,
 }
 
 impl Coordinator {
@@ -217,6 +252,7 @@ impl Coordinator {
         Coordinator {
             balancer: Balancer::new(config.algorithm, config.seed),
             rng: SmallRng::seed_from_u64(config.seed.wrapping_add(1)),
+            serving: config.role == MasterRole::Primary,
             config,
             state: ClusterState::new(),
             clock: LamportClock::default(),
@@ -228,6 +264,10 @@ impl Coordinator {
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
             out: Vec::new(),
+            history: Vec::new(),
+            followers: BTreeSet::new(),
+            last_primary_heard: 0,
+            last_follower_ping: 0,
         }
     }
 
@@ -258,6 +298,9 @@ impl Coordinator {
         for event in events {
             self.state.apply(event);
             self.clock.advance_to(event.clock);
+            if event.kind.is_durable() {
+                self.history.push(event.clone());
+            }
         }
         for (name, worker) in &self.state.workers {
             if worker.health != Health::Dead {
@@ -300,9 +343,17 @@ impl Coordinator {
                 }
             }
             Input::Tick => self.tick(),
+            Input::FromPrimary(envelope) => self.from_primary(envelope),
+            Input::PrimaryLost => {
+                if !self.serving {
+                    self.take_over("the primary's connection closed".to_string());
+                }
+            }
         }
         self.state.queue.promote_due(self.now);
-        self.dispatch();
+        if self.serving {
+            self.dispatch();
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -369,6 +420,7 @@ impl Coordinator {
             return;
         };
         self.subscribers.remove(&conn);
+        self.followers.remove(&conn);
         self.notify.retain(|_, c| *c != conn);
         if let Peer::Worker(name) = c.peer
             && self.worker_conns.get(&name) == Some(&conn)
@@ -433,6 +485,35 @@ impl Coordinator {
         // Any message from a worker is a sign of life.
         if let Some(Peer::Worker(name)) = self.conns.get(&conn).map(|c| c.peer.clone()) {
             self.heard_from(&name, env.clock);
+        }
+
+        // A backup serves nobody: workers and clients are sent to the primary.
+        if !self.serving
+            && matches!(
+                env.message,
+                Message::Register { .. }
+                    | Message::Submit { .. }
+                    | Message::Heartbeat { .. }
+                    | Message::Follow { .. }
+                    | Message::JobDone { .. }
+                    | Message::JobFailed { .. }
+                    | Message::Started { .. }
+                    | Message::Progress { .. }
+            )
+        {
+            self.send(
+                conn,
+                Message::NotPrimary {
+                    primary: self.config.primary.clone(),
+                },
+            );
+            if matches!(
+                env.message,
+                Message::Register { .. } | Message::Follow { .. }
+            ) {
+                self.close(conn);
+            }
+            return;
         }
 
         let from = env.from.clone();
@@ -522,6 +603,23 @@ impl Coordinator {
                 self.mark_client(conn);
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
+            }
+            Message::Follow { after } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.peer = Peer::Follower;
+                }
+                self.followers.insert(conn);
+                info!(conn, from = %from, after, "a backup follows");
+                let start = (after as usize).min(self.history.len());
+                for (i, event) in self.history[start..].to_vec().into_iter().enumerate() {
+                    self.send(
+                        conn,
+                        Message::Replica {
+                            seq: (start + i) as u64,
+                            event,
+                        },
+                    );
+                }
             }
             Message::Subscribe => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -965,7 +1063,23 @@ impl Coordinator {
     // ----- time -----
 
     fn tick(&mut self) {
-        // Failure detection, in name order.
+        if !self.serving {
+            let silent = self.now.saturating_sub(self.last_primary_heard);
+            if silent > self.config.heartbeat.timeout.as_millis() as u64 {
+                self.take_over(format!("the primary was silent for {silent}ms"));
+            }
+            return;
+        }
+        // Backups learn the primary is alive from these, even when nothing happens.
+        let interval = (self.config.heartbeat.interval.as_millis() as u64 / 2).max(1);
+        if !self.followers.is_empty()
+            && self.now.saturating_sub(self.last_follower_ping) >= interval
+        {
+            self.last_follower_ping = self.now;
+            for conn in self.followers.clone() {
+                self.send(conn, Message::Ping);
+            }
+        } // Failure detection, in name order.
         let checks: Vec<(String, Health, bool)> = self
             .state
             .workers
@@ -1053,7 +1167,93 @@ impl Coordinator {
             kind,
         };
         self.state.apply(&event);
+        self.record(event);
+    }
+
+    /// Keeps a durable event for backups, sends it to those following, and publishes it.
+    fn record(&mut self, event: ClusterEvent) {
+        if event.kind.is_durable() {
+            let seq = self.history.len() as u64;
+            self.history.push(event.clone());
+            for conn in self.followers.clone() {
+                self.send(
+                    conn,
+                    Message::Replica {
+                        seq,
+                        event: event.clone(),
+                    },
+                );
+            }
+        }
         self.out.push(Output::Event(event));
+    }
+
+    /// Durable events so far (what a backup following from scratch would receive).
+    pub fn history_len(&self) -> u64 {
+        self.history.len() as u64
+    }
+
+    /// The term now: the configured one, or the highest a takeover reached.
+    pub fn term(&self) -> u64 {
+        self.config.term.max(self.state.term)
+    }
+
+    /// Whether this coordinator serves (a backup does not, until it takes over).
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    /// A backup applies what its primary sends: the primary's events, in order.
+    fn from_primary(&mut self, envelope: Envelope) {
+        if self.serving {
+            // An old primary that still talks after a takeover: its orders are of the past.
+            return;
+        }
+        self.last_primary_heard = self.now;
+        self.clock.observe(envelope.clock);
+        if let Message::Replica { seq, event } = envelope.message {
+            let have = self.history.len() as u64;
+            if seq < have {
+                return;
+            }
+            if seq > have {
+                warn!(seq, have, "replication gap: events are missing");
+                return;
+            }
+            self.state.apply(&event);
+            self.clock.advance_to(event.clock);
+            self.history.push(event.clone());
+            self.out.push(Output::Event(event));
+        }
+    }
+
+    /// A backup becomes the primary, in a new term. Workers that were alive get one timeout
+    /// to come over, with the jobs they run, before those jobs are requeued.
+    fn take_over(&mut self, reason: String) {
+        if !self.config.failover {
+            warn!(%reason, "the primary is gone, but failover is off: not taking over");
+            return;
+        }
+        self.serving = true;
+        let term = self.term() + 1;
+        info!(term, %reason, "taking over as primary");
+        self.emit(EventKind::Takeover {
+            coordinator: self.config.name.clone(),
+            term,
+            reason,
+        });
+        for (name, worker) in &self.state.workers {
+            if worker.health != Health::Dead {
+                self.liveness.insert(
+                    name.clone(),
+                    Liveness {
+                        last_heard: self.now,
+                        last_clock: 0,
+                    },
+                );
+            }
+        }
+        self.state.queue.promote_due(Millis::MAX);
     }
 
     fn send(&mut self, conn: ConnId, message: Message) {
@@ -1066,7 +1266,7 @@ impl Coordinator {
         let envelope = Envelope {
             from: self.config.name.clone(),
             clock: self.clock.tick(),
-            term: Some(self.config.term),
+            term: Some(self.term()),
             message,
         };
         self.out.push(Output::Send(conn, envelope));
@@ -1138,7 +1338,8 @@ impl Coordinator {
         let jobs: JobCounts = self.state.counts;
         StatusReport {
             coordinator: self.config.name.clone(),
-            term: self.config.term,
+            role: if self.serving { "primary" } else { "backup" }.to_string(),
+            term: self.term(),
             workers,
             jobs,
             duplicates: self.state.duplicates,

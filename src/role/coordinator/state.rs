@@ -173,6 +173,8 @@ pub struct ClusterState {
     pub duplicates: u64,
     /// The Lamport clock of the last event applied.
     pub last_clock: u64,
+    /// The highest term a takeover has reached (0: none yet).
+    pub term: u64,
 }
 
 impl ClusterState {
@@ -358,6 +360,7 @@ impl ClusterState {
                     w.running.insert(*job);
                 }
             }
+            EventKind::Takeover { term, .. } => self.term = self.term.max(*term),
             EventKind::DuplicateResult { job, .. } => {
                 if let Some(j) = self.jobs.get_mut(job) {
                     j.duplicates += 1;
