@@ -343,7 +343,7 @@ impl Coordinator {
                 }
             }
             Input::Tick => self.tick(),
-            Input::FromPrimary(envelope) => self.from_primary(envelope),
+            Input::FromPrimary(envelope) => self.on_primary_message(envelope),
             Input::PrimaryLost => {
                 if !self.serving {
                     self.take_over("the primary's connection closed".to_string());
@@ -611,7 +611,9 @@ impl Coordinator {
                 self.followers.insert(conn);
                 info!(conn, from = %from, after, "a backup follows");
                 let start = (after as usize).min(self.history.len());
-                for (i, event) in self.history[start..].to_vec().into_iter().enumerate() {
+                // Copied out: sending needs `self` while the history is read.
+                let backlog: Vec<ClusterEvent> = self.history[start..].to_vec();
+                for (i, event) in backlog.into_iter().enumerate() {
                     self.send(
                         conn,
                         Message::Replica {
@@ -1204,7 +1206,7 @@ impl Coordinator {
     }
 
     /// A backup applies what its primary sends: the primary's events, in order.
-    fn from_primary(&mut self, envelope: Envelope) {
+    fn on_primary_message(&mut self, envelope: Envelope) {
         if self.serving {
             // An old primary that still talks after a takeover: its orders are of the past.
             return;
