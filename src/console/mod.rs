@@ -328,17 +328,33 @@ fn spawn_sources(
             }
         }
     });
-    // The coordinator's view of its workers (heartbeat ages, load, clocks).
+    // The primary's view of its workers (heartbeat ages, load, clocks). After a takeover the
+    // primary is another master: the poll finds whichever one says it is the primary.
     let workers = tx.clone();
+    let mut masters = vec![coordinator];
+    if let Some(h) = handle {
+        masters.extend(h.nodes.iter().filter_map(|n| n.address.clone()));
+        masters.dedup();
+    }
     tokio::spawn(async move {
         let mut client: Option<Client> = None;
         let mut interval = tokio::time::interval(Duration::from_millis(500));
         loop {
             interval.tick().await;
             if client.is_none() {
-                client = Client::connect(&coordinator, "console", secret.as_deref())
-                    .await
-                    .ok();
+                for addr in &masters {
+                    let Ok(mut c) = Client::connect(addr, "console", secret.as_deref()).await
+                    else {
+                        continue;
+                    };
+                    if let Ok(Message::StatusReport { report }) =
+                        c.request(Message::Status { job: None }).await
+                        && report.role != "backup"
+                    {
+                        client = Some(c);
+                        break;
+                    }
+                }
             }
             let Some(c) = client.as_mut() else { continue };
             match c.request(Message::Workers).await {

@@ -494,6 +494,16 @@ fn job_event(app: &mut App, at: u64, kind: &EventKind) {
                     .push((at, format!("kept by {worker}, which came back")));
             }
         }
+        EventKind::Takeover {
+            coordinator, term, ..
+        } => {
+            app.primary = coordinator.clone();
+            app.term = *term;
+            app.flash = Some((
+                format!("{coordinator} took over as primary in term {term}"),
+                at,
+            ));
+        }
         EventKind::DuplicateResult { job, worker } => {
             if let Some(j) = jobs.all.get_mut(job) {
                 j.history

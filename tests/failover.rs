@@ -1,0 +1,106 @@
+//! Failover in a headless run: the primary is SIGKILLed mid-run and the backup takes over in a
+//! new term; every job submitted before and after completes, none is lost, and the takeover time
+//! is measured. An old primary that comes back learns of the higher term and follows as the backup.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const TOPOLOGY: &str = "
+set SYSTEM_NAME FailoverTest
+node coordinator { type master; role primary }
+node backup { type master; role backup }
+node worker { type worker; count 2; resources { cpu 2 } }
+policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
+scenario failover {
+    at 0.3s submit \"sleep 800ms\" count 8
+    at 1s   kill coordinator
+    at 2s   submit \"sleep 300ms\" count 4
+}
+scenario comeback {
+    at 0.3s submit \"sleep 500ms\" count 4
+    at 1s   kill coordinator
+    at 2s   restart coordinator
+    at 3.5s submit \"echo after the comeback\" count 2
+}
+";
+
+fn run(dir: &std::path::Path, scenario: &str) -> (String, Value) {
+    let topology = topology(dir, TOPOLOGY);
+    let summary = dir.join("summary.json");
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+            scenario,
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        stdout,
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap(),
+    )
+}
+
+#[test]
+fn the_backup_takes_over_from_a_killed_primary_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = run(dir.path(), "failover");
+    assert!(
+        stdout.contains("backup takes over as primary in term 2"),
+        "{stdout}"
+    );
+    assert_eq!(report["primary"], "backup", "{report}");
+    assert!(report["term"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["jobs"]["submitted"], 12, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["completed"], 12, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["lost"], 0);
+    let kill = &report["faults"][0];
+    assert_eq!(
+        (kill["action"].as_str(), kill["target"].as_str()),
+        (Some("kill"), Some("coordinator"))
+    );
+    assert_eq!(kill["detected_by"], "backup");
+    // The kill fault recovers when the new primary first serves: its takeover.
+    let recovered = kill["recovered_ms"]
+        .as_u64()
+        .expect("the takeover time is recorded");
+    assert!(recovered >= kill["at_ms"].as_u64().unwrap());
+}
+
+#[test]
+fn an_old_primary_that_comes_back_steps_down_and_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = run(dir.path(), "comeback");
+    assert!(
+        stdout.contains("backup takes over as primary in term 2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("coordinator started (pid"),
+        "it was restarted:\n{stdout}"
+    );
+    let log = std::fs::read_to_string(dir.path().join("state/logs/coordinator.log")).unwrap();
+    assert!(
+        log.contains("another master is primary: following it as the backup"),
+        "{log}"
+    );
+    assert!(log.contains("following the primary"), "{log}");
+    assert_eq!(report["primary"], "backup");
+    assert_eq!(report["jobs"]["completed"], 6, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["lost"], 0);
+}
