@@ -6,12 +6,13 @@
 //! ```text
 //! config KEY=VALUE …     before anything else: interval, suspect, timeout, classic_timeout (ms),
 //!                        algorithm, max_attempts, backoff (ms), secret, user=NAME:PASSWORD,
-//!                        allow_classic, max_connections, idle_timeout (ms)
+//!                        allow_classic, max_connections, idle_timeout (ms), role=backup, sync
 //! connect N              connection N opens
 //! close N                connection N closes
 //! recv N {json}          a native message arrives on N
 //! classic N LINE         a classic line arrives on N
 //! auth N NAME            N answers its last challenge with a correct proof for NAME
+//! primary {json}         a backup's primary sends this          primary_lost   that link closed
 //! tick MS                MS milliseconds pass, then a tick
 //! state                  prints jobs by state and each worker
 //! ```
@@ -43,6 +44,14 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
             "allow_classic" => config.allow_classic = value == "true",
             "max_connections" => config.max_connections = value.parse().unwrap(),
             "idle_timeout" => config.idle_timeout = ms(),
+            "role" => {
+                config.role = if value == "backup" {
+                    tcluster::topology::MasterRole::Backup
+                } else {
+                    tcluster::topology::MasterRole::Primary
+                }
+            }
+            "sync" => config.sync = value == "true",
             "user" => {
                 let (name, password) = value.split_once(':').unwrap();
                 config.users.push(User {
@@ -116,6 +125,10 @@ fn run(script: &str) -> String {
                     },
                 )
             }
+            "primary" => Input::FromPrimary(
+                decode(Dialect::Native, rest, "").expect("a message from the primary"),
+            ),
+            "primary_lost" => Input::PrimaryLost,
             "tick" => {
                 now += rest.parse::<u64>().expect("milliseconds");
                 Input::Tick
@@ -158,6 +171,12 @@ fn run(script: &str) -> String {
                     writeln!(transcript, "  → {conn} c{} {body}", env.clock).unwrap();
                 }
                 Output::Close(conn) => writeln!(transcript, "  ✕ close {conn}").unwrap(),
+                Output::ToPrimary(message) => writeln!(
+                    transcript,
+                    "  ↑ primary {}",
+                    serde_json::to_string(&message).unwrap()
+                )
+                .unwrap(),
                 Output::Event(event) => {
                     writeln!(
                         transcript,

@@ -144,6 +144,7 @@ async fn run(
         None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
+    let (to_primary, to_primary_rx) = mpsc::unbounded_channel::<Message>();
     if let (false, Some(primary)) = (
         coordinator.is_serving(),
         coordinator.config().follow.clone(),
@@ -154,6 +155,7 @@ async fn run(
             coordinator.config().secret.clone(),
             coordinator.history_len(),
             inputs_tx.clone(),
+            to_primary_rx,
             shutdown.clone(),
         );
         tokio::spawn(link.in_current_span());
@@ -237,6 +239,9 @@ async fn run(
                         cancel.cancel();
                     }
                 }
+                Output::ToPrimary(message) => {
+                    let _ = to_primary.send(message);
+                }
                 Output::Close(conn) => {
                     if let Some((_, cancel, _)) = writers.remove(&conn) {
                         cancel.cancel();
@@ -309,6 +314,7 @@ async fn follow_primary(
     secret: Option<String>,
     after: u64,
     inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+    mut to_primary: mpsc::UnboundedReceiver<Message>,
     shutdown: CancellationToken,
 ) {
     use crate::client::Client;
@@ -330,6 +336,13 @@ async fn follow_primary(
         loop {
             let next = tokio::select! {
                 _ = shutdown.cancelled() => return,
+                Some(message) = to_primary.recv() => {
+                    // Acknowledgements of replicas, for a primary that waits for them.
+                    if client.send(message).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 next = client.receive() => next,
             };
             match next {

@@ -237,6 +237,11 @@ pub enum Message {
         /// The event.
         event: ClusterEvent,
     },
+    /// Backup to primary: every replica up to `seq` is applied (and journaled).
+    ReplicaAck {
+        /// The highest replica applied.
+        seq: u64,
+    },
     /// A coordinator that is not serving (a backup) tells a worker or client where to go.
     NotPrimary {
         /// The primary, if known.

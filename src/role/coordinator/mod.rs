@@ -23,7 +23,7 @@
 pub mod balancer;
 pub mod state;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -88,6 +88,8 @@ pub struct CoordinatorConfig {
     pub primary: Option<String>,
     /// A backup: the address of the primary to follow.
     pub follow: Option<String>,
+    /// Synchronous replication: replies wait until the backup has every event so far.
+    pub sync: bool,
 }
 
 impl CoordinatorConfig {
@@ -117,6 +119,7 @@ impl CoordinatorConfig {
             failover: p.load_balancing.failover,
             primary: topology.primary().map(|n| n.name.clone()),
             follow: None,
+            sync: p.replication.mode == crate::topology::ReplicationMode::Sync,
         }
     }
 
@@ -139,6 +142,7 @@ impl CoordinatorConfig {
             failover: true,
             primary: None,
             follow: None,
+            sync: true,
         }
     }
 }
@@ -179,6 +183,8 @@ pub enum Output {
     Close(ConnId),
     /// An event happened: publish it to [`Coordinator::subscribers`] and watchers.
     Event(ClusterEvent),
+    /// A backup: send this to the primary it follows.
+    ToPrimary(Message),
 }
 
 /// What a connection turned out to be.
@@ -244,6 +250,12 @@ pub struct Coordinator {
     last_primary_heard: Millis,
     /// A primary: when followers were last pinged.
     last_follower_ping: Millis,
+    /// A primary: how many events each follower has acknowledged.
+    acked: BTreeMap<ConnId, u64>,
+    /// A primary with a sync backup: replies waiting until the backup has this many events.
+    held: VecDeque<(u64, Output)>,
+    /// When the oldest held reply started waiting.
+    held_since: Millis,
 }
 
 impl Coordinator {
@@ -268,6 +280,9 @@ impl Coordinator {
             followers: BTreeSet::new(),
             last_primary_heard: 0,
             last_follower_ping: 0,
+            acked: BTreeMap::new(),
+            held: VecDeque::new(),
+            held_since: 0,
         }
     }
 
@@ -354,6 +369,7 @@ impl Coordinator {
         if self.serving {
             self.dispatch();
         }
+        self.hold_for_backup();
         std::mem::take(&mut self.out)
     }
 
@@ -420,7 +436,13 @@ impl Coordinator {
             return;
         };
         self.subscribers.remove(&conn);
-        self.followers.remove(&conn);
+        if self.followers.remove(&conn) {
+            self.acked.remove(&conn);
+            if self.followers.is_empty() && !self.held.is_empty() {
+                warn!("the backup is gone: replies no longer wait for it");
+            }
+            self.release_held();
+        }
         self.notify.retain(|_, c| *c != conn);
         if let Peer::Worker(name) = c.peer
             && self.worker_conns.get(&name) == Some(&conn)
@@ -604,11 +626,19 @@ impl Coordinator {
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
             }
+            Message::ReplicaAck { seq } => {
+                if self.followers.contains(&conn) {
+                    let count = self.acked.entry(conn).or_default();
+                    *count = (*count).max(seq + 1);
+                    self.release_held();
+                }
+            }
             Message::Follow { after } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.peer = Peer::Follower;
                 }
                 self.followers.insert(conn);
+                self.acked.insert(conn, after);
                 info!(conn, from = %from, after, "a backup follows");
                 let start = (after as usize).min(self.history.len());
                 // Copied out: sending needs `self` while the history is read.
@@ -1072,6 +1102,17 @@ impl Coordinator {
             }
             return;
         }
+        // A backup that does not acknowledge within the heartbeat timeout is dropped, so a dead
+        // or paused backup cannot stall the cluster (the replies then go out unreplicated).
+        if !self.held.is_empty()
+            && self.now.saturating_sub(self.held_since)
+                > self.config.heartbeat.timeout.as_millis() as u64
+        {
+            warn!("the backup has not acknowledged for too long: dropping it");
+            for conn in self.followers.clone() {
+                self.close(conn);
+            }
+        }
         // Backups learn the primary is alive from these, even when nothing happens.
         let interval = (self.config.heartbeat.interval.as_millis() as u64 / 2).max(1);
         if !self.followers.is_empty()
@@ -1226,7 +1267,58 @@ impl Coordinator {
             self.clock.advance_to(event.clock);
             self.history.push(event.clone());
             self.out.push(Output::Event(event));
+            self.out
+                .push(Output::ToPrimary(Message::ReplicaAck { seq }));
         }
+    }
+
+    /// With a sync backup, replies leave only once the backup has every event made so far:
+    /// a client told `accepted`, or a worker told `assign`, can rely on the backup knowing it.
+    fn hold_for_backup(&mut self) {
+        if !self.config.sync || self.followers.is_empty() {
+            return;
+        }
+        let needed = self.history.len() as u64;
+        if needed <= self.min_acked() && self.held.is_empty() {
+            return;
+        }
+        if self.held.is_empty() {
+            self.held_since = self.now;
+        }
+        let followers = self.followers.clone();
+        let mut keep = Vec::new();
+        for output in std::mem::take(&mut self.out) {
+            match &output {
+                Output::Event(_) | Output::ToPrimary(_) => keep.push(output),
+                Output::Send(conn, _) if followers.contains(conn) => keep.push(output),
+                _ => self.held.push_back((needed, output)),
+            }
+        }
+        self.out = keep;
+    }
+
+    /// The fewest events any follower has acknowledged (everything, with no follower).
+    fn min_acked(&self) -> u64 {
+        self.followers
+            .iter()
+            .map(|c| self.acked.get(c).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Lets out the held replies whose events the backup now has (all of them, with no backup).
+    fn release_held(&mut self) {
+        let acked = self.min_acked();
+        while self
+            .held
+            .front()
+            .is_some_and(|(needed, _)| *needed <= acked)
+        {
+            if let Some((_, output)) = self.held.pop_front() {
+                self.out.push(output);
+            }
+        }
+        self.held_since = self.now;
     }
 
     /// A backup becomes the primary, in a new term. Workers that were alive get one timeout
