@@ -217,6 +217,8 @@ pub struct Jobs {
     pub stale: bool,
     /// Jobs completed in each of the last seconds, oldest first.
     pub throughput: VecDeque<u64>,
+    /// Results that arrived for jobs already completed (they ran twice).
+    pub duplicates: u64,
 }
 
 impl Jobs {

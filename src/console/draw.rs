@@ -313,6 +313,14 @@ fn jobs(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bo
         Span::styled(format!("▶{} ", c.running), palette.fg(Color::Yellow)),
         Span::styled(format!("✓{} ", c.completed), palette.fg(Color::Green)),
         Span::styled(format!("✕{} ", c.failed), palette.fg(Color::Red)),
+        Span::styled(
+            if app.jobs.duplicates > 0 {
+                format!("⧉{} ran twice ", app.jobs.duplicates)
+            } else {
+                String::new()
+            },
+            palette.fg(Color::Magenta),
+        ),
         Span::raw(format!(" {rate:.1}/s ")),
         Span::styled(spark, palette.fg(Color::Green)),
     ]);

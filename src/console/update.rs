@@ -505,6 +505,7 @@ fn job_event(app: &mut App, at: u64, kind: &EventKind) {
             ));
         }
         EventKind::DuplicateResult { job, worker } => {
+            jobs.duplicates += 1;
             if let Some(j) = jobs.all.get_mut(job) {
                 j.history
                     .push((at, format!("duplicate result from {worker}, ignored")));
