@@ -171,6 +171,7 @@ fn run(script: &str) -> String {
                     writeln!(transcript, "  → {conn} c{} {body}", env.clock).unwrap();
                 }
                 Output::Close(conn) => writeln!(transcript, "  ✕ close {conn}").unwrap(),
+                Output::Follow(primary) => writeln!(transcript, "  ⇢ follow {primary}").unwrap(),
                 Output::ToPrimary(message) => writeln!(
                     transcript,
                     "  ↑ primary {}",

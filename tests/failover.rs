@@ -18,6 +18,12 @@ scenario failover {
     at 1s   kill coordinator
     at 2s   submit \"sleep 300ms\" count 4
 }
+scenario paused {
+    at 0.3s submit \"sleep 600ms\" count 4
+    at 1s   pause coordinator
+    at 4s   resume coordinator
+    at 5s   submit \"echo after the pause\" count 2
+}
 scenario comeback {
     at 0.3s submit \"sleep 500ms\" count 4
     at 1s   kill coordinator
@@ -103,4 +109,35 @@ fn an_old_primary_that_comes_back_steps_down_and_follows() {
     assert_eq!(report["primary"], "backup");
     assert_eq!(report["jobs"]["completed"], 6, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["lost"], 0);
+}
+
+#[test]
+fn a_paused_primary_is_replaced_and_steps_down_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = run(dir.path(), "paused");
+    // Only silence gives a paused primary away: the backup waits out the heartbeat timeout.
+    assert!(
+        stdout.contains("backup takes over as primary in term 2 (the primary was silent for"),
+        "{stdout}"
+    );
+    let pause = &report["faults"][0];
+    assert_eq!(pause["detected_by"], "backup", "{report}");
+    // Silence counts from the primary's last ping, up to half an interval before the pause.
+    let after = pause["detected_ms"].as_u64().unwrap() - pause["at_ms"].as_u64().unwrap();
+    assert!((700..=800 + 2000).contains(&after), "{pause}");
+    // The workers left the silent primary for the backup, and every job completed.
+    assert!(
+        stdout.contains("backup        worker-1 rejoined") || stdout.contains("worker-1 rejoined"),
+        "{stdout}"
+    );
+    assert_eq!(report["jobs"]["completed"], 6, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["lost"], 0);
+    // Resumed, the old primary hears of the higher term, steps down and follows.
+    let log = wait_until("the old primary steps down", || {
+        let log = std::fs::read_to_string(dir.path().join("state/logs/coordinator.log"))
+            .unwrap_or_default();
+        log.contains("stepping down").then_some(log)
+    });
+    assert!(log.contains("following the primary"), "{log}");
+    assert_eq!(report["primary"], "backup");
 }

@@ -95,6 +95,10 @@ pub fn start_with_journal(
     shutdown: CancellationToken,
 ) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
+    let mut config = config;
+    config
+        .advertise
+        .get_or_insert_with(|| local_addr.to_string());
     let (events, _) = broadcast::channel(4096);
     let span = tracing::info_span!("node", node = %config.name);
     let task = tokio::spawn(
@@ -144,10 +148,12 @@ async fn run(
         None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
-    let (to_primary, to_primary_rx) = mpsc::unbounded_channel::<Message>();
-    if let (false, Some(primary)) = (
+    let (mut to_primary, to_primary_rx) = mpsc::unbounded_channel::<Message>();
+    let mut to_primary_rx = Some(to_primary_rx);
+    if let (false, Some(primary), Some(rx)) = (
         coordinator.is_serving(),
         coordinator.config().follow.clone(),
+        to_primary_rx.take(),
     ) {
         let link = follow_primary(
             primary,
@@ -155,7 +161,7 @@ async fn run(
             coordinator.config().secret.clone(),
             coordinator.history_len(),
             inputs_tx.clone(),
-            to_primary_rx,
+            rx,
             shutdown.clone(),
         );
         tokio::spawn(link.in_current_span());
@@ -241,6 +247,24 @@ async fn run(
                 }
                 Output::ToPrimary(message) => {
                     let _ = to_primary.send(message);
+                }
+                Output::Follow(primary) => {
+                    // An old primary steps down: it follows the new one from where it is.
+                    let rx = to_primary_rx.take().unwrap_or_else(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        to_primary = tx;
+                        rx
+                    });
+                    let link = follow_primary(
+                        primary,
+                        coordinator.config().name.clone(),
+                        coordinator.config().secret.clone(),
+                        coordinator.history_len(),
+                        inputs_tx.clone(),
+                        rx,
+                        shutdown.clone(),
+                    );
+                    tokio::spawn(link.in_current_span());
                 }
                 Output::Close(conn) => {
                     if let Some((_, cancel, _)) = writers.remove(&conn) {

@@ -202,6 +202,7 @@ pub async fn run(
                 secret: topology.globals.cluster_secret.clone(),
                 announce: options.announce,
                 control: options.control.clone(),
+                silence_ms: topology.policies.heartbeat.timeout.as_millis() as u64 * 2,
             };
             let span = tracing::info_span!("node", node = %name);
             worker::run(worker, shutdown).instrument(span).await;

@@ -43,6 +43,9 @@ pub struct WorkerOptions {
     pub announce: bool,
     /// Clock skew and pause.
     pub control: NodeControl,
+    /// A coordinator silent this long (no message, not even a ping) is left for the next
+    /// master: it may be paused or cut off, and a backup may have taken over.
+    pub silence_ms: u64,
 }
 
 fn current(options: &WorkerOptions, target: usize) -> &str {
@@ -117,6 +120,7 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
             worker.step(now(), WorkerInput::Disconnected);
             continue;
         }
+        let mut last_heard = Instant::now();
         let mut ticker = tokio::time::interval(Duration::from_millis(
             (options.config.heartbeat_ms / 4).clamp(5, 250),
         ));
@@ -126,39 +130,44 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
                 _ = shutdown.cancelled() => break 'reconnect,
             }
             let input = tokio::select! {
-                _ = shutdown.cancelled() => break 'reconnect,line = lines.next() => match line {
-                    Some(Ok(bytes)) => match frame_text(&bytes).map_err(|e| e.to_string()).and_then(|t| decode(Dialect::Native, t, "")) {
-                        Ok(envelope) if matches!(envelope.message, Message::NotPrimary { .. }) => {
-                            // A backup: the primary is elsewhere (maybe this one after a failover).
-                            info!(coordinator = %current(&options, target), "not the primary; trying the next master");
-                            target += 1;
-                            break;
-                        }
-                        Ok(envelope) => {if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {
-                                announced = true;
-                                println!("READY {} registered with {}", options.config.name, current(&options, target));
-                            }
-                            WorkerInput::Received(envelope)
-                        }
-                        Err(e) => {
-                            warn!("bad line from the coordinator: {e}");
-                            continue;
-                        }
-                    },
-                    Some(Err(e)) => {
-                        warn!("connection to the coordinator failed: {e:?}");
-                        break;
-                    }
-                    None => {
-                        info!("the coordinator closed the connection");
-                        // It may be gone for good: the next master may have taken over.
+            _ = shutdown.cancelled() => break 'reconnect,line = lines.next() => match line.inspect(|_| last_heard = Instant::now()) {Some(Ok(bytes)) => match frame_text(&bytes).map_err(|e| e.to_string()).and_then(|t| decode(Dialect::Native, t, "")) {
+                    Ok(envelope) if matches!(envelope.message, Message::NotPrimary { .. }) => {
+                        // A backup: the primary is elsewhere (maybe this one after a failover).
+                        info!(coordinator = %current(&options, target), "not the primary; trying the next master");
                         target += 1;
                         break;
                     }
+                    Ok(envelope) => {if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {
+                            announced = true;
+                            println!("READY {} registered with {}", options.config.name, current(&options, target));
+                        }
+                        WorkerInput::Received(envelope)
+                    }
+                    Err(e) => {
+                        warn!("bad line from the coordinator: {e}");
+                        continue;
+                    }
                 },
-                Some(input) = results.recv() => input,
-                _ = ticker.tick() => WorkerInput::Tick,
-            };
+                Some(Err(e)) => {
+                    warn!("connection to the coordinator failed: {e:?}");
+                    break;
+                }
+                None => {
+                    info!("the coordinator closed the connection");
+                    // It may be gone for good: the next master may have taken over.
+                    target += 1;
+                    break;
+                }
+            },
+            Some(input) = results.recv() => input,
+            _ = ticker.tick() => {
+                if last_heard.elapsed() > Duration::from_millis(options.silence_ms) {
+                    warn!(coordinator = %current(&options, target), "the coordinator is silent; trying the next master");
+                    target += 1;
+                    break;
+                }
+                WorkerInput::Tick
+            }};
             let out = worker.step(now(), input);
             if !act(out, &mut jobs, &results_tx, &options, Some(&mut write)).await {
                 break;

@@ -242,6 +242,14 @@ pub enum Message {
         /// The highest replica applied.
         seq: u64,
     },
+    /// A backup that took over tells its old primary (if it can still hear): step down and
+    /// follow me.
+    StepDown {
+        /// The new primary's address.
+        primary: String,
+        /// Its term (not `term`: that name belongs to the envelope).
+        new_term: u64,
+    },
     /// A coordinator that is not serving (a backup) tells a worker or client where to go.
     NotPrimary {
         /// The primary, if known.

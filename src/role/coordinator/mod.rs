@@ -90,6 +90,8 @@ pub struct CoordinatorConfig {
     pub follow: Option<String>,
     /// Synchronous replication: replies wait until the backup has every event so far.
     pub sync: bool,
+    /// Where this coordinator listens, as others should reach it (set by the driver).
+    pub advertise: Option<String>,
 }
 
 impl CoordinatorConfig {
@@ -120,6 +122,7 @@ impl CoordinatorConfig {
             primary: topology.primary().map(|n| n.name.clone()),
             follow: None,
             sync: p.replication.mode == crate::topology::ReplicationMode::Sync,
+            advertise: None,
         }
     }
 
@@ -143,6 +146,7 @@ impl CoordinatorConfig {
             primary: None,
             follow: None,
             sync: true,
+            advertise: None,
         }
     }
 }
@@ -185,6 +189,8 @@ pub enum Output {
     Event(ClusterEvent),
     /// A backup: send this to the primary it follows.
     ToPrimary(Message),
+    /// Stop serving and follow the primary at this address (an old primary stepping down).
+    Follow(String),
 }
 
 /// What a connection turned out to be.
@@ -625,6 +631,16 @@ impl Coordinator {
                 self.mark_client(conn);
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
+            }
+            Message::StepDown {
+                primary,
+                new_term: term,
+            } => {
+                // Only a backup we fed can depose us, and only with a higher term.
+                if self.serving && self.followers.contains(&conn) && term > self.term() {
+                    warn!(term, %primary, "a backup took over while this primary was away: stepping down");
+                    self.step_down(primary);
+                }
             }
             Message::ReplicaAck { seq } => {
                 if self.followers.contains(&conn) {
@@ -1115,11 +1131,17 @@ impl Coordinator {
         }
         // Backups learn the primary is alive from these, even when nothing happens.
         let interval = (self.config.heartbeat.interval.as_millis() as u64 / 2).max(1);
-        if !self.followers.is_empty()
-            && self.now.saturating_sub(self.last_follower_ping) >= interval
-        {
+        if self.now.saturating_sub(self.last_follower_ping) >= interval {
             self.last_follower_ping = self.now;
-            for conn in self.followers.clone() {
+            // Workers learn from these too: a worker whose primary falls silent moves on.
+            // In name order, so every run (and every transcript) is the same.
+            let workers: Vec<ConnId> = self
+                .state
+                .workers
+                .keys()
+                .filter_map(|name| self.worker_conns.get(name).copied())
+                .collect();
+            for conn in self.followers.clone().into_iter().chain(workers) {
                 self.send(conn, Message::Ping);
             }
         } // Failure detection, in name order.
@@ -1272,6 +1294,20 @@ impl Coordinator {
         }
     }
 
+    /// An old primary stops serving: its workers and clients are sent away (they find the new
+    /// primary), and it follows the new primary as a backup, catching up from where it was.
+    fn step_down(&mut self, primary: String) {
+        self.serving = false;
+        self.held.clear();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.send(conn, Message::NotPrimary { primary: None });
+            self.close(conn);
+        }
+        self.last_primary_heard = self.now;
+        self.out.push(Output::Follow(primary));
+    }
+
     /// With a sync backup, replies leave only once the backup has every event made so far:
     /// a client told `accepted`, or a worker told `assign`, can rely on the backup knowing it.
     fn hold_for_backup(&mut self) {
@@ -1336,6 +1372,13 @@ impl Coordinator {
             term,
             reason,
         });
+        // If the old primary is only paused, it will hear this when it resumes.
+        if let Some(address) = self.config.advertise.clone() {
+            self.out.push(Output::ToPrimary(Message::StepDown {
+                primary: address,
+                new_term: term,
+            }));
+        }
         for (name, worker) in &self.state.workers {
             if worker.health != Health::Dead {
                 self.liveness.insert(
