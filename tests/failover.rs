@@ -33,33 +33,7 @@ scenario comeback {
 ";
 
 fn run(dir: &std::path::Path, scenario: &str) -> (String, Value) {
-    let topology = topology(dir, TOPOLOGY);
-    let summary = dir.join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            scenario,
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--state-dir",
-        ])
-        .arg(dir.join("state"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        stdout,
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap(),
-    )
+    headless(dir, TOPOLOGY, scenario)
 }
 
 #[test]

@@ -316,35 +316,6 @@ fn a_timed_run_stops_every_node_at_its_end() {
     });
 }
 
-fn headless(dir: &std::path::Path, text: &str, scenario: &str) -> (String, Value) {
-    let topology = topology(dir, text);
-    let summary = dir.join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            scenario,
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--state-dir",
-        ])
-        .arg(dir.join("state"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    (stdout, report)
-}
-
 #[test]
 fn a_students_outside_program_is_launched_and_takes_jobs() {
     if !std::process::Command::new("python3")

@@ -150,21 +150,18 @@ async fn run(
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
     let (mut to_primary, to_primary_rx) = mpsc::unbounded_channel::<Message>();
     let mut to_primary_rx = Some(to_primary_rx);
-    if let (false, Some(primary), Some(rx)) = (
+    if let (false, Some(primary)) = (
         coordinator.is_serving(),
         coordinator.config().follow.clone(),
-        to_primary_rx.take(),
     ) {
-        let link = follow_primary(
+        start_following(
             primary,
-            coordinator.config().name.clone(),
-            coordinator.config().secret.clone(),
-            coordinator.history_len(),
-            inputs_tx.clone(),
-            rx,
-            shutdown.clone(),
+            &coordinator,
+            &inputs_tx,
+            &mut to_primary,
+            &mut to_primary_rx,
+            &shutdown,
         );
-        tokio::spawn(link.in_current_span());
     }
     let started = Instant::now();
     let mut pause = control.clone();
@@ -250,21 +247,14 @@ async fn run(
                 }
                 Output::Follow(primary) => {
                     // An old primary steps down: it follows the new one from where it is.
-                    let rx = to_primary_rx.take().unwrap_or_else(|| {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        to_primary = tx;
-                        rx
-                    });
-                    let link = follow_primary(
+                    start_following(
                         primary,
-                        coordinator.config().name.clone(),
-                        coordinator.config().secret.clone(),
-                        coordinator.history_len(),
-                        inputs_tx.clone(),
-                        rx,
-                        shutdown.clone(),
+                        &coordinator,
+                        &inputs_tx,
+                        &mut to_primary,
+                        &mut to_primary_rx,
+                        &shutdown,
                     );
-                    tokio::spawn(link.in_current_span());
                 }
                 Output::Close(conn) => {
                     if let Some((_, cancel, _)) = writers.remove(&conn) {
@@ -328,6 +318,35 @@ fn log_event(event: &ClusterEvent) {
         JobFailed { .. } => warn!(clock = event.clock, "{}", event.kind),
         _ => debug!(clock = event.clock, "{}", event.kind),
     }
+}
+
+/// Starts a link to `primary` for a backup (or a primary stepping down), from the events it
+/// already has; messages for the primary go through `to_primary`, made anew if its receiving end
+/// was already used by an earlier link.
+fn start_following(
+    primary: String,
+    coordinator: &Coordinator,
+    inputs: &mpsc::Sender<(ConnId, ConnEvent)>,
+    to_primary: &mut mpsc::UnboundedSender<Message>,
+    unused: &mut Option<mpsc::UnboundedReceiver<Message>>,
+    shutdown: &CancellationToken,
+) {
+    let rx = unused.take().unwrap_or_else(|| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *to_primary = tx;
+        rx
+    });
+    let config = coordinator.config();
+    let link = follow_primary(
+        primary,
+        config.name.clone(),
+        config.secret.clone(),
+        coordinator.history_len(),
+        inputs.clone(),
+        rx,
+        shutdown.clone(),
+    );
+    tokio::spawn(link.in_current_span());
 }
 
 /// A backup's link to its primary: asks for every event after `after`, hands over what comes;

@@ -233,3 +233,35 @@ impl Line {
         }
     }
 }
+
+/// Runs `tcluster run --headless` on a topology written into `dir`, with a scenario and a state
+/// directory under `dir`; returns what it printed and its summary. Fails the test if the run fails.
+pub fn headless(dir: &Path, text: &str, scenario: &str) -> (String, serde_json::Value) {
+    let topology = topology(dir, text);
+    let summary = dir.join("summary.json");
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+            scenario,
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--state-dir",
+        ])
+        .arg(dir.join("state"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("tcluster runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = serde_json::from_str(&std::fs::read_to_string(&summary).expect("a summary"))
+        .expect("the summary is JSON");
+    (stdout, report)
+}
