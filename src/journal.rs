@@ -126,6 +126,20 @@ impl Journal {
         Ok(durable.len())
     }
 
+    /// Forgets every event: a master that follows a newer primary starts over from its history.
+    pub fn reset(&mut self) -> Result<(), JournalError> {
+        let fail = |e: &dyn std::fmt::Display| JournalError::Storage {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let write = self.db.begin_write().map_err(|e| fail(&e))?;
+        write.delete_table(EVENTS).map_err(|e| fail(&e))?;
+        write.open_table(EVENTS).map_err(|e| fail(&e))?;
+        write.commit().map_err(|e| fail(&e))?;
+        self.next = 0;
+        Ok(())
+    }
+
     /// Events written so far (this run and before).
     pub fn len(&self) -> u64 {
         self.next
@@ -135,6 +149,16 @@ impl Journal {
     pub fn is_empty(&self) -> bool {
         self.next == 0
     }
+}
+
+/// The last takeover the events record: who became primary, in which term.
+pub fn last_takeover(events: &[ClusterEvent]) -> Option<(String, u64)> {
+    events.iter().rev().find_map(|e| match &e.kind {
+        crate::role::event::EventKind::Takeover {
+            coordinator, term, ..
+        } => Some((coordinator.clone(), *term)),
+        _ => None,
+    })
 }
 
 /// Where a node's journal lives under a state directory.

@@ -24,6 +24,7 @@ scenario paused {
     at 4s   resume coordinator
     at 5s   submit \"echo after the pause\" count 2
 }
+scenario again { at 0.2s say \"started again\" }
 scenario comeback {
     at 0.3s submit \"sleep 500ms\" count 4
     at 1s   kill coordinator
@@ -114,4 +115,28 @@ fn a_paused_primary_is_replaced_and_steps_down_when_it_resumes() {
     });
     assert!(log.contains("following the primary"), "{log}");
     assert_eq!(report["primary"], "backup");
+}
+
+#[test]
+fn a_cluster_started_again_after_a_failover_keeps_its_new_primary_and_every_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first) = run(dir.path(), "failover");
+    assert_eq!(first["primary"], "backup");
+    // Everything stopped; start the same topology on the same state directory.
+    let (stdout, report) = run(dir.path(), "again");
+    assert!(stdout.contains(">>> started again"), "{stdout}");
+    assert_eq!(
+        report["primary"], "backup",
+        "the journals say backup was primary last:\n{report}"
+    );
+    assert_eq!(report["term"], 2, "{report}");
+    assert_eq!(report["jobs"]["submitted"], 12, "{report}");
+    assert_eq!(report["jobs"]["completed"], 12, "{report}");
+    assert_eq!(report["jobs"]["lost"], 0);
+    let log = std::fs::read_to_string(dir.path().join("state/logs/coordinator.log")).unwrap();
+    assert!(
+        log.contains("starting over from the primary's history")
+            || log.contains("following it as the backup"),
+        "{log}"
+    );
 }

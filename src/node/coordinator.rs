@@ -246,7 +246,13 @@ async fn run(
                     let _ = to_primary.send(message);
                 }
                 Output::Follow(primary) => {
-                    // An old primary steps down: it follows the new one from where it is.
+                    // An old primary steps down: it forgets its journal and follows the new one
+                    // from its first event.
+                    if let Some(j) = journal.as_mut()
+                        && let Err(e) = j.reset()
+                    {
+                        tracing::error!("{e}");
+                    }
                     start_following(
                         primary,
                         &coordinator,

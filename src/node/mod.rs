@@ -130,16 +130,19 @@ pub async fn run(
             };
             // Which role to take: a master whose peer is already primary in a term at least as high
             // as any this master remembers follows it (an old primary coming back steps down).
-            let own_term = journal.as_ref().map_or(1, |(_, events)| {
-                events
-                    .iter()
-                    .filter_map(|e| match &e.kind {
-                        crate::role::event::EventKind::Takeover { term, .. } => Some(*term),
-                        _ => None,
-                    })
-                    .max()
-                    .unwrap_or(1)
-            });
+            let last_takeover = journal
+                .as_ref()
+                .and_then(|(_, events)| crate::journal::last_takeover(events));
+            let own_term = last_takeover.as_ref().map_or(1, |(_, term)| *term);
+            // The journal knows better than the topology who was primary last: a master that took
+            // over before starts as the primary again, and one that was deposed as a backup.
+            match &last_takeover {
+                Some((primary, _)) if primary == name => {
+                    config.role = crate::topology::MasterRole::Primary
+                }
+                Some(_) => config.role = crate::topology::MasterRole::Backup,
+                None => {}
+            }
             let peers: Vec<String> = match &options.coordinator {
                 Some(list) => list
                     .split(',')
@@ -166,6 +169,23 @@ pub async fn run(
             } else if config.role == crate::topology::MasterRole::Backup {
                 config.follow = peers.first().cloned();
             }
+            // A backup takes its state from the primary, from the first event: what its own
+            // journal holds may include events the primary never had.
+            let journal = match journal {
+                Some((mut journal, events))
+                    if config.role == crate::topology::MasterRole::Backup =>
+                {
+                    if !events.is_empty() {
+                        info!(
+                            events = events.len(),
+                            "starting over from the primary's history"
+                        );
+                        journal.reset()?;
+                    }
+                    Some((journal, Vec::new()))
+                }
+                other => other,
+            };
             let handle = coordinator::start_with_journal(
                 config,
                 listener,

@@ -40,7 +40,7 @@ use crate::client::Client;
 use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
 use crate::protocol::message::{Health, JobId, JobState, Message};
 use crate::role::event::{ClusterEvent, EventKind};
-use crate::topology::{Action, Launch, MasterRole, Node, NodeKind, Topology};
+use crate::topology::{Action, Launch, Node, NodeKind, Topology};
 use logs::{LogLine, LogSink, LogStore};
 use shaper::LinkShaper;
 use timeline::{FaultRecord, FaultTracker, TimelineEvent, TimelineKind};
@@ -324,11 +324,32 @@ pub async fn launch(
             source,
         }
     })?;
-    let primary = topology
+    let mut primary = topology
         .primary()
         .ok_or(LaunchError::NoMaster)?
         .name
         .clone();
+    // After a failover the primary is whoever took over last, as the journals say: it starts
+    // first, so the others find it and follow.
+    let mut newest_term = 0;
+    for master in topology.nodes_of(NodeKind::Master) {
+        let path = crate::journal::path_for(&options.state_dir, &master.name);
+        if !path.exists() {
+            continue;
+        }
+        if let Ok((journal, events)) = crate::journal::Journal::open(&path) {
+            drop(journal);
+            if let Some((name, term)) = crate::journal::last_takeover(&events)
+                && term > newest_term
+                && topology
+                    .node(&name)
+                    .is_some_and(|n| n.kind == NodeKind::Master)
+            {
+                newest_term = term;
+                primary = name;
+            }
+        }
+    }
     let started = Instant::now();
     let (updates, _) = broadcast::channel(16_384);
     let (log_updates, _) = broadcast::channel(16_384);
@@ -351,7 +372,7 @@ pub async fn launch(
         .flat_map(|kind| {
             let mut of_kind: Vec<&Node> = topology.nodes_of(*kind).collect();
             // The primary first among masters.
-            of_kind.sort_by_key(|n| n.role != Some(MasterRole::Primary));
+            of_kind.sort_by_key(|n| n.name != primary);
             of_kind
                 .into_iter()
                 .map(|n| n.name.clone())

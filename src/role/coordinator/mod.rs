@@ -1305,6 +1305,11 @@ impl Coordinator {
             self.close(conn);
         }
         self.last_primary_heard = self.now;
+        // Start over from the new primary's history: this one may hold events it never had.
+        self.state = ClusterState::new();
+        self.history.clear();
+        self.liveness.clear();
+        self.worker_conns.clear();
         self.out.push(Output::Follow(primary));
     }
 
