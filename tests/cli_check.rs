@@ -172,3 +172,59 @@ fn help_version_and_bad_flags() {
             .exists()
     );
 }
+
+#[test]
+fn bad_flags_for_run_node_and_attach_say_what_is_wrong() {
+    let out = tcluster(&["run", "topologies/demo.top", "--headless", "--for", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("soon") && stderr.contains("duration"),
+        "{stderr}"
+    );
+
+    let out = tcluster(&["node", "topologies/demo.top", "--name", "worker-9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("no node named `worker-9`") && stderr.contains("did you mean"),
+        "{stderr}"
+    );
+
+    // A state directory that is a file: the journal cannot be opened, and the error says where.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = tcluster(&[
+        "node",
+        "topologies/demo.top",
+        "--name",
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("journal") && stderr.contains("not-a-dir"),
+        "{stderr}"
+    );
+
+    // Kinds that cannot run on their own are refused plainly.
+    let chat = dir.path().join("chat.top");
+    std::fs::write(&chat, "node c { type master }\nnode talk { type chat }\n").unwrap();
+    let out = tcluster(&["node", chat.to_str().unwrap(), "--name", "talk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`chat` nodes cannot run on their own"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The console needs a terminal, attached or not.
+    let out = tcluster(&["attach", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("needs a terminal"));
+}
