@@ -32,29 +32,7 @@ scenario faults {
 #[test]
 fn a_headless_scenario_kills_and_pauses_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let topology = topology(dir.path(), TOPOLOGY);
-    let summary = dir.path().join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            "faults",
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--state-dir",
-        ])
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (stdout, report) = headless(dir.path(), TOPOLOGY, "faults");
 
     // The timeline was printed as it happened, one readable line per event.
     for expected in [
@@ -71,7 +49,6 @@ fn a_headless_scenario_kills_and_pauses_and_loses_nothing() {
         );
     }
 
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(report["system"], "HeadlessTest");
     assert_eq!(report["primary"], "coordinator");
     assert_eq!(report["term"], 1);

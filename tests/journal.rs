@@ -8,7 +8,6 @@ use std::process::Stdio;
 
 use common::*;
 use nix::sys::signal::Signal;
-use serde_json::Value;
 
 const TOPOLOGY: &str = "
 set SYSTEM_NAME JournalTest
@@ -59,24 +58,7 @@ fn a_cluster_killed_mid_run_finishes_every_accepted_job_when_started_again() {
     let _ = first.wait();
 
     // Second run on the same state: every one of the 16 jobs completes; none is lost.
-    let summary = dir.path().join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            "resume",
-            "--summary-json",
-            summary.to_str().unwrap(),
-            "--state-dir",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let (stdout, report) = headless(dir.path(), TOPOLOGY, "resume");
     assert_eq!(report["jobs"]["submitted"], 16, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["completed"], 16, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["lost"], 0);

@@ -59,7 +59,6 @@ pub fn open(path: &Path, config: Option<PathBuf>, state_dir: Option<PathBuf>) ->
         topology_path: path.to_path_buf(),
         state_dir: state_dir.unwrap_or_else(|| super::run::default_state_dir(&topology)),
         program,
-        log_cap: config.log_history,
         seed: crate::role::coordinator::seed_from_env(),
     };
     console::launch_and_run(topology, options, config)

@@ -100,7 +100,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         topology_path: args.topology.clone(),
         state_dir: state_dir.clone(),
         program,
-        log_cap: 100_000,
         seed: crate::role::coordinator::seed_from_env(),
     };
     let runtime = match tokio::runtime::Runtime::new() {

@@ -12,23 +12,12 @@ use crate::topology::Action;
 use crate::topology::diagnostic::did_you_mean;
 use crate::topology::units::{parse_duration, parse_percent, parse_signed_duration_ms};
 
-/// The commands, for completion and "did you mean".
-pub const COMMANDS: [&str; 14] = [
-    "submit",
-    "kill",
-    "pause",
-    "resume",
-    "restart",
-    "partition",
-    "heal",
-    "latency",
-    "loss",
-    "skew",
-    "say",
-    "scenario",
-    "help",
-    "quit",
-];
+/// The commands, for completion and "did you mean": every scenario action, and the console's own.
+pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
+    Action::NAMES
+        .into_iter()
+        .chain(["scenario", "help", "quit"])
+}
 
 /// A command understood.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +149,7 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
         ("say", words) if !words.is_empty() => Action::Say(words.join(" ")),
         ("say", _) => return usage("say TEXT"),
         (other, _) => {
-            let hint = did_you_mean(other, COMMANDS)
+            let hint = did_you_mean(other, commands())
                 .map(|h| format!(": {h}"))
                 .unwrap_or_else(|| " (type help)".into());
             return Err(format!("unknown command {other}{hint}"));
@@ -177,7 +166,7 @@ pub fn complete(line: &str, app: &App) -> (String, Vec<String>) {
         None => ("", line),
     };
     let candidates: Vec<String> = if head.trim().is_empty() {
-        COMMANDS.iter().map(|c| c.to_string()).collect()
+        commands().map(str::to_string).collect()
     } else if head.trim_start().starts_with("scenario") {
         app.scenarios.clone()
     } else {

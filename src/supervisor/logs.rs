@@ -3,13 +3,13 @@
 //! Each node's stdout and stderr are read by a task of their own that never waits on anyone:
 //! lines go into a bounded queue, and when the queue is full the line is dropped and counted,
 //! so a slow consumer can never fill a pipe and freeze a node that is writing its log. One
-//! task drains the queue into `logs/<node>.log` under the run's state directory and into a
-//! [`LogStore`], a ring of the latest lines with a cap.
+//! task drains the queue into `logs/<node>.log` under the run's state directory and hands each
+//! line on to listeners (the console keeps its own ring of the latest lines).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -124,56 +124,7 @@ impl LogLine {
     }
 }
 
-/// The latest log lines of every node, up to a cap; older lines fall off the front.
-#[derive(Debug)]
-pub struct LogStore {
-    lines: VecDeque<LogLine>,
-    cap: usize,
-    /// Lines evicted by the cap since the start.
-    pub evicted: u64,
-}
-
-impl LogStore {
-    /// An empty store keeping at most `cap` lines.
-    pub fn new(cap: usize) -> Self {
-        LogStore {
-            lines: VecDeque::with_capacity(cap.min(1 << 16)),
-            cap: cap.max(1),
-            evicted: 0,
-        }
-    }
-
-    /// Adds a line, dropping the oldest if full.
-    pub fn push(&mut self, line: LogLine) {
-        if self.lines.len() == self.cap {
-            self.lines.pop_front();
-            self.evicted += 1;
-        }
-        self.lines.push_back(line);
-    }
-
-    /// Lines kept.
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
-    }
-
-    /// The line at `index` (0 is the oldest kept).
-    pub fn get(&self, index: usize) -> Option<&LogLine> {
-        self.lines.get(index)
-    }
-
-    /// The latest `n` lines, oldest first.
-    pub fn tail(&self, n: usize) -> impl Iterator<Item = &LogLine> {
-        self.lines.iter().skip(self.lines.len().saturating_sub(n))
-    }
-}
-
-/// Where captured lines go: a bounded queue in front of the file writer and the store.
+/// Where captured lines go: a bounded queue in front of the file writer.
 #[derive(Clone)]
 pub struct LogSink {
     tx: mpsc::Sender<LogLine>,
@@ -186,15 +137,14 @@ pub struct LogSink {
 const SINK_QUEUE: usize = 65_536;
 
 impl LogSink {
-    /// Starts the writer: lines go to `dir/<node>.log`, to `store`, and to `updates`.
+    /// Starts the writer: lines go to `dir/<node>.log` and to `updates`.
     pub fn start(
         dir: PathBuf,
-        store: Arc<Mutex<LogStore>>,
         updates: broadcast::Sender<LogLine>,
         started: std::time::Instant,
     ) -> LogSink {
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
-        tokio::spawn(write_logs(dir, rx, store, updates));
+        tokio::spawn(write_logs(dir, rx, updates));
         LogSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
@@ -247,7 +197,6 @@ impl LogSink {
 async fn write_logs(
     dir: PathBuf,
     mut rx: mpsc::Receiver<LogLine>,
-    store: Arc<Mutex<LogStore>>,
     updates: broadcast::Sender<LogLine>,
 ) {
     let _ = tokio::fs::create_dir_all(&dir).await;
@@ -269,8 +218,7 @@ async fn write_logs(
                 );
                 let _ = file.write_all(text.as_bytes()).await;
             }
-            let _ = updates.send(line.clone());
-            store.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            let _ = updates.send(line);
         }
         for file in files.values_mut() {
             let _ = file.flush().await;
@@ -307,23 +255,6 @@ mod tests {
         let line = LogLine::parse(5, node, true, "Traceback (most recent call last):");
         assert_eq!(line.level, Level::Warn);
         assert_eq!(line.text, "Traceback (most recent call last):");
-    }
-
-    #[test]
-    fn the_store_keeps_the_latest_lines_up_to_its_cap() {
-        let mut store = LogStore::new(3);
-        for i in 0..5 {
-            store.push(LogLine {
-                at_ms: i,
-                node: Arc::from("n"),
-                level: Level::Info,
-                text: i.to_string(),
-            });
-        }
-        assert_eq!(store.len(), 3);
-        assert_eq!(store.evicted, 2);
-        assert_eq!(store.get(0).unwrap().text, "2");
-        assert_eq!(store.tail(1).next().unwrap().text, "4");
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ pub mod timeline;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -41,7 +41,7 @@ use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
 use crate::protocol::message::{Health, JobId, JobState, Message};
 use crate::role::event::{ClusterEvent, EventKind};
 use crate::topology::{Action, Launch, Node, NodeKind, Topology};
-use logs::{LogLine, LogSink, LogStore};
+use logs::{LogLine, LogSink};
 use shaper::LinkShaper;
 use timeline::{FaultRecord, FaultTracker, TimelineEvent, TimelineKind};
 
@@ -61,8 +61,6 @@ pub struct RunOptions {
     pub state_dir: PathBuf,
     /// The tcluster binary, for child processes.
     pub program: PathBuf,
-    /// Log lines kept in memory.
-    pub log_cap: usize,
     /// Seed for the link shaper's randomness.
     pub seed: u64,
 }
@@ -212,8 +210,6 @@ pub struct SupervisorHandle {
     pub updates: broadcast::Sender<Update>,
     /// Every log line of every node.
     pub logs: broadcast::Sender<LogLine>,
-    /// The latest log lines.
-    pub log_store: Arc<Mutex<LogStore>>,
     /// The primary's real address.
     pub coordinator: SocketAddr,
     /// When the run began.
@@ -353,13 +349,8 @@ pub async fn launch(
     let started = Instant::now();
     let (updates, _) = broadcast::channel(16_384);
     let (log_updates, _) = broadcast::channel(16_384);
-    let log_store = Arc::new(Mutex::new(LogStore::new(options.log_cap)));
-    let sink = LogSink::start(
-        options.state_dir.join("logs"),
-        log_store.clone(),
-        log_updates.clone(),
-        started,
-    );
+
+    let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
     let shutdown = CancellationToken::new();
     let declared = topology
         .connections
@@ -436,7 +427,6 @@ pub async fn launch(
         commands,
         updates,
         logs: log_updates,
-        log_store,
         coordinator,
         started,
         nodes,

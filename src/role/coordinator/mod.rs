@@ -323,6 +323,21 @@ impl Coordinator {
                 self.history.push(event.clone());
             }
         }
+        self.grace_for_known_workers();
+        if !events.is_empty() {
+            info!(
+                events = events.len(),
+                jobs = self.state.jobs.len(),
+                workers = self.state.workers.len(),
+                "state restored from the journal"
+            );
+        }
+    }
+
+    /// After a restore or a takeover: workers that were alive get one timeout from now to
+    /// register (with the jobs they run) before their jobs are requeued, and jobs waiting out a
+    /// retry backoff (timed by another clock) may run at once.
+    fn grace_for_known_workers(&mut self) {
         for (name, worker) in &self.state.workers {
             if worker.health != Health::Dead {
                 self.liveness.insert(
@@ -335,14 +350,6 @@ impl Coordinator {
             }
         }
         self.state.queue.promote_due(Millis::MAX);
-        if !events.is_empty() {
-            info!(
-                events = events.len(),
-                jobs = self.state.jobs.len(),
-                workers = self.state.workers.len(),
-                "state restored from the journal"
-            );
-        }
     }
 
     /// Feeds one input at time `now` and returns what to do.
@@ -1384,18 +1391,7 @@ impl Coordinator {
                 new_term: term,
             }));
         }
-        for (name, worker) in &self.state.workers {
-            if worker.health != Health::Dead {
-                self.liveness.insert(
-                    name.clone(),
-                    Liveness {
-                        last_heard: self.now,
-                        last_clock: 0,
-                    },
-                );
-            }
-        }
-        self.state.queue.promote_due(Millis::MAX);
+        self.grace_for_known_workers();
     }
 
     fn send(&mut self, conn: ConnId, message: Message) {
