@@ -93,6 +93,15 @@ impl Client {
             .map_err(|e| ClientError::Io(e.to_string()))
     }
 
+    /// Sends an envelope made by its caller (a coordinator speaking for itself).
+    pub async fn send_envelope(&mut self, envelope: &Envelope) -> Result<(), ClientError> {
+        let line = envelope.to_json() + "\n";
+        self.write
+            .write_all(line.as_bytes())
+            .await
+            .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
     /// The next message that arrives.
     pub async fn receive(&mut self) -> Result<Envelope, ClientError> {
         let line = self

@@ -6,13 +6,15 @@
 //! ```text
 //! config KEY=VALUE …     before anything else: interval, suspect, timeout, classic_timeout (ms),
 //!                        algorithm, max_attempts, backoff (ms), secret, user=NAME:PASSWORD,
-//!                        allow_classic, max_connections, idle_timeout (ms), role=backup, sync
+//!                        allow_classic, max_connections, idle_timeout (ms), role=backup, sync,
+//!                        rank=N, peer=NAME:RANK (another master), follow=NAME
 //! connect N              connection N opens
 //! close N                connection N closes
 //! recv N {json}          a native message arrives on N
 //! classic N LINE         a classic line arrives on N
 //! auth N NAME            N answers its last challenge with a correct proof for NAME
 //! primary {json}         a backup's primary sends this          primary_lost   that link closed
+//! master NAME {json}     master NAME replies to what was sent to it (`none`: no reply in time)
 //! tick MS                MS milliseconds pass, then a tick
 //! state                  prints jobs by state and each worker
 //! ```
@@ -52,6 +54,16 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
                 }
             }
             "sync" => config.sync = value == "true",
+            "rank" => config.rank = value.parse().unwrap(),
+            "peer" => {
+                let (name, rank) = value.split_once(':').unwrap();
+                config.peers.push(tcluster::role::coordinator::PeerMaster {
+                    name: name.into(),
+                    address: format!("{name}:0"),
+                    rank: rank.parse().unwrap(),
+                });
+            }
+            "follow" => config.follow = Some(value.to_string()),
             "user" => {
                 let (name, password) = value.split_once(':').unwrap();
                 config.users.push(User {
@@ -129,6 +141,15 @@ fn run(script: &str) -> String {
                 decode(Dialect::Native, rest, "").expect("a message from the primary"),
             ),
             "primary_lost" => Input::PrimaryLost,
+            "master" => {
+                let (master, text) = rest.split_once(' ').unwrap_or((rest, "none"));
+                let reply = (text != "none")
+                    .then(|| decode(Dialect::Native, text, "").expect("a master's reply"));
+                Input::FromMaster {
+                    master: master.to_string(),
+                    reply,
+                }
+            }
             "tick" => {
                 now += rest.parse::<u64>().expect("milliseconds");
                 Input::Tick
@@ -171,7 +192,23 @@ fn run(script: &str) -> String {
                     writeln!(transcript, "  → {conn} c{} {body}", env.clock).unwrap();
                 }
                 Output::Close(conn) => writeln!(transcript, "  ✕ close {conn}").unwrap(),
-                Output::Follow(primary) => writeln!(transcript, "  ⇢ follow {primary}").unwrap(),
+                Output::Follow { primary, reset } => {
+                    let from = if reset { " from the first event" } else { "" };
+                    writeln!(transcript, "  ⇢ follow {primary}{from}").unwrap()
+                }
+                Output::ToMaster {
+                    master,
+                    envelope,
+                    wait,
+                } => writeln!(
+                    transcript,
+                    "  ⇒ {master} c{} t{} {} (reply within {}ms)",
+                    envelope.clock,
+                    envelope.term.unwrap_or(0),
+                    serde_json::to_string(&envelope.message).unwrap(),
+                    wait.as_millis()
+                )
+                .unwrap(),
                 Output::ToPrimary(message) => writeln!(
                     transcript,
                     "  ↑ primary {}",

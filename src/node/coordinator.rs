@@ -42,10 +42,13 @@ const CONN_QUEUE: usize = 8192;
 
 /// What a connection's reader tells the loop.
 enum ConnEvent {
-    /// A message on a backup's link to its primary.
-    Primary(Envelope),
+    /// A message on a backup's link to its primary (the link's generation first: messages of
+    /// an older link are ignored).
+    Primary(u64, Envelope),
     /// That link closed.
-    PrimaryLost,
+    PrimaryLost(u64),
+    /// Another master's reply to a message sent to it (`None`: no reply in time).
+    Master(String, Option<Envelope>),
     Opened(mpsc::Sender<Bytes>, CancellationToken),
     Line(Dialect, Envelope),
     Invalid(String, bool),
@@ -95,10 +98,6 @@ pub fn start_with_journal(
     shutdown: CancellationToken,
 ) -> std::io::Result<CoordinatorHandle> {
     let local_addr = listener.local_addr()?;
-    let mut config = config;
-    config
-        .advertise
-        .get_or_insert_with(|| local_addr.to_string());
     let (events, _) = broadcast::channel(4096);
     let span = tracing::info_span!("node", node = %config.name);
     let task = tokio::spawn(
@@ -148,20 +147,12 @@ async fn run(
         None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
-    let (mut to_primary, to_primary_rx) = mpsc::unbounded_channel::<Message>();
-    let mut to_primary_rx = Some(to_primary_rx);
+    let mut link = FollowLink::default();
     if let (false, Some(primary)) = (
         coordinator.is_serving(),
         coordinator.config().follow.clone(),
     ) {
-        start_following(
-            primary,
-            &coordinator,
-            &inputs_tx,
-            &mut to_primary,
-            &mut to_primary_rx,
-            &shutdown,
-        );
+        link.start(&primary, &coordinator, &inputs_tx, &shutdown);
     }
     let started = Instant::now();
     let mut pause = control.clone();
@@ -207,8 +198,14 @@ async fn run(
                     Input::Received(conn, dialect, envelope)
                 }
                 ConnEvent::Invalid(reason, fatal) => Input::Invalid { conn, reason, fatal },
-                ConnEvent::Primary(envelope) => Input::FromPrimary(envelope),
-                ConnEvent::PrimaryLost => Input::PrimaryLost,ConnEvent::Closed => {
+                ConnEvent::Primary(generation, envelope) if generation == link.generation => {
+                    Input::FromPrimary(envelope)
+                }
+                ConnEvent::PrimaryLost(generation) if generation == link.generation => {
+                    Input::PrimaryLost
+                }
+                ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => continue,
+                ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },ConnEvent::Closed => {
                     writers.remove(&conn);
                     Input::Disconnected(conn)
                 }
@@ -243,24 +240,36 @@ async fn run(
                     }
                 }
                 Output::ToPrimary(message) => {
-                    let _ = to_primary.send(message);
+                    if let Some(tx) = &link.to_primary {
+                        let _ = tx.send(message);
+                    }
                 }
-                Output::Follow(primary) => {
-                    // An old primary steps down: it forgets its journal and follows the new one
-                    // from its first event.
-                    if let Some(j) = journal.as_mut()
+                Output::ToMaster {
+                    master,
+                    envelope,
+                    wait,
+                } => {
+                    let address = coordinator
+                        .config()
+                        .peers
+                        .iter()
+                        .find(|p| p.name == master)
+                        .map(|p| p.address.clone());
+                    let secret = coordinator.config().secret.clone();
+                    tokio::spawn(
+                        ask_master(master, address, secret, envelope, wait, inputs_tx.clone())
+                            .in_current_span(),
+                    );
+                }
+                Output::Follow { primary, reset } => {
+                    // A master that starts over forgets its journal too.
+                    if reset
+                        && let Some(j) = journal.as_mut()
                         && let Err(e) = j.reset()
                     {
                         tracing::error!("{e}");
                     }
-                    start_following(
-                        primary,
-                        &coordinator,
-                        &inputs_tx,
-                        &mut to_primary,
-                        &mut to_primary_rx,
-                        &shutdown,
-                    );
+                    link.start(&primary, &coordinator, &inputs_tx, &shutdown);
                 }
                 Output::Close(conn) => {
                     if let Some((_, cancel, _)) = writers.remove(&conn) {
@@ -326,38 +335,83 @@ fn log_event(event: &ClusterEvent) {
     }
 }
 
-/// Starts a link to `primary` for a backup (or a primary stepping down), from the events it
-/// already has; messages for the primary go through `to_primary`, made anew if its receiving end
-/// was already used by an earlier link.
-fn start_following(
-    primary: String,
-    coordinator: &Coordinator,
-    inputs: &mpsc::Sender<(ConnId, ConnEvent)>,
-    to_primary: &mut mpsc::UnboundedSender<Message>,
-    unused: &mut Option<mpsc::UnboundedReceiver<Message>>,
-    shutdown: &CancellationToken,
-) {
-    let rx = unused.take().unwrap_or_else(|| {
+/// A backup's link to the master it follows. Each new link ends the one before; its messages
+/// carry its generation so that nothing from an old link is mistaken for the new one's.
+#[derive(Default)]
+struct FollowLink {
+    generation: u64,
+    cancel: Option<CancellationToken>,
+    to_primary: Option<mpsc::UnboundedSender<Message>>,
+}
+
+impl FollowLink {
+    /// Follows `primary` (a peer's name) from the events `coordinator` already has.
+    fn start(
+        &mut self,
+        primary: &str,
+        coordinator: &Coordinator,
+        inputs: &mpsc::Sender<(ConnId, ConnEvent)>,
+        shutdown: &CancellationToken,
+    ) {
+        if let Some(old) = self.cancel.take() {
+            old.cancel();
+        }
+        self.generation += 1;
+        let config = coordinator.config();
+        let Some(addr) = config
+            .peers
+            .iter()
+            .find(|p| p.name == primary)
+            .map(|p| p.address.clone())
+        else {
+            warn!(%primary, "no address for the master to follow");
+            return;
+        };
         let (tx, rx) = mpsc::unbounded_channel();
-        *to_primary = tx;
-        rx
-    });
-    let config = coordinator.config();
-    let link = follow_primary(
-        primary,
-        config.name.clone(),
-        config.secret.clone(),
-        coordinator.history_len(),
-        inputs.clone(),
-        rx,
-        shutdown.clone(),
-    );
-    tokio::spawn(link.in_current_span());
+        self.to_primary = Some(tx);
+        let cancel = shutdown.child_token();
+        self.cancel = Some(cancel.clone());
+        let link = follow_primary(
+            self.generation,
+            addr,
+            config.name.clone(),
+            config.secret.clone(),
+            coordinator.history_len(),
+            inputs.clone(),
+            rx,
+            cancel,
+        );
+        tokio::spawn(link.in_current_span());
+    }
+}
+
+/// Sends one message to another master on a connection of its own and hands back its first
+/// reply, or `None` if it cannot be reached or says nothing within `wait`.
+async fn ask_master(
+    master: String,
+    address: Option<String>,
+    secret: Option<String>,
+    envelope: Envelope,
+    wait: Duration,
+    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+) {
+    use crate::client::Client;
+    let ask = async {
+        let mut client = Client::connect(&address?, &envelope.from, secret.as_deref())
+            .await
+            .ok()?;
+        client.send_envelope(&envelope).await.ok()?;
+        client.receive().await.ok()
+    };
+    let reply = tokio::time::timeout(wait, ask).await.ok().flatten();
+    let _ = inputs.send((0, ConnEvent::Master(master, reply))).await;
 }
 
 /// A backup's link to its primary: asks for every event after `after`, hands over what comes;
-/// reports the end of the link once (the coordinator then takes over).
+/// reports the end of the link once (the coordinator then holds an election).
+#[allow(clippy::too_many_arguments)]
 async fn follow_primary(
+    generation: u64,
     addr: String,
     name: String,
     secret: Option<String>,
@@ -401,7 +455,7 @@ async fn follow_primary(
                         break;
                     }
                     if inputs
-                        .send((0, ConnEvent::Primary(envelope)))
+                        .send((0, ConnEvent::Primary(generation, envelope)))
                         .await
                         .is_err()
                     {
@@ -412,7 +466,7 @@ async fn follow_primary(
             }
         }
     }
-    let _ = inputs.send((0, ConnEvent::PrimaryLost)).await;
+    let _ = inputs.send((0, ConnEvent::PrimaryLost(generation))).await;
 }
 
 /// How long a closing connection may take to deliver its last replies.

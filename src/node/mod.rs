@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info};
 
-use crate::role::coordinator::{CoordinatorConfig, seed_from_env};
+use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks, seed_from_env};
 use crate::role::worker::WorkerConfig;
 use crate::topology::diagnostic::did_you_mean;
 use crate::topology::{NodeKind, Topology};
@@ -143,20 +143,13 @@ pub async fn run(
                 Some(_) => config.role = crate::topology::MasterRole::Backup,
                 None => {}
             }
-            let peers: Vec<String> = match &options.coordinator {
-                Some(list) => list
-                    .split(',')
-                    .map(|a| a.trim().to_string())
-                    .filter(|a| !a.is_empty())
-                    .collect(),
-                None => topology
-                    .nodes_of(NodeKind::Master)
-                    .filter(|n| n.name != name)
-                    .filter_map(|n| n.port.map(|p| format!("{}:{p}", n.address)))
-                    .collect(),
-            };
+            // The other masters: `name=host:port` pairs from the launcher (shaped links), or the
+            // addresses the topology gives.
+            if let Some(list) = &options.coordinator {
+                config.peers = parse_peers(list, &master_ranks(topology));
+            }
             if let Some(primary) = find_primary(
-                &peers,
+                &config.peers,
                 name,
                 topology.globals.cluster_secret.as_deref(),
                 own_term,
@@ -167,7 +160,18 @@ pub async fn run(
                 config.role = crate::topology::MasterRole::Backup;
                 config.follow = Some(primary);
             } else if config.role == crate::topology::MasterRole::Backup {
-                config.follow = peers.first().cloned();
+                // The primary the topology names, or the highest-ranked other master.
+                let named = config
+                    .primary
+                    .clone()
+                    .filter(|p| config.peers.iter().any(|m| &m.name == p));
+                config.follow = named.or_else(|| {
+                    config
+                        .peers
+                        .iter()
+                        .max_by_key(|p| p.rank)
+                        .map(|p| p.name.clone())
+                });
             }
             // A backup takes its state from the primary, from the first event: what its own
             // journal holds may include events the primary never had.
@@ -232,9 +236,26 @@ pub async fn run(
     }
 }
 
+/// The other masters from a `name=host:port,…` list; ranks come from `known` (the topology).
+/// An entry without a name is accepted, named after its address, ranked lowest.
+fn parse_peers(list: &str, ranks: &[(String, u32)]) -> Vec<PeerMaster> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|entry| {
+            let (name, address) = entry.split_once('=').unwrap_or((entry, entry));
+            PeerMaster {
+                name: name.to_string(),
+                address: address.to_string(),
+                rank: ranks.iter().find(|(n, _)| n == name).map_or(0, |(_, r)| *r),
+            }
+        })
+        .collect()
+}
+
 /// The first of `peers` that says it is the primary in a term of at least `term`.
 async fn find_primary(
-    peers: &[String],
+    peers: &[PeerMaster],
     name: &str,
     secret: Option<&str>,
     term: u64,
@@ -243,7 +264,7 @@ async fn find_primary(
     use crate::protocol::message::Message;
     for peer in peers {
         let ask = async {
-            let mut client = Client::connect(peer, name, secret).await.ok()?;
+            let mut client = Client::connect(&peer.address, name, secret).await.ok()?;
             match client.request(Message::Status { job: None }).await.ok()? {
                 Message::StatusReport { report } => Some(report),
                 _ => None,
@@ -254,7 +275,7 @@ async fn find_primary(
             && report.role == "primary"
             && report.term >= term
         {
-            return Some(peer.clone());
+            return Some(peer.name.clone());
         }
     }
     None

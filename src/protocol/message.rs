@@ -242,14 +242,16 @@ pub enum Message {
         /// The highest replica applied.
         seq: u64,
     },
-    /// A backup that took over tells its old primary (if it can still hear): step down and
-    /// follow me.
-    StepDown {
-        /// The new primary's address.
-        primary: String,
-        /// Its term (not `term`: that name belongs to the envelope).
-        new_term: u64,
-    },
+    /// Bully election, from a master that lost its primary to each master that outranks it:
+    /// are you alive?
+    Election,
+    /// The reply to `election` of a master that outranks the sender and is alive: wait for my
+    /// `victory`.
+    Answer,
+    /// "I am the primary, in the envelope's term": announced by a master that took over (the
+    /// Bully algorithm's *coordinator* message), and the primary's reply to an `election`. A
+    /// master in a lower term steps down and follows the sender.
+    Victory,
     /// A coordinator that is not serving (a backup) tells a worker or client where to go.
     NotPrimary {
         /// The primary, if known.

@@ -144,6 +144,21 @@ pub enum EventKind {
         /// Why: "the primary's connection closed", "the primary was silent for 1500ms".
         reason: String,
     },
+    /// A master lost its primary and starts a Bully election (not kept in the journal).
+    ElectionStarted {
+        /// The master.
+        candidate: String,
+        /// Why: the primary's link closed, or it was silent.
+        reason: String,
+    },
+    /// How an election stands: a master above is alive, the evidence is not enough to take
+    /// over, or it ended with another master primary (not kept in the journal).
+    ElectionUpdate {
+        /// The master running the election.
+        candidate: String,
+        /// What happened.
+        reason: String,
+    },
     /// A result arrived for a job that already had one (it ran twice). Counted, not kept.
     DuplicateResult {
         /// The job.
@@ -156,7 +171,21 @@ pub enum EventKind {
 impl EventKind {
     /// Whether a journal must keep this event to rebuild the state (progress is not needed).
     pub fn is_durable(&self) -> bool {
-        !matches!(self, EventKind::JobProgress { .. })
+        !matches!(
+            self,
+            EventKind::JobProgress { .. }
+                | EventKind::ElectionStarted { .. }
+                | EventKind::ElectionUpdate { .. }
+        )
+    }
+
+    /// Whether it tells of a running election, which any master may hold (not only the
+    /// primary). The takeover that ends one is a state change like any other.
+    pub fn is_election(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ElectionStarted { .. } | EventKind::ElectionUpdate { .. }
+        )
     }
 
     /// The event's name, as on the wire.
@@ -177,6 +206,8 @@ impl EventKind {
             EventKind::JobReclaimed { .. } => "job_reclaimed",
             EventKind::DuplicateResult { .. } => "duplicate_result",
             EventKind::Takeover { .. } => "takeover",
+            EventKind::ElectionStarted { .. } => "election_started",
+            EventKind::ElectionUpdate { .. } => "election_update",
         }
     }
 }
@@ -251,6 +282,12 @@ impl std::fmt::Display for EventKind {
             EventKind::JobReclaimed { job, worker } => write!(f, "{job} kept by {worker}"),
             EventKind::DuplicateResult { job, worker } => {
                 write!(f, "{job}: duplicate result from {worker} ignored")
+            }
+            EventKind::ElectionStarted { candidate, reason } => {
+                write!(f, "{candidate} starts an election ({reason})")
+            }
+            EventKind::ElectionUpdate { candidate, reason } => {
+                write!(f, "{candidate}'s election: {reason}")
             }
             EventKind::Takeover {
                 coordinator,

@@ -22,7 +22,7 @@ pub mod scenario;
 pub mod shaper;
 pub mod timeline;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -282,6 +282,8 @@ enum Internal {
         /// The event.
         event: ClusterEvent,
     },
+    /// The primary acknowledged these jobs to the operator.
+    Accepted(Vec<JobId>),
 }
 
 struct Supervisor {
@@ -299,12 +301,15 @@ struct Supervisor {
     updates: broadcast::Sender<Update>,
     sink: LogSink,
     internal: mpsc::UnboundedSender<Internal>,
-    client: Option<Client>,
+    /// Submissions, carried out in order by the submitter task.
+    submits: mpsc::UnboundedSender<Submission>,
     /// The supervisor's own command queue, for the scenario runner (weak, so that dropping
     /// every handle still ends the supervisor).
     commands: Option<mpsc::WeakSender<Command>>,
     /// Final states seen for jobs, from the coordinator's events.
     job_states: BTreeMap<JobId, JobState>,
+    /// Jobs the primary acknowledged to the operator: these must never be lost.
+    acknowledged: BTreeSet<JobId>,
     shutdown: CancellationToken,
 }
 
@@ -393,6 +398,17 @@ pub async fn launch(
             (node.name.clone(), managed)
         })
         .collect();
+    let submits = {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(submitter(
+            rx,
+            topology.globals.cluster_secret.clone(),
+            updates.clone(),
+            internal_tx.clone(),
+            started,
+        ));
+        tx
+    };
     let mut supervisor = Supervisor {
         topology,
         options,
@@ -407,9 +423,10 @@ pub async fn launch(
         updates: updates.clone(),
         sink,
         internal: internal_tx,
-        client: None,
+        submits,
         commands: None,
         job_states: BTreeMap::new(),
+        acknowledged: BTreeSet::new(),
         shutdown,
     };
     let mut internal_rx = internal_rx;
@@ -465,6 +482,25 @@ impl Supervisor {
             .filter(|n| self.nodes[*n].node.kind == NodeKind::Master)
             .cloned()
             .collect();
+        // Masters reach each other through shaped links too, so a partition between two
+        // masters is real: a master is told its peers as `name=proxy` pairs.
+        for name in &masters {
+            let mut links = Vec::new();
+            for peer in masters.iter().filter(|p| *p != name) {
+                let proxy = self
+                    .shaper
+                    .proxy(name, peer)
+                    .await
+                    .map_err(|e| LaunchError::Node {
+                        node: name.clone(),
+                        reason: format!("cannot open its link to {peer}: {e}"),
+                    })?;
+                links.push(format!("{peer}={proxy}"));
+            }
+            if let Some(m) = self.nodes.get_mut(name) {
+                m.connect_to = Some(links.join(","));
+            }
+        }
         for name in &masters {
             self.start_node(name).await?;
             self.wait_ready(name, internal).await?;
@@ -501,8 +537,8 @@ impl Supervisor {
                     // One shaped link per master, the primary's first: a worker moves to the next
                     // master when the one it uses is gone or is not the primary.
                     let mut links = Vec::new();
-                    for (master, addr) in self.master_addresses() {
-                        let proxy = self.shaper.proxy(&name, &master, addr).await.map_err(|e| {
+                    for (master, _) in self.master_addresses() {
+                        let proxy = self.shaper.proxy(&name, &master).await.map_err(|e| {
                             LaunchError::Node {
                                 node: name.clone(),
                                 reason: format!("cannot open its link: {e}"),
@@ -617,13 +653,7 @@ impl Supervisor {
         let internal = self.internal.clone();
         let sink = self.sink.clone();
         let topology = self.topology.clone();
-        let peers: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(n, o)| n.as_str() != name && o.node.kind == NodeKind::Master)
-            .filter_map(|(_, o)| o.address.clone())
-            .collect();
-        let peer_masters = (!peers.is_empty()).then(|| peers.join(","));
+
         let Some(m) = self.nodes.get_mut(name) else {
             return Ok(());
         };
@@ -644,14 +674,8 @@ impl Supervisor {
             }
             _ => None,
         };
+        // A worker is told its links to every master; a master, its links to the others.
         let connect_to = m.connect_to.clone();
-        // A master is told where the other masters are: a backup follows the primary, and a
-        // master that comes back finds out whether someone else took over meanwhile.
-        let connect_to = if node.kind == NodeKind::Master {
-            peer_masters.clone()
-        } else {
-            connect_to
-        };
         let node_name: Arc<str> = Arc::from(name);
 
         if node.launch == Launch::Inproc && node.command.is_none() {
@@ -858,6 +882,9 @@ impl Supervisor {
                 m.ready = true;
                 if m.node.kind == NodeKind::Master {
                     m.address = Some(address.clone());
+                    if let Ok(addr) = address.parse() {
+                        self.shaper.set_address(&node, addr);
+                    }
                     let pid = match &m.running {
                         Some(Running::Process { pid, .. }) => Some(*pid),
                         _ => None,
@@ -911,6 +938,7 @@ impl Supervisor {
                     self.note(format!("restart failed: {e}"));
                 }
             }
+            Internal::Accepted(jobs) => self.acknowledged.extend(jobs),
             Internal::Cluster { from, event } => {
                 if let EventKind::Takeover {
                     coordinator, term, ..
@@ -928,22 +956,23 @@ impl Supervisor {
                     }
                     self.primary = coordinator.clone();
                     self.term = *term;
-                    self.client = None;
+
                     let names: Vec<String> = self.nodes.keys().cloned().collect();
                     for name in names {
                         self.publish(&name);
                     }
-                    self.cluster_event(event);
-                } else if from == self.primary {
-                    self.cluster_event(event);
+                    self.cluster_event(&from, event)
+                } else if from == self.primary || event.kind.is_election() {
+                    self.cluster_event(&from, event);
                 }
             }
         }
     }
 
-    fn cluster_event(&mut self, event: ClusterEvent) {
+    /// An event from master `from` (the primary's, or an election's).
+    fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
-        let source = self.primary.clone();
+        let source = from.to_string();
         let changed = match &event.kind {
             EventKind::WorkerJoined { worker, .. }
             | EventKind::WorkerRejoined { worker, .. }
@@ -1005,8 +1034,22 @@ impl Supervisor {
         );
         let on_primary = matches!(&action, Action::Kill(n) | Action::Pause(n) | Action::Restart(n) if *n == self.primary)
             || matches!(&action, Action::Partition { a, b: None, .. } if *a == self.primary);
+        let is_master = |n: &str| {
+            self.nodes
+                .get(n)
+                .is_some_and(|m| m.node.kind == NodeKind::Master)
+        };
+        let between_masters = match &action {
+            Action::Partition { a, b: Some(b), .. } if is_master(a) && is_master(b) => {
+                Some(vec![a.clone(), b.clone()])
+            }
+            _ => None,
+        };
         let fault = measured.then(|| {
-            if on_primary
+            if let Some(masters) = between_masters {
+                self.tracker
+                    .fault_between_masters(now, action.name(), &target, masters)
+            } else if on_primary
                 && self
                     .nodes
                     .values()
@@ -1037,7 +1080,7 @@ impl Supervisor {
                 data,
                 count,
                 priority,
-            } => self.submit(data, count, priority).await,
+            } => self.submit(data, count, priority),
             Action::Kill(n)
             | Action::Pause(n)
             | Action::Resume(n)
@@ -1196,58 +1239,18 @@ impl Supervisor {
         }
     }
 
-    async fn submit(&mut self, data: String, count: u32, priority: i32) {
+    /// Hands a submission to the submitter, which waits for the primary's reply on its own (a
+    /// primary waiting for its backup must not stall the supervisor, nor its timeline).
+    fn submit(&mut self, data: String, count: u32, priority: i32) {
         let Some(addr) = self.primary_addr else {
             return;
         };
-        if self.client.is_none() {
-            match Client::connect(
-                &addr.to_string(),
-                "operator",
-                self.topology.globals.cluster_secret.as_deref(),
-            )
-            .await
-            {
-                Ok(c) => self.client = Some(c),
-                Err(e) => {
-                    self.note(format!("cannot submit: {e}"));
-                    return;
-                }
-            }
-        }
-        let Some(client) = self.client.as_mut() else {
-            return;
-        };
-        match client
-            .request(Message::Submit {
-                data: data.clone(),
-                count,
-                priority,
-                token: None,
-                notify: false,
-            })
-            .await
-        {
-            Ok(Message::Accepted { jobs }) => {
-                let range = match (jobs.first(), jobs.last()) {
-                    (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
-                    (Some(a), _) => a.to_string(),
-                    _ => String::new(),
-                };
-                self.timeline(
-                    "operator",
-                    TimelineKind::Note {
-                        text: format!("submitted {count} × {data:?}: {range}"),
-                    },
-                );
-            }
-            Ok(Message::Error { message }) => self.note(format!("submit refused: {message}")),
-            Ok(other) => self.note(format!("submit: unexpected reply {other:?}")),
-            Err(e) => {
-                self.client = None;
-                self.note(format!("cannot submit: {e}"));
-            }
-        }
+        let _ = self.submits.send(Submission {
+            addr,
+            data,
+            count,
+            priority,
+        });
     }
 
     fn run_scenario(&mut self, name: &str) {
@@ -1354,7 +1357,9 @@ impl Supervisor {
                 jobs.failed = report.jobs.failed;
                 jobs.submitted = report.jobs.total();
             }
-            // Jobs accepted and not seen to end: the coordinator must still know them.
+            // Jobs acknowledged and not seen to end: the coordinator must still know them. (A
+            // job an old primary took but never acknowledged — it could not replicate it — was
+            // never accepted, and the new primary rightly does not know it.)
             let open: Vec<JobId> = self
                 .job_states
                 .iter()
@@ -1364,6 +1369,7 @@ impl Supervisor {
             for id in open {
                 if let Ok(Message::Error { .. }) =
                     client.request(Message::Status { job: Some(id) }).await
+                    && self.acknowledged.contains(&id)
                 {
                     jobs.lost += 1;
                 }
@@ -1438,6 +1444,83 @@ impl Supervisor {
         }
         self.shutdown.cancel();
         info!("every node stopped");
+    }
+}
+
+/// A submission for the primary at `addr`.
+struct Submission {
+    addr: SocketAddr,
+    data: String,
+    count: u32,
+    priority: i32,
+}
+
+/// Submits jobs in the order given, on one connection per primary, and says on the timeline
+/// what became of each.
+async fn submitter(
+    mut submissions: mpsc::UnboundedReceiver<Submission>,
+    secret: Option<String>,
+    updates: broadcast::Sender<Update>,
+    internal: mpsc::UnboundedSender<Internal>,
+    started: Instant,
+) {
+    let note = |text: String| {
+        let _ = updates.send(Update::Timeline(TimelineEvent {
+            at_ms: started.elapsed().as_millis() as u64,
+            source: "operator".to_string(),
+            kind: TimelineKind::Note { text },
+        }));
+    };
+    let mut client: Option<(SocketAddr, Client)> = None;
+    while let Some(s) = submissions.recv().await {
+        if client.as_ref().is_none_or(|(addr, _)| *addr != s.addr) {
+            match Client::connect(&s.addr.to_string(), "operator", secret.as_deref()).await {
+                Ok(c) => client = Some((s.addr, c)),
+                Err(e) => {
+                    note(format!("cannot submit: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some((_, c)) = client.as_mut() else {
+            continue;
+        };
+        let request = c.request(Message::Submit {
+            data: s.data.clone(),
+            count: s.count,
+            priority: s.priority,
+            token: None,
+            notify: false,
+        });
+        // A paused primary never answers: give up after a while rather than hold the rest.
+        match tokio::time::timeout(Duration::from_secs(30), request).await {
+            Ok(Ok(Message::Accepted { jobs })) => {
+                let range = match (jobs.first(), jobs.last()) {
+                    (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
+                    (Some(a), _) => a.to_string(),
+                    _ => String::new(),
+                };
+                note(format!("submitted {} × {:?}: {range}", s.count, s.data));
+                let _ = internal.send(Internal::Accepted(jobs));
+            }
+            Ok(Ok(Message::Error { message })) => note(format!("submit refused: {message}")),
+            Ok(Ok(Message::NotPrimary { .. })) => {
+                client = None;
+                note(format!(
+                    "{} × {:?} not accepted: that master is no longer the primary; submit again",
+                    s.count, s.data
+                ));
+            }
+            Ok(Ok(other)) => note(format!("submit: unexpected reply {other:?}")),
+            Ok(Err(e)) => {
+                client = None;
+                note(format!("cannot submit: {e}"));
+            }
+            Err(_) => {
+                client = None;
+                note("submit: no reply from the primary in 30s".to_string());
+            }
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! - **loss** drops whole messages (the protocols are line-based, so a dropped line is a lost
 //!   message, not a corrupted stream);
 //! - a **cut** link drops everything silently, both ways or one way: the connection stays open,
-//!   as in a real partition, so the peers only notice through missing heartbeats.
+//!   as in a real partition, so the peers only notice through missing heartbeats; even a close
+//!   waits for the heal to be seen on the other side.
 //!
 //! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
 //! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
@@ -81,6 +82,8 @@ pub struct LinkShaper {
     /// Every message carried, for whoever listens (lossy: a slow listener misses some).
     taps: tokio::sync::broadcast::Sender<MessageSeen>,
     started: std::time::Instant,
+    /// Where each server node listens now (a restarted node may listen elsewhere).
+    addresses: Arc<RwLock<HashMap<String, SocketAddr>>>,
 }
 
 impl LinkShaper {
@@ -109,17 +112,31 @@ impl LinkShaper {
             shutdown,
             taps,
             started: std::time::Instant::now(),
+            addresses: Arc::default(),
         }
     }
 
-    /// Opens a proxy for `client` → `server` (at `target`); returns the address `client` should
-    /// connect to instead of the server's.
-    pub async fn proxy(
-        &self,
-        client: &str,
-        server: &str,
-        target: SocketAddr,
-    ) -> std::io::Result<SocketAddr> {
+    /// Records where `server` listens; proxies to it connect there from now on.
+    pub fn set_address(&self, server: &str, addr: SocketAddr) {
+        self.addresses
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(server.to_string(), addr);
+    }
+
+    fn address_of(&self, server: &str) -> Option<SocketAddr> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(server)
+            .copied()
+    }
+
+    /// Opens a proxy for `client` → `server`; returns the address `client` should connect to
+    /// instead of the server's. The server's own address is looked up for each connection (see
+    /// [`LinkShaper::set_address`]), so a proxy may be opened before its server listens: until
+    /// then, connections to it are closed at once, as a refused connection would be.
+    pub async fn proxy(&self, client: &str, server: &str) -> std::io::Result<SocketAddr> {
         for (from, to) in [(client, server), (server, client)] {
             self.write()
                 .entry((from.to_string(), to.to_string()))
@@ -140,6 +157,10 @@ impl LinkShaper {
                 n += 1;
                 let (shaper, client, server) = (shaper.clone(), client.clone(), server.clone());
                 tokio::spawn(async move {
+                    let Some(target) = shaper.address_of(&server) else {
+                        debug!(%client, %server, "proxy: the server does not listen yet");
+                        return;
+                    };
                     let Ok(outbound) = TcpStream::connect(target).await else {
                         debug!(%client, %server, "proxy: the server is not there");
                         return;
@@ -327,6 +348,14 @@ impl LinkShaper {
                 break;
             }
         }
+        // The end of the stream is news too: across a cut link it waits for the heal, or a
+        // partition would give itself away (a peer that closes a connection is seen to).
+        while self.read().get(&key).is_some_and(|s| s.cut) {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
         drop(tx);
         let _ = deliver.await;
     }
@@ -388,7 +417,8 @@ mod tests {
             1,
             CancellationToken::new(),
         );
-        let addr = shaper.proxy("client", "server", target).await.unwrap();
+        shaper.set_address("server", target);
+        let addr = shaper.proxy("client", "server").await.unwrap();
         (addr, shaper)
     }
 

@@ -191,6 +191,9 @@ enum Phase {
     /// Waiting for a backup to take over from this primary: that is both noticing the fault
     /// and recovering from it (a new primary serves).
     WaitingTakeover,
+    /// A partition between masters: noticed when one of them starts an election (and if one
+    /// takes over, recovered then).
+    WaitingElection(Vec<String>),
 }
 
 /// Measures detection and recovery of every fault.
@@ -240,6 +243,20 @@ impl FaultTracker {
         n
     }
 
+    /// Records a partition between two masters: it is detected when one of them starts an
+    /// election.
+    pub fn fault_between_masters(
+        &mut self,
+        at_ms: u64,
+        action: &str,
+        target: &str,
+        masters: Vec<String>,
+    ) -> usize {
+        let n = self.fault(at_ms, action, target, None);
+        self.faults[n - 1].phase = Phase::WaitingElection(masters);
+        n
+    }
+
     /// Every fault so far.
     pub fn faults(&self) -> &[FaultRecord] {
         &self.faults
@@ -267,17 +284,34 @@ impl FaultTracker {
                     fault.phase = Phase::Requeuing(worker.clone(), BTreeSet::new());
                 }
                 (Phase::WaitingTakeover, EventKind::Takeover { coordinator, .. }) => {
+                    // Noticing a dead primary and replacing it are one act; a partition between
+                    // masters was noticed earlier, by the election.
+                    if fault.detected_ms.is_none() {
+                        fault.detected_ms = Some(at_ms);
+                        fault.detected_by = Some(coordinator.clone());
+                        out.push(TimelineKind::Detected {
+                            fault: number,
+                            action: fault.action.clone(),
+                            target: fault.target.clone(),
+                            by: coordinator.clone(),
+                            after_ms: at_ms.saturating_sub(fault.at_ms),
+                        });
+                    }
+                    out.extend(fault.recovered(number, at_ms));
+                }
+                (Phase::WaitingElection(masters), EventKind::ElectionStarted { candidate, .. })
+                    if masters.contains(candidate) =>
+                {
                     fault.detected_ms = Some(at_ms);
-                    fault.detected_by = Some(coordinator.clone());
-                    let after_ms = at_ms.saturating_sub(fault.at_ms);
+                    fault.detected_by = Some(candidate.clone());
                     out.push(TimelineKind::Detected {
                         fault: number,
                         action: fault.action.clone(),
                         target: fault.target.clone(),
-                        by: coordinator.clone(),
-                        after_ms,
+                        by: candidate.clone(),
+                        after_ms: at_ms.saturating_sub(fault.at_ms),
                     });
-                    out.extend(fault.recovered(number, at_ms));
+                    fault.phase = Phase::WaitingTakeover;
                 }
                 (Phase::Requeuing(watched, jobs), EventKind::JobRequeued { job, worker, .. })
                     if worker == watched =>

@@ -86,18 +86,49 @@ pub struct CoordinatorConfig {
     pub failover: bool,
     /// The primary's name, for a backup to tell workers where to go.
     pub primary: Option<String>,
-    /// A backup: the address of the primary to follow.
+    /// A backup: the name of the master to follow (one of `peers`).
     pub follow: Option<String>,
     /// Synchronous replication: replies wait until the backup has every event so far.
     pub sync: bool,
-    /// Where this coordinator listens, as others should reach it (set by the driver).
-    pub advertise: Option<String>,
+    /// Its rank in a Bully election: the highest-ranked master alive becomes primary.
+    pub rank: u32,
+    /// The other masters: how to reach each, and its rank.
+    pub peers: Vec<PeerMaster>,
+}
+
+/// Another master, as a coordinator knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerMaster {
+    /// Its node name.
+    pub name: String,
+    /// Where to reach it (`host:port`; a shaped link when tcluster launched the cluster).
+    pub address: String,
+    /// Its rank.
+    pub rank: u32,
+}
+
+/// Each master's rank for the Bully election: the primary the topology names ranks highest, the
+/// other masters follow in the order the file declares them.
+pub fn master_ranks(topology: &Topology) -> Vec<(String, u32)> {
+    let primary = topology.primary().map(|n| n.name.clone());
+    let mut masters: Vec<String> = topology
+        .nodes_of(crate::topology::NodeKind::Master)
+        .map(|n| n.name.clone())
+        .collect();
+    masters.sort_by_key(|n| Some(n) != primary.as_ref());
+    let n = masters.len() as u32;
+    masters
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| (name, n - i as u32))
+        .collect()
 }
 
 impl CoordinatorConfig {
     /// The configuration for master `name` of a topology.
     pub fn from_topology(topology: &Topology, name: &str, seed: u64) -> Self {
         let p = &topology.policies;
+        let ranks = master_ranks(topology);
         CoordinatorConfig {
             name: name.to_string(),
             term: 1,
@@ -122,7 +153,18 @@ impl CoordinatorConfig {
             primary: topology.primary().map(|n| n.name.clone()),
             follow: None,
             sync: p.replication.mode == crate::topology::ReplicationMode::Sync,
-            advertise: None,
+            rank: ranks.iter().find(|(n, _)| n == name).map_or(0, |(_, r)| *r),
+            peers: topology
+                .nodes_of(crate::topology::NodeKind::Master)
+                .filter(|n| n.name != name)
+                .filter_map(|n| {
+                    Some(PeerMaster {
+                        name: n.name.clone(),
+                        address: format!("{}:{}", n.address, n.port?),
+                        rank: ranks.iter().find(|(r, _)| *r == n.name)?.1,
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -146,7 +188,8 @@ impl CoordinatorConfig {
             primary: None,
             follow: None,
             sync: true,
-            advertise: None,
+            rank: 1,
+            peers: Vec::new(),
         }
     }
 }
@@ -164,6 +207,14 @@ pub enum Input {
     FromPrimary(Envelope),
     /// A backup's link to its primary closed (the primary died, or cannot be reached).
     PrimaryLost,
+    /// The reply of another master to what [`Output::ToMaster`] sent it; `None` if it could not
+    /// be reached or did not answer in time.
+    FromMaster {
+        /// The master.
+        master: String,
+        /// Its reply.
+        reply: Option<Envelope>,
+    },
     /// A line arrived that is not a message (bad JSON, an unknown type, not text, too long).
     /// The peer gets an error reply; with `fatal`, its connection is closed too.
     Invalid {
@@ -189,8 +240,25 @@ pub enum Output {
     Event(ClusterEvent),
     /// A backup: send this to the primary it follows.
     ToPrimary(Message),
-    /// Stop serving and follow the primary at this address (an old primary stepping down).
-    Follow(String),
+    /// Send this to another master on a connection of its own, and hand back its first reply
+    /// (or `None`) within `wait` as [`Input::FromMaster`].
+    ToMaster {
+        /// The master, one of [`CoordinatorConfig::peers`].
+        master: String,
+        /// What to send.
+        envelope: Envelope,
+        /// How long to wait for the reply.
+        wait: Duration,
+    },
+    /// Follow this master (a name from [`CoordinatorConfig::peers`]): ask for its events after
+    /// the ones this coordinator has. With `reset`, the coordinator has forgotten its state
+    /// and starts over from the first event, and the journal must be emptied too.
+    Follow {
+        /// The master to follow.
+        primary: String,
+        /// Start over from the first event.
+        reset: bool,
+    },
 }
 
 /// What a connection turned out to be.
@@ -262,12 +330,56 @@ pub struct Coordinator {
     held: VecDeque<(u64, Output)>,
     /// When the oldest held reply started waiting.
     held_since: Millis,
+    /// Not serving: the master this one follows, and whether its link is up.
+    leader: Option<String>,
+    link_up: bool,
+    /// Not serving: the link to the leader closed — it died or left — rather than fell silent.
+    leader_closed: bool,
+    /// A Bully election this master is running, if any.
+    election: Option<Election>,
+    /// Not serving: workers that came here having lost the primary, their registrations held
+    /// until this master serves (or gives up on them).
+    pending: BTreeMap<ConnId, PendingWorker>,
+    /// Not serving: workers that lost the primary too, and when they came — the witnesses a
+    /// master needs before it takes over from a primary that is only silent.
+    witnesses: BTreeMap<String, Millis>,
+    /// Masters following this primary, by connection.
+    follower_names: BTreeMap<ConnId, String>,
+    /// Serving: when to announce the victory again to masters that do not follow yet.
+    next_announce: Millis,
+    /// Serving: replies are held because the backup and the workers are both silent.
+    holding_alone: bool,
+}
+
+/// One round of a Bully election.
+#[derive(Debug, Clone)]
+struct Election {
+    /// When this round began.
+    started: Millis,
+    /// Why the election began, for the takeover's reason.
+    cause: String,
+    /// Masters that outrank this one, asked and not heard from yet.
+    waiting: BTreeSet<String>,
+    /// A master that outranks this one answered: wait for its victory.
+    answered: Option<String>,
+    /// The last thing said on the timeline, so a repeated round does not repeat it.
+    said: Option<String>,
+}
+
+/// A worker's registration, held by a master that does not serve (yet).
+#[derive(Debug, Clone)]
+struct PendingWorker {
+    dialect: Dialect,
+    name: String,
+    slots: u32,
+    running: Vec<JobId>,
+    at: Millis,
 }
 
 impl Coordinator {
     /// A coordinator with no jobs and no workers.
     pub fn new(config: CoordinatorConfig) -> Self {
-        Coordinator {
+        let mut coordinator = Coordinator {
             balancer: Balancer::new(config.algorithm, config.seed),
             rng: SmallRng::seed_from_u64(config.seed.wrapping_add(1)),
             serving: config.role == MasterRole::Primary,
@@ -289,7 +401,19 @@ impl Coordinator {
             acked: BTreeMap::new(),
             held: VecDeque::new(),
             held_since: 0,
-        }
+            leader: None,
+            link_up: false,
+            leader_closed: false,
+            election: None,
+            pending: BTreeMap::new(),
+            witnesses: BTreeMap::new(),
+            follower_names: BTreeMap::new(),
+            next_announce: 0,
+            holding_alone: false,
+        };
+        coordinator.leader = coordinator.config.follow.clone();
+        coordinator.link_up = coordinator.leader.is_some();
+        coordinator
     }
 
     /// Its configuration.
@@ -373,10 +497,15 @@ impl Coordinator {
             Input::Tick => self.tick(),
             Input::FromPrimary(envelope) => self.on_primary_message(envelope),
             Input::PrimaryLost => {
+                self.link_up = false;
                 if !self.serving {
-                    self.take_over("the primary's connection closed".to_string());
+                    // A new round even if one runs: what the masters above said before the link
+                    // closed (a cut healing, say) is out of date.
+                    self.leader_closed = true;
+                    self.start_election("the primary's connection closed".to_string());
                 }
             }
+            Input::FromMaster { master, reply } => self.master_replied(master, reply),
         }
         self.state.queue.promote_due(self.now);
         if self.serving {
@@ -449,6 +578,8 @@ impl Coordinator {
             return;
         };
         self.subscribers.remove(&conn);
+        self.pending.remove(&conn);
+        self.follower_names.remove(&conn);
         if self.followers.remove(&conn) {
             self.acked.remove(&conn);
             if self.followers.is_empty() && !self.held.is_empty() {
@@ -522,6 +653,32 @@ impl Coordinator {
             self.heard_from(&name, env.clock);
         }
 
+        // A backup holds a worker that comes to it: the worker lost the primary, which is what
+        // this master needs to know before it takes over from a primary that is only silent.
+        if !self.serving
+            && let Message::Register { slots, running } = &env.message
+            && !env.from.is_empty()
+        {
+            info!(worker = %env.from, "a worker lost the primary and came here: holding it");
+            self.witnesses.insert(env.from.clone(), self.now);
+            self.pending.insert(
+                conn,
+                PendingWorker {
+                    dialect,
+                    name: env.from.clone(),
+                    slots: *slots,
+                    running: running.clone(),
+                    at: self.now,
+                },
+            );
+            self.advance_election();
+            return;
+        }
+        // A held worker's heartbeats and results wait with it (it is told where to go if this
+        // master does not take over).
+        if !self.serving && self.pending.contains_key(&conn) {
+            return;
+        }
         // A backup serves nobody: workers and clients are sent to the primary.
         if !self.serving
             && matches!(
@@ -552,8 +709,22 @@ impl Coordinator {
         }
 
         let from = env.from.clone();
+        let term = env.term;
         match env.message {
             Message::Hello { nonce, .. } => self.hello(conn, from, nonce),
+            Message::Election => {
+                if self.serving {
+                    self.send(conn, Message::Victory);
+                } else {
+                    self.send(conn, Message::Answer);
+                    if self.election.is_none()
+                        && let Some(cause) = self.leader_lost()
+                    {
+                        self.start_election(cause);
+                    }
+                }
+            }
+            Message::Victory => self.victory_from(&from, term),
             Message::Auth { proof } => self.auth(conn, &proof),
             Message::Register { slots, running } => {
                 self.register(conn, dialect, from, slots, Some(running));
@@ -639,16 +810,7 @@ impl Coordinator {
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
             }
-            Message::StepDown {
-                primary,
-                new_term: term,
-            } => {
-                // Only a backup we fed can depose us, and only with a higher term.
-                if self.serving && self.followers.contains(&conn) && term > self.term() {
-                    warn!(term, %primary, "a backup took over while this primary was away: stepping down");
-                    self.step_down(primary);
-                }
-            }
+
             Message::ReplicaAck { seq } => {
                 if self.followers.contains(&conn) {
                     let count = self.acked.entry(conn).or_default();
@@ -661,6 +823,7 @@ impl Coordinator {
                     c.peer = Peer::Follower;
                 }
                 self.followers.insert(conn);
+                self.follower_names.insert(conn, from.clone());
                 self.acked.insert(conn, after);
                 info!(conn, from = %from, after, "a backup follows");
                 let start = (after as usize).min(self.history.len());
@@ -1119,22 +1282,44 @@ impl Coordinator {
 
     fn tick(&mut self) {
         if !self.serving {
-            let silent = self.now.saturating_sub(self.last_primary_heard);
-            if silent > self.config.heartbeat.timeout.as_millis() as u64 {
-                self.take_over(format!("the primary was silent for {silent}ms"));
+            self.expire_pending();
+            if self.election.is_some() {
+                self.advance_election();
+            } else if let Some(cause) = self.leader_lost() {
+                self.start_election(cause);
             }
             return;
         }
+        // Masters that do not follow this primary hear of it again now and then: one that was
+        // away (paused, cut off) learns the term and steps down or follows.
+        if self.now >= self.next_announce {
+            self.next_announce = self.now + self.timeout_ms();
+            self.announce_victory();
+        }
         // A backup that does not acknowledge within the heartbeat timeout is dropped, so a dead
         // or paused backup cannot stall the cluster (the replies then go out unreplicated).
+        // But only while the workers still hear this primary: one cut off from everyone must
+        // not promise what it cannot replicate, since a backup may take over meanwhile.
         if !self.held.is_empty()
             && self.now.saturating_sub(self.held_since)
                 > self.config.heartbeat.timeout.as_millis() as u64
         {
-            warn!("the backup has not acknowledged for too long: dropping it");
-            for conn in self.followers.clone() {
-                self.close(conn);
+            match self.workers_still_here() {
+                Ok(()) => {
+                    warn!("the backup has not acknowledged for too long: dropping it");
+                    for conn in self.followers.clone() {
+                        self.close(conn);
+                    }
+                }
+                Err(why) => {
+                    if !self.holding_alone {
+                        warn!("the backup and the workers are silent ({why}): holding every reply");
+                        self.holding_alone = true;
+                    }
+                }
             }
+        } else {
+            self.holding_alone = false;
         }
         // Backups learn the primary is alive from these, even when nothing happens.
         let interval = (self.config.heartbeat.interval.as_millis() as u64 / 2).max(1);
@@ -1282,6 +1467,10 @@ impl Coordinator {
             return;
         }
         self.last_primary_heard = self.now;
+        self.leader_closed = false;
+        if self.election.take().is_some() {
+            info!("the primary is heard again: election abandoned");
+        }
         self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
             let have = self.history.len() as u64;
@@ -1302,22 +1491,370 @@ impl Coordinator {
     }
 
     /// An old primary stops serving: its workers and clients are sent away (they find the new
-    /// primary), and it follows the new primary as a backup, catching up from where it was.
-    fn step_down(&mut self, primary: String) {
+    /// primary), and it follows the new primary as a backup, from its first event. Subscribers
+    /// stay: they watch every master, serving or not.
+    fn step_down(&mut self, primary: &str) {
         self.serving = false;
         self.held.clear();
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let conns: Vec<ConnId> = self
+            .conns
+            .keys()
+            .filter(|c| !self.subscribers.contains(c))
+            .copied()
+            .collect();
         for conn in conns {
-            self.send(conn, Message::NotPrimary { primary: None });
+            self.send(
+                conn,
+                Message::NotPrimary {
+                    primary: Some(primary.to_string()),
+                },
+            );
             self.close(conn);
         }
+        self.follow(primary);
+    }
+
+    /// Follows `primary`. A master that followed another (or served) forgets its state and
+    /// starts over from the first event: its history may hold events the new primary never had.
+    fn follow(&mut self, primary: &str) {
+        let reset = self.leader.as_deref() != Some(primary) || self.history_len() == 0;
+        if reset {
+            self.state = ClusterState::new();
+            self.history.clear();
+            self.liveness.clear();
+            self.worker_conns.clear();
+        }
+        self.leader = Some(primary.to_string());
+        self.config.primary = Some(primary.to_string());
+        self.link_up = true;
+        self.leader_closed = false;
         self.last_primary_heard = self.now;
-        // Start over from the new primary's history: this one may hold events it never had.
-        self.state = ClusterState::new();
-        self.history.clear();
-        self.liveness.clear();
-        self.worker_conns.clear();
-        self.out.push(Output::Follow(primary));
+        self.election = None;
+        self.out.push(Output::Follow {
+            primary: primary.to_string(),
+            reset,
+        });
+    }
+
+    // ----- election -----
+
+    fn timeout_ms(&self) -> u64 {
+        self.config.heartbeat.timeout.as_millis() as u64
+    }
+
+    /// How long a master waits for the masters above it to answer: two heartbeats, within the
+    /// timeout. A dead master's link closes at once, so only a silent one costs this long.
+    fn answer_wait(&self) -> Duration {
+        (self.config.heartbeat.interval * 2)
+            .clamp(Duration::from_millis(50), self.config.heartbeat.timeout)
+    }
+
+    /// Why the primary counts as lost, if it does: its link closed, or it was silent too long.
+    fn leader_lost(&self) -> Option<String> {
+        if self.serving {
+            return None;
+        }
+        if self.leader_closed {
+            return Some("the primary's connection closed".to_string());
+        }
+        let silent = self.now.saturating_sub(self.last_primary_heard);
+        (silent > self.timeout_ms()).then(|| format!("the primary was silent for {silent}ms"))
+    }
+
+    /// Starts a round of the Bully election: every master that outranks this one is asked
+    /// whether it is alive.
+    fn start_election(&mut self, cause: String) {
+        let higher: BTreeSet<String> = self
+            .config
+            .peers
+            .iter()
+            .filter(|p| p.rank > self.config.rank)
+            .map(|p| p.name.clone())
+            .collect();
+        if self.election.is_none() {
+            info!(%cause, asks = higher.len(), "starting an election");
+            self.emit(EventKind::ElectionStarted {
+                candidate: self.config.name.clone(),
+                reason: cause.clone(),
+            });
+        }
+        let said = self.election.take().and_then(|e| e.said);
+        let wait = self.answer_wait();
+        for master in &higher {
+            let envelope = self.envelope(Message::Election);
+            self.out.push(Output::ToMaster {
+                master: master.clone(),
+                envelope,
+                wait,
+            });
+        }
+        self.election = Some(Election {
+            started: self.now,
+            cause,
+            waiting: higher,
+            answered: None,
+            said,
+        });
+        self.advance_election();
+    }
+
+    /// Decides what a running election does next.
+    fn advance_election(&mut self) {
+        let now = self.now;
+        let wait = self.answer_wait().as_millis() as u64;
+        let timeout = self.timeout_ms();
+        let Some(e) = self.election.as_mut() else {
+            return;
+        };
+        let age = now.saturating_sub(e.started);
+        if !e.waiting.is_empty() {
+            if age <= wait {
+                return;
+            }
+            e.waiting.clear();
+        }
+        if let Some(higher) = e.answered.clone() {
+            // A master above is alive: it runs its own election and announces its victory. If
+            // it does not, in time, the round starts over.
+            self.say(format!(
+                "{higher} outranks it and is alive: waiting for its victory"
+            ));
+            if age > timeout + wait {
+                let cause = self
+                    .election
+                    .as_ref()
+                    .map(|e| e.cause.clone())
+                    .unwrap_or_default();
+                self.start_election(cause);
+            }
+            return;
+        }
+        // No master above is alive: this one is the highest. A closed link is proof enough that
+        // the primary is gone; silence is not (a cut link is silent too), so the workers must
+        // have lost it as well.
+        match self.witness_count() {
+            Ok(evidence) => {
+                let cause = self
+                    .election
+                    .as_ref()
+                    .map(|e| e.cause.clone())
+                    .unwrap_or_default();
+                let reason = match evidence {
+                    Some(evidence) => format!("{cause}; {evidence}"),
+                    None => cause,
+                };
+                self.take_over(reason);
+            }
+            Err(why) => {
+                self.say(format!("not taking over: {why}"));
+                if age > timeout {
+                    let cause = self
+                        .election
+                        .as_ref()
+                        .map(|e| e.cause.clone())
+                        .unwrap_or_default();
+                    self.start_election(cause);
+                }
+            }
+        }
+    }
+
+    /// Whether the highest master alive may take over: `Ok` with what convinced it, or `Err`
+    /// with why not.
+    fn witness_count(&self) -> Result<Option<String>, String> {
+        if self.leader_closed {
+            return Ok(None);
+        }
+        let live = self
+            .state
+            .workers
+            .values()
+            .filter(|w| w.health != Health::Dead)
+            .count();
+        let lost = self
+            .state
+            .workers
+            .iter()
+            .filter(|(name, w)| w.health != Health::Dead && self.witnesses.contains_key(*name))
+            .count();
+        if live == 0 {
+            return Ok(Some("no worker to ask".to_string()));
+        }
+        if lost * 2 >= live && lost > 0 {
+            let s = if live == 1 { "" } else { "s" };
+            Ok(Some(format!("{lost} of {live} worker{s} lost it too")))
+        } else {
+            let s = if live == 1 { "" } else { "s" };
+            Err(format!(
+                "the primary is silent here, but {lost} of {live} worker{s} lost it (a partition?)"
+            ))
+        }
+    }
+
+    /// Says how the election stands on the timeline, once per change.
+    fn say(&mut self, text: String) {
+        let Some(e) = self.election.as_mut() else {
+            return;
+        };
+        if e.said.as_deref() == Some(text.as_str()) {
+            return;
+        }
+        e.said = Some(text.clone());
+        info!("election: {text}");
+        self.emit(EventKind::ElectionUpdate {
+            candidate: self.config.name.clone(),
+            reason: text,
+        });
+    }
+
+    /// Another master replied to what this one sent it.
+    fn master_replied(&mut self, master: String, reply: Option<Envelope>) {
+        let reply = match reply {
+            Some(envelope) => {
+                self.clock.observe(envelope.clock);
+                Some((envelope.term, envelope.message))
+            }
+            None => None,
+        };
+        if let Some((term, Message::Victory)) = reply {
+            self.victory_from(&master, term);
+            return;
+        }
+        if let Some(e) = self.election.as_mut() {
+            e.waiting.remove(&master);
+            if let Some((_, Message::Answer)) = reply {
+                e.answered = Some(master);
+            }
+            self.advance_election();
+        }
+    }
+
+    /// `master` says it is the primary in `term`.
+    fn victory_from(&mut self, master: &str, term: Option<u64>) {
+        let Some(rank) = self
+            .config
+            .peers
+            .iter()
+            .find(|p| p.name == master)
+            .map(|p| p.rank)
+        else {
+            warn!(%master, "a victory from a master this one does not know: ignored");
+            return;
+        };
+        let term = term.unwrap_or(0);
+        if self.serving {
+            // Two primaries: the higher term wins, then the higher rank.
+            if (term, rank) > (self.term(), self.config.rank) {
+                warn!(%master, term, "another master is primary in a higher term: stepping down");
+                self.emit(EventKind::ElectionUpdate {
+                    candidate: self.config.name.clone(),
+                    reason: format!("{master} is primary in term {term}: stepping down"),
+                });
+                self.step_down(master);
+            } else {
+                let envelope = self.envelope(Message::Victory);
+                let wait = self.answer_wait();
+                self.out.push(Output::ToMaster {
+                    master: master.to_string(),
+                    envelope,
+                    wait,
+                });
+            }
+            return;
+        }
+        if term < self.term() {
+            debug!(%master, term, "a victory from an older term: ignored");
+            return;
+        }
+        // Terms only go up, even while this master starts over from nothing.
+        self.config.term = self.config.term.max(term);
+        if self.leader.as_deref() == Some(master) && self.link_up {
+            // The primary it follows, heard again (a link that was cut, healed).
+            self.last_primary_heard = self.now;
+            self.leader_closed = false;
+            if self.election.is_some() {
+                self.emit(EventKind::ElectionUpdate {
+                    candidate: self.config.name.clone(),
+                    reason: format!("{master} is primary in term {term}: following it"),
+                });
+                self.election = None;
+            }
+            return;
+        }
+        info!(%master, term, "following the master that won");
+        if self.election.is_some() || self.leader.as_deref() != Some(master) {
+            self.emit(EventKind::ElectionUpdate {
+                candidate: self.config.name.clone(),
+                reason: format!("{master} is primary in term {term}: following it"),
+            });
+        }
+        self.follow(master);
+    }
+
+    /// Whether this primary still has its workers: at least half of those connected heard
+    /// within the timeout. A cluster that never had a worker has nobody to ask.
+    fn workers_still_here(&self) -> Result<(), String> {
+        let timeout = self.timeout_ms();
+        let connected = self.worker_conns.len();
+        let heard = self
+            .worker_conns
+            .keys()
+            .filter(|name| {
+                self.liveness
+                    .get(*name)
+                    .is_some_and(|l| self.now.saturating_sub(l.last_heard) <= timeout)
+            })
+            .count();
+        if self.state.workers.is_empty() || (heard > 0 && heard * 2 >= connected) {
+            Ok(())
+        } else {
+            Err(format!("{heard} of {connected} workers heard from"))
+        }
+    }
+
+    /// Tells every master that does not follow this primary yet that it is the primary.
+    fn announce_victory(&mut self) {
+        let following: BTreeSet<&String> = self.follower_names.values().collect();
+        let others: Vec<String> = self
+            .config
+            .peers
+            .iter()
+            .filter(|p| !following.contains(&p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        let wait = self.answer_wait();
+        for master in others {
+            let envelope = self.envelope(Message::Victory);
+            self.out.push(Output::ToMaster {
+                master,
+                envelope,
+                wait,
+            });
+        }
+    }
+
+    /// Held workers that waited a whole timeout are sent away: this master is not taking over,
+    /// so they try the next one. Old witnesses are forgotten.
+    fn expire_pending(&mut self) {
+        let timeout = self.timeout_ms();
+        let now = self.now;
+        let expired: Vec<ConnId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.at) > timeout)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in expired {
+            self.send(
+                conn,
+                Message::NotPrimary {
+                    primary: self.leader.clone(),
+                },
+            );
+            self.close(conn);
+        }
+        self.witnesses
+            .retain(|_, at| now.saturating_sub(*at) <= 3 * timeout);
     }
 
     /// With a sync backup, replies leave only once the backup has every event made so far:
@@ -1337,7 +1874,11 @@ impl Coordinator {
         let mut keep = Vec::new();
         for output in std::mem::take(&mut self.out) {
             match &output {
-                Output::Event(_) | Output::ToPrimary(_) => keep.push(output),
+                // Only replies wait: events, replication and elections do not.
+                Output::Event(_)
+                | Output::ToPrimary(_)
+                | Output::ToMaster { .. }
+                | Output::Follow { .. } => keep.push(output),
                 Output::Send(conn, _) if followers.contains(conn) => keep.push(output),
                 _ => self.held.push_back((needed, output)),
             }
@@ -1377,6 +1918,9 @@ impl Coordinator {
             return;
         }
         self.serving = true;
+        self.election = None;
+        self.leader = None;
+        self.config.primary = Some(self.config.name.clone());
         let term = self.term() + 1;
         info!(term, %reason, "taking over as primary");
         self.emit(EventKind::Takeover {
@@ -1384,14 +1928,16 @@ impl Coordinator {
             term,
             reason,
         });
-        // If the old primary is only paused, it will hear this when it resumes.
-        if let Some(address) = self.config.advertise.clone() {
-            self.out.push(Output::ToPrimary(Message::StepDown {
-                primary: address,
-                new_term: term,
-            }));
-        }
+        // The other masters follow; an old primary that is only paused or cut off hears this
+        // when it can (it is said again every timeout until every master follows).
+        self.next_announce = self.now + self.timeout_ms();
+        self.announce_victory();
         self.grace_for_known_workers();
+        // The workers that came here while this master decided.
+        for (conn, p) in std::mem::take(&mut self.pending) {
+            self.register(conn, p.dialect, p.name, p.slots, Some(p.running));
+        }
+        self.witnesses.clear();
     }
 
     fn send(&mut self, conn: ConnId, message: Message) {
@@ -1400,13 +1946,18 @@ impl Coordinator {
         }
     }
 
-    fn send_raw(&mut self, conn: ConnId, message: Message) {
-        let envelope = Envelope {
+    /// A message from this coordinator, stamped with its clock and term.
+    fn envelope(&mut self, message: Message) -> Envelope {
+        Envelope {
             from: self.config.name.clone(),
             clock: self.clock.tick(),
             term: Some(self.term()),
             message,
-        };
+        }
+    }
+
+    fn send_raw(&mut self, conn: ConnId, message: Message) {
+        let envelope = self.envelope(message);
         self.out.push(Output::Send(conn, envelope));
     }
 

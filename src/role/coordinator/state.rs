@@ -361,6 +361,8 @@ impl ClusterState {
                 }
             }
             EventKind::Takeover { term, .. } => self.term = self.term.max(*term),
+            // Elections change nothing until one ends in a takeover.
+            EventKind::ElectionStarted { .. } | EventKind::ElectionUpdate { .. } => {}
             EventKind::DuplicateResult { job, .. } => {
                 if let Some(j) = self.jobs.get_mut(job) {
                     j.duplicates += 1;
