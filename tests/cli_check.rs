@@ -228,3 +228,26 @@ fn bad_flags_for_run_node_and_attach_say_what_is_wrong() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("needs a terminal"));
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_panic() {
+    // `tcluster check demo.top | head -1`: the pipe closes before tcluster has written it all.
+    // Here its read end is closed before tcluster even starts, so every write fails.
+    for args in [
+        &["check", "topologies/demo.top"][..],
+        &["check", "topologies/election.top"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_tcluster"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

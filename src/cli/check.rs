@@ -11,7 +11,7 @@ pub fn run(path: &Path, quiet: bool) -> ExitCode {
         Some((topology, _)) => {
             if !quiet {
                 let file = path.display().to_string();
-                print!(
+                out!(
                     "{}",
                     Summary {
                         topology: &topology,

@@ -157,7 +157,7 @@ impl Session {
             }
             Ok(reply) => {
                 if self.json {
-                    println!("{}", serde_json::to_string(&reply).unwrap_or_default());
+                    outln!("{}", serde_json::to_string(&reply).unwrap_or_default());
                 }
                 Ok(reply)
             }
@@ -177,7 +177,7 @@ impl Session {
             .await?
         {
             if !self.json {
-                println!("logged in as {user} ({role})");
+                outln!("logged in as {user} ({role})");
             }
             self.token = Some(token);
         }
@@ -219,7 +219,7 @@ impl Session {
             return Ok(());
         };
         if !self.json {
-            println!("accepted {}", id_list(&jobs));
+            outln!("accepted {}", id_list(&jobs));
         }
         if !wait {
             return Ok(());
@@ -235,12 +235,12 @@ impl Session {
                             failed += 1;
                         }
                         if self.json {
-                            println!(
+                            outln!(
                                 "{}",
                                 serde_json::json!({"job": job, "state": state, "result": result})
                             );
                         } else {
-                            println!("{job} {state}: {result}");
+                            outln!("{job} {state}: {result}");
                         }
                     }
                 }
@@ -270,8 +270,8 @@ impl Session {
             return Ok(());
         }
         match reply {
-            Message::JobInfo { job } => print!("{}", job_details(&job)),
-            Message::StatusReport { report } => print!("{}", report_text(&report)),
+            Message::JobInfo { job } => out!("{}", job_details(&job)),
+            Message::StatusReport { report } => out!("{}", report_text(&report)),
             _ => {}
         }
         Ok(())
@@ -288,7 +288,7 @@ impl Session {
         if let Message::JobList { jobs, total } = self.ask(Message::Jobs { state, limit }).await?
             && !self.json
         {
-            print!("{}", job_table(&jobs, total));
+            out!("{}", job_table(&jobs, total));
         }
         Ok(())
     }
@@ -297,7 +297,7 @@ impl Session {
         if let Message::WorkerList { workers } = self.ask(Message::Workers).await?
             && !self.json
         {
-            print!("{}", worker_table(&workers));
+            out!("{}", worker_table(&workers));
         }
         Ok(())
     }
@@ -326,7 +326,7 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("connected to {addr}; type help for the commands");
+    outln!("connected to {addr}; type help for the commands");
     loop {
         let line = match editor.readline("tcluster> ") {
             Ok(line) => line,
@@ -346,7 +346,7 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
         let result = match words.as_slice() {
             ["exit" | "quit"] => break,
             ["help"] | ["?"] => {
-                println!("{HELP}");
+                outln!("{HELP}");
                 Ok(())
             }
             ["login", user, password] => runtime.block_on(session.login(user, password)),

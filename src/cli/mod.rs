@@ -4,6 +4,23 @@
 //! the same behaviour. Exit codes: 0 success, 1 failure (an invalid topology, an unreachable
 //! coordinator, a refused request), 2 a usage error (clap's own), 3 a waited-for job failed.
 
+/// `println!` for command output that a closed stdout does not turn into a panic: the reader
+/// went away (`tcluster check demo.top | head`), which is not an error worth reporting.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` with the same care as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod check;
 pub mod client;
 pub mod console;
@@ -26,11 +43,13 @@ use crate::logging::LogFormat;
     about = "A terminal console for teaching distributed systems live",
     long_about = "tcluster reads a topology file (.top) that describes a cluster — a coordinator, \
 its backup, workers, chat servers and bots — and runs it.\n\n\
-Today `tcluster TOPOLOGY` validates the file and prints what it describes; `tcluster node` runs \
-one node of it and `tcluster client` talks to its coordinator. The full-screen console comes in a \
-later release.",
-    after_help = "Examples:\n  tcluster check topologies/demo.top\n  tcluster node topologies/demo.top --name coordinator\n  \
-tcluster node topologies/demo.top --name worker-1\n  tcluster client topologies/demo.top submit \"sleep 1s\" --count 5 --wait\n\n\
+`tcluster TOPOLOGY` launches every node and opens the full-screen console on the cluster; \
+`tcluster run` launches it without the console (headless, for scripts and CI); `tcluster check` \
+validates the file; `tcluster node` runs one node of it by hand; `tcluster client` talks to its \
+coordinator; `tcluster attach` opens the console on a cluster another tcluster runs.",
+    after_help = "Examples:\n  tcluster topologies/demo.top\n  tcluster run topologies/failover.top --headless --scenario failover\n  \
+tcluster check topologies/demo.top\n  tcluster node topologies/demo.top --name coordinator\n  \
+tcluster client topologies/demo.top submit \"sleep 1s\" --count 5 --wait\n\n\
 The topology language is documented in docs/TOPOLOGY.md, the protocol in docs/PROTOCOL.md.",
     args_conflicts_with_subcommands = true
 )]

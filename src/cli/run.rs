@@ -162,7 +162,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         .filter_map(|n| n.address.clone())
         .collect();
     let mut logs = handle.logs.subscribe();
-    println!(
+    outln!(
         "{system}: {} nodes; coordinator on {}; logs in {}",
         handle.nodes.len(),
         handle.coordinator,
@@ -175,7 +175,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             .as_deref()
             .map(|a| format!(" on {a}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "   {:<14} {:<8} {}{pid}{address}",
             node.name,
             node.role,
@@ -207,28 +207,28 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
                     }
                 }
                 Ok(Update::Node(_)) => {}
-                Err(RecvError::Lagged(n)) => println!("(…{n} events not shown: the terminal is slower than the cluster)"),
+                Err(RecvError::Lagged(n)) => outln!("(…{n} events not shown: the terminal is slower than the cluster)"),
                 Err(RecvError::Closed) => break,
             },
             line = logs.recv(), if args.logs => if let Ok(line) = line {
-                println!("{:8.3}s  {:<12}  [{}] {}", line.at_ms as f64 / 1000.0, line.node, line.level.as_str(), line.text);
+                outln!("{:8.3}s  {:<12}  [{}] {}", line.at_ms as f64 / 1000.0, line.node, line.level.as_str(), line.text);
             },
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
-                println!("-- {} have passed: stopping", format_duration(args.duration.unwrap_or_default()));
+                outln!("-- {} have passed: stopping", format_duration(args.duration.unwrap_or_default()));
                 break;
             }
             _ = check.tick(), if scenario_over && deadline.is_none() => {
                 if open_jobs(&masters, secret.as_deref()).await == Some(0) {
-                    println!("-- the scenario is over and every job has ended: stopping");
+                    outln!("-- the scenario is over and every job has ended: stopping");
                     break;
                 }
                 if settle_until.is_some_and(|t| tokio::time::Instant::now() > t) {
-                    println!("-- jobs still open {} after the scenario: stopping", format_duration(SETTLE_LIMIT));
+                    outln!("-- jobs still open {} after the scenario: stopping", format_duration(SETTLE_LIMIT));
                     break;
                 }
             }
             _ = &mut stop_signal => {
-                println!("-- interrupted: stopping");
+                outln!("-- interrupted: stopping");
                 break;
             }
         }
@@ -241,7 +241,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             Ok(Ok(Update::Timeline(event))) => print_event(&event),
             Ok(Ok(Update::Node(_))) => {}
             Ok(Err(RecvError::Lagged(n))) => {
-                println!("(…{n} events not shown: the terminal is slower than the cluster)")
+                outln!("(…{n} events not shown: the terminal is slower than the cluster)")
             }
             Ok(Err(RecvError::Closed)) | Err(_) => break,
         }
@@ -271,7 +271,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
 fn print_event(event: &crate::supervisor::timeline::TimelineEvent) {
     if !matches!(&event.kind, TimelineKind::Cluster { event } if matches!(event.kind, EventKind::JobProgress { .. }))
     {
-        println!("{event}");
+        outln!("{event}");
     }
 }
 
@@ -309,13 +309,18 @@ async fn stop_signal() {
 
 fn print_report(report: &RunReport) {
     let j = &report.jobs;
-    println!(
+    outln!(
         "== {}: primary {} (term {})",
-        report.system, report.primary, report.term
+        report.system,
+        report.primary,
+        report.term
     );
-    println!(
+    outln!(
         "   jobs: {} submitted, {} completed, {} failed, {} lost",
-        j.submitted, j.completed, j.failed, j.lost
+        j.submitted,
+        j.completed,
+        j.failed,
+        j.lost
     );
     for f in &report.faults {
         let ms = |v: Option<u64>| {
@@ -328,7 +333,7 @@ fn print_report(report: &RunReport) {
             .as_deref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "   {} {} at {}ms: detected after {}{by}, recovered after {}",
             f.action,
             f.target,
