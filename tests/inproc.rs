@@ -60,7 +60,7 @@ async fn roles_run_as_in_process_tasks() {
         })
         .await
         .unwrap();
-    let Message::Accepted { jobs } = reply else {
+    let Message::Accepted { jobs, .. } = reply else {
         panic!("{reply:?}")
     };
     assert_eq!(jobs.len(), 4);

@@ -215,9 +215,10 @@ impl Session {
                 notify: wait,
             })
             .await?;
-        let Message::Accepted { jobs } = reply else {
+        let Message::Accepted { jobs, last } = reply else {
             return Ok(());
         };
+        let jobs = crate::protocol::message::accepted_ids(&jobs, last);
         if !self.json {
             outln!("accepted {}", id_list(&jobs));
         }

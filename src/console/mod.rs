@@ -265,8 +265,10 @@ async fn run(
                                 })
                                 .await
                             {
-                                Ok(Message::Accepted { jobs }) => {
-                                    format!("submitted {} jobs", jobs.len())
+                                Ok(Message::Accepted { jobs, last }) => {
+                                    let n =
+                                        crate::protocol::message::accepted_ids(&jobs, last).len();
+                                    format!("submitted {n} jobs")
                                 }
                                 Ok(other) => format!("submit: {other:?}"),
                                 Err(e) => format!("submit failed: {e}"),

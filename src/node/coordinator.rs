@@ -186,34 +186,28 @@ async fn run(
                     continue;
                 }
             },
-            Some((conn, event)) = inputs.recv() => match event {
-                ConnEvent::Opened(tx, cancel) => {
-                    writers.insert(conn, (tx, cancel, Dialect::Native));
-                    Input::Connected(conn)
-                }
-                ConnEvent::Line(dialect, envelope) => {
-                    if let Some(w) = writers.get_mut(&conn) {
-                        w.2 = dialect;
-                    }
-                    Input::Received(conn, dialect, envelope)
-                }
-                ConnEvent::Invalid(reason, fatal) => Input::Invalid { conn, reason, fatal },
-                ConnEvent::Primary(generation, envelope) if generation == link.generation => {
-                    Input::FromPrimary(envelope)
-                }
-                ConnEvent::PrimaryLost(generation) if generation == link.generation => {
-                    Input::PrimaryLost
-                }
-                ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => continue,
-                ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },ConnEvent::Closed => {
-                    writers.remove(&conn);
-                    Input::Disconnected(conn)
-                }
+            Some((conn, event)) = inputs.recv() => match input_of(conn, event, &mut writers, &link) {
+                Some(input) => input,
+                None => continue,
             },
             _ = ticker.tick() => Input::Tick,
         };
 
-        let outputs = coordinator.step(now(), input);
+        let mut outputs = coordinator.step(now(), input);
+        // What has already arrived is handled in the same batch, with one journal commit for
+        // all of it: a backup catching up applies thousands of events a second, not a few
+        // hundred. A batch ends where the link to the primary changes, so that no message of
+        // the old link is read as one of the new.
+        let mut batch = 1;
+        while batch < MAX_BATCH && !outputs.iter().any(|o| matches!(o, Output::Follow { .. })) {
+            let Ok((conn, event)) = inputs.try_recv() else {
+                break;
+            };
+            if let Some(input) = input_of(conn, event, &mut writers, &link) {
+                outputs.extend(coordinator.step(now(), input));
+                batch += 1;
+            }
+        }
         // Write the step's events down before anyone hears about them: a reply sent now may
         // promise a job that must survive a crash.
         if let Some(j) = journal.as_mut() {
@@ -315,6 +309,46 @@ async fn run(
     for (_, (_, cancel, _)) in writers.drain() {
         cancel.cancel();
     }
+}
+
+/// The most inputs handled between two journal commits.
+const MAX_BATCH: usize = 512;
+
+/// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
+/// that has since been replaced). Keeps the writers in step with the connections.
+fn input_of(
+    conn: ConnId,
+    event: ConnEvent,
+    writers: &mut HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)>,
+    link: &FollowLink,
+) -> Option<Input> {
+    Some(match event {
+        ConnEvent::Opened(tx, cancel) => {
+            writers.insert(conn, (tx, cancel, Dialect::Native));
+            Input::Connected(conn)
+        }
+        ConnEvent::Line(dialect, envelope) => {
+            if let Some(w) = writers.get_mut(&conn) {
+                w.2 = dialect;
+            }
+            Input::Received(conn, dialect, envelope)
+        }
+        ConnEvent::Invalid(reason, fatal) => Input::Invalid {
+            conn,
+            reason,
+            fatal,
+        },
+        ConnEvent::Primary(generation, envelope) if generation == link.generation => {
+            Input::FromPrimary(envelope)
+        }
+        ConnEvent::PrimaryLost(generation) if generation == link.generation => Input::PrimaryLost,
+        ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => return None,
+        ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },
+        ConnEvent::Closed => {
+            writers.remove(&conn);
+            Input::Disconnected(conn)
+        }
+    })
 }
 
 /// Membership changes and faults are worth a line at `info`; the rest of the job traffic is

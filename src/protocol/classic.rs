@@ -108,7 +108,7 @@ pub fn parse(line: &str) -> Result<ClassicLine, String> {
 pub fn render(message: &Message) -> Option<String> {
     Some(match message {
         Message::Assign { job, data, .. } => format!("PROCESS_JOB:{job}:{data}"),
-        Message::Accepted { jobs } => {
+        Message::Accepted { jobs, .. } => {
             let ids: Vec<String> = jobs.iter().map(JobId::to_string).collect();
             format!("JOB_ACCEPTED:{}", ids.join(","))
         }
@@ -197,7 +197,8 @@ mod tests {
         assert_eq!(render(&assign).unwrap(), "PROCESS_JOB:JOB-1:abc");
         assert_eq!(
             render(&Message::Accepted {
-                jobs: vec![JobId(7)]
+                jobs: vec![JobId(7)],
+                last: None,
             })
             .unwrap(),
             "JOB_ACCEPTED:JOB-7"

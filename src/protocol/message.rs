@@ -171,8 +171,12 @@ pub enum Message {
     },
     /// The ids of submitted jobs.
     Accepted {
-        /// In submission order.
+        /// In submission order; at most [`ACCEPTED_LISTED`] of them, so the line stays short.
         jobs: Vec<JobId>,
+        /// When more jobs were accepted than listed, the last one: the ids of one submission are
+        /// consecutive, from the first listed to this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<JobId>,
     },
     /// A job ended (sent to its submitter when it asked for `notify`).
     JobFinished {
@@ -295,6 +299,17 @@ pub enum PeerRole {
 /// A job's id, written `JOB-1`, `JOB-2`, … on the wire and on screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobId(pub u64);
+
+/// The most job ids an `accepted` message lists (a submission may have 100,000).
+pub const ACCEPTED_LISTED: usize = 1000;
+
+/// Every id an `accepted` message stands for: those listed, or the whole range to `last`.
+pub fn accepted_ids(jobs: &[JobId], last: Option<JobId>) -> Vec<JobId> {
+    match (jobs.first(), last) {
+        (Some(first), Some(last)) if last.0 >= first.0 => (first.0..=last.0).map(JobId).collect(),
+        _ => jobs.to_vec(),
+    }
+}
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

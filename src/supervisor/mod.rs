@@ -1494,7 +1494,8 @@ async fn submitter(
         });
         // A paused primary never answers: give up after a while rather than hold the rest.
         match tokio::time::timeout(Duration::from_secs(30), request).await {
-            Ok(Ok(Message::Accepted { jobs })) => {
+            Ok(Ok(Message::Accepted { jobs, last })) => {
+                let jobs = crate::protocol::message::accepted_ids(&jobs, last);
                 let range = match (jobs.first(), jobs.last()) {
                     (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
                     (Some(a), _) => a.to_string(),

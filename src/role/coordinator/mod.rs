@@ -34,7 +34,8 @@ use crate::clock::{LamportClock, Millis};
 use crate::protocol::Dialect;
 use crate::protocol::auth;
 use crate::protocol::message::{
-    Envelope, Health, JobCounts, JobId, JobState, Message, StatusReport, WorkerCounts,
+    ACCEPTED_LISTED, Envelope, Health, JobCounts, JobId, JobState, Message, StatusReport,
+    WorkerCounts,
 };
 use crate::role::event::{ClusterEvent, EventKind};
 use crate::role::job::JobKind;
@@ -51,6 +52,8 @@ pub const MAX_DATA: usize = 4096;
 pub const MAX_COUNT: u32 = 100_000;
 /// How many jobs `jobs` lists when the client does not say.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
+/// The most events sent to a backup and not yet acknowledged (well under a connection's queue).
+pub const REPLICA_WINDOW: u64 = 1024;
 
 /// How a coordinator behaves: from the topology, or made up by tests.
 #[derive(Debug, Clone)]
@@ -326,6 +329,8 @@ pub struct Coordinator {
     last_follower_ping: Millis,
     /// A primary: how many events each follower has acknowledged.
     acked: BTreeMap<ConnId, u64>,
+    /// A primary: how many events each follower has been sent.
+    streamed: BTreeMap<ConnId, u64>,
     /// A primary with a sync backup: replies waiting until the backup has this many events.
     held: VecDeque<(u64, Output)>,
     /// When the oldest held reply started waiting.
@@ -399,6 +404,7 @@ impl Coordinator {
             last_primary_heard: 0,
             last_follower_ping: 0,
             acked: BTreeMap::new(),
+            streamed: BTreeMap::new(),
             held: VecDeque::new(),
             held_since: 0,
             leader: None,
@@ -582,6 +588,7 @@ impl Coordinator {
         self.follower_names.remove(&conn);
         if self.followers.remove(&conn) {
             self.acked.remove(&conn);
+            self.streamed.remove(&conn);
             if self.followers.is_empty() && !self.held.is_empty() {
                 warn!("the backup is gone: replies no longer wait for it");
             }
@@ -815,6 +822,7 @@ impl Coordinator {
                 if self.followers.contains(&conn) {
                     let count = self.acked.entry(conn).or_default();
                     *count = (*count).max(seq + 1);
+                    self.stream_to(conn);
                     self.release_held();
                 }
             }
@@ -826,18 +834,8 @@ impl Coordinator {
                 self.follower_names.insert(conn, from.clone());
                 self.acked.insert(conn, after);
                 info!(conn, from = %from, after, "a backup follows");
-                let start = (after as usize).min(self.history.len());
-                // Copied out: sending needs `self` while the history is read.
-                let backlog: Vec<ClusterEvent> = self.history[start..].to_vec();
-                for (i, event) in backlog.into_iter().enumerate() {
-                    self.send(
-                        conn,
-                        Message::Replica {
-                            seq: (start + i) as u64,
-                            event,
-                        },
-                    );
-                }
+                self.streamed.insert(conn, after.min(self.history_len()));
+                self.stream_to(conn);
             }
             Message::Subscribe => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -1023,7 +1021,9 @@ impl Coordinator {
             }
             jobs.push(job);
         }
-        self.send(conn, Message::Accepted { jobs });
+        let last = (jobs.len() > ACCEPTED_LISTED).then(|| jobs[jobs.len() - 1]);
+        jobs.truncate(ACCEPTED_LISTED);
+        self.send(conn, Message::Accepted { jobs, last });
     }
 
     // ----- workers -----
@@ -1430,19 +1430,28 @@ impl Coordinator {
     /// Keeps a durable event for backups, sends it to those following, and publishes it.
     fn record(&mut self, event: ClusterEvent) {
         if event.kind.is_durable() {
-            let seq = self.history.len() as u64;
             self.history.push(event.clone());
             for conn in self.followers.clone() {
-                self.send(
-                    conn,
-                    Message::Replica {
-                        seq,
-                        event: event.clone(),
-                    },
-                );
+                self.stream_to(conn);
             }
         }
         self.out.push(Output::Event(event));
+    }
+
+    /// Sends a follower the events it has not been sent, keeping at most [`REPLICA_WINDOW`]
+    /// unacknowledged: a backup catching up on a long history, or a burst of events (a submit
+    /// of 100,000 jobs), never overflows its connection's queue.
+    fn stream_to(&mut self, conn: ConnId) {
+        let Some(&next) = self.streamed.get(&conn) else {
+            return;
+        };
+        let acked = self.acked.get(&conn).copied().unwrap_or(0);
+        let until = (acked + REPLICA_WINDOW).min(self.history_len());
+        for seq in next..until {
+            let event = self.history[seq as usize].clone();
+            self.send(conn, Message::Replica { seq, event });
+        }
+        self.streamed.insert(conn, until.max(next));
     }
 
     /// Durable events so far (what a backup following from scratch would receive).
@@ -1874,11 +1883,13 @@ impl Coordinator {
         let mut keep = Vec::new();
         for output in std::mem::take(&mut self.out) {
             match &output {
-                // Only replies wait: events, replication and elections do not.
+                // Only replies wait: events, replication, elections and pings (which promise
+                // nothing, and keep workers from thinking this primary dead) do not.
                 Output::Event(_)
                 | Output::ToPrimary(_)
                 | Output::ToMaster { .. }
                 | Output::Follow { .. } => keep.push(output),
+                Output::Send(_, envelope) if envelope.message == Message::Ping => keep.push(output),
                 Output::Send(conn, _) if followers.contains(conn) => keep.push(output),
                 _ => self.held.push_back((needed, output)),
             }

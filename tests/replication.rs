@@ -1,0 +1,160 @@
+//! A backup that follows a long history, or a burst of events, receives them in a window of
+//! unacknowledged replicas: never more than `REPLICA_WINDOW` in flight, so its connection's queue
+//! cannot overflow, and every event arrives once, in order.
+
+use tcluster::protocol::Dialect;
+use tcluster::protocol::message::{Envelope, Message};
+use tcluster::role::coordinator::{
+    ConnId, Coordinator, CoordinatorConfig, Input, Output, REPLICA_WINDOW,
+};
+
+fn native(from: &str, message: Message) -> Envelope {
+    Envelope {
+        from: from.to_string(),
+        clock: 0,
+        term: None,
+        message,
+    }
+}
+
+/// The sequence numbers of the replicas sent on `conn`.
+fn replicas(outputs: &[Output], conn: ConnId) -> Vec<u64> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(c, env) if *c == conn => match &env.message {
+                Message::Replica { seq, .. } => Some(*seq),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn submit(c: &mut Coordinator, conn: ConnId, count: u32) -> Vec<Output> {
+    c.step(
+        0,
+        Input::Received(
+            conn,
+            Dialect::Native,
+            native(
+                "alice",
+                Message::Submit {
+                    data: "sleep 1s".into(),
+                    count,
+                    priority: 0,
+                    token: None,
+                    notify: false,
+                },
+            ),
+        ),
+    )
+}
+
+/// Acknowledges every replica the backup has, one by one as a backup does; returns every
+/// replica received, and every output of the last acknowledgement.
+fn ack_all(c: &mut Coordinator, conn: ConnId, mut pending: Vec<u64>) -> (Vec<u64>, Vec<Output>) {
+    let mut received = Vec::new();
+    let mut last = Vec::new();
+    while let Some(seq) = pending.first().copied() {
+        pending.remove(0);
+        received.push(seq);
+        let out = c.step(
+            0,
+            Input::Received(
+                conn,
+                Dialect::Native,
+                native("backup", Message::ReplicaAck { seq }),
+            ),
+        );
+        let more = replicas(&out, conn);
+        last = out;
+        assert!(
+            (pending.len() + more.len()) as u64 <= REPLICA_WINDOW,
+            "never more than the window in flight"
+        );
+        pending.extend(more);
+    }
+    (received, last)
+}
+
+#[test]
+fn a_long_history_is_sent_a_window_at_a_time() {
+    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    c.step(0, Input::Connected(1));
+    submit(&mut c, 1, 5000);
+    let history = c.history_len();
+    assert!(history >= 5000);
+
+    c.step(0, Input::Connected(2));
+    let out = c.step(
+        0,
+        Input::Received(
+            2,
+            Dialect::Native,
+            native("backup", Message::Follow { after: 0 }),
+        ),
+    );
+    let first = replicas(&out, 2);
+    assert_eq!(first.len() as u64, REPLICA_WINDOW);
+    let (received, _) = ack_all(&mut c, 2, first);
+    assert_eq!(received, (0..history).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_burst_of_events_is_sent_a_window_at_a_time_and_replies_wait_for_all_of_it() {
+    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    c.step(0, Input::Connected(2));
+    c.step(
+        0,
+        Input::Received(
+            2,
+            Dialect::Native,
+            native("backup", Message::Follow { after: 0 }),
+        ),
+    );
+    c.step(0, Input::Connected(1));
+    let before = c.history_len();
+    let out = submit(&mut c, 1, 3000);
+    let first = replicas(&out, 2);
+    assert_eq!(first.len() as u64, REPLICA_WINDOW);
+    // Synchronous replication: the client hears nothing until the backup has every event.
+    let accepted = |outs: &[Output]| {
+        outs.iter().any(|o| {
+            matches!(o, Output::Send(1, env) if matches!(env.message, Message::Accepted { .. }))
+        })
+    };
+    assert!(!accepted(&out));
+    let (received, last) = ack_all(&mut c, 2, first);
+    assert_eq!(received, (before..c.history_len()).collect::<Vec<_>>());
+    // The last acknowledgement let the reply out.
+    assert!(accepted(&last));
+}
+
+#[test]
+fn a_large_submission_is_acknowledged_in_a_short_line() {
+    use tcluster::protocol::frame::MAX_LINE;
+    use tcluster::protocol::message::{ACCEPTED_LISTED, JobId, accepted_ids};
+    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    c.step(0, Input::Connected(1));
+    let out = submit(&mut c, 1, 100_000);
+    let reply = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(1, env) => Some(env),
+            _ => None,
+        })
+        .expect("a reply");
+    let Message::Accepted { jobs, last } = &reply.message else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(jobs.len(), ACCEPTED_LISTED);
+    assert_eq!(*last, Some(JobId(100_000)));
+    assert!(
+        reply.to_json().len() < MAX_LINE,
+        "the reply fits in one line"
+    );
+    let all = accepted_ids(jobs, *last);
+    assert_eq!(all.len(), 100_000);
+    assert_eq!((all[0], all[99_999]), (JobId(1), JobId(100_000)));
+}
