@@ -203,3 +203,112 @@ fn the_interactive_prompt_reads_commands() {
         "history is kept"
     );
 }
+
+/// A primary and its backup started by hand; returns them and their addresses.
+fn two_masters(dir: &std::path::Path) -> (std::path::PathBuf, Proc, String, Proc, String) {
+    let topology = topology(
+        dir,
+        "node coordinator { type master; role primary }\nnode backup { type master; role backup }\n\
+         policy heartbeat { interval 100ms; timeout 800ms }\n",
+    );
+    let (primary, primary_addr) = coordinator(dir, &topology, &[]);
+    let backup = spawn(
+        dir,
+        "backup",
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "backup",
+            "--listen",
+            "127.0.0.1:0",
+            "--coordinator",
+            &primary_addr,
+        ],
+    );
+    let line = backup.wait_for_line("READY backup ");
+    let backup_addr = line.rsplit(' ').next().unwrap().to_string();
+    (topology, primary, primary_addr, backup, backup_addr)
+}
+
+#[test]
+fn the_client_finds_the_primary_among_the_masters_and_follows_a_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, primary, primary_addr, _backup, backup_addr) = two_masters(dir.path());
+    // The backup is listed first: the client asks both and talks to the primary.
+    let both = format!("{backup_addr},{primary_addr}");
+    let status = || {
+        let out = tcluster()
+            .args([
+                "client",
+                topology.to_str().unwrap(),
+                "--coordinator",
+                &both,
+                "status",
+            ])
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    let first = status();
+    assert!(
+        first.contains("coordinator coordinator (term 1)"),
+        "{first}"
+    );
+
+    // The interactive prompt, too, and it goes on with the new primary after a failover.
+    let mut prompt = tcluster()
+        .args(["client", topology.to_str().unwrap(), "--coordinator", &both])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = prompt.stdin.take().unwrap();
+    let lines = {
+        let out = prompt.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    };
+    let expect = |text: &str| {
+        wait_until(&format!("the prompt prints {text:?}"), || {
+            lines
+                .recv_timeout(std::time::Duration::from_millis(100))
+                .ok()
+                .filter(|l| l.contains(text))
+        })
+    };
+    writeln!(input, "status").unwrap();
+    expect("coordinator coordinator (term 1)");
+
+    primary.signal(nix::sys::signal::Signal::SIGKILL);
+    drop(primary);
+    wait_until("the backup takes over", || {
+        status()
+            .contains("coordinator backup (term 2)")
+            .then_some(())
+    });
+    // The first command finds the connection gone and looks for the primary; the next one is
+    // answered by the new primary.
+    writeln!(input, "status").unwrap();
+    writeln!(input, "status").unwrap();
+    expect("coordinator backup (term 2)");
+    writeln!(input, "exit").unwrap();
+    drop(input);
+    let out = prompt.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("looking for the primary"), "{err}");
+    assert!(
+        err.contains(&format!("now talking to the primary at {backup_addr}")),
+        "{err}"
+    );
+}

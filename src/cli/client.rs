@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use tokio::runtime::Runtime;
 
 use crate::client::{Client, ClientError};
-use crate::node::coordinator_address;
+use crate::node::master_addresses;
 use crate::protocol::message::{JobId, JobState, JobView, Message, StatusReport, WorkerView};
 
 /// `tcluster client` arguments.
@@ -21,10 +21,10 @@ pub struct ClientArgs {
     #[arg(value_name = "TOPOLOGY")]
     pub topology: PathBuf,
 
-    /// The coordinator's address, if not the topology's (`127.0.0.1:7400`).
+    /// The coordinator's address, if not the topology's (`127.0.0.1:7400`); several, separated
+    /// by commas, to find whichever is primary.
     #[arg(long, value_name = "HOST:PORT")]
     pub coordinator: Option<String>,
-
     /// Log in as this account (when the topology has `user` accounts).
     #[arg(long, env = "TCLUSTER_USER")]
     pub user: Option<String>,
@@ -85,17 +85,25 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let Some((topology, _)) = super::check::load(&args.topology) else {
         return ExitCode::from(1);
     };
-    let addr = match args
-        .coordinator
-        .clone()
-        .map_or_else(|| coordinator_address(&topology), Ok)
-    {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    // Every master the topology gives an address, so the client finds whichever is primary now.
+    let masters: Vec<String> = match &args.coordinator {
+        Some(list) => list
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        None => match master_addresses(&topology) {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        },
     };
+    if masters.is_empty() {
+        eprintln!("error: --coordinator is empty");
+        return ExitCode::from(2);
+    }
     let runtime = match Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -105,14 +113,14 @@ pub fn run(args: ClientArgs) -> ExitCode {
     };
     let name = args.user.clone().unwrap_or_else(|| "client".to_string());
     let secret = topology.globals.cluster_secret.clone();
-    let mut session =
-        match runtime.block_on(Session::open(&addr, &name, secret.as_deref(), args.json)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(EXIT_UNREACHABLE);
-            }
-        };
+    let mut session = match runtime.block_on(Session::open(masters, name, secret, args.json)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let addr = session.addr.clone();
     if let (Some(user), Some(password)) = (&args.user, &args.password)
         && let Err(code) = runtime.block_on(session.login(user, password))
     {
@@ -130,22 +138,45 @@ pub fn run(args: ClientArgs) -> ExitCode {
 /// A connection plus what the user has told it (the login token, the output format).
 struct Session {
     client: Client,
+    /// The master it talks to.
+    addr: String,
+    /// Every master, to find the primary again after a failover.
+    masters: Vec<String>,
+    name: String,
+    secret: Option<String>,
     token: Option<String>,
     json: bool,
 }
 
 impl Session {
     async fn open(
-        addr: &str,
-        name: &str,
-        secret: Option<&str>,
+        masters: Vec<String>,
+        name: String,
+        secret: Option<String>,
         json: bool,
     ) -> Result<Session, ClientError> {
+        let (addr, client) = find_primary(&masters, &name, secret.as_deref()).await?;
         Ok(Session {
-            client: Client::connect(addr, name, secret).await?,
+            client,
+            addr,
+            masters,
+            name,
+            secret,
             token: None,
             json,
         })
+    }
+
+    /// Connects again to whichever master is primary now (after a failover).
+    async fn reconnect(&mut self) -> Result<(), ClientError> {
+        let (addr, client) =
+            find_primary(&self.masters, &self.name, self.secret.as_deref()).await?;
+        if addr != self.addr {
+            eprintln!("now talking to the primary at {addr}");
+        }
+        self.addr = addr;
+        self.client = client;
+        Ok(())
     }
 
     /// Sends a request; an error reply is printed and becomes exit status 1.
@@ -371,15 +402,20 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
             }
             [] => Ok(()),
         };
-        // An unreachable coordinator ends the session; a refused request does not.
+        // A coordinator that is gone may have been replaced: find the primary again. Only when
+        // no master answers does the session end; a refused request does not end it.
         if let Err(code) = result
             && code == ExitCode::from(EXIT_UNREACHABLE)
             && runtime
                 .block_on(session.client.request(Message::Ping))
                 .is_err()
         {
-            eprintln!("the connection to the coordinator is gone");
-            return code;
+            eprintln!("the connection to the coordinator is gone; looking for the primary");
+            if let Err(e) = runtime.block_on(session.reconnect()) {
+                eprintln!("error: {e}");
+                return code;
+            }
+            eprintln!("(the last command was not carried out: type it again)");
         }
     }
     if let Some(path) = &history {
@@ -389,6 +425,43 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
         let _ = editor.save_history(path);
     }
     ExitCode::SUCCESS
+}
+
+/// Of `masters`, the one that says it is primary in the highest term; failing that, the first
+/// that answers at all. Returns its address and the connection.
+async fn find_primary(
+    masters: &[String],
+    name: &str,
+    secret: Option<&str>,
+) -> Result<(String, Client), ClientError> {
+    let mut best: Option<(u64, String, Client)> = None;
+    let mut first: Option<(String, Client)> = None;
+    let mut last_error = None;
+    for addr in masters {
+        let ask = async {
+            let mut client = Client::connect(addr, name, secret).await?;
+            let reply = client.request(Message::Status { job: None }).await?;
+            Ok::<_, ClientError>((client, reply))
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ask).await {
+            Ok(Ok((client, Message::StatusReport { report }))) if report.role == "primary" => {
+                if best.as_ref().is_none_or(|(term, ..)| report.term > *term) {
+                    best = Some((report.term, addr.clone(), client));
+                }
+            }
+            Ok(Ok((client, _))) => {
+                first.get_or_insert((addr.clone(), client));
+            }
+            Ok(Err(e)) => last_error = Some(e),
+            Err(_) => {
+                last_error = Some(ClientError::Io(format!("{addr} did not answer in 2s")));
+            }
+        }
+    }
+    match (best, first) {
+        (Some((_, addr, client)), _) | (None, Some((addr, client))) => Ok((addr, client)),
+        (None, None) => Err(last_error.unwrap_or(ClientError::Closed)),
+    }
 }
 
 fn history_path() -> Option<PathBuf> {
