@@ -19,26 +19,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
-use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
 use crate::protocol::message::{Envelope, Message};
-use crate::protocol::{Dialect, classic, decode, encode};
+use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 use crate::role::event::ClusterEvent;
 
+use super::conn::{CONN_QUEUE, ConnNews, connection};
 use super::control::NodeControl;
 use crate::journal::Journal;
-
-/// Lines queued for one connection before it counts as too slow.
-const CONN_QUEUE: usize = 8192;
 
 /// What a connection's reader tells the loop.
 enum ConnEvent {
@@ -49,10 +42,14 @@ enum ConnEvent {
     PrimaryLost(u64),
     /// Another master's reply to a message sent to it (`None`: no reply in time).
     Master(String, Option<Envelope>),
-    Opened(mpsc::Sender<Bytes>, CancellationToken),
-    Line(Dialect, Envelope),
-    Invalid(String, bool),
-    Closed,
+    /// News of a connection.
+    Conn(ConnNews),
+}
+
+impl From<ConnNews> for ConnEvent {
+    fn from(news: ConnNews) -> Self {
+        ConnEvent::Conn(news)
+    }
 }
 
 /// A running coordinator.
@@ -323,17 +320,17 @@ fn input_of(
     link: &FollowLink,
 ) -> Option<Input> {
     Some(match event {
-        ConnEvent::Opened(tx, cancel) => {
+        ConnEvent::Conn(ConnNews::Opened(tx, cancel)) => {
             writers.insert(conn, (tx, cancel, Dialect::Native));
             Input::Connected(conn)
         }
-        ConnEvent::Line(dialect, envelope) => {
+        ConnEvent::Conn(ConnNews::Line(dialect, envelope)) => {
             if let Some(w) = writers.get_mut(&conn) {
                 w.2 = dialect;
             }
             Input::Received(conn, dialect, envelope)
         }
-        ConnEvent::Invalid(reason, fatal) => Input::Invalid {
+        ConnEvent::Conn(ConnNews::Invalid(reason, fatal)) => Input::Invalid {
             conn,
             reason,
             fatal,
@@ -344,7 +341,7 @@ fn input_of(
         ConnEvent::PrimaryLost(generation) if generation == link.generation => Input::PrimaryLost,
         ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => return None,
         ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },
-        ConnEvent::Closed => {
+        ConnEvent::Conn(ConnNews::Closed) => {
             writers.remove(&conn);
             Input::Disconnected(conn)
         }
@@ -503,117 +500,3 @@ async fn follow_primary(
     let _ = inputs.send((0, ConnEvent::PrimaryLost(generation))).await;
 }
 
-/// How long a closing connection may take to deliver its last replies.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// One connection: a reader loop here and a writer task beside it.
-///
-/// Closing is ordered so that no reply is lost. The writer sends every line the loop queues
-/// until the loop drops its end of the queue, which it does when it learns the connection is
-/// closed (the reader saw the end, or the coordinator closed it). A peer that sends a request and
-/// then shuts down its side (`echo … | nc`) still gets the answer. Before the socket is dropped,
-/// input still arriving is read and discarded for a moment: closing a socket with unread input
-/// makes the kernel reset the connection, which can destroy the last reply in flight.
-async fn connection(
-    conn: ConnId,
-    stream: TcpStream,
-    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
-    cancel: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    let (tx, rx) = mpsc::channel(CONN_QUEUE);
-    if inputs
-        .send((conn, ConnEvent::Opened(tx, cancel.clone())))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let writer = tokio::spawn(write_lines(write, rx));
-    let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
-    let fatal = tokio::select! {
-        fatal = read_lines(conn, &mut lines, &inputs) => fatal,
-        _ = cancel.cancelled() => false,
-    };
-    if fatal {
-        // The loop answers the bad line and then closes the connection: wait for that.
-        let _ = tokio::time::timeout(CLOSE_GRACE, cancel.cancelled()).await;
-    }
-    let _ = inputs.send((conn, ConnEvent::Closed)).await;
-    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
-    let mut read = lines.into_inner();
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        let mut sink = [0u8; 4096];
-        while matches!(tokio::io::AsyncReadExt::read(&mut read, &mut sink).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
-/// Reads lines until the end of the stream; returns true if it stopped on a line too long to
-/// go on safely.
-async fn read_lines(
-    conn: ConnId,
-    lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
-    inputs: &mpsc::Sender<(ConnId, ConnEvent)>,
-) -> bool {
-    let mut dialect = None;
-    while let Some(next) = lines.next().await {
-        let event = match next {
-            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
-                let reason = format!("line longer than {MAX_LINE} bytes: closing the connection");
-                let _ = inputs.send((conn, ConnEvent::Invalid(reason, true))).await;
-                return true;
-            }
-            Err(AnyDelimiterCodecError::Io(e)) => {
-                debug!(conn, "read error: {e}");
-                return false;
-            }
-            Ok(line) => match frame_text(&line) {
-                Err(e) => ConnEvent::Invalid(e.to_string(), false),
-                Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => {
-                    let d = *dialect.get_or_insert_with(|| {
-                        if classic::is_classic(text) {
-                            Dialect::Classic
-                        } else {
-                            Dialect::Native
-                        }
-                    });
-                    match decode(d, text, "") {
-                        Ok(envelope) => ConnEvent::Line(d, envelope),
-                        Err(reason) => ConnEvent::Invalid(reason, false),
-                    }
-                }
-            },
-        };
-        if inputs.send((conn, event)).await.is_err() {
-            return false;
-        }
-    }
-    false
-}
-
-/// Writes queued lines until the queue is closed and empty. A peer that does not read is given
-/// up on after a while, so a writer never lingers forever.
-async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
-    const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-    let mut out = BufWriter::new(write);
-    while let Some(line) = rx.recv().await {
-        let burst = async {
-            out.write_all(&line).await?;
-            out.write_all(b"\n").await?;
-            // Write everything already queued before flushing: one system call for a burst.
-            while let Ok(line) = rx.try_recv() {
-                out.write_all(&line).await?;
-                out.write_all(b"\n").await?;
-            }
-            out.flush().await
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, burst).await {
-            Ok(Ok(())) => {}
-            _ => return,
-        }
-    }
-    let _ = out.shutdown().await;
-}

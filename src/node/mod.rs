@@ -11,6 +11,7 @@
 //! with <address>` for a worker — so whoever started it knows when, and where (a master given
 //! port 0 reports the port the system chose). Logs go to stderr.
 
+pub mod conn;
 pub mod control;
 pub mod coordinator;
 pub mod handshake;

@@ -13,3 +13,6 @@ pub mod coordinator;
 pub mod event;
 pub mod job;
 pub mod worker;
+
+/// A connection, numbered by the driver of a server role.
+pub type ConnId = u64;

@@ -43,8 +43,7 @@ use crate::topology::{Algorithm, Heartbeat, MasterRole, Retry, Topology, User, U
 use balancer::{Balancer, Candidate};
 pub use state::{ClusterState, Job, JobQueue, WorkerRecord};
 
-/// A connection, numbered by the driver.
-pub type ConnId = u64;
+pub use crate::role::ConnId;
 
 /// The longest job data accepted, in bytes.
 pub const MAX_DATA: usize = 4096;

@@ -1,0 +1,154 @@
+//! One TCP connection of a server node: a reader that decodes lines into messages and a writer
+//! that sends queued lines, shared by the coordinator's and the chat server's drivers.
+//!
+//! The reader tells the protocol apart from the first line (a JSON object is native, anything
+//! else classic). The loop that owns the role gets [`ConnNews`] through a channel of its own
+//! event type, and answers through the bounded queue handed over in [`ConnNews::Opened`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
+use crate::protocol::message::Envelope;
+use crate::protocol::{Dialect, classic, decode};
+
+use crate::role::ConnId;
+
+/// Lines queued for one connection before it counts as too slow.
+pub const CONN_QUEUE: usize = 8192;
+
+/// What a connection tells the loop that owns the role.
+pub enum ConnNews {
+    /// It opened; replies go into this queue, and cancelling the token closes it.
+    Opened(mpsc::Sender<Bytes>, CancellationToken),
+    /// A message arrived, in this dialect.
+    Line(Dialect, Envelope),
+    /// A line that is not a message; with `true`, the connection closes after the reply.
+    Invalid(String, bool),
+    /// It closed.
+    Closed,
+}
+
+/// How long a closing connection may take to deliver its last replies.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// One connection: a reader loop here and a writer task beside it.
+///
+/// Closing is ordered so that no reply is lost. The writer sends every line the loop queues
+/// until the loop drops its end of the queue, which it does when it learns the connection is
+/// closed (the reader saw the end, or the coordinator closed it). A peer that sends a request and
+/// then shuts down its side (`echo … | nc`) still gets the answer. Before the socket is dropped,
+/// input still arriving is read and discarded for a moment: closing a socket with unread input
+/// makes the kernel reset the connection, which can destroy the last reply in flight.
+pub async fn connection<E: From<ConnNews> + Send + 'static>(
+    conn: ConnId,
+    stream: TcpStream,
+    inputs: mpsc::Sender<(ConnId, E)>,
+    cancel: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+    if inputs
+        .send((conn, ConnNews::Opened(tx, cancel.clone()).into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let writer = tokio::spawn(write_lines(write, rx));
+    let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+    let fatal = tokio::select! {
+        fatal = read_lines(conn, &mut lines, &inputs) => fatal,
+        _ = cancel.cancelled() => false,
+    };
+    if fatal {
+        // The loop answers the bad line and then closes the connection: wait for that.
+        let _ = tokio::time::timeout(CLOSE_GRACE, cancel.cancelled()).await;
+    }
+    let _ = inputs.send((conn, ConnNews::Closed.into())).await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    let mut read = lines.into_inner();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let mut sink = [0u8; 4096];
+        while matches!(tokio::io::AsyncReadExt::read(&mut read, &mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// Reads lines until the end of the stream; returns true if it stopped on a line too long to
+/// go on safely.
+async fn read_lines<E: From<ConnNews>>(
+    conn: ConnId,
+    lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+    inputs: &mpsc::Sender<(ConnId, E)>,
+) -> bool {
+    let mut dialect = None;
+    while let Some(next) = lines.next().await {
+        let event = match next {
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                let reason = format!("line longer than {MAX_LINE} bytes: closing the connection");
+                let _ = inputs.send((conn, ConnNews::Invalid(reason, true).into())).await;
+                return true;
+            }
+            Err(AnyDelimiterCodecError::Io(e)) => {
+                debug!(conn, "read error: {e}");
+                return false;
+            }
+            Ok(line) => match frame_text(&line) {
+                Err(e) => ConnNews::Invalid(e.to_string(), false),
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => {
+                    let d = *dialect.get_or_insert_with(|| {
+                        if classic::is_classic(text) {
+                            Dialect::Classic
+                        } else {
+                            Dialect::Native
+                        }
+                    });
+                    match decode(d, text, "") {
+                        Ok(envelope) => ConnNews::Line(d, envelope),
+                        Err(reason) => ConnNews::Invalid(reason, false),
+                    }
+                }
+            },
+        };
+        if inputs.send((conn, event.into())).await.is_err() {
+            return false;
+        }
+    }
+    false
+}
+
+/// Writes queued lines until the queue is closed and empty. A peer that does not read is given
+/// up on after a while, so a writer never lingers forever.
+async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    let mut out = BufWriter::new(write);
+    while let Some(line) = rx.recv().await {
+        let burst = async {
+            out.write_all(&line).await?;
+            out.write_all(b"\n").await?;
+            // Write everything already queued before flushing: one system call for a burst.
+            while let Ok(line) = rx.try_recv() {
+                out.write_all(&line).await?;
+                out.write_all(b"\n").await?;
+            }
+            out.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, burst).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+    }
+    let _ = out.shutdown().await;
+}
