@@ -75,6 +75,9 @@ pub enum ClientCommand {
     },
     /// List workers.
     Workers,
+    /// Talk to a chat server: `chat send general "hi" --as ada`, `chat history general`,
+    /// `chat tail general`, `chat dm bob "psst" --as ada`, `chat channels`, `chat users`.
+    Chat(super::chat::ChatArgs),
 }
 
 const EXIT_UNREACHABLE: u8 = 1;
@@ -84,6 +87,13 @@ const EXIT_JOB_FAILED: u8 = 3;
 pub fn run(args: ClientArgs) -> ExitCode {
     let Some((topology, _)) = super::check::load(&args.topology) else {
         return ExitCode::from(1);
+    };
+    // Chat commands talk to a chat server, not to the coordinator.
+    let command = match args.command {
+        Some(ClientCommand::Chat(chat)) => {
+            return super::chat::run(&topology, chat, args.password.clone(), args.json);
+        }
+        other => other,
     };
     // Every master the topology gives an address, so the client finds whichever is primary now.
     let masters: Vec<String> = match &args.coordinator {
@@ -126,7 +136,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
     {
         return code;
     }
-    match args.command {
+    match command {
         Some(command) => match runtime.block_on(session.one_shot(command)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,
@@ -226,6 +236,8 @@ impl Session {
             ClientCommand::Status { job } => self.status(job.as_deref()).await,
             ClientCommand::Jobs { state, limit } => self.jobs(state.as_deref(), limit).await,
             ClientCommand::Workers => self.workers().await,
+            // Handled before the coordinator is reached.
+            ClientCommand::Chat(_) => Ok(()),
         }
     }
 

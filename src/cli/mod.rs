@@ -21,6 +21,7 @@ macro_rules! out {
     }};
 }
 
+pub mod chat;
 pub mod check;
 pub mod client;
 pub mod console;

@@ -97,7 +97,9 @@ async fn read_lines<E: From<ConnNews>>(
         let event = match next {
             Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
                 let reason = format!("line longer than {MAX_LINE} bytes: closing the connection");
-                let _ = inputs.send((conn, ConnNews::Invalid(reason, true).into())).await;
+                let _ = inputs
+                    .send((conn, ConnNews::Invalid(reason, true).into()))
+                    .await;
                 return true;
             }
             Err(AnyDelimiterCodecError::Io(e)) => {

@@ -499,4 +499,3 @@ async fn follow_primary(
     }
     let _ = inputs.send((0, ConnEvent::PrimaryLost(generation))).await;
 }
-

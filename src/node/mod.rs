@@ -11,6 +11,7 @@
 //! with <address>` for a worker — so whoever started it knows when, and where (a master given
 //! port 0 reports the port the system chose). Logs go to stderr.
 
+pub mod chat;
 pub mod conn;
 pub mod control;
 pub mod coordinator;
@@ -73,8 +74,13 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The chat history could not be opened.
+    #[error("{0}")]
+    History(#[from] chat::HistoryError),
     /// This kind of node cannot run yet.
-    #[error("`{0}` nodes cannot run on their own yet: tcluster node runs masters and workers")]
+    #[error(
+        "`{0}` nodes cannot run on their own: tcluster node runs masters, workers, chat servers and bots"
+    )]
     Unsupported(NodeKind),
 }
 
@@ -231,6 +237,66 @@ pub async fn run(
             };
             let span = tracing::info_span!("node", node = %name);
             worker::run(worker, shutdown).instrument(span).await;
+            Ok(())
+        }
+        NodeKind::Chat => {
+            let addr = options
+                .listen
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| NodeError::Listen { addr, source })?;
+            // The other chat servers: `name=host:port` pairs from the launcher (shaped links),
+            // or the addresses the topology gives.
+            let peers: Vec<(String, String)> = match &options.coordinator {
+                Some(list) => list
+                    .split(',')
+                    .filter_map(|e| e.trim().split_once('='))
+                    .map(|(n, a)| (n.to_string(), a.to_string()))
+                    .collect(),
+                None => topology
+                    .nodes_of(NodeKind::Chat)
+                    .filter(|n| n.name != name)
+                    .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+                    .collect(),
+            };
+            let mut config = crate::role::chat::ChatConfig::new(name);
+            config.peers = peers.iter().map(|(n, _)| n.clone()).collect();
+            config.users = topology.users.clone();
+            config.seed = seed_from_env();
+            let state_dir = options.state_dir.clone().or_else(|| {
+                topology
+                    .globals
+                    .state_dir
+                    .clone()
+                    .map(std::path::PathBuf::from)
+            });
+            let history = match state_dir {
+                Some(dir) => Some(chat::History::open(&chat::history_path(&dir, name))?),
+                None => None,
+            };
+            if options.announce {
+                println!("READY {name} {local}");
+            }
+            if let Some(ready) = &options.ready {
+                let _ = ready.send(local.to_string());
+            }
+            chat::run(
+                config,
+                listener,
+                peers,
+                history,
+                options.control.clone(),
+                shutdown,
+            )
+            .await;
             Ok(())
         }
         other => Err(NodeError::Unsupported(other)),

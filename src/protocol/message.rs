@@ -267,6 +267,132 @@ pub enum Message {
         /// The event.
         event: ClusterEvent,
     },
+    // ----- chat -----
+    /// Log in to a chat server by name; with accounts in the topology, with a password (or
+    /// the token a server gave before).
+    ChatLogin {
+        /// The name to use.
+        user: String,
+        /// The account's password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        /// A token from an earlier login.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Logged in.
+    ChatWelcome {
+        /// The name.
+        user: String,
+        /// The chat server.
+        server: String,
+        /// A token to log in again without the password (with accounts only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Who is logged in on this server?
+    ChatUsers,
+    /// The users logged in on this server.
+    ChatUserList {
+        /// Their names, sorted.
+        users: Vec<String>,
+    },
+    /// Create a channel (creating one that exists is not an error).
+    ChatCreate {
+        /// Its name: letters, digits, `-` and `_`, at most 32.
+        channel: String,
+    },
+    /// Which channels are there?
+    ChatChannels,
+    /// Every channel.
+    ChatChannelList {
+        /// Their names, sorted.
+        channels: Vec<String>,
+    },
+    /// Post to a channel.
+    ChatPublish {
+        /// The channel.
+        channel: String,
+        /// The text.
+        text: String,
+    },
+    /// A private message.
+    ChatDm {
+        /// The recipient.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// Receive every new post of a channel on this connection (`"*"`: every entry).
+    ChatSubscribe {
+        /// The channel.
+        channel: String,
+    },
+    /// The reply to `chat_create`, `chat_subscribe`, `chat_publish` and `chat_dm`: done, and the
+    /// entry it made (if it made one).
+    ChatDone {
+        /// The entry made, with its clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entry: Option<ChatEntry>,
+    },
+    /// A new entry, to a subscriber (or a private message, to its recipient).
+    ChatMessage {
+        /// The entry.
+        entry: ChatEntry,
+    },
+    /// A channel's history, oldest first (or, with `with`, the private messages between the
+    /// logged-in user and that user).
+    ChatHistory {
+        /// The channel.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        /// The other party of private messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        /// At most this many (the latest); 1000 when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<usize>,
+    },
+    /// The reply to `chat_history`, in parts of at most about 48 KB: every part but the last
+    /// says `more`.
+    ChatHistoryList {
+        /// The entries, in the order every replica agrees on.
+        entries: Vec<ChatEntry>,
+        /// More parts follow.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
+    },
+    /// Chat server to chat server, on a link either one opened: send me every entry I do not
+    /// have (`have`: for each origin server, every sequence number up to this one). Both ends
+    /// send it when the link opens, and each new entry then flows both ways as `chat_replica`.
+    ChatSync {
+        /// What the asking server has.
+        have: std::collections::BTreeMap<String, u64>,
+    },
+    /// The answer to `chat_sync` was cut short: ask again.
+    ChatSyncMore,
+    /// Chat server to chat server: an entry.
+    ChatReplica {
+        /// The entry.
+        entry: ChatEntry,
+    },
+    /// A chat server's counts.
+    ChatStats,
+    /// The reply to `chat_stats`.
+    ChatStatsReport {
+        /// The server.
+        server: String,
+        /// Users logged in here.
+        users: usize,
+        /// Channels.
+        channels: usize,
+        /// Entries in the history.
+        entries: usize,
+        /// Live deliveries dropped because a subscriber read too slowly.
+        dropped: u64,
+        /// Messages refused because a client sent too many too fast.
+        throttled: u64,
+    },
     /// Are you there?
     Ping,
     /// Yes.
@@ -280,6 +406,75 @@ pub enum Message {
 
 fn one() -> u32 {
     1
+}
+
+/// One entry of the chat history: a channel created, a post, a private message. Every replica
+/// orders the history the same way: by Lamport clock, then origin server, then its sequence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatEntry {
+    /// The origin server's Lamport clock when it made the entry.
+    pub clock: u64,
+    /// The server that made it.
+    pub server: String,
+    /// Its number among that server's entries, from 1.
+    pub seq: u64,
+    /// What it is.
+    #[serde(flatten)]
+    pub body: ChatBody,
+}
+
+impl ChatEntry {
+    /// The key every replica orders the history by.
+    pub fn key(&self) -> (u64, String, u64) {
+        (self.clock, self.server.clone(), self.seq)
+    }
+}
+
+/// What a chat entry says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChatBody {
+    /// A channel was created.
+    Channel {
+        /// Its name.
+        channel: String,
+        /// By whom.
+        by: String,
+    },
+    /// A post to a channel.
+    Post {
+        /// The channel.
+        channel: String,
+        /// The sender.
+        from: String,
+        /// The text.
+        text: String,
+    },
+    /// A private message.
+    Direct {
+        /// The sender.
+        from: String,
+        /// The recipient.
+        to: String,
+        /// The text.
+        text: String,
+    },
+}
+
+impl fmt::Display for ChatEntry {
+    /// One line: clock, origin, and what it says.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} {}] ", self.clock, self.server)?;
+        match &self.body {
+            ChatBody::Channel { channel, by } => write!(f, "#{channel} created by {by}"),
+            ChatBody::Post {
+                channel,
+                from,
+                text,
+            } => write!(f, "#{channel} <{from}> {text}"),
+            ChatBody::Direct { from, to, text } => write!(f, "{from} → {to}: {text}"),
+        }
+    }
 }
 
 /// What a peer is, as it says in `hello`.

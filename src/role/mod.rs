@@ -1,6 +1,7 @@
 //! Node roles as synchronous state machines: messages and ticks in, messages and events out.
 //!
 //! - [`coordinator`]: registers workers, queues and assigns jobs, detects failures.
+//! - [`chat`]: users, channels, posts and private messages, replicated between chat servers.
 //! - [`worker`]: runs jobs and reports them.
 //! - [`event`]: the cluster events every state change is made of.
 //! - [`job`]: what a job's data asks a worker to do.
@@ -9,6 +10,7 @@
 //! [`crate::node`] do the I/O and pass the time in. That is why the same role runs in a child
 //! process, in an in-process task, and in a test that makes up its own time.
 
+pub mod chat;
 pub mod coordinator;
 pub mod event;
 pub mod job;

@@ -482,26 +482,19 @@ impl Supervisor {
             .filter(|n| self.nodes[*n].node.kind == NodeKind::Master)
             .cloned()
             .collect();
-        // Masters reach each other through shaped links too, so a partition between two
-        // masters is real: a master is told its peers as `name=proxy` pairs.
+        let chat_servers: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.nodes[*n].node.kind == NodeKind::Chat)
+            .cloned()
+            .collect();
+        self.link_peers(&masters).await?;
+        self.link_peers(&chat_servers).await?;
         for name in &masters {
-            let mut links = Vec::new();
-            for peer in masters.iter().filter(|p| *p != name) {
-                let proxy = self
-                    .shaper
-                    .proxy(name, peer)
-                    .await
-                    .map_err(|e| LaunchError::Node {
-                        node: name.clone(),
-                        reason: format!("cannot open its link to {peer}: {e}"),
-                    })?;
-                links.push(format!("{peer}={proxy}"));
-            }
-            if let Some(m) = self.nodes.get_mut(name) {
-                m.connect_to = Some(links.join(","));
-            }
+            self.start_node(name).await?;
+            self.wait_ready(name, internal).await?;
         }
-        for name in &masters {
+        for name in &chat_servers {
             self.start_node(name).await?;
             self.wait_ready(name, internal).await?;
         }
@@ -528,7 +521,7 @@ impl Supervisor {
         let others: Vec<String> = self
             .order
             .iter()
-            .filter(|n| self.nodes[*n].node.kind != NodeKind::Master)
+            .filter(|n| !self.nodes[*n].node.listens())
             .cloned()
             .collect();
         for name in others {
@@ -555,11 +548,34 @@ impl Supervisor {
                     &name,
                     "clients are run by people (tcluster client), not launched",
                 ),
-                NodeKind::Chat | NodeKind::Bot => self.set_state_note(
+                NodeKind::Bot => self.set_state_note(
                     &name,
-                    "chat servers and bots are not supported in this release; not launched",
+                    "bots are not supported in this release; not launched",
                 ),
-                NodeKind::Master => {}
+                NodeKind::Master | NodeKind::Chat => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Servers of one kind reach each other through shaped links, so a partition between two
+    /// of them is real: each is told its peers as `name=proxy` pairs.
+    async fn link_peers(&mut self, servers: &[String]) -> Result<(), LaunchError> {
+        for name in servers {
+            let mut links = Vec::new();
+            for peer in servers.iter().filter(|p| *p != name) {
+                let proxy = self
+                    .shaper
+                    .proxy(name, peer)
+                    .await
+                    .map_err(|e| LaunchError::Node {
+                        node: name.clone(),
+                        reason: format!("cannot open its link to {peer}: {e}"),
+                    })?;
+                links.push(format!("{peer}={proxy}"));
+            }
+            if let Some(m) = self.nodes.get_mut(name) {
+                m.connect_to = Some(links.join(","));
             }
         }
         Ok(())
@@ -668,8 +684,8 @@ impl Supervisor {
         let node = m.node.clone();
         let listen = match (node.kind, &m.address) {
             // A restarted master listens where it did before: its workers' links point there.
-            (NodeKind::Master, Some(addr)) => Some(addr.clone()),
-            (NodeKind::Master, None) => {
+            (NodeKind::Master | NodeKind::Chat, Some(addr)) => Some(addr.clone()),
+            (NodeKind::Master | NodeKind::Chat, None) => {
                 Some(format!("{}:{}", node.address, node.port.unwrap_or(0)))
             }
             _ => None,
@@ -880,7 +896,7 @@ impl Supervisor {
                     return;
                 }
                 m.ready = true;
-                if m.node.kind == NodeKind::Master {
+                if m.node.listens() {
                     m.address = Some(address.clone());
                     if let Ok(addr) = address.parse() {
                         self.shaper.set_address(&node, addr);
@@ -1286,10 +1302,7 @@ impl Supervisor {
             .any(|((from, to), s)| s.cut && (from == name || to == name));
         let state = if m.stopped {
             NodeState::Stopped
-        } else if matches!(
-            m.node.kind,
-            NodeKind::Client | NodeKind::Chat | NodeKind::Bot
-        ) {
+        } else if m.node.kind == NodeKind::Client || m.running.is_none() && !m.exited {
             NodeState::NotLaunched
         } else if m.restart_pending {
             NodeState::Restarting

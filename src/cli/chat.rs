@@ -1,0 +1,288 @@
+//! `tcluster client TOPOLOGY chat …`: talk to a chat server — post, read the history, follow a
+//! channel live, send private messages.
+//!
+//! The server is `--server NAME` (a chat node of the topology) or `--server HOST:PORT`; without
+//! it, the first chat server of the topology that answers. Exit status: 0 success; 1 no chat
+//! server could be reached, or it refused the request (the reason is printed).
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use tokio::runtime::Runtime;
+
+use crate::client::{Client, ClientError};
+use crate::protocol::message::{ChatBody, ChatEntry, Message};
+use crate::topology::{NodeKind, Topology};
+
+/// `tcluster client TOPOLOGY chat` arguments.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The chat server: a chat node's name, or HOST:PORT. Default: the first that answers.
+    #[arg(long, global = true)]
+    pub server: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ChatCommand,
+}
+
+/// Chat commands.
+#[derive(Debug, Subcommand)]
+pub enum ChatCommand {
+    /// Post TEXT to CHANNEL (created if it does not exist).
+    Send {
+        /// The channel.
+        channel: String,
+        /// The text.
+        text: String,
+        /// Who posts it.
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// Print CHANNEL's history: one line per message, in the order every server agrees on.
+    History {
+        /// The channel.
+        channel: String,
+        /// At most this many (the latest).
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print CHANNEL's new messages as they arrive, until interrupted.
+    Tail {
+        /// The channel (`*` for everything).
+        channel: String,
+    },
+    /// Send a private message to USER.
+    Dm {
+        /// The recipient.
+        to: String,
+        /// The text.
+        text: String,
+        /// Who sends it.
+        #[arg(long = "as", value_name = "USER")]
+        user: String,
+    },
+    /// List the channels.
+    Channels,
+    /// List the users logged in on the server.
+    Users,
+}
+
+/// Runs a chat command.
+pub fn run(topology: &Topology, args: ChatArgs, password: Option<String>, json: bool) -> ExitCode {
+    let servers = match servers(topology, args.server.as_deref()) {
+        Ok(servers) => servers,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(chat(servers, args.command, password, json)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The chat servers to try, in order.
+fn servers(topology: &Topology, server: Option<&str>) -> Result<Vec<String>, String> {
+    let chat: Vec<_> = topology.nodes_of(NodeKind::Chat).collect();
+    match server {
+        Some(s) if s.contains(':') => Ok(vec![s.to_string()]),
+        Some(name) => {
+            let Some(node) = chat.iter().find(|n| n.name == name) else {
+                let names: Vec<&str> = chat.iter().map(|n| n.name.as_str()).collect();
+                let hint = crate::topology::diagnostic::did_you_mean(name, names.iter().copied())
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_else(|| format!(" (chat servers: {})", names.join(", ")));
+                return Err(format!(
+                    "the topology has no chat server named `{name}`{hint}"
+                ));
+            };
+            match node.port {
+                Some(port) => Ok(vec![format!("{}:{port}", node.address)]),
+                None => Err(format!(
+                    "`{name}` has no port in the topology (tcluster picks one when it launches the cluster): pass --server HOST:PORT"
+                )),
+            }
+        }
+        None => {
+            let addrs: Vec<String> = chat
+                .iter()
+                .filter_map(|n| Some(format!("{}:{}", n.address, n.port?)))
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    "the topology has no chat server with a port: pass --server HOST:PORT".into(),
+                );
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+/// Connects to the first server that answers.
+async fn connect(servers: &[String]) -> Result<Client, ClientError> {
+    let mut last = ClientError::Closed;
+    for addr in servers {
+        match Client::connect(addr, "client", None).await {
+            Ok(client) => return Ok(client),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Sends a request and returns its reply, or the server's error as an error.
+async fn ask(client: &mut Client, message: Message, json: bool) -> Result<Message, String> {
+    let reply = client.request(message).await.map_err(|e| e.to_string())?;
+    if json {
+        outln!("{}", serde_json::to_string(&reply).unwrap_or_default());
+    }
+    match reply {
+        Message::Error { message } => Err(message),
+        other => Ok(other),
+    }
+}
+
+async fn login(
+    client: &mut Client,
+    user: &str,
+    password: Option<String>,
+    json: bool,
+) -> Result<(), String> {
+    ask(
+        client,
+        Message::ChatLogin {
+            user: user.to_string(),
+            password,
+            token: None,
+        },
+        json,
+    )
+    .await
+    .map(|_| ())
+}
+
+async fn chat(
+    servers: Vec<String>,
+    command: ChatCommand,
+    password: Option<String>,
+    json: bool,
+) -> Result<(), String> {
+    let mut client = connect(&servers).await.map_err(|e| e.to_string())?;
+    match command {
+        ChatCommand::Send {
+            channel,
+            text,
+            user,
+        } => {
+            login(&mut client, &user, password, json).await?;
+            ask(
+                &mut client,
+                Message::ChatCreate {
+                    channel: channel.clone(),
+                },
+                json,
+            )
+            .await?;
+            let reply = ask(&mut client, Message::ChatPublish { channel, text }, json).await?;
+            if let (false, Message::ChatDone { entry: Some(entry) }) = (json, reply) {
+                outln!("{}", line(&entry));
+            }
+        }
+        ChatCommand::Dm { to, text, user } => {
+            login(&mut client, &user, password, json).await?;
+            let reply = ask(&mut client, Message::ChatDm { to, text }, json).await?;
+            if let (false, Message::ChatDone { entry: Some(entry) }) = (json, reply) {
+                outln!("{}", line(&entry));
+            }
+        }
+        ChatCommand::History { channel, limit } => {
+            let reply = ask(
+                &mut client,
+                Message::ChatHistory {
+                    channel: Some(channel),
+                    with: None,
+                    limit,
+                },
+                json,
+            )
+            .await?;
+            let mut part = reply;
+            while let Message::ChatHistoryList { entries, more } = part {
+                if !json {
+                    for entry in entries
+                        .iter()
+                        .filter(|e| !matches!(e.body, ChatBody::Channel { .. }))
+                    {
+                        outln!("{}", line(entry));
+                    }
+                }
+                if !more {
+                    break;
+                }
+                part = client.receive().await.map_err(|e| e.to_string())?.message;
+                if json {
+                    outln!("{}", serde_json::to_string(&part).unwrap_or_default());
+                }
+            }
+        }
+        ChatCommand::Tail { channel } => {
+            ask(&mut client, Message::ChatSubscribe { channel }, json).await?;
+            loop {
+                let envelope = client.receive().await.map_err(|e| e.to_string())?;
+                if let Message::ChatMessage { entry } = envelope.message {
+                    if json {
+                        outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
+                    } else {
+                        outln!("{}", line(&entry));
+                    }
+                }
+            }
+        }
+        ChatCommand::Channels => {
+            if let (false, Message::ChatChannelList { channels }) =
+                (json, ask(&mut client, Message::ChatChannels, json).await?)
+            {
+                for channel in channels {
+                    outln!("{channel}");
+                }
+            }
+        }
+        ChatCommand::Users => {
+            if let (false, Message::ChatUserList { users }) =
+                (json, ask(&mut client, Message::ChatUsers, json).await?)
+            {
+                for user in users {
+                    outln!("{user}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One message as a line: clock, sender, text (`#channel` or `→ recipient` in between).
+pub fn line(entry: &ChatEntry) -> String {
+    match &entry.body {
+        ChatBody::Post {
+            channel,
+            from,
+            text,
+        } => format!("[{}] #{channel} {from}: {text}", entry.clock),
+        ChatBody::Direct { from, to, text } => format!("[{}] {from} → {to}: {text}", entry.clock),
+        ChatBody::Channel { channel, by } => {
+            format!("[{}] #{channel} created by {by}", entry.clock)
+        }
+    }
+}

@@ -1,0 +1,721 @@
+//! The chat server: users, channels, posts and private messages, replicated between servers.
+//!
+//! A synchronous state machine like the coordinator: its driver hands it [`Input`]s with the
+//! time, and carries out the [`Output`]s.
+//!
+//! **One order everywhere.** Every change is a [`ChatEntry`] stamped by the server that made it
+//! with its Lamport clock and a sequence number of its own. The history is kept sorted by
+//! (clock, server, sequence), so every replica that has the same entries shows them in the same
+//! order, whichever order they arrived in.
+//!
+//! **Replication.** Chat servers link up (one connects to the other; knowing one address is
+//! enough). On a link each end sends `chat_sync` with, for each origin, the sequence numbers it
+//! has without a gap, and receives every entry it lacks (in batches); then each new entry — its
+//! own, or one it got from a third server — flows both ways as `chat_replica`. A server that was
+//! down catches up from whichever server it reaches first; duplicates are recognised and ignored.
+//!
+//! **Bad input** gets an error to that client only: unknown channels, bad names, empty or
+//! oversized text, a name already logged in, a client sending faster than the rate allows
+//! (a token bucket). Live deliveries to a subscriber that reads too slowly are dropped and
+//! counted by the driver, never waited for.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use tracing::{debug, info};
+
+use crate::clock::{LamportClock, Millis};
+use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
+use crate::role::ConnId;
+use crate::topology::User;
+
+/// The longest text of a post or a private message, in characters.
+pub const MAX_TEXT: usize = 1000;
+/// The longest user or channel name.
+pub const MAX_NAME: usize = 32;
+/// How many entries `chat_history` returns when the client does not say.
+pub const DEFAULT_HISTORY: usize = 1000;
+/// The most bytes of entries in one part of a `chat_history` answer.
+pub const HISTORY_PART_BYTES: usize = 48 * 1024;
+/// How many entries one `chat_sync` answer carries at most; the asking server asks again.
+pub const SYNC_BATCH: usize = 1000;
+
+/// How a chat server behaves.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Its node name.
+    pub name: String,
+    /// The other chat servers, by name.
+    pub peers: Vec<String>,
+    /// Accounts; with any, logging in needs a password or a token.
+    pub users: Vec<User>,
+    /// Messages a client may send per second, on average.
+    pub rate_per_sec: f64,
+    /// How many it may send at once.
+    pub burst: f64,
+    /// Seed for tokens.
+    pub seed: u64,
+}
+
+impl ChatConfig {
+    /// A server with the defaults: 20 messages a second, bursts of 40.
+    pub fn new(name: &str) -> Self {
+        ChatConfig {
+            name: name.to_string(),
+            peers: Vec::new(),
+            users: Vec::new(),
+            rate_per_sec: 20.0,
+            burst: 40.0,
+            seed: 1,
+        }
+    }
+}
+
+/// What the driver hands the chat server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A connection was accepted.
+    Connected(ConnId),
+    /// A message arrived on it.
+    Received(ConnId, Envelope),
+    /// A line that is not a message arrived on it.
+    Invalid(ConnId, String),
+    /// It closed.
+    Disconnected(ConnId),
+    /// A live delivery to it was dropped: it reads too slowly.
+    Dropped(ConnId),
+    /// The link this server opened to peer server `name` is up.
+    PeerUp(String),
+    /// That link is down.
+    PeerLost(String),
+    /// Peer server `name` sent this on the link.
+    FromPeer(String, Envelope),
+    /// Time passed.
+    Tick,
+}
+
+/// What the chat server asks its driver to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A reply: it must arrive (a peer that lets its queue fill up is disconnected).
+    Send(ConnId, Envelope),
+    /// A live delivery: dropped (and reported as [`Input::Dropped`]) if the queue is full.
+    Push(ConnId, Envelope),
+    /// Close a connection after what is queued.
+    Close(ConnId),
+    /// Send this on the link to peer server `name`.
+    ToPeer(String, Message),
+    /// Keep this entry on disk before any reply of this step goes out.
+    Store(ChatEntry),
+}
+
+#[derive(Debug, Default)]
+struct Conn {
+    user: Option<String>,
+    /// Messages it may still send now (a token bucket).
+    tokens: f64,
+    refilled_at: Millis,
+    /// Channels it receives live (`*`: everything).
+    channels: BTreeSet<String>,
+    /// Another chat server, linked on this connection.
+    peer: bool,
+}
+
+/// Where a message to another chat server goes: a connection it opened, or a link this one did.
+#[derive(Debug, Clone)]
+enum Link {
+    Conn(ConnId),
+    Peer(String),
+}
+
+/// The chat server.
+pub struct ChatServer {
+    config: ChatConfig,
+    clock: LamportClock,
+    now: Millis,
+    /// The history, in the order every replica agrees on.
+    entries: BTreeMap<(u64, String, u64), ChatEntry>,
+    /// For each origin server, the sequence numbers held: every one up to `.0`, and these.
+    held: HashMap<String, (u64, BTreeSet<u64>)>,
+    /// Channels and who created them.
+    channels: BTreeMap<String, String>,
+    conns: BTreeMap<ConnId, Conn>,
+    online: BTreeMap<String, ConnId>,
+    tokens: HashMap<String, String>,
+    own_seq: u64,
+    /// Links this server opened that are up.
+    links: BTreeSet<String>,
+    dropped: u64,
+    throttled: u64,
+    rng: SmallRng,
+    out: Vec<Output>,
+}
+
+impl ChatServer {
+    /// A server with no history.
+    pub fn new(config: ChatConfig) -> Self {
+        ChatServer {
+            rng: SmallRng::seed_from_u64(config.seed),
+            config,
+            clock: LamportClock::default(),
+            now: 0,
+            entries: BTreeMap::new(),
+            held: HashMap::new(),
+            channels: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            online: BTreeMap::new(),
+            tokens: HashMap::new(),
+            own_seq: 0,
+            links: BTreeSet::new(),
+            dropped: 0,
+            throttled: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Takes back a history kept on disk.
+    pub fn restore(&mut self, entries: Vec<ChatEntry>) {
+        for entry in entries {
+            self.insert(entry);
+        }
+        self.own_seq = self.held.get(&self.config.name).map_or(0, |(upto, extra)| {
+            extra
+                .iter()
+                .next_back()
+                .copied()
+                .unwrap_or(*upto)
+                .max(*upto)
+        });
+        if !self.entries.is_empty() {
+            info!(entries = self.entries.len(), "chat history restored");
+        }
+    }
+
+    /// The history, in order.
+    pub fn entries(&self) -> impl Iterator<Item = &ChatEntry> {
+        self.entries.values()
+    }
+
+    /// Feeds one input at time `now` and returns what to do.
+    pub fn step(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        self.now = now.max(self.now);
+        match input {
+            Input::Connected(conn) => {
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        tokens: self.config.burst,
+                        refilled_at: now,
+                        ..Conn::default()
+                    },
+                );
+            }
+            Input::Received(conn, envelope) => self.received(conn, envelope),
+            Input::Invalid(conn, reason) => self.error(conn, reason),
+            Input::Disconnected(conn) => self.disconnected(conn),
+            Input::Dropped(_) => self.dropped += 1,
+            Input::PeerUp(peer) => {
+                info!(%peer, "linked to the chat server");
+                self.links.insert(peer.clone());
+                let have = self.have();
+                self.send_link(&Link::Peer(peer), Message::ChatSync { have });
+            }
+            Input::PeerLost(peer) => {
+                self.links.remove(&peer);
+            }
+            Input::FromPeer(peer, envelope) => {
+                self.clock.observe(envelope.clock);
+                self.on_link(Link::Peer(peer), envelope.message);
+            }
+            Input::Tick => {}
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- clients -----
+
+    fn received(&mut self, conn: ConnId, env: Envelope) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        self.clock.observe(env.clock);
+        match env.message {
+            Message::ChatLogin {
+                user,
+                password,
+                token,
+            } => self.login(conn, user, password, token),
+            Message::ChatUsers => {
+                let users = self.online.keys().cloned().collect();
+                self.reply(conn, Message::ChatUserList { users });
+            }
+            Message::ChatChannels => {
+                let channels = self.channels.keys().cloned().collect();
+                self.reply(conn, Message::ChatChannelList { channels });
+            }
+            Message::ChatCreate { channel } => {
+                let Some(user) = self.logged_in(conn) else {
+                    return;
+                };
+                if let Err(e) = check_name("channel", &channel, true) {
+                    return self.error(conn, e);
+                }
+                if !self.allow(conn) {
+                    return;
+                }
+                let entry = if self.channels.contains_key(&channel) {
+                    None
+                } else {
+                    Some(self.make(ChatBody::Channel { channel, by: user }))
+                };
+                self.reply(conn, Message::ChatDone { entry });
+            }
+            Message::ChatPublish { channel, text } => {
+                let Some(user) = self.logged_in(conn) else {
+                    return;
+                };
+                if !self.channels.contains_key(&channel) {
+                    return self.unknown_channel(conn, &channel);
+                }
+                if let Err(e) = check_text(&text) {
+                    return self.error(conn, e);
+                }
+                if !self.allow(conn) {
+                    return;
+                }
+                let entry = self.make(ChatBody::Post {
+                    channel,
+                    from: user,
+                    text,
+                });
+                self.reply(conn, Message::ChatDone { entry: Some(entry) });
+            }
+            Message::ChatDm { to, text } => {
+                let Some(user) = self.logged_in(conn) else {
+                    return;
+                };
+                if let Err(e) = check_name("user", &to, false).and_then(|()| check_text(&text)) {
+                    return self.error(conn, e);
+                }
+                if !self.allow(conn) {
+                    return;
+                }
+                let entry = self.make(ChatBody::Direct {
+                    from: user,
+                    to,
+                    text,
+                });
+                self.reply(conn, Message::ChatDone { entry: Some(entry) });
+            }
+            Message::ChatSubscribe { channel } => {
+                if channel != "*" && !self.channels.contains_key(&channel) {
+                    return self.unknown_channel(conn, &channel);
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.channels.insert(channel);
+                }
+                self.reply(conn, Message::ChatDone { entry: None });
+            }
+            Message::ChatHistory {
+                channel,
+                with,
+                limit,
+            } => self.history(conn, channel, with, limit),
+            Message::ChatSync { .. } | Message::ChatSyncMore | Message::ChatReplica { .. } => {
+                // Another chat server linked to this one: it gets this server's entries, and
+                // is asked for its own.
+                let first = self
+                    .conns
+                    .get_mut(&conn)
+                    .is_some_and(|c| !std::mem::replace(&mut c.peer, true));
+                if first {
+                    info!(conn, from = %env.from, "a chat server linked to this one");
+                    let have = self.have();
+                    self.send_link(&Link::Conn(conn), Message::ChatSync { have });
+                }
+                self.on_link(Link::Conn(conn), env.message);
+            }
+            Message::ChatStats => {
+                let report = Message::ChatStatsReport {
+                    server: self.config.name.clone(),
+                    users: self.online.len(),
+                    channels: self.channels.len(),
+                    entries: self.entries.len(),
+                    dropped: self.dropped,
+                    throttled: self.throttled,
+                };
+                self.reply(conn, report);
+            }
+            Message::Ping => self.reply(conn, Message::Pong),
+            Message::Hello { .. } | Message::Pong => {}
+            _ => self.error(
+                conn,
+                "not a chat message: a chat server takes chat_login, chat_users, chat_create, \
+                 chat_channels, chat_publish, chat_dm, chat_subscribe, chat_history, chat_stats"
+                    .to_string(),
+            ),
+        }
+    }
+
+    fn login(
+        &mut self,
+        conn: ConnId,
+        user: String,
+        password: Option<String>,
+        token: Option<String>,
+    ) {
+        if let Err(e) = check_name("user", &user, false) {
+            return self.error(conn, e);
+        }
+        if self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.user.as_ref())
+            .is_some()
+        {
+            return self.error(conn, "already logged in on this connection".to_string());
+        }
+        if let Some(&other) = self.online.get(&user)
+            && other != conn
+        {
+            return self.error(conn, format!("`{user}` is already logged in here"));
+        }
+        let mut new_token = None;
+        if !self.config.users.is_empty() {
+            let by_token = token
+                .as_ref()
+                .is_some_and(|t| self.tokens.get(t) == Some(&user));
+            let by_password = self
+                .config
+                .users
+                .iter()
+                .any(|u| u.name == user && Some(&u.password) == password.as_ref());
+            if !by_token && !by_password {
+                return self.error(conn, format!("wrong user or password for `{user}`"));
+            }
+            let t = format!("{:016x}", self.rng.random::<u64>());
+            self.tokens.insert(t.clone(), user.clone());
+            new_token = Some(t);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.user = Some(user.clone());
+        }
+        self.online.insert(user.clone(), conn);
+        debug!(%user, conn, "logged in");
+        self.reply(
+            conn,
+            Message::ChatWelcome {
+                user,
+                server: self.config.name.clone(),
+                token: new_token,
+            },
+        );
+    }
+
+    fn history(
+        &mut self,
+        conn: ConnId,
+        channel: Option<String>,
+        with: Option<String>,
+        limit: Option<usize>,
+    ) {
+        let limit = limit.unwrap_or(DEFAULT_HISTORY).min(100_000);
+        let wanted: Vec<ChatEntry> = match (channel, with) {
+            (Some(channel), None) => {
+                if !self.channels.contains_key(&channel) {
+                    return self.unknown_channel(conn, &channel);
+                }
+                self.entries
+                    .values()
+                    .filter(|e| match &e.body {
+                        ChatBody::Post { channel: c, .. }
+                        | ChatBody::Channel { channel: c, .. } => *c == channel,
+                        ChatBody::Direct { .. } => false,
+                    })
+                    .cloned()
+                    .collect()
+            }
+            (None, Some(other)) => {
+                let Some(me) = self.logged_in(conn) else {
+                    return;
+                };
+                self.entries
+                    .values()
+                    .filter(|e| match &e.body {
+                        ChatBody::Direct { from, to, .. } => {
+                            (*from == me && *to == other) || (*from == other && *to == me)
+                        }
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect()
+            }
+            _ => {
+                return self.error(
+                    conn,
+                    "chat_history needs `channel`, or `with` (a user) for private messages"
+                        .to_string(),
+                );
+            }
+        };
+        // In parts that each fit in a line a client reads (64 KiB).
+        let wanted = &wanted[wanted.len().saturating_sub(limit)..];
+        let mut part: Vec<ChatEntry> = Vec::new();
+        let mut size = 0;
+        for entry in wanted {
+            let len = serde_json::to_string(entry).map_or(0, |s| s.len()) + 1;
+            if size + len > HISTORY_PART_BYTES && !part.is_empty() {
+                let entries = std::mem::take(&mut part);
+                self.reply(
+                    conn,
+                    Message::ChatHistoryList {
+                        entries,
+                        more: true,
+                    },
+                );
+                size = 0;
+            }
+            size += len;
+            part.push(entry.clone());
+        }
+        self.reply(
+            conn,
+            Message::ChatHistoryList {
+                entries: part,
+                more: false,
+            },
+        );
+    }
+
+    fn disconnected(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let Some(user) = c.user
+            && self.online.get(&user) == Some(&conn)
+        {
+            self.online.remove(&user);
+        }
+    }
+
+    /// The user logged in on `conn`, or an error to it.
+    fn logged_in(&mut self, conn: ConnId) -> Option<String> {
+        let user = self.conns.get(&conn).and_then(|c| c.user.clone());
+        if user.is_none() {
+            self.error(conn, "log in first (chat_login)".to_string());
+        }
+        user
+    }
+
+    /// Takes one token from the connection's bucket, or refuses (and counts) the message.
+    fn allow(&mut self, conn: ConnId) -> bool {
+        let (rate, burst, now) = (self.config.rate_per_sec, self.config.burst, self.now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let elapsed = now.saturating_sub(c.refilled_at) as f64 / 1000.0;
+        c.tokens = (c.tokens + elapsed * rate).min(burst);
+        c.refilled_at = now;
+        if c.tokens >= 1.0 {
+            c.tokens -= 1.0;
+            return true;
+        }
+        self.throttled += 1;
+        self.error(
+            conn,
+            format!("slow down: at most {rate} messages a second (bursts of {burst})"),
+        );
+        false
+    }
+
+    fn unknown_channel(&mut self, conn: ConnId, channel: &str) {
+        let known: Vec<&str> = self.channels.keys().map(String::as_str).collect();
+        let hint = match crate::topology::diagnostic::did_you_mean(channel, known.iter().copied()) {
+            Some(near) => format!(" ({near})"),
+            None if known.is_empty() => " (there are none yet: chat_create makes one)".into(),
+            None => format!(" (channels: {})", known.join(", ")),
+        };
+        self.error(conn, format!("no channel named `{channel}`{hint}"));
+    }
+
+    // ----- entries -----
+
+    /// Makes an entry of this server's, keeps it, and passes it on.
+    fn make(&mut self, body: ChatBody) -> ChatEntry {
+        self.own_seq += 1;
+        let entry = ChatEntry {
+            clock: self.clock.tick(),
+            server: self.config.name.clone(),
+            seq: self.own_seq,
+            body,
+        };
+        self.learn(entry.clone());
+        entry
+    }
+
+    /// An entry this server did not have: kept, stored, delivered live, passed to followers.
+    fn learn(&mut self, entry: ChatEntry) {
+        if !self.insert(entry.clone()) {
+            return;
+        }
+        self.out.push(Output::Store(entry.clone()));
+        let deliver: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(conn, c)| match &entry.body {
+                _ if c.peer => false,
+                _ if c.channels.contains("*") => true,
+                ChatBody::Post { channel, .. } => c.channels.contains(channel),
+                ChatBody::Direct { to, .. } => self.online.get(to) == Some(conn),
+                ChatBody::Channel { .. } => false,
+            })
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in deliver {
+            let envelope = self.envelope(Message::ChatMessage {
+                entry: entry.clone(),
+            });
+            self.out.push(Output::Push(conn, envelope));
+        }
+        let links: Vec<Link> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer)
+            .map(|(conn, _)| Link::Conn(*conn))
+            .chain(self.links.iter().cloned().map(Link::Peer))
+            .collect();
+        for link in links {
+            self.send_link(
+                &link,
+                Message::ChatReplica {
+                    entry: entry.clone(),
+                },
+            );
+        }
+    }
+
+    /// Adds an entry to the history; false if it was already there.
+    fn insert(&mut self, entry: ChatEntry) -> bool {
+        let (upto, extra) = self.held.entry(entry.server.clone()).or_default();
+        if entry.seq <= *upto || extra.contains(&entry.seq) {
+            return false;
+        }
+        extra.insert(entry.seq);
+        while extra.remove(&(*upto + 1)) {
+            *upto += 1;
+        }
+        self.clock.advance_to(entry.clock);
+        if let ChatBody::Channel { channel, by } = &entry.body {
+            self.channels
+                .entry(channel.clone())
+                .or_insert_with(|| by.clone());
+        }
+        self.entries.insert(entry.key(), entry);
+        true
+    }
+
+    /// For each origin, the sequence numbers held without a gap.
+    fn have(&self) -> BTreeMap<String, u64> {
+        self.held
+            .iter()
+            .map(|(server, (upto, _))| (server.clone(), *upto))
+            .collect()
+    }
+
+    /// What another chat server sent on a link.
+    fn on_link(&mut self, link: Link, message: Message) {
+        match message {
+            Message::ChatReplica { entry } => self.learn(entry),
+            Message::ChatSync { have } => self.sync_to(&link, &have),
+            // It had more to send: ask again from what is held now.
+            Message::ChatSyncMore => {
+                let have = self.have();
+                self.send_link(&link, Message::ChatSync { have });
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends a linked server what it lacks, a batch at a time (it asks again for more).
+    fn sync_to(&mut self, link: &Link, have: &BTreeMap<String, u64>) {
+        let missing: Vec<ChatEntry> = self
+            .entries
+            .values()
+            .filter(|e| e.seq > have.get(&e.server).copied().unwrap_or(0))
+            .take(SYNC_BATCH)
+            .cloned()
+            .collect();
+        let more = missing.len() == SYNC_BATCH;
+        for entry in missing {
+            self.send_link(link, Message::ChatReplica { entry });
+        }
+        if more {
+            self.send_link(link, Message::ChatSyncMore);
+        }
+    }
+
+    fn send_link(&mut self, link: &Link, message: Message) {
+        match link {
+            Link::Conn(conn) => {
+                let envelope = self.envelope(message);
+                self.out.push(Output::Send(*conn, envelope));
+            }
+            Link::Peer(peer) => self.out.push(Output::ToPeer(peer.clone(), message)),
+        }
+    }
+
+    // ----- helpers -----
+
+    fn envelope(&mut self, message: Message) -> Envelope {
+        Envelope {
+            from: self.config.name.clone(),
+            clock: self.clock.tick(),
+            term: None,
+            message,
+        }
+    }
+
+    fn reply(&mut self, conn: ConnId, message: Message) {
+        let envelope = self.envelope(message);
+        self.out.push(Output::Send(conn, envelope));
+    }
+
+    fn error(&mut self, conn: ConnId, message: String) {
+        debug!(conn, %message, "chat: refused");
+        self.reply(conn, Message::Error { message });
+    }
+}
+
+/// A user or channel name: 1 to 32 characters; a channel also only letters, digits, `-`, `_`.
+fn check_name(what: &str, name: &str, channel: bool) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("the {what} name is empty"));
+    }
+    if name.chars().count() > MAX_NAME {
+        return Err(format!(
+            "the {what} name is longer than {MAX_NAME} characters"
+        ));
+    }
+    let bad = if channel {
+        name.chars()
+            .find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_'))
+    } else {
+        name.chars().find(|c| c.is_control() || c.is_whitespace())
+    };
+    match bad {
+        Some(c) => Err(format!("{what} names cannot contain {c:?}")),
+        None => Ok(()),
+    }
+}
+
+fn check_text(text: &str) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("the message is empty".to_string());
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(format!(
+            "the message is longer than {MAX_TEXT} characters ({})",
+            text.chars().count()
+        ));
+    }
+    Ok(())
+}

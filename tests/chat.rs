@@ -1,0 +1,388 @@
+//! Chat servers run as a user runs them (`tcluster node`, `tcluster client … chat`): replication
+//! in one order across servers, catch-up after a restart, history kept across a full restart,
+//! and every kind of bad input answered without disturbing the other clients.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const TOPOLOGY: &str = "node chat-a { type chat }\nnode chat-b { type chat }\n";
+
+/// A chat server on a free port, linked to `peer` if given; returns it and its address.
+fn chat_server(dir: &Path, topology: &Path, name: &str, peer: Option<&str>) -> (Proc, String) {
+    let state = dir.join("state");
+    let mut args = vec![
+        "node",
+        topology.to_str().unwrap(),
+        "--name",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let link;
+    if let Some(peer) = peer {
+        link = peer.to_string();
+        args.extend(["--coordinator", &link]);
+    }
+    let proc = spawn(dir, name, &args);
+    let line = proc.wait_for_line(&format!("READY {name} "));
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    (proc, addr)
+}
+
+fn chat(topology: &Path, server: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "client",
+        topology.to_str().unwrap(),
+        "chat",
+        "--server",
+        server,
+    ];
+    all.extend_from_slice(args);
+    tcluster().args(&all).output().unwrap()
+}
+
+fn history(topology: &Path, server: &str, channel: &str) -> Vec<String> {
+    let out = chat(topology, server, &["history", channel]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn send(topology: &Path, server: &str, channel: &str, text: &str, user: &str) {
+    let out = chat(topology, server, &["send", channel, text, "--as", user]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Two {
+    dir: tempfile::TempDir,
+    topology: PathBuf,
+    a: Proc,
+    a_addr: String,
+    b: Proc,
+    b_addr: String,
+}
+
+fn two_servers() -> Two {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let (b, b_addr) = chat_server(
+        dir.path(),
+        &topology,
+        "chat-b",
+        Some(&format!("chat-a={a_addr}")),
+    );
+    Two {
+        dir,
+        topology,
+        a,
+        a_addr,
+        b,
+        b_addr,
+    }
+}
+
+#[test]
+fn two_servers_show_the_same_history_in_the_same_order() {
+    let t = two_servers();
+    // Posts on both servers, interleaved; each server learns the other's.
+    for i in 0..6 {
+        let (server, user) = if i % 2 == 0 {
+            (&t.a_addr, "ada")
+        } else {
+            (&t.b_addr, "bob")
+        };
+        send(
+            &t.topology,
+            server,
+            "general",
+            &format!("message {i}"),
+            user,
+        );
+    }
+    let on_a = wait_until("both servers have all six posts", || {
+        let a = history(&t.topology, &t.a_addr, "general");
+        let b = history(&t.topology, &t.b_addr, "general");
+        (a.len() == 6 && a == b).then_some(a)
+    });
+    // One line per message: clock, channel, sender, text; clocks never go down.
+    for i in 0..6 {
+        assert!(
+            on_a.iter().any(|l| l.ends_with(&format!(": message {i}"))),
+            "{on_a:?}"
+        );
+    }
+    let clocks: Vec<u64> = on_a
+        .iter()
+        .map(|l| l[1..l.find(']').unwrap()].parse().unwrap())
+        .collect();
+    assert!(clocks.windows(2).all(|w| w[0] <= w[1]), "{on_a:?}");
+    // A post made on b after it saw a's is ordered after it everywhere (Lamport).
+    assert!(on_a[0].contains("ada: message 0"), "{on_a:?}");
+    assert!(on_a[5].contains("bob: message 5"), "{on_a:?}");
+}
+
+#[test]
+fn a_server_that_was_down_catches_up_and_history_survives_a_full_restart() {
+    let t = two_servers();
+    send(&t.topology, &t.a_addr, "general", "before", "ada");
+    wait_until("b has the first post", || {
+        (history(&t.topology, &t.b_addr, "general").len() == 1).then_some(())
+    });
+    // b goes down; a goes on.
+    let Two {
+        dir,
+        topology,
+        a,
+        a_addr,
+        b,
+        ..
+    } = t;
+    drop(b);
+    send(&topology, &a_addr, "general", "while b was down", "ada");
+    send(&topology, &a_addr, "random", "elsewhere", "ada");
+    // b comes back (on another port, with its history on disk) and catches up from a.
+    let (b, b_addr) = chat_server(
+        dir.path(),
+        &topology,
+        "chat-b",
+        Some(&format!("chat-a={a_addr}")),
+    );
+    let caught_up = wait_until("b catches up", || {
+        let h = history(&topology, &b_addr, "general");
+        (h.len() == 2).then_some(h)
+    });
+    assert!(caught_up[1].contains("while b was down"), "{caught_up:?}");
+    assert_eq!(history(&topology, &b_addr, "random").len(), 1);
+
+    // Both stop; started again on the same state directory, each has every message, and they
+    // still agree.
+    let expected = history(&topology, &a_addr, "general");
+    drop(a);
+    drop(b);
+    let (_a, a_addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    assert_eq!(history(&topology, &a_addr, "general"), expected);
+    let (_b, b_addr) = chat_server(dir.path(), &topology, "chat-b", None);
+    assert_eq!(history(&topology, &b_addr, "general"), expected);
+}
+
+/// A raw connection speaking JSON lines.
+struct Raw {
+    lines: BufReader<TcpStream>,
+    write: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Raw {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            write: stream.try_clone().unwrap(),
+            lines: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, json: &str) {
+        self.write.write_all(json.as_bytes()).unwrap();
+        self.write.write_all(b"\n").unwrap();
+    }
+
+    /// The next reply that is not a live delivery.
+    fn reply(&mut self) -> serde_json::Value {
+        loop {
+            let mut line = String::new();
+            assert!(self.lines.read_line(&mut line).unwrap() > 0, "closed");
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["type"] != "chat_message" {
+                return v;
+            }
+        }
+    }
+
+    fn ask(&mut self, json: &str) -> serde_json::Value {
+        self.send(json);
+        self.reply()
+    }
+
+    /// A connection whose receive buffer is as small as the system allows, so that a reader
+    /// that does not read is soon seen as slow.
+    fn connect_small(addr: &str) -> Raw {
+        use nix::sys::socket::{
+            AddressFamily, SockFlag, SockType, SockaddrIn, connect, setsockopt, socket, sockopt,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        setsockopt(&fd, sockopt::RcvBuf, &4096).unwrap();
+        let target: std::net::SocketAddrV4 = addr.parse().unwrap();
+        connect(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::from(target),
+        )
+        .unwrap();
+        let stream = TcpStream::from(fd);
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Raw {
+            write: stream.try_clone().unwrap(),
+            lines: BufReader::new(stream),
+        }
+    }
+
+    fn login(addr: &str, user: &str) -> Raw {
+        let mut raw = Raw::connect(addr);
+        let welcome = raw.ask(&format!(r#"{{"type":"chat_login","user":"{user}"}}"#));
+        assert_eq!(welcome["type"], "chat_welcome", "{welcome}");
+        raw
+    }
+}
+
+fn error_of(v: &serde_json::Value) -> String {
+    assert_eq!(v["type"], "error", "{v}");
+    v["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_the_server_serves_the_others() {
+    let t = two_servers();
+    let mut ada = Raw::login(&t.a_addr, "ada");
+    assert_eq!(
+        ada.ask(r#"{"type":"chat_create","channel":"general"}"#)["type"],
+        "chat_done"
+    );
+
+    // Names.
+    let mut c = Raw::connect(&t.a_addr);
+    assert!(error_of(&c.ask(r#"{"type":"chat_login","user":""}"#)).contains("empty"));
+    assert!(
+        error_of(&c.ask(r#"{"type":"chat_login","user":"ada"}"#)).contains("already logged in")
+    );
+    let long = "x".repeat(40);
+    assert!(
+        error_of(&c.ask(&format!(r#"{{"type":"chat_login","user":"{long}"}}"#)))
+            .contains("longer than 32")
+    );
+    // Before logging in.
+    assert!(
+        error_of(&c.ask(r#"{"type":"chat_publish","channel":"general","text":"hi"}"#))
+            .contains("log in first")
+    );
+    let mut cy = Raw::login(&t.a_addr, "cy");
+    // Unknown channels, with a hint.
+    assert!(
+        error_of(&cy.ask(r#"{"type":"chat_publish","channel":"genral","text":"hi"}"#))
+            .contains("did you mean `general`?")
+    );
+    assert!(
+        error_of(&cy.ask(r#"{"type":"chat_history","channel":"nope"}"#))
+            .contains("no channel named `nope`")
+    );
+    assert!(error_of(&cy.ask(r#"{"type":"chat_create","channel":"a b"}"#)).contains("cannot"));
+    // Empty and oversized messages.
+    assert!(
+        error_of(&cy.ask(r#"{"type":"chat_publish","channel":"general","text":"  "}"#))
+            .contains("empty")
+    );
+    let big = "y".repeat(1001);
+    assert!(
+        error_of(&cy.ask(&format!(
+            r#"{{"type":"chat_publish","channel":"general","text":"{big}"}}"#
+        )))
+        .contains("longer than 1000")
+    );
+    // Not JSON, and a line past the frame limit (the connection is closed after the error).
+    assert!(error_of(&cy.ask("this is not json")).len() > 5);
+    let mut huge = Raw::connect(&t.a_addr);
+    huge.send(&format!(
+        r#"{{"type":"chat_publish","channel":"general","text":"{}"}}"#,
+        "z".repeat(70_000)
+    ));
+    assert!(error_of(&huge.reply()).contains("longer than"));
+
+    // A flood: past the burst, the flooder is told to slow down; the others are served.
+    let mut flood = Raw::login(&t.a_addr, "flood");
+    for i in 0..100 {
+        flood.send(&format!(
+            r#"{{"type":"chat_publish","channel":"general","text":"spam {i}"}}"#
+        ));
+    }
+    let replies: Vec<serde_json::Value> = (0..100).map(|_| flood.reply()).collect();
+    let throttled = replies.iter().filter(|r| r["type"] == "error").count();
+    assert!(throttled >= 50, "{throttled} of 100 refused");
+    assert!(replies.iter().any(|r| {
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("slow down"))
+    }));
+    assert_eq!(
+        ada.ask(r#"{"type":"chat_publish","channel":"general","text":"still here"}"#)["type"],
+        "chat_done"
+    );
+
+    // A subscriber that never reads does not stall the others: its deliveries are dropped
+    // and counted.
+    let mut slow = Raw::connect_small(&t.a_addr);
+    assert_eq!(
+        slow.ask(r#"{"type":"chat_login","user":"slow"}"#)["type"],
+        "chat_welcome"
+    );
+    assert_eq!(
+        slow.ask(r#"{"type":"chat_subscribe","channel":"*"}"#)["type"],
+        "chat_done"
+    );
+    // Many writers (each within its rate) post until the kernel's buffers towards the slow
+    // subscriber are full and its queue overflows; meanwhile ada is answered every time.
+    let text = "w".repeat(1000);
+    let mut writers: Vec<Raw> = (0..20)
+        .map(|i| Raw::login(&t.a_addr, &format!("w{i}")))
+        .collect();
+    let stats = wait_until("deliveries to the slow subscriber are dropped", || {
+        for w in &mut writers {
+            for _ in 0..10 {
+                w.send(&format!(
+                    r#"{{"type":"chat_publish","channel":"general","text":"{text}"}}"#
+                ));
+            }
+            // Read the writer's replies, so that only the subscriber is slow.
+            for _ in 0..10 {
+                w.reply();
+            }
+        }
+        let s = ada.ask(r#"{"type":"chat_stats"}"#);
+        (s["dropped"].as_u64().unwrap_or(0) > 0).then_some(s)
+    });
+    assert_eq!(stats["type"], "chat_stats_report", "{stats}");
+    // The other server kept up too: it has every entry (replication is not a subscriber).
+    let entries =
+        |addr: &str| Raw::connect(addr).ask(r#"{"type":"chat_stats"}"#)["entries"].clone();
+    wait_until("b has every entry a has", || {
+        (entries(&t.a_addr) == entries(&t.b_addr)).then_some(())
+    });
+    drop(slow);
+    let _ = (&t.a, &t.b, &t.dir);
+}
