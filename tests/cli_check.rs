@@ -214,11 +214,11 @@ fn bad_flags_for_run_node_and_attach_say_what_is_wrong() {
 
     // Kinds that cannot run on their own are refused plainly.
     let chat = dir.path().join("chat.top");
-    std::fs::write(&chat, "node c { type master }\nnode talk { type chat }\n").unwrap();
-    let out = tcluster(&["node", chat.to_str().unwrap(), "--name", "talk"]);
+    std::fs::write(&chat, "node c { type master }\nnode b { type bot }\n").unwrap();
+    let out = tcluster(&["node", chat.to_str().unwrap(), "--name", "b"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("`chat` nodes cannot run on their own"),
+        text(&out.stderr).contains("`bot` nodes cannot run on their own"),
         "{}",
         text(&out.stderr)
     );
