@@ -127,3 +127,183 @@ impl Client {
         }
     }
 }
+
+/// Of `masters`, the one that says it is primary in the highest term; failing that, the first
+/// that answers at all. Returns its address and the connection.
+pub async fn find_primary(
+    masters: &[String],
+    name: &str,
+    secret: Option<&str>,
+) -> Result<(String, Client), ClientError> {
+    let mut best: Option<(u64, String, Client)> = None;
+    let mut first: Option<(String, Client)> = None;
+    let mut last_error = None;
+    for addr in masters {
+        let ask = async {
+            let mut client = Client::connect(addr, name, secret).await?;
+            let reply = client.request(Message::Status { job: None }).await?;
+            Ok::<_, ClientError>((client, reply))
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(2), ask).await {
+            Ok(Ok((client, Message::StatusReport { report }))) if report.role == "primary" => {
+                if best.as_ref().is_none_or(|(term, ..)| report.term > *term) {
+                    best = Some((report.term, addr.clone(), client));
+                }
+            }
+            Ok(Ok((client, _))) => {
+                first.get_or_insert((addr.clone(), client));
+            }
+            Ok(Err(e)) => last_error = Some(e),
+            Err(_) => {
+                last_error = Some(ClientError::Io(format!("{addr} did not answer in 2s")));
+            }
+        }
+    }
+    match (best, first) {
+        (Some((_, addr, client)), _) | (None, Some((addr, client))) => Ok((addr, client)),
+        (None, None) => Err(last_error.unwrap_or(ClientError::Closed)),
+    }
+}
+
+/// What a [`Link`] tells its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkNews {
+    /// Connected to this server; messages sent from now on go to it.
+    Up(String),
+    /// A message from the server.
+    Message(Message),
+    /// The connection to this server is gone, for this reason; the link looks for another.
+    Down(String, String),
+}
+
+/// Which server a [`Link`] connects to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The master that says it is primary (after a failover, the new one).
+    Primary,
+    /// Any server: the next one in the list after the one that was lost.
+    Any,
+}
+
+/// A connection that stays up: to one of several servers, connecting again (to another one when
+/// that is possible) whenever it is lost.
+///
+/// Messages are sent through [`Link::send`]; what arrives, and every change of server, comes
+/// out of [`Link::news`]. Messages sent while no server is connected are dropped: whoever owns
+/// the link learns from [`LinkNews::Up`] that it should say again what a new server needs to
+/// hear (a login, a subscription).
+pub struct Link {
+    outgoing: tokio::sync::mpsc::UnboundedSender<Message>,
+    /// What the link hears.
+    pub news: tokio::sync::mpsc::UnboundedReceiver<LinkNews>,
+}
+
+impl Link {
+    /// Starts a link to one of `servers`, as `name`; it ends when `shutdown` is cancelled or
+    /// the link is dropped.
+    pub fn spawn(
+        servers: Vec<String>,
+        name: String,
+        secret: Option<String>,
+        pick: Pick,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Link {
+        let (outgoing, out_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (news_tx, news) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(run_link(
+            servers, name, secret, pick, out_rx, news_tx, shutdown,
+        ));
+        Link { outgoing, news }
+    }
+
+    /// Sends a message to the server connected now (dropped if none is).
+    pub fn send(&self, message: Message) {
+        let _ = self.outgoing.send(message);
+    }
+
+    /// A handle that sends on this link, for another task.
+    pub fn sender(&self) -> tokio::sync::mpsc::UnboundedSender<Message> {
+        self.outgoing.clone()
+    }
+}
+
+async fn run_link(
+    servers: Vec<String>,
+    name: String,
+    secret: Option<String>,
+    pick: Pick,
+    mut outgoing: tokio::sync::mpsc::UnboundedReceiver<Message>,
+    news: tokio::sync::mpsc::UnboundedSender<LinkNews>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use std::time::Duration;
+    let mut next = 0usize;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connect = async {
+            match pick {
+                Pick::Primary => find_primary(&servers, &name, secret.as_deref()).await,
+                Pick::Any => {
+                    let mut last = ClientError::Closed;
+                    for i in 0..servers.len() {
+                        let addr = &servers[(next + i) % servers.len()];
+                        match Client::connect(addr, &name, secret.as_deref()).await {
+                            Ok(client) => return Ok((addr.clone(), client)),
+                            Err(e) => last = e,
+                        }
+                    }
+                    Err(last)
+                }
+            }
+        };
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            c = connect => c,
+        };
+        let (addr, mut client) = match connected {
+            Ok(c) => c,
+            Err(_) => {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(50);
+        // What was sent while no server was connected was meant for the old one.
+        while outgoing.try_recv().is_ok() {}
+        if news.send(LinkNews::Up(addr.clone())).is_err() {
+            return;
+        }
+        let reason = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                message = outgoing.recv() => match message {
+                    None => return,
+                    Some(message) => {
+                        if let Err(e) = client.send(message).await {
+                            break e.to_string();
+                        }
+                    }
+                },
+                incoming = client.receive() => match incoming {
+                    Ok(envelope) => {
+                        if news.send(LinkNews::Message(envelope.message)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(ClientError::Closed) => break "the server closed the connection".to_string(),
+                    Err(e) => break e.to_string(),
+                },
+            }
+        };
+        if let Some(i) = servers.iter().position(|s| *s == addr) {
+            next = i + 1;
+        }
+        if news.send(LinkNews::Down(addr, reason)).is_err() {
+            return;
+        }
+    }
+}

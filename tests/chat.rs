@@ -386,3 +386,84 @@ fn bad_input_gets_a_clear_error_and_the_server_serves_the_others() {
     drop(slow);
     let _ = (&t.a, &t.b, &t.dir);
 }
+
+/// A bot as `tcluster node` runs it: it logs in as `bot_0001`, posts to its channels, submits
+/// jobs that workers run, and moves to the other chat server when its own is killed.
+#[test]
+fn a_bot_posts_and_submits_and_moves_when_its_chat_server_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node coordinator { type master }\n\
+         node worker-1 { type worker; resources { cpu 4 } }\n\
+         node chat-a { type chat }\nnode chat-b { type chat }\n\
+         node bot-1 { type bot; bot { channels general lab; posts 10/s; jobs 5/s; job \"echo hi\" } }\n",
+    );
+    let (_coordinator, master) = coordinator(dir.path(), &topology, &[]);
+    let _worker = worker(dir.path(), &topology, "worker-1", &master);
+    let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let (_b, b_addr) = chat_server(
+        dir.path(),
+        &topology,
+        "chat-b",
+        Some(&format!("chat-a={a_addr}")),
+    );
+    let links = format!("chat-a={a_addr},chat-b={b_addr}");
+    let bot = spawn(
+        dir.path(),
+        "bot-1",
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "bot-1",
+            "--coordinator",
+            &master,
+            "--chat",
+            &links,
+        ],
+    );
+    bot.wait_for_line("READY bot-1 as bot_0001");
+    let bot_lines = |server: &str, channel: &str| {
+        let out = chat(&topology, server, &["history", channel]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" bot_0001: "))
+            .count()
+    };
+    // Both channels fill, and the posts reach the other server too.
+    wait_until("the bot posted to both channels", || {
+        (bot_lines(&b_addr, "general") >= 3 && bot_lines(&b_addr, "lab") >= 3).then_some(())
+    });
+    // Its jobs run.
+    let completed = || {
+        let out = tcluster()
+            .args([
+                "client",
+                topology.to_str().unwrap(),
+                "--coordinator",
+                &master,
+                "--json",
+                "status",
+            ])
+            .output()
+            .unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        report["report"]["jobs"]["completed"].as_u64()
+    };
+    wait_until("the bot's jobs completed", || {
+        completed().filter(|n| *n >= 5)
+    });
+    // Its server dies; it goes on posting on the other one.
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    let before = bot_lines(&b_addr, "general") + bot_lines(&b_addr, "lab");
+    wait_until("the bot posts on chat-b", || {
+        (bot_lines(&b_addr, "general") + bot_lines(&b_addr, "lab") >= before + 5).then_some(())
+    });
+    wait_until("the bot logged the move", || {
+        bot.log_text()
+            .contains("posting to chat-b as bot_0001")
+            .then_some(())
+    });
+}

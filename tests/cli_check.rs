@@ -212,13 +212,24 @@ fn bad_flags_for_run_node_and_attach_say_what_is_wrong() {
         "{stderr}"
     );
 
-    // Kinds that cannot run on their own are refused plainly.
+    // A client node is a person, not a process; a bot with nowhere to post says so.
     let chat = dir.path().join("chat.top");
-    std::fs::write(&chat, "node c { type master }\nnode b { type bot }\n").unwrap();
+    std::fs::write(
+        &chat,
+        "node c { type master }\nnode b { type bot }\nnode p { type client }\n",
+    )
+    .unwrap();
+    let out = tcluster(&["node", chat.to_str().unwrap(), "--name", "p"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`client` nodes are people: run `tcluster client`"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = tcluster(&["node", chat.to_str().unwrap(), "--name", "b"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("`bot` nodes cannot run on their own"),
+        text(&out.stderr).contains("this bot posts to chat, but no chat server has a port"),
         "{}",
         text(&out.stderr)
     );

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use tokio::runtime::Runtime;
 
-use crate::client::{Client, ClientError};
+use crate::client::{Client, ClientError, find_primary};
 use crate::node::master_addresses;
 use crate::protocol::message::{JobId, JobState, JobView, Message, StatusReport, WorkerView};
 
@@ -437,43 +437,6 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
         let _ = editor.save_history(path);
     }
     ExitCode::SUCCESS
-}
-
-/// Of `masters`, the one that says it is primary in the highest term; failing that, the first
-/// that answers at all. Returns its address and the connection.
-async fn find_primary(
-    masters: &[String],
-    name: &str,
-    secret: Option<&str>,
-) -> Result<(String, Client), ClientError> {
-    let mut best: Option<(u64, String, Client)> = None;
-    let mut first: Option<(String, Client)> = None;
-    let mut last_error = None;
-    for addr in masters {
-        let ask = async {
-            let mut client = Client::connect(addr, name, secret).await?;
-            let reply = client.request(Message::Status { job: None }).await?;
-            Ok::<_, ClientError>((client, reply))
-        };
-        match tokio::time::timeout(std::time::Duration::from_secs(2), ask).await {
-            Ok(Ok((client, Message::StatusReport { report }))) if report.role == "primary" => {
-                if best.as_ref().is_none_or(|(term, ..)| report.term > *term) {
-                    best = Some((report.term, addr.clone(), client));
-                }
-            }
-            Ok(Ok((client, _))) => {
-                first.get_or_insert((addr.clone(), client));
-            }
-            Ok(Err(e)) => last_error = Some(e),
-            Err(_) => {
-                last_error = Some(ClientError::Io(format!("{addr} did not answer in 2s")));
-            }
-        }
-    }
-    match (best, first) {
-        (Some((_, addr, client)), _) | (None, Some((addr, client))) => Ok((addr, client)),
-        (None, None) => Err(last_error.unwrap_or(ClientError::Closed)),
-    }
 }
 
 fn history_path() -> Option<PathBuf> {

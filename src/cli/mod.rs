@@ -133,6 +133,10 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub coordinator: Option<String>,
 
+    /// A bot: post to these chat servers (`HOST:PORT,…`) instead of the topology's.
+    #[arg(long, value_name = "HOST:PORT,…")]
+    pub chat: Option<String>,
+
     /// Take commands from stdin (`skew <ms>`) and stop when stdin closes: how a launcher
     /// controls its nodes and makes sure none outlives it.
     #[arg(long)]

@@ -24,6 +24,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
     let options = NodeOptions {
         listen: args.listen,
         coordinator: args.coordinator,
+        chat: args.chat,
         max_connections: Some(args.max_connections),
         announce: true,
         control: NodeControl::default(),

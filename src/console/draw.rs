@@ -400,7 +400,14 @@ fn jobs(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bo
 
 fn chat(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bool) {
     let text = if app.chat.has_server {
-        Text::from("no messages yet")
+        Text::from(vec![
+            Line::from("The chat servers run; this pane does not show them yet."),
+            Line::from(""),
+            Line::styled(
+                "Read and post with: tcluster client FILE chat history CHANNEL / chat send CHANNEL TEXT --as NAME",
+                palette.dim(),
+            ),
+        ])
     } else {
         Text::from(vec![
             Line::from("This topology has no chat server."),

@@ -3,6 +3,9 @@
 //! - [`coordinator`]: a master — a TCP server around the [`crate::role::coordinator`] state
 //!   machine.
 //! - [`worker`]: a worker — a TCP client around [`crate::role::worker`], with the job executor.
+//! - [`chat`]: a chat server — a TCP server around [`crate::role::chat`], with its history.
+//! - [`bot`]: a bot — two client links around [`crate::role::bot`].
+//! - [`conn`]: one connection of a server, shared by the server drivers.
 //! - [`handshake`]: the peer's side of authentication, shared with the client.
 //!
 //! [`run`] starts the node a topology names, in this process: `tcluster node` calls it in a
@@ -11,6 +14,7 @@
 //! with <address>` for a worker — so whoever started it knows when, and where (a master given
 //! port 0 reports the port the system chose). Logs go to stderr.
 
+pub mod bot;
 pub mod chat;
 pub mod conn;
 pub mod control;
@@ -37,6 +41,9 @@ pub struct NodeOptions {
     pub listen: Option<String>,
     /// For a worker: the coordinator's address instead of the topology's primary.
     pub coordinator: Option<String>,
+    /// For a bot: the chat servers' addresses instead of the topology's (`host:port` or
+    /// `name=host:port`, separated by commas).
+    pub chat: Option<String>,
     /// For a master: the most connections it keeps open (default 4096).
     pub max_connections: Option<usize>,
     /// Print the `READY` line on stdout.
@@ -79,7 +86,7 @@ pub enum NodeError {
     History(#[from] chat::HistoryError),
     /// This kind of node cannot run yet.
     #[error(
-        "`{0}` nodes cannot run on their own: tcluster node runs masters, workers, chat servers and bots"
+        "`{0}` nodes are people: run `tcluster client` instead (tcluster node runs masters, workers, chat servers and bots)"
     )]
     Unsupported(NodeKind),
 }
@@ -299,8 +306,68 @@ pub async fn run(
             .await;
             Ok(())
         }
-        other => Err(NodeError::Unsupported(other)),
+        NodeKind::Bot => {
+            let number = topology
+                .nodes_of(NodeKind::Bot)
+                .position(|n| n.name == name)
+                .unwrap_or(0)
+                + 1;
+            let settings = node.bot.clone().unwrap_or_default();
+            let masters = match options.coordinator {
+                Some(list) => address_list(&list),
+                None if settings.jobs_per_second > 0.0 => master_addresses(topology)?
+                    .into_iter()
+                    .map(|a| (a.clone(), a))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let chat_servers = match options.chat {
+                Some(list) => address_list(&list),
+                None => topology
+                    .nodes_of(NodeKind::Chat)
+                    .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+                    .collect(),
+            };
+            if settings.posts_per_second > 0.0 && chat_servers.is_empty() {
+                return Err(NodeError::NoCoordinator(
+                    "this bot posts to chat, but no chat server has a port in the topology: pass --chat HOST:PORT".to_string(),
+                ));
+            }
+            let bot = bot::BotOptions {
+                name: name.to_string(),
+                config: crate::role::bot::BotConfig {
+                    login: crate::role::bot::login_name(number),
+                    channels: settings.channels,
+                    posts_per_second: settings.posts_per_second,
+                    jobs_per_second: settings.jobs_per_second,
+                    job: settings.job,
+                    seed: seed_from_env() ^ number as u64,
+                },
+                masters,
+                chat_servers,
+                secret: topology.globals.cluster_secret.clone(),
+                announce: options.announce,
+                control: options.control.clone(),
+            };
+            let span = tracing::info_span!("node", node = %name);
+            bot::run(bot, shutdown).instrument(span).await;
+            Ok(())
+        }
+        NodeKind::Client => Err(NodeError::Unsupported(NodeKind::Client)),
     }
+}
+
+/// The servers of a `host:port,…` or `name=host:port,…` list, as (name, address); an entry
+/// without a name is named after its address.
+fn address_list(list: &str) -> Vec<(String, String)> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|entry| {
+            let (name, addr) = entry.split_once('=').unwrap_or((entry, entry));
+            (name.to_string(), addr.to_string())
+        })
+        .collect()
 }
 
 /// The other masters from a `name=host:port,…` list; ranks come from `known` (the topology).

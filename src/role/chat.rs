@@ -686,7 +686,7 @@ impl ChatServer {
 }
 
 /// A user or channel name: 1 to 32 characters; a channel also only letters, digits, `-`, `_`.
-fn check_name(what: &str, name: &str, channel: bool) -> Result<(), String> {
+pub fn check_name(what: &str, name: &str, channel: bool) -> Result<(), String> {
     if name.is_empty() {
         return Err(format!("the {what} name is empty"));
     }

@@ -3,6 +3,7 @@
 //! - [`coordinator`]: registers workers, queues and assigns jobs, detects failures.
 //! - [`chat`]: users, channels, posts and private messages, replicated between chat servers.
 //! - [`worker`]: runs jobs and reports them.
+//! - [`bot`]: load for demos: posts to chat channels and submits jobs at set rates.
 //! - [`event`]: the cluster events every state change is made of.
 //! - [`job`]: what a job's data asks a worker to do.
 //!
@@ -10,6 +11,7 @@
 //! [`crate::node`] do the I/O and pass the time in. That is why the same role runs in a child
 //! process, in an in-process task, and in a test that makes up its own time.
 
+pub mod bot;
 pub mod chat;
 pub mod coordinator;
 pub mod event;

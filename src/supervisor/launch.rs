@@ -98,6 +98,7 @@ pub fn builtin_command(
     name: &str,
     listen: Option<&str>,
     coordinator: Option<&str>,
+    chat: Option<&str>,
     state_dir: &Path,
 ) -> Command {
     let mut command = Command::new(program);
@@ -118,6 +119,9 @@ pub fn builtin_command(
     }
     if let Some(coordinator) = coordinator {
         command.arg("--coordinator").arg(coordinator);
+    }
+    if let Some(chat) = chat {
+        command.arg("--chat").arg(chat);
     }
     command
 }

@@ -251,8 +251,10 @@ struct Managed {
     control: NodeControl,
     /// Where a master listens.
     address: Option<String>,
-    /// Where a worker connects (its proxy).
+    /// Where a worker or bot connects (its links to the masters); a server's links to its peers.
     connect_to: Option<String>,
+    /// A bot's links to the chat servers.
+    chat_links: Option<String>,
     health: Option<Health>,
     ready: bool,
     paused: bool,
@@ -386,6 +388,7 @@ pub async fn launch(
                 control: NodeControl::default(),
                 address: None,
                 connect_to: None,
+                chat_links: None,
                 health: None,
                 ready: false,
                 paused: false,
@@ -529,18 +532,30 @@ impl Supervisor {
                 NodeKind::Worker => {
                     // One shaped link per master, the primary's first: a worker moves to the next
                     // master when the one it uses is gone or is not the primary.
-                    let mut links = Vec::new();
-                    for (master, _) in self.master_addresses() {
-                        let proxy = self.shaper.proxy(&name, &master).await.map_err(|e| {
-                            LaunchError::Node {
-                                node: name.clone(),
-                                reason: format!("cannot open its link: {e}"),
-                            }
-                        })?;
-                        links.push(proxy.to_string());
-                    }
+                    let links = self.links_to(&name, &masters).await?;
                     if let Some(m) = self.nodes.get_mut(&name) {
                         m.connect_to = Some(links.join(","));
+                    }
+                    self.start_node(&name).await?;
+                }
+                NodeKind::Bot => {
+                    // A bot submits to the primary and posts to a chat server, over shaped links
+                    // it is told as `name=proxy` pairs.
+                    let named = |servers: &[String], links: Vec<String>| -> String {
+                        servers
+                            .iter()
+                            .zip(links)
+                            .map(|(s, l)| format!("{s}={l}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    let mut ordered = masters.clone();
+                    ordered.sort_by_key(|s| *s != self.primary);
+                    let to_masters = self.links_to(&name, &ordered).await?;
+                    let to_chat = self.links_to(&name, &chat_servers).await?;
+                    if let Some(m) = self.nodes.get_mut(&name) {
+                        m.connect_to = Some(named(&ordered, to_masters));
+                        m.chat_links = Some(named(&chat_servers, to_chat));
                     }
                     self.start_node(&name).await?;
                 }
@@ -548,14 +563,34 @@ impl Supervisor {
                     &name,
                     "clients are run by people (tcluster client), not launched",
                 ),
-                NodeKind::Bot => self.set_state_note(
-                    &name,
-                    "bots are not supported in this release; not launched",
-                ),
                 NodeKind::Master | NodeKind::Chat => {}
             }
         }
         Ok(())
+    }
+
+    /// `from`'s shaped links to `servers`, as `host:port` of each proxy, in the order given (the
+    /// primary first, for masters).
+    async fn links_to(
+        &mut self,
+        from: &str,
+        servers: &[String],
+    ) -> Result<Vec<String>, LaunchError> {
+        let mut ordered: Vec<&String> = servers.iter().collect();
+        ordered.sort_by_key(|s| **s != self.primary);
+        let mut links = Vec::new();
+        for server in ordered {
+            let proxy = self
+                .shaper
+                .proxy(from, server)
+                .await
+                .map_err(|e| LaunchError::Node {
+                    node: from.to_string(),
+                    reason: format!("cannot open its link to {server}: {e}"),
+                })?;
+            links.push(proxy.to_string());
+        }
+        Ok(links)
     }
 
     /// Servers of one kind reach each other through shaped links, so a partition between two
@@ -692,6 +727,7 @@ impl Supervisor {
         };
         // A worker is told its links to every master; a master, its links to the others.
         let connect_to = m.connect_to.clone();
+        let chat_links = m.chat_links.clone();
         let node_name: Arc<str> = Arc::from(name);
 
         if node.launch == Launch::Inproc && node.command.is_none() {
@@ -703,6 +739,7 @@ impl Supervisor {
             let options = NodeOptions {
                 listen,
                 coordinator: connect_to,
+                chat: chat_links,
                 max_connections: None,
                 announce: false,
                 control,
@@ -764,6 +801,7 @@ impl Supervisor {
                 name,
                 listen.as_deref(),
                 connect_to.as_deref(),
+                chat_links.as_deref(),
                 &state_dir,
             ),
         };

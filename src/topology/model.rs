@@ -130,6 +130,8 @@ pub struct Node {
     pub resources: Resources,
     /// `services { NAME bool … }`, in file order.
     pub services: Vec<(String, bool)>,
+    /// For bots: `bot { … }`, or the defaults.
+    pub bot: Option<BotSettings>,
     /// An outside program to run instead of the built-in node.
     pub command: Option<String>,
     /// How tcluster starts the node.
@@ -152,6 +154,30 @@ impl Node {
     /// Whether the node serves connections (masters and chat servers do).
     pub fn listens(&self) -> bool {
         matches!(self.kind, NodeKind::Master | NodeKind::Chat)
+    }
+}
+
+/// What a bot does (`bot { channels …; posts 2/s; jobs 0.5/s; job "sleep 200ms" }`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotSettings {
+    /// The channels it posts to (created if they do not exist).
+    pub channels: Vec<String>,
+    /// Chat messages per second.
+    pub posts_per_second: f64,
+    /// Job submissions per second.
+    pub jobs_per_second: f64,
+    /// The job it submits.
+    pub job: String,
+}
+
+impl Default for BotSettings {
+    fn default() -> Self {
+        BotSettings {
+            channels: vec!["general".to_string()],
+            posts_per_second: 1.0,
+            jobs_per_second: 0.0,
+            job: "sleep 500ms".to_string(),
+        }
     }
 }
 

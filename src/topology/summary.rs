@@ -187,6 +187,12 @@ fn node_rows(t: &Topology) -> Vec<[String; 4]> {
     rows
 }
 
+/// A rate with at most three decimals and no trailing zeros: `2`, `0.5`, `0.017`.
+fn trim_rate(rate: f64) -> String {
+    let text = format!("{rate:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn node_details(node: &Node) -> String {
     let mut parts = Vec::new();
     if let Some(role) = node.role {
@@ -216,6 +222,24 @@ fn node_details(node: &Node) -> String {
                 on.join(", ")
             }
         ));
+    }
+    if let Some(bot) = &node.bot {
+        let channels: Vec<String> = bot.channels.iter().map(|c| format!("#{c}")).collect();
+        let mut text = format!(
+            "posts {}/s to {}",
+            trim_rate(bot.posts_per_second),
+            channels.join(" ")
+        );
+        if bot.jobs_per_second > 0.0 {
+            write!(
+                text,
+                ", submits {:?} {}/s",
+                bot.job,
+                trim_rate(bot.jobs_per_second)
+            )
+            .ok();
+        }
+        parts.push(text);
     }
     if node.launch == Launch::Inproc {
         parts.push("in-process".to_string());

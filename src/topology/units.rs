@@ -156,6 +156,40 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     Ok(Rate(bits.round() as u64))
 }
 
+/// The most events per second a `posts` or `jobs` rate may ask for.
+pub const MAX_EVENTS_PER_SECOND: f64 = 1000.0;
+
+/// An event rate: `2/s`, `30/min`, `100/h`, a bare number meaning per second, `0` for none.
+/// Returns events per second.
+pub fn parse_per_second(text: &str) -> Result<f64, String> {
+    let expected = || format!("expected a rate such as `2/s`, `30/min` or `0`, found `{text}`");
+    let (number, unit) = match text.split_once('/') {
+        Some((number, unit)) => (number, unit),
+        None => (text, "s"),
+    };
+    let (digits, rest) = split_number(number);
+    if !rest.is_empty() {
+        return Err(expected());
+    }
+    let value = parse_number(digits).ok_or_else(expected)?;
+    let per: f64 = match unit.to_ascii_lowercase().as_str() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        _ => return Err(expected()),
+    };
+    let rate = value / per;
+    if rate < 0.0 {
+        return Err(format!("a rate cannot be negative, found `{text}`"));
+    }
+    if rate > MAX_EVENTS_PER_SECOND {
+        return Err(format!(
+            "`{text}` is more than {MAX_EVENTS_PER_SECOND}/s, the most a bot can be asked for"
+        ));
+    }
+    Ok(rate)
+}
+
 fn rate_expected(text: &str) -> String {
     format!("expected a rate such as `10Mbps` or `1Gbps`, found `{text}`")
 }
@@ -241,6 +275,21 @@ fn trim_float(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_second_rates() {
+        assert_eq!(parse_per_second("2/s"), Ok(2.0));
+        assert_eq!(parse_per_second("2"), Ok(2.0));
+        assert_eq!(parse_per_second("0.5/s"), Ok(0.5));
+        assert_eq!(parse_per_second("30/min"), Ok(0.5));
+        assert_eq!(parse_per_second("3600/h"), Ok(1.0));
+        assert_eq!(parse_per_second("0"), Ok(0.0));
+        for bad in [
+            "", "/s", "2/x", "fast", "-1/s", "2/s/s", "1e3", "5000/s", "inf/s",
+        ] {
+            assert!(parse_per_second(bad).is_err(), "{bad} should be rejected");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -14,11 +14,12 @@ use super::diagnostic::{Diagnostic, Span, did_you_mean, one_of};
 use super::model::*;
 use super::syntax::{Command, Word, WordKind};
 use super::units::{
-    parse_bool, parse_duration, parse_percent, parse_rate, parse_signed_duration_ms, parse_size,
+    parse_bool, parse_duration, parse_per_second, parse_percent, parse_rate,
+    parse_signed_duration_ms, parse_size,
 };
 
 /// Keys a `node` block understands.
-const NODE_KEYS: [&str; 9] = [
+const NODE_KEYS: [&str; 10] = [
     "type",
     "role",
     "address",
@@ -28,7 +29,9 @@ const NODE_KEYS: [&str; 9] = [
     "count",
     "command",
     "launch",
+    "bot",
 ];
+const BOT_KEYS: [&str; 4] = ["channels", "posts", "jobs", "job"];
 const RESOURCE_KEYS: [&str; 3] = ["cpu", "memory", "storage"];
 const LINK_KEYS: [&str; 6] = [
     "protocol",
@@ -537,6 +540,8 @@ impl Validator<'_> {
         let mut command_line = None;
         let mut launch = Launch::Process;
         let mut launch_span = None;
+        let mut bot = None;
+        let mut bot_span = None;
         let what = format!("node `{name}`");
         self.keys(block, &what, &NODE_KEYS, |v, key, c| match key {
             "type" => {
@@ -634,6 +639,58 @@ impl Validator<'_> {
                     .integer(c, "count 3", 1..=i64::from(MAX_COUNT), "count")
                     .map(|n| n as u32);
             }
+            "bot" => {
+                bot_span = Some(c.name_span());
+                let Some(block) = v.block(c, "bot { channels general; posts 2/s }") else {
+                    return;
+                };
+                let mut settings = BotSettings::default();
+                v.keys(block, "bot", &BOT_KEYS, |v, key, c| match key {
+                    "channels" => {
+                        let mut channels = Vec::new();
+                        for word in &c.words[1..] {
+                            let Some((text, span)) = v.word_text(word, "channels general lab")
+                            else {
+                                continue;
+                            };
+                            match crate::role::chat::check_name("channel", text, true) {
+                                Ok(()) => channels.push(text.to_string()),
+                                Err(e) => v.error(span, e, "not a channel name"),
+                            }
+                        }
+                        if c.words.len() == 1 {
+                            v.error(
+                                c.span,
+                                "`channels` names no channel",
+                                "expected `channels general lab`",
+                            );
+                        } else if !channels.is_empty() {
+                            settings.channels = channels;
+                        }
+                    }
+                    "posts" => {
+                        if let Some(rate) = v.value(c, "posts 2/s", parse_per_second) {
+                            settings.posts_per_second = rate;
+                        }
+                    }
+                    "jobs" => {
+                        if let Some(rate) = v.value(c, "jobs 0.5/s", parse_per_second) {
+                            settings.jobs_per_second = rate;
+                        }
+                    }
+                    _ => {
+                        let Some((text, span)) = v.text(c, "job \"sleep 200ms\"") else {
+                            return;
+                        };
+                        if text.trim().is_empty() {
+                            v.error(span, "the job is empty", "expected a job such as \"sleep 200ms\"");
+                        } else {
+                            settings.job = text.to_string();
+                        }
+                    }
+                });
+                bot = Some(settings);
+            }
             "command" => {
                 let Some((text, span)) = v.text(c, "command \"python3 my_worker.py\"") else {
                     return;
@@ -692,6 +749,17 @@ impl Validator<'_> {
             );
             role = None;
         }
+        if let (Some(span), true) = (bot_span, kind != NodeKind::Bot) {
+            self.error(
+                span,
+                format!("only bots have a `bot` block, and `{name}` is a {kind}"),
+                "remove this, or make the node `type bot`",
+            );
+            bot = None;
+        }
+        if kind == NodeKind::Bot && bot.is_none() {
+            bot = Some(BotSettings::default());
+        }
         if let (Some(span), Some(_), Launch::Inproc) = (launch_span, &command_line, launch) {
             self.error(
                 span,
@@ -709,6 +777,7 @@ impl Validator<'_> {
             port,
             resources,
             services,
+            bot,
             command: command_line,
             launch,
             span: name_span,
