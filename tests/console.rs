@@ -10,12 +10,12 @@ use std::sync::Arc;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tcluster::console::app::{App, LinkView, Mode, NodeRow, Pane, View};
+use tcluster::console::app::{App, ChatItem, ChatNews, LinkView, Mode, NodeRow, Pane, View};
 use tcluster::console::config::{Config, Theme};
 use tcluster::console::keymap::{self, Action};
 use tcluster::console::update::{Effect, update};
 use tcluster::console::{draw, translate};
-use tcluster::protocol::message::{Health, JobId, JobState, WorkerView};
+use tcluster::protocol::message::{ChatBody, ChatEntry, Health, JobId, JobState, WorkerView};
 use tcluster::role::event::{ClusterEvent, EventKind};
 use tcluster::supervisor::logs::{Level, LogLine};
 use tcluster::supervisor::shaper::MessageSeen;
@@ -348,8 +348,57 @@ fn fixture() -> App {
             },
         ]),
     );
+    app.chat.has_server = true;
+    for news in [
+        ChatNews::Up("chat-a".into()),
+        ChatNews::Entries(vec![
+            chat_channel(3, "general", "bot_0001"),
+            chat_post(5, "general", "bot_0001", "has anyone seen worker-2?"),
+            chat_post(8, "lab", "bot_0002", "Lamport clocks are ticking"),
+            ChatEntry {
+                clock: 9,
+                server: "chat-a".into(),
+                seq: 9,
+                body: ChatBody::Direct {
+                    from: "ada".into(),
+                    to: "bob".into(),
+                    text: "see you at the lab".into(),
+                },
+            },
+        ]),
+        ChatNews::Down("chat-a".into(), "the server closed the connection".into()),
+        ChatNews::Up("chat-b".into()),
+        ChatNews::Entries(vec![chat_post(12, "general", "operator", "hello class")]),
+    ] {
+        update(&mut app, Action::Chat(news));
+    }
     update(&mut app, Action::Tick(5000));
     app
+}
+
+fn chat_post(clock: u64, channel: &str, from: &str, text: &str) -> ChatEntry {
+    ChatEntry {
+        clock,
+        server: "chat-a".into(),
+        seq: clock,
+        body: ChatBody::Post {
+            channel: channel.into(),
+            from: from.into(),
+            text: text.into(),
+        },
+    }
+}
+
+fn chat_channel(clock: u64, channel: &str, by: &str) -> ChatEntry {
+    ChatEntry {
+        clock,
+        server: "chat-a".into(),
+        seq: clock,
+        body: ChatBody::Channel {
+            channel: channel.into(),
+            by: by.into(),
+        },
+    }
 }
 
 fn render(app: &mut App, width: u16, height: u16) -> String {
@@ -646,4 +695,105 @@ fn a_students_worker_that_joins_gets_a_row() {
     );
     let row: &NodeRow = app.nodes.iter().find(|n| n.name == "mine").unwrap();
     assert_eq!(row.state, NodeState::Healthy);
+}
+
+#[test]
+fn the_chat_pane_posts_as_the_operator_switches_channels_and_shows_moves() {
+    let mut app = fixture();
+    // The move from chat-a to chat-b is in the pane, between the messages, in order.
+    let notices: Vec<&str> = app
+        .chat
+        .items
+        .values()
+        .filter_map(|i| match i {
+            ChatItem::Notice(t) => Some(t.as_str()),
+            ChatItem::Entry(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        notices,
+        [
+            "connected to chat-a as operator",
+            "lost chat-a (the server closed the connection); moving to another chat server",
+            "connected to chat-b as operator"
+        ]
+    );
+    assert_eq!(app.chat.server.as_deref(), Some("chat-b"));
+    // A message seen twice (live, then in the history fetched after a move) shows once.
+    let before = app.chat.items.len();
+    update(
+        &mut app,
+        Action::Chat(ChatNews::Entries(vec![chat_post(
+            5,
+            "general",
+            "bot_0001",
+            "has anyone seen worker-2?",
+        )])),
+    );
+    assert_eq!(app.chat.items.len(), before);
+
+    // `]` walks the channels: all → #general → #lab → all.
+    app.focus = Pane::Chat;
+    update(&mut app, Action::ChatNext);
+    assert_eq!(app.chat.channel.as_deref(), Some("general"));
+    insta::assert_snapshot!("chat_general_80x24", {
+        update(&mut app, Action::Zoom);
+        let screen = render(&mut app, 80, 24);
+        update(&mut app, Action::Zoom);
+        screen
+    });
+    update(&mut app, Action::ChatNext);
+    assert_eq!(app.chat.channel.as_deref(), Some("lab"));
+    update(&mut app, Action::ChatNext);
+    assert_eq!(app.chat.channel, None);
+    update(&mut app, Action::ChatPrev);
+    assert_eq!(app.chat.channel.as_deref(), Some("lab"));
+
+    // `i`, text, Enter: posted to the channel shown; the line stays open for more.
+    update(&mut app, Action::ChatInput);
+    assert!(matches!(app.mode, Mode::Chat(_)));
+    typed(&mut app, "hello");
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        [Effect::ChatPost {
+            channel: "lab".into(),
+            text: "hello".into()
+        }]
+    );
+    assert!(matches!(app.mode, Mode::Chat(_)));
+    // `#news …` goes to #news.
+    typed(&mut app, "#news big news");
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        [Effect::ChatPost {
+            channel: "news".into(),
+            text: "big news".into()
+        }]
+    );
+    // Without a server, nothing is sent and the text stays.
+    update(
+        &mut app,
+        Action::Chat(ChatNews::Down("chat-b".into(), "gone".into())),
+    );
+    typed(&mut app, "are you there");
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    assert!(
+        app.flash
+            .as_ref()
+            .is_some_and(|(t, _)| t.contains("not sent"))
+    );
+    match &app.mode {
+        Mode::Chat(area) => assert_eq!(area.lines().join(""), "are you there"),
+        other => panic!("still typing expected, found {other:?}"),
+    }
+    // Esc leaves; a refusal is shown.
+    update(&mut app, key(KeyCode::Esc));
+    assert!(matches!(app.mode, Mode::Normal));
+    update(
+        &mut app,
+        Action::Chat(ChatNews::Refused("slow down".into())),
+    );
+    assert_eq!(app.flash.as_ref().unwrap().0, "chat: slow down");
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ratatui_textarea::TextArea;
 
 use super::config::Config;
-use crate::protocol::message::{JobCounts, JobId, JobState};
+use crate::protocol::message::{ChatBody, ChatEntry, JobCounts, JobId, JobState};
 use crate::supervisor::NodeState;
 use crate::supervisor::logs::{Level, LogLine};
 use crate::supervisor::shaper::MessageSeen;
@@ -307,11 +307,82 @@ impl Logs {
     }
 }
 
+/// Chat entries and notices the pane keeps.
+pub const CHAT_CAP: usize = 10_000;
+/// The name the console posts as.
+pub const OPERATOR: &str = "operator";
+
+/// Where an item of the chat pane sorts: the Lamport order every chat server agrees on
+/// (clock, origin server, origin sequence number).
+pub type ChatKey = (u64, String, u64);
+
+/// One line of the chat pane.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatItem {
+    /// A message from a chat server.
+    Entry(ChatEntry),
+    /// Something about the pane's own connection ("chat-a is gone; moving…").
+    Notice(String),
+}
+
+/// What the chat pane's connection reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatNews {
+    /// Connected to this chat server (by name).
+    Up(String),
+    /// Lost this chat server, for this reason.
+    Down(String, String),
+    /// Messages: live, the pane's own posts, or history after connecting.
+    Entries(Vec<ChatEntry>),
+    /// The channels the server knows.
+    Channels(Vec<String>),
+    /// The server refused a request.
+    Refused(String),
+}
+
 /// The chat pane.
 #[derive(Debug, Default)]
 pub struct Chat {
     /// Whether the topology has a chat server.
     pub has_server: bool,
+    /// The chat server the pane is connected to now.
+    pub server: Option<String>,
+    /// Messages and notices, in the Lamport order (at most [`CHAT_CAP`]).
+    pub items: BTreeMap<ChatKey, ChatItem>,
+    /// The channels the server knows, sorted.
+    pub channels: Vec<String>,
+    /// The channel shown and posted to; `None` shows every channel.
+    pub channel: Option<String>,
+    /// Lines scrolled back from the newest (0: following).
+    pub back: usize,
+    /// Notices added, to key them apart.
+    pub notices: u64,
+}
+
+impl Chat {
+    /// The channel a post goes to: the one shown, else `general`, else the first.
+    pub fn post_channel(&self) -> String {
+        self.channel.clone().unwrap_or_else(|| {
+            if self.channels.is_empty() || self.channels.iter().any(|c| c == "general") {
+                "general".to_string()
+            } else {
+                self.channels[0].clone()
+            }
+        })
+    }
+
+    /// Whether an item shows with the current channel filter.
+    pub fn shows(&self, item: &ChatItem) -> bool {
+        match (item, &self.channel) {
+            (_, None) | (ChatItem::Notice(_), _) => true,
+            (ChatItem::Entry(e), Some(wanted)) => match &e.body {
+                ChatBody::Post { channel, .. } | ChatBody::Channel { channel, .. } => {
+                    channel == wanted
+                }
+                ChatBody::Direct { .. } => false,
+            },
+        }
+    }
 }
 
 /// A link as the map shows it.

@@ -37,6 +37,8 @@ pub enum Action {
     Message(MessageSeen),
     /// A message for the status bar.
     Flash(String),
+    /// The chat pane's connection reports something.
+    Chat(super::app::ChatNews),
     // ----- from the keyboard and mouse -----
     /// Stop everything and leave.
     Quit,
@@ -98,6 +100,10 @@ pub enum Action {
     JobFilter,
     /// Type a chat message.
     ChatInput,
+    /// Show the previous chat channel (or all).
+    ChatPrev,
+    /// Show the next chat channel (or all).
+    ChatNext,
     /// A key typed into a text field.
     Text(KeyEvent),
     /// Yes or no to a confirmation.
@@ -398,8 +404,24 @@ pub fn default_bindings() -> Vec<Binding> {
             Char('i'),
             In(Pane::Chat),
             false,
-            "write in the chat",
+            "write in the chat, as operator",
             Action::ChatInput
+        ),
+        bind!(
+            "chat_prev",
+            Char('['),
+            In(Pane::Chat),
+            false,
+            "previous channel (or all)",
+            Action::ChatPrev
+        ),
+        bind!(
+            "chat_next",
+            Char(']'),
+            In(Pane::Chat),
+            false,
+            "next channel (or all)",
+            Action::ChatNext
         ),
     ]
 }

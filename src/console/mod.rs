@@ -129,7 +129,7 @@ pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -
             config,
         );
         app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
-        app.chat.has_server = false;
+        app.chat.has_server = handle.nodes.iter().any(|n| n.kind == "chat");
         let result = run(
             app,
             &bindings,
@@ -200,6 +200,7 @@ async fn run(
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
+    let chat = handle.and_then(|h| spawn_chat(&tx, h, secret.clone()));
     let mut terminal = ratatui::init();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     let size = terminal.size()?;
@@ -236,6 +237,14 @@ async fn run(
         for effect in effects {
             match (effect, handle) {
                 (Effect::Quit, _) => {}
+                (Effect::ChatPost { channel, text }, _) => {
+                    if let Some(chat) = &chat {
+                        let _ = chat.send(Message::ChatCreate {
+                            channel: channel.clone(),
+                        });
+                        let _ = chat.send(Message::ChatPublish { channel, text });
+                    }
+                }
                 (Effect::Act(action), Some(h)) => {
                     let _ = h.commands.send(Command::Act(action)).await;
                 }
@@ -412,6 +421,87 @@ fn spawn_sources(
             let _ = links_tx.send(Input::Action(Action::Usage(usage)));
         }
     });
+}
+
+/// The chat pane's connection: to one of the chat servers, logged in as the operator, subscribed
+/// to every channel. When its server goes, the link moves to the next one and the pane fetches
+/// the recent history of each channel again, so nothing posted meanwhile is missing. Returns
+/// where to send the operator's posts; none when the cluster has no chat server.
+fn spawn_chat(
+    tx: &mpsc::UnboundedSender<Input>,
+    handle: &SupervisorHandle,
+    secret: Option<String>,
+) -> Option<mpsc::UnboundedSender<Message>> {
+    use crate::client::{Link, LinkNews, Pick};
+    use app::{ChatNews, OPERATOR};
+    /// Messages fetched per channel after connecting.
+    const HISTORY: usize = 200;
+    let servers: Vec<(String, String)> = handle
+        .nodes
+        .iter()
+        .filter(|n| n.kind == "chat")
+        .filter_map(|n| Some((n.name.clone(), n.address.clone()?)))
+        .collect();
+    if servers.is_empty() {
+        return None;
+    }
+    let addresses = servers.iter().map(|(_, a)| a.clone()).collect();
+    let mut link = Link::spawn(
+        addresses,
+        "console".to_string(),
+        secret,
+        Pick::Any,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let sender = link.sender();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let name_of = |addr: &str| {
+            servers
+                .iter()
+                .find(|(_, a)| a == addr)
+                .map_or(addr.to_string(), |(n, _)| n.clone())
+        };
+        while let Some(news) = link.news.recv().await {
+            let news = match news {
+                LinkNews::Up(addr) => {
+                    link.send(Message::ChatLogin {
+                        user: OPERATOR.to_string(),
+                        password: None,
+                        token: None,
+                    });
+                    link.send(Message::ChatSubscribe {
+                        channel: "*".to_string(),
+                    });
+                    link.send(Message::ChatChannels);
+                    ChatNews::Up(name_of(&addr))
+                }
+                LinkNews::Down(addr, why) => ChatNews::Down(name_of(&addr), why),
+                LinkNews::Message(message) => match message {
+                    Message::ChatMessage { entry } | Message::ChatDone { entry: Some(entry) } => {
+                        ChatNews::Entries(vec![entry])
+                    }
+                    Message::ChatHistoryList { entries, .. } => ChatNews::Entries(entries),
+                    Message::ChatChannelList { channels } => {
+                        for channel in &channels {
+                            link.send(Message::ChatHistory {
+                                channel: Some(channel.clone()),
+                                with: None,
+                                limit: Some(HISTORY),
+                            });
+                        }
+                        ChatNews::Channels(channels)
+                    }
+                    Message::Error { message } => ChatNews::Refused(message),
+                    _ => continue,
+                },
+            };
+            if tx.send(Input::Action(Action::Chat(news))).is_err() {
+                break;
+            }
+        }
+    });
+    Some(sender)
 }
 
 fn forward<T: Clone + Send + 'static>(

@@ -11,7 +11,7 @@ use super::app::*;
 use super::command;
 use super::keymap::Action;
 use super::layout;
-use crate::protocol::message::{Health, JobState};
+use crate::protocol::message::{ChatBody, Health, JobState};
 use crate::role::event::EventKind;
 use crate::supervisor::logs::Level;
 use crate::supervisor::timeline::TimelineKind;
@@ -25,6 +25,13 @@ pub enum Effect {
     Act(ClusterAction),
     /// Run a scenario.
     Scenario(String),
+    /// Post `text` to `channel` (created if needed) as the operator.
+    ChatPost {
+        /// The channel.
+        channel: String,
+        /// The text.
+        text: String,
+    },
     /// Stop everything and leave.
     Quit,
 }
@@ -128,6 +135,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Flash(text) => app.flash = Some((text, app.now_ms)),
+        Action::Chat(news) => chat_news(app, news),
+        Action::ChatPrev => cycle_channel(app, -1),
+        Action::ChatNext => cycle_channel(app, 1),
         Action::Quit => {
             app.quit = true;
             return vec![Effect::Quit];
@@ -186,7 +196,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::PageDown => move_selection(app, page(app) as i64),
         Action::Home => move_selection(app, i64::MIN / 2),
         Action::End => {
-            if app.focus == Pane::Logs {
+            if app.focus == Pane::Chat {
+                app.chat.back = 0;
+            } else if app.focus == Pane::Logs {
                 app.logs.follow = true;
             } else {
                 move_selection(app, i64::MAX / 2);
@@ -571,9 +583,93 @@ fn page(app: &App) -> usize {
     (app.size.1 as usize / 2).saturating_sub(3).max(1)
 }
 
+fn chat_news(app: &mut App, news: ChatNews) {
+    let chat = &mut app.chat;
+    match news {
+        ChatNews::Up(server) => {
+            chat_notice(chat, format!("connected to {server} as {OPERATOR}"));
+            chat.server = Some(server);
+        }
+        ChatNews::Down(server, why) => {
+            chat.server = None;
+            chat_notice(
+                chat,
+                format!("lost {server} ({why}); moving to another chat server"),
+            );
+            app.flash = Some((format!("chat: lost {server}, moving"), app.now_ms));
+        }
+        ChatNews::Entries(entries) => {
+            for entry in entries {
+                if let ChatBody::Channel { channel, .. } | ChatBody::Post { channel, .. } =
+                    &entry.body
+                    && let Err(at) = chat.channels.binary_search(channel)
+                {
+                    chat.channels.insert(at, channel.clone());
+                }
+                let shown = chat.shows(&ChatItem::Entry(entry.clone()));
+                if chat
+                    .items
+                    .insert(entry.key(), ChatItem::Entry(entry))
+                    .is_none()
+                    && shown
+                    && chat.back > 0
+                {
+                    // Scrolled back: keep the same lines in view.
+                    chat.back += 1;
+                }
+            }
+            while chat.items.len() > CHAT_CAP {
+                chat.items.pop_first();
+            }
+        }
+        ChatNews::Channels(channels) => {
+            for channel in channels {
+                if let Err(at) = chat.channels.binary_search(&channel) {
+                    chat.channels.insert(at, channel);
+                }
+            }
+        }
+        ChatNews::Refused(why) => app.flash = Some((format!("chat: {why}"), app.now_ms)),
+    }
+}
+
+/// A notice sorts after every entry seen so far.
+fn chat_notice(chat: &mut Chat, text: String) {
+    let clock = chat.items.last_key_value().map_or(0, |(k, _)| k.0);
+    chat.notices += 1;
+    chat.items.insert(
+        (clock, "\u{10FFFF}".to_string(), chat.notices),
+        ChatItem::Notice(text),
+    );
+}
+
+fn cycle_channel(app: &mut App, delta: i64) {
+    let chat = &mut app.chat;
+    // Position 0 is "all channels", then each channel.
+    let n = chat.channels.len() as i64 + 1;
+    let now = match &chat.channel {
+        None => 0,
+        Some(c) => chat
+            .channels
+            .iter()
+            .position(|x| x == c)
+            .map_or(0, |i| i as i64 + 1),
+    };
+    let next = (now + delta).rem_euclid(n);
+    chat.channel = (next > 0).then(|| chat.channels[next as usize - 1].clone());
+    chat.back = 0;
+}
+
 fn move_selection(app: &mut App, delta: i64) {
     let pane = app.focus;
     let len = match pane {
+        Pane::Chat => {
+            let chat = &mut app.chat;
+            let shown = chat.items.values().filter(|i| chat.shows(i)).count();
+            chat.back =
+                (chat.back as i64 - delta).clamp(0, shown.saturating_sub(1) as i64) as usize;
+            return;
+        }
         Pane::Nodes => app.nodes.len(),
         Pane::Jobs => {
             app.jobs.refresh();
@@ -728,7 +824,31 @@ fn text(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
         },
         Mode::Chat(area) => match key.code {
-            KeyCode::Esc | KeyCode::Enter => app.mode = Mode::Normal,
+            KeyCode::Esc => app.mode = Mode::Normal,
+            KeyCode::Enter => {
+                let text = area.lines().join(" ").trim().to_string();
+                if text.is_empty() {
+                    app.mode = Mode::Normal;
+                    return Vec::new();
+                }
+                if app.chat.server.is_none() {
+                    app.flash = Some((
+                        "no chat server is reachable: not sent (the text is kept)".to_string(),
+                        app.now_ms,
+                    ));
+                    return Vec::new();
+                }
+                // `#lab hello` posts to #lab; anything else to the channel shown.
+                let (channel, text) = match text.strip_prefix('#').and_then(|t| t.split_once(' ')) {
+                    Some((channel, rest)) if !channel.is_empty() && !rest.trim().is_empty() => {
+                        (channel.to_string(), rest.trim().to_string())
+                    }
+                    _ => (app.chat.post_channel(), text),
+                };
+                *area = TextArea::default();
+                app.chat.back = 0;
+                return vec![Effect::ChatPost { channel, text }];
+            }
             _ => {
                 area.input(key);
             }
