@@ -467,3 +467,56 @@ fn a_bot_posts_and_submits_and_moves_when_its_chat_server_dies() {
             .then_some(())
     });
 }
+
+/// The interactive prompt takes the same `chat` commands as the command line.
+#[test]
+fn the_interactive_prompt_has_chat_commands() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node coordinator { type master }\nnode chat-a { type chat }\n",
+    );
+    let (_coordinator, master) = coordinator(dir.path(), &topology, &[]);
+    let (_a, a_addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let mut child = tcluster()
+        .args([
+            "client",
+            topology.to_str().unwrap(),
+            "--coordinator",
+            &master,
+        ])
+        .env("XDG_STATE_HOME", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input = format!(
+        "help\nchat send general \"hello from the prompt\" --as ada --server {a_addr}\n\
+         chat history general --server {a_addr}\nchat frobnicate\nchat history nowhere --server {a_addr}\nexit\n"
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (text, errors) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}{errors}");
+    assert!(text.contains("chat send CHANNEL TEXT --as USER"), "{text}");
+    assert_eq!(
+        text.matches("#general ada: hello from the prompt").count(),
+        2,
+        "posted, then in the history:\n{text}"
+    );
+    assert!(errors.contains("frobnicate"), "{errors}");
+    assert!(
+        errors.contains("no channel `nowhere`") || errors.contains("nowhere"),
+        "{errors}"
+    );
+}

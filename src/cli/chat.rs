@@ -240,7 +240,11 @@ async fn chat(
         ChatCommand::Tail { channel } => {
             ask(&mut client, Message::ChatSubscribe { channel }, json).await?;
             loop {
-                let envelope = client.receive().await.map_err(|e| e.to_string())?;
+                // Ctrl-C ends the tail (and, at the prompt, only the tail).
+                let envelope = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    e = client.receive() => e.map_err(|e| e.to_string())?,
+                };
                 if let Message::ChatMessage { entry } = envelope.message {
                     if json {
                         outln!("{}", serde_json::to_string(&entry).unwrap_or_default());

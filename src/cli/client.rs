@@ -141,7 +141,13 @@ pub fn run(args: ClientArgs) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(code) => code,
         },
-        None => prompt(&runtime, &mut session, &addr),
+        None => {
+            let chat = ChatContext {
+                topology: &topology,
+                password: args.password.clone(),
+            };
+            prompt(&runtime, &mut session, &addr, chat)
+        }
     }
 }
 
@@ -354,11 +360,32 @@ commands:
   jobs [STATE]                                list jobs (queued, assigned, running, completed, failed)
   workers                                     list workers
   login USER PASSWORD                         log in (when the topology has accounts)
+  chat send CHANNEL TEXT --as USER            post to a chat channel (created if needed)
+  chat history CHANNEL [--limit N]            a channel's messages, in order
+  chat tail CHANNEL                           new messages as they come (Ctrl-C stops)
+  chat dm USER TEXT --as USER                 a private message
+  chat channels | chat users                  what the chat server knows
+                                              (any chat command takes --server NAME|HOST:PORT)
   help                                        this text
   exit                                        leave (Ctrl-D works too)";
 
+/// What `chat` commands in the prompt need: the topology's chat servers, and the password the
+/// user gave (`--password`, or the last `login`).
+struct ChatContext<'a> {
+    topology: &'a crate::topology::Topology,
+    password: Option<String>,
+}
+
+/// `chat …` typed at the prompt: the same commands and options as `tcluster client TOPOLOGY chat`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "chat", no_binary_name = false, disable_help_flag = false)]
+struct PromptChat {
+    #[command(flatten)]
+    args: super::chat::ChatArgs,
+}
+
 /// The interactive prompt.
-fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
+fn prompt(runtime: &Runtime, session: &mut Session, addr: &str, mut chat: ChatContext) -> ExitCode {
     let mut editor = match rustyline::DefaultEditor::new() {
         Ok(e) => e,
         Err(e) => {
@@ -393,7 +420,28 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str) -> ExitCode {
                 outln!("{HELP}");
                 Ok(())
             }
-            ["login", user, password] => runtime.block_on(session.login(user, password)),
+            ["login", user, password] => {
+                chat.password = Some(password.to_string());
+                runtime.block_on(session.login(user, password))
+            }
+            ["chat", ..] => {
+                use clap::Parser;
+                match PromptChat::try_parse_from(&words) {
+                    Ok(parsed) => {
+                        super::chat::run(
+                            chat.topology,
+                            parsed.args,
+                            chat.password.clone(),
+                            session.json,
+                        );
+                    }
+                    // Clap's own text: the usage, what was wrong, `chat --help` for more.
+                    Err(e) => {
+                        let _ = e.print();
+                    }
+                }
+                Ok(())
+            }
             ["submit", data, options @ ..] => match submit_options(options) {
                 Ok((count, priority, wait)) => {
                     runtime.block_on(session.submit(data.to_string(), count, priority, wait))
