@@ -520,3 +520,45 @@ fn the_interactive_prompt_has_chat_commands() {
         "{errors}"
     );
 }
+
+/// Launched by tcluster with bots on both servers, a partition between the chat servers loses
+/// the replicas that cross it; after the heal each server asks for what it missed, and both
+/// histories (read back from disk afterwards) are the same.
+#[test]
+fn after_a_partition_heals_both_chat_servers_have_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = headless(
+        dir.path(),
+        "node chat-a { type chat }\nnode chat-b { type chat }\n\
+         node master { type master }\n\
+         node bot { type bot; count 4; bot { channels general; posts 8/s } }\n\
+         scenario split {\n  at 1s partition chat-a chat-b\n  at 3s heal\n  at 5s say \"done\"\n}\n",
+        "split",
+    );
+    assert!(stdout.contains("partition chat-a <-> chat-b"), "{stdout}");
+    let topology = dir.path().join("test.top");
+    let state = dir.path().join("state");
+    let mut histories = Vec::new();
+    for name in ["chat-a", "chat-b"] {
+        let server = spawn(
+            dir.path(),
+            &format!("{name}-after"),
+            &[
+                "node",
+                topology.to_str().unwrap(),
+                "--name",
+                name,
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        );
+        let line = server.wait_for_line(&format!("READY {name} "));
+        let addr = line.rsplit(' ').next().unwrap().to_string();
+        histories.push(history(&topology, &addr, "general"));
+    }
+    let posts = histories[0].iter().filter(|l| l.contains(" bot_")).count();
+    assert!(posts > 40, "{posts} posts: {:?}", histories[0]);
+    assert_eq!(histories[0], histories[1]);
+}

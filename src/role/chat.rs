@@ -13,6 +13,9 @@
 //! has without a gap, and receives every entry it lacks (in batches); then each new entry — its
 //! own, or one it got from a third server — flows both ways as `chat_replica`. A server that was
 //! down catches up from whichever server it reaches first; duplicates are recognised and ignored.
+//! A link that was cut without closing loses what crossed it meanwhile: a replica that arrives
+//! after a gap makes the receiver ask for a sync at once, and every few seconds each server asks
+//! its links anyway (anti-entropy), so even a gap nothing follows is filled.
 //!
 //! **Bad input** gets an error to that client only: unknown channels, bad names, empty or
 //! oversized text, a name already logged in, a client sending faster than the rate allows
@@ -150,7 +153,15 @@ pub struct ChatServer {
     throttled: u64,
     rng: SmallRng,
     out: Vec<Output>,
+    /// Origins with a gap a sync was asked for: one request per gap, not one per replica that
+    /// arrives after it (if the answer is lost too, anti-entropy asks again).
+    asked_for_gap: BTreeSet<String>,
+    /// When every link was last asked for a sync.
+    last_anti_entropy: Millis,
 }
+
+/// How often a server asks each link for what it lacks, gap or no gap.
+pub const ANTI_ENTROPY_MS: Millis = 5_000;
 
 impl ChatServer {
     /// A server with no history.
@@ -171,6 +182,8 @@ impl ChatServer {
             dropped: 0,
             throttled: 0,
             out: Vec::new(),
+            asked_for_gap: BTreeSet::new(),
+            last_anti_entropy: 0,
         }
     }
 
@@ -228,7 +241,15 @@ impl ChatServer {
                 self.clock.observe(envelope.clock);
                 self.on_link(Link::Peer(peer), envelope.message);
             }
-            Input::Tick => {}
+            Input::Tick => {
+                if now.saturating_sub(self.last_anti_entropy) >= ANTI_ENTROPY_MS {
+                    self.last_anti_entropy = now;
+                    let have = self.have();
+                    for link in self.all_links() {
+                        self.send_link(&link, Message::ChatSync { have: have.clone() });
+                    }
+                }
+            }
         }
         std::mem::take(&mut self.out)
     }
@@ -576,14 +597,7 @@ impl ChatServer {
             });
             self.out.push(Output::Push(conn, envelope));
         }
-        let links: Vec<Link> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.peer)
-            .map(|(conn, _)| Link::Conn(*conn))
-            .chain(self.links.iter().cloned().map(Link::Peer))
-            .collect();
-        for link in links {
+        for link in self.all_links() {
             self.send_link(
                 &link,
                 Message::ChatReplica {
@@ -613,6 +627,16 @@ impl ChatServer {
         true
     }
 
+    /// Every link to another chat server: those it opened and those opened to it.
+    fn all_links(&self) -> Vec<Link> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.peer)
+            .map(|(conn, _)| Link::Conn(*conn))
+            .chain(self.links.iter().cloned().map(Link::Peer))
+            .collect()
+    }
+
     /// For each origin, the sequence numbers held without a gap.
     fn have(&self) -> BTreeMap<String, u64> {
         self.held
@@ -624,7 +648,25 @@ impl ChatServer {
     /// What another chat server sent on a link.
     fn on_link(&mut self, link: Link, message: Message) {
         match message {
-            Message::ChatReplica { entry } => self.learn(entry),
+            Message::ChatReplica { entry } => {
+                let origin = entry.server.clone();
+                self.learn(entry);
+                // Something before this entry never arrived (the link was cut without closing):
+                // ask for what is missing, once per gap.
+                match self.held.get(&origin) {
+                    Some((upto, extra)) if !extra.is_empty() => {
+                        let upto = *upto;
+                        if self.asked_for_gap.insert(origin.clone()) {
+                            info!(%origin, after = upto, "a gap in the replicas: asking for a sync");
+                            let have = self.have();
+                            self.send_link(&link, Message::ChatSync { have });
+                        }
+                    }
+                    _ => {
+                        self.asked_for_gap.remove(&origin);
+                    }
+                }
+            }
             Message::ChatSync { have } => self.sync_to(&link, &have),
             // It had more to send: ask again from what is held now.
             Message::ChatSyncMore => {
@@ -718,4 +760,130 @@ fn check_text(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Server `a` with a client on connection 10, and server `b` linked to it (b opened the
+    /// link; on a's side it is connection 1). `cut` drops what a sends b.
+    struct Pair {
+        a: ChatServer,
+        b: ChatServer,
+        now: Millis,
+        cut: bool,
+    }
+
+    fn env(from: &str, message: Message) -> Envelope {
+        Envelope {
+            from: from.into(),
+            clock: 0,
+            term: None,
+            message,
+        }
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let mut p = Pair {
+                a: ChatServer::new(ChatConfig::new("a")),
+                b: ChatServer::new(ChatConfig::new("b")),
+                now: 0,
+                cut: false,
+            };
+            p.a.step(0, Input::Connected(1));
+            p.a.step(0, Input::Connected(10));
+            let out = p.b.step(0, Input::PeerUp("a".into()));
+            p.route_b(out);
+            p.send_to_a(Message::ChatLogin {
+                user: "ada".into(),
+                password: None,
+                token: None,
+            });
+            p.send_to_a(Message::ChatCreate {
+                channel: "general".into(),
+            });
+            p
+        }
+
+        /// Delivers a's outputs to b (unless cut), and b's answers back, until quiet.
+        fn route_a(&mut self, out: Vec<Output>) {
+            for o in out {
+                if let Output::Send(1, envelope) = o
+                    && !self.cut
+                {
+                    let back = self.b.step(self.now, Input::FromPeer("a".into(), envelope));
+                    self.route_b(back);
+                }
+            }
+        }
+
+        fn route_b(&mut self, out: Vec<Output>) {
+            for o in out {
+                if let Output::ToPeer(_, message) = o {
+                    let back = self.a.step(self.now, Input::Received(1, env("b", message)));
+                    self.route_a(back);
+                }
+            }
+        }
+
+        fn send_to_a(&mut self, message: Message) {
+            self.now += 100;
+            let out = self
+                .a
+                .step(self.now, Input::Received(10, env("ada", message)));
+            self.route_a(out);
+        }
+
+        fn post(&mut self, text: &str) {
+            self.send_to_a(Message::ChatPublish {
+                channel: "general".into(),
+                text: text.into(),
+            });
+        }
+
+        fn texts(server: &ChatServer) -> Vec<String> {
+            server
+                .entries()
+                .filter_map(|e| match &e.body {
+                    ChatBody::Post { text, .. } => Some(text.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_replica_after_a_gap_brings_the_missing_ones() {
+        let mut p = Pair::new();
+        p.post("one");
+        p.cut = true;
+        p.post("two");
+        p.post("three");
+        assert_eq!(
+            Pair::texts(&p.b),
+            ["one"],
+            "the cut link lost two and three"
+        );
+        p.cut = false;
+        p.post("four");
+        assert_eq!(Pair::texts(&p.b), ["one", "two", "three", "four"]);
+        assert_eq!(Pair::texts(&p.a), Pair::texts(&p.b));
+    }
+
+    #[test]
+    fn anti_entropy_fills_a_gap_nothing_follows() {
+        let mut p = Pair::new();
+        p.post("one");
+        p.cut = true;
+        p.post("two");
+        p.cut = false;
+        assert_eq!(Pair::texts(&p.b), ["one"]);
+        // Nothing more is posted; b asks on its own a few seconds later.
+        p.now += ANTI_ENTROPY_MS;
+        let out = p.b.step(p.now, Input::Tick);
+        p.route_b(out);
+        assert_eq!(Pair::texts(&p.b), ["one", "two"]);
+    }
 }

@@ -199,14 +199,17 @@ fn node_details(node: &Node) -> String {
         parts.push(role.as_str().to_string());
     }
     let r = &node.resources;
-    let mut res = format!("cpu {}", r.cpu);
-    if let Some(m) = r.memory {
-        write!(res, ", memory {m}").ok();
+    // Slots matter for workers; for other nodes, resources only when the file gives them.
+    if node.kind == NodeKind::Worker || *r != Resources::default() {
+        let mut res = format!("cpu {}", r.cpu);
+        if let Some(m) = r.memory {
+            write!(res, ", memory {m}").ok();
+        }
+        if let Some(s) = r.storage {
+            write!(res, ", storage {s}").ok();
+        }
+        parts.push(res);
     }
-    if let Some(s) = r.storage {
-        write!(res, ", storage {s}").ok();
-    }
-    parts.push(res);
     if !node.services.is_empty() {
         let on: Vec<&str> = node
             .services
