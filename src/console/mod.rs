@@ -380,6 +380,8 @@ fn spawn_sources(
     });
     let Some(handle) = handle else { return };
     let (updates, logs) = (handle.updates.subscribe(), handle.logs.subscribe());
+    // A node that changed between the launch and this subscription: hear its state again.
+    let _ = handle.commands.try_send(Command::Republish);
     forward(tx, updates, Action::Update);
     forward(tx, logs, Action::Log);
     forward(tx, handle.shaper.watch(), Action::Message);

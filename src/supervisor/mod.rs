@@ -76,6 +76,8 @@ pub enum Command {
     ScenarioEnded(String),
     /// Stop every node and report.
     Stop(oneshot::Sender<RunReport>),
+    /// Send every node's status again (a listener that subscribed late catches up).
+    Republish,
 }
 
 /// What the supervisor tells its listeners.
@@ -886,6 +888,11 @@ impl Supervisor {
                 command = commands.recv() => match command {
                     Some(Command::Act(action)) => self.act(action).await,
                     Some(Command::RunScenario(name)) => self.run_scenario(&name),
+                    Some(Command::Republish) => {
+                        for name in self.order.clone() {
+                            self.publish(&name);
+                        }
+                    }
                     Some(Command::ScenarioEnded(name)) => self.timeline("scenario", TimelineKind::Note { text: format!("scenario {name} ends") }),Some(Command::Stop(reply)) => {
                         let report = self.report().await;
                         self.stop_all().await;
