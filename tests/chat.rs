@@ -377,6 +377,23 @@ fn bad_input_gets_a_clear_error_and_the_server_serves_the_others() {
         (s["dropped"].as_u64().unwrap_or(0) > 0).then_some(s)
     });
     assert_eq!(stats["type"], "chat_stats_report", "{stats}");
+    // Shown: in the server's log (and so in the console's Logs pane), and by `chat stats`.
+    wait_until("the server logs the slow reader", || {
+        t.a.log_text().contains("reads too slowly").then_some(())
+    });
+    let out = chat(&t.topology, &t.a_addr, &["stats"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("dropped")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0);
+    assert!(dropped > 0, "{text}");
     // The other server kept up too: it has every entry (replication is not a subscriber).
     let entries =
         |addr: &str| Raw::connect(addr).ask(r#"{"type":"chat_stats"}"#)["entries"].clone();
@@ -523,7 +540,8 @@ fn the_interactive_prompt_has_chat_commands() {
 
 /// Launched by tcluster with bots on both servers, a partition between the chat servers loses
 /// the replicas that cross it; after the heal each server asks for what it missed, and both
-/// histories (read back from disk afterwards) are the same.
+/// histories (read back from disk afterwards) are the same. (The bots are stopped a second
+/// before the end, so that no post is still on its way when the cluster stops.)
 #[test]
 fn after_a_partition_heals_both_chat_servers_have_the_same_history() {
     let dir = tempfile::tempdir().unwrap();
@@ -532,7 +550,9 @@ fn after_a_partition_heals_both_chat_servers_have_the_same_history() {
         "node chat-a { type chat }\nnode chat-b { type chat }\n\
          node master { type master }\n\
          node bot { type bot; count 4; bot { channels general; posts 8/s } }\n\
-         scenario split {\n  at 1s partition chat-a chat-b\n  at 3s heal\n  at 5s say \"done\"\n}\n",
+         scenario split {\n  at 1s partition chat-a chat-b\n  at 3s heal\n\
+         at 4s kill bot-1\n  at 4s kill bot-2\n  at 4s kill bot-3\n  at 4s kill bot-4\n\
+         at 5s say \"done\"\n}\n",
         "split",
     );
     assert!(stdout.contains("partition chat-a <-> chat-b"), "{stdout}");

@@ -66,6 +66,8 @@ pub enum ChatCommand {
     Channels,
     /// List the users logged in on the server.
     Users,
+    /// The server's counters: users, channels, entries, deliveries dropped, messages throttled.
+    Stats,
 }
 
 /// Runs a chat command.
@@ -261,6 +263,29 @@ async fn chat(
                 for channel in channels {
                     outln!("{channel}");
                 }
+            }
+        }
+        ChatCommand::Stats => {
+            if let (
+                false,
+                Message::ChatStatsReport {
+                    server,
+                    users,
+                    channels,
+                    entries,
+                    dropped,
+                    throttled,
+                },
+            ) = (json, ask(&mut client, Message::ChatStats, json).await?)
+            {
+                outln!("server     {server}");
+                outln!("users      {users}");
+                outln!("channels   {channels}");
+                outln!("entries    {entries}");
+                outln!(
+                    "dropped    {dropped} (live deliveries to subscribers that read too slowly)"
+                );
+                outln!("throttled  {throttled} (messages refused: more than 20 a second)");
             }
         }
         ChatCommand::Users => {

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::clock::{LamportClock, Millis};
 use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
@@ -123,6 +123,8 @@ struct Conn {
     channels: BTreeSet<String>,
     /// Another chat server, linked on this connection.
     peer: bool,
+    /// Live deliveries to it dropped because it reads too slowly.
+    dropped: u64,
 }
 
 /// Where a message to another chat server goes: a connection it opened, or a link this one did.
@@ -227,7 +229,27 @@ impl ChatServer {
             Input::Received(conn, envelope) => self.received(conn, envelope),
             Input::Invalid(conn, reason) => self.error(conn, reason),
             Input::Disconnected(conn) => self.disconnected(conn),
-            Input::Dropped(_) => self.dropped += 1,
+            Input::Dropped(conn) => {
+                self.dropped += 1;
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.dropped += 1;
+                    // Said in the log (and so in the console) at the first drop, then every
+                    // thousand: a slow reader is visible without a line per lost message.
+                    if c.dropped == 1 || c.dropped.is_multiple_of(1000) {
+                        let who = c
+                            .user
+                            .clone()
+                            .unwrap_or_else(|| format!("connection {conn}"));
+                        warn!(
+                            conn,
+                            dropped = c.dropped,
+                            total = self.dropped,
+                            "{who} reads too slowly: {} live deliveries to it dropped",
+                            c.dropped
+                        );
+                    }
+                }
+            }
             Input::PeerUp(peer) => {
                 info!(%peer, "linked to the chat server");
                 self.links.insert(peer.clone());
