@@ -28,6 +28,7 @@
 //!
 //! `docs/ARCHITECTURE.md` draws the whole and the parts still to come.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;

@@ -21,6 +21,7 @@ macro_rules! out {
     }};
 }
 
+pub mod bench;
 pub mod chat;
 pub mod check;
 pub mod client;
@@ -103,6 +104,10 @@ pub enum Command {
     ///
     /// Without a command, opens an interactive prompt.
     Client(client::ClientArgs),
+    /// Measure tcluster on real nodes: dispatch, detect, failover, chat, startup (or all).
+    ///
+    /// Prints a table, or one JSON object with --json. Method and results: docs/PERFORMANCE.md.
+    Bench(bench::BenchArgs),
 }
 
 /// `tcluster node` arguments.
@@ -154,6 +159,7 @@ pub fn main() -> ExitCode {
         (Some(Command::Check { topology, quiet }), _) => check::run(&topology, quiet),
         (Some(Command::Node(args)), _) => node::run(args),
         (Some(Command::Client(args)), _) => client::run(args),
+        (Some(Command::Bench(args)), _) => bench::run(args),
         (Some(Command::Run(args)), _) => run::run(args),
         (Some(Command::Attach(args)), _) => console::attach(args),
         (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir),

@@ -14,7 +14,13 @@ pub fn run(args: NodeArgs) -> ExitCode {
         return ExitCode::from(1);
     };
     logging::init(topology.globals.log_level, args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: a node's work is a loop and a few connection tasks, and on a machine with
+    // few cores shared by many nodes, handing a message from one thread to another costs more
+    // than it saves (docs/PERFORMANCE.md). CPU jobs still run on the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

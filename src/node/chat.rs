@@ -249,13 +249,17 @@ async fn serve(
                         cancel.cancel();
                     }
                 }
-                Output::Push(conn, envelope) => {
-                    if let Some((tx, _)) = writers.get(&conn) {
-                        // Keep room for replies: live deliveries use only part of the queue.
-                        if CONN_QUEUE - tx.capacity() >= SUBSCRIBER_QUEUE
-                            || tx.try_send(Bytes::from(envelope.to_json())).is_err()
-                        {
-                            pending.push(Input::Dropped(conn));
+                Output::Push(conns, envelope) => {
+                    // Encoded once; each queue holds a reference to the same bytes.
+                    let line = Bytes::from(envelope.to_json());
+                    for conn in conns {
+                        if let Some((tx, _)) = writers.get(&conn) {
+                            // Keep room for replies: live deliveries use only part of the queue.
+                            if CONN_QUEUE - tx.capacity() >= SUBSCRIBER_QUEUE
+                                || tx.try_send(line.clone()).is_err()
+                            {
+                                pending.push(Input::Dropped(conn));
+                            }
                         }
                     }
                 }

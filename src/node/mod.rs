@@ -278,6 +278,8 @@ pub async fn run(
             config.peers = peers.iter().map(|(n, _)| n.clone()).collect();
             config.users = topology.users.clone();
             config.seed = seed_from_env();
+            config.rate_per_sec = topology.policies.chat.rate_per_second;
+            config.burst = f64::from(topology.policies.chat.burst);
             let state_dir = options.state_dir.clone().or_else(|| {
                 topology
                     .globals

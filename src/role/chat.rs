@@ -103,8 +103,9 @@ pub enum Input {
 pub enum Output {
     /// A reply: it must arrive (a peer that lets its queue fill up is disconnected).
     Send(ConnId, Envelope),
-    /// A live delivery: dropped (and reported as [`Input::Dropped`]) if the queue is full.
-    Push(ConnId, Envelope),
+    /// A live delivery to each of these connections (the same message to all): dropped for a
+    /// connection whose queue is full (and reported as [`Input::Dropped`]).
+    Push(Vec<ConnId>, Envelope),
     /// Close a connection after what is queued.
     Close(ConnId),
     /// Send this on the link to peer server `name`.
@@ -555,6 +556,9 @@ impl ChatServer {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
+        if rate <= 0.0 {
+            return true;
+        }
         let elapsed = now.saturating_sub(c.refilled_at) as f64 / 1000.0;
         c.tokens = (c.tokens + elapsed * rate).min(burst);
         c.refilled_at = now;
@@ -613,11 +617,13 @@ impl ChatServer {
             })
             .map(|(conn, _)| *conn)
             .collect();
-        for conn in deliver {
+        // One message to many subscribers is one send event (one tick of the clock), so the
+        // driver can encode it once for all of them.
+        if !deliver.is_empty() {
             let envelope = self.envelope(Message::ChatMessage {
                 entry: entry.clone(),
             });
-            self.out.push(Output::Push(conn, envelope));
+            self.out.push(Output::Push(deliver, envelope));
         }
         for link in self.all_links() {
             self.send_link(

@@ -99,7 +99,7 @@ pub fn builtin_command(
     listen: Option<&str>,
     coordinator: Option<&str>,
     chat: Option<&str>,
-    state_dir: &Path,
+    state_dir: Option<&Path>,
 ) -> Command {
     let mut command = Command::new(program);
     command
@@ -111,11 +111,11 @@ pub fn builtin_command(
         .arg("--log-format")
         .arg("json");
     if let Some(listen) = listen {
-        command
-            .arg("--listen")
-            .arg(listen)
-            .arg("--state-dir")
-            .arg(state_dir);
+        command.arg("--listen").arg(listen);
+        // A server keeps its journal or history there; without one, nothing is kept.
+        if let Some(dir) = state_dir {
+            command.arg("--state-dir").arg(dir);
+        }
     }
     if let Some(coordinator) = coordinator {
         command.arg("--coordinator").arg(coordinator);

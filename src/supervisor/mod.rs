@@ -804,7 +804,7 @@ impl Supervisor {
                 listen.as_deref(),
                 connect_to.as_deref(),
                 chat_links.as_deref(),
-                &state_dir,
+                Some(&state_dir),
             ),
         };
         let mut child = launch::spawn(command).map_err(|e| LaunchError::Node {

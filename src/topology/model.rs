@@ -326,6 +326,8 @@ pub struct Policies {
     pub election: Election,
     /// `policy security`.
     pub security: Security,
+    /// `policy chat`.
+    pub chat: ChatPolicy,
     /// Names of the policies the file declares (the others are defaults).
     pub declared: Vec<String>,
     /// Policies tcluster does not know, kept as written and shown.
@@ -469,6 +471,24 @@ pub enum ElectionAlgorithm {
 pub struct Security {
     /// Whether classic-protocol peers (which cannot authenticate) may still connect.
     pub allow_classic: bool,
+}
+
+/// `policy chat`: how fast one client may send to a chat server.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChatPolicy {
+    /// Messages a second per connection; 0 for no limit.
+    pub rate_per_second: f64,
+    /// How many may come at once.
+    pub burst: u32,
+}
+
+impl Default for ChatPolicy {
+    fn default() -> Self {
+        ChatPolicy {
+            rate_per_second: 20.0,
+            burst: 40,
+        }
+    }
 }
 
 /// A login account.

@@ -354,5 +354,17 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
                 "classic peers refused when there is a secret".to_string()
             },
         ),
+        (
+            "chat",
+            if p.chat.rate_per_second > 0.0 {
+                format!(
+                    "{}/s per client, bursts of {}",
+                    trim_rate(p.chat.rate_per_second),
+                    p.chat.burst
+                )
+            } else {
+                "no rate limit".to_string()
+            },
+        ),
     ]
 }

@@ -42,13 +42,14 @@ const LINK_KEYS: [&str; 6] = [
     "encrypted",
 ];
 const TOP_LEVEL: [&str; 6] = ["set", "node", "connection", "policy", "user", "scenario"];
-const POLICIES: [&str; 6] = [
+const POLICIES: [&str; 7] = [
     "load_balancing",
     "heartbeat",
     "retry",
     "replication",
     "election",
     "security",
+    "chat",
 ];
 /// The most copies `count` may make: far beyond a classroom, small enough to stay responsive.
 const MAX_COUNT: u32 = 10_000;
@@ -1212,6 +1213,21 @@ impl Validator<'_> {
                 self.keys(block, &what, &["allow_classic"], |v, _, c| {
                     if let Some(allow) = v.value(c, "allow_classic true", parse_bool) {
                         security.allow_classic = allow;
+                    }
+                });
+            }
+            "chat" => {
+                let chat = &mut policies.chat;
+                self.keys(block, &what, &["rate", "burst"], |v, key, c| match key {
+                    "rate" => {
+                        if let Some(rate) = v.value(c, "rate 20/s", parse_per_second) {
+                            chat.rate_per_second = rate;
+                        }
+                    }
+                    _ => {
+                        if let Some(n) = v.integer(c, "burst 40", 1..=100_000, "burst") {
+                            chat.burst = n as u32;
+                        }
                     }
                 });
             }

@@ -1,0 +1,177 @@
+//! `tcluster bench WHAT`: runs benchmarks on real nodes (see [`crate::bench`]) and prints a
+//! table, or one JSON object with `--json`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+
+use crate::bench;
+
+/// `tcluster bench` arguments.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[arg(value_enum)]
+    pub what: What,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// How many rounds for detect, failover and startup.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// dispatch: jobs in the throughput run.
+    #[arg(long, default_value_t = 20_000)]
+    pub jobs: u64,
+    /// dispatch: worker processes.
+    #[arg(long, default_value_t = 4)]
+    pub workers: u32,
+    /// dispatch: job slots per worker.
+    #[arg(long, default_value_t = 8)]
+    pub slots: u32,
+    /// dispatch and chat: without the coordinator's journal or the chat history on disk (as
+    /// `tcluster node` without --state-dir).
+    #[arg(long)]
+    pub no_journal: bool,
+    /// dispatch: single-job round trips measured.
+    #[arg(long, default_value_t = 1000)]
+    pub round_trips: usize,
+    /// detect: heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    pub heartbeat_ms: u64,
+    /// detect: silence in milliseconds after which a worker is dead.
+    #[arg(long, default_value_t = 200)]
+    pub timeout_ms: u64,
+    /// chat: subscribers.
+    #[arg(long, default_value_t = 50)]
+    pub subscribers: usize,
+    /// chat: posts in the throughput run.
+    #[arg(long, default_value_t = 5_000)]
+    pub posts: usize,
+    /// chat: posts the publisher keeps unanswered.
+    #[arg(long, default_value_t = 64)]
+    pub window: usize,
+    /// startup: the topology to launch.
+    #[arg(long, default_value = "topologies/demo.top")]
+    pub topology: PathBuf,
+}
+
+/// The benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// No-op jobs through worker processes: jobs/s, and one job's round trip.
+    Dispatch,
+    /// SIGKILL and SIGSTOP of a worker until it is declared dead; its jobs reassigned.
+    Detect,
+    /// SIGKILL of the primary until the backup serves.
+    Failover,
+    /// Deliveries/s from a chat server to many subscribers; latency at half load.
+    Chat,
+    /// Launch of a topology until every node is ready.
+    Startup,
+    /// Every one of them, in this order.
+    All,
+}
+
+/// Runs `tcluster bench`.
+pub fn run(args: BenchArgs) -> ExitCode {
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot find the tcluster program: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // One thread, like the nodes: the client side of a measurement should not add hand-offs
+    // between threads to what it measures.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let which: Vec<What> = match args.what {
+        What::All => vec![
+            What::Dispatch,
+            What::Detect,
+            What::Failover,
+            What::Chat,
+            What::Startup,
+        ],
+        one => vec![one],
+    };
+    let mut json = serde_json::Map::new();
+    for what in which {
+        let name = format!("{what:?}").to_lowercase();
+        if !args.json {
+            eprintln!("running {name} …");
+        }
+        let result = runtime.block_on(async {
+            let value = match what {
+                What::Dispatch => {
+                    let r = bench::dispatch(
+                        &program,
+                        args.workers.max(1),
+                        args.slots.max(1),
+                        args.jobs.max(1),
+                        args.round_trips.max(1),
+                        !args.no_journal,
+                    )
+                    .await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+                What::Detect => {
+                    let r = bench::detect(
+                        &program,
+                        args.heartbeat_ms.max(1),
+                        args.timeout_ms.max(1),
+                        args.runs.max(1),
+                    )
+                    .await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+                What::Failover => {
+                    let r = bench::failover(&program, args.runs.max(1)).await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+                What::Chat => {
+                    let r = bench::chat(
+                        &program,
+                        args.subscribers.max(1),
+                        args.posts.max(1),
+                        args.window.max(1),
+                        !args.no_journal,
+                    )
+                    .await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+                What::Startup | What::All => {
+                    let r = bench::startup(&program, &args.topology, args.runs.max(1)).await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+            };
+            Ok::<_, bench::BenchError>(value)
+        });
+        match result {
+            Ok((table, value)) => {
+                if args.json {
+                    json.insert(name, value.unwrap_or_default());
+                } else {
+                    outln!("{table}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if args.json {
+        outln!("{}", serde_json::Value::Object(json));
+    }
+    ExitCode::SUCCESS
+}
