@@ -580,6 +580,100 @@ pub async fn detect(
     })
 }
 
+/// What [`soak`] saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct Soak {
+    /// How long, seconds.
+    pub seconds: f64,
+    /// The heartbeat interval, ms.
+    pub heartbeat_ms: u64,
+    /// The silence after which a worker is dead, ms.
+    pub timeout_ms: u64,
+    /// Busy threads burning CPU beside the cluster.
+    pub load_threads: usize,
+    /// Healthy workers wrongly declared suspect.
+    pub false_suspects: u64,
+    /// Healthy workers wrongly declared dead.
+    pub false_deaths: u64,
+}
+
+impl Soak {
+    /// A readable table.
+    pub fn table(&self) -> String {
+        format!(
+            "soak  {:.0} s, 4 healthy workers, heartbeat every {} ms, dead after {} ms, {} busy threads beside them\n\
+             \x20 false suspects   {}\n\
+             \x20 false deaths     {}\n",
+            self.seconds,
+            self.heartbeat_ms,
+            self.timeout_ms,
+            self.load_threads,
+            self.false_suspects,
+            self.false_deaths
+        )
+    }
+}
+
+/// Four healthy workers watched for `duration` while `load_threads` threads keep the CPUs busy:
+/// every suspect or dead verdict is a false positive.
+pub async fn soak(
+    program: &Path,
+    heartbeat_ms: u64,
+    timeout_ms: u64,
+    duration: Duration,
+    load_threads: usize,
+) -> Result<Soak, BenchError> {
+    let mut s = Scratch::new(
+        program,
+        &format!(
+            "set LOG_LEVEL \"WARN\"\nnode coordinator {{ type master }}\n\
+             node worker {{ type worker; count 4; resources {{ cpu 2 }} }}\n\
+             policy heartbeat {{ interval {heartbeat_ms}ms; suspect_after {}ms; timeout {timeout_ms}ms }}\n",
+            (timeout_ms / 2).max(heartbeat_ms)
+        ),
+    )?;
+    let addr = s.server("coordinator", None).await?;
+    for i in 1..=4 {
+        s.start(&format!("worker-{i}"), None, Some(&addr)).await?;
+    }
+    let mut feed = event_feed(&addr).await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..load_threads)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let (mut suspects, mut deaths) = (0u64, 0u64);
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + duration;
+    loop {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Ok(Some((_, EventKind::WorkerSuspect { .. }))) => suspects += 1,
+            Ok(Some((_, EventKind::WorkerDead { .. }))) => deaths += 1,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for burner in burners {
+        let _ = burner.join();
+    }
+    Ok(Soak {
+        seconds: started.elapsed().as_secs_f64(),
+        heartbeat_ms,
+        timeout_ms,
+        load_threads,
+        false_suspects: suspects,
+        false_deaths: deaths,
+    })
+}
+
 // ----- failover -----
 
 /// What [`failover`] measured.
@@ -693,6 +787,8 @@ pub async fn failover(program: &Path, runs: usize) -> Result<Failover, BenchErro
 /// What [`chat`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chat {
+    /// What served: `tcluster chat` or `redis pub/sub`.
+    pub server: String,
     /// Whether the server kept its history on disk (committed before anything is sent).
     pub history_on_disk: bool,
     /// Subscribers (each subscribed to every channel).
@@ -703,8 +799,9 @@ pub struct Chat {
     pub posts_per_second: f64,
     /// Deliveries per second to all subscribers together.
     pub deliveries_per_second: f64,
-    /// Deliveries the server dropped (subscribers too slow).
-    pub dropped: u64,
+    /// Deliveries that never arrived (a tcluster chat server drops them for a subscriber too
+    /// slow to read).
+    pub lost: u64,
     /// The rate of the latency run, posts/s (half the throughput).
     pub paced_posts_per_second: f64,
     /// Publish → delivery at that rate, ms.
@@ -715,23 +812,190 @@ impl Chat {
     /// A readable table.
     pub fn table(&self) -> String {
         format!(
-            "chat  one chat server ({}), {} subscribers to every channel, one publisher\n\
-             \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} dropped)\n\
+            "chat  {} ({}), {} subscribers to every channel, one publisher\n\
+             \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
              \x20 latency at {:.0} posts/s (half)   {}\n",
+            self.server,
             if self.history_on_disk {
                 "history on disk, committed before delivery"
             } else {
-                "history in memory only"
+                "in memory only"
             },
             self.subscribers,
             self.deliveries_per_second,
             self.posts_per_second,
             self.subscribers,
-            self.dropped,
+            self.lost,
             self.paced_posts_per_second,
             self.latency.ms()
         )
     }
+}
+
+/// Where the fan-out benchmark publishes: a tcluster chat server, or Redis.
+enum Publisher {
+    Chat(Client),
+    Redis(
+        BufReader<tokio::net::tcp::OwnedReadHalf>,
+        tokio::net::tcp::OwnedWriteHalf,
+    ),
+}
+
+impl Publisher {
+    async fn send(&mut self, text: String) -> Result<(), BenchError> {
+        match self {
+            Publisher::Chat(client) => Ok(client
+                .send(Message::ChatPublish {
+                    channel: "bench".into(),
+                    text,
+                })
+                .await?),
+            Publisher::Redis(_, write) => {
+                use tokio::io::AsyncWriteExt;
+                let command = resp(&["PUBLISH", "bench", &text]);
+                write
+                    .write_all(command.as_bytes())
+                    .await
+                    .map_err(|e| BenchError::Setup(format!("redis: {e}")))
+            }
+        }
+    }
+
+    async fn acknowledged(&mut self) -> Result<(), BenchError> {
+        match self {
+            Publisher::Chat(client) => {
+                expect(client, "the publisher's acknowledgements", |m| match m {
+                    Message::ChatDone { .. } | Message::Error { .. } => Some(()),
+                    _ => None,
+                })
+                .await
+            }
+            Publisher::Redis(read, _) => read_resp(read).await.map(|_| ()),
+        }
+    }
+
+    /// Publishes `n` posts (each text its send time), at most `window` unanswered, paced to
+    /// `rate` posts/s if given.
+    async fn publish(
+        &mut self,
+        origin: Instant,
+        n: usize,
+        window: usize,
+        rate: Option<f64>,
+    ) -> Result<(), BenchError> {
+        let started = Instant::now();
+        let (mut sent, mut acked) = (0usize, 0usize);
+        while acked < n {
+            while sent < n && sent - acked < window {
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                    if due > Instant::now() {
+                        if sent > acked {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
+                let stamp = origin.elapsed().as_secs_f64() * 1000.0;
+                self.send(format!("{stamp:.4}")).await?;
+                sent += 1;
+            }
+            if acked < sent {
+                self.acknowledged().await?;
+                acked += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Redis command in its wire form.
+fn resp(words: &[&str]) -> String {
+    let mut out = format!("*{}\r\n", words.len());
+    for w in words {
+        out.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+    }
+    out
+}
+
+/// Reads one Redis reply; returns the bulk strings in it.
+async fn read_resp(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> Result<Vec<String>, BenchError> {
+    let fail = |e: String| BenchError::Setup(format!("redis: {e}"));
+    let mut line = String::new();
+    let line_of = async |read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+                         line: &mut String|
+           -> Result<(), BenchError> {
+        line.clear();
+        match read.read_line(line).await {
+            Ok(0) => Err(fail("closed".into())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(fail(e.to_string())),
+        }
+    };
+    line_of(read, &mut line).await?;
+    let items = match line.as_bytes().first() {
+        Some(b'*') => line[1..].trim().parse::<usize>().unwrap_or(0),
+        Some(b'-') => return Err(fail(line.trim().to_string())),
+        _ => return Ok(vec![line.trim().to_string()]),
+    };
+    let mut out = Vec::with_capacity(items);
+    for _ in 0..items {
+        line_of(read, &mut line).await?;
+        if line.starts_with('$') {
+            line_of(read, &mut line).await?;
+        }
+        out.push(line.trim_end().to_string());
+    }
+    Ok(out)
+}
+
+/// The fan-out measurement both servers go through: a throughput run, then a latency run at
+/// half that rate. `deliveries` carries (arrival, send time in ms since `origin`).
+async fn fan_out(
+    publisher: &mut Publisher,
+    deliveries: &mut mpsc::UnboundedReceiver<(Instant, f64)>,
+    origin: Instant,
+    subscribers: usize,
+    posts: usize,
+    window: usize,
+) -> Result<(f64, f64, usize, f64, Spread), BenchError> {
+    let started = Instant::now();
+    publisher.publish(origin, posts, window, None).await?;
+    let expected = posts * subscribers;
+    let mut got = 0usize;
+    let mut last = started;
+    while got < expected {
+        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
+            Ok(Some((at, _))) => {
+                got += 1;
+                last = at;
+            }
+            // Whatever has not arrived after two quiet seconds is not coming.
+            _ => break,
+        }
+    }
+    let seconds = (last - started).as_secs_f64().max(1e-9);
+    let posts_per_second = posts as f64 / seconds;
+
+    let paced = posts_per_second / 2.0;
+    let n = ((paced * 3.0) as usize).clamp(100, 200_000);
+    publisher.publish(origin, n, window, Some(paced)).await?;
+    let mut samples = Vec::with_capacity(n * subscribers);
+    while samples.len() < n * subscribers {
+        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
+            Ok(Some((at, sent))) => samples.push((at - origin).as_secs_f64() * 1000.0 - sent),
+            _ => break,
+        }
+    }
+    Ok((
+        posts_per_second,
+        got as f64 / seconds,
+        expected - got,
+        paced,
+        Spread::of(samples),
+    ))
 }
 
 /// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight.
@@ -749,7 +1013,6 @@ pub async fn chat(
     s.durable = history_on_disk;
     let addr = s.server("chat-1", None).await?;
     let origin = Instant::now();
-    // Each subscriber reports (arrival, send time) for each delivery.
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
     for i in 0..subscribers {
         let mut c = Client::connect(&addr, &format!("sub-{i}"), None).await?;
@@ -775,108 +1038,104 @@ pub async fn chat(
         });
     }
     drop(tx);
-    let mut publisher = Client::connect(&addr, "publisher", None).await?;
-    publisher
+    let mut client = Client::connect(&addr, "publisher", None).await?;
+    client
         .request(Message::ChatLogin {
             user: "publisher".into(),
             password: None,
             token: None,
         })
         .await?;
-    publisher
+    client
         .request(Message::ChatCreate {
             channel: "bench".into(),
         })
         .await?;
-    // Publishes `n` posts, at most `window` unanswered, optionally paced to `rate` posts/s.
-    async fn publish(
-        publisher: &mut Client,
-        origin: Instant,
-        n: usize,
-        window: usize,
-        rate: Option<f64>,
-    ) -> Result<(), BenchError> {
-        let started = Instant::now();
-        let (mut sent, mut acked) = (0usize, 0usize);
-        while acked < n {
-            while sent < n && sent - acked < window {
-                if let Some(rate) = rate {
-                    let due = started + Duration::from_secs_f64(sent as f64 / rate);
-                    if due > Instant::now() {
-                        if sent > acked {
-                            break;
-                        }
-                        tokio::time::sleep_until(due.into()).await;
-                    }
-                }
-                let stamp = origin.elapsed().as_secs_f64() * 1000.0;
-                publisher
-                    .send(Message::ChatPublish {
-                        channel: "bench".into(),
-                        text: format!("{stamp:.4}"),
-                    })
-                    .await?;
-                sent += 1;
-            }
-            if acked < sent {
-                expect(publisher, "the publisher's acknowledgements", |m| match m {
-                    Message::ChatDone { .. } => Some(()),
-                    Message::Error { .. } => Some(()),
-                    _ => None,
-                })
-                .await?;
-                acked += 1;
-            }
-        }
-        Ok(())
-    }
-
-    // Throughput.
-    let started = Instant::now();
-    publish(&mut publisher, origin, posts, window, None).await?;
-    let expected = posts * subscribers;
-    let mut got = 0usize;
-    let mut last = started;
-    while got < expected {
-        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
-            Ok(Some((at, _))) => {
-                got += 1;
-                last = at;
-            }
-            // Whatever has not arrived after two quiet seconds was dropped.
-            _ => break,
-        }
-    }
-    let seconds = (last - started).as_secs_f64().max(1e-9);
-    let dropped = match publisher.request(Message::ChatStats).await? {
-        Message::ChatStatsReport { dropped, .. } => dropped,
-        _ => 0,
-    };
-    let posts_per_second = posts as f64 / seconds;
-
-    // Latency at half that rate, for about three seconds.
-    let paced = posts_per_second / 2.0;
-    let n = ((paced * 3.0) as usize).clamp(100, 200_000);
-    publish(&mut publisher, origin, n, window, Some(paced)).await?;
-    let mut samples = Vec::with_capacity(n * subscribers);
-    while samples.len() < n * subscribers {
-        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
-            Ok(Some((at, sent))) => {
-                samples.push((at - origin).as_secs_f64() * 1000.0 - sent);
-            }
-            _ => break,
-        }
-    }
+    let mut publisher = Publisher::Chat(client);
+    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+        &mut publisher,
+        &mut deliveries,
+        origin,
+        subscribers,
+        posts,
+        window,
+    )
+    .await?;
     drop(s);
     Ok(Chat {
+        server: "tcluster chat".into(),
         history_on_disk,
         subscribers,
         posts,
         posts_per_second,
-        deliveries_per_second: got as f64 / seconds,
-        dropped,
+        deliveries_per_second,
+        lost: lost as u64,
         paced_posts_per_second: paced,
-        latency: Spread::of(samples),
+        latency,
+    })
+}
+
+/// The same fan-out through Redis pub/sub at `addr` (a server started by the caller).
+pub async fn redis_chat(
+    addr: &str,
+    subscribers: usize,
+    posts: usize,
+    window: usize,
+) -> Result<Chat, BenchError> {
+    let connect = async |addr: &str| {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot connect to redis at {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok::<_, BenchError>((BufReader::new(read), write))
+    };
+    let origin = Instant::now();
+    let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
+    for _ in 0..subscribers {
+        use tokio::io::AsyncWriteExt;
+        let (mut read, mut write) = connect(addr).await?;
+        write
+            .write_all(resp(&["SUBSCRIBE", "bench"]).as_bytes())
+            .await
+            .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
+        read_resp(&mut read).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _write = write;
+            while let Ok(reply) = read_resp(&mut read).await {
+                if let [kind, _, text] = &reply[..]
+                    && kind == "message"
+                    && let Ok(sent) = text.parse::<f64>()
+                    && tx.send((Instant::now(), sent)).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let (read, write) = connect(addr).await?;
+    let mut publisher = Publisher::Redis(read, write);
+    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+        &mut publisher,
+        &mut deliveries,
+        origin,
+        subscribers,
+        posts,
+        window,
+    )
+    .await?;
+    Ok(Chat {
+        server: "redis pub/sub".into(),
+        history_on_disk: false,
+        subscribers,
+        posts,
+        posts_per_second,
+        deliveries_per_second,
+        lost: lost as u64,
+        paced_posts_per_second: paced,
+        latency,
     })
 }
 

@@ -137,7 +137,7 @@ fn a_backup_cut_off_from_its_primary_does_not_take_over_and_nothing_is_lost() {
     let log = std::fs::read_to_string(dir.path().join("state/logs/backup.log")).unwrap();
     let resumed = log
         .lines()
-        .filter(|l| l.contains("following the primary after="))
+        .filter(|l| l.contains("following the primary") && l.contains(" after="))
         .nth(1)
         .unwrap_or_else(|| panic!("the backup follows again after the heal:\n{log}"));
     assert!(!resumed.contains("after=0 "), "{resumed}");

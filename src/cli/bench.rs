@@ -42,6 +42,12 @@ pub struct BenchArgs {
     /// detect: silence in milliseconds after which a worker is dead.
     #[arg(long, default_value_t = 200)]
     pub timeout_ms: u64,
+    /// soak: how long (`10m`, `30s`).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+    /// soak: busy threads burning CPU beside the cluster (default: one per core).
+    #[arg(long)]
+    pub load: Option<usize>,
     /// chat: subscribers.
     #[arg(long, default_value_t = 50)]
     pub subscribers: usize,
@@ -51,6 +57,10 @@ pub struct BenchArgs {
     /// chat: posts the publisher keeps unanswered.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// chat: measure Redis pub/sub at this address instead (a redis-server you started), with
+    /// the same clients, for comparison.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub redis: Option<String>,
     /// startup: the topology to launch.
     #[arg(long, default_value = "topologies/demo.top")]
     pub topology: PathBuf,
@@ -63,14 +73,20 @@ pub enum What {
     Dispatch,
     /// SIGKILL and SIGSTOP of a worker until it is declared dead; its jobs reassigned.
     Detect,
+    /// Healthy workers under CPU load for a while, counting false suspects and deaths.
+    Soak,
     /// SIGKILL of the primary until the backup serves.
     Failover,
     /// Deliveries/s from a chat server to many subscribers; latency at half load.
     Chat,
     /// Launch of a topology until every node is ready.
     Startup,
-    /// Every one of them, in this order.
+    /// Every one of them but soak, in this order.
     All,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::topology::units::parse_duration(text)
 }
 
 /// Runs `tcluster bench`.
@@ -134,8 +150,32 @@ pub fn run(args: BenchArgs) -> ExitCode {
                     .await?;
                     (r.table(), serde_json::to_value(&r))
                 }
+                What::Soak => {
+                    let load = args.load.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(2, |n| n.get())
+                    });
+                    let r = bench::soak(
+                        &program,
+                        args.heartbeat_ms.max(1),
+                        args.timeout_ms.max(1),
+                        args.duration,
+                        load,
+                    )
+                    .await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
                 What::Failover => {
                     let r = bench::failover(&program, args.runs.max(1)).await?;
+                    (r.table(), serde_json::to_value(&r))
+                }
+                What::Chat if args.redis.is_some() => {
+                    let r = bench::redis_chat(
+                        args.redis.as_deref().unwrap_or_default(),
+                        args.subscribers.max(1),
+                        args.posts.max(1),
+                        args.window.max(1),
+                    )
+                    .await?;
                     (r.table(), serde_json::to_value(&r))
                 }
                 What::Chat => {

@@ -76,20 +76,22 @@ impl LogLine {
     /// Reads a line as a node wrote it: a tcluster JSON log line is unpacked into its level
     /// and message (plus fields); anything else is kept as it is.
     pub fn parse(at_ms: u64, node: Arc<str>, stderr: bool, raw: &str) -> LogLine {
-        if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(raw)
-            && let Some(level) = map
-                .get("level")
-                .and_then(|l| l.as_str())
-                .and_then(Level::parse)
+        // Borrowed, unparsed values: only the level, the message and the extra fields are
+        // looked at, and nothing is allocated for the rest (timestamps, spans).
+        let map = raw
+            .starts_with('{')
+            .then(|| serde_json::from_str::<JsonLine>(raw).ok())
+            .flatten();
+        if let Some(line) = map
+            && let Some(level) = line.level.map(text_of).as_deref().and_then(Level::parse)
         {
-            let mut text = map
-                .get("message")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default()
-                .to_string();
-            for (key, value) in &map {
+            let mut text = line
+                .message
+                .map(|m| text_of(m).into_owned())
+                .unwrap_or_default();
+            for (key, value) in line.fields {
                 if matches!(
-                    key.as_str(),
+                    key,
                     "timestamp"
                         | "level"
                         | "message"
@@ -102,10 +104,11 @@ impl LogLine {
                 ) {
                     continue;
                 }
-                let value = value
-                    .as_str()
-                    .map_or_else(|| value.to_string(), str::to_string);
-                text.push_str(&format!(" {key}={value}"));
+                let value = text_of(value);
+                text.push(' ');
+                text.push_str(key);
+                text.push('=');
+                text.push_str(&value);
             }
             return LogLine {
                 at_ms,
@@ -121,6 +124,57 @@ impl LogLine {
             level,
             text: raw.to_string(),
         }
+    }
+}
+
+/// A JSON value as text: a string's contents (unescaped), anything else as written.
+fn text_of(value: &serde_json::value::RawValue) -> std::borrow::Cow<'_, str> {
+    let raw = value.get();
+    if let Ok(text) = serde_json::from_str::<&str>(raw) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    match serde_json::from_str::<String>(raw) {
+        Ok(text) => std::borrow::Cow::Owned(text),
+        Err(_) => std::borrow::Cow::Borrowed(raw),
+    }
+}
+
+/// A JSON log line as tracing writes it, read without building a tree of values.
+struct JsonLine<'a> {
+    level: Option<&'a serde_json::value::RawValue>,
+    message: Option<&'a serde_json::value::RawValue>,
+    /// Every other field, in order, unparsed.
+    fields: Vec<(&'a str, &'a serde_json::value::RawValue)>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonLine<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = JsonLine<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut line = JsonLine {
+                    level: None,
+                    message: None,
+                    fields: Vec::new(),
+                };
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    match key {
+                        "level" => line.level = Some(map.next_value()?),
+                        "message" => line.message = Some(map.next_value()?),
+                        _ => line.fields.push((key, map.next_value()?)),
+                    }
+                }
+                Ok(line)
+            }
+        }
+        deserializer.deserialize_map(Visit)
     }
 }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Celery with a Redis broker, measured beside tcluster on the same machine in one go.
+#
+#   bench/celery/run.sh [JOBS] [ROUND_TRIPS]
+#
+# Installs what it needs (Debian's redis-server, Celery from PyPI into bench/celery/.venv),
+# starts Redis on 127.0.0.1:6390 (in memory: no RDB, no AOF) and a Celery worker with 4 worker
+# processes, runs client.py, then runs `tcluster bench dispatch` with the same numbers, and
+# stops everything it started. Method and results: docs/PERFORMANCE.md.
+set -euo pipefail
+cd "$(dirname "$0")"
+JOBS=${1:-5000}
+ROUND_TRIPS=${2:-300}
+PORT=6390
+
+if ! command -v redis-server >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null
+fi
+if [ ! -x .venv/bin/celery ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q -r requirements.txt
+fi
+
+cleanup() {
+    [ -n "${WORKER:-}" ] && kill "$WORKER" 2>/dev/null && wait "$WORKER" 2>/dev/null || true
+    [ -n "${REDIS:-}" ] && kill "$REDIS" 2>/dev/null && wait "$REDIS" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+    --loglevel warning >/dev/null &
+REDIS=$!
+for _ in $(seq 100); do
+    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+    sleep 0.05
+done
+export BENCH_REDIS="redis://127.0.0.1:$PORT/0"
+.venv/bin/celery -A tasks worker --concurrency 4 --pool prefork --loglevel WARNING \
+    --without-gossip --without-mingle --without-heartbeat >/dev/null 2>&1 &
+WORKER=$!
+
+echo "== celery + redis (4 worker processes)"
+.venv/bin/python client.py "$JOBS" "$ROUND_TRIPS"
+
+cleanup
+WORKER= REDIS=
+cd ../..
+TCLUSTER=${TCLUSTER:-target/release/tcluster}
+[ -x "$TCLUSTER" ] || cargo build --release -q
+echo "== tcluster, no journal (4 worker processes)"
+"$TCLUSTER" bench dispatch --json --no-journal --jobs "$JOBS" --round-trips "$ROUND_TRIPS" --workers 4
+echo "== tcluster, journal on disk (4 worker processes)"
+"$TCLUSTER" bench dispatch --json --jobs "$JOBS" --round-trips "$ROUND_TRIPS" --workers 4

@@ -1,0 +1,55 @@
+//! The benchmarks still run: `tcluster bench all` with tiny numbers, and its JSON has every
+//! report. No timing is checked here (benchmarks are not tests; docs/PERFORMANCE.md has the
+//! figures and how they were measured).
+
+mod common;
+
+use common::*;
+
+#[test]
+fn every_benchmark_runs_and_reports() {
+    let out = tcluster()
+        .args([
+            "bench",
+            "all",
+            "--json",
+            "--runs",
+            "1",
+            "--jobs",
+            "200",
+            "--round-trips",
+            "20",
+            "--posts",
+            "200",
+            "--subscribers",
+            "3",
+            "--no-journal",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(report["dispatch"]["jobs"], 200, "{report}");
+    assert!(report["dispatch"]["jobs_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["dispatch"]["round_trip"]["n"], 20, "{report}");
+    assert_eq!(report["detect"]["kill_detected"]["n"], 1, "{report}");
+    assert_eq!(report["detect"]["stop_detected"]["n"], 1, "{report}");
+    assert_eq!(report["failover"]["serving"]["n"], 1, "{report}");
+    assert_eq!(report["chat"]["posts"], 200, "{report}");
+    assert_eq!(report["chat"]["lost"], 0, "{report}");
+    assert_eq!(report["startup"]["nodes"], 8, "{report}");
+}
+
+#[test]
+fn a_bad_benchmark_name_is_a_usage_error() {
+    let out = tcluster().args(["bench", "dispach"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("dispatch"), "{stderr}");
+}
