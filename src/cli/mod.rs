@@ -104,7 +104,7 @@ pub enum Command {
     ///
     /// Without a command, opens an interactive prompt.
     Client(client::ClientArgs),
-    /// Measure tcluster on real nodes: dispatch, detect, failover, chat, startup (or all).
+    /// Measure tcluster on real nodes: dispatch, detect, soak, failover, chat, startup (or all).
     ///
     /// Prints a table, or one JSON object with --json. Method and results: docs/PERFORMANCE.md.
     Bench(bench::BenchArgs),

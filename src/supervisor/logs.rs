@@ -185,7 +185,15 @@ pub struct LogSink {
     /// Lines dropped because the queue was full.
     pub dropped: Arc<AtomicU64>,
     started: std::time::Instant,
+    /// Each node's last few lines, kept at once (the file is written a moment later), so that
+    /// a node that dies at start can be explained with what it said.
+    recent: Arc<
+        std::sync::Mutex<std::collections::HashMap<Arc<str>, std::collections::VecDeque<String>>>,
+    >,
 }
+
+/// Lines kept per node for [`LogSink::recent`].
+const RECENT_LINES: usize = 5;
 
 /// Lines queued between the capture tasks and the writer before lines are dropped.
 const SINK_QUEUE: usize = 65_536;
@@ -203,7 +211,17 @@ impl LogSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
             started,
+            recent: Arc::default(),
         }
+    }
+
+    /// Node `name`'s last few lines, as they appear in its log file.
+    pub fn recent(&self, name: &str) -> Vec<String> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .get(name)
+            .map(|lines| lines.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Milliseconds since the run began.
@@ -213,6 +231,19 @@ impl LogSink {
 
     /// Queues a line without waiting; a full queue drops it (counted).
     pub fn offer(&self, line: LogLine) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            let lines = recent.entry(line.node.clone()).or_default();
+            if lines.len() == RECENT_LINES {
+                lines.pop_front();
+            }
+            lines.push_back(format!(
+                "{:>9.3} {:<5} {}",
+                line.at_ms as f64 / 1000.0,
+                line.level.as_str(),
+                line.text
+            ));
+        }
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -318,6 +349,7 @@ mod tests {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
             started: std::time::Instant::now(),
+            recent: Arc::default(),
         };
         let text: String = (0..10).map(|i| format!("line {i}\n")).collect();
         // Nobody drains the queue: capture still reads to the end.
@@ -325,5 +357,9 @@ mod tests {
             .capture(Arc::from("n"), false, text.as_bytes(), |_| false)
             .await;
         assert_eq!(sink.dropped.load(Ordering::Relaxed), 8);
+        // The last lines are kept for explaining an exit, dropped from the queue or not.
+        let recent = sink.recent("n");
+        assert_eq!(recent.len(), 5);
+        assert!(recent[4].ends_with("line 9"), "{recent:?}");
     }
 }

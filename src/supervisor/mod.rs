@@ -683,12 +683,10 @@ impl Supervisor {
             .state_dir
             .join("logs")
             .join(format!("{name}.log"));
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let last: Vec<&str> = text.lines().rev().take(5).collect();
-        if last.is_empty() {
+        let lines = self.sink.recent(name);
+        if lines.is_empty() {
             return String::new();
         }
-        let lines: Vec<&str> = last.into_iter().rev().collect();
         format!(
             "; its last log lines ({}):\n    {}",
             path.display(),
@@ -813,33 +811,38 @@ impl Supervisor {
         })?;
         let pid = child.id().unwrap_or_default();
         let stdin = child.stdin.take();
+        let mut captures = Vec::new();
         if let Some(stdout) = child.stdout.take() {
             let (internal, task_name) = (internal.clone(), name.to_string());
-            tokio::spawn(
-                sink.clone()
-                    .capture(node_name.clone(), false, stdout, move |line| {
-                        let Some(rest) = line.strip_prefix("READY ") else {
-                            return false;
-                        };
-                        let address = rest
-                            .split_whitespace()
-                            .last()
-                            .unwrap_or_default()
-                            .to_string();
-                        let _ = internal.send(Internal::Ready {
-                            node: task_name.clone(),
-                            generation,
-                            address,
-                        });
-                        true
-                    }),
-            );
+            captures.push(tokio::spawn(sink.clone().capture(
+                node_name.clone(),
+                false,
+                stdout,
+                move |line| {
+                    let Some(rest) = line.strip_prefix("READY ") else {
+                        return false;
+                    };
+                    let address = rest
+                        .split_whitespace()
+                        .last()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = internal.send(Internal::Ready {
+                        node: task_name.clone(),
+                        generation,
+                        address,
+                    });
+                    true
+                },
+            )));
         }
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(
-                sink.clone()
-                    .capture(node_name.clone(), true, stderr, |_| false),
-            );
+            captures.push(tokio::spawn(sink.clone().capture(
+                node_name.clone(),
+                true,
+                stderr,
+                |_| false,
+            )));
         }
         {
             let (internal, task_name) = (internal.clone(), name.to_string());
@@ -848,6 +851,13 @@ impl Supervisor {
                     Ok(status) => launch::describe_exit(status),
                     Err(e) => format!("lost track of it: {e}"),
                 };
+                // What it said last is read before its exit is reported (not longer than a
+                // moment: a program it started may still hold the pipes open).
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    futures::future::join_all(captures),
+                )
+                .await;
                 let _ = internal.send(Internal::Exited {
                     node: task_name,
                     generation,
