@@ -165,6 +165,12 @@ pub async fn find_primary(
     }
 }
 
+/// How long a [`Link`]'s server may be quiet before it is asked whether it is there.
+pub const LINK_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a [`Link`]'s server may be silent (not even answering a `ping`) before the link
+/// leaves it for another.
+pub const LINK_SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What a [`Link`] tells its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LinkNews {
@@ -189,7 +195,8 @@ pub enum Pick {
 /// that is possible) whenever it is lost.
 ///
 /// Messages are sent through [`Link::send`]; what arrives, and every change of server, comes
-/// out of [`Link::news`]. Messages sent while no server is connected are dropped: whoever owns
+/// out of [`Link::news`]. A closed connection is noticed at once; a paused or cut-off server by
+/// its silence ([`LINK_SILENCE`], with a `ping` after [`LINK_KEEPALIVE`] of quiet). Messages sent while no server is connected are dropped: whoever owns
 /// the link learns from [`LinkNews::Up`] that it should say again what a new server needs to
 /// hear (a login, a subscription).
 pub struct Link {
@@ -277,19 +284,39 @@ async fn run_link(
         if news.send(LinkNews::Up(addr.clone())).is_err() {
             return;
         }
+        // A server that says nothing for a while is asked (`ping`); one silent for longer is
+        // left: it may be paused or cut off, which a closed connection would not show.
+        let mut heard = tokio::time::Instant::now();
+        let mut keepalive = tokio::time::interval(LINK_KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
+                _ = keepalive.tick() => {
+                    let silent = heard.elapsed();
+                    if silent >= LINK_SILENCE {
+                        break format!("silent for {:.1}s", silent.as_secs_f64());
+                    }
+                    if silent >= LINK_KEEPALIVE
+                        && tokio::time::timeout(LINK_SILENCE, client.send(Message::Ping)).await.is_err()
+                    {
+                        break "it stopped reading".to_string();
+                    }
+                }
                 message = outgoing.recv() => match message {
                     None => return,
-                    Some(message) => {
-                        if let Err(e) = client.send(message).await {
-                            break e.to_string();
-                        }
-                    }
+                    Some(message) => match tokio::time::timeout(LINK_SILENCE, client.send(message)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => break e.to_string(),
+                        Err(_) => break "it stopped reading".to_string(),
+                    },
                 },
                 incoming = client.receive() => match incoming {
                     Ok(envelope) => {
+                        heard = tokio::time::Instant::now();
+                        if matches!(envelope.message, Message::Pong) {
+                            continue;
+                        }
                         if news.send(LinkNews::Message(envelope.message)).is_err() {
                             return;
                         }

@@ -582,3 +582,56 @@ fn after_a_partition_heals_both_chat_servers_have_the_same_history() {
     assert!(posts > 40, "{posts} posts: {:?}", histories[0]);
     assert_eq!(histories[0], histories[1]);
 }
+
+/// A paused chat server closes nothing: its clients notice its silence (a `ping` unanswered)
+/// and move to another server.
+#[test]
+fn a_bot_leaves_a_paused_chat_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node chat-a { type chat }\nnode chat-b { type chat }\n\
+         node bot-1 { type bot; bot { channels general; posts 10/s } }\n",
+    );
+    let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let (_b, b_addr) = chat_server(
+        dir.path(),
+        &topology,
+        "chat-b",
+        Some(&format!("chat-a={a_addr}")),
+    );
+    let links = format!("chat-a={a_addr},chat-b={b_addr}");
+    let bot = spawn(
+        dir.path(),
+        "bot-1",
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "bot-1",
+            "--chat",
+            &links,
+        ],
+    );
+    bot.wait_for_line("READY bot-1 as bot_0001");
+    wait_until("the bot posts on chat-a", || {
+        bot.log_text().contains("posting to chat-a").then_some(())
+    });
+    a.signal(nix::sys::signal::Signal::SIGSTOP);
+    wait_until("the bot leaves the silent chat-a for chat-b", || {
+        let log = bot.log_text();
+        (log.contains("lost chat-a (silent for") && log.contains("posting to chat-b")).then_some(())
+    });
+    let posts_on_b = || {
+        let out = chat(&topology, &b_addr, &["history", "general"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" bot_0001: "))
+            .count()
+    };
+    let before = posts_on_b();
+    wait_until("the bot goes on posting on chat-b", || {
+        (posts_on_b() >= before + 5).then_some(())
+    });
+    a.signal(nix::sys::signal::Signal::SIGCONT);
+}
