@@ -333,6 +333,13 @@ fn print_report(report: &RunReport) {
             .as_deref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
+        if f.detected_ms.is_none() && f.recovered_ms.is_none() {
+            // A restart, a latency change, a chat server's fault: nothing for the cluster to
+            // detect, or nothing tcluster times (a chat server's clients move, which the Chat
+            // pane and their logs show).
+            outln!("   {} {} at {}ms", f.action, f.target, f.at_ms);
+            continue;
+        }
         outln!(
             "   {} {} at {}ms: detected after {}{by}, recovered after {}",
             f.action,
