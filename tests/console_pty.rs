@@ -195,3 +195,63 @@ fn attach_opens_the_console_on_a_cluster_it_did_not_launch() {
     let status = wait_until("the console exits", || child.try_wait().unwrap());
     assert!(status.success());
 }
+
+/// The Chat pane in a real terminal: it shows a bot's posts, posts as `operator` from its input
+/// line, and when its chat server is killed says so and carries on through the other one.
+#[test]
+fn the_chat_pane_posts_and_moves_to_another_chat_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = common::topology(
+        dir.path(),
+        "set SYSTEM_NAME ChatPty\nnode coordinator { type master }\n\
+         node chat { type chat; count 2 }\n\
+         node bot { type bot; bot { channels general; posts 5/s } }\n\
+         policy heartbeat { interval 100ms; timeout 800ms }\n",
+    );
+    let state = dir.path().join("state");
+    let (mut child, screen, mut press) = open(
+        &[
+            topology.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        40,
+        160,
+        dir.path(),
+    );
+    screen.wait_for("the pane on chat-1 with the bot's posts", |s| {
+        s.contains("via chat-1") && s.contains("bot_0001:")
+    });
+    // Tab to the Chat pane (Nodes → Jobs → Chat), write, Enter, Esc.
+    press(b"\t\t");
+    press(b"i");
+    screen.wait_for("the input line", |s| s.contains("#general as operator>"));
+    press(b"hello class\r");
+    screen.wait_for("the operator's post", |s| {
+        s.contains("operator: hello class")
+    });
+    press(b"\x1b");
+    // (An Esc followed at once by another key reads as Alt+key: wait for the line to close.)
+    screen.wait_for("the input line closed", |s| !s.contains("as operator>"));
+    // Kill chat-1 from the command line (typed out in full, it is not confirmed again).
+    press(b":kill chat-1\r");
+    screen.wait_for("the move, in the pane", |s| {
+        s.contains("via chat-2") && s.contains("lost chat-1")
+    });
+    // The bot moved too: its new posts arrive through chat-2, below the notice of the move.
+    screen.wait_for("a bot post after the move", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines
+            .iter()
+            .rposition(|l| l.contains("connected to chat-2"))
+            .is_some_and(|i| lines[i + 1..].iter().any(|l| l.contains("bot_0001:")))
+    });
+    press(b"q");
+    let status = wait_until("the console exits", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    wait_until("every node it launched is gone", || {
+        processes_mentioning(topology.to_str().unwrap())
+            .is_empty()
+            .then_some(())
+    });
+}
