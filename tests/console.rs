@@ -788,6 +788,15 @@ fn the_chat_pane_posts_as_the_operator_switches_channels_and_shows_moves() {
         Mode::Chat(area) => assert_eq!(area.lines().join(""), "are you there"),
         other => panic!("still typing expected, found {other:?}"),
     }
+    // Another console holds `operator` on this server: the pane posts as operator-2, and says so.
+    update(
+        &mut app,
+        Action::Chat(ChatNews::LoggedIn("operator-2".into())),
+    );
+    assert_eq!(app.chat.login_name(), "operator-2");
+    assert!(app.chat.items.values().any(
+        |i| matches!(i, ChatItem::Notice(t) if t == "`operator` is taken here: posting as operator-2")
+    ));
     // Esc leaves; a refusal is shown.
     update(&mut app, key(KeyCode::Esc));
     assert!(matches!(app.mode, Mode::Normal));

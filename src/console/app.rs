@@ -338,6 +338,8 @@ pub enum ChatNews {
     Channels(Vec<String>),
     /// The server refused a request.
     Refused(String),
+    /// Logged in under this name (`operator`, or `operator-2` … when it was taken).
+    LoggedIn(String),
 }
 
 /// The chat pane.
@@ -357,9 +359,20 @@ pub struct Chat {
     pub back: usize,
     /// Notices added, to key them apart.
     pub notices: u64,
+    /// The name the pane posts as, once logged in (empty: [`OPERATOR`]).
+    pub login: String,
 }
 
 impl Chat {
+    /// The name the pane posts as.
+    pub fn login_name(&self) -> &str {
+        if self.login.is_empty() {
+            OPERATOR
+        } else {
+            &self.login
+        }
+    }
+
     /// The channel a post goes to: the one shown, else `general`, else the first.
     pub fn post_channel(&self) -> String {
         self.channel.clone().unwrap_or_else(|| {

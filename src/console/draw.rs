@@ -996,7 +996,11 @@ fn status_line(app: &App, bindings: &[Binding], palette: &Palette, frame: &mut F
             let prompt = match &app.mode {
                 Mode::Command(_) => ":".to_string(),
                 Mode::Search(_) => "/".to_string(),
-                _ => format!("#{} as {OPERATOR}> ", app.chat.post_channel()),
+                _ => format!(
+                    "#{} as {}> ",
+                    app.chat.post_channel(),
+                    app.chat.login_name()
+                ),
             };
             let [p, field] = Layout::horizontal([
                 Constraint::Length(prompt.chars().count() as u16),

@@ -464,14 +464,20 @@ fn spawn_chat(
                 .find(|(_, a)| a == addr)
                 .map_or(addr.to_string(), |(n, _)| n.clone())
         };
+        // The name to log in with; `operator-2` … when another console holds `operator`.
+        let mut login = OPERATOR.to_string();
+        let mut taken = 0u32;
+        let send_login = |link: &Link, user: &str| {
+            link.send(Message::ChatLogin {
+                user: user.to_string(),
+                password: None,
+                token: None,
+            })
+        };
         while let Some(news) = link.news.recv().await {
             let news = match news {
                 LinkNews::Up(addr) => {
-                    link.send(Message::ChatLogin {
-                        user: OPERATOR.to_string(),
-                        password: None,
-                        token: None,
-                    });
+                    send_login(&link, &login);
                     link.send(Message::ChatSubscribe {
                         channel: "*".to_string(),
                     });
@@ -493,6 +499,15 @@ fn spawn_chat(
                             });
                         }
                         ChatNews::Channels(channels)
+                    }
+                    Message::ChatWelcome { user, .. } => ChatNews::LoggedIn(user),
+                    Message::Error { message }
+                        if message.contains("is already logged in here") && taken < 8 =>
+                    {
+                        taken += 1;
+                        login = format!("{OPERATOR}-{}", taken + 1);
+                        send_login(&link, &login);
+                        continue;
                     }
                     Message::Error { message } => ChatNews::Refused(message),
                     _ => continue,

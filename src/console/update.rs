@@ -587,7 +587,10 @@ fn chat_news(app: &mut App, news: ChatNews) {
     let chat = &mut app.chat;
     match news {
         ChatNews::Up(server) => {
-            chat_notice(chat, format!("connected to {server} as {OPERATOR}"));
+            chat_notice(
+                chat,
+                format!("connected to {server} as {}", chat.login_name()),
+            );
             chat.server = Some(server);
         }
         ChatNews::Down(server, why) => {
@@ -630,6 +633,15 @@ fn chat_news(app: &mut App, news: ChatNews) {
             }
         }
         ChatNews::Refused(why) => app.flash = Some((format!("chat: {why}"), app.now_ms)),
+        ChatNews::LoggedIn(name) => {
+            if name != chat.login_name() {
+                chat_notice(
+                    chat,
+                    format!("`{}` is taken here: posting as {name}", chat.login_name()),
+                );
+            }
+            chat.login = name;
+        }
     }
 }
 
