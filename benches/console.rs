@@ -21,14 +21,13 @@ use tcluster::protocol::message::JobId;
 use tcluster::role::event::{ClusterEvent, EventKind};
 use tcluster::supervisor::logs::{Level, LogLine};
 use tcluster::supervisor::timeline::{TimelineEvent, TimelineKind};
-use tcluster::supervisor::{NodeState, Update};
+use tcluster::supervisor::{Process, Update};
 
 fn app(log_lines: usize) -> App {
     let nodes = (0..200)
         .map(|i| {
-            let mut row = NodeRow::new(&format!("worker-{i}"), "worker", "worker");
-            row.state = NodeState::Healthy;
-            row.slots = 4;
+            let mut row = NodeRow::new(&format!("worker-{i}"), "worker");
+            row.status.process = Process::Running;
             row.heartbeat_history = (0..40).map(|k| (k * 37 % 250) as u64).collect();
             row
         })
@@ -42,6 +41,25 @@ fn app(log_lines: usize) -> App {
             ..Config::default()
         },
     );
+    for i in 0..200u64 {
+        let event = ClusterEvent {
+            at_ms: i,
+            clock: i,
+            kind: EventKind::WorkerJoined {
+                worker: format!("worker-{i}"),
+                slots: 4,
+                classic: false,
+            },
+        };
+        update(
+            &mut app,
+            Action::Update(Update::Timeline(TimelineEvent {
+                at_ms: i,
+                source: "coordinator".into(),
+                kind: TimelineKind::Cluster { event },
+            })),
+        );
+    }
     for i in 1..=100_000u64 {
         let event = ClusterEvent {
             at_ms: i,

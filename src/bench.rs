@@ -456,7 +456,7 @@ async fn event_feed(
     addr: &str,
 ) -> Result<mpsc::UnboundedReceiver<(Instant, EventKind)>, BenchError> {
     let mut client = Client::connect(addr, "bench-events", None).await?;
-    client.send(Message::Subscribe).await?;
+    client.send(Message::Subscribe { history: false }).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok(envelope) = client.receive().await {
@@ -1183,6 +1183,7 @@ pub async fn startup(
             state_dir: scratch.dir.join("state"),
             program: program.to_path_buf(),
             seed: 1,
+            start: crate::state_dir::Start::Fresh,
         };
         let t0 = Instant::now();
         let handle = crate::supervisor::launch(topology.clone(), options)

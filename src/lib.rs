@@ -19,6 +19,11 @@
 //!   an in-process task; [`clock`] gives them Lamport clocks.
 //! - [`supervisor`]: launches a whole topology, shapes its links, injects faults, runs
 //!   scenarios, and keeps the timeline with measured detection and recovery times.
+//! - [`view`]: the one reading of the cluster — its own events applied by its own code, plus
+//!   who is primary, what the masters concluded, and each node's verdict — which the
+//!   supervisor's summary and every pane of the console read.
+//! - [`state_dir`]: a cluster's state directory: fresh or resumed runs, and `run.json`, where a
+//!   running cluster says it listens.
 //! - [`console`]: the full-screen console (The Elm Architecture: `App`, `Action`, `update`,
 //!   `draw`), on a cluster it launched or one it attaches to.
 //! - [`journal`]: the coordinator's events on disk (redb), replayed when it starts again.
@@ -38,5 +43,7 @@ pub mod logging;
 pub mod node;
 pub mod protocol;
 pub mod role;
+pub mod state_dir;
 pub mod supervisor;
 pub mod topology;
+pub mod view;

@@ -118,13 +118,37 @@ fn a_paused_primary_is_replaced_and_steps_down_when_it_resumes() {
 }
 
 #[test]
+fn a_run_that_ended_is_over_the_next_one_is_fresh_and_the_old_state_is_kept_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first) = run(dir.path(), "failover");
+    assert_eq!(first["jobs"]["submitted"], 12);
+    let (stdout, report) = run(dir.path(), "again");
+    assert!(!stdout.contains("resumed the run"), "{stdout}");
+    assert_eq!(report["primary"], "coordinator", "{report}");
+    assert_eq!(report["term"], 1, "{report}");
+    assert_eq!(report["jobs"]["submitted"], 0, "a fresh cluster:\n{report}");
+    let previous: Vec<_> = std::fs::read_dir(dir.path().join("state/previous"))
+        .expect("the first run was moved aside")
+        .collect();
+    assert_eq!(previous.len(), 1);
+    let kept = previous[0].as_ref().unwrap().path();
+    assert!(kept.join("journal").is_dir(), "{}", kept.display());
+    assert!(kept.join("run.json").is_file());
+}
+
+#[test]
 fn a_cluster_started_again_after_a_failover_keeps_its_new_primary_and_every_job() {
     let dir = tempfile::tempdir().unwrap();
     let (_, first) = run(dir.path(), "failover");
     assert_eq!(first["primary"], "backup");
-    // Everything stopped; start the same topology on the same state directory.
-    let (stdout, report) = run(dir.path(), "again");
+    // Everything stopped; resume the same topology on the same state directory (a run that
+    // ended is over unless --resume says otherwise).
+    let (stdout, report) = headless_with(dir.path(), TOPOLOGY, "again", &["--resume"]);
     assert!(stdout.contains(">>> started again"), "{stdout}");
+    assert!(
+        stdout.contains("resumed the run of "),
+        "the resumption is said on the timeline:\n{stdout}"
+    );
     assert_eq!(
         report["primary"], "backup",
         "the journals say backup was primary last:\n{report}"

@@ -614,12 +614,13 @@ fn worker_table(workers: &[WorkerView]) -> String {
     );
     for w in workers {
         out += &format!(
-            "{:<16} {:<8} {:>7} {:>6} {:>8}ms  {}\n",
+            "{:<16} {:<8} {:>7} {:>6} {:>10}  {}\n",
             w.name,
             w.health.as_str(),
             format!("{}/{}", w.running, w.slots),
             w.done,
-            w.heartbeat_age_ms,
+            w.heartbeat_age_ms
+                .map_or("-".to_string(), |ms| format!("{ms}ms")),
             if w.classic { "classic" } else { "native" }
         );
     }

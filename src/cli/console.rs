@@ -42,10 +42,20 @@ fn terminal_or_explain() -> bool {
 }
 
 /// `tcluster TOPOLOGY`.
-pub fn open(path: &Path, config: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
-    let Some((topology, _)) = super::check::load(path) else {
+pub fn open(
+    path: &Path,
+    config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    start: super::run::StartArgs,
+) -> ExitCode {
+    let Some((topology, report)) = super::check::load(path) else {
         return ExitCode::from(1);
     };
+    let warnings = report
+        .diagnostics
+        .iter()
+        .map(|d| report.source.one_line(d))
+        .collect();
     let Some(config) = config_or_explain(config) else {
         return ExitCode::from(1);
     };
@@ -60,8 +70,9 @@ pub fn open(path: &Path, config: Option<PathBuf>, state_dir: Option<PathBuf>) ->
         state_dir: state_dir.unwrap_or_else(|| super::run::default_state_dir(&topology)),
         program,
         seed: crate::role::coordinator::seed_from_env(),
+        start: start.start(),
     };
-    console::launch_and_run(topology, options, config)
+    console::launch_and_run(topology, options, config, warnings)
 }
 
 /// `tcluster attach`.

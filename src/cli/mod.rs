@@ -68,9 +68,15 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Where logs go (default: the topology's STATE_DIR, else $XDG_STATE_HOME/tcluster/<system>).
+    /// Where the cluster's journals, chat history and logs go (default: the topology's
+    /// STATE_DIR, else $XDG_STATE_HOME/tcluster/<system>).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+
+    /// A run that ended (q) is over and the next launch starts fresh; one that did not end
+    /// (a crash, a kill) is resumed. These choose either way.
+    #[command(flatten)]
+    pub start: run::StartArgs,
 }
 
 /// The subcommands.
@@ -162,7 +168,7 @@ pub fn main() -> ExitCode {
         (Some(Command::Bench(args)), _) => bench::run(args),
         (Some(Command::Run(args)), _) => run::run(args),
         (Some(Command::Attach(args)), _) => console::attach(args),
-        (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir),
+        (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir, cli.start),
         (None, None) => {
             use clap::CommandFactory;
             // Printing help can only fail if stdout is closed; there is nothing left to say then.

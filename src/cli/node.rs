@@ -10,7 +10,13 @@ use crate::node::{self, NodeControl, NodeOptions, control};
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: NodeArgs) -> ExitCode {
-    let Some((topology, _)) = super::check::load(&args.topology) else {
+    // A node launched by tcluster (its control channel on stdin) leaves the warnings to it.
+    let loaded = if args.control_stdin {
+        super::check::load_quietly(&args.topology)
+    } else {
+        super::check::load(&args.topology)
+    };
+    let Some((topology, _)) = loaded else {
         return ExitCode::from(1);
     };
     logging::init(topology.globals.log_level, args.log_format);

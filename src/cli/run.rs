@@ -58,6 +58,35 @@ pub struct RunArgs {
     /// Print every node's log lines too.
     #[arg(long)]
     pub logs: bool,
+
+    /// How to treat the state directory's last run (default: resume it if it did not end).
+    #[command(flatten)]
+    pub start: StartArgs,
+}
+
+/// `--fresh` and `--resume`, for the console and the headless run.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct StartArgs {
+    /// Start a fresh cluster even if the last run did not end (its state is moved aside to
+    /// STATE_DIR/previous/, not deleted).
+    #[arg(long, conflicts_with = "resume")]
+    pub fresh: bool,
+
+    /// Resume the last run even if it ended (its jobs and chat history are kept).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl StartArgs {
+    /// What the flags ask for.
+    pub fn start(self) -> crate::state_dir::Start {
+        use crate::state_dir::Start;
+        match (self.fresh, self.resume) {
+            (true, _) => Start::Fresh,
+            (_, true) => Start::Resume,
+            _ => Start::Auto,
+        }
+    }
 }
 
 /// Runs `tcluster run`.
@@ -101,6 +130,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         state_dir: state_dir.clone(),
         program,
         seed: crate::role::coordinator::seed_from_env(),
+        start: args.start.start(),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -175,11 +205,26 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             .as_deref()
             .map(|a| format!(" on {a}"))
             .unwrap_or_default();
+        let role = match node.kind.as_str() {
+            "master" if node.name == handle.primary.0 => "primary",
+            "master" => "backup",
+            kind => kind,
+        };
         outln!(
             "   {:<14} {:<8} {}{pid}{address}",
             node.name,
-            node.role,
-            node.state.as_str()
+            role,
+            node.process.as_str()
+        );
+    }
+    if let Some(earlier) = &handle.resumed {
+        let of = earlier
+            .as_ref()
+            .map(|r| format!(" of {}", r.began))
+            .unwrap_or_default();
+        outln!(
+            "   resuming the run{of} in {} (--fresh starts a new one)",
+            state_dir.display()
         );
     }
     if let Some(name) = &args.scenario {
@@ -199,14 +244,14 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             update = updates.recv() => match update {
                 Ok(Update::Timeline(event)) => {
                     print_event(&event);
-                    if let TimelineKind::Note { text } = &event.kind
-                        && args.scenario.as_ref().is_some_and(|s| *text == format!("scenario {s} ends"))
+                    if let TimelineKind::ScenarioEnded { name } = &event.kind
+                        && args.scenario.as_ref() == Some(name)
                     {
                         scenario_over = true;
                         settle_until = Some(tokio::time::Instant::now() + SETTLE_LIMIT);
                     }
                 }
-                Ok(Update::Node(_)) => {}
+                Ok(Update::Node(_) | Update::View(_)) => {}
                 Err(RecvError::Lagged(n)) => outln!("(…{n} events not shown: the terminal is slower than the cluster)"),
                 Err(RecvError::Closed) => break,
             },
@@ -239,7 +284,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
     while tokio::time::Instant::now() < quiet_deadline {
         match tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
             Ok(Ok(Update::Timeline(event))) => print_event(&event),
-            Ok(Ok(Update::Node(_))) => {}
+            Ok(Ok(Update::Node(_) | Update::View(_))) => {}
             Ok(Err(RecvError::Lagged(n))) => {
                 outln!("(…{n} events not shown: the terminal is slower than the cluster)")
             }

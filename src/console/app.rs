@@ -1,6 +1,10 @@
 //! The console's state: plain data, changed only by [`super::update::update`], read by the
 //! drawing code. Long lists keep bounded, indexed storage: the log is a ring with absolute line
-//! numbers, jobs are a map plus a filtered view rebuilt when the filter or the data changes.
+//! numbers, jobs are shown through an ordered view rebuilt when the filter or the data changes.
+//!
+//! What the cluster concluded — jobs, workers, the primary and its term, each node's verdict —
+//! is not kept here a second time: it is [`App::cluster`], the console's copy of the one
+//! reading ([`crate::view::ClusterView`]), advanced by the same events as the supervisor's.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -8,11 +12,11 @@ use std::sync::Arc;
 use ratatui_textarea::TextArea;
 
 use super::config::Config;
-use crate::protocol::message::{ChatBody, ChatEntry, JobCounts, JobId, JobState};
-use crate::supervisor::NodeState;
+use crate::protocol::message::{ChatBody, ChatEntry, JobId, JobState};
 use crate::supervisor::logs::{Level, LogLine};
 use crate::supervisor::shaper::MessageSeen;
 use crate::supervisor::timeline::TimelineEvent;
+use crate::view::{ClusterView, NodeStatus, Process, Role, Verdict};
 
 /// Heartbeat ages kept per node, for its sparkline.
 pub const HEARTBEAT_HISTORY: usize = 40;
@@ -83,10 +87,12 @@ pub enum Mode {
     Chat(TextArea<'static>),
     /// Waiting for y/n on a destructive action.
     Confirm(crate::topology::Action),
-    /// The help overlay.
-    Help,
+    /// The help overlay, scrolled down this many lines.
+    Help(u16),
     /// One job's history.
     JobDetail(JobId),
+    /// One node: its address, process, links and the cluster's verdict.
+    NodeDetail(String),
 }
 
 /// The `s` form.
@@ -125,29 +131,15 @@ impl Default for SubmitForm {
     }
 }
 
-/// One node's row.
+/// One node's row: the supervisor's facts about it, and the figures the primary reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRow {
-    /// Its name.
-    pub name: String,
-    /// `master`, `worker` …
-    pub kind: String,
-    /// `primary`, `backup`, `worker` …
-    pub role: String,
-    /// Its state.
-    pub state: NodeState,
-    /// Its process id.
-    pub pid: Option<u32>,
-    /// Milliseconds since its coordinator last heard from it.
+    /// What tcluster knows of its process and what was done to it.
+    pub status: NodeStatus,
+    /// Milliseconds since its coordinator last heard from it, as last reported.
     pub heartbeat_age_ms: Option<u64>,
     /// Recent heartbeat ages, oldest first.
     pub heartbeat_history: VecDeque<u64>,
-    /// Jobs running.
-    pub running: u32,
-    /// Job slots.
-    pub slots: u32,
-    /// Jobs done.
-    pub done: u64,
     /// Its Lamport clock, as last seen.
     pub clock: u64,
     /// CPU use, percent of one core.
@@ -158,83 +150,47 @@ pub struct NodeRow {
 
 impl NodeRow {
     /// A row for a node not heard from yet.
-    pub fn new(name: &str, kind: &str, role: &str) -> Self {
+    pub fn new(name: &str, kind: &str) -> Self {
+        NodeRow::from_status(NodeStatus::starting(name, kind))
+    }
+
+    /// A row for a node as the supervisor reports it.
+    pub fn from_status(status: NodeStatus) -> Self {
         NodeRow {
-            name: name.to_string(),
-            kind: kind.to_string(),
-            role: role.to_string(),
-            state: NodeState::Starting,
-            pid: None,
+            status,
             heartbeat_age_ms: None,
             heartbeat_history: VecDeque::new(),
-            running: 0,
-            slots: 0,
-            done: 0,
             clock: 0,
             cpu: None,
             memory: None,
         }
     }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.status.name
+    }
+
+    /// `master`, `worker` …
+    pub fn kind(&self) -> &str {
+        &self.status.kind
+    }
 }
 
-/// One job's row, with its history.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobRow {
-    /// Its id.
-    pub id: JobId,
-    /// Its data.
-    pub data: String,
-    /// Its state.
-    pub state: JobState,
-    /// The worker running it (or that last did).
-    pub worker: Option<String>,
-    /// Runs so far.
-    pub attempts: u32,
-    /// When submitted (run milliseconds).
-    pub submitted_ms: u64,
-    /// When it ended.
-    pub finished_ms: Option<u64>,
-    /// Progress 0–100.
-    pub progress: u8,
-    /// Result or error.
-    pub outcome: Option<String>,
-    /// What happened to it: (run milliseconds, description).
-    pub history: Vec<(u64, String)>,
-}
-
-/// Jobs, counted and filtered.
+/// How the jobs are listed: which, and in what order.
 #[derive(Debug, Default)]
 pub struct Jobs {
-    /// Every job by id.
-    pub all: BTreeMap<JobId, JobRow>,
-    /// Jobs per state.
-    pub counts: JobCounts,
     /// Show only this state.
     pub filter: Option<JobState>,
-    /// Ids shown, in order (rebuilt when stale).
+    /// Ids shown, in order (rebuilt when stale): unfiltered, the jobs still in the works come
+    /// first (queued, assigned, running, by id), then the ended ones, the latest first.
     pub visible: Vec<JobId>,
     /// The visible list needs rebuilding.
     pub stale: bool,
+    /// The job the selection is on, so it stays on the same job when the list is reordered.
+    pub selected: Option<JobId>,
     /// Jobs completed in each of the last seconds, oldest first.
     pub throughput: VecDeque<u64>,
-    /// Results that arrived for jobs already completed (they ran twice).
-    pub duplicates: u64,
-}
-
-impl Jobs {
-    /// Rebuilds the visible list if needed.
-    pub fn refresh(&mut self) {
-        if !self.stale {
-            return;
-        }
-        self.visible = self
-            .all
-            .values()
-            .filter(|j| self.filter.is_none_or(|f| j.state == f))
-            .map(|j| j.id)
-            .collect();
-        self.stale = false;
-    }
 }
 
 /// The log: a ring of lines with absolute numbers, and how it is viewed.
@@ -409,11 +365,13 @@ pub struct LinkView {
     pub cut: bool,
     /// Latency in milliseconds.
     pub latency_ms: u64,
+    /// Jitter in milliseconds.
+    pub jitter_ms: u64,
     /// Loss, percent.
     pub loss: f64,
 }
 
-/// A fault as the timeline shows it.
+/// An action as the Faults table shows it: what was done, and what came of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultView {
     /// Its number.
@@ -422,10 +380,53 @@ pub struct FaultView {
     pub text: String,
     /// When.
     pub at_ms: u64,
-    /// When noticed, and by whom.
+    /// The node (or link) it hit.
+    pub target: String,
+    /// Milliseconds after it the cluster noticed, and who noticed.
     pub detected: Option<(u64, String)>,
-    /// When repaired.
-    pub recovered_ms: Option<u64>,
+    /// Milliseconds after it the cluster had recovered.
+    pub recovered: Option<u64>,
+    /// What came of it, for actions with nothing to detect (`up again after 0.4s`, `applied`).
+    pub outcome: Option<String>,
+    /// Nothing more will come of it (its row shows `-` rather than `…`).
+    pub settled: bool,
+}
+
+/// How a banner reads: what kind of news it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Something broke, or was found broken.
+    Alarm,
+    /// Something is late (a suspect).
+    Warning,
+    /// The cluster repaired itself.
+    Recovery,
+    /// News (a resumed run).
+    Info,
+}
+
+/// A big, brief message over the panes: a fault detected, jobs moved, a failover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Banner {
+    /// What it is about (a node's name, `failover`): later news about it joins this banner.
+    pub key: String,
+    /// Its lines, each with its tone, oldest first.
+    pub lines: Vec<(String, Tone)>,
+    /// When it last changed.
+    pub at_ms: u64,
+}
+
+/// How the Timeline view is read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimelineView {
+    /// The events list has the keyboard (Tab switches with the Faults table).
+    pub events_focused: bool,
+    /// Lines the events list is scrolled back from the newest (0: following).
+    pub back: usize,
+    /// Wrap long events instead of cutting them.
+    pub wrap: bool,
+    /// Show heartbeats and pings in the messages diagram.
+    pub pings: bool,
 }
 
 /// Everything the console shows.
@@ -433,14 +434,15 @@ pub struct FaultView {
 pub struct App {
     /// `SYSTEM_NAME`.
     pub system: String,
-    /// The primary's name.
-    pub primary: String,
-    /// Its term.
-    pub term: u64,
+    /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts.
+    pub cluster: ClusterView,
     /// Milliseconds since the run began, as of the last tick.
     pub now_ms: u64,
     /// Nodes in launch order.
     pub nodes: Vec<NodeRow>,
+    /// When the primary last reported its workers' figures (heartbeat ages): older than a
+    /// couple of polls, they are shown as stale.
+    pub workers_heard_ms: Option<u64>,
     /// Jobs.
     pub jobs: Jobs,
     /// Logs.
@@ -457,8 +459,16 @@ pub struct App {
     pub chat: Chat,
     /// Scenarios of the topology, for `:scenario` completion.
     pub scenarios: Vec<String>,
-    /// A banner from `say`, and when it was shown.
-    pub banner: Option<(String, u64)>,
+    /// The scenario running, and when it began: the timeline counts from there.
+    pub scenario: Option<(String, u64)>,
+    /// A line from `say`, and when it was shown.
+    pub say: Option<(String, u64)>,
+    /// Banners about faults and recoveries, oldest first.
+    pub banners: VecDeque<Banner>,
+    /// How the Timeline view is read.
+    pub timeline_view: TimelineView,
+    /// Completions of the word being typed on the command line.
+    pub completions: Vec<String>,
     /// A one-line message in the status bar, and when.
     pub flash: Option<(String, u64)>,
     /// What is on screen.
@@ -491,10 +501,10 @@ impl App {
         let cap = config.log_history;
         App {
             system: system.to_string(),
-            primary: primary.to_string(),
-            term: 1,
+            cluster: ClusterView::new(primary, 1, true),
             now_ms: 0,
             nodes,
+            workers_heard_ms: None,
             jobs: Jobs::default(),
             logs: Logs::new(cap),
             timeline: VecDeque::new(),
@@ -503,7 +513,11 @@ impl App {
             links: Vec::new(),
             chat: Chat::default(),
             scenarios: Vec::new(),
-            banner: None,
+            scenario: None,
+            say: None,
+            banners: VecDeque::new(),
+            timeline_view: TimelineView::default(),
+            completions: Vec::new(),
             flash: None,
             view: View::Overview,
             focus: Pane::Nodes,
@@ -531,6 +545,70 @@ impl App {
 
     /// The index of a node.
     pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
+        self.nodes.iter().position(|n| n.name() == name)
+    }
+
+    /// The cluster's verdict on a node now.
+    pub fn verdict(&self, node: &NodeRow) -> Verdict {
+        self.cluster.verdict(&node.status, self.now_ms)
+    }
+
+    /// A node's role now.
+    pub fn role(&self, node: &NodeRow) -> Role {
+        self.cluster.role(&node.status)
+    }
+
+    /// Whether the primary's figures about its workers are out of date (the primary does not
+    /// answer: paused, cut off, or gone).
+    pub fn workers_stale(&self) -> bool {
+        self.workers_heard_ms
+            .is_some_and(|at| self.now_ms.saturating_sub(at) > STALE_MS)
+    }
+
+    /// Rebuilds the jobs' visible list if needed, keeping the selection on the same job.
+    pub fn refresh_jobs(&mut self) {
+        if !self.jobs.stale {
+            return;
+        }
+        let jobs = &self.cluster.state.jobs;
+        self.jobs.visible = match self.jobs.filter {
+            Some(filter) => jobs
+                .values()
+                .filter(|j| j.state == filter)
+                .map(|j| j.id)
+                .collect(),
+            None => {
+                let mut ended: Vec<(u64, JobId)> = Vec::new();
+                let mut open = Vec::new();
+                for job in jobs.values() {
+                    if job.state.is_final() {
+                        ended.push((job.finished_ms.unwrap_or(0), job.id));
+                    } else {
+                        open.push(job.id);
+                    }
+                }
+                ended.sort_unstable_by(|a, b| b.cmp(a));
+                open.extend(ended.into_iter().map(|(_, id)| id));
+                open
+            }
+        };
+        self.jobs.stale = false;
+        if let Some(id) = self.jobs.selected
+            && let Some(i) = self.jobs.visible.iter().position(|j| *j == id)
+        {
+            self.selected.insert(Pane::Jobs, i);
+        }
+    }
+
+    /// The process of a node, by name (`None` for a node tcluster does not know).
+    pub fn process(&self, name: &str) -> Option<Process> {
+        self.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.status.process)
     }
 }
+
+/// How old the primary's figures may be before they are marked stale (it is polled twice a
+/// second).
+pub const STALE_MS: u64 = 1_600;

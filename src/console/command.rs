@@ -43,14 +43,14 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
         if app.node_index(name).is_some() {
             return Ok(name.to_string());
         }
-        let hint = did_you_mean(name, app.nodes.iter().map(|n| n.name.as_str()))
+        let hint = did_you_mean(name, app.nodes.iter().map(|n| n.name()))
             .map(|h| format!(": {h}"))
             .unwrap_or_default();
         Err(format!("no node named {name}{hint}"))
     };
     let selected = || {
         app.selected_node()
-            .map(|n| n.name.clone())
+            .map(|n| n.name().to_string())
             .ok_or_else(|| "name a node".to_string())
     };
     let usage = |u: &str| Err(format!("usage: {u}"));
@@ -65,6 +65,12 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
                 return Err(format!("no scenario named {name}{hint}"));
             }
             return Ok(Parsed::Scenario(name.to_string()));
+        }
+        ("scenario", []) => {
+            return Err(match app.scenarios.as_slice() {
+                [] => "this topology has no scenarios".to_string(),
+                names => format!("scenarios: {} · :scenario NAME runs one", names.join(", ")),
+            });
         }
         ("scenario", _) => return usage("scenario NAME"),
         ("submit", [first, rest @ ..]) => {
@@ -170,7 +176,7 @@ pub fn complete(line: &str, app: &App) -> (String, Vec<String>) {
     } else if head.trim_start().starts_with("scenario") {
         app.scenarios.clone()
     } else {
-        app.nodes.iter().map(|n| n.name.clone()).collect()
+        app.nodes.iter().map(|n| n.name().to_string()).collect()
     };
     let choices: Vec<String> = candidates
         .into_iter()
@@ -209,7 +215,7 @@ mod tests {
     fn app() -> App {
         let nodes = ["coordinator", "worker-1", "worker-2"]
             .iter()
-            .map(|n| NodeRow::new(n, "worker", "worker"))
+            .map(|n| NodeRow::new(n, "worker"))
             .collect();
         let mut app = App::new("t", "coordinator", nodes, Config::default());
         app.scenarios = vec!["lecture".into()];

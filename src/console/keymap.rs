@@ -90,8 +90,12 @@ pub enum Action {
     SearchPrev,
     /// Follow the log or stop following.
     Follow,
-    /// Wrap log lines or not.
+    /// Wrap log lines (or the timeline's events) or not.
     Wrap,
+    /// Show heartbeats and pings in the messages diagram, or hide them.
+    Pings,
+    /// Scroll the help overlay by this many lines.
+    HelpScroll(i32),
     /// Cycle the lowest log level shown.
     Level,
     /// Show only the selected node's log lines, or all.
@@ -242,7 +246,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Tab,
             Global,
             true,
-            "next pane",
+            "next pane (in the timeline: faults ⇄ events)",
             Action::NextPane
         ),
         bind!(
@@ -331,7 +335,7 @@ pub fn default_bindings() -> Vec<Binding> {
             Enter,
             Global,
             false,
-            "open: a job's history",
+            "open: a job's history, a node's details",
             Action::Open
         ),
         bind!("back", Esc, Global, false, "close, unzoom", Action::Back),
@@ -422,6 +426,22 @@ pub fn default_bindings() -> Vec<Binding> {
             false,
             "next channel (or all)",
             Action::ChatNext
+        ),
+        bind!(
+            "timeline_wrap",
+            Char('w'),
+            In(Pane::Timeline),
+            false,
+            "wrap long events, or not",
+            Action::Wrap
+        ),
+        bind!(
+            "pings",
+            Char('m'),
+            In(Pane::Timeline),
+            false,
+            "show heartbeats and pings among the messages, or hide them",
+            Action::Pings
         ),
     ]
 }

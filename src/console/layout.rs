@@ -8,24 +8,16 @@ use super::app::{App, Pane, View};
 /// The screen's regions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Areas {
-    /// A `say` banner across the top, when one is showing.
-    pub banner: Option<Rect>,
     /// Each visible pane.
     pub panes: Vec<(Pane, Rect)>,
     /// The status bar (or command line) at the bottom.
     pub status: Rect,
 }
 
-/// Lays out a screen of `area` for the app's view, zoom and banner.
+/// Lays out a screen of `area` for the app's view and zoom. Banners are drawn over the panes,
+/// so they never move them.
 pub fn areas(app: &App, area: Rect) -> Areas {
-    let [top, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
-    let (banner, main) = if app.banner.is_some() && top.height > 8 {
-        let [banner, main] =
-            Layout::vertical([Constraint::Length(1), Constraint::Min(2)]).areas(top);
-        (Some(banner), main)
-    } else {
-        (None, top)
-    };
+    let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let panes = match app.view {
         View::Map => vec![(Pane::Map, main)],
         View::Timeline => vec![(Pane::Timeline, main)],
@@ -34,12 +26,13 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             let [upper, lower] =
                 Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
                     .areas(main);
-            let wide = main.width >= 160;
-            let [nodes, jobs] = Layout::horizontal(if wide {
-                [Constraint::Percentage(56), Constraint::Percentage(44)]
-            } else {
-                [Constraint::Percentage(50), Constraint::Percentage(50)]
-            })
+            // Nodes gets the larger share from a projector's width up: its columns (role,
+            // verdict, tags, heartbeat) are the lecture's.
+            let share = if main.width >= 100 { 55 } else { 50 };
+            let [nodes, jobs] = Layout::horizontal([
+                Constraint::Percentage(share),
+                Constraint::Percentage(100 - share),
+            ])
             .areas(upper);
             let [chat, logs] =
                 Layout::horizontal([Constraint::Percentage(32), Constraint::Percentage(68)])
@@ -52,11 +45,7 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             ]
         }
     };
-    Areas {
-        banner,
-        panes,
-        status,
-    }
+    Areas { panes, status }
 }
 
 /// The whole screen, from the app's idea of the terminal size.

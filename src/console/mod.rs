@@ -61,7 +61,14 @@ pub fn translate(app: &App, bindings: &[Binding], event: Event) -> Option<Action
                     key.code,
                     KeyCode::Char('y') | KeyCode::Char('Y')
                 ))),
-                Mode::Help | Mode::JobDetail(_) => Some(Action::Back),
+                Mode::Help(_) => Some(match key.code {
+                    KeyCode::Up => Action::HelpScroll(-1),
+                    KeyCode::Down => Action::HelpScroll(1),
+                    KeyCode::PageUp => Action::HelpScroll(-10),
+                    KeyCode::PageDown | KeyCode::Char(' ') => Action::HelpScroll(10),
+                    _ => Action::Back,
+                }),
+                Mode::JobDetail(_) | Mode::NodeDetail(_) => Some(Action::Back),
                 Mode::Normal => keymap::lookup(bindings, key, app.focus),
             }
         }
@@ -95,8 +102,14 @@ fn prepare(config: &Config) -> Result<(Vec<Binding>, tokio::runtime::Runtime), E
     Ok((bindings, runtime))
 }
 
-/// `tcluster TOPOLOGY`: launches the cluster and opens the console on it.
-pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -> ExitCode {
+/// `tcluster TOPOLOGY`: launches the cluster and opens the console on it. The topology's
+/// `warnings` (one line each) open the Logs pane, attributed to `tcluster`.
+pub fn launch_and_run(
+    topology: Topology,
+    options: RunOptions,
+    config: Config,
+    warnings: Vec<String>,
+) -> ExitCode {
     let (bindings, runtime) = match prepare(&config) {
         Ok(ready) => ready,
         Err(code) => return code,
@@ -112,23 +125,27 @@ pub fn launch_and_run(topology: Topology, options: RunOptions, config: Config) -
             }
         };
         crate::logging::init_to_file(&log_file);
-        let nodes = handle.nodes.iter().map(|n| {
-            let mut row = NodeRow::new(&n.name, &n.kind, &n.role);
-            row.state = n.state;
-            row.pid = n.pid;
-            row
-        });
-        let primary = topology
-            .primary()
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
+        let nodes = handle.nodes.iter().cloned().map(NodeRow::from_status);
+        let (primary, term) = handle.primary.clone();
         let mut app = App::new(
             &topology.globals.system_name,
             &primary,
             nodes.collect(),
             config,
         );
+        app.cluster.term = term;
         app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
+        for text in warnings {
+            update(
+                &mut app,
+                Action::Log(crate::supervisor::logs::LogLine {
+                    at_ms: 0,
+                    node: std::sync::Arc::from("tcluster"),
+                    level: crate::supervisor::logs::Level::Warn,
+                    text,
+                }),
+            );
+        }
         app.chat.has_server = handle.nodes.iter().any(|n| n.kind == "chat");
         let result = run(
             app,
@@ -170,10 +187,11 @@ pub fn attach_and_run(address: String, secret: Option<String>, config: Config) -
                 return ExitCode::from(1);
             }
         };
-        let mut row = NodeRow::new(&name, "master", "primary");
-        row.state = crate::supervisor::NodeState::Healthy;
+        let mut row = NodeRow::new(&name, "master");
+        row.status.process = crate::view::Process::Running;
+        row.status.address = Some(address.clone());
         let mut app = App::new(&format!("attached to {address}"), &name, vec![row], config);
-        app.term = term;
+        app.cluster.term = term;
         app.launched = false;
         report(run(app, &bindings, None, address, secret, Instant::now()).await)
     })
@@ -342,24 +360,29 @@ fn spawn_sources(
     // The primary's view of its workers (heartbeat ages, load, clocks). After a takeover the
     // primary is another master: the poll finds whichever one says it is the primary.
     let workers = tx.clone();
+    let secret_for_follow = secret.clone();
     let mut masters = vec![coordinator];
     if let Some(h) = handle {
         masters.extend(h.nodes.iter().filter_map(|n| n.address.clone()));
         masters.dedup();
     }
+    let poll_masters = masters.clone();
     tokio::spawn(async move {
+        let masters = poll_masters;
         let mut client: Option<Client> = None;
         let mut interval = tokio::time::interval(Duration::from_millis(500));
         loop {
             interval.tick().await;
             if client.is_none() {
                 for addr in &masters {
-                    let Ok(mut c) = Client::connect(addr, "console", secret.as_deref()).await
+                    let connect = Client::connect(addr, "console", secret.as_deref());
+                    let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(1), connect).await
                     else {
                         continue;
                     };
-                    if let Ok(Message::StatusReport { report }) =
-                        c.request(Message::Status { job: None }).await
+                    let status = c.request(Message::Status { job: None });
+                    if let Ok(Ok(Message::StatusReport { report })) =
+                        tokio::time::timeout(Duration::from_secs(1), status).await
                         && report.role != "backup"
                     {
                         client = Some(c);
@@ -368,8 +391,11 @@ fn spawn_sources(
                 }
             }
             let Some(c) = client.as_mut() else { continue };
-            match c.request(Message::Workers).await {
-                Ok(Message::WorkerList { workers: list }) => {
+            // A paused primary never answers: after a second, look for the primary again
+            // (meanwhile the figures on screen are marked stale).
+            let reply = tokio::time::timeout(Duration::from_secs(1), c.request(Message::Workers));
+            match reply.await {
+                Ok(Ok(Message::WorkerList { workers: list })) => {
                     if workers.send(Input::Action(Action::Workers(list))).is_err() {
                         break;
                     }
@@ -378,7 +404,17 @@ fn spawn_sources(
             }
         }
     });
-    let Some(handle) = handle else { return };
+    let Some(handle) = handle else {
+        // Attached to a cluster it did not launch: the console reads the coordinator's events
+        // itself, history first.
+        tokio::spawn(follow_coordinator(
+            tx.clone(),
+            masters,
+            secret_for_follow,
+            started,
+        ));
+        return;
+    };
     let (updates, logs) = (handle.updates.subscribe(), handle.logs.subscribe());
     // A node that changed between the launch and this subscription: hear its state again.
     let _ = handle.commands.try_send(Command::Republish);
@@ -401,6 +437,7 @@ fn spawn_sources(
                     to,
                     cut: s.cut,
                     latency_ms: s.link.latency.as_millis() as u64,
+                    jitter_ms: s.link.jitter.as_millis() as u64,
                     loss: s.link.loss.0,
                 })
                 .collect();
@@ -423,6 +460,57 @@ fn spawn_sources(
             let _ = links_tx.send(Input::Action(Action::Usage(usage)));
         }
     });
+}
+
+/// An attached console's reading of the cluster: it subscribes to the coordinator it was given
+/// (its history first, then every event), and starts over whenever the connection does.
+async fn follow_coordinator(
+    tx: mpsc::UnboundedSender<Input>,
+    masters: Vec<String>,
+    secret: Option<String>,
+    started: Instant,
+) {
+    use crate::supervisor::Update;
+    use crate::supervisor::timeline::{TimelineEvent, TimelineKind};
+    use crate::view::ClusterView;
+    let Some(addr) = masters.first().cloned() else {
+        return;
+    };
+    loop {
+        if let Ok(mut client) = Client::connect(&addr, "console", secret.as_deref()).await
+            && client
+                .send(Message::Subscribe { history: true })
+                .await
+                .is_ok()
+        {
+            let mut history = Vec::new();
+            let mut primary = String::new();
+            while let Ok(envelope) = client.receive().await {
+                let action = match envelope.message {
+                    Message::History { events, done } => {
+                        history.extend(events);
+                        if !done {
+                            continue;
+                        }
+                        primary = envelope.from;
+                        let mut view = ClusterView::new(&primary, 1, false);
+                        view.resync(&std::mem::take(&mut history));
+                        Action::Update(Update::View(std::sync::Arc::new(view)))
+                    }
+                    Message::Event { event } => Action::Update(Update::Timeline(TimelineEvent {
+                        at_ms: started.elapsed().as_millis() as u64,
+                        source: primary.clone(),
+                        kind: TimelineKind::Cluster { event },
+                    })),
+                    _ => continue,
+                };
+                if tx.send(Input::Action(action)).is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The chat pane's connection: to one of the chat servers, logged in as the operator, subscribed

@@ -329,7 +329,15 @@ async fn follow_peer(
     use crate::client::Client;
     let mut delay = Duration::from_millis(100);
     loop {
-        if let Ok(mut client) = Client::connect(&addr, &name, None).await {
+        // A link counts once the peer answers: a shaping proxy accepts a connection even while
+        // its server is down (and closes it at once), which must not read as "linked" — nor
+        // reset the backoff, or a dead peer is retried and logged dozens of times a second.
+        let answered = async {
+            let mut client = Client::connect(&addr, &name, None).await.ok()?;
+            let pong = tokio::time::timeout(Duration::from_secs(1), client.request(Message::Ping));
+            matches!(pong.await, Ok(Ok(Message::Pong))).then_some(client)
+        };
+        if let Some(mut client) = answered.await {
             delay = Duration::from_millis(100);
             info!(%peer, "following the chat server");
             let (tx, mut rx) = mpsc::unbounded_channel::<Message>();

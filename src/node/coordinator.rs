@@ -268,7 +268,7 @@ async fn run(
                     }
                 }
                 Output::Event(event) => {
-                    log_event(&event);
+                    log_event(&event, coordinator.is_serving());
                     if coordinator.subscribers().is_empty() {
                         let _ = watchers.send(event);
                         continue;
@@ -349,9 +349,15 @@ fn input_of(
 }
 
 /// Membership changes and faults are worth a line at `info`; the rest of the job traffic is
-/// `debug`, or a busy cluster would drown its own log.
-fn log_event(event: &ClusterEvent) {
+/// `debug`, or a busy cluster would drown its own log. A backup only replays what its primary
+/// decided (and already logged), so everything it applies is `debug` — also the whole history
+/// a master receives when it starts over as a backup, which is not news.
+fn log_event(event: &ClusterEvent, serving: bool) {
     use crate::role::event::EventKind::*;
+    if !serving {
+        debug!(clock = event.clock, "{}", event.kind);
+        return;
+    }
     match &event.kind {
         WorkerJoined { .. }
         | WorkerRejoined { .. }

@@ -226,8 +226,22 @@ pub enum Message {
         /// In name order.
         workers: Vec<WorkerView>,
     },
-    /// Receive every cluster event on this connection from now on.
-    Subscribe,
+    /// Receive every cluster event on this connection from now on. With `history`, the
+    /// coordinator first sends what it has applied so far, as `history` parts, so a watcher
+    /// that comes late (or to a cluster resumed from its journal) starts from the same state.
+    Subscribe {
+        /// Send the durable events so far first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        history: bool,
+    },
+    /// Part of a coordinator's history of durable events, oldest first, for a subscriber that
+    /// asked for it; parts stay well under the line limit.
+    History {
+        /// The events.
+        events: Vec<ClusterEvent>,
+        /// True on the last part (possibly empty): live `event`s follow.
+        done: bool,
+    },
     /// A backup asks the primary for its durable events after the first `after`, then every new
     /// one as it happens.
     Follow {
@@ -681,8 +695,10 @@ pub struct WorkerView {
     pub running: u32,
     /// Jobs it has completed.
     pub done: u64,
-    /// Milliseconds since it was last heard from.
-    pub heartbeat_age_ms: u64,
+    /// Milliseconds since it was last heard from; absent when this coordinator never heard
+    /// it (a worker that was dead before this master took over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<u64>,
     /// Its Lamport clock in the last message it sent.
     pub clock: u64,
     /// True if it speaks the classic line protocol.

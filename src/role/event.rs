@@ -158,6 +158,26 @@ pub enum EventKind {
         candidate: String,
         /// What happened.
         reason: String,
+        /// Set when the election ended because this master is heard as the primary (its
+        /// victory arrived, or its pings again): the one the candidate follows now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary: Option<String>,
+    },
+    /// A backup follows this primary: it receives every durable event from now on (not kept in
+    /// the journal).
+    BackupFollows {
+        /// The backup.
+        backup: String,
+        /// How many events it already had.
+        after: u64,
+    },
+    /// A backup no longer follows this primary: its link closed, or it stopped acknowledging
+    /// and was dropped (not kept in the journal).
+    BackupLost {
+        /// The backup.
+        backup: String,
+        /// Why.
+        reason: String,
     },
     /// A result arrived for a job that already had one (it ran twice). Counted, not kept.
     DuplicateResult {
@@ -176,6 +196,8 @@ impl EventKind {
             EventKind::JobProgress { .. }
                 | EventKind::ElectionStarted { .. }
                 | EventKind::ElectionUpdate { .. }
+                | EventKind::BackupFollows { .. }
+                | EventKind::BackupLost { .. }
         )
     }
 
@@ -208,6 +230,8 @@ impl EventKind {
             EventKind::Takeover { .. } => "takeover",
             EventKind::ElectionStarted { .. } => "election_started",
             EventKind::ElectionUpdate { .. } => "election_update",
+            EventKind::BackupFollows { .. } => "backup_follows",
+            EventKind::BackupLost { .. } => "backup_lost",
         }
     }
 }
@@ -286,8 +310,19 @@ impl std::fmt::Display for EventKind {
             EventKind::ElectionStarted { candidate, reason } => {
                 write!(f, "{candidate} starts an election ({reason})")
             }
-            EventKind::ElectionUpdate { candidate, reason } => {
+            EventKind::ElectionUpdate {
+                candidate, reason, ..
+            } => {
                 write!(f, "{candidate}'s election: {reason}")
+            }
+            EventKind::BackupFollows { backup, after: 0 } => {
+                write!(f, "{backup} follows this primary (from the first event)")
+            }
+            EventKind::BackupFollows { backup, after } => {
+                write!(f, "{backup} follows this primary (it had {after} events)")
+            }
+            EventKind::BackupLost { backup, reason } => {
+                write!(f, "{backup} stopped following this primary ({reason})")
             }
             EventKind::Takeover {
                 coordinator,

@@ -135,6 +135,23 @@ impl Source {
         (line, col)
     }
 
+    /// One diagnostic on one line (`demo.top:12:5: warning: unknown key …; hint: …`), for a
+    /// place that has a line and no more, such as the console's Logs pane.
+    pub fn one_line(&self, d: &Diagnostic) -> String {
+        let (line, col) = self.line_col(d.span.start);
+        let hint = d
+            .hint
+            .as_deref()
+            .map(|h| format!("; hint: {h}"))
+            .unwrap_or_default();
+        format!(
+            "{}:{line}:{col}: {}: {}{hint}",
+            self.name,
+            severity_word(d.severity),
+            d.message
+        )
+    }
+
     /// Renders diagnostics the way `tcluster check` prints them, without colour.
     pub fn render(&self, diagnostics: &[Diagnostic]) -> String {
         let file = SimpleFile::new(self.name.as_str(), self.text.as_str());

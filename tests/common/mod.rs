@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod lecture;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -237,6 +239,16 @@ impl Line {
 /// Runs `tcluster run --headless` on a topology written into `dir`, with a scenario and a state
 /// directory under `dir`; returns what it printed and its summary. Fails the test if the run fails.
 pub fn headless(dir: &Path, text: &str, scenario: &str) -> (String, serde_json::Value) {
+    headless_with(dir, text, scenario, &[])
+}
+
+/// [`headless`] with more arguments (`--resume`, `--fresh`).
+pub fn headless_with(
+    dir: &Path,
+    text: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> (String, serde_json::Value) {
     let topology = topology(dir, text);
     let summary = dir.join("summary.json");
     let out = tcluster()
@@ -248,8 +260,9 @@ pub fn headless(dir: &Path, text: &str, scenario: &str) -> (String, serde_json::
             scenario,
             "--summary-json",
             summary.to_str().unwrap(),
-            "--state-dir",
         ])
+        .args(extra)
+        .arg("--state-dir")
         .arg(dir.join("state"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()

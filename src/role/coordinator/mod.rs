@@ -53,6 +53,8 @@ pub const MAX_COUNT: u32 = 100_000;
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
 /// The most events sent to a backup and not yet acknowledged (well under a connection's queue).
 pub const REPLICA_WINDOW: u64 = 1024;
+/// The most bytes of events in one `history` part, well under the 64 KiB line limit.
+pub const HISTORY_PART: usize = 32 * 1024;
 
 /// How a coordinator behaves: from the topology, or made up by tests.
 #[derive(Debug, Clone)]
@@ -349,6 +351,8 @@ pub struct Coordinator {
     witnesses: BTreeMap<String, Millis>,
     /// Masters following this primary, by connection.
     follower_names: BTreeMap<ConnId, String>,
+    /// A primary: why the follower being closed now is dropped (for its `backup_lost` event).
+    dropping: Option<String>,
     /// Serving: when to announce the victory again to masters that do not follow yet.
     next_announce: Millis,
     /// Serving: replies are held because the backup and the workers are both silent.
@@ -413,6 +417,7 @@ impl Coordinator {
             pending: BTreeMap::new(),
             witnesses: BTreeMap::new(),
             follower_names: BTreeMap::new(),
+            dropping: None,
             next_announce: 0,
             holding_alone: false,
         };
@@ -584,10 +589,17 @@ impl Coordinator {
         };
         self.subscribers.remove(&conn);
         self.pending.remove(&conn);
-        self.follower_names.remove(&conn);
+        let backup = self.follower_names.remove(&conn);
         if self.followers.remove(&conn) {
             self.acked.remove(&conn);
             self.streamed.remove(&conn);
+            if self.serving
+                && let Some(backup) = backup
+            {
+                let reason = std::mem::take(&mut self.dropping)
+                    .unwrap_or_else(|| "its link closed".to_string());
+                self.emit(EventKind::BackupLost { backup, reason });
+            }
             if self.followers.is_empty() && !self.held.is_empty() {
                 warn!("the backup is gone: replies no longer wait for it");
             }
@@ -833,14 +845,22 @@ impl Coordinator {
                 self.follower_names.insert(conn, from.clone());
                 self.acked.insert(conn, after);
                 info!(conn, from = %from, after, "a backup follows");
+                self.emit(EventKind::BackupFollows {
+                    backup: from.clone(),
+                    after,
+                });
                 self.streamed.insert(conn, after.min(self.history_len()));
                 self.stream_to(conn);
             }
-            Message::Subscribe => {
+            Message::Subscribe { history } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.peer = Peer::Subscriber;
                 }
                 self.subscribers.insert(conn);
+                if history {
+                    self.send_history(conn);
+                    return;
+                }
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
                 let total = self.state.jobs.len();
@@ -1307,6 +1327,10 @@ impl Coordinator {
                 Ok(()) => {
                     warn!("the backup has not acknowledged for too long: dropping it");
                     for conn in self.followers.clone() {
+                        self.dropping = Some(format!(
+                            "no acknowledgement for {}ms: dropped",
+                            self.now.saturating_sub(self.held_since)
+                        ));
                         self.close(conn);
                     }
                 }
@@ -1453,6 +1477,34 @@ impl Coordinator {
         self.streamed.insert(conn, until.max(next));
     }
 
+    /// Sends a subscriber every durable event so far, in parts of at most [`HISTORY_PART`]
+    /// bytes of JSON (one event always fits a part: an event is smaller than a line).
+    fn send_history(&mut self, conn: ConnId) {
+        let mut part = Vec::new();
+        let mut bytes = 0;
+        let mut parts = Vec::new();
+        for event in &self.history {
+            let size = serde_json::to_vec(event).map_or(0, |v| v.len()) + 1;
+            if bytes + size > HISTORY_PART && !part.is_empty() {
+                parts.push(std::mem::take(&mut part));
+                bytes = 0;
+            }
+            bytes += size;
+            part.push(event.clone());
+        }
+        parts.push(part);
+        let last = parts.len() - 1;
+        for (i, events) in parts.into_iter().enumerate() {
+            self.send(
+                conn,
+                Message::History {
+                    events,
+                    done: i == last,
+                },
+            );
+        }
+    }
+
     /// Durable events so far (what a backup following from scratch would receive).
     pub fn history_len(&self) -> u64 {
         self.history.len() as u64
@@ -1478,6 +1530,11 @@ impl Coordinator {
         self.leader_closed = false;
         if self.election.take().is_some() {
             info!("the primary is heard again: election abandoned");
+            self.emit(EventKind::ElectionUpdate {
+                candidate: self.config.name.clone(),
+                reason: "the primary is heard again: election abandoned".to_string(),
+                primary: self.leader.clone(),
+            });
         }
         self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
@@ -1712,6 +1769,7 @@ impl Coordinator {
         self.emit(EventKind::ElectionUpdate {
             candidate: self.config.name.clone(),
             reason: text,
+            primary: None,
         });
     }
 
@@ -1757,6 +1815,7 @@ impl Coordinator {
                 self.emit(EventKind::ElectionUpdate {
                     candidate: self.config.name.clone(),
                     reason: format!("{master} is primary in term {term}: stepping down"),
+                    primary: Some(master.to_string()),
                 });
                 self.step_down(master);
             } else {
@@ -1784,6 +1843,7 @@ impl Coordinator {
                 self.emit(EventKind::ElectionUpdate {
                     candidate: self.config.name.clone(),
                     reason: format!("{master} is primary in term {term}: following it"),
+                    primary: Some(master.to_string()),
                 });
                 self.election = None;
             }
@@ -1794,6 +1854,7 @@ impl Coordinator {
             self.emit(EventKind::ElectionUpdate {
                 candidate: self.config.name.clone(),
                 reason: format!("{master} is primary in term {term}: following it"),
+                primary: Some(master.to_string()),
             });
         }
         self.follow(master);
@@ -2018,7 +2079,7 @@ impl Coordinator {
             .iter()
             .map(|(name, w)| {
                 let live = self.liveness.get(name);
-                let age = live.map_or(0, |l| self.now.saturating_sub(l.last_heard));
+                let age = live.map(|l| self.now.saturating_sub(l.last_heard));
                 w.view(name, age, live.map_or(0, |l| l.last_clock))
             })
             .collect()

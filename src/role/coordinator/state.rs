@@ -87,7 +87,7 @@ impl WorkerRecord {
     }
 
     /// The worker as clients see it.
-    pub fn view(&self, name: &str, heartbeat_age_ms: u64, clock: u64) -> WorkerView {
+    pub fn view(&self, name: &str, heartbeat_age_ms: Option<u64>, clock: u64) -> WorkerView {
         WorkerView {
             name: name.to_string(),
             health: self.health,
@@ -361,8 +361,12 @@ impl ClusterState {
                 }
             }
             EventKind::Takeover { term, .. } => self.term = self.term.max(*term),
-            // Elections change nothing until one ends in a takeover.
-            EventKind::ElectionStarted { .. } | EventKind::ElectionUpdate { .. } => {}
+            // Elections change nothing until one ends in a takeover; backups come and go
+            // without changing jobs or workers.
+            EventKind::ElectionStarted { .. }
+            | EventKind::ElectionUpdate { .. }
+            | EventKind::BackupFollows { .. }
+            | EventKind::BackupLost { .. } => {}
             EventKind::DuplicateResult { job, .. } => {
                 if let Some(j) = self.jobs.get_mut(job) {
                     j.duplicates += 1;

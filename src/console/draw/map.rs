@@ -1,0 +1,258 @@
+//! The Map: masters across the top, the other nodes in rows below, and the links between them
+//! — cut links red and dashed, slow or lossy links yellow with their latency and loss written
+//! on them. Lines stop short of the names so every label stays readable, and the projector
+//! theme draws them in thick, bright strokes.
+
+use std::collections::HashMap;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier};
+use ratatui::symbols::Marker;
+use ratatui::text::Span;
+use ratatui::widgets::canvas::{Canvas, Line as CanvasLine};
+
+use super::{Palette, block, truncate, verdict_style};
+use crate::console::app::*;
+use crate::console::config::Theme;
+use crate::view::Role;
+
+/// One link as drawn: both directions of a pair of nodes together.
+struct Drawn {
+    from: String,
+    to: String,
+    colour: Color,
+    dashed: bool,
+    label: String,
+}
+
+/// The Map.
+pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
+    let outer = block(
+        " Map · ★ primary · red dashed: cut link · yellow: slow or lossy link ",
+        palette,
+        true,
+    );
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    if app.nodes.is_empty() || inner.width < 10 || inner.height < 5 {
+        return;
+    }
+    let position = positions(app, inner);
+    let links = drawn_links(app, palette);
+    let mono = app.config.theme == Theme::Mono;
+    // Canvas units per character, to keep lines clear of the labels.
+    let (cell_w, cell_h) = (100.0 / inner.width as f64, 100.0 / inner.height as f64);
+    let label_of = |n: &NodeRow| {
+        let star = match app.role(n) {
+            Role::Primary => "★ ",
+            Role::WasPrimary => "☆ ",
+            _ => "",
+        };
+        let (symbol, _) = verdict_style(app.verdict(n));
+        format!("{symbol} {star}{}", truncate(n.name(), 14))
+    };
+    let half_width: HashMap<&str, f64> = app
+        .nodes
+        .iter()
+        .map(|n| {
+            (
+                n.name(),
+                (label_of(n).chars().count() as f64 / 2.0 + 1.0) * cell_w,
+            )
+        })
+        .collect();
+    let marker = match app.config.theme {
+        Theme::Projector => Marker::HalfBlock,
+        _ => Marker::Braille,
+    };
+    let canvas = Canvas::default()
+        .x_bounds([0.0, 100.0])
+        .y_bounds([0.0, 100.0])
+        .marker(marker)
+        .paint(|ctx| {
+            for link in &links {
+                let (Some(a), Some(b)) = (
+                    position.get(link.from.as_str()),
+                    position.get(link.to.as_str()),
+                ) else {
+                    continue;
+                };
+                // From the edge of one label to the edge of the other.
+                let box_a = (half_width[link.from.as_str()], cell_h * 1.5);
+                let box_b = (half_width[link.to.as_str()], cell_h * 1.5);
+                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+                let exit = |half: (f64, f64)| {
+                    let fx = if dx.abs() > 1e-9 {
+                        half.0 / dx.abs()
+                    } else {
+                        f64::MAX
+                    };
+                    let fy = if dy.abs() > 1e-9 {
+                        half.1 / dy.abs()
+                    } else {
+                        f64::MAX
+                    };
+                    fx.min(fy)
+                };
+                let (t0, t1) = (exit(box_a), 1.0 - exit(box_b));
+                if t0 >= t1 {
+                    continue;
+                }
+                let colour = if mono { Color::Reset } else { link.colour };
+                let pieces = if link.dashed { 9 } else { 1 };
+                for k in 0..pieces {
+                    if link.dashed && k % 2 == 1 {
+                        continue;
+                    }
+                    let s = t0 + (t1 - t0) * k as f64 / pieces as f64;
+                    let e = t0 + (t1 - t0) * (k + 1) as f64 / pieces as f64;
+                    ctx.draw(&CanvasLine {
+                        x1: a.0 + dx * s,
+                        y1: a.1 + dy * s,
+                        x2: a.0 + dx * e,
+                        y2: a.1 + dy * e,
+                        color: colour,
+                    });
+                }
+                if !link.label.is_empty() {
+                    let x = (a.0 + b.0) / 2.0 - link.label.chars().count() as f64 * cell_w / 2.0;
+                    ctx.print(
+                        x.max(0.0),
+                        (a.1 + b.1) / 2.0,
+                        Span::styled(
+                            link.label.clone(),
+                            palette.fg(link.colour).add_modifier(Modifier::BOLD),
+                        ),
+                    );
+                }
+            }
+            ctx.layer();
+            for n in &app.nodes {
+                let Some((x, y)) = position.get(n.name()) else {
+                    continue;
+                };
+                let (_, colour) = verdict_style(app.verdict(n));
+                let label = label_of(n);
+                let left = x - label.chars().count() as f64 * cell_w / 2.0;
+                ctx.print(
+                    left.max(0.0),
+                    *y,
+                    Span::styled(label, palette.fg(colour).add_modifier(Modifier::BOLD)),
+                );
+                let tags = n.status.faults.tags().join(", ");
+                if !tags.is_empty() {
+                    let left = x - tags.chars().count() as f64 * cell_w / 2.0;
+                    ctx.print(
+                        left.max(0.0),
+                        y - cell_h,
+                        Span::styled(tags, palette.fg(Color::Magenta)),
+                    );
+                }
+            }
+        });
+    frame.render_widget(canvas, inner);
+}
+
+/// Where each node sits, in a 100×100 space: masters across the top, the rest in rows.
+fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
+    let masters: Vec<&NodeRow> = app.nodes.iter().filter(|n| n.kind() == "master").collect();
+    let others: Vec<&NodeRow> = app.nodes.iter().filter(|n| n.kind() != "master").collect();
+    let per_row = ((inner.width as usize) / 18).max(1);
+    let rows = others.len().div_ceil(per_row).max(1);
+    let mut position = HashMap::new();
+    for (i, n) in masters.iter().enumerate() {
+        let x = (i as f64 + 1.0) * 100.0 / (masters.len() as f64 + 1.0);
+        position.insert(n.name(), (x, 88.0));
+    }
+    for (i, n) in others.iter().enumerate() {
+        let (row, col) = (i / per_row, i % per_row);
+        let in_row = (others.len() - row * per_row).min(per_row);
+        let x = (col as f64 + 0.5) * 100.0 / in_row as f64;
+        // Rows alternate a little up and down, so labels of neighbours do not touch.
+        let stagger = if col % 2 == 1 { 4.0 } else { 0.0 };
+        let y = 50.0 - (row as f64 + 0.5) * 45.0 / rows as f64 - stagger;
+        position.insert(n.name(), (x, y));
+    }
+    position
+}
+
+/// The links to draw: the shaper's (both directions of a pair as one line), or, before it has
+/// reported, each worker to the primary.
+fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
+    let plain = match palette.theme {
+        Theme::Projector => Color::White,
+        _ => Color::Gray,
+    };
+    if app.links.is_empty() {
+        return app
+            .nodes
+            .iter()
+            .filter(|n| n.kind() == "worker")
+            .map(|n| Drawn {
+                from: n.name().to_string(),
+                to: app.cluster.primary.clone(),
+                colour: plain,
+                dashed: false,
+                label: String::new(),
+            })
+            .collect();
+    }
+    let mut pairs: Vec<(&str, &str)> = app
+        .links
+        .iter()
+        .map(|l| {
+            if l.from < l.to {
+                (l.from.as_str(), l.to.as_str())
+            } else {
+                (l.to.as_str(), l.from.as_str())
+            }
+        })
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+        .into_iter()
+        .map(|(a, b)| {
+            let both: Vec<&LinkView> = app
+                .links
+                .iter()
+                .filter(|l| (l.from == a && l.to == b) || (l.from == b && l.to == a))
+                .collect();
+            let cut: Vec<&&LinkView> = both.iter().filter(|l| l.cut).collect();
+            let latency = both.iter().map(|l| l.latency_ms).max().unwrap_or(0);
+            let jitter = both.iter().map(|l| l.jitter_ms).max().unwrap_or(0);
+            let loss = both.iter().map(|l| l.loss).fold(0.0, f64::max);
+            let (colour, dashed, label) = if !cut.is_empty() {
+                let label = if cut.len() == both.len() {
+                    "✕ cut".to_string()
+                } else {
+                    format!("✕ {}→{} cut", cut[0].from, cut[0].to)
+                };
+                (Color::Red, true, label)
+            } else if latency > 0 || loss > 0.0 {
+                let mut label = Vec::new();
+                if latency > 0 {
+                    label.push(if jitter > 0 {
+                        format!("{latency}±{jitter}ms")
+                    } else {
+                        format!("{latency}ms")
+                    });
+                }
+                if loss > 0.0 {
+                    label.push(format!("{loss}% loss"));
+                }
+                (Color::Yellow, false, label.join(" "))
+            } else {
+                (plain, false, String::new())
+            };
+            Drawn {
+                from: a.to_string(),
+                to: b.to_string(),
+                colour,
+                dashed,
+                label,
+            }
+        })
+        .collect()
+}

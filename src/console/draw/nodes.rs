@@ -1,0 +1,298 @@
+//! The Nodes pane: one row per node with the cluster's verdict as its STATE and what the
+//! operator did to it as TAGS beside it; and the node detail (`Enter`).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+
+use super::{Column, Palette, block, fit, popup, sparkline, truncate, verdict_style};
+use crate::console::app::*;
+use crate::console::layout::window;
+use crate::view::{Role, Verdict};
+
+/// The symbol, word and colour of a verdict, as the STATE column shows it.
+pub fn verdict_label(verdict: Verdict) -> (&'static str, &'static str, Color) {
+    let (symbol, colour) = verdict_style(verdict);
+    (symbol, verdict.as_str(), colour)
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1}G", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{}M", n >> 20),
+        n => format!("{}K", n >> 10),
+    }
+}
+
+fn age(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+/// The Nodes pane.
+pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bool) {
+    let stale = app.workers_stale();
+    let title = if stale {
+        format!(
+            " Nodes ({}) · heartbeat figures stale: the primary does not answer ",
+            app.nodes.len()
+        )
+    } else {
+        format!(" Nodes ({}) ", app.nodes.len())
+    };
+    let inner_width = area.width.saturating_sub(2);
+    let name_width = app
+        .nodes
+        .iter()
+        .map(|n| n.name().chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4) as u16;
+    let tags: Vec<String> = app
+        .nodes
+        .iter()
+        .map(|n| n.status.faults.tags().join(", "))
+        .collect();
+    let tag_width = tags
+        .iter()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(6, 20) as u16;
+    let any_tag = tags.iter().any(|t| !t.is_empty());
+    // Wide enough, TAGS always has its place; narrow, only while some node has a tag.
+    let tags_priority = if any_tag || inner_width >= 60 { 2 } else { 99 };
+    let columns = [
+        Column::new("NODE", name_width + 2, 0),
+        Column::new("ROLE", 11, 5),
+        Column::new("STATE", 10, 1),
+        Column::new("TAGS", tag_width, tags_priority).growing(),
+        Column::new("HB", 6, 3),
+        Column::new("TREND", 8, 8),
+        Column::new("LOAD", 4, 4),
+        Column::new("DONE", 4, 6),
+        Column::new("CLOCK", 5, 7),
+        Column::new("PID", 7, 9),
+        Column::new("CPU", 4, 10),
+        Column::new("MEM", 5, 11),
+    ];
+    let chosen: Vec<_> = fit(&columns, inner_width)
+        .into_iter()
+        .filter(|(i, _)| *i != 3 || tags_priority < 99)
+        .collect();
+    let shown = |header: &str| chosen.iter().any(|(i, _)| columns[*i].header == header);
+    let with_role = shown("ROLE");
+    let height = area.height.saturating_sub(3) as usize;
+    let selected = app.selected(Pane::Nodes);
+    let start = window(selected, height);
+    let rows = app
+        .nodes
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, n)| {
+            let verdict = app.verdict(n);
+            let role = app.role(n);
+            let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
+            let worker = app.cluster.state.workers.get(n.name());
+            let (symbol, colour) = verdict_style(verdict);
+            let marker = match role {
+                Role::Primary => " ★",
+                Role::WasPrimary if !with_role => " ☆",
+                _ => "",
+            };
+            let dash = || Cell::from("-");
+            let cell = |header: &str| -> Cell {
+                match header {
+                    "NODE" => Cell::from(format!("{}{marker}", n.name())),
+                    "ROLE" => {
+                        let style = match role {
+                            Role::Primary => palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                            Role::WasPrimary => palette.fg(Color::Magenta),
+                            _ => Style::default(),
+                        };
+                        Cell::from(Span::styled(role.as_str(), style))
+                    }
+                    "STATE" => Cell::from(Span::styled(
+                        format!("{symbol} {}", verdict.as_str()),
+                        palette.fg(colour).add_modifier(Modifier::BOLD),
+                    )),
+                    "TAGS" => Cell::from(Span::styled(
+                        tags[i].clone(),
+                        palette.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+                    )),
+                    "HB" => match n.heartbeat_age_ms {
+                        Some(ms) if live && worker.is_some() => {
+                            if stale {
+                                Cell::from(Span::styled(format!("{}?", age(ms)), palette.dim()))
+                            } else {
+                                Cell::from(age(ms))
+                            }
+                        }
+                        _ => dash(),
+                    },
+                    "TREND" if live && worker.is_some() => Cell::from(Span::styled(
+                        sparkline(n.heartbeat_history.iter().copied(), 8),
+                        palette.dim(),
+                    )),
+                    "LOAD" => match worker {
+                        Some(w) if live => Cell::from(format!("{}/{}", w.running.len(), w.slots)),
+                        _ => dash(),
+                    },
+                    "DONE" => worker.map_or_else(dash, |w| Cell::from(w.done.to_string())),
+                    "CLOCK" if n.clock > 0 => Cell::from(n.clock.to_string()),
+                    "PID" if live => n
+                        .status
+                        .pid
+                        .map_or_else(dash, |p| Cell::from(p.to_string())),
+                    "CPU" if live => n.cpu.map_or_else(dash, |c| Cell::from(format!("{c:.0}%"))),
+                    "MEM" if live => n.memory.map_or_else(dash, |m| Cell::from(bytes(m))),
+                    _ => dash(),
+                }
+            };
+            let row = Row::new(chosen.iter().map(|(c, _)| cell(columns[*c].header)));
+            if i == selected && focused {
+                row.style(palette.selected())
+            } else {
+                row
+            }
+        });
+    let header = Row::new(chosen.iter().map(|(c, _)| columns[*c].header))
+        .style(palette.dim().add_modifier(Modifier::BOLD));
+    let table = Table::new(rows, chosen.iter().map(|(_, w)| *w))
+        .header(header)
+        .block(block(title, palette, focused))
+        .column_spacing(1);
+    frame.render_widget(table, area);
+}
+
+/// One node in full: the verdict and why, its role, what was done to it, its process and
+/// address, its links, and (a worker) its jobs.
+pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
+    let Some(node) = app.nodes.iter().find(|n| n.name() == name) else {
+        return;
+    };
+    let verdict = app.verdict(node);
+    let (symbol, colour) = verdict_style(verdict);
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{name}  "), bold),
+        Span::styled(
+            format!("{symbol} {}", verdict.as_str()),
+            palette.fg(colour).add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("  · {}", app.role(node).as_str())),
+    ])];
+    if let Some(c) = app.cluster.concluded(name) {
+        let ago = app.now_ms.saturating_sub(c.at_ms) as f64 / 1000.0;
+        lines.push(Line::from(format!(
+            "verdict: {} — {} ({ago:.1}s ago)",
+            c.verdict.as_str(),
+            c.why
+        )));
+    } else {
+        lines.push(Line::styled(
+            "verdict: from its process (no coordinator watches it)",
+            palette.dim(),
+        ));
+    }
+    let tags = node.status.faults.tags();
+    lines.push(Line::from(format!(
+        "done to it: {}",
+        if tags.is_empty() {
+            "nothing".to_string()
+        } else {
+            tags.join(", ")
+        }
+    )));
+    lines.push(Line::from(format!(
+        "process: {}{}   address: {}",
+        node.status.process.as_str(),
+        node.status
+            .pid
+            .map(|p| format!(" (pid {p})"))
+            .unwrap_or_default(),
+        node.status
+            .address
+            .as_deref()
+            .unwrap_or("- (it does not listen)")
+    )));
+    if let Some(w) = app.cluster.state.workers.get(name) {
+        let running: Vec<String> = w.running.iter().map(|j| j.to_string()).collect();
+        lines.push(Line::from(format!(
+            "slots: {}   done: {}   running: {}",
+            w.slots,
+            w.done,
+            if running.is_empty() {
+                "nothing".to_string()
+            } else {
+                running.join(", ")
+            }
+        )));
+        if let Some(ms) = node.heartbeat_age_ms {
+            lines.push(Line::from(format!(
+                "last heartbeat: {ms} ms ago{}",
+                if app.workers_stale() {
+                    " (stale: the primary does not answer)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled("links (through tcluster's shaper):", bold));
+    let mut links: Vec<&LinkView> = app
+        .links
+        .iter()
+        .filter(|l| l.from == name || l.to == name)
+        .collect();
+    links.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+    if links.is_empty() {
+        lines.push(Line::styled("  none", palette.dim()));
+    }
+    for l in links {
+        let mut what = Vec::new();
+        if l.cut {
+            what.push("CUT".to_string());
+        }
+        if l.latency_ms > 0 {
+            what.push(format!("{} ms", l.latency_ms));
+        }
+        if l.loss > 0.0 {
+            what.push(format!("{}% loss", l.loss));
+        }
+        let what = if what.is_empty() {
+            "ok".to_string()
+        } else {
+            what.join(", ")
+        };
+        let style = if l.cut {
+            palette.fg(Color::Red).add_modifier(Modifier::BOLD)
+        } else {
+            Style::default()
+        };
+        lines.push(Line::styled(
+            format!("  {} → {}: {what}", l.from, l.to),
+            style,
+        ));
+    }
+    let height = lines.len() as u16 + 2;
+    let area = popup(frame, 84, height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(
+                format!(" {} · Esc closes ", truncate(name, 40)),
+                palette,
+                true,
+            )),
+        area,
+    );
+}

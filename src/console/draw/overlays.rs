@@ -1,0 +1,213 @@
+//! What is drawn over the panes or below them: the status line (or the line being typed),
+//! completions while typing a command, the help, and the submit form.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Clear, Paragraph};
+
+use super::{Palette, block, popup, truncate};
+use crate::console::app::*;
+use crate::console::keymap::{Binding, Scope};
+use crate::topology::units::format_duration;
+
+pub fn status_line(
+    app: &App,
+    bindings: &[Binding],
+    palette: &Palette,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    match &app.mode {
+        Mode::Command(input) | Mode::Search(input) | Mode::Chat(input) => {
+            let prompt = match &app.mode {
+                Mode::Command(_) => ":".to_string(),
+                Mode::Search(_) => "/".to_string(),
+                _ => format!(
+                    "#{} as {}> ",
+                    app.chat.post_channel(),
+                    app.chat.login_name()
+                ),
+            };
+            let [p, field] = Layout::horizontal([
+                Constraint::Length(prompt.chars().count() as u16),
+                Constraint::Min(1),
+            ])
+            .areas(area);
+            frame.render_widget(
+                Paragraph::new(prompt.as_str())
+                    .style(Style::default().add_modifier(Modifier::BOLD)),
+                p,
+            );
+            frame.render_widget(input, field);
+            return;
+        }
+        Mode::Confirm(action) => {
+            let line = Line::from(vec![
+                Span::styled(
+                    format!(" {action}? "),
+                    palette
+                        .fg(Color::Red)
+                        .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+                ),
+                Span::raw("  y: yes   n or Esc: no"),
+            ]);
+            frame.render_widget(Paragraph::new(line), area);
+            return;
+        }
+        _ => {}
+    }
+    let c = &app.cluster.state.counts;
+    let elapsed = format_duration(std::time::Duration::from_secs(app.now_ms / 1000));
+    let mut spans = vec![
+        Span::styled(
+            format!(" {} ", app.system),
+            palette
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ),
+        Span::raw(format!(
+            " ★ {} term {} ",
+            app.cluster.primary, app.cluster.term
+        )),
+        Span::styled(
+            format!(
+                "…{} ▶{} ✓{} ✕{} ",
+                c.queued + c.assigned,
+                c.running,
+                c.completed,
+                c.failed
+            ),
+            palette.fg(Color::Green),
+        ),
+        Span::styled(format!("{elapsed} "), palette.dim()),
+    ];
+    if let Some((name, began)) = &app.scenario {
+        let t = app.now_ms.saturating_sub(*began) / 1000;
+        spans.push(Span::styled(
+            format!("▶ {name} T+{t}s "),
+            palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        ));
+    }
+    if let Some((flash, _)) = &app.flash {
+        spans.push(Span::styled(
+            format!(" {flash} "),
+            palette.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    } else {
+        for b in bindings.iter().filter(|b| b.hint) {
+            spans.push(Span::styled(
+                format!(" {}", b.key_label()),
+                Style::default().add_modifier(Modifier::BOLD),
+            ));
+            spans.push(Span::styled(
+                format!(":{}", b.name.replace('_', " ")),
+                palette.dim(),
+            ));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// What the word being typed could become, on the row above the command line.
+pub fn completions(app: &App, palette: &Palette, frame: &mut Frame, status: Rect) {
+    if app.completions.is_empty() || status.y == 0 {
+        return;
+    }
+    let text = format!(" Tab: {} ", app.completions.join("  "));
+    let width = (text.chars().count() as u16).min(status.width);
+    let rect = Rect::new(status.x, status.y - 1, width, 1);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(truncate(&text, width as usize))
+            .style(palette.fg(Color::Cyan).add_modifier(Modifier::REVERSED)),
+        rect,
+    );
+}
+
+/// Every key, from the same table the console uses, and the `:` commands; scrolled when the
+/// terminal is short.
+pub fn help(bindings: &[Binding], top: u16, palette: &Palette, frame: &mut Frame) {
+    let mut lines: Vec<Line> = bindings
+        .iter()
+        .map(|b| {
+            let scope = match b.scope {
+                Scope::Global => String::new(),
+                Scope::In(p) => format!(" ({})", p.title()),
+            };
+            Line::from(vec![
+                Span::styled(
+                    format!("{:>7}  ", b.key_label()),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(format!("{}{scope}", b.help)),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::styled(
+        "  the : command line (Tab completes names):",
+        Style::default().add_modifier(Modifier::BOLD),
+    ));
+    for command in [
+        ":submit [N] DATA           jobs (sleep 2s, cpu 100000, echo hi, fail why)",
+        ":kill|pause|resume|restart NODE",
+        ":partition A [B | -> B]    cut A off, or one link (-> one way)",
+        ":heal [A [B]]              mend cut links",
+        ":latency A B 200ms [jitter 50ms]   :loss A B 5%   :skew NODE -2s",
+        ":scenario [NAME]           run one (alone: list them)   :say TEXT",
+        ":quit",
+    ] {
+        lines.push(Line::styled(format!("    {command}"), palette.dim()));
+    }
+    lines.push(Line::styled(
+        "  mouse: click to focus and select, wheel to scroll",
+        palette.dim(),
+    ));
+    let screen = frame.area();
+    let height = (lines.len() as u16 + 2).min(screen.height);
+    let visible = height.saturating_sub(2);
+    let top = top.min((lines.len() as u16).saturating_sub(visible));
+    let more = lines.len() as u16 > visible;
+    let title = if more {
+        format!(
+            " Keys {}-{} of {} · ↑↓ PgUp PgDn scroll · any other key closes ",
+            top + 1,
+            (top + visible).min(lines.len() as u16),
+            lines.len()
+        )
+    } else {
+        " Keys · any key closes ".to_string()
+    };
+    let area = popup(frame, 96, height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((top, 0))
+            .block(block(title, palette, true)),
+        area,
+    );
+}
+
+pub fn submit_form(form: &SubmitForm, palette: &Palette, frame: &mut Frame) {
+    let area = popup(frame, 72, 9);
+    let outer = block(
+        " Submit jobs · Tab: next field · Enter: submit · Esc: cancel ",
+        palette,
+        true,
+    );
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let rows = Layout::vertical([Constraint::Length(2); 3]).split(inner);
+    for (i, row) in rows.iter().enumerate() {
+        let [label, field] =
+            Layout::horizontal([Constraint::Length(10), Constraint::Min(1)]).areas(*row);
+        let style = if i == form.field {
+            Style::default().add_modifier(Modifier::BOLD)
+        } else {
+            palette.dim()
+        };
+        frame.render_widget(Paragraph::new(SubmitForm::LABELS[i]).style(style), label);
+        frame.render_widget(&form.fields[i], field);
+    }
+}

@@ -1,0 +1,329 @@
+//! The Timeline view: the Faults table (every action with what the cluster noticed, when, and
+//! how it recovered), the events list (focus it with Tab to scroll, `w` wraps), and the
+//! messages between nodes as a space-time diagram. Times count from the scenario's start while
+//! one runs (`T+4.0`).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Row, Table, Wrap};
+
+use super::{Palette, block, truncate};
+use crate::console::app::*;
+use crate::supervisor::timeline::TimelineKind;
+
+/// Messages hidden from the diagram unless asked for: liveness chatter and progress reports,
+/// which would push the rare messages (an election, a victory) off the diagram in a second.
+fn is_ping(kind: &str) -> bool {
+    matches!(kind, "heartbeat" | "ping" | "pong" | "progress")
+}
+
+/// A time on the timeline: from the scenario's start while one runs, else from the run's.
+fn when(app: &App, at_ms: u64) -> String {
+    match &app.scenario {
+        Some((_, began)) if at_ms >= *began => {
+            format!("T+{:.1}", (at_ms - began) as f64 / 1000.0)
+        }
+        _ => format!("{:.1}s", at_ms as f64 / 1000.0),
+    }
+}
+
+/// The Timeline view.
+pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
+    // Side by side when there is room; on a narrow screen one at a time, `z` switching.
+    let (left, right) = match (area.width >= 100, app.zoom) {
+        (true, false) => {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(area);
+            (Some(left), Some(right))
+        }
+        (true, true) | (false, false) => (Some(area), None),
+        (false, true) => (None, Some(area)),
+    };
+    if let Some(left) = left {
+        let [faults_area, events_area] = Layout::vertical([
+            Constraint::Length((app.faults.len() as u16 + 3).min(left.height / 2).max(4)),
+            Constraint::Min(3),
+        ])
+        .areas(left);
+        faults(app, palette, frame, faults_area);
+        events(app, palette, frame, events_area);
+    }
+    if let Some(right) = right {
+        space_time(app, palette, frame, right);
+    }
+}
+
+fn faults(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
+    let focused = !app.timeline_view.events_focused;
+    let height = area.height.saturating_sub(3) as usize;
+    let selected = app
+        .selected(Pane::Timeline)
+        .min(app.faults.len().saturating_sub(1));
+    // The newest rows, unless the selection is further up.
+    let start = app.faults.len().saturating_sub(height).min(selected);
+    let rows = app
+        .faults
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(height)
+        .map(|(i, f)| {
+            let pending = if f.settled { "-" } else { "…" };
+            let ms = |t: u64| {
+                if t < 1000 {
+                    format!("{t}ms")
+                } else {
+                    format!("{:.2}s", t as f64 / 1000.0)
+                }
+            };
+            let detected = f
+                .detected
+                .as_ref()
+                .map(|(t, by)| format!("{} by {by}", ms(*t)))
+                .unwrap_or_else(|| pending.into());
+            let outcome = match (&f.recovered, &f.outcome) {
+                (Some(t), Some(o)) => format!("{} · {o}", ms(*t)),
+                (Some(t), None) => ms(*t),
+                (None, Some(o)) => o.clone(),
+                (None, None) => pending.into(),
+            };
+            let row = Row::new(vec![
+                format!("#{}", f.number),
+                when(app, f.at_ms),
+                f.text.clone(),
+                detected,
+                outcome,
+            ]);
+            if i == selected && focused && app.focus == Pane::Timeline {
+                row.style(palette.selected())
+            } else {
+                row
+            }
+        });
+    // The action and who detected it as wide as they are, within a share of the room; the
+    // rest for what came of it.
+    let room = area.width.saturating_sub(2 + 3 + 6 + 4) as usize;
+    let widest = |texts: &mut dyn Iterator<Item = usize>, share: usize| {
+        texts
+            .max()
+            .unwrap_or(0)
+            .clamp(6, (room * share / 100).max(6)) as u16
+    };
+    let action = widest(&mut app.faults.iter().map(|f| f.text.chars().count()), 40);
+    let detected = widest(
+        &mut app.faults.iter().map(|f| {
+            f.detected
+                .as_ref()
+                .map_or(1, |(_, by)| by.chars().count() + 9)
+        }),
+        25,
+    );
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(3),
+            Constraint::Length(6),
+            Constraint::Length(action),
+            Constraint::Length(detected),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new(["#", "AT", "ACTION", "DETECTED", "RECOVERED / OUTCOME"])
+            .style(palette.dim().add_modifier(Modifier::BOLD)),
+    )
+    .column_spacing(1)
+    .block(block(
+        " Actions: what the cluster noticed, and how it recovered ",
+        palette,
+        focused,
+    ));
+    frame.render_widget(table, area);
+}
+
+fn events(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
+    let view = &app.timeline_view;
+    let state = match (view.back, view.wrap) {
+        (0, false) => "following".to_string(),
+        (0, true) => "following · wrapped".to_string(),
+        (n, w) => format!("{n} back{}", if w { " · wrapped" } else { "" }),
+    };
+    let outer = block(
+        format!(" Events ({}) · {state} · Tab, ↑↓, w ", app.timeline.len()),
+        palette,
+        view.events_focused,
+    );
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let height = inner.height as usize;
+    if height == 0 {
+        return;
+    }
+    let width = inner.width.max(1) as usize;
+    let mut used = 0;
+    let mut lines: Vec<Line> = Vec::new();
+    for e in app.timeline.iter().rev().skip(view.back) {
+        if used >= height {
+            break;
+        }
+        let style = match &e.kind {
+            TimelineKind::Action { fault: Some(_), .. } => {
+                palette.fg(Color::Red).add_modifier(Modifier::BOLD)
+            }
+            TimelineKind::Detected { .. } => palette.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            TimelineKind::Recovered { .. } | TimelineKind::Outcome { .. } => {
+                palette.fg(Color::Green).add_modifier(Modifier::BOLD)
+            }
+            TimelineKind::Say { .. } | TimelineKind::ScenarioBegins { .. } => {
+                palette.fg(Color::Cyan)
+            }
+            _ => Style::default(),
+        };
+        let line = Line::from(vec![
+            Span::styled(format!("{:>7} ", when(app, e.at_ms)), palette.dim()),
+            Span::styled(format!("{:<11} ", truncate(&e.source, 11)), palette.dim()),
+            Span::styled(e.kind.to_string(), style),
+        ]);
+        used += if view.wrap {
+            line.width().div_ceil(width).max(1)
+        } else {
+            1
+        };
+        lines.push(line);
+    }
+    lines.reverse();
+    let mut paragraph = Paragraph::new(lines);
+    if view.wrap {
+        paragraph = paragraph
+            .wrap(Wrap { trim: false })
+            .scroll((used.saturating_sub(height) as u16, 0));
+    }
+    frame.render_widget(paragraph, inner);
+}
+
+/// Lanes per node across, time downwards (newest at the bottom), an arrow per message labelled
+/// with the sender's Lamport clock.
+fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
+    let hidden = if app.timeline_view.pings {
+        "m hides pings"
+    } else {
+        "pings, progress hidden (m)"
+    };
+    let outer = block(
+        format!(" Messages: lanes are nodes, arrows carry Lamport clocks · {hidden} "),
+        palette,
+        false,
+    );
+    let inner = outer.inner(area);
+    frame.render_widget(outer, area);
+    let lanes: Vec<&str> = app
+        .nodes
+        .iter()
+        .filter(|n| n.kind() == "master" || n.kind() == "worker")
+        .map(|n| n.name())
+        .take(((inner.width as usize).saturating_sub(1) / 8).max(2))
+        .collect();
+    if lanes.len() < 2 || inner.height < 4 {
+        frame.render_widget(
+            Paragraph::new("messages show here once nodes talk").style(palette.dim()),
+            inner,
+        );
+        return;
+    }
+    let width = inner.width as usize;
+    let lane_x = |i: usize| (i * (width - 1)) / (lanes.len() - 1).max(1);
+    let rows = inner.height as usize - 1;
+    let mut grid: Vec<Vec<(char, Style)>> = vec![vec![(' ', Style::default()); width]; rows];
+    for row in grid.iter_mut() {
+        for i in 0..lanes.len() {
+            row[lane_x(i).min(width - 1)] = ('│', palette.dim());
+        }
+    }
+    // The newest messages, one per row. Heartbeats and pings are hidden unless asked for:
+    // they would push the rare messages (an election, a victory) off the diagram in a second.
+    let between = |m: &&crate::supervisor::shaper::MessageSeen| {
+        lanes.contains(&&*m.from) && lanes.contains(&&*m.to)
+    };
+    let pings = app.timeline_view.pings;
+    let recent: Vec<_> = app
+        .messages
+        .iter()
+        .rev()
+        .filter(between)
+        .filter(|m| pings || !is_ping(&m.kind))
+        .take(rows)
+        .collect();
+    for (r, m) in recent.iter().rev().enumerate() {
+        let (Some(a), Some(b)) = (
+            lanes.iter().position(|l| *l == &*m.from),
+            lanes.iter().position(|l| *l == &*m.to),
+        ) else {
+            continue;
+        };
+        let (xa, xb) = (lane_x(a).min(width - 1), lane_x(b).min(width - 1));
+        let colour = if m.dropped {
+            Color::Red
+        } else if is_ping(&m.kind) {
+            Color::DarkGray
+        } else if matches!(m.kind.as_str(), "election" | "answer" | "victory") {
+            Color::Magenta
+        } else {
+            Color::Cyan
+        };
+        let style = palette.fg(colour);
+        let (lo, hi) = (xa.min(xb), xa.max(xb));
+        for cell in grid[r].iter_mut().take(hi).skip(lo + 1) {
+            *cell = (if m.dropped { '╌' } else { '─' }, style);
+        }
+        grid[r][xa] = ('●', style);
+        grid[r][xb] = (
+            if m.dropped {
+                '✕'
+            } else if xb > xa {
+                '▶'
+            } else {
+                '◀'
+            },
+            style,
+        );
+        let kind = if m.kind == "heartbeat" {
+            "hb".to_string()
+        } else {
+            m.kind.chars().take(10).collect()
+        };
+        let label = format!(
+            "{kind}{}",
+            m.clock.map(|c| format!(" c{c}")).unwrap_or_default()
+        );
+        let start = lo + 2;
+        for (k, ch) in label.chars().enumerate() {
+            if start + k < hi.saturating_sub(1) {
+                grid[r][start + k] = (ch, style);
+            }
+        }
+    }
+    let mut header = String::new();
+    for (i, name) in lanes.iter().enumerate() {
+        let name = truncate(name, 12);
+        let len = name.chars().count();
+        let x = lane_x(i)
+            .min(width - 1)
+            .saturating_sub(len / 2)
+            .min(width.saturating_sub(len));
+        let at = x.max(header.chars().count() + usize::from(i > 0));
+        header.push_str(&" ".repeat(at.saturating_sub(header.chars().count())));
+        header.push_str(&name);
+    }
+    let mut lines = vec![Line::from(header).style(Style::default().add_modifier(Modifier::BOLD))];
+    lines.extend(grid.into_iter().map(|row| {
+        Line::from(
+            row.into_iter()
+                .map(|(c, s)| Span::styled(c.to_string(), s))
+                .collect::<Vec<_>>(),
+        )
+    }));
+    frame.render_widget(Paragraph::new(lines), inner);
+}

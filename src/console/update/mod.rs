@@ -1,0 +1,399 @@
+//! `update(&mut App, Action) -> effects`: the only code that changes the console's state.
+//!
+//! Effects are what the console asks of the outside world (act on the cluster, run a scenario,
+//! quit); the run loop carries them out. Nothing here waits or draws, so every behaviour of the
+//! console can be tested by feeding actions and looking at the `App`.
+//!
+//! - [`news`]: what the world says (the supervisor, the primary's figures, links, logs);
+//! - [`input`]: text typed into the command line, the search, the forms and the chat;
+//! - here: the dispatch, time passing, moving around and acting on nodes.
+
+mod input;
+pub mod news;
+
+use ratatui_textarea::TextArea;
+
+use super::app::*;
+use super::keymap::Action;
+use super::layout;
+use crate::protocol::message::JobState;
+use crate::supervisor::logs::Level;
+use crate::topology::Action as ClusterAction;
+
+pub use input::contains_ignore_case;
+
+/// What the console asks of the world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Do this to the cluster.
+    Act(ClusterAction),
+    /// Run a scenario.
+    Scenario(String),
+    /// Post `text` to `channel` (created if needed) as the operator.
+    ChatPost {
+        /// The channel.
+        channel: String,
+        /// The text.
+        text: String,
+    },
+    /// Stop everything and leave.
+    Quit,
+}
+
+/// How long a `say` line or a banner stays, and a status message.
+pub const BANNER_MS: u64 = 6000;
+const FLASH_MS: u64 = 4000;
+
+/// Applies one action.
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Tick(now) => tick(app, now),
+        Action::Resize(w, h) => app.size = (w, h),
+        Action::Update(update) => news::supervisor(app, update),
+        Action::Log(line) => news::log(app, line),
+        Action::Workers(views) => news::workers(app, views),
+        Action::Usage(usage) => news::usage(app, &usage),
+        Action::Links(links) => app.links = links,
+        Action::Message(message) => news::message(app, message),
+        Action::Flash(text) => app.flash = Some((text, app.now_ms)),
+        Action::Chat(news) => input::chat_news(app, news),
+        Action::ChatPrev => input::cycle_channel(app, -1),
+        Action::ChatNext => input::cycle_channel(app, 1),
+        Action::Quit => {
+            app.quit = true;
+            return vec![Effect::Quit];
+        }
+        Action::Help => {
+            app.mode = if matches!(app.mode, Mode::Help(_)) {
+                Mode::Normal
+            } else {
+                Mode::Help(0)
+            };
+        }
+        Action::CommandLine => {
+            let mut area = TextArea::default();
+            area.set_placeholder_text(
+                "kill worker-1 · submit 5 sleep 1s · partition a b · heal · scenario NAME · help",
+            );
+            app.mode = Mode::Command(area);
+            app.history_pos = None;
+            app.completions.clear();
+        }
+        Action::SubmitForm => app.mode = Mode::Submit(Box::default()),
+        Action::Search => {
+            let mut area = TextArea::default();
+            area.set_placeholder_text("text to find in the log");
+            app.focus = Pane::Logs;
+            app.mode = Mode::Search(area);
+        }
+        Action::NextPane | Action::PrevPane => match app.view {
+            View::Overview => {
+                let panes = Pane::OVERVIEW;
+                let i = panes.iter().position(|p| *p == app.focus).unwrap_or(0);
+                let next = if matches!(action, Action::NextPane) {
+                    i + 1
+                } else {
+                    i + panes.len() - 1
+                };
+                app.focus = panes[next % panes.len()];
+            }
+            View::Timeline => {
+                app.timeline_view.events_focused = !app.timeline_view.events_focused;
+            }
+            View::Map => {}
+        },
+        Action::Show(view) => {
+            app.view = view;
+            app.zoom = false;
+            app.focus = match view {
+                View::Overview => Pane::Nodes,
+                View::Map => Pane::Map,
+                View::Timeline => Pane::Timeline,
+            };
+        }
+        Action::Zoom => match app.view {
+            View::Overview => app.zoom = !app.zoom,
+            View::Timeline => app.zoom = !app.zoom,
+            View::Map => {}
+        },
+        Action::Kill | Action::PauseResume | Action::Restart | Action::Partition => {
+            return node_action(app, &action);
+        }
+        Action::Heal => return act(app, ClusterAction::Heal { a: None, b: None }, false),
+        Action::Up => move_selection(app, -1),
+        Action::Down => move_selection(app, 1),
+        Action::PageUp => move_selection(app, -(page(app) as i64)),
+        Action::PageDown => move_selection(app, page(app) as i64),
+        Action::Home => move_selection(app, i64::MIN / 2),
+        Action::End => match app.focus {
+            Pane::Chat => app.chat.back = 0,
+            Pane::Logs => app.logs.follow = true,
+            Pane::Timeline => app.timeline_view.back = 0,
+            _ => move_selection(app, i64::MAX / 2),
+        },
+        Action::Open => match app.focus {
+            Pane::Jobs => {
+                app.refresh_jobs();
+                if let Some(id) = app.jobs.visible.get(app.selected(Pane::Jobs)) {
+                    app.mode = Mode::JobDetail(*id);
+                }
+            }
+            Pane::Nodes => {
+                if let Some(node) = app.selected_node() {
+                    app.mode = Mode::NodeDetail(node.name().to_string());
+                }
+            }
+            _ => {}
+        },
+        Action::Back => {
+            if !matches!(app.mode, Mode::Normal) {
+                app.mode = Mode::Normal;
+            } else if app.zoom {
+                app.zoom = false;
+            } else if app.logs.search.is_some() {
+                app.logs.search = None;
+            } else if app.view != View::Overview {
+                return update(app, Action::Show(View::Overview));
+            }
+        }
+        Action::SearchNext => input::jump_to_match(app, 1),
+        Action::SearchPrev => input::jump_to_match(app, -1),
+        Action::Follow => {
+            app.logs.follow = !app.logs.follow;
+            if !app.logs.follow {
+                app.logs.bottom = app.logs.end().saturating_sub(1);
+            }
+        }
+        Action::Wrap => match app.focus {
+            Pane::Timeline => app.timeline_view.wrap = !app.timeline_view.wrap,
+            _ => app.logs.wrap = !app.logs.wrap,
+        },
+        Action::Pings => {
+            app.timeline_view.pings = !app.timeline_view.pings;
+            let shown = if app.timeline_view.pings {
+                "shown"
+            } else {
+                "hidden (p shows them)"
+            };
+            app.flash = Some((format!("heartbeats and pings {shown}"), app.now_ms));
+        }
+        Action::Level => {
+            app.logs.min_level = match app.logs.min_level {
+                Level::Trace => Level::Debug,
+                Level::Debug => Level::Info,
+                Level::Info => Level::Warn,
+                Level::Warn => Level::Error,
+                Level::Error => Level::Trace,
+            };
+            app.flash = Some((
+                format!("logs: {} and above", app.logs.min_level.as_str()),
+                app.now_ms,
+            ));
+        }
+        Action::NodeFilter => {
+            app.logs.node = match (&app.logs.node, app.selected_node()) {
+                (None, Some(node)) => Some(node.name().to_string()),
+                _ => None,
+            };
+            let shown = app
+                .logs
+                .node
+                .clone()
+                .unwrap_or_else(|| "every node".to_string());
+            app.flash = Some((format!("logs: {shown}"), app.now_ms));
+        }
+        Action::JobFilter => {
+            app.jobs.filter = match app.jobs.filter {
+                None => Some(JobState::Queued),
+                Some(JobState::Queued) => Some(JobState::Running),
+                Some(JobState::Running) | Some(JobState::Assigned) => Some(JobState::Completed),
+                Some(JobState::Completed) => Some(JobState::Failed),
+                Some(JobState::Failed) => None,
+            };
+            app.jobs.stale = true;
+            app.jobs.selected = None;
+            app.selected.insert(Pane::Jobs, 0);
+            app.refresh_jobs();
+        }
+        Action::ChatInput => {
+            if app.chat.has_server {
+                app.mode = Mode::Chat(TextArea::default());
+            } else {
+                app.flash = Some(("this topology has no chat server".to_string(), app.now_ms));
+            }
+        }
+        Action::Text(key) => return input::text(app, key),
+        Action::Confirm(yes) => {
+            if let Mode::Confirm(action) = std::mem::replace(&mut app.mode, Mode::Normal)
+                && yes
+            {
+                return vec![Effect::Act(action)];
+            }
+        }
+        Action::Click(x, y) => click(app, x, y),
+        Action::Scroll(x, y, delta) => {
+            if let Mode::Help(top) = &mut app.mode {
+                *top = (i64::from(*top) + i64::from(delta) * 3).max(0) as u16;
+            } else if let Some(pane) = layout::pane_at(app, x, y) {
+                app.focus = pane;
+                move_selection(app, i64::from(delta) * 3);
+            }
+        }
+        Action::HelpScroll(delta) => {
+            if let Mode::Help(top) = &mut app.mode {
+                *top = (i64::from(*top) + i64::from(delta)).max(0) as u16;
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn tick(app: &mut App, now: u64) {
+    let (old_second, new_second) = (app.now_ms / 1000, now / 1000);
+    app.now_ms = now;
+    for _ in old_second..new_second.min(old_second + THROUGHPUT_HISTORY as u64) {
+        app.jobs.throughput.push_back(0);
+        if app.jobs.throughput.len() > THROUGHPUT_HISTORY {
+            app.jobs.throughput.pop_front();
+        }
+    }
+    // Jobs that moved stop being highlighted, and the order follows the work.
+    app.jobs.stale = true;
+    app.refresh_jobs();
+    if app
+        .say
+        .as_ref()
+        .is_some_and(|(_, at)| now.saturating_sub(*at) > BANNER_MS)
+    {
+        app.say = None;
+    }
+    app.banners
+        .retain(|b| now.saturating_sub(b.at_ms) <= BANNER_MS);
+    if app
+        .flash
+        .as_ref()
+        .is_some_and(|(_, at)| now.saturating_sub(*at) > FLASH_MS)
+    {
+        app.flash = None;
+    }
+    news::expire_messages(app, now);
+}
+
+/// k, p, r, x on the selected node.
+fn node_action(app: &mut App, action: &Action) -> Vec<Effect> {
+    let Some(node) = app.selected_node() else {
+        app.flash = Some((
+            "select a node first (Tab to Nodes, ↑↓)".to_string(),
+            app.now_ms,
+        ));
+        return Vec::new();
+    };
+    let name = node.name().to_string();
+    let (cluster_action, destructive) = match action {
+        Action::Kill => (ClusterAction::Kill(name), true),
+        Action::PauseResume if node.status.faults.paused => (ClusterAction::Resume(name), false),
+        Action::PauseResume => (ClusterAction::Pause(name), false),
+        Action::Restart => (ClusterAction::Restart(name), true),
+        _ => (
+            ClusterAction::Partition {
+                a: name,
+                b: None,
+                one_way: false,
+            },
+            true,
+        ),
+    };
+    act(app, cluster_action, destructive)
+}
+
+/// Asks for confirmation if needed, else acts.
+pub(crate) fn act(app: &mut App, action: ClusterAction, destructive: bool) -> Vec<Effect> {
+    if !app.launched && !matches!(action, ClusterAction::Submit { .. } | ClusterAction::Say(_)) {
+        app.flash = Some((
+            "faults need the cluster launched by this console (tcluster TOPOLOGY)".to_string(),
+            app.now_ms,
+        ));
+        return Vec::new();
+    }
+    if destructive && app.config.confirm {
+        app.mode = Mode::Confirm(action);
+        return Vec::new();
+    }
+    // Said at once; what came of it follows (a banner, the Faults table, the status line).
+    app.flash = Some((action.to_string(), app.now_ms));
+    vec![Effect::Act(action)]
+}
+
+/// Rows a page moves in the focused pane.
+fn page(app: &App) -> usize {
+    let height = layout::areas(app, layout::screen(app))
+        .panes
+        .iter()
+        .find(|(p, _)| *p == app.focus)
+        .map_or(app.size.1 / 2, |(_, r)| r.height);
+    (height as usize).saturating_sub(3).max(1)
+}
+
+fn move_selection(app: &mut App, delta: i64) {
+    let pane = app.focus;
+    let len = match pane {
+        Pane::Chat => {
+            let chat = &mut app.chat;
+            let shown = chat.items.values().filter(|i| chat.shows(i)).count();
+            chat.back =
+                (chat.back as i64 - delta).clamp(0, shown.saturating_sub(1) as i64) as usize;
+            return;
+        }
+        Pane::Nodes => app.nodes.len(),
+        Pane::Jobs => {
+            app.refresh_jobs();
+            app.jobs.visible.len()
+        }
+        Pane::Timeline if app.timeline_view.events_focused => {
+            let view = &mut app.timeline_view;
+            view.back = (view.back as i64 - delta)
+                .clamp(0, app.timeline.len().saturating_sub(1) as i64)
+                as usize;
+            return;
+        }
+        Pane::Timeline => app.faults.len(),
+        Pane::Logs => {
+            let page = page(app) as u64;
+            let logs = &mut app.logs;
+            if logs.lines.is_empty() {
+                return;
+            }
+            let last = logs.end() - 1;
+            let bottom = if logs.follow { last } else { logs.bottom };
+            // The top of the log shows a whole page, not one line at the top of an empty pane.
+            let lowest = (logs.first + page.saturating_sub(1)).min(last);
+            let moved = (bottom as i64 + delta).clamp(lowest as i64, last as i64) as u64;
+            logs.follow = moved == last && delta > 0;
+            logs.bottom = moved;
+            return;
+        }
+        Pane::Map => return,
+    };
+    if len == 0 {
+        return;
+    }
+    let current = app.selected(pane) as i64;
+    let next = (current + delta).clamp(0, len as i64 - 1) as usize;
+    app.selected.insert(pane, next);
+    if pane == Pane::Jobs {
+        app.jobs.selected = app.jobs.visible.get(next).copied();
+    }
+}
+
+fn click(app: &mut App, x: u16, y: u16) {
+    let Some(pane) = layout::pane_at(app, x, y) else {
+        return;
+    };
+    app.focus = pane;
+    if let Some(row) = layout::row_at(app, pane, y) {
+        app.selected.insert(pane, row);
+        if pane == Pane::Jobs {
+            app.jobs.selected = app.jobs.visible.get(row).copied();
+        }
+    }
+}

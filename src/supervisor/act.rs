@@ -1,0 +1,357 @@
+//! Acting on the cluster: faults (kill, pause, restart, partition, latency, loss, skew), their
+//! repairs (resume, heal), submissions and scenarios, each recorded on the timeline and handed
+//! to the fault tracker with what the cluster should do in answer.
+
+use super::*;
+use faults::Watch;
+
+/// The target shown for an action: a node, or a link (`coordinator <-> worker-2`).
+fn target_text(action: &Action) -> String {
+    match action {
+        Action::Kill(n)
+        | Action::Pause(n)
+        | Action::Resume(n)
+        | Action::Restart(n)
+        | Action::Skew { node: n, .. } => n.clone(),
+        Action::Partition { a, b: None, .. } => a.clone(),
+        Action::Partition {
+            a,
+            b: Some(b),
+            one_way,
+        } => {
+            let arrow = if *one_way { "->" } else { "<->" };
+            format!("{a} {arrow} {b}")
+        }
+        Action::Latency { a, b, .. } | Action::Loss { a, b, .. } => format!("{a} <-> {b}"),
+        Action::Heal { a, b } => match (a, b) {
+            (Some(a), Some(b)) => format!("{a} <-> {b}"),
+            (Some(a), None) => a.clone(),
+            _ => "every link".to_string(),
+        },
+        Action::Submit { data, .. } => data.clone(),
+        Action::Say(text) => text.clone(),
+    }
+}
+
+impl Supervisor {
+    /// Does `action` to the cluster, records it on the timeline, and hands it to the fault
+    /// tracker with what to watch for.
+    pub(super) async fn act(&mut self, action: Action) {
+        let now = self.now();
+        let unknown: Vec<&String> = match &action {
+            Action::Kill(n)
+            | Action::Pause(n)
+            | Action::Resume(n)
+            | Action::Restart(n)
+            | Action::Skew { node: n, .. } => vec![n],
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .filter(|n| !self.nodes.contains_key(*n))
+        .collect();
+        if let Some(n) = unknown.first() {
+            self.note(format!("no node named {n}"));
+            return;
+        }
+        let target = target_text(&action);
+        let mut settled = Vec::new();
+        if let Some(watch) = self.watch_for(&action) {
+            let (number, out) = self.tracker.record(now, action.name(), &target, watch);
+            self.timeline(
+                "operator",
+                TimelineKind::Action {
+                    fault: Some(number),
+                    action: action.name().to_string(),
+                    target: target.clone(),
+                    text: action.to_string(),
+                },
+            );
+            settled = out;
+        }
+        let mut repaired = Vec::new();
+        match action {
+            Action::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
+            Action::Submit {
+                data,
+                count,
+                priority,
+            } => self.submit(data, count, priority),
+            Action::Kill(n) => self.kill(&n),
+            Action::Pause(n) => self.pause(&n, true),
+            Action::Resume(n) => {
+                self.pause(&n, false);
+                repaired.push(n);
+            }
+            Action::Restart(n) => self.restart(&n).await,
+            Action::Partition { a, b, one_way } => {
+                self.shaper.cut(&a, b.as_deref(), one_way);
+                self.refresh_partitions();
+            }
+            Action::Heal { a, b } => {
+                repaired = self.healed_nodes(a.as_deref(), b.as_deref());
+                self.shaper.heal(a.as_deref(), b.as_deref());
+                self.refresh_partitions();
+            }
+            Action::Latency {
+                a,
+                b,
+                latency,
+                jitter,
+            } => {
+                self.shaper.set_latency(&a, &b, latency, jitter);
+                self.refresh_partitions();
+            }
+            Action::Loss { a, b, loss } => {
+                self.shaper.set_loss(&a, &b, loss);
+                self.refresh_partitions();
+            }
+            Action::Skew { node, offset_ms } => {
+                if let Some(m) = self.nodes.get(&node) {
+                    m.control.set_skew(offset_ms);
+                }
+                self.send_skew(&node, offset_ms).await;
+                self.publish(&node);
+            }
+        }
+        settled.extend(self.tracker.repaired(&repaired));
+        for kind in settled {
+            self.timeline("supervisor", kind);
+        }
+    }
+
+    /// What the cluster should do in answer to an action (`None` for a line or a submission,
+    /// which are not faults).
+    fn watch_for(&self, action: &Action) -> Option<Watch> {
+        let kind = |n: &str| self.nodes.get(n).map(|m| m.node.kind);
+        let masters = self
+            .nodes
+            .values()
+            .filter(|m| m.node.kind == NodeKind::Master)
+            .count();
+        let dead = |n: &str| {
+            self.view
+                .state
+                .workers
+                .get(n)
+                .is_some_and(|w| w.health == crate::protocol::message::Health::Dead)
+        };
+        // A change that may make a worker late enough to be declared dead.
+        let link_change = |a: &str, b: &str, text: String| match [a, b]
+            .into_iter()
+            .find(|n| kind(n) == Some(NodeKind::Worker))
+        {
+            Some(worker) => Watch::Affects(worker.to_string(), text),
+            None => Watch::Done(text),
+        };
+        // A node hit as a whole (killed, paused, cut off from everyone): who should notice.
+        let hit = |n: &str, what: &str| match kind(n) {
+            Some(NodeKind::Worker) => Watch::Worker(n.to_string()),
+            Some(NodeKind::Master) if n == self.view.primary && masters > 1 => {
+                Watch::Primary(n.to_string())
+            }
+            Some(NodeKind::Master) if n == self.view.primary => {
+                Watch::Done(format!("{n} was the only master: nobody can take over"))
+            }
+            Some(NodeKind::Master) => Watch::Backup(n.to_string()),
+            Some(NodeKind::Chat) => Watch::Done(format!(
+                "no coordinator watches chat servers: {n}'s clients move to another when it {what}"
+            )),
+            _ => Watch::Done(format!("no coordinator watches {n}")),
+        };
+        Some(match action {
+            Action::Say(_) | Action::Submit { .. } => return None,
+            Action::Kill(n) => hit(n, "is gone"),
+            Action::Pause(n) => hit(n, "falls silent"),
+            Action::Partition { a, b: None, .. } => hit(a, "falls silent"),
+            Action::Restart(n) if kind(n) == Some(NodeKind::Master) && *n == self.view.primary => {
+                hit(n, "is gone")
+            }
+            Action::Restart(n) => Watch::Up(n.clone()),
+            Action::Partition { a, b: Some(b), .. } => {
+                let linked = self.shaper.state(a, b).is_some() || self.shaper.state(b, a).is_some();
+                match (kind(a), kind(b)) {
+                    _ if !linked => {
+                        Watch::Done(format!("{a} and {b} have no link: nothing to cut"))
+                    }
+                    (Some(NodeKind::Master), Some(NodeKind::Master)) => {
+                        Watch::Masters(vec![a.clone(), b.clone()])
+                    }
+                    (Some(NodeKind::Worker), _) => Watch::Worker(a.clone()),
+                    (_, Some(NodeKind::Worker)) => Watch::Worker(b.clone()),
+                    _ => Watch::Done(format!("{a} ↔ {b} cut")),
+                }
+            }
+            Action::Resume(n) if dead(n) => Watch::Rejoin(vec![n.clone()]),
+            Action::Resume(n) => Watch::Done(format!("{n} resumed")),
+            Action::Heal { a, b } => {
+                let dead: Vec<String> = self
+                    .healed_nodes(a.as_deref(), b.as_deref())
+                    .into_iter()
+                    .filter(|n| dead(n))
+                    .collect();
+                if dead.is_empty() {
+                    Watch::Done("links back".to_string())
+                } else {
+                    Watch::Rejoin(dead)
+                }
+            }
+            Action::Latency {
+                a,
+                b,
+                latency,
+                jitter,
+            } => {
+                let ms = |d: &std::time::Duration| d.as_millis();
+                let jitter = if jitter.is_zero() {
+                    String::new()
+                } else {
+                    format!(" ± {} ms", ms(jitter))
+                };
+                link_change(a, b, format!("{a} ↔ {b}: {} ms{jitter}", ms(latency)))
+            }
+            Action::Loss { a, b, loss } => {
+                link_change(a, b, format!("{a} ↔ {b}: {}% of messages lost", loss.0))
+            }
+            Action::Skew { node, offset_ms } => link_change(
+                node,
+                node,
+                format!("{node}'s clock is {offset_ms:+} ms off"),
+            ),
+        })
+    }
+
+    /// The nodes whose cut links a heal of (`a`, `b`) mends.
+    fn healed_nodes(&self, a: Option<&str>, b: Option<&str>) -> Vec<String> {
+        let mut nodes = BTreeSet::new();
+        for ((from, to), state) in self.shaper.all() {
+            let hit = match (a, b) {
+                (Some(a), Some(b)) => (from == a && to == b) || (from == b && to == a),
+                (Some(a), None) => from == a || to == a,
+                _ => true,
+            };
+            if hit && state.cut {
+                nodes.insert(from);
+                nodes.insert(to);
+            }
+        }
+        nodes.into_iter().collect()
+    }
+
+    pub(super) fn kill(&mut self, name: &str) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        m.killed = true;
+        match &m.running {
+            Some(Running::Process { pid, .. }) => {
+                // A paused process dies of SIGKILL too; no need to continue it first.
+                launch::signal_group(*pid, Signal::SIGKILL);
+            }
+            Some(Running::Inproc { shutdown, .. }) => shutdown.cancel(),
+            None => self.note(format!("{name} is not running")),
+        }
+    }
+
+    pub(super) fn pause(&mut self, name: &str, paused: bool) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        match &m.running {
+            Some(Running::Process { pid, .. }) => {
+                launch::signal_group(
+                    *pid,
+                    if paused {
+                        Signal::SIGSTOP
+                    } else {
+                        Signal::SIGCONT
+                    },
+                );
+            }
+            Some(Running::Inproc { pause, .. }) => pause.set(paused),
+            None => {
+                self.note(format!("{name} is not running"));
+                return;
+            }
+        }
+        m.paused = paused;
+        self.publish(name);
+    }
+
+    pub(super) async fn restart(&mut self, name: &str) {
+        let running = self.nodes.get(name).is_some_and(|m| m.running.is_some());
+        if running {
+            if let Some(m) = self.nodes.get_mut(name) {
+                m.restart_pending = true;
+            }
+            self.kill(name);
+            self.publish(name);
+        } else if let Err(e) = self.start_node(name).await {
+            self.note(format!("restart failed: {e}"));
+        }
+    }
+
+    pub(super) async fn send_skew(&mut self, name: &str, offset_ms: i64) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if let Some(Running::Process {
+            stdin: Some(stdin), ..
+        }) = &mut m.running
+            && stdin
+                .write_all(format!("skew {offset_ms}\n").as_bytes())
+                .await
+                .is_err()
+        {
+            warn!(node = name, "cannot reach the node's control channel");
+        }
+        if m.node.command.is_some() {
+            self.note(format!(
+                "{name} runs an outside program, which ignores clock skew"
+            ));
+        }
+    }
+
+    pub(super) fn refresh_partitions(&mut self) {
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for name in names {
+            self.publish(&name);
+        }
+    }
+
+    /// Hands a submission to the submitter, which waits for the primary's reply on its own (a
+    /// primary waiting for its backup must not stall the supervisor, nor its timeline).
+    pub(super) fn submit(&mut self, data: String, count: u32, priority: i32) {
+        let Some(addr) = self.primary_addr else {
+            return;
+        };
+        let _ = self.submits.send(Submission {
+            addr,
+            data,
+            count,
+            priority,
+        });
+    }
+
+    pub(super) fn run_scenario(&mut self, name: &str) {
+        let Some(scenario) = self.topology.scenario(name).cloned() else {
+            self.note(format!("no scenario named {name}"));
+            return;
+        };
+        let Some(commands) = self.commands_sender() else {
+            return;
+        };
+        let scale = self.topology.globals.time_scale;
+        self.timeline(
+            "scenario",
+            TimelineKind::ScenarioBegins {
+                name: name.to_string(),
+                steps: scenario.steps.len(),
+            },
+        );
+        tokio::spawn(scenario::run(scenario, scale, commands));
+    }
+
+    pub(super) fn commands_sender(&self) -> Option<mpsc::Sender<Command>> {
+        self.commands.as_ref().and_then(mpsc::WeakSender::upgrade)
+    }
+}

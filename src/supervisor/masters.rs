@@ -1,0 +1,150 @@
+//! The supervisor's own connections to the masters: the submitter, which hands the operator's
+//! jobs to the primary in order, and one subscription per master, which brings its events.
+
+use super::*;
+
+/// A submission for the primary at `addr`.
+pub(super) struct Submission {
+    pub(super) addr: SocketAddr,
+    pub(super) data: String,
+    pub(super) count: u32,
+    pub(super) priority: i32,
+}
+
+/// Submits jobs in the order given, on one connection per primary, and says on the timeline
+/// what became of each.
+pub(super) async fn submitter(
+    mut submissions: mpsc::UnboundedReceiver<Submission>,
+    secret: Option<String>,
+    updates: broadcast::Sender<Update>,
+    internal: mpsc::UnboundedSender<Internal>,
+    started: Instant,
+) {
+    let note = |text: String| {
+        let _ = updates.send(Update::Timeline(TimelineEvent {
+            at_ms: started.elapsed().as_millis() as u64,
+            source: "operator".to_string(),
+            kind: TimelineKind::Note { text },
+        }));
+    };
+    let mut client: Option<(SocketAddr, Client)> = None;
+    while let Some(s) = submissions.recv().await {
+        if client.as_ref().is_none_or(|(addr, _)| *addr != s.addr) {
+            match Client::connect(&s.addr.to_string(), "operator", secret.as_deref()).await {
+                Ok(c) => client = Some((s.addr, c)),
+                Err(e) => {
+                    note(format!("cannot submit: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some((_, c)) = client.as_mut() else {
+            continue;
+        };
+        let request = c.request(Message::Submit {
+            data: s.data.clone(),
+            count: s.count,
+            priority: s.priority,
+            token: None,
+            notify: false,
+        });
+        // A paused primary never answers: give up after a while rather than hold the rest.
+        match tokio::time::timeout(Duration::from_secs(30), request).await {
+            Ok(Ok(Message::Accepted { jobs, last })) => {
+                let jobs = crate::protocol::message::accepted_ids(&jobs, last);
+                let range = match (jobs.first(), jobs.last()) {
+                    (Some(a), Some(b)) if a != b => format!("{a} … {b}"),
+                    (Some(a), _) => a.to_string(),
+                    _ => String::new(),
+                };
+                note(format!("submitted {} × {:?}: {range}", s.count, s.data));
+                let _ = internal.send(Internal::Accepted(jobs));
+            }
+            Ok(Ok(Message::Error { message })) => note(format!("submit refused: {message}")),
+            Ok(Ok(Message::NotPrimary { .. })) => {
+                client = None;
+                note(format!(
+                    "{} × {:?} not accepted: that master is no longer the primary; submit again",
+                    s.count, s.data
+                ));
+            }
+            Ok(Ok(other)) => note(format!("submit: unexpected reply {other:?}")),
+            Ok(Err(e)) => {
+                client = None;
+                note(format!("cannot submit: {e}"));
+            }
+            Err(_) => {
+                client = None;
+                note("submit: no reply from the primary in 30s".to_string());
+            }
+        }
+    }
+}
+
+/// Subscribes to one master's events, reconnecting whenever it is gone. Every master is
+/// followed at once: events count from the primary, and a takeover from any master (which makes
+/// it the primary) is seen the moment it happens. Each subscription starts with the master's
+/// history of durable events, so the supervisor's reading can start over from it; a message on
+/// `resync` makes it subscribe again (after a takeover, the new primary's history is the truth).
+pub(super) async fn follow_master(
+    name: String,
+    addr: SocketAddr,
+    secret: Option<String>,
+    internal: mpsc::UnboundedSender<Internal>,
+    mut resync: mpsc::UnboundedReceiver<()>,
+    shutdown: CancellationToken,
+) {
+    let addr = addr.to_string();
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        let mut again = false;
+        if let Ok(mut client) = Client::connect(&addr, "supervisor", secret.as_deref()).await
+            && client
+                .send(Message::Subscribe { history: true })
+                .await
+                .is_ok()
+        {
+            let mut history = Vec::new();
+            loop {
+                let message = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    Some(()) = resync.recv() => {
+                        again = true;
+                        break;
+                    }
+                    m = client.receive() => m,
+                };
+                let news = match message.map(|envelope| envelope.message) {
+                    Ok(Message::History { events, done }) => {
+                        history.extend(events);
+                        if !done {
+                            continue;
+                        }
+                        Internal::History {
+                            from: name.clone(),
+                            events: std::mem::take(&mut history),
+                        }
+                    }
+                    Ok(Message::Event { event }) => Internal::Cluster {
+                        from: name.clone(),
+                        event,
+                    },
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                if internal.send(news).is_err() {
+                    return;
+                }
+            }
+        }
+        if again {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}

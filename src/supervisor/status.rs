@@ -1,0 +1,161 @@
+//! What the supervisor reports: each node's status (the facts of its process and of what was
+//! done to it), and the run's summary.
+
+use super::*;
+use crate::view::Faults;
+
+impl Supervisor {
+    /// The facts about one node: its process, and the faults the operator put on it.
+    pub(super) fn status(&self, name: &str) -> Option<NodeStatus> {
+        let m = self.nodes.get(name)?;
+        let process = if m.stopped {
+            Process::Stopped
+        } else if m.node.kind == NodeKind::Client {
+            Process::NotLaunched
+        } else if m.running.is_none() {
+            if m.exited {
+                Process::Exited
+            } else {
+                Process::NotLaunched
+            }
+        } else if m.ready {
+            Process::Running
+        } else {
+            Process::Starting
+        };
+        let pid = match &m.running {
+            Some(Running::Process { pid, .. }) => Some(*pid),
+            _ => None,
+        };
+        Some(NodeStatus {
+            name: name.to_string(),
+            kind: m.node.kind.as_str().to_string(),
+            process,
+            pid,
+            address: m.address.clone(),
+            faults: self.faults_of(name, m),
+        })
+    }
+
+    /// What was done to a node and still holds: a pause, a kill not yet undone, its links.
+    fn faults_of(&self, name: &str, m: &Managed) -> Faults {
+        let mut faults = Faults {
+            paused: m.paused && m.running.is_some(),
+            killed: m.killed && m.running.is_none(),
+            restarting: m.restart_pending,
+            exit: (m.exited && m.running.is_none() && !m.killed && !m.stopped)
+                .then(|| m.exit.clone())
+                .flatten(),
+            skew_ms: m.control.skew(),
+            ..Faults::default()
+        };
+        let mut cut = BTreeSet::new();
+        let mut links = 0;
+        let mut cut_links = 0;
+        for ((from, to), state) in self.shaper.all() {
+            let peer = if from == name {
+                to
+            } else if to == name {
+                from
+            } else {
+                continue;
+            };
+            links += 1;
+            if state.cut {
+                cut_links += 1;
+                cut.insert(peer);
+            }
+            let latency = state.link.latency.as_millis() as u64;
+            if latency > faults.latency_ms {
+                faults.latency_ms = latency;
+                faults.jitter_ms = state.link.jitter.as_millis() as u64;
+            }
+            faults.loss = faults.loss.max(state.link.loss.0);
+        }
+        faults.cut_off = links > 0 && cut_links == links;
+        faults.cut = cut.into_iter().collect();
+        faults
+    }
+
+    pub(super) fn statuses(&self) -> Vec<NodeStatus> {
+        self.order.iter().filter_map(|n| self.status(n)).collect()
+    }
+
+    pub(super) fn publish(&self, name: &str) {
+        if let Some(status) = self.status(name) {
+            let _ = self.updates.send(Update::Node(status));
+        }
+    }
+
+    /// The run's summary, asked of the coordinator while it still runs.
+    pub(super) async fn report(&mut self) -> RunReport {
+        let mut jobs = JobTotals::default();
+        let mut term = self.view.term;
+        let counts = self.view.state.counts;
+        if let Some(addr) = self.primary_addr
+            && let Ok(mut client) = Client::connect(
+                &addr.to_string(),
+                "supervisor",
+                self.topology.globals.cluster_secret.as_deref(),
+            )
+            .await
+        {
+            if let Ok(Message::StatusReport { report }) =
+                client.request(Message::Status { job: None }).await
+            {
+                term = report.term;
+                jobs.completed = report.jobs.completed;
+                jobs.failed = report.jobs.failed;
+                jobs.submitted = report.jobs.total();
+            }
+            // Jobs acknowledged to the operator and not seen to end: the primary must still
+            // know them. (A job an old primary took but never acknowledged — it could not
+            // replicate it — was never accepted, and the new primary rightly does not know it.)
+            let open: Vec<JobId> = self
+                .acknowledged
+                .iter()
+                .filter(|id| {
+                    self.view
+                        .state
+                        .jobs
+                        .get(id)
+                        .is_none_or(|j| !j.state.is_final())
+                })
+                .copied()
+                .collect();
+            for id in open {
+                if let Ok(Message::Error { .. }) =
+                    client.request(Message::Status { job: Some(id) }).await
+                {
+                    jobs.lost += 1;
+                }
+            }
+            jobs.submitted += jobs.lost;
+        } else {
+            jobs.completed = counts.completed;
+            jobs.failed = counts.failed;
+            jobs.submitted = counts.total();
+            jobs.lost = counts.total() - counts.completed - counts.failed;
+        }
+        let now = self.now();
+        let nodes = self
+            .statuses()
+            .into_iter()
+            .map(|status| NodeReport {
+                role: self.view.role(&status).as_str().to_string(),
+                state: self.view.verdict(&status, now).as_str().to_string(),
+                tags: status.faults.tags(),
+                name: status.name,
+                kind: status.kind,
+            })
+            .collect();
+        RunReport {
+            system: self.topology.globals.system_name.clone(),
+            primary: self.view.primary.clone(),
+            term,
+            jobs,
+            nodes,
+            faults: self.tracker.faults().to_vec(),
+        }
+    }
+}

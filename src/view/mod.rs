@@ -1,0 +1,431 @@
+//! The one reading of the cluster: what it concluded, read from its own events, once.
+//!
+//! The coordinator changes its state only by applying events ([`ClusterState::apply`]). A
+//! [`ClusterView`] applies the same events with the same function to the same state, and keeps
+//! beside it what a watcher needs and the coordinator does not: who is primary and in which
+//! term, what the masters concluded about each other (elections, takeovers, backups that follow
+//! or are lost), when each verdict was reached, and what happened to each job.
+//!
+//! ```text
+//!  primary's events ──▶ supervisor: ClusterView::apply ──▶ summary, fault measurements
+//!  (history, then live)       │ the same events, and a copy on (re)sync
+//!                             └──────────────────▶ console: ClusterView::apply ──▶ every pane
+//! ```
+//!
+//! The supervisor keeps one and sends the console a copy whenever it starts over (a resumed
+//! journal, a takeover); the console then advances its copy with the same events. So the Nodes
+//! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
+
+pub mod node;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+pub use node::{Faults, NodeStatus, Process, Role, Verdict};
+
+use crate::protocol::message::{Health, JobId};
+use crate::role::coordinator::ClusterState;
+use crate::role::event::{ClusterEvent, EventKind};
+
+/// How long a node that came back reads `rejoined` before it reads `healthy` again.
+pub const REJOINED_MS: u64 = 5_000;
+/// Lines of history kept per job.
+const NOTES_PER_JOB: usize = 64;
+
+/// A verdict, when it was reached (run milliseconds) and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Concluded {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// When.
+    pub at_ms: u64,
+    /// Why, in the cluster's words (`no heartbeat for 1536ms`, `backup took over in term 2`).
+    pub why: String,
+}
+
+/// What happened to one job, for its history and for showing that it moved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobNotes {
+    /// (run milliseconds, what happened), oldest first.
+    pub history: Vec<(u64, String)>,
+    /// When it last went back to the queue or on to another worker.
+    pub moved_at: Option<u64>,
+    /// It was submitted before this run (a resumed journal): its early history is not here.
+    pub earlier: bool,
+}
+
+/// The cluster as its own events tell it.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// Jobs, workers and the queue, by the coordinator's own [`ClusterState::apply`].
+    pub state: ClusterState,
+    /// The master that serves.
+    pub primary: String,
+    /// Its term.
+    pub term: u64,
+    /// What the masters concluded about each other, per master.
+    masters: BTreeMap<String, Concluded>,
+    /// When each worker's verdict last changed, and why.
+    workers: BTreeMap<String, Concluded>,
+    /// Masters that were primary and have not followed the new primary yet.
+    deposed: BTreeSet<String>,
+    /// Per job: what happened to it. Kept only when asked for (the console shows it).
+    notes: Option<BTreeMap<JobId, JobNotes>>,
+}
+
+impl ClusterView {
+    /// A view of a cluster whose primary is `primary` in `term`; with `notes`, it keeps each
+    /// job's history.
+    pub fn new(primary: &str, term: u64, notes: bool) -> Self {
+        ClusterView {
+            state: ClusterState::new(),
+            primary: primary.to_string(),
+            term: term.max(1),
+            notes: notes.then(BTreeMap::new),
+            ..ClusterView::default()
+        }
+    }
+
+    /// Whether an event from master `source` tells the cluster's story: the primary's events,
+    /// every master's election, and a takeover into a newer term from whoever takes over.
+    pub fn accepts(&self, source: &str, event: &ClusterEvent) -> bool {
+        match &event.kind {
+            EventKind::Takeover { term, .. } => *term > self.term || source == self.primary,
+            kind if kind.is_election() => true,
+            _ => source == self.primary,
+        }
+    }
+
+    /// Applies one event, seen at `at_ms` (milliseconds since the run began).
+    pub fn apply(&mut self, at_ms: u64, event: &ClusterEvent) {
+        // A worker that registers again was dead (it rejoined), or only moved to a new primary
+        // that knew it alive (after a takeover): only the first is news.
+        let was_dead = match &event.kind {
+            EventKind::WorkerRejoined { worker, .. } => self
+                .state
+                .workers
+                .get(worker)
+                .is_some_and(|w| w.health == Health::Dead),
+            _ => false,
+        };
+        self.state.apply(event);
+        let conclude = |map: &mut BTreeMap<String, Concluded>, who: &str, verdict, why: String| {
+            map.insert(
+                who.to_string(),
+                Concluded {
+                    verdict,
+                    at_ms,
+                    why,
+                },
+            );
+        };
+        match &event.kind {
+            EventKind::WorkerJoined { worker, .. } => {
+                conclude(&mut self.workers, worker, Verdict::Healthy, "joined".into())
+            }
+            EventKind::WorkerRejoined { worker, .. } if was_dead => conclude(
+                &mut self.workers,
+                worker,
+                Verdict::Rejoined,
+                "came back".into(),
+            ),
+            EventKind::WorkerRejoined { worker, .. } => conclude(
+                &mut self.workers,
+                worker,
+                Verdict::Healthy,
+                format!("registered with {}", self.primary),
+            ),
+            EventKind::WorkerSuspect { worker, silent_ms } => conclude(
+                &mut self.workers,
+                worker,
+                Verdict::Suspect,
+                format!("silent {silent_ms}ms"),
+            ),
+            EventKind::WorkerRecovered { worker } => conclude(
+                &mut self.workers,
+                worker,
+                Verdict::Healthy,
+                "heard again".into(),
+            ),
+            EventKind::WorkerDead { worker, reason } => {
+                conclude(&mut self.workers, worker, Verdict::Dead, reason.clone())
+            }
+            EventKind::Takeover {
+                coordinator,
+                term,
+                reason,
+            } => {
+                let old = std::mem::replace(&mut self.primary, coordinator.clone());
+                self.term = self.term.max(*term);
+                if old != *coordinator {
+                    conclude(
+                        &mut self.masters,
+                        &old,
+                        Verdict::Dead,
+                        format!("{coordinator} took over in term {term}: {reason}"),
+                    );
+                    self.deposed.insert(old);
+                }
+                self.deposed.remove(coordinator);
+                conclude(
+                    &mut self.masters,
+                    coordinator,
+                    Verdict::Healthy,
+                    format!("primary in term {term}"),
+                );
+            }
+            EventKind::ElectionStarted { candidate, reason } => {
+                let primary = self.primary.clone();
+                let already_dead = self
+                    .masters
+                    .get(&primary)
+                    .is_some_and(|c| c.verdict == Verdict::Dead);
+                if *candidate != primary && !already_dead {
+                    conclude(
+                        &mut self.masters,
+                        &primary,
+                        Verdict::Suspect,
+                        format!("{candidate}: {reason}"),
+                    );
+                }
+            }
+            EventKind::ElectionUpdate {
+                candidate,
+                primary: Some(primary),
+                ..
+            } if *primary == self.primary => {
+                let suspected = self
+                    .masters
+                    .get(primary)
+                    .is_some_and(|c| c.verdict == Verdict::Suspect);
+                if suspected {
+                    conclude(
+                        &mut self.masters,
+                        primary,
+                        Verdict::Healthy,
+                        format!("{candidate} hears it again"),
+                    );
+                }
+            }
+            EventKind::BackupFollows { backup, .. } => {
+                let was_dead = self.deposed.remove(backup)
+                    || self
+                        .masters
+                        .get(backup)
+                        .is_some_and(|c| c.verdict == Verdict::Dead);
+                let verdict = if was_dead {
+                    Verdict::Rejoined
+                } else {
+                    Verdict::Healthy
+                };
+                conclude(
+                    &mut self.masters,
+                    backup,
+                    verdict,
+                    format!("follows {}", self.primary),
+                );
+            }
+            EventKind::BackupLost { backup, reason } => {
+                conclude(&mut self.masters, backup, Verdict::Dead, reason.clone())
+            }
+            _ => {}
+        }
+        self.note(at_ms, &event.kind);
+    }
+
+    /// Starts over from a master's whole history (a journal resumed, or the events of a new
+    /// primary after a takeover). Job histories already kept stay; jobs first seen here are
+    /// marked as from before.
+    pub fn resync(&mut self, events: &[ClusterEvent]) {
+        let mut state = ClusterState::new();
+        for event in events {
+            state.apply(event);
+        }
+        self.term = self.term.max(state.term);
+        self.state = state;
+        for (name, worker) in &self.state.workers {
+            let verdict = match worker.health {
+                Health::Healthy => Verdict::Healthy,
+                Health::Suspect => Verdict::Suspect,
+                Health::Dead => Verdict::Dead,
+            };
+            if self.workers.get(name).is_none_or(|c| {
+                c.verdict != verdict
+                    && !(c.verdict == Verdict::Rejoined && verdict == Verdict::Healthy)
+            }) {
+                self.workers.insert(
+                    name.clone(),
+                    Concluded {
+                        verdict,
+                        at_ms: 0,
+                        why: "as the journal says".into(),
+                    },
+                );
+            }
+        }
+        self.fit_notes();
+    }
+
+    /// Takes on another view's reading (the supervisor's, after it started over), keeping the
+    /// job histories this one has.
+    pub fn adopt(&mut self, other: &ClusterView) {
+        let notes = self.notes.take();
+        *self = ClusterView {
+            notes,
+            ..other.clone()
+        };
+        if self.notes.is_some() {
+            self.fit_notes();
+        }
+    }
+
+    /// Job histories for exactly the jobs the state has.
+    fn fit_notes(&mut self) {
+        let Some(notes) = self.notes.as_mut() else {
+            return;
+        };
+        notes.retain(|id, _| self.state.jobs.contains_key(id));
+        for id in self.state.jobs.keys() {
+            notes.entry(*id).or_insert_with(|| JobNotes {
+                earlier: true,
+                ..JobNotes::default()
+            });
+        }
+    }
+
+    /// A job's history, if kept.
+    pub fn notes(&self, job: JobId) -> Option<&JobNotes> {
+        self.notes.as_ref()?.get(&job)
+    }
+
+    fn note(&mut self, at_ms: u64, kind: &EventKind) {
+        let Some(notes) = self.notes.as_mut() else {
+            return;
+        };
+        let (job, text, moved) = match kind {
+            EventKind::JobSubmitted { job, by, .. } => (job, format!("submitted by {by}"), false),
+            EventKind::JobAssigned {
+                job,
+                worker,
+                attempt,
+            } => (
+                job,
+                format!("assigned to {worker} (attempt {attempt})"),
+                *attempt > 1,
+            ),
+            EventKind::JobStarted { job, worker } => (job, format!("started on {worker}"), false),
+            EventKind::JobCompleted {
+                job,
+                worker,
+                result,
+            } => (job, format!("completed by {worker}: {result}"), false),
+            EventKind::JobFailed {
+                job,
+                worker,
+                error,
+                retry_in_ms,
+            } => {
+                let then = match retry_in_ms {
+                    Some(ms) => format!("; retry in {ms}ms"),
+                    None => "; failed for good".to_string(),
+                };
+                (job, format!("failed on {worker}: {error}{then}"), false)
+            }
+            EventKind::JobRequeued {
+                job,
+                worker,
+                reason,
+            } => (job, format!("{reason} → requeued (was on {worker})"), true),
+            EventKind::JobReclaimed { job, worker } => {
+                (job, format!("kept by {worker}, which came back"), false)
+            }
+            EventKind::DuplicateResult { job, worker } => (
+                job,
+                format!("duplicate result from {worker}, ignored"),
+                false,
+            ),
+            _ => return,
+        };
+        // Only jobs the state knows: an event about an unknown job changed nothing.
+        if !self.state.jobs.contains_key(job) {
+            return;
+        }
+        let entry = notes.entry(*job).or_default();
+        if entry.history.len() < NOTES_PER_JOB {
+            entry.history.push((at_ms, text));
+        }
+        if moved {
+            entry.moved_at = Some(at_ms);
+        }
+    }
+
+    /// What the cluster concluded about this node now.
+    pub fn verdict(&self, node: &NodeStatus, now_ms: u64) -> Verdict {
+        match node.process {
+            Process::Stopped => return Verdict::Stopped,
+            // A student's worker tcluster did not launch still has the cluster's verdict.
+            Process::NotLaunched if !self.state.workers.contains_key(&node.name) => {
+                return Verdict::NotRun;
+            }
+            _ => {}
+        }
+        let recent = |c: &Concluded| match c.verdict {
+            Verdict::Rejoined if now_ms.saturating_sub(c.at_ms) >= REJOINED_MS => Verdict::Healthy,
+            v => v,
+        };
+        match node.kind.as_str() {
+            "worker" => match self.state.workers.get(&node.name) {
+                Some(record) => match (record.health, self.workers.get(&node.name)) {
+                    (Health::Healthy, Some(c)) if c.verdict == Verdict::Rejoined => recent(c),
+                    (Health::Healthy, _) => Verdict::Healthy,
+                    (Health::Suspect, _) => Verdict::Suspect,
+                    (Health::Dead, _) => Verdict::Dead,
+                },
+                None => process_verdict(node.process),
+            },
+            "master" => match self.masters.get(&node.name) {
+                // A master nobody has concluded anything about yet, or one that left and came
+                // back (its process is running again but nobody has heard it yet).
+                Some(c) if !(c.verdict == Verdict::Healthy && node.process == Process::Exited) => {
+                    recent(c)
+                }
+                _ => process_verdict(node.process),
+            },
+            // Chat servers and bots are watched by no coordinator: their process is all there is.
+            _ => process_verdict(node.process),
+        }
+    }
+
+    /// Why the node's verdict is what it is, and since when, if the cluster said.
+    pub fn concluded(&self, node: &str) -> Option<&Concluded> {
+        self.workers.get(node).or_else(|| self.masters.get(node))
+    }
+
+    /// The node's role now.
+    pub fn role(&self, node: &NodeStatus) -> Role {
+        match node.kind.as_str() {
+            "master" if node.name == self.primary => Role::Primary,
+            "master" if self.deposed.contains(&node.name) => Role::WasPrimary,
+            "master" => Role::Backup,
+            "chat" => Role::Chat,
+            "bot" => Role::Bot,
+            "client" => Role::Client,
+            _ => Role::Worker,
+        }
+    }
+}
+
+/// The verdict for a node nobody watches: its process is all there is to go by.
+fn process_verdict(process: Process) -> Verdict {
+    match process {
+        Process::NotLaunched => Verdict::NotRun,
+        Process::Starting => Verdict::Starting,
+        Process::Running => Verdict::Healthy,
+        Process::Exited => Verdict::Dead,
+        Process::Stopped => Verdict::Stopped,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+//! The console's screens, drawn on a TestBackend from fixed data and compared with snapshots:
+//! the lecture's moments at 80×24, 120×36 (the projector's size, in its theme) and 160×48, each
+//! pane zoomed, the map, the timeline, and the overlays.
+//!
+//! To review changed screens: `INSTA_UPDATE=always cargo test --test console_screens`, then
+//! read the diff of `tests/snapshots/`.
+
+mod common;
+
+use common::lecture::*;
+use tcluster::console::app::{App, Pane, View};
+use tcluster::console::config::Theme;
+use tcluster::console::keymap::Action;
+use tcluster::console::update::update;
+use tcluster::role::event::EventKind;
+use tcluster::supervisor::Process;
+use tcluster::supervisor::timeline::TimelineKind;
+use tcluster::view::Faults;
+
+/// The three sizes a lecturer meets: a laptop's small terminal, a projector, a big screen.
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 36), (160, 48)];
+
+fn projector(app: &mut App, width: u16) {
+    app.config.theme = if width == 120 {
+        Theme::Projector
+    } else {
+        Theme::Mono
+    };
+}
+
+/// The lecture after the primary was killed and its backup took over.
+fn failover() -> App {
+    let mut app = lecture();
+    let killed = Faults {
+        killed: true,
+        ..Faults::default()
+    };
+    feed(
+        &mut app,
+        [
+            timeline(
+                6000,
+                "operator",
+                TimelineKind::Action {
+                    fault: Some(3),
+                    action: "kill".into(),
+                    target: "coordinator".into(),
+                    text: "kill coordinator".into(),
+                },
+            ),
+            node("coordinator", "master", Process::Exited, killed),
+            event_from(
+                "backup",
+                6011,
+                EventKind::ElectionStarted {
+                    candidate: "backup".into(),
+                    reason: "the primary's connection closed".into(),
+                },
+            ),
+            event_from(
+                "backup",
+                6013,
+                EventKind::Takeover {
+                    coordinator: "backup".into(),
+                    term: 2,
+                    reason: "the primary's connection closed".into(),
+                },
+            ),
+            Action::Tick(6100),
+        ],
+    );
+    app
+}
+
+#[test]
+fn a_paused_worker_dead_a_cut_link_and_the_banner_at_three_sizes() {
+    for (w, h) in SIZES {
+        let mut app = lecture();
+        projector(&mut app, w);
+        insta::assert_snapshot!(format!("lecture_{w}x{h}"), render(&mut app, w, h));
+    }
+}
+
+#[test]
+fn a_failover_at_three_sizes() {
+    for (w, h) in SIZES {
+        let mut app = failover();
+        projector(&mut app, w);
+        insta::assert_snapshot!(format!("failover_{w}x{h}"), render(&mut app, w, h));
+    }
+}
+
+#[test]
+fn a_say_line_over_the_panes() {
+    let mut app = lecture();
+    app.banners.clear();
+    update(
+        &mut app,
+        timeline(
+            5000,
+            "scenario",
+            TimelineKind::Say {
+                text: "worker-2 is paused: watch its row turn suspect, then dead".into(),
+            },
+        ),
+    );
+    insta::assert_snapshot!("say_80x24", render(&mut app, 80, 24));
+}
+
+#[test]
+fn each_pane_zoomed() {
+    for pane in Pane::OVERVIEW {
+        let mut app = lecture();
+        app.banners.clear();
+        app.focus = pane;
+        update(&mut app, Action::Zoom);
+        insta::assert_snapshot!(
+            format!("pane_{}_80x24", pane.title().to_lowercase()),
+            render(&mut app, 80, 24)
+        );
+    }
+}
+
+#[test]
+fn the_map_and_the_timeline_at_three_sizes() {
+    for (w, h) in SIZES {
+        let mut app = failover();
+        app.banners.clear();
+        projector(&mut app, w);
+        update(&mut app, Action::Show(View::Map));
+        insta::assert_snapshot!(format!("map_{w}x{h}"), render(&mut app, w, h));
+        update(&mut app, Action::Show(View::Timeline));
+        insta::assert_snapshot!(format!("timeline_{w}x{h}"), render(&mut app, w, h));
+    }
+}
+
+#[test]
+fn overlays_fit_a_small_terminal() {
+    let mut app = lecture();
+    app.banners.clear();
+    update(&mut app, Action::Help);
+    insta::assert_snapshot!("help_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::HelpScroll(30));
+    insta::assert_snapshot!("help_scrolled_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::Back);
+    update(&mut app, Action::SubmitForm);
+    insta::assert_snapshot!("submit_form_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::Back);
+    app.selected.insert(Pane::Nodes, 2);
+    update(&mut app, Action::Kill);
+    insta::assert_snapshot!("confirm_kill_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::Confirm(false));
+    app.focus = Pane::Jobs;
+    app.refresh_jobs();
+    let job = app.jobs.visible.iter().position(|id| id.0 == 2).unwrap();
+    app.selected.insert(Pane::Jobs, job);
+    update(&mut app, Action::Open);
+    insta::assert_snapshot!("job_history_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::Back);
+    app.focus = Pane::Nodes;
+    app.selected.insert(Pane::Nodes, 3);
+    update(&mut app, Action::Open);
+    insta::assert_snapshot!("node_detail_80x24", render(&mut app, 80, 24));
+    update(&mut app, Action::Back);
+    update(&mut app, Action::CommandLine);
+    typed(&mut app, "kill w");
+    insta::assert_snapshot!("completions_80x24", render(&mut app, 80, 24));
+}
