@@ -20,7 +20,7 @@ use crate::protocol::{Dialect, decode};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No connection could be made.
-    #[error("cannot connect to the coordinator at {addr}: {source}")]
+    #[error("cannot connect to {addr}: {source}")]
     Connect {
         /// The address tried.
         addr: String,
@@ -30,18 +30,18 @@ pub enum ClientError {
     /// The handshake failed.
     #[error("authentication failed: {0}")]
     Auth(String),
-    /// The coordinator closed the connection.
-    #[error("the coordinator closed the connection")]
+    /// The server (a coordinator or a chat server) closed the connection.
+    #[error("the server closed the connection")]
     Closed,
     /// Reading or writing failed.
-    #[error("connection to the coordinator failed: {0}")]
+    #[error("the connection failed: {0}")]
     Io(String),
-    /// The coordinator sent something that is not a message.
-    #[error("the coordinator sent something unexpected: {0}")]
+    /// The server sent something that is not a message.
+    #[error("the server sent something unexpected: {0}")]
     Protocol(String),
 }
 
-/// A connection to a coordinator.
+/// A connection to a server: a coordinator or a chat server.
 pub struct Client {
     lines: FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
     write: OwnedWriteHalf,

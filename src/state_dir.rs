@@ -178,6 +178,33 @@ pub fn prepare(dir: &Path, start: Start) -> Result<Decision, StateDirError> {
     })
 }
 
+impl Decision {
+    /// One line for the operator: what this launch did with the state directory.
+    pub fn describe(&self, dir: &Path) -> String {
+        match self {
+            Decision::Fresh { moved_to: None } => {
+                format!("a fresh run in {}", dir.display())
+            }
+            Decision::Fresh {
+                moved_to: Some(moved),
+            } => format!(
+                "a fresh run: the last run (it ended) is kept in {}; --resume goes on with it instead",
+                moved.display()
+            ),
+            Decision::Resume { earlier } => {
+                let of = earlier
+                    .as_ref()
+                    .map(|r| format!(" of {}", r.began))
+                    .unwrap_or_default();
+                format!(
+                    "resuming the run{of} in {}: it did not end; --fresh starts a new one",
+                    dir.display()
+                )
+            }
+        }
+    }
+}
+
 impl RunRecord {
     /// A record for a run beginning now, in this process.
     pub fn begin() -> Self {

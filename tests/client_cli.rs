@@ -146,7 +146,9 @@ fn an_unreachable_coordinator_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains(&format!("cannot connect to the coordinator at {addr}")),
+        stderr(&out).contains(&format!(
+            "no master answered (tried {addr}): cannot connect to {addr}"
+        )),
         "{}",
         stderr(&out)
     );
@@ -251,10 +253,7 @@ fn the_client_finds_the_primary_among_the_masters_and_follows_a_failover() {
         stdout(&out)
     };
     let first = status();
-    assert!(
-        first.contains("coordinator coordinator (term 1)"),
-        "{first}"
-    );
+    assert!(first.contains("coordinator: primary, term 1"), "{first}");
 
     // The interactive prompt, too, and it goes on with the new primary after a failover.
     let mut prompt = tcluster()
@@ -287,20 +286,18 @@ fn the_client_finds_the_primary_among_the_masters_and_follows_a_failover() {
         })
     };
     writeln!(input, "status").unwrap();
-    expect("coordinator coordinator (term 1)");
+    expect("coordinator: primary, term 1");
 
     primary.signal(nix::sys::signal::Signal::SIGKILL);
     drop(primary);
     wait_until("the backup takes over", || {
-        status()
-            .contains("coordinator backup (term 2)")
-            .then_some(())
+        status().contains("backup: primary, term 2").then_some(())
     });
     // The first command finds the connection gone and looks for the primary; the next one is
     // answered by the new primary.
     writeln!(input, "status").unwrap();
     writeln!(input, "status").unwrap();
-    expect("coordinator backup (term 2)");
+    expect("backup: primary, term 2");
     writeln!(input, "exit").unwrap();
     drop(input);
     let out = prompt.wait_with_output().unwrap();
@@ -311,4 +308,96 @@ fn the_client_finds_the_primary_among_the_masters_and_follows_a_failover() {
         err.contains(&format!("now talking to the primary at {backup_addr}")),
         "{err}"
     );
+}
+
+#[test]
+fn a_backup_answering_status_says_it_is_a_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topology, _primary, _, _backup, backup_addr) = two_masters(dir.path());
+    let out = tcluster()
+        .args([
+            "client",
+            topology.to_str().unwrap(),
+            "--coordinator",
+            &backup_addr,
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("backup: a backup, not serving"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// A cluster launched by tcluster on ports it picked (the topology names none), found by the
+/// client through the state directory's run.json; and a chat tail that moves to the other chat
+/// server when its own is killed.
+#[test]
+fn the_client_finds_a_running_cluster_and_a_chat_tail_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "set SYSTEM_NAME Found
+node coordinator { type master }
+node worker { type worker }
+node chat { type chat; count 2 }
+node bot { type bot; bot { posts 20/s } }
+policy heartbeat { interval 100ms; timeout 800ms }
+",
+    );
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let file = topology.to_str().unwrap();
+    let run = spawn(
+        dir.path(),
+        "run",
+        &["run", file, "--headless", "--state-dir", state_arg],
+    );
+    run.wait_for_line("Found: ");
+    wait_until("the cluster says where it listens", || {
+        std::fs::read_to_string(state.join("run.json"))
+            .ok()
+            .filter(|t| t.contains("chat-2"))
+    });
+    let out = tcluster()
+        .args(["client", file, "--state-dir", state_arg, "status"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("coordinator: primary, term 1"),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
+    // Follow every channel; kill the chat server the tail reads from; the tail carries on.
+    let mut tail = tcluster();
+    tail.args([
+        "client",
+        file,
+        "--state-dir",
+        state_arg,
+        "chat",
+        "tail",
+        "*",
+    ]);
+    let tail = spawn_command(dir.path(), "tail", tail);
+    tail.wait_for_line("[");
+    let pid = wait_until("chat-1's process", || node_pid(&topology, "chat-1"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the tail says it moved", || {
+        tail.log_text().contains("moving to another").then_some(())
+    });
+    wait_until("the tail follows chat-2", || {
+        tail.log_text().contains("following * on").then_some(())
+    });
+    // And it goes on printing what the bot posts.
+    tail.wait_for_line("[");
+    drop(run);
 }

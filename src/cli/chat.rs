@@ -2,8 +2,10 @@
 //! channel live, send private messages.
 //!
 //! The server is `--server NAME` (a chat node of the topology) or `--server HOST:PORT`; without
-//! it, the first chat server of the topology that answers. Exit status: 0 success; 1 no chat
-//! server could be reached, or it refused the request (the reason is printed).
+//! it, the first chat server that answers — of the cluster running on the topology's state
+//! directory, else the topology's. A `tail` whose server goes moves to the next one, as the
+//! console's Chat pane does. Exit status: 0 success; 1 no chat server could be reached, or it
+//! refused the request (the reason is printed).
 
 use std::process::ExitCode;
 
@@ -70,9 +72,19 @@ pub enum ChatCommand {
     Stats,
 }
 
-/// Runs a chat command.
-pub fn run(topology: &Topology, args: ChatArgs, password: Option<String>, json: bool) -> ExitCode {
-    let servers = match servers(topology, args.server.as_deref()) {
+/// Runs a chat command; `running` are the chat servers of the cluster running now, if any.
+pub fn run(
+    topology: &Topology,
+    args: ChatArgs,
+    running: Option<Vec<String>>,
+    password: Option<String>,
+    json: bool,
+) -> ExitCode {
+    let found = match (&args.server, running) {
+        (None, Some(running)) => Ok(running),
+        (server, _) => servers(topology, server.as_deref()),
+    };
+    let servers = match found {
         Ok(servers) => servers,
         Err(e) => {
             eprintln!("error: {e}");
@@ -132,12 +144,16 @@ fn servers(topology: &Topology, server: Option<&str>) -> Result<Vec<String>, Str
     }
 }
 
-/// Connects to the first server that answers.
-async fn connect(servers: &[String]) -> Result<Client, ClientError> {
+/// Connects to the first server that answers, starting with the one after `after` (the one
+/// that was just lost, if any). Returns its address and the connection.
+async fn connect(servers: &[String], after: Option<&str>) -> Result<(String, Client), ClientError> {
+    let start = after
+        .and_then(|a| servers.iter().position(|s| s == a))
+        .map_or(0, |i| i + 1);
     let mut last = ClientError::Closed;
-    for addr in servers {
+    for addr in servers.iter().cycle().skip(start).take(servers.len()) {
         match Client::connect(addr, "client", None).await {
-            Ok(client) => return Ok(client),
+            Ok(client) => return Ok((addr.clone(), client)),
             Err(e) => last = e,
         }
     }
@@ -181,7 +197,12 @@ async fn chat(
     password: Option<String>,
     json: bool,
 ) -> Result<(), String> {
-    let mut client = connect(&servers).await.map_err(|e| e.to_string())?;
+    let (addr, mut client) = connect(&servers, None).await.map_err(|e| {
+        format!(
+            "no chat server answered (tried {}): {e}",
+            servers.join(", ")
+        )
+    })?;
     match command {
         ChatCommand::Send {
             channel,
@@ -239,23 +260,7 @@ async fn chat(
                 }
             }
         }
-        ChatCommand::Tail { channel } => {
-            ask(&mut client, Message::ChatSubscribe { channel }, json).await?;
-            loop {
-                // Ctrl-C ends the tail (and, at the prompt, only the tail).
-                let envelope = tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
-                    e = client.receive() => e.map_err(|e| e.to_string())?,
-                };
-                if let Message::ChatMessage { entry } = envelope.message {
-                    if json {
-                        outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
-                    } else {
-                        outln!("{}", line(&entry));
-                    }
-                }
-            }
-        }
+        ChatCommand::Tail { channel } => return tail(&servers, addr, client, channel, json).await,
         ChatCommand::Channels => {
             if let (false, Message::ChatChannelList { channels }) =
                 (json, ask(&mut client, Message::ChatChannels, json).await?)
@@ -292,6 +297,12 @@ async fn chat(
             if let (false, Message::ChatUserList { users }) =
                 (json, ask(&mut client, Message::ChatUsers, json).await?)
             {
+                // Logins are per server: an empty list says which server it was.
+                if users.is_empty() {
+                    eprintln!(
+                        "nobody is logged in on the chat server at {addr} (logins are per server: --server asks another)"
+                    );
+                }
                 for user in users {
                     outln!("{user}");
                 }
@@ -299,6 +310,61 @@ async fn chat(
         }
     }
     Ok(())
+}
+
+/// Prints a channel's new messages as they arrive, until interrupted (Ctrl-C ends the tail, and
+/// at the prompt only the tail). When its server goes, it says so and carries on with the next
+/// one that answers; what was posted meanwhile is in `chat history`.
+async fn tail(
+    servers: &[String],
+    mut addr: String,
+    mut client: Client,
+    channel: String,
+    json: bool,
+) -> Result<(), String> {
+    let subscribe = || Message::ChatSubscribe {
+        channel: channel.clone(),
+    };
+    ask(&mut client, subscribe(), json).await?;
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        let envelope = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            e = client.receive() => e,
+        };
+        match envelope {
+            Ok(envelope) => {
+                if let Message::ChatMessage { entry } = envelope.message {
+                    if json {
+                        outln!("{}", serde_json::to_string(&entry).unwrap_or_default());
+                    } else {
+                        outln!("{}", line(&entry));
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("lost the chat server at {addr} ({e}); moving to another");
+                loop {
+                    let next = tokio::select! {
+                        _ = tokio::signal::ctrl_c() => return Ok(()),
+                        next = connect(servers, Some(&addr)) => next,
+                    };
+                    if let Ok((next_addr, mut next)) = next
+                        && ask(&mut next, subscribe(), json).await.is_ok()
+                    {
+                        eprintln!(
+                            "following {channel} on {next_addr} (messages posted meanwhile: chat history)"
+                        );
+                        (addr, client) = (next_addr, next);
+                        delay = std::time::Duration::from_millis(200);
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+    }
 }
 
 /// One message as a line: clock, sender, text (`#channel` or `→ recipient` in between).

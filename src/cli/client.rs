@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 use crate::client::{Client, ClientError, find_primary};
 use crate::node::master_addresses;
 use crate::protocol::message::{JobId, JobState, JobView, Message, StatusReport, WorkerView};
+use crate::topology::NodeKind;
 
 /// `tcluster client` arguments.
 #[derive(Debug, Args)]
@@ -22,9 +23,16 @@ pub struct ClientArgs {
     pub topology: PathBuf,
 
     /// The coordinator's address, if not the topology's (`127.0.0.1:7400`); several, separated
-    /// by commas, to find whichever is primary.
+    /// by commas, to find whichever is primary. Without it: the masters of the cluster running
+    /// on the state directory (as `tcluster TOPOLOGY` launched it), else the topology's.
     #[arg(long, value_name = "HOST:PORT")]
     pub coordinator: Option<String>,
+
+    /// The state directory the cluster was launched with, if not the default (the topology's
+    /// STATE_DIR, else $XDG_STATE_HOME/tcluster/<system>): where a running cluster says where
+    /// it listens.
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
     /// Log in as this account (when the topology has `user` accounts).
     #[arg(long, env = "TCLUSTER_USER")]
     pub user: Option<String>,
@@ -91,24 +99,35 @@ pub fn run(args: ClientArgs) -> ExitCode {
     // Chat commands talk to a chat server, not to the coordinator.
     let command = match args.command {
         Some(ClientCommand::Chat(chat)) => {
-            return super::chat::run(&topology, chat, args.password.clone(), args.json);
+            let running =
+                super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Chat);
+            return super::chat::run(&topology, chat, running, args.password.clone(), args.json);
         }
         other => other,
     };
-    // Every master the topology gives an address, so the client finds whichever is primary now.
+    // Every master: those of the cluster running now on the topology's state directory (its
+    // ports may have been picked at launch), else those the topology gives an address.
     let masters: Vec<String> = match &args.coordinator {
         Some(list) => list
             .split(',')
             .map(|a| a.trim().to_string())
             .filter(|a| !a.is_empty())
             .collect(),
-        None => match master_addresses(&topology) {
-            Ok(addrs) => addrs,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
+        None => {
+            match super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Master) {
+                Some(addrs) => addrs,
+                None => match master_addresses(&topology) {
+                    Ok(addrs) => addrs,
+                    Err(e) => {
+                        eprintln!(
+                            "error: {e}, or launch it first (no cluster of this topology is running on {})",
+                            super::state_dir_of(&topology, args.state_dir.as_deref()).display()
+                        );
+                        return ExitCode::from(1);
+                    }
+                },
             }
-        },
+        }
     };
     if masters.is_empty() {
         eprintln!("error: --coordinator is empty");
@@ -123,10 +142,11 @@ pub fn run(args: ClientArgs) -> ExitCode {
     };
     let name = args.user.clone().unwrap_or_else(|| "client".to_string());
     let secret = topology.globals.cluster_secret.clone();
+    let tried = masters.join(", ");
     let mut session = match runtime.block_on(Session::open(masters, name, secret, args.json)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: no master answered (tried {tried}): {e}");
             return ExitCode::from(EXIT_UNREACHABLE);
         }
     };
@@ -145,6 +165,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
             let chat = ChatContext {
                 topology: &topology,
                 password: args.password.clone(),
+                state_dir: args.state_dir.clone(),
             };
             prompt(&runtime, &mut session, &addr, chat)
         }
@@ -374,6 +395,7 @@ commands:
 struct ChatContext<'a> {
     topology: &'a crate::topology::Topology,
     password: Option<String>,
+    state_dir: Option<PathBuf>,
 }
 
 /// `chat …` typed at the prompt: the same commands and options as `tcluster client TOPOLOGY chat`.
@@ -428,9 +450,15 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str, mut chat: ChatCo
                 use clap::Parser;
                 match PromptChat::try_parse_from(&words) {
                     Ok(parsed) => {
+                        let running = super::running_servers(
+                            chat.topology,
+                            chat.state_dir.as_deref(),
+                            NodeKind::Chat,
+                        );
                         super::chat::run(
                             chat.topology,
                             parsed.args,
+                            running,
                             chat.password.clone(),
                             session.json,
                         );
@@ -563,8 +591,14 @@ fn job_details(job: &JobView) -> String {
 
 fn report_text(r: &StatusReport) -> String {
     let j = &r.jobs;
+    // A backup's answer is its copy of the primary's state, as far as it has it.
+    let role = match r.role.as_str() {
+        "backup" => "a backup, not serving: its copy of the primary's state".to_string(),
+        "" => "master".to_string(),
+        role => role.to_string(),
+    };
     format!(
-        "coordinator {} (term {})\n  workers: {} healthy, {} suspect, {} dead\n  jobs:    {} queued, {} assigned, {} running, {} completed, {} failed\n  duplicate results: {}\n",
+        "{}: {role}, term {}\n  workers: {} healthy, {} suspect, {} dead\n  jobs:    {} queued, {} assigned, {} running, {} completed, {} failed\n  duplicate results: {}\n",
         r.coordinator,
         r.term,
         r.workers.healthy,

@@ -158,6 +158,35 @@ pub struct NodeArgs {
     pub log_format: LogFormat,
 }
 
+/// The state directory of a topology's cluster: `dir` if given, else the topology's default.
+pub fn state_dir_of(
+    topology: &crate::topology::Topology,
+    dir: Option<&std::path::Path>,
+) -> PathBuf {
+    dir.map_or_else(
+        || run::default_state_dir(topology),
+        std::path::Path::to_path_buf,
+    )
+}
+
+/// Where the servers of `kind` of the cluster running now on the topology's state directory
+/// listen (the primary first, for masters), if one runs: its `run.json` says so.
+pub fn running_servers(
+    topology: &crate::topology::Topology,
+    dir: Option<&std::path::Path>,
+    kind: crate::topology::NodeKind,
+) -> Option<Vec<String>> {
+    let record = crate::state_dir::running(&state_dir_of(topology, dir))?;
+    let mut servers: Vec<(&String, &String)> = record
+        .servers
+        .iter()
+        .filter(|(name, _)| topology.node(name).is_some_and(|n| n.kind == kind))
+        .collect();
+    servers.sort_by_key(|(name, _)| **name != record.primary);
+    let servers: Vec<String> = servers.into_iter().map(|(_, a)| a.clone()).collect();
+    (!servers.is_empty()).then_some(servers)
+}
+
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -217,16 +217,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             node.process.as_str()
         );
     }
-    if let Some(earlier) = &handle.resumed {
-        let of = earlier
-            .as_ref()
-            .map(|r| format!(" of {}", r.began))
-            .unwrap_or_default();
-        outln!(
-            "   resuming the run{of} in {} (--fresh starts a new one)",
-            state_dir.display()
-        );
-    }
+    outln!("   {}", handle.start.describe(&state_dir));
     if let Some(name) = &args.scenario {
         let _ = handle
             .commands
@@ -378,15 +369,24 @@ fn print_report(report: &RunReport) {
             .as_deref()
             .map(|b| format!(" by {b}"))
             .unwrap_or_default();
+        let outcome = f
+            .outcome
+            .as_deref()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default();
         if f.detected_ms.is_none() && f.recovered_ms.is_none() {
-            // A restart, a latency change, a chat server's fault: nothing for the cluster to
-            // detect, or nothing tcluster times (a chat server's clients move, which the Chat
-            // pane and their logs show).
-            outln!("   {} {} at {}ms", f.action, f.target, f.at_ms);
+            // A restart, a latency change, a repair: nothing for the cluster to detect; what
+            // came of it instead.
+            let outcome = f
+                .outcome
+                .as_deref()
+                .map(|o| format!(": {o}"))
+                .unwrap_or_default();
+            outln!("   {} {} at {}ms{outcome}", f.action, f.target, f.at_ms);
             continue;
         }
         outln!(
-            "   {} {} at {}ms: detected after {}{by}, recovered after {}",
+            "   {} {} at {}ms: detected after {}{by}, recovered after {}{outcome}",
             f.action,
             f.target,
             f.at_ms,

@@ -578,17 +578,25 @@ impl App {
                 .map(|j| j.id)
                 .collect(),
             None => {
-                let mut ended: Vec<(u64, JobId)> = Vec::new();
+                // Ended jobs, the latest first: by when this console saw them end, then (jobs
+                // that ended before it watched, in a resumed run) by the coordinator's time.
+                let mut ended: Vec<(u64, u64, JobId)> = Vec::new();
                 let mut open = Vec::new();
                 for job in jobs.values() {
                     if job.state.is_final() {
-                        ended.push((job.finished_ms.unwrap_or(0), job.id));
+                        let seen = self
+                            .cluster
+                            .notes(job.id)
+                            .filter(|n| !n.earlier)
+                            .and_then(|n| n.history.last())
+                            .map_or(0, |(at, _)| *at);
+                        ended.push((seen, job.finished_ms.unwrap_or(0), job.id));
                     } else {
                         open.push(job.id);
                     }
                 }
                 ended.sort_unstable_by(|a, b| b.cmp(a));
-                open.extend(ended.into_iter().map(|(_, id)| id));
+                open.extend(ended.into_iter().map(|(_, _, id)| id));
                 open
             }
         };

@@ -115,6 +115,7 @@ pub fn launch_and_run(
         Err(code) => return code,
     };
     let log_file = options.state_dir.join("logs/tcluster.log");
+    let state_dir = options.state_dir.clone();
     runtime.block_on(async move {
         eprintln!("starting {} …", topology.globals.system_name);
         let handle = match supervisor::launch(topology.clone(), options).await {
@@ -135,13 +136,17 @@ pub fn launch_and_run(
         );
         app.cluster.term = term;
         app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
-        for text in warnings {
+        use crate::supervisor::logs::{Level, LogLine};
+        let start = (Level::Info, handle.start.describe(&state_dir));
+        let warnings = warnings.into_iter().map(|w| (Level::Warn, w));
+        for (level, text) in std::iter::once(start).chain(warnings) {
+            let node = std::sync::Arc::from("tcluster");
             update(
                 &mut app,
-                Action::Log(crate::supervisor::logs::LogLine {
+                Action::Log(LogLine {
                     at_ms: 0,
-                    node: std::sync::Arc::from("tcluster"),
-                    level: crate::supervisor::logs::Level::Warn,
+                    node,
+                    level,
                     text,
                 }),
             );

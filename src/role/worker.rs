@@ -17,6 +17,11 @@ use tracing::{debug, info, warn};
 use crate::clock::{LamportClock, Millis};
 use crate::protocol::message::{Envelope, JobId, Message};
 
+/// The least time between two `register`s on one connection.
+const REGISTER_RETRY_MS: Millis = 1_000;
+/// How the coordinator's error to an unregistered worker begins.
+pub const NOT_REGISTERED: &str = "register first";
+
 /// How a worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -84,6 +89,8 @@ pub struct Worker {
     clock: LamportClock,
     now: Millis,
     connected: bool,
+    /// When `register` was last sent on this connection.
+    register_sent: Millis,
     running: BTreeMap<JobId, Running>,
     /// Results that could not be sent yet, oldest first.
     unsent: Vec<Message>,
@@ -102,6 +109,7 @@ impl Worker {
             clock: LamportClock::default(),
             now: 0,
             connected: false,
+            register_sent: 0,
             running: BTreeMap::new(),
             unsent: Vec::new(),
             last_heartbeat: 0,
@@ -137,11 +145,7 @@ impl Worker {
         match input {
             WorkerInput::Connected => {
                 self.connected = true;
-                let running = self.running.keys().copied().collect();
-                self.send(Message::Register {
-                    slots: self.config.slots,
-                    running,
-                });
+                self.register();
                 for message in std::mem::take(&mut self.unsent) {
                     self.send(message);
                 }
@@ -238,10 +242,31 @@ impl Worker {
                 info!(heartbeat_ms, "registered");
                 self.config.heartbeat_ms = heartbeat_ms.max(1);
             }
+            // A `register` lost on the way (a lossy link, or a cut one that healed) leaves the
+            // coordinator not knowing this connection: it says so, and the worker registers
+            // again (not more than once a second).
+            Message::Error { message } if message.starts_with(NOT_REGISTERED) => {
+                if self.now.saturating_sub(self.register_sent) >= REGISTER_RETRY_MS {
+                    info!("the coordinator does not know this connection: registering again");
+                    self.register();
+                } else {
+                    debug!("not registered yet: the answer may still be on its way");
+                }
+            }
             Message::Error { message } => warn!(%message, "coordinator reports an error"),
             Message::Welcome { .. } | Message::Pong => {}
             other => debug!(?other, "unexpected message ignored"),
         }
+    }
+
+    /// Registers on the connection, with the jobs it is still running.
+    fn register(&mut self) {
+        self.register_sent = self.now;
+        let running = self.running.keys().copied().collect();
+        self.send(Message::Register {
+            slots: self.config.slots,
+            running,
+        });
     }
 
     fn send(&mut self, message: Message) {
@@ -329,6 +354,26 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_register_the_coordinator_never_got_is_sent_again_when_it_says_so() {
+        let mut w = worker();
+        w.step(0, WorkerInput::Connected);
+        let not_registered = || {
+            from_coordinator(
+                1,
+                Message::Error {
+                    message: format!("{NOT_REGISTERED}: this message is for workers"),
+                },
+            )
+        };
+        // Too soon after the first: the answer may still be on its way.
+        assert!(sent(&w.step(500, not_registered())).is_empty());
+        let out = w.step(1200, not_registered());
+        assert!(matches!(sent(&out)[..], [Message::Register { .. }]));
+        // Once a second at most, however many errors come.
+        assert!(sent(&w.step(1300, not_registered())).is_empty());
     }
 
     #[test]

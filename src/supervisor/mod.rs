@@ -196,8 +196,8 @@ pub struct SupervisorHandle {
     pub nodes: Vec<NodeStatus>,
     /// The primary when the launch finished, and its term.
     pub primary: (String, u64),
-    /// Whether this run resumed an earlier one, and that run's record.
-    pub resumed: Option<Option<RunRecord>>,
+    /// Whether this run is fresh (and where an earlier run's state went) or resumes one.
+    pub start: Decision,
     /// The links, to read their state and watch the messages they carry.
     pub shaper: LinkShaper,
     task: tokio::task::JoinHandle<()>,
@@ -416,8 +416,8 @@ pub async fn launch(
         view: ClusterView::new(&primary, newest_term, false),
         primary_addr: None,
         resubscribe: BTreeMap::new(),
-        resumed: match decision {
-            Decision::Resume { earlier } => Some(earlier),
+        resumed: match &decision {
+            Decision::Resume { earlier } => Some(earlier.clone()),
             Decision::Fresh { .. } => None,
         },
         record: RunRecord::begin(),
@@ -440,7 +440,7 @@ pub async fn launch(
     supervisor.write_record();
     let nodes = supervisor.statuses();
     let primary = (supervisor.view.primary.clone(), supervisor.view.term);
-    let resumed = supervisor.resumed.clone();
+
     let shaper = supervisor.shaper.clone();
     let (commands, commands_rx) = mpsc::channel(256);
     supervisor.commands = Some(commands.downgrade());
@@ -453,7 +453,7 @@ pub async fn launch(
         started,
         nodes,
         primary,
-        resumed,
+        start: decision,
         shaper,
         task,
     })

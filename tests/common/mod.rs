@@ -157,6 +157,18 @@ pub fn topology(dir: &Path, text: &str) -> PathBuf {
     path
 }
 
+/// The process id of node `name` of the cluster of `topology` (a `tcluster node` child).
+pub fn node_pid(topology: &Path, name: &str) -> Option<i32> {
+    let topology = topology.to_str()?;
+    std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+        let pid = entry.ok()?.file_name().to_str()?.parse::<i32>().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let has = |word: &str| args.contains(&word.as_bytes());
+        (has("node") && has(topology) && has(name)).then_some(pid)
+    })
+}
+
 /// Waits until `check` returns `Some`, or panics with `what` after the deadline.
 pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;

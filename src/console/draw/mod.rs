@@ -158,12 +158,12 @@ fn say_line(app: &App, palette: &Palette, frame: &mut Frame) {
     if area.height < 3 {
         return;
     }
-    let text = format!(" ▶ {text} ");
-    let width = (text.chars().count() as u16).min(area.width);
-    let rect = Rect::new(area.x + (area.width - width) / 2, area.y, width, 1);
+    // The whole top row, so no half of a pane's title peeks out beside it.
+    let rect = Rect::new(area.x, area.y, area.width, 1);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(truncate(&text, width as usize)).style(palette.tone(Tone::Info)),
+        Paragraph::new(Line::from(truncate(&format!("▶ {text}"), area.width as usize)).centered())
+            .style(palette.tone(Tone::Info)),
         rect,
     );
 }

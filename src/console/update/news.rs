@@ -318,6 +318,8 @@ fn recovered_banner(app: &mut App, at: u64, fault: &FaultView, moved: &[(JobId, 
     let text = if moved.is_empty() {
         format!("{key} held no jobs: nothing to move")
     } else {
+        let mut moved = moved.to_vec();
+        moved.sort();
         let jobs: Vec<String> = moved.iter().map(|(j, _)| j.to_string()).collect();
         let mut workers: Vec<&str> = moved.iter().map(|(_, w)| w.as_str()).collect();
         workers.sort_unstable();

@@ -2048,7 +2048,10 @@ impl Coordinator {
                 self.send(
                     conn,
                     Message::Error {
-                        message: "register first: this message is for workers".into(),
+                        message: format!(
+                            "{}: this message is for workers",
+                            crate::role::worker::NOT_REGISTERED
+                        ),
                     },
                 );
                 None
