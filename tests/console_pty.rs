@@ -255,3 +255,114 @@ fn the_chat_pane_posts_and_moves_to_another_chat_server() {
             .then_some(())
     });
 }
+
+/// The lecture's central moments in a real terminal: a paused worker's row turns suspect, then
+/// dead, while it is paused (the verdict is the cluster's, `paused` is a tag); the primary is
+/// killed and a FAILOVER banner gives the time; `q`, and the next launch is a fresh cluster on
+/// which every pane and `tcluster client … status` agree.
+#[test]
+fn a_pause_a_failover_and_a_fresh_relaunch_as_the_class_sees_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = common::topology(
+        dir.path(),
+        "set SYSTEM_NAME Lecture
+node coordinator { type master }
+node backup { type master; role backup }
+node worker { type worker; count 2; resources { cpu 2 } }
+policy heartbeat { interval 100ms; suspect_after 300ms; timeout 1500ms }
+",
+    );
+    let state = dir.path().join("state");
+    let args = [
+        topology.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let (mut child, screen, mut press) = open(&args, 40, 160, dir.path());
+    screen.wait_for("every node healthy", |s| {
+        s.contains("Lecture") && s.matches("● healthy").count() >= 4
+    });
+    press(b":submit 4 sleep 30s\r");
+    screen.wait_for("the jobs running", |s| s.contains("▶4"));
+
+    // Paused: the row keeps the cluster's verdict — suspect, then dead — with `paused` beside.
+    let row = |s: &str, name: &str| {
+        s.lines()
+            .find(|l| l.contains(&format!("┃{name}")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    press(b":pause worker-1\r");
+    let suspect = screen.wait_for("worker-1 suspect while paused", |s| {
+        let r = row(s, "worker-1");
+        r.contains("◐ suspect") && r.contains("paused")
+    });
+    assert!(!row(&suspect, "worker-1").contains("dead"), "{suspect}");
+    let dead = screen.wait_for("worker-1 dead while paused", |s| {
+        let r = row(s, "worker-1");
+        r.contains("✕ dead") && r.contains("paused")
+    });
+    assert!(
+        dead.contains("worker-1 DEAD — coordinator detected it"),
+        "the banner with the time:\n{dead}"
+    );
+    press(b":resume worker-1\r");
+    screen.wait_for("worker-1 back", |s| {
+        let r = row(s, "worker-1");
+        r.contains("rejoined") || r.contains("● healthy")
+    });
+
+    // The primary dies: the backup takes over, the banner says when.
+    press(b":kill coordinator\r");
+    let failover = screen.wait_for("the failover banner", |s| {
+        s.contains("FAILOVER — backup is primary, term 2,")
+    });
+    assert!(
+        failover.contains("after coordinator was killed"),
+        "{failover}"
+    );
+    screen.wait_for("the status bar and the rows agree", |s| {
+        s.contains("★ backup term 2")
+            && row(s, "coordinator").contains("was primary")
+            && row(s, "coordinator").contains("✕ dead")
+            && row(s, "backup").contains("primary")
+    });
+
+    press(b"q");
+    let status = wait_until("the console exits", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    wait_until("every node it launched is gone", || {
+        processes_mentioning(topology.to_str().unwrap())
+            .is_empty()
+            .then_some(())
+    });
+
+    // The run ended with q: the next launch is a fresh cluster, and says so.
+    let (mut child, screen, mut press) = open(&args, 40, 160, dir.path());
+    let fresh = screen.wait_for("a fresh cluster, every node healthy", |s| {
+        s.contains("★ coordinator term 1") && s.matches("● healthy").count() >= 4
+    });
+    assert!(fresh.contains("Jobs (0)"), "{fresh}");
+    assert!(
+        fresh.contains("a fresh run"),
+        "the Logs pane says so:\n{fresh}"
+    );
+    let client = common::tcluster()
+        .args([
+            "client",
+            topology.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "status",
+        ])
+        .output()
+        .unwrap();
+    let status_text = String::from_utf8_lossy(&client.stdout);
+    assert!(
+        status_text.contains("coordinator: primary, term 1") && status_text.contains("0 completed"),
+        "{status_text}"
+    );
+    press(b"q");
+    let status = wait_until("the console exits", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+}

@@ -6,11 +6,12 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::{Palette, block, truncate};
 use crate::console::app::*;
+use crate::supervisor::shaper::MessageSeen;
 use crate::supervisor::timeline::TimelineKind;
 
 /// Messages hidden from the diagram unless asked for: liveness chatter and progress reports,
@@ -18,6 +19,11 @@ use crate::supervisor::timeline::TimelineKind;
 fn is_ping(kind: &str) -> bool {
     matches!(kind, "heartbeat" | "ping" | "pong" | "progress")
 }
+
+/// How far back (rows) a message looks for a burst of its kind to join, and how long a burst
+/// lasts.
+const BURST_ROWS: usize = 6;
+const BURST_MS: u64 = 300;
 
 /// A time on the timeline: from the scenario's start while one runs, else from the run's.
 fn when(app: &App, at_ms: u64) -> String {
@@ -34,21 +40,31 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     // Side by side when there is room; on a narrow screen one at a time, `z` switching.
     let (left, right) = match (area.width >= 100, app.zoom) {
         (true, false) => {
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                    .areas(area);
+            // The table of actions needs the room more than the diagram does.
+            let left = if area.width >= 160 { 50 } else { 58 };
+            let [left, right] = Layout::horizontal([
+                Constraint::Percentage(left),
+                Constraint::Percentage(100 - left),
+            ])
+            .areas(area);
             (Some(left), Some(right))
         }
         (true, true) | (false, false) => (Some(area), None),
         (false, true) => (None, Some(area)),
     };
     if let Some(left) = left {
+        let rows = fault_rows(app, left.width);
+        let lines: usize = rows
+            .0
+            .iter()
+            .map(|(_, cells)| cells.iter().map(Vec::len).max().unwrap_or(1))
+            .sum();
         let [faults_area, events_area] = Layout::vertical([
-            Constraint::Length((app.faults.len() as u16 + 3).min(left.height / 2).max(4)),
+            Constraint::Length((lines as u16 + 3).min(left.height / 2).max(4)),
             Constraint::Min(3),
         ])
         .areas(left);
-        faults(app, palette, frame, faults_area);
+        faults(app, palette, frame, faults_area, rows);
         events(app, palette, frame, events_area);
     }
     if let Some(right) = right {
@@ -56,29 +72,23 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     }
 }
 
-fn faults(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
-    let focused = !app.timeline_view.events_focused;
-    let height = area.height.saturating_sub(3) as usize;
-    let selected = app
-        .selected(Pane::Timeline)
-        .min(app.faults.len().saturating_sub(1));
-    // The newest rows, unless the selection is further up.
-    let start = app.faults.len().saturating_sub(height).min(selected);
-    let rows = app
+/// The Faults table's rows for a table `width` wide: each cell wrapped to its column, so
+/// nothing is cut; and the column widths.
+fn fault_rows(app: &App, width: u16) -> (Vec<(usize, [Vec<String>; 5])>, [u16; 5]) {
+    let room = width.saturating_sub(2 + 3 + 6 + 4) as usize;
+    let ms = |t: u64| {
+        if t < 1000 {
+            format!("{t}ms")
+        } else {
+            format!("{:.2}s", t as f64 / 1000.0)
+        }
+    };
+    let texts: Vec<(usize, [String; 5])> = app
         .faults
         .iter()
         .enumerate()
-        .skip(start)
-        .take(height)
         .map(|(i, f)| {
             let pending = if f.settled { "-" } else { "…" };
-            let ms = |t: u64| {
-                if t < 1000 {
-                    format!("{t}ms")
-                } else {
-                    format!("{:.2}s", t as f64 / 1000.0)
-                }
-            };
             let detected = f
                 .detected
                 .as_ref()
@@ -90,57 +100,111 @@ fn faults(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
                 (None, Some(o)) => o.clone(),
                 (None, None) => pending.into(),
             };
-            let row = Row::new(vec![
+            let cells = [
                 format!("#{}", f.number),
                 when(app, f.at_ms),
                 f.text.clone(),
                 detected,
                 outcome,
-            ]);
-            if i == selected && focused && app.focus == Pane::Timeline {
-                row.style(palette.selected())
-            } else {
-                row
-            }
-        });
+            ];
+            (i, cells)
+        })
+        .collect();
     // The action and who detected it as wide as they are, within a share of the room; the
     // rest for what came of it.
-    let room = area.width.saturating_sub(2 + 3 + 6 + 4) as usize;
-    let widest = |texts: &mut dyn Iterator<Item = usize>, share: usize| {
+    let widest = |column: usize, share: usize| {
         texts
+            .iter()
+            .map(|(_, c)| c[column].chars().count())
             .max()
             .unwrap_or(0)
-            .clamp(6, (room * share / 100).max(6)) as u16
+            .clamp(8, (room * share / 100).max(8))
     };
-    let action = widest(&mut app.faults.iter().map(|f| f.text.chars().count()), 40);
-    let detected = widest(
-        &mut app.faults.iter().map(|f| {
-            f.detected
-                .as_ref()
-                .map_or(1, |(_, by)| by.chars().count() + 9)
-        }),
-        25,
-    );
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(3),
-            Constraint::Length(6),
-            Constraint::Length(action),
-            Constraint::Length(detected),
-            Constraint::Fill(1),
-        ],
-    )
-    .header(
-        Row::new(["#", "AT", "ACTION", "DETECTED", "RECOVERED / OUTCOME"])
-            .style(palette.dim().add_modifier(Modifier::BOLD)),
-    )
-    .column_spacing(1)
-    .block(block(
-        " Actions: what the cluster noticed, and how it recovered ",
-        palette,
-        focused,
-    ));
+    let action = widest(2, 34);
+    let detected = widest(3, 30);
+    let outcome = room.saturating_sub(action + detected).max(8);
+    let widths = [3, 6, action as u16, detected as u16, outcome as u16];
+    let rows = texts
+        .into_iter()
+        .map(|(i, cells)| {
+            let wrapped = std::array::from_fn(|k| wrap(&cells[k], widths[k] as usize));
+            (i, wrapped)
+        })
+        .collect();
+    (rows, widths)
+}
+
+/// Words of `text` in lines of at most `width` characters (a longer word is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(truncate(word, width.max(1))),
+        }
+    }
+    lines.truncate(3);
+    lines
+}
+
+fn faults(
+    app: &App,
+    palette: &Palette,
+    frame: &mut Frame,
+    area: Rect,
+    (rows, widths): (Vec<(usize, [Vec<String>; 5])>, [u16; 5]),
+) {
+    let focused = !app.timeline_view.events_focused;
+    let height = area.height.saturating_sub(3) as usize;
+    // The table follows the newest actions until the operator moves its selection.
+    let chosen =
+        focused && app.focus == Pane::Timeline && app.selected.contains_key(&Pane::Timeline);
+    let selected = if chosen {
+        app.selected(Pane::Timeline)
+            .min(app.faults.len().saturating_sub(1))
+    } else {
+        usize::MAX
+    };
+    // The newest rows that fit, unless the selection is further up.
+    let row_height = |cells: &[Vec<String>; 5]| cells.iter().map(Vec::len).max().unwrap_or(1);
+    let mut end = rows.len();
+    let mut start = end;
+    let mut used = 0;
+    while start > 0 && used + row_height(&rows[start - 1].1) <= height {
+        start -= 1;
+        used += row_height(&rows[start].1);
+    }
+    while chosen && selected < start && start > 0 {
+        start -= 1;
+        used += row_height(&rows[start].1);
+        while used > height && end > start + 1 {
+            end -= 1;
+            used -= row_height(&rows[end].1);
+        }
+    }
+    let shown = rows[start..end].iter().map(|(i, cells)| {
+        let lines = row_height(cells) as u16;
+        let row = Row::new(cells.iter().map(|c| Text::from(c.join("\n")))).height(lines);
+        if *i == selected && focused && app.focus == Pane::Timeline {
+            row.style(palette.selected())
+        } else {
+            row
+        }
+    });
+    let table = Table::new(shown, widths.map(Constraint::Length))
+        .header(
+            Row::new(["#", "AT", "ACTION", "DETECTED", "RECOVERED / OUTCOME"])
+                .style(palette.dim().add_modifier(Modifier::BOLD)),
+        )
+        .column_spacing(1)
+        .block(block(
+            " Actions: what the cluster noticed, and how it recovered ",
+            palette,
+            focused,
+        ));
     frame.render_widget(table, area);
 }
 
@@ -244,19 +308,36 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     }
     // The newest messages, one per row. Heartbeats and pings are hidden unless asked for:
     // they would push the rare messages (an election, a victory) off the diagram in a second.
-    let between = |m: &&crate::supervisor::shaper::MessageSeen| {
-        lanes.contains(&&*m.from) && lanes.contains(&&*m.to)
-    };
+    let between = |m: &&MessageSeen| lanes.contains(&&*m.from) && lanes.contains(&&*m.to);
     let pings = app.timeline_view.pings;
-    let recent: Vec<_> = app
+    // A burst of the same message between the same nodes (a backup catching up on a history,
+    // a submission of many jobs) is one row with a count, so it does not push the rare
+    // messages of an election off the diagram.
+    let mut recent: Vec<(&MessageSeen, usize)> = Vec::new();
+    for m in app
         .messages
         .iter()
         .rev()
         .filter(between)
         .filter(|m| pings || !is_ping(&m.kind))
-        .take(rows)
-        .collect();
-    for (r, m) in recent.iter().rev().enumerate() {
+    {
+        let len = recent.len();
+        let burst = recent[len.saturating_sub(BURST_ROWS)..]
+            .iter_mut()
+            .find(|(r, _)| {
+                r.from == m.from
+                    && r.to == m.to
+                    && r.kind == m.kind
+                    && r.dropped == m.dropped
+                    && r.at_ms.saturating_sub(m.at_ms) <= BURST_MS
+            });
+        match burst {
+            Some((_, count)) => *count += 1,
+            None if len < rows => recent.push((m, 1)),
+            None => break,
+        }
+    }
+    for (r, (m, count)) in recent.iter().rev().enumerate() {
         let (Some(a), Some(b)) = (
             lanes.iter().position(|l| *l == &*m.from),
             lanes.iter().position(|l| *l == &*m.to),
@@ -294,8 +375,13 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
         } else {
             m.kind.chars().take(10).collect()
         };
+        let times = if *count > 1 {
+            format!(" ×{count}")
+        } else {
+            String::new()
+        };
         let label = format!(
-            "{kind}{}",
+            "{kind}{times}{}",
             m.clock.map(|c| format!(" c{c}")).unwrap_or_default()
         );
         let start = lo + 2;

@@ -16,6 +16,8 @@ use super::contains_ignore_case;
 
 /// How many banners are on screen at once (the newest).
 pub const BANNERS_SHOWN: usize = 2;
+/// A banner that has had no news for this long makes way for a new story.
+const QUIET_MS: u64 = 2_000;
 /// Seconds of messages kept for the space-time diagram.
 const MESSAGE_WINDOW_MS: u64 = 15_000;
 
@@ -389,6 +391,9 @@ pub fn banner(app: &mut App, key: &str, at: u64, text: String, tone: Tone) {
         }
         b.at_ms = at;
     } else {
+        // A new story: banners about older ones that have gone quiet make way.
+        app.banners
+            .retain(|b| b.key == "failover" || at.saturating_sub(b.at_ms) < QUIET_MS);
         app.banners.push_back(Banner {
             key: key.to_string(),
             lines: vec![(text, tone)],
