@@ -72,9 +72,13 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The Faults table's rows (each the index of its action and its five cells, each cell its
+/// lines) and the columns' widths.
+type FaultRows = (Vec<(usize, [Vec<String>; 5])>, [u16; 5]);
+
 /// The Faults table's rows for a table `width` wide: each cell wrapped to its column, so
 /// nothing is cut; and the column widths.
-fn fault_rows(app: &App, width: u16) -> (Vec<(usize, [Vec<String>; 5])>, [u16; 5]) {
+fn fault_rows(app: &App, width: u16) -> FaultRows {
     let room = width.saturating_sub(2 + 3 + 6 + 4) as usize;
     let ms = |t: u64| {
         if t < 1000 {
@@ -150,13 +154,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
-fn faults(
-    app: &App,
-    palette: &Palette,
-    frame: &mut Frame,
-    area: Rect,
-    (rows, widths): (Vec<(usize, [Vec<String>; 5])>, [u16; 5]),
-) {
+fn faults(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, (rows, widths): FaultRows) {
     let focused = !app.timeline_view.events_focused;
     let height = area.height.saturating_sub(3) as usize;
     // The table follows the newest actions until the operator moves its selection.
