@@ -1326,11 +1326,9 @@ impl Coordinator {
             match self.workers_still_here() {
                 Ok(()) => {
                     warn!("the backup has not acknowledged for too long: dropping it");
+                    let silent = self.now.saturating_sub(self.held_since);
                     for conn in self.followers.clone() {
-                        self.dropping = Some(format!(
-                            "no acknowledgement for {}ms: dropped",
-                            self.now.saturating_sub(self.held_since)
-                        ));
+                        self.dropping = Some(format!("no acknowledgement for {silent}ms: dropped"));
                         self.close(conn);
                     }
                 }
