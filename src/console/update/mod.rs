@@ -257,8 +257,7 @@ fn tick(app: &mut App, now: u64) {
             app.jobs.throughput.pop_front();
         }
     }
-    // Jobs that moved stop being highlighted, and the order follows the work.
-    app.jobs.stale = true;
+    // The order follows the work: rebuilt at most four times a second, when jobs changed.
     app.refresh_jobs();
     if app
         .say
