@@ -262,3 +262,34 @@ fn a_reader_that_goes_away_is_not_a_panic() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// A topology's warnings are said once, by the command a person runs — not again by every node
+/// tcluster launches (their stderr is the console's Logs pane).
+#[test]
+fn a_launched_node_leaves_the_topologys_warnings_to_tcluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("warn.top");
+    std::fs::write(&file, "node coordinator { type master; colour blue }\n").unwrap();
+    let file = file.to_str().unwrap();
+    let check = tcluster(&["check", file]);
+    assert!(
+        text(&check.stderr).contains("unknown key `colour`"),
+        "{}",
+        text(&check.stderr)
+    );
+    // Launched by tcluster (its control channel on stdin; closed here, so it stops at once).
+    let node = tcluster(&[
+        "node",
+        file,
+        "--name",
+        "coordinator",
+        "--listen",
+        "127.0.0.1:0",
+        "--control-stdin",
+    ]);
+    assert!(
+        !text(&node.stderr).contains("colour"),
+        "{}",
+        text(&node.stderr)
+    );
+}
