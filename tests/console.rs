@@ -130,50 +130,7 @@ fn a_dead_nodes_live_figures_are_not_shown_as_if_current() {
 #[test]
 fn a_failover_is_announced_with_its_time_and_the_old_primary_reads_was_primary() {
     let mut app = lecture();
-    let killed = Faults {
-        killed: true,
-        ..Faults::default()
-    };
-    update(
-        &mut app,
-        timeline(
-            6000,
-            "operator",
-            TimelineKind::Action {
-                fault: Some(3),
-                action: "kill".into(),
-                target: "coordinator".into(),
-                text: "kill coordinator".into(),
-            },
-        ),
-    );
-    update(
-        &mut app,
-        node("coordinator", "master", Process::Exited, killed),
-    );
-    update(
-        &mut app,
-        event_from(
-            "backup",
-            6011,
-            EventKind::ElectionStarted {
-                candidate: "backup".into(),
-                reason: "the primary's connection closed".into(),
-            },
-        ),
-    );
-    update(
-        &mut app,
-        event_from(
-            "backup",
-            6013,
-            EventKind::Takeover {
-                coordinator: "backup".into(),
-                term: 2,
-                reason: "the primary's connection closed".into(),
-            },
-        ),
-    );
+    kill_primary(&mut app);
     assert_eq!(
         (app.cluster.primary.as_str(), app.cluster.term),
         ("backup", 2)

@@ -12,10 +12,7 @@ use tcluster::console::app::{App, Pane, View};
 use tcluster::console::config::Theme;
 use tcluster::console::keymap::Action;
 use tcluster::console::update::update;
-use tcluster::role::event::EventKind;
-use tcluster::supervisor::Process;
 use tcluster::supervisor::timeline::TimelineKind;
-use tcluster::view::Faults;
 
 /// The three sizes a lecturer meets: a laptop's small terminal, a projector, a big screen.
 const SIZES: [(u16, u16); 3] = [(80, 24), (120, 36), (160, 48)];
@@ -31,44 +28,8 @@ fn projector(app: &mut App, width: u16) {
 /// The lecture after the primary was killed and its backup took over.
 fn failover() -> App {
     let mut app = lecture();
-    let killed = Faults {
-        killed: true,
-        ..Faults::default()
-    };
-    feed(
-        &mut app,
-        [
-            timeline(
-                6000,
-                "operator",
-                TimelineKind::Action {
-                    fault: Some(3),
-                    action: "kill".into(),
-                    target: "coordinator".into(),
-                    text: "kill coordinator".into(),
-                },
-            ),
-            node("coordinator", "master", Process::Exited, killed),
-            event_from(
-                "backup",
-                6011,
-                EventKind::ElectionStarted {
-                    candidate: "backup".into(),
-                    reason: "the primary's connection closed".into(),
-                },
-            ),
-            event_from(
-                "backup",
-                6013,
-                EventKind::Takeover {
-                    coordinator: "backup".into(),
-                    term: 2,
-                    reason: "the primary's connection closed".into(),
-                },
-            ),
-            Action::Tick(6100),
-        ],
-    );
+    kill_primary(&mut app);
+    update(&mut app, Action::Tick(6100));
     app
 }
 

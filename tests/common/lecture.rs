@@ -364,6 +364,48 @@ pub fn cut_worker_3(app: &mut App) {
     );
 }
 
+/// The operator kills the primary at 6 s: the backup starts an election and takes over in
+/// term 2, 13 ms later.
+pub fn kill_primary(app: &mut App) {
+    let killed = Faults {
+        killed: true,
+        ..Faults::default()
+    };
+    feed(
+        app,
+        [
+            timeline(
+                6000,
+                "operator",
+                TimelineKind::Action {
+                    fault: Some(3),
+                    action: "kill".into(),
+                    target: "coordinator".into(),
+                    text: "kill coordinator".into(),
+                },
+            ),
+            node("coordinator", "master", Process::Exited, killed),
+            event_from(
+                "backup",
+                6011,
+                EventKind::ElectionStarted {
+                    candidate: "backup".into(),
+                    reason: "the primary's connection closed".into(),
+                },
+            ),
+            event_from(
+                "backup",
+                6013,
+                EventKind::Takeover {
+                    coordinator: "backup".into(),
+                    term: 2,
+                    reason: "the primary's connection closed".into(),
+                },
+            ),
+        ],
+    );
+}
+
 /// The links: worker-3's to the coordinator cut, a slow one to worker-1.
 pub fn links(cut: bool) -> Action {
     let link = |from: &str, to: &str, cut: bool, latency_ms: u64| LinkView {

@@ -6,9 +6,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
-use super::{Column, Palette, block, fit, popup, sparkline};
+use super::{Column, Palette, block, fit, fitted_table, popup, sparkline};
 use crate::console::app::*;
 use crate::console::layout::window;
 use crate::protocol::message::{JobId, JobState};
@@ -150,12 +150,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
                 row
             })
         });
-    let header = Row::new(chosen.iter().map(|(c, _)| columns[*c].header))
-        .style(palette.dim().add_modifier(Modifier::BOLD));
-    let table = Table::new(rows, chosen.iter().map(|(_, w)| *w))
-        .header(header)
-        .column_spacing(1);
-    frame.render_widget(table, table_area);
+    frame.render_widget(fitted_table(rows, &columns, &chosen, palette), table_area);
 }
 
 /// How long a job has been in the works (or took), on the console's own clock.

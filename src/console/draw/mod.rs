@@ -21,7 +21,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Row, Table};
 
 use super::app::*;
 use super::config::Theme;
@@ -312,6 +312,20 @@ fn fit(columns: &[Column], width: u16) -> Vec<(usize, Constraint)> {
             (i, Constraint::Length(columns[i].width + extra))
         })
         .collect()
+}
+
+/// A table of the `chosen` columns (from [`fit`]), with its header row.
+fn fitted_table<'a>(
+    rows: impl IntoIterator<Item = Row<'a>>,
+    columns: &[Column],
+    chosen: &[(usize, Constraint)],
+    palette: &Palette,
+) -> Table<'a> {
+    let header = Row::new(chosen.iter().map(|(c, _)| columns[*c].header))
+        .style(palette.dim().add_modifier(Modifier::BOLD));
+    Table::new(rows, chosen.iter().map(|(_, w)| *w))
+        .header(header)
+        .column_spacing(1)
 }
 
 /// The symbol, word and colour of a verdict.

@@ -5,9 +5,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Paragraph, Row, Wrap};
 
-use super::{Column, Palette, block, fit, popup, sparkline, truncate, verdict_style};
+use super::{Column, Palette, block, fit, fitted_table, popup, sparkline, truncate, verdict_style};
 use crate::console::app::*;
 use crate::console::layout::window;
 use crate::view::{Role, Verdict};
@@ -163,12 +163,8 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
                 row
             }
         });
-    let header = Row::new(chosen.iter().map(|(c, _)| columns[*c].header))
-        .style(palette.dim().add_modifier(Modifier::BOLD));
-    let table = Table::new(rows, chosen.iter().map(|(_, w)| *w))
-        .header(header)
-        .block(block(title, palette, focused))
-        .column_spacing(1);
+    let table =
+        fitted_table(rows, &columns, &chosen, palette).block(block(title, palette, focused));
     frame.render_widget(table, area);
 }
 
