@@ -635,3 +635,31 @@ fn a_bot_leaves_a_paused_chat_server() {
     });
     a.signal(nix::sys::signal::Signal::SIGCONT);
 }
+
+/// A chat server whose peer is gone retries with a growing delay and says nothing until the
+/// peer answers: the shaping proxy in between accepts a connection even while the peer is down,
+/// which must not read as "linked" (once it did, dozens of times a second, burying the log).
+#[test]
+fn a_chat_server_waits_quietly_for_a_peer_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, _) = headless(
+        dir.path(),
+        "node master { type master }\nnode chat { type chat; count 2 }\n\
+         scenario outage {\n  at 0.5s kill chat-1\n  at 4.5s restart chat-1\n  at 6s say \"done\"\n}\n",
+        "outage",
+    );
+    assert!(stdout.contains("FAULT #1: kill chat-1"), "{stdout}");
+    let log = std::fs::read_to_string(dir.path().join("state/logs/chat-2.log")).unwrap();
+    let linked = log.matches("linked to the chat server").count();
+    let lost = log.matches("lost the chat server").count();
+    assert!(
+        linked <= 3 && lost <= 2,
+        "linked {linked} times, lost {lost} times in 6s:\n{log}"
+    );
+    // And it did link again once chat-1 was back.
+    let after = log
+        .rsplit("lost the chat server")
+        .next()
+        .unwrap_or_default();
+    assert!(after.contains("linked to the chat server"), "{log}");
+}

@@ -127,3 +127,46 @@ fn overlays_fit_a_small_terminal() {
     typed(&mut app, "kill w");
     insta::assert_snapshot!("completions_80x24", render(&mut app, 80, 24));
 }
+
+/// A backup catching up on a long history sends hundreds of replicas in a moment: they are one
+/// row with a count, and the election that came just before is still on the diagram.
+#[test]
+fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
+    use std::sync::Arc;
+    use tcluster::supervisor::shaper::MessageSeen;
+    let mut app = lecture();
+    app.banners.clear();
+    let message = |at_ms: u64, from: &str, to: &str, kind: &str| {
+        Action::Message(MessageSeen {
+            at_ms,
+            from: Arc::from(from),
+            to: Arc::from(to),
+            kind: kind.into(),
+            clock: Some(at_ms / 10),
+            dropped: false,
+        })
+    };
+    feed(
+        &mut app,
+        [
+            message(6000, "backup", "coordinator", "election"),
+            message(6001, "coordinator", "backup", "answer"),
+            message(6002, "coordinator", "backup", "victory"),
+        ],
+    );
+    for i in 0..300 {
+        update(
+            &mut app,
+            message(6003 + i / 3, "coordinator", "backup", "replica"),
+        );
+        update(
+            &mut app,
+            message(6003 + i / 3, "backup", "coordinator", "replica_ack"),
+        );
+    }
+    update(&mut app, Action::Show(View::Timeline));
+    let screen = render(&mut app, 160, 48);
+    for kind in ["election", "answer", "victory", "replica ×"] {
+        assert!(screen.contains(kind), "{kind} missing:\n{screen}");
+    }
+}

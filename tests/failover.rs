@@ -61,6 +61,15 @@ fn the_backup_takes_over_from_a_killed_primary_and_nothing_is_lost() {
         .as_u64()
         .expect("the takeover time is recorded");
     assert!(recovered >= kill["at_ms"].as_u64().unwrap());
+    // The backup only replayed what the primary decided (and logged) until it took over: its
+    // log does not say it again as if it were news.
+    let backup = std::fs::read_to_string(dir.path().join("state/logs/backup.log")).unwrap();
+    let before = backup
+        .split("taking over as primary")
+        .next()
+        .unwrap_or_default();
+    assert!(!before.contains("joined ("), "{backup}");
+    assert!(!before.contains("requeued from"), "{backup}");
 }
 
 #[test]

@@ -1,0 +1,124 @@
+//! The shipped lecture tells only what happens: `topologies/demo.top`'s `lecture` scenario run
+//! headless (on ports the OS picks), and each of its `say` lines checked against the timeline —
+//! the kill and the pause hit workers that run jobs, which move; the paused worker turns
+//! suspect, then dead; the slow worker finishes fewer jobs; the heal brings worker-3 back; every
+//! job completes.
+
+mod common;
+
+use common::*;
+
+/// The lines of the headless output from the first one containing `from`, to the first after
+/// it containing `to`.
+fn between<'a>(lines: &[&'a str], from: &str, to: &str) -> Vec<&'a str> {
+    let start = lines
+        .iter()
+        .position(|l| l.contains(from))
+        .unwrap_or_else(|| panic!("no line with {from:?}"));
+    let end = lines[start..]
+        .iter()
+        .position(|l| l.contains(to))
+        .map_or(lines.len(), |i| start + i);
+    lines[start..end].to_vec()
+}
+
+#[test]
+fn the_demo_lecture_says_only_what_the_class_will_see() {
+    let dir = tempfile::tempdir().unwrap();
+    // demo.top as shipped, on ports the OS picks (another test may be using 7400).
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.top"))
+        .unwrap();
+    let text: String = demo
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("port "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (stdout, report) = headless(dir.path(), &text, "lecture");
+    let lines: Vec<&str> = stdout.lines().collect();
+
+    // "worker-2 is killed mid-job: its connection closes, so the coordinator knows at once"
+    let kill = between(&lines, "FAULT #1: kill worker-2", "FAULT #2");
+    assert!(
+        kill.iter()
+            .any(|l| l.contains("worker-2 is dead (connection closed)")),
+        "{stdout}"
+    );
+    assert!(
+        kill.iter()
+            .any(|l| l.contains("RECOVERED #1") && l.contains("→")),
+        "its jobs moved:\n{stdout}"
+    );
+    // "worker-2 restarts and rejoins: it takes jobs again"
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("OUTCOME #2 (restart worker-2): up again")),
+        "{stdout}"
+    );
+    // "worker-3 is paused: it falls silent — watch it turn suspect, then dead"
+    let pause = between(&lines, "FAULT #3: pause worker-3", "REPAIR #4");
+    let suspect = pause
+        .iter()
+        .position(|l| l.contains("worker-3 is suspect"))
+        .expect("suspect while paused");
+    let dead = pause
+        .iter()
+        .position(|l| l.contains("worker-3 is dead (no heartbeat"))
+        .expect("dead while paused");
+    assert!(suspect < dead, "{stdout}");
+    assert!(
+        pause
+            .iter()
+            .any(|l| l.contains("RECOVERED #3") && l.contains("→")),
+        "its jobs moved:\n{stdout}"
+    );
+    // "worker-3 resumes and rejoins the cluster"
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("OUTCOME #4 (resume worker-3): worker-3 rejoined")),
+        "{stdout}"
+    );
+    // "A slow link to worker-1 (300 ms each way): watch its DONE count fall behind"
+    let slow = between(&lines, "FAULT #5: latency", "FAULT #6");
+    let done_by = |worker: &str| {
+        slow.iter()
+            .filter(|l| {
+                l.contains("completed by ") && l.ends_with(&format!("by {worker}: slept 500ms"))
+            })
+            .count()
+    };
+    let (w1, w2, w3) = (
+        done_by("worker-1"),
+        done_by("worker-2"),
+        done_by("worker-3"),
+    );
+    assert_eq!(w1 + w2 + w3, 30, "{stdout}");
+    assert!(
+        w1 < w2 && w1 < w3,
+        "worker-1 {w1}, worker-2 {w2}, worker-3 {w3}"
+    );
+    // "The link between the coordinator and worker-3 is cut: worker-3 falls silent to it"
+    let cut = between(&lines, "FAULT #7: partition", "REPAIR #8");
+    assert!(
+        cut.iter()
+            .any(|l| l.contains("worker-3 is dead (no heartbeat")),
+        "{stdout}"
+    );
+    assert!(
+        cut.iter()
+            .any(|l| l.contains("RECOVERED #7") && l.contains("→")),
+        "its jobs moved:\n{stdout}"
+    );
+    // "Healed: worker-3 comes back"
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("OUTCOME #8 (heal every link): worker-3 rejoined")),
+        "{stdout}"
+    );
+    // "Every job completed, none lost"
+    assert_eq!(report["jobs"]["submitted"], 54, "{report}");
+    assert_eq!(report["jobs"]["completed"], 54, "{report}");
+    assert_eq!(report["jobs"]["lost"], 0, "{report}");
+}
