@@ -68,6 +68,8 @@ pub enum Decision {
     Resume {
         /// Its record, if it left one.
         earlier: Option<RunRecord>,
+        /// Why its record could not be read, if it was there but damaged.
+        unreadable: Option<String>,
     },
 }
 
@@ -104,8 +106,21 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateDi
 
 /// Reads `run.json` of `dir`, if it is there and readable.
 pub fn read_record(dir: &Path) -> Option<RunRecord> {
-    let text = std::fs::read_to_string(dir.join(RUN_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+    record_in(dir).ok().flatten()
+}
+
+/// `run.json` of `dir`: none if it is not there, an error (saying what is wrong) if it cannot
+/// be read as a record.
+fn record_in(dir: &Path) -> Result<Option<RunRecord>, String> {
+    let path = dir.join(RUN_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Whether process `pid` is alive (and is not this process).
@@ -124,7 +139,12 @@ pub fn running(dir: &Path) -> Option<RunRecord> {
 /// one. Refuses a directory another live tcluster is using.
 pub fn prepare(dir: &Path, start: Start) -> Result<Decision, StateDirError> {
     std::fs::create_dir_all(dir).map_err(io("cannot create the state directory", dir))?;
-    let record = read_record(dir);
+    // A damaged record says nothing of how the run ended: as if there were none (so its state
+    // is resumed rather than hidden), and the operator is told.
+    let (record, unreadable) = match record_in(dir) {
+        Ok(record) => (record, None),
+        Err(why) => (None, Some(why)),
+    };
     if let Some(r) = &record
         && !r.ended
         && alive(r.pid)
@@ -145,7 +165,10 @@ pub fn prepare(dir: &Path, start: Start) -> Result<Decision, StateDirError> {
         Start::Auto => has_state && record.as_ref().is_none_or(|r| !r.ended),
     };
     if resume && has_state {
-        return Ok(Decision::Resume { earlier: record });
+        return Ok(Decision::Resume {
+            earlier: record,
+            unreadable,
+        });
     }
     let present: Vec<&str> = STATE
         .iter()
@@ -191,13 +214,22 @@ impl Decision {
                 "a fresh run: the last run (it ended) is kept in {}; --resume goes on with it instead",
                 moved.display()
             ),
-            Decision::Resume { earlier } => {
+            Decision::Resume {
+                earlier,
+                unreadable,
+            } => {
                 let of = earlier
                     .as_ref()
                     .map(|r| format!(" of {}", r.began))
                     .unwrap_or_default();
+                let why = match unreadable {
+                    Some(why) => {
+                        format!("its record is unreadable ({why}), so nothing says it ended")
+                    }
+                    None => "it did not end".to_string(),
+                };
                 format!(
-                    "resuming the run{of} in {}: it did not end; --fresh starts a new one",
+                    "resuming the run{of} in {}: {why}; --fresh starts a new one",
                     dir.display()
                 )
             }
@@ -297,7 +329,8 @@ mod tests {
         assert_eq!(
             prepare(dir.path(), Start::Auto).unwrap(),
             Decision::Resume {
-                earlier: Some(earlier.clone())
+                earlier: Some(earlier.clone()),
+                unreadable: None,
             }
         );
         // --resume resumes even a run that ended.
@@ -332,7 +365,33 @@ mod tests {
         touch(dir.path(), "journal/coordinator.redb");
         assert_eq!(
             prepare(dir.path(), Start::Auto).unwrap(),
-            Decision::Resume { earlier: None }
+            Decision::Resume {
+                earlier: None,
+                unreadable: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_damaged_record_is_said_and_the_state_resumed_not_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(dir.path(), "journal/coordinator.redb");
+        std::fs::write(dir.path().join(RUN_FILE), "{ not json").unwrap();
+        let decision = prepare(dir.path(), Start::Auto).unwrap();
+        let Decision::Resume {
+            unreadable: Some(why),
+            ..
+        } = &decision
+        else {
+            panic!("{decision:?}");
+        };
+        assert!(why.contains("run.json"), "{why}");
+        assert!(
+            decision
+                .describe(dir.path())
+                .contains("its record is unreadable"),
+            "{}",
+            decision.describe(dir.path())
         );
     }
 }

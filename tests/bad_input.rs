@@ -133,3 +133,43 @@ fn a_second_worker_with_a_live_name_is_refused() {
     assert_eq!(impostor.recv(), None);
     still_serving(&addr);
 }
+
+/// `subscribe` with `history`: the coordinator's durable events so far, in parts, then live
+/// events; a `history` that is not a boolean is refused with the reason.
+#[test]
+fn a_subscription_with_history_starts_from_the_whole_state_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (_coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    still_serving(&addr);
+
+    let mut peer = Line::connect(&addr);
+    peer.send(r#"{"type":"subscribe","history":"yes"}"#);
+    let error = peer.recv_type("error");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("bad `subscribe` message") && message.contains("expected a boolean"),
+        "{error}"
+    );
+
+    peer.send(r#"{"type":"subscribe","history":true}"#);
+    let mut events = Vec::new();
+    loop {
+        let part = peer.recv_type("history");
+        events.extend(part["events"].as_array().unwrap().iter().cloned());
+        if part["done"] == true {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"worker_joined"), "{kinds:?}");
+    assert!(kinds.contains(&"job_completed"), "{kinds:?}");
+    // Then what happens now.
+    still_serving(&addr);
+    let live = peer.recv_type("event");
+    assert_eq!(live["event"]["event"], "job_submitted", "{live}");
+}

@@ -183,6 +183,28 @@ fn bad_flags_for_run_node_and_attach_say_what_is_wrong() {
         "{stderr}"
     );
 
+    // Fresh and resumed at once: which one was meant?
+    for args in [
+        &[
+            "run",
+            "topologies/demo.top",
+            "--headless",
+            "--fresh",
+            "--resume",
+        ][..],
+        &["topologies/demo.top", "--resume", "--fresh"][..],
+    ] {
+        let out = tcluster(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--fresh")
+                && stderr.contains("--resume")
+                && stderr.contains("cannot be used with"),
+            "{stderr}"
+        );
+    }
+
     let out = tcluster(&["node", "topologies/demo.top", "--name", "worker-9"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);

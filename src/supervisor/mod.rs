@@ -417,7 +417,7 @@ pub async fn launch(
         primary_addr: None,
         resubscribe: BTreeMap::new(),
         resumed: match &decision {
-            Decision::Resume { earlier } => Some(earlier.clone()),
+            Decision::Resume { earlier, .. } => Some(earlier.clone()),
             Decision::Fresh { .. } => None,
         },
         record: RunRecord::begin(),
