@@ -32,11 +32,11 @@ use crate::clock::{LamportClock, Millis};
 use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
 use crate::role::ConnId;
 use crate::topology::User;
+use crate::topology::names::check_name;
 
 /// The longest text of a post or a private message, in characters.
 pub const MAX_TEXT: usize = 1000;
-/// The longest user or channel name.
-pub const MAX_NAME: usize = 32;
+pub use crate::topology::names::MAX_NAME;
 /// How many entries `chat_history` returns when the client does not say.
 pub const DEFAULT_HISTORY: usize = 1000;
 /// The most bytes of entries in one part of a `chat_history` answer.
@@ -302,7 +302,7 @@ impl ChatServer {
                 let Some(user) = self.logged_in(conn) else {
                     return;
                 };
-                if let Err(e) = check_name("channel", &channel, true) {
+                if let Err(e) = check_name("channel", &channel, true).map_err(|e| e.to_string()) {
                     return self.error(conn, e);
                 }
                 if !self.allow(conn) {
@@ -339,7 +339,10 @@ impl ChatServer {
                 let Some(user) = self.logged_in(conn) else {
                     return;
                 };
-                if let Err(e) = check_name("user", &to, false).and_then(|()| check_text(&text)) {
+                if let Err(e) = check_name("user", &to, false)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| check_text(&text))
+                {
                     return self.error(conn, e);
                 }
                 if !self.allow(conn) {
@@ -409,7 +412,7 @@ impl ChatServer {
         password: Option<String>,
         token: Option<String>,
     ) {
-        if let Err(e) = check_name("user", &user, false) {
+        if let Err(e) = check_name("user", &user, false).map_err(|e| e.to_string()) {
             return self.error(conn, e);
         }
         if self
@@ -752,28 +755,6 @@ impl ChatServer {
     fn error(&mut self, conn: ConnId, message: String) {
         debug!(conn, %message, "chat: refused");
         self.reply(conn, Message::Error { message });
-    }
-}
-
-/// A user or channel name: 1 to 32 characters; a channel also only letters, digits, `-`, `_`.
-pub fn check_name(what: &str, name: &str, channel: bool) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("the {what} name is empty"));
-    }
-    if name.chars().count() > MAX_NAME {
-        return Err(format!(
-            "the {what} name is longer than {MAX_NAME} characters"
-        ));
-    }
-    let bad = if channel {
-        name.chars()
-            .find(|c| !(c.is_alphanumeric() || *c == '-' || *c == '_'))
-    } else {
-        name.chars().find(|c| c.is_control() || c.is_whitespace())
-    };
-    match bad {
-        Some(c) => Err(format!("{what} names cannot contain {c:?}")),
-        None => Ok(()),
     }
 }
 

@@ -1,0 +1,262 @@
+//! `policy NAME { … }`: load balancing, heartbeat, retry, replication, election, security and
+//! chat; an unknown policy is kept and shown, with a warning.
+
+use super::*;
+
+impl Validator<'_> {
+    /// `policy NAME { … }`, into `policies`; `seen` catches a policy declared twice.
+    pub(super) fn policy(
+        &mut self,
+        command: &Command,
+        policies: &mut Policies,
+        seen: &mut HashMap<String, Span>,
+    ) {
+        let Some((name, name_span, block)) = self.named_block(
+            command,
+            ("policy", "policy NAME { … }", "block"),
+            seen,
+            Some("merge the two blocks"),
+        ) else {
+            return;
+        };
+        let what = format!("policy `{name}`");
+        match name {
+            "load_balancing" => self.load_balancing(block, &what, &mut policies.load_balancing),
+            "heartbeat" => self.heartbeat(block, &what, &mut policies.heartbeat),
+            "retry" => self.retry(block, &what, &mut policies.retry),
+            "replication" => {
+                let replication = &mut policies.replication;
+                self.keys(block, &what, &["mode"], |v, _, c| {
+                    let Some((text, span)) = v.text(c, "mode sync") else {
+                        return;
+                    };
+                    match text {
+                        "sync" => replication.mode = ReplicationMode::Sync,
+                        "async" => replication.mode = ReplicationMode::Async,
+                        _ => v.diags.push(
+                            Diagnostic::error(span, format!("unknown replication mode `{text}`"))
+                                .with_label("expected `sync` or `async`")
+                                .with_hint_opt(did_you_mean(text, ["sync", "async"])),
+                        ),
+                    }
+                });
+            }
+            "security" => {
+                let security = &mut policies.security;
+                self.keys(block, &what, &["allow_classic"], |v, _, c| {
+                    if let Some(allow) = v.value(c, "allow_classic true", parse_bool) {
+                        security.allow_classic = allow;
+                    }
+                });
+            }
+            "chat" => self.chat(block, &what, &mut policies.chat),
+            "election" => {
+                self.keys(block, &what, &["algorithm"], |v, _, c| {
+                    let Some((text, span)) = v.text(c, "algorithm bully") else {
+                        return;
+                    };
+                    if text != "bully" {
+                        v.error(
+                            span,
+                            format!("unknown election algorithm `{text}`"),
+                            "tcluster offers `bully`",
+                        );
+                    }
+                });
+            }
+            _ => {
+                self.unknown_policy(name, name_span, block, policies);
+                return;
+            }
+        }
+        policies.declared.push(name.to_string());
+    }
+
+    fn load_balancing(&mut self, block: &[Command], what: &str, lb: &mut LoadBalancing) {
+        self.keys(
+            block,
+            what,
+            &["algorithm", "health_check_interval", "failover"],
+            |v, key, c| match key {
+                "algorithm" => {
+                    let Some((text, span)) = v.text(c, "algorithm round_robin") else {
+                        return;
+                    };
+                    match Algorithm::parse(text) {
+                        Some(a) => lb.algorithm = a,
+                        None => v.diags.push(
+                            Diagnostic::error(
+                                span,
+                                format!("unknown load-balancing algorithm `{text}`"),
+                            )
+                            .with_label(format!("expected {}", one_of(&Algorithm::NAMES)))
+                            .with_hint_opt(did_you_mean(text, Algorithm::NAMES)),
+                        ),
+                    }
+                }
+                "health_check_interval" => {
+                    if let Some(d) = v.positive_duration(c, "health_check_interval 30") {
+                        lb.health_check_interval = d;
+                    }
+                }
+                _ => {
+                    if let Some(b) = v.value(c, "failover true", parse_bool) {
+                        lb.failover = b;
+                    }
+                }
+            },
+        );
+    }
+
+    fn retry(&mut self, block: &[Command], what: &str, retry: &mut Retry) {
+        self.keys(
+            block,
+            what,
+            &["max_attempts", "backoff"],
+            |v, key, c| match key {
+                "max_attempts" => {
+                    if let Some(n) = v.integer(c, "max_attempts 3", 1..=1000, "max_attempts") {
+                        retry.max_attempts = n as u32;
+                    }
+                }
+                _ => {
+                    if let Some(d) = v.value(c, "backoff 500ms", parse_duration) {
+                        retry.backoff = d;
+                    }
+                }
+            },
+        );
+    }
+
+    fn chat(&mut self, block: &[Command], what: &str, chat: &mut ChatPolicy) {
+        self.keys(block, what, &["rate", "burst"], |v, key, c| match key {
+            "rate" => {
+                if let Some(rate) = v.value(c, "rate 20/s", parse_per_second) {
+                    chat.rate_per_second = rate;
+                }
+            }
+            _ => {
+                if let Some(n) = v.integer(c, "burst 40", 1..=100_000, "burst") {
+                    chat.burst = n as u32;
+                }
+            }
+        });
+    }
+
+    /// A policy tcluster does not know: kept and shown (with a warning), no effect.
+    fn unknown_policy(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        block: &[Command],
+        policies: &mut Policies,
+    ) {
+        self.diags.push(
+            Diagnostic::warning(
+                name_span,
+                format!("unknown policy `{name}`; it is kept and shown but has no effect"),
+            )
+            .with_label(format!("known policies: {}", POLICIES.join(", ")))
+            .with_hint_opt(did_you_mean(name, POLICIES)),
+        );
+        let entries = block
+            .iter()
+            .filter_map(|c| {
+                let key = c.name()?.to_string();
+                let value: Vec<String> = c.words[1..]
+                    .iter()
+                    .map(|w| w.text().map_or_else(|| w.describe(), str::to_string))
+                    .collect();
+                Some((key, value.join(" ")))
+            })
+            .collect();
+        policies.other.insert(name.to_string(), entries);
+    }
+
+    pub(super) fn positive_duration(&mut self, command: &Command, usage: &str) -> Option<Duration> {
+        let (text, span) = self.text(command, usage)?;
+        let d = self.parsed(text, span, parse_duration)?;
+        if d.is_zero() {
+            self.error(
+                span,
+                "this must be longer than zero",
+                format!("expected `{usage}`"),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    pub(super) fn heartbeat(&mut self, block: &[Command], what: &str, heartbeat: &mut Heartbeat) {
+        let mut interval = None;
+        let mut timeout = None;
+        let mut misses = None;
+        let mut suspect = None;
+        let mut spans: HashMap<&str, Span> = HashMap::new();
+        self.keys(
+            block,
+            what,
+            &["interval", "timeout", "misses", "suspect_after"],
+            |v, key, c| {
+                spans.insert(
+                    if key == "interval" {
+                        "interval"
+                    } else {
+                        "limit"
+                    },
+                    c.span,
+                );
+                match key {
+                    "interval" => interval = v.positive_duration(c, "interval 500ms"),
+                    "timeout" => timeout = v.positive_duration(c, "timeout 2s"),
+                    "suspect_after" => suspect = v.positive_duration(c, "suspect_after 1s"),
+                    _ => {
+                        misses = v
+                            .integer(c, "misses 4", 1..=1000, "misses")
+                            .map(|n| n as u32)
+                    }
+                }
+            },
+        );
+        let interval = interval.unwrap_or(heartbeat.interval);
+        let limit_span = spans.get("limit").copied().unwrap_or_default();
+        let timeout = match (timeout, misses) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    limit_span,
+                    "give `timeout` or `misses`, not both",
+                    "they say the same thing two ways",
+                );
+                return;
+            }
+            (Some(t), None) => t,
+            (None, Some(m)) => interval * m,
+            (None, None) => interval * 4,
+        };
+        if timeout <= interval {
+            self.diags.push(
+                Diagnostic::error(
+                    limit_span,
+                    "the heartbeat timeout must be longer than the interval",
+                )
+                .with_label("every node would be declared dead between two heartbeats")
+                .with_hint("a timeout of 3 to 4 intervals is usual"),
+            );
+            return;
+        }
+        let suspect_after = suspect.unwrap_or((timeout / 2).max(interval));
+        if suspect_after > timeout {
+            self.error(
+                limit_span,
+                "`suspect_after` must not be longer than the timeout",
+                "a node is suspect before it is dead",
+            );
+            return;
+        }
+        *heartbeat = Heartbeat {
+            interval,
+            suspect_after,
+            timeout,
+        };
+    }
+}
