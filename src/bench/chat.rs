@@ -1,0 +1,329 @@
+//! Chat fan-out: one publisher, N subscribers to every channel; deliveries per second, then the
+//! publish-to-deliver latency at half that rate — on a tcluster chat server, and on Redis
+//! pub/sub with the same clients.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::BufReader;
+use tokio::sync::mpsc;
+
+use super::redis::{read_resp, resp};
+use super::scratch::Scratch;
+use super::{BenchError, Spread, expect};
+use crate::client::Client;
+use crate::protocol::message::Message;
+
+/// What [`chat`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chat {
+    /// What served: `tcluster chat` or `redis pub/sub`.
+    pub server: String,
+    /// Whether the server kept its history on disk (committed before anything is sent).
+    pub history_on_disk: bool,
+    /// Subscribers (each subscribed to every channel).
+    pub subscribers: usize,
+    /// Posts in the throughput run.
+    pub posts: usize,
+    /// Posts per second the server accepted and delivered.
+    pub posts_per_second: f64,
+    /// Deliveries per second to all subscribers together.
+    pub deliveries_per_second: f64,
+    /// Deliveries that never arrived (a tcluster chat server drops them for a subscriber too
+    /// slow to read).
+    pub lost: u64,
+    /// The rate of the latency run, posts/s (half the throughput).
+    pub paced_posts_per_second: f64,
+    /// Publish → delivery at that rate, ms.
+    pub latency: Spread,
+}
+
+impl Chat {
+    /// A readable table.
+    pub fn table(&self) -> String {
+        format!(
+            "chat  {} ({}), {} subscribers to every channel, one publisher\n\
+             \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
+             \x20 latency at {:.0} posts/s (half)   {}\n",
+            self.server,
+            if self.history_on_disk {
+                "history on disk, committed before delivery"
+            } else {
+                "in memory only"
+            },
+            self.subscribers,
+            self.deliveries_per_second,
+            self.posts_per_second,
+            self.subscribers,
+            self.lost,
+            self.paced_posts_per_second,
+            self.latency.ms()
+        )
+    }
+}
+
+/// Where the fan-out benchmark publishes: a tcluster chat server, or Redis.
+enum Publisher {
+    Chat(Client),
+    Redis(
+        BufReader<tokio::net::tcp::OwnedReadHalf>,
+        tokio::net::tcp::OwnedWriteHalf,
+    ),
+}
+
+impl Publisher {
+    async fn send(&mut self, text: String) -> Result<(), BenchError> {
+        match self {
+            Publisher::Chat(client) => Ok(client
+                .send(Message::ChatPublish {
+                    channel: "bench".into(),
+                    text,
+                })
+                .await?),
+            Publisher::Redis(_, write) => {
+                use tokio::io::AsyncWriteExt;
+                let command = resp(&["PUBLISH", "bench", &text]);
+                write
+                    .write_all(command.as_bytes())
+                    .await
+                    .map_err(|e| BenchError::Setup(format!("redis: {e}")))
+            }
+        }
+    }
+
+    async fn acknowledged(&mut self) -> Result<(), BenchError> {
+        match self {
+            Publisher::Chat(client) => {
+                expect(client, "the publisher's acknowledgements", |m| match m {
+                    Message::ChatDone { .. } | Message::Error { .. } => Some(()),
+                    _ => None,
+                })
+                .await
+            }
+            Publisher::Redis(read, _) => read_resp(read).await.map(|_| ()),
+        }
+    }
+
+    /// Publishes `n` posts (each text its send time), at most `window` unanswered, paced to
+    /// `rate` posts/s if given.
+    async fn publish(
+        &mut self,
+        origin: Instant,
+        n: usize,
+        window: usize,
+        rate: Option<f64>,
+    ) -> Result<(), BenchError> {
+        let started = Instant::now();
+        let (mut sent, mut acked) = (0usize, 0usize);
+        while acked < n {
+            while sent < n && sent - acked < window {
+                if let Some(rate) = rate {
+                    let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                    if due > Instant::now() {
+                        if sent > acked {
+                            break;
+                        }
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                }
+                let stamp = origin.elapsed().as_secs_f64() * 1000.0;
+                self.send(format!("{stamp:.4}")).await?;
+                sent += 1;
+            }
+            if acked < sent {
+                self.acknowledged().await?;
+                acked += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The fan-out measurement both servers go through: a throughput run, then a latency run at
+/// half that rate. `deliveries` carries (arrival, send time in ms since `origin`).
+async fn fan_out(
+    publisher: &mut Publisher,
+    deliveries: &mut mpsc::UnboundedReceiver<(Instant, f64)>,
+    origin: Instant,
+    subscribers: usize,
+    posts: usize,
+    window: usize,
+) -> Result<(f64, f64, usize, f64, Spread), BenchError> {
+    let started = Instant::now();
+    publisher.publish(origin, posts, window, None).await?;
+    let expected = posts * subscribers;
+    let mut got = 0usize;
+    let mut last = started;
+    while got < expected {
+        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
+            Ok(Some((at, _))) => {
+                got += 1;
+                last = at;
+            }
+            // Whatever has not arrived after two quiet seconds is not coming.
+            _ => break,
+        }
+    }
+    let seconds = (last - started).as_secs_f64().max(1e-9);
+    let posts_per_second = posts as f64 / seconds;
+
+    let paced = posts_per_second / 2.0;
+    let n = ((paced * 3.0) as usize).clamp(100, 200_000);
+    publisher.publish(origin, n, window, Some(paced)).await?;
+    let mut samples = Vec::with_capacity(n * subscribers);
+    while samples.len() < n * subscribers {
+        match tokio::time::timeout(Duration::from_secs(2), deliveries.recv()).await {
+            Ok(Some((at, sent))) => samples.push((at - origin).as_secs_f64() * 1000.0 - sent),
+            _ => break,
+        }
+    }
+    Ok((
+        posts_per_second,
+        got as f64 / seconds,
+        expected - got,
+        paced,
+        Spread::of(samples),
+    ))
+}
+
+/// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight.
+pub async fn chat(
+    program: &Path,
+    subscribers: usize,
+    posts: usize,
+    window: usize,
+    history_on_disk: bool,
+) -> Result<Chat, BenchError> {
+    let mut s = Scratch::new(
+        program,
+        "set LOG_LEVEL \"WARN\"\nnode chat-1 { type chat }\npolicy chat { rate 0 }\n",
+    )?;
+    s.durable = history_on_disk;
+    let addr = s.server("chat-1", None).await?;
+    let origin = Instant::now();
+    let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
+    for i in 0..subscribers {
+        let mut c = Client::connect(&addr, &format!("sub-{i}"), None).await?;
+        c.send(Message::ChatSubscribe {
+            channel: "*".into(),
+        })
+        .await?;
+        expect(&mut c, "subscribed", |m| {
+            matches!(m, Message::ChatDone { .. }).then_some(())
+        })
+        .await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(envelope) = c.receive().await {
+                if let Message::ChatMessage { entry } = envelope.message
+                    && let crate::protocol::message::ChatBody::Post { text, .. } = entry.body
+                    && let Ok(sent) = text.parse::<f64>()
+                    && tx.send((Instant::now(), sent)).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut client = Client::connect(&addr, "publisher", None).await?;
+    client
+        .request(Message::ChatLogin {
+            user: "publisher".into(),
+            password: None,
+            token: None,
+        })
+        .await?;
+    client
+        .request(Message::ChatCreate {
+            channel: "bench".into(),
+        })
+        .await?;
+    let mut publisher = Publisher::Chat(client);
+    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+        &mut publisher,
+        &mut deliveries,
+        origin,
+        subscribers,
+        posts,
+        window,
+    )
+    .await?;
+    drop(s);
+    Ok(Chat {
+        server: "tcluster chat".into(),
+        history_on_disk,
+        subscribers,
+        posts,
+        posts_per_second,
+        deliveries_per_second,
+        lost: lost as u64,
+        paced_posts_per_second: paced,
+        latency,
+    })
+}
+
+/// The same fan-out through Redis pub/sub at `addr` (a server started by the caller).
+pub async fn redis_chat(
+    addr: &str,
+    subscribers: usize,
+    posts: usize,
+    window: usize,
+) -> Result<Chat, BenchError> {
+    let connect = async |addr: &str| {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| BenchError::Setup(format!("cannot connect to redis at {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        Ok::<_, BenchError>((BufReader::new(read), write))
+    };
+    let origin = Instant::now();
+    let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
+    for _ in 0..subscribers {
+        use tokio::io::AsyncWriteExt;
+        let (mut read, mut write) = connect(addr).await?;
+        write
+            .write_all(resp(&["SUBSCRIBE", "bench"]).as_bytes())
+            .await
+            .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
+        read_resp(&mut read).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _write = write;
+            while let Ok(reply) = read_resp(&mut read).await {
+                if let [kind, _, text] = &reply[..]
+                    && kind == "message"
+                    && let Ok(sent) = text.parse::<f64>()
+                    && tx.send((Instant::now(), sent)).is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let (read, write) = connect(addr).await?;
+    let mut publisher = Publisher::Redis(read, write);
+    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+        &mut publisher,
+        &mut deliveries,
+        origin,
+        subscribers,
+        posts,
+        window,
+    )
+    .await?;
+    Ok(Chat {
+        server: "redis pub/sub".into(),
+        history_on_disk: false,
+        subscribers,
+        posts,
+        posts_per_second,
+        deliveries_per_second,
+        lost: lost as u64,
+        paced_posts_per_second: paced,
+        latency,
+    })
+}

@@ -1,0 +1,164 @@
+//! `tcluster bench`: how fast tcluster is, measured on real nodes.
+//!
+//! Every benchmark starts the nodes it needs as child processes of this one (`tcluster node`,
+//! exactly as `tcluster run` starts them), on ports the system picks, with a topology written
+//! into a scratch directory; it measures from the outside, as a client sees the cluster, and
+//! kills every node it started when it ends. Each returns a report that prints as a table or as
+//! JSON. The method behind each figure is in docs/PERFORMANCE.md.
+//!
+//! - [`dispatch`]: no-op jobs end to end (submit, run on a worker process, result recorded),
+//!   jobs/s with several workers, and the round trip of one job on an idle cluster.
+//! - [`detect`]: SIGKILL and SIGSTOP of a worker until the coordinator declares it dead, and
+//!   until its jobs are assigned again.
+//! - [`failover`]: SIGKILL of the primary until the backup is primary, and until it has run a
+//!   new job.
+//! - [`chat`]: deliveries/s from one chat server to N subscribers, and publish-to-deliver
+//!   latency at half that load.
+//! - [`startup`]: `tcluster run`'s launch of a topology until every worker is registered.
+//! - [`soak`]: healthy workers watched while the CPUs are busy, to count false verdicts.
+//!
+//! The nodes of every benchmark live in a [`scratch::Scratch`] directory (a coordinator and
+//! its workers are one call, [`scratch::Scratch::cluster`]); [`redis`] is the little Redis
+//! client the chat benchmark compares with.
+
+mod chat;
+mod detect;
+mod dispatch;
+mod failover;
+mod redis;
+mod scratch;
+mod soak;
+mod startup;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::client::Client;
+use crate::protocol::message::Message;
+
+pub use chat::{Chat, chat, redis_chat};
+pub use detect::{Detect, detect};
+pub use dispatch::{Dispatch, dispatch};
+pub use failover::{Failover, failover};
+pub use soak::{Soak, soak};
+pub use startup::{Startup, startup};
+
+/// Why a benchmark could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Setting up (a directory, a process) failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The cluster did not do what the benchmark waits for in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// A connection failed.
+    #[error("{0}")]
+    Client(#[from] crate::client::ClientError),
+}
+
+/// How long any one thing a benchmark waits for may take.
+pub(super) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A spread of samples, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Spread {
+    /// How many samples.
+    pub n: usize,
+    /// The median.
+    pub median: f64,
+    /// The 99th percentile (with few samples, the largest).
+    pub p99: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `samples` (in milliseconds).
+    pub fn of(mut samples: Vec<f64>) -> Spread {
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            if samples.is_empty() {
+                return f64::NAN;
+            }
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[i]
+        };
+        Spread {
+            n: samples.len(),
+            median: at(0.5),
+            p99: at(0.99),
+            min: samples.first().copied().unwrap_or(f64::NAN),
+            max: samples.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    pub(super) fn ms(&self) -> String {
+        format!(
+            "{} ms (min {}, p99 {}, max {}; n={})",
+            round(self.median),
+            round(self.min),
+            round(self.p99),
+            round(self.max),
+            self.n
+        )
+    }
+}
+
+pub(super) fn round(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+pub(super) fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A free port on 127.0.0.1 (for topologies that must name ports before the nodes start).
+pub(super) fn free_port() -> Result<u16, BenchError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| BenchError::Setup(format!("no free port: {e}")))?;
+    Ok(listener
+        .local_addr()
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .port())
+}
+
+/// Waits for the next message `pick` accepts, for at most [`PATIENCE`].
+pub(super) async fn expect<T>(
+    client: &mut Client,
+    what: &str,
+    mut pick: impl FnMut(Message) -> Option<T>,
+) -> Result<T, BenchError> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Some(found) = pick(client.receive().await?.message) {
+                return Ok(found);
+            }
+        }
+    })
+    .await
+    .map_err(|_| BenchError::Timeout(what.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreads() {
+        let s = Spread::of(vec![5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!((s.n, s.median, s.min, s.max), (5, 3.0, 1.0, 5.0));
+        let big = Spread::of((1..=1000).map(f64::from).collect());
+        assert_eq!(big.p99, 990.0);
+        assert!(Spread::of(Vec::new()).median.is_nan());
+    }
+}
