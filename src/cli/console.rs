@@ -69,7 +69,7 @@ pub fn open(
         topology_path: path.to_path_buf(),
         state_dir: state_dir.unwrap_or_else(|| super::run::default_state_dir(&topology)),
         program,
-        seed: crate::role::coordinator::seed_from_env(),
+        seed: crate::node::seed_from_env(),
         start: start.start(),
     };
     console::launch_and_run(topology, options, config, warnings)

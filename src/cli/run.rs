@@ -129,7 +129,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         topology_path: args.topology.clone(),
         state_dir: state_dir.clone(),
         program,
-        seed: crate::role::coordinator::seed_from_env(),
+        seed: crate::node::seed_from_env(),
         start: args.start.start(),
     };
     let runtime = match tokio::runtime::Runtime::new() {

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info};
 
-use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks, seed_from_env};
+use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks};
 use crate::role::worker::WorkerConfig;
 use crate::topology::diagnostic::did_you_mean;
 use crate::topology::{NodeKind, Topology};
@@ -439,4 +439,13 @@ pub fn coordinator_address(topology: &Topology) -> Result<String, NodeError> {
             primary.name
         ))),
     }
+}
+
+/// The seed a driver gives its role: random, unless `TCLUSTER_SEED` fixes it (to replay a run).
+/// Roles never read the environment or draw unseeded random numbers themselves.
+pub fn seed_from_env() -> u64 {
+    std::env::var("TCLUSTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
 }

@@ -1,0 +1,149 @@
+//! How a coordinator is configured: from a topology, or made up by tests.
+
+use std::time::Duration;
+
+use crate::topology::{
+    Algorithm, Heartbeat, MasterRole, NodeKind, ReplicationMode, Retry, Topology, User,
+};
+
+/// How a coordinator behaves: from the topology, or made up by tests.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Its node name.
+    pub name: String,
+    /// The term it starts in; a takeover raises it.
+    pub term: u64,
+    /// Failure detection for native workers.
+    pub heartbeat: Heartbeat,
+    /// Silence after which a classic worker is dead: classic lab code heartbeats far less often
+    /// than the heartbeat policy asks, so it is held to `health_check_interval` (if longer).
+    pub classic_timeout: Duration,
+    /// How workers are chosen.
+    pub algorithm: Algorithm,
+    /// What happens to failed jobs.
+    pub retry: Retry,
+    /// `CLUSTER_SECRET`: nodes must prove they know it.
+    pub secret: Option<String>,
+    /// Whether classic peers may connect when there is a secret (they cannot authenticate).
+    pub allow_classic: bool,
+    /// Accounts; when there are any, submitting needs a login token.
+    pub users: Vec<User>,
+    /// Seed for the random choices (the `random` algorithm, tokens, nonces).
+    pub seed: u64,
+    /// Connections kept open at most; past this the oldest idle client is dropped.
+    pub max_connections: usize,
+    /// A connection that has said nothing valid for this long is closed.
+    pub idle_timeout: Duration,
+    /// Primary (serves) or backup (follows the primary, takes over when it dies).
+    pub role: MasterRole,
+    /// Whether a backup may take over (`policy load_balancing { failover }`).
+    pub failover: bool,
+    /// The primary's name, for a backup to tell workers where to go.
+    pub primary: Option<String>,
+    /// A backup: the name of the master to follow (one of `peers`).
+    pub follow: Option<String>,
+    /// Synchronous replication: replies wait until the backup has every event so far.
+    pub sync: bool,
+    /// Its rank in a Bully election: the highest-ranked master alive becomes primary.
+    pub rank: u32,
+    /// The other masters: how to reach each, and its rank.
+    pub peers: Vec<PeerMaster>,
+}
+
+/// Another master, as a coordinator knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerMaster {
+    /// Its node name.
+    pub name: String,
+    /// Where to reach it (`host:port`; a shaped link when tcluster launched the cluster).
+    pub address: String,
+    /// Its rank.
+    pub rank: u32,
+}
+
+/// Each master's rank for the Bully election: the primary the topology names ranks highest, the
+/// other masters follow in the order the file declares them.
+pub fn master_ranks(topology: &Topology) -> Vec<(String, u32)> {
+    let primary = topology.primary().map(|n| n.name.clone());
+    let mut masters: Vec<String> = topology
+        .nodes_of(NodeKind::Master)
+        .map(|n| n.name.clone())
+        .collect();
+    masters.sort_by_key(|n| Some(n) != primary.as_ref());
+    let n = masters.len() as u32;
+    masters
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| (name, n - i as u32))
+        .collect()
+}
+
+impl CoordinatorConfig {
+    /// The configuration for master `name` of a topology.
+    pub fn from_topology(topology: &Topology, name: &str, seed: u64) -> Self {
+        let p = &topology.policies;
+        let ranks = master_ranks(topology);
+        CoordinatorConfig {
+            name: name.to_string(),
+            term: 1,
+            heartbeat: p.heartbeat.clone(),
+            classic_timeout: p
+                .heartbeat
+                .timeout
+                .max(p.load_balancing.health_check_interval),
+            algorithm: p.load_balancing.algorithm,
+            retry: p.retry.clone(),
+            secret: topology.globals.cluster_secret.clone(),
+            allow_classic: p.security.allow_classic,
+            users: topology.users.clone(),
+            seed,
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(60),
+            role: topology
+                .node(name)
+                .and_then(|n| n.role)
+                .unwrap_or(MasterRole::Primary),
+            failover: p.load_balancing.failover,
+            primary: topology.primary().map(|n| n.name.clone()),
+            follow: None,
+            sync: p.replication.mode == ReplicationMode::Sync,
+            rank: ranks.iter().find(|(n, _)| n == name).map_or(0, |(_, r)| *r),
+            peers: topology
+                .nodes_of(NodeKind::Master)
+                .filter(|n| n.name != name)
+                .filter_map(|n| {
+                    Some(PeerMaster {
+                        name: n.name.clone(),
+                        address: format!("{}:{}", n.address, n.port?),
+                        rank: ranks.iter().find(|(r, _)| *r == n.name)?.1,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// A configuration for tests: defaults everywhere.
+    pub fn for_tests(name: &str) -> Self {
+        CoordinatorConfig {
+            name: name.to_string(),
+            term: 1,
+            heartbeat: Heartbeat::default(),
+            classic_timeout: Duration::from_secs(5),
+            algorithm: Algorithm::RoundRobin,
+            retry: Retry::default(),
+            secret: None,
+            allow_classic: true,
+            users: Vec::new(),
+            seed: 1,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(60),
+            role: MasterRole::Primary,
+            failover: true,
+            primary: None,
+            follow: None,
+            sync: true,
+            rank: 1,
+            peers: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Replication, from both ends.
+//!
+//! A primary keeps every durable event in `history` and streams it to each backup that sends
+//! `follow`, at most [`REPLICA_WINDOW`] unacknowledged at a time. With synchronous replication
+//! its replies wait (are *held*) until every backup has acknowledged the events made before
+//! them; a backup silent for a whole heartbeat timeout is dropped so it cannot stall the
+//! cluster. A backup applies what its primary streams, in order, and acknowledges each event.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use tracing::{info, warn};
+
+use super::{ClusterState, ConnId, Coordinator, HISTORY_PART, Output, REPLICA_WINDOW, Standing};
+use crate::clock::Millis;
+use crate::protocol::message::{Envelope, Message};
+use crate::role::event::EventKind;
+
+/// What a primary keeps.
+#[derive(Debug, Default)]
+pub(super) struct Primary {
+    /// The backups following it, by connection.
+    pub(super) followers: BTreeMap<ConnId, Follower>,
+    /// When followers and workers were last pinged.
+    last_ping: Millis,
+    /// With a sync backup: replies waiting until every backup has this many events.
+    held: VecDeque<(u64, Output)>,
+    /// When the oldest held reply started waiting.
+    held_since: Millis,
+    /// Why the follower being closed now is dropped (for its `backup_lost` event).
+    dropping: Option<String>,
+    /// When to announce the victory again to masters that do not follow yet.
+    pub(super) next_announce: Millis,
+    /// Replies are held because the backup and the workers are both silent.
+    holding_alone: bool,
+}
+
+/// A backup following this primary.
+#[derive(Debug)]
+pub(super) struct Follower {
+    /// The master's name.
+    pub(super) name: String,
+    /// How many events it has acknowledged.
+    acked: u64,
+    /// How many events it has been sent.
+    streamed: u64,
+}
+
+impl Primary {
+    /// A primary that announces its victory at `next_announce`.
+    pub(super) fn announcing_at(next_announce: Millis) -> Self {
+        Primary {
+            next_announce,
+            ..Primary::default()
+        }
+    }
+
+    /// The fewest events any follower has acknowledged (everything, with no follower).
+    fn min_acked(&self) -> u64 {
+        self.followers
+            .values()
+            .map(|f| f.acked)
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+}
+
+impl Coordinator {
+    /// `follow {after}`: a backup asks for the events after its first `after`.
+    pub(super) fn backup_follows(&mut self, conn: ConnId, from: String, after: u64) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = super::session::Peer::Follower;
+        }
+        info!(conn, from = %from, after, "a backup follows");
+        self.emit(EventKind::BackupFollows {
+            backup: from.clone(),
+            after,
+        });
+        let streamed = after.min(self.history_len());
+        if let Some(p) = self.primary_mut() {
+            p.followers.insert(
+                conn,
+                Follower {
+                    name: from,
+                    acked: after,
+                    streamed,
+                },
+            );
+        }
+        self.stream_to(conn);
+    }
+
+    /// `replica_ack {seq}`: a backup has every event up to `seq`.
+    pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64) {
+        let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
+            return;
+        };
+        f.acked = f.acked.max(seq + 1);
+        self.stream_to(conn);
+        self.release_held();
+    }
+
+    /// A follower's connection closed: it is no longer waited for.
+    pub(super) fn follower_gone(&mut self, conn: ConnId) {
+        let Some(p) = self.primary_mut() else {
+            return;
+        };
+        let Some(follower) = p.followers.remove(&conn) else {
+            return;
+        };
+        let reason = p
+            .dropping
+            .take()
+            .unwrap_or_else(|| "its link closed".to_string());
+        let unheld = p.followers.is_empty() && !p.held.is_empty();
+        self.emit(EventKind::BackupLost {
+            backup: follower.name,
+            reason,
+        });
+        if unheld {
+            warn!("the backup is gone: replies no longer wait for it");
+        }
+        self.release_held();
+    }
+
+    /// Streams new events to every follower.
+    pub(super) fn stream_to_followers(&mut self) {
+        let conns: Vec<ConnId> = self
+            .primary()
+            .map(|p| p.followers.keys().copied().collect())
+            .unwrap_or_default();
+        for conn in conns {
+            self.stream_to(conn);
+        }
+    }
+
+    /// Sends a follower the events it has not been sent, keeping at most [`REPLICA_WINDOW`]
+    /// unacknowledged: a backup catching up on a long history, or a burst of events (a submit
+    /// of 100,000 jobs), never overflows its connection's queue.
+    fn stream_to(&mut self, conn: ConnId) {
+        let len = self.history_len();
+        let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
+            return;
+        };
+        let next = f.streamed;
+        let until = (f.acked + REPLICA_WINDOW).min(len);
+        f.streamed = until.max(next);
+        for seq in next..until {
+            let event = self.history[seq as usize].clone();
+            self.send(conn, Message::Replica { seq, event });
+        }
+    }
+
+    /// Sends a subscriber every durable event so far, in parts of at most [`HISTORY_PART`]
+    /// bytes of JSON (one event always fits a part: an event is smaller than a line).
+    pub(super) fn send_history(&mut self, conn: ConnId) {
+        let mut part = Vec::new();
+        let mut bytes = 0;
+        let mut parts = Vec::new();
+        for event in &self.history {
+            let size = serde_json::to_vec(event).map_or(0, |v| v.len()) + 1;
+            if bytes + size > HISTORY_PART && !part.is_empty() {
+                parts.push(std::mem::take(&mut part));
+                bytes = 0;
+            }
+            bytes += size;
+            part.push(event.clone());
+        }
+        parts.push(part);
+        let last = parts.len() - 1;
+        for (i, events) in parts.into_iter().enumerate() {
+            self.send(
+                conn,
+                Message::History {
+                    events,
+                    done: i == last,
+                },
+            );
+        }
+    }
+
+    /// A primary's tick: masters that do not follow hear of it again, a backup too slow to
+    /// acknowledge is dropped, and backups and workers are pinged.
+    pub(super) fn tick_replication(&mut self) {
+        let now = self.now;
+        let timeout = self.timeout_ms();
+        let Some(p) = self.primary_mut() else {
+            return;
+        };
+        // Masters that do not follow this primary hear of it again now and then: one that was
+        // away (paused, cut off) learns the term and steps down or follows.
+        let announce = now >= p.next_announce;
+        if announce {
+            p.next_announce = now + timeout;
+            self.announce_victory();
+        }
+        self.drop_silent_backup();
+        self.ping_followers_and_workers();
+    }
+
+    /// A backup that does not acknowledge within the heartbeat timeout is dropped, so a dead
+    /// or paused backup cannot stall the cluster (the replies then go out unreplicated). But
+    /// only while the workers still hear this primary: one cut off from everyone must not
+    /// promise what it cannot replicate, since a backup may take over meanwhile.
+    fn drop_silent_backup(&mut self) {
+        let now = self.now;
+        let timeout = self.timeout_ms();
+        let Some(p) = self.primary() else {
+            return;
+        };
+        if p.held.is_empty() || now.saturating_sub(p.held_since) <= timeout {
+            if let Some(p) = self.primary_mut() {
+                p.holding_alone = false;
+            }
+            return;
+        }
+        let silent = now.saturating_sub(p.held_since);
+        let followers: Vec<ConnId> = p.followers.keys().copied().collect();
+        match self.workers_still_here() {
+            Ok(()) => {
+                warn!("the backup has not acknowledged for too long: dropping it");
+                for conn in followers {
+                    if let Some(p) = self.primary_mut() {
+                        p.dropping = Some(format!("no acknowledgement for {silent}ms: dropped"));
+                    }
+                    self.close(conn);
+                }
+            }
+            Err(why) => {
+                if let Some(p) = self.primary_mut()
+                    && !p.holding_alone
+                {
+                    warn!("the backup and the workers are silent ({why}): holding every reply");
+                    p.holding_alone = true;
+                }
+            }
+        }
+    }
+
+    /// Backups learn the primary is alive from these, even when nothing happens; so do
+    /// workers, which move on when their primary falls silent. In name order, so every run
+    /// (and every transcript) is the same.
+    fn ping_followers_and_workers(&mut self) {
+        let now = self.now;
+        let interval = (self.config.heartbeat.interval.as_millis() as u64 / 2).max(1);
+        let Some(p) = self.primary_mut() else {
+            return;
+        };
+        if now.saturating_sub(p.last_ping) < interval {
+            return;
+        }
+        p.last_ping = now;
+        let followers: Vec<ConnId> = p.followers.keys().copied().collect();
+        let workers: Vec<ConnId> = self
+            .state
+            .workers
+            .keys()
+            .filter_map(|name| self.worker_conns.get(name).copied())
+            .collect();
+        for conn in followers.into_iter().chain(workers) {
+            self.send(conn, Message::Ping);
+        }
+    }
+
+    /// With a sync backup, replies leave only once the backup has every event made so far:
+    /// a client told `accepted`, or a worker told `assign`, can rely on the backup knowing it.
+    pub(super) fn hold_for_backup(&mut self) {
+        if !self.config.sync {
+            return;
+        }
+        let needed = self.history.len() as u64;
+        let now = self.now;
+        let Standing::Primary(p) = &mut self.standing else {
+            return;
+        };
+        if p.followers.is_empty() || (needed <= p.min_acked() && p.held.is_empty()) {
+            return;
+        }
+        if p.held.is_empty() {
+            p.held_since = now;
+        }
+        let mut keep = Vec::new();
+        for output in std::mem::take(&mut self.out) {
+            match &output {
+                // Only replies wait: events, replication, elections and pings (which promise
+                // nothing, and keep workers from thinking this primary dead) do not.
+                Output::Event(_)
+                | Output::ToPrimary(_)
+                | Output::ToMaster { .. }
+                | Output::Follow { .. } => keep.push(output),
+                Output::Send(_, envelope) if envelope.message == Message::Ping => keep.push(output),
+                Output::Send(conn, _) if p.followers.contains_key(conn) => keep.push(output),
+                _ => p.held.push_back((needed, output)),
+            }
+        }
+        self.out = keep;
+    }
+
+    /// Lets out the held replies whose events the backup now has (all of them, with no backup).
+    fn release_held(&mut self) {
+        let now = self.now;
+        let Standing::Primary(p) = &mut self.standing else {
+            return;
+        };
+        let acked = p.min_acked();
+        while p.held.front().is_some_and(|(needed, _)| *needed <= acked) {
+            if let Some((_, output)) = p.held.pop_front() {
+                self.out.push(output);
+            }
+        }
+        p.held_since = now;
+    }
+
+    /// A backup applies what its primary sends: the primary's events, in order.
+    pub(super) fn apply_replica(&mut self, envelope: Envelope) {
+        let now = self.now;
+        // An old primary that still talks after a takeover: its orders are of the past.
+        let Some(b) = self.backup_mut() else {
+            return;
+        };
+        b.last_primary_heard = now;
+        b.leader_closed = false;
+        if b.election.take().is_some() {
+            let primary = b.leader.clone();
+            info!("the primary is heard again: election abandoned");
+            self.emit(EventKind::ElectionUpdate {
+                candidate: self.config.name.clone(),
+                reason: "the primary is heard again: election abandoned".to_string(),
+                primary,
+            });
+        }
+        self.clock.observe(envelope.clock);
+        if let Message::Replica { seq, event } = envelope.message {
+            let have = self.history.len() as u64;
+            if seq < have {
+                return;
+            }
+            if seq > have {
+                warn!(seq, have, "replication gap: events are missing");
+                return;
+            }
+            self.state.apply(&event);
+            self.clock.advance_to(event.clock);
+            self.history.push(event.clone());
+            self.out.push(Output::Event(event));
+            self.out
+                .push(Output::ToPrimary(Message::ReplicaAck { seq }));
+        }
+    }
+
+    /// Follows `primary`. A master that followed another (or served) forgets its state and
+    /// starts over from the first event: its history may hold events the new primary never had.
+    pub(super) fn follow(&mut self, primary: &str) {
+        let now = self.now;
+        let same = self
+            .backup()
+            .is_some_and(|b| b.leader.as_deref() == Some(primary));
+        let reset = !same || self.history_len() == 0;
+        if reset {
+            self.state = ClusterState::new();
+            self.history.clear();
+            self.liveness.clear();
+            self.worker_conns.clear();
+        }
+        self.config.primary = Some(primary.to_string());
+        if let Some(b) = self.backup_mut() {
+            b.leader = Some(primary.to_string());
+            b.link_up = true;
+            b.leader_closed = false;
+            b.last_primary_heard = now;
+            b.election = None;
+        }
+        self.out.push(Output::Follow {
+            primary: primary.to_string(),
+            reset,
+        });
+    }
+}

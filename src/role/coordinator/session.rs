@@ -1,0 +1,438 @@
+//! Connections: accepting them (and evicting idle ones when there are too many), the gate every
+//! message passes (dialect, authentication, standing), hello/auth, login, and the questions
+//! any client may ask (`status`, `jobs`, `workers`, `subscribe`).
+
+use std::collections::BTreeSet;
+
+use tracing::{debug, info, warn};
+
+use super::{ConnId, Coordinator, DEFAULT_LIST_LIMIT, Job, Output};
+use crate::clock::Millis;
+use crate::protocol::Dialect;
+use crate::protocol::auth;
+use crate::protocol::message::{Envelope, Health, JobId, JobState, Message};
+use crate::topology::UserRole;
+
+/// What a connection turned out to be.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Peer {
+    /// Nothing valid said yet.
+    Unknown,
+    /// A registered worker.
+    Worker(String),
+    /// A client (submits, asks).
+    Client,
+    /// Receives every event.
+    Subscriber,
+    /// A backup, receiving the durable events.
+    Follower,
+}
+
+/// One connection, as the coordinator knows it.
+#[derive(Debug)]
+pub(super) struct Conn {
+    /// What it turned out to be.
+    pub(super) peer: Peer,
+    /// The dialect of its first line.
+    dialect: Option<Dialect>,
+    /// When it was accepted.
+    opened_at: Millis,
+    /// Set once the peer proved it knows the secret (always true without a secret).
+    authenticated: bool,
+    /// The nonce this coordinator sent in its challenge.
+    challenge: Option<String>,
+    /// The name the peer gave in `hello`.
+    hello_name: String,
+}
+
+impl Coordinator {
+    pub(super) fn connected(&mut self, conn: ConnId) {
+        if self.conns.len() >= self.config.max_connections {
+            // Make room: a flood of idle connections must not lock out the cluster. The oldest
+            // connection that never said anything valid goes first; failing that, the oldest
+            // client not waiting for job notices. Workers and subscribers are never dropped.
+            let waiting: BTreeSet<ConnId> = self.notify.values().copied().collect();
+            let victim = self
+                .conns
+                .iter()
+                .filter_map(|(&id, c)| match c.peer {
+                    Peer::Unknown => Some((0, c.opened_at, id)),
+                    Peer::Client if !waiting.contains(&id) => Some((1, c.opened_at, id)),
+                    _ => None,
+                })
+                .min()
+                .map(|(_, _, id)| id);
+            match victim {
+                Some(victim) => {
+                    warn!(
+                        conn = victim,
+                        "too many connections: closing the oldest idle one"
+                    );
+                    self.send(
+                        victim,
+                        Message::Error {
+                            message: "too many connections: closing this idle one".into(),
+                        },
+                    );
+                    self.close(victim);
+                }
+                None => {
+                    warn!(conn, "too many connections: refusing a new one");
+                    self.send_raw(
+                        conn,
+                        Message::Error {
+                            message: "too many connections".into(),
+                        },
+                    );
+                    self.out.push(Output::Close(conn));
+                    return;
+                }
+            }
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                peer: Peer::Unknown,
+                dialect: None,
+                opened_at: self.now,
+                authenticated: self.config.secret.is_none(),
+                challenge: None,
+                hello_name: String::new(),
+            },
+        );
+    }
+
+    pub(super) fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.subscribers.remove(&conn);
+        if let Some(b) = self.backup_mut() {
+            b.pending.remove(&conn);
+        }
+        self.follower_gone(conn);
+        self.notify.retain(|_, c| *c != conn);
+        if let Peer::Worker(name) = c.peer
+            && self.worker_conns.get(&name) == Some(&conn)
+        {
+            self.worker_conns.remove(&name);
+            if self.health(&name) != Some(Health::Dead) {
+                self.declare_dead(&name, "connection closed".to_string());
+            }
+        }
+    }
+
+    pub(super) fn close(&mut self, conn: ConnId) {
+        self.out.push(Output::Close(conn));
+        self.disconnected(conn);
+    }
+
+    /// A message arrived: it passes the gate, then goes where its type says.
+    pub(super) fn received(&mut self, conn: ConnId, dialect: Dialect, env: Envelope) {
+        if !self.admit(conn, dialect, &env) {
+            return;
+        }
+        // Any message from a worker is a sign of life.
+        if let Some(Peer::Worker(name)) = self.conns.get(&conn).map(|c| c.peer.clone()) {
+            self.heard_from(&name, env.clock);
+        }
+        if !self.is_serving() && self.backup_turns_away(conn, dialect, &env) {
+            return;
+        }
+        self.handle(conn, dialect, env);
+    }
+
+    /// The gate: a classic peer where the cluster needs authentication is refused, and nothing
+    /// but `hello`/`auth` is heard before authentication. Returns whether the message may pass.
+    fn admit(&mut self, conn: ConnId, dialect: Dialect, env: &Envelope) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let first = c.dialect.is_none();
+        c.dialect.get_or_insert(dialect);
+        if first && dialect == Dialect::Classic && !c.authenticated && !self.config.allow_classic {
+            warn!(conn, "classic peer refused: the cluster has a secret");
+            self.send(
+                conn,
+                Message::Error {
+                    message:
+                        "this cluster requires authentication, which the classic protocol cannot do"
+                            .into(),
+                },
+            );
+            self.close(conn);
+            return false;
+        }
+        if dialect == Dialect::Classic {
+            // A classic peer cannot authenticate; it is let in only where policy allows.
+            c.authenticated = true;
+        }
+        let authenticated = c.authenticated;
+        self.clock.observe(env.clock);
+        if let Some(term) = env.term
+            && term > self.config.term
+        {
+            debug!(conn, term, "peer reports a higher term");
+        }
+        if !authenticated && !matches!(env.message, Message::Hello { .. } | Message::Auth { .. }) {
+            warn!(conn, from = %env.from, "message before authentication");
+            self.send(
+                conn,
+                Message::Error {
+                    message: "this cluster requires authentication: start with hello".into(),
+                },
+            );
+            self.close(conn);
+            return false;
+        }
+        true
+    }
+
+    /// Carries out a message that passed the gate.
+    fn handle(&mut self, conn: ConnId, dialect: Dialect, env: Envelope) {
+        let from = env.from;
+        match env.message {
+            Message::Hello { nonce, .. } => self.hello(conn, from, nonce),
+            Message::Auth { proof } => self.auth(conn, &proof),
+            Message::Election => self.election_asked(conn),
+            Message::Victory => self.victory_from(&from, env.term),
+            Message::Register { slots, running } => {
+                self.register(conn, dialect, from, slots, Some(running));
+            }
+            Message::Heartbeat { running } => self.heartbeat(conn, running),
+            Message::Started { job } => self.job_started(conn, job),
+            Message::Progress { job, percent } => self.job_progress(conn, job, percent),
+            Message::JobDone { job, result } => {
+                if let Some(name) = self.worker_of(conn) {
+                    self.job_done(conn, &name, job, result);
+                }
+            }
+            Message::JobFailed { job, error } => {
+                if let Some(name) = self.worker_of(conn) {
+                    self.job_failed(&name, job, error);
+                }
+            }
+            Message::Login { user, password } => self.login(conn, &user, &password),
+            Message::Submit {
+                data,
+                count,
+                priority,
+                token,
+                notify,
+            } => {
+                self.submit(conn, from, data, count, priority, token, notify);
+            }
+            Message::Status { job } => self.status(conn, job),
+            Message::Jobs { state, limit } => self.list_jobs(conn, state, limit),
+            Message::Workers => {
+                self.mark_client(conn);
+                let workers = self.worker_views();
+                self.send(conn, Message::WorkerList { workers });
+            }
+            Message::ReplicaAck { seq } => self.replica_acked(conn, seq),
+            Message::Follow { after } => self.backup_follows(conn, from, after),
+            Message::Subscribe { history } => self.subscribe(conn, history),
+            Message::Ping => self.send(conn, Message::Pong),
+            Message::Error { message } => {
+                info!(conn, from = %from, "peer reports an error: {message}");
+            }
+            other => self.misdirected(conn, other),
+        }
+    }
+
+    /// A message only a coordinator sends, sent to one.
+    fn misdirected(&mut self, conn: ConnId, message: Message) {
+        let json = Envelope {
+            from: String::new(),
+            clock: 0,
+            term: None,
+            message,
+        }
+        .to_json();
+        let kind = serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        self.send(
+            conn,
+            Message::Error {
+                message: format!("`{kind}` is sent by a coordinator, not to one"),
+            },
+        );
+    }
+
+    pub(super) fn hello(&mut self, conn: ConnId, name: String, peer_nonce: Option<String>) {
+        let Some(secret) = self.config.secret.clone() else {
+            self.welcome(conn);
+            return;
+        };
+        let nonce = self.random_hex();
+        let proof =
+            peer_nonce.map(|n| auth::proof(&secret, auth::COORDINATOR, &n, &self.config.name));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.challenge = Some(nonce.clone());
+            c.hello_name = name;
+        }
+        self.send(conn, Message::Challenge { nonce, proof });
+    }
+
+    pub(super) fn auth(&mut self, conn: ConnId, proof: &str) {
+        let Some(secret) = self.config.secret.clone() else {
+            self.welcome(conn);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let ok = c
+            .challenge
+            .take()
+            .is_some_and(|nonce| auth::verify(&secret, auth::PEER, &nonce, &c.hello_name, proof));
+        if ok {
+            c.authenticated = true;
+            info!(conn, peer = %c.hello_name, "authenticated");
+            self.welcome(conn);
+        } else {
+            warn!(conn, peer = %c.hello_name, "authentication failed");
+            self.send(
+                conn,
+                Message::Error {
+                    message: "authentication failed".into(),
+                },
+            );
+            self.close(conn);
+        }
+    }
+
+    pub(super) fn welcome(&mut self, conn: ConnId) {
+        let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
+        self.send(
+            conn,
+            Message::Welcome {
+                coordinator: self.config.name.clone(),
+                heartbeat_ms,
+            },
+        );
+    }
+
+    pub(super) fn login(&mut self, conn: ConnId, user: &str, password: &str) {
+        self.mark_client(conn);
+        let role = self
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == user && u.password == password)
+            .map(|u| u.role);
+        match role {
+            Some(role) => {
+                let token = self.random_hex();
+                let role = match role {
+                    UserRole::Operator => "operator",
+                    UserRole::Student => "student",
+                };
+                self.tokens.insert(token.clone(), user.to_string());
+                info!(conn, user, "logged in");
+                self.send(
+                    conn,
+                    Message::LoggedIn {
+                        token,
+                        role: role.to_string(),
+                    },
+                );
+            }
+            None => {
+                warn!(conn, user, "login failed");
+                self.send(
+                    conn,
+                    Message::Error {
+                        message: "wrong user name or password".into(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// `status`: the cluster at a glance, or one job.
+    fn status(&mut self, conn: ConnId, job: Option<JobId>) {
+        self.mark_client(conn);
+        let reply = match job {
+            Some(id) => match self.state.jobs.get(&id) {
+                Some(j) => Message::JobInfo { job: j.view() },
+                None => Message::Error {
+                    message: format!("unknown job {id}"),
+                },
+            },
+            None => Message::StatusReport {
+                report: self.status_report(),
+            },
+        };
+        self.send(conn, reply);
+    }
+
+    /// `jobs`: the newest `limit` jobs, of one state or all.
+    fn list_jobs(&mut self, conn: ConnId, state: Option<JobState>, limit: Option<usize>) {
+        self.mark_client(conn);
+        let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        let matching: Vec<&Job> = self
+            .state
+            .jobs
+            .values()
+            .filter(|j| state.is_none_or(|s| j.state == s))
+            .collect();
+        let total = matching.len();
+        let jobs = matching[total.saturating_sub(limit)..]
+            .iter()
+            .map(|j| j.view())
+            .collect();
+        self.send(conn, Message::JobList { jobs, total });
+    }
+
+    /// `subscribe`: every event from now on, after the history (or the workers and the newest
+    /// jobs) so far.
+    fn subscribe(&mut self, conn: ConnId, history: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Peer::Subscriber;
+        }
+        self.subscribers.insert(conn);
+        if history {
+            self.send_history(conn);
+            return;
+        }
+        let workers = self.worker_views();
+        self.send(conn, Message::WorkerList { workers });
+        let total = self.state.jobs.len();
+        let jobs = self
+            .state
+            .jobs
+            .values()
+            .skip(total.saturating_sub(DEFAULT_LIST_LIMIT))
+            .map(Job::view)
+            .collect();
+        self.send(conn, Message::JobList { jobs, total });
+    }
+
+    pub(super) fn mark_client(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.peer == Peer::Unknown
+        {
+            c.peer = Peer::Client;
+        }
+    }
+
+    /// Closes connections that never said anything valid.
+    pub(super) fn close_idle(&mut self) {
+        let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let idle: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.peer == Peer::Unknown && self.now.saturating_sub(c.opened_at) > idle_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in idle {
+            info!(conn, "closing a connection that said nothing");
+            self.close(conn);
+        }
+    }
+}
