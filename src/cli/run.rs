@@ -184,14 +184,13 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             return ExitCode::from(1);
         }
     };
-    let mut updates = handle.updates.subscribe();
+    let (mut updates, mut logs) = handle.watch();
     // Every master: after a failover the primary is another one.
     let masters: Vec<String> = handle
         .nodes
         .iter()
         .filter_map(|n| n.address.clone())
         .collect();
-    let mut logs = handle.logs.subscribe();
     outln!(
         "{system}: {} nodes; coordinator on {}; logs in {}",
         handle.nodes.len(),

@@ -354,6 +354,17 @@ impl Chat {
     }
 }
 
+/// What one process tcluster launched uses, as sampled once a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessUsage {
+    /// The process.
+    pub pid: u32,
+    /// CPU, in percent of one core.
+    pub cpu_percent: f32,
+    /// Resident memory, in bytes.
+    pub memory_bytes: u64,
+}
+
 /// A link as the map shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkView {

@@ -29,8 +29,8 @@ pub enum Action {
     Log(LogLine),
     /// The coordinator's view of its workers.
     Workers(Vec<WorkerView>),
-    /// CPU (percent) and memory (bytes) per pid.
-    Usage(Vec<(u32, f32, u64)>),
+    /// What each launched process uses.
+    Usage(Vec<super::app::ProcessUsage>),
     /// The links' state.
     Links(Vec<super::app::LinkView>),
     /// A message went over a link.

@@ -200,10 +200,19 @@ pub struct SupervisorHandle {
     pub start: Decision,
     /// The links, to read their state and watch the messages they carry.
     pub shaper: LinkShaper,
+    /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
+    first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SupervisorHandle {
+    /// The updates and the log lines: the first call gets everything since the launch began,
+    /// later calls what comes from now on.
+    pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
+        let first = self.first.lock().ok().and_then(|mut first| first.take());
+        first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
+    }
+
     /// Stops every node and returns the report.
     pub async fn stop(self) -> Option<RunReport> {
         let (tx, rx) = oneshot::channel();
@@ -349,8 +358,10 @@ pub async fn launch(
         }
     }
     let started = Instant::now();
-    let (updates, _) = broadcast::channel(16_384);
-    let (log_updates, _) = broadcast::channel(16_384);
+    // Receivers from the start: what the launch itself publishes (a resumed run said, nodes
+    // starting) reaches the first watcher, however late it subscribes.
+    let (updates, first_updates) = broadcast::channel(16_384);
+    let (log_updates, first_logs) = broadcast::channel(16_384);
 
     let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
     let shutdown = CancellationToken::new();
@@ -455,6 +466,7 @@ pub async fn launch(
         primary,
         start: decision,
         shaper,
+        first: std::sync::Mutex::new(Some((first_updates, first_logs))),
         task,
     })
 }

@@ -223,7 +223,7 @@ pub fn lecture() -> App {
                 ("worker-2", Health::Healthy, 90),
                 ("worker-3", Health::Healthy, 110),
             ]),
-            Action::Usage(vec![(1008, 1.5, 9 << 20), (1006, 0.2, 8 << 20)]),
+            Action::Usage(vec![usage(1008, 1.5, 9 << 20), usage(1006, 0.2, 8 << 20)]),
         ],
     );
     pause_worker_2(&mut app);
@@ -526,4 +526,13 @@ pub fn render(app: &mut App, width: u16, height: u16) -> String {
 /// A node row by name.
 pub fn row<'a>(app: &'a App, name: &str) -> &'a NodeRow {
     app.nodes.iter().find(|n| n.name() == name).unwrap()
+}
+
+/// What one process used, as the console samples it.
+fn usage(pid: u32, cpu_percent: f32, memory_bytes: u64) -> tcluster::console::app::ProcessUsage {
+    tcluster::console::app::ProcessUsage {
+        pid,
+        cpu_percent,
+        memory_bytes,
+    }
 }

@@ -431,14 +431,14 @@ pub fn workers(app: &mut App, views: Vec<WorkerView>) {
 }
 
 /// CPU (percent) and memory (bytes) per pid.
-pub fn usage(app: &mut App, usage: &[(u32, f32, u64)]) {
+pub fn usage(app: &mut App, usage: &[ProcessUsage]) {
     for row in &mut app.nodes {
         let found = row
             .status
             .pid
-            .and_then(|pid| usage.iter().find(|(p, _, _)| *p == pid));
-        row.cpu = found.map(|u| u.1);
-        row.memory = found.map(|u| u.2);
+            .and_then(|pid| usage.iter().find(|u| u.pid == pid));
+        row.cpu = found.map(|u| u.cpu_percent);
+        row.memory = found.map(|u| u.memory_bytes);
     }
 }
 
