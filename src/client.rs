@@ -11,10 +11,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 
 use crate::clock::LamportClock;
-use crate::node::handshake;
-use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
+use crate::protocol::frame::{FrameError, MAX_LINE, frame_text, line_codec};
+use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::message::{Envelope, Message, PeerRole};
-use crate::protocol::{Dialect, decode};
+use crate::protocol::{DecodeError, Dialect, decode};
 
 /// Why a request did not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +29,19 @@ pub enum ClientError {
     },
     /// The handshake failed.
     #[error("authentication failed: {0}")]
-    Auth(String),
+    Auth(#[from] HandshakeError),
     /// The server (a coordinator or a chat server) closed the connection.
     #[error("the server closed the connection")]
     Closed,
     /// Reading or writing failed.
     #[error("the connection failed: {0}")]
     Io(String),
+    /// The server sent a line that is not text.
+    #[error("the server sent something unexpected: {0}")]
+    Frame(#[from] FrameError),
     /// The server sent something that is not a message.
     #[error("the server sent something unexpected: {0}")]
-    Protocol(String),
+    Protocol(#[from] DecodeError),
 }
 
 /// A connection to a server: a coordinator or a chat server.
@@ -66,9 +69,7 @@ impl Client {
         let (read, mut write) = stream.into_split();
         let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
         if let Some(secret) = secret {
-            handshake::prove(&mut lines, &mut write, secret, name, PeerRole::Client)
-                .await
-                .map_err(ClientError::Auth)?;
+            handshake::prove(&mut lines, &mut write, secret, name, PeerRole::Client).await?;
         }
         Ok(Client {
             lines,
@@ -110,8 +111,8 @@ impl Client {
             .await
             .ok_or(ClientError::Closed)?
             .map_err(|e| ClientError::Io(format!("{e:?}")))?;
-        let text = frame_text(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let envelope = decode(Dialect::Native, text, "").map_err(ClientError::Protocol)?;
+        let text = frame_text(&line)?;
+        let envelope = decode(Dialect::Native, text, "")?;
         self.clock.observe(envelope.clock);
         Ok(envelope)
     }

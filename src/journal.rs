@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::role::event::ClusterEvent;
+use crate::cluster::event::ClusterEvent;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 
@@ -154,7 +154,7 @@ impl Journal {
 /// The last takeover the events record: who became primary, in which term.
 pub fn last_takeover(events: &[ClusterEvent]) -> Option<(String, u64)> {
     events.iter().rev().find_map(|e| match &e.kind {
-        crate::role::event::EventKind::Takeover {
+        crate::cluster::event::EventKind::Takeover {
             coordinator, term, ..
         } => Some((coordinator.clone(), *term)),
         _ => None,
@@ -169,8 +169,8 @@ pub fn path_for(state_dir: &Path, node: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::event::EventKind;
     use crate::protocol::message::JobId;
-    use crate::role::event::EventKind;
 
     #[test]
     fn events_survive_a_reopen_and_progress_is_not_kept() {

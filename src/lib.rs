@@ -37,6 +37,7 @@ pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod clock;
+pub mod cluster;
 pub mod console;
 pub mod journal;
 pub mod logging;

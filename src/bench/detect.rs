@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use super::scratch::Scratch;
 use super::{BenchError, PATIENCE, Spread, ms};
 use crate::client::Client;
+use crate::cluster::event::EventKind;
 use crate::protocol::message::{JobId, Message};
-use crate::role::event::EventKind;
 
 /// What [`detect`] measured.
 #[derive(Debug, Clone, Serialize)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::BenchError;
 use super::detect::event_feed;
 use super::scratch::Scratch;
-use crate::role::event::EventKind;
+use crate::cluster::event::EventKind;
 
 /// What [`soak`] saw.
 #[derive(Debug, Clone, Serialize)]

@@ -16,9 +16,9 @@ use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::Client;
+use crate::cluster::event::EventKind;
 use crate::logging::{self, LogFormat};
 use crate::protocol::message::Message;
-use crate::role::event::EventKind;
 use crate::supervisor::timeline::TimelineKind;
 use crate::supervisor::{self, RunOptions, RunReport, Update};
 use crate::topology::diagnostic::did_you_mean;

@@ -119,7 +119,7 @@ async fn read_lines<E: From<ConnNews>>(
                     });
                     match decode(d, text, "") {
                         Ok(envelope) => ConnNews::Line(d, envelope),
-                        Err(reason) => ConnNews::Invalid(reason, false),
+                        Err(reason) => ConnNews::Invalid(reason.to_string(), false),
                     }
                 }
             },

@@ -24,10 +24,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
+use crate::cluster::event::ClusterEvent;
 use crate::protocol::message::{Envelope, Message};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
-use crate::role::event::ClusterEvent;
 
 use super::conn::{CONN_QUEUE, ConnNews, connection};
 use super::control::NodeControl;
@@ -353,7 +353,7 @@ fn input_of(
 /// decided (and already logged), so everything it applies is `debug` — also the whole history
 /// a master receives when it starts over as a backup, which is not news.
 fn log_event(event: &ClusterEvent, serving: bool) {
-    use crate::role::event::EventKind::*;
+    use crate::cluster::event::EventKind::*;
     if !serving {
         debug!(clock = event.clock, "{}", event.kind);
         return;

@@ -6,7 +6,6 @@
 //! - [`chat`]: a chat server — a TCP server around [`crate::role::chat`], with its history.
 //! - [`bot`]: a bot — two client links around [`crate::role::bot`].
 //! - [`conn`]: one connection of a server, shared by the server drivers.
-//! - [`handshake`]: the peer's side of authentication, shared with the client.
 //!
 //! [`run`] starts the node a topology names, in this process: `tcluster node` calls it in a
 //! process of its own, and a launcher can call it as an in-process task. A node that is ready
@@ -19,7 +18,6 @@ pub mod chat;
 pub mod conn;
 pub mod control;
 pub mod coordinator;
-pub mod handshake;
 pub mod worker;
 
 pub use control::{NodeControl, PauseSwitch};

@@ -11,23 +11,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::clock::Millis;
 use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
-use crate::protocol::message::{JobId, Message};
+use crate::protocol::handshake;
+use crate::protocol::message::{JobId, Message, PeerRole};
 use crate::protocol::{Dialect, decode};
 use crate::role::job::{CLASSIC_DELAY, JobKind, classic_result, count_primes};
 use crate::role::worker::{Worker, WorkerConfig, WorkerInput, WorkerOutput};
 
 use super::control::NodeControl;
-use super::handshake;
 
 /// Where and how a worker connects.
 #[derive(Debug, Clone)]
@@ -55,130 +58,254 @@ fn current(options: &WorkerOptions, target: usize) -> &str {
         .map_or("", String::as_str)
 }
 
+/// The lines from a coordinator, and where to write to it.
+type Lines = FramedRead<OwnedReadHalf, AnyDelimiterCodec>;
+
+/// What the driver keeps across connections.
+struct Driver {
+    options: WorkerOptions,
+    worker: Worker,
+    started: Instant,
+    /// Progress and results of running jobs (and the jobs' own inputs) come back here.
+    results_tx: mpsc::UnboundedSender<WorkerInput>,
+    results: mpsc::UnboundedReceiver<WorkerInput>,
+    jobs: HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
+    /// `READY` has been printed.
+    announced: bool,
+    /// How long to wait before the next connection attempt.
+    backoff: Duration,
+    /// Which master to try, as an index into `coordinators` (wrapping).
+    target: usize,
+}
+
+/// How a connection ended.
+enum Ended {
+    /// Try again (the next master, or the same one after a while).
+    Reconnect,
+    /// The worker is shutting down.
+    Shutdown,
+}
+
 /// Runs a worker until `shutdown` is cancelled.
 pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
-    let started = Instant::now();
-    let control = options.control.clone();
-    let mut pause = control.clone();
-    let now = move || control.now(started);
-    let mut worker = Worker::new(options.config.clone());
-    let (results_tx, mut results) = mpsc::unbounded_channel::<WorkerInput>();
-    let mut jobs: HashMap<JobId, (AbortHandle, Arc<AtomicBool>)> = HashMap::new();
-    let mut announced = false;
-    let mut backoff = Duration::from_millis(100);
-    // Which master to try, as an index into `coordinators` (wrapping).
-    let mut target = 0usize;
-
-    'reconnect: loop {
-        let stream = tokio::select! {
-        _ = shutdown.cancelled() => break,
-        s = TcpStream::connect(current(&options, target)) => s,};
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                debug!(coordinator = %current(&options, target), "connect failed: {e}; retrying in {backoff:?}");
-                target += 1;
-                // Jobs keep running while disconnected; their results wait in the worker.
-                let deadline = tokio::time::sleep(backoff);
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'reconnect,
-                        _ = &mut deadline => break,
-                        Some(input) = results.recv() => {
-                            let out = worker.step(now(), input);
-                            act(out, &mut jobs, &results_tx, &options, None).await;
-                        }
-                    }
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
+    let (results_tx, results) = mpsc::unbounded_channel::<WorkerInput>();
+    let mut driver = Driver {
+        worker: Worker::new(options.config.clone()),
+        options,
+        started: Instant::now(),
+        results_tx,
+        results,
+        jobs: HashMap::new(),
+        announced: false,
+        backoff: Duration::from_millis(100),
+        target: 0,
+    };
+    loop {
+        let Some((lines, write)) = driver.connect(&shutdown).await else {
+            break;
         };
-        let _ = stream.set_nodelay(true);
-        let (read, mut write) = stream.into_split();
-        let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
-        if let Some(secret) = &options.secret
-            && let Err(e) = handshake::prove(
-                &mut lines,
-                &mut write,
-                secret,
-                &options.config.name,
-                crate::protocol::message::PeerRole::Worker,
-            )
-            .await
-        {
-            warn!("authentication with the coordinator failed: {e}");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            continue;
+        if let Ended::Shutdown = driver.session(lines, write, &shutdown).await {
+            break;
         }
-        info!(coordinator = %current(&options, target), "connected");
-        backoff = Duration::from_millis(100);
-        let out = worker.step(now(), WorkerInput::Connected);
-        if !act(out, &mut jobs, &results_tx, &options, Some(&mut write)).await {
-            worker.step(now(), WorkerInput::Disconnected);
-            continue;
-        }
-        let mut last_heard = Instant::now();
-        let mut ticker = tokio::time::interval(Duration::from_millis(
-            (options.config.heartbeat_ms / 4).clamp(5, 250),
-        ));
-        loop {
-            tokio::select! {
-                _ = pause.wait_while_paused() => {}
-                _ = shutdown.cancelled() => break 'reconnect,
-            }
-            let input = tokio::select! {
-            _ = shutdown.cancelled() => break 'reconnect,line = lines.next() => match line.inspect(|_| last_heard = Instant::now()) {Some(Ok(bytes)) => match frame_text(&bytes).map_err(|e| e.to_string()).and_then(|t| decode(Dialect::Native, t, "")) {
-                    Ok(envelope) if matches!(envelope.message, Message::NotPrimary { .. }) => {
-                        // A backup: the primary is elsewhere (maybe this one after a failover).
-                        info!(coordinator = %current(&options, target), "not the primary; trying the next master");
-                        target += 1;
-                        break;
-                    }
-                    Ok(envelope) => {if !announced && options.announce && matches!(envelope.message, Message::Registered { .. }) {
-                            announced = true;
-                            println!("READY {} registered with {}", options.config.name, current(&options, target));
-                        }
-                        WorkerInput::Received(envelope)
-                    }
-                    Err(e) => {
-                        warn!("bad line from the coordinator: {e}");
-                        continue;
-                    }
-                },
-                Some(Err(e)) => {
-                    warn!("connection to the coordinator failed: {e:?}");
-                    break;
-                }
-                None => {
-                    info!("the coordinator closed the connection");
-                    // It may be gone for good: the next master may have taken over.
-                    target += 1;
-                    break;
-                }
-            },
-            Some(input) = results.recv() => input,
-            _ = ticker.tick() => {
-                if last_heard.elapsed() > Duration::from_millis(options.silence_ms) {
-                    warn!(coordinator = %current(&options, target), "the coordinator is silent; trying the next master");
-                    target += 1;
-                    break;
-                }
-                WorkerInput::Tick
-            }};
-            let out = worker.step(now(), input);
-            if !act(out, &mut jobs, &results_tx, &options, Some(&mut write)).await {
-                break;
-            }
-        }
-        worker.step(now(), WorkerInput::Disconnected);
     }
-    for (_, (abort, cancelled)) in jobs.drain() {
+    for (_, (abort, cancelled)) in driver.jobs.drain() {
         cancelled.store(true, Ordering::Relaxed);
         abort.abort();
     }
+}
+
+impl Driver {
+    fn now(&self) -> Millis {
+        self.options.control.now(self.started)
+    }
+
+    /// The master to try now.
+    fn current(&self) -> &str {
+        current(&self.options, self.target)
+    }
+
+    /// Feeds the worker one input and carries out what it says. Returns false if the
+    /// connection broke.
+    async fn step(&mut self, input: WorkerInput, write: Option<&mut OwnedWriteHalf>) -> bool {
+        let out = self.worker.step(self.now(), input);
+        act(out, &mut self.jobs, &self.results_tx, &self.options, write).await
+    }
+
+    /// Connects (and proves the secret) to the current master, trying the next ones with a
+    /// growing backoff until one takes; `None` once shutting down.
+    async fn connect(&mut self, shutdown: &CancellationToken) -> Option<(Lines, OwnedWriteHalf)> {
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                s = TcpStream::connect(self.current().to_string()) => s,
+            };
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    debug!(
+                        coordinator = %self.current(),
+                        "connect failed: {e}; retrying in {:?}",
+                        self.backoff
+                    );
+                    self.target += 1;
+                    self.wait_out_backoff(shutdown).await?;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let (read, mut write) = stream.into_split();
+            let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+            if let Some(secret) = &self.options.secret
+                && let Err(e) = handshake::prove(
+                    &mut lines,
+                    &mut write,
+                    secret,
+                    &self.options.config.name,
+                    PeerRole::Worker,
+                )
+                .await
+            {
+                warn!("authentication with the coordinator failed: {e}");
+                tokio::time::sleep(self.backoff).await;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            info!(coordinator = %self.current(), "connected");
+            self.backoff = Duration::from_millis(100);
+            return Some((lines, write));
+        }
+    }
+
+    /// Waits out the backoff; jobs keep running meanwhile, their results waiting in the
+    /// worker. `None` once shutting down.
+    async fn wait_out_backoff(&mut self, shutdown: &CancellationToken) -> Option<()> {
+        let deadline = tokio::time::sleep(self.backoff);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = &mut deadline => break,
+                Some(input) = self.results.recv() => {
+                    self.step(input, None).await;
+                }
+            }
+        }
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        Some(())
+    }
+
+    /// One connection, from `connected` until it breaks, the coordinator falls silent or says
+    /// it is not the primary.
+    async fn session(
+        &mut self,
+        mut lines: Lines,
+        mut write: OwnedWriteHalf,
+        shutdown: &CancellationToken,
+    ) -> Ended {
+        if !self.step(WorkerInput::Connected, Some(&mut write)).await {
+            self.disconnected();
+            return Ended::Reconnect;
+        }
+        let mut pause = self.options.control.clone();
+        let mut last_heard = Instant::now();
+        let mut ticker = tokio::time::interval(Duration::from_millis(
+            (self.options.config.heartbeat_ms / 4).clamp(5, 250),
+        ));
+        let silence = Duration::from_millis(self.options.silence_ms);
+        let ended = loop {
+            tokio::select! {
+                _ = pause.wait_while_paused() => {}
+                _ = shutdown.cancelled() => break Ended::Shutdown,
+            }
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => break Ended::Shutdown,
+                line = lines.next() => {
+                    last_heard = Instant::now();
+                    match self.line(line) {
+                        Some(Heard::Input(input)) => input,
+                        Some(Heard::Nothing) => continue,
+                        None => break Ended::Reconnect,
+                    }
+                }
+                Some(input) = self.results.recv() => input,
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() > silence {
+                        warn!(
+                            coordinator = %self.current(),
+                            "the coordinator is silent; trying the next master"
+                        );
+                        self.target += 1;
+                        break Ended::Reconnect;
+                    }
+                    WorkerInput::Tick
+                }
+            };
+            if !self.step(input, Some(&mut write)).await {
+                break Ended::Reconnect;
+            }
+        };
+        self.disconnected();
+        ended
+    }
+
+    /// Tells the worker its connection is gone (it has nothing to send on it).
+    fn disconnected(&mut self) {
+        let now = self.now();
+        self.worker.step(now, WorkerInput::Disconnected);
+    }
+
+    /// What a line from the coordinator means; `None` when the connection is over.
+    fn line(&mut self, line: Option<Result<Bytes, AnyDelimiterCodecError>>) -> Option<Heard> {
+        let bytes = match line {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(e)) => {
+                warn!("connection to the coordinator failed: {e:?}");
+                return None;
+            }
+            None => {
+                info!("the coordinator closed the connection");
+                // It may be gone for good: the next master may have taken over.
+                self.target += 1;
+                return None;
+            }
+        };
+        let decoded = frame_text(&bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|t| decode(Dialect::Native, t, "").map_err(|e| e.to_string()));
+        let envelope = match decoded {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                warn!("bad line from the coordinator: {e}");
+                return Some(Heard::Nothing);
+            }
+        };
+        match envelope.message {
+            Message::NotPrimary { .. } => {
+                // A backup: the primary is elsewhere (maybe this one after a failover).
+                info!(coordinator = %self.current(), "not the primary; trying the next master");
+                self.target += 1;
+                None
+            }
+            Message::Registered { .. } if !self.announced && self.options.announce => {
+                self.announced = true;
+                println!(
+                    "READY {} registered with {}",
+                    self.options.config.name,
+                    self.current()
+                );
+                Some(Heard::Input(WorkerInput::Received(envelope)))
+            }
+            _ => Some(Heard::Input(WorkerInput::Received(envelope))),
+        }
+    }
+}
+
+/// What a line from the coordinator gave the worker.
+enum Heard {
+    /// An input for the worker.
+    Input(WorkerInput),
+    /// Nothing (a bad line, logged).
+    Nothing,
 }
 
 /// Carries out the worker's outputs. Returns false if the connection broke.
@@ -187,7 +314,7 @@ async fn act(
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     results: &mpsc::UnboundedSender<WorkerInput>,
     options: &WorkerOptions,
-    write: Option<&mut tokio::net::tcp::OwnedWriteHalf>,
+    write: Option<&mut OwnedWriteHalf>,
 ) -> bool {
     let mut ok = true;
     let mut buffer = Vec::new();

@@ -23,7 +23,7 @@
 
 use serde::Deserialize;
 
-use super::message::{JobId, JobState, Message};
+use super::message::{JobId, JobState, Message, NotAJobId};
 
 /// A classic line understood.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,8 +50,28 @@ struct Registration {
     capacity: Option<u32>,
 }
 
+/// Why a classic line is not one of the classic commands.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClassicError {
+    /// `REGISTER:` followed by something that is not the registration JSON.
+    #[error("REGISTER needs JSON such as {{\"id\":\"worker1\"}}: {0}")]
+    Registration(String),
+    /// `REGISTER:` without a name.
+    #[error("REGISTER needs a non-empty \"id\"")]
+    NoId,
+    /// `JOB_COMPLETE:` without a result.
+    #[error("JOB_COMPLETE needs JOB_COMPLETE:<job id>:<result>")]
+    Completion,
+    /// A job id that is not one.
+    #[error(transparent)]
+    JobId(#[from] NotAJobId),
+    /// Another command (shortened to 60 characters).
+    #[error("unknown line `{0}`: expected REGISTER, HEARTBEAT, JOB_COMPLETE, SUBMIT_JOB or STATUS")]
+    Unknown(String),
+}
+
 /// Translates one classic line.
-pub fn parse(line: &str) -> Result<ClassicLine, String> {
+pub fn parse(line: &str) -> Result<ClassicLine, ClassicError> {
     let line = line.trim_end();
     let (command, rest) = match line.split_once(':') {
         Some((command, rest)) => (command, Some(rest)),
@@ -66,9 +86,9 @@ pub fn parse(line: &str) -> Result<ClassicLine, String> {
     match (command, rest) {
         ("REGISTER", Some(json)) => {
             let reg: Registration = serde_json::from_str(json)
-                .map_err(|e| format!("REGISTER needs JSON such as {{\"id\":\"worker1\"}}: {e}"))?;
+                .map_err(|e| ClassicError::Registration(e.to_string()))?;
             if reg.id.trim().is_empty() {
-                return Err("REGISTER needs a non-empty \"id\"".to_string());
+                return Err(ClassicError::NoId);
             }
             Ok(ClassicLine {
                 name: Some(reg.id),
@@ -80,9 +100,7 @@ pub fn parse(line: &str) -> Result<ClassicLine, String> {
         }
         ("HEARTBEAT", _) => plain(Message::Heartbeat { running: None }),
         ("JOB_COMPLETE", Some(rest)) => {
-            let (id, result) = rest
-                .split_once(':')
-                .ok_or("JOB_COMPLETE needs JOB_COMPLETE:<job id>:<result>")?;
+            let (id, result) = rest.split_once(':').ok_or(ClassicError::Completion)?;
             plain(Message::JobDone {
                 job: id.parse::<JobId>()?,
                 result: result.to_string(),
@@ -96,10 +114,7 @@ pub fn parse(line: &str) -> Result<ClassicLine, String> {
             notify: true,
         }),
         ("STATUS", None) => plain(Message::Status { job: None }),
-        _ => Err(format!(
-            "unknown line `{}`: expected REGISTER, HEARTBEAT, JOB_COMPLETE, SUBMIT_JOB or STATUS",
-            truncate(line, 60)
-        )),
+        _ => Err(ClassicError::Unknown(truncate(line, 60))),
     }
 }
 
@@ -176,15 +191,22 @@ mod tests {
         assert!(
             parse("REGISTER:not json")
                 .unwrap_err()
+                .to_string()
                 .contains("REGISTER needs JSON")
         );
         assert!(parse("JOB_COMPLETE:JOB-1").is_err());
         assert!(
             parse("JOB_COMPLETE:banana:x")
                 .unwrap_err()
+                .to_string()
                 .contains("not a job id")
         );
-        assert!(parse("HELLO").unwrap_err().contains("unknown line"));
+        assert!(
+            parse("HELLO")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown line")
+        );
     }
 
     #[test]

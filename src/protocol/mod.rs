@@ -8,12 +8,14 @@
 //! - [`frame`]: newline-delimited lines with a size limit enforced while reading.
 //! - [`message`]: the typed messages (serde, tagged by `type`), one JSON object per line.
 //! - [`classic`]: the classic lab's line protocol, translated to and from the same messages.
-//! - [`auth`]: HMAC challenge–response for clusters with a secret.
+//! - [`auth`]: HMAC challenge–response for clusters with a secret; [`handshake`]: a peer's
+//!   side of it, shared by workers and clients.
 //! - [`decode`]: one line of either protocol → a message, or a reason it is not one.
 
 pub mod auth;
 pub mod classic;
 pub mod frame;
+pub mod handshake;
 pub mod message;
 
 use message::Envelope;
@@ -27,9 +29,36 @@ pub enum Dialect {
     Classic,
 }
 
+/// Why a line is not a message, in words the peer is sent back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON.
+    #[error("invalid JSON at column {column}: {detail}")]
+    Json {
+        /// Where it went wrong.
+        column: usize,
+        /// serde's account.
+        detail: String,
+    },
+    /// JSON, but no `type`.
+    #[error("a message is a JSON object with a \"type\" field, such as {{\"type\":\"ping\"}}")]
+    NoType,
+    /// A `type`, but not a message of that type (unknown, or a field missing or wrong).
+    #[error("bad `{kind}` message: {detail}")]
+    Bad {
+        /// The `type` asked for.
+        kind: String,
+        /// serde's account.
+        detail: String,
+    },
+    /// A classic line that is not one of the classic commands.
+    #[error(transparent)]
+    Classic(#[from] classic::ClassicError),
+}
+
 /// Decodes one line of text in `dialect`. For classic lines, `name` is the name the peer gave
 /// earlier on this connection (classic lines do not repeat it).
-pub fn decode(dialect: Dialect, line: &str, name: &str) -> Result<Envelope, String> {
+pub fn decode(dialect: Dialect, line: &str, name: &str) -> Result<Envelope, DecodeError> {
     match dialect {
         Dialect::Native => {
             serde_json::from_str::<Envelope>(line).map_err(|e| describe_json_error(line, &e))
@@ -55,18 +84,23 @@ pub fn encode(dialect: Dialect, envelope: &Envelope) -> Option<String> {
 }
 
 /// A JSON error in words a student can act on.
-fn describe_json_error(line: &str, e: &serde_json::Error) -> String {
+fn describe_json_error(line: &str, e: &serde_json::Error) -> DecodeError {
     if e.is_syntax() || e.is_eof() {
-        return format!("invalid JSON at column {}: {e}", e.column());
+        return DecodeError::Json {
+            column: e.column(),
+            detail: e.to_string(),
+        };
     }
     // Well-formed JSON that is not a message: say which type was asked for, if any.
     let kind = serde_json::from_str::<serde_json::Value>(line)
         .ok()
         .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string));
     match kind {
-        None => "a message is a JSON object with a \"type\" field, such as {\"type\":\"ping\"}"
-            .to_string(),
-        Some(kind) => format!("bad `{kind}` message: {e}"),
+        None => DecodeError::NoType,
+        Some(kind) => DecodeError::Bad {
+            kind,
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -79,16 +113,22 @@ mod tests {
         assert!(
             decode(Dialect::Native, "{oops", "")
                 .unwrap_err()
+                .to_string()
                 .starts_with("invalid JSON")
         );
         assert!(
             decode(Dialect::Native, "[1,2]", "")
                 .unwrap_err()
+                .to_string()
                 .contains("\"type\" field")
         );
-        let unknown = decode(Dialect::Native, r#"{"type":"dance"}"#, "").unwrap_err();
+        let unknown = decode(Dialect::Native, r#"{"type":"dance"}"#, "")
+            .unwrap_err()
+            .to_string();
         assert!(unknown.contains("bad `dance` message"), "{unknown}");
-        let missing = decode(Dialect::Native, r#"{"type":"submit"}"#, "").unwrap_err();
+        let missing = decode(Dialect::Native, r#"{"type":"submit"}"#, "")
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("data"), "{missing}");
     }
 }

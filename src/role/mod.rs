@@ -4,7 +4,8 @@
 //! - [`chat`]: users, channels, posts and private messages, replicated between chat servers.
 //! - [`worker`]: runs jobs and reports them.
 //! - [`bot`]: load for demos: posts to chat channels and submits jobs at set rates.
-//! - [`event`]: the cluster events every state change is made of.
+//! - [`event`]: the cluster events every state change is made of (they live in
+//!   [`crate::cluster::event`], below every layer that reads them).
 //! - [`job`]: what a job's data asks a worker to do.
 //!
 //! No role opens a socket, reads a clock or draws an unseeded random number: the drivers in
@@ -14,7 +15,7 @@
 pub mod bot;
 pub mod chat;
 pub mod coordinator;
-pub mod event;
+pub use crate::cluster::event;
 pub mod job;
 pub mod worker;
 

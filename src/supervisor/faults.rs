@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::timeline::TimelineKind;
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::JobId;
-use crate::role::event::{ClusterEvent, EventKind};
 
 /// How long after a detection its burst of requeues is surely over.
 const BURST_MS: u64 = 100;

@@ -45,9 +45,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::client::Client;
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
 use crate::protocol::message::{JobId, Message};
-use crate::role::event::{ClusterEvent, EventKind};
 use crate::state_dir::{Decision, RunRecord, Start};
 use crate::topology::{Action, Launch, Node, NodeKind, Topology};
 use crate::view::ClusterView;

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::cluster::event::ClusterEvent;
 use crate::protocol::message::JobId;
-use crate::role::event::ClusterEvent;
 
 /// One entry of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize)]

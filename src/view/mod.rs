@@ -24,9 +24,9 @@ use serde::Serialize;
 
 pub use node::{Faults, NodeStatus, Process, Role, Verdict};
 
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Health, JobId};
 use crate::role::coordinator::ClusterState;
-use crate::role::event::{ClusterEvent, EventKind};
 
 /// How long a node that came back reads `rejoined` before it reads `healthy` again.
 pub const REJOINED_MS: u64 = 5_000;

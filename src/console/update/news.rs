@@ -3,9 +3,9 @@
 //! on links, and log lines. Cluster events are applied to [`App::cluster`] with the reading's
 //! own code; what is added here is only how to show them — banners, the Faults table, counters.
 
+use crate::cluster::event::EventKind;
 use crate::console::app::*;
 use crate::protocol::message::{JobId, WorkerView};
-use crate::role::event::EventKind;
 use crate::supervisor::Update;
 use crate::supervisor::logs::LogLine;
 use crate::supervisor::shaper::MessageSeen;

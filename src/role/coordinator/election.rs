@@ -14,9 +14,9 @@ use tracing::{debug, info, warn};
 use super::replication::Primary;
 use super::{ConnId, Coordinator, Output, Standing};
 use crate::clock::Millis;
+use crate::cluster::event::EventKind;
 use crate::protocol::Dialect;
 use crate::protocol::message::{Envelope, Health, JobId, Message};
-use crate::role::event::EventKind;
 
 /// What a backup keeps.
 #[derive(Debug)]

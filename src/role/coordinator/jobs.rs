@@ -13,12 +13,12 @@ use super::balancer::Candidate;
 use super::session::Peer;
 use super::{ConnId, Coordinator, MAX_COUNT, MAX_DATA};
 use crate::clock::Millis;
+use crate::cluster::event::EventKind;
 use crate::protocol::Dialect;
 use crate::protocol::message::{
     ACCEPTED_LISTED, Health, JobCounts, JobId, JobState, Message, StatusReport, WorkerCounts,
     WorkerView,
 };
-use crate::role::event::EventKind;
 use crate::role::job::JobKind;
 
 /// When a worker was last heard from.

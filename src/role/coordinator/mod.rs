@@ -51,9 +51,9 @@ use rand::rngs::SmallRng;
 use tracing::{info, warn};
 
 use crate::clock::{LamportClock, Millis};
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::Dialect;
 use crate::protocol::message::{Envelope, Health, Message};
-use crate::role::event::{ClusterEvent, EventKind};
 use crate::topology::MasterRole;
 use balancer::Balancer;
 pub use config::{CoordinatorConfig, PeerMaster, master_ranks};

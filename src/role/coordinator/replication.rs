@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use super::{ClusterState, ConnId, Coordinator, HISTORY_PART, Output, REPLICA_WINDOW, Standing};
 use crate::clock::Millis;
+use crate::cluster::event::EventKind;
 use crate::protocol::message::{Envelope, Message};
-use crate::role::event::EventKind;
 
 /// What a primary keeps.
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::clock::Millis;
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Health, JobCounts, JobId, JobState, JobView, WorkerView};
-use crate::role::event::{ClusterEvent, EventKind};
 
 /// One job.
 #[derive(Debug, Clone, PartialEq)]

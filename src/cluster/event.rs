@@ -2,15 +2,15 @@
 //!
 //! The coordinator never changes its jobs or its worker records directly: it decides what
 //! happened, makes a [`ClusterEvent`], and applies it with one function
-//! ([`super::coordinator::ClusterState::apply`]). The same events go to subscribers (the
+//! ([`crate::role::coordinator::ClusterState::apply`]). The same events go to subscribers (the
 //! console's timeline), and are what a journal stores and a backup replays: applying the same
 //! events in the same order gives the same state. This is the idea behind state-machine
 //! replication.
 
 use serde::{Deserialize, Serialize};
 
+use super::job::JobId;
 use crate::clock::Millis;
-use crate::protocol::message::JobId;
 
 /// One event, stamped with when it happened and the coordinator's Lamport clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -8,12 +8,46 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::protocol::frame::frame_text;
-use crate::protocol::message::{Envelope, Message, PeerRole};
-use crate::protocol::{Dialect, auth, decode};
+use super::frame::{FrameError, frame_text};
+use super::message::{Envelope, Message, PeerRole};
+use super::{DecodeError, Dialect, auth, decode};
 
 /// How long the whole handshake may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a handshake failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    /// Nothing came back in [`TIMEOUT`].
+    #[error("the coordinator did not answer the handshake in time")]
+    Timeout,
+    /// The coordinator said no (its words).
+    #[error("{0}")]
+    Refused(String),
+    /// The coordinator sent another message than the step called for.
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        /// What the step called for.
+        expected: &'static str,
+        /// What came, as Rust writes it.
+        got: String,
+    },
+    /// The coordinator could not prove it knows the secret: it is not this cluster's.
+    #[error("{0} could not prove it knows the cluster secret")]
+    Unproven(String),
+    /// The connection closed.
+    #[error("the coordinator closed the connection")]
+    Closed,
+    /// Reading or writing failed.
+    #[error("cannot {0} the coordinator: {1}")]
+    Io(&'static str, String),
+    /// A line that is not text.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A line that is not a message.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
 
 /// Proves to the coordinator that `name` knows `secret`, and checks that it does too.
 pub async fn prove<S, E, W>(
@@ -22,7 +56,7 @@ pub async fn prove<S, E, W>(
     secret: &str,
     name: &str,
     role: PeerRole,
-) -> Result<(), String>
+) -> Result<(), HandshakeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Debug,
@@ -30,7 +64,7 @@ where
 {
     tokio::time::timeout(TIMEOUT, exchange(lines, write, secret, name, role))
         .await
-        .map_err(|_| "the coordinator did not answer the handshake in time".to_string())?
+        .map_err(|_| HandshakeError::Timeout)?
 }
 
 async fn exchange<S, E, W>(
@@ -39,7 +73,7 @@ async fn exchange<S, E, W>(
     secret: &str,
     name: &str,
     role: PeerRole,
-) -> Result<(), String>
+) -> Result<(), HandshakeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Debug,
@@ -59,16 +93,18 @@ where
     let (nonce, proof) = match challenge.message {
         Message::Challenge { nonce, proof } => (nonce, proof),
         Message::Welcome { .. } => return Ok(()), // the coordinator has no secret
-        Message::Error { message } => return Err(message),
-        other => return Err(format!("expected a challenge, got {other:?}")),
+        Message::Error { message } => return Err(HandshakeError::Refused(message)),
+        other => {
+            return Err(HandshakeError::Unexpected {
+                expected: "a challenge",
+                got: format!("{other:?}"),
+            });
+        }
     };
     let coordinator_knows = proof
         .is_some_and(|p| auth::verify(secret, auth::COORDINATOR, &my_nonce, &challenge.from, &p));
     if !coordinator_knows {
-        return Err(format!(
-            "{} could not prove it knows the cluster secret",
-            challenge.from
-        ));
+        return Err(HandshakeError::Unproven(challenge.from));
     }
     send(
         write,
@@ -80,8 +116,11 @@ where
     .await?;
     match receive(lines).await?.message {
         Message::Welcome { .. } => Ok(()),
-        Message::Error { message } => Err(message),
-        other => Err(format!("expected welcome, got {other:?}")),
+        Message::Error { message } => Err(HandshakeError::Refused(message)),
+        other => Err(HandshakeError::Unexpected {
+            expected: "welcome",
+            got: format!("{other:?}"),
+        }),
     }
 }
 
@@ -89,7 +128,7 @@ async fn send<W: AsyncWrite + Unpin>(
     write: &mut W,
     name: &str,
     message: Message,
-) -> Result<(), String> {
+) -> Result<(), HandshakeError> {
     let line = Envelope {
         from: name.to_string(),
         clock: 0,
@@ -101,10 +140,10 @@ async fn send<W: AsyncWrite + Unpin>(
     write
         .write_all(line.as_bytes())
         .await
-        .map_err(|e| format!("cannot write to the coordinator: {e}"))
+        .map_err(|e| HandshakeError::Io("write to", e.to_string()))
 }
 
-async fn receive<S, E>(lines: &mut S) -> Result<Envelope, String>
+async fn receive<S, E>(lines: &mut S) -> Result<Envelope, HandshakeError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Debug,
@@ -112,8 +151,8 @@ where
     let line = lines
         .next()
         .await
-        .ok_or("the coordinator closed the connection")?
-        .map_err(|e| format!("cannot read from the coordinator: {e:?}"))?;
-    let text = frame_text(&line).map_err(|e| e.to_string())?;
-    decode(Dialect::Native, text, "")
+        .ok_or(HandshakeError::Closed)?
+        .map_err(|e| HandshakeError::Io("read from", format!("{e:?}")))?;
+    let text = frame_text(&line)?;
+    Ok(decode(Dialect::Native, text, "")?)
 }

@@ -1,0 +1,211 @@
+//! Jobs as everyone sees them: their ids, states, views and counts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A job's id, written `JOB-1`, `JOB-2`, … on the wire and on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JOB-{}", self.0)
+    }
+}
+
+/// Text that is not a job id.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{0}` is not a job id (they look like JOB-12)")]
+pub struct NotAJobId(pub String);
+
+impl FromStr for JobId {
+    type Err = NotAJobId;
+
+    /// Accepts `JOB-12`, `job-12` and `12`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s
+            .strip_prefix("JOB-")
+            .or_else(|| s.strip_prefix("job-"))
+            .unwrap_or(s);
+        digits
+            .parse::<u64>()
+            .map(JobId)
+            .map_err(|_| NotAJobId(s.to_string()))
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+            Raw::Number(n) => Ok(JobId(n)),
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker (also between retries).
+    Queued,
+    /// Sent to a worker, not yet started.
+    Assigned,
+    /// Running on a worker.
+    Running,
+    /// Finished with a result.
+    Completed,
+    /// Failed on its last allowed attempt.
+    Failed,
+}
+
+impl JobState {
+    /// Every state, in life order.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Assigned,
+        JobState::Running,
+        JobState::Completed,
+        JobState::Failed,
+    ];
+
+    /// The word used on the wire and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Assigned => "assigned",
+            JobState::Running => "running",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// True for completed and failed.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobState::Completed | JobState::Failed)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that is not a job state.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{0}` is not a job state (queued, assigned, running, completed, failed)")]
+pub struct NotAJobState(pub String);
+
+impl FromStr for JobState {
+    type Err = NotAJobState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| NotAJobState(s.to_string()))
+    }
+}
+
+/// A job as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Its id.
+    pub id: JobId,
+    /// Its data.
+    pub data: String,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// Priority; higher runs first.
+    pub priority: i32,
+    /// The worker running it, or the last one that did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// How many times it was sent to a worker.
+    pub attempts: u32,
+    /// Progress of the current run, 0 to 100.
+    pub progress: u8,
+    /// When it was submitted, in the coordinator's milliseconds.
+    pub submitted_ms: u64,
+    /// When it finished, if it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    /// The result, once completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The last error, if a run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Results that arrived after the first one (a job that ran twice).
+    #[serde(default)]
+    pub duplicates: u32,
+}
+
+/// Jobs by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCounts {
+    /// Waiting.
+    pub queued: usize,
+    /// Sent, not started.
+    pub assigned: usize,
+    /// Running.
+    pub running: usize,
+    /// Done.
+    pub completed: usize,
+    /// Failed for good.
+    pub failed: usize,
+}
+
+impl JobCounts {
+    /// Adds one job in `state`.
+    pub fn add(&mut self, state: JobState) {
+        *self.get_mut(state) += 1;
+    }
+
+    /// Removes one job in `state`.
+    pub fn remove(&mut self, state: JobState) {
+        let n = self.get_mut(state);
+        *n = n.saturating_sub(1);
+    }
+
+    /// The count for `state`.
+    pub fn get(&self, state: JobState) -> usize {
+        match state {
+            JobState::Queued => self.queued,
+            JobState::Assigned => self.assigned,
+            JobState::Running => self.running,
+            JobState::Completed => self.completed,
+            JobState::Failed => self.failed,
+        }
+    }
+
+    fn get_mut(&mut self, state: JobState) -> &mut usize {
+        match state {
+            JobState::Queued => &mut self.queued,
+            JobState::Assigned => &mut self.assigned,
+            JobState::Running => &mut self.running,
+            JobState::Completed => &mut self.completed,
+            JobState::Failed => &mut self.failed,
+        }
+    }
+
+    /// Every job.
+    pub fn total(&self) -> usize {
+        self.queued + self.assigned + self.running + self.completed + self.failed
+    }
+}

@@ -1,0 +1,80 @@
+//! Workers as everyone sees them, and the cluster at a glance.
+
+use serde::{Deserialize, Serialize};
+
+use super::job::JobCounts;
+
+/// A worker's health as its coordinator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Heartbeats arrive on time.
+    Healthy,
+    /// Heartbeats are late; no new jobs go to it.
+    Suspect,
+    /// Silent past the timeout, or its connection closed: its jobs went to others.
+    Dead,
+}
+
+impl Health {
+    /// The word used on the wire and on screen.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Suspect => "suspect",
+            Health::Dead => "dead",
+        }
+    }
+}
+
+/// A worker as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Its name.
+    pub name: String,
+    /// Its health.
+    pub health: Health,
+    /// Job slots.
+    pub slots: u32,
+    /// Jobs it is running now.
+    pub running: u32,
+    /// Jobs it has completed.
+    pub done: u64,
+    /// Milliseconds since it was last heard from; absent when this coordinator never heard
+    /// it (a worker that was dead before this master took over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_age_ms: Option<u64>,
+    /// Its Lamport clock in the last message it sent.
+    pub clock: u64,
+    /// True if it speaks the classic line protocol.
+    pub classic: bool,
+}
+
+/// The cluster at a glance (`status` with no job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The coordinator's name.
+    pub coordinator: String,
+    /// `primary` or `backup`.
+    #[serde(default)]
+    pub role: String,
+    /// Its term.
+    pub term: u64,
+    /// Workers by health.
+    pub workers: WorkerCounts,
+    /// Jobs by state.
+    pub jobs: JobCounts,
+    /// Results that arrived for jobs already completed.
+    pub duplicates: u64,
+}
+
+/// Workers by health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Healthy.
+    pub healthy: usize,
+    /// Suspect.
+    pub suspect: usize,
+    /// Dead.
+    pub dead: usize,
+}
