@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdin};
 
 use super::{BenchError, PATIENCE};
-use crate::supervisor::launch;
+use crate::supervisor::child;
 
 /// A topology in a scratch directory and the nodes started from it; every node is killed and
 /// the directory removed when it is dropped.
@@ -75,7 +75,7 @@ impl Scratch {
         listen: Option<&str>,
         connect: Option<&str>,
     ) -> Result<String, BenchError> {
-        let command = launch::builtin_command(
+        let command = child::builtin_command(
             &self.program,
             &self.topology,
             name,
@@ -84,7 +84,7 @@ impl Scratch {
             None,
             self.durable.then(|| self.dir.join("state")).as_deref(),
         );
-        let mut child = launch::spawn(command)
+        let mut child = child::spawn(command)
             .map_err(|e| BenchError::Setup(format!("cannot start {name}: {e}")))?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -141,7 +141,7 @@ impl Scratch {
             .get(name)
             .and_then(|(c, _)| c.id())
             .ok_or_else(|| BenchError::Setup(format!("{name} is not running")))?;
-        if launch::signal_group(pid, signal) {
+        if child::signal_group(pid, signal) {
             Ok(())
         } else {
             Err(BenchError::Setup(format!("cannot signal {name}")))
@@ -153,7 +153,7 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         for (child, _) in self.nodes.values() {
             if let Some(pid) = child.id() {
-                launch::signal_group(pid, Signal::SIGKILL);
+                child::signal_group(pid, Signal::SIGKILL);
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -243,11 +243,11 @@ impl Supervisor {
         };
         m.killed = true;
         match &m.running {
-            Some(Running::Process { pid, .. }) => {
+            Some(RunningAs::Process { pid, .. }) => {
                 // A paused process dies of SIGKILL too; no need to continue it first.
-                launch::signal_group(*pid, Signal::SIGKILL);
+                child::signal_group(*pid, Signal::SIGKILL);
             }
-            Some(Running::Inproc { shutdown, .. }) => shutdown.cancel(),
+            Some(RunningAs::Inproc { shutdown, .. }) => shutdown.cancel(),
             None => self.note(format!("{name} is not running")),
         }
     }
@@ -257,8 +257,8 @@ impl Supervisor {
             return;
         };
         match &m.running {
-            Some(Running::Process { pid, .. }) => {
-                launch::signal_group(
+            Some(RunningAs::Process { pid, .. }) => {
+                child::signal_group(
                     *pid,
                     if paused {
                         Signal::SIGSTOP
@@ -267,7 +267,7 @@ impl Supervisor {
                     },
                 );
             }
-            Some(Running::Inproc { pause, .. }) => pause.set(paused),
+            Some(RunningAs::Inproc { pause, .. }) => pause.set(paused),
             None => {
                 self.note(format!("{name} is not running"));
                 return;
@@ -294,7 +294,7 @@ impl Supervisor {
         let Some(m) = self.nodes.get_mut(name) else {
             return;
         };
-        if let Some(Running::Process {
+        if let Some(RunningAs::Process {
             stdin: Some(stdin), ..
         }) = &mut m.running
             && stdin

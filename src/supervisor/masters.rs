@@ -17,7 +17,7 @@ pub(super) async fn submitter(
     mut submissions: mpsc::UnboundedReceiver<Submission>,
     secret: Option<String>,
     updates: broadcast::Sender<Update>,
-    internal: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedSender<TaskNews>,
     started: Instant,
 ) {
     let note = |text: String| {
@@ -58,7 +58,7 @@ pub(super) async fn submitter(
                     _ => String::new(),
                 };
                 note(format!("submitted {} × {:?}: {range}", s.count, s.data));
-                let _ = internal.send(Internal::Accepted(jobs));
+                let _ = internal.send(TaskNews::Accepted(jobs));
             }
             Ok(Ok(Message::Error { message })) => note(format!("submit refused: {message}")),
             Ok(Ok(Message::NotPrimary { .. })) => {
@@ -90,7 +90,7 @@ pub(super) async fn follow_master(
     name: String,
     addr: SocketAddr,
     secret: Option<String>,
-    internal: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedSender<TaskNews>,
     mut resync: mpsc::UnboundedReceiver<()>,
     shutdown: CancellationToken,
 ) {
@@ -122,12 +122,12 @@ pub(super) async fn follow_master(
                         if !done {
                             continue;
                         }
-                        Internal::History {
+                        TaskNews::History {
                             from: name.clone(),
                             events: std::mem::take(&mut history),
                         }
                     }
-                    Ok(Message::Event { event }) => Internal::Cluster {
+                    Ok(Message::Event { event }) => TaskNews::Cluster {
                         from: name.clone(),
                         event,
                     },

@@ -18,17 +18,20 @@
 //! coordinator reports it joined, which also works for outside programs that print nothing.
 
 mod act;
+pub mod child;
 pub mod faults;
-pub mod launch;
+mod handle;
 pub mod logs;
 mod masters;
+mod report;
 pub mod scenario;
 pub mod shaper;
 mod start;
-mod status;
 pub mod timeline;
 
 pub use crate::view::{NodeStatus, Process};
+pub use handle::{LaunchError, SupervisorHandle, launch};
+pub use report::{JobTotals, NodeReport, RunReport};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -106,125 +109,8 @@ pub enum Update {
     View(Arc<ClusterView>),
 }
 
-/// Jobs at the end of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct JobTotals {
-    /// Every job the coordinator knows, and any it lost.
-    pub submitted: usize,
-    /// Completed.
-    pub completed: usize,
-    /// Failed for good.
-    pub failed: usize,
-    /// Accepted, but neither completed, failed, nor still queued or running.
-    pub lost: usize,
-}
-
-/// The summary of a run (`--summary-json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// `SYSTEM_NAME`.
-    pub system: String,
-    /// The primary at the end.
-    pub primary: String,
-    /// Its term.
-    pub term: u64,
-    /// Jobs.
-    pub jobs: JobTotals,
-    /// Every node.
-    pub nodes: Vec<NodeReport>,
-    /// Every fault, with its measured detection and recovery.
-    pub faults: Vec<FaultRecord>,
-}
-
-/// A node in the run's summary: its role and the cluster's verdict at the end, and what was
-/// done to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NodeReport {
-    /// Its name.
-    pub name: String,
-    /// `master`, `worker` …
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// `primary`, `backup`, `was primary`, `worker` …
-    pub role: String,
-    /// The cluster's verdict: `healthy`, `dead`, `stopped` …
-    pub state: String,
-    /// What was done to it that still holds: `paused`, `killed`, `1 link cut` …
-    pub tags: Vec<String>,
-}
-
-/// Why a topology could not be launched.
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchError {
-    /// The state directory could not be made.
-    #[error("cannot create the state directory {}: {source}", path.display())]
-    StateDir {
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A node could not be started.
-    #[error("cannot start {node}: {reason}")]
-    Node {
-        /// Which.
-        node: String,
-        /// Why, with its last log lines.
-        reason: String,
-    },
-    /// The topology has no master to run.
-    #[error("the topology has no master: there is no cluster to run")]
-    NoMaster,
-    /// The state directory cannot be used.
-    #[error("{0}")]
-    InUse(#[from] crate::state_dir::StateDirError),
-}
-
-/// A running topology.
-pub struct SupervisorHandle {
-    /// Where to send commands.
-    pub commands: mpsc::Sender<Command>,
-    /// Timeline and node updates.
-    pub updates: broadcast::Sender<Update>,
-    /// Every log line of every node.
-    pub logs: broadcast::Sender<LogLine>,
-    /// The primary's real address.
-    pub coordinator: SocketAddr,
-    /// When the run began.
-    pub started: Instant,
-    /// The nodes as they were when the launch finished.
-    pub nodes: Vec<NodeStatus>,
-    /// The primary when the launch finished, and its term.
-    pub primary: (String, u64),
-    /// Whether this run is fresh (and where an earlier run's state went) or resumes one.
-    pub start: Decision,
-    /// The links, to read their state and watch the messages they carry.
-    pub shaper: LinkShaper,
-    /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
-    first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SupervisorHandle {
-    /// The updates and the log lines: the first call gets everything since the launch began,
-    /// later calls what comes from now on.
-    pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
-        let first = self.first.lock().ok().and_then(|mut first| first.take());
-        first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
-    }
-
-    /// Stops every node and returns the report.
-    pub async fn stop(self) -> Option<RunReport> {
-        let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stop(tx)).await.ok()?;
-        let report = rx.await.ok();
-        let _ = self.task.await;
-        report
-    }
-}
-
 /// How a node is running.
-enum Running {
+enum RunningAs {
     Process {
         pid: u32,
         stdin: Option<ChildStdin>,
@@ -235,10 +121,10 @@ enum Running {
     },
 }
 
-struct Managed {
+struct SupervisedNode {
     node: Node,
     generation: u64,
-    running: Option<Running>,
+    running: Option<RunningAs>,
     control: NodeControl,
     /// Where a master listens.
     address: Option<String>,
@@ -258,8 +144,31 @@ struct Managed {
     stopped: bool,
 }
 
+impl SupervisedNode {
+    /// A node of the topology, not started yet.
+    fn new(node: &Node, launched_at: Instant) -> Self {
+        SupervisedNode {
+            node: node.clone(),
+            generation: 0,
+            running: None,
+            control: NodeControl::default(),
+            address: None,
+            connect_to: None,
+            chat_links: None,
+            ready: false,
+            paused: false,
+            restart_pending: false,
+            killed: false,
+            exited: false,
+            exit: None,
+            launched_at,
+            stopped: false,
+        }
+    }
+}
+
 /// What the supervisor's own tasks tell it.
-enum Internal {
+enum TaskNews {
     Ready {
         node: String,
         generation: u64,
@@ -291,7 +200,7 @@ struct Supervisor {
     topology: Topology,
     options: RunOptions,
     started: Instant,
-    nodes: BTreeMap<String, Managed>,
+    nodes: BTreeMap<String, SupervisedNode>,
     order: Vec<String>,
     /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts.
     view: ClusterView,
@@ -307,7 +216,7 @@ struct Supervisor {
     tracker: FaultTracker,
     updates: broadcast::Sender<Update>,
     sink: LogSink,
-    internal: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedSender<TaskNews>,
     /// Submissions, carried out in order by the submitter task.
     submits: mpsc::UnboundedSender<Submission>,
     /// The supervisor's own command queue, for the scenario runner (weak, so that dropping
@@ -316,159 +225,6 @@ struct Supervisor {
     /// Jobs the primary acknowledged to the operator: these must never be lost.
     acknowledged: BTreeSet<JobId>,
     shutdown: CancellationToken,
-}
-
-/// Launches `topology`: every master listening, every worker started. Returns once the masters
-/// are ready; workers join while the run goes on.
-pub async fn launch(
-    topology: Topology,
-    options: RunOptions,
-) -> Result<SupervisorHandle, LaunchError> {
-    let decision = crate::state_dir::prepare(&options.state_dir, options.start)?;
-    std::fs::create_dir_all(options.state_dir.join("logs")).map_err(|source| {
-        LaunchError::StateDir {
-            path: options.state_dir.clone(),
-            source,
-        }
-    })?;
-    let mut primary = topology
-        .primary()
-        .ok_or(LaunchError::NoMaster)?
-        .name
-        .clone();
-    // After a failover the primary is whoever took over last, as the journals say: it starts
-    // first, so the others find it and follow.
-    let mut newest_term = 0;
-    for master in topology.nodes_of(NodeKind::Master) {
-        let path = crate::journal::path_for(&options.state_dir, &master.name);
-        if !path.exists() {
-            continue;
-        }
-        if let Ok((journal, events)) = crate::journal::Journal::open(&path) {
-            drop(journal);
-            if let Some((name, term)) = crate::journal::last_takeover(&events)
-                && term > newest_term
-                && topology
-                    .node(&name)
-                    .is_some_and(|n| n.kind == NodeKind::Master)
-            {
-                newest_term = term;
-                primary = name;
-            }
-        }
-    }
-    let started = Instant::now();
-    // Receivers from the start: what the launch itself publishes (a resumed run said, nodes
-    // starting) reaches the first watcher, however late it subscribes.
-    let (updates, first_updates) = broadcast::channel(16_384);
-    let (log_updates, first_logs) = broadcast::channel(16_384);
-
-    let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
-    let shutdown = CancellationToken::new();
-    let declared = topology
-        .connections
-        .iter()
-        .map(|c| (c.from.clone(), c.to.clone(), c.link.clone()));
-    let shaper = LinkShaper::new(declared, options.seed, shutdown.clone());
-    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let order: Vec<String> = NodeKind::ALL
-        .iter()
-        .flat_map(|kind| {
-            let mut of_kind: Vec<&Node> = topology.nodes_of(*kind).collect();
-            // The primary first among masters.
-            of_kind.sort_by_key(|n| n.name != primary);
-            of_kind
-                .into_iter()
-                .map(|n| n.name.clone())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    let nodes = order
-        .iter()
-        .filter_map(|name| topology.node(name))
-        .map(|node| {
-            let managed = Managed {
-                node: node.clone(),
-                generation: 0,
-                running: None,
-                control: NodeControl::default(),
-                address: None,
-                connect_to: None,
-                chat_links: None,
-                ready: false,
-                paused: false,
-                restart_pending: false,
-                killed: false,
-                exited: false,
-                exit: None,
-                launched_at: started,
-                stopped: false,
-            };
-            (node.name.clone(), managed)
-        })
-        .collect();
-    let submits = {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(submitter(
-            rx,
-            topology.globals.cluster_secret.clone(),
-            updates.clone(),
-            internal_tx.clone(),
-            started,
-        ));
-        tx
-    };
-    let mut supervisor = Supervisor {
-        topology,
-        options,
-        started,
-        nodes,
-        order,
-        view: ClusterView::new(&primary, newest_term, false),
-        primary_addr: None,
-        resubscribe: BTreeMap::new(),
-        resumed: match &decision {
-            Decision::Resume { earlier, .. } => Some(earlier.clone()),
-            Decision::Fresh { .. } => None,
-        },
-        record: RunRecord::begin(),
-        shaper,
-        tracker: FaultTracker::default(),
-        updates: updates.clone(),
-        sink,
-        internal: internal_tx,
-        submits,
-        commands: None,
-        acknowledged: BTreeSet::new(),
-        shutdown,
-    };
-    let mut internal_rx = internal_rx;
-    if let Err(e) = supervisor.start_all(&mut internal_rx).await {
-        supervisor.stop_all().await;
-        return Err(e);
-    }
-    let coordinator = supervisor.primary_addr.ok_or(LaunchError::NoMaster)?;
-    supervisor.write_record();
-    let nodes = supervisor.statuses();
-    let primary = (supervisor.view.primary.clone(), supervisor.view.term);
-
-    let shaper = supervisor.shaper.clone();
-    let (commands, commands_rx) = mpsc::channel(256);
-    supervisor.commands = Some(commands.downgrade());
-    let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
-    Ok(SupervisorHandle {
-        commands,
-        updates,
-        logs: log_updates,
-        coordinator,
-        started,
-        nodes,
-        primary,
-        start: decision,
-        shaper,
-        first: std::sync::Mutex::new(Some((first_updates, first_logs))),
-        task,
-    })
 }
 
 impl Supervisor {
@@ -494,7 +250,7 @@ impl Supervisor {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut internal: mpsc::UnboundedReceiver<Internal>,
+        mut internal: mpsc::UnboundedReceiver<TaskNews>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
@@ -547,127 +303,138 @@ impl Supervisor {
         }
     }
 
-    async fn internal_message(&mut self, message: Internal) {
+    async fn internal_message(&mut self, message: TaskNews) {
         match message {
-            Internal::Ready {
+            TaskNews::Ready {
                 node,
                 generation,
                 address,
-            } => {
-                let Some(m) = self.nodes.get_mut(&node) else {
-                    return;
-                };
-                if m.generation != generation {
-                    return;
-                }
-                m.ready = true;
-                let now = self.now();
-                for kind in self.tracker.up(now, &node) {
-                    self.timeline("supervisor", kind);
-                }
-                let Some(m) = self.nodes.get_mut(&node) else {
-                    return;
-                };
-                if m.node.listens() {
-                    m.address = Some(address.clone());
-                    if let Ok(addr) = address.parse() {
-                        self.shaper.set_address(&node, addr);
-                    }
-                    let pid = match &m.running {
-                        Some(Running::Process { pid, .. }) => Some(*pid),
-                        _ => None,
-                    };
-                    self.timeline(
-                        &node,
-                        TimelineKind::Note {
-                            text: format!(
-                                "{node} listening on {address}{}",
-                                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-                            ),
-                        },
-                    );
-                }
-                self.publish(&node);
-            }
-            Internal::Exited {
+            } => self.node_ready(&node, generation, address),
+            TaskNews::Exited {
                 node,
                 generation,
                 status,
-            } => {
-                let Some(m) = self.nodes.get_mut(&node) else {
-                    return;
-                };
-                if m.generation != generation {
-                    return;
-                }
-                m.running = None;
-                m.exited = true;
-                m.exit = Some(status.clone());
-                let restart = std::mem::take(&mut m.restart_pending);
-                let stopped = m.stopped;
-                let status = if m.killed
-                    && matches!(m.node.launch, Launch::Inproc)
-                    && m.node.command.is_none()
-                {
-                    "aborted".to_string()
-                } else {
-                    status
-                };
-                if !stopped {
-                    self.timeline(
-                        &node,
-                        TimelineKind::NodeExited {
-                            node: node.clone(),
-                            status,
-                        },
-                    );
-                }
-                self.publish(&node);
-                if restart && let Err(e) = self.start_node(&node).await {
-                    self.note(format!("restart failed: {e}"));
-                }
+            } => self.node_exited(&node, generation, status).await,
+            TaskNews::Accepted(jobs) => self.acknowledged.extend(jobs),
+            TaskNews::Cluster { from, event } => self.heard_event(&from, event),
+            TaskNews::History { from, events } => self.heard_history(&from, events),
+        }
+    }
+
+    /// A node is up (a master listening): the faults waiting for it are told, and a server's
+    /// address goes to the link shaper.
+    fn node_ready(&mut self, node: &str, generation: u64, address: String) {
+        let Some(m) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if m.generation != generation {
+            return;
+        }
+        m.ready = true;
+        let now = self.now();
+        for kind in self.tracker.up(now, node) {
+            self.timeline("supervisor", kind);
+        }
+        let Some(m) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if m.node.listens() {
+            m.address = Some(address.clone());
+            if let Ok(addr) = address.parse() {
+                self.shaper.set_address(node, addr);
             }
-            Internal::Accepted(jobs) => self.acknowledged.extend(jobs),
-            Internal::Cluster { from, event } => {
-                if !self.view.accepts(&from, &event) {
-                    return;
-                }
-                let takeover = match &event.kind {
-                    EventKind::Takeover { coordinator, .. }
-                        if *coordinator != self.view.primary =>
-                    {
-                        Some(coordinator.clone())
-                    }
-                    _ => None,
-                };
-                self.cluster_event(&from, event);
-                if let Some(primary) = takeover {
-                    self.new_primary(&primary);
-                }
+            let pid = match &m.running {
+                Some(RunningAs::Process { pid, .. }) => Some(*pid),
+                _ => None,
+            };
+            self.timeline(
+                node,
+                TimelineKind::Note {
+                    text: format!(
+                        "{node} listening on {address}{}",
+                        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                    ),
+                },
+            );
+        }
+        self.publish(node);
+    }
+
+    /// A node's process (or task) ended: said on the timeline unless it was stopped, and
+    /// started again if a restart waits for it.
+    async fn node_exited(&mut self, node: &str, generation: u64, status: String) {
+        let Some(m) = self.nodes.get_mut(node) else {
+            return;
+        };
+        if m.generation != generation {
+            return;
+        }
+        m.running = None;
+        m.exited = true;
+        m.exit = Some(status.clone());
+        let restart = std::mem::take(&mut m.restart_pending);
+        let stopped = m.stopped;
+        let status =
+            if m.killed && matches!(m.node.launch, Launch::Inproc) && m.node.command.is_none() {
+                "aborted".to_string()
+            } else {
+                status
+            };
+        if !stopped {
+            self.timeline(
+                node,
+                TimelineKind::NodeExited {
+                    node: node.to_string(),
+                    status,
+                },
+            );
+        }
+        self.publish(node);
+        if restart && let Err(e) = self.start_node(node).await {
+            self.note(format!("restart failed: {e}"));
+        }
+    }
+
+    /// A master's event: counted if it comes from the primary (or moves the primary).
+    fn heard_event(&mut self, from: &str, event: ClusterEvent) {
+        if !self.view.accepts(from, &event) {
+            return;
+        }
+        let takeover = match &event.kind {
+            EventKind::Takeover { coordinator, .. } if *coordinator != self.view.primary => {
+                Some(coordinator.clone())
             }
-            Internal::History { from, events } => {
-                if from != self.view.primary {
-                    return;
-                }
-                self.view.resync(&events);
-                let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
-                if let Some(earlier) = self.resumed.take() {
-                    let counts = self.view.state.counts;
-                    self.timeline(
-                        "supervisor",
-                        TimelineKind::Resumed {
-                            began: earlier.map(|r| r.time_of_day().to_string()),
-                            jobs: counts.total(),
-                            completed: counts.completed,
-                            primary: self.view.primary.clone(),
-                            term: self.view.term,
-                        },
-                    );
-                }
-                for name in self.order.clone() {
-                    self.publish(&name);
-                }
-            }
+            _ => None,
+        };
+        self.cluster_event(from, event);
+        if let Some(primary) = takeover {
+            self.new_primary(&primary);
+        }
+    }
+
+    /// A master's history, at the start of its subscription: the reading starts over from the
+    /// primary's, and a resumed run says what it found.
+    fn heard_history(&mut self, from: &str, events: Vec<ClusterEvent>) {
+        if from != self.view.primary {
+            return;
+        }
+        self.view.resync(&events);
+        let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
+        if let Some(earlier) = self.resumed.take() {
+            let counts = self.view.state.counts;
+            self.timeline(
+                "supervisor",
+                TimelineKind::Resumed {
+                    began: earlier.map(|r| r.time_of_day().to_string()),
+                    jobs: counts.total(),
+                    completed: counts.completed,
+                    primary: self.view.primary.clone(),
+                    term: self.view.term,
+                },
+            );
+        }
+        for name in self.order.clone() {
+            self.publish(&name);
         }
     }
 

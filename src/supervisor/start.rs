@@ -9,7 +9,7 @@ impl Supervisor {
 
     pub(super) async fn start_all(
         &mut self,
-        internal: &mut mpsc::UnboundedReceiver<Internal>,
+        internal: &mut mpsc::UnboundedReceiver<TaskNews>,
     ) -> Result<(), LaunchError> {
         let masters: Vec<String> = self
             .order
@@ -174,18 +174,18 @@ impl Supervisor {
     pub(super) async fn wait_ready(
         &mut self,
         name: &str,
-        internal: &mut mpsc::UnboundedReceiver<Internal>,
+        internal: &mut mpsc::UnboundedReceiver<TaskNews>,
     ) -> Result<(), LaunchError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         while !self.nodes[name].ready {
             let message = tokio::time::timeout_at(deadline, internal.recv()).await;
             match message {
                 Ok(Some(message)) => {
-                    if let Internal::Exited { node, .. } = &message
+                    if let TaskNews::Exited { node, .. } = &message
                         && node == name
                     {
                         let status = match &message {
-                            Internal::Exited { status, .. } => status.clone(),
+                            TaskNews::Exited { status, .. } => status.clone(),
                             _ => String::new(),
                         };
                         return Err(LaunchError::Node {
@@ -229,15 +229,6 @@ impl Supervisor {
 
     /// Starts (or starts again) one node.
     pub(super) async fn start_node(&mut self, name: &str) -> Result<(), LaunchError> {
-        let topology_path = self.options.topology_path.clone();
-        let state_dir = self.options.state_dir.clone();
-        let program = self.options.program.clone();
-        let secret = self.topology.globals.cluster_secret.clone();
-        let heartbeat_ms = self.topology.policies.heartbeat.interval.as_millis() as u64;
-        let internal = self.internal.clone();
-        let sink = self.sink.clone();
-        let topology = self.topology.clone();
-
         let Some(m) = self.nodes.get_mut(name) else {
             return Ok(());
         };
@@ -247,7 +238,6 @@ impl Supervisor {
         m.killed = false;
         m.paused = false;
         m.launched_at = Instant::now();
-        let generation = m.generation;
         let node = m.node.clone();
         let listen = match (node.kind, &m.address) {
             // A restarted master listens where it did before: its workers' links point there.
@@ -258,95 +248,133 @@ impl Supervisor {
             _ => None,
         };
         // A worker is told its links to every master; a master, its links to the others.
-        let connect_to = m.connect_to.clone();
-        let chat_links = m.chat_links.clone();
-        let node_name: Arc<str> = Arc::from(name);
+        let start = Starting {
+            generation: m.generation,
+            listen,
+            connect_to: m.connect_to.clone(),
+            chat_links: m.chat_links.clone(),
+        };
+        let pid = if node.launch == Launch::Inproc && node.command.is_none() {
+            self.start_task(name, start);
+            None
+        } else {
+            Some(self.start_process(&node, start).await?)
+        };
+        self.timeline(
+            name,
+            TimelineKind::NodeStarted {
+                node: name.to_string(),
+                pid,
+                address: None,
+            },
+        );
+        self.publish(name);
+        Ok(())
+    }
 
-        if node.launch == Launch::Inproc && node.command.is_none() {
-            let (control, pause) = NodeControl::new();
-            control.set_skew(m.control.skew());
-            m.control = control.clone();
-            let shutdown = self.shutdown.child_token();
-            let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
-            let options = NodeOptions {
-                listen,
-                coordinator: connect_to,
-                chat: chat_links,
-                max_connections: None,
-                announce: false,
-                control,
-                ready: Some(ready_tx),
-                state_dir: Some(state_dir.clone()),
-            };
-            m.running = Some(Running::Inproc {
-                shutdown: shutdown.clone(),
-                pause,
-            });
-            let (task_internal, task_name) = (internal.clone(), name.to_string());
-            tokio::spawn(async move {
-                while let Some(address) = ready_rx.recv().await {
-                    let _ = task_internal.send(Internal::Ready {
-                        node: task_name.clone(),
-                        generation,
-                        address,
-                    });
-                }
-            });
-            let task_name = name.to_string();
-            tokio::spawn(async move {
-                let status = match node::run(&topology, &task_name, options, shutdown).await {
-                    Ok(()) => "stopped".to_string(),
-                    Err(e) => e.to_string(),
-                };
-                let _ = internal.send(Internal::Exited {
-                    node: task_name,
+    /// Starts a built-in node as a task of this process.
+    fn start_task(&mut self, name: &str, start: Starting) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        let (control, pause) = NodeControl::new();
+        control.set_skew(m.control.skew());
+        m.control = control.clone();
+        let shutdown = self.shutdown.child_token();
+        let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
+        let options = NodeOptions {
+            listen: start.listen,
+            coordinator: start.connect_to,
+            chat: start.chat_links,
+            max_connections: None,
+            announce: false,
+            control,
+            ready: Some(ready_tx),
+            state_dir: Some(self.options.state_dir.clone()),
+        };
+        m.running = Some(RunningAs::Inproc {
+            shutdown: shutdown.clone(),
+            pause,
+        });
+        let generation = start.generation;
+        let (news, task_name) = (self.internal.clone(), name.to_string());
+        tokio::spawn(async move {
+            while let Some(address) = ready_rx.recv().await {
+                let _ = news.send(TaskNews::Ready {
+                    node: task_name.clone(),
                     generation,
-                    status,
+                    address,
                 });
+            }
+        });
+        let (news, task_name) = (self.internal.clone(), name.to_string());
+        let topology = self.topology.clone();
+        tokio::spawn(async move {
+            let status = match node::run(&topology, &task_name, options, shutdown).await {
+                Ok(()) => "stopped".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = news.send(TaskNews::Exited {
+                node: task_name,
+                generation,
+                status,
             });
-            self.timeline(
-                name,
-                TimelineKind::NodeStarted {
-                    node: name.to_string(),
-                    pid: None,
-                    address: None,
-                },
-            );
-            self.publish(name);
-            return Ok(());
-        }
+        });
+    }
 
+    /// Starts a node as a child process (the built-in node, or an outside program) and
+    /// returns its pid.
+    async fn start_process(&mut self, node: &Node, start: Starting) -> Result<u32, LaunchError> {
+        let name = node.name.as_str();
+        let secret = self.topology.globals.cluster_secret.clone();
+        let heartbeat_ms = self.topology.policies.heartbeat.interval.as_millis() as u64;
         let command = match &node.command {
-            Some(template) => launch::outside_command(
+            Some(template) => child::outside_command(
                 template,
-                &launch::Placement {
+                &child::Placement {
                     name,
-                    coordinator: connect_to.as_deref(),
+                    coordinator: start.connect_to.as_deref(),
                     slots: node.resources.cpu,
                     secret: secret.as_deref(),
                     heartbeat_ms,
                 },
             ),
-            None => launch::builtin_command(
-                &program,
-                &topology_path,
+            None => child::builtin_command(
+                &self.options.program,
+                &self.options.topology_path,
                 name,
-                listen.as_deref(),
-                connect_to.as_deref(),
-                chat_links.as_deref(),
-                Some(&state_dir),
+                start.listen.as_deref(),
+                start.connect_to.as_deref(),
+                start.chat_links.as_deref(),
+                Some(&self.options.state_dir),
             ),
         };
-        let mut child = launch::spawn(command).map_err(|e| LaunchError::Node {
+        let mut child = child::spawn(command).map_err(|e| LaunchError::Node {
             node: name.into(),
             reason: e.to_string(),
         })?;
         let pid = child.id().unwrap_or_default();
         let stdin = child.stdin.take();
+        self.watch_child(name, start.generation, child);
+        if let Some(m) = self.nodes.get_mut(name) {
+            m.running = Some(RunningAs::Process { pid, stdin });
+            // A restarted node keeps its skew.
+            let skew = m.control.skew();
+            if skew != 0 {
+                self.send_skew(name, skew).await;
+            }
+        }
+        Ok(pid)
+    }
+
+    /// Reads a child's output into the logs (its `READY` line says it is up) and reports its
+    /// exit.
+    fn watch_child(&self, name: &str, generation: u64, mut child: tokio::process::Child) {
+        let node_name: Arc<str> = Arc::from(name);
         let mut captures = Vec::new();
         if let Some(stdout) = child.stdout.take() {
-            let (internal, task_name) = (internal.clone(), name.to_string());
-            captures.push(tokio::spawn(sink.clone().capture(
+            let (news, task_name) = (self.internal.clone(), name.to_string());
+            captures.push(tokio::spawn(self.sink.clone().capture(
                 node_name.clone(),
                 false,
                 stdout,
@@ -359,7 +387,7 @@ impl Supervisor {
                         .last()
                         .unwrap_or_default()
                         .to_string();
-                    let _ = internal.send(Internal::Ready {
+                    let _ = news.send(TaskNews::Ready {
                         node: task_name.clone(),
                         generation,
                         address,
@@ -369,52 +397,32 @@ impl Supervisor {
             )));
         }
         if let Some(stderr) = child.stderr.take() {
-            captures.push(tokio::spawn(sink.clone().capture(
-                node_name.clone(),
+            captures.push(tokio::spawn(self.sink.clone().capture(
+                node_name,
                 true,
                 stderr,
                 |_| false,
             )));
         }
-        {
-            let (internal, task_name) = (internal.clone(), name.to_string());
-            tokio::spawn(async move {
-                let status = match child.wait().await {
-                    Ok(status) => launch::describe_exit(status),
-                    Err(e) => format!("lost track of it: {e}"),
-                };
-                // What it said last is read before its exit is reported (not longer than a
-                // moment: a program it started may still hold the pipes open).
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    futures::future::join_all(captures),
-                )
-                .await;
-                let _ = internal.send(Internal::Exited {
-                    node: task_name,
-                    generation,
-                    status,
-                });
+        let (news, task_name) = (self.internal.clone(), name.to_string());
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => child::describe_exit(status),
+                Err(e) => format!("lost track of it: {e}"),
+            };
+            // What it said last is read before its exit is reported (not longer than a
+            // moment: a program it started may still hold the pipes open).
+            let _ = tokio::time::timeout(
+                Duration::from_millis(500),
+                futures::future::join_all(captures),
+            )
+            .await;
+            let _ = news.send(TaskNews::Exited {
+                node: task_name,
+                generation,
+                status,
             });
-        }
-        if let Some(m) = self.nodes.get_mut(name) {
-            m.running = Some(Running::Process { pid, stdin });
-            // A restarted node keeps its skew.
-            let skew = m.control.skew();
-            if skew != 0 {
-                self.send_skew(name, skew).await;
-            }
-        }
-        self.timeline(
-            name,
-            TimelineKind::NodeStarted {
-                node: name.to_string(),
-                pid: Some(pid),
-                address: None,
-            },
-        );
-        self.publish(name);
-        Ok(())
+        });
     }
 
     /// Stops every node: workers first, masters last; SIGTERM, then SIGKILL after a grace.
@@ -426,11 +434,11 @@ impl Supervisor {
             };
             m.stopped = true;
             match &m.running {
-                Some(Running::Process { pid, .. }) => {
-                    launch::signal_group(*pid, Signal::SIGCONT);
-                    launch::signal_group(*pid, Signal::SIGTERM);
+                Some(RunningAs::Process { pid, .. }) => {
+                    child::signal_group(*pid, Signal::SIGCONT);
+                    child::signal_group(*pid, Signal::SIGTERM);
                 }
-                Some(Running::Inproc { shutdown, pause }) => {
+                Some(RunningAs::Inproc { shutdown, pause }) => {
                     pause.set(false);
                     shutdown.cancel();
                 }
@@ -441,13 +449,13 @@ impl Supervisor {
         while self.nodes.values().any(|m| m.running.is_some()) && Instant::now() < deadline {
             // Exits arrive as internal messages; the loop is not running, so poll the pids.
             for m in self.nodes.values_mut() {
-                if let Some(Running::Process { pid, .. }) = &m.running
+                if let Some(RunningAs::Process { pid, .. }) = &m.running
                     && nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), None)
                         .is_err()
                 {
                     m.running = None;
                 }
-                if let Some(Running::Inproc { shutdown, .. }) = &m.running
+                if let Some(RunningAs::Inproc { shutdown, .. }) = &m.running
                     && shutdown.is_cancelled()
                 {
                     m.running = None;
@@ -456,11 +464,23 @@ impl Supervisor {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for m in self.nodes.values_mut() {
-            if let Some(Running::Process { pid, .. }) = m.running.take() {
-                launch::signal_group(pid, Signal::SIGKILL);
+            if let Some(RunningAs::Process { pid, .. }) = m.running.take() {
+                child::signal_group(pid, Signal::SIGKILL);
             }
         }
         self.shutdown.cancel();
         info!("every node stopped");
     }
+}
+
+/// What a node is started with.
+struct Starting {
+    /// Which start of the node this is (news from an earlier one is ignored).
+    generation: u64,
+    /// Where a server listens.
+    listen: Option<String>,
+    /// Its links to the masters (a worker or bot), or to its peers (a server).
+    connect_to: Option<String>,
+    /// A bot's links to the chat servers.
+    chat_links: Option<String>,
 }

@@ -2,7 +2,55 @@
 //! done to it), and the run's summary.
 
 use super::*;
+
 use crate::view::Faults;
+
+/// Jobs at the end of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobTotals {
+    /// Every job the coordinator knows, and any it lost.
+    pub submitted: usize,
+    /// Completed.
+    pub completed: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// Accepted, but neither completed, failed, nor still queued or running.
+    pub lost: usize,
+}
+
+/// The summary of a run (`--summary-json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// `SYSTEM_NAME`.
+    pub system: String,
+    /// The primary at the end.
+    pub primary: String,
+    /// Its term.
+    pub term: u64,
+    /// Jobs.
+    pub jobs: JobTotals,
+    /// Every node.
+    pub nodes: Vec<NodeReport>,
+    /// Every fault, with its measured detection and recovery.
+    pub faults: Vec<FaultRecord>,
+}
+
+/// A node in the run's summary: its role and the cluster's verdict at the end, and what was
+/// done to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeReport {
+    /// Its name.
+    pub name: String,
+    /// `master`, `worker` …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `primary`, `backup`, `was primary`, `worker` …
+    pub role: String,
+    /// The cluster's verdict: `healthy`, `dead`, `stopped` …
+    pub state: String,
+    /// What was done to it that still holds: `paused`, `killed`, `1 link cut` …
+    pub tags: Vec<String>,
+}
 
 impl Supervisor {
     /// The facts about one node: its process, and the faults the operator put on it.
@@ -24,7 +72,7 @@ impl Supervisor {
             Process::Starting
         };
         let pid = match &m.running {
-            Some(Running::Process { pid, .. }) => Some(*pid),
+            Some(RunningAs::Process { pid, .. }) => Some(*pid),
             _ => None,
         };
         Some(NodeStatus {
@@ -38,7 +86,7 @@ impl Supervisor {
     }
 
     /// What was done to a node and still holds: a pause, a kill not yet undone, its links.
-    fn faults_of(&self, name: &str, m: &Managed) -> Faults {
+    fn faults_of(&self, name: &str, m: &SupervisedNode) -> Faults {
         let mut faults = Faults {
             paused: m.paused && m.running.is_some(),
             killed: m.killed && m.running.is_none(),

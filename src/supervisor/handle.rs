@@ -1,0 +1,219 @@
+//! What a caller holds: [`launch`] starts a topology and returns a [`SupervisorHandle`], through
+//! which it sends commands, watches updates and log lines, and finally stops the run.
+
+use std::path::Path;
+
+use super::*;
+
+/// Why a topology could not be launched.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The state directory could not be made.
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    StateDir {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A node could not be started.
+    #[error("cannot start {node}: {reason}")]
+    Node {
+        /// Which.
+        node: String,
+        /// Why, with its last log lines.
+        reason: String,
+    },
+    /// The topology has no master to run.
+    #[error("the topology has no master: there is no cluster to run")]
+    NoMaster,
+    /// The state directory cannot be used.
+    #[error("{0}")]
+    InUse(#[from] crate::state_dir::StateDirError),
+}
+
+/// A running topology.
+pub struct SupervisorHandle {
+    /// Where to send commands.
+    pub commands: mpsc::Sender<Command>,
+    /// Timeline and node updates.
+    pub updates: broadcast::Sender<Update>,
+    /// Every log line of every node.
+    pub logs: broadcast::Sender<LogLine>,
+    /// The primary's real address.
+    pub coordinator: SocketAddr,
+    /// When the run began.
+    pub started: Instant,
+    /// The nodes as they were when the launch finished.
+    pub nodes: Vec<NodeStatus>,
+    /// The primary when the launch finished, and its term.
+    pub primary: (String, u64),
+    /// Whether this run is fresh (and where an earlier run's state went) or resumes one.
+    pub start: Decision,
+    /// The links, to read their state and watch the messages they carry.
+    pub shaper: LinkShaper,
+    /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
+    first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SupervisorHandle {
+    /// The updates and the log lines: the first call gets everything since the launch began,
+    /// later calls what comes from now on.
+    pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
+        let first = self.first.lock().ok().and_then(|mut first| first.take());
+        first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
+    }
+
+    /// Stops every node and returns the report.
+    pub async fn stop(self) -> Option<RunReport> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Stop(tx)).await.ok()?;
+        let report = rx.await.ok();
+        let _ = self.task.await;
+        report
+    }
+}
+
+/// Launches `topology`: every master listening, every worker started. Returns once the masters
+/// are ready; workers join while the run goes on.
+pub async fn launch(
+    topology: Topology,
+    options: RunOptions,
+) -> Result<SupervisorHandle, LaunchError> {
+    let decision = crate::state_dir::prepare(&options.state_dir, options.start)?;
+    std::fs::create_dir_all(options.state_dir.join("logs")).map_err(|source| {
+        LaunchError::StateDir {
+            path: options.state_dir.clone(),
+            source,
+        }
+    })?;
+    let (primary, newest_term) = primary_to_start(&topology, &options.state_dir)?;
+    let started = Instant::now();
+    // Receivers from the start: what the launch itself publishes (a resumed run said, nodes
+    // starting) reaches the first watcher, however late it subscribes.
+    let (updates, first_updates) = broadcast::channel(16_384);
+    let (log_updates, first_logs) = broadcast::channel(16_384);
+
+    let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
+    let shutdown = CancellationToken::new();
+    let declared = topology
+        .connections
+        .iter()
+        .map(|c| (c.from.clone(), c.to.clone(), c.link.clone()));
+    let shaper = LinkShaper::new(declared, options.seed, shutdown.clone());
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let order = start_order(&topology, &primary);
+    let nodes = order
+        .iter()
+        .filter_map(|name| topology.node(name))
+        .map(|node| (node.name.clone(), SupervisedNode::new(node, started)))
+        .collect();
+    let submits = {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(submitter(
+            rx,
+            topology.globals.cluster_secret.clone(),
+            updates.clone(),
+            internal_tx.clone(),
+            started,
+        ));
+        tx
+    };
+    let mut supervisor = Supervisor {
+        topology,
+        options,
+        started,
+        nodes,
+        order,
+        view: ClusterView::new(&primary, newest_term, false),
+        primary_addr: None,
+        resubscribe: BTreeMap::new(),
+        resumed: match &decision {
+            Decision::Resume { earlier, .. } => Some(earlier.clone()),
+            Decision::Fresh { .. } => None,
+        },
+        record: RunRecord::begin(),
+        shaper,
+        tracker: FaultTracker::default(),
+        updates: updates.clone(),
+        sink,
+        internal: internal_tx,
+        submits,
+        commands: None,
+        acknowledged: BTreeSet::new(),
+        shutdown,
+    };
+    let mut internal_rx = internal_rx;
+    if let Err(e) = supervisor.start_all(&mut internal_rx).await {
+        supervisor.stop_all().await;
+        return Err(e);
+    }
+    let coordinator = supervisor.primary_addr.ok_or(LaunchError::NoMaster)?;
+    supervisor.write_record();
+    let nodes = supervisor.statuses();
+    let primary = (supervisor.view.primary.clone(), supervisor.view.term);
+
+    let shaper = supervisor.shaper.clone();
+    let (commands, commands_rx) = mpsc::channel(256);
+    supervisor.commands = Some(commands.downgrade());
+    let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
+    Ok(SupervisorHandle {
+        commands,
+        updates,
+        logs: log_updates,
+        coordinator,
+        started,
+        nodes,
+        primary,
+        start: decision,
+        shaper,
+        first: std::sync::Mutex::new(Some((first_updates, first_logs))),
+        task,
+    })
+}
+
+/// The master to start first, and its term: whoever took over last, as the journals say
+/// (after a failover that is not the topology's primary); the others find it and follow.
+fn primary_to_start(topology: &Topology, state_dir: &Path) -> Result<(String, u64), LaunchError> {
+    let mut primary = topology
+        .primary()
+        .ok_or(LaunchError::NoMaster)?
+        .name
+        .clone();
+    let mut newest_term = 0;
+    for master in topology.nodes_of(NodeKind::Master) {
+        let path = crate::journal::path_for(state_dir, &master.name);
+        if !path.exists() {
+            continue;
+        }
+        if let Ok((journal, events)) = crate::journal::Journal::open(&path) {
+            drop(journal);
+            if let Some((name, term)) = crate::journal::last_takeover(&events)
+                && term > newest_term
+                && topology
+                    .node(&name)
+                    .is_some_and(|n| n.kind == NodeKind::Master)
+            {
+                newest_term = term;
+                primary = name;
+            }
+        }
+    }
+    Ok((primary, newest_term))
+}
+
+/// Every node, in the order they start: masters (the primary first), then the other kinds.
+fn start_order(topology: &Topology, primary: &str) -> Vec<String> {
+    NodeKind::ALL
+        .iter()
+        .flat_map(|kind| {
+            let mut of_kind: Vec<&Node> = topology.nodes_of(*kind).collect();
+            of_kind.sort_by_key(|n| n.name != primary);
+            of_kind
+                .into_iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
