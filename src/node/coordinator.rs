@@ -123,6 +123,29 @@ fn tick_interval(config: &CoordinatorConfig) -> Duration {
     (shortest / 10).clamp(Duration::from_millis(5), Duration::from_millis(100))
 }
 
+/// A connection's writer: its queue of lines, how to close it, and its dialect.
+type Writer = (mpsc::Sender<Bytes>, CancellationToken, Dialect);
+
+/// What the loop owns besides the coordinator.
+struct Driver {
+    coordinator: Coordinator,
+    /// The name and term its published events carry.
+    name: String,
+    term: u64,
+    journal: Option<Journal>,
+    /// A backup's link to its primary.
+    link: FollowLink,
+    writers: HashMap<ConnId, Writer>,
+    inputs_tx: mpsc::Sender<(ConnId, ConnEvent)>,
+    watchers: broadcast::Sender<ClusterEvent>,
+    shutdown: CancellationToken,
+    control: NodeControl,
+    started: Instant,
+    next_conn: ConnId,
+    /// Events a slow subscriber missed, so far.
+    dropped_events: u64,
+}
+
 async fn run(
     config: CoordinatorConfig,
     listener: TcpListener,
@@ -131,12 +154,11 @@ async fn run(
     journal: Option<(Journal, Vec<ClusterEvent>)>,
     shutdown: CancellationToken,
 ) {
-    let name = config.name.clone();
-    let term = config.term;
     let mut ticker = tokio::time::interval(tick_interval(&config));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (name, term) = (config.name.clone(), config.term);
     let mut coordinator = Coordinator::new(config);
-    let mut journal = match journal {
+    let journal = match journal {
         Some((journal, events)) => {
             coordinator.restore(&events);
             Some(journal)
@@ -144,22 +166,28 @@ async fn run(
         None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
-    let mut link = FollowLink::default();
-    if let (false, Some(primary)) = (
-        coordinator.is_serving(),
-        coordinator.config().follow.clone(),
-    ) {
-        link.start(&primary, &coordinator, &inputs_tx, &shutdown);
-    }
-    let started = Instant::now();
     let mut pause = control.clone();
-    let now = || control.now(started);
-
-    let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)> =
-        HashMap::new();
-    let mut next_conn: ConnId = 1;
-    let mut dropped_events: u64 = 0;
-
+    let mut driver = Driver {
+        coordinator,
+        name,
+        term,
+        journal,
+        link: FollowLink::default(),
+        writers: HashMap::new(),
+        inputs_tx,
+        watchers,
+        shutdown: shutdown.clone(),
+        control,
+        started: Instant::now(),
+        next_conn: 1,
+        dropped_events: 0,
+    };
+    if let (false, Some(primary)) = (
+        driver.coordinator.is_serving(),
+        driver.coordinator.config().follow.clone(),
+    ) {
+        driver.follow(&primary);
+    }
     loop {
         // A paused coordinator reads nothing and sends nothing, as a stopped process would.
         tokio::select! {
@@ -168,46 +196,84 @@ async fn run(
         }
         let input = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let conn = next_conn;
-                    next_conn += 1;
-                    debug!(conn, %peer, "connection");
-                    tokio::spawn(connection(conn, stream, inputs_tx.clone(), shutdown.child_token()).in_current_span());
-                    continue;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((stream, peer)) => driver.accept(stream, peer),
+                    Err(e) => {
+                        // Out of file descriptors, usually: wait a little rather than spin.
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                 }
-                Err(e) => {
-                    // Out of file descriptors, usually: wait a little rather than spin.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                continue;
+            }
+            Some((conn, event)) = inputs.recv() => {
+                match input_of(conn, event, &mut driver.writers, &driver.link) {
+                    Some(input) => input,
+                    None => continue,
                 }
-            },
-            Some((conn, event)) = inputs.recv() => match input_of(conn, event, &mut writers, &link) {
-                Some(input) => input,
-                None => continue,
-            },
+            }
             _ = ticker.tick() => Input::Tick,
         };
+        let outputs = driver.step_batch(input, &mut inputs);
+        driver.write_down(&outputs);
+        for output in outputs {
+            driver.carry_out(output);
+        }
+    }
+    info!("coordinator stopping");
+    for (_, (_, cancel, _)) in driver.writers.drain() {
+        cancel.cancel();
+    }
+}
 
-        let mut outputs = coordinator.step(now(), input);
-        // What has already arrived is handled in the same batch, with one journal commit for
-        // all of it: a backup catching up applies thousands of events a second, not a few
-        // hundred. A batch ends where the link to the primary changes, so that no message of
-        // the old link is read as one of the new.
+impl Driver {
+    /// A new connection: its reader and writer tasks start.
+    fn accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        debug!(conn, %peer, "connection");
+        tokio::spawn(
+            connection(
+                conn,
+                stream,
+                self.inputs_tx.clone(),
+                self.shutdown.child_token(),
+            )
+            .in_current_span(),
+        );
+    }
+
+    /// Steps the coordinator with `input`, and with what has already arrived after it, in one
+    /// batch with one journal commit: a backup catching up applies thousands of events a
+    /// second, not a few hundred. A batch ends where the link to the primary changes, so that
+    /// no message of the old link is read as one of the new.
+    fn step_batch(
+        &mut self,
+        input: Input,
+        inputs: &mut mpsc::Receiver<(ConnId, ConnEvent)>,
+    ) -> Vec<Output> {
+        let now = || self.control.now(self.started);
+        let mut outputs = self.coordinator.step(now(), input);
         let mut batch = 1;
         while batch < MAX_BATCH && !outputs.iter().any(|o| matches!(o, Output::Follow { .. })) {
             let Ok((conn, event)) = inputs.try_recv() else {
                 break;
             };
-            if let Some(input) = input_of(conn, event, &mut writers, &link) {
-                outputs.extend(coordinator.step(now(), input));
+            if let Some(input) = input_of(conn, event, &mut self.writers, &self.link) {
+                let now = self.control.now(self.started);
+                outputs.extend(self.coordinator.step(now, input));
                 batch += 1;
             }
         }
-        // Write the step's events down before anyone hears about them: a reply sent now may
-        // promise a job that must survive a crash.
-        if let Some(j) = journal.as_mut() {
+        outputs
+    }
+
+    /// Writes the step's events down before anyone hears about them: a reply sent now may
+    /// promise a job that must survive a crash.
+    fn write_down(&mut self, outputs: &[Output]) {
+        if let Some(j) = self.journal.as_mut() {
             let events = outputs.iter().filter_map(|o| match o {
                 Output::Event(e) => Some(e),
                 _ => None,
@@ -216,95 +282,104 @@ async fn run(
                 tracing::error!("{e}: events of this step are not durable");
             }
         }
-        for output in outputs {
-            match output {
-                Output::Send(conn, envelope) => {
-                    let Some((tx, cancel, dialect)) = writers.get(&conn) else {
-                        continue;
-                    };
-                    let Some(line) = encode(*dialect, &envelope) else {
-                        continue;
-                    };
-                    if tx.try_send(Bytes::from(line)).is_err() {
-                        warn!(conn, "peer too slow to read its replies: disconnecting");
-                        cancel.cancel();
-                    }
+    }
+
+    /// Carries out one output of the coordinator.
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send(conn, envelope) => {
+                let Some((tx, cancel, dialect)) = self.writers.get(&conn) else {
+                    return;
+                };
+                let Some(line) = encode(*dialect, &envelope) else {
+                    return;
+                };
+                if tx.try_send(Bytes::from(line)).is_err() {
+                    warn!(conn, "peer too slow to read its replies: disconnecting");
+                    cancel.cancel();
                 }
-                Output::ToPrimary(message) => {
-                    if let Some(tx) = &link.to_primary {
-                        let _ = tx.send(message);
-                    }
+            }
+            Output::ToPrimary(message) => {
+                if let Some(tx) = &self.link.to_primary {
+                    let _ = tx.send(message);
                 }
-                Output::ToMaster {
-                    master,
-                    envelope,
-                    wait,
-                } => {
-                    let address = coordinator
-                        .config()
-                        .peers
-                        .iter()
-                        .find(|p| p.name == master)
-                        .map(|p| p.address.clone());
-                    let secret = coordinator.config().secret.clone();
-                    tokio::spawn(
-                        ask_master(master, address, secret, envelope, wait, inputs_tx.clone())
-                            .in_current_span(),
+            }
+            Output::ToMaster {
+                master,
+                envelope,
+                wait,
+            } => {
+                let config = self.coordinator.config();
+                let address = config
+                    .peers
+                    .iter()
+                    .find(|p| p.name == master)
+                    .map(|p| p.address.clone());
+                let secret = config.secret.clone();
+                let inputs = self.inputs_tx.clone();
+                tokio::spawn(
+                    ask_master(master, address, secret, envelope, wait, inputs).in_current_span(),
+                );
+            }
+            Output::Follow { primary, reset } => {
+                // A master that starts over forgets its journal too.
+                if reset
+                    && let Some(j) = self.journal.as_mut()
+                    && let Err(e) = j.reset()
+                {
+                    tracing::error!("{e}");
+                }
+                self.follow(&primary);
+            }
+            Output::Close(conn) => {
+                if let Some((_, cancel, _)) = self.writers.remove(&conn) {
+                    cancel.cancel();
+                }
+            }
+            Output::Event(event) => self.publish(event),
+        }
+    }
+
+    /// Opens (or reopens) the link to the primary this backup follows.
+    fn follow(&mut self, primary: &str) {
+        self.link
+            .start(primary, &self.coordinator, &self.inputs_tx, &self.shutdown);
+    }
+
+    /// An event: logged, sent to every subscriber (a slow one loses it, counted), and handed
+    /// to in-process watchers.
+    fn publish(&mut self, event: ClusterEvent) {
+        log_event(&event, self.coordinator.is_serving());
+        if self.coordinator.subscribers().is_empty() {
+            let _ = self.watchers.send(event);
+            return;
+        }
+        let line = Bytes::from(
+            Envelope {
+                from: self.name.clone(),
+                clock: event.clock,
+                term: Some(self.term),
+                message: Message::Event {
+                    event: event.clone(),
+                },
+            }
+            .to_json(),
+        );
+        for conn in self.coordinator.subscribers() {
+            if let Some((tx, _, _)) = self.writers.get(conn)
+                && tx.try_send(line.clone()).is_err()
+            {
+                self.dropped_events += 1;
+                if self.dropped_events.is_power_of_two() {
+                    warn!(
+                        conn,
+                        dropped_events = self.dropped_events,
+                        "a subscriber reads too slowly: events dropped"
                     );
-                }
-                Output::Follow { primary, reset } => {
-                    // A master that starts over forgets its journal too.
-                    if reset
-                        && let Some(j) = journal.as_mut()
-                        && let Err(e) = j.reset()
-                    {
-                        tracing::error!("{e}");
-                    }
-                    link.start(&primary, &coordinator, &inputs_tx, &shutdown);
-                }
-                Output::Close(conn) => {
-                    if let Some((_, cancel, _)) = writers.remove(&conn) {
-                        cancel.cancel();
-                    }
-                }
-                Output::Event(event) => {
-                    log_event(&event, coordinator.is_serving());
-                    if coordinator.subscribers().is_empty() {
-                        let _ = watchers.send(event);
-                        continue;
-                    }
-                    let line = Bytes::from(
-                        Envelope {
-                            from: name.clone(),
-                            clock: event.clock,
-                            term: Some(term),
-                            message: Message::Event {
-                                event: event.clone(),
-                            },
-                        }
-                        .to_json(),
-                    );
-                    for conn in coordinator.subscribers() {
-                        if let Some((tx, _, _)) = writers.get(conn)
-                            && tx.try_send(line.clone()).is_err()
-                        {
-                            dropped_events += 1;
-                            if dropped_events.is_power_of_two() {
-                                warn!(
-                                    conn,
-                                    dropped_events, "a subscriber reads too slowly: events dropped"
-                                );
-                            }
-                        }
-                    }
-                    let _ = watchers.send(event);
                 }
             }
         }
-    }
-    info!("coordinator stopping");
-    for (_, (_, cancel, _)) in writers.drain() {
-        cancel.cancel();
+        let _ = self.watchers.send(event);
     }
 }
 
@@ -316,7 +391,7 @@ const MAX_BATCH: usize = 512;
 fn input_of(
     conn: ConnId,
     event: ConnEvent,
-    writers: &mut HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken, Dialect)>,
+    writers: &mut HashMap<ConnId, Writer>,
     link: &FollowLink,
 ) -> Option<Input> {
     Some(match event {

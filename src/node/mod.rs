@@ -29,7 +29,7 @@ use tracing::{Instrument, info};
 use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks};
 use crate::role::worker::WorkerConfig;
 use crate::topology::diagnostic::did_you_mean;
-use crate::topology::{NodeKind, Topology};
+use crate::topology::{Node, NodeKind, Topology};
 
 /// Settings that override the topology for one run.
 #[derive(Debug, Clone, Default)]
@@ -112,248 +112,293 @@ pub async fn run(
         },
     })?;
     match node.kind {
-        NodeKind::Master => {
-            let addr = options
-                .listen
-                .clone()
-                .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
-            let listener = TcpListener::bind(&addr)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let mut config = CoordinatorConfig::from_topology(topology, name, seed_from_env());
-            if let Some(max) = options.max_connections {
-                config.max_connections = max.max(1);
-            }
-            let state_dir = options.state_dir.clone().or_else(|| {
-                topology
-                    .globals
-                    .state_dir
-                    .clone()
-                    .map(std::path::PathBuf::from)
-            });
-            let journal = match state_dir {
-                Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
-                    &dir, name,
-                ))?),
-                None => None,
-            };
-            // Which role to take: a master whose peer is already primary in a term at least as high
-            // as any this master remembers follows it (an old primary coming back steps down).
-            let last_takeover = journal
-                .as_ref()
-                .and_then(|(_, events)| crate::journal::last_takeover(events));
-            let own_term = last_takeover.as_ref().map_or(1, |(_, term)| *term);
-            // The journal knows better than the topology who was primary last: a master that took
-            // over before starts as the primary again, and one that was deposed as a backup.
-            match &last_takeover {
-                Some((primary, _)) if primary == name => {
-                    config.role = crate::topology::MasterRole::Primary
-                }
-                Some(_) => config.role = crate::topology::MasterRole::Backup,
-                None => {}
-            }
-            // The other masters: `name=host:port` pairs from the launcher (shaped links), or the
-            // addresses the topology gives.
-            if let Some(list) = &options.coordinator {
-                config.peers = parse_peers(list, &master_ranks(topology));
-            }
-            if let Some(primary) = find_primary(
-                &config.peers,
-                name,
-                topology.globals.cluster_secret.as_deref(),
-                own_term,
-            )
-            .await
-            {
-                info!(%primary, "another master is primary: following it as the backup");
-                config.role = crate::topology::MasterRole::Backup;
-                config.follow = Some(primary);
-            } else if config.role == crate::topology::MasterRole::Backup {
-                // The primary the topology names, or the highest-ranked other master.
-                let named = config
-                    .primary
-                    .clone()
-                    .filter(|p| config.peers.iter().any(|m| &m.name == p));
-                config.follow = named.or_else(|| {
-                    config
-                        .peers
-                        .iter()
-                        .max_by_key(|p| p.rank)
-                        .map(|p| p.name.clone())
-                });
-            }
-            // A backup takes its state from the primary, from the first event: what its own
-            // journal holds may include events the primary never had.
-            let journal = match journal {
-                Some((mut journal, events))
-                    if config.role == crate::topology::MasterRole::Backup =>
-                {
-                    if !events.is_empty() {
-                        info!(
-                            events = events.len(),
-                            "starting over from the primary's history"
-                        );
-                        journal.reset()?;
-                    }
-                    Some((journal, Vec::new()))
-                }
-                other => other,
-            };
-            let handle = coordinator::start_with_journal(
-                config,
-                listener,
-                options.control.clone(),
-                journal,
-                shutdown,
-            )
-            .map_err(|source| NodeError::Listen { addr, source })?;
-            if options.announce {
-                println!("READY {name} {}", handle.local_addr);
-            }
-            if let Some(ready) = &options.ready {
-                let _ = ready.send(handle.local_addr.to_string());
-            }
-            handle.wait().await;
-            Ok(())
-        }
-        NodeKind::Worker => {
-            let coordinators = match options.coordinator {
-                Some(list) => list
-                    .split(',')
-                    .map(|a| a.trim().to_string())
-                    .filter(|a| !a.is_empty())
-                    .collect(),
-                None => master_addresses(topology)?,
-            };
-            let worker = worker::WorkerOptions {
-                config: WorkerConfig {
-                    name: name.to_string(),
-                    slots: node.resources.cpu,
-                    heartbeat_ms: topology.policies.heartbeat.interval.as_millis() as u64,
-                },
-                coordinators,
-                secret: topology.globals.cluster_secret.clone(),
-                announce: options.announce,
-                control: options.control.clone(),
-                silence_ms: topology.policies.heartbeat.timeout.as_millis() as u64 * 2,
-            };
-            let span = tracing::info_span!("node", node = %name);
-            worker::run(worker, shutdown).instrument(span).await;
-            Ok(())
-        }
-        NodeKind::Chat => {
-            let addr = options
-                .listen
-                .clone()
-                .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
-            let listener = TcpListener::bind(&addr)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: addr.clone(),
-                    source,
-                })?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| NodeError::Listen { addr, source })?;
-            // The other chat servers: `name=host:port` pairs from the launcher (shaped links),
-            // or the addresses the topology gives.
-            let peers: Vec<(String, String)> = match &options.coordinator {
-                Some(list) => list
-                    .split(',')
-                    .filter_map(|e| e.trim().split_once('='))
-                    .map(|(n, a)| (n.to_string(), a.to_string()))
-                    .collect(),
-                None => topology
-                    .nodes_of(NodeKind::Chat)
-                    .filter(|n| n.name != name)
-                    .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-                    .collect(),
-            };
-            let mut config = crate::role::chat::ChatConfig::new(name);
-            config.peers = peers.iter().map(|(n, _)| n.clone()).collect();
-            config.users = topology.users.clone();
-            config.seed = seed_from_env();
-            config.rate_per_sec = topology.policies.chat.rate_per_second;
-            config.burst = f64::from(topology.policies.chat.burst);
-            let state_dir = options.state_dir.clone().or_else(|| {
-                topology
-                    .globals
-                    .state_dir
-                    .clone()
-                    .map(std::path::PathBuf::from)
-            });
-            let history = match state_dir {
-                Some(dir) => Some(chat::History::open(&chat::history_path(&dir, name))?),
-                None => None,
-            };
-            if options.announce {
-                println!("READY {name} {local}");
-            }
-            if let Some(ready) = &options.ready {
-                let _ = ready.send(local.to_string());
-            }
-            chat::run(
-                config,
-                listener,
-                peers,
-                history,
-                options.control.clone(),
-                shutdown,
-            )
-            .await;
-            Ok(())
-        }
-        NodeKind::Bot => {
-            let number = topology
-                .nodes_of(NodeKind::Bot)
-                .position(|n| n.name == name)
-                .unwrap_or(0)
-                + 1;
-            let settings = node.bot.clone().unwrap_or_default();
-            let masters = match options.coordinator {
-                Some(list) => address_list(&list),
-                None if settings.jobs_per_second > 0.0 => master_addresses(topology)?
-                    .into_iter()
-                    .map(|a| (a.clone(), a))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let chat_servers = match options.chat {
-                Some(list) => address_list(&list),
-                None => topology
-                    .nodes_of(NodeKind::Chat)
-                    .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-                    .collect(),
-            };
-            if settings.posts_per_second > 0.0 && chat_servers.is_empty() {
-                return Err(NodeError::NoCoordinator(
-                    "this bot posts to chat, but no chat server has a port in the topology: pass --chat HOST:PORT".to_string(),
-                ));
-            }
-            let bot = bot::BotOptions {
-                name: name.to_string(),
-                config: crate::role::bot::BotConfig {
-                    login: crate::role::bot::login_name(number),
-                    channels: settings.channels,
-                    posts_per_second: settings.posts_per_second,
-                    jobs_per_second: settings.jobs_per_second,
-                    job: settings.job,
-                    seed: seed_from_env() ^ number as u64,
-                },
-                masters,
-                chat_servers,
-                secret: topology.globals.cluster_secret.clone(),
-                announce: options.announce,
-                control: options.control.clone(),
-            };
-            let span = tracing::info_span!("node", node = %name);
-            bot::run(bot, shutdown).instrument(span).await;
-            Ok(())
-        }
+        NodeKind::Master => run_master(topology, node, options, shutdown).await,
+        NodeKind::Worker => run_worker(topology, node, options, shutdown).await,
+        NodeKind::Chat => run_chat(topology, node, options, shutdown).await,
+        NodeKind::Bot => run_bot(topology, node, options, shutdown).await,
         NodeKind::Client => Err(NodeError::Unsupported(NodeKind::Client)),
+    }
+}
+
+/// A master: its journal, its role (primary or backup), then the coordinator's server.
+async fn run_master(
+    topology: &Topology,
+    node: &Node,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    let name = node.name.as_str();
+    let (listener, addr) = bind(node, &options).await?;
+    let mut config = CoordinatorConfig::from_topology(topology, name, seed_from_env());
+    if let Some(max) = options.max_connections {
+        config.max_connections = max.max(1);
+    }
+    let state_dir = state_dir(topology, &options);
+    let journal = match state_dir {
+        Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
+            &dir, name,
+        ))?),
+        None => None,
+    };
+    take_role(&mut config, topology, &options, journal.as_ref()).await;
+    // A backup takes its state from the primary, from the first event: what its own
+    // journal holds may include events the primary never had.
+    let journal = match journal {
+        Some((mut journal, events)) if config.role == crate::topology::MasterRole::Backup => {
+            if !events.is_empty() {
+                info!(
+                    events = events.len(),
+                    "starting over from the primary's history"
+                );
+                journal.reset()?;
+            }
+            Some((journal, Vec::new()))
+        }
+        other => other,
+    };
+    let handle = coordinator::start_with_journal(
+        config,
+        listener,
+        options.control.clone(),
+        journal,
+        shutdown,
+    )
+    .map_err(|source| NodeError::Listen { addr, source })?;
+    announce_ready(name, &options, handle.local_addr);
+    handle.wait().await;
+    Ok(())
+}
+
+/// Which role a master takes, and the peers it knows. The journal knows better than the
+/// topology who was primary last; a peer already primary in a term at least as high as any
+/// this master remembers is followed (an old primary coming back steps down).
+async fn take_role(
+    config: &mut CoordinatorConfig,
+    topology: &Topology,
+    options: &NodeOptions,
+    journal: Option<&(
+        crate::journal::Journal,
+        Vec<crate::cluster::event::ClusterEvent>,
+    )>,
+) {
+    let name = config.name.clone();
+    let name = name.as_str();
+    // Which role to take: a master whose peer is already primary in a term at least as high
+    // as any this master remembers follows it (an old primary coming back steps down).
+    let last_takeover = journal
+        .as_ref()
+        .and_then(|(_, events)| crate::journal::last_takeover(events));
+    let own_term = last_takeover.as_ref().map_or(1, |(_, term)| *term);
+    // The journal knows better than the topology who was primary last: a master that took
+    // over before starts as the primary again, and one that was deposed as a backup.
+    match &last_takeover {
+        Some((primary, _)) if primary == name => config.role = crate::topology::MasterRole::Primary,
+        Some(_) => config.role = crate::topology::MasterRole::Backup,
+        None => {}
+    }
+    // The other masters: `name=host:port` pairs from the launcher (shaped links), or the
+    // addresses the topology gives.
+    if let Some(list) = &options.coordinator {
+        config.peers = parse_peers(list, &master_ranks(topology));
+    }
+    if let Some(primary) = find_primary(
+        &config.peers,
+        name,
+        topology.globals.cluster_secret.as_deref(),
+        own_term,
+    )
+    .await
+    {
+        info!(%primary, "another master is primary: following it as the backup");
+        config.role = crate::topology::MasterRole::Backup;
+        config.follow = Some(primary);
+    } else if config.role == crate::topology::MasterRole::Backup {
+        // The primary the topology names, or the highest-ranked other master.
+        let named = config
+            .primary
+            .clone()
+            .filter(|p| config.peers.iter().any(|m| &m.name == p));
+        config.follow = named.or_else(|| {
+            config
+                .peers
+                .iter()
+                .max_by_key(|p| p.rank)
+                .map(|p| p.name.clone())
+        });
+    }
+}
+
+/// A worker: a client of every master, the primary first.
+async fn run_worker(
+    topology: &Topology,
+    node: &Node,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    let name = node.name.as_str();
+    let coordinators = match options.coordinator {
+        Some(list) => list
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect(),
+        None => master_addresses(topology)?,
+    };
+    let worker = worker::WorkerOptions {
+        config: WorkerConfig {
+            name: name.to_string(),
+            slots: node.resources.cpu,
+            heartbeat_ms: topology.policies.heartbeat.interval.as_millis() as u64,
+        },
+        coordinators,
+        secret: topology.globals.cluster_secret.clone(),
+        announce: options.announce,
+        control: options.control.clone(),
+        silence_ms: topology.policies.heartbeat.timeout.as_millis() as u64 * 2,
+    };
+    let span = tracing::info_span!("node", node = %name);
+    worker::run(worker, shutdown).instrument(span).await;
+    Ok(())
+}
+
+/// A chat server: its history, its peers, then the server.
+async fn run_chat(
+    topology: &Topology,
+    node: &Node,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    let name = node.name.as_str();
+    let (listener, addr) = bind(node, &options).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| NodeError::Listen { addr, source })?;
+    // The other chat servers: `name=host:port` pairs from the launcher (shaped links),
+    // or the addresses the topology gives.
+    let peers: Vec<(String, String)> = match &options.coordinator {
+        Some(list) => list
+            .split(',')
+            .filter_map(|e| e.trim().split_once('='))
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect(),
+        None => topology
+            .nodes_of(NodeKind::Chat)
+            .filter(|n| n.name != name)
+            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+            .collect(),
+    };
+    let mut config = crate::role::chat::ChatConfig::new(name);
+    config.peers = peers.iter().map(|(n, _)| n.clone()).collect();
+    config.users = topology.users.clone();
+    config.seed = seed_from_env();
+    config.rate_per_sec = topology.policies.chat.rate_per_second;
+    config.burst = f64::from(topology.policies.chat.burst);
+    let state_dir = state_dir(topology, &options);
+    let history = match state_dir {
+        Some(dir) => Some(chat::History::open(&chat::history_path(&dir, name))?),
+        None => None,
+    };
+    announce_ready(name, &options, local);
+    chat::run(
+        config,
+        listener,
+        peers,
+        history,
+        options.control.clone(),
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// A bot: links to the masters (if it submits) and to the chat servers (if it posts).
+async fn run_bot(
+    topology: &Topology,
+    node: &Node,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    let name = node.name.as_str();
+    let number = topology
+        .nodes_of(NodeKind::Bot)
+        .position(|n| n.name == name)
+        .unwrap_or(0)
+        + 1;
+    let settings = node.bot.clone().unwrap_or_default();
+    let masters = match options.coordinator {
+        Some(list) => address_list(&list),
+        None if settings.jobs_per_second > 0.0 => master_addresses(topology)?
+            .into_iter()
+            .map(|a| (a.clone(), a))
+            .collect(),
+        None => Vec::new(),
+    };
+    let chat_servers = match options.chat {
+        Some(list) => address_list(&list),
+        None => topology
+            .nodes_of(NodeKind::Chat)
+            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+            .collect(),
+    };
+    if settings.posts_per_second > 0.0 && chat_servers.is_empty() {
+        return Err(NodeError::NoCoordinator(
+            "this bot posts to chat, but no chat server has a port in the topology: pass --chat HOST:PORT".to_string(),
+        ));
+    }
+    let bot = bot::BotOptions {
+        name: name.to_string(),
+        config: crate::role::bot::BotConfig {
+            login: crate::role::bot::login_name(number),
+            channels: settings.channels,
+            posts_per_second: settings.posts_per_second,
+            jobs_per_second: settings.jobs_per_second,
+            job: settings.job,
+            seed: seed_from_env() ^ number as u64,
+        },
+        masters,
+        chat_servers,
+        secret: topology.globals.cluster_secret.clone(),
+        announce: options.announce,
+        control: options.control.clone(),
+    };
+    let span = tracing::info_span!("node", node = %name);
+    bot::run(bot, shutdown).instrument(span).await;
+    Ok(())
+}
+
+/// The listening socket of a server: where the launcher says, or where the topology does.
+async fn bind(node: &Node, options: &NodeOptions) -> Result<(TcpListener, String), NodeError> {
+    let addr = options
+        .listen
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    Ok((listener, addr))
+}
+
+/// Where a server keeps its state: where the launcher says, or the topology's `STATE_DIR`.
+fn state_dir(topology: &Topology, options: &NodeOptions) -> Option<std::path::PathBuf> {
+    options.state_dir.clone().or_else(|| {
+        topology
+            .globals
+            .state_dir
+            .clone()
+            .map(std::path::PathBuf::from)
+    })
+}
+
+/// Says a server is ready: the `READY` line, and the launcher's channel.
+fn announce_ready(name: &str, options: &NodeOptions, address: std::net::SocketAddr) {
+    if options.announce {
+        println!("READY {name} {address}");
+    }
+    if let Some(ready) = &options.ready {
+        let _ = ready.send(address.to_string());
     }
 }
 
