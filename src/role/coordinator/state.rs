@@ -195,18 +195,7 @@ impl ClusterState {
                 worker,
                 slots,
                 classic,
-            } => {
-                let record = self.workers.entry(worker.clone()).or_insert(WorkerRecord {
-                    slots: *slots,
-                    classic: *classic,
-                    health: Health::Healthy,
-                    running: BTreeSet::new(),
-                    done: 0,
-                });
-                record.slots = *slots;
-                record.classic = *classic;
-                record.health = Health::Healthy;
-            }
+            } => self.worker_joined(worker, *slots, *classic),
             EventKind::WorkerRejoined { worker, slots } => {
                 if let Some(record) = self.workers.get_mut(worker) {
                     record.slots = *slots;
@@ -221,50 +210,12 @@ impl ClusterState {
                 data,
                 priority,
                 by,
-            } => {
-                if self.jobs.contains_key(job) {
-                    return;
-                }
-                self.jobs.insert(
-                    *job,
-                    Job {
-                        id: *job,
-                        data: data.clone(),
-                        priority: *priority,
-                        state: JobState::Queued,
-                        worker: None,
-                        attempts: 0,
-                        failures: 0,
-                        progress: 0,
-                        by: by.clone(),
-                        submitted_ms: at,
-                        finished_ms: None,
-                        result: None,
-                        error: None,
-                        duplicates: 0,
-                    },
-                );
-                self.counts.add(JobState::Queued);
-                self.queue.push(*job, *priority);
-                self.next_job = self.next_job.max(job.0 + 1);
-            }
+            } => self.job_submitted(*job, data, *priority, by, at),
             EventKind::JobAssigned {
                 job,
                 worker,
                 attempt,
-            } => {
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                self.queue.remove(*job, j.priority);
-                j.worker = Some(worker.clone());
-                j.attempts = *attempt;
-                j.progress = 0;
-                Self::set_state(&mut self.counts, j, JobState::Assigned);
-                if let Some(w) = self.workers.get_mut(worker) {
-                    w.running.insert(*job);
-                }
-            }
+            } => self.job_assigned(*job, worker, *attempt),
             EventKind::JobStarted { job, worker } => {
                 if let Some(j) = self.jobs.get_mut(job)
                     && j.state == JobState::Assigned
@@ -282,84 +233,15 @@ impl ClusterState {
                 job,
                 worker,
                 result,
-            } => {
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.state.is_final() {
-                    return;
-                }
-                self.queue.remove(*job, j.priority);
-                // The job may be on another worker too (it was reassigned): it is done there.
-                if let Some(other) = j.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
-                    other.running.remove(job);
-                }
-                j.worker = Some(worker.clone());
-                j.result = Some(result.clone());
-                j.finished_ms = Some(at);
-                j.progress = 100;
-                Self::set_state(&mut self.counts, j, JobState::Completed);
-                if let Some(w) = self.workers.get_mut(worker) {
-                    w.running.remove(job);
-                    w.done += 1;
-                }
-            }
+            } => self.job_completed(*job, worker, result, at),
             EventKind::JobFailed {
                 job,
                 worker,
                 error,
                 retry_in_ms,
-            } => {
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.state.is_final() {
-                    return;
-                }
-                if let Some(w) = self.workers.get_mut(worker) {
-                    w.running.remove(job);
-                }
-                j.failures += 1;
-                j.error = Some(error.clone());
-                match retry_in_ms {
-                    Some(delay) => {
-                        Self::set_state(&mut self.counts, j, JobState::Queued);
-                        self.queue.push_delayed(*job, j.priority, at + delay);
-                    }
-                    None => {
-                        j.finished_ms = Some(at);
-                        Self::set_state(&mut self.counts, j, JobState::Failed);
-                    }
-                }
-            }
-            EventKind::JobRequeued { job, worker, .. } => {
-                if let Some(w) = self.workers.get_mut(worker) {
-                    w.running.remove(job);
-                }
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.state.is_final() || j.state == JobState::Queued {
-                    return;
-                }
-                j.progress = 0;
-                Self::set_state(&mut self.counts, j, JobState::Queued);
-                self.queue.push(*job, j.priority);
-            }
-            EventKind::JobReclaimed { job, worker } => {
-                let Some(j) = self.jobs.get_mut(job) else {
-                    return;
-                };
-                if j.state != JobState::Queued {
-                    return;
-                }
-                self.queue.remove(*job, j.priority);
-                j.worker = Some(worker.clone());
-                Self::set_state(&mut self.counts, j, JobState::Running);
-                if let Some(w) = self.workers.get_mut(worker) {
-                    w.running.insert(*job);
-                }
-            }
+            } => self.job_failed(*job, worker, error, *retry_in_ms, at),
+            EventKind::JobRequeued { job, worker, .. } => self.job_requeued(*job, worker),
+            EventKind::JobReclaimed { job, worker } => self.job_reclaimed(*job, worker),
             EventKind::Takeover { term, .. } => self.term = self.term.max(*term),
             // Elections change nothing until one ends in a takeover; backups come and go
             // without changing jobs or workers.
@@ -373,6 +255,148 @@ impl ClusterState {
                 }
                 self.duplicates += 1;
             }
+        }
+    }
+
+    fn worker_joined(&mut self, worker: &str, slots: u32, classic: bool) {
+        let record = self
+            .workers
+            .entry(worker.to_string())
+            .or_insert(WorkerRecord {
+                slots,
+                classic,
+                health: Health::Healthy,
+                running: BTreeSet::new(),
+                done: 0,
+            });
+        record.slots = slots;
+        record.classic = classic;
+        record.health = Health::Healthy;
+    }
+
+    fn job_submitted(&mut self, job: JobId, data: &str, priority: i32, by: &str, at: Millis) {
+        if self.jobs.contains_key(&job) {
+            return;
+        }
+        self.jobs.insert(
+            job,
+            Job {
+                id: job,
+                data: data.to_string(),
+                priority,
+                state: JobState::Queued,
+                worker: None,
+                attempts: 0,
+                failures: 0,
+                progress: 0,
+                by: by.to_string(),
+                submitted_ms: at,
+                finished_ms: None,
+                result: None,
+                error: None,
+                duplicates: 0,
+            },
+        );
+        self.counts.add(JobState::Queued);
+        self.queue.push(job, priority);
+        self.next_job = self.next_job.max(job.0 + 1);
+    }
+
+    fn job_assigned(&mut self, job: JobId, worker: &str, attempt: u32) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        self.queue.remove(job, j.priority);
+        j.worker = Some(worker.to_string());
+        j.attempts = attempt;
+        j.progress = 0;
+        Self::set_state(&mut self.counts, j, JobState::Assigned);
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.insert(job);
+        }
+    }
+
+    fn job_completed(&mut self, job: JobId, worker: &str, result: &str, at: Millis) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.state.is_final() {
+            return;
+        }
+        self.queue.remove(job, j.priority);
+        // The job may be on another worker too (it was reassigned): it is done there.
+        if let Some(other) = j.worker.as_ref().and_then(|w| self.workers.get_mut(w)) {
+            other.running.remove(&job);
+        }
+        j.worker = Some(worker.to_string());
+        j.result = Some(result.to_string());
+        j.finished_ms = Some(at);
+        j.progress = 100;
+        Self::set_state(&mut self.counts, j, JobState::Completed);
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(&job);
+            w.done += 1;
+        }
+    }
+
+    fn job_failed(
+        &mut self,
+        job: JobId,
+        worker: &str,
+        error: &str,
+        retry_in_ms: Option<u64>,
+        at: Millis,
+    ) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.state.is_final() {
+            return;
+        }
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(&job);
+        }
+        j.failures += 1;
+        j.error = Some(error.to_string());
+        match retry_in_ms {
+            Some(delay) => {
+                Self::set_state(&mut self.counts, j, JobState::Queued);
+                self.queue.push_delayed(job, j.priority, at + delay);
+            }
+            None => {
+                j.finished_ms = Some(at);
+                Self::set_state(&mut self.counts, j, JobState::Failed);
+            }
+        }
+    }
+
+    fn job_requeued(&mut self, job: JobId, worker: &str) {
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.remove(&job);
+        }
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.state.is_final() || j.state == JobState::Queued {
+            return;
+        }
+        j.progress = 0;
+        Self::set_state(&mut self.counts, j, JobState::Queued);
+        self.queue.push(job, j.priority);
+    }
+
+    fn job_reclaimed(&mut self, job: JobId, worker: &str) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        if j.state != JobState::Queued {
+            return;
+        }
+        self.queue.remove(job, j.priority);
+        j.worker = Some(worker.to_string());
+        Self::set_state(&mut self.counts, j, JobState::Running);
+        if let Some(w) = self.workers.get_mut(worker) {
+            w.running.insert(job);
         }
     }
 
