@@ -110,47 +110,57 @@ impl ClusterView {
             _ => false,
         };
         self.state.apply(event);
-        let conclude = |map: &mut BTreeMap<String, Concluded>, who: &str, verdict, why: String| {
-            map.insert(
-                who.to_string(),
-                Concluded {
-                    verdict,
-                    at_ms,
-                    why,
-                },
-            );
-        };
-        match &event.kind {
-            EventKind::WorkerJoined { worker, .. } => {
-                conclude(&mut self.workers, worker, Verdict::Healthy, "joined".into())
+        if let Some((worker, verdict, why)) = self.worker_verdict(&event.kind, was_dead) {
+            let concluded = Concluded {
+                verdict,
+                at_ms,
+                why,
+            };
+            self.workers.insert(worker.to_string(), concluded);
+        }
+        for (master, verdict, why) in self.master_verdicts(&event.kind) {
+            let concluded = Concluded {
+                verdict,
+                at_ms,
+                why,
+            };
+            self.masters.insert(master, concluded);
+        }
+        self.note(at_ms, &event.kind);
+    }
+
+    /// What an event says of a worker, if anything.
+    fn worker_verdict<'e>(
+        &self,
+        kind: &'e EventKind,
+        was_dead: bool,
+    ) -> Option<(&'e str, Verdict, String)> {
+        Some(match kind {
+            EventKind::WorkerJoined { worker, .. } => (worker, Verdict::Healthy, "joined".into()),
+            EventKind::WorkerRejoined { worker, .. } if was_dead => {
+                (worker, Verdict::Rejoined, "came back".into())
             }
-            EventKind::WorkerRejoined { worker, .. } if was_dead => conclude(
-                &mut self.workers,
-                worker,
-                Verdict::Rejoined,
-                "came back".into(),
-            ),
-            EventKind::WorkerRejoined { worker, .. } => conclude(
-                &mut self.workers,
+            EventKind::WorkerRejoined { worker, .. } => (
                 worker,
                 Verdict::Healthy,
                 format!("registered with {}", self.primary),
             ),
-            EventKind::WorkerSuspect { worker, silent_ms } => conclude(
-                &mut self.workers,
-                worker,
-                Verdict::Suspect,
-                format!("silent {silent_ms}ms"),
-            ),
-            EventKind::WorkerRecovered { worker } => conclude(
-                &mut self.workers,
-                worker,
-                Verdict::Healthy,
-                "heard again".into(),
-            ),
-            EventKind::WorkerDead { worker, reason } => {
-                conclude(&mut self.workers, worker, Verdict::Dead, reason.clone())
+            EventKind::WorkerSuspect { worker, silent_ms } => {
+                (worker, Verdict::Suspect, format!("silent {silent_ms}ms"))
             }
+            EventKind::WorkerRecovered { worker } => {
+                (worker, Verdict::Healthy, "heard again".into())
+            }
+            EventKind::WorkerDead { worker, reason } => (worker, Verdict::Dead, reason.clone()),
+            _ => return None,
+        })
+    }
+
+    /// What an event says of the masters, in order; a takeover also moves the primary and
+    /// the term.
+    fn master_verdicts(&mut self, kind: &EventKind) -> Vec<(String, Verdict, String)> {
+        let mut said = Vec::new();
+        match kind {
             EventKind::Takeover {
                 coordinator,
                 term,
@@ -159,79 +169,50 @@ impl ClusterView {
                 let old = std::mem::replace(&mut self.primary, coordinator.clone());
                 self.term = self.term.max(*term);
                 if old != *coordinator {
-                    conclude(
-                        &mut self.masters,
-                        &old,
-                        Verdict::Dead,
-                        format!("{coordinator} took over in term {term}: {reason}"),
-                    );
+                    let why = format!("{coordinator} took over in term {term}: {reason}");
+                    said.push((old.clone(), Verdict::Dead, why));
                     self.deposed.insert(old);
                 }
                 self.deposed.remove(coordinator);
-                conclude(
-                    &mut self.masters,
-                    coordinator,
-                    Verdict::Healthy,
-                    format!("primary in term {term}"),
-                );
+                let why = format!("primary in term {term}");
+                said.push((coordinator.clone(), Verdict::Healthy, why));
             }
             EventKind::ElectionStarted { candidate, reason } => {
-                let primary = self.primary.clone();
-                let already_dead = self
-                    .masters
-                    .get(&primary)
-                    .is_some_and(|c| c.verdict == Verdict::Dead);
-                if *candidate != primary && !already_dead {
-                    conclude(
-                        &mut self.masters,
-                        &primary,
-                        Verdict::Suspect,
-                        format!("{candidate}: {reason}"),
-                    );
+                let already_dead = self.verdict_is(&self.primary, Verdict::Dead);
+                if *candidate != self.primary && !already_dead {
+                    let why = format!("{candidate}: {reason}");
+                    said.push((self.primary.clone(), Verdict::Suspect, why));
                 }
             }
             EventKind::ElectionUpdate {
                 candidate,
                 primary: Some(primary),
                 ..
-            } if *primary == self.primary => {
-                let suspected = self
-                    .masters
-                    .get(primary)
-                    .is_some_and(|c| c.verdict == Verdict::Suspect);
-                if suspected {
-                    conclude(
-                        &mut self.masters,
-                        primary,
-                        Verdict::Healthy,
-                        format!("{candidate} hears it again"),
-                    );
-                }
+            } if *primary == self.primary && self.verdict_is(primary, Verdict::Suspect) => {
+                let why = format!("{candidate} hears it again");
+                said.push((primary.clone(), Verdict::Healthy, why));
             }
             EventKind::BackupFollows { backup, .. } => {
-                let was_dead = self.deposed.remove(backup)
-                    || self
-                        .masters
-                        .get(backup)
-                        .is_some_and(|c| c.verdict == Verdict::Dead);
+                let was_dead =
+                    self.deposed.remove(backup) || self.verdict_is(backup, Verdict::Dead);
                 let verdict = if was_dead {
                     Verdict::Rejoined
                 } else {
                     Verdict::Healthy
                 };
-                conclude(
-                    &mut self.masters,
-                    backup,
-                    verdict,
-                    format!("follows {}", self.primary),
-                );
+                said.push((backup.clone(), verdict, format!("follows {}", self.primary)));
             }
             EventKind::BackupLost { backup, reason } => {
-                conclude(&mut self.masters, backup, Verdict::Dead, reason.clone())
+                said.push((backup.clone(), Verdict::Dead, reason.clone()));
             }
             _ => {}
         }
-        self.note(at_ms, &event.kind);
+        said
+    }
+
+    /// Whether the last verdict on master `name` is `verdict`.
+    fn verdict_is(&self, name: &str, verdict: Verdict) -> bool {
+        self.masters.get(name).is_some_and(|c| c.verdict == verdict)
     }
 
     /// Starts over from a master's whole history (a journal resumed, or the events of a new
