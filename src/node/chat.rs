@@ -10,11 +10,10 @@
 //! ```
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::conn::{CONN_QUEUE, ConnNews, connection};
 use super::control::NodeControl;
+use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message};
 use crate::role::ConnId;
 use crate::role::chat::{ChatConfig, ChatServer, Input, Output};
@@ -33,88 +33,6 @@ const SUBSCRIBER_QUEUE: usize = 256;
 const SEND_BUFFER: usize = 64 * 1024;
 /// The most inputs handled between two commits of the history.
 const MAX_BATCH: usize = 512;
-
-const ENTRIES: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("chat");
-
-/// Why the history on disk cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("chat history {}: {message}", path.display())]
-pub struct HistoryError {
-    path: PathBuf,
-    message: String,
-}
-
-/// The chat history on disk (an embedded redb database), in the order of the history.
-pub struct History {
-    db: Database,
-    path: PathBuf,
-}
-
-impl History {
-    /// Opens (or creates) the history at `path` and returns what it holds.
-    pub fn open(path: &Path) -> Result<(History, Vec<ChatEntry>), HistoryError> {
-        let fail = |e: &dyn std::fmt::Display| HistoryError {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let db = Database::create(path).map_err(|e| fail(&e))?;
-        let write = db.begin_write().map_err(|e| fail(&e))?;
-        write.open_table(ENTRIES).map_err(|e| fail(&e))?;
-        write.commit().map_err(|e| fail(&e))?;
-        let mut entries = Vec::new();
-        {
-            let read = db.begin_read().map_err(|e| fail(&e))?;
-            let table = read.open_table(ENTRIES).map_err(|e| fail(&e))?;
-            for row in table.iter().map_err(|e| fail(&e))? {
-                let (_, bytes) = row.map_err(|e| fail(&e))?;
-                match serde_json::from_slice::<ChatEntry>(bytes.value()) {
-                    Ok(entry) => entries.push(entry),
-                    Err(e) => warn!("{}: a damaged entry is skipped: {e}", path.display()),
-                }
-            }
-        }
-        Ok((
-            History {
-                db,
-                path: path.to_path_buf(),
-            },
-            entries,
-        ))
-    }
-
-    /// Keeps entries, in one durable transaction.
-    pub fn append(&mut self, entries: &[&ChatEntry]) -> Result<(), HistoryError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let fail = |e: &dyn std::fmt::Display| HistoryError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let write = self.db.begin_write().map_err(|e| fail(&e))?;
-        {
-            let mut table = write.open_table(ENTRIES).map_err(|e| fail(&e))?;
-            for entry in entries {
-                let bytes = serde_json::to_vec(entry).map_err(|e| fail(&e))?;
-                table
-                    .insert(
-                        (entry.clock, entry.server.as_str(), entry.seq),
-                        bytes.as_slice(),
-                    )
-                    .map_err(|e| fail(&e))?;
-            }
-        }
-        write.commit().map_err(|e| fail(&e))
-    }
-}
-
-/// Where a chat server's history lives under a state directory.
-pub fn history_path(state_dir: &Path, node: &str) -> PathBuf {
-    state_dir.join("chat").join(format!("{node}.redb"))
-}
 
 /// What the loop hears.
 enum ChatEvent {
@@ -137,7 +55,7 @@ pub async fn run(
     config: ChatConfig,
     listener: TcpListener,
     peers: Vec<(String, String)>,
-    history: Option<(History, Vec<ChatEntry>)>,
+    history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {
@@ -151,7 +69,7 @@ async fn serve(
     config: ChatConfig,
     listener: TcpListener,
     peers: Vec<(String, String)>,
-    history: Option<(History, Vec<ChatEntry>)>,
+    history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info};
 
+use crate::journal::{ChatHistory, chat_history_path};
 use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks};
 use crate::role::worker::WorkerConfig;
 use crate::topology::diagnostic::did_you_mean;
@@ -81,7 +82,7 @@ pub enum NodeError {
     },
     /// The chat history could not be opened.
     #[error("{0}")]
-    History(#[from] chat::HistoryError),
+    History(#[from] crate::journal::StorageError),
     /// This kind of node cannot run yet.
     #[error(
         "`{0}` nodes are people: run `tcluster client` instead (tcluster node runs masters, workers, chat servers and bots)"
@@ -295,7 +296,7 @@ async fn run_chat(
     config.burst = f64::from(topology.policies.chat.burst);
     let state_dir = state_dir(topology, &options);
     let history = match state_dir {
-        Some(dir) => Some(chat::History::open(&chat::history_path(&dir, name))?),
+        Some(dir) => Some(ChatHistory::open(&chat_history_path(&dir, name))?),
         None => None,
     };
     announce_ready(name, &options, local);

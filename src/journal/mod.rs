@@ -1,4 +1,6 @@
-//! The coordinator's journal: every durable cluster event, on disk, before anyone is told.
+//! What servers keep on disk: the coordinator's journal (every durable cluster event, before
+//! anyone is told) and, in [`chat`], a chat server's history. Both are embedded redb databases
+//! opened, read and written the same way ([`store`]).
 //!
 //! The coordinator's state is the result of applying its events in order
 //! ([`crate::role::coordinator::ClusterState::apply`]), so writing those events down is enough to
@@ -12,11 +14,18 @@
 //! transaction survives a crash or a SIGKILL: its pages are copied on write and the commit is
 //! checksummed and synced before `append` returns.
 
+mod chat;
+mod store;
+
+pub use chat::{ChatHistory, chat_history_path};
+pub use store::StorageError;
+
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::TableDefinition;
 
 use crate::cluster::event::ClusterEvent;
+use store::Store;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 
@@ -24,13 +33,8 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     /// The database could not be opened, read or written.
-    #[error("journal {}: {message}", path.display())]
-    Storage {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// An entry could not be read back.
     #[error("journal {}: entry {seq} is damaged: {message}", path.display())]
     Damaged {
@@ -45,8 +49,7 @@ pub enum JournalError {
 
 /// An open journal.
 pub struct Journal {
-    db: Database,
-    path: PathBuf,
+    store: Store<u64>,
     next: u64,
 }
 
@@ -54,46 +57,21 @@ impl Journal {
     /// Opens (or creates) the journal at `path`, returning it and every event it holds, oldest
     /// first.
     pub fn open(path: &Path) -> Result<(Journal, Vec<ClusterEvent>), JournalError> {
-        let fail = |e: &dyn std::fmt::Display| JournalError::Storage {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let db = Database::create(path).map_err(|e| fail(&e))?;
+        let store = Store::open("journal", path, EVENTS)?;
         let mut events = Vec::new();
-        {
-            // Make sure the table exists, so a fresh journal reads as empty.
-            let write = db.begin_write().map_err(|e| fail(&e))?;
-            write.open_table(EVENTS).map_err(|e| fail(&e))?;
-            write.commit().map_err(|e| fail(&e))?;
-        }
-        let read = db.begin_read().map_err(|e| fail(&e))?;
-        let table = read.open_table(EVENTS).map_err(|e| fail(&e))?;
         let mut next = 0;
-        for entry in table.iter().map_err(|e| fail(&e))? {
-            let (seq, bytes) = entry.map_err(|e| fail(&e))?;
+        store.each_row(|seq, bytes| {
             let seq = seq.value();
-            let event =
-                serde_json::from_slice(bytes.value()).map_err(|e| JournalError::Damaged {
-                    path: path.to_path_buf(),
-                    seq,
-                    message: e.to_string(),
-                })?;
+            let event = serde_json::from_slice(bytes).map_err(|e| JournalError::Damaged {
+                path: path.to_path_buf(),
+                seq,
+                message: e.to_string(),
+            })?;
             events.push(event);
             next = seq + 1;
-        }
-        drop(table);
-        drop(read);
-        Ok((
-            Journal {
-                db,
-                path: path.to_path_buf(),
-                next,
-            },
-            events,
-        ))
+            Ok::<(), JournalError>(())
+        })?;
+        Ok((Journal { store, next }, events))
     }
 
     /// Appends events in one durable transaction. Progress events are left out: only the latest
@@ -107,35 +85,43 @@ impl Journal {
         if durable.is_empty() {
             return Ok(0);
         }
-        let fail = |e: &dyn std::fmt::Display| JournalError::Storage {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let write = self.db.begin_write().map_err(|e| fail(&e))?;
-        {
-            let mut table = write.open_table(EVENTS).map_err(|e| fail(&e))?;
-            for (i, event) in durable.iter().enumerate() {
-                let bytes = serde_json::to_vec(event).map_err(|e| fail(&e))?;
+        let next = self.next;
+        let mut rows = Vec::with_capacity(durable.len());
+        for event in &durable {
+            rows.push(serde_json::to_vec(event).map_err(|e| self.store.fail(&e))?);
+        }
+        let path = self.store.path().to_path_buf();
+        self.store.write(|write, events| {
+            let fail = |e: &dyn std::fmt::Display| StorageError {
+                what: "journal",
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let mut table = write.open_table(events).map_err(|e| fail(&e))?;
+            for (i, bytes) in rows.iter().enumerate() {
                 table
-                    .insert(self.next + i as u64, bytes.as_slice())
+                    .insert(next + i as u64, bytes.as_slice())
                     .map_err(|e| fail(&e))?;
             }
-        }
-        write.commit().map_err(|e| fail(&e))?;
+            Ok(())
+        })?;
         self.next += durable.len() as u64;
         Ok(durable.len())
     }
 
     /// Forgets every event: a master that follows a newer primary starts over from its history.
     pub fn reset(&mut self) -> Result<(), JournalError> {
-        let fail = |e: &dyn std::fmt::Display| JournalError::Storage {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let write = self.db.begin_write().map_err(|e| fail(&e))?;
-        write.delete_table(EVENTS).map_err(|e| fail(&e))?;
-        write.open_table(EVENTS).map_err(|e| fail(&e))?;
-        write.commit().map_err(|e| fail(&e))?;
+        let path = self.store.path().to_path_buf();
+        self.store.write(|write, events| {
+            let fail = |e: &dyn std::fmt::Display| StorageError {
+                what: "journal",
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            write.delete_table(events).map_err(|e| fail(&e))?;
+            write.open_table(events).map_err(|e| fail(&e))?;
+            Ok(())
+        })?;
         self.next = 0;
         Ok(())
     }

@@ -1,0 +1,111 @@
+//! A chat server's history on disk: every entry, in the order of the history, so a server
+//! that starts again on the same state directory has every channel's posts.
+
+use std::path::{Path, PathBuf};
+
+use redb::TableDefinition;
+use tracing::warn;
+
+use super::store::{StorageError, Store};
+use crate::protocol::message::ChatEntry;
+
+/// Entries by (Lamport clock, server, sequence): the history's order.
+const ENTRIES: TableDefinition<(u64, &str, u64), &[u8]> = TableDefinition::new("chat");
+
+/// An open chat history.
+pub struct ChatHistory {
+    store: Store<(u64, &'static str, u64)>,
+}
+
+impl ChatHistory {
+    /// Opens (or creates) the history at `path` and returns what it holds. A damaged entry is
+    /// skipped (and logged): chat posts are not worth refusing to start over.
+    pub fn open(path: &Path) -> Result<(ChatHistory, Vec<ChatEntry>), StorageError> {
+        let store = Store::open("chat history", path, ENTRIES)?;
+        let mut entries = Vec::new();
+        store.each_row(|_, bytes| {
+            match serde_json::from_slice::<ChatEntry>(bytes) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => warn!("{}: a damaged entry is skipped: {e}", path.display()),
+            }
+            Ok::<(), StorageError>(())
+        })?;
+        Ok((ChatHistory { store }, entries))
+    }
+
+    /// Keeps entries, in one durable transaction.
+    pub fn append(&mut self, entries: &[&ChatEntry]) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let bytes = serde_json::to_vec(entry).map_err(|e| self.store.fail(&e))?;
+            rows.push((entry.clock, entry.server.as_str(), entry.seq, bytes));
+        }
+        let path = self.store.path().to_path_buf();
+        self.store.write(|write, table| {
+            let fail = |e: &dyn std::fmt::Display| StorageError {
+                what: "chat history",
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let mut table = write.open_table(table).map_err(|e| fail(&e))?;
+            for (clock, server, seq, bytes) in &rows {
+                table
+                    .insert((*clock, *server, *seq), bytes.as_slice())
+                    .map_err(|e| fail(&e))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Where a chat server's history lives under a state directory.
+pub fn chat_history_path(state_dir: &Path, node: &str) -> PathBuf {
+    state_dir.join("chat").join(format!("{node}.redb"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::message::ChatBody;
+
+    fn post(clock: u64, server: &str, text: &str) -> ChatEntry {
+        ChatEntry {
+            clock,
+            server: server.into(),
+            seq: clock,
+            body: ChatBody::Post {
+                channel: "general".into(),
+                from: "ada".into(),
+                text: text.into(),
+            },
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_in_history_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = chat_history_path(dir.path(), "chat-1");
+        let (mut history, entries) = ChatHistory::open(&path).unwrap();
+        assert!(entries.is_empty());
+        let (late, early) = (post(9, "chat-2", "late"), post(3, "chat-1", "early"));
+        history.append(&[&late, &early]).unwrap();
+        drop(history);
+        let (_, entries) = ChatHistory::open(&path).unwrap();
+        assert_eq!(entries, vec![early, late]);
+    }
+
+    #[test]
+    fn a_damaged_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.redb");
+        std::fs::write(&path, b"not a database").unwrap();
+        let error = ChatHistory::open(&path).err().unwrap().to_string();
+        assert!(
+            error.starts_with("chat history ") && error.contains("c.redb"),
+            "{error}"
+        );
+    }
+}
