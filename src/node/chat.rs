@@ -65,6 +65,22 @@ pub async fn run(
         .await
 }
 
+/// What the chat server's loop owns besides the server.
+struct Driver {
+    server: ChatServer,
+    store: Option<ChatHistory>,
+    writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    /// The links to the other chat servers that are up.
+    peer_links: HashMap<String, mpsc::UnboundedSender<Message>>,
+    inputs_tx: mpsc::Sender<(ConnId, ChatEvent)>,
+    shutdown: CancellationToken,
+    control: NodeControl,
+    started: Instant,
+    next_conn: ConnId,
+    /// Inputs for the next batch (deliveries dropped by this one come back as inputs).
+    pending: Vec<Input>,
+}
+
 async fn serve(
     config: ChatConfig,
     listener: TcpListener,
@@ -75,7 +91,7 @@ async fn serve(
 ) {
     let name = config.name.clone();
     let mut server = ChatServer::new(config);
-    let mut store = match history {
+    let store = match history {
         Some((store, entries)) => {
             server.restore(entries);
             Some(store)
@@ -95,15 +111,20 @@ async fn serve(
             .in_current_span(),
         );
     }
-    let started = Instant::now();
     let mut pause = control.clone();
-    let now = || control.now(started);
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
-    let mut writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)> = HashMap::new();
-    let mut peer_links: HashMap<String, mpsc::UnboundedSender<Message>> = HashMap::new();
-    let mut next_conn: ConnId = 1;
-    let mut pending: Vec<Input> = Vec::new();
-
+    let mut driver = Driver {
+        server,
+        store,
+        writers: HashMap::new(),
+        peer_links: HashMap::new(),
+        inputs_tx,
+        shutdown: shutdown.clone(),
+        control,
+        started: Instant::now(),
+        next_conn: 1,
+        pending: Vec::new(),
+    };
     loop {
         tokio::select! {
             _ = pause.wait_while_paused() => {}
@@ -114,15 +135,7 @@ async fn serve(
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => {
                 match accepted {
-                    Ok((stream, peer)) => {
-                        // A small kernel send buffer: what a slow reader cannot take waits in
-                        // the connection's own queue, where it is bounded and counted.
-                        let _ = nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
-                        let conn = next_conn;
-                        next_conn += 1;
-                        debug!(conn, %peer, "connection");
-                        tokio::spawn(connection(conn, stream, inputs_tx.clone(), shutdown.child_token()).in_current_span());
-                    }
+                    Ok((stream, peer)) => driver.accept(stream, peer),
                     Err(e) => {
                         warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -130,22 +143,68 @@ async fn serve(
                 }
                 continue;
             }
-            Some((conn, event)) = inputs.recv() => event_input(conn, event, &mut writers, &mut peer_links),
+            Some((conn, event)) = inputs.recv() => driver.input_of(conn, event),
             _ = ticker.tick() => Some(Input::Tick),
         };
-        pending.extend(first);
-        // What has already arrived goes in the same batch: one commit for all of it.
-        while pending.len() < MAX_BATCH {
+        driver.pending.extend(first);
+        let outputs = driver.step_batch(&mut inputs);
+        driver.store(&outputs);
+        for output in outputs {
+            driver.carry_out(output);
+        }
+    }
+    info!("chat server stopping");
+    for (_, (_, cancel)) in driver.writers.drain() {
+        cancel.cancel();
+    }
+}
+
+impl Driver {
+    /// A new connection: its reader and writer tasks start.
+    fn accept(&mut self, stream: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+        // A small kernel send buffer: what a slow reader cannot take waits in the
+        // connection's own queue, where it is bounded and counted.
+        let _ =
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        debug!(conn, %peer, "connection");
+        tokio::spawn(
+            connection(
+                conn,
+                stream,
+                self.inputs_tx.clone(),
+                self.shutdown.child_token(),
+            )
+            .in_current_span(),
+        );
+    }
+
+    fn input_of(&mut self, conn: ConnId, event: ChatEvent) -> Option<Input> {
+        event_input(conn, event, &mut self.writers, &mut self.peer_links)
+    }
+
+    /// Steps the server with the pending inputs and what has already arrived: one batch, one
+    /// commit of the history.
+    fn step_batch(&mut self, inputs: &mut mpsc::Receiver<(ConnId, ChatEvent)>) -> Vec<Output> {
+        while self.pending.len() < MAX_BATCH {
             let Ok((conn, event)) = inputs.try_recv() else {
                 break;
             };
-            pending.extend(event_input(conn, event, &mut writers, &mut peer_links));
+            let input = self.input_of(conn, event);
+            self.pending.extend(input);
         }
         let mut outputs = Vec::new();
-        for input in pending.drain(..) {
-            outputs.extend(server.step(now(), input));
+        for input in std::mem::take(&mut self.pending) {
+            let now = self.control.now(self.started);
+            outputs.extend(self.server.step(now, input));
         }
-        if let Some(store) = store.as_mut() {
+        outputs
+    }
+
+    /// Writes the batch's new entries to the history before anyone hears of them.
+    fn store(&mut self, outputs: &[Output]) {
+        if let Some(store) = self.store.as_mut() {
             let entries: Vec<&ChatEntry> = outputs
                 .iter()
                 .filter_map(|o| match o {
@@ -157,47 +216,45 @@ async fn serve(
                 tracing::error!("{e}: entries of this step are not on disk");
             }
         }
-        for output in outputs {
-            match output {
-                Output::Send(conn, envelope) => {
-                    if let Some((tx, cancel)) = writers.get(&conn)
-                        && tx.try_send(Bytes::from(envelope.to_json())).is_err()
-                    {
-                        warn!(conn, "peer too slow to read its replies: disconnecting");
-                        cancel.cancel();
-                    }
+    }
+
+    /// Carries out one output of the server.
+    fn carry_out(&mut self, output: Output) {
+        match output {
+            Output::Send(conn, envelope) => {
+                if let Some((tx, cancel)) = self.writers.get(&conn)
+                    && tx.try_send(Bytes::from(envelope.to_json())).is_err()
+                {
+                    warn!(conn, "peer too slow to read its replies: disconnecting");
+                    cancel.cancel();
                 }
-                Output::Push(conns, envelope) => {
-                    // Encoded once; each queue holds a reference to the same bytes.
-                    let line = Bytes::from(envelope.to_json());
-                    for conn in conns {
-                        if let Some((tx, _)) = writers.get(&conn) {
-                            // Keep room for replies: live deliveries use only part of the queue.
-                            if CONN_QUEUE - tx.capacity() >= SUBSCRIBER_QUEUE
-                                || tx.try_send(line.clone()).is_err()
-                            {
-                                pending.push(Input::Dropped(conn));
-                            }
+            }
+            Output::Push(conns, envelope) => {
+                // Encoded once; each queue holds a reference to the same bytes.
+                let line = Bytes::from(envelope.to_json());
+                for conn in conns {
+                    if let Some((tx, _)) = self.writers.get(&conn) {
+                        // Keep room for replies: live deliveries use only part of the queue.
+                        if CONN_QUEUE - tx.capacity() >= SUBSCRIBER_QUEUE
+                            || tx.try_send(line.clone()).is_err()
+                        {
+                            self.pending.push(Input::Dropped(conn));
                         }
                     }
                 }
-                Output::Close(conn) => {
-                    if let Some((_, cancel)) = writers.remove(&conn) {
-                        cancel.cancel();
-                    }
-                }
-                Output::ToPeer(peer, message) => {
-                    if let Some(tx) = peer_links.get(&peer) {
-                        let _ = tx.send(message);
-                    }
-                }
-                Output::Store(_) => {}
             }
+            Output::Close(conn) => {
+                if let Some((_, cancel)) = self.writers.remove(&conn) {
+                    cancel.cancel();
+                }
+            }
+            Output::ToPeer(peer, message) => {
+                if let Some(tx) = self.peer_links.get(&peer) {
+                    let _ = tx.send(message);
+                }
+            }
+            Output::Store(_) => {}
         }
-    }
-    info!("chat server stopping");
-    for (_, (_, cancel)) in writers.drain() {
-        cancel.cancel();
     }
 }
 
