@@ -260,7 +260,7 @@ impl Coordinator {
         if let Some(higher) = e.answered.clone() {
             // A master above is alive: it runs its own election and announces its victory. If
             // it does not, in time, the round starts over.
-            self.say(format!(
+            self.narrate(format!(
                 "{higher} outranks it and is alive: waiting for its victory"
             ));
             if age > timeout + wait {
@@ -280,7 +280,7 @@ impl Coordinator {
                 self.take_over(reason);
             }
             Err(why) => {
-                self.say(format!("not taking over: {why}"));
+                self.narrate(format!("not taking over: {why}"));
                 if age > timeout {
                     self.start_election(cause);
                 }
@@ -319,7 +319,7 @@ impl Coordinator {
     }
 
     /// Says how the election stands on the timeline, once per change.
-    fn say(&mut self, text: String) {
+    fn narrate(&mut self, text: String) {
         let Some(e) = self.backup_mut().and_then(|b| b.election.as_mut()) else {
             return;
         };

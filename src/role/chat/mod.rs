@@ -21,6 +21,9 @@
 //! oversized text, a name already logged in, a client sending faster than the rate allows
 //! (a token bucket). Live deliveries to a subscriber that reads too slowly are dropped and
 //! counted by the driver, never waited for.
+//!
+//! Files: this one holds the server, its entries and the step; `clients.rs` what it does for
+//! clients; `links.rs` replication between servers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -33,6 +36,9 @@ use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
 use crate::role::ConnId;
 use crate::topology::User;
 use crate::topology::names::check_name;
+
+mod clients;
+mod links;
 
 /// The longest text of a post or a private message, in characters.
 pub const MAX_TEXT: usize = 1000;
@@ -254,7 +260,7 @@ impl ChatServer {
             Input::PeerUp(peer) => {
                 info!(%peer, "linked to the chat server");
                 self.links.insert(peer.clone());
-                let have = self.have();
+                let have = self.held_upto();
                 self.send_link(&Link::Peer(peer), Message::ChatSync { have });
             }
             Input::PeerLost(peer) => {
@@ -267,7 +273,7 @@ impl ChatServer {
             Input::Tick => {
                 if now.saturating_sub(self.last_anti_entropy) >= ANTI_ENTROPY_MS {
                     self.last_anti_entropy = now;
-                    let have = self.have();
+                    let have = self.held_upto();
                     for link in self.all_links() {
                         self.send_link(&link, Message::ChatSync { have: have.clone() });
                     }
@@ -277,320 +283,10 @@ impl ChatServer {
         std::mem::take(&mut self.out)
     }
 
-    // ----- clients -----
-
-    fn received(&mut self, conn: ConnId, env: Envelope) {
-        if !self.conns.contains_key(&conn) {
-            return;
-        }
-        self.clock.observe(env.clock);
-        match env.message {
-            Message::ChatLogin {
-                user,
-                password,
-                token,
-            } => self.login(conn, user, password, token),
-            Message::ChatUsers => {
-                let users = self.online.keys().cloned().collect();
-                self.reply(conn, Message::ChatUserList { users });
-            }
-            Message::ChatChannels => {
-                let channels = self.channels.keys().cloned().collect();
-                self.reply(conn, Message::ChatChannelList { channels });
-            }
-            Message::ChatCreate { channel } => {
-                let Some(user) = self.logged_in(conn) else {
-                    return;
-                };
-                if let Err(e) = check_name("channel", &channel, true).map_err(|e| e.to_string()) {
-                    return self.error(conn, e);
-                }
-                if !self.allow(conn) {
-                    return;
-                }
-                let entry = if self.channels.contains_key(&channel) {
-                    None
-                } else {
-                    Some(self.make(ChatBody::Channel { channel, by: user }))
-                };
-                self.reply(conn, Message::ChatDone { entry });
-            }
-            Message::ChatPublish { channel, text } => {
-                let Some(user) = self.logged_in(conn) else {
-                    return;
-                };
-                if !self.channels.contains_key(&channel) {
-                    return self.unknown_channel(conn, &channel);
-                }
-                if let Err(e) = check_text(&text) {
-                    return self.error(conn, e);
-                }
-                if !self.allow(conn) {
-                    return;
-                }
-                let entry = self.make(ChatBody::Post {
-                    channel,
-                    from: user,
-                    text,
-                });
-                self.reply(conn, Message::ChatDone { entry: Some(entry) });
-            }
-            Message::ChatDm { to, text } => {
-                let Some(user) = self.logged_in(conn) else {
-                    return;
-                };
-                if let Err(e) = check_name("user", &to, false)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| check_text(&text))
-                {
-                    return self.error(conn, e);
-                }
-                if !self.allow(conn) {
-                    return;
-                }
-                let entry = self.make(ChatBody::Direct {
-                    from: user,
-                    to,
-                    text,
-                });
-                self.reply(conn, Message::ChatDone { entry: Some(entry) });
-            }
-            Message::ChatSubscribe { channel } => {
-                if channel != "*" && !self.channels.contains_key(&channel) {
-                    return self.unknown_channel(conn, &channel);
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.channels.insert(channel);
-                }
-                self.reply(conn, Message::ChatDone { entry: None });
-            }
-            Message::ChatHistory {
-                channel,
-                with,
-                limit,
-            } => self.history(conn, channel, with, limit),
-            Message::ChatSync { .. } | Message::ChatSyncMore | Message::ChatReplica { .. } => {
-                // Another chat server linked to this one: it gets this server's entries, and
-                // is asked for its own.
-                let first = self
-                    .conns
-                    .get_mut(&conn)
-                    .is_some_and(|c| !std::mem::replace(&mut c.peer, true));
-                if first {
-                    info!(conn, from = %env.from, "a chat server linked to this one");
-                    let have = self.have();
-                    self.send_link(&Link::Conn(conn), Message::ChatSync { have });
-                }
-                self.on_link(Link::Conn(conn), env.message);
-            }
-            Message::ChatStats => {
-                let report = Message::ChatStatsReport {
-                    server: self.config.name.clone(),
-                    users: self.online.len(),
-                    channels: self.channels.len(),
-                    entries: self.entries.len(),
-                    dropped: self.dropped,
-                    throttled: self.throttled,
-                };
-                self.reply(conn, report);
-            }
-            Message::Ping => self.reply(conn, Message::Pong),
-            Message::Hello { .. } | Message::Pong => {}
-            _ => self.error(
-                conn,
-                "not a chat message: a chat server takes chat_login, chat_users, chat_create, \
-                 chat_channels, chat_publish, chat_dm, chat_subscribe, chat_history, chat_stats"
-                    .to_string(),
-            ),
-        }
-    }
-
-    fn login(
-        &mut self,
-        conn: ConnId,
-        user: String,
-        password: Option<String>,
-        token: Option<String>,
-    ) {
-        if let Err(e) = check_name("user", &user, false).map_err(|e| e.to_string()) {
-            return self.error(conn, e);
-        }
-        if self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.user.as_ref())
-            .is_some()
-        {
-            return self.error(conn, "already logged in on this connection".to_string());
-        }
-        if let Some(&other) = self.online.get(&user)
-            && other != conn
-        {
-            return self.error(conn, format!("`{user}` is already logged in here"));
-        }
-        let mut new_token = None;
-        if !self.config.users.is_empty() {
-            let by_token = token
-                .as_ref()
-                .is_some_and(|t| self.tokens.get(t) == Some(&user));
-            let by_password = self
-                .config
-                .users
-                .iter()
-                .any(|u| u.name == user && Some(&u.password) == password.as_ref());
-            if !by_token && !by_password {
-                return self.error(conn, format!("wrong user or password for `{user}`"));
-            }
-            let t = format!("{:016x}", self.rng.random::<u64>());
-            self.tokens.insert(t.clone(), user.clone());
-            new_token = Some(t);
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.user = Some(user.clone());
-        }
-        self.online.insert(user.clone(), conn);
-        debug!(%user, conn, "logged in");
-        self.reply(
-            conn,
-            Message::ChatWelcome {
-                user,
-                server: self.config.name.clone(),
-                token: new_token,
-            },
-        );
-    }
-
-    fn history(
-        &mut self,
-        conn: ConnId,
-        channel: Option<String>,
-        with: Option<String>,
-        limit: Option<usize>,
-    ) {
-        let limit = limit.unwrap_or(DEFAULT_HISTORY).min(100_000);
-        let wanted: Vec<ChatEntry> = match (channel, with) {
-            (Some(channel), None) => {
-                if !self.channels.contains_key(&channel) {
-                    return self.unknown_channel(conn, &channel);
-                }
-                self.entries
-                    .values()
-                    .filter(|e| match &e.body {
-                        ChatBody::Post { channel: c, .. }
-                        | ChatBody::Channel { channel: c, .. } => *c == channel,
-                        ChatBody::Direct { .. } => false,
-                    })
-                    .cloned()
-                    .collect()
-            }
-            (None, Some(other)) => {
-                let Some(me) = self.logged_in(conn) else {
-                    return;
-                };
-                self.entries
-                    .values()
-                    .filter(|e| match &e.body {
-                        ChatBody::Direct { from, to, .. } => {
-                            (*from == me && *to == other) || (*from == other && *to == me)
-                        }
-                        _ => false,
-                    })
-                    .cloned()
-                    .collect()
-            }
-            _ => {
-                return self.error(
-                    conn,
-                    "chat_history needs `channel`, or `with` (a user) for private messages"
-                        .to_string(),
-                );
-            }
-        };
-        // In parts that each fit in a line a client reads (64 KiB).
-        let wanted = &wanted[wanted.len().saturating_sub(limit)..];
-        let mut part: Vec<ChatEntry> = Vec::new();
-        let mut size = 0;
-        for entry in wanted {
-            let len = serde_json::to_string(entry).map_or(0, |s| s.len()) + 1;
-            if size + len > HISTORY_PART_BYTES && !part.is_empty() {
-                let entries = std::mem::take(&mut part);
-                self.reply(
-                    conn,
-                    Message::ChatHistoryList {
-                        entries,
-                        more: true,
-                    },
-                );
-                size = 0;
-            }
-            size += len;
-            part.push(entry.clone());
-        }
-        self.reply(
-            conn,
-            Message::ChatHistoryList {
-                entries: part,
-                more: false,
-            },
-        );
-    }
-
-    fn disconnected(&mut self, conn: ConnId) {
-        if let Some(c) = self.conns.remove(&conn)
-            && let Some(user) = c.user
-            && self.online.get(&user) == Some(&conn)
-        {
-            self.online.remove(&user);
-        }
-    }
-
-    /// The user logged in on `conn`, or an error to it.
-    fn logged_in(&mut self, conn: ConnId) -> Option<String> {
-        let user = self.conns.get(&conn).and_then(|c| c.user.clone());
-        if user.is_none() {
-            self.error(conn, "log in first (chat_login)".to_string());
-        }
-        user
-    }
-
-    /// Takes one token from the connection's bucket, or refuses (and counts) the message.
-    fn allow(&mut self, conn: ConnId) -> bool {
-        let (rate, burst, now) = (self.config.rate_per_sec, self.config.burst, self.now);
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return false;
-        };
-        if rate <= 0.0 {
-            return true;
-        }
-        let elapsed = now.saturating_sub(c.refilled_at) as f64 / 1000.0;
-        c.tokens = (c.tokens + elapsed * rate).min(burst);
-        c.refilled_at = now;
-        if c.tokens >= 1.0 {
-            c.tokens -= 1.0;
-            return true;
-        }
-        self.throttled += 1;
-        self.error(
-            conn,
-            format!("slow down: at most {rate} messages a second (bursts of {burst})"),
-        );
-        false
-    }
-
-    fn unknown_channel(&mut self, conn: ConnId, channel: &str) {
-        let known: Vec<&str> = self.channels.keys().map(String::as_str).collect();
-        let hint = match crate::topology::diagnostic::did_you_mean(channel, known.iter().copied()) {
-            Some(near) => format!(" ({near})"),
-            None if known.is_empty() => " (there are none yet: chat_create makes one)".into(),
-            None => format!(" (channels: {})", known.join(", ")),
-        };
-        self.error(conn, format!("no channel named `{channel}`{hint}"));
-    }
-
     // ----- entries -----
 
     /// Makes an entry of this server's, keeps it, and passes it on.
-    fn make(&mut self, body: ChatBody) -> ChatEntry {
+    fn new_entry(&mut self, body: ChatBody) -> ChatEntry {
         self.own_seq += 1;
         let entry = ChatEntry {
             clock: self.clock.tick(),
@@ -598,12 +294,12 @@ impl ChatServer {
             seq: self.own_seq,
             body,
         };
-        self.learn(entry.clone());
+        self.accept_entry(entry.clone());
         entry
     }
 
     /// An entry this server did not have: kept, stored, delivered live, passed to followers.
-    fn learn(&mut self, entry: ChatEntry) {
+    fn accept_entry(&mut self, entry: ChatEntry) {
         if !self.insert(entry.clone()) {
             return;
         }
@@ -658,84 +354,6 @@ impl ChatServer {
         true
     }
 
-    /// Every link to another chat server: those it opened and those opened to it.
-    fn all_links(&self) -> Vec<Link> {
-        self.conns
-            .iter()
-            .filter(|(_, c)| c.peer)
-            .map(|(conn, _)| Link::Conn(*conn))
-            .chain(self.links.iter().cloned().map(Link::Peer))
-            .collect()
-    }
-
-    /// For each origin, the sequence numbers held without a gap.
-    fn have(&self) -> BTreeMap<String, u64> {
-        self.held
-            .iter()
-            .map(|(server, (upto, _))| (server.clone(), *upto))
-            .collect()
-    }
-
-    /// What another chat server sent on a link.
-    fn on_link(&mut self, link: Link, message: Message) {
-        match message {
-            Message::ChatReplica { entry } => {
-                let origin = entry.server.clone();
-                self.learn(entry);
-                // Something before this entry never arrived (the link was cut without closing):
-                // ask for what is missing, once per gap.
-                match self.held.get(&origin) {
-                    Some((upto, extra)) if !extra.is_empty() => {
-                        let upto = *upto;
-                        if self.asked_for_gap.insert(origin.clone()) {
-                            info!(%origin, after = upto, "a gap in the replicas: asking for a sync");
-                            let have = self.have();
-                            self.send_link(&link, Message::ChatSync { have });
-                        }
-                    }
-                    _ => {
-                        self.asked_for_gap.remove(&origin);
-                    }
-                }
-            }
-            Message::ChatSync { have } => self.sync_to(&link, &have),
-            // It had more to send: ask again from what is held now.
-            Message::ChatSyncMore => {
-                let have = self.have();
-                self.send_link(&link, Message::ChatSync { have });
-            }
-            _ => {}
-        }
-    }
-
-    /// Sends a linked server what it lacks, a batch at a time (it asks again for more).
-    fn sync_to(&mut self, link: &Link, have: &BTreeMap<String, u64>) {
-        let missing: Vec<ChatEntry> = self
-            .entries
-            .values()
-            .filter(|e| e.seq > have.get(&e.server).copied().unwrap_or(0))
-            .take(SYNC_BATCH)
-            .cloned()
-            .collect();
-        let more = missing.len() == SYNC_BATCH;
-        for entry in missing {
-            self.send_link(link, Message::ChatReplica { entry });
-        }
-        if more {
-            self.send_link(link, Message::ChatSyncMore);
-        }
-    }
-
-    fn send_link(&mut self, link: &Link, message: Message) {
-        match link {
-            Link::Conn(conn) => {
-                let envelope = self.envelope(message);
-                self.out.push(Output::Send(*conn, envelope));
-            }
-            Link::Peer(peer) => self.out.push(Output::ToPeer(peer.clone(), message)),
-        }
-    }
-
     // ----- helpers -----
 
     fn envelope(&mut self, message: Message) -> Envelope {
@@ -756,19 +374,6 @@ impl ChatServer {
         debug!(conn, %message, "chat: refused");
         self.reply(conn, Message::Error { message });
     }
-}
-
-fn check_text(text: &str) -> Result<(), String> {
-    if text.trim().is_empty() {
-        return Err("the message is empty".to_string());
-    }
-    if text.chars().count() > MAX_TEXT {
-        return Err(format!(
-            "the message is longer than {MAX_TEXT} characters ({})",
-            text.chars().count()
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
