@@ -15,7 +15,7 @@ use tcluster::console::translate;
 use tcluster::console::update::{Effect, update};
 use tcluster::supervisor::logs::{Level, LogLine};
 use tcluster::supervisor::timeline::TimelineKind;
-use tcluster::topology::Action as ClusterAction;
+use tcluster::topology::ClusterAction;
 
 #[test]
 fn home_in_the_logs_shows_a_whole_page() {

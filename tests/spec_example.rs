@@ -134,11 +134,11 @@ fn count_expands_names_and_ports_and_connections_to_a_group() {
     );
 
     let steps = &t.scenario("s").unwrap().steps;
-    assert_eq!(steps[0].action, Action::Kill("w-2".into()));
+    assert_eq!(steps[0].action, ClusterAction::Kill("w-2".into()));
     assert_eq!(steps[1].at, Duration::from_millis(1500));
     assert_eq!(
         steps[1].action,
-        Action::Partition {
+        ClusterAction::Partition {
             a: "c".into(),
             b: Some("w-3".into()),
             one_way: true
@@ -146,12 +146,12 @@ fn count_expands_names_and_ports_and_connections_to_a_group() {
     );
     assert_eq!(
         steps[2].action,
-        Action::Skew {
+        ClusterAction::Skew {
             node: "w-1".into(),
             offset_ms: -250
         }
     );
-    assert_eq!(steps[3].action, Action::Heal { a: None, b: None });
+    assert_eq!(steps[3].action, ClusterAction::Heal { a: None, b: None });
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub mod run;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 use crate::logging::LogFormat;
 
@@ -58,7 +58,7 @@ The topology language is documented in docs/TOPOLOGY.md, the protocol in docs/PR
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<CliCommand>,
 
     /// A topology file: launch its cluster and open the console on it.
     #[arg(value_name = "TOPOLOGY")]
@@ -80,8 +80,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
+#[derive(Debug, clap::Subcommand)]
+pub enum CliCommand {
     /// Validate a topology file and print a summary of it, or every error in it.
     ///
     /// Exit status: 0 if the file is valid (warnings are allowed), 1 if it is not.
@@ -94,10 +94,11 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Run one node of a topology (a master or a worker) in this process, until SIGINT/SIGTERM.
+    /// Run one node of a topology (a master, a worker, a chat server or a bot) in this process,
+    /// until SIGINT/SIGTERM.
     ///
-    /// When ready it prints `READY NAME ADDRESS` (a master) or `READY NAME registered with
-    /// ADDRESS` (a worker) on stdout; logs go to stderr.
+    /// When ready it prints `READY NAME ADDRESS` (a master or a chat server) or `READY NAME
+    /// registered with ADDRESS` (a worker) on stdout; logs go to stderr.
     Node(NodeArgs),
     /// Launch a whole topology and run it without the console (`--headless`): the timeline is
     /// printed as it happens, and a summary at the end.
@@ -191,12 +192,12 @@ pub fn running_servers(
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match (cli.command, cli.topology) {
-        (Some(Command::Check { topology, quiet }), _) => check::run(&topology, quiet),
-        (Some(Command::Node(args)), _) => node::run(args),
-        (Some(Command::Client(args)), _) => client::run(args),
-        (Some(Command::Bench(args)), _) => bench::run(args),
-        (Some(Command::Run(args)), _) => run::run(args),
-        (Some(Command::Attach(args)), _) => console::attach(args),
+        (Some(CliCommand::Check { topology, quiet }), _) => check::run(&topology, quiet),
+        (Some(CliCommand::Node(args)), _) => node::run(args),
+        (Some(CliCommand::Client(args)), _) => client::run(args),
+        (Some(CliCommand::Bench(args)), _) => bench::run(args),
+        (Some(CliCommand::Run(args)), _) => run::run(args),
+        (Some(CliCommand::Attach(args)), _) => console::attach(args),
         (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir, cli.start),
         (None, None) => {
             use clap::CommandFactory;

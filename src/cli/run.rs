@@ -220,7 +220,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
     if let Some(name) = &args.scenario {
         let _ = handle
             .commands
-            .send(supervisor::Command::RunScenario(name.clone()))
+            .send(supervisor::Request::RunScenario(name.clone()))
             .await;
     }
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);

@@ -86,7 +86,7 @@ pub enum Mode {
     /// Typing a chat message.
     Chat(TextArea<'static>),
     /// Waiting for y/n on a destructive action.
-    Confirm(crate::topology::Action),
+    Confirm(crate::topology::ClusterAction),
     /// The help overlay, scrolled down this many lines.
     Help(u16),
     /// One job's history.

@@ -8,13 +8,13 @@
 //! ```
 
 use super::app::App;
-use crate::topology::Action;
+use crate::topology::ClusterAction;
 use crate::topology::diagnostic::did_you_mean;
 use crate::topology::units::{parse_duration, parse_percent, parse_signed_duration_ms};
 
 /// The commands, for completion and "did you mean": every scenario action, and the console's own.
 pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
-    Action::NAMES
+    ClusterAction::NAMES
         .into_iter()
         .chain(["scenario", "help", "quit"])
 }
@@ -23,7 +23,7 @@ pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
     /// Act on the cluster.
-    Act(Action),
+    Act(ClusterAction),
     /// Run a scenario.
     Scenario(String),
     /// Show the help.
@@ -82,7 +82,7 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
                 return Err("count must be from 1 to 100000".into());
             }
             crate::role::job::JobKind::parse(&data)?;
-            Action::Submit {
+            ClusterAction::Submit {
                 data,
                 count,
                 priority: 0,
@@ -96,34 +96,34 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
                 _ => return usage(&format!("{command} [NODE]")),
             };
             match command.as_str() {
-                "kill" => Action::Kill(name),
-                "pause" => Action::Pause(name),
-                "resume" => Action::Resume(name),
-                _ => Action::Restart(name),
+                "kill" => ClusterAction::Kill(name),
+                "pause" => ClusterAction::Pause(name),
+                "resume" => ClusterAction::Resume(name),
+                _ => ClusterAction::Restart(name),
             }
         }
-        ("partition", [a]) => Action::Partition {
+        ("partition", [a]) => ClusterAction::Partition {
             a: node(a)?,
             b: None,
             one_way: false,
         },
-        ("partition", [a, b]) => Action::Partition {
+        ("partition", [a, b]) => ClusterAction::Partition {
             a: node(a)?,
             b: Some(node(b)?),
             one_way: false,
         },
-        ("partition", [a, "->", b]) => Action::Partition {
+        ("partition", [a, "->", b]) => ClusterAction::Partition {
             a: node(a)?,
             b: Some(node(b)?),
             one_way: true,
         },
         ("partition", _) => return usage("partition A [B], or partition A -> B (one way)"),
-        ("heal", []) => Action::Heal { a: None, b: None },
-        ("heal", [a]) => Action::Heal {
+        ("heal", []) => ClusterAction::Heal { a: None, b: None },
+        ("heal", [a]) => ClusterAction::Heal {
             a: Some(node(a)?),
             b: None,
         },
-        ("heal", [a, b]) => Action::Heal {
+        ("heal", [a, b]) => ClusterAction::Heal {
             a: Some(node(a)?),
             b: Some(node(b)?),
         },
@@ -133,7 +133,7 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
                 Some(j) => parse_duration(j)?,
                 None => std::time::Duration::ZERO,
             };
-            Action::Latency {
+            ClusterAction::Latency {
                 a: node(a)?,
                 b: node(b)?,
                 latency: parse_duration(d)?,
@@ -141,18 +141,18 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
             }
         }
         ("latency", _) => return usage("latency A B DURATION [jitter DURATION]"),
-        ("loss", [a, b, p]) => Action::Loss {
+        ("loss", [a, b, p]) => ClusterAction::Loss {
             a: node(a)?,
             b: node(b)?,
             loss: parse_percent(p)?,
         },
         ("loss", _) => return usage("loss A B PERCENT"),
-        ("skew", [n, offset]) => Action::Skew {
+        ("skew", [n, offset]) => ClusterAction::Skew {
             node: node(n)?,
             offset_ms: parse_signed_duration_ms(offset)?,
         },
         ("skew", _) => return usage("skew NODE OFFSET, e.g. skew worker-1 -2s"),
-        ("say", words) if !words.is_empty() => Action::Say(words.join(" ")),
+        ("say", words) if !words.is_empty() => ClusterAction::Say(words.join(" ")),
         ("say", _) => return usage("say TEXT"),
         (other, _) => {
             let hint = did_you_mean(other, commands())
@@ -227,7 +227,7 @@ mod tests {
         let a = app();
         assert_eq!(
             parse("submit 5 sleep 1s", &a),
-            Ok(Parsed::Act(Action::Submit {
+            Ok(Parsed::Act(ClusterAction::Submit {
                 data: "sleep 1s".into(),
                 count: 5,
                 priority: 0
@@ -235,7 +235,7 @@ mod tests {
         );
         assert_eq!(
             parse("submit report", &a),
-            Ok(Parsed::Act(Action::Submit {
+            Ok(Parsed::Act(ClusterAction::Submit {
                 data: "report".into(),
                 count: 1,
                 priority: 0
@@ -243,16 +243,16 @@ mod tests {
         );
         assert_eq!(
             parse("kill worker-1", &a),
-            Ok(Parsed::Act(Action::Kill("worker-1".into())))
+            Ok(Parsed::Act(ClusterAction::Kill("worker-1".into())))
         );
         assert_eq!(
             parse("kill", &a),
-            Ok(Parsed::Act(Action::Kill("coordinator".into()))),
+            Ok(Parsed::Act(ClusterAction::Kill("coordinator".into()))),
             "the selected node"
         );
         assert_eq!(
             parse("partition coordinator -> worker-2", &a),
-            Ok(Parsed::Act(Action::Partition {
+            Ok(Parsed::Act(ClusterAction::Partition {
                 a: "coordinator".into(),
                 b: Some("worker-2".into()),
                 one_way: true
@@ -260,7 +260,7 @@ mod tests {
         );
         assert_eq!(
             parse("skew worker-1 -2s", &a),
-            Ok(Parsed::Act(Action::Skew {
+            Ok(Parsed::Act(ClusterAction::Skew {
                 node: "worker-1".into(),
                 offset_ms: -2000
             }))
@@ -271,7 +271,7 @@ mod tests {
         );
         assert_eq!(
             parse("say hello class", &a),
-            Ok(Parsed::Act(Action::Say("hello class".into())))
+            Ok(Parsed::Act(ClusterAction::Say("hello class".into())))
         );
     }
 

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 
 use crate::client::Client;
 use crate::protocol::message::Message;
-use crate::supervisor::{self, Command, RunOptions, SupervisorHandle};
+use crate::supervisor::{self, Request, RunOptions, SupervisorHandle};
 use crate::topology::Topology;
 use app::{App, Mode, NodeRow};
 use config::Config;
@@ -265,13 +265,13 @@ async fn run(
                     }
                 }
                 (Effect::Act(action), Some(h)) => {
-                    let _ = h.commands.send(Command::Act(action)).await;
+                    let _ = h.commands.send(Request::Act(action)).await;
                 }
                 (Effect::Scenario(name), Some(h)) => {
-                    let _ = h.commands.send(Command::RunScenario(name)).await;
+                    let _ = h.commands.send(Request::RunScenario(name)).await;
                 }
                 (
-                    Effect::Act(crate::topology::Action::Submit {
+                    Effect::Act(crate::topology::ClusterAction::Submit {
                         data,
                         count,
                         priority,

@@ -13,7 +13,7 @@ use super::keymap::Action;
 use crate::client::Client;
 use crate::protocol::message::Message;
 use crate::supervisor::shaper::LinkShaper;
-use crate::supervisor::{Command, SupervisorHandle};
+use crate::supervisor::{Request, SupervisorHandle};
 
 /// What feeds the loop.
 pub(super) enum Input {
@@ -47,7 +47,7 @@ pub(super) fn spawn_sources(
     };
     let (updates, logs) = handle.watch();
     // A node that changed between the launch and this subscription: hear its state again.
-    let _ = handle.commands.try_send(Command::Republish);
+    let _ = handle.commands.try_send(Request::Republish);
     forward(tx, updates, Action::Update);
     forward(tx, logs, Action::Log);
     forward(tx, handle.shaper.watch(), Action::Message);

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::client::{Link, LinkNews, Pick};
-use crate::role::bot::{Bot, BotConfig, BotInput, BotOutput};
+use crate::role::bot::{Bot, BotConfig, Input, Output};
 
 use super::control::NodeControl;
 
@@ -88,47 +88,47 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
         pause.wait_while_paused().await;
         let input = tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => BotInput::Tick(options.control.now(started)),
+            _ = ticker.tick() => Input::Tick(options.control.now(started)),
             Some(news) = next(&mut chat) => match news {
                 LinkNews::Up(addr) => {
                     let server = name_of(&addr);
                     info!(%server, login = %options.config.login, "posting to {server} as {}", options.config.login);
-                    BotInput::ChatUp
+                    Input::ChatUp
                 }
                 LinkNews::Down(addr, why) => {
                     let server = name_of(&addr);
                     warn!(%server, "lost {server} ({why}); looking for another chat server");
-                    BotInput::ChatDown
+                    Input::ChatDown
                 }
-                LinkNews::Message(m) => BotInput::FromChat(m),
+                LinkNews::Message(m) => Input::FromChat(m),
             },
             Some(news) = next(&mut coordinator) => match news {
                 LinkNews::Up(addr) => {
                     let primary = name_of(&addr);
                     info!(%primary, "submitting jobs to {primary}");
-                    BotInput::CoordinatorUp
+                    Input::CoordinatorUp
                 }
                 LinkNews::Down(addr, why) => {
                     let master = name_of(&addr);
                     warn!(%master, "lost {master} ({why}); looking for the primary");
-                    BotInput::CoordinatorDown
+                    Input::CoordinatorDown
                 }
-                LinkNews::Message(m) => BotInput::FromCoordinator(m),
+                LinkNews::Message(m) => Input::FromCoordinator(m),
             },
         };
         for output in bot.step(input) {
             match output {
-                BotOutput::ToChat(m) => {
+                Output::ToChat(m) => {
                     if let Some(link) = &chat {
                         link.send(m);
                     }
                 }
-                BotOutput::ToCoordinator(m) => {
+                Output::ToCoordinator(m) => {
                     if let Some(link) = &coordinator {
                         link.send(m);
                     }
                 }
-                BotOutput::Log(text) => warn!("{text}"),
+                Output::Log(text) => warn!("{text}"),
             }
         }
         if last_report.elapsed() >= REPORT_EVERY {

@@ -28,7 +28,7 @@ use crate::protocol::handshake;
 use crate::protocol::message::{JobId, Message, PeerRole};
 use crate::protocol::{Dialect, decode};
 use crate::role::job::{CLASSIC_DELAY, JobKind, classic_result, count_primes};
-use crate::role::worker::{Worker, WorkerConfig, WorkerInput, WorkerOutput};
+use crate::role::worker::{Input, Output, Worker, WorkerConfig};
 
 use super::control::NodeControl;
 
@@ -67,8 +67,8 @@ struct Driver {
     worker: Worker,
     started: Instant,
     /// Progress and results of running jobs (and the jobs' own inputs) come back here.
-    results_tx: mpsc::UnboundedSender<WorkerInput>,
-    results: mpsc::UnboundedReceiver<WorkerInput>,
+    results_tx: mpsc::UnboundedSender<Input>,
+    results: mpsc::UnboundedReceiver<Input>,
     jobs: HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     /// `READY` has been printed.
     announced: bool,
@@ -88,7 +88,7 @@ enum Ended {
 
 /// Runs a worker until `shutdown` is cancelled.
 pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
-    let (results_tx, results) = mpsc::unbounded_channel::<WorkerInput>();
+    let (results_tx, results) = mpsc::unbounded_channel::<Input>();
     let mut driver = Driver {
         worker: Worker::new(options.config.clone()),
         options,
@@ -126,7 +126,7 @@ impl Driver {
 
     /// Feeds the worker one input and carries out what it says. Returns false if the
     /// connection broke.
-    async fn step(&mut self, input: WorkerInput, write: Option<&mut OwnedWriteHalf>) -> bool {
+    async fn step(&mut self, input: Input, write: Option<&mut OwnedWriteHalf>) -> bool {
         let out = self.worker.step(self.now(), input);
         act(out, &mut self.jobs, &self.results_tx, &self.options, write).await
     }
@@ -202,7 +202,7 @@ impl Driver {
         mut write: OwnedWriteHalf,
         shutdown: &CancellationToken,
     ) -> Ended {
-        if !self.step(WorkerInput::Connected, Some(&mut write)).await {
+        if !self.step(Input::Connected, Some(&mut write)).await {
             self.disconnected();
             return Ended::Reconnect;
         }
@@ -237,7 +237,7 @@ impl Driver {
                         self.target += 1;
                         break Ended::Reconnect;
                     }
-                    WorkerInput::Tick
+                    Input::Tick
                 }
             };
             if !self.step(input, Some(&mut write)).await {
@@ -251,7 +251,7 @@ impl Driver {
     /// Tells the worker its connection is gone (it has nothing to send on it).
     fn disconnected(&mut self) {
         let now = self.now();
-        self.worker.step(now, WorkerInput::Disconnected);
+        self.worker.step(now, Input::Disconnected);
     }
 
     /// What a line from the coordinator means; `None` when the connection is over.
@@ -293,9 +293,9 @@ impl Driver {
                     self.options.config.name,
                     self.current()
                 );
-                Some(Heard::Input(WorkerInput::Received(envelope)))
+                Some(Heard::Input(Input::Received(envelope)))
             }
-            _ => Some(Heard::Input(WorkerInput::Received(envelope))),
+            _ => Some(Heard::Input(Input::Received(envelope))),
         }
     }
 }
@@ -303,16 +303,16 @@ impl Driver {
 /// What a line from the coordinator gave the worker.
 enum Heard {
     /// An input for the worker.
-    Input(WorkerInput),
+    Input(Input),
     /// Nothing (a bad line, logged).
     Nothing,
 }
 
 /// Carries out the worker's outputs. Returns false if the connection broke.
 async fn act(
-    outputs: Vec<WorkerOutput>,
+    outputs: Vec<Output>,
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
-    results: &mpsc::UnboundedSender<WorkerInput>,
+    results: &mpsc::UnboundedSender<Input>,
     options: &WorkerOptions,
     write: Option<&mut OwnedWriteHalf>,
 ) -> bool {
@@ -320,11 +320,11 @@ async fn act(
     let mut buffer = Vec::new();
     for output in outputs {
         match output {
-            WorkerOutput::Send(envelope) => {
+            Output::Send(envelope) => {
                 buffer.extend_from_slice(envelope.to_json().as_bytes());
                 buffer.push(b'\n');
             }
-            WorkerOutput::Run { job, data } => {
+            Output::Run { job, data } => {
                 let cancelled = Arc::new(AtomicBool::new(false));
                 let task = tokio::spawn(execute(
                     job,
@@ -335,7 +335,7 @@ async fn act(
                 ));
                 jobs.insert(job, (task.abort_handle(), cancelled));
             }
-            WorkerOutput::Stop(job) => {
+            Output::Stop(job) => {
                 if let Some((abort, cancelled)) = jobs.remove(&job) {
                     cancelled.store(true, Ordering::Relaxed);
                     abort.abort();
@@ -357,11 +357,11 @@ async fn execute(
     job: JobId,
     data: String,
     worker: String,
-    results: mpsc::UnboundedSender<WorkerInput>,
+    results: mpsc::UnboundedSender<Input>,
     cancelled: Arc<AtomicBool>,
 ) {
     let progress = |percent: u8| {
-        let _ = results.send(WorkerInput::Progress { job, percent });
+        let _ = results.send(Input::Progress { job, percent });
     };
     let outcome = match JobKind::parse(&data) {
         Err(e) => Err(e),
@@ -397,7 +397,7 @@ async fn execute(
                 count_primes(n, |percent| {
                     if percent >= last + 10 {
                         last = percent;
-                        let _ = results.send(WorkerInput::Progress { job, percent });
+                        let _ = results.send(Input::Progress { job, percent });
                     }
                     !flag.load(Ordering::Relaxed)
                 })
@@ -411,6 +411,6 @@ async fn execute(
         }
     };
     if !cancelled.load(Ordering::Relaxed) {
-        let _ = results.send(WorkerInput::Finished { job, outcome });
+        let _ = results.send(Input::Finished { job, outcome });
     }
 }

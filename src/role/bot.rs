@@ -41,7 +41,7 @@ pub fn login_name(n: usize) -> String {
 
 /// What the driver tells the bot.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BotInput {
+pub enum Input {
     /// Time passed; now is this many milliseconds since the bot started.
     Tick(Millis),
     /// The connection to a chat server opened.
@@ -60,7 +60,7 @@ pub enum BotInput {
 
 /// What the bot asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BotOutput {
+pub enum Output {
     /// Send this to the chat server.
     ToChat(Message),
     /// Send this to the coordinator.
@@ -159,27 +159,27 @@ impl Bot {
     }
 
     /// Handles one input.
-    pub fn step(&mut self, input: BotInput) -> Vec<BotOutput> {
+    pub fn step(&mut self, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            BotInput::Tick(now) => self.tick(now, &mut out),
-            BotInput::ChatUp => {
+            Input::Tick(now) => self.tick(now, &mut out),
+            Input::ChatUp => {
                 self.chat_up = true;
-                out.push(BotOutput::ToChat(Message::ChatLogin {
+                out.push(Output::ToChat(Message::ChatLogin {
                     user: self.config.login.clone(),
                     password: None,
                     token: None,
                 }));
                 for channel in &self.config.channels {
-                    out.push(BotOutput::ToChat(Message::ChatCreate {
+                    out.push(Output::ToChat(Message::ChatCreate {
                         channel: channel.clone(),
                     }));
                 }
             }
-            BotInput::ChatDown => self.chat_up = false,
-            BotInput::CoordinatorUp => self.coordinator_up = true,
-            BotInput::CoordinatorDown => self.coordinator_up = false,
-            BotInput::FromChat(message) => match message {
+            Input::ChatDown => self.chat_up = false,
+            Input::CoordinatorUp => self.coordinator_up = true,
+            Input::CoordinatorDown => self.coordinator_up = false,
+            Input::FromChat(message) => match message {
                 Message::ChatDone { entry: Some(e) }
                     if matches!(e.body, crate::protocol::message::ChatBody::Post { .. }) =>
                 {
@@ -188,7 +188,7 @@ impl Bot {
                 Message::Error { message } => self.refused("chat server", message, &mut out),
                 _ => {}
             },
-            BotInput::FromCoordinator(message) => match message {
+            Input::FromCoordinator(message) => match message {
                 Message::Accepted { jobs, last } => {
                     self.stats.submitted +=
                         crate::protocol::message::accepted_ids(&jobs, last).len() as u64
@@ -200,15 +200,15 @@ impl Bot {
         out
     }
 
-    fn refused(&mut self, who: &str, message: String, out: &mut Vec<BotOutput>) {
+    fn refused(&mut self, who: &str, message: String, out: &mut Vec<Output>) {
         self.stats.refused += 1;
         if self.last_refusal.as_deref() != Some(message.as_str()) {
-            out.push(BotOutput::Log(format!("the {who} refused: {message}")));
+            out.push(Output::Log(format!("the {who} refused: {message}")));
             self.last_refusal = Some(message);
         }
     }
 
-    fn tick(&mut self, now: Millis, out: &mut Vec<BotOutput>) {
+    fn tick(&mut self, now: Millis, out: &mut Vec<Output>) {
         if now.saturating_sub(self.last_tick) > RESYNC_MS {
             // Paused, or starved of ticks: start the schedule again from now.
             let (posts, jobs) = (self.config.posts_per_second, self.config.jobs_per_second);
@@ -218,7 +218,7 @@ impl Bot {
         self.last_tick = now;
         while let Some(due) = self.next_post.filter(|due| *due <= now as f64) {
             if self.chat_up {
-                out.push(BotOutput::ToChat(self.post()));
+                out.push(Output::ToChat(self.post()));
             } else {
                 self.stats.skipped += 1;
             }
@@ -227,7 +227,7 @@ impl Bot {
         }
         while let Some(due) = self.next_job.filter(|due| *due <= now as f64) {
             if self.coordinator_up {
-                out.push(BotOutput::ToCoordinator(Message::Submit {
+                out.push(Output::ToCoordinator(Message::Submit {
                     data: self.config.job.clone(),
                     count: 1,
                     priority: 0,
@@ -271,10 +271,10 @@ mod tests {
         }
     }
 
-    fn run(bot: &mut Bot, from: Millis, to: Millis) -> Vec<BotOutput> {
+    fn run(bot: &mut Bot, from: Millis, to: Millis) -> Vec<Output> {
         (from..=to)
             .step_by(100)
-            .flat_map(|t| bot.step(BotInput::Tick(t)))
+            .flat_map(|t| bot.step(Input::Tick(t)))
             .collect()
     }
 
@@ -282,10 +282,10 @@ mod tests {
     fn logs_in_as_bot_nnnn_and_creates_its_channels() {
         let mut bot = Bot::new(config(1.0, 0.0));
         assert_eq!(bot.config().login, "bot_0007");
-        let out = bot.step(BotInput::ChatUp);
+        let out = bot.step(Input::ChatUp);
         assert_eq!(
             out[0],
-            BotOutput::ToChat(Message::ChatLogin {
+            Output::ToChat(Message::ChatLogin {
                 user: "bot_0007".into(),
                 password: None,
                 token: None
@@ -294,7 +294,7 @@ mod tests {
         let created: Vec<_> = out[1..]
             .iter()
             .map(|o| match o {
-                BotOutput::ToChat(Message::ChatCreate { channel }) => channel.as_str(),
+                Output::ToChat(Message::ChatCreate { channel }) => channel.as_str(),
                 other => panic!("unexpected {other:?}"),
             })
             .collect();
@@ -304,24 +304,24 @@ mod tests {
     #[test]
     fn posts_and_submits_at_the_configured_mean_rate() {
         let mut bot = Bot::new(config(2.0, 0.5));
-        bot.step(BotInput::ChatUp);
-        bot.step(BotInput::CoordinatorUp);
+        bot.step(Input::ChatUp);
+        bot.step(Input::CoordinatorUp);
         // 1,000 simulated seconds: 2,000 posts and 500 jobs expected.
         let out = run(&mut bot, 0, 1_000_000);
         let posts = out
             .iter()
-            .filter(|o| matches!(o, BotOutput::ToChat(Message::ChatPublish { .. })))
+            .filter(|o| matches!(o, Output::ToChat(Message::ChatPublish { .. })))
             .count();
         let jobs = out
             .iter()
-            .filter(|o| matches!(o, BotOutput::ToCoordinator(Message::Submit { .. })))
+            .filter(|o| matches!(o, Output::ToCoordinator(Message::Submit { .. })))
             .count();
         assert!((1800..=2200).contains(&posts), "{posts} posts");
         assert!((430..=570).contains(&jobs), "{jobs} jobs");
         let channels: std::collections::BTreeSet<_> = out
             .iter()
             .filter_map(|o| match o {
-                BotOutput::ToChat(Message::ChatPublish { channel, .. }) => Some(channel.clone()),
+                Output::ToChat(Message::ChatPublish { channel, .. }) => Some(channel.clone()),
                 _ => None,
             })
             .collect();
@@ -334,17 +334,17 @@ mod tests {
         let out = run(&mut bot, 0, 10_000);
         assert!(out.is_empty(), "nothing is sent while disconnected");
         assert!(bot.stats().skipped > 50, "{:?}", bot.stats());
-        bot.step(BotInput::ChatUp);
-        let out = bot.step(BotInput::Tick(10_100));
+        bot.step(Input::ChatUp);
+        let out = bot.step(Input::Tick(10_100));
         assert!(out.len() <= 3, "no burst after reconnecting: {out:?}");
     }
 
     #[test]
     fn a_long_pause_does_not_become_a_burst() {
         let mut bot = Bot::new(config(5.0, 0.0));
-        bot.step(BotInput::ChatUp);
+        bot.step(Input::ChatUp);
         run(&mut bot, 0, 1_000);
-        let out = bot.step(BotInput::Tick(60_000));
+        let out = bot.step(Input::Tick(60_000));
         assert!(out.len() <= 2, "{} posts after a minute's pause", out.len());
     }
 
@@ -354,9 +354,9 @@ mod tests {
         let refusal = || Message::Error {
             message: "slow down".into(),
         };
-        assert_eq!(bot.step(BotInput::FromChat(refusal())).len(), 1);
-        assert!(bot.step(BotInput::FromChat(refusal())).is_empty());
-        bot.step(BotInput::FromCoordinator(Message::Accepted {
+        assert_eq!(bot.step(Input::FromChat(refusal())).len(), 1);
+        assert!(bot.step(Input::FromChat(refusal())).is_empty());
+        bot.step(Input::FromCoordinator(Message::Accepted {
             jobs: vec![crate::protocol::message::JobId(1)],
             last: None,
         }));
@@ -367,8 +367,8 @@ mod tests {
     #[test]
     fn a_rate_of_zero_never_fires() {
         let mut bot = Bot::new(config(0.0, 0.0));
-        bot.step(BotInput::ChatUp);
-        bot.step(BotInput::CoordinatorUp);
+        bot.step(Input::ChatUp);
+        bot.step(Input::CoordinatorUp);
         assert!(run(&mut bot, 0, 100_000).is_empty());
     }
 }

@@ -35,7 +35,7 @@ pub struct WorkerConfig {
 
 /// What the driver hands the worker.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WorkerInput {
+pub enum Input {
     /// The connection to the coordinator is open (and authenticated, if the cluster has a secret).
     Connected,
     /// The connection closed.
@@ -62,7 +62,7 @@ pub enum WorkerInput {
 
 /// What the worker asks its driver to do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum WorkerOutput {
+pub enum Output {
     /// Send this to the coordinator.
     Send(Envelope),
     /// Start running a job.
@@ -98,7 +98,7 @@ pub struct Worker {
     /// The highest coordinator term seen; orders from a lower term are refused.
     term: u64,
     done: u64,
-    out: Vec<WorkerOutput>,
+    out: Vec<Output>,
 }
 
 impl Worker {
@@ -140,10 +140,10 @@ impl Worker {
     }
 
     /// Feeds one input at time `now` and returns what to do.
-    pub fn step(&mut self, now: Millis, input: WorkerInput) -> Vec<WorkerOutput> {
+    pub fn step(&mut self, now: Millis, input: Input) -> Vec<Output> {
         self.now = now.max(self.now);
         match input {
-            WorkerInput::Connected => {
+            Input::Connected => {
                 self.connected = true;
                 self.register();
                 for message in std::mem::take(&mut self.unsent) {
@@ -151,9 +151,9 @@ impl Worker {
                 }
                 self.last_heartbeat = self.now;
             }
-            WorkerInput::Disconnected => self.connected = false,
-            WorkerInput::Received(env) => self.received(env),
-            WorkerInput::Progress { job, percent } => {
+            Input::Disconnected => self.connected = false,
+            Input::Received(env) => self.received(env),
+            Input::Progress { job, percent } => {
                 let Some(r) = self.running.get_mut(&job) else {
                     return std::mem::take(&mut self.out);
                 };
@@ -162,7 +162,7 @@ impl Worker {
                     self.send(Message::Progress { job, percent });
                 }
             }
-            WorkerInput::Finished { job, outcome } => {
+            Input::Finished { job, outcome } => {
                 let Some(r) = self.running.remove(&job) else {
                     debug!(%job, "finished after it was cancelled; result dropped");
                     return std::mem::take(&mut self.out);
@@ -185,7 +185,7 @@ impl Worker {
                     self.unsent.push(message);
                 }
             }
-            WorkerInput::Tick => {
+            Input::Tick => {
                 if self.connected
                     && self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms
                 {
@@ -228,14 +228,14 @@ impl Worker {
                             last_percent: 0,
                         },
                     );
-                    self.out.push(WorkerOutput::Run { job, data });
+                    self.out.push(Output::Run { job, data });
                     self.send(Message::Started { job });
                 }
             }
             Message::Cancel { job } => {
                 if self.running.remove(&job).is_some() {
                     info!(%job, "job cancelled: another worker finished it");
-                    self.out.push(WorkerOutput::Stop(job));
+                    self.out.push(Output::Stop(job));
                 }
             }
             Message::Registered { heartbeat_ms } => {
@@ -276,7 +276,7 @@ impl Worker {
             term: (self.term > 0).then_some(self.term),
             message,
         };
-        self.out.push(WorkerOutput::Send(envelope));
+        self.out.push(Output::Send(envelope));
     }
 }
 
@@ -292,8 +292,8 @@ mod tests {
         })
     }
 
-    fn from_coordinator(term: u64, message: Message) -> WorkerInput {
-        WorkerInput::Received(Envelope {
+    fn from_coordinator(term: u64, message: Message) -> Input {
+        Input::Received(Envelope {
             from: "c".into(),
             clock: 10,
             term: Some(term),
@@ -301,10 +301,10 @@ mod tests {
         })
     }
 
-    fn sent(out: &[WorkerOutput]) -> Vec<&Message> {
+    fn sent(out: &[Output]) -> Vec<&Message> {
         out.iter()
             .filter_map(|o| match o {
-                WorkerOutput::Send(e) => Some(&e.message),
+                Output::Send(e) => Some(&e.message),
                 _ => None,
             })
             .collect()
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn results_made_while_disconnected_are_sent_after_registering_again() {
         let mut w = worker();
-        w.step(0, WorkerInput::Connected);
+        w.step(0, Input::Connected);
         let out = w.step(
             1,
             from_coordinator(
@@ -325,22 +325,22 @@ mod tests {
                 },
             ),
         );
-        assert!(out.contains(&WorkerOutput::Run {
+        assert!(out.contains(&Output::Run {
             job: JobId(1),
             data: "x".into()
         }));
-        w.step(2, WorkerInput::Disconnected);
+        w.step(2, Input::Disconnected);
         assert!(
             sent(&w.step(
                 3,
-                WorkerInput::Finished {
+                Input::Finished {
                     job: JobId(1),
                     outcome: Ok("r".into())
                 }
             ))
             .is_empty()
         );
-        let out = w.step(4, WorkerInput::Connected);
+        let out = w.step(4, Input::Connected);
         assert_eq!(
             sent(&out),
             [
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn a_register_the_coordinator_never_got_is_sent_again_when_it_says_so() {
         let mut w = worker();
-        w.step(0, WorkerInput::Connected);
+        w.step(0, Input::Connected);
         let not_registered = || {
             from_coordinator(
                 1,
@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn orders_from_an_older_term_are_refused() {
         let mut w = worker();
-        w.step(0, WorkerInput::Connected);
+        w.step(0, Input::Connected);
         w.step(1, from_coordinator(2, Message::Pong));
         let out = w.step(
             2,
@@ -399,8 +399,8 @@ mod tests {
     #[test]
     fn heartbeats_on_time_and_cancel_stops_a_job() {
         let mut w = worker();
-        w.step(0, WorkerInput::Connected);
-        assert!(sent(&w.step(50, WorkerInput::Tick)).is_empty());
+        w.step(0, Input::Connected);
+        assert!(sent(&w.step(50, Input::Tick)).is_empty());
         w.step(
             60,
             from_coordinator(
@@ -412,7 +412,7 @@ mod tests {
                 },
             ),
         );
-        let out = w.step(100, WorkerInput::Tick);
+        let out = w.step(100, Input::Tick);
         assert_eq!(
             sent(&out),
             [&Message::Heartbeat {
@@ -420,12 +420,12 @@ mod tests {
             }]
         );
         let out = w.step(110, from_coordinator(1, Message::Cancel { job: JobId(5) }));
-        assert_eq!(out, [WorkerOutput::Stop(JobId(5))]);
+        assert_eq!(out, [Output::Stop(JobId(5))]);
         // A result for a cancelled job is dropped.
         assert!(
             w.step(
                 120,
-                WorkerInput::Finished {
+                Input::Finished {
                     job: JobId(5),
                     outcome: Ok("late".into())
                 }

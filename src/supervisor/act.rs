@@ -6,15 +6,15 @@ use super::*;
 use faults::Watch;
 
 /// The target shown for an action: a node, or a link (`coordinator <-> worker-2`).
-fn target_text(action: &Action) -> String {
+fn target_text(action: &ClusterAction) -> String {
     match action {
-        Action::Kill(n)
-        | Action::Pause(n)
-        | Action::Resume(n)
-        | Action::Restart(n)
-        | Action::Skew { node: n, .. } => n.clone(),
-        Action::Partition { a, b: None, .. } => a.clone(),
-        Action::Partition {
+        ClusterAction::Kill(n)
+        | ClusterAction::Pause(n)
+        | ClusterAction::Resume(n)
+        | ClusterAction::Restart(n)
+        | ClusterAction::Skew { node: n, .. } => n.clone(),
+        ClusterAction::Partition { a, b: None, .. } => a.clone(),
+        ClusterAction::Partition {
             a,
             b: Some(b),
             one_way,
@@ -22,28 +22,30 @@ fn target_text(action: &Action) -> String {
             let arrow = if *one_way { "->" } else { "<->" };
             format!("{a} {arrow} {b}")
         }
-        Action::Latency { a, b, .. } | Action::Loss { a, b, .. } => format!("{a} <-> {b}"),
-        Action::Heal { a, b } => match (a, b) {
+        ClusterAction::Latency { a, b, .. } | ClusterAction::Loss { a, b, .. } => {
+            format!("{a} <-> {b}")
+        }
+        ClusterAction::Heal { a, b } => match (a, b) {
             (Some(a), Some(b)) => format!("{a} <-> {b}"),
             (Some(a), None) => a.clone(),
             _ => "every link".to_string(),
         },
-        Action::Submit { data, .. } => data.clone(),
-        Action::Say(text) => text.clone(),
+        ClusterAction::Submit { data, .. } => data.clone(),
+        ClusterAction::Say(text) => text.clone(),
     }
 }
 
 impl Supervisor {
     /// Does `action` to the cluster, records it on the timeline, and hands it to the fault
     /// tracker with what to watch for.
-    pub(super) async fn act(&mut self, action: Action) {
+    pub(super) async fn act(&mut self, action: ClusterAction) {
         let now = self.now();
         let unknown: Vec<&String> = match &action {
-            Action::Kill(n)
-            | Action::Pause(n)
-            | Action::Resume(n)
-            | Action::Restart(n)
-            | Action::Skew { node: n, .. } => vec![n],
+            ClusterAction::Kill(n)
+            | ClusterAction::Pause(n)
+            | ClusterAction::Resume(n)
+            | ClusterAction::Restart(n)
+            | ClusterAction::Skew { node: n, .. } => vec![n],
             _ => Vec::new(),
         }
         .into_iter()
@@ -70,29 +72,29 @@ impl Supervisor {
         }
         let mut repaired = Vec::new();
         match action {
-            Action::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
-            Action::Submit {
+            ClusterAction::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
+            ClusterAction::Submit {
                 data,
                 count,
                 priority,
             } => self.submit(data, count, priority),
-            Action::Kill(n) => self.kill(&n),
-            Action::Pause(n) => self.pause(&n, true),
-            Action::Resume(n) => {
+            ClusterAction::Kill(n) => self.kill(&n),
+            ClusterAction::Pause(n) => self.pause(&n, true),
+            ClusterAction::Resume(n) => {
                 self.pause(&n, false);
                 repaired.push(n);
             }
-            Action::Restart(n) => self.restart(&n).await,
-            Action::Partition { a, b, one_way } => {
+            ClusterAction::Restart(n) => self.restart(&n).await,
+            ClusterAction::Partition { a, b, one_way } => {
                 self.shaper.cut(&a, b.as_deref(), one_way);
                 self.refresh_partitions();
             }
-            Action::Heal { a, b } => {
+            ClusterAction::Heal { a, b } => {
                 repaired = self.healed_nodes(a.as_deref(), b.as_deref());
                 self.shaper.heal(a.as_deref(), b.as_deref());
                 self.refresh_partitions();
             }
-            Action::Latency {
+            ClusterAction::Latency {
                 a,
                 b,
                 latency,
@@ -101,11 +103,11 @@ impl Supervisor {
                 self.shaper.set_latency(&a, &b, latency, jitter);
                 self.refresh_partitions();
             }
-            Action::Loss { a, b, loss } => {
+            ClusterAction::Loss { a, b, loss } => {
                 self.shaper.set_loss(&a, &b, loss);
                 self.refresh_partitions();
             }
-            Action::Skew { node, offset_ms } => {
+            ClusterAction::Skew { node, offset_ms } => {
                 if let Some(m) = self.nodes.get(&node) {
                     m.control.set_skew(offset_ms);
                 }
@@ -121,7 +123,7 @@ impl Supervisor {
 
     /// What the cluster should do in answer to an action (`None` for a line or a submission,
     /// which are not faults).
-    fn watch_for(&self, action: &Action) -> Option<Watch> {
+    fn watch_for(&self, action: &ClusterAction) -> Option<Watch> {
         let kind = |n: &str| self.nodes.get(n).map(|m| m.node.kind);
         let masters = self
             .nodes
@@ -159,15 +161,17 @@ impl Supervisor {
             _ => Watch::Done(format!("no coordinator watches {n}")),
         };
         Some(match action {
-            Action::Say(_) | Action::Submit { .. } => return None,
-            Action::Kill(n) => hit(n, "is gone"),
-            Action::Pause(n) => hit(n, "falls silent"),
-            Action::Partition { a, b: None, .. } => hit(a, "falls silent"),
-            Action::Restart(n) if kind(n) == Some(NodeKind::Master) && *n == self.view.primary => {
+            ClusterAction::Say(_) | ClusterAction::Submit { .. } => return None,
+            ClusterAction::Kill(n) => hit(n, "is gone"),
+            ClusterAction::Pause(n) => hit(n, "falls silent"),
+            ClusterAction::Partition { a, b: None, .. } => hit(a, "falls silent"),
+            ClusterAction::Restart(n)
+                if kind(n) == Some(NodeKind::Master) && *n == self.view.primary =>
+            {
                 hit(n, "is gone")
             }
-            Action::Restart(n) => Watch::Up(n.clone()),
-            Action::Partition { a, b: Some(b), .. } => {
+            ClusterAction::Restart(n) => Watch::Up(n.clone()),
+            ClusterAction::Partition { a, b: Some(b), .. } => {
                 let linked = self.shaper.state(a, b).is_some() || self.shaper.state(b, a).is_some();
                 match (kind(a), kind(b)) {
                     _ if !linked => {
@@ -181,9 +185,9 @@ impl Supervisor {
                     _ => Watch::Done(format!("{a} ↔ {b} cut")),
                 }
             }
-            Action::Resume(n) if dead(n) => Watch::Rejoin(vec![n.clone()]),
-            Action::Resume(n) => Watch::Done(format!("{n} resumed")),
-            Action::Heal { a, b } => {
+            ClusterAction::Resume(n) if dead(n) => Watch::Rejoin(vec![n.clone()]),
+            ClusterAction::Resume(n) => Watch::Done(format!("{n} resumed")),
+            ClusterAction::Heal { a, b } => {
                 let dead: Vec<String> = self
                     .healed_nodes(a.as_deref(), b.as_deref())
                     .into_iter()
@@ -195,7 +199,7 @@ impl Supervisor {
                     Watch::Rejoin(dead)
                 }
             }
-            Action::Latency {
+            ClusterAction::Latency {
                 a,
                 b,
                 latency,
@@ -209,10 +213,10 @@ impl Supervisor {
                 };
                 link_change(a, b, format!("{a} ↔ {b}: {} ms{jitter}", ms(latency)))
             }
-            Action::Loss { a, b, loss } => {
+            ClusterAction::Loss { a, b, loss } => {
                 link_change(a, b, format!("{a} ↔ {b}: {}% of messages lost", loss.0))
             }
-            Action::Skew { node, offset_ms } => link_change(
+            ClusterAction::Skew { node, offset_ms } => link_change(
                 node,
                 node,
                 format!("{node}'s clock is {offset_ms:+} ms off"),
@@ -351,7 +355,7 @@ impl Supervisor {
         tokio::spawn(scenario::run(scenario, scale, commands));
     }
 
-    pub(super) fn commands_sender(&self) -> Option<mpsc::Sender<Command>> {
+    pub(super) fn commands_sender(&self) -> Option<mpsc::Sender<Request>> {
         self.commands.as_ref().and_then(mpsc::WeakSender::upgrade)
     }
 }

@@ -35,7 +35,7 @@ pub enum LaunchError {
 /// A running topology.
 pub struct SupervisorHandle {
     /// Where to send commands.
-    pub commands: mpsc::Sender<Command>,
+    pub commands: mpsc::Sender<Request>,
     /// Timeline and node updates.
     pub updates: broadcast::Sender<Update>,
     /// Every log line of every node.
@@ -68,7 +68,7 @@ impl SupervisorHandle {
     /// Stops every node and returns the report.
     pub async fn stop(self) -> Option<RunReport> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Stop(tx)).await.ok()?;
+        self.commands.send(Request::Stop(tx)).await.ok()?;
         let report = rx.await.ok();
         let _ = self.task.await;
         report

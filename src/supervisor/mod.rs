@@ -2,7 +2,7 @@
 //!
 //! It is an actor: one task owns every node, the link shaper, the fault tracker and the
 //! reading of the cluster ([`ClusterView`]), and everything else talks to it through
-//! [`Command`]s (act on the cluster, run a scenario, stop) and listens to its [`Update`]s (the
+//! [`Request`]s (act on the cluster, run a scenario, stop) and listens to its [`Update`]s (the
 //! timeline, node facts, and a copy of the reading when it starts over) and log lines. The
 //! headless run prints them; the console draws them.
 //!
@@ -52,7 +52,7 @@ use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
 use crate::protocol::message::{JobId, Message};
 use crate::state_dir::{Decision, RunRecord, Start};
-use crate::topology::{Action, Launch, Node, NodeKind, Topology};
+use crate::topology::{ClusterAction, Launch, Node, NodeKind, Topology};
 use crate::view::ClusterView;
 use faults::{FaultRecord, FaultTracker};
 use logs::{LogLine, LogSink};
@@ -84,9 +84,9 @@ pub struct RunOptions {
 
 /// What can be asked of the supervisor.
 #[derive(Debug)]
-pub enum Command {
+pub enum Request {
     /// Do something to the cluster: a fault, a repair, a submission, a banner.
-    Act(Action),
+    Act(ClusterAction),
     /// Run a scenario of the topology.
     RunScenario(String),
     /// The scenario runner is done with this scenario.
@@ -221,7 +221,7 @@ struct Supervisor {
     submits: mpsc::UnboundedSender<Submission>,
     /// The supervisor's own command queue, for the scenario runner (weak, so that dropping
     /// every handle still ends the supervisor).
-    commands: Option<mpsc::WeakSender<Command>>,
+    commands: Option<mpsc::WeakSender<Request>>,
     /// Jobs the primary acknowledged to the operator: these must never be lost.
     acknowledged: BTreeSet<JobId>,
     shutdown: CancellationToken,
@@ -249,25 +249,25 @@ impl Supervisor {
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<Request>,
         mut internal: mpsc::UnboundedReceiver<TaskNews>,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Act(action)) => self.act(action).await,
-                    Some(Command::RunScenario(name)) => self.run_scenario(&name),
-                    Some(Command::Republish) => {
+                    Some(Request::Act(action)) => self.act(action).await,
+                    Some(Request::RunScenario(name)) => self.run_scenario(&name),
+                    Some(Request::Republish) => {
                         let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
                         for name in self.order.clone() {
                             self.publish(&name);
                         }
                     }
-                    Some(Command::ScenarioEnded(name)) => {
+                    Some(Request::ScenarioEnded(name)) => {
                         self.timeline("scenario", TimelineKind::ScenarioEnded { name });
                     }
-                    Some(Command::Stop(reply)) => {
+                    Some(Request::Stop(reply)) => {
                         let report = self.report().await;
                         self.stop_all().await;
                         self.record.ended = true;

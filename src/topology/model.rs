@@ -534,14 +534,14 @@ pub struct Step {
     /// Time since the scenario started.
     pub at: Duration,
     /// What happens then.
-    pub action: Action,
+    pub action: ClusterAction,
     /// Where the step is written.
     pub span: Span,
 }
 
 /// What a scenario step does.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum ClusterAction {
     /// `submit DATA [count N] [priority P]`
     Submit {
         /// The job's data (`sleep 1s`, `cpu 100000`, `echo hi`, or free text).
@@ -606,21 +606,21 @@ pub enum Action {
     Say(String),
 }
 
-impl Action {
+impl ClusterAction {
     /// The action's word in files.
     pub fn name(&self) -> &'static str {
         match self {
-            Action::Submit { .. } => "submit",
-            Action::Kill(_) => "kill",
-            Action::Pause(_) => "pause",
-            Action::Resume(_) => "resume",
-            Action::Restart(_) => "restart",
-            Action::Partition { .. } => "partition",
-            Action::Heal { .. } => "heal",
-            Action::Latency { .. } => "latency",
-            Action::Loss { .. } => "loss",
-            Action::Skew { .. } => "skew",
-            Action::Say(_) => "say",
+            ClusterAction::Submit { .. } => "submit",
+            ClusterAction::Kill(_) => "kill",
+            ClusterAction::Pause(_) => "pause",
+            ClusterAction::Resume(_) => "resume",
+            ClusterAction::Restart(_) => "restart",
+            ClusterAction::Partition { .. } => "partition",
+            ClusterAction::Heal { .. } => "heal",
+            ClusterAction::Latency { .. } => "latency",
+            ClusterAction::Loss { .. } => "loss",
+            ClusterAction::Skew { .. } => "skew",
+            ClusterAction::Say(_) => "say",
         }
     }
 
@@ -640,11 +640,11 @@ impl Action {
     ];
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for ClusterAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use super::units::format_duration as d;
         match self {
-            Action::Submit {
+            ClusterAction::Submit {
                 data,
                 count,
                 priority,
@@ -658,11 +658,14 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
-            Action::Kill(n) | Action::Pause(n) | Action::Resume(n) | Action::Restart(n) => {
+            ClusterAction::Kill(n)
+            | ClusterAction::Pause(n)
+            | ClusterAction::Resume(n)
+            | ClusterAction::Restart(n) => {
                 write!(f, "{} {n}", self.name())
             }
-            Action::Partition { a, b: None, .. } => write!(f, "partition {a} (from all)"),
-            Action::Partition {
+            ClusterAction::Partition { a, b: None, .. } => write!(f, "partition {a} (from all)"),
+            ClusterAction::Partition {
                 a,
                 b: Some(b),
                 one_way,
@@ -671,16 +674,16 @@ impl fmt::Display for Action {
                 "partition {a} {} {b}",
                 if *one_way { "->" } else { "<->" }
             ),
-            Action::Heal { a: None, .. } => write!(f, "heal (every link)"),
-            Action::Heal {
+            ClusterAction::Heal { a: None, .. } => write!(f, "heal (every link)"),
+            ClusterAction::Heal {
                 a: Some(a),
                 b: None,
             } => write!(f, "heal {a}"),
-            Action::Heal {
+            ClusterAction::Heal {
                 a: Some(a),
                 b: Some(b),
             } => write!(f, "heal {a} {b}"),
-            Action::Latency {
+            ClusterAction::Latency {
                 a,
                 b,
                 latency,
@@ -692,9 +695,9 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
-            Action::Loss { a, b, loss } => write!(f, "loss {a} {b} {loss}"),
-            Action::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
-            Action::Say(text) => write!(f, "say {text:?}"),
+            ClusterAction::Loss { a, b, loss } => write!(f, "loss {a} {b} {loss}"),
+            ClusterAction::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
+            ClusterAction::Say(text) => write!(f, "say {text:?}"),
         }
     }
 }

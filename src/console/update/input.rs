@@ -10,7 +10,7 @@ use crate::console::app::*;
 use crate::console::command;
 use crate::console::keymap::Action;
 use crate::protocol::message::ChatBody;
-use crate::topology::Action as ClusterAction;
+use crate::topology::ClusterAction;
 
 /// A key typed while a text field is open.
 pub fn text(app: &mut App, key: KeyEvent) -> Vec<Effect> {

@@ -18,7 +18,7 @@ use super::keymap::Action;
 use super::layout;
 use crate::protocol::message::JobState;
 use crate::supervisor::logs::Level;
-use crate::topology::Action as ClusterAction;
+use crate::topology::ClusterAction;
 
 pub use input::contains_ignore_case;
 

@@ -52,7 +52,7 @@ impl Validator<'_> {
             self.error(
                 command.span,
                 "this step has no action",
-                format!("expected {}", one_of(&Action::NAMES)),
+                format!("expected {}", one_of(&ClusterAction::NAMES)),
             );
             return None;
         };
@@ -66,7 +66,7 @@ impl Validator<'_> {
     }
 
     /// The action of a step and its arguments.
-    fn action(&mut self, name: &str, args: &[Word], action_span: Span) -> Option<Action> {
+    fn action(&mut self, name: &str, args: &[Word], action_span: Span) -> Option<ClusterAction> {
         match name {
             "submit" => self.submit(args, action_span),
             "kill" | "pause" | "resume" | "restart" => {
@@ -75,10 +75,10 @@ impl Validator<'_> {
                     .step_args(args, 1, action_span, &usage)
                     .and_then(|a| self.one_node(&a[0], &usage))?;
                 Some(match name {
-                    "kill" => Action::Kill(node),
-                    "pause" => Action::Pause(node),
-                    "resume" => Action::Resume(node),
-                    _ => Action::Restart(node),
+                    "kill" => ClusterAction::Kill(node),
+                    "pause" => ClusterAction::Pause(node),
+                    "resume" => ClusterAction::Resume(node),
+                    _ => ClusterAction::Restart(node),
                 })
             }
             "partition" => self.partition(args, action_span),
@@ -88,7 +88,7 @@ impl Validator<'_> {
                 let usage = "at 3s loss A B 10%";
                 let (a, b, value) = self.link_step(args, action_span, usage, &[3])?;
                 let loss = self.parsed(value.0, value.1, parse_percent)?;
-                Some(Action::Loss { a, b, loss })
+                Some(ClusterAction::Loss { a, b, loss })
             }
             "skew" => {
                 let usage = "at 3s skew worker-1 -2s";
@@ -96,7 +96,7 @@ impl Validator<'_> {
                 let node = self.one_node(&args[0], usage);
                 let (text, span) = self.word_text(&args[1], usage)?;
                 let offset_ms = self.parsed(text, span, parse_signed_duration_ms)?;
-                Some(Action::Skew {
+                Some(ClusterAction::Skew {
                     node: node?,
                     offset_ms,
                 })
@@ -104,7 +104,7 @@ impl Validator<'_> {
             "say" => {
                 let texts: Option<Vec<&str>> = args.iter().map(Word::text).collect();
                 match texts {
-                    Some(texts) if !texts.is_empty() => Some(Action::Say(texts.join(" "))),
+                    Some(texts) if !texts.is_empty() => Some(ClusterAction::Say(texts.join(" "))),
                     _ => {
                         self.step_usage(args, action_span, "at 1s say \"Watch worker-2\"");
                         None
@@ -114,8 +114,8 @@ impl Validator<'_> {
             other => {
                 self.diags.push(
                     Diagnostic::error(action_span, format!("unknown scenario action `{other}`"))
-                        .with_label(format!("expected {}", one_of(&Action::NAMES)))
-                        .with_hint_opt(did_you_mean(other, Action::NAMES)),
+                        .with_label(format!("expected {}", one_of(&ClusterAction::NAMES)))
+                        .with_hint_opt(did_you_mean(other, ClusterAction::NAMES)),
                 );
                 None
             }
@@ -123,10 +123,10 @@ impl Validator<'_> {
     }
 
     /// `partition A`, `partition A B`, `partition A -> B`.
-    fn partition(&mut self, args: &[Word], action_span: Span) -> Option<Action> {
+    fn partition(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
         let usage = "at 5s partition A B   (or `A -> B` one way, or `A` from all)";
         match args {
-            [a] => Some(Action::Partition {
+            [a] => Some(ClusterAction::Partition {
                 a: self.one_node(a, usage)?,
                 b: None,
                 one_way: false,
@@ -135,7 +135,7 @@ impl Validator<'_> {
                 let (a, b) = (self.one_node(a, usage), self.one_node(b, usage));
                 let (a, b) = (a?, b?);
                 self.distinct(&a, &b, args)?;
-                Some(Action::Partition {
+                Some(ClusterAction::Partition {
                     a,
                     b: Some(b),
                     one_way: false,
@@ -145,7 +145,7 @@ impl Validator<'_> {
                 let (a, b) = (self.one_node(a, usage), self.one_node(b, usage));
                 let (a, b) = (a?, b?);
                 self.distinct(&a, &b, args)?;
-                Some(Action::Partition {
+                Some(ClusterAction::Partition {
                     a,
                     b: Some(b),
                     one_way: matches!(arrow.kind, WordKind::Arrow),
@@ -159,17 +159,17 @@ impl Validator<'_> {
     }
 
     /// `heal`, `heal A`, `heal A B`.
-    fn heal(&mut self, args: &[Word], action_span: Span) -> Option<Action> {
+    fn heal(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
         let usage = "at 8s heal   (or `heal A`, `heal A B`)";
         match args {
-            [] => Some(Action::Heal { a: None, b: None }),
-            [a] => Some(Action::Heal {
+            [] => Some(ClusterAction::Heal { a: None, b: None }),
+            [a] => Some(ClusterAction::Heal {
                 a: Some(self.one_node(a, usage)?),
                 b: None,
             }),
             [a, b] => {
                 let (a, b) = (self.one_node(a, usage), self.one_node(b, usage));
-                Some(Action::Heal {
+                Some(ClusterAction::Heal {
                     a: Some(a?),
                     b: Some(b?),
                 })
@@ -182,7 +182,7 @@ impl Validator<'_> {
     }
 
     /// `latency A B DURATION [jitter DURATION]`.
-    fn latency(&mut self, args: &[Word], action_span: Span) -> Option<Action> {
+    fn latency(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
         let usage = "at 3s latency A B 200ms [jitter 50ms]";
         let (a, b, value) = self.link_step(args, action_span, usage, &[3, 5])?;
         let latency = self.parsed(value.0, value.1, parse_duration)?;
@@ -197,7 +197,7 @@ impl Validator<'_> {
                 return None;
             }
         };
-        Some(Action::Latency {
+        Some(ClusterAction::Latency {
             a,
             b,
             latency,
@@ -261,7 +261,7 @@ impl Validator<'_> {
         );
     }
 
-    pub(super) fn submit(&mut self, args: &[Word], action_span: Span) -> Option<Action> {
+    pub(super) fn submit(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
         let usage = "at 2s submit \"sleep 1s\" [count 10] [priority 5]";
         let Some((first, rest)) = args.split_first() else {
             self.step_usage(args, action_span, usage);
@@ -313,7 +313,7 @@ impl Validator<'_> {
                 }
             }
         }
-        Some(Action::Submit {
+        Some(ClusterAction::Submit {
             data: data.to_string(),
             count,
             priority,
