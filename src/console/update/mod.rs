@@ -6,18 +6,20 @@
 //!
 //! - [`news`]: what the world says (the supervisor, the primary's figures, links, logs);
 //! - [`input`]: text typed into the command line, the search, the forms and the chat;
-//! - here: the dispatch, time passing, moving around and acting on nodes.
+//! - [`modes`]: opening the command line, the search, the chat input; help; confirmations;
+//! - [`navigate`]: focus, views, opening and leaving details, scrolling;
+//! - [`toggles`]: what the logs, the timeline and the jobs pane show;
+//! - here: the dispatch, time passing, moving the selection and acting on nodes.
 
 mod input;
+mod modes;
+mod navigate;
 pub mod news;
-
-use ratatui_textarea::TextArea;
+mod toggles;
 
 use super::app::*;
 use super::keymap::Action;
 use super::layout;
-use crate::protocol::message::JobState;
-use crate::supervisor::logs::Level;
 use crate::topology::ClusterAction;
 
 pub use input::contains_ignore_case;
@@ -63,59 +65,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.quit = true;
             return vec![Effect::Quit];
         }
-        Action::Help => {
-            app.mode = if matches!(app.mode, Mode::Help(_)) {
-                Mode::Normal
-            } else {
-                Mode::Help(0)
-            };
-        }
-        Action::CommandLine => {
-            let mut area = TextArea::default();
-            area.set_placeholder_text(
-                "kill worker-1 · submit 5 sleep 1s · partition a b · heal · scenario NAME · help",
-            );
-            app.mode = Mode::Command(area);
-            app.history_pos = None;
-            app.completions.clear();
-        }
+        Action::Help => modes::toggle_help(app),
+        Action::CommandLine => modes::open_command_line(app),
         Action::SubmitForm => app.mode = Mode::Submit(Box::default()),
-        Action::Search => {
-            let mut area = TextArea::default();
-            area.set_placeholder_text("text to find in the log");
-            app.focus = Pane::Logs;
-            app.mode = Mode::Search(area);
-        }
-        Action::NextPane | Action::PrevPane => match app.view {
-            View::Overview => {
-                let panes = Pane::OVERVIEW;
-                let i = panes.iter().position(|p| *p == app.focus).unwrap_or(0);
-                let next = if matches!(action, Action::NextPane) {
-                    i + 1
-                } else {
-                    i + panes.len() - 1
-                };
-                app.focus = panes[next % panes.len()];
+        Action::Search => modes::open_search(app),
+        Action::ChatInput => modes::open_chat(app),
+        Action::Confirm(yes) => return modes::confirmed(app, yes),
+        Action::NextPane => navigate::cycle_focus(app, true),
+        Action::PrevPane => navigate::cycle_focus(app, false),
+        Action::Show(view) => navigate::show(app, view),
+        Action::Zoom => {
+            if app.view != View::Map {
+                app.zoom = !app.zoom;
             }
-            View::Timeline => {
-                app.timeline_view.events_focused = !app.timeline_view.events_focused;
-            }
-            View::Map => {}
-        },
-        Action::Show(view) => {
-            app.view = view;
-            app.zoom = false;
-            app.focus = match view {
-                View::Overview => Pane::Nodes,
-                View::Map => Pane::Map,
-                View::Timeline => Pane::Timeline,
-            };
         }
-        Action::Zoom => match app.view {
-            View::Overview => app.zoom = !app.zoom,
-            View::Timeline => app.zoom = !app.zoom,
-            View::Map => {}
-        },
         Action::Kill | Action::PauseResume | Action::Restart | Action::Partition => {
             return node_action(app, &action);
         }
@@ -125,120 +88,20 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::PageUp => move_selection(app, -(page(app) as i64)),
         Action::PageDown => move_selection(app, page(app) as i64),
         Action::Home => move_selection(app, i64::MIN / 2),
-        Action::End => match app.focus {
-            Pane::Chat => app.chat.back = 0,
-            Pane::Logs => app.logs.follow = true,
-            Pane::Timeline => app.timeline_view.back = 0,
-            _ => move_selection(app, i64::MAX / 2),
-        },
-        Action::Open => match app.focus {
-            Pane::Jobs => {
-                app.refresh_jobs();
-                if let Some(id) = app.jobs.visible.get(app.selected(Pane::Jobs)) {
-                    app.mode = Mode::JobDetail(*id);
-                }
-            }
-            Pane::Nodes => {
-                if let Some(node) = app.selected_node() {
-                    app.mode = Mode::NodeDetail(node.name().to_string());
-                }
-            }
-            _ => {}
-        },
-        Action::Back => {
-            if !matches!(app.mode, Mode::Normal) {
-                app.mode = Mode::Normal;
-            } else if app.zoom {
-                app.zoom = false;
-            } else if app.logs.search.is_some() {
-                app.logs.search = None;
-            } else if app.view != View::Overview {
-                return update(app, Action::Show(View::Overview));
-            }
-        }
+        Action::End => navigate::end(app),
+        Action::Open => navigate::open(app),
+        Action::Back => navigate::back(app),
         Action::SearchNext => input::jump_to_match(app, 1),
         Action::SearchPrev => input::jump_to_match(app, -1),
-        Action::Follow => {
-            app.logs.follow = !app.logs.follow;
-            if !app.logs.follow {
-                app.logs.bottom = app.logs.end().saturating_sub(1);
-            }
-        }
-        Action::Wrap => match app.focus {
-            Pane::Timeline => app.timeline_view.wrap = !app.timeline_view.wrap,
-            _ => app.logs.wrap = !app.logs.wrap,
-        },
-        Action::Pings => {
-            app.timeline_view.pings = !app.timeline_view.pings;
-            let shown = if app.timeline_view.pings {
-                "shown"
-            } else {
-                "hidden (p shows them)"
-            };
-            app.flash = Some((format!("heartbeats and pings {shown}"), app.now_ms));
-        }
-        Action::Level => {
-            app.logs.min_level = match app.logs.min_level {
-                Level::Trace => Level::Debug,
-                Level::Debug => Level::Info,
-                Level::Info => Level::Warn,
-                Level::Warn => Level::Error,
-                Level::Error => Level::Trace,
-            };
-            app.flash = Some((
-                format!("logs: {} and above", app.logs.min_level.as_str()),
-                app.now_ms,
-            ));
-        }
-        Action::NodeFilter => {
-            app.logs.node = match (&app.logs.node, app.selected_node()) {
-                (None, Some(node)) => Some(node.name().to_string()),
-                _ => None,
-            };
-            let shown = app
-                .logs
-                .node
-                .clone()
-                .unwrap_or_else(|| "every node".to_string());
-            app.flash = Some((format!("logs: {shown}"), app.now_ms));
-        }
-        Action::JobFilter => {
-            app.jobs.filter = match app.jobs.filter {
-                None => Some(JobState::Queued),
-                Some(JobState::Queued) => Some(JobState::Running),
-                Some(JobState::Running) | Some(JobState::Assigned) => Some(JobState::Completed),
-                Some(JobState::Completed) => Some(JobState::Failed),
-                Some(JobState::Failed) => None,
-            };
-            app.jobs.stale = true;
-            app.jobs.selected = None;
-            app.selected.insert(Pane::Jobs, 0);
-            app.refresh_jobs();
-        }
-        Action::ChatInput => {
-            if app.chat.has_server {
-                app.mode = Mode::Chat(TextArea::default());
-            } else {
-                app.flash = Some(("this topology has no chat server".to_string(), app.now_ms));
-            }
-        }
+        Action::Follow => toggles::follow(app),
+        Action::Wrap => toggles::wrap(app),
+        Action::Pings => toggles::pings(app),
+        Action::Level => toggles::level(app),
+        Action::NodeFilter => toggles::node_filter(app),
+        Action::JobFilter => toggles::job_filter(app),
         Action::Text(key) => return input::text(app, key),
-        Action::Confirm(yes) => {
-            if let Mode::Confirm(action) = std::mem::replace(&mut app.mode, Mode::Normal)
-                && yes
-            {
-                return vec![Effect::Act(action)];
-            }
-        }
         Action::Click(x, y) => click(app, x, y),
-        Action::Scroll(x, y, delta) => {
-            if let Mode::Help(top) = &mut app.mode {
-                *top = (i64::from(*top) + i64::from(delta) * 3).max(0) as u16;
-            } else if let Some(pane) = layout::pane_at(app, x, y) {
-                app.focus = pane;
-                move_selection(app, i64::from(delta) * 3);
-            }
-        }
+        Action::Scroll(x, y, delta) => navigate::scroll(app, x, y, delta),
         Action::HelpScroll(delta) => {
             if let Mode::Help(top) = &mut app.mode {
                 *top = (i64::from(*top) + i64::from(delta)).max(0) as u16;
