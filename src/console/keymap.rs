@@ -173,6 +173,14 @@ macro_rules! bind {
 
 /// The default bindings, in the order the help shows them.
 pub fn default_bindings() -> Vec<Binding> {
+    let mut all = acting_keys();
+    all.extend(moving_keys());
+    all.extend(pane_keys());
+    all
+}
+
+/// Keys that act: quit, help, the command line, submitting, faults on the selected node.
+fn acting_keys() -> Vec<Binding> {
     use KeyCode::*;
     use Scope::*;
     vec![
@@ -241,6 +249,14 @@ pub fn default_bindings() -> Vec<Binding> {
             "heal every cut link",
             Action::Heal
         ),
+    ]
+}
+
+/// Keys that move around: panes, views, zoom, the selection, details.
+fn moving_keys() -> Vec<Binding> {
+    use KeyCode::*;
+    use Scope::*;
+    vec![
         bind!(
             "next_pane",
             Tab,
@@ -339,6 +355,14 @@ pub fn default_bindings() -> Vec<Binding> {
             Action::Open
         ),
         bind!("back", Esc, Global, false, "close, unzoom", Action::Back),
+    ]
+}
+
+/// Keys of one pane: the logs, the jobs, the chat, the timeline.
+fn pane_keys() -> Vec<Binding> {
+    use KeyCode::*;
+    use Scope::*;
+    vec![
         bind!(
             "search",
             Char('/'),
