@@ -304,13 +304,36 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
             row[lane_x(i).min(width - 1)] = ('│', palette.dim());
         }
     }
-    // The newest messages, one per row. Heartbeats and pings are hidden unless asked for:
-    // they would push the rare messages (an election, a victory) off the diagram in a second.
+    let recent = recent_messages(app, &lanes, rows);
+    for (r, (m, count)) in recent.iter().rev().enumerate() {
+        let (Some(a), Some(b)) = (
+            lanes.iter().position(|l| *l == &*m.from),
+            lanes.iter().position(|l| *l == &*m.to),
+        ) else {
+            continue;
+        };
+        let (xa, xb) = (lane_x(a).min(width - 1), lane_x(b).min(width - 1));
+        arrow(&mut grid[r], m, *count, (xa, xb), palette);
+    }
+    let header = lane_header(&lanes, width, lane_x);
+    let mut lines = vec![Line::from(header).style(Style::default().add_modifier(Modifier::BOLD))];
+    lines.extend(grid.into_iter().map(|row| {
+        Line::from(
+            row.into_iter()
+                .map(|(c, s)| Span::styled(c.to_string(), s))
+                .collect::<Vec<_>>(),
+        )
+    }));
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The newest messages between the lanes, one per row, newest first. Heartbeats and pings are
+/// hidden unless asked for: they would push the rare messages (an election, a victory) off the
+/// diagram in a second. A burst of the same message between the same nodes (a backup catching
+/// up on a history, a submission of many jobs) is one row with a count, for the same reason.
+fn recent_messages<'a>(app: &'a App, lanes: &[&str], rows: usize) -> Vec<(&'a MessageSeen, usize)> {
     let between = |m: &&MessageSeen| lanes.contains(&&*m.from) && lanes.contains(&&*m.to);
     let pings = app.timeline_view.pings;
-    // A burst of the same message between the same nodes (a backup catching up on a history,
-    // a submission of many jobs) is one row with a count, so it does not push the rare
-    // messages of an election off the diagram.
     let mut recent: Vec<(&MessageSeen, usize)> = Vec::new();
     for m in app
         .messages
@@ -335,60 +358,67 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
             None => break,
         }
     }
-    for (r, (m, count)) in recent.iter().rev().enumerate() {
-        let (Some(a), Some(b)) = (
-            lanes.iter().position(|l| *l == &*m.from),
-            lanes.iter().position(|l| *l == &*m.to),
-        ) else {
-            continue;
-        };
-        let (xa, xb) = (lane_x(a).min(width - 1), lane_x(b).min(width - 1));
-        let colour = if m.dropped {
-            Color::Red
-        } else if is_ping(&m.kind) {
-            Color::DarkGray
-        } else if matches!(m.kind.as_str(), "election" | "answer" | "victory") {
-            Color::Magenta
+    recent
+}
+
+/// One message as an arrow across a row, from the sender's lane (`xa`) to the receiver's
+/// (`xb`), labelled with its type, its count and its Lamport clock.
+fn arrow(
+    row: &mut [(char, Style)],
+    m: &MessageSeen,
+    count: usize,
+    (xa, xb): (usize, usize),
+    palette: &Palette,
+) {
+    let colour = if m.dropped {
+        Color::Red
+    } else if is_ping(&m.kind) {
+        Color::DarkGray
+    } else if matches!(m.kind.as_str(), "election" | "answer" | "victory") {
+        Color::Magenta
+    } else {
+        Color::Cyan
+    };
+    let style = palette.fg(colour);
+    let (lo, hi) = (xa.min(xb), xa.max(xb));
+    for cell in row.iter_mut().take(hi).skip(lo + 1) {
+        *cell = (if m.dropped { '╌' } else { '─' }, style);
+    }
+    row[xa] = ('●', style);
+    row[xb] = (
+        if m.dropped {
+            '✕'
+        } else if xb > xa {
+            '▶'
         } else {
-            Color::Cyan
-        };
-        let style = palette.fg(colour);
-        let (lo, hi) = (xa.min(xb), xa.max(xb));
-        for cell in grid[r].iter_mut().take(hi).skip(lo + 1) {
-            *cell = (if m.dropped { '╌' } else { '─' }, style);
-        }
-        grid[r][xa] = ('●', style);
-        grid[r][xb] = (
-            if m.dropped {
-                '✕'
-            } else if xb > xa {
-                '▶'
-            } else {
-                '◀'
-            },
-            style,
-        );
-        let kind = if m.kind == "heartbeat" {
-            "hb".to_string()
-        } else {
-            m.kind.chars().take(10).collect()
-        };
-        let times = if *count > 1 {
-            format!(" ×{count}")
-        } else {
-            String::new()
-        };
-        let label = format!(
-            "{kind}{times}{}",
-            m.clock.map(|c| format!(" c{c}")).unwrap_or_default()
-        );
-        let start = lo + 2;
-        for (k, ch) in label.chars().enumerate() {
-            if start + k < hi.saturating_sub(1) {
-                grid[r][start + k] = (ch, style);
-            }
+            '◀'
+        },
+        style,
+    );
+    let kind = if m.kind == "heartbeat" {
+        "hb".to_string()
+    } else {
+        m.kind.chars().take(10).collect()
+    };
+    let times = if count > 1 {
+        format!(" ×{count}")
+    } else {
+        String::new()
+    };
+    let label = format!(
+        "{kind}{times}{}",
+        m.clock.map(|c| format!(" c{c}")).unwrap_or_default()
+    );
+    let start = lo + 2;
+    for (k, ch) in label.chars().enumerate() {
+        if start + k < hi.saturating_sub(1) {
+            row[start + k] = (ch, style);
         }
     }
+}
+
+/// The lanes' names, each centred on its lane where there is room.
+fn lane_header(lanes: &[&str], width: usize, lane_x: impl Fn(usize) -> usize) -> String {
     let mut header = String::new();
     for (i, name) in lanes.iter().enumerate() {
         let name = truncate(name, 12);
@@ -401,13 +431,5 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
         header.push_str(&" ".repeat(at.saturating_sub(header.chars().count())));
         header.push_str(&name);
     }
-    let mut lines = vec![Line::from(header).style(Style::default().add_modifier(Modifier::BOLD))];
-    lines.extend(grid.into_iter().map(|row| {
-        Line::from(
-            row.into_iter()
-                .map(|(c, s)| Span::styled(c.to_string(), s))
-                .collect::<Vec<_>>(),
-        )
-    }));
-    frame.render_widget(Paragraph::new(lines), inner);
+    header
 }
