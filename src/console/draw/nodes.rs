@@ -97,66 +97,17 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         .skip(start)
         .take(height)
         .map(|(i, n)| {
-            let verdict = app.verdict(n);
-            let role = app.role(n);
-            let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
-            let worker = app.cluster.state.workers.get(n.name());
-            let (symbol, colour) = verdict_style(verdict);
-            let marker = match role {
-                Role::Primary => " ★",
-                Role::WasPrimary if !with_role => " ☆",
-                _ => "",
+            let look = Look {
+                app,
+                palette,
+                stale,
+                with_role,
             };
-            let dash = || Cell::from("-");
-            let cell = |header: &str| -> Cell {
-                match header {
-                    "NODE" => Cell::from(format!("{}{marker}", n.name())),
-                    "ROLE" => {
-                        let style = match role {
-                            Role::Primary => palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),
-                            Role::WasPrimary => palette.fg(Color::Magenta),
-                            _ => Style::default(),
-                        };
-                        Cell::from(Span::styled(role.as_str(), style))
-                    }
-                    "STATE" => Cell::from(Span::styled(
-                        format!("{symbol} {}", verdict.as_str()),
-                        palette.fg(colour).add_modifier(Modifier::BOLD),
-                    )),
-                    "TAGS" => Cell::from(Span::styled(
-                        tags[i].clone(),
-                        palette.fg(Color::Magenta).add_modifier(Modifier::BOLD),
-                    )),
-                    "HB" => match n.heartbeat_age_ms {
-                        Some(ms) if live && worker.is_some() => {
-                            if stale {
-                                Cell::from(Span::styled(format!("{}?", age(ms)), palette.dim()))
-                            } else {
-                                Cell::from(age(ms))
-                            }
-                        }
-                        _ => dash(),
-                    },
-                    "TREND" if live && worker.is_some() => Cell::from(Span::styled(
-                        sparkline(n.heartbeat_history.iter().copied(), 8),
-                        palette.dim(),
-                    )),
-                    "LOAD" => match worker {
-                        Some(w) if live => Cell::from(format!("{}/{}", w.running.len(), w.slots)),
-                        _ => dash(),
-                    },
-                    "DONE" => worker.map_or_else(dash, |w| Cell::from(w.done.to_string())),
-                    "CLOCK" if n.clock > 0 => Cell::from(n.clock.to_string()),
-                    "PID" if live => n
-                        .status
-                        .pid
-                        .map_or_else(dash, |p| Cell::from(p.to_string())),
-                    "CPU" if live => n.cpu.map_or_else(dash, |c| Cell::from(format!("{c:.0}%"))),
-                    "MEM" if live => n.memory.map_or_else(dash, |m| Cell::from(bytes(m))),
-                    _ => dash(),
-                }
-            };
-            let row = Row::new(chosen.iter().map(|(c, _)| cell(columns[*c].header)));
+            let row = Row::new(
+                chosen
+                    .iter()
+                    .map(|(c, _)| look.cell(n, &tags[i], columns[*c].header)),
+            );
             if i == selected && focused {
                 row.style(palette.selected())
             } else {
@@ -166,6 +117,80 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     let table =
         fitted_table(rows, &columns, &chosen, palette).block(block(title, palette, focused));
     frame.render_widget(table, area);
+}
+
+/// How a row of the Nodes pane is drawn.
+struct Look<'a> {
+    app: &'a App,
+    palette: &'a Palette,
+    /// The primary does not answer: heartbeat ages are old.
+    stale: bool,
+    /// The ROLE column is shown (else the primary's marks say it).
+    with_role: bool,
+}
+
+impl Look<'_> {
+    /// The cell of node `n` under `header`.
+    fn cell(&self, n: &NodeRow, tag: &str, header: &str) -> Cell<'static> {
+        let (app, palette, stale) = (self.app, self.palette, self.stale);
+        let verdict = app.verdict(n);
+        let role = app.role(n);
+        let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
+        let worker = app.cluster.state.workers.get(n.name());
+        let (symbol, colour) = verdict_style(verdict);
+        let marker = match role {
+            Role::Primary => " ★",
+            Role::WasPrimary if !self.with_role => " ☆",
+            _ => "",
+        };
+        let dash = || Cell::from("-");
+        match header {
+            "NODE" => Cell::from(format!("{}{marker}", n.name())),
+            "ROLE" => {
+                let style = match role {
+                    Role::Primary => palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+                    Role::WasPrimary => palette.fg(Color::Magenta),
+                    _ => Style::default(),
+                };
+                Cell::from(Span::styled(role.as_str(), style))
+            }
+            "STATE" => Cell::from(Span::styled(
+                format!("{symbol} {}", verdict.as_str()),
+                palette.fg(colour).add_modifier(Modifier::BOLD),
+            )),
+            "TAGS" => Cell::from(Span::styled(
+                tag.to_string(),
+                palette.fg(Color::Magenta).add_modifier(Modifier::BOLD),
+            )),
+            "HB" => match n.heartbeat_age_ms {
+                Some(ms) if live && worker.is_some() => {
+                    if stale {
+                        Cell::from(Span::styled(format!("{}?", age(ms)), palette.dim()))
+                    } else {
+                        Cell::from(age(ms))
+                    }
+                }
+                _ => dash(),
+            },
+            "TREND" if live && worker.is_some() => Cell::from(Span::styled(
+                sparkline(n.heartbeat_history.iter().copied(), 8),
+                palette.dim(),
+            )),
+            "LOAD" => match worker {
+                Some(w) if live => Cell::from(format!("{}/{}", w.running.len(), w.slots)),
+                _ => dash(),
+            },
+            "DONE" => worker.map_or_else(dash, |w| Cell::from(w.done.to_string())),
+            "CLOCK" if n.clock > 0 => Cell::from(n.clock.to_string()),
+            "PID" if live => n
+                .status
+                .pid
+                .map_or_else(dash, |p| Cell::from(p.to_string())),
+            "CPU" if live => n.cpu.map_or_else(dash, |c| Cell::from(format!("{c:.0}%"))),
+            "MEM" if live => n.memory.map_or_else(dash, |m| Cell::from(bytes(m))),
+            _ => dash(),
+        }
+    }
 }
 
 /// One node in full: the verdict and why, its role, what was done to it, its process and
@@ -244,6 +269,24 @@ pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
     }
     lines.push(Line::from(""));
     lines.push(Line::styled("links (through tcluster's shaper):", bold));
+    lines.extend(link_lines(app, name, palette));
+    let height = lines.len() as u16 + 2;
+    let area = popup(frame, 84, height);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(
+                format!(" {} · Esc closes ", truncate(name, 40)),
+                palette,
+                true,
+            )),
+        area,
+    );
+}
+
+/// A node's links, one line each: cut, slow, lossy, or ok.
+fn link_lines(app: &App, name: &str, palette: &Palette) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
     let mut links: Vec<&LinkView> = app
         .links
         .iter()
@@ -279,16 +322,5 @@ pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
             style,
         ));
     }
-    let height = lines.len() as u16 + 2;
-    let area = popup(frame, 84, height);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(
-                format!(" {} · Esc closes ", truncate(name, 40)),
-                palette,
-                true,
-            )),
-        area,
-    );
+    lines
 }
