@@ -43,6 +43,16 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     frame.render_widget(outer, area);
     let [summary, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(summary_line(app, palette, summary.width)),
+        summary,
+    );
+    table(app, palette, frame, table_area, focused);
+}
+
+/// The counts by state, jobs that ran twice, the rate and its sparkline.
+fn summary_line(app: &App, palette: &Palette, width: u16) -> Line<'static> {
+    let c = &app.cluster.state.counts;
     let rate = app
         .jobs
         .throughput
@@ -54,10 +64,10 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         / 5.0;
     let spark = sparkline(
         app.jobs.throughput.iter().copied(),
-        (summary.width as usize).saturating_sub(58).clamp(4, 40),
+        (width as usize).saturating_sub(58).clamp(4, 40),
     );
     let duplicates = app.cluster.state.duplicates;
-    let line = Line::from(vec![
+    Line::from(vec![
         Span::styled(format!("…{} ", c.queued), palette.fg(Color::Gray)),
         Span::styled(format!("→{} ", c.assigned), palette.fg(Color::Cyan)),
         Span::styled(format!("▶{} ", c.running), palette.fg(Color::Yellow)),
@@ -73,9 +83,11 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         ),
         Span::raw(format!(" {rate:.1}/s ")),
         Span::styled(spark, palette.fg(Color::Green)),
-    ]);
-    frame.render_widget(Paragraph::new(line), summary);
+    ])
+}
 
+/// The jobs, open ones first unless a state is chosen.
+fn table(app: &App, palette: &Palette, frame: &mut Frame, table_area: Rect, focused: bool) {
     let worker_width = app
         .cluster
         .state
@@ -111,37 +123,11 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
             let moved = notes
                 .and_then(|n| n.moved_at)
                 .is_some_and(|at| app.now_ms.saturating_sub(at) < MOVED_MS);
-            let (label, colour) = job_label(job);
-            let cell = |header: &str| -> Cell {
-                match header {
-                    "JOB" => Cell::from(job.id.to_string()),
-                    "STATE" => Cell::from(Span::styled(label, palette.fg(colour))),
-                    "TRY" => match job.attempts {
-                        0 => Cell::from("-"),
-                        1 => Cell::from("1"),
-                        n => Cell::from(Span::styled(
-                            format!("↻{n}"),
-                            palette.fg(Color::Yellow).add_modifier(Modifier::BOLD),
-                        )),
-                    },
-                    "WORKER" => match (job.state, &job.worker) {
-                        (JobState::Queued, _) | (_, None) => Cell::from("-"),
-                        (_, Some(w)) => Cell::from(w.clone()),
-                    },
-                    "PROGRESS" => {
-                        let filled = (job.progress as usize * 5) / 100;
-                        Cell::from(format!(
-                            "{}{} {:>3}%",
-                            "█".repeat(filled),
-                            "░".repeat(5 - filled),
-                            job.progress
-                        ))
-                    }
-                    "AGE" => Cell::from(job_age(app, *id)),
-                    _ => Cell::from(job.data.clone()),
-                }
-            };
-            let row = Row::new(chosen.iter().map(|(c, _)| cell(columns[*c].header)));
+            let row = Row::new(
+                chosen
+                    .iter()
+                    .map(|(c, _)| job_cell(app, palette, job, columns[*c].header)),
+            );
             Some(if i == selected && focused {
                 row.style(palette.selected())
             } else if moved {
@@ -151,6 +137,38 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
             })
         });
     frame.render_widget(fitted_table(rows, &columns, &chosen, palette), table_area);
+}
+
+/// The cell of `job` under `header`.
+fn job_cell(app: &App, palette: &Palette, job: &Job, header: &str) -> Cell<'static> {
+    let (label, colour) = job_label(job);
+    match header {
+        "JOB" => Cell::from(job.id.to_string()),
+        "STATE" => Cell::from(Span::styled(label, palette.fg(colour))),
+        "TRY" => match job.attempts {
+            0 => Cell::from("-"),
+            1 => Cell::from("1"),
+            n => Cell::from(Span::styled(
+                format!("↻{n}"),
+                palette.fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            )),
+        },
+        "WORKER" => match (job.state, &job.worker) {
+            (JobState::Queued, _) | (_, None) => Cell::from("-"),
+            (_, Some(w)) => Cell::from(w.clone()),
+        },
+        "PROGRESS" => {
+            let filled = (job.progress as usize * 5) / 100;
+            Cell::from(format!(
+                "{}{} {:>3}%",
+                "█".repeat(filled),
+                "░".repeat(5 - filled),
+                job.progress
+            ))
+        }
+        "AGE" => Cell::from(job_age(app, job.id)),
+        _ => Cell::from(job.data.clone()),
+    }
 }
 
 /// How long a job has been in the works (or took), on the console's own clock.
