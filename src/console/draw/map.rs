@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier};
 use ratatui::symbols::Marker;
 use ratatui::text::Span;
-use ratatui::widgets::canvas::{Canvas, Line as CanvasLine};
+use ratatui::widgets::canvas::{Canvas, Context, Line as CanvasLine};
 
 use super::{Palette, block, truncate, verdict_style};
 use crate::console::app::*;
@@ -66,6 +66,12 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
         Theme::Projector => Marker::HalfBlock,
         _ => Marker::Braille,
     };
+    let pen = Pen {
+        palette,
+        mono,
+        cell_w,
+        cell_h,
+    };
     let canvas = Canvas::default()
         .x_bounds([0.0, 100.0])
         .y_bounds([0.0, 100.0])
@@ -78,80 +84,116 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
                 ) else {
                     continue;
                 };
-                // From the edge of one label to the edge of the other.
-                let box_a = (half_width[link.from.as_str()], cell_h * 1.5);
-                let box_b = (half_width[link.to.as_str()], cell_h * 1.5);
-                let (dx, dy) = (b.0 - a.0, b.1 - a.1);
-                let exit = |half: (f64, f64)| {
-                    let fx = if dx.abs() > 1e-9 {
-                        half.0 / dx.abs()
-                    } else {
-                        f64::MAX
-                    };
-                    let fy = if dy.abs() > 1e-9 {
-                        half.1 / dy.abs()
-                    } else {
-                        f64::MAX
-                    };
-                    fx.min(fy)
-                };
-                let (t0, t1) = (exit(box_a), 1.0 - exit(box_b));
-                if t0 >= t1 {
-                    continue;
-                }
-                let colour = if mono { Color::Reset } else { link.colour };
-                let pieces = if link.dashed { 9 } else { 1 };
-                for k in 0..pieces {
-                    if link.dashed && k % 2 == 1 {
-                        continue;
-                    }
-                    let s = t0 + (t1 - t0) * k as f64 / pieces as f64;
-                    let e = t0 + (t1 - t0) * (k + 1) as f64 / pieces as f64;
-                    ctx.draw(&CanvasLine {
-                        x1: a.0 + dx * s,
-                        y1: a.1 + dy * s,
-                        x2: a.0 + dx * e,
-                        y2: a.1 + dy * e,
-                        color: colour,
-                    });
-                }
-                if !link.label.is_empty() {
-                    let x = (a.0 + b.0) / 2.0 - link.label.chars().count() as f64 * cell_w / 2.0;
-                    ctx.print(
-                        x.max(0.0),
-                        (a.1 + b.1) / 2.0,
-                        Span::styled(
-                            link.label.clone(),
-                            palette.fg(link.colour).add_modifier(Modifier::BOLD),
-                        ),
-                    );
-                }
+                let halves = (half_width[link.from.as_str()], half_width[link.to.as_str()]);
+                pen.link(ctx, link, *a, *b, halves);
             }
             ctx.layer();
             for n in &app.nodes {
-                let Some((x, y)) = position.get(n.name()) else {
+                let Some(at) = position.get(n.name()) else {
                     continue;
                 };
                 let (_, colour) = verdict_style(app.verdict(n));
-                let label = label_of(n);
-                let left = x - label.chars().count() as f64 * cell_w / 2.0;
-                ctx.print(
-                    left.max(0.0),
-                    *y,
-                    Span::styled(label, palette.fg(colour).add_modifier(Modifier::BOLD)),
-                );
                 let tags = n.status.faults.tags().join(", ");
-                if !tags.is_empty() {
-                    let left = x - tags.chars().count() as f64 * cell_w / 2.0;
-                    ctx.print(
-                        left.max(0.0),
-                        y - cell_h,
-                        Span::styled(tags, palette.fg(Color::Magenta)),
-                    );
-                }
+                pen.node(ctx, label_of(n), tags, *at, colour);
             }
         });
     frame.render_widget(canvas, inner);
+}
+
+/// What draws on the map's canvas (100×100 units).
+struct Pen<'a> {
+    palette: &'a Palette,
+    /// No colours (the mono theme).
+    mono: bool,
+    /// Canvas units per character, across and down.
+    cell_w: f64,
+    cell_h: f64,
+}
+
+impl Pen<'_> {
+    /// A link from `a` to `b`, from the edge of one label to the edge of the other (`halves`:
+    /// the labels' half widths), dashed if cut, with its label halfway.
+    fn link(
+        &self,
+        ctx: &mut Context<'_>,
+        link: &Drawn,
+        a: (f64, f64),
+        b: (f64, f64),
+        halves: (f64, f64),
+    ) {
+        let box_a = (halves.0, self.cell_h * 1.5);
+        let box_b = (halves.1, self.cell_h * 1.5);
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let exit = |half: (f64, f64)| {
+            let fx = if dx.abs() > 1e-9 {
+                half.0 / dx.abs()
+            } else {
+                f64::MAX
+            };
+            let fy = if dy.abs() > 1e-9 {
+                half.1 / dy.abs()
+            } else {
+                f64::MAX
+            };
+            fx.min(fy)
+        };
+        let (t0, t1) = (exit(box_a), 1.0 - exit(box_b));
+        if t0 >= t1 {
+            return;
+        }
+        let colour = if self.mono { Color::Reset } else { link.colour };
+        let pieces = if link.dashed { 9 } else { 1 };
+        for k in 0..pieces {
+            if link.dashed && k % 2 == 1 {
+                continue;
+            }
+            let s = t0 + (t1 - t0) * k as f64 / pieces as f64;
+            let e = t0 + (t1 - t0) * (k + 1) as f64 / pieces as f64;
+            ctx.draw(&CanvasLine {
+                x1: a.0 + dx * s,
+                y1: a.1 + dy * s,
+                x2: a.0 + dx * e,
+                y2: a.1 + dy * e,
+                color: colour,
+            });
+        }
+        if !link.label.is_empty() {
+            let x = (a.0 + b.0) / 2.0 - link.label.chars().count() as f64 * self.cell_w / 2.0;
+            ctx.print(
+                x.max(0.0),
+                (a.1 + b.1) / 2.0,
+                Span::styled(
+                    link.label.clone(),
+                    self.palette.fg(link.colour).add_modifier(Modifier::BOLD),
+                ),
+            );
+        }
+    }
+
+    /// A node's label centred on `(x, y)`, and what was done to it just below.
+    fn node(
+        &self,
+        ctx: &mut Context<'_>,
+        label: String,
+        tags: String,
+        (x, y): (f64, f64),
+        colour: Color,
+    ) {
+        let left = x - label.chars().count() as f64 * self.cell_w / 2.0;
+        ctx.print(
+            left.max(0.0),
+            y,
+            Span::styled(label, self.palette.fg(colour).add_modifier(Modifier::BOLD)),
+        );
+        if !tags.is_empty() {
+            let left = x - tags.chars().count() as f64 * self.cell_w / 2.0;
+            ctx.print(
+                left.max(0.0),
+                y - self.cell_h,
+                Span::styled(tags, self.palette.fg(Color::Magenta)),
+            );
+        }
+    }
 }
 
 /// Where each node sits, in a 100×100 space: masters across the top, the rest in rows.
