@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::bench;
+use crate::topology::units::parse_duration;
 
 /// `tcluster bench` arguments.
 #[derive(Debug, Args)]
@@ -83,10 +84,6 @@ pub enum What {
     Startup,
     /// Every one of them but soak, in this order.
     All,
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    crate::topology::units::parse_duration(text)
 }
 
 /// Runs `tcluster bench`.

@@ -8,9 +8,10 @@
 //! ```
 
 use super::app::App;
+use crate::role::job::JobDataError;
 use crate::topology::ClusterAction;
 use crate::topology::diagnostic::did_you_mean;
-use crate::topology::units::{parse_duration, parse_percent, parse_signed_duration_ms};
+use crate::topology::units::{UnitError, parse_duration, parse_percent, parse_signed_duration_ms};
 
 /// The commands, for completion and "did you mean": every scenario action, and the console's own.
 pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
@@ -32,136 +33,246 @@ pub enum Parsed {
     Quit,
 }
 
+/// A command line that does not make sense: what was expected, or what exists.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CommandError {
+    /// A quote was opened and not closed.
+    #[error("unbalanced quotes")]
+    Quotes,
+    /// Nothing typed.
+    #[error("type a command, or help")]
+    Empty,
+    /// No node has this name (with a suggestion, if one is close).
+    #[error("no node named {name}{hint}")]
+    NoNode {
+        /// The name typed.
+        name: String,
+        /// ": did you mean …?", or nothing.
+        hint: String,
+    },
+    /// A node command with no node named and none selected.
+    #[error("name a node")]
+    NoSelection,
+    /// No scenario has this name.
+    #[error("no scenario named {name}{hint}")]
+    NoScenario {
+        /// The name typed.
+        name: String,
+        /// ": did you mean …?", or nothing.
+        hint: String,
+    },
+    /// `scenario` alone, in a topology without scenarios.
+    #[error("this topology has no scenarios")]
+    NoScenarios,
+    /// `scenario` alone: which ones there are.
+    #[error("scenarios: {0} · :scenario NAME runs one")]
+    WhichScenario(String),
+    /// The right command, the wrong arguments.
+    #[error("usage: {0}")]
+    Usage(String),
+    /// A job count out of range.
+    #[error("count must be from 1 to 100000")]
+    Count,
+    /// Job data a worker would refuse.
+    #[error(transparent)]
+    Job(#[from] JobDataError),
+    /// A duration or percentage that is not one.
+    #[error(transparent)]
+    Value(#[from] UnitError),
+    /// Not a command (with a suggestion, or a pointer to help).
+    #[error("unknown command {name}{hint}")]
+    Unknown {
+        /// What was typed.
+        name: String,
+        /// ": did you mean …?", or " (type help)".
+        hint: String,
+    },
+}
+
 /// Parses a command line; the error says what was expected.
-pub fn parse(line: &str, app: &App) -> Result<Parsed, String> {
-    let words = shlex::split(line).ok_or("unbalanced quotes")?;
+pub fn parse(line: &str, app: &App) -> Result<Parsed, CommandError> {
+    let words = shlex::split(line).ok_or(CommandError::Quotes)?;
     let Some((command, args)) = words.split_first() else {
-        return Err("type a command, or help".into());
+        return Err(CommandError::Empty);
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let node = |name: &str| -> Result<String, String> {
-        if app.node_index(name).is_some() {
-            return Ok(name.to_string());
-        }
-        let hint = did_you_mean(name, app.nodes.iter().map(|n| n.name()))
-            .map(|h| format!(": {h}"))
-            .unwrap_or_default();
-        Err(format!("no node named {name}{hint}"))
+    let line = Line {
+        app,
+        command: command.as_str(),
+        args: &args,
     };
-    let selected = || {
-        app.selected_node()
-            .map(|n| n.name().to_string())
-            .ok_or_else(|| "name a node".to_string())
-    };
-    let usage = |u: &str| Err(format!("usage: {u}"));
-    let action = match (command.as_str(), args.as_slice()) {
-        ("q" | "quit" | "exit", []) => return Ok(Parsed::Quit),
-        ("help" | "?", []) => return Ok(Parsed::Help),
-        ("scenario", [name]) => {
-            if !app.scenarios.iter().any(|s| s == name) {
-                let hint = did_you_mean(name, app.scenarios.iter().map(String::as_str))
-                    .map(|h| format!(": {h}"))
-                    .unwrap_or_default();
-                return Err(format!("no scenario named {name}{hint}"));
-            }
-            return Ok(Parsed::Scenario(name.to_string()));
-        }
-        ("scenario", []) => {
-            return Err(match app.scenarios.as_slice() {
-                [] => "this topology has no scenarios".to_string(),
-                names => format!("scenarios: {} · :scenario NAME runs one", names.join(", ")),
-            });
-        }
-        ("scenario", _) => return usage("scenario NAME"),
-        ("submit", [first, rest @ ..]) => {
-            let (count, data) = match (first.parse::<u32>(), rest) {
-                (Ok(count), rest) if !rest.is_empty() => (count, rest.join(" ")),
-                _ => (1, args.join(" ")),
-            };
-            if !(1..=100_000).contains(&count) {
-                return Err("count must be from 1 to 100000".into());
-            }
-            crate::role::job::JobKind::parse(&data)?;
-            ClusterAction::Submit {
-                data,
-                count,
-                priority: 0,
-            }
-        }
-        ("submit", []) => return usage("submit [COUNT] DATA, e.g. submit 5 sleep 1s"),
-        ("kill" | "pause" | "resume" | "restart", rest) => {
-            let name = match rest {
-                [] => selected()?,
-                [n] => node(n)?,
-                _ => return usage(&format!("{command} [NODE]")),
-            };
-            match command.as_str() {
-                "kill" => ClusterAction::Kill(name),
-                "pause" => ClusterAction::Pause(name),
-                "resume" => ClusterAction::Resume(name),
-                _ => ClusterAction::Restart(name),
-            }
-        }
-        ("partition", [a]) => ClusterAction::Partition {
-            a: node(a)?,
-            b: None,
-            one_way: false,
-        },
-        ("partition", [a, b]) => ClusterAction::Partition {
-            a: node(a)?,
-            b: Some(node(b)?),
-            one_way: false,
-        },
-        ("partition", [a, "->", b]) => ClusterAction::Partition {
-            a: node(a)?,
-            b: Some(node(b)?),
-            one_way: true,
-        },
-        ("partition", _) => return usage("partition A [B], or partition A -> B (one way)"),
-        ("heal", []) => ClusterAction::Heal { a: None, b: None },
-        ("heal", [a]) => ClusterAction::Heal {
-            a: Some(node(a)?),
-            b: None,
-        },
-        ("heal", [a, b]) => ClusterAction::Heal {
-            a: Some(node(a)?),
-            b: Some(node(b)?),
-        },
-        ("heal", _) => return usage("heal [A [B]]"),
-        ("latency", [a, b, d]) | ("latency", [a, b, d, "jitter", _]) => {
-            let jitter = match args.get(4) {
-                Some(j) => parse_duration(j)?,
-                None => std::time::Duration::ZERO,
-            };
-            ClusterAction::Latency {
-                a: node(a)?,
-                b: node(b)?,
-                latency: parse_duration(d)?,
-                jitter,
-            }
-        }
-        ("latency", _) => return usage("latency A B DURATION [jitter DURATION]"),
-        ("loss", [a, b, p]) => ClusterAction::Loss {
-            a: node(a)?,
-            b: node(b)?,
-            loss: parse_percent(p)?,
-        },
-        ("loss", _) => return usage("loss A B PERCENT"),
-        ("skew", [n, offset]) => ClusterAction::Skew {
-            node: node(n)?,
-            offset_ms: parse_signed_duration_ms(offset)?,
-        },
-        ("skew", _) => return usage("skew NODE OFFSET, e.g. skew worker-1 -2s"),
-        ("say", words) if !words.is_empty() => ClusterAction::Say(words.join(" ")),
-        ("say", _) => return usage("say TEXT"),
-        (other, _) => {
+    let action = match line.command {
+        "q" | "quit" | "exit" if args.is_empty() => return Ok(Parsed::Quit),
+        "help" | "?" if args.is_empty() => return Ok(Parsed::Help),
+        "scenario" => return line.scenario(),
+        "submit" => line.submit()?,
+        "kill" | "pause" | "resume" | "restart" => line.node_action()?,
+        "partition" | "heal" => line.cut_or_heal()?,
+        "latency" | "loss" | "skew" => line.shape()?,
+        "say" if !args.is_empty() => ClusterAction::Say(args.join(" ")),
+        "say" => return usage("say TEXT"),
+        other => {
             let hint = did_you_mean(other, commands())
                 .map(|h| format!(": {h}"))
                 .unwrap_or_else(|| " (type help)".into());
-            return Err(format!("unknown command {other}{hint}"));
+            return Err(CommandError::Unknown {
+                name: other.to_string(),
+                hint,
+            });
         }
     };
     Ok(Parsed::Act(action))
+}
+
+/// The usage error of a command.
+fn usage<T>(text: &str) -> Result<T, CommandError> {
+    Err(CommandError::Usage(text.to_string()))
+}
+
+/// A command line, split into its command and arguments.
+struct Line<'a> {
+    app: &'a App,
+    command: &'a str,
+    args: &'a [&'a str],
+}
+
+impl Line<'_> {
+    /// A node of the cluster, by name.
+    fn node(&self, name: &str) -> Result<String, CommandError> {
+        if self.app.node_index(name).is_some() {
+            return Ok(name.to_string());
+        }
+        let hint = did_you_mean(name, self.app.nodes.iter().map(|n| n.name()))
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        Err(CommandError::NoNode {
+            name: name.to_string(),
+            hint,
+        })
+    }
+
+    /// `scenario NAME`, or `scenario` alone (which lists them).
+    fn scenario(&self) -> Result<Parsed, CommandError> {
+        let scenarios = &self.app.scenarios;
+        match self.args {
+            [name] if scenarios.iter().any(|s| s == name) => Ok(Parsed::Scenario(name.to_string())),
+            [name] => {
+                let hint = did_you_mean(name, scenarios.iter().map(String::as_str))
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default();
+                Err(CommandError::NoScenario {
+                    name: name.to_string(),
+                    hint,
+                })
+            }
+            [] => Err(match scenarios.as_slice() {
+                [] => CommandError::NoScenarios,
+                names => CommandError::WhichScenario(names.join(", ")),
+            }),
+            _ => usage("scenario NAME"),
+        }
+    }
+
+    /// `submit [COUNT] DATA`.
+    fn submit(&self) -> Result<ClusterAction, CommandError> {
+        let [first, rest @ ..] = self.args else {
+            return usage("submit [COUNT] DATA, e.g. submit 5 sleep 1s");
+        };
+        let (count, data) = match (first.parse::<u32>(), rest) {
+            (Ok(count), rest) if !rest.is_empty() => (count, rest.join(" ")),
+            _ => (1, self.args.join(" ")),
+        };
+        if !(1..=100_000).contains(&count) {
+            return Err(CommandError::Count);
+        }
+        crate::role::job::JobKind::parse(&data)?;
+        Ok(ClusterAction::Submit {
+            data,
+            count,
+            priority: 0,
+        })
+    }
+
+    /// `kill`, `pause`, `resume`, `restart` a named node, or the selected one.
+    fn node_action(&self) -> Result<ClusterAction, CommandError> {
+        let name = match self.args {
+            [] => self
+                .app
+                .selected_node()
+                .map(|n| n.name().to_string())
+                .ok_or(CommandError::NoSelection)?,
+            [n] => self.node(n)?,
+            _ => return usage(&format!("{} [NODE]", self.command)),
+        };
+        Ok(match self.command {
+            "kill" => ClusterAction::Kill(name),
+            "pause" => ClusterAction::Pause(name),
+            "resume" => ClusterAction::Resume(name),
+            _ => ClusterAction::Restart(name),
+        })
+    }
+
+    /// `partition A [B]`, `partition A -> B`, `heal [A [B]]`.
+    fn cut_or_heal(&self) -> Result<ClusterAction, CommandError> {
+        Ok(match (self.command, self.args) {
+            ("partition", [a]) => ClusterAction::Partition {
+                a: self.node(a)?,
+                b: None,
+                one_way: false,
+            },
+            ("partition", [a, b]) => ClusterAction::Partition {
+                a: self.node(a)?,
+                b: Some(self.node(b)?),
+                one_way: false,
+            },
+            ("partition", [a, "->", b]) => ClusterAction::Partition {
+                a: self.node(a)?,
+                b: Some(self.node(b)?),
+                one_way: true,
+            },
+            ("partition", _) => return usage("partition A [B], or partition A -> B (one way)"),
+            ("heal", []) => ClusterAction::Heal { a: None, b: None },
+            ("heal", [a]) => ClusterAction::Heal {
+                a: Some(self.node(a)?),
+                b: None,
+            },
+            ("heal", [a, b]) => ClusterAction::Heal {
+                a: Some(self.node(a)?),
+                b: Some(self.node(b)?),
+            },
+            _ => return usage("heal [A [B]]"),
+        })
+    }
+
+    /// `latency A B DURATION [jitter DURATION]`, `loss A B PERCENT`, `skew NODE OFFSET`.
+    fn shape(&self) -> Result<ClusterAction, CommandError> {
+        Ok(match (self.command, self.args) {
+            ("latency", [a, b, d]) | ("latency", [a, b, d, "jitter", _]) => {
+                let jitter = match self.args.get(4) {
+                    Some(j) => parse_duration(j)?,
+                    None => std::time::Duration::ZERO,
+                };
+                ClusterAction::Latency {
+                    a: self.node(a)?,
+                    b: self.node(b)?,
+                    latency: parse_duration(d)?,
+                    jitter,
+                }
+            }
+            ("latency", _) => return usage("latency A B DURATION [jitter DURATION]"),
+            ("loss", [a, b, p]) => ClusterAction::Loss {
+                a: self.node(a)?,
+                b: self.node(b)?,
+                loss: parse_percent(p)?,
+            },
+            ("loss", _) => return usage("loss A B PERCENT"),
+            ("skew", [n, offset]) => ClusterAction::Skew {
+                node: self.node(n)?,
+                offset_ms: parse_signed_duration_ms(offset)?,
+            },
+            _ => return usage("skew NODE OFFSET, e.g. skew worker-1 -2s"),
+        })
+    }
 }
 
 /// Completes the last word of `line`: a command name first, then node (or scenario) names.
@@ -278,26 +389,15 @@ mod tests {
     #[test]
     fn bad_commands_say_what_to_type() {
         let a = app();
+        let said = |line: &str| parse(line, &a).unwrap_err().to_string();
         assert_eq!(
-            parse("kill wroker-1", &a),
-            Err("no node named wroker-1: did you mean `worker-1`?".into())
+            said("kill wroker-1"),
+            "no node named wroker-1: did you mean `worker-1`?"
         );
-        assert!(
-            parse("kil worker-1", &a)
-                .unwrap_err()
-                .contains("did you mean `kill`?")
-        );
-        assert!(
-            parse("submit sleep forever", &a)
-                .unwrap_err()
-                .starts_with("sleep:")
-        );
-        assert!(parse("latency a", &a).unwrap_err().starts_with("usage:"));
-        assert!(
-            parse("scenario lectur", &a)
-                .unwrap_err()
-                .contains("did you mean `lecture`?")
-        );
+        assert!(said("kil worker-1").contains("did you mean `kill`?"));
+        assert!(said("submit sleep forever").starts_with("sleep:"));
+        assert!(said("latency a").starts_with("usage:"));
+        assert!(said("scenario lectur").contains("did you mean `lecture`?"));
         assert!(parse("\"unbalanced", &a).is_err());
     }
 

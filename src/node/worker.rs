@@ -364,7 +364,7 @@ async fn execute(
         let _ = results.send(Input::Progress { job, percent });
     };
     let outcome = match JobKind::parse(&data) {
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
         Ok(JobKind::Echo(text)) => Ok(text),
         Ok(JobKind::Fail(why)) => Err(why),
         Ok(JobKind::Classic(text)) => {

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use crate::topology::units::{format_duration, parse_duration};
+use crate::topology::units::{UnitError, format_duration, parse_duration};
 
 /// The longest `sleep` a job may ask for.
 pub const MAX_SLEEP: Duration = Duration::from_secs(3600);
@@ -37,26 +37,41 @@ pub enum JobKind {
     Classic(String),
 }
 
+/// Job data that starts with a kind's word but whose argument is wrong.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JobDataError {
+    /// `sleep` without a duration.
+    #[error("sleep: {0}")]
+    Sleep(UnitError),
+    /// `sleep` for longer than [`MAX_SLEEP`].
+    #[error("sleep: at most {}", format_duration(MAX_SLEEP))]
+    SleepTooLong,
+    /// `cpu` without a whole number.
+    #[error("cpu: expected a whole number such as `cpu 200000`, found `{0}`")]
+    CpuNotANumber(String),
+    /// `cpu` above [`MAX_CPU`].
+    #[error("cpu: at most {MAX_CPU}")]
+    CpuTooMuch,
+}
+
 impl JobKind {
     /// Reads job data; an error if it starts with a kind's word but its argument is wrong.
-    pub fn parse(data: &str) -> Result<JobKind, String> {
+    pub fn parse(data: &str) -> Result<JobKind, JobDataError> {
         let data = data.trim();
         let (word, rest) = data.split_once(char::is_whitespace).unwrap_or((data, ""));
         let rest = rest.trim();
         match word {
             "sleep" => {
-                let d = parse_duration(rest).map_err(|e| format!("sleep: {e}"))?;
+                let d = parse_duration(rest).map_err(JobDataError::Sleep)?;
                 if d > MAX_SLEEP {
-                    return Err(format!("sleep: at most {}", format_duration(MAX_SLEEP)));
+                    return Err(JobDataError::SleepTooLong);
                 }
                 Ok(JobKind::Sleep(d))
             }
             "cpu" => match rest.replace('_', "").parse::<u64>() {
                 Ok(n) if n <= MAX_CPU => Ok(JobKind::Cpu(n)),
-                Ok(_) => Err(format!("cpu: at most {MAX_CPU}")),
-                Err(_) => Err(format!(
-                    "cpu: expected a whole number such as `cpu 200000`, found `{rest}`"
-                )),
+                Ok(_) => Err(JobDataError::CpuTooMuch),
+                Err(_) => Err(JobDataError::CpuNotANumber(rest.to_string())),
             },
             "echo" => Ok(JobKind::Echo(rest.to_string())),
             "fail" => Ok(JobKind::Fail(if rest.is_empty() {
@@ -153,6 +168,7 @@ mod tests {
         assert!(
             JobKind::parse("sleep forever")
                 .unwrap_err()
+                .to_string()
                 .contains("sleep")
         );
         assert!(JobKind::parse("sleep 2h").is_err());

@@ -7,9 +7,67 @@
 use std::fmt;
 use std::time::Duration;
 
+/// A value that is not one of its kind, in words that say what was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    /// Not a value of this kind at all.
+    #[error("expected {examples}, found `{found}`")]
+    Expected {
+        /// What one looks like.
+        examples: &'static str,
+        /// What was written.
+        found: String,
+    },
+    /// A value of this kind, but one it may not take.
+    #[error("{rule}, found `{found}`")]
+    Outside {
+        /// The rule it breaks.
+        rule: &'static str,
+        /// What was written.
+        found: String,
+    },
+    /// Too large to hold.
+    #[error("`{found}` is out of range for {what}")]
+    OutOfRange {
+        /// The kind of value.
+        what: &'static str,
+        /// What was written.
+        found: String,
+    },
+    /// A duration too long to hold.
+    #[error("`{0}` is too long a duration")]
+    TooLong(String),
+    /// An event rate above what a bot may be asked for.
+    #[error("`{0}` is more than {MAX_EVENTS_PER_SECOND}/s, the most a bot can be asked for")]
+    TooFast(String),
+}
+
+impl UnitError {
+    fn expected(examples: &'static str, found: &str) -> Self {
+        UnitError::Expected {
+            examples,
+            found: found.to_string(),
+        }
+    }
+
+    fn outside(rule: &'static str, found: &str) -> Self {
+        UnitError::Outside {
+            rule,
+            found: found.to_string(),
+        }
+    }
+
+    fn out_of_range(what: &'static str, found: &str) -> Self {
+        UnitError::OutOfRange {
+            what,
+            found: found.to_string(),
+        }
+    }
+}
+
 /// Parses a duration: `200ms`, `2s`, `1.5s`, `1m`, `1h`, `500us`, or a sum such as `1m30s`; a
 /// bare number is seconds (as the classic lab's `health_check_interval 30`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, UnitError> {
     let mut rest = text;
     let mut seconds = 0.0;
     let mut parts = 0;
@@ -21,7 +79,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let unit = &after[..unit_len];
         let value: f64 = parse_number(number).ok_or_else(|| duration_expected(text))?;
         if value < 0.0 {
-            return Err(format!("a duration cannot be negative, found `{text}`"));
+            return Err(UnitError::outside("a duration cannot be negative", text));
         }
         let seconds_per_unit = match unit {
             "" if parts == 0 && unit_len == after.len() => 1.0,
@@ -41,23 +99,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     // About a thousand years: well past any lecture, and safe for `Duration::from_secs_f64`.
     if seconds > 3.2e10 {
-        return Err(format!("`{text}` is too long a duration"));
+        return Err(UnitError::TooLong(text.to_string()));
     }
     Ok(Duration::from_secs_f64(seconds))
 }
 
-fn duration_expected(text: &str) -> String {
-    format!("expected a duration such as `200ms`, `2s` or `1m`, found `{text}`")
+fn duration_expected(text: &str) -> UnitError {
+    UnitError::expected("a duration such as `200ms`, `2s` or `1m`", text)
 }
 
 /// A signed duration in milliseconds, for clock skew (`-2s`, `+500ms`).
-pub fn parse_signed_duration_ms(text: &str) -> Result<i64, String> {
+pub fn parse_signed_duration_ms(text: &str) -> Result<i64, UnitError> {
     let (negative, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     let duration = parse_duration(magnitude)
-        .map_err(|_| format!("expected a duration such as `-2s` or `500ms`, found `{text}`"))?;
+        .map_err(|_| UnitError::expected("a duration such as `-2s` or `500ms`", text))?;
     let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
     Ok(if negative { -ms } else { ms })
 }
@@ -92,7 +150,7 @@ pub struct Size(pub u64);
 
 /// Parses a size: `4GB`, `512MB`, `64KB`, `100B`; `KiB`, `MiB`, `GiB`, `TiB` for powers of 1024.
 /// A bare number is bytes.
-pub fn parse_size(text: &str) -> Result<Size, String> {
+pub fn parse_size(text: &str) -> Result<Size, UnitError> {
     let (number, unit) = split_number(text);
     let value = parse_number(number).ok_or_else(|| size_expected(text))?;
     let multiplier: f64 = match unit.to_ascii_uppercase().as_str() {
@@ -109,13 +167,13 @@ pub fn parse_size(text: &str) -> Result<Size, String> {
     };
     let bytes = value * multiplier;
     if !(0.0..=1.8e19).contains(&bytes) {
-        return Err(format!("`{text}` is out of range for a size"));
+        return Err(UnitError::out_of_range("a size", text));
     }
     Ok(Size(bytes.round() as u64))
 }
 
-fn size_expected(text: &str) -> String {
-    format!("expected a size such as `512MB` or `4GB`, found `{text}`")
+fn size_expected(text: &str) -> UnitError {
+    UnitError::expected("a size such as `512MB` or `4GB`", text)
 }
 
 impl fmt::Display for Size {
@@ -133,7 +191,7 @@ impl fmt::Display for Size {
 pub struct Rate(pub u64);
 
 /// Parses a rate: `1Gbps`, `10Mbps`, `512Kbps`, `9600bps`. A bare number is bits per second.
-pub fn parse_rate(text: &str) -> Result<Rate, String> {
+pub fn parse_rate(text: &str) -> Result<Rate, UnitError> {
     let (number, unit) = split_number(text);
     let value = parse_number(number).ok_or_else(|| rate_expected(text))?;
     let multiplier: f64 = match unit.to_ascii_lowercase().as_str() {
@@ -146,11 +204,12 @@ pub fn parse_rate(text: &str) -> Result<Rate, String> {
     };
     let bits = value * multiplier;
     if !(0.0..=1.8e19).contains(&bits) {
-        return Err(format!("`{text}` is out of range for a rate"));
+        return Err(UnitError::out_of_range("a rate", text));
     }
     if bits < 1.0 {
-        return Err(format!(
-            "a bandwidth must be more than zero, found `{text}`"
+        return Err(UnitError::outside(
+            "a bandwidth must be more than zero",
+            text,
         ));
     }
     Ok(Rate(bits.round() as u64))
@@ -161,8 +220,8 @@ pub const MAX_EVENTS_PER_SECOND: f64 = 1000.0;
 
 /// An event rate: `2/s`, `30/min`, `100/h`, a bare number meaning per second, `0` for none.
 /// Returns events per second.
-pub fn parse_per_second(text: &str) -> Result<f64, String> {
-    let expected = || format!("expected a rate such as `2/s`, `30/min` or `0`, found `{text}`");
+pub fn parse_per_second(text: &str) -> Result<f64, UnitError> {
+    let expected = || UnitError::expected("a rate such as `2/s`, `30/min` or `0`", text);
     let (number, unit) = match text.split_once('/') {
         Some((number, unit)) => (number, unit),
         None => (text, "s"),
@@ -180,18 +239,16 @@ pub fn parse_per_second(text: &str) -> Result<f64, String> {
     };
     let rate = value / per;
     if rate < 0.0 {
-        return Err(format!("a rate cannot be negative, found `{text}`"));
+        return Err(UnitError::outside("a rate cannot be negative", text));
     }
     if rate > MAX_EVENTS_PER_SECOND {
-        return Err(format!(
-            "`{text}` is more than {MAX_EVENTS_PER_SECOND}/s, the most a bot can be asked for"
-        ));
+        return Err(UnitError::TooFast(text.to_string()));
     }
     Ok(rate)
 }
 
-fn rate_expected(text: &str) -> String {
-    format!("expected a rate such as `10Mbps` or `1Gbps`, found `{text}`")
+fn rate_expected(text: &str) -> UnitError {
+    UnitError::expected("a rate such as `10Mbps` or `1Gbps`", text)
 }
 
 impl fmt::Display for Rate {
@@ -209,13 +266,14 @@ impl fmt::Display for Rate {
 pub struct Percent(pub f64);
 
 /// Parses a percentage: `5%`, `0.5%`, or a bare `5`.
-pub fn parse_percent(text: &str) -> Result<Percent, String> {
+pub fn parse_percent(text: &str) -> Result<Percent, UnitError> {
     let number = text.strip_suffix('%').unwrap_or(text);
     let value = parse_number(number)
-        .ok_or_else(|| format!("expected a percentage such as `5%`, found `{text}`"))?;
+        .ok_or_else(|| UnitError::expected("a percentage such as `5%`", text))?;
     if !(0.0..=100.0).contains(&value) {
-        return Err(format!(
-            "a percentage is between 0% and 100%, found `{text}`"
+        return Err(UnitError::outside(
+            "a percentage is between 0% and 100%",
+            text,
         ));
     }
     Ok(Percent(value))
@@ -228,12 +286,13 @@ impl fmt::Display for Percent {
 }
 
 /// Parses a Tcl-style boolean: true/false, yes/no, on/off, 1/0 (any case).
-pub fn parse_bool(text: &str) -> Result<bool, String> {
+pub fn parse_bool(text: &str) -> Result<bool, UnitError> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "yes" | "on" | "1" => Ok(true),
         "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!(
-            "expected true or false (or yes/no, on/off, 1/0), found `{text}`"
+        _ => Err(UnitError::expected(
+            "true or false (or yes/no, on/off, 1/0)",
+            text,
         )),
     }
 }

@@ -136,7 +136,7 @@ fn submit_form(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 (_, _, None) => "priority must be a whole number",
                 (false, Some(count), Some(priority)) => {
                     if let Err(why) = crate::role::job::JobKind::parse(&data) {
-                        app.flash = Some((why, app.now_ms));
+                        app.flash = Some((why.to_string(), app.now_ms));
                         return Vec::new();
                     }
                     app.mode = Mode::Normal;
@@ -212,7 +212,7 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
         // Typed out in full, an action is not confirmed again.
         Ok(command::Parsed::Act(action)) => act(app, action, false),
         Err(message) => {
-            app.flash = Some((message, app.now_ms));
+            app.flash = Some((message.to_string(), app.now_ms));
             Vec::new()
         }
     }

@@ -518,5 +518,5 @@ fn check_job(data: &str, count: u32) -> Result<(), String> {
             "count must be from 1 to {MAX_COUNT}, found {count}"
         ));
     }
-    JobKind::parse(data).map(|_| ())
+    JobKind::parse(data).map(|_| ()).map_err(|e| e.to_string())
 }

@@ -86,26 +86,26 @@ impl Validator<'_> {
     }
 
     /// The single value of `key value`, parsed.
-    pub(super) fn value<T>(
+    pub(super) fn value<T, E: std::fmt::Display>(
         &mut self,
         command: &Command,
         usage: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         let (text, span) = self.text(command, usage)?;
         self.parsed(text, span, parse)
     }
 
-    pub(super) fn parsed<T>(
+    pub(super) fn parsed<T, E: std::fmt::Display>(
         &mut self,
         text: &str,
         span: Span,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         match parse(text) {
             Ok(value) => Some(value),
             Err(message) => {
-                self.error(span, message, "invalid value");
+                self.error(span, message.to_string(), "invalid value");
                 None
             }
         }
