@@ -1,7 +1,7 @@
 //! `tcluster bench WHAT`: runs benchmarks on real nodes (see [`crate::bench`]) and prints a
 //! table, or one JSON object with `--json`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -123,76 +123,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
         if !args.json {
             eprintln!("running {name} …");
         }
-        let result = runtime.block_on(async {
-            let value = match what {
-                What::Dispatch => {
-                    let r = bench::dispatch(
-                        &program,
-                        args.workers.max(1),
-                        args.slots.max(1),
-                        args.jobs.max(1),
-                        args.round_trips.max(1),
-                        !args.no_journal,
-                    )
-                    .await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Detect => {
-                    let r = bench::detect(
-                        &program,
-                        args.heartbeat_ms.max(1),
-                        args.timeout_ms.max(1),
-                        args.runs.max(1),
-                    )
-                    .await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Soak => {
-                    let load = args.load.unwrap_or_else(|| {
-                        std::thread::available_parallelism().map_or(2, |n| n.get())
-                    });
-                    let r = bench::soak(
-                        &program,
-                        args.heartbeat_ms.max(1),
-                        args.timeout_ms.max(1),
-                        args.duration,
-                        load,
-                    )
-                    .await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Failover => {
-                    let r = bench::failover(&program, args.runs.max(1)).await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Chat if args.redis.is_some() => {
-                    let r = bench::redis_chat(
-                        args.redis.as_deref().unwrap_or_default(),
-                        args.subscribers.max(1),
-                        args.posts.max(1),
-                        args.window.max(1),
-                    )
-                    .await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Chat => {
-                    let r = bench::chat(
-                        &program,
-                        args.subscribers.max(1),
-                        args.posts.max(1),
-                        args.window.max(1),
-                        !args.no_journal,
-                    )
-                    .await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-                What::Startup | What::All => {
-                    let r = bench::startup(&program, &args.topology, args.runs.max(1)).await?;
-                    (r.table(), serde_json::to_value(&r))
-                }
-            };
-            Ok::<_, bench::BenchError>(value)
-        });
+        let result = runtime.block_on(measure(what, &program, &args));
         match result {
             Ok((table, value)) => {
                 if args.json {
@@ -211,4 +142,79 @@ pub fn run(args: BenchArgs) -> ExitCode {
         outln!("{}", serde_json::Value::Object(json));
     }
     ExitCode::SUCCESS
+}
+
+/// Runs one benchmark: its table for people, and its figures as JSON.
+async fn measure(
+    what: What,
+    program: &Path,
+    args: &BenchArgs,
+) -> Result<(String, serde_json::Result<serde_json::Value>), bench::BenchError> {
+    Ok(match what {
+        What::Dispatch => {
+            let r = bench::dispatch(
+                program,
+                args.workers.max(1),
+                args.slots.max(1),
+                args.jobs.max(1),
+                args.round_trips.max(1),
+                !args.no_journal,
+            )
+            .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Detect => {
+            let r = bench::detect(
+                program,
+                args.heartbeat_ms.max(1),
+                args.timeout_ms.max(1),
+                args.runs.max(1),
+            )
+            .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Soak => {
+            let load = args
+                .load
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let r = bench::soak(
+                program,
+                args.heartbeat_ms.max(1),
+                args.timeout_ms.max(1),
+                args.duration,
+                load,
+            )
+            .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Failover => {
+            let r = bench::failover(program, args.runs.max(1)).await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Chat if args.redis.is_some() => {
+            let r = bench::redis_chat(
+                args.redis.as_deref().unwrap_or_default(),
+                args.subscribers.max(1),
+                args.posts.max(1),
+                args.window.max(1),
+            )
+            .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Chat => {
+            let r = bench::chat(
+                program,
+                args.subscribers.max(1),
+                args.posts.max(1),
+                args.window.max(1),
+                !args.no_journal,
+            )
+            .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Startup | What::All => {
+            let r = bench::startup(program, &args.topology, args.runs.max(1)).await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+    })
 }

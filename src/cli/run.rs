@@ -191,32 +191,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         .iter()
         .filter_map(|n| n.address.clone())
         .collect();
-    outln!(
-        "{system}: {} nodes; coordinator on {}; logs in {}",
-        handle.nodes.len(),
-        handle.coordinator,
-        state_dir.join("logs").display()
-    );
-    for node in &handle.nodes {
-        let pid = node.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
-        let address = node
-            .address
-            .as_deref()
-            .map(|a| format!(" on {a}"))
-            .unwrap_or_default();
-        let role = match node.kind.as_str() {
-            "master" if node.name == handle.primary.0 => "primary",
-            "master" => "backup",
-            kind => kind,
-        };
-        outln!(
-            "   {:<14} {:<8} {}{pid}{address}",
-            node.name,
-            role,
-            node.process.as_str()
-        );
-    }
-    outln!("   {}", handle.start.describe(&state_dir));
+    print_launch(&handle, &system, &state_dir);
     if let Some(name) = &args.scenario {
         let _ = handle
             .commands
@@ -268,19 +243,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             }
         }
     }
-    // Let the timeline catch up with the cluster before stopping it: on a busy machine the
-    // events of the last seconds may still be on their way.
-    let quiet_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < quiet_deadline {
-        match tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
-            Ok(Ok(Update::Timeline(event))) => print_event(&event),
-            Ok(Ok(Update::Node(_) | Update::View(_))) => {}
-            Ok(Err(RecvError::Lagged(n))) => {
-                outln!("(…{n} events not shown: the terminal is slower than the cluster)")
-            }
-            Ok(Err(RecvError::Closed)) | Err(_) => break,
-        }
-    }
+    catch_up(&mut updates).await;
     let report = handle.stop().await;
     // Events that arrived while stopping are part of the run: show them.
     while let Ok(update) = updates.try_recv() {
@@ -300,6 +263,52 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// The run's first lines: the system, where the primary listens, each node and the state.
+fn print_launch(handle: &supervisor::SupervisorHandle, system: &str, state_dir: &std::path::Path) {
+    outln!(
+        "{system}: {} nodes; coordinator on {}; logs in {}",
+        handle.nodes.len(),
+        handle.coordinator,
+        state_dir.join("logs").display()
+    );
+    for node in &handle.nodes {
+        let pid = node.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+        let address = node
+            .address
+            .as_deref()
+            .map(|a| format!(" on {a}"))
+            .unwrap_or_default();
+        let role = match node.kind.as_str() {
+            "master" if node.name == handle.primary.0 => "primary",
+            "master" => "backup",
+            kind => kind,
+        };
+        outln!(
+            "   {:<14} {:<8} {}{pid}{address}",
+            node.name,
+            role,
+            node.process.as_str()
+        );
+    }
+    outln!("   {}", handle.start.describe(state_dir));
+}
+
+/// Lets the timeline catch up with the cluster before stopping it: on a busy machine the
+/// events of the last seconds may still be on their way (at most 10s, until 0.5s is quiet).
+async fn catch_up(updates: &mut tokio::sync::broadcast::Receiver<Update>) {
+    let quiet_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < quiet_deadline {
+        match tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
+            Ok(Ok(Update::Timeline(event))) => print_event(&event),
+            Ok(Ok(Update::Node(_) | Update::View(_))) => {}
+            Ok(Err(RecvError::Lagged(n))) => {
+                outln!("(…{n} events not shown: the terminal is slower than the cluster)")
+            }
+            Ok(Err(RecvError::Closed)) | Err(_) => break,
+        }
+    }
 }
 
 /// Prints one timeline event (job progress is left out: it would drown the rest).
