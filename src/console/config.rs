@@ -54,19 +54,54 @@ impl Default for Config {
     }
 }
 
+/// Settings that cannot be used, and where they are.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid settings.
+    #[error("{}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where in it.
+        reason: SettingsError,
+    },
+}
+
+/// Text that is not valid settings.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Not TOML, or an unknown or mistyped setting (toml says which, and where).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// A setting out of range.
+    #[error("log_history must be at least 1")]
+    LogHistory,
+}
+
 impl Config {
     /// Reads the settings: from `path` if given (it must exist), else from the default place
     /// (which may be missing). `NO_COLOR` is applied last.
-    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (path, required) = match path {
             Some(p) => (Some(p.to_path_buf()), true),
             None => (default_path(), false),
         };
         let mut config = match path {
             Some(path) => match std::fs::read_to_string(&path) {
-                Ok(text) => Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?,
-                Err(e) if required || e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!("cannot read {}: {e}", path.display()));
+                Ok(text) => Config::parse(&text).map_err(|reason| ConfigError::Invalid {
+                    path: path.clone(),
+                    reason,
+                })?,
+                Err(source) if required || source.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ConfigError::Read { path, source });
                 }
                 Err(_) => Config::default(),
             },
@@ -79,10 +114,10 @@ impl Config {
     }
 
     /// Parses settings from TOML text.
-    pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Config, SettingsError> {
+        let config: Config = toml::from_str(text)?;
         if config.log_history == 0 {
-            return Err("log_history must be at least 1".to_string());
+            return Err(SettingsError::LogHistory);
         }
         Ok(config)
     }
@@ -108,12 +143,9 @@ mod tests {
             (Theme::Projector, false, 1_000_000)
         );
         assert_eq!(c.keys["kill"], "K");
-        assert!(
-            Config::parse("theme = \"neon\"")
-                .unwrap_err()
-                .contains("neon")
-        );
-        assert!(Config::parse("colour = 1").unwrap_err().contains("colour"));
+        let said = |text: &str| Config::parse(text).unwrap_err().to_string();
+        assert!(said("theme = \"neon\"").contains("neon"));
+        assert!(said("colour = 1").contains("colour"));
         assert!(Config::parse("log_history = 0").is_err());
         assert!(Config::load(Some(Path::new("/nonexistent/tcluster.toml"))).is_err());
     }

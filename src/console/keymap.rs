@@ -471,25 +471,45 @@ fn pane_keys() -> Vec<Binding> {
 }
 
 /// The bindings with the config's rebinds applied; unknown names or keys are reported.
-pub fn bindings(rebinds: &BTreeMap<String, String>) -> Result<Vec<Binding>, String> {
+pub fn bindings(rebinds: &BTreeMap<String, String>) -> Result<Vec<Binding>, RebindError> {
     let mut table = default_bindings();
     for (name, key) in rebinds {
         let binding = table.iter_mut().find(|b| b.name == name).ok_or_else(|| {
             let names: Vec<&str> = default_bindings().iter().map(|b| b.name).collect();
-            format!(
-                "[keys]: no action named `{name}` (actions: {})",
-                names.join(", ")
-            )
+            RebindError::NoAction {
+                name: name.clone(),
+                actions: names.join(", "),
+            }
         })?;
-        let (code, modifiers) = parse_key(key).ok_or_else(|| {
-            format!(
-                "[keys] {name}: `{key}` is not a key (examples: \"K\", \"ctrl-k\", \"f5\", \"tab\")"
-            )
+        let (code, modifiers) = parse_key(key).ok_or_else(|| RebindError::NotAKey {
+            name: name.clone(),
+            key: key.clone(),
         })?;
         binding.key = code;
         binding.modifiers = modifiers;
     }
     Ok(table)
+}
+
+/// A `[keys]` setting that cannot be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RebindError {
+    /// No action has this name.
+    #[error("[keys]: no action named `{name}` (actions: {actions})")]
+    NoAction {
+        /// The name given.
+        name: String,
+        /// Every action's name.
+        actions: String,
+    },
+    /// Not a key this console knows.
+    #[error("[keys] {name}: `{key}` is not a key (examples: \"K\", \"ctrl-k\", \"f5\", \"tab\")")]
+    NotAKey {
+        /// The action.
+        name: String,
+        /// The key given.
+        key: String,
+    },
 }
 
 /// The action for a key in normal mode, with `focus` deciding pane bindings.
@@ -594,9 +614,15 @@ mod tests {
         assert!(
             bindings(&bad)
                 .unwrap_err()
+                .to_string()
                 .contains("no action named `explode`")
         );
         let bad = BTreeMap::from([("kill".to_string(), "hyper-k".to_string())]);
-        assert!(bindings(&bad).unwrap_err().contains("not a key"));
+        assert!(
+            bindings(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("not a key")
+        );
     }
 }

@@ -326,6 +326,6 @@ async fn run(
 }
 
 /// The default config path's settings, or the given file's.
-pub fn load_config(path: Option<PathBuf>) -> Result<Config, String> {
+pub fn load_config(path: Option<PathBuf>) -> Result<Config, config::ConfigError> {
     Config::load(path.as_deref())
 }
