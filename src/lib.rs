@@ -6,32 +6,42 @@
 //!
 //! # Layout
 //!
+//! Lowest layer first; a module uses only the layers above it in this list (`tests/layers.rs`
+//! checks it).
+//!
+//! - [`clock`]: milliseconds and Lamport clocks.
 //! - [`topology`]: the `.top` language. Bytes → tokens ([`topology::lexer`]) → a syntax tree of
 //!   commands ([`topology::syntax`]) → a validated [`topology::Topology`]
 //!   ([`topology::validate`]), with caret diagnostics ([`topology::diagnostic`]), typed units
-//!   ([`topology::units`]) and the summary `tcluster check` prints ([`topology::summary`]).
-//! - [`protocol`]: the wire protocol — bytes → lines ([`protocol::frame`]) → typed messages
-//!   ([`protocol::message`]), the classic `COMMAND:data` adapter ([`protocol::classic`]) and
-//!   HMAC authentication ([`protocol::auth`]).
-//! - [`role`]: node roles as synchronous state machines — the coordinator, the worker, the
-//!   cluster events every state change is made of, job kinds.
-//! - [`node`]: the thin async drivers that run a role over TCP, in a process of its own or as
-//!   an in-process task; [`clock`] gives them Lamport clocks.
-//! - [`supervisor`]: launches a whole topology, shapes its links, injects faults, runs
-//!   scenarios, and keeps the timeline with measured detection and recovery times.
-//! - [`view`]: the one reading of the cluster — its own events applied by its own code, plus
-//!   who is primary, what the masters concluded, and each node's verdict — which the
-//!   supervisor's summary and every pane of the console read.
+//!   ([`topology::units`]), names ([`topology::names`]) and the summary `tcluster check`
+//!   prints ([`topology::summary`]).
 //! - [`state_dir`]: a cluster's state directory: fresh or resumed runs, and `run.json`, where a
 //!   running cluster says it listens.
+//! - [`cluster`]: the facts every layer shares — cluster events, job ids and states, worker
+//!   health, the views clients see.
+//! - [`logging`]: tracing to stderr, as text or JSON lines.
+//! - [`protocol`]: the wire — bytes → lines ([`protocol::frame`]) → typed messages
+//!   ([`protocol::message`]), the classic `COMMAND:data` adapter ([`protocol::classic`]), HMAC
+//!   authentication ([`protocol::auth`]) and a peer's side of it ([`protocol::handshake`]).
+//! - [`role`]: node roles as synchronous state machines — the coordinator, the worker, the
+//!   chat server, the bot — and job kinds.
+//! - [`client`]: a connection to a coordinator or a chat server, for the client command, the
+//!   bots, the supervisor and tests.
+//! - [`journal`]: what servers keep on disk (redb) — the coordinator's events, a chat server's
+//!   history — read back when they start again.
+//! - [`view`]: the one reading of the cluster — its events applied by the coordinator's own
+//!   code, plus who is primary, what the masters concluded, and each node's verdict — which
+//!   the supervisor's summary and every pane of the console read.
+//! - [`node`]: the thin async drivers that run a role over TCP, in a process of its own or as
+//!   an in-process task.
+//! - [`supervisor`]: launches a whole topology, shapes its links, injects faults, runs
+//!   scenarios, and keeps the timeline with measured detection and recovery times.
 //! - [`console`]: the full-screen console (The Elm Architecture: `App`, `Action`, `update`,
 //!   `draw`), on a cluster it launched or one it attaches to.
-//! - [`journal`]: the coordinator's events on disk (redb), replayed when it starts again.
-//! - [`client`]: a connection to a coordinator, for the client command and tests.
-//! - [`logging`]: tracing to stderr, as text or JSON lines.
+//! - [`bench`](mod@bench): the benchmarks `tcluster bench` runs (docs/PERFORMANCE.md).
 //! - [`cli`]: the command line (clap): parses arguments and runs the command asked for.
 //!
-//! `docs/ARCHITECTURE.md` draws the whole and the parts still to come.
+//! `docs/ARCHITECTURE.md` draws the whole, and names the file of each concept.
 
 pub mod bench;
 pub mod cli;

@@ -82,7 +82,6 @@ pub enum StateDirError {
         dir.display()
     )]
     InUse {
-        /// Its pid.
         pid: u32,
         /// The directory.
         dir: PathBuf,

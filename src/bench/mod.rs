@@ -17,8 +17,8 @@
 //! - [`startup`]: `tcluster run`'s launch of a topology until every worker is registered.
 //! - [`soak`]: healthy workers watched while the CPUs are busy, to count false verdicts.
 //!
-//! The nodes of every benchmark live in a [`scratch::Scratch`] directory (a coordinator and
-//! its workers are one call, [`scratch::Scratch::cluster`]); [`redis`] is the little Redis
+//! The nodes of every benchmark live in a `scratch::Scratch` directory (a coordinator and
+//! its workers are one call, `scratch::Scratch::cluster`); `redis` is the little Redis
 //! client the chat benchmark compares with.
 
 mod chat;
@@ -66,7 +66,6 @@ pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 pub struct Spread {
     /// How many samples.
     pub n: usize,
-    /// The median.
     pub median: f64,
     /// The 99th percentile (with few samples, the largest).
     pub p99: f64,

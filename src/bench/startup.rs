@@ -13,7 +13,6 @@ use crate::protocol::message::Message;
 /// What [`startup`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Startup {
-    /// The topology.
     pub topology: String,
     /// Nodes in it.
     pub nodes: usize,

@@ -33,9 +33,7 @@ pub struct ChatArgs {
 pub enum ChatCommand {
     /// Post TEXT to CHANNEL (created if it does not exist).
     Send {
-        /// The channel.
         channel: String,
-        /// The text.
         text: String,
         /// Who posts it.
         #[arg(long = "as", value_name = "USER")]
@@ -43,7 +41,6 @@ pub enum ChatCommand {
     },
     /// Print CHANNEL's history: one line per message, in the order every server agrees on.
     History {
-        /// The channel.
         channel: String,
         /// At most this many (the latest).
         #[arg(long)]
@@ -58,7 +55,6 @@ pub enum ChatCommand {
     Dm {
         /// The recipient.
         to: String,
-        /// The text.
         text: String,
         /// Who sends it.
         #[arg(long = "as", value_name = "USER")]

@@ -65,52 +65,37 @@ pub enum EventKind {
     },
     /// A client submitted a job.
     JobSubmitted {
-        /// The job.
         job: JobId,
-        /// Its data.
         data: String,
-        /// Its priority.
         priority: i32,
         /// Who submitted it.
         by: String,
     },
     /// The job was sent to a worker.
     JobAssigned {
-        /// The job.
         job: JobId,
-        /// The worker.
         worker: String,
         /// 1 for the first run.
         attempt: u32,
     },
     /// The worker started the job.
-    JobStarted {
-        /// The job.
-        job: JobId,
-        /// The worker.
-        worker: String,
-    },
+    JobStarted { job: JobId, worker: String },
     /// The job's progress (not kept by a journal: only the latest matters).
     JobProgress {
-        /// The job.
         job: JobId,
-        /// The worker.
         worker: String,
         /// 0 to 100.
         percent: u8,
     },
     /// The job finished; its first result is kept.
     JobCompleted {
-        /// The job.
         job: JobId,
         /// The worker that finished it.
         worker: String,
-        /// The result.
         result: String,
     },
     /// A run of the job failed.
     JobFailed {
-        /// The job.
         job: JobId,
         /// The worker it failed on.
         worker: String,
@@ -121,7 +106,6 @@ pub enum EventKind {
     },
     /// The job went back to the queue because its worker died.
     JobRequeued {
-        /// The job.
         job: JobId,
         /// The worker it was on.
         worker: String,
@@ -129,17 +113,11 @@ pub enum EventKind {
         reason: String,
     },
     /// A rejoining worker was still running a job nobody else had taken: it keeps it.
-    JobReclaimed {
-        /// The job.
-        job: JobId,
-        /// The worker.
-        worker: String,
-    },
+    JobReclaimed { job: JobId, worker: String },
     /// A backup took over as primary, in a new term.
     Takeover {
         /// The new primary.
         coordinator: String,
-        /// Its term.
         term: u64,
         /// Why: "the primary's connection closed", "the primary was silent for 1500ms".
         reason: String,
@@ -166,7 +144,6 @@ pub enum EventKind {
     /// A backup follows this primary: it receives every durable event from now on (not kept in
     /// the journal).
     BackupFollows {
-        /// The backup.
         backup: String,
         /// How many events it already had.
         after: u64,
@@ -174,14 +151,12 @@ pub enum EventKind {
     /// A backup no longer follows this primary: its link closed, or it stopped acknowledging
     /// and was dropped (not kept in the journal).
     BackupLost {
-        /// The backup.
         backup: String,
         /// Why.
         reason: String,
     },
     /// A result arrived for a job that already had one (it ran twice). Counted, not kept.
     DuplicateResult {
-        /// The job.
         job: JobId,
         /// The worker that sent the extra result.
         worker: String,

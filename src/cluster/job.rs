@@ -125,9 +125,7 @@ impl FromStr for JobState {
 /// A job as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
-    /// Its id.
     pub id: JobId,
-    /// Its data.
     pub data: String,
     /// Where it is in its life.
     pub state: JobState,

@@ -30,9 +30,7 @@ impl Health {
 /// A worker as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerView {
-    /// Its name.
     pub name: String,
-    /// Its health.
     pub health: Health,
     /// Job slots.
     pub slots: u32,
@@ -58,7 +56,6 @@ pub struct StatusReport {
     /// `primary` or `backup`.
     #[serde(default)]
     pub role: String,
-    /// Its term.
     pub term: u64,
     /// Workers by health.
     pub workers: WorkerCounts,

@@ -385,7 +385,6 @@ pub struct LinkView {
 /// An action as the Faults table shows it: what was done, and what came of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultView {
-    /// Its number.
     pub number: usize,
     /// What was done.
     pub text: String,

@@ -132,7 +132,6 @@ pub enum Scope {
 pub struct Binding {
     /// The name used in the config file to rebind it.
     pub name: &'static str,
-    /// The key.
     pub key: KeyCode,
     /// Modifiers (Ctrl …).
     pub modifiers: KeyModifiers,

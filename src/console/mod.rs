@@ -11,7 +11,7 @@
 //!
 //! - [`app`]: the state, plain data.
 //! - [`keymap`]: `Action`s and the one table of key bindings (which also draws help and hints).
-//! - [`update`]: the only code that changes the state; returns effects.
+//! - [`update`](mod@update): the only code that changes the state; returns effects.
 //! - [`draw`]: one function per pane; only visible rows are built.
 //! - [`layout`]: where panes go (shared with mouse hit-testing); [`command`]: the `:` line;
 //!   [`config`]: personal settings.

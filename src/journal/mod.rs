@@ -1,6 +1,6 @@
 //! What servers keep on disk: the coordinator's journal (every durable cluster event, before
-//! anyone is told) and, in [`chat`], a chat server's history. Both are embedded redb databases
-//! opened, read and written the same way ([`store`]).
+//! anyone is told) and, in `chat`, a chat server's history. Both are embedded redb databases
+//! opened, read and written the same way (`store`).
 //!
 //! The coordinator's state is the result of applying its events in order
 //! ([`crate::role::coordinator::ClusterState::apply`]), so writing those events down is enough to

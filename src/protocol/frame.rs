@@ -28,7 +28,6 @@ pub enum FrameError {
     NotText {
         /// Offset of the first bad byte.
         at: usize,
-        /// The byte.
         byte: u8,
     },
 }

@@ -99,7 +99,6 @@ pub enum Message {
     },
     /// Coordinator to worker: run this job.
     Assign {
-        /// The job.
         job: JobId,
         /// Its data, as submitted.
         data: String,
@@ -107,32 +106,19 @@ pub enum Message {
         attempt: u32,
     },
     /// Coordinator to worker: stop this job; another worker has finished it.
-    Cancel {
-        /// The job.
-        job: JobId,
-    },
+    Cancel { job: JobId },
     /// Worker to coordinator: the job has started.
-    Started {
-        /// The job.
-        job: JobId,
-    },
+    Started { job: JobId },
     /// Worker to coordinator: how far a long job has come.
     Progress {
-        /// The job.
         job: JobId,
         /// 0 to 100.
         percent: u8,
     },
     /// Worker to coordinator: the job finished with this result.
-    JobDone {
-        /// The job.
-        job: JobId,
-        /// Its result.
-        result: String,
-    },
+    JobDone { job: JobId, result: String },
     /// Worker to coordinator: the job failed. It is retried up to the retry policy's attempts.
     JobFailed {
-        /// The job.
         job: JobId,
         /// Why.
         error: String,
@@ -143,12 +129,10 @@ pub enum Message {
     Login {
         /// Account name.
         user: String,
-        /// Its password.
         password: String,
     },
     /// A token to put in `submit`.
     LoggedIn {
-        /// The token.
         token: String,
         /// `operator` or `student`.
         role: String,
@@ -181,7 +165,6 @@ pub enum Message {
     },
     /// A job ended (sent to its submitter when it asked for `notify`).
     JobFinished {
-        /// The job.
         job: JobId,
         /// `completed` or `failed`.
         state: JobState,
@@ -195,15 +178,9 @@ pub enum Message {
         job: Option<JobId>,
     },
     /// One job.
-    JobInfo {
-        /// The job.
-        job: JobView,
-    },
+    JobInfo { job: JobView },
     /// The cluster at a glance.
-    StatusReport {
-        /// The report.
-        report: StatusReport,
-    },
+    StatusReport { report: StatusReport },
     /// List jobs, optionally of one state only.
     Jobs {
         /// Only jobs in this state.
@@ -238,7 +215,6 @@ pub enum Message {
     /// Part of a coordinator's history of durable events, oldest first, for a subscriber that
     /// asked for it; parts stay well under the line limit.
     History {
-        /// The events.
         events: Vec<ClusterEvent>,
         /// True on the last part (possibly empty): live `event`s follow.
         done: bool,
@@ -253,7 +229,6 @@ pub enum Message {
     Replica {
         /// Its position in the primary's history.
         seq: u64,
-        /// The event.
         event: ClusterEvent,
     },
     /// Backup to primary: every replica up to `seq` is applied (and journaled).
@@ -278,10 +253,7 @@ pub enum Message {
         primary: Option<String>,
     },
     /// One cluster event, to subscribers.
-    Event {
-        /// The event.
-        event: ClusterEvent,
-    },
+    Event { event: ClusterEvent },
     // ----- chat -----
     /// Log in to a chat server by name; with accounts in the topology, with a password (or
     /// the token a server gave before).
@@ -325,24 +297,15 @@ pub enum Message {
         channels: Vec<String>,
     },
     /// Post to a channel.
-    ChatPublish {
-        /// The channel.
-        channel: String,
-        /// The text.
-        text: String,
-    },
+    ChatPublish { channel: String, text: String },
     /// A private message.
     ChatDm {
         /// The recipient.
         to: String,
-        /// The text.
         text: String,
     },
     /// Receive every new post of a channel on this connection (`"*"`: every entry).
-    ChatSubscribe {
-        /// The channel.
-        channel: String,
-    },
+    ChatSubscribe { channel: String },
     /// The reply to `chat_create`, `chat_subscribe`, `chat_publish` and `chat_dm`: done, and the
     /// entry it made (if it made one).
     ChatDone {
@@ -351,10 +314,7 @@ pub enum Message {
         entry: Option<ChatEntry>,
     },
     /// A new entry, to a subscriber (or a private message, to its recipient).
-    ChatMessage {
-        /// The entry.
-        entry: ChatEntry,
-    },
+    ChatMessage { entry: ChatEntry },
     /// A channel's history, oldest first (or, with `with`, the private messages between the
     /// logged-in user and that user).
     ChatHistory {
@@ -387,15 +347,11 @@ pub enum Message {
     /// The answer to `chat_sync` was cut short: ask again.
     ChatSyncMore,
     /// Chat server to chat server: an entry.
-    ChatReplica {
-        /// The entry.
-        entry: ChatEntry,
-    },
+    ChatReplica { entry: ChatEntry },
     /// A chat server's counts.
     ChatStats,
     /// The reply to `chat_stats`.
     ChatStatsReport {
-        /// The server.
         server: String,
         /// Users logged in here.
         users: usize,
@@ -458,11 +414,9 @@ pub enum ChatBody {
     },
     /// A post to a channel.
     Post {
-        /// The channel.
         channel: String,
         /// The sender.
         from: String,
-        /// The text.
         text: String,
     },
     /// A private message.
@@ -471,7 +425,6 @@ pub enum ChatBody {
         from: String,
         /// The recipient.
         to: String,
-        /// The text.
         text: String,
     },
 }

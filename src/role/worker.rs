@@ -25,7 +25,6 @@ pub const NOT_REGISTERED: &str = "register first";
 /// How a worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Its name.
     pub name: String,
     /// How many jobs it runs at once.
     pub slots: u32,
@@ -44,14 +43,12 @@ pub enum Input {
     Received(Envelope),
     /// A running job got this far.
     Progress {
-        /// The job.
         job: JobId,
         /// 0 to 100.
         percent: u8,
     },
     /// A running job ended.
     Finished {
-        /// The job.
         job: JobId,
         /// Its result, or why it failed.
         outcome: Result<String, String>,
@@ -66,12 +63,7 @@ pub enum Output {
     /// Send this to the coordinator.
     Send(Envelope),
     /// Start running a job.
-    Run {
-        /// The job.
-        job: JobId,
-        /// Its data.
-        data: String,
-    },
+    Run { job: JobId, data: String },
     /// Stop a running job; its result is no longer wanted.
     Stop(JobId),
 }

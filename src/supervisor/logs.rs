@@ -64,11 +64,9 @@ impl Level {
 pub struct LogLine {
     /// Milliseconds since the run began.
     pub at_ms: u64,
-    /// The node.
     pub node: Arc<str>,
     /// Its level (outside programs' lines are `INFO`, or `WARN` on stderr when unparsed).
     pub level: Level,
-    /// The text.
     pub text: String,
 }
 

@@ -72,7 +72,7 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub struct RunOptions {
     /// The topology file (child processes read it too).
     pub topology_path: PathBuf,
-    /// Where logs (and, later, journals) go.
+    /// Where journals, chat histories, logs and `run.json` go.
     pub state_dir: PathBuf,
     /// The tcluster binary, for child processes.
     pub program: PathBuf,
@@ -182,7 +182,6 @@ enum TaskNews {
     Cluster {
         /// The master it came from.
         from: String,
-        /// The event.
         event: ClusterEvent,
     },
     /// A master's history, at the start of a subscription.

@@ -25,7 +25,6 @@ pub struct RunReport {
     pub system: String,
     /// The primary at the end.
     pub primary: String,
-    /// Its term.
     pub term: u64,
     /// Jobs.
     pub jobs: JobTotals,
@@ -39,7 +38,6 @@ pub struct RunReport {
 /// done to it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeReport {
-    /// Its name.
     pub name: String,
     /// `master`, `worker` …
     #[serde(rename = "type")]

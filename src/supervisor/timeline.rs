@@ -29,7 +29,6 @@ pub struct TimelineEvent {
 pub enum TimelineKind {
     /// A node was launched (and is ready).
     NodeStarted {
-        /// The node.
         node: String,
         /// Its process id, for a process.
         pid: Option<u32>,
@@ -38,7 +37,6 @@ pub enum TimelineKind {
     },
     /// A node's process ended.
     NodeExited {
-        /// The node.
         node: String,
         /// How: "exit code 0", "killed by SIGKILL" …
         status: String,
@@ -56,11 +54,8 @@ pub enum TimelineKind {
     },
     /// A fault was noticed by the cluster.
     Detected {
-        /// The fault.
         fault: usize,
-        /// Its action.
         action: String,
-        /// Its target.
         target: String,
         /// Who noticed.
         by: String,
@@ -69,11 +64,8 @@ pub enum TimelineKind {
     },
     /// The cluster repaired itself after a fault.
     Recovered {
-        /// The fault.
         fault: usize,
-        /// Its action.
         action: String,
-        /// Its target.
         target: String,
         /// Milliseconds after the fault.
         after_ms: u64,
@@ -86,9 +78,7 @@ pub enum TimelineKind {
     Outcome {
         /// The action's number.
         fault: usize,
-        /// Its action.
         action: String,
-        /// Its target.
         target: String,
         /// What came of it.
         text: String,
@@ -96,32 +86,19 @@ pub enum TimelineKind {
         settled: bool,
     },
     /// An event of a coordinator.
-    Cluster {
-        /// The event.
-        event: ClusterEvent,
-    },
+    Cluster { event: ClusterEvent },
     /// A banner (`say`).
-    Say {
-        /// The text.
-        text: String,
-    },
+    Say { text: String },
     /// A note from the supervisor (a node that did not join in time, …).
-    Note {
-        /// The text.
-        text: String,
-    },
+    Note { text: String },
     /// A scenario begins: its times count from here.
     ScenarioBegins {
-        /// Its name.
         name: String,
         /// How many steps it has.
         steps: usize,
     },
     /// A scenario's last step is done.
-    ScenarioEnded {
-        /// Its name.
-        name: String,
-    },
+    ScenarioEnded { name: String },
     /// This run resumed an earlier one that did not end: the coordinators replayed their
     /// journals.
     Resumed {
@@ -133,7 +110,6 @@ pub enum TimelineKind {
         completed: usize,
         /// The primary now.
         primary: String,
-        /// Its term.
         term: u64,
     },
 }

@@ -97,7 +97,6 @@ pub enum LoadError {
     TooLarge {
         /// The path as given.
         path: PathBuf,
-        /// Its size.
         size: u64,
     },
     /// The file was read but has errors.

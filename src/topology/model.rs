@@ -597,7 +597,6 @@ pub enum ClusterAction {
     },
     /// `skew NODE OFFSET`: the node's clock runs ahead (or behind, negative).
     Skew {
-        /// The node.
         node: String,
         /// Offset in milliseconds.
         offset_ms: i64,

@@ -10,7 +10,6 @@ use super::units::format_duration;
 
 /// Displays a topology's summary.
 pub struct Summary<'a> {
-    /// The topology.
     pub topology: &'a Topology,
     /// The file's name as the user typed it.
     pub file: &'a str,

@@ -36,7 +36,6 @@ const NOTES_PER_JOB: usize = 64;
 /// A verdict, when it was reached (run milliseconds) and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Concluded {
-    /// The verdict.
     pub verdict: Verdict,
     /// When.
     pub at_ms: u64,
@@ -62,7 +61,6 @@ pub struct ClusterView {
     pub state: ClusterState,
     /// The master that serves.
     pub primary: String,
-    /// Its term.
     pub term: u64,
     /// What the masters concluded about each other, per master.
     masters: BTreeMap<String, Concluded>,

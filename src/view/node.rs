@@ -12,12 +12,10 @@ use serde::Serialize;
 /// What tcluster knows of a node's process: facts, not conclusions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeStatus {
-    /// Its name.
     pub name: String,
     /// `master`, `worker`, `chat`, `bot` or `client`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Its process.
     pub process: Process,
     /// Its process id, if it is a running process.
     #[serde(skip)]

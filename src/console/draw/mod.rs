@@ -3,7 +3,7 @@
 //!
 //! Every state has a symbol and a word as well as a colour (colour-blind safe), and the
 //! `projector` theme trades subtle colours for bold, high-contrast ones. Tables choose their
-//! columns by the room there is ([`fit`]): names, states and attempt counts come first and are
+//! columns by the room there is (`fit`): names, states and attempt counts come first and are
 //! never cut while less important columns stand.
 //!
 //! Banners and the `say` line are drawn over the panes, never beside them, so nothing moves

@@ -5,10 +5,10 @@
 //! console can be tested by feeding actions and looking at the `App`.
 //!
 //! - [`news`]: what the world says (the supervisor, the primary's figures, links, logs);
-//! - [`input`]: text typed into the command line, the search, the forms and the chat;
-//! - [`modes`]: opening the command line, the search, the chat input; help; confirmations;
-//! - [`navigate`]: focus, views, opening and leaving details, scrolling;
-//! - [`toggles`]: what the logs, the timeline and the jobs pane show;
+//! - `input`: text typed into the command line, the search, the forms and the chat;
+//! - `modes`: opening the command line, the search, the chat input; help; confirmations;
+//! - `navigate`: focus, views, opening and leaving details, scrolling;
+//! - `toggles`: what the logs, the timeline and the jobs pane show;
 //! - here: the dispatch, time passing, moving the selection and acting on nodes.
 
 mod input;
@@ -32,12 +32,7 @@ pub enum Effect {
     /// Run a scenario.
     Scenario(String),
     /// Post `text` to `channel` (created if needed) as the operator.
-    ChatPost {
-        /// The channel.
-        channel: String,
-        /// The text.
-        text: String,
-    },
+    ChatPost { channel: String, text: String },
     /// Stop everything and leave.
     Quit,
 }

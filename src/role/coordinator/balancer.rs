@@ -19,9 +19,7 @@ use crate::topology::Algorithm;
 /// A worker that could take the job.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
-    /// Its name.
     pub name: &'a str,
-    /// Its slots.
     pub slots: u32,
     /// Its running jobs.
     pub running: u32,

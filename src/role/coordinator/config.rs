@@ -57,7 +57,6 @@ pub struct PeerMaster {
     pub name: String,
     /// Where to reach it (`host:port`; a shaped link when tcluster launched the cluster).
     pub address: String,
-    /// Its rank.
     pub rank: u32,
 }
 

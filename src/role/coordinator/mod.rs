@@ -92,9 +92,7 @@ pub enum Input {
     /// The reply of another master to what [`Output::ToMaster`] sent it; `None` if it could not
     /// be reached or did not answer in time.
     FromMaster {
-        /// The master.
         master: String,
-        /// Its reply.
         reply: Option<Envelope>,
     },
     /// A line arrived that is not a message (bad JSON, an unknown type, not text, too long).

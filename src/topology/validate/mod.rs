@@ -1,10 +1,10 @@
 //! Validation: syntax tree → [`Topology`], with a diagnostic for everything that is wrong.
 //!
-//! - [`values`]: reading one value (a number in range, a duration, a name, a block) and the
+//! - `values`: reading one value (a number in range, a duration, a name, a block) and the
 //!   keys of a block, with the error each can give;
-//! - [`node`]: `node` blocks, `count` copies, and the nodes as a whole (unique names and
+//! - `node`: `node` blocks, `count` copies, and the nodes as a whole (unique names and
 //!   addresses, one primary, a master for the workers); references to nodes;
-//! - [`connection`], [`policy`], [`user`], [`scenario`]: the other commands;
+//! - `connection`, `policy`, `user`, `scenario`: the other commands;
 //! - here: the two passes, `set`, and the opening every named block shares.
 //!
 //! It runs in two passes. The first reads every `node` (expanding `count`), so that connections
