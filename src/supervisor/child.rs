@@ -138,6 +138,7 @@ pub fn spawn(mut command: Command) -> std::io::Result<Child> {
         .kill_on_drop(true);
     // SAFETY: the closure runs in the forked child before exec and only makes two system calls
     // (prctl and getppid), which are async-signal-safe; it allocates nothing and takes no lock.
+    #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
