@@ -298,19 +298,23 @@ async fn run_link(
                     if silent >= LINK_SILENCE {
                         break format!("silent for {:.1}s", silent.as_secs_f64());
                     }
-                    if silent >= LINK_KEEPALIVE
-                        && tokio::time::timeout(LINK_SILENCE, client.send(Message::Ping)).await.is_err()
-                    {
-                        break "it stopped reading".to_string();
+                    if silent >= LINK_KEEPALIVE {
+                        let ping = client.send(Message::Ping);
+                        if tokio::time::timeout(LINK_SILENCE, ping).await.is_err() {
+                            break "it stopped reading".to_string();
+                        }
                     }
                 }
                 message = outgoing.recv() => match message {
                     None => return,
-                    Some(message) => match tokio::time::timeout(LINK_SILENCE, client.send(message)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => break e.to_string(),
-                        Err(_) => break "it stopped reading".to_string(),
-                    },
+                    Some(message) => {
+                        let sent = client.send(message);
+                        match tokio::time::timeout(LINK_SILENCE, sent).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => break e.to_string(),
+                            Err(_) => break "it stopped reading".to_string(),
+                        }
+                    }
                 },
                 incoming = client.receive() => match incoming {
                     Ok(envelope) => {
@@ -322,7 +326,9 @@ async fn run_link(
                             return;
                         }
                     }
-                    Err(ClientError::Closed) => break "the server closed the connection".to_string(),
+                    Err(ClientError::Closed) => {
+                        break "the server closed the connection".to_string();
+                    }
                     Err(e) => break e.to_string(),
                 },
             }

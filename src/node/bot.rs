@@ -92,7 +92,8 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
             Some(news) = next(&mut chat) => match news {
                 LinkNews::Up(addr) => {
                     let server = name_of(&addr);
-                    info!(%server, login = %options.config.login, "posting to {server} as {}", options.config.login);
+                    let login = &options.config.login;
+                    info!(%server, %login, "posting to {server} as {login}");
                     Input::ChatUp
                 }
                 LinkNews::Down(addr, why) => {

@@ -333,7 +333,8 @@ async fn follow_peer(
                     }
                     next = client.receive() => match next {
                         Ok(envelope) => {
-                            if inputs.send((0, ChatEvent::PeerMessage(peer.clone(), envelope))).await.is_err() {
+                            let news = ChatEvent::PeerMessage(peer.clone(), envelope);
+                            if inputs.send((0, news)).await.is_err() {
                                 return;
                             }
                         }

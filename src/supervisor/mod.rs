@@ -285,20 +285,33 @@ impl Supervisor {
                     for kind in self.tracker.settle(now) {
                         self.timeline("supervisor", kind);
                     }
-                    let late: Vec<String> = self
-                        .nodes
-                        .iter()
-                        .filter(|(_, m)| m.node.kind == NodeKind::Worker && !m.ready && !m.exited && m.running.is_some() && m.launched_at.elapsed() > JOIN_TIMEOUT)
-                        .map(|(n, _)| n.clone())
-                        .collect();
-                    for name in late {
-                        if let Some(m) = self.nodes.get_mut(&name) {
-                            m.launched_at = Instant::now();
-                        }
-                        self.note(format!("{name} has not joined the coordinator after {JOIN_TIMEOUT:?}; see its log"));
-                    }
+                    self.say_late_workers();
                 }
             }
+        }
+    }
+
+    /// Workers started long ago that have not joined yet: said once per `JOIN_TIMEOUT`.
+    fn say_late_workers(&mut self) {
+        let late: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, m)| {
+                m.node.kind == NodeKind::Worker
+                    && !m.ready
+                    && !m.exited
+                    && m.running.is_some()
+                    && m.launched_at.elapsed() > JOIN_TIMEOUT
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in late {
+            if let Some(m) = self.nodes.get_mut(&name) {
+                m.launched_at = Instant::now();
+            }
+            self.note(format!(
+                "{name} has not joined the coordinator after {JOIN_TIMEOUT:?}; see its log"
+            ));
         }
     }
 
