@@ -43,13 +43,7 @@ impl ChatHistory {
             let bytes = serde_json::to_vec(entry).map_err(|e| self.store.fail(&e))?;
             rows.push((entry.clock, entry.server.as_str(), entry.seq, bytes));
         }
-        let path = self.store.path().to_path_buf();
-        self.store.write(|write, table| {
-            let fail = |e: &dyn std::fmt::Display| StorageError {
-                what: "chat history",
-                path: path.clone(),
-                message: e.to_string(),
-            };
+        self.store.write(|write, table, fail| {
             let mut table = write.open_table(table).map_err(|e| fail(&e))?;
             for (clock, server, seq, bytes) in &rows {
                 table

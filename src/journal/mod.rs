@@ -90,13 +90,7 @@ impl Journal {
         for event in &durable {
             rows.push(serde_json::to_vec(event).map_err(|e| self.store.fail(&e))?);
         }
-        let path = self.store.path().to_path_buf();
-        self.store.write(|write, events| {
-            let fail = |e: &dyn std::fmt::Display| StorageError {
-                what: "journal",
-                path: path.clone(),
-                message: e.to_string(),
-            };
+        self.store.write(|write, events, fail| {
             let mut table = write.open_table(events).map_err(|e| fail(&e))?;
             for (i, bytes) in rows.iter().enumerate() {
                 table
@@ -111,13 +105,7 @@ impl Journal {
 
     /// Forgets every event: a master that follows a newer primary starts over from its history.
     pub fn reset(&mut self) -> Result<(), JournalError> {
-        let path = self.store.path().to_path_buf();
-        self.store.write(|write, events| {
-            let fail = |e: &dyn std::fmt::Display| StorageError {
-                what: "journal",
-                path: path.clone(),
-                message: e.to_string(),
-            };
+        self.store.write(|write, events, fail| {
             write.delete_table(events).map_err(|e| fail(&e))?;
             write.open_table(events).map_err(|e| fail(&e))?;
             Ok(())

@@ -63,11 +63,6 @@ impl<K: Key + 'static> Store<K> {
         }
     }
 
-    /// The file.
-    pub(super) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Hands every row to `each`, in key order.
     pub(super) fn each_row<E: From<StorageError>>(
         &self,
@@ -82,16 +77,19 @@ impl<K: Key + 'static> Store<K> {
         Ok(())
     }
 
-    /// Runs `write` in one transaction and commits it (durably, before returning).
+    /// Runs `write` in one transaction on the table and commits it (durably, before
+    /// returning). `write` is handed the store's way of saying what failed.
     pub(super) fn write(
         &mut self,
         write: impl FnOnce(
             &WriteTransaction,
             TableDefinition<'static, K, &'static [u8]>,
+            &dyn Fn(&dyn std::fmt::Display) -> StorageError,
         ) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let transaction = self.db.begin_write().map_err(|e| self.fail(&e))?;
-        write(&transaction, self.table)?;
-        transaction.commit().map_err(|e| self.fail(&e))
+        let fail = |e: &dyn std::fmt::Display| self.fail(e);
+        let transaction = self.db.begin_write().map_err(|e| fail(&e))?;
+        write(&transaction, self.table, &fail)?;
+        transaction.commit().map_err(|e| fail(&e))
     }
 }

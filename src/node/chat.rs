@@ -17,9 +17,9 @@ use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, info, warn};
 
-use super::conn::{CONN_QUEUE, ConnNews, connection};
+use super::conn::{CONN_QUEUE, ConnNews, accept};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message};
@@ -166,17 +166,12 @@ impl Driver {
         // connection's own queue, where it is bounded and counted.
         let _ =
             nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
-        let conn = self.next_conn;
-        self.next_conn += 1;
-        debug!(conn, %peer, "connection");
-        tokio::spawn(
-            connection(
-                conn,
-                stream,
-                self.inputs_tx.clone(),
-                self.shutdown.child_token(),
-            )
-            .in_current_span(),
+        accept(
+            &mut self.next_conn,
+            stream,
+            peer,
+            &self.inputs_tx,
+            &self.shutdown,
         );
     }
 

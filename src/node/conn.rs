@@ -41,6 +41,22 @@ pub enum ConnNews {
 /// How long a closing connection may take to deliver its last replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// Numbers a connection a server just accepted (from `next`) and starts its reader and writer
+/// in the current span; its news comes to `inputs`.
+pub fn accept<E: From<ConnNews> + Send + 'static>(
+    next: &mut ConnId,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    inputs: &mpsc::Sender<(ConnId, E)>,
+    shutdown: &CancellationToken,
+) {
+    let conn = *next;
+    *next += 1;
+    debug!(conn, %peer, "connection");
+    let task = connection(conn, stream, inputs.clone(), shutdown.child_token());
+    tokio::spawn(tracing::Instrument::in_current_span(task));
+}
+
 /// One connection: a reader loop here and a writer task beside it.
 ///
 /// Closing is ordered so that no reply is lost. The writer sends every line the loop queues

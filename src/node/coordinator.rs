@@ -29,7 +29,7 @@ use crate::protocol::message::{Envelope, Message};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
-use super::conn::{CONN_QUEUE, ConnNews, connection};
+use super::conn::{CONN_QUEUE, ConnNews, accept};
 use super::control::NodeControl;
 use crate::journal::Journal;
 
@@ -231,17 +231,12 @@ async fn run(
 impl Driver {
     /// A new connection: its reader and writer tasks start.
     fn accept(&mut self, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let conn = self.next_conn;
-        self.next_conn += 1;
-        debug!(conn, %peer, "connection");
-        tokio::spawn(
-            connection(
-                conn,
-                stream,
-                self.inputs_tx.clone(),
-                self.shutdown.child_token(),
-            )
-            .in_current_span(),
+        accept(
+            &mut self.next_conn,
+            stream,
+            peer,
+            &self.inputs_tx,
+            &self.shutdown,
         );
     }
 
