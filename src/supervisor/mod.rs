@@ -22,12 +22,12 @@ pub mod child;
 pub mod faults;
 mod handle;
 pub mod logs;
-mod masters;
 mod report;
 pub mod scenario;
 pub mod shaper;
 mod start;
 pub mod timeline;
+mod watch;
 
 pub use crate::view::{NodeStatus, Process};
 pub use handle::{LaunchError, SupervisorHandle, launch};
@@ -56,9 +56,9 @@ use crate::topology::{ClusterAction, Launch, Node, NodeKind, Topology};
 use crate::view::ClusterView;
 use faults::{FaultRecord, FaultTracker};
 use logs::{LogLine, LogSink};
-use masters::{Submission, follow_master, submitter};
 use shaper::LinkShaper;
 use timeline::{TimelineEvent, TimelineKind};
+use watch::{Submission, follow_master, submitter};
 
 /// How long a master may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);

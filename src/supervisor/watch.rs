@@ -1,5 +1,5 @@
-//! The supervisor's own connections to the masters: the submitter, which hands the operator's
-//! jobs to the primary in order, and one subscription per master, which brings its events.
+//! Watching the masters: one subscription per master, which brings its history and then its
+//! events; and the submitter, which hands the operator's jobs to the primary in order.
 
 use super::*;
 
