@@ -149,7 +149,7 @@ async fn fan_out(
     subscribers: usize,
     posts: usize,
     window: usize,
-) -> Result<(f64, f64, usize, f64, Spread), BenchError> {
+) -> Result<Chat, BenchError> {
     let started = Instant::now();
     publisher.publish(origin, posts, window, None).await?;
     let expected = posts * subscribers;
@@ -178,13 +178,17 @@ async fn fan_out(
             _ => break,
         }
     }
-    Ok((
+    Ok(Chat {
+        server: String::new(),
+        history_on_disk: false,
+        subscribers,
+        posts,
         posts_per_second,
-        got as f64 / seconds,
-        expected - got,
-        paced,
-        Spread::of(samples),
-    ))
+        deliveries_per_second: got as f64 / seconds,
+        lost: (expected - got) as u64,
+        paced_posts_per_second: paced,
+        latency: Spread::of(samples),
+    })
 }
 
 /// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight.
@@ -241,7 +245,7 @@ pub async fn chat(
         })
         .await?;
     let mut publisher = Publisher::Chat(client);
-    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+    let measured = fan_out(
         &mut publisher,
         &mut deliveries,
         origin,
@@ -254,13 +258,7 @@ pub async fn chat(
     Ok(Chat {
         server: "tcluster chat".into(),
         history_on_disk,
-        subscribers,
-        posts,
-        posts_per_second,
-        deliveries_per_second,
-        lost: lost as u64,
-        paced_posts_per_second: paced,
-        latency,
+        ..measured
     })
 }
 
@@ -306,7 +304,7 @@ pub async fn redis_chat(
     drop(tx);
     let (read, write) = connect(addr).await?;
     let mut publisher = Publisher::Redis(read, write);
-    let (posts_per_second, deliveries_per_second, lost, paced, latency) = fan_out(
+    let measured = fan_out(
         &mut publisher,
         &mut deliveries,
         origin,
@@ -317,13 +315,6 @@ pub async fn redis_chat(
     .await?;
     Ok(Chat {
         server: "redis pub/sub".into(),
-        history_on_disk: false,
-        subscribers,
-        posts,
-        posts_per_second,
-        deliveries_per_second,
-        lost: lost as u64,
-        paced_posts_per_second: paced,
-        latency,
+        ..measured
     })
 }
