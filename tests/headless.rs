@@ -367,3 +367,29 @@ scenario clocks {
     assert_eq!(partition["target"], "worker-2 -> coordinator");
     assert!(partition["detected_ms"].is_u64(), "{partition}");
 }
+
+/// A run cut short while jobs still run: the summary says how many are unfinished, in the JSON
+/// and in words, and its counts add up.
+#[test]
+fn a_run_cut_short_reports_its_unfinished_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "
+set SYSTEM_NAME CutShort
+node coordinator { type master }
+node worker { type worker; resources { cpu 1 } }
+scenario long {
+    at 0s submit \"sleep 30s\" count 3
+}
+";
+    let (stdout, report) = headless_with(dir.path(), text, "long", &["--for", "2s"]);
+    let jobs = &report["jobs"];
+    let n = |key: &str| jobs[key].as_u64().unwrap_or_else(|| panic!("{key}: {report}"));
+    assert_eq!(n("submitted"), 3, "{report}");
+    assert_eq!(n("unfinished"), 3, "{report}");
+    assert_eq!(
+        n("submitted"),
+        n("completed") + n("failed") + n("lost") + n("unfinished"),
+        "{report}"
+    );
+    assert!(stdout.contains("0 lost, 3 unfinished"), "{stdout}");
+}

@@ -352,56 +352,7 @@ async fn stop_signal() {
 }
 
 fn print_report(report: &RunReport) {
-    let j = &report.jobs;
-    outln!(
-        "== {}: primary {} (term {})",
-        report.system,
-        report.primary,
-        report.term
-    );
-    outln!(
-        "   jobs: {} submitted, {} completed, {} failed, {} lost",
-        j.submitted,
-        j.completed,
-        j.failed,
-        j.lost
-    );
-    for f in &report.faults {
-        let ms = |v: Option<u64>| {
-            v.map_or("-".to_string(), |v| {
-                format!("{}ms", v.saturating_sub(f.at_ms))
-            })
-        };
-        let by = f
-            .detected_by
-            .as_deref()
-            .map(|b| format!(" by {b}"))
-            .unwrap_or_default();
-        let outcome = f
-            .outcome
-            .as_deref()
-            .map(|o| format!(" ({o})"))
-            .unwrap_or_default();
-        if f.detected_ms.is_none() && f.recovered_ms.is_none() {
-            // A restart, a latency change, a repair: nothing for the cluster to detect; what
-            // came of it instead.
-            let outcome = f
-                .outcome
-                .as_deref()
-                .map(|o| format!(": {o}"))
-                .unwrap_or_default();
-            outln!("   {} {} at {}ms{outcome}", f.action, f.target, f.at_ms);
-            continue;
-        }
-        outln!(
-            "   {} {} at {}ms: detected after {}{by}, recovered after {}{outcome}",
-            f.action,
-            f.target,
-            f.at_ms,
-            ms(f.detected_ms),
-            ms(f.recovered_ms)
-        );
-    }
+    out!("{report}");
 }
 
 fn write_summary(path: &Path, report: &RunReport) -> std::io::Result<()> {

@@ -158,7 +158,9 @@ pub fn launch_and_run(
         )
         .await;
         println!("stopping every node …");
-        let _ = handle.stop().await;
+        if let Some(summary) = handle.stop().await {
+            print!("{summary}");
+        }
         report(result)
     })
 }

@@ -16,6 +16,9 @@ pub struct JobTotals {
     pub failed: usize,
     /// Accepted, but neither completed, failed, nor still queued or running.
     pub lost: usize,
+    /// Still queued, assigned, running or waiting to retry when the run ended. Always
+    /// `submitted == completed + failed + lost + unfinished`.
+    pub unfinished: usize,
 }
 
 /// The summary of a run (`--summary-json`).
@@ -152,6 +155,7 @@ impl Supervisor {
                 term = report.term;
                 jobs.completed = report.jobs.completed;
                 jobs.failed = report.jobs.failed;
+                jobs.unfinished = report.jobs.queued + report.jobs.assigned + report.jobs.running;
                 jobs.submitted = report.jobs.total();
             }
             // Jobs acknowledged to the operator and not seen to end: the primary must still
@@ -178,10 +182,11 @@ impl Supervisor {
             }
             jobs.submitted += jobs.lost;
         } else {
+            // No primary to ask: the last reading's open jobs are unfinished, not known lost.
             jobs.completed = counts.completed;
             jobs.failed = counts.failed;
             jobs.submitted = counts.total();
-            jobs.lost = counts.total() - counts.completed - counts.failed;
+            jobs.unfinished = counts.queued + counts.assigned + counts.running;
         }
         let now = self.now();
         let nodes = self
@@ -203,5 +208,66 @@ impl Supervisor {
             nodes,
             faults: self.tracker.faults().to_vec(),
         }
+    }
+}
+
+impl std::fmt::Display for RunReport {
+    /// The summary the headless run prints, and the console when it quits: the primary, the
+    /// jobs (in words, unfinished ones too) and each fault with its measured times.
+    fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let report = self;
+        let j = &report.jobs;
+        writeln!(
+            out,
+            "== {}: primary {} (term {})",
+            report.system, report.primary, report.term
+        )?;
+        writeln!(
+            out,
+            "   jobs: {} submitted, {} completed, {} failed, {} lost, {} unfinished",
+            j.submitted, j.completed, j.failed, j.lost, j.unfinished
+        )?;
+        for f in &report.faults {
+            let ms = |v: Option<u64>| {
+                v.map_or("-".to_string(), |v| {
+                    format!("{}ms", v.saturating_sub(f.at_ms))
+                })
+            };
+            let by = f
+                .detected_by
+                .as_deref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            let outcome = f
+                .outcome
+                .as_deref()
+                .map(|o| format!(" ({o})"))
+                .unwrap_or_default();
+            if f.detected_ms.is_none() && f.recovered_ms.is_none() {
+                // A restart, a latency change, a repair: nothing for the cluster to detect; what
+                // came of it instead.
+                let outcome = f
+                    .outcome
+                    .as_deref()
+                    .map(|o| format!(": {o}"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "   {} {} at {}ms{outcome}",
+                    f.action, f.target, f.at_ms
+                )?;
+                continue;
+            }
+            writeln!(
+                out,
+                "   {} {} at {}ms: detected after {}{by}, recovered after {}{outcome}",
+                f.action,
+                f.target,
+                f.at_ms,
+                ms(f.detected_ms),
+                ms(f.recovered_ms)
+            )?;
+        }
+        Ok(())
     }
 }
