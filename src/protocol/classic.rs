@@ -104,6 +104,7 @@ pub fn parse(line: &str) -> Result<ClassicLine, ClassicError> {
             plain(Message::JobDone {
                 job: id.parse::<JobId>()?,
                 result: result.to_string(),
+                attempt: None,
             })
         }
         ("SUBMIT_JOB", Some(data)) => plain(Message::Submit {
@@ -173,7 +174,8 @@ mod tests {
                 .message,
             Message::JobDone {
                 job: JobId(4),
-                result: "Processado_x:y_por_w".into()
+                result: "Processado_x:y_por_w".into(),
+                attempt: None,
             }
         );
         assert!(matches!(

@@ -115,13 +115,33 @@ pub enum Message {
         /// 0 to 100.
         percent: u8,
     },
-    /// Worker to coordinator: the job finished with this result.
-    JobDone { job: JobId, result: String },
+    /// Worker to coordinator: the job finished with this result. The built-in worker sends it
+    /// again until the coordinator answers `result_ack`.
+    JobDone {
+        job: JobId,
+        result: String,
+        /// The run it is the result of (the `attempt` of its `assign`), so that a result sent
+        /// again is not taken for a second run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
     /// Worker to coordinator: the job failed. It is retried up to the retry policy's attempts.
+    /// Sent again until acknowledged, like `job_done`.
     JobFailed {
         job: JobId,
         /// Why.
         error: String,
+        /// The run that failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
+    },
+    /// Coordinator to worker: the outcome of this run of the job is kept (journaled, and
+    /// replicated when replication is synchronous); the worker may forget it.
+    ResultAck {
+        job: JobId,
+        /// The run, as the result said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attempt: Option<u32>,
     },
 
     // ----- client and coordinator -----

@@ -5,10 +5,12 @@
 //! and when time passes. It answers with messages to send and jobs to start or stop; the driver
 //! does the running.
 //!
-//! Two ideas from the course show here. Results are never lost to a broken connection: a result
-//! that cannot be sent is kept and sent after the worker registers again. And a worker that
-//! reconnects tells the coordinator which jobs it is still running, so they are not run a
-//! second time elsewhere.
+//! Two ideas from the course show here. Results are never lost, to a broken connection or to a
+//! lossy link: a result is kept until the coordinator acknowledges it (`result_ack`), sent again
+//! with a growing pause until it is, and sent again at once after the worker registers (with a
+//! new primary, too). And the worker tells the coordinator which jobs it is running — when it
+//! registers, and in every heartbeat — so a job is neither run twice by mistake nor forgotten
+//! when an `assign` or a `cancel` is lost.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,10 @@ use crate::protocol::message::{Envelope, JobId, Message};
 
 /// The least time between two `register`s on one connection.
 const REGISTER_RETRY_MS: Millis = 1_000;
+/// The first pause before an unacknowledged result is sent again; it doubles each time.
+const RESEND_FIRST_MS: Millis = 250;
+/// The longest pause between two sends of one result.
+const RESEND_MAX_MS: Millis = 4_000;
 /// How the coordinator's error to an unregistered worker begins.
 pub const NOT_REGISTERED: &str = "register first";
 
@@ -73,6 +79,29 @@ pub enum Output {
 struct Running {
     started_ms: Millis,
     last_percent: u8,
+    /// The run (`attempt` of its `assign`).
+    attempt: u32,
+}
+
+/// A result the coordinator has not acknowledged yet.
+#[derive(Debug, Clone)]
+struct Unacked {
+    /// `job_done` or `job_failed`.
+    message: Message,
+    /// When it was last sent (none yet: not connected when it was made).
+    sent_ms: Option<Millis>,
+    /// The pause before the next send.
+    pause_ms: Millis,
+}
+
+impl Unacked {
+    /// The run it is the result of.
+    fn attempt(&self) -> Option<u32> {
+        match &self.message {
+            Message::JobDone { attempt, .. } | Message::JobFailed { attempt, .. } => *attempt,
+            _ => None,
+        }
+    }
 }
 
 /// The worker.
@@ -84,8 +113,8 @@ pub struct Worker {
     /// When `register` was last sent on this connection.
     register_sent: Millis,
     running: BTreeMap<JobId, Running>,
-    /// Results that could not be sent yet, oldest first.
-    unsent: Vec<Message>,
+    /// Results kept until the coordinator acknowledges them.
+    unacked: BTreeMap<JobId, Unacked>,
     last_heartbeat: Millis,
     /// The highest coordinator term seen; orders from a lower term are refused.
     term: u64,
@@ -103,7 +132,7 @@ impl Worker {
             connected: false,
             register_sent: 0,
             running: BTreeMap::new(),
-            unsent: Vec::new(),
+            unacked: BTreeMap::new(),
             last_heartbeat: 0,
             term: 0,
             done: 0,
@@ -138,8 +167,9 @@ impl Worker {
             Input::Connected => {
                 self.connected = true;
                 self.register();
-                for message in std::mem::take(&mut self.unsent) {
-                    self.send(message);
+                // Every result not acknowledged yet, at once: this may be a new primary.
+                for job in self.unacked.keys().copied().collect::<Vec<_>>() {
+                    self.send_result(job, RESEND_FIRST_MS);
                 }
                 self.last_heartbeat = self.now;
             }
@@ -160,31 +190,48 @@ impl Worker {
                     return std::mem::take(&mut self.out);
                 };
                 let took = self.now.saturating_sub(r.started_ms);
+                let attempt = Some(r.attempt);
                 let message = match outcome {
                     Ok(result) => {
                         self.done += 1;
                         info!(%job, took_ms = took, "job done");
-                        Message::JobDone { job, result }
+                        Message::JobDone {
+                            job,
+                            result,
+                            attempt,
+                        }
                     }
                     Err(error) => {
                         warn!(%job, %error, "job failed");
-                        Message::JobFailed { job, error }
+                        Message::JobFailed {
+                            job,
+                            error,
+                            attempt,
+                        }
                     }
                 };
+                self.unacked.insert(
+                    job,
+                    Unacked {
+                        message,
+                        sent_ms: None,
+                        pause_ms: RESEND_FIRST_MS,
+                    },
+                );
                 if self.connected {
-                    self.send(message);
-                } else {
-                    self.unsent.push(message);
+                    self.send_result(job, RESEND_FIRST_MS);
                 }
             }
             Input::Tick => {
-                if self.connected
-                    && self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms
-                {
+                if !self.connected {
+                    return std::mem::take(&mut self.out);
+                }
+                if self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms {
                     self.last_heartbeat = self.now;
                     let running = Some(self.running.keys().copied().collect());
                     self.send(Message::Heartbeat { running });
                 }
+                self.resend_due();
             }
         }
         std::mem::take(&mut self.out)
@@ -203,25 +250,15 @@ impl Worker {
             self.term = term;
         }
         match env.message {
-            Message::Assign { job, data, attempt } => {
-                if self.running.contains_key(&job) {
-                    debug!(%job, "assigned again while running; ignored");
-                } else if self.running.len() as u32 >= self.config.slots {
-                    self.send(Message::JobFailed {
-                        job,
-                        error: format!("{} has no free slot", self.config.name),
-                    });
-                } else {
-                    info!(%job, attempt, %data, "job assigned");
-                    self.running.insert(
-                        job,
-                        Running {
-                            started_ms: self.now,
-                            last_percent: 0,
-                        },
-                    );
-                    self.out.push(Output::Run { job, data });
-                    self.send(Message::Started { job });
+            Message::Assign { job, data, attempt } => self.assigned(job, data, attempt),
+            Message::ResultAck { job, attempt } => {
+                let this_run = self
+                    .unacked
+                    .get(&job)
+                    .is_some_and(|u| attempt.is_none_or(|a| Some(a) == u.attempt()));
+                if this_run {
+                    self.unacked.remove(&job);
+                    debug!(%job, "result acknowledged");
                 }
             }
             Message::Cancel { job } => {
@@ -249,6 +286,72 @@ impl Worker {
             Message::Welcome { .. } | Message::Pong => {}
             other => debug!(?other, "unexpected message ignored"),
         }
+    }
+
+    /// `assign`: runs the job, unless it runs already (the `assign` was sent again) or has
+    /// ended (its result was lost on the way: it is sent again instead of running twice).
+    fn assigned(&mut self, job: JobId, data: String, attempt: u32) {
+        if self.running.contains_key(&job) {
+            debug!(%job, "assigned again while running; ignored");
+        } else if self
+            .unacked
+            .get(&job)
+            .is_some_and(|u| u.attempt() >= Some(attempt))
+        {
+            debug!(%job, "assigned again after it ended: its result is sent again");
+            self.send_result(job, RESEND_FIRST_MS);
+        } else if self.running.len() as u32 >= self.config.slots {
+            self.send(Message::JobFailed {
+                job,
+                error: format!("{} has no free slot", self.config.name),
+                attempt: Some(attempt),
+            });
+        } else {
+            info!(%job, attempt, %data, "job assigned");
+            // A result of an earlier run still kept: the coordinator has moved on from it.
+            self.unacked.remove(&job);
+            self.running.insert(
+                job,
+                Running {
+                    started_ms: self.now,
+                    last_percent: 0,
+                    attempt,
+                },
+            );
+            self.out.push(Output::Run { job, data });
+            self.send(Message::Started { job });
+        }
+    }
+
+    /// Sends a kept result now, and waits `pause_ms` before sending it again.
+    fn send_result(&mut self, job: JobId, pause_ms: Millis) {
+        let Some(u) = self.unacked.get_mut(&job) else {
+            return;
+        };
+        u.sent_ms = Some(self.now);
+        u.pause_ms = pause_ms;
+        let message = u.message.clone();
+        self.send(message);
+    }
+
+    /// Sends again the results whose acknowledgement is overdue, each pause twice the last.
+    fn resend_due(&mut self) {
+        let now = self.now;
+        let due: Vec<(JobId, Millis)> = self
+            .unacked
+            .iter()
+            .filter(|(_, u)| u.sent_ms.is_none_or(|at| now.saturating_sub(at) >= u.pause_ms))
+            .map(|(job, u)| (*job, u.pause_ms))
+            .collect();
+        for (job, pause) in due {
+            debug!(%job, "no acknowledgement yet: the result is sent again");
+            self.send_result(job, (pause * 2).min(RESEND_MAX_MS));
+        }
+    }
+
+    /// Results kept until the coordinator acknowledges them.
+    pub fn unacknowledged(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.unacked.keys().copied()
     }
 
     /// Registers on the connection, with the jobs it is still running.
@@ -342,10 +445,104 @@ mod tests {
                 },
                 &Message::JobDone {
                     job: JobId(1),
-                    result: "r".into()
+                    result: "r".into(),
+                    attempt: Some(1),
                 }
             ]
         );
+    }
+
+    /// A worker that ran JOB-1 and sent its result, which nobody has acknowledged yet.
+    fn with_result_sent() -> Worker {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        let assign = Message::Assign {
+            job: JobId(1),
+            data: "x".into(),
+            attempt: 1,
+        };
+        w.step(1, from_coordinator(1, assign));
+        let done = w.step(
+            10,
+            Input::Finished {
+                job: JobId(1),
+                outcome: Ok("r".into()),
+            },
+        );
+        assert!(matches!(sent(&done)[..], [Message::JobDone { .. }]));
+        w
+    }
+
+    #[test]
+    fn a_result_is_sent_again_until_acknowledged_with_growing_pauses() {
+        let mut w = with_result_sent();
+        let result_sends = |w: &mut Worker, at: Millis| {
+            sent(&w.step(at, Input::Tick))
+                .into_iter()
+                .filter(|m| matches!(m, Message::JobDone { .. }))
+                .count()
+        };
+        assert_eq!(result_sends(&mut w, 10 + RESEND_FIRST_MS - 1), 0);
+        assert_eq!(result_sends(&mut w, 10 + RESEND_FIRST_MS), 1);
+        // The next pause is twice as long.
+        let second = 10 + RESEND_FIRST_MS;
+        assert_eq!(result_sends(&mut w, second + RESEND_FIRST_MS), 0);
+        assert_eq!(result_sends(&mut w, second + 2 * RESEND_FIRST_MS), 1);
+        w.step(2_000, from_coordinator(1, Message::ResultAck {
+                job: JobId(1),
+                attempt: Some(1),
+            }));
+        assert_eq!(w.unacknowledged().count(), 0);
+        assert_eq!(result_sends(&mut w, 60_000), 0);
+    }
+
+    #[test]
+    fn an_assign_for_a_job_that_ended_sends_its_result_instead_of_running_it_again() {
+        let mut w = with_result_sent();
+        let again = Message::Assign {
+            job: JobId(1),
+            data: "x".into(),
+            attempt: 1,
+        };
+        let out = w.step(20, from_coordinator(1, again));
+        assert!(!out.iter().any(|o| matches!(o, Output::Run { .. })), "{out:?}");
+        assert!(matches!(sent(&out)[..], [Message::JobDone { .. }]), "{out:?}");
+    }
+
+    #[test]
+    fn a_retry_runs_even_while_the_failure_of_the_run_before_is_unacknowledged() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        let assign = |attempt| Message::Assign {
+            job: JobId(1),
+            data: "x".into(),
+            attempt,
+        };
+        w.step(1, from_coordinator(1, assign(1)));
+        let failed = Input::Finished {
+            job: JobId(1),
+            outcome: Err("disk full".into()),
+        };
+        w.step(2, failed);
+        let out = w.step(3, from_coordinator(1, assign(2)));
+        assert!(out.iter().any(|o| matches!(o, Output::Run { .. })), "{out:?}");
+        // The late acknowledgement of the first run leaves the second alone.
+        let late_ack = Message::ResultAck {
+            job: JobId(1),
+            attempt: Some(1),
+        };
+        w.step(4, from_coordinator(1, late_ack));
+        assert_eq!(w.running().collect::<Vec<_>>(), [JobId(1)]);
+    }
+
+    #[test]
+    fn unacknowledged_results_go_to_a_new_primary_at_once() {
+        let mut w = with_result_sent();
+        w.step(20, Input::Disconnected);
+        let out = w.step(30, Input::Connected);
+        let kinds: Vec<&Message> = sent(&out);
+        assert!(matches!(kinds[0], Message::Register { .. }), "{kinds:?}");
+        assert!(matches!(kinds[1], Message::JobDone { .. }), "{kinds:?}");
     }
 
     #[test]

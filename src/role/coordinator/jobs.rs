@@ -210,8 +210,47 @@ impl Coordinator {
         }
     }
 
-    /// On a heartbeat: jobs the worker still runs that were given to others are cancelled on
-    /// it. (Jobs missing from a heartbeat are not requeued: an `assign` may be in flight.)
+    /// On a heartbeat, what the worker runs is compared with what this coordinator gave it:
+    /// jobs it runs that were given to others are cancelled on it (again: a `cancel` may have
+    /// been lost); jobs it runs that still read *assigned* have started (their `started` was
+    /// lost); jobs given to it that it does not run are sent again, once the `assign` has had
+    /// time to arrive (it was lost, or the result is: the worker then sends the result again).
+    fn reconcile_running(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
+        self.cancel_taken(name, conn, running);
+        for &job in running {
+            let assigned_here = self.state.jobs.get(&job).is_some_and(|j| {
+                j.state == JobState::Assigned && j.worker.as_deref() == Some(name)
+            });
+            if assigned_here {
+                self.emit(EventKind::JobStarted {
+                    job,
+                    worker: name.to_string(),
+                });
+            }
+        }
+        let grace = 2 * self.config.heartbeat.interval.as_millis() as u64;
+        let held: Vec<JobId> = self
+            .state
+            .workers
+            .get(name)
+            .map(|w| w.running.iter().copied().collect())
+            .unwrap_or_default();
+        for job in held {
+            let sent = self.assigned_at.get(&job).copied().unwrap_or(0);
+            if running.contains(&job) || self.now.saturating_sub(sent) < grace {
+                continue;
+            }
+            let Some(j) = self.state.jobs.get(&job) else {
+                continue;
+            };
+            let (data, attempt) = (j.data.clone(), j.attempts);
+            debug!(%job, worker = name, "not in its heartbeat: the assign is sent again");
+            self.assigned_at.insert(job, self.now);
+            self.send(conn, Message::Assign { job, data, attempt });
+        }
+    }
+
+    /// Jobs the worker still runs that were given to others are cancelled on it.
     pub(super) fn cancel_taken(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
         for &job in running {
             let taken = match self.state.jobs.get(&job) {
@@ -247,21 +286,36 @@ impl Coordinator {
         }
     }
 
-    pub(super) fn job_done(&mut self, conn: ConnId, name: &str, job: JobId, result: String) {
+    /// `job_done`: the first result wins; a second one from another worker is counted (the job
+    /// ran twice); the same result sent again (its acknowledgement was lost) is only
+    /// acknowledged again. Every result is acknowledged, once its event is kept.
+    pub(super) fn job_done(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        job: JobId,
+        result: String,
+        attempt: Option<u32>,
+    ) {
         let Some(j) = self.state.jobs.get(&job) else {
-            self.send(
-                conn,
-                Message::Error {
-                    message: format!("unknown job {job}"),
-                },
-            );
+            // A job this master never had (an old primary accepted it and could not replicate
+            // it): nothing to keep, and nothing for the worker to keep sending.
+            debug!(%job, worker = name, "result of a job this master does not know");
+            self.send(conn, Message::ResultAck { job, attempt });
             return;
         };
         if j.state.is_final() {
-            self.emit(EventKind::DuplicateResult {
-                job,
-                worker: name.to_string(),
-            });
+            // The same worker's result again: its acknowledgement was lost. (A worker that
+            // really ran a job twice is counted once: the two runs cannot be told apart.)
+            if j.worker.as_deref() == Some(name) {
+                debug!(%job, worker = name, "a result sent again: acknowledged again");
+            } else {
+                self.emit(EventKind::DuplicateResult {
+                    job,
+                    worker: name.to_string(),
+                });
+            }
+            self.send(conn, Message::ResultAck { job, attempt });
             return;
         }
         // The first result wins, even from a worker that was given up on: the job is done.
@@ -279,15 +333,27 @@ impl Coordinator {
         {
             self.send(other_conn, Message::Cancel { job });
         }
+        self.send(conn, Message::ResultAck { job, attempt });
+        self.assigned_at.remove(&job);
         self.finished(job, JobState::Completed, result);
     }
 
-    pub(super) fn job_failed(&mut self, name: &str, job: JobId, error: String) {
+    /// `job_failed`: counted against the retry policy if it is the failure of the run the
+    /// worker holds now (not of an earlier run, sent again); always acknowledged.
+    pub(super) fn job_failed(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        job: JobId,
+        error: String,
+        attempt: Option<u32>,
+    ) {
+        self.send(conn, Message::ResultAck { job, attempt });
         let Some(j) = self.state.jobs.get(&job) else {
             return;
         };
-        if !self.runs_on(job, name) {
-            debug!(%job, worker = name, "failure of a run that was reassigned; ignored");
+        if !self.runs_on(job, name) || attempt.is_some_and(|a| a != j.attempts) {
+            debug!(%job, worker = name, "failure of an earlier run, or of a run that was reassigned; ignored");
             return;
         }
         let failures = j.failures + 1;
@@ -301,6 +367,7 @@ impl Coordinator {
             error: error.clone(),
             retry_in_ms,
         });
+        self.assigned_at.remove(&job);
         if retry_in_ms.is_none() {
             self.finished(job, JobState::Failed, error);
         }
@@ -361,7 +428,7 @@ impl Coordinator {
         if let Some(name) = self.worker_of(conn)
             && let Some(running) = running
         {
-            self.cancel_taken(&name, conn, &running);
+            self.reconcile_running(&name, conn, &running);
         }
     }
 
@@ -425,6 +492,7 @@ impl Coordinator {
                 worker: worker.clone(),
                 attempt,
             });
+            self.assigned_at.insert(job, self.now);
             if let Some(&conn) = self.worker_conns.get(&worker) {
                 self.send(conn, Message::Assign { job, data, attempt });
             }

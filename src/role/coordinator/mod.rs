@@ -163,6 +163,9 @@ pub struct Coordinator {
     balancer: Balancer,
     /// Login tokens and the account they belong to.
     tokens: HashMap<String, String>,
+    /// When each job was last sent to its worker (a job missing from that worker's heartbeat
+    /// well after this is sent again).
+    assigned_at: HashMap<crate::protocol::message::JobId, Millis>,
     /// Who asked to hear when a job ends.
     notify: HashMap<crate::protocol::message::JobId, ConnId>,
     subscribers: BTreeSet<ConnId>,
@@ -191,6 +194,7 @@ impl Coordinator {
             worker_conns: HashMap::new(),
             liveness: HashMap::new(),
             tokens: HashMap::new(),
+            assigned_at: HashMap::new(),
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
             out: Vec::new(),

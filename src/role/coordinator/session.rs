@@ -202,14 +202,22 @@ impl Coordinator {
             Message::Heartbeat { running } => self.heartbeat(conn, running),
             Message::Started { job } => self.job_started(conn, job),
             Message::Progress { job, percent } => self.job_progress(conn, job, percent),
-            Message::JobDone { job, result } => {
+            Message::JobDone {
+                job,
+                result,
+                attempt,
+            } => {
                 if let Some(name) = self.worker_of(conn) {
-                    self.job_done(conn, &name, job, result);
+                    self.job_done(conn, &name, job, result, attempt);
                 }
             }
-            Message::JobFailed { job, error } => {
+            Message::JobFailed {
+                job,
+                error,
+                attempt,
+            } => {
                 if let Some(name) = self.worker_of(conn) {
-                    self.job_failed(&name, job, error);
+                    self.job_failed(conn, &name, job, error, attempt);
                 }
             }
             Message::Login { user, password } => self.login(conn, &user, &password),
