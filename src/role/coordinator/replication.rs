@@ -5,10 +5,14 @@
 //! its replies wait (are *held*) until every backup has acknowledged the events made before
 //! them; a backup silent for a whole heartbeat timeout is dropped so it cannot stall the
 //! cluster. A backup applies what its primary streams, in order, and acknowledges each event.
+//!
+//! On a lossy link the stream is *go-back-N*: a backup acknowledges the last event it has in
+//! order (again, for one it already had), ignores one after a gap, and a primary that sees no
+//! progress for a heartbeat interval sends everything after the last acknowledged event again.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{ClusterState, ConnId, Coordinator, HISTORY_PART, Output, REPLICA_WINDOW, Standing};
 use crate::clock::Millis;
@@ -43,6 +47,8 @@ pub(super) struct Follower {
     acked: u64,
     /// How many events it has been sent.
     streamed: u64,
+    /// When it last acknowledged something new (or was last sent everything again).
+    progress_ms: Millis,
 }
 
 impl Primary {
@@ -76,6 +82,7 @@ impl Coordinator {
             after,
         });
         let streamed = after.min(self.history_len());
+        let now = self.now;
         if let Some(p) = self.primary_mut() {
             p.followers.insert(
                 conn,
@@ -83,6 +90,7 @@ impl Coordinator {
                     name: from,
                     acked: after,
                     streamed,
+                    progress_ms: now,
                 },
             );
         }
@@ -91,10 +99,14 @@ impl Coordinator {
 
     /// `replica_ack {seq}`: a backup has every event up to `seq`.
     pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64) {
+        let now = self.now;
         let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
             return;
         };
-        f.acked = f.acked.max(seq + 1);
+        if seq + 1 > f.acked {
+            f.acked = seq + 1;
+            f.progress_ms = now;
+        }
         self.stream_to(conn);
         self.release_held();
     }
@@ -194,7 +206,31 @@ impl Coordinator {
             self.announce_victory();
         }
         self.drop_silent_backup();
+        self.resend_unacknowledged();
         self.ping_followers_and_workers();
+    }
+
+    /// Go-back-N: a follower that has acknowledged nothing new for a heartbeat interval while
+    /// events are on their way to it is sent them all again, from the first it lacks (some
+    /// were lost, or their acknowledgements were).
+    fn resend_unacknowledged(&mut self) {
+        let now = self.now;
+        let after = (self.config.heartbeat.interval.as_millis() as u64).max(1);
+        let Some(p) = self.primary_mut() else {
+            return;
+        };
+        let mut again = Vec::new();
+        for (conn, f) in p.followers.iter_mut() {
+            if f.streamed > f.acked && now.saturating_sub(f.progress_ms) >= after {
+                f.streamed = f.acked;
+                f.progress_ms = now;
+                again.push(*conn);
+            }
+        }
+        for conn in again {
+            debug!(conn, "no acknowledgement from the backup: its events are sent again");
+            self.stream_to(conn);
+        }
     }
 
     /// A backup that does not acknowledge within the heartbeat timeout is dropped, so a dead
@@ -331,11 +367,16 @@ impl Coordinator {
         self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
             let have = self.history.len() as u64;
-            if seq < have {
-                return;
-            }
-            if seq > have {
-                warn!(seq, have, "replication gap: events are missing");
+            if seq != have {
+                // One already had (sent again: its acknowledgement was lost), or one after a
+                // gap (some were lost): say again how far this backup has them in order.
+                if seq > have {
+                    debug!(seq, have, "replication gap: waiting for the missing events");
+                }
+                if have > 0 {
+                    self.out
+                        .push(Output::ToPrimary(Message::ReplicaAck { seq: have - 1 }));
+                }
                 return;
             }
             self.state.apply(&event);
