@@ -383,7 +383,11 @@ scenario long {
 ";
     let (stdout, report) = headless_with(dir.path(), text, "long", &["--for", "2s"]);
     let jobs = &report["jobs"];
-    let n = |key: &str| jobs[key].as_u64().unwrap_or_else(|| panic!("{key}: {report}"));
+    let n = |key: &str| {
+        jobs[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key}: {report}"))
+    };
     assert_eq!(n("submitted"), 3, "{report}");
     assert_eq!(n("unfinished"), 3, "{report}");
     assert_eq!(

@@ -340,7 +340,10 @@ impl Worker {
         let due: Vec<(JobId, Millis)> = self
             .unacked
             .iter()
-            .filter(|(_, u)| u.sent_ms.is_none_or(|at| now.saturating_sub(at) >= u.pause_ms))
+            .filter(|(_, u)| {
+                u.sent_ms
+                    .is_none_or(|at| now.saturating_sub(at) >= u.pause_ms)
+            })
             .map(|(job, u)| (*job, u.pause_ms))
             .collect();
         for (job, pause) in due {
@@ -488,10 +491,16 @@ mod tests {
         let second = 10 + RESEND_FIRST_MS;
         assert_eq!(result_sends(&mut w, second + RESEND_FIRST_MS), 0);
         assert_eq!(result_sends(&mut w, second + 2 * RESEND_FIRST_MS), 1);
-        w.step(2_000, from_coordinator(1, Message::ResultAck {
-                job: JobId(1),
-                attempt: Some(1),
-            }));
+        w.step(
+            2_000,
+            from_coordinator(
+                1,
+                Message::ResultAck {
+                    job: JobId(1),
+                    attempt: Some(1),
+                },
+            ),
+        );
         assert_eq!(w.unacknowledged().count(), 0);
         assert_eq!(result_sends(&mut w, 60_000), 0);
     }
@@ -505,8 +514,14 @@ mod tests {
             attempt: 1,
         };
         let out = w.step(20, from_coordinator(1, again));
-        assert!(!out.iter().any(|o| matches!(o, Output::Run { .. })), "{out:?}");
-        assert!(matches!(sent(&out)[..], [Message::JobDone { .. }]), "{out:?}");
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Run { .. })),
+            "{out:?}"
+        );
+        assert!(
+            matches!(sent(&out)[..], [Message::JobDone { .. }]),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -525,7 +540,10 @@ mod tests {
         };
         w.step(2, failed);
         let out = w.step(3, from_coordinator(1, assign(2)));
-        assert!(out.iter().any(|o| matches!(o, Output::Run { .. })), "{out:?}");
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Run { .. })),
+            "{out:?}"
+        );
         // The late acknowledgement of the first run leaves the second alone.
         let late_ack = Message::ResultAck {
             job: JobId(1),

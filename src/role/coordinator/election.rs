@@ -422,6 +422,8 @@ impl Coordinator {
                 reason: format!("{master} is primary in term {term}: stepping down"),
                 primary: Some(master.to_string()),
             });
+            // The term it lost to is remembered: the next one it may win is above it.
+            self.config.term = self.config.term.max(term);
             self.step_down(master);
         } else {
             let envelope = self.envelope(Message::Victory);
@@ -432,6 +434,19 @@ impl Coordinator {
                 wait,
             });
         }
+    }
+
+    /// The term a takeover by this master is in: the first above every term it has seen that
+    /// belongs to it. Terms are dealt out among the masters by rank — with M masters, term t
+    /// belongs to the master of rank r when t ≡ M − r + 1 (mod M): the first primary (rank M)
+    /// has term 1, the next-ranked master term 2 … — so two masters can never take over in the
+    /// same term, whatever the network loses or delays.
+    pub(super) fn next_term(&self) -> u64 {
+        let masters = self.config.peers.len() as u64 + 1;
+        let rank = u64::from(self.config.rank) % masters;
+        let own = (masters - rank + 1) % masters;
+        let above = self.term() + 1;
+        above + (own + masters - above % masters) % masters
     }
 
     /// Whether this primary still has its workers: at least half of those connected heard
@@ -523,7 +538,7 @@ impl Coordinator {
             return;
         };
         self.config.primary = Some(self.config.name.clone());
-        let term = self.term() + 1;
+        let term = self.next_term();
         info!(term, %reason, "taking over as primary");
         self.emit(EventKind::Takeover {
             coordinator: self.config.name.clone(),

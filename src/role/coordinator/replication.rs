@@ -228,7 +228,10 @@ impl Coordinator {
             }
         }
         for conn in again {
-            debug!(conn, "no acknowledgement from the backup: its events are sent again");
+            debug!(
+                conn,
+                "no acknowledgement from the backup: its events are sent again"
+            );
             self.stream_to(conn);
         }
     }
