@@ -177,3 +177,27 @@ fn every_shipped_topology_is_valid() {
     }
     assert!(seen >= 3);
 }
+
+#[test]
+fn loss_may_be_one_way_or_both() {
+    let text = "node c { type master }\nnode w { type worker }\n\
+                scenario s { at 1s loss c -> w 20%; at 2s loss c w 5%; at 3s loss c <-> w 0% }\n";
+    let (topology, report) = check_bytes("t.top", text.as_bytes());
+    let t = topology.unwrap_or_else(|| panic!("{}", report.render()));
+    let steps = &t.scenario("s").unwrap().steps;
+    let loss = |p: f64, one_way| ClusterAction::Loss {
+        a: "c".into(),
+        b: "w".into(),
+        loss: tcluster::topology::units::Percent(p),
+        one_way,
+    };
+    assert_eq!(steps[0].action, loss(20.0, true));
+    assert_eq!(steps[1].action, loss(5.0, false));
+    assert_eq!(steps[2].action, loss(0.0, false));
+    assert_eq!(steps[0].action.to_string(), "loss c -> w 20%");
+    let (_, bad) = check_bytes(
+        "t.top",
+        b"node c { type master }\nnode w { type worker }\nscenario s { at 1s loss c -> w }\n",
+    );
+    assert!(bad.render().contains("loss A B 10%"), "{}", bad.render());
+}

@@ -260,12 +260,19 @@ impl Line<'_> {
                 }
             }
             ("latency", _) => return usage("latency A B DURATION [jitter DURATION]"),
-            ("loss", [a, b, p]) => ClusterAction::Loss {
+            ("loss", [a, b, p]) | ("loss", [a, "<->", b, p]) => ClusterAction::Loss {
                 a: self.node(a)?,
                 b: self.node(b)?,
                 loss: parse_percent(p)?,
+                one_way: false,
             },
-            ("loss", _) => return usage("loss A B PERCENT"),
+            ("loss", [a, "->", b, p]) => ClusterAction::Loss {
+                a: self.node(a)?,
+                b: self.node(b)?,
+                loss: parse_percent(p)?,
+                one_way: true,
+            },
+            ("loss", _) => return usage("loss A B PERCENT, or loss A -> B PERCENT (one way)"),
             ("skew", [n, offset]) => ClusterAction::Skew {
                 node: self.node(n)?,
                 offset_ms: parse_signed_duration_ms(offset)?,
@@ -366,6 +373,15 @@ mod tests {
             Ok(Parsed::Act(ClusterAction::Partition {
                 a: "coordinator".into(),
                 b: Some("worker-2".into()),
+                one_way: true
+            }))
+        );
+        assert_eq!(
+            parse("loss worker-1 -> coordinator 20%", &a),
+            Ok(Parsed::Act(ClusterAction::Loss {
+                a: "worker-1".into(),
+                b: "coordinator".into(),
+                loss: crate::topology::units::Percent(20.0),
                 one_way: true
             }))
         );

@@ -22,6 +22,12 @@ fn target_text(action: &ClusterAction) -> String {
             let arrow = if *one_way { "->" } else { "<->" };
             format!("{a} {arrow} {b}")
         }
+        ClusterAction::Loss {
+            a,
+            b,
+            one_way: true,
+            ..
+        } => format!("{a} -> {b}"),
         ClusterAction::Latency { a, b, .. } | ClusterAction::Loss { a, b, .. } => {
             format!("{a} <-> {b}")
         }
@@ -103,8 +109,13 @@ impl Supervisor {
                 self.shaper.set_latency(&a, &b, latency, jitter);
                 self.refresh_partitions();
             }
-            ClusterAction::Loss { a, b, loss } => {
-                self.shaper.set_loss(&a, &b, loss);
+            ClusterAction::Loss {
+                a,
+                b,
+                loss,
+                one_way,
+            } => {
+                self.shaper.set_loss(&a, &b, loss, one_way);
                 self.refresh_partitions();
             }
             ClusterAction::Skew { node, offset_ms } => {
@@ -213,8 +224,18 @@ impl Supervisor {
                 };
                 link_change(a, b, format!("{a} ↔ {b}: {} ms{jitter}", ms(latency)))
             }
-            ClusterAction::Loss { a, b, loss } => {
-                link_change(a, b, format!("{a} ↔ {b}: {}% of messages lost", loss.0))
+            ClusterAction::Loss {
+                a,
+                b,
+                loss,
+                one_way,
+            } => {
+                let arrow = if *one_way { "→" } else { "↔" };
+                link_change(
+                    a,
+                    b,
+                    format!("{a} {arrow} {b}: {}% of messages lost", loss.0),
+                )
             }
             ClusterAction::Skew { node, offset_ms } => link_change(
                 node,

@@ -267,10 +267,10 @@ impl LinkShaper {
         });
     }
 
-    /// Sets message loss between `a` and `b`, both ways.
-    pub fn set_loss(&self, a: &str, b: &str, loss: Percent) {
+    /// Sets message loss from `a` to `b`, and from `b` to `a` too unless `one_way`.
+    pub fn set_loss(&self, a: &str, b: &str, loss: Percent, one_way: bool) {
         self.update(|(from, to), state| {
-            if (from == a && to == b) || (from == b && to == a) {
+            if (from == a && to == b) || (!one_way && from == b && to == a) {
                 state.link.loss = loss;
             }
         });
@@ -500,6 +500,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_way_loss_leaves_the_other_direction_alone() {
+        let (_, shaper) = echo_behind(Link::default()).await;
+        shaper.set_loss("client", "server", Percent(30.0), true);
+        let loss = |from, to| shaper.state(from, to).map(|s| s.link.loss.0);
+        assert_eq!(loss("client", "server"), Some(30.0));
+        assert_eq!(loss("server", "client"), Some(0.0));
+        shaper.set_loss("server", "client", Percent(10.0), false);
+        assert_eq!(loss("client", "server"), Some(10.0));
+        assert_eq!(loss("server", "client"), Some(10.0));
+    }
+
+    #[tokio::test]
     async fn loss_drops_about_the_configured_share() {
         let link = Link {
             loss: Percent(50.0),
@@ -518,7 +530,7 @@ mod tests {
         } {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        shaper.set_loss("client", "server", Percent(0.0));
+        shaper.set_loss("client", "server", Percent(0.0), false);
         write.write_all(b"surely\n").await.unwrap();
         let mut received = 0;
         while let Some(line) = lines.next_line().await.unwrap() {

@@ -594,6 +594,8 @@ pub enum ClusterAction {
         b: String,
         /// Share of messages dropped.
         loss: Percent,
+        /// Only messages from `a` to `b` (`loss A -> B 20%`).
+        one_way: bool,
     },
     /// `skew NODE OFFSET`: the node's clock runs ahead (or behind, negative).
     Skew {
@@ -694,7 +696,13 @@ impl fmt::Display for ClusterAction {
                 }
                 Ok(())
             }
-            ClusterAction::Loss { a, b, loss } => write!(f, "loss {a} {b} {loss}"),
+            ClusterAction::Loss {
+                a,
+                b,
+                loss,
+                one_way: false,
+            } => write!(f, "loss {a} {b} {loss}"),
+            ClusterAction::Loss { a, b, loss, .. } => write!(f, "loss {a} -> {b} {loss}"),
             ClusterAction::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
             ClusterAction::Say(text) => write!(f, "say {text:?}"),
         }

@@ -85,10 +85,22 @@ impl Validator<'_> {
             "heal" => self.heal(args, action_span),
             "latency" => self.latency(args, action_span),
             "loss" => {
-                let usage = "at 3s loss A B 10%";
-                let (a, b, value) = self.link_step(args, action_span, usage, &[3])?;
+                let usage = "at 3s loss A B 10%   (or `A -> B` one way)";
+                let one_way = matches!(args, [_, arrow, _, _] if arrow.kind == WordKind::Arrow);
+                let both = matches!(args, [_, arrow, _, _] if arrow.kind == WordKind::BiArrow);
+                let ends: Vec<Word> = if one_way || both {
+                    vec![args[0].clone(), args[2].clone(), args[3].clone()]
+                } else {
+                    args.to_vec()
+                };
+                let (a, b, value) = self.link_step(&ends, action_span, usage, &[3])?;
                 let loss = self.parsed(value.0, value.1, parse_percent)?;
-                Some(ClusterAction::Loss { a, b, loss })
+                Some(ClusterAction::Loss {
+                    a,
+                    b,
+                    loss,
+                    one_way,
+                })
             }
             "skew" => {
                 let usage = "at 3s skew worker-1 -2s";
