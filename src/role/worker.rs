@@ -301,11 +301,10 @@ impl Worker {
             debug!(%job, "assigned again after it ended: its result is sent again");
             self.send_result(job, RESEND_FIRST_MS);
         } else if self.running.len() as u32 >= self.config.slots {
-            self.send(Message::JobFailed {
-                job,
-                error: format!("{} has no free slot", self.config.name),
-                attempt: Some(attempt),
-            });
+            // The coordinator thinks a slot is free: this worker still runs a job it gave to
+            // someone else, whose `cancel` was lost. The heartbeat shows it; the `cancel` comes
+            // again, and then this `assign` does (it is not a failure of the job).
+            info!(%job, "no free slot yet: the assign will come again");
         } else {
             info!(%job, attempt, %data, "job assigned");
             // A result of an earlier run still kept: the coordinator has moved on from it.

@@ -8,7 +8,8 @@
 //!
 //! On a lossy link the stream is *go-back-N*: a backup acknowledges the last event it has in
 //! order (again, for one it already had), ignores one after a gap, and a primary that sees no
-//! progress for a heartbeat interval sends everything after the last acknowledged event again.
+//! progress for a quarter of a heartbeat interval — or hears the same acknowledgement again
+//! while events are on their way — sends everything after the last acknowledged event again.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -100,11 +101,17 @@ impl Coordinator {
     /// `replica_ack {seq}`: a backup has every event up to `seq`.
     pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64) {
         let now = self.now;
+        let quiet = self.resend_after();
         let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
             return;
         };
         if seq + 1 > f.acked {
             f.acked = seq + 1;
+            f.progress_ms = now;
+        } else if f.streamed > f.acked && now.saturating_sub(f.progress_ms) >= quiet / 4 {
+            // The same acknowledgement again while events are on their way: the backup got
+            // one after a gap. Go back at once rather than wait for the timer.
+            f.streamed = f.acked;
             f.progress_ms = now;
         }
         self.stream_to(conn);
@@ -210,12 +217,18 @@ impl Coordinator {
         self.ping_followers_and_workers();
     }
 
-    /// Go-back-N: a follower that has acknowledged nothing new for a heartbeat interval while
-    /// events are on their way to it is sent them all again, from the first it lacks (some
-    /// were lost, or their acknowledgements were).
+    /// How long a follower may acknowledge nothing new, while events are on their way to it,
+    /// before they are all sent again: a quarter of a heartbeat interval (at least 20 ms).
+    fn resend_after(&self) -> Millis {
+        (self.config.heartbeat.interval.as_millis() as u64 / 4).max(20)
+    }
+
+    /// Go-back-N: a follower that has acknowledged nothing new for [`Self::resend_after`]
+    /// while events are on their way to it is sent them all again, from the first it lacks
+    /// (some were lost, or their acknowledgements were).
     fn resend_unacknowledged(&mut self) {
         let now = self.now;
-        let after = (self.config.heartbeat.interval.as_millis() as u64).max(1);
+        let after = self.resend_after();
         let Some(p) = self.primary_mut() else {
             return;
         };
