@@ -64,7 +64,13 @@ fn ack_all(c: &mut Coordinator, conn: ConnId, mut pending: Vec<u64>) -> (Vec<u64
             Input::Received(
                 conn,
                 Dialect::Native,
-                native("backup", Message::ReplicaAck { seq }),
+                native(
+                    "backup",
+                    Message::ReplicaAck {
+                        seq,
+                        missing: Vec::new(),
+                    },
+                ),
             ),
         );
         let more = replicas(&out, conn);

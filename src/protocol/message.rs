@@ -255,6 +255,10 @@ pub enum Message {
     ReplicaAck {
         /// The highest replica applied.
         seq: u64,
+        /// Replicas after `seq` that never arrived while later ones did (at most 64): the
+        /// primary sends these again. Empty when nothing is missing.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        missing: Vec<u64>,
     },
     /// Bully election, from a master that lost its primary to each master that outranks it:
     /// are you alive?

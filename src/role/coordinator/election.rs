@@ -37,6 +37,8 @@ pub(super) struct Backup {
     /// Workers that lost the primary too, and when they came: the witnesses a master needs
     /// before it takes over from a primary that is only silent.
     witnesses: BTreeMap<String, Millis>,
+    /// Events of the primary's stream that came after a gap, kept until the gap fills.
+    pub(super) early: BTreeMap<u64, crate::cluster::event::ClusterEvent>,
 }
 
 impl Backup {
@@ -50,6 +52,7 @@ impl Backup {
             election: None,
             pending: BTreeMap::new(),
             witnesses: BTreeMap::new(),
+            early: BTreeMap::new(),
         }
     }
 }

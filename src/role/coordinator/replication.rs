@@ -6,10 +6,12 @@
 //! them; a backup silent for a whole heartbeat timeout is dropped so it cannot stall the
 //! cluster. A backup applies what its primary streams, in order, and acknowledges each event.
 //!
-//! On a lossy link the stream is *go-back-N*: a backup acknowledges the last event it has in
-//! order (again, for one it already had), ignores one after a gap, and a primary that sees no
-//! progress for a quarter of a heartbeat interval — or hears the same acknowledgement again
-//! while events are on their way — sends everything after the last acknowledged event again.
+//! On a lossy link the stream repairs itself. A backup keeps events that arrive after a gap
+//! and acknowledges the last one it has in order, with the ones it lacks after it (*selective
+//! repeat*: the primary sends just those again). An event it already had (its acknowledgement
+//! was lost) is acknowledged again. And a primary that hears nothing new for a quarter of a
+//! heartbeat interval while events are on their way sends everything after the last
+//! acknowledged one again (the last events, or every acknowledgement, may have been lost).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -17,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::{ClusterState, ConnId, Coordinator, HISTORY_PART, Output, REPLICA_WINDOW, Standing};
 use crate::clock::Millis;
-use crate::cluster::event::EventKind;
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Envelope, Message};
 
 /// What a primary keeps.
@@ -50,6 +52,8 @@ pub(super) struct Follower {
     streamed: u64,
     /// When it last acknowledged something new (or was last sent everything again).
     progress_ms: Millis,
+    /// Events sent again on its say-so, and when: not again before a quiet spell has passed.
+    resent: BTreeMap<u64, Millis>,
 }
 
 impl Primary {
@@ -92,6 +96,7 @@ impl Coordinator {
                     acked: after,
                     streamed,
                     progress_ms: now,
+                    resent: BTreeMap::new(),
                 },
             );
         }
@@ -99,7 +104,7 @@ impl Coordinator {
     }
 
     /// `replica_ack {seq}`: a backup has every event up to `seq`.
-    pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64) {
+    pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64, missing: &[u64]) {
         let now = self.now;
         let quiet = self.resend_after();
         let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
@@ -108,11 +113,27 @@ impl Coordinator {
         if seq + 1 > f.acked {
             f.acked = seq + 1;
             f.progress_ms = now;
-        } else if f.streamed > f.acked && now.saturating_sub(f.progress_ms) >= quiet / 4 {
-            // The same acknowledgement again while events are on their way: the backup got
-            // one after a gap. Go back at once rather than wait for the timer.
-            f.streamed = f.acked;
-            f.progress_ms = now;
+        }
+        // Selective repeat: the events the backup says it lacks, each at most once per
+        // quiet spell (every later event it receives says the same).
+        let (acked, streamed) = (f.acked, f.streamed);
+        let again: Vec<u64> = missing
+            .iter()
+            .copied()
+            .filter(|s| (acked..streamed).contains(s))
+            .filter(|s| {
+                f.resent
+                    .get(s)
+                    .is_none_or(|at| now.saturating_sub(*at) >= quiet)
+            })
+            .collect();
+        for s in &again {
+            f.resent.insert(*s, now);
+        }
+        f.resent.retain(|s, _| *s >= acked);
+        for seq in again {
+            let event = self.history[seq as usize].clone();
+            self.send(conn, Message::Replica { seq, event });
         }
         self.stream_to(conn);
         self.release_held();
@@ -382,25 +403,45 @@ impl Coordinator {
         }
         self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
-            let have = self.history.len() as u64;
-            if seq != have {
-                // One already had (sent again: its acknowledgement was lost), or one after a
-                // gap (some were lost): say again how far this backup has them in order.
-                if seq > have {
-                    debug!(seq, have, "replication gap: waiting for the missing events");
+            let have = self.history_len();
+            if seq > have && seq < have + REPLICA_WINDOW {
+                // After a gap: kept until the missing ones come.
+                if let Some(b) = self.backup_mut() {
+                    b.early.insert(seq, event);
                 }
-                if have > 0 {
-                    self.out
-                        .push(Output::ToPrimary(Message::ReplicaAck { seq: have - 1 }));
-                }
-                return;
+            } else if seq == have {
+                self.apply_in_order(event);
             }
+            // Say how far this backup has them in order, and which later ones it lacks (an
+            // event it already had was sent again because this acknowledgement was lost).
+            let have = self.history_len();
+            let missing: Vec<u64> = match self.backup().and_then(|b| b.early.keys().last()) {
+                Some(&last) => (have..last)
+                    .filter(|s| self.backup().is_some_and(|b| !b.early.contains_key(s)))
+                    .take(64)
+                    .collect(),
+                None => Vec::new(),
+            };
+            if have > 0 {
+                let ack = Message::ReplicaAck {
+                    seq: have - 1,
+                    missing,
+                };
+                self.out.push(Output::ToPrimary(ack));
+            }
+        }
+    }
+
+    /// Applies the next event of the primary's history, and the ones kept after it.
+    fn apply_in_order(&mut self, event: ClusterEvent) {
+        let mut next = Some(event);
+        while let Some(event) = next {
             self.state.apply(&event);
             self.clock.advance_to(event.clock);
             self.history.push(event.clone());
             self.out.push(Output::Event(event));
-            self.out
-                .push(Output::ToPrimary(Message::ReplicaAck { seq }));
+            let have = self.history_len();
+            next = self.backup_mut().and_then(|b| b.early.remove(&have));
         }
     }
 
@@ -425,6 +466,8 @@ impl Coordinator {
             b.leader_closed = false;
             b.last_primary_heard = now;
             b.election = None;
+            // A new link: a new stream.
+            b.early.clear();
         }
         self.out.push(Output::Follow {
             primary: primary.to_string(),

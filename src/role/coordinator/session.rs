@@ -237,7 +237,7 @@ impl Coordinator {
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
             }
-            Message::ReplicaAck { seq } => self.replica_acked(conn, seq),
+            Message::ReplicaAck { seq, missing } => self.replica_acked(conn, seq, &missing),
             Message::Follow { after } => self.backup_follows(conn, from, after),
             Message::Subscribe { history } => self.subscribe(conn, history),
             Message::Ping => self.send(conn, Message::Pong),
