@@ -356,10 +356,17 @@ impl Worker {
         self.unacked.keys().copied()
     }
 
-    /// Registers on the connection, with the jobs it is still running.
+    /// Registers on the connection, with the jobs it still holds: those it runs, and those it
+    /// has finished whose results are not acknowledged yet (sent right after), so that the
+    /// coordinator does not give them to someone else meanwhile.
     fn register(&mut self) {
         self.register_sent = self.now;
-        let running = self.running.keys().copied().collect();
+        let mut running: Vec<JobId> = self.running.keys().copied().collect();
+        running.extend(
+            self.unacked
+                .keys()
+                .filter(|j| !self.running.contains_key(j)),
+        );
         self.send(Message::Register {
             slots: self.config.slots,
             running,
@@ -441,9 +448,10 @@ mod tests {
         assert_eq!(
             sent(&out),
             [
+                // JOB-1 is still this worker's: its result is on the way.
                 &Message::Register {
                     slots: 1,
-                    running: vec![]
+                    running: vec![JobId(1)]
                 },
                 &Message::JobDone {
                     job: JobId(1),
