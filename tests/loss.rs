@@ -145,3 +145,88 @@ scenario pause {
     assert!(!stdout.contains("ran twice"), "{stdout}");
     assert_eq!(report["jobs"]["completed"], 1);
 }
+
+/// A random schedule of faults (seeded, so a failure can be replayed): workers killed and
+/// restarted, paused and resumed; either master paused for a while; links cut one way, and
+/// lossy; jobs submitted throughout. At the end every fault is repaired, and every job must
+/// finish, with one primary per term.
+fn random_faults(seed: u64) {
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let nodes = ["coordinator", "backup", "worker-1", "worker-2", "worker-3"];
+    let workers = &nodes[2..];
+    let mut steps = Vec::new();
+    let mut jobs = 0;
+    for tenth in 2..80u32 {
+        let at = format!("{}.{}s", tenth / 10, tenth % 10);
+        let step = match rng.random_range(0..14) {
+            0 => {
+                let w = workers[rng.random_range(0..3)];
+                format!("kill {w}")
+            }
+            1 => {
+                let w = workers[rng.random_range(0..3)];
+                format!("restart {w}")
+            }
+            2 => format!("pause {}", workers[rng.random_range(0..3)]),
+            3 => format!("resume {}", workers[rng.random_range(0..3)]),
+            4 => format!("pause {}", nodes[rng.random_range(0..2)]),
+            5 | 6 => format!("resume {}", nodes[rng.random_range(0..2)]),
+            7 => {
+                let a = nodes[rng.random_range(0..5)];
+                let b = nodes[rng.random_range(0..5)];
+                if a == b {
+                    continue;
+                }
+                format!("partition {a} -> {b}")
+            }
+            8 => "heal".to_string(),
+            9 | 10 => {
+                let a = nodes[rng.random_range(0..2)];
+                let b = nodes[rng.random_range(1..5)];
+                if a == b {
+                    continue;
+                }
+                let p = rng.random_range(0..4) * 10;
+                format!("loss {a} {b} {p}%")
+            }
+            _ => {
+                let n = rng.random_range(1..8);
+                jobs += n;
+                format!("submit \"sleep 50ms\" count {n}")
+            }
+        };
+        steps.push(format!("    at {at} {step}"));
+    }
+    // Everything repaired: every node running, every link whole and loss-free.
+    for node in nodes {
+        steps.push(format!("    at 8.5s resume {node}"));
+    }
+    for w in workers {
+        steps.push(format!("    at 8.6s restart {w}"));
+    }
+    steps.push("    at 8.7s heal".to_string());
+    for (i, a) in nodes.iter().enumerate() {
+        for b in &nodes[i + 1..] {
+            steps.push(format!("    at 8.8s loss {a} {b} 0%"));
+        }
+    }
+    jobs += 10;
+    steps.push("    at 9s submit \"sleep 50ms\" count 10".to_string());
+    let text = format!(
+        "set SYSTEM_NAME RandomFaults{seed}\n{CLUSTER}scenario faults {{\n{}\n}}\n",
+        steps.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless(dir.path(), &text, "faults");
+    all_finished(&report, jobs, &format!("{text}\n{stdout}"));
+    takeovers(&stdout);
+}
+
+#[test]
+fn random_faults_with_loss_and_one_way_cuts_lose_no_job() {
+    for seed in 1..=3 {
+        random_faults(seed);
+    }
+}
