@@ -390,12 +390,15 @@ impl Coordinator {
         let following = b.leader.as_deref() == Some(master);
         let electing = b.election.is_some();
         if following && b.link_up {
-            // The primary it follows, heard again (a link that was cut, healed).
+            // The primary it follows, alive. If this master had been hearing nothing on a link
+            // that is up, the primary may not know the link is there (its `follow` was lost on
+            // the way): the link starts over, and says `follow` again.
             b.last_primary_heard = now;
             b.leader_closed = false;
             b.election = None;
             if electing {
                 self.following_said(master, term);
+                self.follow(master);
             }
             return;
         }
