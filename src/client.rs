@@ -53,11 +53,25 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `addr` as `name`, proving knowledge of `secret` if there is one.
+    /// Connects to `addr` as a client named `name`, proving knowledge of the cluster secret if
+    /// there is one.
     pub async fn connect(
         addr: &str,
         name: &str,
         secret: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        let key = secret.map(|s| (s, PeerRole::Client));
+        Client::connect_as(addr, name, key, handshake::TIMEOUT).await
+    }
+
+    /// Connects to `addr` as `name` in a role, proving it with a key (the cluster secret for a
+    /// worker or a client, the peer secret for a master, a chat server or the launcher) within
+    /// `timeout`.
+    pub async fn connect_as(
+        addr: &str,
+        name: &str,
+        key: Option<(&str, PeerRole)>,
+        timeout: std::time::Duration,
     ) -> Result<Client, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
@@ -68,8 +82,8 @@ impl Client {
         let _ = stream.set_nodelay(true);
         let (read, mut write) = stream.into_split();
         let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
-        if let Some(secret) = secret {
-            handshake::prove(&mut lines, &mut write, secret, name, PeerRole::Client).await?;
+        if let Some((key, role)) = key {
+            handshake::prove_within(&mut lines, &mut write, key, name, role, timeout).await?;
         }
         Ok(Client {
             lines,

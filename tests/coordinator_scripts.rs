@@ -13,6 +13,8 @@
 //! recv N {json}          a native message arrives on N
 //! classic N LINE         a classic line arrives on N
 //! auth N NAME            N answers its last challenge with a correct proof for NAME
+//! peer N NAME ROLE       N proves it is NAME in ROLE (master, supervisor) with the peer secret:
+//!                        `hello`, then `auth` with a correct proof
 //! primary {json}         a backup's primary sends this          primary_lost   that link closed
 //! master NAME {json}     master NAME replies to what was sent to it (`none`: no reply in time)
 //! tick MS                MS milliseconds pass, then a tick
@@ -121,6 +123,33 @@ fn run(script: &str) -> String {
                         continue;
                     }
                 }
+            }
+            "peer" => {
+                let (conn, rest) = conn_and_rest();
+                let (name, role) = rest.split_once(' ').expect("peer N NAME ROLE");
+                let hello = format!(r#"{{"type":"hello","from":"{name}","role":"{role}"}}"#);
+                let hello = decode(Dialect::Native, &hello, "").expect("a hello");
+                for output in c.step(now, Input::Received(conn, Dialect::Native, hello)) {
+                    if let Output::Send(conn, env) = &output
+                        && let Message::Challenge { nonce, .. } = &env.message
+                    {
+                        challenges.insert(*conn, nonce.clone());
+                    }
+                }
+                let nonce = challenges
+                    .get(&conn)
+                    .expect("a challenge was sent (not held for a backup's acknowledgement)");
+                let proof = auth::proof(&config.peer_key, auth::PEER, nonce, name);
+                Input::Received(
+                    conn,
+                    Dialect::Native,
+                    Envelope {
+                        from: name.to_string(),
+                        clock: 0,
+                        term: None,
+                        message: Message::Auth { proof },
+                    },
+                )
             }
             "auth" => {
                 let (conn, name) = conn_and_rest();

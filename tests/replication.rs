@@ -2,10 +2,10 @@
 //! unacknowledged replicas: never more than `REPLICA_WINDOW` in flight, so its connection's queue
 //! cannot overflow, and every event arrives once, in order.
 
-use tcluster::protocol::Dialect;
-use tcluster::protocol::message::{Envelope, Message};
+use tcluster::protocol::message::{Envelope, Message, PeerRole};
+use tcluster::protocol::{Dialect, auth};
 use tcluster::role::coordinator::{
-    ConnId, Coordinator, CoordinatorConfig, Input, Output, REPLICA_WINDOW,
+    ConnId, Coordinator, CoordinatorConfig, Input, Output, PeerMaster, REPLICA_WINDOW,
 };
 
 fn native(from: &str, message: Message) -> Envelope {
@@ -15,6 +15,52 @@ fn native(from: &str, message: Message) -> Envelope {
         term: None,
         message,
     }
+}
+
+/// A primary whose topology has a backup named `backup`.
+fn primary() -> Coordinator {
+    let mut config = CoordinatorConfig::for_tests("coordinator");
+    config.peers.push(PeerMaster {
+        name: "backup".into(),
+        address: "backup:0".into(),
+        rank: 1,
+    });
+    Coordinator::new(config)
+}
+
+/// Connection `conn` proves it is the master `backup`, with the peer secret.
+fn backup_proves(c: &mut Coordinator, conn: ConnId) {
+    let hello = Message::Hello {
+        role: PeerRole::Master,
+        nonce: None,
+    };
+    let out = c.step(
+        0,
+        Input::Received(conn, Dialect::Native, native("backup", hello)),
+    );
+    let nonce = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(_, env) => match &env.message {
+                Message::Challenge { nonce, .. } => Some(nonce.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a challenge");
+    let key = CoordinatorConfig::for_tests("coordinator").peer_key;
+    let proof = auth::proof(&key, auth::PEER, &nonce, "backup");
+    let out = c.step(
+        0,
+        Input::Received(
+            conn,
+            Dialect::Native,
+            native("backup", Message::Auth { proof }),
+        ),
+    );
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Send(_, env) if matches!(env.message, Message::Welcome { .. }))
+    ));
 }
 
 /// The sequence numbers of the replicas sent on `conn`.
@@ -86,13 +132,14 @@ fn ack_all(c: &mut Coordinator, conn: ConnId, mut pending: Vec<u64>) -> (Vec<u64
 
 #[test]
 fn a_long_history_is_sent_a_window_at_a_time() {
-    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    let mut c = primary();
     c.step(0, Input::Connected(1));
     submit(&mut c, 1, 5000);
     let history = c.history_len();
     assert!(history >= 5000);
 
     c.step(0, Input::Connected(2));
+    backup_proves(&mut c, 2);
     let out = c.step(
         0,
         Input::Received(
@@ -109,8 +156,9 @@ fn a_long_history_is_sent_a_window_at_a_time() {
 
 #[test]
 fn a_burst_of_events_is_sent_a_window_at_a_time_and_replies_wait_for_all_of_it() {
-    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    let mut c = primary();
     c.step(0, Input::Connected(2));
+    backup_proves(&mut c, 2);
     c.step(
         0,
         Input::Received(

@@ -13,6 +13,7 @@ use tokio::runtime::Runtime;
 use crate::client::{Client, ClientError, find_primary};
 use crate::node::master_addresses;
 use crate::protocol::message::{JobId, JobState, JobView, Message, StatusReport, WorkerView};
+use crate::role::coordinator::DEFAULT_LIST_LIMIT;
 use crate::topology::NodeKind;
 
 /// `tcluster client` arguments.
@@ -356,10 +357,35 @@ impl Session {
                 return Err(ExitCode::from(1));
             }
         };
-        if let Message::JobList { jobs, total } = self.ask(Message::Jobs { state, limit }).await?
-            && !self.json
-        {
-            out!("{}", job_table(&jobs, total));
+        // Page by page (each reply stays under the frame limit), newest page first.
+        let wanted = limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        let (mut all, mut total, mut before) = (Vec::new(), 0, None);
+        loop {
+            let ask = Message::Jobs {
+                state,
+                limit: Some(wanted - all.len()),
+                before,
+            };
+            let Message::JobList {
+                mut jobs,
+                total: matching,
+                before: next,
+            } = self.ask(ask).await?
+            else {
+                return Ok(());
+            };
+            if before.is_none() {
+                total = matching;
+            }
+            jobs.append(&mut all);
+            all = jobs;
+            match next {
+                Some(next) if all.len() < wanted => before = Some(next),
+                _ => break,
+            }
+        }
+        if !self.json {
+            out!("{}", job_table(&all, total));
         }
         Ok(())
     }

@@ -16,9 +16,14 @@ pub fn run(args: NodeArgs) -> ExitCode {
     } else {
         super::check::load(&args.topology)
     };
-    let Some((topology, _)) = loaded else {
+    let Some((mut topology, _)) = loaded else {
         return ExitCode::from(1);
     };
+    if let Ok(key) = std::env::var(node::PEER_KEY_ENV)
+        && !key.is_empty()
+    {
+        topology.globals.peer_secret = Some(key);
+    }
     logging::init(topology.globals.log_level, args.log_format);
     // One thread: a node's work is a loop and a few connection tasks, and on a machine with
     // few cores shared by many nodes, handing a message from one thread to another costs more

@@ -228,7 +228,9 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
                 break;
             }
             _ = check.tick(), if scenario_over && deadline.is_none() => {
-                if open_jobs(&masters, secret.as_deref()).await == Some(0) {
+                if handle.submissions_in_flight() == 0
+                    && open_jobs(&masters, secret.as_deref()).await == Some(0)
+                {
                     outln!("-- the scenario is over and every job has ended: stopping");
                     break;
                 }

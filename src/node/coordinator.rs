@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
 use crate::cluster::event::ClusterEvent;
-use crate::protocol::message::{Envelope, Message};
+use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
@@ -310,10 +310,10 @@ impl Driver {
                     .iter()
                     .find(|p| p.name == master)
                     .map(|p| p.address.clone());
-                let secret = config.secret.clone();
+                let key = config.peer_key.clone();
                 let inputs = self.inputs_tx.clone();
                 tokio::spawn(
-                    ask_master(master, address, secret, envelope, wait, inputs).in_current_span(),
+                    ask_master(master, address, key, envelope, wait, inputs).in_current_span(),
                 );
             }
             Output::Follow { primary, reset } => {
@@ -482,7 +482,12 @@ impl FollowLink {
             self.generation,
             addr,
             config.name.clone(),
-            config.secret.clone(),
+            config.peer_key.clone(),
+            // A handshake line lost on a lossy link: start over soon, not after seconds.
+            (config.heartbeat.interval * 4).clamp(
+                Duration::from_millis(300),
+                crate::protocol::handshake::TIMEOUT,
+            ),
             coordinator.history_len(),
             inputs.clone(),
             rx,
@@ -497,14 +502,15 @@ impl FollowLink {
 async fn ask_master(
     master: String,
     address: Option<String>,
-    secret: Option<String>,
+    peer_key: String,
     envelope: Envelope,
     wait: Duration,
     inputs: mpsc::Sender<(ConnId, ConnEvent)>,
 ) {
     use crate::client::Client;
     let ask = async {
-        let mut client = Client::connect(&address?, &envelope.from, secret.as_deref())
+        let key = Some((peer_key.as_str(), PeerRole::Master));
+        let mut client = Client::connect_as(&address?, &envelope.from, key, wait)
             .await
             .ok()?;
         client.send_envelope(&envelope).await.ok()?;
@@ -521,7 +527,8 @@ async fn follow_primary(
     generation: u64,
     addr: String,
     name: String,
-    secret: Option<String>,
+    peer_key: String,
+    patience: Duration,
     after: u64,
     inputs: mpsc::Sender<(ConnId, ConnEvent)>,
     mut to_primary: mpsc::UnboundedReceiver<Message>,
@@ -529,7 +536,8 @@ async fn follow_primary(
 ) {
     use crate::client::Client;
     let mut client = loop {
-        match Client::connect(&addr, &name, secret.as_deref()).await {
+        let key = Some((peer_key.as_str(), PeerRole::Master));
+        match Client::connect_as(&addr, &name, key, patience).await {
             Ok(client) => break client,
             Err(e) => {
                 // Not up yet, or gone: the coordinator's own silence timer decides what that means.

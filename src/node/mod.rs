@@ -90,6 +90,10 @@ pub enum NodeError {
     Unsupported(NodeKind),
 }
 
+/// The environment variable a launcher hands a built-in node the run's peer secret in (it
+/// overrides the topology's `PEER_SECRET`).
+pub const PEER_KEY_ENV: &str = "TCLUSTER_PEER_KEY";
+
 /// Runs node `name` of `topology` until `shutdown` is cancelled.
 pub async fn run(
     topology: &Topology,
@@ -202,14 +206,7 @@ async fn take_role(
     if let Some(list) = &options.coordinator {
         config.peers = parse_peers(list, &master_ranks(topology));
     }
-    if let Some(primary) = find_primary(
-        &config.peers,
-        name,
-        topology.globals.cluster_secret.as_deref(),
-        own_term,
-    )
-    .await
-    {
+    if let Some(primary) = find_primary(&config.peers, name, &config.peer_key, own_term).await {
         info!(%primary, "another master is primary: following it as the backup");
         config.role = crate::topology::MasterRole::Backup;
         config.follow = Some(primary);
@@ -437,14 +434,20 @@ fn parse_peers(list: &str, ranks: &[(String, u32)]) -> Vec<PeerMaster> {
 async fn find_primary(
     peers: &[PeerMaster],
     name: &str,
-    secret: Option<&str>,
+    peer_key: &str,
     term: u64,
 ) -> Option<String> {
     use crate::client::Client;
     use crate::protocol::message::Message;
     for peer in peers {
         let ask = async {
-            let mut client = Client::connect(&peer.address, name, secret).await.ok()?;
+            // It must prove the peer secret too: a process squatting on a master's port is
+            // not followed.
+            let key = Some((peer_key, crate::protocol::message::PeerRole::Master));
+            let patience = std::time::Duration::from_millis(500);
+            let mut client = Client::connect_as(&peer.address, name, key, patience)
+                .await
+                .ok()?;
             match client.request(Message::Status { job: None }).await.ok()? {
                 Message::StatusReport { report } => Some(report),
                 _ => None,

@@ -49,7 +49,8 @@ pub enum HandshakeError {
     Decode(#[from] DecodeError),
 }
 
-/// Proves to the coordinator that `name` knows `secret`, and checks that it does too.
+/// Proves to the coordinator that `name` knows `secret`, and checks that it does too: a
+/// `welcome` without a proof of its own is refused.
 pub async fn prove<S, E, W>(
     lines: &mut S,
     write: &mut W,
@@ -62,7 +63,25 @@ where
     E: std::fmt::Debug,
     W: AsyncWrite + Unpin,
 {
-    tokio::time::timeout(TIMEOUT, exchange(lines, write, secret, name, role))
+    prove_within(lines, write, secret, name, role, TIMEOUT).await
+}
+
+/// [`prove`] giving up after `timeout`: a server that links to its peers over a lossy network
+/// starts over quickly rather than waiting [`TIMEOUT`] for a line that was lost.
+pub async fn prove_within<S, E, W>(
+    lines: &mut S,
+    write: &mut W,
+    secret: &str,
+    name: &str,
+    role: PeerRole,
+    timeout: Duration,
+) -> Result<(), HandshakeError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Debug,
+    W: AsyncWrite + Unpin,
+{
+    tokio::time::timeout(timeout, exchange(lines, write, secret, name, role))
         .await
         .map_err(|_| HandshakeError::Timeout)?
 }
@@ -92,7 +111,9 @@ where
     let challenge = receive(lines).await?;
     let (nonce, proof) = match challenge.message {
         Message::Challenge { nonce, proof } => (nonce, proof),
-        Message::Welcome { .. } => return Ok(()), // the coordinator has no secret
+        // A server that knows the secret always proves it: one that skips the proof is not
+        // this cluster's, whatever it says.
+        Message::Welcome { .. } => return Err(HandshakeError::Unproven(challenge.from)),
         Message::Error { message } => return Err(HandshakeError::Refused(message)),
         other => {
             return Err(HandshakeError::Unexpected {

@@ -209,6 +209,9 @@ pub enum Message {
         /// At most this many, newest last (default 1000).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<usize>,
+        /// Only jobs older than this one: the next page, as `job_list.before` said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<JobId>,
     },
     /// Jobs.
     JobList {
@@ -216,6 +219,10 @@ pub enum Message {
         jobs: Vec<JobView>,
         /// How many matched before `limit` was applied.
         total: usize,
+        /// Older matching jobs did not fit in this line (it stays under the frame limit): ask
+        /// again with `before` set to this for the next page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<JobId>,
     },
     /// List workers.
     Workers,
@@ -469,6 +476,16 @@ impl fmt::Display for ChatEntry {
     }
 }
 
+impl Message {
+    /// Its `type`, as the wire spells it (`job_done`).
+    pub fn kind(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
 /// What a peer is, as it says in `hello`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -479,8 +496,57 @@ pub enum PeerRole {
     Client,
     /// A console or another watcher.
     Console,
-    /// Another coordinator.
+    /// Another coordinator (proves the peer secret).
     Master,
+    /// Another chat server (proves the peer secret).
+    ChatPeer,
+    /// The launcher: its scenario steps and the console's commands (proves the peer secret).
+    Supervisor,
+}
+
+impl PeerRole {
+    /// Whether this role proves the peer secret rather than the cluster secret.
+    pub fn is_peer(self) -> bool {
+        matches!(
+            self,
+            PeerRole::Master | PeerRole::ChatPeer | PeerRole::Supervisor
+        )
+    }
+}
+
+/// The longest result (or error) of a job a coordinator keeps, in bytes as JSON writes it
+/// (escapes included). Job data is at most 4 KiB of plain text, so a job with both fits every
+/// message that carries it — a replica, a journal entry, a `job_info` — well inside
+/// [`crate::protocol::frame::MAX_LINE`].
+pub const MAX_RESULT: usize = 16 * 1024;
+
+/// How many bytes `c` takes inside a JSON string.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
+}
+
+/// `text` as it is kept: whole when it fits in [`MAX_RESULT`] bytes of JSON, else cut at a
+/// character boundary and marked with how long it was.
+pub fn fit_result(text: String) -> String {
+    let total: usize = text.chars().map(json_len).sum();
+    if total <= MAX_RESULT {
+        return text;
+    }
+    let marker = format!(" … (cut: {} bytes in all)", text.len());
+    let budget = MAX_RESULT - marker.len();
+    let mut used = 0;
+    let end = text
+        .char_indices()
+        .find(|(_, c)| {
+            used += json_len(*c);
+            used > budget
+        })
+        .map_or(text.len(), |(i, _)| i);
+    format!("{}{marker}", &text[..end])
 }
 
 /// The most job ids an `accepted` message lists (a submission may have 100,000).

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use tracing::{debug, info, warn};
 
 use crate::clock::{LamportClock, Millis};
-use crate::protocol::message::{Envelope, JobId, Message};
+use crate::protocol::message::{Envelope, JobId, Message, fit_result};
 
 /// The least time between two `register`s on one connection.
 const REGISTER_RETRY_MS: Millis = 1_000;
@@ -195,9 +195,10 @@ impl Worker {
                     Ok(result) => {
                         self.done += 1;
                         info!(%job, took_ms = took, "job done");
+                        // Cut here as the coordinator would: the line must reach it.
                         Message::JobDone {
                             job,
-                            result,
+                            result: fit_result(result),
                             attempt,
                         }
                     }
@@ -205,7 +206,7 @@ impl Worker {
                         warn!(%job, %error, "job failed");
                         Message::JobFailed {
                             job,
-                            error,
+                            error: fit_result(error),
                             attempt,
                         }
                     }

@@ -349,6 +349,8 @@ impl Supervisor {
         let Some(addr) = self.primary_addr else {
             return;
         };
+        self.submits_in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.submits.send(Submission {
             addr,
             data,

@@ -54,6 +54,7 @@ pub struct SupervisorHandle {
     pub shaper: LinkShaper,
     /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
     first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
+    submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -63,6 +64,12 @@ impl SupervisorHandle {
     pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
         let first = self.first.lock().ok().and_then(|mut first| first.take());
         first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
+    }
+
+    /// Submissions (scenario steps, the console's) sent to the primary and not yet answered.
+    pub fn submissions_in_flight(&self) -> usize {
+        self.submits_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops every node and returns the report.
@@ -78,7 +85,7 @@ impl SupervisorHandle {
 /// Launches `topology`: every master listening, every worker started. Returns once the masters
 /// are ready; workers join while the run goes on.
 pub async fn launch(
-    topology: Topology,
+    mut topology: Topology,
     options: RunOptions,
 ) -> Result<SupervisorHandle, LaunchError> {
     let decision = crate::state_dir::prepare(&options.state_dir, options.start)?;
@@ -89,6 +96,9 @@ pub async fn launch(
         }
     })?;
     let (primary, newest_term) = primary_to_start(&topology, &options.state_dir)?;
+    // The peer secret of this run: the topology's, or a fresh one that only the nodes started
+    // here are given (in their environment, never on a command line).
+    topology.globals.peer_secret = Some(topology.peer_key());
     let started = Instant::now();
     // Receivers from the start: what the launch itself publishes (a resumed run said, nodes
     // starting) reaches the first watcher, however late it subscribes.
@@ -109,11 +119,13 @@ pub async fn launch(
         .filter_map(|name| topology.node(name))
         .map(|node| (node.name.clone(), SupervisedNode::new(node, started)))
         .collect();
+    let submits_in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submits = {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(submitter(
             rx,
-            topology.globals.cluster_secret.clone(),
+            submits_in_flight.clone(),
+            topology.peer_key(),
             updates.clone(),
             internal_tx.clone(),
             started,
@@ -140,6 +152,7 @@ pub async fn launch(
         sink,
         internal: internal_tx,
         submits,
+        submits_in_flight: submits_in_flight.clone(),
         commands: None,
         acknowledged: BTreeSet::new(),
         shutdown,
@@ -169,6 +182,7 @@ pub async fn launch(
         start: decision,
         shaper,
         first: std::sync::Mutex::new(Some((first_updates, first_logs))),
+        submits_in_flight,
         task,
     })
 }

@@ -218,6 +218,8 @@ struct Supervisor {
     internal: mpsc::UnboundedSender<TaskNews>,
     /// Submissions, carried out in order by the submitter task.
     submits: mpsc::UnboundedSender<Submission>,
+    /// Submissions handed to the submitter and not yet answered.
+    submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The supervisor's own command queue, for the scenario runner (weak, so that dropping
     /// every handle still ends the supervisor).
     commands: Option<mpsc::WeakSender<Request>>,

@@ -2,6 +2,7 @@
 //! done to it), and the run's summary.
 
 use super::*;
+use crate::protocol::message::PeerRole;
 
 use crate::view::Faults;
 
@@ -142,10 +143,11 @@ impl Supervisor {
         let mut term = self.view.term;
         let counts = self.view.state.counts;
         if let Some(addr) = self.primary_addr
-            && let Ok(mut client) = Client::connect(
+            && let Ok(mut client) = Client::connect_as(
                 &addr.to_string(),
                 "supervisor",
-                self.topology.globals.cluster_secret.as_deref(),
+                Some((&self.topology.peer_key(), PeerRole::Supervisor)),
+                crate::protocol::handshake::TIMEOUT,
             )
             .await
         {

@@ -50,7 +50,7 @@ impl Supervisor {
             tokio::spawn(follow_master(
                 name,
                 addr,
-                self.topology.globals.cluster_secret.clone(),
+                self.topology.peer_key(),
                 self.internal.clone(),
                 resync,
                 self.shutdown.clone(),
@@ -339,15 +339,21 @@ impl Supervisor {
                     heartbeat_ms,
                 },
             ),
-            None => child::builtin_command(
-                &self.options.program,
-                &self.options.topology_path,
-                name,
-                start.listen.as_deref(),
-                start.connect_to.as_deref(),
-                start.chat_links.as_deref(),
-                Some(&self.options.state_dir),
-            ),
+            None => {
+                let mut command = child::builtin_command(
+                    &self.options.program,
+                    &self.options.topology_path,
+                    name,
+                    start.listen.as_deref(),
+                    start.connect_to.as_deref(),
+                    start.chat_links.as_deref(),
+                    Some(&self.options.state_dir),
+                );
+                // Only built-in nodes are given the peer secret: an outside program is a
+                // worker or a bot, and proves the cluster secret like any student's.
+                command.env(crate::node::PEER_KEY_ENV, self.topology.peer_key());
+                command
+            }
         };
         let mut child = child::spawn(command).map_err(|e| LaunchError::Node {
             node: name.into(),

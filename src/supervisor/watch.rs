@@ -2,6 +2,9 @@
 //! events; and the submitter, which hands the operator's jobs to the primary in order.
 
 use super::*;
+use crate::protocol::message::PeerRole;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A submission for the primary at `addr`.
 pub(super) struct Submission {
@@ -11,11 +14,21 @@ pub(super) struct Submission {
     pub(super) priority: i32,
 }
 
+/// Counts a submission down when its handling ends, whichever way.
+struct Landed<'a>(&'a AtomicUsize);
+
+impl Drop for Landed<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Submits jobs in the order given, on one connection per primary, and says on the timeline
 /// what became of each.
 pub(super) async fn submitter(
     mut submissions: mpsc::UnboundedReceiver<Submission>,
-    secret: Option<String>,
+    in_flight: Arc<AtomicUsize>,
+    peer_key: String,
     updates: broadcast::Sender<Update>,
     internal: mpsc::UnboundedSender<TaskNews>,
     started: Instant,
@@ -29,8 +42,17 @@ pub(super) async fn submitter(
     };
     let mut client: Option<(SocketAddr, Client)> = None;
     while let Some(s) = submissions.recv().await {
+        // However it ends, this submission is no longer in flight afterwards.
+        let _done = Landed(&in_flight);
         if client.as_ref().is_none_or(|(addr, _)| *addr != s.addr) {
-            match Client::connect(&s.addr.to_string(), "operator", secret.as_deref()).await {
+            match Client::connect_as(
+                &s.addr.to_string(),
+                "operator",
+                Some((&peer_key, PeerRole::Supervisor)),
+                crate::protocol::handshake::TIMEOUT,
+            )
+            .await
+            {
                 Ok(c) => client = Some((s.addr, c)),
                 Err(e) => {
                     note(format!("cannot submit: {e}"));
@@ -89,7 +111,7 @@ pub(super) async fn submitter(
 pub(super) async fn follow_master(
     name: String,
     addr: SocketAddr,
-    secret: Option<String>,
+    peer_key: String,
     internal: mpsc::UnboundedSender<TaskNews>,
     mut resync: mpsc::UnboundedReceiver<()>,
     shutdown: CancellationToken,
@@ -100,7 +122,13 @@ pub(super) async fn follow_master(
             return;
         }
         let mut again = false;
-        if let Ok(mut client) = Client::connect(&addr, "supervisor", secret.as_deref()).await
+        if let Ok(mut client) = Client::connect_as(
+            &addr,
+            "supervisor",
+            Some((&peer_key, PeerRole::Supervisor)),
+            crate::protocol::handshake::TIMEOUT,
+        )
+        .await
             && client
                 .send(Message::Subscribe { history: true })
                 .await

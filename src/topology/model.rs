@@ -29,6 +29,20 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The peer secret masters, chat servers and the launcher prove to each other: the
+    /// topology's `PEER_SECRET` when it sets one (the launcher sets its own for the nodes it
+    /// starts), else one made for this process — a server started by hand without it can then
+    /// prove itself to nobody, which is the safe way to fail.
+    pub fn peer_key(&self) -> String {
+        static OWN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        match &self.globals.peer_secret {
+            Some(key) => key.clone(),
+            None => OWN
+                .get_or_init(|| hex::encode(rand::random::<[u8; 16]>()))
+                .clone(),
+        }
+    }
+
     /// The node called `name`.
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
@@ -72,6 +86,10 @@ pub struct Globals {
     pub log_level: LogLevel,
     /// `CLUSTER_SECRET`: when set, nodes authenticate to each other with it.
     pub cluster_secret: Option<String>,
+    /// `PEER_SECRET`: what masters and chat servers prove to each other (and the launcher to
+    /// them). Without it, tcluster makes a fresh one for every run and hands it only to the
+    /// nodes it starts; set it to start servers by hand.
+    pub peer_secret: Option<String>,
     /// `TIME_SCALE`: scenario and policy times are multiplied by it (default 1).
     pub time_scale: f64,
     /// `STATE_DIR`: where journals, chat history and logs are kept, if set.

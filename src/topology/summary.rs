@@ -30,7 +30,7 @@ impl fmt::Display for Summary<'_> {
             .iter()
             .filter(|(name, _)| !matches!(name.as_str(), "SYSTEM_NAME" | "VERSION"))
             .map(|(name, value)| {
-                if name == "CLUSTER_SECRET" {
+                if name == "CLUSTER_SECRET" || name == "PEER_SECRET" {
                     format!("{name}=(set)")
                 } else {
                     format!("{name}={value}")

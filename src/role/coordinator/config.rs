@@ -24,6 +24,9 @@ pub struct CoordinatorConfig {
     pub retry: Retry,
     /// `CLUSTER_SECRET`: nodes must prove they know it.
     pub secret: Option<String>,
+    /// The peer secret: what the other masters and the launcher prove (see
+    /// [`Topology::peer_key`]).
+    pub peer_key: String,
     /// Whether classic peers may connect when there is a secret (they cannot authenticate).
     pub allow_classic: bool,
     /// Accounts; when there are any, submitting needs a login token.
@@ -93,6 +96,7 @@ impl CoordinatorConfig {
             algorithm: p.load_balancing.algorithm,
             retry: p.retry.clone(),
             secret: topology.globals.cluster_secret.clone(),
+            peer_key: topology.peer_key(),
             allow_classic: p.security.allow_classic,
             users: topology.users.clone(),
             seed,
@@ -131,6 +135,7 @@ impl CoordinatorConfig {
             algorithm: Algorithm::RoundRobin,
             retry: Retry::default(),
             secret: None,
+            peer_key: "test peer secret".to_string(),
             allow_classic: true,
             users: Vec::new(),
             seed: 1,

@@ -373,6 +373,14 @@ impl Coordinator {
             return;
         };
         let term = term.unwrap_or(0);
+        // A master can only have won a term a round of elections above the highest this one
+        // knows: a term from further up (or none) is not one it can justify.
+        let masters = self.config.peers.len() as u64 + 1;
+        let justified = self.term().saturating_add(2 * masters);
+        if term == 0 || term > justified {
+            warn!(%master, term, justified, "a victory in a term no election could reach: ignored");
+            return;
+        }
         if self.is_serving() {
             self.rival_primary(master, term, rank);
             return;
@@ -451,7 +459,7 @@ impl Coordinator {
         let masters = self.config.peers.len() as u64 + 1;
         let rank = u64::from(self.config.rank) % masters;
         let own = (masters - rank + 1) % masters;
-        let above = self.term() + 1;
+        let above = self.term().saturating_add(1);
         above + (own + masters - above % masters) % masters
     }
 

@@ -41,7 +41,7 @@ impl Coordinator {
         notify: bool,
     ) {
         self.mark_client(conn);
-        let by = if self.config.users.is_empty() {
+        let by = if self.config.users.is_empty() || self.is_supervisor(conn) {
             if from.is_empty() {
                 "client".to_string()
             } else {
@@ -108,6 +108,25 @@ impl Coordinator {
                     message: format!("slots must be from 1 to 4096, found {slots}"),
                 },
             );
+            return;
+        }
+        if let Some(Peer::Worker(own)) = self.conns.get(&conn).map(|c| &c.peer)
+            && *own != name
+        {
+            let message = format!(
+                "this connection is worker {own}: a connection registers once, under one name"
+            );
+            warn!(conn, worker = %name, "{message}");
+            self.send(conn, Message::Error { message });
+            return;
+        }
+        if let Some(proven) = self.proven_name(conn)
+            && proven != name
+        {
+            let message =
+                format!("this connection proved the name {proven}: it cannot register as {name}");
+            warn!(conn, worker = %name, "{message}");
+            self.send(conn, Message::Error { message });
             return;
         }
         if let Some(&other) = self.worker_conns.get(&name)
@@ -304,6 +323,10 @@ impl Coordinator {
             self.send(conn, Message::ResultAck { job, attempt });
             return;
         };
+        if !j.sent_to.iter().any(|w| w == name) {
+            self.not_yours(conn, name, job);
+            return;
+        }
         if j.state.is_final() {
             // The same worker's result again: its acknowledgement was lost. (A worker that
             // really ran a job twice is counted once: the two runs cannot be told apart.)
@@ -318,21 +341,18 @@ impl Coordinator {
             self.send(conn, Message::ResultAck { job, attempt });
             return;
         }
-        // The first result wins, even from a worker that was given up on: the job is done.
-        let also_on = j
-            .worker
-            .clone()
-            .filter(|w| w != name && matches!(j.state, JobState::Assigned | JobState::Running));
+        if !self.runs_on(job, name) || attempt.is_some_and(|a| a != j.attempts) {
+            // A run the job was taken from (its worker was given up on): the run it is on now
+            // decides. Acknowledged, so that the worker stops sending it.
+            debug!(%job, worker = name, ?attempt, "a result of an earlier run: ignored");
+            self.send(conn, Message::ResultAck { job, attempt });
+            return;
+        }
         self.emit(EventKind::JobCompleted {
             job,
             worker: name.to_string(),
             result: result.clone(),
         });
-        if let Some(other) = also_on
-            && let Some(&other_conn) = self.worker_conns.get(&other)
-        {
-            self.send(other_conn, Message::Cancel { job });
-        }
         self.send(conn, Message::ResultAck { job, attempt });
         self.assigned_at.remove(&job);
         self.finished(job, JobState::Completed, result);
@@ -348,11 +368,20 @@ impl Coordinator {
         error: String,
         attempt: Option<u32>,
     ) {
+        let Some(j) = self.state.jobs.get(&job) else {
+            self.send(conn, Message::ResultAck { job, attempt });
+            return;
+        };
+        if !j.sent_to.iter().any(|w| w == name) {
+            self.not_yours(conn, name, job);
+            return;
+        }
+        let current = j.attempts;
         self.send(conn, Message::ResultAck { job, attempt });
         let Some(j) = self.state.jobs.get(&job) else {
             return;
         };
-        if !self.runs_on(job, name) || attempt.is_some_and(|a| a != j.attempts) {
+        if !self.runs_on(job, name) || attempt.is_some_and(|a| a != current) {
             debug!(%job, worker = name, "failure of an earlier run, or of a run that was reassigned; ignored");
             return;
         }
@@ -371,6 +400,19 @@ impl Coordinator {
         if retry_in_ms.is_none() {
             self.finished(job, JobState::Failed, error);
         }
+    }
+
+    /// A worker reported on a job it was never given: refused, and nothing changes.
+    fn not_yours(&mut self, conn: ConnId, name: &str, job: JobId) {
+        warn!(%job, worker = name, "a report on a job this worker was never given: refused");
+        self.send(
+            conn,
+            Message::Error {
+                message: format!(
+                    "{job} was never given to {name}: only a worker it was sent to may report on it"
+                ),
+            },
+        );
     }
 
     /// Tells whoever asked that a job ended.

@@ -352,16 +352,35 @@ impl Coordinator {
             p.held_since = now;
         }
         let mut keep = Vec::new();
+        let masters: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(c.trusted, Some(super::session::Trusted::Master(_))))
+            .map(|(id, _)| *id)
+            .collect();
         for output in std::mem::take(&mut self.out) {
             match &output {
-                // Only replies wait: events, replication, elections and pings (which promise
-                // nothing, and keep workers from thinking this primary dead) do not.
+                // Only replies wait: events, replication, elections, the handshake and pings
+                // (which promise nothing, and keep workers from thinking this primary dead) do
+                // not. A primary cut off from its backup must still let another master prove
+                // itself and say it won.
                 Output::Event(_)
                 | Output::ToPrimary(_)
                 | Output::ToMaster { .. }
                 | Output::Follow { .. } => keep.push(output),
-                Output::Send(_, envelope) if envelope.message == Message::Ping => keep.push(output),
-                Output::Send(conn, _) if p.followers.contains_key(conn) => keep.push(output),
+                Output::Send(_, envelope)
+                    if matches!(
+                        envelope.message,
+                        Message::Ping | Message::Challenge { .. } | Message::Welcome { .. }
+                    ) =>
+                {
+                    keep.push(output)
+                }
+                Output::Send(conn, _)
+                    if p.followers.contains_key(conn) || masters.contains(conn) =>
+                {
+                    keep.push(output)
+                }
                 _ => p.held.push_back((needed, output)),
             }
         }

@@ -10,7 +10,9 @@ use super::{ConnId, Coordinator, DEFAULT_LIST_LIMIT, Job, Output};
 use crate::clock::Millis;
 use crate::protocol::Dialect;
 use crate::protocol::auth;
-use crate::protocol::message::{Envelope, Health, JobId, JobState, Message};
+use crate::protocol::message::{
+    Envelope, Health, JobId, JobState, JobView, Message, PeerRole, fit_result,
+};
 use crate::topology::UserRole;
 
 /// What a connection turned out to be.
@@ -28,6 +30,15 @@ pub(super) enum Peer {
     Follower,
 }
 
+/// Who a connection proved itself to be with the peer secret.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Trusted {
+    /// Another master of this cluster, by its name.
+    Master(String),
+    /// The launcher: scenario steps and the console's commands.
+    Supervisor,
+}
+
 /// One connection, as the coordinator knows it.
 #[derive(Debug)]
 pub(super) struct Conn {
@@ -43,6 +54,38 @@ pub(super) struct Conn {
     challenge: Option<String>,
     /// The name the peer gave in `hello`.
     hello_name: String,
+    /// The role the peer gave in `hello`: which secret it proves.
+    hello_role: Option<PeerRole>,
+    /// Set once it proved the peer secret.
+    pub(super) trusted: Option<Trusted>,
+}
+
+/// Room in one line for the jobs of a `job_list`, leaving some for its envelope.
+const PAGE_BYTES: usize = crate::protocol::frame::MAX_LINE - 1024;
+
+/// The views of `newest` (newest first) that fit in one line, oldest first, and the oldest one
+/// listed when some did not fit (where the next page starts).
+fn page<'a>(newest: impl Iterator<Item = &'a Job>) -> (Vec<JobView>, Option<JobId>) {
+    let mut used = 0;
+    let mut jobs = Vec::new();
+    let mut more = false;
+    for job in newest {
+        let view = job.view();
+        let size = serde_json::to_string(&view).map_or(PAGE_BYTES, |s| s.len() + 1);
+        if used + size > PAGE_BYTES {
+            more = true;
+            break;
+        }
+        used += size;
+        jobs.push(view);
+    }
+    jobs.reverse();
+    let before = if more {
+        jobs.first().map(|j| j.id)
+    } else {
+        None
+    };
+    (jobs, before)
 }
 
 impl Coordinator {
@@ -98,6 +141,8 @@ impl Coordinator {
                 authenticated: self.config.secret.is_none(),
                 challenge: None,
                 hello_name: String::new(),
+                hello_role: None,
+                trusted: None,
             },
         );
     }
@@ -135,6 +180,11 @@ impl Coordinator {
         // Any message from a worker is a sign of life.
         if let Some(Peer::Worker(name)) = self.conns.get(&conn).map(|c| c.peer.clone()) {
             self.heard_from(&name, env.clock);
+        }
+        if let Err(rule) = self.permitted(conn, &env.message) {
+            warn!(conn, from = %env.from, "{rule}");
+            self.send(conn, Message::Error { message: rule });
+            return;
         }
         if !self.is_serving() && self.backup_turns_away(conn, dialect, &env) {
             return;
@@ -192,10 +242,14 @@ impl Coordinator {
     fn handle(&mut self, conn: ConnId, dialect: Dialect, env: Envelope) {
         let from = env.from;
         match env.message {
-            Message::Hello { nonce, .. } => self.hello(conn, from, nonce),
+            Message::Hello { role, nonce } => self.hello(conn, from, role, nonce),
             Message::Auth { proof } => self.auth(conn, &proof),
             Message::Election => self.election_asked(conn),
-            Message::Victory => self.victory_from(&from, env.term),
+            Message::Victory => {
+                if let Some(master) = self.master_of(conn) {
+                    self.victory_from(&master, env.term);
+                }
+            }
             Message::Register { slots, running } => {
                 self.register(conn, dialect, from, slots, Some(running));
             }
@@ -208,7 +262,7 @@ impl Coordinator {
                 attempt,
             } => {
                 if let Some(name) = self.worker_of(conn) {
-                    self.job_done(conn, &name, job, result, attempt);
+                    self.job_done(conn, &name, job, fit_result(result), attempt);
                 }
             }
             Message::JobFailed {
@@ -217,7 +271,7 @@ impl Coordinator {
                 attempt,
             } => {
                 if let Some(name) = self.worker_of(conn) {
-                    self.job_failed(conn, &name, job, error, attempt);
+                    self.job_failed(conn, &name, job, fit_result(error), attempt);
                 }
             }
             Message::Login { user, password } => self.login(conn, &user, &password),
@@ -231,14 +285,22 @@ impl Coordinator {
                 self.submit(conn, from, data, count, priority, token, notify);
             }
             Message::Status { job } => self.status(conn, job),
-            Message::Jobs { state, limit } => self.list_jobs(conn, state, limit),
+            Message::Jobs {
+                state,
+                limit,
+                before,
+            } => self.list_jobs(conn, state, limit, before),
             Message::Workers => {
                 self.mark_client(conn);
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
             }
             Message::ReplicaAck { seq, missing } => self.replica_acked(conn, seq, &missing),
-            Message::Follow { after } => self.backup_follows(conn, from, after),
+            Message::Follow { after } => {
+                if let Some(master) = self.master_of(conn) {
+                    self.backup_follows(conn, master, after);
+                }
+            }
             Message::Subscribe { history } => self.subscribe(conn, history),
             Message::Ping => self.send(conn, Message::Pong),
             Message::Error { message } => {
@@ -250,17 +312,7 @@ impl Coordinator {
 
     /// A message only a coordinator sends, sent to one.
     fn misdirected(&mut self, conn: ConnId, message: Message) {
-        let json = Envelope {
-            from: String::new(),
-            clock: 0,
-            term: None,
-            message,
-        }
-        .to_json();
-        let kind = serde_json::from_str::<serde_json::Value>(&json)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-            .unwrap_or_default();
+        let kind = message.kind();
         self.send(
             conn,
             Message::Error {
@@ -269,47 +321,143 @@ impl Coordinator {
         );
     }
 
-    pub(super) fn hello(&mut self, conn: ConnId, name: String, peer_nonce: Option<String>) {
-        let Some(secret) = self.config.secret.clone() else {
+    /// The secret a peer in `role` proves: the peer secret for masters and the launcher, the
+    /// cluster secret (if any) for everyone else.
+    fn key_for(&self, role: PeerRole) -> Option<String> {
+        if role.is_peer() {
+            Some(self.config.peer_key.clone())
+        } else {
+            self.config.secret.clone()
+        }
+    }
+
+    pub(super) fn hello(
+        &mut self,
+        conn: ConnId,
+        name: String,
+        role: PeerRole,
+        peer_nonce: Option<String>,
+    ) {
+        let Some(key) = self.key_for(role) else {
             self.welcome(conn);
             return;
         };
         let nonce = self.random_hex();
-        let proof =
-            peer_nonce.map(|n| auth::proof(&secret, auth::COORDINATOR, &n, &self.config.name));
+        let proof = peer_nonce.map(|n| auth::proof(&key, auth::COORDINATOR, &n, &self.config.name));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.challenge = Some(nonce.clone());
             c.hello_name = name;
+            c.hello_role = Some(role);
         }
         self.send(conn, Message::Challenge { nonce, proof });
     }
 
     pub(super) fn auth(&mut self, conn: ConnId, proof: &str) {
-        let Some(secret) = self.config.secret.clone() else {
+        let role = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.hello_role)
+            .unwrap_or(PeerRole::Client);
+        let Some(key) = self.key_for(role) else {
             self.welcome(conn);
             return;
+        };
+        let is_master = |name: &str| self.config.peers.iter().any(|p| p.name == name);
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let name = c.hello_name.clone();
+        let proven = c
+            .challenge
+            .as_ref()
+            .is_some_and(|nonce| auth::verify(&key, auth::PEER, nonce, &name, proof));
+        let trusted = match role {
+            PeerRole::Master if is_master(&name) => Ok(Some(Trusted::Master(name.clone()))),
+            PeerRole::Master => Err(format!("`{name}` is not a master of this cluster")),
+            PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
+            PeerRole::ChatPeer => Err("a chat server has nothing to say to a coordinator".into()),
+            _ => Ok(None),
+        };
+        let refusal = match (proven, trusted) {
+            (false, _) => Err("authentication failed".to_string()),
+            (true, result) => result,
         };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let ok = c
-            .challenge
-            .take()
-            .is_some_and(|nonce| auth::verify(&secret, auth::PEER, &nonce, &c.hello_name, proof));
-        if ok {
-            c.authenticated = true;
-            info!(conn, peer = %c.hello_name, "authenticated");
-            self.welcome(conn);
-        } else {
-            warn!(conn, peer = %c.hello_name, "authentication failed");
-            self.send(
-                conn,
-                Message::Error {
-                    message: "authentication failed".into(),
-                },
-            );
-            self.close(conn);
+        c.challenge = None;
+        match refusal {
+            Ok(trusted) => {
+                c.authenticated = true;
+                c.trusted = trusted;
+                info!(conn, peer = %name, ?role, "authenticated");
+                self.welcome(conn);
+            }
+            Err(message) => {
+                warn!(conn, peer = %name, ?role, "{message}");
+                self.send(conn, Message::Error { message });
+                self.close(conn);
+            }
         }
+    }
+
+    /// The rule a message breaks, if its sender may not send it: what only masters say needs a
+    /// master proven with the peer secret; what only workers say never comes from a master or
+    /// the launcher.
+    fn permitted(&self, conn: ConnId, message: &Message) -> Result<(), String> {
+        let trusted = self.conns.get(&conn).and_then(|c| c.trusted.as_ref());
+        let kind = || message.kind();
+        match message {
+            Message::Election
+            | Message::Victory
+            | Message::Follow { .. }
+            | Message::ReplicaAck { .. }
+                if !matches!(trusted, Some(Trusted::Master(_))) =>
+            {
+                Err(format!(
+                    "`{}` is accepted only from another master of this cluster, proven with \
+                     the peer secret (hello as master)",
+                    kind()
+                ))
+            }
+            Message::Register { .. }
+            | Message::Heartbeat { .. }
+            | Message::Started { .. }
+            | Message::Progress { .. }
+            | Message::JobDone { .. }
+            | Message::JobFailed { .. }
+                if trusted.is_some() =>
+            {
+                Err(format!(
+                    "`{}` is for workers: a master or the launcher runs no jobs",
+                    kind()
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The master a connection proved itself to be.
+    fn master_of(&self, conn: ConnId) -> Option<String> {
+        match self.conns.get(&conn).and_then(|c| c.trusted.as_ref()) {
+            Some(Trusted::Master(name)) => Some(name.clone()),
+            _ => None,
+        }
+    }
+
+    /// The name a connection proved in the handshake, when the cluster has a secret.
+    pub(super) fn proven_name(&self, conn: ConnId) -> Option<String> {
+        self.conns
+            .get(&conn)
+            .filter(|c| c.authenticated && c.hello_role.is_some() && self.config.secret.is_some())
+            .map(|c| c.hello_name.clone())
+    }
+
+    /// Whether a connection is the launcher's.
+    pub(super) fn is_supervisor(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.trusted == Some(Trusted::Supervisor))
     }
 
     pub(super) fn welcome(&mut self, conn: ConnId) {
@@ -377,22 +525,33 @@ impl Coordinator {
         self.send(conn, reply);
     }
 
-    /// `jobs`: the newest `limit` jobs, of one state or all.
-    fn list_jobs(&mut self, conn: ConnId, state: Option<JobState>, limit: Option<usize>) {
+    /// `jobs`: the newest `limit` jobs, of one state or all, older than `before` if given — as
+    /// many as fit in one line; `before` in the reply says where the next page starts.
+    fn list_jobs(
+        &mut self,
+        conn: ConnId,
+        state: Option<JobState>,
+        limit: Option<usize>,
+        before: Option<JobId>,
+    ) {
         self.mark_client(conn);
         let limit = limit.unwrap_or(DEFAULT_LIST_LIMIT);
-        let matching: Vec<&Job> = self
+        let matching = self
             .state
             .jobs
-            .values()
-            .filter(|j| state.is_none_or(|s| j.state == s))
-            .collect();
-        let total = matching.len();
-        let jobs = matching[total.saturating_sub(limit)..]
-            .iter()
-            .map(|j| j.view())
-            .collect();
-        self.send(conn, Message::JobList { jobs, total });
+            .range(..before.unwrap_or(JobId(u64::MAX)))
+            .map(|(_, j)| j)
+            .filter(|j| state.is_none_or(|s| j.state == s));
+        let total = matching.clone().count();
+        let (jobs, before) = page(matching.rev().take(limit));
+        self.send(
+            conn,
+            Message::JobList {
+                jobs,
+                total,
+                before,
+            },
+        );
     }
 
     /// `subscribe`: every event from now on, after the history (or the workers and the newest
@@ -409,14 +568,16 @@ impl Coordinator {
         let workers = self.worker_views();
         self.send(conn, Message::WorkerList { workers });
         let total = self.state.jobs.len();
-        let jobs = self
-            .state
-            .jobs
-            .values()
-            .skip(total.saturating_sub(DEFAULT_LIST_LIMIT))
-            .map(Job::view)
-            .collect();
-        self.send(conn, Message::JobList { jobs, total });
+        let newest = self.state.jobs.values().rev().take(DEFAULT_LIST_LIMIT);
+        let (jobs, before) = page(newest);
+        self.send(
+            conn,
+            Message::JobList {
+                jobs,
+                total,
+                before,
+            },
+        );
     }
 
     pub(super) fn mark_client(&mut self, conn: ConnId) {

@@ -43,6 +43,8 @@ pub struct Job {
     pub error: Option<String>,
     /// Extra results (runs after the first that finished).
     pub duplicates: u32,
+    /// Every worker it was sent to, once each: only these may report on it.
+    pub sent_to: Vec<String>,
 }
 
 impl Job {
@@ -295,6 +297,7 @@ impl ClusterState {
                 result: None,
                 error: None,
                 duplicates: 0,
+                sent_to: Vec::new(),
             },
         );
         self.counts.add(JobState::Queued);
@@ -308,6 +311,9 @@ impl ClusterState {
         };
         self.queue.remove(job, j.priority);
         j.worker = Some(worker.to_string());
+        if !j.sent_to.iter().any(|w| w == worker) {
+            j.sent_to.push(worker.to_string());
+        }
         j.attempts = attempt;
         j.progress = 0;
         Self::set_state(&mut self.counts, j, JobState::Assigned);

@@ -239,6 +239,14 @@ impl Validator<'_> {
                 );
             }
             "CLUSTER_SECRET" => globals.cluster_secret = Some(value.to_string()),
+            "PEER_SECRET" if value.is_empty() => {
+                self.error(
+                    span,
+                    "PEER_SECRET is empty",
+                    "leave it out (tcluster makes one per run), or give a secret",
+                );
+            }
+            "PEER_SECRET" => globals.peer_secret = Some(value.to_string()),
             "TIME_SCALE" => match value.parse::<f64>() {
                 Ok(scale) if scale.is_finite() && scale > 0.0 && scale <= 1000.0 => {
                     globals.time_scale = scale
