@@ -44,6 +44,20 @@ pub enum ClientError {
     Protocol(#[from] DecodeError),
 }
 
+impl ClientError {
+    /// Whether one side could not prove the secret to the other (rather than being away).
+    pub fn is_unproven(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Auth(HandshakeError::Unproven(_) | HandshakeError::Refused(_))
+        )
+    }
+}
+
+/// What a server says when it and a peer do not share the peer secret.
+pub const PEER_SECRET_HINT: &str = "the two do not share the peer secret: servers started by \
+     hand need the same PEER_SECRET in their topology (or TCLUSTER_PEER_KEY)";
+
 /// A connection to a server: a coordinator or a chat server.
 pub struct Client {
     lines: FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
@@ -150,12 +164,21 @@ pub async fn find_primary(
     name: &str,
     secret: Option<&str>,
 ) -> Result<(String, Client), ClientError> {
+    find_primary_as(masters, name, secret.map(|s| (s, PeerRole::Client))).await
+}
+
+/// [`find_primary`] proving `key` in a role.
+pub async fn find_primary_as(
+    masters: &[String],
+    name: &str,
+    key: Option<(&str, PeerRole)>,
+) -> Result<(String, Client), ClientError> {
     let mut best: Option<(u64, String, Client)> = None;
     let mut first: Option<(String, Client)> = None;
     let mut last_error = None;
     for addr in masters {
         let ask = async {
-            let mut client = Client::connect(addr, name, secret).await?;
+            let mut client = Client::connect_as(addr, name, key, handshake::TIMEOUT).await?;
             let reply = client.request(Message::Status { job: None }).await?;
             Ok::<_, ClientError>((client, reply))
         };
@@ -221,19 +244,19 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts a link to one of `servers`, as `name`; it ends when `shutdown` is cancelled or
-    /// the link is dropped.
+    /// Starts a link to one of `servers`, as `name` (proving `key` in a role, if given); it
+    /// ends when `shutdown` is cancelled or the link is dropped.
     pub fn spawn(
         servers: Vec<String>,
         name: String,
-        secret: Option<String>,
+        key: Option<(String, PeerRole)>,
         pick: Pick,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Link {
         let (outgoing, out_rx) = tokio::sync::mpsc::unbounded_channel();
         let (news_tx, news) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(run_link(
-            servers, name, secret, pick, out_rx, news_tx, shutdown,
+            servers, name, key, pick, out_rx, news_tx, shutdown,
         ));
         Link { outgoing, news }
     }
@@ -252,7 +275,7 @@ impl Link {
 async fn run_link(
     servers: Vec<String>,
     name: String,
-    secret: Option<String>,
+    key: Option<(String, PeerRole)>,
     pick: Pick,
     mut outgoing: tokio::sync::mpsc::UnboundedReceiver<Message>,
     news: tokio::sync::mpsc::UnboundedSender<LinkNews>,
@@ -262,14 +285,15 @@ async fn run_link(
     let mut next = 0usize;
     let mut backoff = Duration::from_millis(50);
     loop {
+        let key = key.as_ref().map(|(k, role)| (k.as_str(), *role));
         let connect = async {
             match pick {
-                Pick::Primary => find_primary(&servers, &name, secret.as_deref()).await,
+                Pick::Primary => find_primary_as(&servers, &name, key).await,
                 Pick::Any => {
                     let mut last = ClientError::Closed;
                     for i in 0..servers.len() {
                         let addr = &servers[(next + i) % servers.len()];
-                        match Client::connect(addr, &name, secret.as_deref()).await {
+                        match Client::connect_as(addr, &name, key, handshake::TIMEOUT).await {
                             Ok(client) => return Ok((addr.clone(), client)),
                             Err(e) => last = e,
                         }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::*;
 
-const TOPOLOGY: &str = "node chat-a { type chat }\nnode chat-b { type chat }\n";
+/// Servers started by hand link up only if they share the peer secret.
+const TOPOLOGY: &str =
+    "set PEER_SECRET \"lab-7\"\nnode chat-a { type chat }\nnode chat-b { type chat }\n";
 
 /// A chat server on a free port, linked to `peer` if given; returns it and its address.
 fn chat_server(dir: &Path, topology: &Path, name: &str, peer: Option<&str>) -> (Proc, String) {
@@ -411,7 +413,7 @@ fn a_bot_posts_and_submits_and_moves_when_its_chat_server_dies() {
     let dir = tempfile::tempdir().unwrap();
     let topology = topology(
         dir.path(),
-        "node coordinator { type master }\n\
+        "set PEER_SECRET \"lab-7\"\nnode coordinator { type master }\n\
          node worker-1 { type worker; resources { cpu 4 } }\n\
          node chat-a { type chat }\nnode chat-b { type chat }\n\
          node bot-1 { type bot; bot { channels general lab; posts 10/s; jobs 5/s; job \"echo hi\" } }\n",

@@ -94,7 +94,8 @@ pub fn run(
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(chat(servers, args.command, password, json)) {
+    let secret = topology.globals.cluster_secret.clone();
+    match runtime.block_on(chat(servers, secret, args.command, password, json)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -142,13 +143,17 @@ fn servers(topology: &Topology, server: Option<&str>) -> Result<Vec<String>, Str
 
 /// Connects to the first server that answers, starting with the one after `after` (the one
 /// that was just lost, if any). Returns its address and the connection.
-async fn connect(servers: &[String], after: Option<&str>) -> Result<(String, Client), ClientError> {
+async fn connect(
+    servers: &[String],
+    secret: Option<&str>,
+    after: Option<&str>,
+) -> Result<(String, Client), ClientError> {
     let start = after
         .and_then(|a| servers.iter().position(|s| s == a))
         .map_or(0, |i| i + 1);
     let mut last = ClientError::Closed;
     for addr in servers.iter().cycle().skip(start).take(servers.len()) {
-        match Client::connect(addr, "client", None).await {
+        match Client::connect(addr, "client", secret).await {
             Ok(client) => return Ok((addr.clone(), client)),
             Err(e) => last = e,
         }
@@ -189,16 +194,19 @@ async fn login(
 
 async fn chat(
     servers: Vec<String>,
+    secret: Option<String>,
     command: ChatCommand,
     password: Option<String>,
     json: bool,
 ) -> Result<(), String> {
-    let (addr, mut client) = connect(&servers, None).await.map_err(|e| {
-        format!(
-            "no chat server answered (tried {}): {e}",
-            servers.join(", ")
-        )
-    })?;
+    let (addr, mut client) = connect(&servers, secret.as_deref(), None)
+        .await
+        .map_err(|e| {
+            format!(
+                "no chat server answered (tried {}): {e}",
+                servers.join(", ")
+            )
+        })?;
     match command {
         ChatCommand::Send {
             channel,
@@ -256,7 +264,9 @@ async fn chat(
                 }
             }
         }
-        ChatCommand::Tail { channel } => return tail(&servers, addr, client, channel, json).await,
+        ChatCommand::Tail { channel } => {
+            return tail(&servers, secret.as_deref(), addr, client, channel, json).await;
+        }
         ChatCommand::Channels => {
             if let (false, Message::ChatChannelList { channels }) =
                 (json, ask(&mut client, Message::ChatChannels, json).await?)
@@ -313,6 +323,7 @@ async fn chat(
 /// one that answers; what was posted meanwhile is in `chat history`.
 async fn tail(
     servers: &[String],
+    secret: Option<&str>,
     mut addr: String,
     mut client: Client,
     channel: String,
@@ -343,7 +354,7 @@ async fn tail(
                 loop {
                     let next = tokio::select! {
                         _ = tokio::signal::ctrl_c() => return Ok(()),
-                        next = connect(servers, Some(&addr)) => next,
+                        next = connect(servers, secret, Some(&addr)) => next,
                     };
                     if let Ok((next_addr, mut next)) = next
                         && ask(&mut next, subscribe(), json).await.is_ok()

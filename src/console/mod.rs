@@ -221,7 +221,7 @@ async fn run(
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
-    let chat = handle.and_then(|h| spawn_chat(&tx, h, secret.clone()));
+    let chat = handle.and_then(|h| spawn_chat(&tx, h));
     let mut terminal = ratatui::init();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     let size = terminal.size()?;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::app::{self, LinkView};
 use super::keymap::Action;
 use crate::client::Client;
-use crate::protocol::message::Message;
+use crate::protocol::message::{Message, PeerRole};
 use crate::supervisor::shaper::LinkShaper;
 use crate::supervisor::{Request, SupervisorHandle};
 
@@ -226,7 +226,6 @@ async fn follow_coordinator(
 pub(super) fn spawn_chat(
     tx: &mpsc::UnboundedSender<Input>,
     handle: &SupervisorHandle,
-    secret: Option<String>,
 ) -> Option<mpsc::UnboundedSender<Message>> {
     use crate::client::{Link, LinkNews, Pick};
     use app::{ChatNews, OPERATOR};
@@ -242,10 +241,13 @@ pub(super) fn spawn_chat(
         return None;
     }
     let addresses = servers.iter().map(|(_, a)| a.clone()).collect();
+    // The launcher's console speaks with the launcher's credentials: it may watch every
+    // channel and private message, as the lecturer's screen should.
+    let key = (handle.peer_key.clone(), PeerRole::Supervisor);
     let mut link = Link::spawn(
         addresses,
         "console".to_string(),
-        secret,
+        Some(key),
         Pick::Any,
         tokio_util::sync::CancellationToken::new(),
     );

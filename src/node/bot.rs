@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::client::{Link, LinkNews, Pick};
+use crate::protocol::message::PeerRole;
 use crate::role::bot::{Bot, BotConfig, Input, Output};
 
 use super::control::NodeControl;
@@ -57,7 +58,7 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
         Link::spawn(
             addresses(&options.chat_servers),
             options.name.clone(),
-            options.secret.clone(),
+            options.secret.clone().map(|s| (s, PeerRole::Client)),
             Pick::Any,
             shutdown.clone(),
         )
@@ -66,7 +67,7 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
         Link::spawn(
             addresses(&options.masters),
             options.name.clone(),
-            options.secret.clone(),
+            options.secret.clone().map(|s| (s, PeerRole::Client)),
             Pick::Primary,
             shutdown.clone(),
         )

@@ -22,7 +22,7 @@ use tracing::{Instrument, info, warn};
 use super::conn::{CONN_QUEUE, ConnNews, accept};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
-use crate::protocol::message::{ChatEntry, Envelope, Message};
+use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
 use crate::role::ConnId;
 use crate::role::chat::{ChatConfig, ChatServer, Input, Output};
 
@@ -90,6 +90,7 @@ async fn serve(
     shutdown: CancellationToken,
 ) {
     let name = config.name.clone();
+    let peer_key = config.peer_key.clone();
     let mut server = ChatServer::new(config);
     let store = match history {
         Some((store, entries)) => {
@@ -103,6 +104,7 @@ async fn serve(
         tokio::spawn(
             follow_peer(
                 name.clone(),
+                peer_key.clone(),
                 peer,
                 addr,
                 inputs_tx.clone(),
@@ -291,6 +293,7 @@ fn event_input(
 /// over what it sends, and sends what the loop gives it.
 async fn follow_peer(
     name: String,
+    peer_key: String,
     peer: String,
     addr: String,
     inputs: mpsc::Sender<(ConnId, ChatEvent)>,
@@ -298,12 +301,25 @@ async fn follow_peer(
 ) {
     use crate::client::Client;
     let mut delay = Duration::from_millis(100);
+    let mut warned = false;
     loop {
         // A link counts once the peer answers: a shaping proxy accepts a connection even while
         // its server is down (and closes it at once), which must not read as "linked" — nor
         // reset the backoff, or a dead peer is retried and logged dozens of times a second.
         let answered = async {
-            let mut client = Client::connect(&addr, &name, None).await.ok()?;
+            // Both sides prove the peer secret: a process on a chat server's port that cannot
+            // is not linked to.
+            let key = Some((peer_key.as_str(), PeerRole::ChatPeer));
+            let patience = Duration::from_secs(1);
+            let mut client = match Client::connect_as(&addr, &name, key, patience).await {
+                Ok(client) => client,
+                Err(e) if e.is_unproven() && !warned => {
+                    warned = true;
+                    warn!(%peer, "cannot link: {e}; {}", crate::client::PEER_SECRET_HINT);
+                    return None;
+                }
+                Err(_) => return None,
+            };
             let pong = tokio::time::timeout(Duration::from_secs(1), client.request(Message::Ping));
             matches!(pong.await, Ok(Ok(Message::Pong))).then_some(client)
         };

@@ -535,10 +535,15 @@ async fn follow_primary(
     shutdown: CancellationToken,
 ) {
     use crate::client::Client;
+    let mut warned = false;
     let mut client = loop {
         let key = Some((peer_key.as_str(), PeerRole::Master));
         match Client::connect_as(&addr, &name, key, patience).await {
             Ok(client) => break client,
+            Err(e) if e.is_unproven() && !warned => {
+                warned = true;
+                warn!(primary = %addr, "cannot follow the primary: {e}; {}", crate::client::PEER_SECRET_HINT);
+            }
             Err(e) => {
                 // Not up yet, or gone: the coordinator's own silence timer decides what that means.
                 debug!(primary = %addr, "cannot reach the primary: {e}");

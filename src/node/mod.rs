@@ -286,8 +286,18 @@ async fn run_chat(
             .collect(),
     };
     let mut config = crate::role::chat::ChatConfig::new(name);
-    config.peers = peers.iter().map(|(n, _)| n.clone()).collect();
+    // Every other chat server of the topology may link to this one, addressed or not.
+    config.peers = topology
+        .nodes_of(NodeKind::Chat)
+        .map(|n| n.name.clone())
+        .chain(peers.iter().map(|(n, _)| n.clone()))
+        .filter(|n| n != name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     config.users = topology.users.clone();
+    config.secret = topology.globals.cluster_secret.clone();
+    config.peer_key = topology.peer_key();
     config.seed = seed_from_env();
     config.rate_per_sec = topology.policies.chat.rate_per_second;
     config.burst = f64::from(topology.policies.chat.burst);

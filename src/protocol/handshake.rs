@@ -177,3 +177,48 @@ where
     let text = frame_text(&line)?;
     Ok(decode(Dialect::Native, text, "")?)
 }
+
+/// A server's side of the handshake on one connection: the challenge it sent, and to whom.
+#[derive(Debug, Default, Clone)]
+pub struct Challenger {
+    nonce: Option<String>,
+    name: String,
+    role: Option<PeerRole>,
+}
+
+impl Challenger {
+    /// Answers `hello` from `name` in `role`: a `challenge` with `nonce` (fresh and random),
+    /// and, when the peer sent a nonce of its own, the proof that `server` knows `key`.
+    pub fn hello(
+        &mut self,
+        server: &str,
+        key: &str,
+        name: String,
+        role: PeerRole,
+        peer_nonce: Option<String>,
+        nonce: String,
+    ) -> Message {
+        let proof = peer_nonce.map(|n| auth::proof(key, auth::COORDINATOR, &n, server));
+        self.nonce = Some(nonce.clone());
+        self.name = name;
+        self.role = Some(role);
+        Message::Challenge { nonce, proof }
+    }
+
+    /// Checks an `auth` proof against the challenge sent (each challenge is good once).
+    pub fn check(&mut self, key: &str, proof: &str) -> bool {
+        self.nonce
+            .take()
+            .is_some_and(|nonce| auth::verify(key, auth::PEER, &nonce, &self.name, proof))
+    }
+
+    /// The name the peer gave in `hello`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The role the peer gave in `hello`, if it sent one.
+    pub fn role(&self) -> Option<PeerRole> {
+        self.role
+    }
+}

@@ -52,6 +52,8 @@ pub struct SupervisorHandle {
     pub start: Decision,
     /// The links, to read their state and watch the messages they carry.
     pub shaper: LinkShaper,
+    /// The run's peer secret: what the launcher's own connections (the console's) prove.
+    pub peer_key: String,
     /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
     first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
     submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -168,6 +170,7 @@ pub async fn launch(
     let primary = (supervisor.view.primary.clone(), supervisor.view.term);
 
     let shaper = supervisor.shaper.clone();
+    let peer_key = supervisor.topology.peer_key();
     let (commands, commands_rx) = mpsc::channel(256);
     supervisor.commands = Some(commands.downgrade());
     let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
@@ -181,6 +184,7 @@ pub async fn launch(
         primary,
         start: decision,
         shaper,
+        peer_key,
         first: std::sync::Mutex::new(Some((first_updates, first_logs))),
         submits_in_flight,
         task,

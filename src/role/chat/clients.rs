@@ -1,7 +1,7 @@
 //! What a chat server does for its clients: login, channels, posts, private messages,
 //! subscriptions, history and stats, each checked (logged in, rate limit, names, text).
 
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::*;
 
@@ -11,6 +11,9 @@ impl ChatServer {
             return;
         }
         self.clock.observe(env.clock);
+        if !self.admit(conn, &env.from, &env.message) {
+            return;
+        }
         match env.message {
             Message::ChatLogin {
                 user,
@@ -126,15 +129,15 @@ impl ChatServer {
         self.reply(conn, Message::ChatDone { entry: None });
     }
 
-    /// Another chat server linked to this one: it gets this server's entries, and is asked for
-    /// its own.
+    /// Another chat server (proven) linked to this one: at its first word it is asked for its
+    /// entries, and it gets this server's.
     pub(super) fn peer_said(&mut self, conn: ConnId, from: &str, message: Message) {
         let first = self
             .conns
             .get_mut(&conn)
-            .is_some_and(|c| !std::mem::replace(&mut c.peer, true));
+            .is_some_and(|c| !std::mem::replace(&mut c.linked, true));
         if first {
-            info!(conn, from = %from, "a chat server linked to this one");
+            tracing::info!(conn, from = %from, "a chat server linked to this one");
             let have = self.held_upto();
             self.send_link(&Link::Conn(conn), Message::ChatSync { have });
         }

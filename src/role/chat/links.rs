@@ -26,6 +26,10 @@ impl ChatServer {
     pub(super) fn on_link(&mut self, link: Link, message: Message) {
         match message {
             Message::ChatReplica { entry } => {
+                if let Err(why) = self.plausible(&entry) {
+                    warn!(?link, "chat: a replica refused: {why}");
+                    return;
+                }
                 let origin = entry.server.clone();
                 self.accept_entry(entry);
                 // Something before this entry never arrived (the link was cut without closing):

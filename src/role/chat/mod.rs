@@ -39,6 +39,7 @@ use crate::topology::names::check_name;
 
 mod clients;
 mod links;
+mod trust;
 
 /// The longest text of a post or a private message, in characters.
 pub const MAX_TEXT: usize = 1000;
@@ -65,6 +66,10 @@ pub struct ChatConfig {
     pub burst: f64,
     /// Seed for tokens.
     pub seed: u64,
+    /// `CLUSTER_SECRET`: with one, clients must prove it before anything else.
+    pub secret: Option<String>,
+    /// The peer secret other chat servers and the launcher prove.
+    pub peer_key: String,
 }
 
 impl ChatConfig {
@@ -77,6 +82,8 @@ impl ChatConfig {
             rate_per_sec: 20.0,
             burst: 40.0,
             seed: 1,
+            secret: None,
+            peer_key: String::new(),
         }
     }
 }
@@ -130,6 +137,14 @@ struct Conn {
     channels: BTreeSet<String>,
     /// Another chat server, linked on this connection.
     peer: bool,
+    /// Whether that chat server has said anything yet (and been asked for its entries).
+    linked: bool,
+    /// Set once it proved the cluster secret (or the peer secret).
+    authenticated: bool,
+    /// The handshake: the challenge sent, the name and role given in `hello`.
+    handshake: crate::protocol::handshake::Challenger,
+    /// Set once it proved the peer secret.
+    trusted: Option<trust::Trusted>,
     /// Live deliveries to it dropped because it reads too slowly.
     dropped: u64,
 }
@@ -309,9 +324,13 @@ impl ChatServer {
             .iter()
             .filter(|(conn, c)| match &entry.body {
                 _ if c.peer => false,
+                // Private messages go to their recipient, and to whoever may watch them all.
+                ChatBody::Direct { to, .. } => {
+                    self.online.get(to) == Some(conn)
+                        || (c.channels.contains("*") && self.sees_everything(c))
+                }
                 _ if c.channels.contains("*") => true,
                 ChatBody::Post { channel, .. } => c.channels.contains(channel),
-                ChatBody::Direct { to, .. } => self.online.get(to) == Some(conn),
                 ChatBody::Channel { .. } => false,
             })
             .map(|(conn, _)| *conn)
@@ -400,13 +419,31 @@ mod tests {
 
     impl Pair {
         fn new() -> Pair {
+            let config = |name: &str, peer: &str| ChatConfig {
+                peers: vec![peer.to_string()],
+                ..ChatConfig::new(name)
+            };
             let mut p = Pair {
-                a: ChatServer::new(ChatConfig::new("a")),
-                b: ChatServer::new(ChatConfig::new("b")),
+                a: ChatServer::new(config("a", "b")),
+                b: ChatServer::new(config("b", "a")),
                 now: 0,
                 cut: false,
             };
             p.a.step(0, Input::Connected(1));
+            // b proves to a that it is a chat server of the cluster.
+            let hello = Message::Hello {
+                role: crate::protocol::message::PeerRole::ChatPeer,
+                nonce: None,
+            };
+            let out = p.a.step(0, Input::Received(1, env("b", hello)));
+            let Some(Output::Send(_, challenge)) = out.first() else {
+                panic!("a challenge: {out:?}");
+            };
+            let Message::Challenge { nonce, .. } = &challenge.message else {
+                panic!("a challenge: {challenge:?}");
+            };
+            let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "b");
+            p.a.step(0, Input::Received(1, env("b", Message::Auth { proof })));
             p.a.step(0, Input::Connected(10));
             let out = p.b.step(0, Input::PeerUp("a".into()));
             p.route_b(out);

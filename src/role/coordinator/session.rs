@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 use super::{ConnId, Coordinator, DEFAULT_LIST_LIMIT, Job, Output};
 use crate::clock::Millis;
 use crate::protocol::Dialect;
-use crate::protocol::auth;
+use crate::protocol::handshake::Challenger;
 use crate::protocol::message::{
     Envelope, Health, JobId, JobState, JobView, Message, PeerRole, fit_result,
 };
@@ -50,12 +50,8 @@ pub(super) struct Conn {
     opened_at: Millis,
     /// Set once the peer proved it knows the secret (always true without a secret).
     authenticated: bool,
-    /// The nonce this coordinator sent in its challenge.
-    challenge: Option<String>,
-    /// The name the peer gave in `hello`.
-    hello_name: String,
-    /// The role the peer gave in `hello`: which secret it proves.
-    hello_role: Option<PeerRole>,
+    /// The handshake: the challenge sent, the name and role the peer gave in `hello`.
+    handshake: Challenger,
     /// Set once it proved the peer secret.
     pub(super) trusted: Option<Trusted>,
 }
@@ -139,9 +135,7 @@ impl Coordinator {
                 dialect: None,
                 opened_at: self.now,
                 authenticated: self.config.secret.is_none(),
-                challenge: None,
-                hello_name: String::new(),
-                hello_role: None,
+                handshake: Challenger::default(),
                 trusted: None,
             },
         );
@@ -343,34 +337,32 @@ impl Coordinator {
             return;
         };
         let nonce = self.random_hex();
-        let proof = peer_nonce.map(|n| auth::proof(&key, auth::COORDINATOR, &n, &self.config.name));
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.challenge = Some(nonce.clone());
-            c.hello_name = name;
-            c.hello_role = Some(role);
-        }
-        self.send(conn, Message::Challenge { nonce, proof });
+        let server = self.config.name.clone();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let challenge = c
+            .handshake
+            .hello(&server, &key, name, role, peer_nonce, nonce);
+        self.send(conn, challenge);
     }
 
     pub(super) fn auth(&mut self, conn: ConnId, proof: &str) {
         let role = self
             .conns
             .get(&conn)
-            .and_then(|c| c.hello_role)
+            .and_then(|c| c.handshake.role())
             .unwrap_or(PeerRole::Client);
         let Some(key) = self.key_for(role) else {
             self.welcome(conn);
             return;
         };
         let is_master = |name: &str| self.config.peers.iter().any(|p| p.name == name);
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let name = c.hello_name.clone();
-        let proven = c
-            .challenge
-            .as_ref()
-            .is_some_and(|nonce| auth::verify(&key, auth::PEER, nonce, &name, proof));
+        let name = c.handshake.name().to_string();
+        let proven = c.handshake.check(&key, proof);
         let trusted = match role {
             PeerRole::Master if is_master(&name) => Ok(Some(Trusted::Master(name.clone()))),
             PeerRole::Master => Err(format!("`{name}` is not a master of this cluster")),
@@ -385,7 +377,6 @@ impl Coordinator {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        c.challenge = None;
         match refusal {
             Ok(trusted) => {
                 c.authenticated = true;
@@ -449,8 +440,10 @@ impl Coordinator {
     pub(super) fn proven_name(&self, conn: ConnId) -> Option<String> {
         self.conns
             .get(&conn)
-            .filter(|c| c.authenticated && c.hello_role.is_some() && self.config.secret.is_some())
-            .map(|c| c.hello_name.clone())
+            .filter(|c| {
+                c.authenticated && c.handshake.role().is_some() && self.config.secret.is_some()
+            })
+            .map(|c| c.handshake.name().to_string())
     }
 
     /// Whether a connection is the launcher's.

@@ -1,0 +1,180 @@
+//! Who may say what to a chat server: the handshake (the cluster secret for clients, the peer
+//! secret for other chat servers and the launcher), the gate every message passes, and the
+//! checks on what a peer passes on.
+
+use tracing::{info, warn};
+
+use super::*;
+use crate::protocol::message::PeerRole;
+
+/// Who a connection proved itself to be with the peer secret.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Trusted {
+    /// Another chat server of this cluster, by its name.
+    Peer(String),
+    /// The launcher (the lecturer's console).
+    Supervisor,
+}
+
+impl ChatServer {
+    /// The secret a peer in `role` proves, if any.
+    fn key_for(&self, role: PeerRole) -> Option<String> {
+        if role.is_peer() {
+            Some(self.config.peer_key.clone())
+        } else {
+            self.config.secret.clone()
+        }
+    }
+
+    /// The gate: the handshake is carried out here; with a secret nothing else is heard before
+    /// it; what only chat servers say needs a proven one. Returns whether `message` may go on.
+    pub(super) fn admit(&mut self, conn: ConnId, from: &str, message: &Message) -> bool {
+        match message {
+            Message::Hello { role, nonce } => {
+                self.hello(conn, from, *role, nonce.clone());
+                return false;
+            }
+            Message::Auth { proof } => {
+                self.auth(conn, proof);
+                return false;
+            }
+            _ => {}
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        if self.config.secret.is_some() && !c.authenticated {
+            warn!(conn, %from, "chat: a message before authentication");
+            self.error(
+                conn,
+                "this chat server requires authentication: start with hello".to_string(),
+            );
+            self.out.push(Output::Close(conn));
+            return false;
+        }
+        let from_peer = matches!(c.trusted, Some(Trusted::Peer(_)));
+        if matches!(
+            message,
+            Message::ChatSync { .. } | Message::ChatSyncMore | Message::ChatReplica { .. }
+        ) && !from_peer
+        {
+            let kind = message.kind();
+            warn!(conn, %from, "chat: `{kind}` from a connection that is no chat server");
+            self.error(
+                conn,
+                format!(
+                    "`{kind}` is accepted only from another chat server of this cluster, \
+                     proven with the peer secret (hello as chat_peer)"
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn hello(&mut self, conn: ConnId, from: &str, role: PeerRole, nonce: Option<String>) {
+        let Some(key) = self.key_for(role) else {
+            self.welcome(conn);
+            return;
+        };
+        let mine = format!("{:032x}", self.rng.random::<u128>());
+        let server = self.config.name.clone();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let challenge = c
+            .handshake
+            .hello(&server, &key, from.to_string(), role, nonce, mine);
+        self.reply(conn, challenge);
+    }
+
+    fn auth(&mut self, conn: ConnId, proof: &str) {
+        let role = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.handshake.role())
+            .unwrap_or(PeerRole::Client);
+        let Some(key) = self.key_for(role) else {
+            self.welcome(conn);
+            return;
+        };
+        let is_peer = |name: &str| self.config.peers.iter().any(|p| p == name);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let name = c.handshake.name().to_string();
+        let trusted = match (c.handshake.check(&key, proof), role) {
+            (false, _) => Err("authentication failed".to_string()),
+            (true, PeerRole::ChatPeer) if is_peer(&name) => Ok(Some(Trusted::Peer(name.clone()))),
+            (true, PeerRole::ChatPeer) => Err(format!("`{name}` is not a chat server here")),
+            (true, PeerRole::Supervisor) => Ok(Some(Trusted::Supervisor)),
+            (true, PeerRole::Master) => Err("a master has nothing to say to a chat server".into()),
+            (true, _) => Ok(None),
+        };
+        match trusted {
+            Ok(trusted) => {
+                c.authenticated = true;
+                c.peer = matches!(trusted, Some(Trusted::Peer(_)));
+                c.trusted = trusted;
+                info!(conn, peer = %name, ?role, "chat: authenticated");
+                self.welcome(conn);
+            }
+            Err(message) => {
+                warn!(conn, peer = %name, ?role, "chat: {message}");
+                self.error(conn, message);
+                self.out.push(Output::Close(conn));
+            }
+        }
+    }
+
+    fn welcome(&mut self, conn: ConnId) {
+        self.reply(
+            conn,
+            Message::Welcome {
+                coordinator: self.config.name.clone(),
+                heartbeat_ms: 0,
+            },
+        );
+    }
+
+    /// Whether a connection may watch every private message: the launcher's, or an operator's.
+    pub(super) fn sees_everything(&self, c: &Conn) -> bool {
+        c.trusted == Some(Trusted::Supervisor)
+            || c.user.as_ref().is_some_and(|u| {
+                self.config
+                    .users
+                    .iter()
+                    .any(|a| &a.name == u && a.role == crate::topology::UserRole::Operator)
+            })
+    }
+
+    /// Whether an entry a peer passed on could have been made by a chat server of this
+    /// cluster: its origin is one, and its names and text are within the limits (so it fits
+    /// every line it is passed on in).
+    pub(super) fn plausible(&self, entry: &ChatEntry) -> Result<(), String> {
+        let origin = &entry.server;
+        if *origin != self.config.name && !self.config.peers.contains(origin) {
+            return Err(format!(
+                "an entry from `{origin}`, which is no chat server here"
+            ));
+        }
+        let (names, text): (Vec<(&str, &String)>, Option<&String>) = match &entry.body {
+            ChatBody::Post {
+                channel,
+                from,
+                text,
+            } => (vec![("channel", channel), ("user", from)], Some(text)),
+            ChatBody::Direct { from, to, text } => (vec![("user", from), ("user", to)], Some(text)),
+            ChatBody::Channel { channel, by } => (vec![("channel", channel), ("user", by)], None),
+        };
+        for (kind, name) in names {
+            check_name(kind, name, kind == "channel").map_err(|e| e.to_string())?;
+        }
+        if let Some(text) = text
+            && text.chars().count() > MAX_TEXT
+        {
+            return Err(format!("a text longer than {MAX_TEXT} characters"));
+        }
+        Ok(())
+    }
+}
