@@ -1,7 +1,8 @@
 //! Only the right peer may say each thing, on the real binary: what only masters say is refused
 //! from anyone else (with or without a cluster secret, from a student's authenticated session
-//! too), a worker never takes a coordinator's word without its proof, and the launcher's own
-//! scenario steps act with its credentials when the cluster has accounts.
+//! too), a worker never takes a coordinator's word without its proof, a coordinator never
+//! follows a process squatting on a peer's port, and the launcher's own scenario steps act with
+//! its credentials when the cluster has accounts.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn prove(line: &mut Line, name: &str, role: &str, secret: &str) {
     line.recv_type("welcome");
 }
 
-/// Submits `count` long jobs and returns how many jobs the coordinator then knows.
+/// The coordinator's status report.
 fn status_jobs(line: &mut Line) -> serde_json::Value {
     line.send(r#"{"type":"status"}"#);
     line.recv_type("status_report")["report"].clone()
@@ -172,4 +173,72 @@ fn scenario_steps_act_with_the_launchers_credentials() {
     assert_eq!(report["jobs"]["submitted"], 3, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["completed"], 3, "{report}\n{stdout}");
     assert!(!stdout.contains("log in first"), "{stdout}");
+}
+
+#[test]
+fn a_coordinator_does_not_follow_a_process_squatting_on_its_peers_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node coordinator { type master; role primary }\nnode backup { type master; role backup }\n",
+    );
+    let state = dir.path().join("state");
+    let start = |name: &str, peers: Option<&str>| {
+        let mut args = vec![
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        if let Some(peers) = peers {
+            args.extend(["--coordinator", peers]);
+        }
+        let proc = spawn(dir.path(), name, &args);
+        let line = proc.wait_for_line("READY coordinator ");
+        (proc, line.rsplit(' ').next().unwrap().to_string())
+    };
+    // A first run keeps a job in the journal.
+    let (first, addr) = start("first", None);
+    let mut client = Line::connect(&addr);
+    client.send(r#"{"type":"submit","data":"sleep 30s"}"#);
+    client.recv_type("accepted");
+    drop(client);
+    drop(first);
+
+    // Something on the backup's port answers every line with "I am the primary, term 9".
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake_addr = fake.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in fake.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    if line.is_err() {
+                        return;
+                    }
+                    let _ = writer.write_all(
+                        br#"{"type":"status_report","report":{"coordinator":"backup","role":"primary","term":9,"workers":{"healthy":0,"suspect":0,"dead":0},"jobs":{"queued":0,"assigned":0,"running":0,"completed":0,"failed":0},"duplicates":0}}
+"#,
+                    );
+                }
+            });
+        }
+    });
+    let (second, addr) = start("second", Some(&format!("backup={fake_addr}")));
+    let mut client = Line::connect(&addr);
+    let report = status_jobs(&mut client);
+    assert_eq!(report["role"], "primary", "{report}");
+    assert_eq!(report["term"], 1, "{report}");
+    client.send(r#"{"type":"status","job":"JOB-1"}"#);
+    assert_eq!(client.recv_type("job_info")["job"]["data"], "sleep 30s");
+    assert!(
+        !second.log_text().contains("following it as the backup"),
+        "{}",
+        second.log_text()
+    );
 }

@@ -1,0 +1,275 @@
+//! Random message sequences from peers that are not who they would need to be: unauthenticated,
+//! wrongly authenticated, or workers reporting on jobs they were never given. Whatever they
+//! send, terms, job ownership and chat histories change only through legitimate peers.
+
+use proptest::prelude::*;
+
+use tcluster::cluster::event::EventKind;
+use tcluster::protocol::message::{
+    ChatBody, ChatEntry, Envelope, JobId, JobState, Message, PeerRole,
+};
+use tcluster::protocol::{Dialect, auth};
+use tcluster::role::chat::{ChatConfig, ChatServer};
+use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output, PeerMaster};
+use tcluster::topology::MasterRole;
+
+/// The names a hostile peer may claim.
+const NAMES: [&str; 5] = ["backup", "coordinator", "w1", "evil", "chat-2"];
+
+/// One hostile line: who sends it (one of a few connections) and what.
+#[derive(Debug, Clone)]
+struct Hostile {
+    conn: u64,
+    from: &'static str,
+    term: Option<u64>,
+    message: Message,
+}
+
+fn job() -> impl Strategy<Value = JobId> {
+    (1u64..=6).prop_map(JobId)
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    let role = prop_oneof![
+        Just(PeerRole::Master),
+        Just(PeerRole::Supervisor),
+        Just(PeerRole::ChatPeer),
+        Just(PeerRole::Worker),
+        Just(PeerRole::Client),
+    ];
+    prop_oneof![
+        Just(Message::Victory),
+        Just(Message::Election),
+        (0u64..10).prop_map(|after| Message::Follow { after }),
+        (0u64..20, prop::collection::vec(0u64..20, 0..3))
+            .prop_map(|(seq, missing)| Message::ReplicaAck { seq, missing }),
+        (role, prop::option::of("[0-9a-f]{8}"))
+            .prop_map(|(role, nonce)| Message::Hello { role, nonce }),
+        "[0-9a-f]{0,64}".prop_map(|proof| Message::Auth { proof }),
+        (1u32..4).prop_map(|slots| Message::Register {
+            slots,
+            running: vec![JobId(1), JobId(2)],
+        }),
+        prop::collection::vec(job(), 0..3).prop_map(|r| Message::Heartbeat { running: Some(r) }),
+        (job(), prop::option::of(0u32..3)).prop_map(|(job, attempt)| Message::JobDone {
+            job,
+            result: "forged".into(),
+            attempt,
+        }),
+        (job(), prop::option::of(0u32..3)).prop_map(|(job, attempt)| Message::JobFailed {
+            job,
+            error: "forged".into(),
+            attempt,
+        }),
+        job().prop_map(|job| Message::Started { job }),
+        Just(Message::ChatSyncMore),
+    ]
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    let term = prop_oneof![Just(None), (1u64..6).prop_map(Some), Just(Some(u64::MAX))];
+    (100u64..104, 0..NAMES.len(), term, message()).prop_map(|(conn, name, term, message)| Hostile {
+        conn,
+        from: NAMES[name],
+        term,
+        message,
+    })
+}
+
+fn env(from: &str, message: Message) -> Envelope {
+    Envelope {
+        from: from.to_string(),
+        clock: 0,
+        term: None,
+        message,
+    }
+}
+
+/// A hostile line as it arrives.
+fn arrive(line: Hostile) -> (u64, Envelope) {
+    let envelope = Envelope {
+        term: line.term,
+        ..env(line.from, line.message)
+    };
+    (line.conn, envelope)
+}
+
+/// Proves `key` on `conn` as `name` in `role`, as a legitimate peer does.
+fn prove(c: &mut Coordinator, conn: u64, name: &str, role: PeerRole, key: &str) {
+    let hello = Message::Hello { role, nonce: None };
+    let out = c.step(0, Input::Received(conn, Dialect::Native, env(name, hello)));
+    let nonce = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(_, e) => match &e.message {
+                Message::Challenge { nonce, .. } => Some(nonce.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a challenge");
+    let proof = auth::proof(key, auth::PEER, &nonce, name);
+    c.step(
+        0,
+        Input::Received(conn, Dialect::Native, env(name, Message::Auth { proof })),
+    );
+}
+
+/// A primary (with a backup in its topology) whose worker `w1` runs JOB-1 and JOB-2; JOB-3 …
+/// JOB-6 are queued. With a `secret`, the worker and the client prove it first.
+fn primary(secret: Option<&str>) -> Coordinator {
+    let mut config = CoordinatorConfig::for_tests("coordinator");
+    config.secret = secret.map(str::to_string);
+    config.peers.push(PeerMaster {
+        name: "backup".into(),
+        address: "backup:0".into(),
+        rank: 1,
+    });
+    config.sync = false;
+    let mut c = Coordinator::new(config);
+    let register = Message::Register {
+        slots: 2,
+        running: vec![],
+    };
+    let submit = Message::Submit {
+        data: "sleep 9s".into(),
+        count: 6,
+        priority: 0,
+        token: None,
+        notify: false,
+    };
+    for (conn, from, role, message) in [
+        (1, "w1", PeerRole::Worker, register),
+        (2, "client", PeerRole::Client, submit),
+    ] {
+        c.step(0, Input::Connected(conn));
+        if let Some(secret) = secret {
+            prove(&mut c, conn, from, role, secret);
+        }
+        c.step(
+            0,
+            Input::Received(conn, Dialect::Native, env(from, message)),
+        );
+    }
+    assert_eq!(c.state().jobs.len(), 6);
+    assert_eq!(c.state().jobs[&JobId(2)].worker.as_deref(), Some("w1"));
+    c
+}
+
+/// What must hold however the hostile lines went.
+fn check_primary(c: &Coordinator, outputs: &[Output]) -> Result<(), TestCaseError> {
+    prop_assert_eq!(c.term(), 1, "the term changed");
+    prop_assert!(c.is_serving(), "the primary stepped down");
+    for o in outputs {
+        prop_assert!(
+            !matches!(o, Output::Follow { .. }),
+            "the primary followed someone: {:?}",
+            o
+        );
+        if let Output::Event(e) = o {
+            match &e.kind {
+                EventKind::BackupFollows { .. } => {
+                    prop_assert!(false, "a hostile peer became a follower")
+                }
+                EventKind::Takeover { .. } | EventKind::ElectionUpdate { .. } => {
+                    prop_assert!(false, "an election from outside: {:?}", e.kind)
+                }
+                _ => {}
+            }
+        }
+    }
+    // w1's jobs stay w1's, unfinished.
+    for id in [JobId(1), JobId(2)] {
+        let j = &c.state().jobs[&id];
+        prop_assert_eq!(j.worker.as_deref(), Some("w1"));
+        prop_assert!(
+            matches!(j.state, JobState::Assigned | JobState::Running),
+            "{id} is {:?}",
+            j.state
+        );
+    }
+    // Any job that did end, ended by a worker it was sent to.
+    for j in c.state().jobs.values().filter(|j| j.state.is_final()) {
+        let by = j.worker.clone().unwrap_or_default();
+        prop_assert!(j.sent_to.contains(&by), "{} ended by {by}", j.id);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn hostile_lines_change_nothing_they_do_not_own(lines in prop::collection::vec(hostile(), 1..60)) {
+        let mut c = primary(None);
+        for conn in 100..104 {
+            c.step(0, Input::Connected(conn));
+        }
+        for line in lines {
+            let (conn, envelope) = arrive(line);
+            let out = c.step(0, Input::Received(conn, Dialect::Native, envelope));
+            check_primary(&c, &out)?;
+        }
+    }
+
+    #[test]
+    fn without_the_secret_nothing_changes_at_all(lines in prop::collection::vec(hostile(), 1..60)) {
+        let mut c = primary(Some("correct horse"));
+        let before = c.history_len();
+        for conn in 100..104 {
+            c.step(0, Input::Connected(conn));
+        }
+        for line in lines {
+            let (conn, envelope) = arrive(line);
+            let out = c.step(0, Input::Received(conn, Dialect::Native, envelope));
+            check_primary(&c, &out)?;
+        }
+        prop_assert_eq!(c.history_len(), before, "an event from an unauthenticated peer");
+    }
+
+    #[test]
+    fn a_backup_takes_no_term_and_no_primary_from_outside(lines in prop::collection::vec(hostile(), 1..60)) {
+        let mut config = CoordinatorConfig::for_tests("backup");
+        config.role = MasterRole::Backup;
+        config.follow = Some("coordinator".into());
+        config.peers.push(PeerMaster { name: "coordinator".into(), address: "c:0".into(), rank: 2 });
+        let mut c = Coordinator::new(config);
+        for conn in 100..104 {
+            c.step(0, Input::Connected(conn));
+        }
+        for line in lines {
+            let (conn, envelope) = arrive(line);
+            let out = c.step(0, Input::Received(conn, Dialect::Native, envelope));
+            prop_assert_eq!(c.term(), 1);
+            prop_assert!(!c.is_serving(), "the backup took over");
+            for o in &out {
+                prop_assert!(!matches!(o, Output::Follow { .. }), "it followed: {:?}", o);
+            }
+        }
+    }
+
+    #[test]
+    fn chat_history_changes_only_through_proven_servers(lines in prop::collection::vec(hostile(), 1..40), texts in prop::collection::vec("[a-z]{1,8}", 1..5)) {
+        let mut config = ChatConfig::new("chat-1");
+        config.peers = vec!["chat-2".into()];
+        config.peer_key = "peers".into();
+        let mut s = ChatServer::new(config);
+        use tcluster::role::chat::Input as ChatInput;
+        for conn in 100..104 {
+            s.step(0, ChatInput::Connected(conn));
+        }
+        for (i, line) in lines.into_iter().enumerate() {
+            // Interleave replicas claiming any origin with the other hostile lines.
+            let text = &texts[i % texts.len()];
+            let entry = ChatEntry {
+                clock: i as u64,
+                server: line.from.to_string(),
+                seq: i as u64 + 1,
+                body: ChatBody::Post { channel: "general".into(), from: "alice".into(), text: text.clone() },
+            };
+            s.step(0, ChatInput::Received(line.conn, env(line.from, Message::ChatReplica { entry })));
+            s.step(0, ChatInput::Received(line.conn, env(line.from, line.message)));
+        }
+        prop_assert_eq!(s.entries().count(), 0, "a hostile connection added to the history");
+    }
+}
