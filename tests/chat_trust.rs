@@ -214,9 +214,10 @@ fn peer_messages_need_a_proven_chat_server_and_plausible_entries() {
         Input::Received(7, replica(forged("chat-2", 1, &"x".repeat(1001)))),
     );
     assert_eq!(history_texts(&s), before, "nothing forged was kept");
+    // At the limit (1,000 characters) it is kept.
     s.step(
         0,
-        Input::Received(7, replica(forged("chat-2", 1, "from chat-2"))),
+        Input::Received(7, replica(forged("chat-2", 1, &"x".repeat(1000)))),
     );
     assert_eq!(history_texts(&s).len(), before.len() + 1);
 }

@@ -178,6 +178,27 @@ where
     Ok(decode(Dialect::Native, text, "")?)
 }
 
+/// The secret a peer in `role` proves to a server: the peer secret for masters, chat servers
+/// and the launcher; the cluster secret, if there is one, for everyone else.
+pub fn key_for<'a>(role: PeerRole, secret: Option<&'a str>, peer_key: &'a str) -> Option<&'a str> {
+    if role.is_peer() {
+        Some(peer_key)
+    } else {
+        secret
+    }
+}
+
+/// What an `auth` proved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Proven {
+    /// Nothing needed proving (no secret for this role): welcome.
+    Nothing,
+    /// The peer is `name` in `role`, as it said in `hello`.
+    As(String, PeerRole),
+    /// The proof was wrong (or came without a challenge).
+    Failed(String, PeerRole),
+}
+
 /// A server's side of the handshake on one connection: the challenge it sent, and to whom.
 #[derive(Debug, Default, Clone)]
 pub struct Challenger {
@@ -205,11 +226,23 @@ impl Challenger {
         Message::Challenge { nonce, proof }
     }
 
-    /// Checks an `auth` proof against the challenge sent (each challenge is good once).
-    pub fn check(&mut self, key: &str, proof: &str) -> bool {
-        self.nonce
+    /// Checks an `auth` proof against the challenge sent (each challenge is good once), with
+    /// the key the role given in `hello` proves.
+    pub fn check(&mut self, secret: Option<&str>, peer_key: &str, proof: &str) -> Proven {
+        let role = self.role.unwrap_or(PeerRole::Client);
+        let Some(key) = key_for(role, secret, peer_key) else {
+            return Proven::Nothing;
+        };
+        let name = self.name.clone();
+        let good = self
+            .nonce
             .take()
-            .is_some_and(|nonce| auth::verify(key, auth::PEER, &nonce, &self.name, proof))
+            .is_some_and(|nonce| auth::verify(key, auth::PEER, &nonce, &name, proof));
+        if good {
+            Proven::As(name, role)
+        } else {
+            Proven::Failed(name, role)
+        }
     }
 
     /// The name the peer gave in `hello`.

@@ -5,6 +5,7 @@
 use tracing::{info, warn};
 
 use super::*;
+use crate::protocol::handshake::{Proven, key_for};
 use crate::protocol::message::PeerRole;
 
 /// Who a connection proved itself to be with the peer secret.
@@ -17,15 +18,6 @@ pub(super) enum Trusted {
 }
 
 impl ChatServer {
-    /// The secret a peer in `role` proves, if any.
-    fn key_for(&self, role: PeerRole) -> Option<String> {
-        if role.is_peer() {
-            Some(self.config.peer_key.clone())
-        } else {
-            self.config.secret.clone()
-        }
-    }
-
     /// The gate: the handshake is carried out here; with a secret nothing else is heard before
     /// it; what only chat servers say needs a proven one. Returns whether `message` may go on.
     pub(super) fn admit(&mut self, conn: ConnId, from: &str, message: &Message) -> bool {
@@ -73,7 +65,9 @@ impl ChatServer {
     }
 
     fn hello(&mut self, conn: ConnId, from: &str, role: PeerRole, nonce: Option<String>) {
-        let Some(key) = self.key_for(role) else {
+        let peer_key = &self.config.peer_key;
+        let Some(key) = key_for(role, self.config.secret.as_deref(), peer_key).map(str::to_string)
+        else {
             self.welcome(conn);
             return;
         };
@@ -89,27 +83,28 @@ impl ChatServer {
     }
 
     fn auth(&mut self, conn: ConnId, proof: &str) {
-        let role = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.handshake.role())
-            .unwrap_or(PeerRole::Client);
-        let Some(key) = self.key_for(role) else {
-            self.welcome(conn);
-            return;
-        };
-        let is_peer = |name: &str| self.config.peers.iter().any(|p| p == name);
+        let (secret, peer_key) = (self.config.secret.clone(), self.config.peer_key.clone());
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let name = c.handshake.name().to_string();
-        let trusted = match (c.handshake.check(&key, proof), role) {
-            (false, _) => Err("authentication failed".to_string()),
-            (true, PeerRole::ChatPeer) if is_peer(&name) => Ok(Some(Trusted::Peer(name.clone()))),
-            (true, PeerRole::ChatPeer) => Err(format!("`{name}` is not a chat server here")),
-            (true, PeerRole::Supervisor) => Ok(Some(Trusted::Supervisor)),
-            (true, PeerRole::Master) => Err("a master has nothing to say to a chat server".into()),
-            (true, _) => Ok(None),
+        let (name, role, trusted) = match c.handshake.check(secret.as_deref(), &peer_key, proof) {
+            Proven::Nothing => return self.welcome(conn),
+            Proven::Failed(name, role) => (name, role, Err("authentication failed".to_string())),
+            Proven::As(name, role) => {
+                let trusted = match role {
+                    PeerRole::ChatPeer if self.config.peers.contains(&name) => {
+                        Ok(Some(Trusted::Peer(name.clone())))
+                    }
+                    PeerRole::ChatPeer => Err(format!("`{name}` is not a chat server here")),
+                    PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
+                    PeerRole::Master => Err("a master has nothing to say to a chat server".into()),
+                    _ => Ok(None),
+                };
+                (name, role, trusted)
+            }
+        };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
         };
         match trusted {
             Ok(trusted) => {

@@ -9,10 +9,8 @@ use tracing::{debug, info, warn};
 use super::{ConnId, Coordinator, DEFAULT_LIST_LIMIT, Job, Output};
 use crate::clock::Millis;
 use crate::protocol::Dialect;
-use crate::protocol::handshake::Challenger;
-use crate::protocol::message::{
-    Envelope, Health, JobId, JobState, JobView, Message, PeerRole, fit_result,
-};
+use crate::protocol::handshake::{Challenger, Proven, key_for};
+use crate::protocol::message::{Envelope, Health, JobId, JobState, Message, PeerRole, fit_result};
 use crate::topology::UserRole;
 
 /// What a connection turned out to be.
@@ -59,9 +57,10 @@ pub(super) struct Conn {
 /// Room in one line for the jobs of a `job_list`, leaving some for its envelope.
 const PAGE_BYTES: usize = crate::protocol::frame::MAX_LINE - 1024;
 
-/// The views of `newest` (newest first) that fit in one line, oldest first, and the oldest one
-/// listed when some did not fit (where the next page starts).
-fn page<'a>(newest: impl Iterator<Item = &'a Job>) -> (Vec<JobView>, Option<JobId>) {
+/// A `job_list` of `total` matching jobs: the views of `newest` (newest first) that fit in one
+/// line, oldest first, and the oldest one listed when some did not fit (where the next page
+/// starts).
+fn job_list<'a>(newest: impl Iterator<Item = &'a Job>, total: usize) -> Message {
     let mut used = 0;
     let mut jobs = Vec::new();
     let mut more = false;
@@ -81,7 +80,11 @@ fn page<'a>(newest: impl Iterator<Item = &'a Job>) -> (Vec<JobView>, Option<JobI
     } else {
         None
     };
-    (jobs, before)
+    Message::JobList {
+        jobs,
+        total,
+        before,
+    }
 }
 
 impl Coordinator {
@@ -315,16 +318,6 @@ impl Coordinator {
         );
     }
 
-    /// The secret a peer in `role` proves: the peer secret for masters and the launcher, the
-    /// cluster secret (if any) for everyone else.
-    fn key_for(&self, role: PeerRole) -> Option<String> {
-        if role.is_peer() {
-            Some(self.config.peer_key.clone())
-        } else {
-            self.config.secret.clone()
-        }
-    }
-
     pub(super) fn hello(
         &mut self,
         conn: ConnId,
@@ -332,7 +325,9 @@ impl Coordinator {
         role: PeerRole,
         peer_nonce: Option<String>,
     ) {
-        let Some(key) = self.key_for(role) else {
+        let peer_key = &self.config.peer_key;
+        let Some(key) = key_for(role, self.config.secret.as_deref(), peer_key).map(str::to_string)
+        else {
             self.welcome(conn);
             return;
         };
@@ -348,36 +343,32 @@ impl Coordinator {
     }
 
     pub(super) fn auth(&mut self, conn: ConnId, proof: &str) {
-        let role = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.handshake.role())
-            .unwrap_or(PeerRole::Client);
-        let Some(key) = self.key_for(role) else {
-            self.welcome(conn);
-            return;
-        };
-        let is_master = |name: &str| self.config.peers.iter().any(|p| p.name == name);
+        let (secret, peer_key) = (self.config.secret.clone(), self.config.peer_key.clone());
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let name = c.handshake.name().to_string();
-        let proven = c.handshake.check(&key, proof);
-        let trusted = match role {
-            PeerRole::Master if is_master(&name) => Ok(Some(Trusted::Master(name.clone()))),
-            PeerRole::Master => Err(format!("`{name}` is not a master of this cluster")),
-            PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
-            PeerRole::ChatPeer => Err("a chat server has nothing to say to a coordinator".into()),
-            _ => Ok(None),
-        };
-        let refusal = match (proven, trusted) {
-            (false, _) => Err("authentication failed".to_string()),
-            (true, result) => result,
+        let (name, role, trusted) = match c.handshake.check(secret.as_deref(), &peer_key, proof) {
+            Proven::Nothing => return self.welcome(conn),
+            Proven::Failed(name, role) => (name, role, Err("authentication failed".to_string())),
+            Proven::As(name, role) => {
+                let trusted = match role {
+                    PeerRole::Master if self.config.peers.iter().any(|p| p.name == name) => {
+                        Ok(Some(Trusted::Master(name.clone())))
+                    }
+                    PeerRole::Master => Err(format!("`{name}` is not a master of this cluster")),
+                    PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
+                    PeerRole::ChatPeer => {
+                        Err("a chat server has nothing to say to a coordinator".into())
+                    }
+                    _ => Ok(None),
+                };
+                (name, role, trusted)
+            }
         };
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match refusal {
+        match trusted {
             Ok(trusted) => {
                 c.authenticated = true;
                 c.trusted = trusted;
@@ -536,15 +527,8 @@ impl Coordinator {
             .map(|(_, j)| j)
             .filter(|j| state.is_none_or(|s| j.state == s));
         let total = matching.clone().count();
-        let (jobs, before) = page(matching.rev().take(limit));
-        self.send(
-            conn,
-            Message::JobList {
-                jobs,
-                total,
-                before,
-            },
-        );
+        let reply = job_list(matching.rev().take(limit), total);
+        self.send(conn, reply);
     }
 
     /// `subscribe`: every event from now on, after the history (or the workers and the newest
@@ -560,17 +544,9 @@ impl Coordinator {
         }
         let workers = self.worker_views();
         self.send(conn, Message::WorkerList { workers });
-        let total = self.state.jobs.len();
         let newest = self.state.jobs.values().rev().take(DEFAULT_LIST_LIMIT);
-        let (jobs, before) = page(newest);
-        self.send(
-            conn,
-            Message::JobList {
-                jobs,
-                total,
-                before,
-            },
-        );
+        let reply = job_list(newest, self.state.jobs.len());
+        self.send(conn, reply);
     }
 
     pub(super) fn mark_client(&mut self, conn: ConnId) {
