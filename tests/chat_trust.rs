@@ -98,13 +98,15 @@ fn with_a_secret_nothing_is_heard_before_the_handshake() {
     assert!(error_text(&to(&out, 1)).contains("requires authentication"));
     assert!(out.contains(&Output::Close(1)));
 
-    // A client that proves the cluster secret may log in and post.
+    // A client that proves the cluster secret must still log in before it asks anything.
     s.step(0, Input::Connected(2));
     let answer = prove(&mut s, 2, "alice", PeerRole::Client, "correct horse");
     assert!(
         matches!(answer[..], [Message::Welcome { .. }]),
         "{answer:?}"
     );
+    let out = s.step(0, Input::Received(2, line(r#"{"type":"chat_channels"}"#)));
+    assert!(error_text(&to(&out, 2)).contains("log in first"));
     let out = s.step(
         0,
         Input::Received(2, line(r#"{"type":"chat_login","user":"alice"}"#)),

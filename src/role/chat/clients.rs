@@ -180,7 +180,9 @@ impl ChatServer {
             return self.error(conn, format!("`{user}` is already logged in here"));
         }
         let mut new_token = None;
-        if !self.config.users.is_empty() {
+        // The launcher's console (proven with the peer secret) needs no account.
+        let launcher = self.conns.get(&conn).is_some_and(|c| c.trusted.is_some());
+        if !self.config.users.is_empty() && !launcher {
             let by_token = token
                 .as_ref()
                 .is_some_and(|t| self.tokens.get(t) == Some(&user));

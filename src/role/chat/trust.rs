@@ -44,6 +44,20 @@ impl ChatServer {
             self.out.push(Output::Close(conn));
             return false;
         }
+        // With a secret, every client operation needs a login too (the launcher's console
+        // logs in as well).
+        let asks = matches!(
+            message,
+            Message::ChatUsers
+                | Message::ChatChannels
+                | Message::ChatSubscribe { .. }
+                | Message::ChatHistory { .. }
+                | Message::ChatStats
+        );
+        if self.config.secret.is_some() && asks && c.user.is_none() && c.trusted.is_none() {
+            self.error(conn, "log in first (chat_login)".to_string());
+            return false;
+        }
         let from_peer = matches!(c.trusted, Some(Trusted::Peer(_)));
         if matches!(
             message,
