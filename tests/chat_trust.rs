@@ -223,3 +223,20 @@ fn peer_messages_need_a_proven_chat_server_and_plausible_entries() {
     );
     assert_eq!(history_texts(&s).len(), before.len() + 1);
 }
+
+#[test]
+fn a_stamp_far_ahead_is_refused_and_the_clock_stays() {
+    let mut s = server(None);
+    s.step(0, Input::Connected(1));
+    let out = s.step(
+        0,
+        Input::Received(1, line(r#"{"type":"ping","clock":18446744073709551615}"#)),
+    );
+    assert!(error_text(&to(&out, 1)).contains("too far ahead"));
+    let out = s.step(0, Input::Received(1, line(r#"{"type":"ping","clock":3}"#)));
+    let Some(Output::Send(_, pong)) = out.first() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(pong.message, Message::Pong);
+    assert!(pong.clock > 3 && pong.clock < 100, "{pong:?}");
+}

@@ -65,8 +65,10 @@ fn a_victory_from_outside_changes_nothing() {
     attacker.send(r#"{"type":"follow","from":"backup","after":0}"#);
     attacker.recv_type("error");
 
-    // Still the primary, in term 1, with every job and its worker.
-    let after = status_jobs(&mut client);
+    // Still the primary, in term 1, with every job and its worker; the refusals are counted.
+    let mut after = status_jobs(&mut client);
+    assert_eq!(after["refused"]["rules"], 2, "{after}");
+    after.as_object_mut().unwrap().remove("refused");
     assert_eq!(after, before);
     assert_eq!(after["role"], "primary");
     assert_eq!(after["term"], 1);

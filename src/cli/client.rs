@@ -623,8 +623,17 @@ fn report_text(r: &StatusReport) -> String {
         "" => "master".to_string(),
         role => role.to_string(),
     };
+    let f = &r.refused;
+    let refused = if f.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "  refused: {} stamps from too far ahead, {} messages from peers that may not send them, {} failed proofs\n",
+            f.clock, f.rules, f.auth
+        )
+    };
     format!(
-        "{}: {role}, term {}\n  workers: {} healthy, {} suspect, {} dead\n  jobs:    {} queued, {} assigned, {} running, {} completed, {} failed\n  duplicate results: {}\n",
+        "{}: {role}, term {}\n  workers: {} healthy, {} suspect, {} dead\n  jobs:    {} queued, {} assigned, {} running, {} completed, {} failed\n  duplicate results: {}\n{refused}",
         r.coordinator,
         r.term,
         r.workers.healthy,

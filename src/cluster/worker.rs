@@ -63,6 +63,30 @@ pub struct StatusReport {
     pub jobs: JobCounts,
     /// Results that arrived for jobs already completed.
     pub duplicates: u64,
+    /// What this coordinator refused since it started (left out when nothing was).
+    #[serde(default, skip_serializing_if = "Refusals::is_empty")]
+    pub refused: Refusals,
+}
+
+/// Messages a coordinator refused, by why.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusals {
+    /// Lamport stamps too far ahead of its clock.
+    #[serde(default)]
+    pub clock: u64,
+    /// Messages from a peer that may not send them (the table in docs/PROTOCOL.md).
+    #[serde(default)]
+    pub rules: u64,
+    /// Handshakes whose proof was wrong.
+    #[serde(default)]
+    pub auth: u64,
+}
+
+impl Refusals {
+    /// Whether nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        *self == Refusals::default()
+    }
 }
 
 /// Workers by health.

@@ -239,7 +239,13 @@ impl Worker {
     }
 
     fn received(&mut self, env: Envelope) {
-        self.clock.observe(env.clock);
+        if let Err(e) = self.clock.observe(env.clock) {
+            warn!(from = %env.from, "{e}");
+            self.send(Message::Error {
+                message: e.to_string(),
+            });
+            return;
+        }
         if let Some(term) = env.term {
             if term < self.term {
                 warn!(term, current = self.term, from = %env.from, "order from an old term refused");
@@ -413,6 +419,31 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn an_order_stamped_far_ahead_is_refused_and_the_clock_stays() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        let assign = Input::Received(Envelope {
+            from: "c".into(),
+            clock: u64::MAX,
+            term: Some(1),
+            message: Message::Assign {
+                job: JobId(1),
+                data: "x".into(),
+                attempt: 1,
+            },
+        });
+        let out = w.step(1, assign);
+        assert!(!out.iter().any(|o| matches!(o, Output::Run { .. })));
+        let Some(Output::Send(reply)) = out.iter().find(|o| matches!(o, Output::Send(_))) else {
+            panic!("{out:?}");
+        };
+        assert!(
+            matches!(&reply.message, Message::Error { message } if message.contains("too far ahead"))
+        );
+        assert!(reply.clock < 100, "the clock did not jump: {reply:?}");
     }
 
     #[test]

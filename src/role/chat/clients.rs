@@ -10,7 +10,9 @@ impl ChatServer {
         if !self.conns.contains_key(&conn) {
             return;
         }
-        self.clock.observe(env.clock);
+        if let Err(e) = self.clock.observe(env.clock) {
+            return self.error(conn, e.to_string());
+        }
         if !self.admit(conn, &env.from, &env.message) {
             return;
         }

@@ -282,7 +282,7 @@ impl ChatServer {
                 self.links.remove(&peer);
             }
             Input::FromPeer(peer, envelope) => {
-                self.clock.observe(envelope.clock);
+                let _ = self.clock.observe(envelope.clock);
                 self.on_link(Link::Peer(peer), envelope.message);
             }
             Input::Tick => {

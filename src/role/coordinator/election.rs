@@ -342,7 +342,7 @@ impl Coordinator {
     pub(super) fn master_replied(&mut self, master: String, reply: Option<Envelope>) {
         let reply = match reply {
             Some(envelope) => {
-                self.clock.observe(envelope.clock);
+                let _ = self.clock.observe(envelope.clock);
                 Some((envelope.term, envelope.message))
             }
             None => None,

@@ -604,6 +604,7 @@ impl Coordinator {
             term: self.term(),
             workers,
             jobs,
+            refused: self.refused,
             duplicates: self.state.duplicates,
         }
     }

@@ -163,6 +163,8 @@ pub struct Coordinator {
     balancer: Balancer,
     /// Login tokens and the account they belong to.
     tokens: HashMap<String, String>,
+    /// What it refused, by why (reported in `status`).
+    refused: crate::cluster::worker::Refusals,
     /// When each job was last sent to its worker (a job missing from that worker's heartbeat
     /// well after this is sent again).
     assigned_at: HashMap<crate::protocol::message::JobId, Millis>,
@@ -194,6 +196,7 @@ impl Coordinator {
             worker_conns: HashMap::new(),
             liveness: HashMap::new(),
             tokens: HashMap::new(),
+            refused: Default::default(),
             assigned_at: HashMap::new(),
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),

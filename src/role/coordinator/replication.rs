@@ -110,8 +110,10 @@ impl Coordinator {
         let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
             return;
         };
-        if seq + 1 > f.acked {
-            f.acked = seq + 1;
+        // A backup can only have what was streamed to it.
+        let seq = seq.saturating_add(1).min(f.streamed);
+        if seq > f.acked {
+            f.acked = seq;
             f.progress_ms = now;
         }
         // Selective repeat: the events the backup says it lacks, each at most once per
@@ -182,7 +184,7 @@ impl Coordinator {
             return;
         };
         let next = f.streamed;
-        let until = (f.acked + REPLICA_WINDOW).min(len);
+        let until = f.acked.saturating_add(REPLICA_WINDOW).min(len);
         f.streamed = until.max(next);
         for seq in next..until {
             let event = self.history[seq as usize].clone();
@@ -420,10 +422,11 @@ impl Coordinator {
                 primary,
             });
         }
-        self.clock.observe(envelope.clock);
+        // The primary proved itself; a stamp too far ahead is not merged (its content is).
+        let _ = self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
             let have = self.history_len();
-            if seq > have && seq < have + REPLICA_WINDOW {
+            if seq > have && seq < have.saturating_add(REPLICA_WINDOW) {
                 // After a gap: kept until the missing ones come.
                 if let Some(b) = self.backup_mut() {
                     b.early.insert(seq, event);

@@ -179,6 +179,7 @@ impl Coordinator {
             self.heard_from(&name, env.clock);
         }
         if let Err(rule) = self.permitted(conn, &env.message) {
+            self.refused.rules += 1;
             warn!(conn, from = %env.from, "{rule}");
             self.send(conn, Message::Error { message: rule });
             return;
@@ -215,7 +216,20 @@ impl Coordinator {
             c.authenticated = true;
         }
         let authenticated = c.authenticated;
-        self.clock.observe(env.clock);
+        if let Err(e) = self.clock.observe(env.clock) {
+            self.refused.clock += 1;
+            // Said once in the log (and counted in `status`): a flood must not fill the disk.
+            if self.refused.clock == 1 {
+                warn!(conn, from = %env.from, "{e}");
+            }
+            self.send(
+                conn,
+                Message::Error {
+                    message: e.to_string(),
+                },
+            );
+            return false;
+        }
         if let Some(term) = env.term
             && term > self.config.term
         {
@@ -376,6 +390,7 @@ impl Coordinator {
                 self.welcome(conn);
             }
             Err(message) => {
+                self.refused.auth += 1;
                 warn!(conn, peer = %name, ?role, "{message}");
                 self.send(conn, Message::Error { message });
                 self.close(conn);
