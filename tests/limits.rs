@@ -186,3 +186,76 @@ fn a_long_job_list_comes_in_pages_that_each_fit_a_line() {
         "every job once, in order"
     );
 }
+
+/// What the coordinator sent on `conn`.
+fn sent(outputs: &[Output], conn: u64) -> Vec<Message> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(c, env) if *c == conn => Some(env.message.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn subscribers_get_a_quarter_of_the_table_and_workers_still_get_in() {
+    let mut config = CoordinatorConfig::for_tests("coordinator");
+    config.max_connections = 8;
+    let mut c = Coordinator::new(config);
+    for conn in 1..=8 {
+        c.step(0, Input::Connected(conn));
+        let out = c.step(
+            0,
+            Input::Received(conn, Dialect::Native, json(r#"{"type":"subscribe"}"#)),
+        );
+        let refused = sent(&out, conn)
+            .iter()
+            .any(|m| matches!(m, Message::Error { message } if message.contains("too many subscribers (at most 2)")));
+        assert_eq!(refused, conn > 2, "connection {conn}");
+    }
+    // The table is full, but the refused ones are ordinary clients: a worker takes one's place.
+    let made_room = c.step(0, Input::Connected(9));
+    assert!(
+        made_room.contains(&Output::Close(3)),
+        "the oldest idle client made room: {made_room:?}"
+    );
+    let out = c.step(
+        0,
+        Input::Received(
+            9,
+            Dialect::Native,
+            json(r#"{"type":"register","from":"w","slots":1}"#),
+        ),
+    );
+    assert!(
+        sent(&out, 9)
+            .iter()
+            .any(|m| matches!(m, Message::Registered { .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn open_jobs_are_bounded_with_a_clear_refusal() {
+    use tcluster::role::coordinator::MAX_OPEN_JOBS;
+    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    c.step(0, Input::Connected(9));
+    let submit = |count: u32| {
+        json(&format!(
+            r#"{{"type":"submit","data":"sleep 1s","count":{count}}}"#
+        ))
+    };
+    let out = c.step(
+        0,
+        Input::Received(9, Dialect::Native, submit(MAX_OPEN_JOBS as u32)),
+    );
+    assert!(matches!(sent(&out, 9)[..], [Message::Accepted { .. }]));
+    let out = c.step(0, Input::Received(9, Dialect::Native, submit(1)));
+    let [Message::Error { message }] = &sent(&out, 9)[..] else {
+        panic!("{out:?}");
+    };
+    assert!(message.starts_with("the queue is full"), "{message}");
+    assert_eq!(c.state().jobs.len(), MAX_OPEN_JOBS);
+    assert_eq!(c.status_report().refused.limits, 1);
+}

@@ -628,8 +628,8 @@ fn report_text(r: &StatusReport) -> String {
         String::new()
     } else {
         format!(
-            "  refused: {} stamps from too far ahead, {} messages from peers that may not send them, {} failed proofs\n",
-            f.clock, f.rules, f.auth
+            "  refused: {} stamps from too far ahead, {} messages from peers that may not send them, {} failed proofs, {} requests over a limit\n",
+            f.clock, f.rules, f.auth, f.limits
         )
     };
     format!(

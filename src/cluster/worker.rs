@@ -80,6 +80,9 @@ pub struct Refusals {
     /// Handshakes whose proof was wrong.
     #[serde(default)]
     pub auth: u64,
+    /// Requests over a limit: subscribers past the quota, jobs past the open-job bound.
+    #[serde(default)]
+    pub limits: u64,
 }
 
 impl Refusals {

@@ -58,6 +58,9 @@ fn current(options: &WorkerOptions, target: usize) -> &str {
         .map_or("", String::as_str)
 }
 
+/// The longest wait before trying again a master that refused this worker.
+const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
+
 /// The lines from a coordinator, and where to write to it.
 type Lines = FramedRead<OwnedReadHalf, AnyDelimiterCodec>;
 
@@ -171,27 +174,31 @@ impl Driver {
                 continue;
             }
             info!(coordinator = %self.current(), "connected");
-            self.backoff = Duration::from_millis(100);
             return Some((lines, write));
         }
     }
 
-    /// Waits out the backoff; jobs keep running meanwhile, their results waiting in the
-    /// worker. `None` once shutting down.
+    /// Waits out the backoff, then doubles it (to 2 s at most); `None` once shutting down.
     async fn wait_out_backoff(&mut self, shutdown: &CancellationToken) -> Option<()> {
-        let deadline = tokio::time::sleep(self.backoff);
+        self.wait(self.backoff, shutdown).await?;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+        Some(())
+    }
+
+    /// Waits; jobs keep running meanwhile, their results waiting in the worker. `None` once
+    /// shutting down.
+    async fn wait(&mut self, how_long: Duration, shutdown: &CancellationToken) -> Option<()> {
+        let deadline = tokio::time::sleep(how_long);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                _ = &mut deadline => break,
+                _ = &mut deadline => return Some(()),
                 Some(input) = self.results.recv() => {
                     self.step(input, None).await;
                 }
             }
         }
-        self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
-        Some(())
     }
 
     /// One connection, from `connected` until it breaks, the coordinator falls silent or says
@@ -212,6 +219,9 @@ impl Driver {
             (self.options.config.heartbeat_ms / 4).clamp(5, 250),
         ));
         let silence = Duration::from_millis(self.options.silence_ms);
+        // Refused before registering (a worker of the same name is connected, a bad name …):
+        // the coordinator will say the same again, so the next try waits, longer each time.
+        let (mut registered, mut refused) = (false, None);
         let ended = loop {
             tokio::select! {
                 _ = pause.wait_while_paused() => {}
@@ -222,7 +232,19 @@ impl Driver {
                 line = lines.next() => {
                     last_heard = Instant::now();
                     match self.line(line) {
-                        Some(Heard::Input(input)) => input,
+                        Some(Heard::Input(input)) => {
+                            let input = *input;
+                            if let Input::Received(env) = &input {
+                                match &env.message {
+                                    Message::Registered { .. } => registered = true,
+                                    Message::Error { message } if !registered => {
+                                        refused = Some(message.clone());
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            input
+                        }
                         Some(Heard::Nothing) => continue,
                         None => break Ended::Reconnect,
                     }
@@ -245,6 +267,21 @@ impl Driver {
             }
         };
         self.disconnected();
+        if registered {
+            self.backoff = Duration::from_millis(100);
+        } else if let (Ended::Reconnect, Some(why)) = (&ended, refused) {
+            // Back to the same master: it refused this worker, not failed.
+            self.target = self.target.saturating_sub(1);
+            self.backoff = (self.backoff * 2).min(REFUSED_BACKOFF);
+            warn!(
+                coordinator = %self.current(),
+                "refused ({why}); trying again in {:?}",
+                self.backoff
+            );
+            if self.wait(self.backoff, shutdown).await.is_none() {
+                return Ended::Shutdown;
+            }
+        }
         ended
     }
 
@@ -293,17 +330,17 @@ impl Driver {
                     self.options.config.name,
                     self.current()
                 );
-                Some(Heard::Input(Input::Received(envelope)))
+                Some(Heard::Input(Box::new(Input::Received(envelope))))
             }
-            _ => Some(Heard::Input(Input::Received(envelope))),
+            _ => Some(Heard::Input(Box::new(Input::Received(envelope)))),
         }
     }
 }
 
 /// What a line from the coordinator gave the worker.
 enum Heard {
-    /// An input for the worker.
-    Input(Input),
+    /// An input for the worker (boxed: a message is large, and most lines carry one).
+    Input(Box<Input>),
     /// Nothing (a bad line, logged).
     Nothing,
 }

@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 
 use super::balancer::Candidate;
 use super::session::Peer;
-use super::{ConnId, Coordinator, MAX_COUNT, MAX_DATA};
+use super::{ConnId, Coordinator, MAX_COUNT, MAX_DATA, MAX_OPEN_JOBS};
 use crate::clock::Millis;
 use crate::cluster::event::EventKind;
 use crate::protocol::Dialect;
@@ -27,6 +27,10 @@ pub(super) struct Liveness {
     pub(super) last_heard: Millis,
     pub(super) last_clock: u64,
 }
+
+/// How many times an `assign` is sent again to a worker whose heartbeats do not list the job
+/// before the job is given to another worker.
+const MAX_RESENDS: u32 = 3;
 
 impl Coordinator {
     #[allow(clippy::too_many_arguments)]
@@ -62,6 +66,17 @@ impl Coordinator {
             }
         };
         if let Err(message) = check_job(&data, count) {
+            self.send(conn, Message::Error { message });
+            return;
+        }
+        let c = &self.state.counts;
+        let open = c.queued + c.assigned + c.running;
+        if open + count as usize > MAX_OPEN_JOBS {
+            self.refused.limits += 1;
+            let message = format!(
+                "the queue is full: {open} jobs are open and {count} more would pass the \
+                 {MAX_OPEN_JOBS} a coordinator keeps; submit again when some have finished"
+            );
             self.send(conn, Message::Error { message });
             return;
         }
@@ -236,6 +251,12 @@ impl Coordinator {
     /// time to arrive (it was lost, or the result is: the worker then sends the result again).
     fn reconcile_running(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
         self.cancel_taken(name, conn, running);
+        if running.iter().any(|j| self.runs_on(*j, name)) {
+            self.stalled.remove(name);
+            for job in running {
+                self.resends.remove(job);
+            }
+        }
         for &job in running {
             let assigned_here = self.state.jobs.get(&job).is_some_and(|j| {
                 j.state == JobState::Assigned && j.worker.as_deref() == Some(name)
@@ -263,6 +284,22 @@ impl Coordinator {
                 continue;
             };
             let (data, attempt) = (j.data.clone(), j.attempts);
+            let resends = self.resends.entry(job).or_default();
+            *resends += 1;
+            if *resends > MAX_RESENDS {
+                // It says what it runs, and this is not in it however often it is sent: a
+                // worker that takes jobs and never starts them. Someone else runs it.
+                self.resends.remove(&job);
+                self.assigned_at.remove(&job);
+                self.stalled.insert(name.to_string());
+                warn!(%job, worker = name, "assigned {MAX_RESENDS} times and never started: moved");
+                self.emit(EventKind::JobRequeued {
+                    job,
+                    worker: name.to_string(),
+                    reason: format!("{name} did not start it after {MAX_RESENDS} assigns"),
+                });
+                continue;
+            }
             debug!(%job, worker = name, "not in its heartbeat: the assign is sent again");
             self.assigned_at.insert(job, self.now);
             self.send(conn, Message::Assign { job, data, attempt });
@@ -355,6 +392,7 @@ impl Coordinator {
         });
         self.send(conn, Message::ResultAck { job, attempt });
         self.assigned_at.remove(&job);
+        self.resends.remove(&job);
         self.finished(job, JobState::Completed, result);
     }
 
@@ -397,6 +435,7 @@ impl Coordinator {
             retry_in_ms,
         });
         self.assigned_at.remove(&job);
+        self.resends.remove(&job);
         if retry_in_ms.is_none() {
             self.finished(job, JobState::Failed, error);
         }
@@ -448,6 +487,8 @@ impl Coordinator {
         if let Some(name) = self.worker_of(conn)
             && self.runs_on(job, &name)
         {
+            self.stalled.remove(&name);
+            self.resends.remove(&job);
             self.emit(EventKind::JobStarted { job, worker: name });
         }
     }
@@ -514,7 +555,13 @@ impl Coordinator {
                 .state
                 .workers
                 .iter()
-                .filter(|(name, w)| w.has_free_slot() && self.worker_conns.contains_key(*name))
+                // A worker on probation (it let assigns go unanswered) holds one job at a time
+                // until it runs one: it can prove itself, but not swallow the queue.
+                .filter(|(name, w)| {
+                    w.has_free_slot()
+                        && self.worker_conns.contains_key(*name)
+                        && (!self.stalled.contains(*name) || w.running.is_empty())
+                })
                 .map(|(name, w)| Candidate {
                     name,
                     slots: w.slots,
@@ -535,6 +582,7 @@ impl Coordinator {
                 attempt,
             });
             self.assigned_at.insert(job, self.now);
+            self.resends.remove(&job);
             if let Some(&conn) = self.worker_conns.get(&worker) {
                 self.send(conn, Message::Assign { job, data, attempt });
             }

@@ -69,6 +69,9 @@ pub use crate::role::ConnId;
 pub const MAX_DATA: usize = 4096;
 /// The most copies one `submit` may ask for.
 pub const MAX_COUNT: u32 = 100_000;
+/// The most jobs open at once (queued, assigned or running): past it `submit` is refused until
+/// some finish, so no client can make a coordinator's memory grow without bound.
+pub const MAX_OPEN_JOBS: usize = 100_000;
 /// How many jobs `jobs` lists when the client does not say.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
 /// The most events sent to a backup and not yet acknowledged (well under a connection's queue).
@@ -168,6 +171,10 @@ pub struct Coordinator {
     /// When each job was last sent to its worker (a job missing from that worker's heartbeat
     /// well after this is sent again).
     assigned_at: HashMap<crate::protocol::message::JobId, Millis>,
+    /// How many times each job's `assign` was sent again to a worker that did not run it.
+    resends: HashMap<crate::protocol::message::JobId, u32>,
+    /// Workers that let a job's assigns go unanswered: one job at a time until they run one.
+    stalled: BTreeSet<String>,
     /// Who asked to hear when a job ends.
     notify: HashMap<crate::protocol::message::JobId, ConnId>,
     subscribers: BTreeSet<ConnId>,
@@ -198,6 +205,8 @@ impl Coordinator {
             tokens: HashMap::new(),
             refused: Default::default(),
             assigned_at: HashMap::new(),
+            resends: HashMap::new(),
+            stalled: BTreeSet::new(),
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
             out: Vec::new(),

@@ -549,6 +549,28 @@ impl Coordinator {
     /// `subscribe`: every event from now on, after the history (or the workers and the newest
     /// jobs) so far.
     fn subscribe(&mut self, conn: ConnId, history: bool) {
+        // Subscribers are never evicted, so they get a quarter of the table at most (the
+        // launcher's own are not counted): the rest stays for workers, masters and clients.
+        let quota = (self.config.max_connections / 4).max(1);
+        let counted = self
+            .subscribers
+            .iter()
+            .filter(|s| self.conns.get(s).is_some_and(|c| c.trusted.is_none()))
+            .count();
+        let trusted = self.conns.get(&conn).is_some_and(|c| c.trusted.is_some());
+        if !trusted && !self.subscribers.contains(&conn) && counted >= quota {
+            self.refused.limits += 1;
+            self.mark_client(conn);
+            self.send(
+                conn,
+                Message::Error {
+                    message: format!(
+                        "too many subscribers (at most {quota}): try again later, or ask with status"
+                    ),
+                },
+            );
+            return;
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Peer::Subscriber;
         }
