@@ -41,3 +41,63 @@ fn a_refused_worker_tries_again_later_and_later() {
         "{refusals} refusals before the wait reached 1.6 s"
     );
 }
+
+#[test]
+fn random_and_malformed_lines_leave_the_node_serving() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (_coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    let messages = [
+        r#"{"type":"register","from":"x","slots":4096}"#,
+        r#"{"type":"heartbeat","running":["JOB-1","JOB-2","JOB-99"]}"#,
+        r#"{"type":"job_done","job":"JOB-1","result":"forged"}"#,
+        r#"{"type":"victory","term":18446744073709551615}"#,
+        r#"{"type":"follow","after":0}"#,
+        r#"{"type":"ping","clock":18446744073709551615}"#,
+        r#"{"type":"submit","data":"","count":0}"#,
+        r#"{"type":"jobs","limit":18446744073709551615}"#,
+        "REGISTER:{",
+        "JOB_COMPLETE:JOB-1",
+        "\u{0}\u{1}{}{}",
+    ];
+    let line = prop_oneof![
+        proptest::sample::select(messages.to_vec()).prop_map(str::to_string),
+        proptest::collection::vec(any::<u8>(), 0..200)
+            .prop_map(|b| String::from_utf8_lossy(&b).replace('\n', " ")),
+    ];
+    let mut runner = TestRunner::new(Config {
+        cases: 8,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let round = std::sync::atomic::AtomicU32::new(0);
+    runner
+        .run(&proptest::collection::vec(line, 1..60), |lines| {
+            let round = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut hostile = std::net::TcpStream::connect(&addr).unwrap();
+            for l in &lines {
+                // The node may close on us (a line it cannot take): that is its right.
+                if hostile.write_all(format!("{l}\n").as_bytes()).is_err() {
+                    break;
+                }
+            }
+            drop(hostile);
+            // Still serving: a ping is answered, and an honest job completes.
+            let mut client = Line::connect(&addr);
+            client.send(r#"{"type":"ping"}"#);
+            client.recv_type("pong");
+            client.send(&format!(
+                r#"{{"type":"submit","data":"echo round {round}","notify":true}}"#
+            ));
+            client.recv_type("accepted");
+            let finished = client.recv_type("job_finished");
+            prop_assert_eq!(&finished["state"], "completed", "{}", finished);
+            Ok(())
+        })
+        .unwrap();
+}

@@ -273,3 +273,85 @@ proptest! {
         prop_assert_eq!(s.entries().count(), 0, "a hostile connection added to the history");
     }
 }
+
+/// One step of a busy, messy cluster: honest and hostile lines, ticks and disconnections.
+#[derive(Debug, Clone)]
+enum Step {
+    Line(Hostile),
+    Submit(u32),
+    Tick(u64),
+    Close(u64),
+    Open(u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let worker_line = (
+        1u64..4,
+        prop_oneof![Just("w1"), Just("w2"), Just("w3")],
+        message(),
+    )
+        .prop_map(|(conn, from, message)| {
+            Step::Line(Hostile {
+                conn,
+                from,
+                term: None,
+                message,
+            })
+        });
+    prop_oneof![
+        4 => worker_line,
+        2 => hostile().prop_map(Step::Line),
+        1 => (1u32..5).prop_map(Step::Submit),
+        1 => (1u64..900).prop_map(Step::Tick),
+        1 => (1u64..4).prop_map(Step::Close),
+        1 => (1u64..4).prop_map(Step::Open),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// The coordinator fuzz target's invariants, checked in every `cargo test`: whatever arrives,
+    /// a job waits in the queue only while queued, no worker holds more jobs than its slots or a
+    /// job not assigned to it, and the term never goes down.
+    #[test]
+    fn any_sequence_keeps_the_invariants(steps in prop::collection::vec(step(), 1..120)) {
+        let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+        let mut now = 0;
+        for conn in (1..4).chain(100..104) {
+            c.step(now, Input::Connected(conn));
+        }
+        c.step(now, Input::Connected(9));
+        for s in steps {
+            let input = match s {
+                Step::Line(line) => {
+                    let (conn, envelope) = arrive(line);
+                    Input::Received(conn, Dialect::Native, envelope)
+                }
+                Step::Submit(count) => Input::Received(
+                    9,
+                    Dialect::Native,
+                    env("client", Message::Submit {
+                        data: "sleep 1s".into(),
+                        count,
+                        priority: 0,
+                        token: None,
+                        notify: false,
+                    }),
+                ),
+                Step::Tick(ms) => {
+                    now += ms;
+                    Input::Tick
+                }
+                Step::Close(conn) => Input::Disconnected(conn),
+                Step::Open(conn) => Input::Connected(conn),
+            };
+            let term = c.term();
+            c.step(now, input);
+            prop_assert!(c.term() >= term);
+            if let Err(broken) = c.state().check_invariants() {
+                prop_assert!(false, "{}", broken);
+            }
+        }
+    }
+}

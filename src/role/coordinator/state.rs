@@ -147,6 +147,11 @@ impl JobQueue {
         }
     }
 
+    /// Whether a job waits here (ready or delayed).
+    pub fn contains(&self, id: JobId, priority: i32) -> bool {
+        self.ready.contains(&(Reverse(priority), id)) || self.delayed.iter().any(|d| d.1 == id)
+    }
+
     /// Jobs ready and waiting.
     pub fn len(&self) -> usize {
         self.ready.len() + self.delayed.len()
@@ -186,6 +191,40 @@ impl ClusterState {
             next_job: 1,
             ..ClusterState::default()
         }
+    }
+
+    /// What must hold after any sequence of events, whoever sent what: a job waits in the
+    /// queue only while it is queued, no worker holds more jobs than its slots, and every job a
+    /// worker holds is one assigned to it. The fuzzer and the property tests check it after every
+    /// step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for job in self.jobs.values() {
+            if self.queue.contains(job.id, job.priority) && job.state != JobState::Queued {
+                return Err(format!(
+                    "{} is {:?} and waits in the queue",
+                    job.id, job.state
+                ));
+            }
+        }
+        for (name, w) in &self.workers {
+            if w.running.len() > w.slots as usize {
+                return Err(format!(
+                    "{name} holds {} jobs in {} slots",
+                    w.running.len(),
+                    w.slots
+                ));
+            }
+            for id in &w.running {
+                let held = self.jobs.get(id).is_some_and(|j| {
+                    j.worker.as_deref() == Some(name.as_str())
+                        && matches!(j.state, JobState::Assigned | JobState::Running)
+                });
+                if !held {
+                    return Err(format!("{name} holds {id}, which is not assigned to it"));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies one event. The only function that changes the state.
