@@ -18,7 +18,6 @@ fuzz_target!(|data: &[u8]| {
     loop {
         match codec.decode(&mut buffer) {
             Ok(Some(line)) => {
-                let line = line.freeze();
                 let Ok(text) = frame_text(&line) else { continue };
                 let dialect = *first.get_or_insert(if classic::is_classic(text) {
                     Dialect::Classic
