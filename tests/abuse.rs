@@ -101,3 +101,66 @@ fn random_and_malformed_lines_leave_the_node_serving() {
         })
         .unwrap();
 }
+
+#[test]
+fn silent_and_slow_connections_do_not_lock_out_workers() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (coordinator, addr) = coordinator(dir.path(), &topology, &["--max-connections", "32"]);
+    // Two hundred connections that say nothing, and a few that send a line a byte at a time
+    // and never finish it (slowloris).
+    let mut silent: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    for s in silent.iter_mut().take(5) {
+        let _ = s.write_all(b"{\"type\":");
+    }
+    // The worker still gets in, and a client is still answered.
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    let mut client = Line::connect(&addr);
+    client.send(r#"{"type":"submit","data":"echo still here","notify":true}"#);
+    client.recv_type("accepted");
+    assert_eq!(client.recv_type("job_finished")["state"], "completed");
+    assert!(
+        coordinator
+            .log_text()
+            .contains("too many connections: closing the oldest idle one")
+    );
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_the_others_are_served() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    // Asks for the worker list over and over and reads nothing.
+    let mut greedy = std::net::TcpStream::connect(&addr).unwrap();
+    greedy
+        .set_write_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let request = b"{\"type\":\"workers\"}\n".repeat(1000);
+    for _ in 0..200 {
+        if greedy.write_all(&request).is_err() {
+            break;
+        }
+        if coordinator
+            .log_text()
+            .contains("too slow to read its replies")
+        {
+            break;
+        }
+    }
+    wait_until("the greedy client is dropped", || {
+        coordinator
+            .log_text()
+            .contains("too slow to read its replies")
+            .then_some(())
+    });
+    let mut client = Line::connect(&addr);
+    client.send(r#"{"type":"submit","data":"echo served","notify":true}"#);
+    client.recv_type("accepted");
+    assert_eq!(client.recv_type("job_finished")["state"], "completed");
+}

@@ -202,6 +202,21 @@ impl Coordinator {
         if let Some(running) = running.filter(|_| !classic) {
             self.reconcile(&name, conn, &running);
         }
+        // Registered again with fewer slots than the jobs it holds: the newest go elsewhere.
+        let excess: Vec<JobId> = self
+            .state
+            .workers
+            .get(&name)
+            .map(|w| w.running.iter().copied().skip(slots as usize).collect())
+            .unwrap_or_default();
+        for job in excess {
+            self.emit(EventKind::JobRequeued {
+                job,
+                worker: name.clone(),
+                reason: format!("{name} has only {slots} slots now"),
+            });
+            self.send(conn, Message::Cancel { job });
+        }
     }
 
     /// After a (re)registration: the worker says what it runs. Jobs nobody else took stay with
