@@ -164,3 +164,30 @@ fn a_client_that_never_reads_is_dropped_and_the_others_are_served() {
     client.recv_type("accepted");
     assert_eq!(client.recv_type("job_finished")["state"], "completed");
 }
+
+#[test]
+fn a_submit_flood_without_the_secret_is_cut_off_at_the_first_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "set CLUSTER_SECRET \"s3\"\nnode coordinator { type master }\nnode w { type worker }\n",
+    );
+    let (coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let mut flood = Line::connect(&addr);
+    let lines = r#"{"type":"submit","data":"sleep 1s","count":100000}"#.to_string() + "\n";
+    // The node closes after the first line; what follows may find the socket gone.
+    let _ = flood.writer_mut().write_all(lines.repeat(1000).as_bytes());
+    assert!(
+        flood.recv_type("error")["message"]
+            .as_str()
+            .unwrap()
+            .contains("requires authentication")
+    );
+    assert_eq!(flood.recv(), None, "the connection is closed");
+    // Nothing was submitted: a worker that knows the secret joins and finds no job.
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    let log = coordinator.log_text();
+    assert!(!log.contains("submitted"), "{log}");
+    assert_eq!(log.matches("message before authentication").count(), 1);
+}

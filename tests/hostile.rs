@@ -355,3 +355,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_worker_claiming_every_job_takes_none_of_them() {
+    let mut c = primary(None);
+    c.step(0, Input::Connected(7));
+    let register = Message::Register {
+        slots: 4096,
+        running: (1..=6).map(JobId).collect(),
+    };
+    let out = c.step(
+        0,
+        Input::Received(7, Dialect::Native, env("evil", register)),
+    );
+    let heartbeat = Message::Heartbeat {
+        running: Some((1..=500).map(JobId).collect()),
+    };
+    let out2 = c.step(
+        0,
+        Input::Received(7, Dialect::Native, env("evil", heartbeat)),
+    );
+    // w1 keeps its two jobs; evil may be given queued jobs (it registered like anyone), but
+    // not the ones it claimed that were someone else's, and every claim on another's job is
+    // cancelled on it.
+    for id in [JobId(1), JobId(2)] {
+        assert_eq!(c.state().jobs[&id].worker.as_deref(), Some("w1"));
+    }
+    let cancels = out
+        .iter()
+        .chain(&out2)
+        .filter(|o| matches!(o, Output::Send(7, e) if matches!(e.message, Message::Cancel { job } if job == JobId(1))))
+        .count();
+    assert!(cancels >= 1, "JOB-1 is cancelled on evil");
+    c.state().check_invariants().unwrap();
+}

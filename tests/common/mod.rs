@@ -206,6 +206,11 @@ impl Line {
         self.writer.write_all(b"\n").unwrap();
     }
 
+    /// The socket to write to, for a test that writes in its own way (and may find it closed).
+    pub fn writer_mut(&mut self) -> &mut TcpStream {
+        &mut self.writer
+    }
+
     /// Sends raw bytes.
     pub fn send_bytes(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).unwrap();
