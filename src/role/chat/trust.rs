@@ -2,7 +2,7 @@
 //! secret for other chat servers and the launcher), the gate every message passes, and the
 //! checks on what a peer passes on.
 
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::*;
 use crate::protocol::handshake::{Proven, key_for};
@@ -125,7 +125,7 @@ impl ChatServer {
                 c.authenticated = true;
                 c.peer = matches!(trusted, Some(Trusted::Peer(_)));
                 c.trusted = trusted;
-                info!(conn, peer = %name, ?role, "chat: authenticated");
+                debug!(conn, peer = %name, ?role, "chat: authenticated");
                 self.welcome(conn);
             }
             Err(message) => {

@@ -386,7 +386,8 @@ impl Coordinator {
             Ok(trusted) => {
                 c.authenticated = true;
                 c.trusted = trusted;
-                info!(conn, peer = %name, ?role, "authenticated");
+                // Every election message and CLI command is a connection of its own: not news.
+                debug!(conn, peer = %name, ?role, "authenticated");
                 self.welcome(conn);
             }
             Err(message) => {
