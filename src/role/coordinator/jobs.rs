@@ -321,6 +321,39 @@ impl Coordinator {
         }
     }
 
+    /// `started` overdue: a job still *assigned* (never started) three heartbeat timeouts after
+    /// it was last sent, on a native worker whose heartbeats do not say what it runs (those are
+    /// handled as they arrive, by `reconcile_running`), goes to another worker, and its worker
+    /// is put on probation. Classic workers never say `started`, so they are left alone.
+    pub(super) fn check_started(&mut self) {
+        let overdue_ms = 3 * self.timeout_ms();
+        let now = self.now;
+        let mut overdue: Vec<(JobId, String)> = self
+            .assigned_at
+            .iter()
+            .filter(|(_, at)| now.saturating_sub(**at) > overdue_ms)
+            .filter_map(|(job, _)| {
+                let j = self.state.jobs.get(job)?;
+                let worker = j.worker.clone()?;
+                let native = self.state.workers.get(&worker).is_some_and(|w| !w.classic);
+                let silent = native && !self.lists_running.contains(&worker);
+                (j.state == JobState::Assigned && silent).then_some((*job, worker))
+            })
+            .collect();
+        overdue.sort();
+        for (job, worker) in overdue {
+            self.assigned_at.remove(&job);
+            self.resends.remove(&job);
+            self.stalled.insert(worker.clone());
+            warn!(%job, %worker, "assigned and never started: moved");
+            self.emit(EventKind::JobRequeued {
+                job,
+                worker: worker.clone(),
+                reason: format!("{worker} never said it started it"),
+            });
+        }
+    }
+
     /// Jobs the worker still runs that were given to others are cancelled on it.
     pub(super) fn cancel_taken(&mut self, name: &str, conn: ConnId, running: &[JobId]) {
         for &job in running {
@@ -526,6 +559,9 @@ impl Coordinator {
         if let Some(name) = self.worker_of(conn)
             && let Some(running) = running
         {
+            if !self.lists_running.contains(&name) {
+                self.lists_running.insert(name.clone());
+            }
             self.reconcile_running(&name, conn, &running);
         }
     }

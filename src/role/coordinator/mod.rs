@@ -173,6 +173,8 @@ pub struct Coordinator {
     assigned_at: HashMap<crate::protocol::message::JobId, Millis>,
     /// How many times each job's `assign` was sent again to a worker that did not run it.
     resends: HashMap<crate::protocol::message::JobId, u32>,
+    /// Workers whose heartbeats list what they run (checked as they arrive).
+    lists_running: BTreeSet<String>,
     /// Workers that let a job's assigns go unanswered: one job at a time until they run one.
     stalled: BTreeSet<String>,
     /// Who asked to hear when a job ends.
@@ -207,6 +209,7 @@ impl Coordinator {
             assigned_at: HashMap::new(),
             resends: HashMap::new(),
             stalled: BTreeSet::new(),
+            lists_running: BTreeSet::new(),
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
             out: Vec::new(),
@@ -311,6 +314,7 @@ impl Coordinator {
         if self.is_serving() {
             self.tick_replication();
             self.detect_failures();
+            self.check_started();
             self.close_idle();
         } else {
             self.tick_election();
