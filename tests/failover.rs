@@ -110,9 +110,13 @@ fn a_paused_primary_is_replaced_and_steps_down_when_it_resumes() {
     let after = pause["detected_ms"].as_u64().unwrap() - pause["at_ms"].as_u64().unwrap();
     assert!((700..=800 + 2000).contains(&after), "{pause}");
     // The workers left the silent primary for the backup, and every job completed.
+    let backup_log =
+        || std::fs::read_to_string(dir.path().join("state/logs/backup.log")).unwrap_or_default();
     assert!(
         stdout.contains("backup        worker-1 rejoined") || stdout.contains("worker-1 rejoined"),
-        "{stdout}"
+        "{stdout}\n--- backup.log:\n{}\n--- worker-1.log:\n{}",
+        backup_log(),
+        std::fs::read_to_string(dir.path().join("state/logs/worker-1.log")).unwrap_or_default()
     );
     assert_eq!(report["jobs"]["completed"], 6, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["lost"], 0);

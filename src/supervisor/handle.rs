@@ -143,6 +143,7 @@ pub async fn launch(
         view: ClusterView::new(&primary, newest_term, false),
         primary_addr: None,
         resubscribe: BTreeMap::new(),
+        last_live: BTreeMap::new(),
         resumed: match &decision {
             Decision::Resume { earlier, .. } => Some(earlier.clone()),
             Decision::Fresh { .. } => None,

@@ -206,6 +206,8 @@ struct Supervisor {
     primary_addr: Option<SocketAddr>,
     /// Per master: a way to make its subscription start over (and bring its history again).
     resubscribe: BTreeMap<String, mpsc::UnboundedSender<()>>,
+    /// Per master, the clock of the newest event heard live from it.
+    last_live: BTreeMap<String, u64>,
     /// This run resumes an earlier one (with its record, if it left one); said once the
     /// primary's history is read.
     resumed: Option<Option<RunRecord>>,
@@ -432,8 +434,18 @@ impl Supervisor {
         if from != self.view.primary {
             return;
         }
+        // Subscribing again (after a takeover) leaves a moment with no subscription: what the
+        // master did in it is in its history only. Those events go on the timeline now, after
+        // the last one heard live from it; a first subscription's history is the past.
+        let missed: Vec<ClusterEvent> = match self.last_live.get(from) {
+            Some(&seen) => events.iter().filter(|e| e.clock > seen).cloned().collect(),
+            None => Vec::new(),
+        };
         self.view.resync(&events);
         let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
+        for event in missed {
+            self.told(from, event);
+        }
         if let Some(earlier) = self.resumed.take() {
             let counts = self.view.state.counts;
             self.timeline(
@@ -468,7 +480,14 @@ impl Supervisor {
             let worker = worker.clone();
             self.publish(&worker);
         }
-        let completed = self.tracker.observe(now, from, &event);
+        self.told(from, event);
+    }
+
+    /// Puts an event on the timeline, and tells the fault tracker.
+    fn told(&mut self, from: &str, event: ClusterEvent) {
+        let seen = self.last_live.entry(from.to_string()).or_default();
+        *seen = (*seen).max(event.clock);
+        let completed = self.tracker.observe(self.now(), from, &event);
         self.timeline(from, TimelineKind::Cluster { event });
         for kind in completed {
             self.timeline("supervisor", kind);
