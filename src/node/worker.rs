@@ -227,41 +227,50 @@ impl Driver {
                 _ = pause.wait_while_paused() => {}
                 _ = shutdown.cancelled() => break Ended::Shutdown,
             }
-            let input = tokio::select! {
+            let line = tokio::select! {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
-                line = lines.next() => {
-                    last_heard = Instant::now();
-                    match self.line(line) {
-                        Some(Heard::Input(input)) => {
-                            let input = *input;
-                            if let Input::Received(env) = &input {
-                                match &env.message {
-                                    Message::Registered { .. } => registered = true,
-                                    Message::Error { message } if !registered => {
-                                        refused = Some(message.clone());
-                                    }
-                                    _ => {}
-                                }
-                            }
-                            input
-                        }
-                        Some(Heard::Nothing) => continue,
-                        None => break Ended::Reconnect,
-                    }
-                }
-                Some(input) = self.results.recv() => input,
-                _ = ticker.tick() => {
-                    if last_heard.elapsed() > silence {
-                        warn!(
-                            coordinator = %self.current(),
-                            "the coordinator is silent; trying the next master"
-                        );
-                        self.target += 1;
+                line = lines.next() => line,
+                Some(input) = self.results.recv() => {
+                    if !self.step(input, Some(&mut write)).await {
                         break Ended::Reconnect;
                     }
-                    Input::Tick
+                    continue;
+                }
+                _ = ticker.tick() => {
+                    if last_heard.elapsed() <= silence {
+                        if !self.step(Input::Tick, Some(&mut write)).await {
+                            break Ended::Reconnect;
+                        }
+                        continue;
+                    }
+                    // Silent — unless this worker was the one paused, and what the coordinator
+                    // sent meanwhile is waiting to be read.
+                    match futures::FutureExt::now_or_never(lines.next()) {
+                        Some(line) => line,
+                        None => {
+                            warn!(
+                                coordinator = %self.current(),
+                                "the coordinator is silent; trying the next master"
+                            );
+                            self.target += 1;
+                            break Ended::Reconnect;
+                        }
+                    }
                 }
             };
+            last_heard = Instant::now();
+            let input = match self.line(line) {
+                Some(Heard::Input(input)) => *input,
+                Some(Heard::Nothing) => continue,
+                None => break Ended::Reconnect,
+            };
+            if let Input::Received(env) = &input {
+                match &env.message {
+                    Message::Registered { .. } => registered = true,
+                    Message::Error { message } if !registered => refused = Some(message.clone()),
+                    _ => {}
+                }
+            }
             if !self.step(input, Some(&mut write)).await {
                 break Ended::Reconnect;
             }
