@@ -15,18 +15,7 @@ fn a_refused_worker_tries_again_later_and_later() {
     let (coordinator, addr) = coordinator(dir.path(), &topology, &[]);
     let _worker = worker(dir.path(), &topology, "w", &addr);
     // A second process with the same name: refused each time, and each time it waits longer.
-    let twin = spawn(
-        dir.path(),
-        "twin",
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "w",
-            "--coordinator",
-            &addr,
-        ],
-    );
+    let twin = start_worker(dir.path(), "twin", &topology, "w", &addr);
     wait_until("the twin waits 1.6 s before its next try", || {
         twin.log_text()
             .contains("trying again in 1.6s")

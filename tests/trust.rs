@@ -117,18 +117,7 @@ fn a_worker_refuses_a_coordinator_that_skips_its_proof() {
     let topology = topology(dir.path(), SECRET_TOPOLOGY);
     let fake = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = fake.local_addr().unwrap().to_string();
-    let worker = spawn(
-        dir.path(),
-        "w",
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "w",
-            "--coordinator",
-            &addr,
-        ],
-    );
+    let worker = start_worker(dir.path(), "w", &topology, "w", &addr);
     let (stream, _) = fake.accept().unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());

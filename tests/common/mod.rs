@@ -134,9 +134,16 @@ pub fn coordinator(dir: &Path, topology: &Path, extra: &[&str]) -> (Proc, String
 
 /// A worker connected to `addr`, once it has registered.
 pub fn worker(dir: &Path, topology: &Path, name: &str, addr: &str) -> Proc {
-    let proc = spawn(
+    let proc = start_worker(dir, name, topology, name, addr);
+    proc.wait_for_line(&format!("READY {name} registered"));
+    proc
+}
+
+/// Worker `name` started towards `addr` (as process `label`), without waiting for anything.
+pub fn start_worker(dir: &Path, label: &str, topology: &Path, name: &str, addr: &str) -> Proc {
+    spawn(
         dir,
-        name,
+        label,
         &[
             "node",
             topology.to_str().unwrap(),
@@ -145,9 +152,7 @@ pub fn worker(dir: &Path, topology: &Path, name: &str, addr: &str) -> Proc {
             "--coordinator",
             addr,
         ],
-    );
-    proc.wait_for_line(&format!("READY {name} registered"));
-    proc
+    )
 }
 
 /// Writes a topology file into `dir`.
