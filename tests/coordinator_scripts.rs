@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use tcluster::protocol::message::{Envelope, Message};
 use tcluster::protocol::{Dialect, auth, decode};
-use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output};
+use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, JournalOp, Output};
 use tcluster::topology::{Algorithm, User, UserRole};
 
 fn configure(config: &mut CoordinatorConfig, args: &str) {
@@ -252,6 +252,15 @@ fn run(script: &str) -> String {
                     )
                     .unwrap();
                 }
+                Output::Journal(JournalOp::Restart { at }) => {
+                    writeln!(transcript, "  ▣ journal restarts at {at}").unwrap()
+                }
+                Output::Journal(JournalOp::Compact { base, snapshot }) => writeln!(
+                    transcript,
+                    "  ▣ journal compacted: {} snapshot events before {base}",
+                    snapshot.len()
+                )
+                .unwrap(),
             }
         }
     }

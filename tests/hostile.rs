@@ -41,8 +41,13 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::Victory),
         Just(Message::Election),
         (0u64..10).prop_map(|after| Message::Follow { after }),
-        (0u64..20, prop::collection::vec(0u64..20, 0..3))
-            .prop_map(|(seq, missing)| Message::ReplicaAck { seq, missing }),
+        (0u64..20, prop::collection::vec(0u64..20, 0..3)).prop_map(|(seq, missing)| {
+            Message::ReplicaAck {
+                seq,
+                missing,
+                seeded: None,
+            }
+        }),
         (role, prop::option::of("[0-9a-f]{8}"))
             .prop_map(|(role, nonce)| Message::Hello { role, nonce }),
         "[0-9a-f]{0,64}".prop_map(|proof| Message::Auth { proof }),

@@ -115,6 +115,7 @@ fn ack_all(c: &mut Coordinator, conn: ConnId, mut pending: Vec<u64>) -> (Vec<u64
                     Message::ReplicaAck {
                         seq,
                         missing: Vec::new(),
+                        seeded: None,
                     },
                 ),
             ),

@@ -235,6 +235,8 @@ impl Net {
                     let primary = NAMES.iter().position(|n| *n == primary).unwrap();
                     self.follow(primary, from, now);
                 }
+                // What a journal would do is not part of this simulation.
+                Output::Journal(_) => {}
                 Output::Close(conn) => {
                     if let Some(Conn::Follow { follower }) = self.conns.remove(&(from, conn)) {
                         self.links.remove(&follower);

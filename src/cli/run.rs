@@ -16,7 +16,6 @@ use clap::Args;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::Client;
-use crate::cluster::event::EventKind;
 use crate::logging::{self, LogFormat};
 use crate::protocol::message::Message;
 use crate::supervisor::timeline::TimelineKind;
@@ -313,10 +312,9 @@ async fn catch_up(updates: &mut tokio::sync::broadcast::Receiver<Update>) {
     }
 }
 
-/// Prints one timeline event (job progress is left out: it would drown the rest).
+/// Prints one timeline event, if a timeline shows it.
 fn print_event(event: &crate::supervisor::timeline::TimelineEvent) {
-    if !matches!(&event.kind, TimelineKind::Cluster { event } if matches!(event.kind, EventKind::JobProgress { .. }))
-    {
+    if event.kind.is_shown() {
         outln!("{event}");
     }
 }

@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job::JobId;
+use super::job::{Job, JobCounts, JobId};
+use super::worker::WorkerRecord;
 use crate::clock::Millis;
 
 /// One event, stamped with when it happened and the coordinator's Lamport clock.
@@ -161,6 +162,40 @@ pub enum EventKind {
         /// The worker that sent the extra result.
         worker: String,
     },
+    /// These finished jobs' results have reached a client: a waiting `submit`, a `status` or
+    /// `jobs` reply, or the launcher's event stream. Compaction may forget them now.
+    ResultsRead { jobs: Vec<JobId> },
+    /// Compaction forgets these finished (and read) jobs, the oldest beyond the retention
+    /// (`policy journal { keep_done N }`): only the counts remember them.
+    JobsForgotten { jobs: Vec<JobId> },
+    /// The first event of a snapshot: the state is replaced by the counters here and the jobs
+    /// and workers of the `events - 1` events that follow (journal compaction; a backup that
+    /// fell behind the primary's snapshot starts over from one).
+    Snapshot {
+        /// How many events the snapshot is, this one included.
+        events: u64,
+        counts: JobCounts,
+        next_job: u64,
+        duplicates: u64,
+        term: u64,
+        /// Jobs forgotten by compaction so far.
+        forgotten: u64,
+        /// The master that was primary (in `term`) when the snapshot was made.
+        #[serde(default)]
+        primary: String,
+    },
+    /// A job as it stood at the snapshot (`due`: when it may run again, if it waits out a
+    /// retry backoff).
+    JobRestored {
+        job: Box<Job>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<Millis>,
+    },
+    /// A worker as it stood at the snapshot.
+    WorkerRestored {
+        worker: String,
+        record: WorkerRecord,
+    },
 }
 
 impl EventKind {
@@ -173,6 +208,20 @@ impl EventKind {
                 | EventKind::ElectionUpdate { .. }
                 | EventKind::BackupFollows { .. }
                 | EventKind::BackupLost { .. }
+        )
+    }
+
+    /// Whether it is bookkeeping rather than news: read results, forgotten jobs and the
+    /// snapshot a compaction writes change what is kept, not what happened, so the timeline
+    /// and the logs leave them out.
+    pub fn is_bookkeeping(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ResultsRead { .. }
+                | EventKind::JobsForgotten { .. }
+                | EventKind::Snapshot { .. }
+                | EventKind::JobRestored { .. }
+                | EventKind::WorkerRestored { .. }
         )
     }
 
@@ -207,6 +256,11 @@ impl EventKind {
             EventKind::ElectionUpdate { .. } => "election_update",
             EventKind::BackupFollows { .. } => "backup_follows",
             EventKind::BackupLost { .. } => "backup_lost",
+            EventKind::ResultsRead { .. } => "results_read",
+            EventKind::JobsForgotten { .. } => "jobs_forgotten",
+            EventKind::Snapshot { .. } => "snapshot",
+            EventKind::JobRestored { .. } => "job_restored",
+            EventKind::WorkerRestored { .. } => "worker_restored",
         }
     }
 }
@@ -308,6 +362,17 @@ impl std::fmt::Display for EventKind {
                     f,
                     "{coordinator} takes over as primary in term {term} ({reason})"
                 )
+            }
+            EventKind::ResultsRead { jobs } => write!(f, "{} results read", jobs.len()),
+            EventKind::JobsForgotten { jobs } => {
+                write!(f, "{} finished jobs forgotten by compaction", jobs.len())
+            }
+            EventKind::Snapshot { events, .. } => {
+                write!(f, "snapshot of the state ({events} events)")
+            }
+            EventKind::JobRestored { job, .. } => write!(f, "{} restored from a snapshot", job.id),
+            EventKind::WorkerRestored { worker, .. } => {
+                write!(f, "{worker} restored from a snapshot")
             }
         }
     }

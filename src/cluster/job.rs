@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::clock::Millis;
+
 /// A job's id, written `JOB-1`, `JOB-2`, … on the wire and on screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobId(pub u64);
@@ -205,5 +207,63 @@ impl JobCounts {
     /// Every job.
     pub fn total(&self) -> usize {
         self.queued + self.assigned + self.running + self.completed + self.failed
+    }
+}
+
+/// One job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id; ids grow in submission order.
+    pub id: JobId,
+    /// What to do.
+    pub data: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Where it is in its life.
+    pub state: JobState,
+    /// The worker it is on, or the last one it was on.
+    pub worker: Option<String>,
+    /// How many times it was sent to a worker.
+    pub attempts: u32,
+    /// How many runs failed (the retry policy counts these).
+    pub failures: u32,
+    /// Progress of the current run.
+    pub progress: u8,
+    /// Who submitted it.
+    pub by: String,
+    /// When it was submitted.
+    pub submitted_ms: Millis,
+    /// When it completed or failed for good.
+    pub finished_ms: Option<Millis>,
+    /// The first result.
+    pub result: Option<String>,
+    /// The last error.
+    pub error: Option<String>,
+    /// Extra results (runs after the first that finished).
+    pub duplicates: u32,
+    /// Every worker it was sent to, once each: only these may report on it.
+    pub sent_to: Vec<String>,
+    /// Finished, and its result has reached a client (compaction may forget it then).
+    #[serde(default)]
+    pub read: bool,
+}
+
+impl Job {
+    /// The job as clients see it.
+    pub fn view(&self) -> JobView {
+        JobView {
+            id: self.id,
+            data: self.data.clone(),
+            state: self.state,
+            priority: self.priority,
+            worker: self.worker.clone(),
+            attempts: self.attempts,
+            progress: self.progress,
+            submitted_ms: self.submitted_ms,
+            finished_ms: self.finished_ms,
+            result: self.result.clone(),
+            error: self.error.clone(),
+            duplicates: self.duplicates,
+        }
     }
 }

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job::JobCounts;
+use std::collections::BTreeSet;
+
+use super::job::{JobCounts, JobId};
 
 /// A worker's health as its coordinator sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,4 +103,40 @@ pub struct WorkerCounts {
     pub suspect: usize,
     /// Dead.
     pub dead: usize,
+}
+
+/// What the coordinator remembers of a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// How many jobs it runs at once.
+    pub slots: u32,
+    /// True if it speaks the classic protocol.
+    pub classic: bool,
+    /// Healthy, suspect or dead.
+    pub health: Health,
+    /// Jobs assigned to it and not finished.
+    pub running: BTreeSet<JobId>,
+    /// Jobs it completed.
+    pub done: u64,
+}
+
+impl WorkerRecord {
+    /// Whether it may take another job now.
+    pub fn has_free_slot(&self) -> bool {
+        self.health == Health::Healthy && (self.running.len() as u32) < self.slots
+    }
+
+    /// The worker as clients see it.
+    pub fn view(&self, name: &str, heartbeat_age_ms: Option<u64>, clock: u64) -> WorkerView {
+        WorkerView {
+            name: name.to_string(),
+            health: self.health,
+            slots: self.slots,
+            running: self.running.len() as u32,
+            done: self.done,
+            heartbeat_age_ms,
+            clock,
+            classic: self.classic,
+        }
+    }
 }

@@ -50,6 +50,8 @@ pub enum JournalError {
 /// An open journal.
 pub struct Journal {
     store: Store<u64>,
+    /// The seq of the first event it holds (after a compaction, the snapshot's header).
+    first: u64,
     next: u64,
 }
 
@@ -60,8 +62,10 @@ impl Journal {
         let store = Store::open("journal", path, EVENTS)?;
         let mut events = Vec::new();
         let mut next = 0;
+        let mut first = None;
         store.each_row(|seq, bytes| {
             let seq = seq.value();
+            first.get_or_insert(seq);
             let event = serde_json::from_slice(bytes).map_err(|e| JournalError::Damaged {
                 path: path.to_path_buf(),
                 seq,
@@ -71,7 +75,8 @@ impl Journal {
             next = seq + 1;
             Ok::<(), JournalError>(())
         })?;
-        Ok((Journal { store, next }, events))
+        let first = first.unwrap_or(0);
+        Ok((Journal { store, first, next }, events))
     }
 
     /// Appends events in one durable transaction. Progress events are left out: only the latest
@@ -105,16 +110,58 @@ impl Journal {
 
     /// Forgets every event: a master that follows a newer primary starts over from its history.
     pub fn reset(&mut self) -> Result<(), JournalError> {
+        self.restart_at(0)
+    }
+
+    /// Forgets every event; the next one written is seq `at` (a backup that starts over from
+    /// its primary's snapshot at that seq).
+    pub fn restart_at(&mut self, at: u64) -> Result<(), JournalError> {
         self.store.write(|write, events, fail| {
             write.delete_table(events).map_err(|e| fail(&e))?;
             write.open_table(events).map_err(|e| fail(&e))?;
             Ok(())
         })?;
-        self.next = 0;
+        self.first = at;
+        self.next = at;
         Ok(())
     }
 
-    /// Events written so far (this run and before).
+    /// Compaction: in one durable transaction, every event before `base` is deleted and
+    /// `snapshot` written in its place, numbered to end just before `base`. A crash before the
+    /// commit leaves the journal as it was; after it, as compacted: never half of each.
+    pub fn compact(&mut self, base: u64, snapshot: &[ClusterEvent]) -> Result<(), JournalError> {
+        let n = snapshot.len() as u64;
+        let Some(first) = base.checked_sub(n) else {
+            return Ok(());
+        };
+        let mut rows = Vec::with_capacity(snapshot.len());
+        for event in snapshot {
+            rows.push(serde_json::to_vec(event).map_err(|e| self.store.fail(&e))?);
+        }
+        self.store.write(|write, events, fail| {
+            let mut table = write.open_table(events).map_err(|e| fail(&e))?;
+            table
+                .retain_in(..base, |_, _| false)
+                .map_err(|e| fail(&e))?;
+            for (i, bytes) in rows.iter().enumerate() {
+                table
+                    .insert(first + i as u64, bytes.as_slice())
+                    .map_err(|e| fail(&e))?;
+            }
+            Ok(())
+        })?;
+        self.first = first;
+        self.next = self.next.max(base);
+        Ok(())
+    }
+
+    /// The seq of the first event it holds.
+    pub fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The seq the next event gets: how many events the journal stands for (this run and
+    /// before, compacted or not).
     pub fn len(&self) -> u64 {
         self.next
     }
@@ -125,12 +172,17 @@ impl Journal {
     }
 }
 
-/// The last takeover the events record: who became primary, in which term.
+/// The last takeover the events record: who became primary, in which term (after a
+/// compaction, the snapshot says who was primary in its term).
 pub fn last_takeover(events: &[ClusterEvent]) -> Option<(String, u64)> {
+    use crate::cluster::event::EventKind;
     events.iter().rev().find_map(|e| match &e.kind {
-        crate::cluster::event::EventKind::Takeover {
+        EventKind::Takeover {
             coordinator, term, ..
         } => Some((coordinator.clone(), *term)),
+        EventKind::Snapshot { primary, term, .. } if *term > 0 && !primary.is_empty() => {
+            Some((primary.clone(), *term))
+        }
         _ => None,
     })
 }

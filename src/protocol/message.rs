@@ -252,7 +252,8 @@ pub enum Message {
         /// How many events the backup already has.
         after: u64,
     },
-    /// Primary to backup: one durable event, numbered from 0.
+    /// Primary to backup: one durable event, numbered from 0 (a `snapshot` event starts the
+    /// backup over: its state is replaced and its history numbered from that `seq`).
     Replica {
         /// Its position in the primary's history.
         seq: u64,
@@ -266,6 +267,10 @@ pub enum Message {
         /// primary sends these again. Empty when nothing is missing.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         missing: Vec<u64>,
+        /// The seq of the primary's snapshot this backup started over from, if it did: a
+        /// primary that sent one waits for acknowledgements that say so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seeded: Option<u64>,
     },
     /// Bully election, from a master that lost its primary to each master that outranks it:
     /// are you alive?

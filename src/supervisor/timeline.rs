@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::cluster::event::ClusterEvent;
+use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::JobId;
 
 /// One entry of the timeline.
@@ -112,6 +112,19 @@ pub enum TimelineKind {
         primary: String,
         term: u64,
     },
+}
+
+impl TimelineKind {
+    /// Whether a timeline shows it: job progress (it would drown the rest) and the cluster's
+    /// bookkeeping (read results, compaction) advance the reading but are not shown.
+    pub fn is_shown(&self) -> bool {
+        match self {
+            TimelineKind::Cluster { event } => {
+                !matches!(event.kind, EventKind::JobProgress { .. }) && !event.kind.is_bookkeeping()
+            }
+            _ => true,
+        }
+    }
 }
 
 impl fmt::Display for TimelineEvent {

@@ -346,6 +346,8 @@ pub struct Policies {
     pub security: Security,
     /// `policy chat`.
     pub chat: ChatPolicy,
+    /// `policy journal`.
+    pub journal: Retention,
     /// Names of the policies the file declares (the others are defaults).
     pub declared: Vec<String>,
     /// Policies tcluster does not know, kept as written and shown.
@@ -498,6 +500,9 @@ pub struct ChatPolicy {
     pub rate_per_second: f64,
     /// How many may come at once.
     pub burst: u32,
+    /// Messages kept per channel (and per pair of users, for direct messages): older ones
+    /// are dropped from the history, in memory and on disk.
+    pub keep: usize,
 }
 
 impl Default for ChatPolicy {
@@ -505,6 +510,25 @@ impl Default for ChatPolicy {
         ChatPolicy {
             rate_per_second: 20.0,
             burst: 40,
+            keep: 10_000,
+        }
+    }
+}
+
+/// `policy journal`: what a master's compaction keeps, and how often it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished jobs kept (the oldest read ones beyond are forgotten; the counts keep them).
+    pub keep_done: usize,
+    /// Events since the last snapshot that make the next one.
+    pub compact_every: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep_done: 10_000,
+            compact_every: 50_000,
         }
     }
 }

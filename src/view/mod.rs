@@ -125,6 +125,18 @@ impl ClusterView {
             self.masters.insert(master, concluded);
         }
         self.note(at_ms, &event.kind);
+        // What compaction forgets, the view forgets too.
+        if let Some(notes) = self.notes.as_mut() {
+            match &event.kind {
+                EventKind::JobsForgotten { jobs } => {
+                    for job in jobs {
+                        notes.remove(job);
+                    }
+                }
+                EventKind::Snapshot { .. } => notes.clear(),
+                _ => {}
+            }
+        }
     }
 
     /// What an event says of a worker, if anything.

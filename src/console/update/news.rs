@@ -71,8 +71,8 @@ fn timeline(app: &mut App, event: TimelineEvent) {
                 app.nodes[i].clock = app.nodes[i].clock.max(cluster.clock);
             }
             cluster_news(app, at, &cluster.kind);
-            if matches!(cluster.kind, EventKind::JobProgress { .. }) {
-                // Progress updates the job's gauge; it would drown the timeline.
+            if !event.kind.is_shown() {
+                // Progress updates the job's gauge, bookkeeping the reading: neither is news.
                 return;
             }
         }

@@ -51,6 +51,8 @@ pub struct CoordinatorConfig {
     pub rank: u32,
     /// The other masters: how to reach each, and its rank.
     pub peers: Vec<PeerMaster>,
+    /// What compaction keeps, and how often it runs (`policy journal`).
+    pub retention: super::Retention,
 }
 
 /// Another master, as a coordinator knows it.
@@ -122,6 +124,7 @@ impl CoordinatorConfig {
                     })
                 })
                 .collect(),
+            retention: p.journal,
         }
     }
 
@@ -148,6 +151,7 @@ impl CoordinatorConfig {
             sync: true,
             rank: 1,
             peers: Vec::new(),
+            retention: super::Retention::default(),
         }
     }
 }

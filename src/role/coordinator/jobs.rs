@@ -71,11 +71,13 @@ impl Coordinator {
         }
         let c = &self.state.counts;
         let open = c.queued + c.assigned + c.running;
-        if open + count as usize > MAX_OPEN_JOBS {
+        let unread = self.state.unread;
+        if open + unread + count as usize > MAX_OPEN_JOBS {
             self.refused.limits += 1;
             let message = format!(
-                "the queue is full: {open} jobs are open and {count} more would pass the \
-                 {MAX_OPEN_JOBS} a coordinator keeps; submit again when some have finished"
+                "the queue is full: {open} jobs are open and {unread} results wait to be read \
+                 (status JOB, jobs, or submit … wait); {count} more would pass the \
+                 {MAX_OPEN_JOBS} a coordinator keeps: submit again when some have finished"
             );
             self.send(conn, Message::Error { message });
             return;
@@ -502,10 +504,15 @@ impl Coordinator {
         );
     }
 
-    /// Tells whoever asked that a job ended.
+    /// Tells whoever asked that a job ended. Its result has then reached a client: the one
+    /// that waits for it, or the launcher, whose event stream carries every result to the
+    /// console.
     fn finished(&mut self, job: JobId, state: JobState, result: String) {
         if let Some(conn) = self.notify.remove(&job) {
             self.send(conn, Message::JobFinished { job, state, result });
+            self.result_read(job);
+        } else if self.subscribers.iter().any(|&c| self.is_supervisor(c)) {
+            self.result_read(job);
         }
     }
 

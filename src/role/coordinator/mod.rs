@@ -28,6 +28,7 @@
 //! | `session.rs` | connections: accept (and evict), hello/auth, login, queries, the gate every message passes |
 //! | `jobs.rs` | submit, register, heartbeats, results, the failure detector, dispatch |
 //! | `replication.rs` | a primary streaming events to its backups, holding replies for a sync backup; a backup applying them |
+//! | `history.rs` | the events kept for backups and subscribers, and compaction into a snapshot |
 //! | `election.rs` | a backup noticing the primary is gone, the Bully election, takeover, stepping down |
 //! | `state.rs` | [`ClusterState`] and the one function that changes it |
 //! | `balancer.rs` | which worker gets the next job |
@@ -38,6 +39,7 @@
 pub mod balancer;
 mod config;
 mod election;
+mod history;
 mod jobs;
 mod replication;
 mod session;
@@ -55,9 +57,11 @@ use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::Dialect;
 use crate::protocol::message::{Envelope, Health, Message};
 use crate::topology::MasterRole;
+pub use crate::topology::Retention;
 use balancer::Balancer;
 pub use config::{CoordinatorConfig, PeerMaster, master_ranks};
 use election::Backup;
+use history::History;
 use jobs::Liveness;
 use replication::Primary;
 use session::Conn;
@@ -69,8 +73,10 @@ pub use crate::role::ConnId;
 pub const MAX_DATA: usize = 4096;
 /// The most copies one `submit` may ask for.
 pub const MAX_COUNT: u32 = 100_000;
-/// The most jobs open at once (queued, assigned or running): past it `submit` is refused until
-/// some finish, so no client can make a coordinator's memory grow without bound.
+/// The most jobs open at once (queued, assigned or running), with the finished ones whose
+/// results no client has read: past it `submit` is refused until some finish (or are read), so
+/// no client can make a coordinator's memory grow without bound, and compaction never has to
+/// forget a result nobody has seen.
 pub const MAX_OPEN_JOBS: usize = 100_000;
 /// How many jobs `jobs` lists when the client does not say.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -142,6 +148,22 @@ pub enum Output {
         /// Start over from the first event.
         reset: bool,
     },
+    /// Change the journal beyond appending this step's events (in order with them).
+    Journal(JournalOp),
+}
+
+/// What a journal must do besides appending events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JournalOp {
+    /// Forget every event: the next one written is seq `at` (a backup that starts over from
+    /// its primary's snapshot).
+    Restart { at: u64 },
+    /// Compaction: every event before `base` is replaced by `snapshot`, numbered to end just
+    /// before `base`.
+    Compact {
+        base: u64,
+        snapshot: Vec<ClusterEvent>,
+    },
 }
 
 /// What a master is doing now, with what only that standing needs.
@@ -182,8 +204,10 @@ pub struct Coordinator {
     subscribers: BTreeSet<ConnId>,
     rng: SmallRng,
     out: Vec<Output>,
-    /// Every durable event so far, for backups that follow (replica sequence numbers index it).
-    history: Vec<ClusterEvent>,
+    /// The durable events kept for backups that follow (replica sequence numbers index it).
+    history: History,
+    /// Finished jobs whose results reached a client in this step (one `results_read` event).
+    reads: Vec<crate::protocol::message::JobId>,
     standing: Standing,
 }
 
@@ -213,7 +237,8 @@ impl Coordinator {
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
             out: Vec::new(),
-            history: Vec::new(),
+            history: History::default(),
+            reads: Vec::new(),
             standing,
         }
     }
@@ -238,10 +263,12 @@ impl Coordinator {
         self.clock.now()
     }
 
-    /// Rebuilds the state from a journal's events. Workers that were alive get one timeout to
+    /// Rebuilds the state from a journal's events, the first of which is seq `first` (a
+    /// snapshot's header, after a compaction). Workers that were alive get one timeout to
     /// register again (with the jobs they still run) before their jobs are requeued; jobs that
     /// were waiting out a retry backoff may run at once (their times were the old run's clock).
-    pub fn restore(&mut self, events: &[ClusterEvent]) {
+    pub fn restore_from(&mut self, first: u64, events: &[ClusterEvent]) {
+        self.history.restart_at(first);
         for event in events {
             self.state.apply(event);
             self.clock.advance_to(event.clock);
@@ -258,6 +285,11 @@ impl Coordinator {
                 "state restored from the journal"
             );
         }
+    }
+
+    /// Rebuilds the state from a whole journal's events (see [`Self::restore_from`]).
+    pub fn restore(&mut self, events: &[ClusterEvent]) {
+        self.restore_from(0, events);
     }
 
     /// After a restore or a takeover: workers that were alive get one timeout from now to
@@ -305,6 +337,8 @@ impl Coordinator {
         if self.is_serving() {
             self.dispatch();
         }
+        self.note_reads();
+        self.compact_if_due();
         self.hold_for_backup();
         std::mem::take(&mut self.out)
     }
@@ -323,7 +357,13 @@ impl Coordinator {
 
     /// Durable events so far (what a backup following from scratch would receive).
     pub fn history_len(&self) -> u64 {
-        self.history.len() as u64
+        self.history.len()
+    }
+
+    /// The seq of the first event of its history still kept (after a compaction, the
+    /// snapshot's header).
+    pub fn history_first(&self) -> u64 {
+        self.history.first()
     }
 
     /// The term now: the configured one, or the highest a takeover reached.
@@ -384,6 +424,81 @@ impl Coordinator {
             self.stream_to_followers();
         }
         self.out.push(Output::Event(event));
+    }
+
+    /// A finished job's result has reached a client (said in one `results_read` event at the
+    /// end of the step).
+    fn result_read(&mut self, job: crate::protocol::message::JobId) {
+        if self
+            .state
+            .jobs
+            .get(&job)
+            .is_some_and(|j| j.state.is_final() && !j.read)
+            && !self.reads.contains(&job)
+        {
+            self.reads.push(job);
+        }
+    }
+
+    /// Says which results reached a client in this step (a backup has none to say).
+    fn note_reads(&mut self) {
+        if self.reads.is_empty() || !self.is_serving() {
+            self.reads.clear();
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads);
+        for jobs in reads.chunks(history::IDS_PER_EVENT) {
+            self.emit(EventKind::ResultsRead {
+                jobs: jobs.to_vec(),
+            });
+        }
+    }
+
+    /// Compaction, when enough events have passed since the last snapshot: a primary first
+    /// forgets the oldest finished jobs beyond the retention (in events, so its backups do the
+    /// same); then the history is replaced by a snapshot of the state, and so is the journal.
+    /// A primary waits for its backups to have every event (one that is behind would have to
+    /// start over from the snapshot), unless they lag by far more than a compaction's worth.
+    fn compact_if_due(&mut self) {
+        let retention = self.config.retention;
+        if !history::due(&self.history, &self.state, retention) {
+            return;
+        }
+        let len = self.history.len();
+        if let Some(p) = self.primary() {
+            let lagging = p.followers.values().any(|f| f.acked() < len);
+            let far = self.history.since_snapshot() >= retention.compact_every.saturating_mul(4);
+            if lagging && !far {
+                return;
+            }
+            let forget = self.state.forgettable(retention.keep_done);
+            for jobs in forget.chunks(history::IDS_PER_EVENT) {
+                self.emit(EventKind::JobsForgotten {
+                    jobs: jobs.to_vec(),
+                });
+            }
+        }
+        let primary = if self.is_serving() {
+            Some(self.config.name.clone())
+        } else {
+            self.backup().and_then(|b| b.leader.clone())
+        };
+        let snapshot =
+            self.state
+                .snapshot(self.now, self.clock.now(), primary.as_deref().unwrap_or(""));
+        if !self.history.compact(snapshot.clone()) {
+            return;
+        }
+        let base = self.history.len();
+        info!(
+            events = snapshot.len(),
+            jobs = self.state.jobs.len(),
+            forgotten = self.state.forgotten,
+            "compacted: the history is a snapshot of the state"
+        );
+        self.out
+            .push(Output::Journal(JournalOp::Compact { base, snapshot }));
+        self.reseed_lagging_followers();
     }
 
     /// Sends a message on a connection that is still open.

@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use tracing::{debug, info, warn};
 
-use super::{ClusterState, ConnId, Coordinator, HISTORY_PART, Output, REPLICA_WINDOW, Standing};
+use super::{
+    ClusterState, ConnId, Coordinator, HISTORY_PART, JournalOp, Output, REPLICA_WINDOW, Standing,
+};
 use crate::clock::Millis;
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Envelope, Message};
@@ -54,6 +56,16 @@ pub(super) struct Follower {
     progress_ms: Millis,
     /// Events sent again on its say-so, and when: not again before a quiet spell has passed.
     resent: BTreeMap<u64, Millis>,
+    /// It was behind the snapshot and starts over from the snapshot at this seq: only
+    /// acknowledgements that say so count.
+    reseed: Option<u64>,
+}
+
+impl Follower {
+    /// How many events it has acknowledged.
+    pub(super) fn acked(&self) -> u64 {
+        self.acked
+    }
 }
 
 impl Primary {
@@ -86,17 +98,25 @@ impl Coordinator {
             backup: from.clone(),
             after,
         });
-        let streamed = after.min(self.history_len());
+        // A backup behind this master's snapshot (the events it lacks are compacted away)
+        // starts over from the snapshot; one claiming more than there is starts over too.
+        let behind = after < self.history.snapshot_end() || after > self.history_len();
+        let (from_seq, reseed) = if behind {
+            (self.history.first(), Some(self.history.first()))
+        } else {
+            (after, None)
+        };
         let now = self.now;
         if let Some(p) = self.primary_mut() {
             p.followers.insert(
                 conn,
                 Follower {
                     name: from,
-                    acked: after,
-                    streamed,
+                    acked: from_seq,
+                    streamed: from_seq,
                     progress_ms: now,
                     resent: BTreeMap::new(),
+                    reseed,
                 },
             );
         }
@@ -104,12 +124,22 @@ impl Coordinator {
     }
 
     /// `replica_ack {seq}`: a backup has every event up to `seq`.
-    pub(super) fn replica_acked(&mut self, conn: ConnId, seq: u64, missing: &[u64]) {
+    pub(super) fn replica_acked(
+        &mut self,
+        conn: ConnId,
+        seq: u64,
+        missing: &[u64],
+        seeded: Option<u64>,
+    ) {
         let now = self.now;
         let quiet = self.resend_after();
         let Some(f) = self.primary_mut().and_then(|p| p.followers.get_mut(&conn)) else {
             return;
         };
+        // A backup starting over from the snapshot: what it said of its old history is void.
+        if f.reseed.is_some() && seeded != f.reseed {
+            return;
+        }
         // A backup can only have what was streamed to it.
         let seq = seq.saturating_add(1).min(f.streamed);
         if seq > f.acked {
@@ -134,11 +164,37 @@ impl Coordinator {
         }
         f.resent.retain(|s, _| *s >= acked);
         for seq in again {
-            let event = self.history[seq as usize].clone();
-            self.send(conn, Message::Replica { seq, event });
+            if let Some(event) = self.history.get(seq).cloned() {
+                self.send(conn, Message::Replica { seq, event });
+            }
         }
         self.stream_to(conn);
         self.release_held();
+    }
+
+    /// After a compaction: a backup that lacks events now compacted away starts over from the
+    /// snapshot.
+    pub(super) fn reseed_lagging_followers(&mut self) {
+        let (first, end) = (self.history.first(), self.history.snapshot_end());
+        let mut again = Vec::new();
+        if let Some(p) = self.primary_mut() {
+            for (conn, f) in p.followers.iter_mut() {
+                if f.acked < end {
+                    f.acked = first;
+                    f.streamed = first;
+                    f.reseed = Some(first);
+                    f.resent.clear();
+                    again.push(*conn);
+                }
+            }
+        }
+        for conn in again {
+            warn!(
+                conn,
+                "a backup is behind the snapshot: it starts over from it"
+            );
+            self.stream_to(conn);
+        }
     }
 
     /// A follower's connection closed: it is no longer waited for.
@@ -187,8 +243,9 @@ impl Coordinator {
         let until = f.acked.saturating_add(REPLICA_WINDOW).min(len);
         f.streamed = until.max(next);
         for seq in next..until {
-            let event = self.history[seq as usize].clone();
-            self.send(conn, Message::Replica { seq, event });
+            if let Some(event) = self.history.get(seq).cloned() {
+                self.send(conn, Message::Replica { seq, event });
+            }
         }
     }
 
@@ -198,7 +255,7 @@ impl Coordinator {
         let mut part = Vec::new();
         let mut bytes = 0;
         let mut parts = Vec::new();
-        for event in &self.history {
+        for event in self.history.iter() {
             let size = serde_json::to_vec(event).map_or(0, |v| v.len()) + 1;
             if bytes + size > HISTORY_PART && !part.is_empty() {
                 parts.push(std::mem::take(&mut part));
@@ -342,7 +399,7 @@ impl Coordinator {
         if !self.config.sync {
             return;
         }
-        let needed = self.history.len() as u64;
+        let needed = self.history.len();
         let now = self.now;
         let Standing::Primary(p) = &mut self.standing else {
             return;
@@ -425,6 +482,11 @@ impl Coordinator {
         // The primary proved itself; a stamp too far ahead is not merged (its content is).
         let _ = self.clock.observe(envelope.clock);
         if let Message::Replica { seq, event } = envelope.message {
+            // The primary's snapshot: this backup was behind it, and starts over from it.
+            if matches!(event.kind, EventKind::Snapshot { .. }) && self.history.seeded != Some(seq)
+            {
+                self.start_over_from(seq);
+            }
             let have = self.history_len();
             if seq > have && seq < have.saturating_add(REPLICA_WINDOW) {
                 // After a gap: kept until the missing ones come.
@@ -448,6 +510,7 @@ impl Coordinator {
                 let ack = Message::ReplicaAck {
                     seq: have - 1,
                     missing,
+                    seeded: self.history.seeded,
                 };
                 self.out.push(Output::ToPrimary(ack));
             }
@@ -467,6 +530,21 @@ impl Coordinator {
         }
     }
 
+    /// A backup behind its primary's snapshot forgets everything and numbers its history from
+    /// the snapshot's seq (its journal too); the snapshot's header, applied next, replaces the
+    /// state.
+    fn start_over_from(&mut self, seq: u64) {
+        info!(seq, "behind the primary's snapshot: starting over from it");
+        self.history.restart_at(seq);
+        self.history.seeded = Some(seq);
+        self.state = ClusterState::new();
+        if let Some(b) = self.backup_mut() {
+            b.early.clear();
+        }
+        self.out
+            .push(Output::Journal(JournalOp::Restart { at: seq }));
+    }
+
     /// Follows `primary`. A master that followed another (or served) forgets its state and
     /// starts over from the first event: its history may hold events the new primary never had.
     pub(super) fn follow(&mut self, primary: &str) {
@@ -477,7 +555,8 @@ impl Coordinator {
         let reset = !same || self.history_len() == 0;
         if reset {
             self.state = ClusterState::new();
-            self.history.clear();
+            self.history.restart_at(0);
+            self.history.seeded = None;
             self.liveness.clear();
             self.worker_conns.clear();
         }

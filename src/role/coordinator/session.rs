@@ -306,7 +306,11 @@ impl Coordinator {
                 let workers = self.worker_views();
                 self.send(conn, Message::WorkerList { workers });
             }
-            Message::ReplicaAck { seq, missing } => self.replica_acked(conn, seq, &missing),
+            Message::ReplicaAck {
+                seq,
+                missing,
+                seeded,
+            } => self.replica_acked(conn, seq, &missing, seeded),
             Message::Follow { after } => {
                 if let Some(master) = self.master_of(conn) {
                     self.backup_follows(conn, master, after);
@@ -513,7 +517,18 @@ impl Coordinator {
         self.mark_client(conn);
         let reply = match job {
             Some(id) => match self.state.jobs.get(&id) {
-                Some(j) => Message::JobInfo { job: j.view() },
+                Some(j) => {
+                    let job = j.view();
+                    self.result_read(id);
+                    Message::JobInfo { job }
+                }
+                None if id.0 < self.state.next_job && self.state.forgotten > 0 => Message::Error {
+                    message: format!(
+                        "{id} finished long ago and was forgotten (the coordinator keeps the \
+                             newest {} finished jobs: policy journal {{ keep_done }})",
+                        self.config.retention.keep_done
+                    ),
+                },
                 None => Message::Error {
                     message: format!("unknown job {id}"),
                 },
@@ -544,6 +559,12 @@ impl Coordinator {
             .filter(|j| state.is_none_or(|s| j.state == s));
         let total = matching.clone().count();
         let reply = job_list(matching.rev().take(limit), total);
+        if let Message::JobList { jobs, .. } = &reply {
+            let listed: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            for id in listed {
+                self.result_read(id);
+            }
+        }
         self.send(conn, reply);
     }
 

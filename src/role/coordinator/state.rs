@@ -10,98 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::clock::Millis;
 use crate::cluster::event::{ClusterEvent, EventKind};
-use crate::protocol::message::{Health, JobCounts, JobId, JobState, JobView, WorkerView};
-
-/// One job.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Job {
-    /// Its id; ids grow in submission order.
-    pub id: JobId,
-    /// What to do.
-    pub data: String,
-    /// Higher runs first.
-    pub priority: i32,
-    /// Where it is in its life.
-    pub state: JobState,
-    /// The worker it is on, or the last one it was on.
-    pub worker: Option<String>,
-    /// How many times it was sent to a worker.
-    pub attempts: u32,
-    /// How many runs failed (the retry policy counts these).
-    pub failures: u32,
-    /// Progress of the current run.
-    pub progress: u8,
-    /// Who submitted it.
-    pub by: String,
-    /// When it was submitted.
-    pub submitted_ms: Millis,
-    /// When it completed or failed for good.
-    pub finished_ms: Option<Millis>,
-    /// The first result.
-    pub result: Option<String>,
-    /// The last error.
-    pub error: Option<String>,
-    /// Extra results (runs after the first that finished).
-    pub duplicates: u32,
-    /// Every worker it was sent to, once each: only these may report on it.
-    pub sent_to: Vec<String>,
-}
-
-impl Job {
-    /// The job as clients see it.
-    pub fn view(&self) -> JobView {
-        JobView {
-            id: self.id,
-            data: self.data.clone(),
-            state: self.state,
-            priority: self.priority,
-            worker: self.worker.clone(),
-            attempts: self.attempts,
-            progress: self.progress,
-            submitted_ms: self.submitted_ms,
-            finished_ms: self.finished_ms,
-            result: self.result.clone(),
-            error: self.error.clone(),
-            duplicates: self.duplicates,
-        }
-    }
-}
-
-/// What the coordinator remembers of a worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkerRecord {
-    /// How many jobs it runs at once.
-    pub slots: u32,
-    /// True if it speaks the classic protocol.
-    pub classic: bool,
-    /// Healthy, suspect or dead.
-    pub health: Health,
-    /// Jobs assigned to it and not finished.
-    pub running: BTreeSet<JobId>,
-    /// Jobs it completed.
-    pub done: u64,
-}
-
-impl WorkerRecord {
-    /// Whether it may take another job now.
-    pub fn has_free_slot(&self) -> bool {
-        self.health == Health::Healthy && (self.running.len() as u32) < self.slots
-    }
-
-    /// The worker as clients see it.
-    pub fn view(&self, name: &str, heartbeat_age_ms: Option<u64>, clock: u64) -> WorkerView {
-        WorkerView {
-            name: name.to_string(),
-            health: self.health,
-            slots: self.slots,
-            running: self.running.len() as u32,
-            done: self.done,
-            heartbeat_age_ms,
-            clock,
-            classic: self.classic,
-        }
-    }
-}
+pub use crate::cluster::job::Job;
+pub use crate::cluster::worker::WorkerRecord;
+use crate::protocol::message::{Health, JobCounts, JobId, JobState};
 
 /// The job queue: FIFO within priority (higher first), and jobs waiting out a retry backoff.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -147,6 +58,11 @@ impl JobQueue {
         }
     }
 
+    /// Jobs waiting out a backoff, and when each may run.
+    pub fn delayed(&self) -> impl Iterator<Item = (JobId, Millis)> + '_ {
+        self.delayed.iter().map(|(due, id, _)| (*id, *due))
+    }
+
     /// Whether a job waits here (ready or delayed).
     pub fn contains(&self, id: JobId, priority: i32) -> bool {
         self.ready.contains(&(Reverse(priority), id)) || self.delayed.iter().any(|d| d.1 == id)
@@ -182,6 +98,11 @@ pub struct ClusterState {
     pub last_clock: u64,
     /// The highest term a takeover has reached (0: none yet).
     pub term: u64,
+    /// Finished jobs whose results no client has read yet (they count against the open
+    /// jobs a coordinator keeps, and compaction never forgets them).
+    pub unread: usize,
+    /// Finished jobs compaction has forgotten (the counts still include them).
+    pub forgotten: u64,
 }
 
 impl ClusterState {
@@ -296,7 +217,119 @@ impl ClusterState {
                 }
                 self.duplicates += 1;
             }
+            EventKind::ResultsRead { jobs } => {
+                for id in jobs {
+                    if let Some(j) = self.jobs.get_mut(id)
+                        && j.state.is_final()
+                        && !j.read
+                    {
+                        j.read = true;
+                        self.unread = self.unread.saturating_sub(1);
+                    }
+                }
+            }
+            EventKind::JobsForgotten { jobs } => self.forget(jobs),
+            EventKind::Snapshot {
+                counts,
+                next_job,
+                duplicates,
+                term,
+                forgotten,
+                ..
+            } => {
+                *self = ClusterState {
+                    counts: *counts,
+                    next_job: *next_job,
+                    duplicates: *duplicates,
+                    term: *term,
+                    forgotten: *forgotten,
+                    last_clock: self.last_clock,
+                    ..ClusterState::new()
+                };
+            }
+            EventKind::JobRestored { job, due } => self.job_restored(job, *due),
+            EventKind::WorkerRestored { worker, record } => {
+                self.workers.insert(worker.clone(), record.clone());
+            }
         }
+    }
+
+    /// Forgets finished jobs (an unfinished one is never forgotten): the counts keep them.
+    fn forget(&mut self, jobs: &[JobId]) {
+        for id in jobs {
+            if self.jobs.get(id).is_some_and(|j| j.state.is_final())
+                && let Some(j) = self.jobs.remove(id)
+            {
+                if !j.read {
+                    self.unread = self.unread.saturating_sub(1);
+                }
+                self.forgotten += 1;
+            }
+        }
+    }
+
+    /// A job of a snapshot: back in the queue if it was waiting (the snapshot's header set
+    /// the counts already).
+    fn job_restored(&mut self, job: &Job, due: Option<Millis>) {
+        if let Some(old) = self.jobs.get(&job.id) {
+            self.queue.remove(old.id, old.priority);
+        }
+        if job.state == JobState::Queued {
+            match due {
+                Some(due) => self.queue.push_delayed(job.id, job.priority, due),
+                None => self.queue.push(job.id, job.priority),
+            }
+        }
+        if job.state.is_final() && !job.read {
+            self.unread += 1;
+        }
+        self.next_job = self.next_job.max(job.id.0 + 1);
+        self.jobs.insert(job.id, job.clone());
+    }
+
+    /// The events that rebuild this state from nothing: a [`EventKind::Snapshot`] header, then
+    /// every job (with when a delayed one may run) and every worker. `at_ms` and `clock` stamp
+    /// them all.
+    pub fn snapshot(&self, at_ms: Millis, clock: u64, primary: &str) -> Vec<ClusterEvent> {
+        let due: BTreeMap<JobId, Millis> = self.queue.delayed().collect();
+        let events = 1 + self.jobs.len() as u64 + self.workers.len() as u64;
+        let stamp = |kind| ClusterEvent { at_ms, clock, kind };
+        let mut out = Vec::with_capacity(events as usize);
+        out.push(stamp(EventKind::Snapshot {
+            events,
+            counts: self.counts,
+            next_job: self.next_job,
+            duplicates: self.duplicates,
+            term: self.term,
+            forgotten: self.forgotten,
+            primary: primary.to_string(),
+        }));
+        for job in self.jobs.values() {
+            out.push(stamp(EventKind::JobRestored {
+                job: Box::new(job.clone()),
+                due: due.get(&job.id).copied(),
+            }));
+        }
+        for (worker, record) in &self.workers {
+            out.push(stamp(EventKind::WorkerRestored {
+                worker: worker.clone(),
+                record: record.clone(),
+            }));
+        }
+        out
+    }
+
+    /// The finished jobs compaction may forget to keep at most `keep_done` of them: the
+    /// oldest read ones beyond it (a result no client has read yet is kept).
+    pub fn forgettable(&self, keep_done: usize) -> Vec<JobId> {
+        let finished = self.jobs.values().filter(|j| j.state.is_final()).count();
+        let excess = finished.saturating_sub(keep_done);
+        self.jobs
+            .values()
+            .filter(|j| j.state.is_final() && j.read)
+            .map(|j| j.id)
+            .take(excess)
+            .collect()
     }
 
     fn worker_joined(&mut self, worker: &str, slots: u32, classic: bool) {
@@ -337,6 +370,7 @@ impl ClusterState {
                 error: None,
                 duplicates: 0,
                 sent_to: Vec::new(),
+                read: false,
             },
         );
         self.counts.add(JobState::Queued);
@@ -378,6 +412,9 @@ impl ClusterState {
         j.finished_ms = Some(at);
         j.progress = 100;
         Self::set_state(&mut self.counts, j, JobState::Completed);
+        if !j.read {
+            self.unread += 1;
+        }
         if let Some(w) = self.workers.get_mut(worker) {
             w.running.remove(&job);
             w.done += 1;
@@ -411,6 +448,9 @@ impl ClusterState {
             None => {
                 j.finished_ms = Some(at);
                 Self::set_state(&mut self.counts, j, JobState::Failed);
+                if !j.read {
+                    self.unread += 1;
+                }
             }
         }
     }

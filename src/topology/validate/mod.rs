@@ -56,7 +56,7 @@ const LINK_KEYS: [&str; 6] = [
     "encrypted",
 ];
 const TOP_LEVEL: [&str; 6] = ["set", "node", "connection", "policy", "user", "scenario"];
-const POLICIES: [&str; 7] = [
+const POLICIES: [&str; 8] = [
     "load_balancing",
     "heartbeat",
     "retry",
@@ -64,6 +64,7 @@ const POLICIES: [&str; 7] = [
     "election",
     "security",
     "chat",
+    "journal",
 ];
 /// The most copies `count` may make: far beyond a classroom, small enough to stay responsive.
 const MAX_COUNT: u32 = 10_000;

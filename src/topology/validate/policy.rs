@@ -1,5 +1,5 @@
 //! `policy NAME { … }`: load balancing, heartbeat, retry, replication, election, security and
-//! chat; an unknown policy is kept and shown, with a warning.
+//! chat, journal; an unknown policy is kept and shown, with a warning.
 
 use super::*;
 
@@ -50,6 +50,27 @@ impl Validator<'_> {
                 });
             }
             "chat" => self.chat(block, &what, &mut policies.chat),
+            "journal" => {
+                let journal = &mut policies.journal;
+                self.keys(
+                    block,
+                    &what,
+                    &["keep_done", "compact_every"],
+                    |v, key, c| {
+                        if key == "keep_done" {
+                            if let Some(n) =
+                                v.integer(c, "keep_done 10000", 0..=10_000_000, "keep_done")
+                            {
+                                journal.keep_done = n as usize;
+                            }
+                        } else if let Some(n) =
+                            v.integer(c, "compact_every 50000", 100..=100_000_000, "compact_every")
+                        {
+                            journal.compact_every = n as u64;
+                        }
+                    },
+                );
+            }
             "election" => {
                 self.keys(block, &what, &["algorithm"], |v, _, c| {
                     let Some((text, span)) = v.text(c, "algorithm bully") else {
@@ -129,18 +150,28 @@ impl Validator<'_> {
     }
 
     fn chat(&mut self, block: &[Command], what: &str, chat: &mut ChatPolicy) {
-        self.keys(block, what, &["rate", "burst"], |v, key, c| match key {
-            "rate" => {
-                if let Some(rate) = v.value(c, "rate 20/s", parse_per_second) {
-                    chat.rate_per_second = rate;
+        self.keys(
+            block,
+            what,
+            &["rate", "burst", "keep"],
+            |v, key, c| match key {
+                "rate" => {
+                    if let Some(rate) = v.value(c, "rate 20/s", parse_per_second) {
+                        chat.rate_per_second = rate;
+                    }
                 }
-            }
-            _ => {
-                if let Some(n) = v.integer(c, "burst 40", 1..=100_000, "burst") {
-                    chat.burst = n as u32;
+                "keep" => {
+                    if let Some(n) = v.integer(c, "keep 10000", 1..=10_000_000, "keep") {
+                        chat.keep = n as usize;
+                    }
                 }
-            }
-        });
+                _ => {
+                    if let Some(n) = v.integer(c, "burst 40", 1..=100_000, "burst") {
+                        chat.burst = n as u32;
+                    }
+                }
+            },
+        );
     }
 
     /// A policy tcluster does not know: kept and shown (with a warning), no effect.
