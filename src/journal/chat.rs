@@ -35,7 +35,17 @@ impl ChatHistory {
 
     /// Keeps entries, in one durable transaction.
     pub fn append(&mut self, entries: &[&ChatEntry]) -> Result<(), StorageError> {
-        if entries.is_empty() {
+        self.write(entries, &[])
+    }
+
+    /// Keeps `entries` and drops the entries keyed `forget` (past the retention), in one
+    /// durable transaction: a crash leaves both done or neither.
+    pub fn write(
+        &mut self,
+        entries: &[&ChatEntry],
+        forget: &[&(u64, String, u64)],
+    ) -> Result<(), StorageError> {
+        if entries.is_empty() && forget.is_empty() {
             return Ok(());
         }
         let mut rows = Vec::with_capacity(entries.len());
@@ -45,6 +55,11 @@ impl ChatHistory {
         }
         self.store.write(|write, table, fail| {
             let mut table = write.open_table(table).map_err(|e| fail(&e))?;
+            for (clock, server, seq) in forget {
+                table
+                    .remove((*clock, server.as_str(), *seq))
+                    .map_err(|e| fail(&e))?;
+            }
             for (clock, server, seq, bytes) in &rows {
                 table
                     .insert((*clock, *server, *seq), bytes.as_slice())
@@ -89,6 +104,23 @@ mod tests {
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
         assert_eq!(entries, vec![early, late]);
+    }
+
+    #[test]
+    fn entries_past_the_retention_leave_the_disk_in_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = chat_history_path(dir.path(), "chat-1");
+        let (mut history, _) = ChatHistory::open(&path).unwrap();
+        let (a, b, c) = (
+            post(1, "chat-1", "a"),
+            post(2, "chat-1", "b"),
+            post(3, "chat-1", "c"),
+        );
+        history.append(&[&a, &b]).unwrap();
+        history.write(&[&c], &[&a.key()]).unwrap();
+        drop(history);
+        let (_, entries) = ChatHistory::open(&path).unwrap();
+        assert_eq!(entries, vec![b, c]);
     }
 
     #[test]

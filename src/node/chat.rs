@@ -199,7 +199,8 @@ impl Driver {
         outputs
     }
 
-    /// Writes the batch's new entries to the history before anyone hears of them.
+    /// Writes the batch's new entries to the history before anyone hears of them, and drops
+    /// those past the retention, in one commit.
     fn store(&mut self, outputs: &[Output]) {
         if let Some(store) = self.store.as_mut() {
             let entries: Vec<&ChatEntry> = outputs
@@ -209,7 +210,14 @@ impl Driver {
                     _ => None,
                 })
                 .collect();
-            if let Err(e) = store.append(&entries) {
+            let forget: Vec<&(u64, String, u64)> = outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Forget(key) => Some(key),
+                    _ => None,
+                })
+                .collect();
+            if let Err(e) = store.write(&entries, &forget) {
                 tracing::error!("{e}: entries of this step are not on disk");
             }
         }
@@ -250,7 +258,7 @@ impl Driver {
                     let _ = tx.send(message);
                 }
             }
-            Output::Store(_) => {}
+            Output::Store(_) | Output::Forget(_) => {}
         }
     }
 }

@@ -300,6 +300,7 @@ async fn run_chat(
     config.peer_key = topology.peer_key();
     config.seed = seed_from_env();
     config.rate_per_sec = topology.policies.chat.rate_per_second;
+    config.keep = topology.policies.chat.keep;
     config.burst = f64::from(topology.policies.chat.burst);
     let state_dir = state_dir(topology, &options);
     let history = match state_dir {

@@ -382,6 +382,12 @@ pub enum Message {
     },
     /// The answer to `chat_sync` was cut short: ask again.
     ChatSyncMore,
+    /// Chat server to chat server, before the entries of a `chat_sync` answer: of each origin,
+    /// every entry up to this sequence number that the asker lacks is past this server's
+    /// retention (it held it, and dropped it): none will come, so the asker's gap is closed.
+    ChatForgotten {
+        upto: std::collections::BTreeMap<String, u64>,
+    },
     /// Chat server to chat server: an entry.
     ChatReplica { entry: ChatEntry },
     /// A chat server's counts.

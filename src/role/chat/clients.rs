@@ -41,6 +41,7 @@ impl ChatServer {
             } => self.history(conn, channel, with, limit),
             message @ (Message::ChatSync { .. }
             | Message::ChatSyncMore
+            | Message::ChatForgotten { .. }
             | Message::ChatReplica { .. }) => self.peer_said(conn, &env.from, message),
             Message::ChatStats => {
                 let report = self.stats();

@@ -49,6 +49,11 @@ impl ChatServer {
                 }
             }
             Message::ChatSync { have } => self.sync_to(&link, &have),
+            Message::ChatForgotten { upto } => {
+                for (origin, v) in upto {
+                    self.mark_held_upto(&origin, v);
+                }
+            }
             // It had more to send: ask again from what is held now.
             Message::ChatSyncMore => {
                 let have = self.held_upto();
@@ -60,6 +65,24 @@ impl ChatServer {
 
     /// Sends a linked server what it lacks, a batch at a time (it asks again for more).
     pub(super) fn sync_to(&mut self, link: &Link, have: &BTreeMap<String, u64>) {
+        // What it lacks and this server dropped past the retention: it will not come.
+        let forgotten: BTreeMap<String, u64> = self
+            .held
+            .iter()
+            .filter_map(|(origin, (upto, _))| {
+                let asker = have.get(origin).copied().unwrap_or(0);
+                let next_kept = self
+                    .retained
+                    .get(origin)
+                    .and_then(|seqs| seqs.range(asker.saturating_add(1)..).next().copied())
+                    .unwrap_or(u64::MAX);
+                let gone = next_kept.saturating_sub(1).min(*upto);
+                (gone > asker).then(|| (origin.clone(), gone))
+            })
+            .collect();
+        if !forgotten.is_empty() {
+            self.send_link(link, Message::ChatForgotten { upto: forgotten });
+        }
         let missing: Vec<ChatEntry> = self
             .entries
             .values()

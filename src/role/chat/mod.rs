@@ -70,6 +70,9 @@ pub struct ChatConfig {
     pub secret: Option<String>,
     /// The peer secret other chat servers and the launcher prove.
     pub peer_key: String,
+    /// Entries kept per channel (and per pair of users for private messages): older ones are
+    /// dropped, in memory and on disk (`policy chat { keep }`).
+    pub keep: usize,
 }
 
 impl ChatConfig {
@@ -84,6 +87,7 @@ impl ChatConfig {
             seed: 1,
             secret: None,
             peer_key: String::new(),
+            keep: 10_000,
         }
     }
 }
@@ -125,6 +129,9 @@ pub enum Output {
     ToPeer(String, Message),
     /// Keep this entry on disk before any reply of this step goes out.
     Store(ChatEntry),
+    /// Drop this entry from the disk: it is past the retention (in the same commit as the
+    /// step's new entries).
+    Forget((u64, String, u64)),
 }
 
 #[derive(Debug, Default)]
@@ -163,6 +170,12 @@ pub struct ChatServer {
     now: Millis,
     /// The history, in the order every replica agrees on.
     entries: BTreeMap<(u64, String, u64), ChatEntry>,
+    /// The keys of each channel's posts (and each pair's private messages), to drop the
+    /// oldest past the retention.
+    streams: HashMap<String, BTreeSet<(u64, String, u64)>>,
+    /// Of each origin, the sequence numbers of the entries kept (what the retention dropped
+    /// is held but not kept: a peer asking for it is told it is forgotten).
+    retained: HashMap<String, BTreeSet<u64>>,
     /// For each origin server, the sequence numbers held: every one up to `.0`, and these.
     held: HashMap<String, (u64, BTreeSet<u64>)>,
     /// Channels and who created them.
@@ -184,6 +197,19 @@ pub struct ChatServer {
     last_anti_entropy: Millis,
 }
 
+/// Which retention an entry counts against: its channel's, or its pair of users' (channel
+/// creations are kept: one per channel).
+fn stream_of(body: &ChatBody) -> Option<String> {
+    match body {
+        ChatBody::Channel { .. } => None,
+        ChatBody::Post { channel, .. } => Some(format!("#{channel}")),
+        ChatBody::Direct { from, to, .. } => {
+            let (a, b) = if from <= to { (from, to) } else { (to, from) };
+            Some(format!("@{a}\n{b}"))
+        }
+    }
+}
+
 /// How often a server asks each link for what it lacks, gap or no gap.
 pub const ANTI_ENTROPY_MS: Millis = 5_000;
 
@@ -196,6 +222,8 @@ impl ChatServer {
             clock: LamportClock::default(),
             now: 0,
             entries: BTreeMap::new(),
+            streams: HashMap::new(),
+            retained: HashMap::new(),
             held: HashMap::new(),
             channels: BTreeMap::new(),
             conns: BTreeMap::new(),
@@ -353,6 +381,30 @@ impl ChatServer {
         }
     }
 
+    /// Of `origin`, every entry up to `seq` is held (or gone for good): a gap there closes.
+    pub(super) fn mark_held_upto(&mut self, origin: &str, seq: u64) {
+        let Some((upto, extra)) = self.held.get_mut(origin) else {
+            return;
+        };
+        // Only a gap below an entry this server has can close: a peer cannot make it skip
+        // entries still to come.
+        let Some(ceiling) = extra.last().map(|last| last - 1) else {
+            return;
+        };
+        let seq = seq.min(ceiling);
+        if seq <= *upto {
+            return;
+        }
+        *upto = seq;
+        extra.retain(|s| *s > seq);
+        while extra.remove(&(*upto + 1)) {
+            *upto += 1;
+        }
+        if extra.is_empty() {
+            self.asked_for_gap.remove(origin);
+        }
+    }
+
     /// Adds an entry to the history; false if it was already there.
     fn insert(&mut self, entry: ChatEntry) -> bool {
         let (upto, extra) = self.held.entry(entry.server.clone()).or_default();
@@ -369,11 +421,49 @@ impl ChatServer {
                 .entry(channel.clone())
                 .or_insert_with(|| by.clone());
         }
-        self.entries.insert(entry.key(), entry);
+        let key = entry.key();
+        let stream = stream_of(&entry.body);
+        self.retained
+            .entry(entry.server.clone())
+            .or_default()
+            .insert(entry.seq);
+        self.entries.insert(key.clone(), entry);
+        if let Some(stream) = stream {
+            let keys = self.streams.entry(stream).or_default();
+            keys.insert(key.clone());
+            // Past the retention, the oldest goes (the origin's sequence numbers still say
+            // it was held, so no peer's sync brings it back).
+            let mut kept = true;
+            while keys.len() > self.config.keep.max(1) {
+                if let Some(oldest) = keys.pop_first() {
+                    self.entries.remove(&oldest);
+                    if let Some(seqs) = self.retained.get_mut(&oldest.1) {
+                        seqs.remove(&oldest.2);
+                    }
+                    if oldest == key {
+                        // A late copy of an entry already past the retention: not kept.
+                        kept = false;
+                    } else {
+                        self.out.push(Output::Forget(oldest));
+                    }
+                }
+            }
+            return kept;
+        }
         true
     }
 
     // ----- helpers -----
+
+    /// Entries kept, in all.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 
     fn envelope(&mut self, message: Message) -> Envelope {
         Envelope {
@@ -396,145 +486,4 @@ impl ChatServer {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Server `a` with a client on connection 10, and server `b` linked to it (b opened the
-    /// link; on a's side it is connection 1). `cut` drops what a sends b.
-    struct Pair {
-        a: ChatServer,
-        b: ChatServer,
-        now: Millis,
-        cut: bool,
-    }
-
-    fn env(from: &str, message: Message) -> Envelope {
-        Envelope {
-            from: from.into(),
-            clock: 0,
-            term: None,
-            message,
-        }
-    }
-
-    impl Pair {
-        fn new() -> Pair {
-            let config = |name: &str, peer: &str| ChatConfig {
-                peers: vec![peer.to_string()],
-                ..ChatConfig::new(name)
-            };
-            let mut p = Pair {
-                a: ChatServer::new(config("a", "b")),
-                b: ChatServer::new(config("b", "a")),
-                now: 0,
-                cut: false,
-            };
-            p.a.step(0, Input::Connected(1));
-            // b proves to a that it is a chat server of the cluster.
-            let hello = Message::Hello {
-                role: crate::protocol::message::PeerRole::ChatPeer,
-                nonce: None,
-            };
-            let out = p.a.step(0, Input::Received(1, env("b", hello)));
-            let Some(Output::Send(_, challenge)) = out.first() else {
-                panic!("a challenge: {out:?}");
-            };
-            let Message::Challenge { nonce, .. } = &challenge.message else {
-                panic!("a challenge: {challenge:?}");
-            };
-            let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "b");
-            p.a.step(0, Input::Received(1, env("b", Message::Auth { proof })));
-            p.a.step(0, Input::Connected(10));
-            let out = p.b.step(0, Input::PeerUp("a".into()));
-            p.route_b(out);
-            p.send_to_a(Message::ChatLogin {
-                user: "ada".into(),
-                password: None,
-                token: None,
-            });
-            p.send_to_a(Message::ChatCreate {
-                channel: "general".into(),
-            });
-            p
-        }
-
-        /// Delivers a's outputs to b (unless cut), and b's answers back, until quiet.
-        fn route_a(&mut self, out: Vec<Output>) {
-            for o in out {
-                if let Output::Send(1, envelope) = o
-                    && !self.cut
-                {
-                    let back = self.b.step(self.now, Input::FromPeer("a".into(), envelope));
-                    self.route_b(back);
-                }
-            }
-        }
-
-        fn route_b(&mut self, out: Vec<Output>) {
-            for o in out {
-                if let Output::ToPeer(_, message) = o {
-                    let back = self.a.step(self.now, Input::Received(1, env("b", message)));
-                    self.route_a(back);
-                }
-            }
-        }
-
-        fn send_to_a(&mut self, message: Message) {
-            self.now += 100;
-            let out = self
-                .a
-                .step(self.now, Input::Received(10, env("ada", message)));
-            self.route_a(out);
-        }
-
-        fn post(&mut self, text: &str) {
-            self.send_to_a(Message::ChatPublish {
-                channel: "general".into(),
-                text: text.into(),
-            });
-        }
-
-        fn texts(server: &ChatServer) -> Vec<String> {
-            server
-                .entries()
-                .filter_map(|e| match &e.body {
-                    ChatBody::Post { text, .. } => Some(text.clone()),
-                    _ => None,
-                })
-                .collect()
-        }
-    }
-
-    #[test]
-    fn a_replica_after_a_gap_brings_the_missing_ones() {
-        let mut p = Pair::new();
-        p.post("one");
-        p.cut = true;
-        p.post("two");
-        p.post("three");
-        assert_eq!(
-            Pair::texts(&p.b),
-            ["one"],
-            "the cut link lost two and three"
-        );
-        p.cut = false;
-        p.post("four");
-        assert_eq!(Pair::texts(&p.b), ["one", "two", "three", "four"]);
-        assert_eq!(Pair::texts(&p.a), Pair::texts(&p.b));
-    }
-
-    #[test]
-    fn anti_entropy_fills_a_gap_nothing_follows() {
-        let mut p = Pair::new();
-        p.post("one");
-        p.cut = true;
-        p.post("two");
-        p.cut = false;
-        assert_eq!(Pair::texts(&p.b), ["one"]);
-        // Nothing more is posted; b asks on its own a few seconds later.
-        p.now += ANTI_ENTROPY_MS;
-        let out = p.b.step(p.now, Input::Tick);
-        p.route_b(out);
-        assert_eq!(Pair::texts(&p.b), ["one", "two"]);
-    }
-}
+mod tests;

@@ -61,7 +61,10 @@ impl ChatServer {
         let from_peer = matches!(c.trusted, Some(Trusted::Peer(_)));
         if matches!(
             message,
-            Message::ChatSync { .. } | Message::ChatSyncMore | Message::ChatReplica { .. }
+            Message::ChatSync { .. }
+                | Message::ChatSyncMore
+                | Message::ChatForgotten { .. }
+                | Message::ChatReplica { .. }
         ) && !from_peer
         {
             let kind = message.kind();

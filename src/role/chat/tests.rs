@@ -1,0 +1,220 @@
+//! The chat server on its own: two servers linked by hand, a cut link, retention.
+use super::*;
+
+/// Server `a` with a client on connection 10, and server `b` linked to it (b opened the
+/// link; on a's side it is connection 1). `cut` drops what a sends b.
+struct Pair {
+    a: ChatServer,
+    b: ChatServer,
+    now: Millis,
+    cut: bool,
+}
+
+fn env(from: &str, message: Message) -> Envelope {
+    Envelope {
+        from: from.into(),
+        clock: 0,
+        term: None,
+        message,
+    }
+}
+
+impl Pair {
+    fn new() -> Pair {
+        Pair::keeping(10_000)
+    }
+
+    /// A pair whose servers keep `keep` entries per channel.
+    fn keeping(keep: usize) -> Pair {
+        let config = |name: &str, peer: &str| ChatConfig {
+            peers: vec![peer.to_string()],
+            keep,
+            ..ChatConfig::new(name)
+        };
+        let mut p = Pair {
+            a: ChatServer::new(config("a", "b")),
+            b: ChatServer::new(config("b", "a")),
+            now: 0,
+            cut: false,
+        };
+        p.a.step(0, Input::Connected(1));
+        // b proves to a that it is a chat server of the cluster.
+        let hello = Message::Hello {
+            role: crate::protocol::message::PeerRole::ChatPeer,
+            nonce: None,
+        };
+        let out = p.a.step(0, Input::Received(1, env("b", hello)));
+        let Some(Output::Send(_, challenge)) = out.first() else {
+            panic!("a challenge: {out:?}");
+        };
+        let Message::Challenge { nonce, .. } = &challenge.message else {
+            panic!("a challenge: {challenge:?}");
+        };
+        let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "b");
+        p.a.step(0, Input::Received(1, env("b", Message::Auth { proof })));
+        p.a.step(0, Input::Connected(10));
+        let out = p.b.step(0, Input::PeerUp("a".into()));
+        p.route_b(out);
+        p.send_to_a(Message::ChatLogin {
+            user: "ada".into(),
+            password: None,
+            token: None,
+        });
+        p.send_to_a(Message::ChatCreate {
+            channel: "general".into(),
+        });
+        p
+    }
+
+    /// Delivers a's outputs to b (unless cut), and b's answers back, until quiet.
+    fn route_a(&mut self, out: Vec<Output>) {
+        for o in out {
+            if let Output::Send(1, envelope) = o
+                && !self.cut
+            {
+                let back = self.b.step(self.now, Input::FromPeer("a".into(), envelope));
+                self.route_b(back);
+            }
+        }
+    }
+
+    fn route_b(&mut self, out: Vec<Output>) {
+        for o in out {
+            if let Output::ToPeer(_, message) = o {
+                let back = self.a.step(self.now, Input::Received(1, env("b", message)));
+                self.route_a(back);
+            }
+        }
+    }
+
+    fn send_to_a(&mut self, message: Message) {
+        self.now += 100;
+        let out = self
+            .a
+            .step(self.now, Input::Received(10, env("ada", message)));
+        self.route_a(out);
+    }
+
+    fn post(&mut self, text: &str) {
+        self.send_to_a(Message::ChatPublish {
+            channel: "general".into(),
+            text: text.into(),
+        });
+    }
+
+    fn texts(server: &ChatServer) -> Vec<String> {
+        server
+            .entries()
+            .filter_map(|e| match &e.body {
+                ChatBody::Post { text, .. } => Some(text.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_replica_after_a_gap_brings_the_missing_ones() {
+    let mut p = Pair::new();
+    p.post("one");
+    p.cut = true;
+    p.post("two");
+    p.post("three");
+    assert_eq!(
+        Pair::texts(&p.b),
+        ["one"],
+        "the cut link lost two and three"
+    );
+    p.cut = false;
+    p.post("four");
+    assert_eq!(Pair::texts(&p.b), ["one", "two", "three", "four"]);
+    assert_eq!(Pair::texts(&p.a), Pair::texts(&p.b));
+}
+
+#[test]
+fn anti_entropy_fills_a_gap_nothing_follows() {
+    let mut p = Pair::new();
+    p.post("one");
+    p.cut = true;
+    p.post("two");
+    p.cut = false;
+    assert_eq!(Pair::texts(&p.b), ["one"]);
+    // Nothing more is posted; b asks on its own a few seconds later.
+    p.now += ANTI_ENTROPY_MS;
+    let out = p.b.step(p.now, Input::Tick);
+    p.route_b(out);
+    assert_eq!(Pair::texts(&p.b), ["one", "two"]);
+}
+
+#[test]
+fn a_channel_keeps_its_newest_entries_and_says_which_it_dropped() {
+    let mut p = Pair::keeping(3);
+    let mut forgotten = 0;
+    for i in 0..6 {
+        p.now += 100;
+        let out = p.a.step(
+            p.now,
+            Input::Received(
+                10,
+                env(
+                    "ada",
+                    Message::ChatPublish {
+                        channel: "general".into(),
+                        text: format!("m{i}"),
+                    },
+                ),
+            ),
+        );
+        forgotten += out
+            .iter()
+            .filter(|o| matches!(o, Output::Forget(_)))
+            .count();
+        p.route_a(out);
+    }
+    assert_eq!(Pair::texts(&p.a), ["m3", "m4", "m5"]);
+    assert_eq!(Pair::texts(&p.b), ["m3", "m4", "m5"]);
+    assert_eq!(
+        forgotten, 3,
+        "each dropped entry is dropped from the disk too"
+    );
+    // The channel's creation is kept: the channel still exists.
+    assert!(
+        p.a.entries()
+            .any(|e| matches!(e.body, ChatBody::Channel { .. }))
+    );
+}
+
+#[test]
+fn a_peer_behind_the_retention_is_told_what_is_gone_and_stops_asking() {
+    let mut p = Pair::keeping(3);
+    p.cut = true;
+    for i in 0..8 {
+        p.post(&format!("m{i}"));
+    }
+    assert_eq!(Pair::texts(&p.b), Vec::<String>::new());
+    p.cut = false;
+    p.now += ANTI_ENTROPY_MS;
+    let out = p.b.step(p.now, Input::Tick);
+    p.route_b(out);
+    assert_eq!(Pair::texts(&p.b), ["m5", "m6", "m7"]);
+    // b's gap is closed: it no longer asks for what a dropped.
+    let (upto, extra) = p.b.held.get("a").cloned().unwrap();
+    assert!(extra.is_empty(), "a gap stays open below {upto}: {extra:?}");
+    // And a later post arrives as usual.
+    p.post("m8");
+    assert_eq!(Pair::texts(&p.b), ["m6", "m7", "m8"]);
+}
+
+#[test]
+fn a_peer_cannot_make_a_server_skip_entries_still_to_come() {
+    let mut p = Pair::new();
+    p.post("one");
+    let upto = std::collections::BTreeMap::from([("a".to_string(), u64::MAX)]);
+    let out = p.b.step(
+        p.now,
+        Input::FromPeer("a".into(), env("a", Message::ChatForgotten { upto })),
+    );
+    assert!(out.is_empty() || !out.iter().any(|o| matches!(o, Output::Store(_))));
+    p.post("two");
+    assert_eq!(Pair::texts(&p.b), ["one", "two"]);
+}
