@@ -15,6 +15,8 @@
 //! - [`chat`]: deliveries/s from one chat server to N subscribers, and publish-to-deliver
 //!   latency at half that load.
 //! - [`startup`]: `tcluster run`'s launch of a topology until every worker is registered.
+//! - [`journal`]: restart time and bytes on disk after 10k, 100k and 1M completed jobs, with
+//!   and without compaction (the coordinator's state machine and a real journal, no sockets).
 //! - [`soak`]: healthy workers watched while the CPUs are busy, to count false verdicts.
 //!
 //! The nodes of every benchmark live in a `scratch::Scratch` directory (a coordinator and
@@ -25,6 +27,7 @@ mod chat;
 mod detect;
 mod dispatch;
 mod failover;
+mod journal;
 mod redis;
 mod scratch;
 mod soak;
@@ -41,6 +44,7 @@ pub use chat::{Chat, chat, redis_chat};
 pub use detect::{Detect, detect};
 pub use dispatch::{Dispatch, dispatch};
 pub use failover::{Failover, failover};
+pub use journal::{JournalBench, JournalRun, journal};
 pub use soak::{Soak, soak};
 pub use startup::{Startup, startup};
 

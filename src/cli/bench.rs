@@ -62,6 +62,9 @@ pub struct BenchArgs {
     /// the same clients, for comparison.
     #[arg(long, value_name = "HOST:PORT")]
     pub redis: Option<String>,
+    /// journal: stop at 100k jobs (1M takes a few minutes).
+    #[arg(long)]
+    pub quick: bool,
     /// startup: the topology to launch.
     #[arg(long, default_value = "topologies/demo.top")]
     pub topology: PathBuf,
@@ -82,6 +85,8 @@ pub enum What {
     Chat,
     /// Launch of a topology until every node is ready.
     Startup,
+    /// Restart time and bytes on disk after 10k, 100k and 1M completed jobs.
+    Journal,
     /// Every one of them but soak, in this order.
     All,
 }
@@ -210,6 +215,15 @@ async fn measure(
                 !args.no_journal,
             )
             .await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Journal => {
+            let counts: &[u64] = if args.quick {
+                &[10_000, 100_000]
+            } else {
+                &[10_000, 100_000, 1_000_000]
+            };
+            let r = bench::journal(counts, 100_000)?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Startup | What::All => {

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use redb::TableDefinition;
 
 use crate::cluster::event::ClusterEvent;
+use crate::role::coordinator::{JournalOp, Output};
 use store::Store;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -185,6 +186,34 @@ pub fn last_takeover(events: &[ClusterEvent]) -> Option<(String, u64)> {
         }
         _ => None,
     })
+}
+
+/// Writes what a coordinator's step says the journal must keep: its events appended, and
+/// compaction or a fresh start done in order with them. A failure is logged: the node keeps
+/// serving (what it could not write is not durable, and the log says so).
+pub fn write_down(journal: &mut Journal, outputs: &[Output]) {
+    let mut events = Vec::new();
+    for output in outputs {
+        match output {
+            Output::Event(e) => events.push(e),
+            Output::Journal(op) => {
+                if let Err(e) = journal.append(events.drain(..)) {
+                    tracing::error!("{e}: events of this step are not durable");
+                }
+                let done = match op {
+                    JournalOp::Restart { at } => journal.restart_at(*at),
+                    JournalOp::Compact { base, snapshot } => journal.compact(*base, snapshot),
+                };
+                if let Err(e) = done {
+                    tracing::error!("{e}");
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Err(e) = journal.append(events) {
+        tracing::error!("{e}: events of this step are not durable");
+    }
 }
 
 /// Where a node's journal lives under a state directory.

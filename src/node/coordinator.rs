@@ -27,7 +27,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::cluster::event::ClusterEvent;
 use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::protocol::{Dialect, encode};
-use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, JournalOp, Output};
+use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
 use super::conn::{CONN_QUEUE, ConnNews, accept};
 use super::control::NodeControl;
@@ -267,32 +267,9 @@ impl Driver {
 
     /// Writes the step's events down before anyone hears about them: a reply sent now may
     /// promise a job that must survive a crash.
-    /// Compaction and a backup starting over change the journal in step with the events.
     fn write_down(&mut self, outputs: &[Output]) {
-        let Some(j) = self.journal.as_mut() else {
-            return;
-        };
-        let mut events = Vec::new();
-        for output in outputs {
-            match output {
-                Output::Event(e) => events.push(e),
-                Output::Journal(op) => {
-                    if let Err(e) = j.append(events.drain(..)) {
-                        tracing::error!("{e}: events of this step are not durable");
-                    }
-                    let done = match op {
-                        JournalOp::Restart { at } => j.restart_at(*at),
-                        JournalOp::Compact { base, snapshot } => j.compact(*base, snapshot),
-                    };
-                    if let Err(e) = done {
-                        tracing::error!("{e}");
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Err(e) = j.append(events) {
-            tracing::error!("{e}: events of this step are not durable");
+        if let Some(j) = self.journal.as_mut() {
+            crate::journal::write_down(j, outputs);
         }
     }
 
