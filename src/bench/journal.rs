@@ -114,8 +114,8 @@ const BATCH: usize = 512;
 const ROUND: u32 = 1_000;
 
 fn one(jobs: u64, retention: Option<Retention>) -> Result<JournalRun, BenchError> {
-    let dir = ScratchDir::new(jobs)?;
-    let path = path_for(&dir.0, "coordinator");
+    let dir = super::scratch::ScratchDir::new(&format!("journal-{jobs}"))?;
+    let path = path_for(dir.path(), "coordinator");
     let (mut journal, _) = Journal::open(&path).map_err(setup)?;
     let mut config = CoordinatorConfig::for_tests("coordinator");
     config.sync = false;
@@ -218,24 +218,4 @@ fn restart(path: &Path) -> Result<(Duration, usize), BenchError> {
     c.restore_from(journal.first(), &events);
     let took = started.elapsed();
     Ok((took, c.state().jobs.len()))
-}
-
-/// A directory for one run's journal, removed when dropped.
-struct ScratchDir(std::path::PathBuf);
-
-impl ScratchDir {
-    fn new(jobs: u64) -> Result<Self, BenchError> {
-        let dir = std::env::temp_dir().join(format!(
-            "tcluster-bench-journal-{}-{jobs}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).map_err(setup)?;
-        Ok(ScratchDir(dir))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

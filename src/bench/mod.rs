@@ -17,7 +17,8 @@
 //! - [`startup`]: `tcluster run`'s launch of a topology until every worker is registered.
 //! - [`journal`]: restart time and bytes on disk after 10k, 100k and 1M completed jobs, with
 //!   and without compaction (the coordinator's state machine and a real journal, no sockets).
-//! - [`soak`]: healthy workers watched while the CPUs are busy, to count false verdicts.
+//! - [`soak`]: the console in a pseudo-terminal on the demo topology for a long while, with a
+//!   steady job stream: resident memory of the console and of every node, and false verdicts.
 //!
 //! The nodes of every benchmark live in a `scratch::Scratch` directory (a coordinator and
 //! its workers are one call, `scratch::Scratch::cluster`); `redis` is the little Redis
@@ -45,7 +46,7 @@ pub use detect::{Detect, detect};
 pub use dispatch::{Dispatch, dispatch};
 pub use failover::{Failover, failover};
 pub use journal::{JournalBench, JournalRun, journal};
-pub use soak::{Soak, soak};
+pub use soak::{Sample, Soak, SoakPlan, soak};
 pub use startup::{Startup, startup};
 
 /// Why a benchmark could not finish.

@@ -159,3 +159,27 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A scratch directory alone (no nodes), removed when dropped.
+pub(super) struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// A new directory under the system's temporary one, named after `label`.
+    pub(super) fn new(label: &str) -> Result<Self, BenchError> {
+        let dir =
+            std::env::temp_dir().join(format!("tcluster-bench-{label}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(ScratchDir(dir))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

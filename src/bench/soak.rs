@@ -1,73 +1,155 @@
-//! Soak: four healthy workers watched while busy threads keep every CPU loaded; any suspect or
-//! dead verdict is a false positive.
+//! Soak: the console as a lecturer runs it, for a long while, with a steady stream of jobs.
+//!
+//! The real console (`tcluster TOPOLOGY`) runs in a pseudo-terminal of 160×48 and launches the
+//! topology (by default the demo: two masters, three workers, two chat servers and a bot that
+//! chats); the benchmark submits a job every `job_every` and samples the resident memory of
+//! the console and of every node it launched, at the start and then every `sample_every`.
+//! Every suspect or dead verdict is counted: the nodes are healthy, so each is a false one.
+//! Optional busy threads (`--load`) keep the CPUs loaded beside the cluster.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use serde::Serialize;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
 use super::BenchError;
 use super::detect::event_feed;
-use super::scratch::Scratch;
+use crate::client::Client;
 use crate::cluster::event::EventKind;
+use crate::protocol::message::Message;
+use crate::topology::NodeKind;
+
+/// Resident memory at one moment, MB, by process (`console`, then each node's name).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the cluster was up.
+    pub at_s: u64,
+    pub rss_mb: BTreeMap<String, f64>,
+}
 
 /// What [`soak`] saw.
 #[derive(Debug, Clone, Serialize)]
 pub struct Soak {
+    /// The topology launched.
+    pub topology: String,
     /// How long, seconds.
     pub seconds: f64,
-    /// The heartbeat interval, ms.
-    pub heartbeat_ms: u64,
-    /// The silence after which a worker is dead, ms.
-    pub timeout_ms: u64,
+    /// Jobs submitted, and completed by the end (as the primary counts them).
+    pub jobs_submitted: u64,
+    pub jobs_completed: u64,
     /// Busy threads burning CPU beside the cluster.
     pub load_threads: usize,
-    /// Healthy workers wrongly declared suspect.
+    /// Healthy workers wrongly declared suspect, and dead.
     pub false_suspects: u64,
-    /// Healthy workers wrongly declared dead.
     pub false_deaths: u64,
+    pub samples: Vec<Sample>,
 }
 
 impl Soak {
-    /// A readable table.
+    /// A readable table: each process's memory at (up to) seven moments, and its growth.
     pub fn table(&self) -> String {
-        format!(
-            "soak  {:.0} s, 4 healthy workers, heartbeat every {} ms, dead after {} ms, {} busy threads beside them\n\
-             \x20 false suspects   {}\n\
-             \x20 false deaths     {}\n",
+        let mut out = format!(
+            "soak  {:.0} s of {}: the console in a 160×48 terminal, {} jobs submitted, {} completed, {} busy threads\n\
+             \x20 false suspects {}, false deaths {}\n",
             self.seconds,
-            self.heartbeat_ms,
-            self.timeout_ms,
+            self.topology,
+            self.jobs_submitted,
+            self.jobs_completed,
             self.load_threads,
             self.false_suspects,
             self.false_deaths
-        )
+        );
+        let n = self.samples.len();
+        if n == 0 {
+            return out;
+        }
+        let shown: Vec<&Sample> = if n <= 7 {
+            self.samples.iter().collect()
+        } else {
+            (0..7).map(|i| &self.samples[i * (n - 1) / 6]).collect()
+        };
+        out.push_str(&format!("  {:<14}", "RSS (MB) at"));
+        for s in &shown {
+            out.push_str(&format!(" {:>7}", format_at(s.at_s)));
+        }
+        out.push_str("   growth\n");
+        let names: Vec<&String> = self.samples[n - 1].rss_mb.keys().collect();
+        for name in names {
+            out.push_str(&format!("  {name:<14}"));
+            for s in &shown {
+                match s.rss_mb.get(name) {
+                    Some(mb) => out.push_str(&format!(" {mb:>7.1}")),
+                    None => out.push_str(&format!(" {:>7}", "-")),
+                }
+            }
+            let first = self.samples.iter().find_map(|s| s.rss_mb.get(name));
+            let last = self.samples[n - 1].rss_mb.get(name);
+            if let (Some(a), Some(b)) = (first, last) {
+                out.push_str(&format!("   {:+.1}", b - a));
+            }
+            out.push('\n');
+        }
+        out
     }
 }
 
-/// Four healthy workers watched for `duration` while `load_threads` threads keep the CPUs busy:
-/// every suspect or dead verdict is a false positive.
-pub async fn soak(
-    program: &Path,
-    heartbeat_ms: u64,
-    timeout_ms: u64,
-    duration: Duration,
-    load_threads: usize,
-) -> Result<Soak, BenchError> {
-    let (_nodes, addr) = Scratch::cluster(
-        program,
-        4,
-        2,
-        &format!(
-            "policy heartbeat {{ interval {heartbeat_ms}ms; suspect_after {}ms; timeout {timeout_ms}ms }}\n",
-            (timeout_ms / 2).max(heartbeat_ms)
-        ),
-        true,
-    )
-    .await?;
-    let mut feed = event_feed(&addr).await?;
+fn format_at(s: u64) -> String {
+    if s >= 60 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// What the soak runs.
+#[derive(Debug, Clone)]
+pub struct SoakPlan<'a> {
+    pub topology: &'a Path,
+    pub duration: Duration,
+    pub job_every: Duration,
+    pub sample_every: Duration,
+    pub load_threads: usize,
+}
+
+/// Runs the soak (see the module's documentation).
+pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError> {
+    let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
+    let (topology, _) = crate::topology::load(plan.topology).map_err(|e| setup(&e))?;
+    let scratch = super::scratch::ScratchDir::new("soak")?;
+    let state = scratch.path().join("state");
+    let console = Console::open(program, plan.topology, &state, scratch.path())?;
+
+    // The cluster is up when its run record names the primary and the primary answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let primary = loop {
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout(
+                "the console's cluster did not come up in 60 s".into(),
+            ));
+        }
+        if let Some(masters) =
+            crate::cli::running_servers(&topology, Some(&state), NodeKind::Master)
+            && let Ok((addr, _)) = crate::client::find_primary(
+                &masters,
+                "bench-soak",
+                topology.globals.cluster_secret.as_deref(),
+            )
+            .await
+        {
+            break addr;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let secret = topology.globals.cluster_secret.clone();
+    let mut feed = event_feed(&primary).await?;
+    let mut submitter = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
+
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let burners: Vec<_> = (0..load_threads)
+    let burners: Vec<_> = (0..plan.load_threads)
         .map(|_| {
             let stop = stop.clone();
             std::thread::spawn(move || {
@@ -78,27 +160,170 @@ pub async fn soak(
             })
         })
         .collect();
-    let (mut suspects, mut deaths) = (0u64, 0u64);
+
+    let mut system = System::new();
     let started = Instant::now();
-    let deadline = tokio::time::Instant::now() + duration;
+    let end = tokio::time::Instant::now() + plan.duration;
+    let mut jobs = tokio::time::interval(plan.job_every);
+    let mut samples = tokio::time::interval(plan.sample_every);
+    let (mut suspects, mut deaths, mut submitted) = (0u64, 0u64, 0u64);
+    let mut taken = Vec::new();
     loop {
-        match tokio::time::timeout_at(deadline, feed.recv()).await {
-            Ok(Some((_, EventKind::WorkerSuspect { .. }))) => suspects += 1,
-            Ok(Some((_, EventKind::WorkerDead { .. }))) => deaths += 1,
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => break,
+        tokio::select! {
+            _ = tokio::time::sleep_until(end) => break,
+            _ = samples.tick() => {
+                taken.push(Sample {
+                    at_s: started.elapsed().as_secs(),
+                    rss_mb: console.memory(&mut system),
+                });
+            }
+            _ = jobs.tick() => {
+                let submit = Message::Submit {
+                    data: "sleep 100ms".into(),
+                    count: 1,
+                    priority: 0,
+                    token: None,
+                    notify: false,
+                };
+                if submitter.send(submit).await.is_ok() {
+                    submitted += 1;
+                }
+            }
+            Some((_, kind)) = feed.recv() => match kind {
+                EventKind::WorkerSuspect { .. } => suspects += 1,
+                EventKind::WorkerDead { .. } => deaths += 1,
+                _ => {}
+            },
+            // The submitter's replies (accepted) are read so its connection never backs up.
+            _ = submitter.receive() => {}
         }
     }
+    taken.push(Sample {
+        at_s: started.elapsed().as_secs(),
+        rss_mb: console.memory(&mut system),
+    });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for burner in burners {
         let _ = burner.join();
     }
+    let mut asker = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
+    let completed = match asker.request(Message::Status { job: None }).await? {
+        Message::StatusReport { report } => report.jobs.completed as u64,
+        _ => 0,
+    };
+    drop(console);
     Ok(Soak {
+        topology: plan.topology.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
-        heartbeat_ms,
-        timeout_ms,
-        load_threads,
+        jobs_submitted: submitted,
+        jobs_completed: completed,
+        load_threads: plan.load_threads,
         false_suspects: suspects,
         false_deaths: deaths,
+        samples: taken,
     })
+}
+
+/// The console running in a pseudo-terminal; stopped (with every node it launched) on drop.
+struct Console {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    pid: u32,
+    /// The terminal's master end: the console lives as long as it is open.
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+impl Console {
+    fn open(
+        program: &Path,
+        topology: &Path,
+        state: &Path,
+        home: &Path,
+    ) -> Result<Self, BenchError> {
+        let setup = |e: &dyn std::fmt::Display| BenchError::Setup(format!("the console: {e}"));
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 48,
+                cols: 160,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(|e| setup(&e))?;
+        let mut command = CommandBuilder::new(program);
+        if let Ok(here) = std::env::current_dir() {
+            command.cwd(here);
+        }
+        command.arg(topology);
+        command.arg("--state-dir");
+        command.arg(state);
+        command.arg("--fresh");
+        command.env("TERM", "xterm-256color");
+        // Personal settings of whoever runs the benchmark do not apply.
+        command.env("XDG_CONFIG_HOME", home);
+        let child = pty.slave.spawn_command(command).map_err(|e| setup(&e))?;
+        drop(pty.slave);
+        let pid = child
+            .process_id()
+            .ok_or_else(|| setup(&"it has no process id"))?;
+        // Its screen is drawn into the void, as fast as it draws it.
+        let mut reader = pty.master.try_clone_reader().map_err(|e| setup(&e))?;
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 16 * 1024];
+            while matches!(reader.read(&mut buffer), Ok(n) if n > 0) {}
+        });
+        Ok(Console {
+            child,
+            pid,
+            _master: pty.master,
+        })
+    }
+
+    /// Resident memory of the console and of each node it launched, MB.
+    fn memory(&self, system: &mut System) -> BTreeMap<String, f64> {
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .with_memory()
+                .with_cmd(UpdateKind::OnlyIfNotSet),
+        );
+        let console = Pid::from_u32(self.pid);
+        let mut rss = BTreeMap::new();
+        for (pid, process) in system.processes() {
+            let name = if *pid == console {
+                "console".to_string()
+            } else if process.parent() == Some(console) {
+                let cmd: Vec<String> = process
+                    .cmd()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                match cmd.iter().position(|a| a == "--name") {
+                    Some(i) if i + 1 < cmd.len() => cmd[i + 1].clone(),
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            rss.insert(name, process.memory() as f64 / 1e6);
+        }
+        rss
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        // SIGTERM lets the console stop its nodes; SIGKILL if it does not within a few seconds
+        // (its nodes then stop when their control pipe closes).
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

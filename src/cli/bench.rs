@@ -43,12 +43,18 @@ pub struct BenchArgs {
     /// detect: silence in milliseconds after which a worker is dead.
     #[arg(long, default_value_t = 200)]
     pub timeout_ms: u64,
-    /// soak: how long (`10m`, `30s`).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    /// soak: how long (`1h`, `10m`).
+    #[arg(long = "for", alias = "duration", default_value = "10m", value_parser = parse_duration)]
     pub duration: std::time::Duration,
-    /// soak: busy threads burning CPU beside the cluster (default: one per core).
-    #[arg(long)]
-    pub load: Option<usize>,
+    /// soak: busy threads burning CPU beside the cluster.
+    #[arg(long, default_value_t = 0)]
+    pub load: usize,
+    /// soak: one job (`sleep 100ms`) submitted this often.
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    pub job_every: std::time::Duration,
+    /// soak: memory sampled this often (and at the start and the end).
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub sample_every: std::time::Duration,
     /// chat: subscribers.
     #[arg(long, default_value_t = 50)]
     pub subscribers: usize,
@@ -65,7 +71,7 @@ pub struct BenchArgs {
     /// journal: stop at 100k jobs (1M takes a few minutes).
     #[arg(long)]
     pub quick: bool,
-    /// startup: the topology to launch.
+    /// startup and soak: the topology to launch.
     #[arg(long, default_value = "topologies/demo.top")]
     pub topology: PathBuf,
 }
@@ -77,7 +83,8 @@ pub enum What {
     Dispatch,
     /// SIGKILL and SIGSTOP of a worker until it is declared dead; its jobs reassigned.
     Detect,
-    /// Healthy workers under CPU load for a while, counting false suspects and deaths.
+    /// The console on a topology for a long while with a steady job stream: memory of every
+    /// process, and false suspects and deaths.
     Soak,
     /// SIGKILL of the primary until the backup serves.
     Failover,
@@ -179,17 +186,14 @@ async fn measure(
             (r.table(), serde_json::to_value(&r))
         }
         What::Soak => {
-            let load = args
-                .load
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let r = bench::soak(
-                program,
-                args.heartbeat_ms.max(1),
-                args.timeout_ms.max(1),
-                args.duration,
-                load,
-            )
-            .await?;
+            let plan = bench::SoakPlan {
+                topology: &args.topology,
+                duration: args.duration,
+                job_every: args.job_every,
+                sample_every: args.sample_every,
+                load_threads: args.load,
+            };
+            let r = bench::soak(program, plan).await?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Failover => {
