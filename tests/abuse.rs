@@ -180,3 +180,111 @@ fn a_submit_flood_without_the_secret_is_cut_off_at_the_first_line() {
     assert!(!log.contains("submitted"), "{log}");
     assert_eq!(log.matches("message before authentication").count(), 1);
 }
+
+/// `tcluster ARGS` with an open-file limit of `limit`, as on a machine whose default is low
+/// (the shell's `ulimit` sets it, then runs tcluster in its place).
+fn spawn_limited(dir: &std::path::Path, name: &str, args: &[&str], limit: u64) -> Proc {
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_tcluster"))
+        .args(args)
+        .env("NO_COLOR", "1");
+    spawn_command(dir, name, command)
+}
+
+/// Opens `n` connections to `addr` and keeps them (they say nothing).
+fn silent_connections(addr: &str, n: usize) -> Vec<std::net::TcpStream> {
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    (0..n)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("connection {i} of {n}: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn ten_thousand_silent_connections_lock_out_neither_a_coordinator_nor_a_chat_server() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    // This test holds the connections itself: it needs as many descriptors.
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let n = 10_000.min(hard.saturating_sub(500) as usize);
+    println!("{n} connections (open-file limit {hard})");
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        &format!("{TOPOLOGY}node chat {{ type chat }}\npolicy chat {{ rate 100/s }}\n"),
+    );
+    let top = topology.to_str().unwrap();
+    // Both servers run with a limit of 1024 descriptors: they keep fewer connections than the
+    // 4096 asked, and close silent ones before accept runs out.
+    let coordinator = spawn_limited(
+        dir.path(),
+        "coordinator",
+        &[
+            "node",
+            top,
+            "--name",
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        1024,
+    );
+    let addr = coordinator
+        .wait_for_line("READY coordinator ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        coordinator
+            .log_text()
+            .contains("allows fewer connections than asked"),
+        "{}",
+        coordinator.log_text()
+    );
+    let flood = silent_connections(&addr, n);
+    let _worker = worker(dir.path(), &topology, "w", &addr);
+    let mut client = Line::connect(&addr);
+    client.send(r#"{"type":"ping"}"#);
+    client.recv_type("pong");
+    client.send(r#"{"type":"submit","data":"echo still here","notify":true}"#);
+    client.recv_type("accepted");
+    assert_eq!(client.recv_type("job_finished")["state"], "completed");
+    client.send(r#"{"type":"status"}"#);
+    let report = client.recv_type("status_report");
+    assert!(
+        report["report"]["refused"]["limits"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    drop(flood);
+
+    let chat = spawn_limited(
+        dir.path(),
+        "chat",
+        &["node", top, "--name", "chat", "--listen", "127.0.0.1:0"],
+        1024,
+    );
+    let chat_addr = chat
+        .wait_for_line("READY chat ")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    let flood = silent_connections(&chat_addr, n);
+    let mut ada = Line::connect(&chat_addr);
+    ada.send(r#"{"type":"chat_login","user":"ada"}"#);
+    ada.recv_type("chat_welcome");
+    ada.send(r#"{"type":"chat_create","channel":"general"}"#);
+    ada.recv_type("chat_done");
+    ada.send(r#"{"type":"chat_publish","channel":"general","text":"still here"}"#);
+    ada.recv_type("chat_done");
+    ada.send(r#"{"type":"chat_stats"}"#);
+    let stats = ada.recv_type("chat_stats_report");
+    assert!(stats["evicted"].as_u64().unwrap() > 0, "{stats}");
+    drop(flood);
+}

@@ -1,7 +1,8 @@
 //! A whole coordinator fed arbitrary lines from a few connections, with ticks between them.
 //! After every step the state's invariants hold (`ClusterState::check_invariants`: a job waits
 //! only while queued, no worker holds more jobs than its slots or a job not assigned to it), the
-//! term never goes down, and nothing panics.
+//! term never goes down, and nothing panics. Compaction runs every 100 events, keeping 2
+//! finished jobs.
 //!
 //!     cargo fuzz run coordinator
 
@@ -12,7 +13,13 @@ use tcluster::protocol::{Dialect, decode};
 use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+    let mut config = CoordinatorConfig::for_tests("coordinator");
+    // Compaction as often as it may run, so the fuzzer reaches it.
+    config.retention = tcluster::topology::Retention {
+        keep_done: 2,
+        compact_every: 100,
+    };
+    let mut c = Coordinator::new(config);
     let mut now = 0;
     let mut term = c.term();
     for conn in 1..=4 {

@@ -286,6 +286,7 @@ async fn chat(
                     entries,
                     dropped,
                     throttled,
+                    evicted,
                 },
             ) = (json, ask(&mut client, Message::ChatStats, json).await?)
             {
@@ -296,7 +297,10 @@ async fn chat(
                 outln!(
                     "dropped    {dropped} (live deliveries to subscribers that read too slowly)"
                 );
-                outln!("throttled  {throttled} (messages refused: more than 20 a second)");
+                outln!("throttled  {throttled} (messages refused: more than the rate allows)");
+                outln!(
+                    "evicted    {evicted} (connections that never logged in, closed to make room)"
+                );
             }
         }
         ChatCommand::Users => {

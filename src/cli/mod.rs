@@ -132,7 +132,8 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub listen: Option<String>,
 
-    /// A master: the most connections kept open; past it, the oldest idle one is dropped.
+    /// A master or a chat server: the most connections kept open; past it, the oldest idle one
+    /// is dropped (never more than the open-file limit allows).
     #[arg(long, value_name = "N", default_value_t = 4096)]
     pub max_connections: usize,
 

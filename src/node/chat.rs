@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{CONN_QUEUE, ConnNews, accept};
+use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, accept};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
@@ -68,6 +68,8 @@ pub async fn run(
 /// What the chat server's loop owns besides the server.
 struct Driver {
     server: ChatServer,
+    /// Sockets held open now: no more are accepted past the connection limit (and a little).
+    open: OpenSockets,
     store: Option<ChatHistory>,
     writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
     /// The links to the other chat servers that are up.
@@ -117,6 +119,7 @@ async fn serve(
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let mut driver = Driver {
         server,
+        open: OpenSockets::default(),
         store,
         writers: HashMap::new(),
         peer_links: HashMap::new(),
@@ -135,7 +138,10 @@ async fn serve(
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => {
+            accepted = async {
+                driver.open.room_below(driver.server.max_connections() + ACCEPT_SLACK).await;
+                listener.accept().await
+            } => {
                 match accepted {
                     Ok((stream, peer)) => driver.accept(stream, peer),
                     Err(e) => {
@@ -174,6 +180,7 @@ impl Driver {
             peer,
             &self.inputs_tx,
             &self.shutdown,
+            &self.open,
         );
     }
 

@@ -38,8 +38,80 @@ pub enum ConnNews {
     Closed,
 }
 
+/// Connections the kernel completes and queues for a server before it accepts them: a burst
+/// of connections (a class starting its workers, a flood) is queued rather than made to wait
+/// for the clients' SYN retries, a second each (the system's `somaxconn` caps it).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` (`host:port`, port 0 for any), with a deep accept queue.
+pub async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 /// How long a closing connection may take to deliver its last replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a closed connection's input is still read and discarded (so the kernel does not
+/// reset it and destroy the last reply in flight) before its socket is let go.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// How many sockets a server holds open now, from accept until its connection's task has let
+/// the socket go (which may be a moment after the server closed it). A server stops accepting
+/// while it holds as many as it may, so it never runs out of file descriptors.
+#[derive(Debug, Clone, Default)]
+pub struct OpenSockets(std::sync::Arc<(std::sync::atomic::AtomicUsize, tokio::sync::Notify)>);
+
+impl OpenSockets {
+    /// Sockets open now.
+    pub fn count(&self) -> usize {
+        self.0.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until fewer than `limit` are open.
+    pub async fn room_below(&self, limit: usize) {
+        loop {
+            let released = self.0.1.notified();
+            if self.count() < limit {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    fn hold(&self) -> SocketHeld {
+        self.0.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SocketHeld(self.clone())
+    }
+}
+
+/// One socket counted in [`OpenSockets`] until dropped.
+struct SocketHeld(OpenSockets);
+
+impl Drop for SocketHeld {
+    fn drop(&mut self) {
+        let shared = &(self.0).0;
+        shared.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        shared.1.notify_waiters();
+    }
+}
+
+/// Sockets a server may hold beyond its connection limit: the one just accepted and those
+/// still being let go (the limit's own headroom in file descriptors is larger).
+pub const ACCEPT_SLACK: usize = 32;
 
 /// Numbers a connection a server just accepted (from `next`) and starts its reader and writer
 /// in the current span; its news comes to `inputs`.
@@ -49,12 +121,17 @@ pub fn accept<E: From<ConnNews> + Send + 'static>(
     peer: std::net::SocketAddr,
     inputs: &mpsc::Sender<(ConnId, E)>,
     shutdown: &CancellationToken,
+    open: &OpenSockets,
 ) {
     let conn = *next;
     *next += 1;
     debug!(conn, %peer, "connection");
+    let held = open.hold();
     let task = connection(conn, stream, inputs.clone(), shutdown.child_token());
-    tokio::spawn(tracing::Instrument::in_current_span(task));
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        task.await;
+        drop(held);
+    }));
 }
 
 /// One connection: a reader loop here and a writer task beside it.
@@ -83,8 +160,9 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     }
     let writer = tokio::spawn(write_lines(write, rx));
     let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+    let mut said = false;
     let fatal = tokio::select! {
-        fatal = read_lines(conn, &mut lines, &inputs) => fatal,
+        fatal = read_lines(conn, &mut lines, &inputs, &mut said) => fatal,
         _ = cancel.cancelled() => false,
     };
     if fatal {
@@ -93,23 +171,30 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     }
     let _ = inputs.send((conn, ConnNews::Closed.into())).await;
     let _ = tokio::time::timeout(CLOSE_GRACE, writer).await;
+    // A peer that never sent a byte has no request in flight whose answer a reset could
+    // destroy: its socket is let go at once (a flood of silent connections turns over fast).
+    if !said && lines.read_buffer().is_empty() {
+        return;
+    }
     let mut read = lines.into_inner();
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+    let _ = tokio::time::timeout(DRAIN_GRACE, async {
         let mut sink = [0u8; 4096];
         while matches!(tokio::io::AsyncReadExt::read(&mut read, &mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }
 
-/// Reads lines until the end of the stream; returns true if it stopped on a line too long to
-/// go on safely.
+/// Reads lines until the end of the stream (`said`: whether anything came); returns true if it
+/// stopped on a line too long to go on safely.
 async fn read_lines<E: From<ConnNews>>(
     conn: ConnId,
     lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
     inputs: &mpsc::Sender<(ConnId, E)>,
+    said: &mut bool,
 ) -> bool {
     let mut dialect = None;
     while let Some(next) = lines.next().await {
+        *said = true;
         let event = match next {
             Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
                 let reason = format!("line longer than {MAX_LINE} bytes: closing the connection");

@@ -29,7 +29,7 @@ use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
-use super::conn::{CONN_QUEUE, ConnNews, accept};
+use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, accept};
 use super::control::NodeControl;
 use crate::journal::Journal;
 
@@ -129,6 +129,8 @@ type Writer = (mpsc::Sender<Bytes>, CancellationToken, Dialect);
 /// What the loop owns besides the coordinator.
 struct Driver {
     coordinator: Coordinator,
+    /// Sockets held open now: no more are accepted past the connection limit (and a little).
+    open: OpenSockets,
     /// The name and term its published events carry.
     name: String,
     term: u64,
@@ -169,6 +171,7 @@ async fn run(
     let mut pause = control.clone();
     let mut driver = Driver {
         coordinator,
+        open: OpenSockets::default(),
         name,
         term,
         journal,
@@ -197,7 +200,10 @@ async fn run(
         let input = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => {
+            accepted = async {
+                driver.open.room_below(driver.coordinator.config().max_connections + ACCEPT_SLACK).await;
+                listener.accept().await
+            } => {
                 match accepted {
                     Ok((stream, peer)) => driver.accept(stream, peer),
                     Err(e) => {
@@ -237,6 +243,7 @@ impl Driver {
             peer,
             &self.inputs_tx,
             &self.shutdown,
+            &self.open,
         );
     }
 

@@ -24,7 +24,7 @@ pub use control::{NodeControl, PauseSwitch};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info};
+use tracing::{Instrument, info, warn};
 
 use crate::journal::{ChatHistory, chat_history_path};
 use crate::role::coordinator::{CoordinatorConfig, PeerMaster, master_ranks};
@@ -125,6 +125,38 @@ pub async fn run(
     }
 }
 
+/// File descriptors a server keeps for itself besides its connections: the listener, the
+/// journal, links to its peers, its log.
+const FD_RESERVE: u64 = 64;
+
+/// Raises this process's open-file limit towards what `wanted` connections need (as Redis does
+/// for its `maxclients`), and returns how many connections fit: never more than the limit
+/// allows, so the server closes idle connections to make room before `accept` runs out of
+/// descriptors and locks everyone out.
+pub fn fit_connections(wanted: usize) -> usize {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = (wanted as u64).saturating_add(FD_RESERVE);
+    let Ok((mut soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return wanted;
+    };
+    if soft < need {
+        let raised = need.min(hard);
+        if setrlimit(Resource::RLIMIT_NOFILE, raised, hard).is_ok() {
+            soft = raised;
+        }
+    }
+    let fits = usize::try_from(soft.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX);
+    if fits < wanted {
+        warn!(
+            wanted,
+            fits,
+            "the open-file limit ({soft}) allows fewer connections than asked: at most {fits} \
+             are kept (raise it with `ulimit -n`)"
+        );
+    }
+    wanted.min(fits)
+}
+
 /// A master: its journal, its role (primary or backup), then the coordinator's server.
 async fn run_master(
     topology: &Topology,
@@ -138,6 +170,7 @@ async fn run_master(
     if let Some(max) = options.max_connections {
         config.max_connections = max.max(1);
     }
+    config.max_connections = fit_connections(config.max_connections);
     let state_dir = state_dir(topology, &options);
     let journal = match state_dir {
         Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
@@ -286,6 +319,7 @@ async fn run_chat(
             .collect(),
     };
     let mut config = crate::role::chat::ChatConfig::new(name);
+    config.max_connections = fit_connections(options.max_connections.unwrap_or(4096).max(1));
     // Every other chat server of the topology may link to this one, addressed or not.
     config.peers = topology
         .nodes_of(NodeKind::Chat)
@@ -381,7 +415,7 @@ async fn bind(node: &Node, options: &NodeOptions) -> Result<(TcpListener, String
         .listen
         .clone()
         .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
-    let listener = TcpListener::bind(&addr)
+    let listener = conn::listen(&addr)
         .await
         .map_err(|source| NodeError::Listen {
             addr: addr.clone(),

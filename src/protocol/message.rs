@@ -405,6 +405,9 @@ pub enum Message {
         dropped: u64,
         /// Messages refused because a client sent too many too fast.
         throttled: u64,
+        /// Connections closed to make room (the table was full; they had not logged in).
+        #[serde(default)]
+        evicted: u64,
     },
     /// Are you there?
     Ping,

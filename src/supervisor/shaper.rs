@@ -27,8 +27,8 @@ use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -142,7 +142,7 @@ impl LinkShaper {
                 .entry((from.to_string(), to.to_string()))
                 .or_default();
         }
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = crate::node::conn::listen("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shaper = self.clone();
         let (client, server) = (client.to_string(), server.to_string());
@@ -396,7 +396,7 @@ mod tests {
 
     /// An echo server behind a shaped link; returns the proxy address and the shaper.
     async fn echo_behind(link: Link) -> (SocketAddr, LinkShaper) {
-        let server = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let target = server.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((stream, _)) = server.accept().await {

@@ -156,6 +156,7 @@ impl ChatServer {
             entries: self.entries.len(),
             dropped: self.dropped,
             throttled: self.throttled,
+            evicted: self.evicted,
         }
     }
 

@@ -73,6 +73,9 @@ pub struct ChatConfig {
     /// Entries kept per channel (and per pair of users for private messages): older ones are
     /// dropped, in memory and on disk (`policy chat { keep }`).
     pub keep: usize,
+    /// Connections kept open at most: past it, the oldest that has not logged in (nor linked
+    /// as a chat server) is closed to make room.
+    pub max_connections: usize,
 }
 
 impl ChatConfig {
@@ -88,6 +91,7 @@ impl ChatConfig {
             secret: None,
             peer_key: String::new(),
             keep: 10_000,
+            max_connections: 4096,
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct ChatServer {
     links: BTreeSet<String>,
     dropped: u64,
     throttled: u64,
+    /// Connections closed to make room for new ones.
+    evicted: u64,
     rng: SmallRng,
     out: Vec<Output>,
     /// Origins with a gap a sync was asked for: one request per gap, not one per replica that
@@ -233,6 +239,7 @@ impl ChatServer {
             links: BTreeSet::new(),
             dropped: 0,
             throttled: 0,
+            evicted: 0,
             out: Vec::new(),
             asked_for_gap: BTreeSet::new(),
             last_anti_entropy: 0,
@@ -267,6 +274,7 @@ impl ChatServer {
         self.now = now.max(self.now);
         match input {
             Input::Connected(conn) => {
+                self.make_room();
                 self.conns.insert(
                     conn,
                     Conn {
@@ -454,6 +462,38 @@ impl ChatServer {
     }
 
     // ----- helpers -----
+
+    /// A new connection is coming: if the table is full, the oldest connection that never
+    /// logged in (nor linked as a chat server) is closed, so a flood of silent connections
+    /// cannot lock out the users.
+    fn make_room(&mut self) {
+        if self.conns.len() < self.config.max_connections.max(1) {
+            return;
+        }
+        let victim = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.user.is_none() && !c.peer && c.trusted.is_none())
+            .map(|(id, _)| *id);
+        if let Some(victim) = victim {
+            self.evicted += 1;
+            debug!(
+                conn = victim,
+                "too many connections: a silent one is closed"
+            );
+            self.error(
+                victim,
+                "too many connections: this one never logged in and is closed".to_string(),
+            );
+            self.conns.remove(&victim);
+            self.out.push(Output::Close(victim));
+        }
+    }
+
+    /// The most connections it keeps.
+    pub fn max_connections(&self) -> usize {
+        self.config.max_connections.max(1)
+    }
 
     /// Entries kept, in all.
     pub fn len(&self) -> usize {

@@ -104,6 +104,7 @@ impl Coordinator {
                 })
                 .min()
                 .map(|(_, _, id)| id);
+            self.refused.limits += 1;
             match victim {
                 Some(victim) => {
                     warn!(
