@@ -19,6 +19,8 @@
 //!   and without compaction (the coordinator's state machine and a real journal, no sockets).
 //! - [`soak`]: the console in a pseudo-terminal on the demo topology for a long while, with a
 //!   steady job stream: resident memory of the console and of every node, and false verdicts.
+//! - [`verdicts`]: healthy workers watched while busy threads keep the CPUs loaded, to count
+//!   false suspects and deaths with a fast heartbeat.
 //!
 //! The nodes of every benchmark live in a `scratch::Scratch` directory (a coordinator and
 //! its workers are one call, `scratch::Scratch::cluster`); `redis` is the little Redis
@@ -33,6 +35,7 @@ mod redis;
 mod scratch;
 mod soak;
 mod startup;
+mod verdicts;
 
 use std::time::Duration;
 
@@ -48,6 +51,7 @@ pub use failover::{Failover, failover};
 pub use journal::{JournalBench, JournalRun, journal};
 pub use soak::{Sample, Soak, SoakPlan, soak};
 pub use startup::{Startup, startup};
+pub use verdicts::{Verdicts, verdicts};
 
 /// Why a benchmark could not finish.
 #[derive(Debug, thiserror::Error)]

@@ -37,18 +37,19 @@ pub struct BenchArgs {
     /// dispatch: single-job round trips measured.
     #[arg(long, default_value_t = 1000)]
     pub round_trips: usize,
-    /// detect: heartbeat interval in milliseconds.
+    /// detect and verdicts: heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub heartbeat_ms: u64,
-    /// detect: silence in milliseconds after which a worker is dead.
+    /// detect and verdicts: silence in milliseconds after which a worker is dead.
     #[arg(long, default_value_t = 200)]
     pub timeout_ms: u64,
-    /// soak: how long (`1h`, `10m`).
+    /// soak and verdicts: how long (`1h`, `10m`).
     #[arg(long = "for", alias = "duration", default_value = "10m", value_parser = parse_duration)]
     pub duration: std::time::Duration,
-    /// soak: busy threads burning CPU beside the cluster.
-    #[arg(long, default_value_t = 0)]
-    pub load: usize,
+    /// soak and verdicts: busy threads burning CPU beside the cluster (default: none for soak,
+    /// one per core for verdicts).
+    #[arg(long)]
+    pub load: Option<usize>,
     /// soak: one job (`sleep 100ms`) submitted this often.
     #[arg(long, default_value = "50ms", value_parser = parse_duration)]
     pub job_every: std::time::Duration,
@@ -86,6 +87,8 @@ pub enum What {
     /// The console on a topology for a long while with a steady job stream: memory of every
     /// process, and false suspects and deaths.
     Soak,
+    /// Healthy workers under CPU load for a while, counting false suspects and deaths.
+    Verdicts,
     /// SIGKILL of the primary until the backup serves.
     Failover,
     /// Deliveries/s from a chat server to many subscribers; latency at half load.
@@ -191,9 +194,23 @@ async fn measure(
                 duration: args.duration,
                 job_every: args.job_every,
                 sample_every: args.sample_every,
-                load_threads: args.load,
+                load_threads: args.load.unwrap_or(0),
             };
             let r = bench::soak(program, plan).await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Verdicts => {
+            let load = args
+                .load
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let r = bench::verdicts(
+                program,
+                args.heartbeat_ms.max(1),
+                args.timeout_ms.max(1),
+                args.duration,
+                load,
+            )
+            .await?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Failover => {

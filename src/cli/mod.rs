@@ -111,7 +111,8 @@ pub enum CliCommand {
     ///
     /// Without a command, opens an interactive prompt.
     Client(client::ClientArgs),
-    /// Measure tcluster on real nodes: dispatch, detect, soak, failover, chat, startup (or all).
+    /// Measure tcluster: dispatch, detect, verdicts, failover, chat, startup (or all), journal,
+    /// soak.
     ///
     /// Prints a table, or one JSON object with --json. Method and results: docs/PERFORMANCE.md.
     Bench(bench::BenchArgs),
