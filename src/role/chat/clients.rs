@@ -71,6 +71,14 @@ impl ChatServer {
         }
         let entry = if self.channels.contains_key(&channel) {
             None
+        } else if self.channels.len() >= super::MAX_CHANNELS {
+            return self.error(
+                conn,
+                format!(
+                    "this chat server has {} channels, the most it keeps: post to one of them",
+                    super::MAX_CHANNELS
+                ),
+            );
         } else {
             Some(self.new_entry(ChatBody::Channel { channel, by: user }))
         };

@@ -44,6 +44,9 @@ mod trust;
 /// The longest text of a post or a private message, in characters.
 pub const MAX_TEXT: usize = 1000;
 pub use crate::topology::names::MAX_NAME;
+/// The most channels a client may create (each keeps up to `policy chat { keep }` entries:
+/// this bounds the history).
+pub const MAX_CHANNELS: usize = 1_000;
 /// How many entries `chat_history` returns when the client does not say.
 pub const DEFAULT_HISTORY: usize = 1000;
 /// The most bytes of entries in one part of a `chat_history` answer.

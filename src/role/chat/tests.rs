@@ -218,3 +218,40 @@ fn a_peer_cannot_make_a_server_skip_entries_still_to_come() {
     p.post("two");
     assert_eq!(Pair::texts(&p.b), ["one", "two"]);
 }
+
+#[test]
+fn channels_are_bounded_with_a_clear_refusal() {
+    let mut p = Pair::new();
+    for i in 1..MAX_CHANNELS {
+        p.now += 100;
+        p.a.step(
+            p.now,
+            Input::Received(
+                10,
+                env(
+                    "ada",
+                    Message::ChatCreate {
+                        channel: format!("c{i}"),
+                    },
+                ),
+            ),
+        );
+    }
+    p.now += 100;
+    let out = p.a.step(
+        p.now,
+        Input::Received(
+            10,
+            env(
+                "ada",
+                Message::ChatCreate {
+                    channel: "one-too-many".into(),
+                },
+            ),
+        ),
+    );
+    let refused = out.iter().any(|o| {
+        matches!(o, Output::Send(10, e) if matches!(&e.message, Message::Error { message } if message.contains("the most it keeps")))
+    });
+    assert!(refused, "{out:?}");
+}
