@@ -331,7 +331,7 @@ impl Supervisor {
                 generation,
                 status,
             } => self.node_exited(&node, generation, status).await,
-            TaskNews::Accepted(jobs) => self.acknowledged.extend(jobs),
+            TaskNews::Accepted(jobs) => self.acknowledge(jobs),
             TaskNews::Cluster { from, event } => self.heard_event(&from, event),
             TaskNews::History { from, events } => self.heard_history(&from, events),
         }
@@ -464,10 +464,40 @@ impl Supervisor {
         }
     }
 
+    /// Jobs the primary acknowledged to the operator: kept until they end (a job that ended is
+    /// the cluster's to remember, and compaction may forget it), so the set stays small.
+    fn acknowledge(&mut self, jobs: Vec<JobId>) {
+        let ended = |id: &JobId| {
+            self.view
+                .state
+                .jobs
+                .get(id)
+                .is_some_and(|j| j.state.is_final())
+        };
+        let open: Vec<JobId> = jobs.into_iter().filter(|id| !ended(id)).collect();
+        self.acknowledged.extend(open);
+    }
+
     /// An event the cluster's story is made of (see [`ClusterView::accepts`]).
     fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
         self.view.apply(now, &event);
+        match &event.kind {
+            EventKind::JobCompleted { job, .. }
+            | EventKind::JobFailed {
+                job,
+                retry_in_ms: None,
+                ..
+            } => {
+                self.acknowledged.remove(job);
+            }
+            EventKind::JobsForgotten { jobs } => {
+                for job in jobs {
+                    self.acknowledged.remove(job);
+                }
+            }
+            _ => {}
+        }
         // A worker counts as started once the coordinator says it joined (an outside program
         // prints nothing to say so).
         if let EventKind::WorkerJoined { worker, .. } | EventKind::WorkerRejoined { worker, .. } =
