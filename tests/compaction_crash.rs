@@ -240,3 +240,43 @@ fn a_chat_server_killed_while_it_drops_old_posts_keeps_every_post_inside_its_ret
     }
     drop(server);
 }
+
+const COMPACTING_RUN: &str = "
+set SYSTEM_NAME CompactingRun
+node coordinator { type master; role primary }
+node backup { type master; role backup }
+node worker { type worker; count 2; resources { cpu 4 } }
+policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
+policy journal { keep_done 10; compact_every 100 }
+scenario flood {
+    at 0.2s submit \"sleep 5ms\" count 150
+    at 1s submit \"sleep 5ms\" count 150
+}
+scenario resume { at 0.1s say \"resuming\" }
+";
+
+#[test]
+fn a_run_that_compacts_many_times_reports_every_job_and_resumes_from_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless(dir.path(), COMPACTING_RUN, "flood");
+    assert_eq!(report["jobs"]["submitted"], 300, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["completed"], 300, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["lost"], 0, "{report}");
+    let logs = dir.path().join("state").join("logs");
+    let compacted = std::fs::read_dir(&logs)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .map(|text| text.matches("compacted").count())
+        .sum::<usize>();
+    assert!(
+        compacted >= 2,
+        "{compacted} compactions in the masters' logs"
+    );
+    // Bookkeeping is not news: the timeline does not show it.
+    assert!(!stdout.contains("snapshot of the state"), "{stdout}");
+    assert!(!stdout.contains("results read"), "{stdout}");
+    // The next run starts from the journal's snapshot, with the same counts.
+    let (stdout, report) = headless_with(dir.path(), COMPACTING_RUN, "resume", &["--resume"]);
+    assert_eq!(report["jobs"]["completed"], 300, "{report}\n{stdout}");
+    assert_eq!(report["jobs"]["lost"], 0, "{report}");
+}
