@@ -3,7 +3,7 @@
 //! ```toml
 //! theme = "projector"      # "default", "projector" (high contrast, bold) or "mono"
 //! confirm = false          # ask before kill, restart and partition (true by default)
-//! log_history = 1000000    # log lines kept in memory
+//! log_history = 100000     # log lines kept in memory (all of them are in STATE_DIR/logs)
 //!
 //! [keys]                   # rebind an action to another key
 //! kill = "K"
@@ -37,7 +37,8 @@ pub struct Config {
     pub theme: Theme,
     /// Ask before destructive actions.
     pub confirm: bool,
-    /// Log lines kept in memory.
+    /// Log lines kept in memory (default 100,000: the console stays small on a cluster that runs
+    /// for days; every line is also in the nodes' log files).
     pub log_history: usize,
     /// Rebound keys: action name → key (`"K"`, `"ctrl-k"`, `"f5"`).
     pub keys: BTreeMap<String, String>,
@@ -48,7 +49,7 @@ impl Default for Config {
         Config {
             theme: Theme::Default,
             confirm: true,
-            log_history: 1_000_000,
+            log_history: 100_000,
             keys: BTreeMap::new(),
         }
     }
@@ -140,7 +141,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (c.theme, c.confirm, c.log_history),
-            (Theme::Projector, false, 1_000_000)
+            (Theme::Projector, false, 100_000)
         );
         assert_eq!(c.keys["kill"], "K");
         let said = |text: &str| Config::parse(text).unwrap_err().to_string();
