@@ -73,7 +73,9 @@ impl Lexer<'_, '_> {
                     self.push(TokenKind::End, start);
                     self.at_command_start = true;
                 }
-                ' ' | '\t' | '\r' => {
+                // Any other whitespace (a vertical tab, a no-break space, U+0085 …) separates
+                // words too: `word` stops at it, so it must be stepped over here.
+                c if c.is_whitespace() => {
                     self.bump();
                 }
                 '\\' if self.rest().starts_with("\\\n") || self.rest().starts_with("\\\r\n") => {
@@ -160,6 +162,10 @@ impl Lexer<'_, '_> {
             }
             self.bump();
         }
+        if self.pos == start {
+            // Nothing a word is made of: step over the character rather than stay on it.
+            self.bump();
+        }
         let text = self.text[start..self.pos].to_string();
         self.push(TokenKind::Word(text), start);
     }
@@ -242,6 +248,21 @@ mod tests {
 
     fn w(s: &str) -> TokenKind {
         Word(s.to_string())
+    }
+
+    #[test]
+    fn any_whitespace_separates_words_and_the_lexer_always_moves_on() {
+        // Found by the fuzzer: a vertical tab or U+0085 made `word` stop where it started, and
+        // the lexer pushed empty words until memory ran out.
+        for space in ["\u{b}", "\u{85}", "\u{a0}", "\u{2003}", "\u{c}"] {
+            let (tokens, diags) = kinds(&format!("node{space}a{space}{{}}"));
+            assert!(diags.is_empty(), "{space:?}");
+            assert_eq!(tokens, vec![w("node"), w("a"), Open, Close], "{space:?}");
+        }
+        let found = std::fs::read("tests/bad/fuzz_odd_whitespace.top").unwrap();
+        let mut diagnostics = Vec::new();
+        let tokens = lex(&String::from_utf8_lossy(&found), &mut diagnostics);
+        assert!(tokens.len() < found.len() + 1);
     }
 
     #[test]
