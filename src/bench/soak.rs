@@ -131,8 +131,7 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
                 "the console's cluster did not come up in 60 s".into(),
             ));
         }
-        if let Some(masters) =
-            crate::cli::running_servers(&topology, Some(&state), NodeKind::Master)
+        if let Some(masters) = running_masters(&topology, &state)
             && let Ok((addr, _)) = crate::client::find_primary(
                 &masters,
                 "bench-soak",
@@ -222,6 +221,22 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
         false_deaths: deaths,
         samples: taken,
     })
+}
+
+/// Where the masters of the run on `state` listen, as its run record says (once it does).
+fn running_masters(topology: &crate::topology::Topology, state: &Path) -> Option<Vec<String>> {
+    let record = crate::state_dir::running(state)?;
+    let masters: Vec<String> = record
+        .servers
+        .iter()
+        .filter(|(name, _)| {
+            topology
+                .node(name)
+                .is_some_and(|n| n.kind == NodeKind::Master)
+        })
+        .map(|(_, addr)| addr.clone())
+        .collect();
+    (!masters.is_empty()).then_some(masters)
 }
 
 /// The console running in a pseudo-terminal; stopped (with every node it launched) on drop.
