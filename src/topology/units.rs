@@ -37,8 +37,8 @@ pub enum UnitError {
     /// A duration too long to hold.
     #[error("`{0}` is too long a duration")]
     TooLong(String),
-    /// An event rate above what a bot may be asked for.
-    #[error("`{0}` is more than {MAX_EVENTS_PER_SECOND}/s, the most a bot can be asked for")]
+    /// An event rate above what tcluster accepts (a bot's posts or jobs, a chat rate limit).
+    #[error("`{0}` is more than {MAX_EVENTS_PER_SECOND}/s, the highest rate tcluster accepts")]
     TooFast(String),
 }
 
