@@ -93,6 +93,7 @@ fn app(log_lines: usize) -> App {
                 job: JobId(i),
                 worker: worker.clone(),
                 result: "slept 1s".into(),
+                read: false,
             },
         ] {
             let event = ClusterEvent {

@@ -109,7 +109,7 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
         assert_eq!(info["job"]["result"], "slept 5ms", "{info}");
     }
 
-    // Now read them all (a page of `jobs` at a time), and run 200 more whose clients wait: the
+    // Now read them all (a page of `jobs` at a time), and run 800 more whose clients wait: the
     // next snapshots forget the oldest finished jobs, and a kill right after one keeps that.
     let mut before: Option<String> = None;
     loop {
@@ -130,14 +130,14 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
     }
     let seen = coordinator.log_text().matches("compacted").count();
     let mut more = Line::connect(&addr);
-    more.send(r#"{"type":"submit","data":"sleep 5ms","count":200,"notify":true}"#);
+    more.send(r#"{"type":"submit","data":"sleep 5ms","count":600,"notify":true}"#);
     wait_for_compaction(&coordinator, seen);
     coordinator.signal(Signal::SIGKILL);
     drop(coordinator);
     let (_coordinator, _) = start(dir.path(), &topology, &state, port, 6);
     let done = wait_until("the last jobs complete", || {
         let c = counts(&addr);
-        (c["completed"] == 1900).then_some(c)
+        (c["completed"] == 2300).then_some(c)
     });
     assert_eq!(done["queued"], 0, "{done}");
     let old = ask(&addr, r#"{"type":"status","job":"JOB-1"}"#, "error");
@@ -145,7 +145,7 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
         old["message"].as_str().unwrap().contains("forgotten"),
         "{old}"
     );
-    let newest = ask(&addr, r#"{"type":"status","job":"JOB-1900"}"#, "job_info");
+    let newest = ask(&addr, r#"{"type":"status","job":"JOB-2300"}"#, "job_info");
     assert_eq!(newest["job"]["state"], "completed", "{newest}");
 }
 

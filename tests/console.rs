@@ -154,6 +154,7 @@ fn a_failover_is_announced_with_its_time_and_the_old_primary_reads_was_primary()
                 job: JobId(3),
                 worker: "worker-1".into(),
                 result: "ok".into(),
+                read: false,
             },
         ),
     );
@@ -202,6 +203,7 @@ fn a_relaunched_console_shows_what_the_cluster_restored() {
                 job: JobId(i),
                 worker: "worker-1".into(),
                 result: "slept 1s".into(),
+                read: false,
             },
         });
     }
@@ -276,6 +278,7 @@ fn the_jobs_list_keeps_work_in_progress_first_and_marks_jobs_that_moved() {
                 job: JobId(3),
                 worker: "worker-1".into(),
                 result: "slept".into(),
+                read: false,
             },
         ),
     );

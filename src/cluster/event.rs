@@ -94,6 +94,10 @@ pub enum EventKind {
         /// The worker that finished it.
         worker: String,
         result: String,
+        /// Its result reached a client as it finished (a waiting `submit`, the launcher's
+        /// event stream): no `results_read` needed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        read: bool,
     },
     /// A run of the job failed.
     JobFailed {
@@ -104,6 +108,9 @@ pub enum EventKind {
         error: String,
         /// When it runs again, if it does; `None` means it has failed for good.
         retry_in_ms: Option<u64>,
+        /// Failed for good and its error reached a client as it did (see `job_completed`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        read: bool,
     },
     /// The job went back to the queue because its worker died.
     JobRequeued {
@@ -306,6 +313,7 @@ impl std::fmt::Display for EventKind {
                 job,
                 worker,
                 result,
+                ..
             } => {
                 write!(f, "{job} completed by {worker}: {result}")
             }
@@ -314,6 +322,7 @@ impl std::fmt::Display for EventKind {
                 worker,
                 error,
                 retry_in_ms: Some(ms),
+                ..
             } => {
                 write!(f, "{job} failed on {worker} ({error}); retry in {ms}ms")
             }
@@ -322,6 +331,7 @@ impl std::fmt::Display for EventKind {
                 worker,
                 error,
                 retry_in_ms: None,
+                ..
             } => {
                 write!(f, "{job} failed for good on {worker} ({error})")
             }

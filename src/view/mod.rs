@@ -310,12 +310,14 @@ impl ClusterView {
                 job,
                 worker,
                 result,
+                ..
             } => (job, format!("completed by {worker}: {result}"), false),
             EventKind::JobFailed {
                 job,
                 worker,
                 error,
                 retry_in_ms,
+                ..
             } => {
                 let then = match retry_in_ms {
                     Some(ms) => format!("; retry in {ms}ms"),

@@ -216,6 +216,7 @@ pub fn lecture() -> App {
                     job: JobId(1),
                     worker: "worker-1".into(),
                     result: "slept 1s".into(),
+                    read: false,
                 },
             ),
             workers(&[

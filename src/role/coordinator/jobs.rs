@@ -435,10 +435,12 @@ impl Coordinator {
             self.send(conn, Message::ResultAck { job, attempt });
             return;
         }
+        let read = self.result_will_reach_a_client(job);
         self.emit(EventKind::JobCompleted {
             job,
             worker: name.to_string(),
             result: result.clone(),
+            read,
         });
         self.send(conn, Message::ResultAck { job, attempt });
         self.assigned_at.remove(&job);
@@ -478,11 +480,13 @@ impl Coordinator {
             let backoff = self.config.retry.backoff.as_millis() as u64;
             backoff.saturating_mul(1 << (failures - 1).min(20))
         });
+        let read = retry_in_ms.is_none() && self.result_will_reach_a_client(job);
         self.emit(EventKind::JobFailed {
             job,
             worker: name.to_string(),
             error: error.clone(),
             retry_in_ms,
+            read,
         });
         self.assigned_at.remove(&job);
         self.resends.remove(&job);
@@ -504,15 +508,20 @@ impl Coordinator {
         );
     }
 
-    /// Tells whoever asked that a job ended. Its result has then reached a client: the one
-    /// that waits for it, or the launcher, whose event stream carries every result to the
-    /// console.
+    /// Whether a job's result reaches a client the moment it ends: the one that waits for it,
+    /// or the launcher, whose event stream carries every result to the console. Said in the
+    /// ending event itself (`read`), so no `results_read` is needed for it.
+    fn result_will_reach_a_client(&self, job: JobId) -> bool {
+        self.notify
+            .get(&job)
+            .is_some_and(|c| self.conns.contains_key(c))
+            || self.subscribers.iter().any(|&c| self.is_supervisor(c))
+    }
+
+    /// Tells whoever asked that a job ended.
     fn finished(&mut self, job: JobId, state: JobState, result: String) {
         if let Some(conn) = self.notify.remove(&job) {
             self.send(conn, Message::JobFinished { job, state, result });
-            self.result_read(job);
-        } else if self.subscribers.iter().any(|&c| self.is_supervisor(c)) {
-            self.result_read(job);
         }
     }
 

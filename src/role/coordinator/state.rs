@@ -195,13 +195,15 @@ impl ClusterState {
                 job,
                 worker,
                 result,
-            } => self.job_completed(*job, worker, result, at),
+                read,
+            } => self.job_completed(*job, worker, result, *read, at),
             EventKind::JobFailed {
                 job,
                 worker,
                 error,
                 retry_in_ms,
-            } => self.job_failed(*job, worker, error, *retry_in_ms, at),
+                read,
+            } => self.job_failed(*job, worker, error, *retry_in_ms, *read, at),
             EventKind::JobRequeued { job, worker, .. } => self.job_requeued(*job, worker),
             EventKind::JobReclaimed { job, worker } => self.job_reclaimed(*job, worker),
             EventKind::Takeover { term, .. } => self.term = self.term.max(*term),
@@ -395,7 +397,7 @@ impl ClusterState {
         }
     }
 
-    fn job_completed(&mut self, job: JobId, worker: &str, result: &str, at: Millis) {
+    fn job_completed(&mut self, job: JobId, worker: &str, result: &str, read: bool, at: Millis) {
         let Some(j) = self.jobs.get_mut(&job) else {
             return;
         };
@@ -412,6 +414,7 @@ impl ClusterState {
         j.finished_ms = Some(at);
         j.progress = 100;
         Self::set_state(&mut self.counts, j, JobState::Completed);
+        j.read |= read;
         if !j.read {
             self.unread += 1;
         }
@@ -427,6 +430,7 @@ impl ClusterState {
         worker: &str,
         error: &str,
         retry_in_ms: Option<u64>,
+        read: bool,
         at: Millis,
     ) {
         let Some(j) = self.jobs.get_mut(&job) else {
@@ -448,6 +452,7 @@ impl ClusterState {
             None => {
                 j.finished_ms = Some(at);
                 Self::set_state(&mut self.counts, j, JobState::Failed);
+                j.read |= read;
                 if !j.read {
                     self.unread += 1;
                 }
@@ -585,6 +590,7 @@ mod tests {
                     worker: "w".into(),
                     error: "e".into(),
                     retry_in_ms: Some(10),
+                    read: false,
                 },
             ),
             ev(
@@ -593,6 +599,7 @@ mod tests {
                     job: JobId(1),
                     worker: "w".into(),
                     result: "r".into(),
+                    read: false,
                 },
             ),
             ev(
