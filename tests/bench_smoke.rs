@@ -8,17 +8,8 @@ use common::*;
 
 #[test]
 fn every_benchmark_runs_and_reports() {
-    // The demo without its fixed ports (tcluster picks free ones), so that a demo running on
-    // this machine meanwhile does not get in the way.
     let dir = tempfile::tempdir().unwrap();
-    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.top"))
-        .unwrap();
-    let free: String = demo
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("port "))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let startup = topology(dir.path(), &free);
+    let startup = topology(dir.path(), &demo_on_free_ports());
     let out = tcluster()
         .args([
             "bench",

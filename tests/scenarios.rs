@@ -25,14 +25,7 @@ fn between<'a>(lines: &[&'a str], from: &str, to: &str) -> Vec<&'a str> {
 #[test]
 fn the_demo_lecture_says_only_what_the_class_will_see() {
     let dir = tempfile::tempdir().unwrap();
-    // demo.top as shipped, on ports the OS picks (another test may be using 7400).
-    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.top"))
-        .unwrap();
-    let text: String = demo
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("port "))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text = demo_on_free_ports();
     let (stdout, report) = headless(dir.path(), &text, "lecture");
     let lines: Vec<&str> = stdout.lines().collect();
 

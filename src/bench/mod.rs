@@ -53,6 +53,42 @@ pub use soak::{Sample, Soak, SoakPlan, soak};
 pub use startup::{Startup, startup};
 pub use verdicts::{Verdicts, verdicts};
 
+/// Threads that keep the CPUs busy beside the cluster (`--load`), until dropped.
+pub(crate) struct BusyThreads {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyThreads {
+    /// Starts `n` threads spinning at normal priority.
+    pub(crate) fn start(n: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        BusyThreads { stop, threads }
+    }
+}
+
+impl Drop for BusyThreads {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Why a benchmark could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {

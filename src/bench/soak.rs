@@ -147,18 +147,7 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
     let mut feed = event_feed(&primary).await?;
     let mut submitter = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
 
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let burners: Vec<_> = (0..plan.load_threads)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-            })
-        })
-        .collect();
+    let load = super::BusyThreads::start(plan.load_threads);
 
     let mut system = System::new();
     let started = Instant::now();
@@ -201,10 +190,7 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
         at_s: started.elapsed().as_secs(),
         rss_mb: console.memory(&mut system),
     });
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for burner in burners {
-        let _ = burner.join();
-    }
+    drop(load);
     let mut asker = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
     let completed = match asker.request(Message::Status { job: None }).await? {
         Message::StatusReport { report } => report.jobs.completed as u64,

@@ -66,18 +66,7 @@ pub async fn verdicts(
     )
     .await?;
     let mut feed = event_feed(&addr).await?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let burners: Vec<_> = (0..load_threads)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut x = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
-                }
-            })
-        })
-        .collect();
+    let load = super::BusyThreads::start(load_threads);
     let (mut suspects, mut deaths) = (0u64, 0u64);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + duration;
@@ -89,10 +78,7 @@ pub async fn verdicts(
             Ok(None) | Err(_) => break,
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for burner in burners {
-        let _ = burner.join();
-    }
+    drop(load);
     Ok(Verdicts {
         seconds: started.elapsed().as_secs_f64(),
         heartbeat_ms,

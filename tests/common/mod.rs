@@ -155,6 +155,17 @@ pub fn start_worker(dir: &Path, label: &str, topology: &Path, name: &str, addr: 
     )
 }
 
+/// `topologies/demo.top` as shipped, without its fixed ports (tcluster picks free ones), so
+/// that a demo running on this machine meanwhile, or another test, does not get in the way.
+pub fn demo_on_free_ports() -> String {
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.top"))
+        .expect("the demo topology");
+    demo.lines()
+        .filter(|line| !line.trim_start().starts_with("port "))
+        .map(|line| format!("{line}\n"))
+        .collect()
+}
+
 /// Writes a topology file into `dir`.
 pub fn topology(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("test.top");
