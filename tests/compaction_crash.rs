@@ -18,27 +18,39 @@ policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
 policy journal { keep_done 20; compact_every 100 }
 ";
 
-/// The coordinator on `port` (0: any) with its journal under `state`; returns it and its
-/// address.
-fn start(dir: &Path, topology: &Path, state: &Path, port: u16, run: usize) -> (Proc, String) {
+/// Server `name` of `topology` on `port` (0: any) with its state under `state`, as process
+/// `NAME-RUN`; returns it and its address.
+fn server(
+    dir: &Path,
+    topology: &Path,
+    state: &Path,
+    name: &str,
+    port: u16,
+    run: usize,
+) -> (Proc, String) {
     let listen = format!("127.0.0.1:{port}");
     let proc = spawn(
         dir,
-        &format!("coordinator-{run}"),
+        &format!("{name}-{run}"),
         &[
             "node",
             topology.to_str().unwrap(),
             "--name",
-            "coordinator",
+            name,
             "--listen",
             &listen,
             "--state-dir",
             state.to_str().unwrap(),
         ],
     );
-    let line = proc.wait_for_line("READY coordinator ");
+    let line = proc.wait_for_line(&format!("READY {name} "));
     let addr = line.rsplit(' ').next().unwrap().to_string();
     (proc, addr)
+}
+
+/// The coordinator (see [`server`]).
+fn start(dir: &Path, topology: &Path, state: &Path, port: u16, run: usize) -> (Proc, String) {
+    server(dir, topology, state, "coordinator", port, run)
 }
 
 fn ask(addr: &str, line: &str, kind: &str) -> serde_json::Value {
@@ -156,24 +168,7 @@ policy chat { keep 50; rate 1000/s; burst 1000 }
 ";
 
 fn chat_server(dir: &Path, topology: &Path, state: &Path, port: u16, run: usize) -> (Proc, String) {
-    let listen = format!("127.0.0.1:{port}");
-    let proc = spawn(
-        dir,
-        &format!("chat-{run}"),
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "chat",
-            "--listen",
-            &listen,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-    );
-    let line = proc.wait_for_line("READY chat ");
-    let addr = line.rsplit(' ').next().unwrap().to_string();
-    (proc, addr)
+    server(dir, topology, state, "chat", port, run)
 }
 
 #[test]
