@@ -173,7 +173,8 @@ fn the_command_line_completes_remembers_and_explains() {
         vec![Effect::Act(ClusterAction::Submit {
             data: "sleep 1s".into(),
             count: 5,
-            priority: 0
+            priority: 0,
+            cluster: None
         })]
     );
 
@@ -222,7 +223,8 @@ fn the_submit_form_replaces_defaults_and_checks_its_fields() {
         vec![Effect::Act(ClusterAction::Submit {
             data: "echo hi".into(),
             count: 3,
-            priority: 0
+            priority: 0,
+            cluster: None
         })]
     );
     // Data the workers cannot run is refused here, with the reason.

@@ -46,6 +46,11 @@ pub struct ClientArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// The cluster to talk to, in a topology of several (`cluster NAME` on its nodes); the
+    /// default cluster when not given.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub cluster: Option<String>,
+
     /// A command to run; without one, an interactive prompt opens.
     #[command(subcommand)]
     pub command: Option<ClientCommand>,
@@ -101,10 +106,26 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let command = match args.command {
         Some(ClientCommand::Chat(chat)) => {
             let running =
-                super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Chat);
+                super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Chat, None);
             return super::chat::run(&topology, chat, running, args.password.clone(), args.json);
         }
         other => other,
+    };
+    let cluster = match &args.cluster {
+        Some(c) if !topology.clusters().contains(&c.as_str()) => {
+            eprintln!(
+                "error: no cluster is called `{c}` in {} (its clusters: {})",
+                args.topology.display(),
+                topology.clusters().join(", ")
+            );
+            return ExitCode::from(2);
+        }
+        Some(c) => c.clone(),
+        None => topology
+            .primary()
+            .map_or(crate::topology::DEFAULT_CLUSTER.to_string(), |p| {
+                p.cluster.clone()
+            }),
     };
     // Every master: those of the cluster running now on the topology's state directory (its
     // ports may have been picked at launch), else those the topology gives an address.
@@ -115,9 +136,14 @@ pub fn run(args: ClientArgs) -> ExitCode {
             .filter(|a| !a.is_empty())
             .collect(),
         None => {
-            match super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Master) {
+            match super::running_servers(
+                &topology,
+                args.state_dir.as_deref(),
+                NodeKind::Master,
+                Some(&cluster),
+            ) {
                 Some(addrs) => addrs,
-                None => match master_addresses(&topology) {
+                None => match master_addresses(&topology, &cluster) {
                     Ok(addrs) => addrs,
                     Err(e) => {
                         eprintln!(
@@ -480,6 +506,7 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str, mut chat: ChatCo
                             chat.topology,
                             chat.state_dir.as_deref(),
                             NodeKind::Chat,
+                            None,
                         );
                         super::chat::run(
                             chat.topology,

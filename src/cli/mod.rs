@@ -178,12 +178,17 @@ pub fn running_servers(
     topology: &crate::topology::Topology,
     dir: Option<&std::path::Path>,
     kind: crate::topology::NodeKind,
+    cluster: Option<&str>,
 ) -> Option<Vec<String>> {
     let record = crate::state_dir::running(&state_dir_of(topology, dir))?;
     let mut servers: Vec<(&String, &String)> = record
         .servers
         .iter()
-        .filter(|(name, _)| topology.node(name).is_some_and(|n| n.kind == kind))
+        .filter(|(name, _)| {
+            topology
+                .node(name)
+                .is_some_and(|n| n.kind == kind && cluster.is_none_or(|c| n.cluster == c))
+        })
         .collect();
     servers.sort_by_key(|(name, _)| **name != record.primary);
     let servers: Vec<String> = servers.into_iter().map(|(_, a)| a.clone()).collect();

@@ -469,6 +469,8 @@ pub struct App {
     pub chat: Chat,
     /// Scenarios of the topology, for `:scenario` completion.
     pub scenarios: Vec<String>,
+    /// The clusters of the topology, when it has more than one (for `:submit … to CLUSTER`).
+    pub clusters: Vec<String>,
     /// The scenario running, and when it began: the timeline counts from there.
     pub scenario: Option<(String, u64)>,
     /// A line from `say`, and when it was shown.
@@ -523,6 +525,7 @@ impl App {
             links: Vec::new(),
             chat: Chat::default(),
             scenarios: Vec::new(),
+            clusters: Vec::new(),
             scenario: None,
             say: None,
             banners: VecDeque::new(),

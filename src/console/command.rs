@@ -173,14 +173,23 @@ impl Line<'_> {
         }
     }
 
-    /// `submit [COUNT] DATA`.
+    /// `submit [COUNT] DATA [to CLUSTER]` (`to CLUSTER` only when CLUSTER is one of the
+    /// topology's clusters: otherwise it is part of the data).
     fn submit(&self) -> Result<ClusterAction, CommandError> {
-        let [first, rest @ ..] = self.args else {
-            return usage("submit [COUNT] DATA, e.g. submit 5 sleep 1s");
+        let (args, cluster) = match self.args {
+            [before @ .., to, cluster]
+                if *to == "to" && self.app.clusters.iter().any(|c| c == cluster) =>
+            {
+                (before, Some(cluster.to_string()))
+            }
+            args => (args, None),
+        };
+        let [first, rest @ ..] = args else {
+            return usage("submit [COUNT] DATA [to CLUSTER], e.g. submit 5 sleep 1s");
         };
         let (count, data) = match (first.parse::<u32>(), rest) {
             (Ok(count), rest) if !rest.is_empty() => (count, rest.join(" ")),
-            _ => (1, self.args.join(" ")),
+            _ => (1, args.join(" ")),
         };
         if !(1..=100_000).contains(&count) {
             return Err(CommandError::Count);
@@ -190,6 +199,7 @@ impl Line<'_> {
             data,
             count,
             priority: 0,
+            cluster,
         })
     }
 
@@ -348,7 +358,8 @@ mod tests {
             Ok(Parsed::Act(ClusterAction::Submit {
                 data: "sleep 1s".into(),
                 count: 5,
-                priority: 0
+                priority: 0,
+                cluster: None
             }))
         );
         assert_eq!(
@@ -356,7 +367,8 @@ mod tests {
             Ok(Parsed::Act(ClusterAction::Submit {
                 data: "report".into(),
                 count: 1,
-                priority: 0
+                priority: 0,
+                cluster: None
             }))
         );
         assert_eq!(

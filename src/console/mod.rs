@@ -132,6 +132,9 @@ pub fn launch_and_run(
         );
         app.cluster.term = term;
         app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
+        if topology.has_clusters() {
+            app.clusters = topology.clusters().iter().map(|c| c.to_string()).collect();
+        }
         use crate::supervisor::logs::{Level, LogLine};
         let start = (Level::Info, handle.start.describe(&state_dir));
         let warnings = warnings.into_iter().map(|w| (Level::Warn, w));
@@ -277,6 +280,7 @@ async fn run(
                         data,
                         count,
                         priority,
+                        ..
                     }),
                     None,
                 ) => {

@@ -237,7 +237,15 @@ async fn take_role(
     // The other masters: `name=host:port` pairs from the launcher (shaped links), or the
     // addresses the topology gives.
     if let Some(list) = &options.coordinator {
-        config.peers = parse_peers(list, &master_ranks(topology));
+        // Only masters of its own cluster: those of other clusters are lending peers.
+        let cluster = topology
+            .node(name)
+            .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
+        let ranks = master_ranks(topology, cluster);
+        config.peers = parse_peers(list, &ranks)
+            .into_iter()
+            .filter(|p| ranks.iter().any(|(n, _)| *n == p.name))
+            .collect();
     }
     if let Some(primary) = find_primary(&config.peers, name, &config.peer_key, own_term).await {
         info!(%primary, "another master is primary: following it as the backup");
@@ -273,7 +281,7 @@ async fn run_worker(
             .map(|a| a.trim().to_string())
             .filter(|a| !a.is_empty())
             .collect(),
-        None => master_addresses(topology)?,
+        None => master_addresses(topology, &node.cluster)?,
     };
     let worker = worker::WorkerOptions {
         config: WorkerConfig {
@@ -370,7 +378,7 @@ async fn run_bot(
     let settings = node.bot.clone().unwrap_or_default();
     let masters = match options.coordinator {
         Some(list) => address_list(&list),
-        None if settings.jobs_per_second > 0.0 => master_addresses(topology)?
+        None if settings.jobs_per_second > 0.0 => master_addresses(topology, &node.cluster)?
             .into_iter()
             .map(|a| (a.clone(), a))
             .collect(),
@@ -509,21 +517,26 @@ async fn find_primary(
     None
 }
 
-/// Every master's `host:port` as the topology gives them, the primary first.
-pub fn master_addresses(topology: &Topology) -> Result<Vec<String>, NodeError> {
-    let primary = coordinator_address(topology)?;
+/// The `host:port` of every master of cluster `cluster` as the topology gives them, the primary
+/// first.
+pub fn master_addresses(topology: &Topology, cluster: &str) -> Result<Vec<String>, NodeError> {
+    let primary = coordinator_address(topology, cluster)?;
     let others = topology
-        .nodes_of(NodeKind::Master)
+        .masters_of(cluster)
         .filter(|n| n.role != Some(crate::topology::MasterRole::Primary))
         .filter_map(|n| n.port.map(|p| format!("{}:{p}", n.address)));
     Ok(std::iter::once(primary).chain(others).collect())
 }
 
-/// The primary's `host:port` as the topology gives it.
-pub fn coordinator_address(topology: &Topology) -> Result<String, NodeError> {
-    let primary = topology
-        .primary()
-        .ok_or_else(|| NodeError::NoCoordinator("the topology has no master".to_string()))?;
+/// The `host:port` of cluster `cluster`'s primary as the topology gives it.
+pub fn coordinator_address(topology: &Topology, cluster: &str) -> Result<String, NodeError> {
+    let primary = topology.primary_of(cluster).ok_or_else(|| {
+        NodeError::NoCoordinator(if cluster == crate::topology::DEFAULT_CLUSTER {
+            "the topology has no master".to_string()
+        } else {
+            format!("cluster `{cluster}` has no master in the topology")
+        })
+    })?;
     match primary.port {
         Some(port) => Ok(format!("{}:{port}", primary.address)),
         None => Err(NodeError::NoCoordinator(format!(

@@ -83,7 +83,8 @@ impl Supervisor {
                 data,
                 count,
                 priority,
-            } => self.submit(data, count, priority),
+                cluster,
+            } => self.submit(data, count, priority, cluster.as_deref()),
             ClusterAction::Kill(n) => self.kill(&n),
             ClusterAction::Pause(n) => self.pause(&n, true),
             ClusterAction::Resume(n) => {
@@ -345,8 +346,19 @@ impl Supervisor {
 
     /// Hands a submission to the submitter, which waits for the primary's reply on its own (a
     /// primary waiting for its backup must not stall the supervisor, nor its timeline).
-    pub(super) fn submit(&mut self, data: String, count: u32, priority: i32) {
-        let Some(addr) = self.primary_addr else {
+    /// Submits to the primary of `cluster` (the default cluster's when `None`).
+    pub(super) fn submit(
+        &mut self,
+        data: String,
+        count: u32,
+        priority: i32,
+        cluster: Option<&str>,
+    ) {
+        let Some(addr) = self.primary_addr_of(cluster) else {
+            self.note(format!(
+                "no primary of cluster {} to submit to",
+                cluster.unwrap_or(crate::topology::DEFAULT_CLUSTER)
+            ));
             return;
         };
         self.submits_in_flight
@@ -357,6 +369,28 @@ impl Supervisor {
             count,
             priority,
         });
+    }
+
+    /// Where the primary of `cluster` listens: the cluster the view follows (the default one),
+    /// by the view; another cluster, by the topology (its failovers are not followed yet).
+    fn primary_addr_of(&self, cluster: Option<&str>) -> Option<std::net::SocketAddr> {
+        let followed = self
+            .topology
+            .node(&self.view.primary)
+            .map(|n| n.cluster.as_str());
+        match cluster {
+            None => self.primary_addr,
+            Some(c) if Some(c) == followed => self.primary_addr,
+            Some(c) => {
+                let primary = self.topology.primary_of(c)?;
+                self.nodes
+                    .get(&primary.name)?
+                    .address
+                    .as_ref()?
+                    .parse()
+                    .ok()
+            }
+        }
     }
 
     pub(super) fn run_scenario(&mut self, name: &str) {

@@ -63,6 +63,13 @@ impl Supervisor {
             .cloned()
             .collect();
         for name in others {
+            // A worker or bot talks to the masters of its own cluster.
+            let cluster = self.nodes[&name].node.cluster.clone();
+            let masters: Vec<String> = masters
+                .iter()
+                .filter(|m| self.nodes[*m].node.cluster == cluster)
+                .cloned()
+                .collect();
             match self.nodes[&name].node.kind {
                 NodeKind::Worker => {
                     // One shaped link per master, the primary's first: a worker moves to the next

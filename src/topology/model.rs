@@ -53,11 +53,43 @@ impl Topology {
         self.nodes.iter().filter(move |n| n.kind == kind)
     }
 
-    /// The master whose role is primary.
+    /// The primary of the default cluster (the only one, in a topology without `cluster`
+    /// keys); else the first cluster's.
     pub fn primary(&self) -> Option<&Node> {
+        self.primary_of(DEFAULT_CLUSTER)
+            .or_else(|| self.clusters().first().and_then(|c| self.primary_of(c)))
+    }
+
+    /// The master whose role is primary in cluster `cluster`.
+    pub fn primary_of(&self, cluster: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| {
+            n.kind == NodeKind::Master
+                && n.role == Some(MasterRole::Primary)
+                && n.cluster == cluster
+        })
+    }
+
+    /// The masters of cluster `cluster`, in file order.
+    pub fn masters_of<'t>(&'t self, cluster: &'t str) -> impl Iterator<Item = &'t Node> {
         self.nodes
             .iter()
-            .find(|n| n.kind == NodeKind::Master && n.role == Some(MasterRole::Primary))
+            .filter(move |n| n.kind == NodeKind::Master && n.cluster == cluster)
+    }
+
+    /// The clusters that have masters, in the order their first master is written.
+    pub fn clusters(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for node in self.nodes_of(NodeKind::Master) {
+            if !names.contains(&node.cluster.as_str()) {
+                names.push(&node.cluster);
+            }
+        }
+        names
+    }
+
+    /// Whether the file has more than one cluster (then screens and summaries name them).
+    pub fn has_clusters(&self) -> bool {
+        self.clusters().len() > 1
     }
 
     /// The scenario called `name`.
@@ -72,6 +104,9 @@ impl Topology {
             .find(|c| c.from == from && c.to == to)
     }
 }
+
+/// The cluster of nodes that do not say `cluster NAME`.
+pub const DEFAULT_CLUSTER: &str = "default";
 
 /// The `set` commands.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -140,6 +175,9 @@ pub struct Node {
     pub kind: NodeKind,
     /// For masters: primary or backup. `None` for other kinds.
     pub role: Option<MasterRole>,
+    /// `cluster NAME`: the cluster it belongs to ([`DEFAULT_CLUSTER`] when not written). A
+    /// worker's home: its cluster's masters are the ones it registers with, and lend it.
+    pub cluster: String,
     /// Host to listen on or connect from (default `127.0.0.1`).
     pub address: String,
     /// TCP port; `None` lets tcluster pick a free one when it launches the node.
@@ -348,6 +386,8 @@ pub struct Policies {
     pub chat: ChatPolicy,
     /// `policy journal`.
     pub journal: Retention,
+    /// `policy lending`: `None` when the file has none (then no cluster lends or borrows).
+    pub lending: Option<Lending>,
     /// Names of the policies the file declares (the others are defaults).
     pub declared: Vec<String>,
     /// Policies tcluster does not know, kept as written and shown.
@@ -533,6 +573,31 @@ impl Default for Retention {
     }
 }
 
+/// `policy lending`: when a cluster's primary borrows workers from the other clusters, and
+/// when it lends its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lending {
+    /// A primary whose queue holds more jobs than this that it cannot start asks its peers.
+    pub queue_threshold: usize,
+    /// The most of its workers an owner lends at once.
+    pub max_lend: usize,
+    /// How long a worker must have been idle before its owner lends it.
+    pub idle_before_lend: Duration,
+    /// How long a borrowed worker may stay idle before the borrower gives it back.
+    pub return_after_idle: Duration,
+}
+
+impl Default for Lending {
+    fn default() -> Self {
+        Lending {
+            queue_threshold: 4,
+            max_lend: 2,
+            idle_before_lend: Duration::from_millis(500),
+            return_after_idle: Duration::from_secs(2),
+        }
+    }
+}
+
 /// A login account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -584,7 +649,7 @@ pub struct Step {
 /// What a scenario step does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterAction {
-    /// `submit DATA [count N] [priority P]`
+    /// `submit DATA [count N] [priority P] [to CLUSTER]`
     Submit {
         /// The job's data (`sleep 1s`, `cpu 100000`, `echo hi`, or free text).
         data: String,
@@ -592,6 +657,8 @@ pub enum ClusterAction {
         count: u32,
         /// Higher runs first.
         priority: i32,
+        /// The cluster whose primary takes them (`None`: the default cluster).
+        cluster: Option<String>,
     },
     /// `kill NODE`
     Kill(String),
@@ -691,6 +758,7 @@ impl fmt::Display for ClusterAction {
                 data,
                 count,
                 priority,
+                cluster,
             } => {
                 write!(f, "submit {data:?}")?;
                 if *count != 1 {
@@ -698,6 +766,9 @@ impl fmt::Display for ClusterAction {
                 }
                 if *priority != 0 {
                     write!(f, " priority {priority}")?;
+                }
+                if let Some(cluster) = cluster {
+                    write!(f, " to {cluster}")?;
                 }
                 Ok(())
             }

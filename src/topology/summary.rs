@@ -194,6 +194,9 @@ fn trim_rate(rate: f64) -> String {
 
 fn node_details(node: &Node) -> String {
     let mut parts = Vec::new();
+    if node.cluster != super::model::DEFAULT_CLUSTER {
+        parts.push(format!("cluster {}", node.cluster));
+    }
     if let Some(role) = node.role {
         parts.push(role.as_str().to_string());
     }
@@ -363,6 +366,26 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
                 )
             } else {
                 "no rate limit".to_string()
+            },
+        ),
+        (
+            "journal",
+            format!(
+                "keeps {} finished jobs, a snapshot every {} events",
+                p.journal.keep_done, p.journal.compact_every
+            ),
+        ),
+        (
+            "lending",
+            match &p.lending {
+                Some(l) => format!(
+                    "borrow past {} queued jobs; lend up to {} workers idle {}; return after {} idle",
+                    l.queue_threshold,
+                    l.max_lend,
+                    super::units::format_duration(l.idle_before_lend),
+                    super::units::format_duration(l.return_after_idle)
+                ),
+                None => "off: no cluster lends or borrows".to_string(),
             },
         ),
     ]

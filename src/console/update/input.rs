@@ -144,6 +144,7 @@ fn submit_form(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                         data,
                         count,
                         priority,
+                        cluster: None,
                     })];
                 }
             };

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use crate::topology::{
-    Algorithm, Heartbeat, MasterRole, NodeKind, ReplicationMode, Retry, Topology, User,
-};
+use crate::topology::{Algorithm, Heartbeat, MasterRole, ReplicationMode, Retry, Topology, User};
 
 /// How a coordinator behaves: from the topology, or made up by tests.
 #[derive(Debug, Clone)]
@@ -65,12 +63,13 @@ pub struct PeerMaster {
     pub rank: u32,
 }
 
-/// Each master's rank for the Bully election: the primary the topology names ranks highest, the
-/// other masters follow in the order the file declares them.
-pub fn master_ranks(topology: &Topology) -> Vec<(String, u32)> {
-    let primary = topology.primary().map(|n| n.name.clone());
+/// Each master's rank for the Bully election in cluster `cluster`: the primary the topology
+/// names ranks highest, the cluster's other masters follow in the order the file declares them.
+/// (Masters of other clusters are peers for lending, never in the election.)
+pub fn master_ranks(topology: &Topology, cluster: &str) -> Vec<(String, u32)> {
+    let primary = topology.primary_of(cluster).map(|n| n.name.clone());
     let mut masters: Vec<String> = topology
-        .nodes_of(NodeKind::Master)
+        .masters_of(cluster)
         .map(|n| n.name.clone())
         .collect();
     masters.sort_by_key(|n| Some(n) != primary.as_ref());
@@ -86,7 +85,10 @@ impl CoordinatorConfig {
     /// The configuration for master `name` of a topology.
     pub fn from_topology(topology: &Topology, name: &str, seed: u64) -> Self {
         let p = &topology.policies;
-        let ranks = master_ranks(topology);
+        let cluster = topology
+            .node(name)
+            .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
+        let ranks = master_ranks(topology, cluster);
         CoordinatorConfig {
             name: name.to_string(),
             term: 1,
@@ -109,12 +111,12 @@ impl CoordinatorConfig {
                 .and_then(|n| n.role)
                 .unwrap_or(MasterRole::Primary),
             failover: p.load_balancing.failover,
-            primary: topology.primary().map(|n| n.name.clone()),
+            primary: topology.primary_of(cluster).map(|n| n.name.clone()),
             follow: None,
             sync: p.replication.mode == ReplicationMode::Sync,
             rank: ranks.iter().find(|(n, _)| n == name).map_or(0, |(_, r)| *r),
             peers: topology
-                .nodes_of(NodeKind::Master)
+                .masters_of(cluster)
                 .filter(|n| n.name != name)
                 .filter_map(|n| {
                     Some(PeerMaster {

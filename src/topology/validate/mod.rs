@@ -33,9 +33,10 @@ use super::units::{
 };
 
 /// Keys a `node` block understands.
-const NODE_KEYS: [&str; 10] = [
+const NODE_KEYS: [&str; 11] = [
     "type",
     "role",
+    "cluster",
     "address",
     "port",
     "resources",
@@ -56,7 +57,7 @@ const LINK_KEYS: [&str; 6] = [
     "encrypted",
 ];
 const TOP_LEVEL: [&str; 6] = ["set", "node", "connection", "policy", "user", "scenario"];
-const POLICIES: [&str; 8] = [
+const POLICIES: [&str; 9] = [
     "load_balancing",
     "heartbeat",
     "retry",
@@ -65,6 +66,7 @@ const POLICIES: [&str; 8] = [
     "security",
     "chat",
     "journal",
+    "lending",
 ];
 /// The most copies `count` may make: far beyond a classroom, small enough to stay responsive.
 const MAX_COUNT: u32 = 10_000;
@@ -80,6 +82,7 @@ pub fn validate(
         diags: diagnostics,
         names: Names::default(),
         broken: Vec::new(),
+        bad_clusters: Vec::new(),
     };
     let mut topology = Topology {
         globals: Globals {
@@ -159,12 +162,17 @@ struct Names {
     nodes: HashMap<String, Span>,
     /// For `count` nodes: the written name → the copies' names.
     groups: BTreeMap<String, Vec<String>>,
+    /// The clusters that have masters.
+    clusters: Vec<String>,
 }
 
 impl Names {
     fn of(nodes: &[Node]) -> Names {
         let mut names = Names::default();
         for node in nodes {
+            if node.kind == NodeKind::Master && !names.clusters.contains(&node.cluster) {
+                names.clusters.push(node.cluster.clone());
+            }
             names.nodes.entry(node.name.clone()).or_insert(node.span);
             if let Some(group) = &node.group {
                 names
@@ -193,6 +201,8 @@ struct Validator<'d> {
     names: Names,
     /// Nodes left out of the model because their type is wrong: name and `count` group.
     broken: Vec<(String, Option<String>)>,
+    /// Cluster names already reported as malformed.
+    bad_clusters: Vec<String>,
 }
 
 impl Validator<'_> {

@@ -10,6 +10,7 @@ struct NodeSettings {
     kind: Option<NodeKind>,
     role: Option<MasterRole>,
     role_span: Option<Span>,
+    cluster: Option<(String, Span)>,
     address: String,
     port: Option<u16>,
     resources: Resources,
@@ -28,6 +29,7 @@ impl Default for NodeSettings {
             kind: None,
             role: None,
             role_span: None,
+            cluster: None,
             address: "127.0.0.1".to_string(),
             port: None,
             resources: Resources::default(),
@@ -74,6 +76,9 @@ impl Validator<'_> {
             group: None,
             kind,
             role: s.role,
+            cluster: s
+                .cluster
+                .map_or_else(|| DEFAULT_CLUSTER.to_string(), |(name, _)| name),
             address: s.address,
             port: s.port,
             resources: s.resources,
@@ -142,6 +147,15 @@ impl Validator<'_> {
                     s.role = role;
                 }
             }
+            "cluster" => {
+                if let Some((text, span)) = v.text(c, "cluster east") {
+                    // A bad name is said once; the node keeps it, so no "no master" follows.
+                    if !v.cluster_name(text, span) {
+                        v.bad_clusters.push(text.to_string());
+                    }
+                    s.cluster = Some((text.to_string(), span));
+                }
+            }
             "address" => {
                 if let Some(address) = v.address(c) {
                     s.address = address;
@@ -195,6 +209,17 @@ impl Validator<'_> {
             }
         });
         s
+    }
+
+    /// Whether `text` is a cluster's name (letters, digits, `-` and `_`); says why not.
+    fn cluster_name(&mut self, text: &str, span: Span) -> bool {
+        match check_name("cluster", text, true) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error(span, e.to_string(), "expected a name such as `east`");
+                false
+            }
+        }
     }
 
     fn node_type(&mut self, c: &Command) -> Option<NodeKind> {
@@ -469,21 +494,45 @@ impl Validator<'_> {
             }
         }
 
-        // Masters: at most one primary; if none is named, the first master is the primary.
+        // Masters, per cluster: at most one primary; if none is named, the first master is the
+        // primary. Every cluster a worker, client or bot names needs a master.
+        let mut clusters: Vec<String> = Vec::new();
+        for node in &unique {
+            if !clusters.contains(&node.cluster) {
+                clusters.push(node.cluster.clone());
+            }
+        }
+        for cluster in &clusters {
+            self.check_cluster(cluster, &mut unique);
+        }
+        *nodes = unique;
+    }
+
+    /// One cluster's masters and the nodes that need them.
+    fn check_cluster(&mut self, cluster: &str, unique: &mut [Node]) {
+        if self.bad_clusters.iter().any(|c| c == cluster) {
+            return;
+        }
+        let in_cluster = |n: &Node| n.cluster == cluster;
         let masters: Vec<usize> = (0..unique.len())
-            .filter(|&i| unique[i].kind == NodeKind::Master)
+            .filter(|&i| unique[i].kind == NodeKind::Master && in_cluster(&unique[i]))
             .collect();
         let primaries: Vec<usize> = masters
             .iter()
             .copied()
             .filter(|&i| unique[i].role == Some(MasterRole::Primary))
             .collect();
+        let of_cluster = if cluster == DEFAULT_CLUSTER {
+            String::new()
+        } else {
+            format!(" in cluster `{cluster}`")
+        };
         if let [first, second, ..] = primaries[..] {
             self.diags.push(
                 Diagnostic::error(
                     unique[second].span,
                     format!(
-                        "two primaries: `{}` and `{}`",
+                        "two primaries{of_cluster}: `{}` and `{}`",
                         unique[first].name, unique[second].name
                     ),
                 )
@@ -499,7 +548,7 @@ impl Validator<'_> {
                 self.diags.push(
                     Diagnostic::error(
                         unique[masters[0]].span,
-                        "every master is a backup, so none would serve",
+                        format!("every master{of_cluster} is a backup, so none would serve"),
                     )
                     .with_label("`role backup`")
                     .with_hint("make one master `role primary`"),
@@ -509,19 +558,42 @@ impl Validator<'_> {
         for &i in &masters {
             unique[i].role.get_or_insert(MasterRole::Backup);
         }
-        if masters.is_empty()
-            && let Some(worker) = unique.iter().find(|n| n.kind == NodeKind::Worker)
-        {
-            self.diags.push(
-                Diagnostic::error(
-                    worker.span,
-                    format!("worker `{}` has no master to register with", worker.name),
+        if !masters.is_empty() {
+            return;
+        }
+        // A worker needs a master; so does a client or bot of a named cluster (in the default
+        // cluster they may only chat).
+        let needy = unique.iter().find(|n| {
+            in_cluster(n)
+                && (n.kind == NodeKind::Worker
+                    || (cluster != DEFAULT_CLUSTER
+                        && matches!(n.kind, NodeKind::Client | NodeKind::Bot)))
+        });
+        if let Some(node) = needy {
+            let (label, hint) = if cluster == DEFAULT_CLUSTER {
+                (
+                    "no node has `type master`".to_string(),
+                    "add a coordinator: `node coordinator { type master; port 9000 }`".to_string(),
                 )
-                .with_label("no node has `type master`")
-                .with_hint("add a coordinator: `node coordinator { type master; port 9000 }`"),
+            } else {
+                (
+                    format!("no master has `cluster {cluster}`"),
+                    format!(
+                        "add one: `node server-{cluster} {{ type master; cluster {cluster} }}`"
+                    ),
+                )
+            };
+            let what = if node.kind == NodeKind::Worker {
+                format!("worker `{}` has no master to register with", node.name)
+            } else {
+                format!("{} `{}` has no master to submit to", node.kind, node.name)
+            };
+            self.diags.push(
+                Diagnostic::error(node.span, what)
+                    .with_label(label)
+                    .with_hint(hint),
             );
         }
-        *nodes = unique;
     }
 
     // ----- references to nodes -----

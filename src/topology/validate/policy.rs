@@ -1,5 +1,5 @@
 //! `policy NAME { … }`: load balancing, heartbeat, retry, replication, election, security and
-//! chat, journal; an unknown policy is kept and shown, with a warning.
+//! chat, journal, lending; an unknown policy is kept and shown, with a warning.
 
 use super::*;
 
@@ -71,6 +71,10 @@ impl Validator<'_> {
                     },
                 );
             }
+            "lending" => {
+                let lending = policies.lending.get_or_insert_with(Lending::default);
+                self.lending(block, &what, lending);
+            }
             "election" => {
                 self.keys(block, &what, &["algorithm"], |v, _, c| {
                     let Some((text, span)) = v.text(c, "algorithm bully") else {
@@ -91,6 +95,37 @@ impl Validator<'_> {
             }
         }
         policies.declared.push(name.to_string());
+    }
+
+    fn lending(&mut self, block: &[Command], what: &str, lending: &mut Lending) {
+        let keys = [
+            "queue_threshold",
+            "max_lend",
+            "idle_before_lend",
+            "return_after_idle",
+        ];
+        self.keys(block, what, &keys, |v, key, c| match key {
+            "queue_threshold" => {
+                if let Some(n) = v.integer(c, "queue_threshold 4", 0..=1_000_000, key) {
+                    lending.queue_threshold = n as usize;
+                }
+            }
+            "max_lend" => {
+                if let Some(n) = v.integer(c, "max_lend 2", 0..=10_000, key) {
+                    lending.max_lend = n as usize;
+                }
+            }
+            "idle_before_lend" => {
+                if let Some(d) = v.value(c, "idle_before_lend 500ms", parse_duration) {
+                    lending.idle_before_lend = d;
+                }
+            }
+            _ => {
+                if let Some(d) = v.positive_duration(c, "return_after_idle 2s") {
+                    lending.return_after_idle = d;
+                }
+            }
+        });
     }
 
     fn load_balancing(&mut self, block: &[Command], what: &str, lb: &mut LoadBalancing) {

@@ -274,7 +274,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn submit(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
-        let usage = "at 2s submit \"sleep 1s\" [count 10] [priority 5]";
+        let usage = "at 2s submit \"sleep 1s\" [count 10] [priority 5] [to CLUSTER]";
         let Some((first, rest)) = args.split_first() else {
             self.step_usage(args, action_span, usage);
             return None;
@@ -290,6 +290,7 @@ impl Validator<'_> {
         }
         let mut count = 1;
         let mut priority = 0;
+        let mut cluster = None;
         let mut options = rest.chunks(2);
         for pair in &mut options {
             let [key, value] = pair else {
@@ -307,10 +308,28 @@ impl Validator<'_> {
                     priority =
                         self.integer_text(value_text, value_span, -1000..=1000, "priority")? as i32
                 }
+                "to" => {
+                    if !self.names.clusters.iter().any(|c| c == value_text) {
+                        let known = self.names.clusters.clone();
+                        self.diags.push(
+                            Diagnostic::error(
+                                value_span,
+                                format!("no cluster is called `{value_text}`"),
+                            )
+                            .with_label(format!("the clusters with masters: {}", known.join(", ")))
+                            .with_hint_opt(did_you_mean(
+                                value_text,
+                                known.iter().map(String::as_str),
+                            )),
+                        );
+                        return None;
+                    }
+                    cluster = Some(value_text.to_string());
+                }
                 other => {
                     self.diags.push(
                         Diagnostic::error(key_span, format!("unknown submit option `{other}`"))
-                            .with_label("expected `count` or `priority`")
+                            .with_label("expected `count`, `priority` or `to`")
                             .with_hint(
                                 if rest.len() > 2 || first.text().is_some_and(|t| !t.contains(' '))
                                 {
@@ -329,6 +348,7 @@ impl Validator<'_> {
             data: data.to_string(),
             count,
             priority,
+            cluster,
         })
     }
 }

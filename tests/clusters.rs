@@ -1,0 +1,114 @@
+//! Several clusters in one topology (`cluster NAME` on nodes): each is a cluster of its own —
+//! its primary, its backups, its workers — and masters of different clusters are peers, never in
+//! each other's election. A file without `cluster` keys is one default cluster, as before.
+
+use tcluster::console::app::{App, NodeRow};
+use tcluster::console::command::{Parsed, parse};
+use tcluster::console::config::Config;
+use tcluster::role::coordinator::{CoordinatorConfig, master_ranks};
+use tcluster::topology::{ClusterAction, DEFAULT_CLUSTER, MasterRole, Topology, check_bytes};
+
+const TWO: &str = r#"
+node server-1 { type master; cluster east; port 7800 }
+node backup-1 { type master; cluster east; port 7802 }
+node server-2 { type master; cluster west; port 7801 }
+node east     { type worker; cluster east; count 3 }
+node west     { type worker; cluster west; count 3 }
+policy lending { queue_threshold 6; max_lend 1 }
+scenario rush { at 0s submit "sleep 300ms" count 60 to east }
+"#;
+
+fn topology(text: &str) -> Topology {
+    let (topology, report) = check_bytes("t.top", text.as_bytes());
+    topology.unwrap_or_else(|| panic!("{}", report.render()))
+}
+
+#[test]
+fn each_cluster_has_its_own_primary_and_election() {
+    let t = topology(TWO);
+    assert_eq!(t.clusters(), ["east", "west"]);
+    assert!(t.has_clusters());
+    assert_eq!(t.primary_of("east").unwrap().name, "server-1");
+    assert_eq!(t.primary_of("west").unwrap().name, "server-2");
+    // The first master of each cluster is its primary; the others of that cluster its backups.
+    assert_eq!(t.node("backup-1").unwrap().role, Some(MasterRole::Backup));
+    assert_eq!(t.node("server-2").unwrap().role, Some(MasterRole::Primary));
+    assert_eq!(t.node("west-2").unwrap().cluster, "west");
+
+    // The Bully election of a cluster ranks only its own masters.
+    assert_eq!(
+        master_ranks(&t, "east"),
+        [("server-1".to_string(), 2), ("backup-1".to_string(), 1)]
+    );
+    assert_eq!(master_ranks(&t, "west"), [("server-2".to_string(), 1)]);
+    let east = CoordinatorConfig::from_topology(&t, "backup-1", 1);
+    let peers: Vec<&str> = east.peers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(peers, ["server-1"], "a master of west is no backup of east");
+    assert_eq!(east.primary.as_deref(), Some("server-1"));
+    let west = CoordinatorConfig::from_topology(&t, "server-2", 1);
+    assert!(west.peers.is_empty());
+    assert_eq!(west.role, MasterRole::Primary);
+}
+
+#[test]
+fn lending_policy_and_submit_to_a_cluster_are_read() {
+    let t = topology(TWO);
+    let lending = t.policies.lending.expect("the file has policy lending");
+    assert_eq!(lending.queue_threshold, 6);
+    assert_eq!(lending.max_lend, 1);
+    // Keys left out take their defaults.
+    assert_eq!(lending.idle_before_lend.as_millis(), 500);
+    assert_eq!(lending.return_after_idle.as_secs(), 2);
+    let step = &t.scenario("rush").unwrap().steps[0];
+    assert_eq!(
+        step.action,
+        ClusterAction::Submit {
+            data: "sleep 300ms".into(),
+            count: 60,
+            priority: 0,
+            cluster: Some("east".into()),
+        }
+    );
+    assert_eq!(
+        step.action.to_string(),
+        "submit \"sleep 300ms\" count 60 to east"
+    );
+}
+
+#[test]
+fn a_file_without_clusters_is_one_default_cluster_without_lending() {
+    let t = topology(
+        "node coordinator { type master }\nnode backup { type master }\nnode worker { type worker; count 2 }\n",
+    );
+    assert_eq!(t.clusters(), [DEFAULT_CLUSTER]);
+    assert!(!t.has_clusters());
+    assert!(t.policies.lending.is_none());
+    assert_eq!(t.primary().unwrap().name, "coordinator");
+    assert_eq!(t.node("worker-1").unwrap().cluster, DEFAULT_CLUSTER);
+    assert_eq!(master_ranks(&t, DEFAULT_CLUSTER).len(), 2);
+}
+
+#[test]
+fn the_console_submits_to_a_cluster_it_knows() {
+    let nodes = vec![NodeRow::new("server-1", "master")];
+    let mut app = App::new("t", "server-1", nodes, Config::default());
+    app.clusters = vec!["east".into(), "west".into()];
+    let submit = |data: &str, count, cluster: Option<&str>| {
+        Ok(Parsed::Act(ClusterAction::Submit {
+            data: data.into(),
+            count,
+            priority: 0,
+            cluster: cluster.map(str::to_string),
+        }))
+    };
+    assert_eq!(
+        parse("submit 5 sleep 1s to east", &app),
+        submit("sleep 1s", 5, Some("east"))
+    );
+    assert_eq!(parse("submit sleep 1s", &app), submit("sleep 1s", 1, None));
+    // `to` followed by a word that is no cluster is part of the job's data.
+    assert_eq!(
+        parse("submit echo go to bed", &app),
+        submit("echo go to bed", 1, None)
+    );
+}
