@@ -49,6 +49,7 @@ fn primary(keep_done: usize, compact_every: u64) -> Coordinator {
     let register = Message::Register {
         slots: 8,
         running: Vec::new(),
+        owner: None,
     };
     c.step(
         0,

@@ -7,7 +7,9 @@
 //! config KEY=VALUE …     before anything else: interval, suspect, timeout, classic_timeout (ms),
 //!                        algorithm, max_attempts, backoff (ms), secret, user=NAME:PASSWORD,
 //!                        allow_classic, max_connections, idle_timeout (ms), role=backup, sync,
-//!                        rank=N, peer=NAME:RANK (another master), follow=NAME
+//!                        rank=N, peer=NAME:RANK (another master), follow=NAME,
+//!                        cluster=NAME, address=HOST:PORT, lending=THRESHOLD:MAX:IDLE:RETURN
+//!                        (ms), peer_cluster=CLUSTER:MASTER (a master of another cluster)
 //! connect N              connection N opens
 //! close N                connection N closes
 //! recv N {json}          a native message arrives on N
@@ -66,6 +68,34 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
                 });
             }
             "follow" => config.follow = Some(value.to_string()),
+            "cluster" => config.cluster = value.to_string(),
+            "address" => config.address = Some(value.to_string()),
+            "lending" => {
+                let n: Vec<u64> = value.split(':').map(|v| v.parse().unwrap()).collect();
+                config.lending = Some(tcluster::topology::Lending {
+                    queue_threshold: n[0] as usize,
+                    max_lend: n[1] as usize,
+                    idle_before_lend: Duration::from_millis(n[2]),
+                    return_after_idle: Duration::from_millis(n[3]),
+                });
+            }
+            "peer_cluster" => {
+                let (cluster, master) = value.split_once(':').unwrap();
+                let peer = tcluster::role::coordinator::PeerMaster {
+                    name: master.into(),
+                    address: format!("{master}:0"),
+                    rank: 0,
+                };
+                match config.clusters.iter_mut().find(|c| c.name == cluster) {
+                    Some(c) => c.masters.push(peer),
+                    None => config
+                        .clusters
+                        .push(tcluster::role::coordinator::PeerCluster {
+                            name: cluster.into(),
+                            masters: vec![peer],
+                        }),
+                }
+            }
             "user" => {
                 let (name, password) = value.split_once(':').unwrap();
                 config.users.push(User {

@@ -54,6 +54,7 @@ fn message() -> impl Strategy<Value = Message> {
         (1u32..4).prop_map(|slots| Message::Register {
             slots,
             running: vec![JobId(1), JobId(2)],
+            owner: None,
         }),
         prop::collection::vec(job(), 0..3).prop_map(|r| Message::Heartbeat { running: Some(r) }),
         (job(), prop::option::of(0u32..3)).prop_map(|(job, attempt)| Message::JobDone {
@@ -135,6 +136,7 @@ fn primary(secret: Option<&str>) -> Coordinator {
     let register = Message::Register {
         slots: 2,
         running: vec![],
+        owner: None,
     };
     let submit = Message::Submit {
         data: "sleep 9s".into(),
@@ -368,6 +370,7 @@ fn a_worker_claiming_every_job_takes_none_of_them() {
     let register = Message::Register {
         slots: 4096,
         running: (1..=6).map(JobId).collect(),
+        owner: None,
     };
     let out = c.step(
         0,

@@ -138,6 +138,7 @@ fn one(jobs: u64, retention: Option<Retention>) -> Result<JournalRun, BenchError
     let register = Message::Register {
         slots: ROUND,
         running: Vec::new(),
+        owner: None,
     };
     step(
         &mut c,

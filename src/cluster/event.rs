@@ -203,6 +203,37 @@ pub enum EventKind {
         worker: String,
         record: WorkerRecord,
     },
+
+    // ----- clusters lending workers -----
+    /// A primary's queue is past `queue_threshold`: it asks cluster `from` for workers (not
+    /// kept in the journal).
+    LoanRequested { from: String, want: u32 },
+    /// Cluster `from` has none to lend (not kept in the journal).
+    LoanRefused { from: String, reason: String },
+    /// At the owner: this idle worker is lent to cluster `to` (it is redirected there).
+    WorkerLent { worker: String, to: String },
+    /// At the borrower: a worker lent by cluster `from` registered here and takes jobs.
+    WorkerBorrowed { worker: String, from: String },
+    /// At the borrower: a lent worker goes home to cluster `to` (it was idle, or died here:
+    /// its jobs were requeued first). Its record here ends.
+    WorkerReleased {
+        worker: String,
+        to: String,
+        reason: String,
+    },
+    /// At the owner: a loan to cluster `borrower` is over (the worker is back home, or died
+    /// while lent).
+    LoanEnded {
+        worker: String,
+        borrower: String,
+        reason: String,
+    },
+    /// Another cluster's primary is silent past `suspect_after` (not kept in the journal).
+    PeerSuspect { cluster: String, silent_ms: u64 },
+    /// Another cluster's primary is silent past the timeout (not kept in the journal).
+    PeerDead { cluster: String, reason: String },
+    /// Another cluster's primary answers again (not kept in the journal).
+    PeerAlive { cluster: String },
 }
 
 impl EventKind {
@@ -215,6 +246,11 @@ impl EventKind {
                 | EventKind::ElectionUpdate { .. }
                 | EventKind::BackupFollows { .. }
                 | EventKind::BackupLost { .. }
+                | EventKind::LoanRequested { .. }
+                | EventKind::LoanRefused { .. }
+                | EventKind::PeerSuspect { .. }
+                | EventKind::PeerDead { .. }
+                | EventKind::PeerAlive { .. }
         )
     }
 
@@ -268,6 +304,15 @@ impl EventKind {
             EventKind::Snapshot { .. } => "snapshot",
             EventKind::JobRestored { .. } => "job_restored",
             EventKind::WorkerRestored { .. } => "worker_restored",
+            EventKind::LoanRequested { .. } => "loan_requested",
+            EventKind::LoanRefused { .. } => "loan_refused",
+            EventKind::WorkerLent { .. } => "worker_lent",
+            EventKind::WorkerBorrowed { .. } => "worker_borrowed",
+            EventKind::WorkerReleased { .. } => "worker_released",
+            EventKind::LoanEnded { .. } => "loan_ended",
+            EventKind::PeerSuspect { .. } => "peer_suspect",
+            EventKind::PeerDead { .. } => "peer_dead",
+            EventKind::PeerAlive { .. } => "peer_alive",
         }
     }
 }
@@ -384,6 +429,34 @@ impl std::fmt::Display for EventKind {
             EventKind::WorkerRestored { worker, .. } => {
                 write!(f, "{worker} restored from a snapshot")
             }
+            EventKind::LoanRequested { from, want } => {
+                write!(
+                    f,
+                    "asks cluster {from} for {want} workers (queue past the threshold)"
+                )
+            }
+            EventKind::LoanRefused { from, reason } => {
+                write!(f, "cluster {from} lends no workers ({reason})")
+            }
+            EventKind::WorkerLent { worker, to } => write!(f, "{worker} lent to cluster {to}"),
+            EventKind::WorkerBorrowed { worker, from } => {
+                write!(f, "{worker} borrowed from cluster {from}")
+            }
+            EventKind::WorkerReleased { worker, to, reason } => {
+                write!(f, "{worker} released to cluster {to} ({reason})")
+            }
+            EventKind::LoanEnded {
+                worker,
+                borrower,
+                reason,
+            } => write!(f, "{worker}'s loan to cluster {borrower} ended ({reason})"),
+            EventKind::PeerSuspect { cluster, silent_ms } => {
+                write!(f, "cluster {cluster} is suspect (silent {silent_ms}ms)")
+            }
+            EventKind::PeerDead { cluster, reason } => {
+                write!(f, "cluster {cluster} is dead ({reason})")
+            }
+            EventKind::PeerAlive { cluster } => write!(f, "cluster {cluster} answers again"),
         }
     }
 }

@@ -118,12 +118,20 @@ pub struct WorkerRecord {
     pub running: BTreeSet<JobId>,
     /// Jobs it completed.
     pub done: u64,
+    /// At its owner: the cluster it is lent to (it works there now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent_to: Option<String>,
+    /// At a borrower: the cluster that lent it (its home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 impl WorkerRecord {
     /// Whether it may take another job now.
     pub fn has_free_slot(&self) -> bool {
-        self.health == Health::Healthy && (self.running.len() as u32) < self.slots
+        self.health == Health::Healthy
+            && self.lent_to.is_none()
+            && (self.running.len() as u32) < self.slots
     }
 
     /// The worker as clients see it.

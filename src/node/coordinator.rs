@@ -307,10 +307,9 @@ impl Driver {
             } => {
                 let config = self.coordinator.config();
                 let address = config
-                    .peers
-                    .iter()
-                    .find(|p| p.name == master)
-                    .map(|p| p.address.clone());
+                    .master(&master)
+                    .map(|p| p.address.clone())
+                    .filter(|a| !a.is_empty());
                 let key = config.peer_key.clone();
                 let inputs = self.inputs_tx.clone();
                 tokio::spawn(
@@ -439,8 +438,17 @@ fn log_event(event: &ClusterEvent, serving: bool) {
         | WorkerDead { .. }
         | JobRequeued { .. }
         | JobReclaimed { .. }
-        | DuplicateResult { .. } => info!(clock = event.clock, "{}", event.kind),
-        JobFailed { .. } => warn!(clock = event.clock, "{}", event.kind),
+        | DuplicateResult { .. }
+        | LoanRequested { .. }
+        | LoanRefused { .. }
+        | WorkerLent { .. }
+        | WorkerBorrowed { .. }
+        | WorkerReleased { .. }
+        | LoanEnded { .. }
+        | PeerAlive { .. } => info!(clock = event.clock, "{}", event.kind),
+        JobFailed { .. } | PeerSuspect { .. } | PeerDead { .. } => {
+            warn!(clock = event.clock, "{}", event.kind)
+        }
         _ => debug!(clock = event.clock, "{}", event.kind),
     }
 }

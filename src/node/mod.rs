@@ -171,6 +171,8 @@ async fn run_master(
         config.max_connections = max.max(1);
     }
     config.max_connections = fit_connections(config.max_connections);
+    // Where workers lent to this cluster come (their own links first, when launched).
+    config.address = Some(addr.to_string());
     let state_dir = state_dir(topology, &options);
     let journal = match state_dir {
         Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
@@ -242,10 +244,21 @@ async fn take_role(
             .node(name)
             .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
         let ranks = master_ranks(topology, cluster);
-        config.peers = parse_peers(list, &ranks)
+        let (own, others): (Vec<PeerMaster>, Vec<PeerMaster>) = parse_peers(list, &ranks)
             .into_iter()
-            .filter(|p| ranks.iter().any(|(n, _)| *n == p.name))
-            .collect();
+            .partition(|p| ranks.iter().any(|(n, _)| *n == p.name));
+        config.peers = own;
+        // The masters of other clusters, reached over the links given.
+        for other in others {
+            if let Some(m) = config
+                .clusters
+                .iter_mut()
+                .flat_map(|c| c.masters.iter_mut())
+                .find(|m| m.name == other.name)
+            {
+                m.address = other.address;
+            }
+        }
     }
     if let Some(primary) = find_primary(&config.peers, name, &config.peer_key, own_term).await {
         info!(%primary, "another master is primary: following it as the backup");
@@ -275,21 +288,42 @@ async fn run_worker(
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
     let name = node.name.as_str();
+    // `--coordinator`: addresses of its own cluster's masters, the primary first; `name=address`
+    // entries name masters, and those of other clusters are where it goes when lent.
+    let mut elsewhere = std::collections::HashMap::new();
     let coordinators = match options.coordinator {
-        Some(list) => list
-            .split(',')
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect(),
-        None => master_addresses(topology, &node.cluster)?,
+        Some(list) => {
+            let mut home = Vec::new();
+            for (master, address) in address_list(&list) {
+                match topology.node(&master) {
+                    Some(m) if m.kind == NodeKind::Master && m.cluster != node.cluster => {
+                        elsewhere.insert(master, address);
+                    }
+                    _ => home.push(address),
+                }
+            }
+            home
+        }
+        None => {
+            for m in topology.nodes_of(NodeKind::Master) {
+                if m.cluster != node.cluster
+                    && let Some(port) = m.port
+                {
+                    elsewhere.insert(m.name.clone(), format!("{}:{port}", m.address));
+                }
+            }
+            master_addresses(topology, &node.cluster)?
+        }
     };
     let worker = worker::WorkerOptions {
         config: WorkerConfig {
             name: name.to_string(),
             slots: node.resources.cpu,
             heartbeat_ms: topology.policies.heartbeat.interval.as_millis() as u64,
+            cluster: node.cluster.clone(),
         },
         coordinators,
+        elsewhere,
         secret: topology.globals.cluster_secret.clone(),
         announce: options.announce,
         control: options.control.clone(),

@@ -40,6 +40,9 @@ pub struct WorkerOptions {
     /// Every master's address, `host:port`, the primary first. The worker connects to one; when
     /// it is told that one is not the primary, or loses it, it tries the next.
     pub coordinators: Vec<String>,
+    /// Its own links to the masters of other clusters, by name: where it goes when lent to one
+    /// (else to the address its owner gives).
+    pub elsewhere: HashMap<String, String>,
     /// `CLUSTER_SECRET`, if the cluster has one.
     pub secret: Option<String>,
     /// Print `READY <name> …` on stdout when first registered (for launchers and tests).
@@ -79,6 +82,8 @@ struct Driver {
     backoff: Duration,
     /// Which master to try, as an index into `coordinators` (wrapping).
     target: usize,
+    /// Its home cluster's masters (`coordinators` is another cluster's while it is lent).
+    home: Vec<String>,
 }
 
 /// How a connection ended.
@@ -102,7 +107,9 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
         announced: false,
         backoff: Duration::from_millis(100),
         target: 0,
+        home: Vec::new(),
     };
+    driver.home = driver.options.coordinators.clone();
     loop {
         let Some((lines, write)) = driver.connect(&shutdown).await else {
             break;
@@ -130,8 +137,39 @@ impl Driver {
     /// Feeds the worker one input and carries out what it says. Returns false if the
     /// connection broke.
     async fn step(&mut self, input: Input, write: Option<&mut OwnedWriteHalf>) -> bool {
-        let out = self.worker.step(self.now(), input);
-        act(out, &mut self.jobs, &self.results_tx, &self.options, write).await
+        let mut out = self.worker.step(self.now(), input);
+        let moving = take_move(&mut out);
+        let ok = act(out, &mut self.jobs, &self.results_tx, &self.options, write).await;
+        match moving {
+            Some(to) => {
+                self.move_to(to);
+                false
+            }
+            None => ok,
+        }
+    }
+
+    /// Lent to another cluster (its own link to that primary, or the address the owner gave),
+    /// or home again: the next connection goes there.
+    fn move_to(&mut self, to: Option<crate::role::worker::Lent>) {
+        self.options.coordinators = match to {
+            Some(lent) => {
+                let address = self
+                    .options
+                    .elsewhere
+                    .get(&lent.master)
+                    .cloned()
+                    .unwrap_or(lent.address);
+                info!(cluster = %lent.cluster, %address, "lent: moving to the borrowing cluster");
+                vec![address]
+            }
+            None => {
+                info!("going home");
+                self.home.clone()
+            }
+        };
+        self.target = 0;
+        self.backoff = Duration::from_millis(100);
     }
 
     /// Connects (and proves the secret) to the current master, trying the next ones with a
@@ -294,10 +332,22 @@ impl Driver {
         ended
     }
 
-    /// Tells the worker its connection is gone (it has nothing to send on it).
+    /// Tells the worker its connection is gone (it has nothing to send on it; a lent worker
+    /// that lost its borrower stops the borrower's jobs and goes home).
     fn disconnected(&mut self) {
         let now = self.now();
-        self.worker.step(now, Input::Disconnected);
+        let mut out = self.worker.step(now, Input::Disconnected);
+        if let Some(to) = take_move(&mut out) {
+            self.move_to(to);
+        }
+        for output in out {
+            if let Output::Stop(job) = output
+                && let Some((abort, cancelled)) = self.jobs.remove(&job)
+            {
+                cancelled.store(true, Ordering::Relaxed);
+                abort.abort();
+            }
+        }
     }
 
     /// What a line from the coordinator means; `None` when the connection is over.
@@ -354,6 +404,15 @@ enum Heard {
     Nothing,
 }
 
+/// Takes the move out of a step's outputs, if it made one.
+fn take_move(out: &mut Vec<Output>) -> Option<Option<crate::role::worker::Lent>> {
+    let i = out.iter().position(|o| matches!(o, Output::Move(_)))?;
+    match out.remove(i) {
+        Output::Move(to) => Some(to),
+        _ => None,
+    }
+}
+
 /// Carries out the worker's outputs. Returns false if the connection broke.
 async fn act(
     outputs: Vec<Output>,
@@ -387,6 +446,8 @@ async fn act(
                     abort.abort();
                 }
             }
+            // Taken out by the caller.
+            Output::Move(_) => {}
         }
     }
     jobs.retain(|_, (abort, _)| !abort.is_finished());

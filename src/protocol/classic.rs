@@ -95,6 +95,7 @@ pub fn parse(line: &str) -> Result<ClassicLine, ClassicError> {
                 message: Message::Register {
                     slots: reg.slots.or(reg.capacity).unwrap_or(1).max(1),
                     running: Vec::new(),
+                    owner: None,
                 },
             })
         }
@@ -161,7 +162,8 @@ mod tests {
             reg.message,
             Message::Register {
                 slots: 1,
-                running: vec![]
+                running: vec![],
+                owner: None
             }
         );
         assert_eq!(

@@ -85,6 +85,10 @@ pub enum Message {
         /// Jobs it is already running (after a reconnect), so they are not run twice.
         #[serde(default)]
         running: Vec<JobId>,
+        /// A lent worker introduces itself with its owner: the cluster that lent it (absent
+        /// at home).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// Coordinator to worker: registration accepted.
     Registered {
@@ -290,6 +294,61 @@ pub enum Message {
     },
     /// One cluster event, to subscribers.
     Event { event: ClusterEvent },
+
+    // ----- clusters lending workers (between the primaries of two clusters) -----
+    /// 1. Borrower to owner: lend me up to `want` idle workers; send them to `address`.
+    WorkerRequest {
+        /// The borrowing cluster.
+        cluster: String,
+        /// Where the borrower's primary listens.
+        address: String,
+        /// How many workers it would take.
+        want: u32,
+    },
+    /// 2a. Owner to borrower: these workers are on their way (each gets a `redirect`).
+    Available {
+        /// The lending cluster.
+        cluster: String,
+        workers: Vec<String>,
+    },
+    /// 2b. Owner to borrower: none to lend, and why.
+    Unavailable { cluster: String, reason: String },
+    /// 3. Owner to one of its workers: go and work for cluster `cluster`, whose primary `to`
+    ///    listens at `address`; introduce yourself there with your owner.
+    Redirect {
+        to: String,
+        cluster: String,
+        address: String,
+    },
+    /// 4. Borrower to owner: these lent workers are no longer needed (`lost`: these died while
+    ///    lent; their jobs were requeued by the borrower).
+    CommandRelease {
+        cluster: String,
+        workers: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lost: Vec<String>,
+    },
+    /// 5. Owner to borrower: the release is noted.
+    ReleaseAck {
+        cluster: String,
+        workers: Vec<String>,
+    },
+    /// 6. Borrower to a lent worker: go home to cluster `cluster`, whose primary `to` listens
+    ///    at `address`.
+    Return {
+        to: String,
+        cluster: String,
+        address: String,
+    },
+    /// 7. Owner to borrower: these workers are back home; their loans are over.
+    ReleaseCompleted {
+        cluster: String,
+        workers: Vec<String>,
+    },
+    /// The primaries of two clusters watch each other: are you alive?
+    PeerHeartbeat { cluster: String },
+    /// The reply to `peer_heartbeat`: alive, serving cluster `cluster`.
+    PeerAlive { cluster: String },
     // ----- chat -----
     /// Log in to a chat server by name; with accounts in the topology, with a password (or
     /// the token a server gave before).

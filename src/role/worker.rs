@@ -36,6 +36,8 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// How often it sends a heartbeat.
     pub heartbeat_ms: Millis,
+    /// Its home cluster (`cluster NAME` in the topology): what it says when lent elsewhere.
+    pub cluster: String,
 }
 
 /// What the driver hands the worker.
@@ -72,6 +74,21 @@ pub enum Output {
     Run { job: JobId, data: String },
     /// Stop a running job; its result is no longer wanted.
     Stop(JobId),
+    /// Leave the coordinator it is connected to and connect to `Some` master of another
+    /// cluster (lent: its own link to `master` if it has one, else `address`), or `None`: home
+    /// again, to its own cluster's masters.
+    Move(Option<Lent>),
+}
+
+/// Where a lent worker works: the borrowing cluster and its primary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lent {
+    /// The borrowing cluster.
+    pub cluster: String,
+    /// Its primary's node name.
+    pub master: String,
+    /// Where its primary listens, as the owner said.
+    pub address: String,
 }
 
 /// A job being run.
@@ -119,6 +136,13 @@ pub struct Worker {
     /// The highest coordinator term seen; orders from a lower term are refused.
     term: u64,
     done: u64,
+    /// The cluster it works for while lent (`None`: at home).
+    lent: Option<Lent>,
+    /// A move it was told to make (`Some(None)`: home), made once it runs nothing and every
+    /// result is acknowledged.
+    moving: Option<Option<Lent>>,
+    /// It asked to move: the connection that closes next is the one it left.
+    leaving: bool,
     out: Vec<Output>,
 }
 
@@ -136,8 +160,16 @@ impl Worker {
             last_heartbeat: 0,
             term: 0,
             done: 0,
+            lent: None,
+            moving: None,
+            leaving: false,
             out: Vec::new(),
         }
+    }
+
+    /// The cluster it works for while lent.
+    pub fn lent(&self) -> Option<&Lent> {
+        self.lent.as_ref()
     }
 
     /// Its name.
@@ -173,7 +205,23 @@ impl Worker {
                 }
                 self.last_heartbeat = self.now;
             }
-            Input::Disconnected => self.connected = false,
+            Input::Disconnected => {
+                self.connected = false;
+                if std::mem::take(&mut self.leaving) {
+                    // The connection it left on purpose.
+                } else if let Some(lent) = self.lent.take() {
+                    // The borrower is gone (or cut off): home at once. Its jobs here are the
+                    // borrower's, requeued by it (or by its journal when it comes back).
+                    info!(cluster = %lent.cluster, "lost the borrowing cluster: going home");
+                    for job in std::mem::take(&mut self.running).into_keys() {
+                        self.out.push(Output::Stop(job));
+                    }
+                    self.unacked.clear();
+                    self.moving = None;
+                    self.term = 0;
+                    self.out.push(Output::Move(None));
+                }
+            }
             Input::Received(env) => self.received(env),
             Input::Progress { job, percent } => {
                 let Some(r) = self.running.get_mut(&job) else {
@@ -227,6 +275,9 @@ impl Worker {
                 if !self.connected {
                     return std::mem::take(&mut self.out);
                 }
+                if self.move_if_free() {
+                    return std::mem::take(&mut self.out);
+                }
                 if self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms {
                     self.last_heartbeat = self.now;
                     let running = Some(self.running.keys().copied().collect());
@@ -235,6 +286,8 @@ impl Worker {
                 self.resend_due();
             }
         }
+        // A move waits for the last result's acknowledgement, whatever brought it.
+        self.move_if_free();
         std::mem::take(&mut self.out)
     }
 
@@ -289,6 +342,29 @@ impl Worker {
                     debug!("not registered yet: the answer may still be on its way");
                 }
             }
+            // Its owner lends it (only a worker at home can be lent).
+            Message::Redirect {
+                to,
+                cluster,
+                address,
+            } if self.lent.is_none() && cluster != self.config.cluster => {
+                info!(%cluster, master = %to, "lent: moving once idle");
+                self.moving = Some(Some(Lent {
+                    cluster,
+                    master: to,
+                    address,
+                }));
+                self.move_if_free();
+            }
+            // The borrower gives it back (only the cluster it serves can).
+            Message::Return { .. } if self.lent.is_some() => {
+                info!("returned: going home once idle");
+                self.moving = Some(None);
+                self.move_if_free();
+            }
+            Message::Redirect { .. } | Message::Return { .. } => {
+                warn!(from = %env.from, "a move that does not fit where this worker is: ignored");
+            }
             Message::Error { message } => warn!(%message, "coordinator reports an error"),
             Message::Welcome { .. } | Message::Pong => {}
             other => debug!(?other, "unexpected message ignored"),
@@ -327,6 +403,23 @@ impl Worker {
             self.out.push(Output::Run { job, data });
             self.send(Message::Started { job });
         }
+    }
+
+    /// Makes the move it was told to, if it runs nothing and every result is acknowledged
+    /// (a lent worker finishes what it holds where it got it). Returns whether it moved.
+    fn move_if_free(&mut self) -> bool {
+        if self.moving.is_none() || !self.running.is_empty() || !self.unacked.is_empty() {
+            return false;
+        }
+        let Some(to) = self.moving.take() else {
+            return false;
+        };
+        self.lent = to.clone();
+        // Another cluster's primary counts its own terms.
+        self.term = 0;
+        self.leaving = true;
+        self.out.push(Output::Move(to));
+        true
     }
 
     /// Sends a kept result now, and waits `pause_ms` before sending it again.
@@ -374,9 +467,11 @@ impl Worker {
                 .keys()
                 .filter(|j| !self.running.contains_key(j)),
         );
+        let owner = self.lent.as_ref().map(|_| self.config.cluster.clone());
         self.send(Message::Register {
             slots: self.config.slots,
             running,
+            owner,
         });
     }
 
@@ -400,6 +495,7 @@ mod tests {
             name: "w".into(),
             slots: 1,
             heartbeat_ms: 100,
+            cluster: "default".into(),
         })
     }
 
@@ -483,7 +579,8 @@ mod tests {
                 // JOB-1 is still this worker's: its result is on the way.
                 &Message::Register {
                     slots: 1,
-                    running: vec![JobId(1)]
+                    running: vec![JobId(1)],
+                    owner: None
                 },
                 &Message::JobDone {
                     job: JobId(1),
@@ -678,5 +775,110 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    fn moves(out: &[Output]) -> Vec<&Option<Lent>> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Move(to) => Some(to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn redirect() -> Input {
+        from_coordinator(
+            1,
+            Message::Redirect {
+                to: "server-1".into(),
+                cluster: "east".into(),
+                address: "127.0.0.1:7800".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_lent_worker_finishes_its_job_moves_registers_with_its_owner_and_goes_home() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        let assign = Message::Assign {
+            job: JobId(1),
+            data: "sleep 1s".into(),
+            attempt: 1,
+        };
+        w.step(1, from_coordinator(1, assign));
+        // Lent while it still runs a job: it moves only once the result is acknowledged.
+        assert!(moves(&w.step(2, redirect())).is_empty());
+        let done = Input::Finished {
+            job: JobId(1),
+            outcome: Ok("ok".into()),
+        };
+        assert!(moves(&w.step(3, done)).is_empty());
+        let ack = Message::ResultAck {
+            job: JobId(1),
+            attempt: Some(1),
+        };
+        let out = w.step(4, from_coordinator(1, ack));
+        assert_eq!(
+            moves(&out),
+            [&Some(Lent {
+                cluster: "east".into(),
+                master: "server-1".into(),
+                address: "127.0.0.1:7800".into(),
+            })]
+        );
+        // The connection it left closes: no going home for that.
+        assert!(moves(&w.step(5, Input::Disconnected)).is_empty());
+        // At the borrower (whose terms are its own) it introduces itself with its owner.
+        let out = w.step(6, Input::Connected);
+        assert!(matches!(
+            sent(&out)[..],
+            [Message::Register { owner: Some(owner), .. }] if owner == "default"
+        ));
+        w.step(
+            7,
+            from_coordinator(1, Message::Registered { heartbeat_ms: 100 }),
+        );
+        // A second redirect while lent is not obeyed.
+        assert!(moves(&w.step(8, redirect())).is_empty());
+        // The borrower gives it back.
+        let back = Message::Return {
+            to: "coordinator".into(),
+            cluster: "default".into(),
+            address: "127.0.0.1:7400".into(),
+        };
+        assert_eq!(moves(&w.step(9, from_coordinator(1, back))), [&None]);
+        w.step(10, Input::Disconnected);
+        let out = w.step(11, Input::Connected);
+        assert!(matches!(
+            sent(&out)[..],
+            [Message::Register { owner: None, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_lent_worker_that_loses_its_borrower_stops_its_jobs_and_goes_home_at_once() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        w.step(1, redirect());
+        w.step(2, Input::Disconnected);
+        w.step(3, Input::Connected);
+        let assign = Message::Assign {
+            job: JobId(7),
+            data: "sleep 1s".into(),
+            attempt: 1,
+        };
+        w.step(4, from_coordinator(1, assign));
+        let out = w.step(5, Input::Disconnected);
+        assert_eq!(moves(&out), [&None]);
+        assert!(out.contains(&Output::Stop(JobId(7))));
+        assert!(w.lent().is_none());
+        // A return that does not fit (it is at home) changes nothing.
+        let back = Message::Return {
+            to: "x".into(),
+            cluster: "default".into(),
+            address: "x:1".into(),
+        };
+        assert!(moves(&w.step(6, from_coordinator(1, back))).is_empty());
     }
 }

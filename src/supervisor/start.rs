@@ -65,6 +65,7 @@ impl Supervisor {
         for name in others {
             // A worker or bot talks to the masters of its own cluster.
             let cluster = self.nodes[&name].node.cluster.clone();
+            let all_masters = &masters;
             let masters: Vec<String> = masters
                 .iter()
                 .filter(|m| self.nodes[*m].node.cluster == cluster)
@@ -74,7 +75,18 @@ impl Supervisor {
                 NodeKind::Worker => {
                     // One shaped link per master, the primary's first: a worker moves to the next
                     // master when the one it uses is gone or is not the primary.
-                    let links = self.links_to(&name, &masters).await?;
+                    let mut links = self.links_to(&name, &masters).await?;
+                    // With lending, links to the other clusters' masters too, by name: where
+                    // it goes when lent.
+                    if self.topology.policies.lending.is_some() {
+                        let others: Vec<String> = all_masters
+                            .iter()
+                            .filter(|m| self.nodes[*m].node.cluster != cluster)
+                            .cloned()
+                            .collect();
+                        let far = self.links_to(&name, &others).await?;
+                        links.extend(others.iter().zip(far).map(|(m, l)| format!("{m}={l}")));
+                    }
                     if let Some(m) = self.nodes.get_mut(&name) {
                         m.connect_to = Some(links.join(","));
                     }

@@ -51,6 +51,24 @@ pub struct CoordinatorConfig {
     pub peers: Vec<PeerMaster>,
     /// What compaction keeps, and how often it runs (`policy journal`).
     pub retention: super::Retention,
+    /// Its cluster (`cluster NAME`).
+    pub cluster: String,
+    /// `policy lending`, if the topology lends workers between clusters.
+    pub lending: Option<crate::topology::Lending>,
+    /// The other clusters: their masters, for lending and peer heartbeats.
+    pub clusters: Vec<PeerCluster>,
+    /// Where this master listens, as the masters of other clusters and lent workers reach it
+    /// (set by its driver once it listens).
+    pub address: Option<String>,
+}
+
+/// Another cluster, as a master that may lend to it or borrow from it knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerCluster {
+    /// Its name.
+    pub name: String,
+    /// Its masters (any may be its primary now).
+    pub masters: Vec<PeerMaster>,
 }
 
 /// Another master, as a coordinator knows it.
@@ -127,7 +145,44 @@ impl CoordinatorConfig {
                 })
                 .collect(),
             retention: p.journal,
+            cluster: cluster.to_string(),
+            lending: p.lending.filter(|_| topology.has_clusters()),
+            clusters: topology
+                .clusters()
+                .into_iter()
+                .filter(|c| *c != cluster)
+                .map(|c| PeerCluster {
+                    name: c.to_string(),
+                    masters: topology
+                        .masters_of(c)
+                        .map(|n| PeerMaster {
+                            name: n.name.clone(),
+                            address: n
+                                .port
+                                .map_or_else(String::new, |port| format!("{}:{port}", n.address)),
+                            rank: 0,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            address: None,
         }
+    }
+
+    /// The master called `name`, of this cluster or another.
+    pub fn master(&self, name: &str) -> Option<&PeerMaster> {
+        self.peers
+            .iter()
+            .chain(self.clusters.iter().flat_map(|c| &c.masters))
+            .find(|p| p.name == name)
+    }
+
+    /// The cluster of another cluster's master called `name`.
+    pub fn cluster_of(&self, name: &str) -> Option<&str> {
+        self.clusters
+            .iter()
+            .find(|c| c.masters.iter().any(|m| m.name == name))
+            .map(|c| c.name.as_str())
     }
 
     /// A configuration for tests: defaults everywhere.
@@ -154,6 +209,10 @@ impl CoordinatorConfig {
             rank: 1,
             peers: Vec::new(),
             retention: super::Retention::default(),
+            cluster: crate::topology::DEFAULT_CLUSTER.to_string(),
+            lending: None,
+            clusters: Vec::new(),
+            address: None,
         }
     }
 }

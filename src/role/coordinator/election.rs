@@ -79,6 +79,7 @@ pub(super) struct PendingWorker {
     name: String,
     slots: u32,
     running: Vec<JobId>,
+    owner: Option<String>,
     at: Millis,
 }
 
@@ -96,7 +97,11 @@ impl Coordinator {
         let Some(b) = self.backup_mut() else {
             return false;
         };
-        if let Message::Register { slots, running } = &env.message
+        if let Message::Register {
+            slots,
+            running,
+            owner,
+        } = &env.message
             && !env.from.is_empty()
         {
             info!(worker = %env.from, "a worker lost the primary and came here: holding it");
@@ -108,6 +113,7 @@ impl Coordinator {
                     name: env.from.clone(),
                     slots: *slots,
                     running: running.clone(),
+                    owner: owner.clone(),
                     at: now,
                 },
             );
@@ -340,6 +346,13 @@ impl Coordinator {
 
     /// Another master replied to what this one sent it.
     pub(super) fn master_replied(&mut self, master: String, reply: Option<Envelope>) {
+        if let Some(cluster) = self.config.cluster_of(&master).map(str::to_string) {
+            if let Some(env) = &reply {
+                let _ = self.clock.observe(env.clock);
+            }
+            self.cluster_replied(&cluster, reply);
+            return;
+        }
         let reply = match reply {
             Some(envelope) => {
                 let _ = self.clock.observe(envelope.clock);
@@ -563,7 +576,7 @@ impl Coordinator {
         self.grace_for_known_workers();
         // The workers that came here while this master decided.
         for (conn, p) in backup.pending {
-            self.register(conn, p.dialect, p.name, p.slots, Some(p.running));
+            self.register(conn, p.dialect, p.name, p.slots, Some(p.running), p.owner);
         }
     }
 

@@ -108,6 +108,7 @@ impl Coordinator {
         name: String,
         slots: u32,
         running: Option<Vec<JobId>>,
+        owner: Option<String>,
     ) {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             self.send(
@@ -164,6 +165,13 @@ impl Coordinator {
                 return;
             }
         }
+        // A lent worker: only if its owner said so. One at home that was lent: back.
+        let owner = owner.filter(|o| *o != self.config.cluster);
+        if let Some(owner) = &owner
+            && !self.borrowed_registers(conn, &name, owner)
+        {
+            return;
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Peer::Worker(name.clone());
         }
@@ -198,6 +206,10 @@ impl Coordinator {
                 });
             }
             Some(_) => {}
+        }
+        match &owner {
+            Some(owner) => self.borrowed_arrived(&name, owner),
+            None => self.home_again(&name),
         }
         let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
         self.send(conn, Message::Registered { heartbeat_ms });
@@ -544,6 +556,8 @@ impl Coordinator {
                 reason: format!("{name} died"),
             });
         }
+        // A borrowed worker that died here: its owner hears of it.
+        self.borrowed_died(name);
     }
 
     /// `started`: a worker began a job it holds.
@@ -588,7 +602,8 @@ impl Coordinator {
             .state
             .workers
             .iter()
-            .filter(|(_, w)| w.health != Health::Dead)
+            // A lent worker heartbeats to its borrower, not here.
+            .filter(|(_, w)| w.health != Health::Dead && w.lent_to.is_none())
             .map(|(name, w)| (name.clone(), w.health, w.classic))
             .collect();
         for (name, health, classic) in checks {

@@ -41,6 +41,7 @@ mod config;
 mod election;
 mod history;
 mod jobs;
+mod lending;
 mod replication;
 mod session;
 pub mod state;
@@ -59,7 +60,7 @@ use crate::protocol::message::{Envelope, Health, Message};
 use crate::topology::MasterRole;
 pub use crate::topology::Retention;
 use balancer::Balancer;
-pub use config::{CoordinatorConfig, PeerMaster, master_ranks};
+pub use config::{CoordinatorConfig, PeerCluster, PeerMaster, master_ranks};
 use election::Backup;
 use history::History;
 use jobs::Liveness;
@@ -84,6 +85,8 @@ pub const DEFAULT_LIST_LIMIT: usize = 1000;
 pub const REPLICA_WINDOW: u64 = 1024;
 /// The most bytes of events in one `history` part, well under the 64 KiB line limit.
 pub const HISTORY_PART: usize = 32 * 1024;
+/// The most workers one `available` makes a borrower expect (whatever an owner claims).
+pub const MAX_LENT_AT_ONCE: usize = 64;
 
 /// What the driver hands the coordinator.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +211,8 @@ pub struct Coordinator {
     history: History,
     /// Finished jobs whose results reached a client in this step (one `results_read` event).
     reads: Vec<crate::protocol::message::JobId>,
+    /// Lending workers to other clusters and borrowing theirs.
+    loans: lending::Loans,
     standing: Standing,
 }
 
@@ -239,6 +244,7 @@ impl Coordinator {
             out: Vec::new(),
             history: History::default(),
             reads: Vec::new(),
+            loans: Default::default(),
             standing,
         }
     }
@@ -350,6 +356,7 @@ impl Coordinator {
             self.detect_failures();
             self.check_started();
             self.close_idle();
+            self.tick_lending();
         } else {
             self.tick_election();
         }

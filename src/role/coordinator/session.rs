@@ -33,6 +33,8 @@ pub(super) enum Peer {
 pub(super) enum Trusted {
     /// Another master of this cluster, by its name.
     Master(String),
+    /// A master of another cluster: (its name, its cluster).
+    Cluster(String, String),
     /// The launcher: scenario steps and the console's commands.
     Supervisor,
 }
@@ -159,7 +161,8 @@ impl Coordinator {
             && self.worker_conns.get(&name) == Some(&conn)
         {
             self.worker_conns.remove(&name);
-            if self.health(&name) != Some(Health::Dead) {
+            // A worker lent elsewhere left for its borrower: no death.
+            if self.health(&name) != Some(Health::Dead) && !self.lent_worker_left(&name) {
                 self.declare_dead(&name, "connection closed".to_string());
             }
         }
@@ -262,8 +265,45 @@ impl Coordinator {
                     self.victory_from(&master, env.term);
                 }
             }
-            Message::Register { slots, running } => {
-                self.register(conn, dialect, from, slots, Some(running));
+            Message::Register {
+                slots,
+                running,
+                owner,
+            } => {
+                self.register(conn, dialect, from, slots, Some(running), owner);
+            }
+            Message::PeerHeartbeat { .. } => {
+                let reply = if self.is_serving() {
+                    Message::PeerAlive {
+                        cluster: self.config.cluster.clone(),
+                    }
+                } else {
+                    Message::NotPrimary {
+                        primary: self.backup().and_then(|b| b.leader.clone()),
+                    }
+                };
+                self.send(conn, reply);
+            }
+            Message::WorkerRequest {
+                cluster,
+                address,
+                want,
+            } => self.worker_request(conn, &from, cluster, address, want),
+            Message::CommandRelease {
+                cluster,
+                workers,
+                lost,
+            } => self.command_release(conn, cluster, workers, lost),
+            Message::ReleaseCompleted { cluster, workers } => {
+                info!(conn, %cluster, ?workers, "lent workers are home again");
+                let mine = self.config.cluster.clone();
+                self.send(
+                    conn,
+                    Message::ReleaseAck {
+                        cluster: mine,
+                        workers,
+                    },
+                );
             }
             Message::Heartbeat { running } => self.heartbeat(conn, running),
             Message::Started { job } => self.job_started(conn, job),
@@ -374,6 +414,10 @@ impl Coordinator {
                     PeerRole::Master if self.config.peers.iter().any(|p| p.name == name) => {
                         Ok(Some(Trusted::Master(name.clone())))
                     }
+                    PeerRole::Master if self.config.cluster_of(&name).is_some() => {
+                        let cluster = self.config.cluster_of(&name).unwrap_or_default();
+                        Ok(Some(Trusted::Cluster(name.clone(), cluster.to_string())))
+                    }
                     PeerRole::Master => Err(format!("`{name}` is not a master of this cluster")),
                     PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
                     PeerRole::ChatPeer => {
@@ -420,6 +464,19 @@ impl Coordinator {
                 Err(format!(
                     "`{}` is accepted only from another master of this cluster, proven with \
                      the peer secret (hello as master)",
+                    kind()
+                ))
+            }
+            // What only another cluster's primary says, about that cluster.
+            Message::WorkerRequest { cluster, .. }
+            | Message::CommandRelease { cluster, .. }
+            | Message::ReleaseCompleted { cluster, .. }
+            | Message::PeerHeartbeat { cluster }
+                if !matches!(trusted, Some(Trusted::Cluster(_, c)) if c == cluster) =>
+            {
+                Err(format!(
+                    "`{}` is accepted only from a master of cluster {cluster}, proven with the \
+                     peer secret (hello as master)",
                     kind()
                 ))
             }

@@ -68,6 +68,11 @@ impl JobQueue {
         self.ready.contains(&(Reverse(priority), id)) || self.delayed.iter().any(|d| d.1 == id)
     }
 
+    /// Jobs ready to run now (not waiting out a backoff).
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Jobs ready and waiting.
     pub fn len(&self) -> usize {
         self.ready.len() + self.delayed.len()
@@ -253,6 +258,36 @@ impl ClusterState {
             EventKind::WorkerRestored { worker, record } => {
                 self.workers.insert(worker.clone(), record.clone());
             }
+            EventKind::WorkerLent { worker, to } => {
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.lent_to = Some(to.clone());
+                }
+            }
+            EventKind::WorkerBorrowed { worker, from } => {
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.owner = Some(from.clone());
+                }
+            }
+            EventKind::WorkerReleased { worker, .. } => {
+                // Its jobs were requeued before (a lent worker is released idle or dead).
+                if self
+                    .workers
+                    .get(worker)
+                    .is_some_and(|w| w.running.is_empty())
+                {
+                    self.workers.remove(worker);
+                }
+            }
+            EventKind::LoanEnded { worker, .. } => {
+                if let Some(w) = self.workers.get_mut(worker) {
+                    w.lent_to = None;
+                }
+            }
+            EventKind::LoanRequested { .. }
+            | EventKind::LoanRefused { .. }
+            | EventKind::PeerSuspect { .. }
+            | EventKind::PeerDead { .. }
+            | EventKind::PeerAlive { .. } => {}
         }
     }
 
@@ -344,6 +379,8 @@ impl ClusterState {
                 health: Health::Healthy,
                 running: BTreeSet::new(),
                 done: 0,
+                lent_to: None,
+                owner: None,
             });
         record.slots = slots;
         record.classic = classic;
