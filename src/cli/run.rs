@@ -176,6 +176,14 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
     let secret = topology.globals.cluster_secret.clone();
     let system = topology.globals.system_name.clone();
     let state_dir = options.state_dir.clone();
+    // Each cluster's primary, as the topology names it, and the cluster of each master.
+    let clusters: Vec<(String, String, bool)> = topology
+        .nodes_of(crate::topology::NodeKind::Master)
+        .map(|n| {
+            let primary = topology.primary_of(&n.cluster).map(|p| &p.name) == Some(&n.name);
+            (n.name.clone(), n.cluster.clone(), primary)
+        })
+        .collect();
     let handle = match supervisor::launch(topology, options).await {
         Ok(handle) => handle,
         Err(e) => {
@@ -184,13 +192,27 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         }
     };
     let (mut updates, mut logs) = handle.watch();
-    // Every master: after a failover the primary is another one.
-    let masters: Vec<String> = handle
-        .nodes
-        .iter()
-        .filter_map(|n| n.address.clone())
-        .collect();
-    print_launch(&handle, &system, &state_dir);
+    // Every master, by cluster: after a failover the primary is another one.
+    let mut masters: Vec<Vec<String>> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (_, cluster, _) in &clusters {
+        if seen.contains(&cluster.as_str()) {
+            continue;
+        }
+        seen.push(cluster);
+        let of_cluster = handle
+            .nodes
+            .iter()
+            .filter(|n| {
+                clusters
+                    .iter()
+                    .any(|(m, c, _)| *m == n.name && c == cluster)
+            })
+            .filter_map(|n| n.address.clone())
+            .collect();
+        masters.push(of_cluster);
+    }
+    print_launch(&handle, &system, &state_dir, &clusters);
     if let Some(name) = &args.scenario {
         let _ = handle
             .commands
@@ -228,6 +250,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             }
             _ = check.tick(), if scenario_over && deadline.is_none() => {
                 if handle.submissions_in_flight() == 0
+                    && handle.loans_open() == 0
                     && open_jobs(&masters, secret.as_deref()).await == Some(0)
                 {
                     outln!("-- the scenario is over and every job has ended: stopping");
@@ -267,7 +290,24 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
 }
 
 /// The run's first lines: the system, where the primary listens, each node and the state.
-fn print_launch(handle: &supervisor::SupervisorHandle, system: &str, state_dir: &std::path::Path) {
+fn print_launch(
+    handle: &supervisor::SupervisorHandle,
+    system: &str,
+    state_dir: &std::path::Path,
+    masters: &[(String, String, bool)],
+) {
+    // The main cluster's primary is the one the launch found; another cluster's, the
+    // topology's.
+    let main = masters
+        .iter()
+        .find(|(n, _, _)| *n == handle.primary.0)
+        .map(|(_, c, _)| c.clone());
+    let primary = |name: &str| {
+        name == handle.primary.0
+            || masters
+                .iter()
+                .any(|(n, c, p)| n == name && *p && Some(c) != main.as_ref())
+    };
     outln!(
         "{system}: {} nodes; coordinator on {}; logs in {}",
         handle.nodes.len(),
@@ -282,7 +322,7 @@ fn print_launch(handle: &supervisor::SupervisorHandle, system: &str, state_dir: 
             .map(|a| format!(" on {a}"))
             .unwrap_or_default();
         let role = match node.kind.as_str() {
-            "master" if node.name == handle.primary.0 => "primary",
+            "master" if primary(&node.name) => "primary",
             "master" => "backup",
             kind => kind,
         };
@@ -320,7 +360,16 @@ fn print_event(event: &crate::supervisor::timeline::TimelineEvent) {
 }
 
 /// Jobs queued, assigned or running, as the primary (whichever master it is now) reports.
-async fn open_jobs(masters: &[String], secret: Option<&str>) -> Option<usize> {
+async fn open_jobs(clusters: &[Vec<String>], secret: Option<&str>) -> Option<usize> {
+    let mut open = 0;
+    for masters in clusters {
+        open += cluster_open_jobs(masters, secret).await?;
+    }
+    Some(open)
+}
+
+/// Jobs open in one cluster, as its primary (whichever of `masters` it is now) reports.
+async fn cluster_open_jobs(masters: &[String], secret: Option<&str>) -> Option<usize> {
     for addr in masters {
         let Ok(mut client) = Client::connect(addr, "headless", secret).await else {
             continue;

@@ -363,33 +363,25 @@ impl Supervisor {
         };
         self.submits_in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // Jobs of the main cluster are tracked by the main reading; another's by its own.
+        let cluster = cluster
+            .filter(|c| *c != self.main_cluster())
+            .map(str::to_string);
         let _ = self.submits.send(Submission {
             addr,
             data,
             count,
             priority,
+            cluster,
         });
     }
 
-    /// Where the primary of `cluster` listens: the cluster the view follows (the default one),
-    /// by the view; another cluster, by the topology (its failovers are not followed yet).
+    /// Where the primary of `cluster` listens (the main cluster's when `None`), as each
+    /// cluster's reading follows its primary.
     fn primary_addr_of(&self, cluster: Option<&str>) -> Option<std::net::SocketAddr> {
-        let followed = self
-            .topology
-            .node(&self.view.primary)
-            .map(|n| n.cluster.as_str());
-        match cluster {
+        match cluster.and_then(|c| self.others.get(c)) {
+            Some(other) => other.addr,
             None => self.primary_addr,
-            Some(c) if Some(c) == followed => self.primary_addr,
-            Some(c) => {
-                let primary = self.topology.primary_of(c)?;
-                self.nodes
-                    .get(&primary.name)?
-                    .address
-                    .as_ref()?
-                    .parse()
-                    .ok()
-            }
         }
     }
 

@@ -57,6 +57,7 @@ pub struct SupervisorHandle {
     /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
     first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
     submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    loans_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -72,6 +73,11 @@ impl SupervisorHandle {
     pub fn submissions_in_flight(&self) -> usize {
         self.submits_in_flight
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Loans of workers between clusters not over yet (lent workers not home).
+    pub fn loans_open(&self) -> usize {
+        self.loans_open.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops every node and returns the report.
@@ -122,6 +128,7 @@ pub async fn launch(
         .map(|node| (node.name.clone(), SupervisedNode::new(node, started)))
         .collect();
     let submits_in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let loans_open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let submits = {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(submitter(
@@ -140,6 +147,9 @@ pub async fn launch(
         started,
         nodes,
         order,
+        others: BTreeMap::new(),
+        loans: Default::default(),
+        loans_open: loans_open.clone(),
         view: ClusterView::new(&primary, newest_term, false),
         primary_addr: None,
         resubscribe: BTreeMap::new(),
@@ -160,6 +170,26 @@ pub async fn launch(
         acknowledged: BTreeSet::new(),
         shutdown,
     };
+    // The other clusters, each read from its own primary (the topology's, until one takes
+    // over).
+    let main = supervisor.main_cluster().to_string();
+    let others: Vec<(String, String)> = supervisor
+        .topology
+        .clusters()
+        .into_iter()
+        .filter(|c| *c != main)
+        .filter_map(|c| {
+            Some((
+                c.to_string(),
+                supervisor.topology.primary_of(c)?.name.clone(),
+            ))
+        })
+        .collect();
+    for (cluster, primary) in others {
+        supervisor
+            .others
+            .insert(cluster, super::clusters::OtherCluster::new(&primary));
+    }
     let mut internal_rx = internal_rx;
     if let Err(e) = supervisor.start_all(&mut internal_rx).await {
         supervisor.stop_all().await;
@@ -188,6 +218,7 @@ pub async fn launch(
         peer_key,
         first: std::sync::Mutex::new(Some((first_updates, first_logs))),
         submits_in_flight,
+        loans_open,
         task,
     })
 }

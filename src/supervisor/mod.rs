@@ -19,6 +19,7 @@
 
 mod act;
 pub mod child;
+mod clusters;
 pub mod faults;
 mod handle;
 pub mod logs;
@@ -30,6 +31,7 @@ pub mod timeline;
 mod watch;
 
 pub use crate::view::{NodeStatus, Process};
+pub use clusters::ClusterReport;
 pub use handle::{LaunchError, SupervisorHandle, launch};
 pub use report::{JobTotals, NodeReport, RunReport};
 
@@ -191,8 +193,8 @@ enum TaskNews {
         /// Its durable events so far.
         events: Vec<ClusterEvent>,
     },
-    /// The primary acknowledged these jobs to the operator.
-    Accepted(Vec<JobId>),
+    /// The primary of a cluster (`None`: the main one) acknowledged these jobs to the operator.
+    Accepted(Option<String>, Vec<JobId>),
 }
 
 struct Supervisor {
@@ -204,6 +206,12 @@ struct Supervisor {
     /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts.
     view: ClusterView,
     primary_addr: Option<SocketAddr>,
+    /// The other clusters of a topology with several, each read from its own primary.
+    others: BTreeMap<String, clusters::OtherCluster>,
+    /// Loans of workers between clusters, read from every cluster's events.
+    loans: crate::view::Loans,
+    /// How many of them are not over (for the headless run's end).
+    loans_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Per master: a way to make its subscription start over (and bring its history again).
     resubscribe: BTreeMap<String, mpsc::UnboundedSender<()>>,
     /// Per master, the clock of the newest event heard live from it.
@@ -331,7 +339,12 @@ impl Supervisor {
                 generation,
                 status,
             } => self.node_exited(&node, generation, status).await,
-            TaskNews::Accepted(jobs) => self.acknowledge(jobs),
+            TaskNews::Accepted(None, jobs) => self.acknowledge(jobs),
+            TaskNews::Accepted(Some(cluster), jobs) => {
+                if let Some(other) = self.others.get_mut(&cluster) {
+                    other.acknowledged.extend(jobs);
+                }
+            }
             TaskNews::Cluster { from, event } => self.heard_event(&from, event),
             TaskNews::History { from, events } => self.heard_history(&from, events),
         }
@@ -413,6 +426,10 @@ impl Supervisor {
 
     /// A master's event: counted if it comes from the primary (or moves the primary).
     fn heard_event(&mut self, from: &str, event: ClusterEvent) {
+        if let Some(cluster) = self.other_cluster_of(from) {
+            self.other_event(&cluster, from, event);
+            return;
+        }
         if !self.view.accepts(from, &event) {
             return;
         }
@@ -431,6 +448,10 @@ impl Supervisor {
     /// A master's history, at the start of its subscription: the reading starts over from the
     /// primary's, and a resumed run says what it found.
     fn heard_history(&mut self, from: &str, events: Vec<ClusterEvent>) {
+        if let Some(cluster) = self.other_cluster_of(from) {
+            self.other_history(&cluster, from, &events);
+            return;
+        }
         if from != self.view.primary {
             return;
         }
@@ -482,6 +503,8 @@ impl Supervisor {
     fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
         self.view.apply(now, &event);
+        let main = self.main_cluster().to_string();
+        self.read_loan(&main, now, &event);
         match &event.kind {
             EventKind::JobCompleted { job, .. }
             | EventKind::JobFailed {

@@ -2,7 +2,6 @@
 //! done to it), and the run's summary.
 
 use super::*;
-use crate::protocol::message::PeerRole;
 
 use crate::view::Faults;
 
@@ -36,6 +35,11 @@ pub struct RunReport {
     pub nodes: Vec<NodeReport>,
     /// Every fault, with its measured detection and recovery.
     pub faults: Vec<FaultRecord>,
+    /// Each cluster (one, in a topology without `cluster` keys): its primary and its jobs;
+    /// `jobs` above are their totals.
+    pub clusters: Vec<ClusterReport>,
+    /// Workers lent between clusters, and when they went back.
+    pub loans: Vec<crate::view::Loan>,
 }
 
 /// A node in the run's summary: its role and the cluster's verdict at the end, and what was
@@ -52,6 +56,10 @@ pub struct NodeReport {
     pub state: String,
     /// What was done to it that still holds: `paused`, `killed`, `1 link cut` …
     pub tags: Vec<String>,
+    /// Its home cluster.
+    pub cluster: String,
+    /// The cluster it works for at the end (its home, unless it is lent).
+    pub serving: String,
 }
 
 impl Supervisor {
@@ -137,69 +145,51 @@ impl Supervisor {
         }
     }
 
-    /// The run's summary, asked of the coordinator while it still runs.
+    /// The run's summary, asked of each cluster's primary while it still runs.
     pub(super) async fn report(&mut self) -> RunReport {
-        let mut jobs = JobTotals::default();
-        let mut term = self.view.term;
-        let counts = self.view.state.counts;
-        if let Some(addr) = self.primary_addr
-            && let Ok(mut client) = Client::connect_as(
-                &addr.to_string(),
-                "supervisor",
-                Some((&self.topology.peer_key(), PeerRole::Supervisor)),
-                crate::protocol::handshake::TIMEOUT,
-            )
-            .await
-        {
-            if let Ok(Message::StatusReport { report }) =
-                client.request(Message::Status { job: None }).await
-            {
-                term = report.term;
-                jobs.completed = report.jobs.completed;
-                jobs.failed = report.jobs.failed;
-                jobs.unfinished = report.jobs.queued + report.jobs.assigned + report.jobs.running;
-                jobs.submitted = report.jobs.total();
-            }
-            // Jobs acknowledged to the operator and not seen to end: the primary must still
-            // know them. (A job an old primary took but never acknowledged — it could not
-            // replicate it — was never accepted, and the new primary rightly does not know it.)
-            let open: Vec<JobId> = self
-                .acknowledged
-                .iter()
-                .filter(|id| {
-                    self.view
-                        .state
-                        .jobs
-                        .get(id)
-                        .is_none_or(|j| !j.state.is_final())
-                })
-                .copied()
-                .collect();
-            for id in open {
-                if let Ok(Message::Error { .. }) =
-                    client.request(Message::Status { job: Some(id) }).await
-                {
-                    jobs.lost += 1;
-                }
-            }
-            jobs.submitted += jobs.lost;
-        } else {
-            // No primary to ask: the last reading's open jobs are unfinished, not known lost.
-            jobs.completed = counts.completed;
-            jobs.failed = counts.failed;
-            jobs.submitted = counts.total();
-            jobs.unfinished = counts.queued + counts.assigned + counts.running;
+        let (main_jobs, term) = self
+            .cluster_totals(self.primary_addr, &self.view, &self.acknowledged)
+            .await;
+        let mut clusters = vec![ClusterReport {
+            name: self.main_cluster().to_string(),
+            primary: self.view.primary.clone(),
+            term,
+            jobs: main_jobs.clone(),
+        }];
+        let mut jobs = main_jobs;
+        for (name, other) in &self.others {
+            let (totals, term) = self
+                .cluster_totals(other.addr, &other.view, &other.acknowledged)
+                .await;
+            jobs.add(&totals);
+            clusters.push(ClusterReport {
+                name: name.clone(),
+                primary: other.view.primary.clone(),
+                term,
+                jobs: totals,
+            });
         }
         let now = self.now();
         let nodes = self
             .statuses()
             .into_iter()
-            .map(|status| NodeReport {
-                role: self.view.role(&status).as_str().to_string(),
-                state: self.view.verdict(&status, now).as_str().to_string(),
-                tags: status.faults.tags(),
-                name: status.name,
-                kind: status.kind,
+            .map(|status| {
+                let home = self
+                    .topology
+                    .node(&status.name)
+                    .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str())
+                    .to_string();
+                // Each node is judged by its own cluster's reading.
+                let view = self.others.get(&home).map_or(&self.view, |o| &o.view);
+                NodeReport {
+                    role: view.role(&status).as_str().to_string(),
+                    state: view.verdict(&status, now).as_str().to_string(),
+                    tags: status.faults.tags(),
+                    serving: self.loans.serving(&status.name, &home).to_string(),
+                    cluster: home,
+                    name: status.name,
+                    kind: status.kind,
+                }
             })
             .collect();
         RunReport {
@@ -209,6 +199,8 @@ impl Supervisor {
             jobs,
             nodes,
             faults: self.tracker.faults().to_vec(),
+            clusters,
+            loans: self.loans.loans.clone(),
         }
     }
 }
@@ -229,6 +221,36 @@ impl std::fmt::Display for RunReport {
             "   jobs: {} submitted, {} completed, {} failed, {} lost, {} unfinished",
             j.submitted, j.completed, j.failed, j.lost, j.unfinished
         )?;
+        if report.clusters.len() > 1 {
+            for c in &report.clusters {
+                let j = &c.jobs;
+                writeln!(
+                    out,
+                    "   cluster {}: primary {} (term {}): {} submitted, {} completed, {} failed, {} lost, {} unfinished",
+                    c.name,
+                    c.primary,
+                    c.term,
+                    j.submitted,
+                    j.completed,
+                    j.failed,
+                    j.lost,
+                    j.unfinished
+                )?;
+            }
+        }
+        for l in &report.loans {
+            let at = |v: Option<u64>| v.map_or("-".to_string(), |v| format!("{v}ms"));
+            writeln!(
+                out,
+                "   loan {} → {}: {} at {}ms, released {}, home {}",
+                l.lender,
+                l.borrower,
+                l.workers.join(", "),
+                l.at_ms,
+                at(l.released_ms),
+                at(l.returned_ms)
+            )?;
+        }
         for f in &report.faults {
             let ms = |v: Option<u64>| {
                 v.map_or("-".to_string(), |v| {

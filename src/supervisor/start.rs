@@ -44,6 +44,7 @@ impl Supervisor {
             });
         };
         self.primary_addr = Some(primary_addr);
+        self.find_other_primaries();
         for (name, addr) in self.master_addresses() {
             let (resubscribe, resync) = mpsc::unbounded_channel();
             self.resubscribe.insert(name.clone(), resubscribe);

@@ -12,6 +12,8 @@ pub(super) struct Submission {
     pub(super) data: String,
     pub(super) count: u32,
     pub(super) priority: i32,
+    /// The cluster, when not the main one.
+    pub(super) cluster: Option<String>,
 }
 
 /// Counts a submission down when its handling ends, whichever way.
@@ -80,7 +82,7 @@ pub(super) async fn submitter(
                     _ => String::new(),
                 };
                 note(format!("submitted {} × {:?}: {range}", s.count, s.data));
-                let _ = internal.send(TaskNews::Accepted(jobs));
+                let _ = internal.send(TaskNews::Accepted(s.cluster.clone(), jobs));
             }
             Ok(Ok(Message::Error { message })) => note(format!("submit refused: {message}")),
             Ok(Ok(Message::NotPrimary { .. })) => {

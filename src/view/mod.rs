@@ -16,12 +16,14 @@
 //! journal, a takeover); the console then advances its copy with the same events. So the Nodes
 //! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
 
+pub mod loans;
 pub mod node;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+pub use loans::{Loan, Loans};
 pub use node::{Faults, NodeStatus, Process, Role, Verdict};
 
 use crate::cluster::event::{ClusterEvent, EventKind};

@@ -559,6 +559,8 @@ impl Coordinator {
         // The other masters follow; an old primary that is only paused or cut off hears this
         // when it can (it is said again every timeout until every master follows).
         let primary = Primary::announcing_at(self.now + self.timeout_ms());
+        // What the old primary knew of loans was its own; its borrowed workers went home.
+        self.loans = Default::default();
         let Standing::Backup(backup) =
             std::mem::replace(&mut self.standing, Standing::Primary(primary))
         else {

@@ -55,6 +55,8 @@ pub(super) struct Loans {
     releasing: BTreeMap<String, Millis>,
     /// Per worker: since when it has been idle (for lending, and for giving back).
     idle_since: BTreeMap<String, Millis>,
+    /// The first tick as primary has passed (borrowed workers from before were let go).
+    started: bool,
 }
 
 /// Another cluster's primary, as our heartbeats find it.
@@ -96,6 +98,9 @@ impl Coordinator {
     pub(super) fn tick_lending(&mut self) {
         if self.config.clusters.is_empty() || !self.is_serving() {
             return;
+        }
+        if !std::mem::replace(&mut self.loans.started, true) {
+            self.let_go_of_stale_loans();
         }
         let interval = self.config.heartbeat.interval.as_millis() as Millis;
         if self.now.saturating_sub(self.loans.last_beat) >= interval {
@@ -145,6 +150,39 @@ impl Coordinator {
         }
         self.ask_for_workers();
         self.release_idle();
+    }
+
+    /// A primary that starts (from its journal) or takes over: the workers it knows as
+    /// borrowed were connected to the master that held the loans, lost it, and went home by
+    /// their own rule. Their jobs go back to the queue and their records end here; their
+    /// owners saw them come home, so nothing is reported lost.
+    fn let_go_of_stale_loans(&mut self) {
+        let stale: Vec<(String, String)> = self
+            .state
+            .workers
+            .iter()
+            .filter(|(name, _)| !self.worker_conns.contains_key(*name))
+            .filter_map(|(name, w)| Some((name.clone(), w.owner.clone()?)))
+            .collect();
+        for (worker, owner) in stale {
+            let running: Vec<_> = self.state.workers[&worker]
+                .running
+                .iter()
+                .copied()
+                .collect();
+            for job in running {
+                self.emit(EventKind::JobRequeued {
+                    job,
+                    worker: worker.clone(),
+                    reason: format!("{worker} went home to {owner} when this primary restarted"),
+                });
+            }
+            self.emit(EventKind::WorkerReleased {
+                worker,
+                to: owner,
+                reason: "it went home when the borrower restarted".to_string(),
+            });
+        }
     }
 
     /// Suspect and dead verdicts on the other clusters' primaries, as for workers.
@@ -644,7 +682,8 @@ impl Coordinator {
             }
             Message::Unavailable { cluster: c, reason } if c == cluster && self.asked(&c) => {
                 self.loans.asking = None;
-                self.loans.quiet_until = self.now + self.timeout_ms();
+                self.loans.quiet_until =
+                    self.now + self.config.heartbeat.interval.as_millis() as Millis;
                 self.emit(EventKind::LoanRefused { from: c, reason });
             }
             Message::ReleaseAck {
