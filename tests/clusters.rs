@@ -2,6 +2,8 @@
 //! its primary, its backups, its workers — and masters of different clusters are peers, never in
 //! each other's election. A file without `cluster` keys is one default cluster, as before.
 
+mod common;
+
 use tcluster::console::app::{App, NodeRow};
 use tcluster::console::command::{Parsed, parse};
 use tcluster::console::config::Config;
@@ -111,4 +113,109 @@ fn the_console_submits_to_a_cluster_it_knows() {
         parse("submit echo go to bed", &app),
         submit("echo go to bed", 1, None)
     );
+}
+
+/// The console on two clusters: each node's cluster in a column, a lent worker tagged with the
+/// cluster it works for, judged by its own cluster's events (not the other's), and its load
+/// read at the borrower.
+#[test]
+fn the_console_shows_each_nodes_cluster_and_who_is_lent() {
+    use common::lecture::*;
+    use tcluster::cluster::event::EventKind;
+    use tcluster::console::update::update;
+    use tcluster::view::{Faults, Process, Verdict};
+
+    let status = |name: &str, kind: &str, cluster: &str| {
+        tcluster::console::keymap::Action::Update(tcluster::supervisor::Update::Node(
+            tcluster::view::NodeStatus {
+                name: name.into(),
+                kind: kind.into(),
+                process: Process::Running,
+                pid: Some(100),
+                address: None,
+                faults: Faults::default(),
+                cluster: cluster.into(),
+            },
+        ))
+    };
+    let mut app = App::new("lending", "server-1", Vec::new(), Config::default());
+    app.clusters = vec!["east".into(), "west".into()];
+    app.main_cluster = "east".into();
+    app.others.insert(
+        "west".into(),
+        tcluster::view::ClusterView::new("server-2", 1, false),
+    );
+    let joined = |w: &str| EventKind::WorkerJoined {
+        worker: w.into(),
+        slots: 1,
+        classic: false,
+    };
+    let mut actions = vec![
+        status("server-1", "master", "east"),
+        status("server-2", "master", "west"),
+        status("east-1", "worker", "east"),
+        status("west-1", "worker", "west"),
+    ];
+    actions.extend([
+        event_from("server-1", 10, joined("east-1")),
+        event_from("server-2", 10, joined("west-1")),
+        event_from(
+            "server-2",
+            500,
+            EventKind::WorkerLent {
+                worker: "west-1".into(),
+                to: "east".into(),
+            },
+        ),
+        event_from("server-1", 510, joined("west-1")),
+        event_from(
+            "server-1",
+            510,
+            EventKind::WorkerBorrowed {
+                worker: "west-1".into(),
+                from: "west".into(),
+            },
+        ),
+        event_from(
+            "server-1",
+            520,
+            EventKind::JobSubmitted {
+                job: tcluster::protocol::message::JobId(1),
+                data: "sleep 1s".into(),
+                priority: 0,
+                by: "alice".into(),
+            },
+        ),
+        event_from(
+            "server-1",
+            530,
+            EventKind::JobAssigned {
+                job: tcluster::protocol::message::JobId(1),
+                worker: "west-1".into(),
+                attempt: 1,
+            },
+        ),
+    ]);
+    for action in actions {
+        update(&mut app, action);
+    }
+    // West's events stay out of east's reading.
+    assert_eq!(
+        app.cluster.state.workers.len(),
+        2,
+        "east-1 and the borrowed west-1"
+    );
+    assert_eq!(app.others["west"].state.workers.len(), 1);
+    let west_1 = row(&app, "west-1");
+    assert_eq!(app.lent_to(west_1).as_deref(), Some("east"));
+    assert_eq!(app.verdict(west_1), Verdict::Healthy);
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains("CLUSTER"), "{screen}");
+    let line = screen
+        .lines()
+        .find(|l| l.contains("west-1"))
+        .expect("west-1's row");
+    assert!(line.contains("west"), "{line}");
+    assert!(line.contains("lent to east"), "{line}");
+    assert!(line.contains("1/1"), "its load at the borrower: {line}");
 }

@@ -471,6 +471,12 @@ pub struct App {
     pub scenarios: Vec<String>,
     /// The clusters of the topology, when it has more than one (for `:submit … to CLUSTER`).
     pub clusters: Vec<String>,
+    /// The cluster `cluster` reads (of the primary the console launched with).
+    pub main_cluster: String,
+    /// The other clusters, each read from its own primary's events.
+    pub others: BTreeMap<String, ClusterView>,
+    /// Loans of workers between clusters, read from every cluster's events.
+    pub loans: crate::view::Loans,
     /// The scenario running, and when it began: the timeline counts from there.
     pub scenario: Option<(String, u64)>,
     /// A line from `say`, and when it was shown.
@@ -526,6 +532,9 @@ impl App {
             chat: Chat::default(),
             scenarios: Vec::new(),
             clusters: Vec::new(),
+            main_cluster: crate::topology::DEFAULT_CLUSTER.to_string(),
+            others: BTreeMap::new(),
+            loans: Default::default(),
             scenario: None,
             say: None,
             banners: VecDeque::new(),
@@ -561,14 +570,48 @@ impl App {
         self.nodes.iter().position(|n| n.name() == name)
     }
 
-    /// The cluster's verdict on a node now.
+    /// The reading of the cluster a node belongs to.
+    pub fn view_of(&self, node: &NodeRow) -> &ClusterView {
+        self.others
+            .get(&node.status.cluster)
+            .unwrap_or(&self.cluster)
+    }
+
+    /// The cluster's verdict on a node now (its own cluster's).
     pub fn verdict(&self, node: &NodeRow) -> Verdict {
-        self.cluster.verdict(&node.status, self.now_ms)
+        self.view_of(node).verdict(&node.status, self.now_ms)
     }
 
     /// A node's role now.
     pub fn role(&self, node: &NodeRow) -> Role {
-        self.cluster.role(&node.status)
+        self.view_of(node).role(&node.status)
+    }
+
+    /// The cluster a worker works for while it is lent elsewhere.
+    pub fn lent_to(&self, node: &NodeRow) -> Option<String> {
+        let home = node.status.cluster.as_str();
+        let serving = self.loans.serving(node.name(), home);
+        (serving != home).then(|| serving.to_string())
+    }
+
+    /// The reading of the cluster a worker works for now: its borrower's while it is lent.
+    pub fn serving_view(&self, node: &NodeRow) -> &ClusterView {
+        match self.lent_to(node) {
+            Some(to) => self
+                .others
+                .get(&to)
+                .filter(|_| to != self.main_cluster)
+                .unwrap_or(&self.cluster),
+            None => self.view_of(node),
+        }
+    }
+
+    /// The cluster of the node called `name`, if the console knows it.
+    pub fn cluster_of(&self, name: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.status.cluster.as_str())
     }
 
     /// Whether the primary's figures about its workers are out of date (the primary does not

@@ -134,6 +134,18 @@ pub fn launch_and_run(
         app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
         if topology.has_clusters() {
             app.clusters = topology.clusters().iter().map(|c| c.to_string()).collect();
+            // Each cluster read from its own primary: the main one by `app.cluster`.
+            if let Some(main) = topology.node(&primary) {
+                app.main_cluster = main.cluster.clone();
+            }
+            for cluster in topology.clusters() {
+                if cluster != app.main_cluster
+                    && let Some(p) = topology.primary_of(cluster)
+                {
+                    let view = crate::view::ClusterView::new(&p.name, 1, false);
+                    app.others.insert(cluster.to_string(), view);
+                }
+            }
         }
         use crate::supervisor::logs::{Level, LogLine};
         let start = (Level::Info, handle.start.describe(&state_dir));

@@ -146,6 +146,8 @@ struct Driver {
     next_conn: ConnId,
     /// Events a slow subscriber missed, so far.
     dropped_events: u64,
+    /// One kept connection per master of another cluster (lending, peer heartbeats).
+    peer_links: HashMap<String, mpsc::Sender<(Envelope, Duration)>>,
 }
 
 async fn run(
@@ -184,6 +186,7 @@ async fn run(
         started: Instant::now(),
         next_conn: 1,
         dropped_events: 0,
+        peer_links: HashMap::new(),
     };
     if let (false, Some(primary)) = (
         driver.coordinator.is_serving(),
@@ -312,6 +315,28 @@ impl Driver {
                     .filter(|a| !a.is_empty());
                 let key = config.peer_key.clone();
                 let inputs = self.inputs_tx.clone();
+                if config.cluster_of(&master).is_some() {
+                    // Another cluster's master: over a kept connection, so a heartbeat every
+                    // interval is one message each way, not a handshake each time.
+                    let link = self.peer_links.entry(master.clone()).or_insert_with(|| {
+                        let (tx, rx) = mpsc::channel(PEER_LINK_QUEUE);
+                        let task = peer_link(
+                            master.clone(),
+                            address,
+                            key,
+                            rx,
+                            inputs.clone(),
+                            self.shutdown.clone(),
+                        );
+                        tokio::spawn(task.in_current_span());
+                        tx
+                    });
+                    if link.try_send((envelope, wait)).is_err() {
+                        // Too many unanswered already: this one is not answered either.
+                        let _ = inputs.try_send((0, ConnEvent::Master(master, None)));
+                    }
+                    return;
+                }
                 tokio::spawn(
                     ask_master(master, address, key, envelope, wait, inputs).in_current_span(),
                 );
@@ -529,6 +554,57 @@ async fn ask_master(
     };
     let reply = tokio::time::timeout(wait, ask).await.ok().flatten();
     let _ = inputs.send((0, ConnEvent::Master(master, reply))).await;
+}
+
+/// The most messages waiting for one other cluster's master.
+const PEER_LINK_QUEUE: usize = 16;
+
+/// A kept connection to a master of another cluster: each message is sent in turn and its
+/// first reply (or `None` within `wait`) handed back; a connection that fails or falls silent
+/// is opened again for the next message.
+async fn peer_link(
+    master: String,
+    address: Option<String>,
+    peer_key: String,
+    mut messages: mpsc::Receiver<(Envelope, Duration)>,
+    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+    shutdown: CancellationToken,
+) {
+    use crate::client::Client;
+    let mut client: Option<Client> = None;
+    loop {
+        let (envelope, wait) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = messages.recv() => match next {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let ask = async {
+            if client.is_none() {
+                let key = Some((peer_key.as_str(), PeerRole::Master));
+                let c = Client::connect_as(address.as_deref()?, &envelope.from, key, wait)
+                    .await
+                    .ok()?;
+                client = Some(c);
+            }
+            let c = client.as_mut()?;
+            c.send_envelope(&envelope).await.ok()?;
+            c.receive().await.ok()
+        };
+        let reply = tokio::time::timeout(wait, ask).await.ok().flatten();
+        if reply.is_none() {
+            // Half a conversation cannot be trusted: the next message opens a new connection.
+            client = None;
+        }
+        if inputs
+            .send((0, ConnEvent::Master(master.clone(), reply)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// A backup's link to its primary: asks for every event after `after`, hands over what comes;

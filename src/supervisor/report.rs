@@ -86,6 +86,7 @@ impl Supervisor {
             _ => None,
         };
         Some(NodeStatus {
+            cluster: m.node.cluster.clone(),
             name: name.to_string(),
             kind: m.node.kind.as_str().to_string(),
             process,

@@ -25,6 +25,9 @@ pub struct NodeStatus {
     pub address: Option<String>,
     /// What the operator did to it.
     pub faults: Faults,
+    /// Its cluster (`cluster NAME` in the topology).
+    #[serde(skip)]
+    pub cluster: String,
 }
 
 impl NodeStatus {
@@ -33,6 +36,7 @@ impl NodeStatus {
         NodeStatus {
             name: name.to_string(),
             kind: kind.to_string(),
+            cluster: crate::topology::DEFAULT_CLUSTER.to_string(),
             process: Process::Starting,
             pid: None,
             address: None,

@@ -20,6 +20,7 @@ fn node(name: &str, kind: &str, process: Process) -> NodeStatus {
         pid: None,
         address: None,
         faults: Faults::default(),
+        cluster: "default".into(),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn node(name: &str, kind: &str, process: Process, faults: Faults) -> Action 
         pid: Some(1000 + name.len() as u32),
         address: (kind == "master").then(|| format!("127.0.0.1:74{:02}", name.len())),
         faults,
+        cluster: "default".into(),
     }))
 }
 

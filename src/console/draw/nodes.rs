@@ -53,11 +53,19 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         .max()
         .unwrap_or(4)
         .max(4) as u16;
+    // What was done to it, and (several clusters) where a lent worker works now.
     let tags: Vec<String> = app
         .nodes
         .iter()
-        .map(|n| n.status.faults.tags().join(", "))
+        .map(|n| {
+            let mut tags = n.status.faults.tags();
+            if let Some(to) = app.lent_to(n) {
+                tags.insert(0, format!("lent to {to}"));
+            }
+            tags.join(", ")
+        })
         .collect();
+    let clusters = !app.clusters.is_empty();
     let tag_width = tags
         .iter()
         .map(|t| t.chars().count())
@@ -69,6 +77,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     let tags_priority = if any_tag || inner_width >= 60 { 2 } else { 99 };
     let columns = [
         Column::new("NODE", name_width + 2, 0),
+        Column::new("CLUSTER", 8, if clusters { 2 } else { 99 }),
         Column::new("ROLE", 11, 5),
         Column::new("STATE", 10, 1),
         Column::new("TAGS", tag_width, tags_priority).growing(),
@@ -83,7 +92,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     ];
     let chosen: Vec<_> = fit(&columns, inner_width)
         .into_iter()
-        .filter(|(i, _)| *i != 3 || tags_priority < 99)
+        .filter(|(i, _)| (*i != 4 || tags_priority < 99) && (*i != 1 || clusters))
         .collect();
     let shown = |header: &str| chosen.iter().any(|(i, _)| columns[*i].header == header);
     let with_role = shown("ROLE");
@@ -136,7 +145,8 @@ impl Look<'_> {
         let verdict = app.verdict(n);
         let role = app.role(n);
         let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
-        let worker = app.cluster.state.workers.get(n.name());
+        // A lent worker's load is at its borrower.
+        let worker = app.serving_view(n).state.workers.get(n.name());
         let (symbol, colour) = verdict_style(verdict);
         let marker = match role {
             Role::Primary => " ★",
@@ -146,6 +156,7 @@ impl Look<'_> {
         let dash = || Cell::from("-");
         match header {
             "NODE" => Cell::from(format!("{}{marker}", n.name())),
+            "CLUSTER" => Cell::from(n.status.cluster.clone()),
             "ROLE" => {
                 let style = match role {
                     Role::Primary => palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),

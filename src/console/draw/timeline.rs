@@ -17,7 +17,10 @@ use crate::supervisor::timeline::TimelineKind;
 /// Messages hidden from the diagram unless asked for: liveness chatter and progress reports,
 /// which would push the rare messages (an election, a victory) off the diagram in a second.
 fn is_ping(kind: &str) -> bool {
-    matches!(kind, "heartbeat" | "ping" | "pong" | "progress")
+    matches!(
+        kind,
+        "heartbeat" | "ping" | "pong" | "progress" | "peer_heartbeat" | "peer_alive"
+    )
 }
 
 /// How far back (rows) a message looks for a burst of its kind to join, and how long a burst

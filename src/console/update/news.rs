@@ -66,11 +66,26 @@ fn timeline(app: &mut App, event: TimelineEvent) {
     let at = event.at_ms;
     match &event.kind {
         TimelineKind::Cluster { event: cluster } => {
-            app.cluster.apply(at, cluster);
+            // Each cluster's events go to its own reading; loans are read from all of them.
+            let from = app
+                .cluster_of(&event.source)
+                .unwrap_or(&app.main_cluster)
+                .to_string();
+            app.loans.apply(&from, at, cluster);
+            let main = from == app.main_cluster || !app.others.contains_key(&from);
+            if main {
+                app.cluster.apply(at, cluster);
+            } else if let Some(view) = app.others.get_mut(&from)
+                && view.accepts(&event.source, cluster)
+            {
+                view.apply(at, cluster);
+            }
             if let Some(i) = app.node_index(&event.source) {
                 app.nodes[i].clock = app.nodes[i].clock.max(cluster.clock);
             }
-            cluster_news(app, at, &cluster.kind);
+            if main {
+                cluster_news(app, at, &cluster.kind);
+            }
             if !event.kind.is_shown() {
                 // Progress updates the job's gauge, bookkeeping the reading: neither is news.
                 return;
