@@ -48,6 +48,10 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["chat"]["posts"], 200, "{report}");
     assert_eq!(report["chat"]["lost"], 0, "{report}");
     assert_eq!(report["startup"]["nodes"], 8, "{report}");
+    // topologies/lending.top's rush, with lending and without.
+    assert_eq!(report["lending"]["with_lending"]["n"], 1, "{report}");
+    assert_eq!(report["lending"]["without_lending"]["n"], 1, "{report}");
+    assert_eq!(report["lending"]["first_borrowed_job"]["n"], 1, "{report}");
 }
 
 #[test]

@@ -72,7 +72,7 @@ pub struct BenchArgs {
     /// journal: stop at 100k jobs (1M takes a few minutes).
     #[arg(long)]
     pub quick: bool,
-    /// startup and soak: the topology to launch.
+    /// startup, soak and lending: the topology to launch (lending: topologies/lending.top).
     #[arg(long, default_value = "topologies/demo.top")]
     pub topology: PathBuf,
 }
@@ -97,6 +97,8 @@ pub enum What {
     Startup,
     /// Restart time and bytes on disk after 10k, 100k and 1M completed jobs.
     Journal,
+    /// topologies/lending.top's rush with lending and without; submit → first borrowed job.
+    Lending,
     /// Every one of them but soak, in this order.
     All,
 }
@@ -129,6 +131,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
             What::Failover,
             What::Chat,
             What::Startup,
+            What::Lending,
         ],
         one => vec![one],
     };
@@ -245,6 +248,18 @@ async fn measure(
                 &[10_000, 100_000, 1_000_000]
             };
             let r = bench::journal(counts, 100_000)?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Lending => {
+            // The topology given, if it lends; else topologies/lending.top.
+            let lends = crate::topology::load(&args.topology)
+                .is_ok_and(|(t, _)| t.policies.lending.is_some());
+            let topology = if lends {
+                args.topology.as_path()
+            } else {
+                Path::new("topologies/lending.top")
+            };
+            let r = bench::lending(program, topology, args.runs.max(1)).await?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Startup | What::All => {
