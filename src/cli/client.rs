@@ -715,9 +715,17 @@ fn worker_table(workers: &[WorkerView]) -> String {
             w.health.as_str(),
             format!("{}/{}", w.running, w.slots),
             w.done,
-            w.heartbeat_age_ms
-                .map_or("-".to_string(), |ms| format!("{ms}ms")),
-            if w.classic { "classic" } else { "native" }
+            // A lent worker's heartbeats go to its borrower.
+            match (&w.lent_to, w.heartbeat_age_ms) {
+                (Some(_), _) => "-".to_string(),
+                (None, age) => age.map_or("-".to_string(), |ms| format!("{ms}ms")),
+            },
+            match (&w.lent_to, &w.owner, w.classic) {
+                (Some(to), _, _) => format!("native, lent to {to}"),
+                (_, Some(from), _) => format!("native, borrowed from {from}"),
+                (_, _, true) => "classic".to_string(),
+                _ => "native".to_string(),
+            }
         );
     }
     if workers.is_empty() {

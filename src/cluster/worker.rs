@@ -48,6 +48,12 @@ pub struct WorkerView {
     pub clock: u64,
     /// True if it speaks the classic line protocol.
     pub classic: bool,
+    /// Lent to this cluster (it works there now; its heartbeats go there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lent_to: Option<String>,
+    /// Borrowed from this cluster (its home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The cluster at a glance (`status` with no job).
@@ -145,6 +151,8 @@ impl WorkerRecord {
             heartbeat_age_ms,
             clock,
             classic: self.classic,
+            lent_to: self.lent_to.clone(),
+            owner: self.owner.clone(),
         }
     }
 }

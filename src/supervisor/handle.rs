@@ -154,6 +154,7 @@ pub async fn launch(
         primary_addr: None,
         resubscribe: BTreeMap::new(),
         last_live: BTreeMap::new(),
+        subscribed: BTreeSet::new(),
         resumed: match &decision {
             Decision::Resume { earlier, .. } => Some(earlier.clone()),
             Decision::Fresh { .. } => None,

@@ -216,6 +216,8 @@ struct Supervisor {
     resubscribe: BTreeMap<String, mpsc::UnboundedSender<()>>,
     /// Per master, the clock of the newest event heard live from it.
     last_live: BTreeMap<String, u64>,
+    /// Masters whose subscription has begun (their history arrived).
+    subscribed: BTreeSet<String>,
     /// This run resumes an earlier one (with its record, if it left one); said once the
     /// primary's history is read.
     resumed: Option<Option<RunRecord>>,
@@ -448,6 +450,7 @@ impl Supervisor {
     /// A master's history, at the start of its subscription: the reading starts over from the
     /// primary's, and a resumed run says what it found.
     fn heard_history(&mut self, from: &str, events: Vec<ClusterEvent>) {
+        self.subscribed.insert(from.to_string());
         if let Some(cluster) = self.other_cluster_of(from) {
             self.other_history(&cluster, from, &events);
             return;

@@ -4,6 +4,10 @@
 
 use super::*;
 
+/// The longest the launch waits for the masters' subscriptions before starting the workers
+/// anyway (their first events are then in the history only).
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
+
 impl Supervisor {
     // ----- starting -----
 
@@ -56,6 +60,20 @@ impl Supervisor {
                 resync,
                 self.shutdown.clone(),
             ));
+        }
+        // Workers start once every master's subscription has begun, so that what they do (join,
+        // take jobs) is heard live, on the timeline, not only in a history read as the past.
+        let subscribing: Vec<String> = self
+            .master_addresses()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        let deadline = tokio::time::Instant::now() + SUBSCRIBE_WAIT;
+        while !subscribing.iter().all(|m| self.subscribed.contains(m)) {
+            match tokio::time::timeout_at(deadline, internal.recv()).await {
+                Ok(Some(message)) => self.internal_message(message).await,
+                Ok(None) | Err(_) => break,
+            }
         }
         let others: Vec<String> = self
             .order

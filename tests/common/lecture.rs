@@ -101,6 +101,8 @@ pub fn workers(ages: &[(&str, Health, u64)]) -> Action {
                 heartbeat_age_ms: Some(*age),
                 clock: 80,
                 classic: false,
+                lent_to: None,
+                owner: None,
             })
             .collect(),
     )

@@ -87,13 +87,40 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
                 let halves = (half_width[link.from.as_str()], half_width[link.to.as_str()]);
                 pen.link(ctx, link, *a, *b, halves);
             }
+            // Each cluster's band: its name at the top, a rule between bands.
+            let bands = bands(app);
+            if bands.len() > 1 {
+                let width = 100.0 / bands.len() as f64;
+                for (b, band) in bands.iter().enumerate() {
+                    let left = b as f64 * width;
+                    if b > 0 {
+                        ctx.draw(&ratatui::widgets::canvas::Line {
+                            x1: left,
+                            y1: 2.0,
+                            x2: left,
+                            y2: 98.0,
+                            color: Color::DarkGray,
+                        });
+                    }
+                    let name = if band.is_empty() { "default" } else { band };
+                    ctx.print(
+                        left + 2.0 * cell_w,
+                        97.0,
+                        Span::styled(format!("cluster {name}"), palette.dim()),
+                    );
+                }
+            }
             ctx.layer();
             for n in &app.nodes {
                 let Some(at) = position.get(n.name()) else {
                     continue;
                 };
                 let (_, colour) = verdict_style(app.verdict(n));
-                let tags = n.status.faults.tags().join(", ");
+                let mut tags = n.status.faults.tags();
+                if let Some(to) = app.lent_to(n) {
+                    tags.insert(0, format!("lent to {to}"));
+                }
+                let tags = tags.join(", ");
                 pen.node(ctx, label_of(n), tags, *at, colour);
             }
         });
@@ -196,25 +223,57 @@ impl Pen<'_> {
     }
 }
 
-/// Where each node sits, in a 100×100 space: masters across the top, the rest in rows.
-fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
-    let masters: Vec<&NodeRow> = app.nodes.iter().filter(|n| n.kind() == "master").collect();
-    let others: Vec<&NodeRow> = app.nodes.iter().filter(|n| n.kind() != "master").collect();
-    let per_row = ((inner.width as usize) / 18).max(1);
-    let rows = others.len().div_ceil(per_row).max(1);
-    let mut position = HashMap::new();
-    for (i, n) in masters.iter().enumerate() {
-        let x = (i as f64 + 1.0) * 100.0 / (masters.len() as f64 + 1.0);
-        position.insert(n.name(), (x, 88.0));
+/// The clusters the map draws side by side (one band each), in the topology's order, with
+/// nodes of no named cluster last; a single band without clusters.
+fn bands(app: &App) -> Vec<String> {
+    let mut bands: Vec<String> = app.clusters.clone();
+    for n in &app.nodes {
+        if !app.clusters.is_empty() && !bands.contains(&n.status.cluster) {
+            bands.push(n.status.cluster.clone());
+        }
     }
-    for (i, n) in others.iter().enumerate() {
-        let (row, col) = (i / per_row, i % per_row);
-        let in_row = (others.len() - row * per_row).min(per_row);
-        let x = (col as f64 + 0.5) * 100.0 / in_row as f64;
-        // Rows alternate a little up and down, so labels of neighbours do not touch.
-        let stagger = if col % 2 == 1 { 4.0 } else { 0.0 };
-        let y = 50.0 - (row as f64 + 0.5) * 45.0 / rows as f64 - stagger;
-        position.insert(n.name(), (x, y));
+    if bands.is_empty() {
+        bands.push(String::new());
+    }
+    bands
+}
+
+/// Where each node sits, in a 100×100 space: each cluster in a band of its own (one band when
+/// there are no clusters), its masters across the top, the rest in rows.
+fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
+    let bands = bands(app);
+    let width = 100.0 / bands.len() as f64;
+    let mut position = HashMap::new();
+    for (b, band) in bands.iter().enumerate() {
+        let in_band = |n: &&NodeRow| bands.len() == 1 || n.status.cluster == *band;
+        let masters: Vec<&NodeRow> = app
+            .nodes
+            .iter()
+            .filter(|n| n.kind() == "master")
+            .filter(in_band)
+            .collect();
+        let others: Vec<&NodeRow> = app
+            .nodes
+            .iter()
+            .filter(|n| n.kind() != "master")
+            .filter(in_band)
+            .collect();
+        let left = b as f64 * width;
+        let per_row = ((inner.width as usize) / bands.len() / 18).max(1);
+        let rows = others.len().div_ceil(per_row).max(1);
+        for (i, n) in masters.iter().enumerate() {
+            let x = left + (i as f64 + 1.0) * width / (masters.len() as f64 + 1.0);
+            position.insert(n.name(), (x, 80.0));
+        }
+        for (i, n) in others.iter().enumerate() {
+            let (row, col) = (i / per_row, i % per_row);
+            let in_row = (others.len() - row * per_row).min(per_row);
+            let x = left + (col as f64 + 0.5) * width / in_row as f64;
+            // Rows alternate a little up and down, so labels of neighbours do not touch.
+            let stagger = if col % 2 == 1 { 4.0 } else { 0.0 };
+            let y = 50.0 - (row as f64 + 0.5) * 45.0 / rows as f64 - stagger;
+            position.insert(n.name(), (x, y));
+        }
     }
     position
 }
@@ -253,8 +312,45 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
+    // With several clusters a worker has links to every cluster's masters: only those of the
+    // cluster it works for now are drawn, and a lent worker's link to its borrower stands out.
+    let cluster = |name: &str| app.cluster_of(name).map(str::to_string);
+    let kind = |name: &str| {
+        app.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.kind().to_string())
+    };
+    let lent_link = |a: &str, b: &str| -> Option<bool> {
+        let (worker, master) = match (kind(a).as_deref(), kind(b).as_deref()) {
+            (Some("worker"), Some("master")) => (a, b),
+            (Some("master"), Some("worker")) => (b, a),
+            _ => return None,
+        };
+        let row = app.nodes.iter().find(|n| n.name() == worker)?;
+        let serving = app.lent_to(row).or_else(|| cluster(worker))?;
+        let master_cluster = cluster(master)?;
+        Some(serving == master_cluster && cluster(worker).as_ref() != Some(&master_cluster))
+    };
+    let shown = |a: &str, b: &str| {
+        app.clusters.is_empty()
+            || match (kind(a).as_deref(), kind(b).as_deref()) {
+                (Some("worker"), Some("master")) | (Some("master"), Some("worker")) => {
+                    let (worker, master) = if kind(a).as_deref() == Some("worker") {
+                        (a, b)
+                    } else {
+                        (b, a)
+                    };
+                    let row = app.nodes.iter().find(|n| n.name() == worker);
+                    let serving = row.and_then(|r| app.lent_to(r)).or_else(|| cluster(worker));
+                    serving == cluster(master)
+                }
+                _ => true,
+            }
+    };
     pairs
         .into_iter()
+        .filter(|(a, b)| shown(a, b))
         .map(|(a, b)| {
             let both: Vec<&LinkView> = app
                 .links
@@ -285,6 +381,8 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
                     label.push(format!("{loss}% loss"));
                 }
                 (Color::Yellow, false, label.join(" "))
+            } else if lent_link(a, b) == Some(true) {
+                (Color::Cyan, false, "lent".to_string())
             } else {
                 (plain, false, String::new())
             };

@@ -147,6 +147,8 @@ impl Look<'_> {
         let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
         // A lent worker's load is at its borrower.
         let worker = app.serving_view(n).state.workers.get(n.name());
+        // Heartbeat ages are the main primary's figures: only for the workers it has now.
+        let heard_here = std::ptr::eq(app.serving_view(n), &app.cluster);
         let (symbol, colour) = verdict_style(verdict);
         let marker = match role {
             Role::Primary => " ★",
@@ -174,7 +176,7 @@ impl Look<'_> {
                 palette.fg(Color::Magenta).add_modifier(Modifier::BOLD),
             )),
             "HB" => match n.heartbeat_age_ms {
-                Some(ms) if live && worker.is_some() => {
+                Some(ms) if live && worker.is_some() && heard_here => {
                     if stale {
                         Cell::from(Span::styled(format!("{}?", age(ms)), palette.dim()))
                     } else {
@@ -183,7 +185,7 @@ impl Look<'_> {
                 }
                 _ => dash(),
             },
-            "TREND" if live && worker.is_some() => Cell::from(Span::styled(
+            "TREND" if live && worker.is_some() && heard_here => Cell::from(Span::styled(
                 sparkline(n.heartbeat_history.iter().copied(), 8),
                 palette.dim(),
             )),
