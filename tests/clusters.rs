@@ -218,4 +218,16 @@ fn the_console_shows_each_nodes_cluster_and_who_is_lent() {
     assert!(line.contains("west"), "{line}");
     assert!(line.contains("lent to east"), "{line}");
     assert!(line.contains("1/1"), "its load at the borrower: {line}");
+
+    // The map: each cluster in its band, the lent worker tagged, at every size.
+    update(
+        &mut app,
+        tcluster::console::keymap::Action::Show(tcluster::console::app::View::Map),
+    );
+    for (w, h) in [(80, 24), (120, 36), (160, 48)] {
+        let map = render(&mut app, w, h);
+        for text in ["cluster east", "cluster west", "west-1", "lent to east"] {
+            assert!(map.contains(text), "{text:?} at {w}×{h}:\n{map}");
+        }
+    }
 }

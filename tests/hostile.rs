@@ -14,7 +14,7 @@ use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output,
 use tcluster::topology::MasterRole;
 
 /// The names a hostile peer may claim.
-const NAMES: [&str; 5] = ["backup", "coordinator", "w1", "evil", "chat-2"];
+const NAMES: [&str; 6] = ["backup", "coordinator", "w1", "evil", "chat-2", "server-1"];
 
 /// One hostile line: who sends it (one of a few connections) and what.
 #[derive(Debug, Clone)]
@@ -69,6 +69,29 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         job().prop_map(|job| Message::Started { job }),
         Just(Message::ChatSyncMore),
+        // Lending, as if from another cluster's primary, and lent workers.
+        (1u32..4).prop_map(|want| Message::WorkerRequest {
+            cluster: "east".into(),
+            address: "evil:1".into(),
+            want,
+        }),
+        Just(Message::CommandRelease {
+            cluster: "east".into(),
+            workers: vec!["w1".into()],
+            lost: vec!["w1".into()],
+        }),
+        Just(Message::ReleaseCompleted {
+            cluster: "east".into(),
+            workers: vec!["w1".into()],
+        }),
+        Just(Message::PeerHeartbeat {
+            cluster: "east".into()
+        }),
+        (1u32..4).prop_map(|slots| Message::Register {
+            slots,
+            running: vec![JobId(1)],
+            owner: Some("east".into()),
+        }),
     ]
 }
 
@@ -132,6 +155,18 @@ fn primary(secret: Option<&str>) -> Coordinator {
         rank: 1,
     });
     config.sync = false;
+    // Another cluster, east, that it may lend to (only east's proven master may ask).
+    config.lending = Some(tcluster::topology::Lending::default());
+    config
+        .clusters
+        .push(tcluster::role::coordinator::PeerCluster {
+            name: "east".into(),
+            masters: vec![PeerMaster {
+                name: "server-1".into(),
+                address: "server-1:0".into(),
+                rank: 0,
+            }],
+        });
     let mut c = Coordinator::new(config);
     let register = Message::Register {
         slots: 2,
@@ -180,6 +215,12 @@ fn check_primary(c: &Coordinator, outputs: &[Output]) -> Result<(), TestCaseErro
                 }
                 EventKind::Takeover { .. } | EventKind::ElectionUpdate { .. } => {
                     prop_assert!(false, "an election from outside: {:?}", e.kind)
+                }
+                EventKind::WorkerLent { .. }
+                | EventKind::WorkerBorrowed { .. }
+                | EventKind::LoanEnded { .. }
+                | EventKind::WorkerReleased { .. } => {
+                    prop_assert!(false, "a loan from outside: {:?}", e.kind)
                 }
                 _ => {}
             }

@@ -85,16 +85,7 @@ impl Supervisor {
                 let _ = resubscribe.send(());
             }
         }
-        if let EventKind::WorkerJoined { worker, .. } | EventKind::WorkerRejoined { worker, .. } =
-            &event.kind
-            && let Some(m) = self.nodes.get_mut(worker)
-            && !m.ready
-            && m.running.is_some()
-        {
-            m.ready = true;
-            let worker = worker.clone();
-            self.publish(&worker);
-        }
+        self.worker_started(&event);
         self.told(from, event);
     }
 

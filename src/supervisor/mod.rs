@@ -524,8 +524,13 @@ impl Supervisor {
             }
             _ => {}
         }
-        // A worker counts as started once the coordinator says it joined (an outside program
-        // prints nothing to say so).
+        self.worker_started(&event);
+        self.told(from, event);
+    }
+
+    /// A worker counts as started once a coordinator says it joined (an outside program
+    /// prints nothing to say so).
+    fn worker_started(&mut self, event: &ClusterEvent) {
         if let EventKind::WorkerJoined { worker, .. } | EventKind::WorkerRejoined { worker, .. } =
             &event.kind
             && let Some(m) = self.nodes.get_mut(worker)
@@ -536,7 +541,6 @@ impl Supervisor {
             let worker = worker.clone();
             self.publish(&worker);
         }
-        self.told(from, event);
     }
 
     /// Puts an event on the timeline, and tells the fault tracker.

@@ -263,7 +263,9 @@ fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
         let rows = others.len().div_ceil(per_row).max(1);
         for (i, n) in masters.iter().enumerate() {
             let x = left + (i as f64 + 1.0) * width / (masters.len() as f64 + 1.0);
-            position.insert(n.name(), (x, 80.0));
+            // Below the bands' titles when there are bands.
+            let y = if bands.len() > 1 { 84.0 } else { 88.0 };
+            position.insert(n.name(), (x, y));
         }
         for (i, n) in others.iter().enumerate() {
             let (row, col) = (i / per_row, i % per_row);

@@ -579,14 +579,13 @@ impl Coordinator {
             });
             self.declare_dead(&worker, format!("died while lent to {cluster}"));
         }
-        let mine = self.config.cluster.clone();
-        self.send(
-            conn,
-            Message::ReleaseAck {
-                cluster: mine,
-                workers,
-            },
-        );
+        self.release_ack(conn, workers);
+    }
+
+    /// Step 5's answer (and the borrower's to step 7): noted.
+    pub(super) fn release_ack(&mut self, conn: ConnId, workers: Vec<String>) {
+        let cluster = self.config.cluster.clone();
+        self.send(conn, Message::ReleaseAck { cluster, workers });
     }
 
     /// Step 6, at the borrower: the owner acknowledged; the workers go home.

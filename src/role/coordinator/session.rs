@@ -296,14 +296,7 @@ impl Coordinator {
             } => self.command_release(conn, cluster, workers, lost),
             Message::ReleaseCompleted { cluster, workers } => {
                 info!(conn, %cluster, ?workers, "lent workers are home again");
-                let mine = self.config.cluster.clone();
-                self.send(
-                    conn,
-                    Message::ReleaseAck {
-                        cluster: mine,
-                        workers,
-                    },
-                );
+                self.release_ack(conn, workers);
             }
             Message::Heartbeat { running } => self.heartbeat(conn, running),
             Message::Started { job } => self.job_started(conn, job),
