@@ -4,17 +4,18 @@
     python3 examples/worker.py [HOST:PORT] [NAME]
 
 HOST:PORT and NAME default to $TCLUSTER_COORDINATOR and $TCLUSTER_NAME. Set $TCLUSTER_SECRET when
-the cluster has a CLUSTER_SECRET.
+the cluster has a CLUSTER_SECRET, and $TCLUSTER_CLUSTER to its cluster's name in a topology of
+several (then it can be lent: it obeys `redirect` and `return`).
 """
 import hashlib, hmac, json, os, socket, sys, threading, time
 
 addr = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TCLUSTER_COORDINATOR", "127.0.0.1:7400")
 name = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("TCLUSTER_NAME", "py-worker")
 secret = os.environ.get("TCLUSTER_SECRET")
-host, port = addr.rsplit(":", 1)
-sock = socket.create_connection((host, int(port)))
-lines = sock.makefile("r", encoding="utf-8")
+home_cluster = os.environ.get("TCLUSTER_CLUSTER", "default")
+home = addr
 lock, clock = threading.Lock(), 0
+sock = lines = None
 
 
 def send(message):  # every message carries our name and our Lamport clock
@@ -60,14 +61,29 @@ def run(job, data):
     send({"type": "job_done", "job": job, "result": result})
 
 
-if secret:  # prove we know the secret without sending it
-    sign = lambda *parts: hmac.new(secret.encode(), b"".join(p.encode() + b"\0" for p in parts), hashlib.sha256).hexdigest()
-    send({"type": "hello", "role": "worker"})
-    challenge = receive()
-    send({"type": "auth", "proof": sign("tcluster-peer", challenge["nonce"], name)})
-    receive()  # welcome
-send({"type": "register", "slots": 2})
-registered = receive()
+def connect(to, owner=None):
+    """Connects to the coordinator at `to` and registers (saying who owns us when lent)."""
+    global sock, lines
+    host, port = to.rsplit(":", 1)
+    with lock:
+        if sock:
+            sock.close()
+        sock = socket.create_connection((host, int(port)))
+        lines = sock.makefile("r", encoding="utf-8")
+    if secret:  # prove we know the secret without sending it
+        sign = lambda *parts: hmac.new(secret.encode(), b"".join(p.encode() + b"\0" for p in parts), hashlib.sha256).hexdigest()
+        send({"type": "hello", "role": "worker"})
+        challenge = receive()
+        send({"type": "auth", "proof": sign("tcluster-peer", challenge["nonce"], name)})
+        receive()  # welcome
+    register = {"type": "register", "slots": 2}
+    if owner:
+        register["owner"] = owner
+    send(register)
+    return receive()
+
+
+registered = connect(home)
 print(f"READY {name} registered with {addr}", flush=True)
 interval = registered.get("heartbeat_ms", 500) / 1000
 
@@ -75,11 +91,33 @@ interval = registered.get("heartbeat_ms", 500) / 1000
 def heartbeat():
     while True:
         time.sleep(interval)
-        send({"type": "heartbeat"})
+        try:
+            send({"type": "heartbeat"})
+        except OSError:
+            pass  # between two coordinators: the next connection carries on
 
 
 threading.Thread(target=heartbeat, daemon=True).start()
+lent = False
 while True:
-    message = receive()
+    try:
+        message = receive()
+    except SystemExit:
+        if not lent:
+            raise
+        # Lost the cluster we were lent to: home at once.
+        lent = False
+        connect(home)
+        print(f"{name} lost its borrower: home again", flush=True)
+        continue
     if message["type"] == "assign":
         threading.Thread(target=run, args=(message["job"], message["data"]), daemon=True).start()
+    elif message["type"] == "redirect" and not lent:
+        # Lent (only when idle): work for the other cluster, saying who owns us.
+        lent = True
+        connect(message["address"], owner=home_cluster)
+        print(f"{name} lent to {message['cluster']}", flush=True)
+    elif message["type"] == "return" and lent:
+        lent = False
+        connect(home)
+        print(f"{name} home again", flush=True)

@@ -116,3 +116,41 @@ fn a_borrower_cut_off_loses_its_lent_workers_to_their_home_and_finishes_after_th
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }
 }
+
+/// A student's worker (examples/worker.py, written from docs/PROTOCOL.md) is lent like a
+/// built-in one: it obeys `redirect`, introduces itself with its owner, runs the borrower's
+/// jobs and obeys `return`. Skipped (and says so) where python3 is not installed.
+#[test]
+fn a_students_python_worker_is_lent_and_comes_home() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        eprintln!("python3 is not installed: skipped");
+        return;
+    }
+    let text = r#"
+node server-1 { type master; cluster east }
+node server-2 { type master; cluster west }
+node east { type worker; cluster east }
+node py { type worker; cluster west; command "python3 examples/worker.py" }
+policy heartbeat { interval 250ms; suspect_after 500ms; timeout 1s }
+policy lending { queue_threshold 2; max_lend 1; idle_before_lend 300ms; return_after_idle 1s }
+scenario rush { at 1s submit "sleep 300ms" count 20 to east }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless(dir.path(), text, "rush");
+    assert_eq!(report["jobs"]["completed"], 20, "{report}\n{stdout}");
+    for line in [
+        "py lent to cluster east",
+        "py borrowed from cluster west",
+        "completed by py",
+        "py's loan to cluster east ended (back home)",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    for node in report["nodes"].as_array().unwrap() {
+        assert_eq!(node["serving"], node["cluster"], "{node}");
+    }
+}

@@ -172,7 +172,11 @@ async fn run_master(
     }
     config.max_connections = fit_connections(config.max_connections);
     // Where workers lent to this cluster come (their own links first, when launched).
-    config.address = Some(addr.to_string());
+    config.address = Some(
+        listener
+            .local_addr()
+            .map_or_else(|_| addr.to_string(), |a| a.to_string()),
+    );
     let state_dir = state_dir(topology, &options);
     let journal = match state_dir {
         Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(

@@ -16,6 +16,7 @@
 //! | `{name}` | `TCLUSTER_NAME` | the node's name |
 //! | `{coordinator}` | `TCLUSTER_COORDINATOR` | `host:port` to connect to (through the link shaper) |
 //! | `{host}`, `{port}` | `TCLUSTER_COORDINATOR_HOST`, `TCLUSTER_COORDINATOR_PORT` | its parts |
+//! | | `TCLUSTER_CLUSTER` | its cluster (`cluster NAME`; `default`): the owner it names when lent |
 //! | `{slots}` | `TCLUSTER_SLOTS` | the node's `resources { cpu }` |
 //! | | `TCLUSTER_SECRET` | `CLUSTER_SECRET`, when set |
 //! | | `TCLUSTER_HEARTBEAT_MS` | the heartbeat interval |
@@ -42,6 +43,8 @@ pub struct Placement<'a> {
     pub secret: Option<&'a str>,
     /// Heartbeat interval in milliseconds.
     pub heartbeat_ms: u64,
+    /// Its cluster (`TCLUSTER_CLUSTER`): what a lent worker says its owner is.
+    pub cluster: &'a str,
 }
 
 /// The command line an outside program is started with, placeholders filled in.
@@ -83,6 +86,7 @@ pub fn outside_command(template: &str, p: &Placement) -> Command {
         .env("TCLUSTER_COORDINATOR_PORT", port)
         .env("TCLUSTER_SLOTS", p.slots.to_string())
         .env("TCLUSTER_HEARTBEAT_MS", p.heartbeat_ms.to_string())
+        .env("TCLUSTER_CLUSTER", p.cluster)
         // Python buffers stdout when it is a pipe; a student's prints should show up at once.
         .env("PYTHONUNBUFFERED", "1");
     if let Some(secret) = p.secret {
@@ -192,6 +196,7 @@ mod tests {
             slots: 2,
             secret: None,
             heartbeat_ms: 250,
+            cluster: "default",
         };
         let c = outside_command("python3 my_worker.py {coordinator} {name}", &p);
         assert_eq!(
@@ -220,6 +225,7 @@ mod tests {
             slots: 1,
             secret: None,
             heartbeat_ms: 1,
+            cluster: "default",
         };
         let c = outside_command("cd lab && python3 w.py {port}", &p);
         assert_eq!(argv(&c), ["sh", "-c", "cd lab && python3 w.py 1"]);

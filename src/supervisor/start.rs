@@ -371,10 +371,15 @@ impl Supervisor {
                 template,
                 &child::Placement {
                     name,
-                    coordinator: start.connect_to.as_deref(),
+                    // Its link to the primary of its cluster (the first of its links).
+                    coordinator: start
+                        .connect_to
+                        .as_deref()
+                        .and_then(|list| list.split(',').next()),
                     slots: node.resources.cpu,
                     secret: secret.as_deref(),
                     heartbeat_ms,
+                    cluster: &node.cluster,
                 },
             ),
             None => {
