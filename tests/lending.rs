@@ -112,6 +112,8 @@ fn a_borrower_cut_off_loses_its_lent_workers_to_their_home_and_finishes_after_th
         "FAULT #1: partition server-1",
         "'s loan to cluster east ended (back home)",
         "cluster east is dead",
+        // West noticed: the fault's detection is the other cluster's verdict.
+        "DETECTED #1 (partition server-1) by server-2",
     ] {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }

@@ -15,7 +15,7 @@
 //! Recovery is never earlier than detection, and every row ends: a fault repaired before the
 //! cluster noticed it says so instead of waiting forever.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -98,9 +98,17 @@ enum Phase {
 #[derive(Debug, Default)]
 pub struct FaultTracker {
     faults: Vec<FaultRecord>,
+    /// Each master's cluster, in a topology of several: another cluster declaring it dead
+    /// (`peer_dead`) notices a fault on it.
+    clusters: BTreeMap<String, String>,
 }
 
 impl FaultTracker {
+    /// Says which cluster each master belongs to (a topology with several clusters).
+    pub fn know_clusters(&mut self, masters: impl IntoIterator<Item = (String, String)>) {
+        self.clusters = masters.into_iter().collect();
+    }
+
     /// Records an action at `at_ms` and what to watch for. Returns its number (from 1) and the
     /// timeline entries it settles at once.
     pub fn record(
@@ -228,6 +236,23 @@ impl FaultTracker {
                     ) =>
                 {
                     out.push(fault.detected(number, at_ms, candidate));
+                    fault.phase = Phase::WaitingTakeover;
+                }
+                // Another cluster's primary finds this cluster's primary dead: noticed.
+                (Phase::WaitingElection(_), EventKind::PeerDead { cluster, .. })
+                    if fault
+                        .target
+                        .split(' ')
+                        .any(|t| self.clusters.get(t) == Some(cluster)) =>
+                {
+                    out.push(fault.detected(number, at_ms, source));
+                    out.push(fault.outcome(
+                        number,
+                        format!(
+                            "cluster {cluster} is dead to the other clusters: workers lent to it go home"
+                        ),
+                        false,
+                    ));
                     fault.phase = Phase::WaitingTakeover;
                 }
                 (

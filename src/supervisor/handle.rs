@@ -191,6 +191,14 @@ pub async fn launch(
             .others
             .insert(cluster, super::clusters::OtherCluster::new(&primary));
     }
+    if supervisor.topology.has_clusters() {
+        let masters: Vec<(String, String)> = supervisor
+            .topology
+            .nodes_of(NodeKind::Master)
+            .map(|n| (n.name.clone(), n.cluster.clone()))
+            .collect();
+        supervisor.tracker.know_clusters(masters);
+    }
     let mut internal_rx = internal_rx;
     if let Err(e) = supervisor.start_all(&mut internal_rx).await {
         supervisor.stop_all().await;
