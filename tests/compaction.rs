@@ -3,6 +3,8 @@
 //! unfinished job or an unread result never is, and a backup behind the snapshot starts over
 //! from it and ends with the primary's state.
 
+mod common;
+
 use tcluster::protocol::Dialect;
 use tcluster::protocol::message::{Envelope, JobId, JobState, Message};
 use tcluster::role::coordinator::{
@@ -314,35 +316,9 @@ fn replicate(p: &mut Coordinator, b: &mut Coordinator, outputs: Vec<Output>) -> 
 /// The primary's connection `BACKUP` is the proven master `backup`, following from `after`.
 fn follow(p: &mut Coordinator, after: u64) -> Vec<Output> {
     p.step(0, Input::Connected(BACKUP));
-    let hello = Message::Hello {
-        role: tcluster::protocol::message::PeerRole::Master,
-        nonce: None,
-    };
-    let out = p.step(
-        0,
-        Input::Received(BACKUP, Dialect::Native, native("backup", hello)),
-    );
-    let nonce = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send(_, env) => match &env.message {
-                Message::Challenge { nonce, .. } => Some(nonce.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("a challenge");
     let key = CoordinatorConfig::for_tests("coordinator").peer_key;
-    let proof =
-        tcluster::protocol::auth::proof(&key, tcluster::protocol::auth::PEER, &nonce, "backup");
-    p.step(
-        0,
-        Input::Received(
-            BACKUP,
-            Dialect::Native,
-            native("backup", Message::Auth { proof }),
-        ),
-    );
+    let master = tcluster::protocol::message::PeerRole::Master;
+    common::prove_on(p, BACKUP, "backup", master, &key);
     p.step(
         0,
         Input::Received(

@@ -2,13 +2,15 @@
 //! wrongly authenticated, or workers reporting on jobs they were never given. Whatever they
 //! send, terms, job ownership and chat histories change only through legitimate peers.
 
+mod common;
+
 use proptest::prelude::*;
 
 use tcluster::cluster::event::EventKind;
+use tcluster::protocol::Dialect;
 use tcluster::protocol::message::{
     ChatBody, ChatEntry, Envelope, JobId, JobState, Message, PeerRole,
 };
-use tcluster::protocol::{Dialect, auth};
 use tcluster::role::chat::{ChatConfig, ChatServer};
 use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output, PeerMaster};
 use tcluster::topology::MasterRole;
@@ -125,23 +127,7 @@ fn arrive(line: Hostile) -> (u64, Envelope) {
 
 /// Proves `key` on `conn` as `name` in `role`, as a legitimate peer does.
 fn prove(c: &mut Coordinator, conn: u64, name: &str, role: PeerRole, key: &str) {
-    let hello = Message::Hello { role, nonce: None };
-    let out = c.step(0, Input::Received(conn, Dialect::Native, env(name, hello)));
-    let nonce = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send(_, e) => match &e.message {
-                Message::Challenge { nonce, .. } => Some(nonce.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("a challenge");
-    let proof = auth::proof(key, auth::PEER, &nonce, name);
-    c.step(
-        0,
-        Input::Received(conn, Dialect::Native, env(name, Message::Auth { proof })),
-    );
+    common::prove_on(c, conn, name, role, key);
 }
 
 /// A primary (with a backup in its topology) whose worker `w1` runs JOB-1 and JOB-2; JOB-3 …

@@ -2,8 +2,10 @@
 //! unacknowledged replicas: never more than `REPLICA_WINDOW` in flight, so its connection's queue
 //! cannot overflow, and every event arrives once, in order.
 
+mod common;
+
+use tcluster::protocol::Dialect;
 use tcluster::protocol::message::{Envelope, Message, PeerRole};
-use tcluster::protocol::{Dialect, auth};
 use tcluster::role::coordinator::{
     ConnId, Coordinator, CoordinatorConfig, Input, Output, PeerMaster, REPLICA_WINDOW,
 };
@@ -30,34 +32,8 @@ fn primary() -> Coordinator {
 
 /// Connection `conn` proves it is the master `backup`, with the peer secret.
 fn backup_proves(c: &mut Coordinator, conn: ConnId) {
-    let hello = Message::Hello {
-        role: PeerRole::Master,
-        nonce: None,
-    };
-    let out = c.step(
-        0,
-        Input::Received(conn, Dialect::Native, native("backup", hello)),
-    );
-    let nonce = out
-        .iter()
-        .find_map(|o| match o {
-            Output::Send(_, env) => match &env.message {
-                Message::Challenge { nonce, .. } => Some(nonce.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("a challenge");
     let key = CoordinatorConfig::for_tests("coordinator").peer_key;
-    let proof = auth::proof(&key, auth::PEER, &nonce, "backup");
-    let out = c.step(
-        0,
-        Input::Received(
-            conn,
-            Dialect::Native,
-            native("backup", Message::Auth { proof }),
-        ),
-    );
+    let out = common::prove_on(c, conn, "backup", PeerRole::Master, &key);
     assert!(out.iter().any(
         |o| matches!(o, Output::Send(_, env) if matches!(env.message, Message::Welcome { .. }))
     ));

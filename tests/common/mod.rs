@@ -311,3 +311,41 @@ pub fn headless_with(
         .expect("the summary is JSON");
     (stdout, report)
 }
+
+/// Connection `conn` of coordinator `c` proves it is `name` in `role` with `key` (the peer
+/// secret, or the cluster secret), as a legitimate peer does: `hello`, then `auth` with a correct
+/// proof over the challenge. Returns what the coordinator answered the `auth`.
+pub fn prove_on(
+    c: &mut tcluster::role::coordinator::Coordinator,
+    conn: u64,
+    name: &str,
+    role: tcluster::protocol::message::PeerRole,
+    key: &str,
+) -> Vec<tcluster::role::coordinator::Output> {
+    use tcluster::protocol::Dialect;
+    use tcluster::protocol::message::{Envelope, Message};
+    use tcluster::role::coordinator::{Input, Output};
+    let env = |message| Envelope {
+        from: name.to_string(),
+        clock: 0,
+        term: None,
+        message,
+    };
+    let hello = Message::Hello { role, nonce: None };
+    let out = c.step(0, Input::Received(conn, Dialect::Native, env(hello)));
+    let nonce = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Send(_, e) => match &e.message {
+                Message::Challenge { nonce, .. } => Some(nonce.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("a challenge");
+    let proof = tcluster::protocol::auth::proof(key, tcluster::protocol::auth::PEER, &nonce, name);
+    c.step(
+        0,
+        Input::Received(conn, Dialect::Native, env(Message::Auth { proof })),
+    )
+}
