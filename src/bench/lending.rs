@@ -60,22 +60,33 @@ pub async fn lending(
     topology_path: &Path,
     runs: usize,
 ) -> Result<LendingBench, BenchError> {
-    let (topology, _) = crate::topology::load(topology_path)
-        .map_err(|e| BenchError::Setup(format!("{}: {e}", topology_path.display())))?;
+    let topology = super::load_topology(topology_path)?;
     if topology.policies.lending.is_none() || !topology.clusters().contains(&"east") {
         return Err(BenchError::Setup(format!(
             "{} has no policy lending and cluster east (use topologies/lending.top)",
             topology_path.display()
         )));
     }
+    // The same file without its lending policy: every node reads the file it is given, so
+    // the policy must go from the file, not only from the launcher's copy.
+    let scratch = Scratch::new(program, "")?;
+    let text = std::fs::read_to_string(topology_path)
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", topology_path.display())))?;
+    let alone_path = scratch.dir.join("without-lending.top");
+    std::fs::write(&alone_path, without_lending(&text))
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", alone_path.display())))?;
+    let alone = super::load_topology(&alone_path)?;
+    if alone.policies.lending.is_some() {
+        return Err(BenchError::Setup(
+            "the lending policy could not be taken out of the file".into(),
+        ));
+    }
     let (mut with, mut without, mut first) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (done, borrowed) = rush(program, topology_path, topology.clone()).await?;
         with.push(done);
         first.extend(borrowed);
-        let mut alone = topology.clone();
-        alone.policies.lending = None;
-        let (done, _) = rush(program, topology_path, alone).await?;
+        let (done, _) = rush(program, &alone_path, alone.clone()).await?;
         without.push(done);
     }
     let rate = |spread: &Spread| f64::from(RUSH) / (spread.median / 1000.0);
@@ -91,6 +102,29 @@ pub async fn lending(
     })
 }
 
+/// `text` without its `policy lending { … }` block.
+fn without_lending(text: &str) -> String {
+    let Some(start) = text.find("policy lending") else {
+        return text.to_string();
+    };
+    let mut depth = 0;
+    let mut end = text.len();
+    for (i, c) in text[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = start + i + 1;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    format!("{}{}", &text[..start], &text[end..])
+}
+
 /// One rush: launches the topology, waits until every worker has been registered and idle for
 /// a second, submits the rush to east and waits until its last job completes. Returns the
 /// milliseconds to that, and to the first job a borrowed worker started.
@@ -101,16 +135,7 @@ async fn rush(
 ) -> Result<(f64, Option<f64>), BenchError> {
     let workers = topology.nodes_of(NodeKind::Worker).count();
     let scratch = Scratch::new(program, "")?;
-    let options = crate::supervisor::RunOptions {
-        topology_path: topology_path.to_path_buf(),
-        state_dir: scratch.dir.join("state"),
-        program: program.to_path_buf(),
-        seed: 1,
-        start: crate::state_dir::Start::Fresh,
-    };
-    let handle = crate::supervisor::launch(topology, options)
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let handle = super::launch_as_run(program, &scratch, topology_path, topology).await?;
     let (mut updates, _) = handle.watch();
     // Every worker registered, as each cluster's primary reports.
     let masters: Vec<String> = handle
@@ -179,4 +204,17 @@ async fn rush(
     let done = super::ms(t0.elapsed());
     let _ = handle.stop().await;
     Ok((done, first))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_lending_policy_block_is_taken_out() {
+        let text =
+            "node a { type master }\npolicy lending {\n  max_lend 2\n}\nnode b { type worker }\n";
+        assert_eq!(
+            super::without_lending(text),
+            "node a { type master }\n\nnode b { type worker }\n"
+        );
+    }
 }

@@ -38,6 +38,7 @@ mod soak;
 mod startup;
 mod verdicts;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -162,6 +163,32 @@ pub(super) fn round(x: f64) -> String {
     } else {
         format!("{x:.3}")
     }
+}
+
+/// The topology at `path`, or why it cannot be benchmarked.
+fn load_topology(path: &Path) -> Result<crate::topology::Topology, BenchError> {
+    crate::topology::load(path)
+        .map(|(topology, _)| topology)
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", path.display())))
+}
+
+/// Launches `topology` (read from `path`) as `tcluster run` does, fresh, in `scratch`.
+async fn launch_as_run(
+    program: &Path,
+    scratch: &scratch::Scratch,
+    path: &Path,
+    topology: crate::topology::Topology,
+) -> Result<crate::supervisor::SupervisorHandle, BenchError> {
+    let options = crate::supervisor::RunOptions {
+        topology_path: path.to_path_buf(),
+        state_dir: scratch.dir.join("state"),
+        program: program.to_path_buf(),
+        seed: 1,
+        start: crate::state_dir::Start::Fresh,
+    };
+    crate::supervisor::launch(topology, options)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
 pub(super) fn ms(d: Duration) -> f64 {

@@ -40,23 +40,14 @@ pub async fn startup(
     runs: usize,
 ) -> Result<Startup, BenchError> {
     use crate::topology::NodeKind;
-    let (topology, _) = crate::topology::load(topology_path)
-        .map_err(|e| BenchError::Setup(format!("{}: {e}", topology_path.display())))?;
+    let topology = super::load_topology(topology_path)?;
     let workers = topology.nodes_of(NodeKind::Worker).count();
     let mut samples = Vec::new();
     for _ in 0..runs {
         let scratch = Scratch::new(program, "")?;
-        let options = crate::supervisor::RunOptions {
-            topology_path: topology_path.to_path_buf(),
-            state_dir: scratch.dir.join("state"),
-            program: program.to_path_buf(),
-            seed: 1,
-            start: crate::state_dir::Start::Fresh,
-        };
         let t0 = Instant::now();
-        let handle = crate::supervisor::launch(topology.clone(), options)
-            .await
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let handle =
+            super::launch_as_run(program, &scratch, topology_path, topology.clone()).await?;
         let addr = handle.coordinator.to_string();
         let mut client = Client::connect(&addr, "bench", None).await?;
         loop {
