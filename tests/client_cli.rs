@@ -401,3 +401,28 @@ policy heartbeat { interval 100ms; timeout 800ms }
     tail.wait_for_line("[");
     drop(run);
 }
+
+#[test]
+fn an_unknown_cluster_is_a_usage_error_that_names_the_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node server-1 { type master; cluster east }\nnode server-2 { type master; cluster west }\n",
+    );
+    let out = tcluster()
+        .args([
+            "client",
+            topology.to_str().unwrap(),
+            "--cluster",
+            "wset",
+            "status",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no cluster is called `wset`") && stderr(&out).contains("east, west"),
+        "{}",
+        stderr(&out)
+    );
+}
