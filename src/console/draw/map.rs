@@ -280,6 +280,25 @@ fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
     position
 }
 
+/// For a worker–master pair on a map of several clusters: whether the link is drawn (the worker
+/// works for that master's cluster now) and whether it is a loan (that cluster is not its home).
+fn worker_link(app: &App, a: &str, b: &str) -> Option<(bool, bool)> {
+    if app.clusters.is_empty() {
+        return None;
+    }
+    let row = |name: &str| app.nodes.iter().find(|n| n.name() == name);
+    let (ra, rb) = (row(a)?, row(b)?);
+    let (worker, master) = match (ra.kind(), rb.kind()) {
+        ("worker", "master") => (ra, rb),
+        ("master", "worker") => (rb, ra),
+        _ => return None,
+    };
+    let home = worker.status.cluster.as_str();
+    let serving = app.lent_to(worker).unwrap_or_else(|| home.to_string());
+    let there = serving == master.status.cluster;
+    Some((there, there && home != master.status.cluster))
+}
+
 /// The links to draw: the shaper's (both directions of a pair as one line), or, before it has
 /// reported, each worker to the primary.
 fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
@@ -314,45 +333,11 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    // With several clusters a worker has links to every cluster's masters: only those of the
-    // cluster it works for now are drawn, and a lent worker's link to its borrower stands out.
-    let cluster = |name: &str| app.cluster_of(name).map(str::to_string);
-    let kind = |name: &str| {
-        app.nodes
-            .iter()
-            .find(|n| n.name() == name)
-            .map(|n| n.kind().to_string())
-    };
-    let lent_link = |a: &str, b: &str| -> Option<bool> {
-        let (worker, master) = match (kind(a).as_deref(), kind(b).as_deref()) {
-            (Some("worker"), Some("master")) => (a, b),
-            (Some("master"), Some("worker")) => (b, a),
-            _ => return None,
-        };
-        let row = app.nodes.iter().find(|n| n.name() == worker)?;
-        let serving = app.lent_to(row).or_else(|| cluster(worker))?;
-        let master_cluster = cluster(master)?;
-        Some(serving == master_cluster && cluster(worker).as_ref() != Some(&master_cluster))
-    };
-    let shown = |a: &str, b: &str| {
-        app.clusters.is_empty()
-            || match (kind(a).as_deref(), kind(b).as_deref()) {
-                (Some("worker"), Some("master")) | (Some("master"), Some("worker")) => {
-                    let (worker, master) = if kind(a).as_deref() == Some("worker") {
-                        (a, b)
-                    } else {
-                        (b, a)
-                    };
-                    let row = app.nodes.iter().find(|n| n.name() == worker);
-                    let serving = row.and_then(|r| app.lent_to(r)).or_else(|| cluster(worker));
-                    serving == cluster(master)
-                }
-                _ => true,
-            }
-    };
     pairs
         .into_iter()
-        .filter(|(a, b)| shown(a, b))
+        // With several clusters a worker has links to every cluster's masters: only those of
+        // the cluster it works for now are drawn.
+        .filter(|(a, b)| worker_link(app, a, b).is_none_or(|(drawn, _)| drawn))
         .map(|(a, b)| {
             let both: Vec<&LinkView> = app
                 .links
@@ -383,7 +368,7 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
                     label.push(format!("{loss}% loss"));
                 }
                 (Color::Yellow, false, label.join(" "))
-            } else if lent_link(a, b) == Some(true) {
+            } else if worker_link(app, a, b).is_some_and(|(_, lent)| lent) {
                 (Color::Cyan, false, "lent".to_string())
             } else {
                 (plain, false, String::new())
