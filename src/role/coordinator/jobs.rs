@@ -10,6 +10,7 @@
 use tracing::{debug, info, warn};
 
 use super::balancer::Candidate;
+use super::lending::{Arrival, HeldRegister};
 use super::session::Peer;
 use super::{ConnId, Coordinator, MAX_COUNT, MAX_DATA, MAX_OPEN_JOBS};
 use crate::clock::Millis;
@@ -167,10 +168,23 @@ impl Coordinator {
         }
         // A lent worker: only if its owner said so. One at home that was lent: back.
         let owner = owner.filter(|o| *o != self.config.cluster);
-        if let Some(owner) = &owner
-            && !self.borrowed_registers(conn, &name, owner)
-        {
-            return;
+        if let Some(owner) = &owner {
+            match self.borrowed_registers(conn, &name, owner) {
+                Arrival::Expected => {}
+                Arrival::Refused => return,
+                Arrival::Early => {
+                    let owner = owner.clone();
+                    self.hold_register(HeldRegister {
+                        conn,
+                        dialect,
+                        name,
+                        slots,
+                        running,
+                        owner,
+                    });
+                    return;
+                }
+            }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Peer::Worker(name.clone());

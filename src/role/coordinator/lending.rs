@@ -31,6 +31,8 @@ use tracing::{info, warn};
 use super::{Coordinator, Output};
 use crate::clock::Millis;
 use crate::cluster::event::EventKind;
+use crate::protocol::Dialect;
+use crate::protocol::message::JobId;
 use crate::protocol::message::{Envelope, Health, Message};
 use crate::role::ConnId;
 
@@ -51,12 +53,36 @@ pub(super) struct Loans {
     quiet_until: Millis,
     /// Borrower: workers announced by an owner (`available`) and not arrived yet.
     expected: BTreeMap<String, (String, Millis)>,
+    /// Borrower: registers of workers that arrived before their owner's `available` did
+    /// (the worker's path can be the faster one), held until the owner answers.
+    held: Vec<HeldRegister>,
     /// Borrower: workers whose release was asked of their owner, since when.
     releasing: BTreeMap<String, Millis>,
     /// Per worker: since when it has been idle (for lending, and for giving back).
     idle_since: BTreeMap<String, Millis>,
     /// The first tick as primary has passed (borrowed workers from before were let go).
     started: bool,
+}
+
+/// A worker's `register` naming an owner we asked and that has not answered yet.
+#[derive(Debug)]
+pub(super) struct HeldRegister {
+    pub conn: ConnId,
+    pub dialect: Dialect,
+    pub name: String,
+    pub slots: u32,
+    pub running: Option<Vec<JobId>>,
+    pub owner: String,
+}
+
+/// What becomes of the register of a worker that says it is lent here.
+pub(super) enum Arrival {
+    /// Its owner announced it (or it is borrowed already): register it.
+    Expected,
+    /// Its owner has not answered our request yet: held until it does.
+    Early,
+    /// Nobody lent it here: sent home.
+    Refused,
 }
 
 /// Another cluster's primary, as our heartbeats find it.
@@ -140,13 +166,12 @@ impl Coordinator {
         self.loans
             .releasing
             .retain(|_, since| now.saturating_sub(*since) < wait);
-        if self
+        if let Some((gone, _)) = self
             .loans
             .asking
-            .as_ref()
-            .is_some_and(|(_, since)| now.saturating_sub(*since) >= wait)
+            .take_if(|(_, since)| now.saturating_sub(*since) >= wait)
         {
-            self.loans.asking = None;
+            self.settle_held(&gone);
         }
         self.ask_for_workers();
         self.release_idle();
@@ -421,8 +446,14 @@ impl Coordinator {
     }
 
     /// The register of a worker that names an owner: accepted only if that owner announced
-    /// it (`available`); otherwise it is sent home. Returns whether to go on registering it.
-    pub(super) fn borrowed_registers(&mut self, conn: ConnId, worker: &str, owner: &str) -> bool {
+    /// it (`available`); held while that owner has not answered our request (the worker may
+    /// arrive first); otherwise it is sent home.
+    pub(super) fn borrowed_registers(
+        &mut self,
+        conn: ConnId,
+        worker: &str,
+        owner: &str,
+    ) -> Arrival {
         let expected = self
             .loans
             .expected
@@ -434,7 +465,13 @@ impl Coordinator {
             .get(worker)
             .is_some_and(|w| w.owner.as_deref() == Some(owner));
         if expected || known {
-            return true;
+            return Arrival::Expected;
+        }
+        if self.asked(owner)
+            && self.loans.held.len() < crate::role::coordinator::MAX_LENT_AT_ONCE
+            && self.loans.held.iter().all(|h| h.conn != conn)
+        {
+            return Arrival::Early;
         }
         warn!(%worker, %owner, "a worker says it is lent here, and it is not: sent home");
         self.send(
@@ -444,7 +481,27 @@ impl Coordinator {
             },
         );
         self.send_home(conn, owner);
-        false
+        Arrival::Refused
+    }
+
+    /// Keeps a register that arrived before its owner's answer.
+    pub(super) fn hold_register(&mut self, held: HeldRegister) {
+        info!(worker = %held.name, owner = %held.owner, "a lent worker arrived before its owner's answer: held");
+        self.loans.held.push(held);
+    }
+
+    /// Our request to cluster `owner` is answered (or given up): the registers held for it
+    /// are taken up again — announced workers register, the others are sent home.
+    fn settle_held(&mut self, owner: &str) {
+        let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.loans.held)
+            .into_iter()
+            .partition(|h| h.owner == owner);
+        self.loans.held = others;
+        for h in mine {
+            if self.conns.contains_key(&h.conn) {
+                self.register(h.conn, h.dialect, h.name, h.slots, h.running, Some(h.owner));
+            }
+        }
     }
 
     /// After a lent worker registered: it is borrowed from now on.
@@ -678,11 +735,13 @@ impl Coordinator {
                 {
                     self.loans.expected.insert(w, (c.clone(), self.now));
                 }
+                self.settle_held(&c);
             }
             Message::Unavailable { cluster: c, reason } if c == cluster && self.asked(&c) => {
                 self.loans.asking = None;
                 self.loans.quiet_until =
                     self.now + self.config.heartbeat.interval.as_millis() as Millis;
+                self.settle_held(&c);
                 self.emit(EventKind::LoanRefused { from: c, reason });
             }
             Message::ReleaseAck {
