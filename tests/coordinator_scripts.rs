@@ -79,6 +79,14 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
                     return_after_idle: Duration::from_millis(n[3]),
                 });
             }
+            "clock" => {
+                let n: Vec<u64> = value.split(':').map(|v| v.parse().unwrap()).collect();
+                config.clock_sync = Some(tcluster::topology::ClockSync {
+                    interval: Duration::from_millis(n[0]),
+                    tolerance: Duration::from_millis(n[1]),
+                    outlier: Duration::from_millis(n[2]),
+                });
+            }
             "peer_cluster" => {
                 let (cluster, master) = value.split_once(':').unwrap();
                 let peer = tcluster::role::coordinator::PeerMaster {
@@ -114,6 +122,9 @@ fn run(script: &str) -> String {
     let mut config = CoordinatorConfig::for_tests("coordinator");
     let mut coordinator: Option<Coordinator> = None;
     let mut now = 0;
+    // The coordinator's wall clock is `wall_base + now` (moved by `wall N` and by its own
+    // adjustments).
+    let mut wall_base: i64 = 1_000_000;
     let mut transcript = String::new();
     let mut challenges: std::collections::HashMap<u64, String> = Default::default();
 
@@ -213,6 +224,10 @@ fn run(script: &str) -> String {
                 now += rest.parse::<u64>().expect("milliseconds");
                 Input::Tick
             }
+            "wall" => {
+                wall_base = rest.parse::<i64>().expect("milliseconds") - now as i64;
+                continue;
+            }
             "state" => {
                 let s = c.state();
                 let counts = s.counts;
@@ -239,8 +254,13 @@ fn run(script: &str) -> String {
             }
             other => panic!("unknown command {other}"),
         };
+        c.set_wall_clock(wall_base + now as i64);
         for output in c.step(now, input) {
             match output {
+                Output::AdjustClock(ms) => {
+                    wall_base += ms;
+                    writeln!(transcript, "  ⟲ own clock moves {ms}ms").unwrap()
+                }
                 Output::Send(conn, env) => {
                     if let Message::Challenge { nonce, .. } = &env.message {
                         challenges.insert(conn, nonce.clone());

@@ -236,7 +236,7 @@ impl Net {
                     self.follow(primary, from, now);
                 }
                 // What a journal would do is not part of this simulation.
-                Output::Journal(_) => {}
+                Output::Journal(_) | Output::AdjustClock(_) => {}
                 Output::Close(conn) => {
                     if let Some(Conn::Follow { follower }) = self.conns.remove(&(from, conn)) {
                         self.links.remove(&follower);

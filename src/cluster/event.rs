@@ -7,6 +7,8 @@
 //! events in the same order gives the same state. This is the idea behind state-machine
 //! replication.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::job::{Job, JobCounts, JobId};
@@ -234,6 +236,24 @@ pub enum EventKind {
     PeerDead { cluster: String, reason: String },
     /// Another cluster's primary answers again (not kept in the journal).
     PeerAlive { cluster: String },
+
+    // ----- clocks -----
+    /// The time master closed a round of the Berkeley algorithm (not kept in the journal).
+    ClockRound {
+        round: u64,
+        /// The master's clock as it closed the round (milliseconds since 1970).
+        clock_ms: i64,
+        /// Per clock read (the master's own is 0): how far ahead of the master's it was.
+        offsets: BTreeMap<String, i64>,
+        /// Readings too far from the mean to count in the average (still corrected).
+        left_out: Vec<String>,
+        /// The average offset of the readings that counted.
+        average_ms: i64,
+        /// Per clock told to move: by how much.
+        adjusted: BTreeMap<String, i64>,
+        /// Nodes polled that did not answer in time.
+        silent: Vec<String>,
+    },
 }
 
 impl EventKind {
@@ -251,6 +271,7 @@ impl EventKind {
                 | EventKind::PeerSuspect { .. }
                 | EventKind::PeerDead { .. }
                 | EventKind::PeerAlive { .. }
+                | EventKind::ClockRound { .. }
         )
     }
 
@@ -313,6 +334,7 @@ impl EventKind {
             EventKind::PeerSuspect { .. } => "peer_suspect",
             EventKind::PeerDead { .. } => "peer_dead",
             EventKind::PeerAlive { .. } => "peer_alive",
+            EventKind::ClockRound { .. } => "clock_round",
         }
     }
 }
@@ -457,6 +479,39 @@ impl std::fmt::Display for EventKind {
                 write!(f, "cluster {cluster} is dead ({reason})")
             }
             EventKind::PeerAlive { cluster } => write!(f, "cluster {cluster} answers again"),
+            EventKind::ClockRound {
+                round,
+                offsets,
+                left_out,
+                average_ms,
+                adjusted,
+                silent,
+                ..
+            } => {
+                let signed = |ms: i64| format!("{}{ms}ms", if ms >= 0 { "+" } else { "" });
+                write!(
+                    f,
+                    "clock round {round}: {} clocks read, average {}",
+                    offsets.len(),
+                    signed(*average_ms)
+                )?;
+                if adjusted.is_empty() {
+                    write!(f, "; all agree")?;
+                } else {
+                    let moves: Vec<String> = adjusted
+                        .iter()
+                        .map(|(n, by)| format!("{n} {}", signed(*by)))
+                        .collect();
+                    write!(f, "; moved {}", moves.join(", "))?;
+                }
+                if !left_out.is_empty() {
+                    write!(f, "; left out of the average: {}", left_out.join(", "))?;
+                }
+                if !silent.is_empty() {
+                    write!(f, "; no answer from {}", silent.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }

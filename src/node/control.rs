@@ -4,15 +4,20 @@
 //!   their driver hands them, so a skewed coordinator thinks its workers have been silent longer
 //!   (or shorter) than they have, and a worker whose clock jumps back stops heartbeating until
 //!   its clock catches up — both good ways to show why timeouts and clocks are delicate.
+//! - **Clock correction** (`policy clock`): what the time master tells a node to move its clock
+//!   by. It moves the node's wall clock (what a clock poll reads), never the time its role
+//!   measures timeouts with, as an operating system keeps its monotonic clock apart: ahead at
+//!   once, back by running at half speed until the amount is absorbed (a clock that ran
+//!   backwards would break every timestamp taken before).
 //! - **Pause**, for in-process nodes (a process is paused with SIGSTOP instead): the driver stops
 //!   at the top of its loop until resumed, reading nothing and sending nothing.
 //!
 //! A node in its own process receives skew over its stdin (`skew <ms>` lines, with
 //! `--control-stdin`); when stdin closes, its launcher is gone and the node stops.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
@@ -25,7 +30,35 @@ use crate::clock::Millis;
 #[derive(Debug, Clone)]
 pub struct NodeControl {
     offset_ms: Arc<AtomicI64>,
+    correction: Arc<Mutex<Correction>>,
     paused: watch::Receiver<bool>,
+}
+
+/// The corrections a time master made, the last one perhaps still being absorbed.
+#[derive(Debug, Default)]
+struct Correction {
+    /// Absorbed so far, in milliseconds.
+    settled: i64,
+    /// A move back being absorbed: since when, and how far in all (negative).
+    slewing: Option<(Instant, i64)>,
+}
+
+impl Correction {
+    /// The correction at `at`: the settled part plus what half speed has absorbed.
+    fn at(&self, at: Instant) -> i64 {
+        let absorbed = self.slewing.map_or(0, |(from, amount)| {
+            let half = (at.saturating_duration_since(from).as_millis() / 2) as i64;
+            amount.max(-half)
+        });
+        self.settled.saturating_add(absorbed)
+    }
+}
+
+/// The system clock, in milliseconds since 1970-01-01 UTC.
+pub fn system_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The launcher's end of a node's pause control.
@@ -52,6 +85,7 @@ impl NodeControl {
         (
             NodeControl {
                 offset_ms: Arc::new(AtomicI64::new(0)),
+                correction: Arc::default(),
                 paused: rx,
             },
             PauseSwitch(Arc::new(tx)),
@@ -72,6 +106,40 @@ impl NodeControl {
     pub fn now(&self, started: Instant) -> Millis {
         let real = started.elapsed().as_millis() as i64;
         real.saturating_add(self.skew()).max(0) as Millis
+    }
+
+    /// The node's wall clock, in milliseconds since 1970: the system's, shifted by the skew
+    /// and by the time master's corrections.
+    pub fn wall_ms(&self) -> i64 {
+        let correction = self.lock().at(Instant::now());
+        system_ms()
+            .saturating_add(self.skew())
+            .saturating_add(correction)
+    }
+
+    /// The time master's correction so far (absorbed part only).
+    pub fn correction(&self) -> i64 {
+        self.lock().at(Instant::now())
+    }
+
+    /// Moves the wall clock by `ms`: ahead at once; back at half speed. A new move replaces
+    /// the part of the last one not absorbed yet (the master measured the clock as it was).
+    pub fn adjust(&self, ms: i64) {
+        let now = Instant::now();
+        let mut c = self.lock();
+        c.settled = c.at(now);
+        c.slewing = None;
+        if ms >= 0 {
+            c.settled = c.settled.saturating_add(ms);
+        } else {
+            c.slewing = Some((now, ms));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Correction> {
+        self.correction
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Returns at once unless paused; otherwise when resumed.
@@ -129,5 +197,33 @@ mod tests {
         switch.set(false);
         resumed.await.unwrap();
         control.wait_while_paused().await;
+    }
+
+    #[test]
+    fn a_correction_moves_ahead_at_once_and_back_at_half_speed() {
+        let t0 = Instant::now();
+        let mut c = Correction {
+            settled: 300,
+            slewing: None,
+        };
+        assert_eq!(c.at(t0), 300);
+        c.slewing = Some((t0, -1000));
+        assert_eq!(c.at(t0), 300);
+        assert_eq!(c.at(t0 + std::time::Duration::from_millis(1000)), -200);
+        assert_eq!(c.at(t0 + std::time::Duration::from_millis(5000)), -700);
+
+        let (control, _switch) = NodeControl::new();
+        let before = control.wall_ms();
+        control.adjust(5000);
+        assert!(control.wall_ms() >= before + 5000);
+        assert_eq!(control.correction(), 5000);
+        // A move back is absorbed over time, replacing nothing already settled.
+        control.adjust(-4000);
+        assert!(control.correction() <= 5000 && control.correction() >= 1000);
+        assert_eq!(
+            control.now(Instant::now()),
+            0,
+            "the role's time is not moved"
+        );
     }
 }

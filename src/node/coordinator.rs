@@ -260,7 +260,11 @@ impl Driver {
         inputs: &mut mpsc::Receiver<(ConnId, ConnEvent)>,
     ) -> Vec<Output> {
         let now = || self.control.now(self.started);
-        let mut outputs = self.coordinator.step(now(), input);
+        let now = now();
+        if self.coordinator.config().clock_sync.is_some() {
+            self.coordinator.set_wall_clock(self.control.wall_ms());
+        }
+        let mut outputs = self.coordinator.step(now, input);
         let mut batch = 1;
         while batch < MAX_BATCH && !outputs.iter().any(|o| matches!(o, Output::Follow { .. })) {
             let Ok((conn, event)) = inputs.try_recv() else {
@@ -359,6 +363,10 @@ impl Driver {
             Output::Event(event) => self.publish(event),
             // Written down before anything was carried out.
             Output::Journal(_) => {}
+            Output::AdjustClock(ms) => {
+                info!(by_ms = ms, "clock adjusted by the time master");
+                self.control.adjust(ms);
+            }
         }
     }
 

@@ -137,7 +137,14 @@ impl Driver {
     /// Feeds the worker one input and carries out what it says. Returns false if the
     /// connection broke.
     async fn step(&mut self, input: Input, write: Option<&mut OwnedWriteHalf>) -> bool {
+        self.worker.set_wall_clock(self.options.control.wall_ms());
         let mut out = self.worker.step(self.now(), input);
+        for o in &out {
+            if let Output::AdjustClock(ms) = o {
+                info!(by_ms = ms, "clock adjusted by the time master");
+                self.options.control.adjust(*ms);
+            }
+        }
         let moving = take_move(&mut out);
         let ok = act(out, &mut self.jobs, &self.results_tx, &self.options, write).await;
         match moving {
@@ -446,8 +453,8 @@ async fn act(
                     abort.abort();
                 }
             }
-            // Taken out by the caller.
-            Output::Move(_) => {}
+            // Carried out by the caller.
+            Output::Move(_) | Output::AdjustClock(_) => {}
         }
     }
     jobs.retain(|_, (abort, _)| !abort.is_finished());

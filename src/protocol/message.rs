@@ -349,6 +349,14 @@ pub enum Message {
     PeerHeartbeat { cluster: String },
     /// The reply to `peer_heartbeat`: alive, serving cluster `cluster`.
     PeerAlive { cluster: String },
+    // ----- clocks (policy clock: Berkeley) -----
+    /// Time master to a node: what does your clock read? (`round` numbers the rounds.)
+    ClockPoll { round: u64 },
+    /// A node's answer: its clock, in milliseconds since 1970-01-01 UTC.
+    ClockReading { round: u64, clock_ms: i64 },
+    /// Time master to a node: move your clock by `adjust_ms` (ahead at once; back by running
+    /// slow until it is absorbed, so it never runs backwards).
+    ClockAdjust { round: u64, adjust_ms: i64 },
     // ----- chat -----
     /// Log in to a chat server by name; with accounts in the topology, with a password (or
     /// the token a server gave before).

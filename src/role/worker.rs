@@ -78,6 +78,8 @@ pub enum Output {
     /// cluster (lent: its own link to `master` if it has one, else `address`), or `None`: home
     /// again, to its own cluster's masters.
     Move(Option<Lent>),
+    /// Move this node's wall clock by this many milliseconds (the time master said so).
+    AdjustClock(i64),
 }
 
 /// Where a lent worker works: the borrowing cluster and its primary.
@@ -126,6 +128,8 @@ pub struct Worker {
     config: WorkerConfig,
     clock: LamportClock,
     now: Millis,
+    /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
+    wall_ms: i64,
     connected: bool,
     /// When `register` was last sent on this connection.
     register_sent: Millis,
@@ -153,6 +157,7 @@ impl Worker {
             config,
             clock: LamportClock::default(),
             now: 0,
+            wall_ms: 0,
             connected: false,
             register_sent: 0,
             running: BTreeMap::new(),
@@ -190,6 +195,12 @@ impl Worker {
     /// Its Lamport clock.
     pub fn clock(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// The driver's reading of this node's wall clock, before each step (what a time
+    /// master's `clock_poll` is answered with).
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.wall_ms = unix_ms;
     }
 
     /// Feeds one input at time `now` and returns what to do.
@@ -365,6 +376,16 @@ impl Worker {
             Message::Redirect { .. } | Message::Return { .. } => {
                 warn!(from = %env.from, "a move that does not fit where this worker is: ignored");
             }
+            // Berkeley: the coordinator it works for reads its clock, then moves it.
+            Message::ClockPoll { round } => {
+                let clock_ms = self.wall_ms;
+                self.send(Message::ClockReading { round, clock_ms });
+            }
+            Message::ClockAdjust { adjust_ms, .. } => {
+                let max = crate::role::coordinator::MAX_ADJUST_MS;
+                self.out
+                    .push(Output::AdjustClock(adjust_ms.clamp(-max, max)));
+            }
             Message::Error { message } => warn!(%message, "coordinator reports an error"),
             Message::Welcome { .. } | Message::Pong => {}
             other => debug!(?other, "unexpected message ignored"),
@@ -515,6 +536,34 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_clock_poll_is_answered_with_the_wall_clock_and_an_adjustment_is_carried_out() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        w.set_wall_clock(1_700_000_000_123);
+        let out = w.step(5, from_coordinator(1, Message::ClockPoll { round: 4 }));
+        assert_eq!(
+            sent(&out),
+            [&Message::ClockReading {
+                round: 4,
+                clock_ms: 1_700_000_000_123
+            }]
+        );
+        let adjust = |ms| {
+            from_coordinator(
+                1,
+                Message::ClockAdjust {
+                    round: 4,
+                    adjust_ms: ms,
+                },
+            )
+        };
+        assert_eq!(w.step(6, adjust(-250)), [Output::AdjustClock(-250)]);
+        // However far a hostile coordinator says, the move stays within a day.
+        let max = crate::role::coordinator::MAX_ADJUST_MS;
+        assert_eq!(w.step(7, adjust(i64::MIN)), [Output::AdjustClock(-max)]);
     }
 
     #[test]

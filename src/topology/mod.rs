@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod lexer;
 pub mod model;
 pub mod names;
+pub mod policies;
 pub mod summary;
 pub mod syntax;
 pub mod units;

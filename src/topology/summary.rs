@@ -388,5 +388,17 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
                 None => "off: no cluster lends or borrows".to_string(),
             },
         ),
+        (
+            "clock",
+            match &p.clock {
+                Some(c) => format!(
+                    "berkeley every {}: clocks within {} are left alone; readings {} from the mean are left out of it",
+                    super::units::format_duration(c.interval),
+                    super::units::format_duration(c.tolerance),
+                    super::units::format_duration(c.outlier)
+                ),
+                None => "off: clocks run as they are".to_string(),
+            },
+        ),
     ]
 }

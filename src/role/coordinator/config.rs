@@ -55,6 +55,8 @@ pub struct CoordinatorConfig {
     pub cluster: String,
     /// `policy lending`, if the topology lends workers between clusters.
     pub lending: Option<crate::topology::Lending>,
+    /// `policy clock`: as primary, this coordinator is the time master.
+    pub clock_sync: Option<crate::topology::ClockSync>,
     /// The other clusters: their masters, for lending and peer heartbeats.
     pub clusters: Vec<PeerCluster>,
     /// Where this master listens, as the masters of other clusters and lent workers reach it
@@ -147,6 +149,7 @@ impl CoordinatorConfig {
             retention: p.journal,
             cluster: cluster.to_string(),
             lending: p.lending.filter(|_| topology.has_clusters()),
+            clock_sync: p.clock,
             clusters: topology
                 .clusters()
                 .into_iter()
@@ -211,6 +214,7 @@ impl CoordinatorConfig {
             retention: super::Retention::default(),
             cluster: crate::topology::DEFAULT_CLUSTER.to_string(),
             lending: None,
+            clock_sync: None,
             clusters: Vec::new(),
             address: None,
         }

@@ -44,6 +44,9 @@ mod jobs;
 mod lending;
 mod replication;
 mod session;
+mod time;
+
+pub use time::MAX_ADJUST_MS;
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -153,6 +156,8 @@ pub enum Output {
     },
     /// Change the journal beyond appending this step's events (in order with them).
     Journal(JournalOp),
+    /// Move this node's wall clock by this many milliseconds (`policy clock`).
+    AdjustClock(i64),
 }
 
 /// What a journal must do besides appending events.
@@ -213,6 +218,8 @@ pub struct Coordinator {
     reads: Vec<crate::protocol::message::JobId>,
     /// Lending workers to other clusters and borrowing theirs.
     loans: lending::Loans,
+    /// Clock synchronisation: this node's wall clock, and the rounds it runs as time master.
+    time: time::TimeKeeping,
     standing: Standing,
 }
 
@@ -245,6 +252,7 @@ impl Coordinator {
             history: History::default(),
             reads: Vec::new(),
             loans: Default::default(),
+            time: Default::default(),
             standing,
         }
     }
@@ -357,6 +365,7 @@ impl Coordinator {
             self.check_started();
             self.close_idle();
             self.tick_lending();
+            self.tick_clocks();
         } else {
             self.tick_election();
         }

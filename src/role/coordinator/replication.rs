@@ -481,6 +481,9 @@ impl Coordinator {
         }
         // The primary proved itself; a stamp too far ahead is not merged (its content is).
         let _ = self.clock.observe(envelope.clock);
+        if self.clock_asked(&envelope.message) {
+            return;
+        }
         if let Message::Replica { seq, event } = envelope.message {
             // The primary's snapshot: this backup was behind it, and starts over from it.
             if matches!(event.kind, EventKind::Snapshot { .. }) && self.history.seeded != Some(seq)

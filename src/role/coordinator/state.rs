@@ -287,7 +287,8 @@ impl ClusterState {
             | EventKind::LoanRefused { .. }
             | EventKind::PeerSuspect { .. }
             | EventKind::PeerDead { .. }
-            | EventKind::PeerAlive { .. } => {}
+            | EventKind::PeerAlive { .. }
+            | EventKind::ClockRound { .. } => {}
         }
     }
 

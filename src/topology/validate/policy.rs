@@ -1,5 +1,5 @@
 //! `policy NAME { … }`: load balancing, heartbeat, retry, replication, election, security and
-//! chat, journal, lending; an unknown policy is kept and shown, with a warning.
+//! chat, journal, lending, clock; an unknown policy is kept and shown, with a warning.
 
 use super::*;
 
@@ -75,6 +75,10 @@ impl Validator<'_> {
                 let lending = policies.lending.get_or_insert_with(Lending::default);
                 self.lending(block, &what, lending);
             }
+            "clock" => {
+                let clock = policies.clock.get_or_insert_with(ClockSync::default);
+                self.clock(block, &what, clock);
+            }
             "election" => {
                 self.keys(block, &what, &["algorithm"], |v, _, c| {
                     let Some((text, span)) = v.text(c, "algorithm bully") else {
@@ -123,6 +127,39 @@ impl Validator<'_> {
             _ => {
                 if let Some(d) = v.positive_duration(c, "return_after_idle 2s") {
                     lending.return_after_idle = d;
+                }
+            }
+        });
+    }
+
+    fn clock(&mut self, block: &[Command], what: &str, clock: &mut ClockSync) {
+        let keys = ["sync", "interval", "tolerance", "outlier"];
+        self.keys(block, what, &keys, |v, key, c| match key {
+            "sync" => {
+                let Some((text, span)) = v.text(c, "sync berkeley") else {
+                    return;
+                };
+                if text != "berkeley" {
+                    v.diags.push(
+                        Diagnostic::error(span, format!("unknown clock synchronisation `{text}`"))
+                            .with_label("tcluster offers `berkeley`")
+                            .with_hint_opt(did_you_mean(text, ["berkeley"])),
+                    );
+                }
+            }
+            "interval" => {
+                if let Some(d) = v.positive_duration(c, "interval 1s") {
+                    clock.interval = d;
+                }
+            }
+            "tolerance" => {
+                if let Some(d) = v.value(c, "tolerance 20ms", parse_duration) {
+                    clock.tolerance = d;
+                }
+            }
+            _ => {
+                if let Some(d) = v.positive_duration(c, "outlier 1s") {
+                    clock.outlier = d;
                 }
             }
         });

@@ -1,0 +1,248 @@
+//! Berkeley clock synchronisation (`policy clock { sync berkeley }`): the primary is the time
+//! master.
+//!
+//! | step | who → whom | message | here |
+//! | --- | --- | --- | --- |
+//! | 1 | master → every worker and backup | `clock_poll` | [`Coordinator::tick_clocks`] |
+//! | 2 | node → master | `clock_reading` (its clock) | [`Coordinator::clock_read`] |
+//! | 3 | master → each node off by more than `tolerance` | `clock_adjust` (by how much) | [`Coordinator::close_round`] |
+//!
+//! The master compensates each reading for the round trip (the node read its clock about half
+//! way through it), takes the mean of every offset with its own (zero), leaves out readings
+//! further than `outlier` from that mean, and averages the rest. Each node is told how far to
+//! move — never a time, which would be stale on arrival — and so is the master itself. Nodes
+//! that do not answer before the round closes (half an interval) are left out of it.
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info};
+
+use super::{Coordinator, Output};
+use crate::clock::Millis;
+use crate::cluster::event::EventKind;
+use crate::protocol::message::Message;
+use crate::role::ConnId;
+
+/// The furthest a clock is ever told to move in one round (a day): a reading beyond it is a
+/// hostile or broken peer's, and the arithmetic stays far from overflow.
+pub const MAX_ADJUST_MS: i64 = 86_400_000;
+
+/// What a coordinator keeps about clocks.
+#[derive(Debug, Default)]
+pub(super) struct TimeKeeping {
+    /// This node's wall clock (milliseconds since 1970), as its driver read it for this step.
+    pub(super) wall_ms: i64,
+    /// The last round's number.
+    rounds: u64,
+    /// When the last round opened.
+    last_round: Option<Millis>,
+    /// The round waiting for readings.
+    open: Option<Round>,
+}
+
+/// One round of polls.
+#[derive(Debug)]
+struct Round {
+    id: u64,
+    opened: Millis,
+    /// Per node polled: its connection (a worker's, or a backup's as a follower) and this
+    /// clock when the poll went out.
+    polled: BTreeMap<String, (ConnId, i64)>,
+    /// Per node that answered: its clock minus this one, compensated for the round trip.
+    offsets: BTreeMap<String, i64>,
+}
+
+impl Coordinator {
+    /// The driver's reading of this node's wall clock, before each step.
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.time.wall_ms = unix_ms;
+    }
+
+    /// On every tick of a primary with `policy clock`: opens a round every interval, and
+    /// closes the open one once everyone answered or half an interval passed.
+    pub(super) fn tick_clocks(&mut self) {
+        let Some(policy) = self.config.clock_sync else {
+            return;
+        };
+        let interval = policy.interval.as_millis() as Millis;
+        if let Some(round) = &self.time.open {
+            let everyone = round.offsets.len() == round.polled.len();
+            if everyone || self.now.saturating_sub(round.opened) >= (interval / 2).max(1) {
+                self.close_round();
+            }
+            return;
+        }
+        if self
+            .time
+            .last_round
+            .is_some_and(|at| self.now.saturating_sub(at) < interval)
+        {
+            return;
+        }
+        self.time.last_round = Some(self.now);
+        self.time.rounds += 1;
+        let id = self.time.rounds;
+        let wall = self.time.wall_ms;
+        let mut polled = BTreeMap::new();
+        // Workers connected here (a classic worker cannot read its clock to anyone)…
+        let mut workers: Vec<(String, ConnId)> = self
+            .worker_conns
+            .iter()
+            .filter(|(name, _)| {
+                self.state.workers.get(*name).is_some_and(|w| {
+                    !w.classic && w.health != crate::protocol::message::Health::Dead
+                })
+            })
+            .map(|(name, conn)| (name.clone(), *conn))
+            .collect();
+        workers.sort();
+        // … and the backups following it.
+        workers.extend(
+            self.primary()
+                .map(|p| {
+                    p.followers
+                        .iter()
+                        .map(|(conn, f)| (f.name.clone(), *conn))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        );
+        for (name, conn) in workers {
+            self.send(conn, Message::ClockPoll { round: id });
+            polled.insert(name, (conn, wall));
+        }
+        self.time.open = Some(Round {
+            id,
+            opened: self.now,
+            polled,
+            offsets: BTreeMap::new(),
+        });
+    }
+
+    /// Step 2: a node's clock, on the connection it was polled on, once per round.
+    pub(super) fn clock_read(&mut self, conn: ConnId, round: u64, clock_ms: i64) {
+        let wall = self.time.wall_ms;
+        let Some(r) = self.time.open.as_mut().filter(|r| r.id == round) else {
+            debug!(conn, round, "a clock reading for no open round: ignored");
+            return;
+        };
+        let Some((name, sent)) = r
+            .polled
+            .iter()
+            .find(|(_, (c, _))| *c == conn)
+            .map(|(name, (_, sent))| (name.clone(), *sent))
+        else {
+            return;
+        };
+        if r.offsets.contains_key(&name) {
+            return;
+        }
+        // The node read its clock about half way through the round trip.
+        let trip = wall.saturating_sub(sent).max(0);
+        let then = wall.saturating_sub(trip / 2);
+        let offset = clock_ms
+            .saturating_sub(then)
+            .clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS);
+        r.offsets.insert(name, offset);
+        if r.offsets.len() == r.polled.len() {
+            self.close_round();
+        }
+    }
+
+    /// Step 3: averages, and tells each node (and itself) how far to move.
+    fn close_round(&mut self) {
+        let Some(round) = self.time.open.take() else {
+            return;
+        };
+        let Some(policy) = self.config.clock_sync else {
+            return;
+        };
+        if round.polled.is_empty() {
+            // No clock but its own: nothing to agree on.
+            return;
+        }
+        let me = self.config.name.clone();
+        let mut offsets = round.offsets;
+        offsets.insert(me.clone(), 0);
+        let mean = offsets.values().sum::<i64>() / offsets.len() as i64;
+        let bound = policy.outlier.as_millis() as i64;
+        let within: Vec<i64> = offsets
+            .values()
+            .copied()
+            .filter(|o| (o - mean).abs() <= bound)
+            .collect();
+        let average = if within.is_empty() {
+            mean
+        } else {
+            within.iter().sum::<i64>() / within.len() as i64
+        };
+        let left_out: Vec<String> = offsets
+            .iter()
+            .filter(|(_, o)| (**o - mean).abs() > bound)
+            .map(|(name, _)| name.clone())
+            .collect();
+        let tolerance = policy.tolerance.as_millis() as i64;
+        let mut adjusted = BTreeMap::new();
+        for (name, offset) in &offsets {
+            let by = (average - offset).clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS);
+            if by.abs() <= tolerance {
+                continue;
+            }
+            adjusted.insert(name.clone(), by);
+            if *name == me {
+                self.out.push(Output::AdjustClock(by));
+            } else if let Some((conn, _)) = round.polled.get(name) {
+                self.send(
+                    *conn,
+                    Message::ClockAdjust {
+                        round: round.id,
+                        adjust_ms: by,
+                    },
+                );
+            }
+        }
+        let missing: Vec<String> = round
+            .polled
+            .keys()
+            .filter(|n| !offsets.contains_key(*n))
+            .cloned()
+            .collect();
+        if !adjusted.is_empty() || !missing.is_empty() {
+            info!(
+                round = round.id,
+                average,
+                ?adjusted,
+                ?missing,
+                "clock round"
+            );
+        }
+        self.emit(EventKind::ClockRound {
+            round: round.id,
+            clock_ms: self.time.wall_ms,
+            offsets,
+            left_out,
+            average_ms: average,
+            adjusted,
+            silent: missing,
+        });
+    }
+
+    /// A node's side, for a backup (its primary polls it like a worker).
+    pub(super) fn clock_asked(&mut self, message: &Message) -> bool {
+        match *message {
+            Message::ClockPoll { round } => {
+                let clock_ms = self.time.wall_ms;
+                self.out
+                    .push(Output::ToPrimary(Message::ClockReading { round, clock_ms }));
+                true
+            }
+            Message::ClockAdjust { adjust_ms, .. } => {
+                self.out.push(Output::AdjustClock(
+                    adjust_ms.clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS),
+                ));
+                true
+            }
+            _ => false,
+        }
+    }
+}
