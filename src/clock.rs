@@ -15,6 +15,19 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the node started, as measured by its driver.
 pub type Millis = u64;
 
+/// The system clock, in milliseconds since 1970-01-01 UTC (for drivers and watchers: roles
+/// are handed their time).
+pub fn system_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The system clock as it read at `instant` (in the past), in milliseconds since 1970.
+pub fn system_ms_at(instant: std::time::Instant) -> i64 {
+    system_ms().saturating_sub(instant.elapsed().as_millis() as i64)
+}
+
 /// How far ahead of a node's clock a received stamp may be. Further than this it cannot come
 /// from an honest peer (2^48 ticks is thousands of years of a busy cluster): it is refused, so
 /// that nobody can push a clock to its end and make it wrap.

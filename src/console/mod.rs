@@ -234,6 +234,12 @@ async fn run(
     secret: Option<String>,
     started: Instant,
 ) -> std::io::Result<()> {
+    // Clocks are read against this console's own clock.
+    let epoch = crate::clock::system_ms_at(started);
+    app.cluster.clocks = crate::view::Clocks::new(epoch);
+    for view in app.others.values_mut() {
+        view.clocks = crate::view::Clocks::new(epoch);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
     let chat = handle.and_then(|h| spawn_chat(&tx, h));

@@ -5,10 +5,9 @@
 //!   (or shorter) than they have, and a worker whose clock jumps back stops heartbeating until
 //!   its clock catches up — both good ways to show why timeouts and clocks are delicate.
 //! - **Clock correction** (`policy clock`): what the time master tells a node to move its clock
-//!   by. It moves the node's wall clock (what a clock poll reads), never the time its role
-//!   measures timeouts with, as an operating system keeps its monotonic clock apart: ahead at
-//!   once, back by running at half speed until the amount is absorbed (a clock that ran
-//!   backwards would break every timestamp taken before).
+//!   by — the same clock a skew moves, so a skew is undone by the rounds that follow it. Ahead
+//!   at once; back by running at half speed until the amount is absorbed (a clock that ran
+//!   backwards would break every timestamp taken before, and every timer waiting on it).
 //! - **Pause**, for in-process nodes (a process is paused with SIGSTOP instead): the driver stops
 //!   at the top of its loop until resumed, reading nothing and sending nothing.
 //!
@@ -17,14 +16,14 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::clock::Millis;
+use crate::clock::{Millis, system_ms};
 
 /// The skew and pause controls of one node. Cloning shares them.
 #[derive(Debug, Clone)]
@@ -52,13 +51,6 @@ impl Correction {
         });
         self.settled.saturating_add(absorbed)
     }
-}
-
-/// The system clock, in milliseconds since 1970-01-01 UTC.
-pub fn system_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The launcher's end of a node's pause control.
@@ -102,10 +94,14 @@ impl NodeControl {
         self.offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Milliseconds since `started`, shifted by the skew (never below zero).
+    /// Milliseconds since `started`, shifted by the skew and the corrections (never below
+    /// zero).
     pub fn now(&self, started: Instant) -> Millis {
         let real = started.elapsed().as_millis() as i64;
-        real.saturating_add(self.skew()).max(0) as Millis
+        let correction = self.lock().at(Instant::now());
+        real.saturating_add(self.skew())
+            .saturating_add(correction)
+            .max(0) as Millis
     }
 
     /// The node's wall clock, in milliseconds since 1970: the system's, shifted by the skew
@@ -220,10 +216,9 @@ mod tests {
         // A move back is absorbed over time, replacing nothing already settled.
         control.adjust(-4000);
         assert!(control.correction() <= 5000 && control.correction() >= 1000);
-        assert_eq!(
-            control.now(Instant::now()),
-            0,
-            "the role's time is not moved"
+        assert!(
+            control.now(Instant::now()) >= 1000,
+            "the node's time moves with it"
         );
     }
 }

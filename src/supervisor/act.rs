@@ -238,6 +238,18 @@ impl Supervisor {
                     format!("{a} {arrow} {b}: {}% of messages lost", loss.0),
                 )
             }
+            // With `policy clock`, the time master should read this clock and bring it back.
+            ClusterAction::Skew { node, offset_ms }
+                if self.topology.policies.clock.is_some()
+                    && matches!(kind(node), Some(NodeKind::Worker | NodeKind::Master)) =>
+            {
+                Watch::Clock(
+                    node.clone(),
+                    format!(
+                        "{node}'s clock is {offset_ms:+} ms off: the time master should bring it back"
+                    ),
+                )
+            }
             ClusterAction::Skew { node, offset_ms } => link_change(
                 node,
                 node,

@@ -46,6 +46,9 @@ pub enum Watch {
     Up(String),
     /// A repair (resume, heal): these workers, dead now, should come back.
     Rejoin(Vec<String>),
+    /// Done at once (this is what came of it), and the time master should notice this clock
+    /// is off (a round moves it) and bring it back (a round finds it within tolerance).
+    Clock(String, String),
 }
 
 /// An action and what came of it, as the summary reports it.
@@ -92,6 +95,10 @@ enum Phase {
     WaitingUp(String),
     /// Waiting for these workers to rejoin.
     WaitingRejoin(BTreeSet<String>),
+    /// Waiting for a clock round to move this node's clock.
+    WaitingClock(String),
+    /// Moved: waiting for a round that finds it within tolerance.
+    Correcting(String),
 }
 
 /// Measures what came of every action.
@@ -131,6 +138,7 @@ impl FaultTracker {
             Watch::Done(text) => (Phase::Settled, Some(text)),
             Watch::Worker(worker) => (Phase::Waiting(worker), None),
             Watch::Affects(worker, text) => (Phase::Waiting(worker), Some(text)),
+            Watch::Clock(node, text) => (Phase::WaitingClock(node), Some(text)),
             Watch::Primary(_) => (Phase::WaitingElection(None), None),
             Watch::Masters(masters) => (Phase::WaitingElection(Some(masters)), None),
             Watch::Backup(backup) => (Phase::WaitingBackup(backup), None),
@@ -275,6 +283,28 @@ impl FaultTracker {
                         "the primary goes on without this backup".to_string(),
                         true,
                     ));
+                }
+                // The time master moves the clock: it noticed.
+                (Phase::WaitingClock(node), EventKind::ClockRound { adjusted, .. })
+                    if adjusted.contains_key(node.as_str()) =>
+                {
+                    let node = node.clone();
+                    out.push(fault.detected(number, at_ms, source));
+                    fault.phase = Phase::Correcting(node);
+                }
+                // A round finds it within tolerance: the clocks agree again.
+                (
+                    Phase::WaitingClock(node) | Phase::Correcting(node),
+                    EventKind::ClockRound {
+                        offsets, adjusted, ..
+                    },
+                ) if offsets.contains_key(node.as_str())
+                    && !adjusted.contains_key(node.as_str()) =>
+                {
+                    if fault.detected_ms.is_none() {
+                        out.push(fault.detected(number, at_ms, source));
+                    }
+                    out.push(fault.recovered(number, at_ms, Vec::new()));
                 }
                 (Phase::Requeuing(watched, jobs), EventKind::JobRequeued { job, worker, .. })
                     if worker == watched =>

@@ -191,6 +191,12 @@ pub async fn launch(
             .others
             .insert(cluster, super::clusters::OtherCluster::new(&primary));
     }
+    // Clocks are read against the launcher's own.
+    let epoch = crate::clock::system_ms_at(started);
+    supervisor.view.clocks = crate::view::Clocks::new(epoch);
+    for other in supervisor.others.values_mut() {
+        other.view.clocks = crate::view::Clocks::new(epoch);
+    }
     if supervisor.topology.has_clusters() {
         let masters: Vec<(String, String)> = supervisor
             .topology

@@ -60,6 +60,9 @@ pub struct NodeReport {
     pub cluster: String,
     /// The cluster it works for at the end (its home, unless it is lent).
     pub serving: String,
+    /// Its clock against the launcher's, as the time master's last round read it (`policy
+    /// clock`; none if no round read it).
+    pub clock_offset_ms: Option<i64>,
 }
 
 impl Supervisor {
@@ -187,6 +190,7 @@ impl Supervisor {
                     state: view.verdict(&status, now).as_str().to_string(),
                     tags: status.faults.tags(),
                     serving: self.loans.serving(&status.name, &home).to_string(),
+                    clock_offset_ms: view.clocks.reading(&status.name).map(|r| r.offset_ms),
                     cluster: home,
                     name: status.name,
                     kind: status.kind,
@@ -251,6 +255,21 @@ impl std::fmt::Display for RunReport {
                 at(l.released_ms),
                 at(l.returned_ms)
             )?;
+        }
+        let clocks: Vec<String> = report
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let ms = n.clock_offset_ms?;
+                Some(format!(
+                    "{} {}{ms}ms",
+                    n.name,
+                    if ms >= 0 { "+" } else { "" }
+                ))
+            })
+            .collect();
+        if !clocks.is_empty() {
+            writeln!(out, "   clocks (last round): {}", clocks.join(", "))?;
         }
         for f in &report.faults {
             let ms = |v: Option<u64>| {

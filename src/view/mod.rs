@@ -16,6 +16,7 @@
 //! journal, a takeover); the console then advances its copy with the same events. So the Nodes
 //! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
 
+pub mod clocks;
 pub mod loans;
 pub mod node;
 
@@ -23,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+pub use clocks::{ClockReading, Clocks};
 pub use loans::{Loan, Loans};
 pub use node::{Faults, NodeStatus, Process, Role, Verdict};
 
@@ -72,6 +74,8 @@ pub struct ClusterView {
     deposed: BTreeSet<String>,
     /// Per job: what happened to it. Kept only when asked for (the console shows it).
     notes: Option<BTreeMap<JobId, JobNotes>>,
+    /// The clocks, as the time master's last round read them.
+    pub clocks: Clocks,
 }
 
 impl ClusterView {
@@ -127,6 +131,7 @@ impl ClusterView {
             self.masters.insert(master, concluded);
         }
         self.note(at_ms, &event.kind);
+        self.clocks.apply(at_ms, &self.primary, &event.kind);
         // What compaction forgets, the view forgets too.
         if let Some(notes) = self.notes.as_mut() {
             match &event.kind {

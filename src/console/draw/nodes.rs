@@ -26,6 +26,17 @@ fn bytes(n: u64) -> String {
     }
 }
 
+/// A clock offset: `+12ms`, `-2.04s`.
+pub fn offset(ms: i64) -> String {
+    let sign = if ms >= 0 { "+" } else { "-" };
+    let abs = ms.unsigned_abs();
+    if abs < 1000 {
+        format!("{sign}{abs}ms")
+    } else {
+        format!("{sign}{:.2}s", abs as f64 / 1000.0)
+    }
+}
+
 fn age(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
@@ -73,6 +84,8 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         .unwrap_or(0)
         .clamp(6, 20) as u16;
     let any_tag = tags.iter().any(|t| !t.is_empty());
+    // With `policy clock`, each clock against this console's (from the last round).
+    let clocks = app.nodes.iter().any(|n| clock_of(app, n).is_some());
     // Wide enough, TAGS always has its place; narrow, only while some node has a tag.
     let tags_priority = if any_tag || inner_width >= 60 { 2 } else { 99 };
     let columns = [
@@ -82,6 +95,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         Column::new("STATE", 10, 1),
         Column::new("TAGS", tag_width, tags_priority).growing(),
         Column::new("HB", 6, 3),
+        Column::new("OFFSET", 7, if clocks { 3 } else { 99 }),
         Column::new("TREND", 8, 8),
         Column::new("LOAD", 4, 4),
         Column::new("DONE", 4, 6),
@@ -92,7 +106,9 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     ];
     let chosen: Vec<_> = fit(&columns, inner_width)
         .into_iter()
-        .filter(|(i, _)| (*i != 4 || tags_priority < 99) && (*i != 1 || clusters))
+        .filter(|(i, _)| {
+            (*i != 4 || tags_priority < 99) && (*i != 1 || clusters) && (*i != 6 || clocks)
+        })
         .collect();
     let shown = |header: &str| chosen.iter().any(|(i, _)| columns[*i].header == header);
     let with_role = shown("ROLE");
@@ -126,6 +142,14 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
     let table =
         fitted_table(rows, &columns, &chosen, palette).block(block(title, palette, focused));
     frame.render_widget(table, area);
+}
+
+/// A node's clock as the last round of its cluster's time master read it.
+fn clock_of<'a>(app: &'a App, n: &NodeRow) -> Option<&'a crate::view::ClockReading> {
+    app.serving_view(n)
+        .clocks
+        .reading(n.name())
+        .or_else(|| app.view_of(n).clocks.reading(n.name()))
 }
 
 /// How a row of the Nodes pane is drawn.
@@ -194,6 +218,19 @@ impl Look<'_> {
                 _ => dash(),
             },
             "DONE" => worker.map_or_else(dash, |w| Cell::from(w.done.to_string())),
+            "OFFSET" => match clock_of(app, n) {
+                Some(r) => {
+                    let style = if r.left_out {
+                        palette.fg(Color::Red).add_modifier(Modifier::BOLD)
+                    } else if r.offset_ms.abs() >= 100 {
+                        palette.fg(Color::Yellow)
+                    } else {
+                        Style::default()
+                    };
+                    Cell::from(Span::styled(offset(r.offset_ms), style))
+                }
+                None => dash(),
+            },
             "CLOCK" if n.clock > 0 => Cell::from(n.clock.to_string()),
             "PID" if live => n
                 .status
@@ -235,6 +272,21 @@ pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
             "verdict: from its process (no coordinator watches it)",
             palette.dim(),
         ));
+    }
+    if let Some(r) = clock_of(app, node) {
+        let ago = app.now_ms.saturating_sub(r.at_ms) as f64 / 1000.0;
+        let mut said = format!(
+            "clock: {} against this console's (read {ago:.1}s ago",
+            offset(r.offset_ms)
+        );
+        if r.left_out {
+            said.push_str("; left out of the average");
+        }
+        if let Some(by) = r.moved_ms {
+            said.push_str(&format!("; told to move {}", offset(by)));
+        }
+        said.push(')');
+        lines.push(Line::from(said));
     }
     let tags = node.status.faults.tags();
     lines.push(Line::from(format!(
