@@ -43,6 +43,7 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
             "suspect" => config.heartbeat.suspect_after = ms(),
             "timeout" => config.heartbeat.timeout = ms(),
             "classic_timeout" => config.classic_timeout = ms(),
+            "udp" => config.heartbeat.udp = value == "true",
             "algorithm" => config.algorithm = Algorithm::parse(value).expect("algorithm"),
             "max_attempts" => config.retry.max_attempts = value.parse().unwrap(),
             "backoff" => config.retry.backoff = ms(),
@@ -127,6 +128,8 @@ fn run(script: &str) -> String {
     let mut wall_base: i64 = 1_000_000;
     let mut transcript = String::new();
     let mut challenges: std::collections::HashMap<u64, String> = Default::default();
+    // The heartbeat token each connection's registration was given (UDP heartbeats).
+    let mut udp_tokens: std::collections::HashMap<u64, String> = Default::default();
 
     for line in script.lines() {
         let line = line.trim();
@@ -211,6 +214,18 @@ fn run(script: &str) -> String {
                 decode(Dialect::Native, rest, "").expect("a message from the primary"),
             ),
             "primary_lost" => Input::PrimaryLost,
+            // A heartbeat datagram from the worker registered on connection N, with its token
+            // (`datagram N {…}`), or exactly as written (`datagram - {…}`).
+            "datagram" => {
+                let (conn, text) = rest.split_once(' ').expect("datagram N|- JSON");
+                let mut env = decode(Dialect::Native, text, "").expect("a datagram");
+                if let (Ok(conn), Message::Heartbeat { token, .. }) =
+                    (conn.parse::<u64>(), &mut env.message)
+                {
+                    *token = udp_tokens.get(&conn).cloned();
+                }
+                Input::Datagram(env)
+            }
             "master" => {
                 let (master, text) = rest.split_once(' ').unwrap_or((rest, "none"));
                 let reply = (text != "none")
@@ -264,6 +279,13 @@ fn run(script: &str) -> String {
                 Output::Send(conn, env) => {
                     if let Message::Challenge { nonce, .. } = &env.message {
                         challenges.insert(conn, nonce.clone());
+                    }
+                    if let Message::Registered {
+                        udp_token: Some(token),
+                        ..
+                    } = &env.message
+                    {
+                        udp_tokens.insert(conn, token.clone());
                     }
                     let body = serde_json::to_string(&env.message).unwrap();
                     // Random values (nonces, tokens, proofs) differ by seed: show their shape only.

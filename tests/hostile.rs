@@ -58,7 +58,10 @@ fn message() -> impl Strategy<Value = Message> {
             running: vec![JobId(1), JobId(2)],
             owner: None,
         }),
-        prop::collection::vec(job(), 0..3).prop_map(|r| Message::Heartbeat { running: Some(r) }),
+        prop::collection::vec(job(), 0..3).prop_map(|r| Message::Heartbeat {
+            running: Some(r),
+            token: None,
+        }),
         (job(), prop::option::of(0u32..3)).prop_map(|(job, attempt)| Message::JobDone {
             job,
             result: "forged".into(),
@@ -316,6 +319,7 @@ enum Step {
     Tick(u64),
     Close(u64),
     Open(u64),
+    Datagram(Hostile),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -339,6 +343,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (1u64..900).prop_map(Step::Tick),
         1 => (1u64..4).prop_map(Step::Close),
         1 => (1u64..4).prop_map(Step::Open),
+        1 => hostile().prop_map(Step::Datagram),
     ]
 }
 
@@ -350,7 +355,9 @@ proptest! {
     /// job not assigned to it, and the term never goes down.
     #[test]
     fn any_sequence_keeps_the_invariants(steps in prop::collection::vec(step(), 1..120)) {
-        let mut c = Coordinator::new(CoordinatorConfig::for_tests("coordinator"));
+        let mut config = CoordinatorConfig::for_tests("coordinator");
+        config.heartbeat.udp = steps.len() % 2 == 0;
+        let mut c = Coordinator::new(config);
         let mut now = 0;
         for conn in (1..4).chain(100..104) {
             c.step(now, Input::Connected(conn));
@@ -379,6 +386,8 @@ proptest! {
                 }
                 Step::Close(conn) => Input::Disconnected(conn),
                 Step::Open(conn) => Input::Connected(conn),
+                // Anything at all on the UDP port, with heartbeats over UDP or not.
+                Step::Datagram(line) => Input::Datagram(arrive(line).1),
             };
             let term = c.term();
             c.step(now, input);
@@ -405,6 +414,7 @@ fn a_worker_claiming_every_job_takes_none_of_them() {
     );
     let heartbeat = Message::Heartbeat {
         running: Some((1..=500).map(JobId).collect()),
+        token: None,
     };
     let out2 = c.step(
         0,

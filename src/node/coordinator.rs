@@ -44,6 +44,8 @@ enum ConnEvent {
     Master(String, Option<Envelope>),
     /// News of a connection.
     Conn(ConnNews),
+    /// A datagram on the UDP port (heartbeats, with `policy heartbeat { transport udp }`).
+    Datagram(Envelope),
 }
 
 impl From<ConnNews> for ConnEvent {
@@ -170,6 +172,11 @@ async fn run(
         None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
+    if coordinator.config().heartbeat.udp
+        && let Ok(addr) = listener.local_addr()
+    {
+        tokio::spawn(receive_datagrams(addr, inputs_tx.clone(), shutdown.clone()));
+    }
     let mut pause = control.clone();
     let mut driver = Driver {
         coordinator,
@@ -446,11 +453,52 @@ fn input_of(
         ConnEvent::PrimaryLost(generation) if generation == link.generation => Input::PrimaryLost,
         ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => return None,
         ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },
+        ConnEvent::Datagram(envelope) => Input::Datagram(envelope),
         ConnEvent::Conn(ConnNews::Closed) => {
             writers.remove(&conn);
             Input::Disconnected(conn)
         }
     })
+}
+
+/// The longest heartbeat datagram read: a worker's heartbeat lists the jobs it runs (up to
+/// 4096 slots of them), and a datagram that does not fit is dropped.
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// Reads datagrams on the UDP port of the same number as the TCP one and hands each that
+/// decodes to the driver; the rest are dropped (UDP may lose them anyway). A full queue drops
+/// datagrams rather than wait: connections come first.
+async fn receive_datagrams(
+    addr: SocketAddr,
+    inputs: mpsc::Sender<(ConnId, ConnEvent)>,
+    shutdown: CancellationToken,
+) {
+    let socket = match tokio::net::UdpSocket::bind(addr).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::error!(%addr, "cannot receive heartbeat datagrams: {e}");
+            return;
+        }
+    };
+    info!(%addr, "receiving heartbeats over UDP");
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let Ok((n, from)) = received else { continue };
+        let Ok(text) = std::str::from_utf8(&buf[..n]) else {
+            debug!(%from, "a datagram that is not text: dropped");
+            continue;
+        };
+        match crate::protocol::decode(Dialect::Native, text.trim_end(), "") {
+            Ok(envelope) => {
+                let _ = inputs.try_send((0, ConnEvent::Datagram(envelope)));
+            }
+            Err(e) => debug!(%from, "a datagram that is not a message: {e}"),
+        }
+    }
 }
 
 /// Membership changes and faults are worth a line at `info`; the rest of the job traffic is

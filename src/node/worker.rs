@@ -7,6 +7,7 @@
 //! coordinator restarts finds its workers back by themselves.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
@@ -84,6 +85,10 @@ struct Driver {
     target: usize,
     /// Its home cluster's masters (`coordinators` is another cluster's while it is lent).
     home: Vec<String>,
+    /// The coordinator it is connected to (where heartbeat datagrams go).
+    peer: Option<SocketAddr>,
+    /// Its socket for heartbeat datagrams, opened on the first one.
+    udp: Option<UdpSocket>,
 }
 
 /// How a connection ended.
@@ -108,6 +113,8 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
         backoff: Duration::from_millis(100),
         target: 0,
         home: Vec::new(),
+        peer: None,
+        udp: None,
     };
     driver.home = driver.options.coordinators.clone();
     loop {
@@ -129,6 +136,33 @@ impl Driver {
         self.options.control.now(self.started)
     }
 
+    /// Sends a heartbeat datagram to the coordinator it is connected to. A datagram that
+    /// cannot be sent is lost, as the network may lose it: the detector is built for that.
+    async fn send_datagram(&mut self, envelope: &crate::protocol::message::Envelope) {
+        let Some(peer) = self.peer else {
+            return;
+        };
+        if self.udp.is_none() {
+            let local = if peer.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            match UdpSocket::bind(local).await {
+                Ok(socket) => self.udp = Some(socket),
+                Err(e) => {
+                    warn!("cannot open a socket for heartbeat datagrams: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(socket) = &self.udp
+            && let Err(e) = socket.send_to(envelope.to_json().as_bytes(), peer).await
+        {
+            debug!(%peer, "heartbeat datagram not sent: {e}");
+        }
+    }
+
     /// The master to try now.
     fn current(&self) -> &str {
         current(&self.options, self.target)
@@ -140,9 +174,13 @@ impl Driver {
         self.worker.set_wall_clock(self.options.control.wall_ms());
         let mut out = self.worker.step(self.now(), input);
         for o in &out {
-            if let Output::AdjustClock(ms) = o {
-                info!(by_ms = ms, "clock adjusted by the time master");
-                self.options.control.adjust(*ms);
+            match o {
+                Output::AdjustClock(ms) => {
+                    info!(by_ms = ms, "clock adjusted by the time master");
+                    self.options.control.adjust(*ms);
+                }
+                Output::Datagram(envelope) => self.send_datagram(envelope).await,
+                _ => {}
             }
         }
         let moving = take_move(&mut out);
@@ -201,6 +239,7 @@ impl Driver {
                 }
             };
             let _ = stream.set_nodelay(true);
+            self.peer = stream.peer_addr().ok();
             let (read, mut write) = stream.into_split();
             let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
             if let Some(secret) = &self.options.secret
@@ -454,7 +493,7 @@ async fn act(
                 }
             }
             // Carried out by the caller.
-            Output::Move(_) | Output::AdjustClock(_) => {}
+            Output::Move(_) | Output::AdjustClock(_) | Output::Datagram(_) => {}
         }
     }
     jobs.retain(|_, (abort, _)| !abort.is_finished());

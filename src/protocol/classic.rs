@@ -99,7 +99,10 @@ pub fn parse(line: &str) -> Result<ClassicLine, ClassicError> {
                 },
             })
         }
-        ("HEARTBEAT", _) => plain(Message::Heartbeat { running: None }),
+        ("HEARTBEAT", _) => plain(Message::Heartbeat {
+            running: None,
+            token: None,
+        }),
         ("JOB_COMPLETE", Some(rest)) => {
             let (id, result) = rest.split_once(':').ok_or(ClassicError::Completion)?;
             plain(Message::JobDone {
@@ -168,7 +171,10 @@ mod tests {
         );
         assert_eq!(
             parse("HEARTBEAT:1700000000").unwrap().message,
-            Message::Heartbeat { running: None }
+            Message::Heartbeat {
+                running: None,
+                token: None,
+            }
         );
         assert_eq!(
             parse("JOB_COMPLETE:JOB-4:Processado_x:y_por_w")

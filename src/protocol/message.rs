@@ -94,12 +94,19 @@ pub enum Message {
     Registered {
         /// How often to send heartbeats, in milliseconds.
         heartbeat_ms: u64,
+        /// With `policy heartbeat { transport udp }`: send heartbeats as UDP datagrams to the
+        /// address you are connected to, each carrying this token.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        udp_token: Option<String>,
     },
     /// A worker is alive; `running` lists its jobs (absent from classic workers).
     Heartbeat {
         /// Jobs it is running, if it says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         running: Option<Vec<JobId>>,
+        /// In a datagram: the token of its registration (`registered`'s `udp_token`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// Coordinator to worker: run this job.
     Assign {

@@ -80,6 +80,9 @@ pub enum Output {
     Move(Option<Lent>),
     /// Move this node's wall clock by this many milliseconds (the time master said so).
     AdjustClock(i64),
+    /// Send this as a UDP datagram to the coordinator's address (a heartbeat, when the
+    /// coordinator gave a `udp_token`).
+    Datagram(Envelope),
 }
 
 /// Where a lent worker works: the borrowing cluster and its primary.
@@ -130,6 +133,8 @@ pub struct Worker {
     now: Millis,
     /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
     wall_ms: i64,
+    /// The token heartbeat datagrams carry, when the coordinator wants them over UDP.
+    udp_token: Option<String>,
     connected: bool,
     /// When `register` was last sent on this connection.
     register_sent: Millis,
@@ -158,6 +163,7 @@ impl Worker {
             clock: LamportClock::default(),
             now: 0,
             wall_ms: 0,
+            udp_token: None,
             connected: false,
             register_sent: 0,
             running: BTreeMap::new(),
@@ -209,6 +215,8 @@ impl Worker {
         match input {
             Input::Connected => {
                 self.connected = true;
+                // A new connection registers anew, and gets a new token if any.
+                self.udp_token = None;
                 self.register();
                 // Every result not acknowledged yet, at once: this may be a new primary.
                 for job in self.unacked.keys().copied().collect::<Vec<_>>() {
@@ -292,7 +300,19 @@ impl Worker {
                 if self.now.saturating_sub(self.last_heartbeat) >= self.config.heartbeat_ms {
                     self.last_heartbeat = self.now;
                     let running = Some(self.running.keys().copied().collect());
-                    self.send(Message::Heartbeat { running });
+                    match self.udp_token.clone() {
+                        Some(token) => {
+                            let envelope = self.envelope(Message::Heartbeat {
+                                running,
+                                token: Some(token),
+                            });
+                            self.out.push(Output::Datagram(envelope));
+                        }
+                        None => self.send(Message::Heartbeat {
+                            running,
+                            token: None,
+                        }),
+                    }
                 }
                 self.resend_due();
             }
@@ -338,9 +358,13 @@ impl Worker {
                     self.out.push(Output::Stop(job));
                 }
             }
-            Message::Registered { heartbeat_ms } => {
-                info!(heartbeat_ms, "registered");
+            Message::Registered {
+                heartbeat_ms,
+                udp_token,
+            } => {
+                info!(heartbeat_ms, udp = udp_token.is_some(), "registered");
                 self.config.heartbeat_ms = heartbeat_ms.max(1);
+                self.udp_token = udp_token.filter(|t| !t.is_empty() && t.len() <= 128);
             }
             // A `register` lost on the way (a lossy link, or a cut one that healed) leaves the
             // coordinator not knowing this connection: it says so, and the worker registers
@@ -497,13 +521,17 @@ impl Worker {
     }
 
     fn send(&mut self, message: Message) {
-        let envelope = Envelope {
+        let envelope = self.envelope(message);
+        self.out.push(Output::Send(envelope));
+    }
+
+    fn envelope(&mut self, message: Message) -> Envelope {
+        Envelope {
             from: self.config.name.clone(),
             clock: self.clock.tick(),
             term: (self.term > 0).then_some(self.term),
             message,
-        };
-        self.out.push(Output::Send(envelope));
+        }
     }
 }
 
@@ -536,6 +564,38 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn with_a_udp_token_heartbeats_are_datagrams_and_a_new_connection_starts_without_one() {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        let registered = Message::Registered {
+            heartbeat_ms: 100,
+            udp_token: Some("abc123".into()),
+        };
+        w.step(1, from_coordinator(1, registered));
+        let out = w.step(200, Input::Tick);
+        let [Output::Datagram(env)] = out.as_slice() else {
+            panic!("one datagram: {out:?}");
+        };
+        assert_eq!(
+            env.message,
+            Message::Heartbeat {
+                running: Some(vec![]),
+                token: Some("abc123".into())
+            }
+        );
+        // Reconnected: heartbeats go on the connection until a new token comes.
+        w.step(300, Input::Disconnected);
+        w.step(301, Input::Connected);
+        let out = w.step(500, Input::Tick);
+        assert!(
+            sent(&out)
+                .iter()
+                .any(|m| matches!(m, Message::Heartbeat { token: None, .. })),
+            "{out:?}"
+        );
     }
 
     #[test]
@@ -808,7 +868,8 @@ mod tests {
         assert_eq!(
             sent(&out),
             [&Message::Heartbeat {
-                running: Some(vec![JobId(5)])
+                running: Some(vec![JobId(5)]),
+                token: None
             }]
         );
         let out = w.step(110, from_coordinator(1, Message::Cancel { job: JobId(5) }));
@@ -886,7 +947,13 @@ mod tests {
         ));
         w.step(
             7,
-            from_coordinator(1, Message::Registered { heartbeat_ms: 100 }),
+            from_coordinator(
+                1,
+                Message::Registered {
+                    heartbeat_ms: 100,
+                    udp_token: None,
+                },
+            ),
         );
         // A second redirect while lent is not obeyed.
         assert!(moves(&w.step(8, redirect())).is_empty());

@@ -119,7 +119,10 @@ pub async fn launch(
         .connections
         .iter()
         .map(|c| (c.from.clone(), c.to.clone(), c.link.clone()));
-    let shaper = LinkShaper::new(declared, options.seed, shutdown.clone());
+    let mut shaper = LinkShaper::new(declared, options.seed, shutdown.clone());
+    if topology.policies.heartbeat.udp {
+        shaper.carry_datagrams();
+    }
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let order = start_order(&topology, &primary);
     let nodes = order

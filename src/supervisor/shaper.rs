@@ -14,6 +14,11 @@
 //!   as in a real partition, so the peers only notice through missing heartbeats; even a close
 //!   waits for the heal to be seen on the other side.
 //!
+//! With heartbeats over UDP (`policy heartbeat { transport udp }`), each proxy also takes
+//! datagrams on the same port number and forwards them to the server's, through the same link:
+//! a cut drops them, loss drops that share, latency and jitter delay each (datagrams keep no
+//! order: a later one may overtake an earlier one, as on a real network).
+//!
 //! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
 //! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
 
@@ -27,8 +32,8 @@ use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -84,6 +89,8 @@ pub struct LinkShaper {
     started: std::time::Instant,
     /// Where each server node listens now (a restarted node may listen elsewhere).
     addresses: Arc<RwLock<HashMap<String, SocketAddr>>>,
+    /// Proxies carry UDP datagrams too (heartbeats over UDP).
+    datagrams: bool,
 }
 
 impl LinkShaper {
@@ -113,7 +120,13 @@ impl LinkShaper {
             taps,
             started: std::time::Instant::now(),
             addresses: Arc::default(),
+            datagrams: false,
         }
+    }
+
+    /// Makes every proxy opened from now on carry UDP datagrams on its port too.
+    pub fn carry_datagrams(&mut self) {
+        self.datagrams = true;
     }
 
     /// Records where `server` listens; proxies to it connect there from now on.
@@ -142,10 +155,13 @@ impl LinkShaper {
                 .entry((from.to_string(), to.to_string()))
                 .or_default();
         }
-        let listener = crate::node::conn::listen("127.0.0.1:0").await?;
+        let (listener, udp) = self.bind_proxy().await?;
         let addr = listener.local_addr()?;
         let shaper = self.clone();
         let (client, server) = (client.to_string(), server.to_string());
+        if let Some(udp) = udp {
+            tokio::spawn(self.clone().datagrams(udp, client.clone(), server.clone()));
+        }
         tokio::spawn(async move {
             let mut n = 0u64;
             loop {
@@ -178,6 +194,74 @@ impl LinkShaper {
             }
         });
         Ok(addr)
+    }
+
+    /// A proxy's listener, and its UDP socket on the same port if datagrams are carried.
+    async fn bind_proxy(&self) -> std::io::Result<(tokio::net::TcpListener, Option<UdpSocket>)> {
+        let mut last = None;
+        for _ in 0..20 {
+            let listener = crate::node::conn::listen("127.0.0.1:0").await?;
+            if !self.datagrams {
+                return Ok((listener, None));
+            }
+            match UdpSocket::bind(listener.local_addr()?).await {
+                Ok(udp) => return Ok((listener, Some(udp))),
+                // That port is taken for UDP: another one.
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no port for a proxy")))
+    }
+
+    /// Carries datagrams from `client` to `server` through the link between them.
+    async fn datagrams(self, socket: UdpSocket, client: String, server: String) {
+        let Ok(out) = UdpSocket::bind("127.0.0.1:0").await else {
+            return;
+        };
+        let out = Arc::new(out);
+        let names: (Arc<str>, Arc<str>) = (Arc::from(client.as_str()), Arc::from(server.as_str()));
+        let key = (client, server);
+        let mut rng = SmallRng::seed_from_u64(self.seed ^ 0x0da7_a6a0);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let received = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                r = socket.recv_from(&mut buf) => r,
+            };
+            let Ok((n, _)) = received else { continue };
+            let datagram = &buf[..n];
+            let delay = {
+                let mut links = self.write();
+                let state = links.entry(key.clone()).or_default();
+                let lost =
+                    state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
+                if state.cut || lost {
+                    state.dropped += 1;
+                    None
+                } else {
+                    state.carried += 1;
+                    let jitter = if state.link.jitter.is_zero() {
+                        Duration::ZERO
+                    } else {
+                        state.link.jitter.mul_f64(rng.random_range(0.0..1.0))
+                    };
+                    Some(state.link.latency + jitter)
+                }
+            };
+            self.tap(&names, datagram, delay.is_none());
+            let (Some(delay), Some(target)) = (delay, self.address_of(&key.1)) else {
+                continue;
+            };
+            let (out, datagram) = (out.clone(), datagram.to_vec());
+            if delay.is_zero() {
+                let _ = out.send_to(&datagram, target).await;
+            } else {
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = out.send_to(&datagram, target).await;
+                });
+            }
+        }
     }
 
     /// Messages carried from now on.

@@ -102,6 +102,8 @@ pub struct Heartbeat {
     pub suspect_after: Duration,
     /// Silence after which a node is dead and its work reassigned.
     pub timeout: Duration,
+    /// How workers send their heartbeats: on their TCP connection, or as UDP datagrams.
+    pub udp: bool,
 }
 
 impl Default for Heartbeat {
@@ -110,6 +112,7 @@ impl Default for Heartbeat {
             interval: Duration::from_millis(500),
             suspect_after: Duration::from_millis(1000),
             timeout: Duration::from_secs(2),
+            udp: false,
         }
     }
 }

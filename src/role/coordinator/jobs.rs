@@ -226,7 +226,14 @@ impl Coordinator {
             None => self.home_again(&name),
         }
         let heartbeat_ms = self.config.heartbeat.interval.as_millis() as u64;
-        self.send(conn, Message::Registered { heartbeat_ms });
+        let udp_token = self.udp_token_for(&name, classic);
+        self.send(
+            conn,
+            Message::Registered {
+                heartbeat_ms,
+                udp_token,
+            },
+        );
         if let Some(running) = running.filter(|_| !classic) {
             self.reconcile(&name, conn, &running);
         }

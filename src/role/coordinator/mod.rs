@@ -45,6 +45,7 @@ mod lending;
 mod replication;
 mod session;
 mod time;
+mod udp;
 
 pub use time::MAX_ADJUST_MS;
 pub mod state;
@@ -120,6 +121,9 @@ pub enum Input {
         /// Close the connection (the line was too long to resynchronise safely).
         fatal: bool,
     },
+    /// A datagram arrived on the coordinator's UDP port (a heartbeat, with `policy heartbeat
+    /// { transport udp }`).
+    Datagram(Envelope),
     /// Time passed.
     Tick,
 }
@@ -220,6 +224,8 @@ pub struct Coordinator {
     loans: lending::Loans,
     /// Clock synchronisation: this node's wall clock, and the rounds it runs as time master.
     time: time::TimeKeeping,
+    /// Per worker whose heartbeats come as datagrams: the token they must carry.
+    udp_tokens: HashMap<String, String>,
     standing: Standing,
 }
 
@@ -253,6 +259,7 @@ impl Coordinator {
             reads: Vec::new(),
             loans: Default::default(),
             time: Default::default(),
+            udp_tokens: HashMap::new(),
             standing,
         }
     }
@@ -343,6 +350,11 @@ impl Coordinator {
                 }
             }
             Input::Tick => self.tick(),
+            Input::Datagram(envelope) => {
+                if self.is_serving() {
+                    self.datagram(envelope);
+                }
+            }
             Input::FromPrimary(envelope) => self.apply_replica(envelope),
             Input::PrimaryLost => self.primary_lost(),
             Input::FromMaster { master, reply } => self.master_replied(master, reply),

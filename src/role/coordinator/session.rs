@@ -298,7 +298,7 @@ impl Coordinator {
                 info!(conn, %cluster, ?workers, "lent workers are home again");
                 self.release_ack(conn, workers);
             }
-            Message::Heartbeat { running } => self.heartbeat(conn, running),
+            Message::Heartbeat { running, .. } => self.heartbeat(conn, running),
             Message::ClockReading { round, clock_ms } => self.clock_read(conn, round, clock_ms),
             Message::Started { job } => self.job_started(conn, job),
             Message::Progress { job, percent } => self.job_progress(conn, job, percent),

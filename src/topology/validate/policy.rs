@@ -295,12 +295,37 @@ impl Validator<'_> {
         let mut timeout = None;
         let mut misses = None;
         let mut suspect = None;
+        let mut udp = heartbeat.udp;
         let mut spans: HashMap<&str, Span> = HashMap::new();
         self.keys(
             block,
             what,
-            &["interval", "timeout", "misses", "suspect_after"],
+            &[
+                "interval",
+                "timeout",
+                "misses",
+                "suspect_after",
+                "transport",
+            ],
             |v, key, c| {
+                if key == "transport" {
+                    let Some((text, span)) = v.text(c, "transport udp") else {
+                        return;
+                    };
+                    match text {
+                        "tcp" => udp = false,
+                        "udp" => udp = true,
+                        _ => v.diags.push(
+                            Diagnostic::error(
+                                span,
+                                format!("unknown heartbeat transport `{text}`"),
+                            )
+                            .with_label("expected `tcp` or `udp`")
+                            .with_hint_opt(did_you_mean(text, ["tcp", "udp"])),
+                        ),
+                    }
+                    return;
+                }
                 spans.insert(
                     if key == "interval" {
                         "interval"
@@ -360,6 +385,7 @@ impl Validator<'_> {
             interval,
             suspect_after,
             timeout,
+            udp,
         };
     }
 }
