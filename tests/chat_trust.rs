@@ -178,6 +178,7 @@ fn peer_messages_need_a_proven_chat_server_and_plausible_entries() {
             .any(|m| matches!(m, Message::ChatReplica { .. }))
     );
     let forged = |server: &str, seq: u64, text: &str| ChatEntry {
+        request: None,
         clock: 99,
         server: server.into(),
         seq,

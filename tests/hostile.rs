@@ -299,6 +299,7 @@ proptest! {
             // Interleave replicas claiming any origin with the other hostile lines.
             let text = &texts[i % texts.len()];
             let entry = ChatEntry {
+                request: None,
                 clock: i as u64,
                 server: line.from.to_string(),
                 seq: i as u64 + 1,

@@ -287,6 +287,7 @@ async fn chat(
                     dropped,
                     throttled,
                     evicted,
+                    duplicates,
                 },
             ) = (json, ask(&mut client, Message::ChatStats, json).await?)
             {
@@ -298,6 +299,9 @@ async fn chat(
                     "dropped    {dropped} (live deliveries to subscribers that read too slowly)"
                 );
                 outln!("throttled  {throttled} (messages refused: more than the rate allows)");
+                outln!(
+                    "duplicates {duplicates} (second entries for one retried request, shown to nobody)"
+                );
                 outln!(
                     "evicted    {evicted} (connections that never logged in, closed to make room)"
                 );

@@ -82,6 +82,7 @@ mod tests {
 
     fn post(clock: u64, server: &str, text: &str) -> ChatEntry {
         ChatEntry {
+            request: None,
             clock,
             server: server.into(),
             seq: clock,

@@ -416,6 +416,15 @@ pub enum Message {
     },
     /// Receive every new post of a channel on this connection (`"*"`: every entry).
     ChatSubscribe { channel: String },
+    /// A `chat_publish`, `chat_dm` or `chat_create` that a broker may send twice (to a second
+    /// server, when the first died before answering): it makes one entry whatever the number
+    /// of servers it reaches, as each entry carries `request`.
+    ChatOnce {
+        /// Unique to the request (the broker's run, its client, a number).
+        request: String,
+        /// The request itself.
+        message: Box<Message>,
+    },
     /// The reply to `chat_create`, `chat_subscribe`, `chat_publish` and `chat_dm`: done, and the
     /// entry it made (if it made one).
     ChatDone {
@@ -482,6 +491,9 @@ pub enum Message {
         /// Connections closed to make room (the table was full; they had not logged in).
         #[serde(default)]
         evicted: u64,
+        /// Second entries for one `chat_once` request, kept but shown to nobody.
+        #[serde(default)]
+        duplicates: u64,
     },
     /// Are you there?
     Ping,
@@ -511,6 +523,10 @@ pub struct ChatEntry {
     /// What it is.
     #[serde(flatten)]
     pub body: ChatBody,
+    /// The request that made it, when a broker sent it with one (`chat_once`): a retry of the
+    /// same request makes no second entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl ChatEntry {

@@ -111,6 +111,7 @@ pub fn workers(ages: &[(&str, Health, u64)]) -> Action {
 /// A chat post.
 pub fn chat_post(clock: u64, channel: &str, from: &str, text: &str) -> ChatEntry {
     ChatEntry {
+        request: None,
         clock,
         server: "chat-a".into(),
         seq: clock,
@@ -479,6 +480,7 @@ fn messages() -> Vec<Action> {
 
 fn chat() -> Vec<Action> {
     let channel = ChatEntry {
+        request: None,
         clock: 3,
         server: "chat-a".into(),
         seq: 3,
@@ -494,6 +496,7 @@ fn chat() -> Vec<Action> {
             chat_post(5, "general", "bot_0001", "has anyone seen worker-2?"),
             chat_post(8, "lab", "bot_0002", "Lamport clocks are ticking"),
             ChatEntry {
+                request: None,
                 clock: 9,
                 server: "chat-a".into(),
                 seq: 9,

@@ -33,6 +33,7 @@ impl ChatServer {
             Message::ChatCreate { channel } => self.create(conn, channel),
             Message::ChatPublish { channel, text } => self.publish(conn, channel, text),
             Message::ChatDm { to, text } => self.direct(conn, to, text),
+            Message::ChatOnce { request, message } => self.once(conn, request, *message),
             Message::ChatSubscribe { channel } => self.subscribe(conn, channel),
             Message::ChatHistory {
                 channel,
@@ -56,6 +57,38 @@ impl ChatServer {
                     .to_string(),
             ),
         }
+    }
+
+    /// `chat_once`: a request that may come twice (from a broker retrying it on another
+    /// server). If an entry was made for it already — here, or on a server that passed it on —
+    /// the answer is that entry; otherwise the request is carried out, its entry marked.
+    pub(super) fn once(&mut self, conn: ConnId, request: String, message: Message) {
+        let Some(user) = self.logged_in(conn) else {
+            return;
+        };
+        if request.is_empty() || request.len() > 128 || request.chars().any(char::is_control) {
+            return self.error(
+                conn,
+                "chat_once needs a request id of 1 to 128 characters".into(),
+            );
+        }
+        if let Some(entry) = self.made_for(&user, &request).cloned() {
+            return self.reply(conn, Message::ChatDone { entry: Some(entry) });
+        }
+        self.request = Some(request);
+        match message {
+            Message::ChatCreate { channel } => self.create(conn, channel),
+            Message::ChatPublish { channel, text } => self.publish(conn, channel, text),
+            Message::ChatDm { to, text } => self.direct(conn, to, text),
+            other => self.error(
+                conn,
+                format!(
+                    "chat_once carries chat_publish, chat_dm or chat_create, not {}",
+                    other.kind()
+                ),
+            ),
+        }
+        self.request = None;
     }
 
     /// `chat_create`: a channel, unless it exists already.
@@ -165,6 +198,7 @@ impl ChatServer {
             dropped: self.dropped,
             throttled: self.throttled,
             evicted: self.evicted,
+            duplicates: self.duplicates,
         }
     }
 
@@ -240,6 +274,7 @@ impl ChatServer {
                 }
                 self.entries
                     .values()
+                    .filter(|e| self.shown(e))
                     .filter(|e| match &e.body {
                         ChatBody::Post { channel: c, .. }
                         | ChatBody::Channel { channel: c, .. } => *c == channel,
@@ -254,6 +289,7 @@ impl ChatServer {
                 };
                 self.entries
                     .values()
+                    .filter(|e| self.shown(e))
                     .filter(|e| match &e.body {
                         ChatBody::Direct { from, to, .. } => {
                             (*from == me && *to == other) || (*from == other && *to == me)

@@ -204,6 +204,24 @@ pub struct ChatServer {
     asked_for_gap: BTreeSet<String>,
     /// When every link was last asked for a sync.
     last_anti_entropy: Millis,
+    /// Per (author, request) of a `chat_once`: the entry that stands for it — the first in
+    /// the history's order of those made for it. Another made for the same request (the
+    /// first server died before answering, and its entry reached the others later) is kept,
+    /// so every server holds the same entries, but shown to nobody.
+    requests: HashMap<(String, String), (u64, String, u64)>,
+    /// The request a `chat_once` being carried out is for.
+    request: Option<String>,
+    /// Entries held back as a second one for a request.
+    duplicates: u64,
+}
+
+/// The (author, request) a `chat_once` entry was made for.
+fn request_of(entry: &ChatEntry) -> Option<(String, String)> {
+    let author = match &entry.body {
+        ChatBody::Channel { by, .. } => by,
+        ChatBody::Post { from, .. } | ChatBody::Direct { from, .. } => from,
+    };
+    Some((author.clone(), entry.request.clone()?))
 }
 
 /// Which retention an entry counts against: its channel's, or its pair of users' (channel
@@ -246,6 +264,9 @@ impl ChatServer {
             out: Vec::new(),
             asked_for_gap: BTreeSet::new(),
             last_anti_entropy: 0,
+            requests: HashMap::new(),
+            request: None,
+            duplicates: 0,
         }
     }
 
@@ -270,6 +291,19 @@ impl ChatServer {
     /// The history, in order.
     pub fn entries(&self) -> impl Iterator<Item = &ChatEntry> {
         self.entries.values()
+    }
+
+    /// Whether an entry is shown: not a second one for a request another stands for.
+    pub(super) fn shown(&self, entry: &ChatEntry) -> bool {
+        request_of(entry).is_none_or(|id| self.requests.get(&id) == Some(&entry.key()))
+    }
+
+    /// The entry that stands for request `request` of `user`, if any.
+    pub(super) fn made_for(&self, user: &str, request: &str) -> Option<&ChatEntry> {
+        let key = self
+            .requests
+            .get(&(user.to_string(), request.to_string()))?;
+        self.entries.get(key)
     }
 
     /// Feeds one input at time `now` and returns what to do.
@@ -347,6 +381,7 @@ impl ChatServer {
             server: self.config.name.clone(),
             seq: self.own_seq,
             body,
+            request: self.request.clone(),
         };
         self.accept_entry(entry.clone());
         entry
@@ -354,15 +389,22 @@ impl ChatServer {
 
     /// An entry this server did not have: kept, stored, delivered live, passed to followers.
     fn accept_entry(&mut self, entry: ChatEntry) {
+        // A second entry for a request one already stands for: kept and passed on, never
+        // delivered (its twin was).
+        let twin = request_of(&entry).is_some_and(|id| self.requests.contains_key(&id));
         if !self.insert(entry.clone()) {
             return;
+        }
+        if twin {
+            self.duplicates += 1;
+            info!(entry = %entry.key().1, seq = entry.seq, "a second entry for one request: shown to nobody");
         }
         self.out.push(Output::Store(entry.clone()));
         let deliver: Vec<ConnId> = self
             .conns
             .iter()
             .filter(|(conn, c)| match &entry.body {
-                _ if c.peer => false,
+                _ if c.peer || twin => false,
                 // Private messages go to their recipient, and to whoever may watch them all.
                 ChatBody::Direct { to, .. } => {
                     self.online.get(to) == Some(conn)
@@ -433,6 +475,12 @@ impl ChatServer {
                 .or_insert_with(|| by.clone());
         }
         let key = entry.key();
+        if let Some(id) = request_of(&entry) {
+            let standing = self.requests.entry(id).or_insert_with(|| key.clone());
+            if key < *standing {
+                *standing = key.clone();
+            }
+        }
         let stream = stream_of(&entry.body);
         self.retained
             .entry(entry.server.clone())
@@ -447,7 +495,12 @@ impl ChatServer {
             let mut kept = true;
             while keys.len() > self.config.keep.max(1) {
                 if let Some(oldest) = keys.pop_first() {
-                    self.entries.remove(&oldest);
+                    if let Some(gone) = self.entries.remove(&oldest)
+                        && let Some(id) = request_of(&gone)
+                        && self.requests.get(&id) == Some(&oldest)
+                    {
+                        self.requests.remove(&id);
+                    }
                     if let Some(seqs) = self.retained.get_mut(&oldest.1) {
                         seqs.remove(&oldest.2);
                     }

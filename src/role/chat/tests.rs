@@ -255,3 +255,88 @@ fn channels_are_bounded_with_a_clear_refusal() {
     });
     assert!(refused, "{out:?}");
 }
+
+/// What server `s` shows of channel general, as `chat_history` answers `conn`.
+fn shown(s: &mut ChatServer, conn: ConnId) -> Vec<String> {
+    let out = s.step(
+        0,
+        Input::Received(
+            conn,
+            env(
+                "ada",
+                Message::ChatHistory {
+                    channel: Some("general".into()),
+                    with: None,
+                    limit: None,
+                },
+            ),
+        ),
+    );
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(_, e) => match &e.message {
+                Message::ChatHistoryList { entries, .. } => Some(entries.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|e| match e.body {
+            ChatBody::Post { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_request_retried_on_another_server_is_shown_once_everywhere() {
+    let once = |request: &str, text: &str| Message::ChatOnce {
+        request: request.into(),
+        message: Box::new(Message::ChatPublish {
+            channel: "general".into(),
+            text: text.into(),
+        }),
+    };
+    let mut p = Pair::new();
+    // Sent twice to one server: one entry, and the answer names it both times.
+    p.send_to_a(once("r1", "hello"));
+    p.send_to_a(once("r1", "hello"));
+    assert_eq!(Pair::texts(&p.a), ["hello"]);
+    assert_eq!(Pair::texts(&p.b), ["hello"]);
+
+    // a makes an entry for r2 and its replica is lost (a died before passing it on, say):
+    // the broker, with no answer, sends r2 to b.
+    p.cut = true;
+    p.send_to_a(once("r2", "again"));
+    p.b.step(p.now, Input::Connected(20));
+    let login = Message::ChatLogin {
+        user: "ada".into(),
+        password: None,
+        token: None,
+    };
+    p.b.step(p.now, Input::Received(20, env("ada", login)));
+    let out =
+        p.b.step(p.now, Input::Received(20, env("ada", once("r2", "again"))));
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send(20, e)
+            if matches!(&e.message, Message::ChatDone { entry: Some(_) }))),
+        "{out:?}"
+    );
+    p.route_b(out);
+    // The link heals: both servers hold both entries (the same set, so they stay in step)…
+    p.cut = false;
+    p.now += ANTI_ENTROPY_MS;
+    let out = p.b.step(p.now, Input::Tick);
+    p.route_b(out);
+    assert_eq!(Pair::texts(&p.a), ["hello", "again", "again"]);
+    assert_eq!(Pair::texts(&p.a), Pair::texts(&p.b));
+    // … and both show one of them, the same one.
+    assert_eq!(shown(&mut p.a, 10), ["hello", "again"]);
+    assert_eq!(shown(&mut p.b, 20), ["hello", "again"]);
+    assert!(p.a.duplicates + p.b.duplicates >= 1);
+    // A retry after all this still makes nothing new.
+    let out =
+        p.b.step(p.now, Input::Received(20, env("ada", once("r2", "again"))));
+    p.route_b(out);
+    assert_eq!(Pair::texts(&p.b).len(), 3);
+}
