@@ -13,6 +13,7 @@
 //! process, in an in-process task, and in a test that makes up its own time.
 
 pub mod bot;
+pub mod broker;
 pub mod chat;
 pub mod coordinator;
 pub use crate::cluster::event;

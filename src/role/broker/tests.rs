@@ -1,0 +1,297 @@
+//! The broker with two chat servers (roles, in memory): the round robin, a server that dies
+//! before answering, and a retried post that is shown once.
+
+use super::*;
+use crate::protocol::message::{ChatBody, ChatEntry};
+use crate::role::chat::{ChatConfig, ChatServer, Input as ChatInput, Output as ChatOutput};
+
+/// A broker, chat servers `a` and `b` (entries copied between them as made, unless one is
+/// down), and what the client on connection 1 received.
+struct Rig {
+    broker: Broker,
+    servers: Vec<ChatServer>,
+    down: Vec<bool>,
+    now: Millis,
+    to_client: Vec<Message>,
+    /// What a dead server made and could not pass on.
+    unsent: Vec<(usize, ChatEntry)>,
+}
+
+fn env(from: &str, message: Message) -> Envelope {
+    Envelope {
+        from: from.into(),
+        clock: 0,
+        term: None,
+        message,
+    }
+}
+
+/// The connection a server sees for client `conn`'s upstream.
+fn up_conn(conn: ConnId) -> ConnId {
+    100 + conn
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let broker = Broker::new(BrokerConfig {
+            name: "broker".into(),
+            servers: vec!["a".into(), "b".into()],
+            secret: None,
+            peer_key: String::new(),
+            run: "run1".into(),
+        });
+        let mut rig = Rig {
+            broker,
+            servers: vec![
+                ChatServer::new(ChatConfig::new("a")),
+                ChatServer::new(ChatConfig::new("b")),
+            ],
+            down: vec![false, false],
+            now: 0,
+            to_client: Vec::new(),
+            unsent: Vec::new(),
+        };
+        rig.broker_step(Input::Connected(1));
+        rig
+    }
+
+    fn client(&mut self, message: Message) {
+        self.now += 10;
+        self.broker_step(Input::Received(1, env("ada", message)));
+    }
+
+    fn broker_step(&mut self, input: Input) {
+        let out = self.broker.step(self.now, input);
+        for o in out {
+            match o {
+                Output::Send(1, e) => self.to_client.push(e.message),
+                Output::Open { conn, server, .. } => {
+                    if self.down[server] {
+                        self.broker_step(Input::UpClosed { conn, server });
+                    } else {
+                        self.servers[server].step(self.now, ChatInput::Connected(up_conn(conn)));
+                        self.broker_step(Input::UpOpened { conn, server });
+                    }
+                }
+                Output::ToServer {
+                    conn,
+                    server,
+                    message,
+                } if !self.down[server] => {
+                    let out = self.servers[server].step(
+                        self.now,
+                        ChatInput::Received(up_conn(conn), env("ada", message)),
+                    );
+                    self.server_out(server, conn, out);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A server's outputs: answers go back up, new entries to the other server.
+    fn server_out(&mut self, server: usize, conn: ConnId, out: Vec<ChatOutput>) {
+        for o in out {
+            match o {
+                ChatOutput::Send(c, e) if c == up_conn(conn) && !self.down[server] => {
+                    self.broker_step(Input::UpReceived {
+                        conn,
+                        server,
+                        envelope: e,
+                    });
+                }
+                ChatOutput::Store(entry) => {
+                    let other = 1 - server;
+                    if self.down[server] || self.down[other] {
+                        self.unsent.push((server, entry));
+                    } else {
+                        self.servers[other].restore(vec![entry]);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Server `s` dies with what it holds (its connections close).
+    fn kill(&mut self, s: usize) {
+        self.down[s] = true;
+        self.broker_step(Input::UpClosed { conn: 1, server: s });
+    }
+
+    /// Server `s` is back and passes on what it made meanwhile.
+    fn revive(&mut self, s: usize) {
+        self.down[s] = false;
+        for (from, entry) in std::mem::take(&mut self.unsent) {
+            self.servers[1 - from].restore(vec![entry]);
+        }
+    }
+
+    fn posts_held(&self, s: usize) -> usize {
+        self.servers[s]
+            .entries()
+            .filter(|e| matches!(e.body, ChatBody::Post { .. }))
+            .count()
+    }
+
+    fn dones(&self) -> usize {
+        self.to_client
+            .iter()
+            .filter(|m| matches!(m, Message::ChatDone { entry: Some(_) }))
+            .count()
+    }
+}
+
+fn publish(text: &str) -> Message {
+    Message::ChatPublish {
+        channel: "general".into(),
+        text: text.into(),
+    }
+}
+
+fn login() -> Message {
+    Message::ChatLogin {
+        user: "ada".into(),
+        password: None,
+        token: None,
+    }
+}
+
+#[test]
+fn requests_go_round_robin_and_each_upstream_logs_in_first() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    rig.client(Message::ChatCreate {
+        channel: "general".into(),
+    });
+    for i in 0..4 {
+        rig.client(publish(&format!("post {i}")));
+    }
+    assert!(
+        matches!(rig.to_client[0], Message::ChatWelcome { .. }),
+        "{:?}",
+        rig.to_client
+    );
+    // One answer per request, none of them an error (each upstream logged in first).
+    assert_eq!(rig.dones(), 5, "{:?}", rig.to_client);
+    assert!(
+        !rig.to_client
+            .iter()
+            .any(|m| matches!(m, Message::Error { .. }))
+    );
+    // Both servers took requests in turn (the logins replayed count too).
+    let counts: Vec<u64> = rig.broker.requests().iter().map(|(_, n)| *n).collect();
+    assert!(counts.iter().all(|n| *n >= 3), "{counts:?}");
+    assert_eq!(rig.posts_held(0), 4);
+    assert_eq!(rig.posts_held(1), 4);
+}
+
+#[test]
+fn a_post_whose_server_dies_before_answering_is_retried_once_and_shown_once() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    rig.client(Message::ChatCreate {
+        channel: "general".into(),
+    });
+    let before = rig.dones();
+    // The next request goes to `b` (the round robin): it makes the entry, then dies before
+    // its answer and its replica leave.
+    let next = rig.broker.turn;
+    rig.down[next] = false;
+    // Deliver to the server but lose everything it says: it "dies" right after applying.
+    rig.now += 10;
+    let out = rig
+        .broker
+        .step(rig.now, Input::Received(1, env("ada", publish("hello"))));
+    for o in out {
+        if let Output::ToServer {
+            conn,
+            server,
+            message,
+        } = o
+        {
+            let made = rig.servers[server].step(
+                rig.now,
+                ChatInput::Received(up_conn(conn), env("ada", message)),
+            );
+            rig.down[server] = true;
+            rig.server_out(server, conn, made);
+        }
+    }
+    assert_eq!(rig.posts_held(next), 1, "the dead server made the entry");
+    rig.kill(next);
+    // Retried on the other server: one answer to the client.
+    assert_eq!(rig.dones(), before + 1, "{:?}", rig.to_client);
+    assert_eq!(rig.broker.retries(), (1, 0));
+    let other = 1 - next;
+    assert_eq!(rig.posts_held(other), 1);
+    // The dead server comes back and passes its entry on: both hold two entries for one
+    // request, and both show one.
+    rig.revive(next);
+    assert_eq!(rig.posts_held(other), 2);
+    let history = Message::ChatHistory {
+        channel: Some("general".into()),
+        with: None,
+        limit: None,
+    };
+    for s in 0..2 {
+        let out = rig.servers[s].step(
+            rig.now,
+            ChatInput::Received(up_conn(1), env("ada", history.clone())),
+        );
+        let shown: usize = out
+            .iter()
+            .filter_map(|o| match o {
+                ChatOutput::Send(_, e) => match &e.message {
+                    Message::ChatHistoryList { entries, .. } => Some(
+                        entries
+                            .iter()
+                            .filter(|e| matches!(e.body, ChatBody::Post { .. }))
+                            .count(),
+                    ),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .sum();
+        assert_eq!(shown, 1, "server {s} shows the post once");
+    }
+}
+
+#[test]
+fn with_every_server_down_a_request_fails_with_a_clear_error() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    rig.kill(0);
+    rig.kill(1);
+    rig.client(publish("anyone?"));
+    let Some(Message::Error { message }) = rig.to_client.last() else {
+        panic!("{:?}", rig.to_client);
+    };
+    assert!(message.contains("no chat server answers"), "{message}");
+}
+
+#[test]
+fn a_silent_server_is_taken_for_dead_and_its_request_goes_elsewhere() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    // The server that got the login stops answering (paused): nothing it says arrives.
+    let feed = rig.broker.clients[&1].feed.unwrap();
+    rig.down[feed] = true;
+    // Two requests: the round robin sends one to each server; the silent one's waits.
+    rig.client(Message::ChatChannels);
+    rig.client(Message::ChatChannels);
+    let lists = |rig: &Rig| {
+        rig.to_client
+            .iter()
+            .filter(|m| matches!(m, Message::ChatChannelList { .. }))
+            .count()
+    };
+    assert_eq!(lists(&rig), 1, "{:?}", rig.to_client);
+    rig.now += SILENT_MS;
+    rig.broker_step(Input::Tick);
+    // Taken for dead: the waiting request is answered by the other, and the login moved.
+    assert_eq!(lists(&rig), 2, "{:?}", rig.to_client);
+    assert_eq!(rig.broker.clients[&1].feed, Some(1 - feed));
+    assert_eq!(rig.broker.retries(), (1, 0));
+}
