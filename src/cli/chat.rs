@@ -104,9 +104,18 @@ pub fn run(
     }
 }
 
-/// The chat servers to try, in order.
+/// The chat servers to try, in order: the topology's brokers if it has any (`--server` may
+/// still name a chat server or a broker).
 fn servers(topology: &Topology, server: Option<&str>) -> Result<Vec<String>, String> {
-    let chat: Vec<_> = topology.nodes_of(NodeKind::Chat).collect();
+    let brokers: Vec<_> = topology.nodes_of(NodeKind::Broker).collect();
+    let chat: Vec<_> = match server {
+        Some(_) => topology
+            .nodes_of(NodeKind::Chat)
+            .chain(brokers.iter().copied())
+            .collect(),
+        None if !brokers.is_empty() => brokers,
+        None => topology.nodes_of(NodeKind::Chat).collect(),
+    };
     match server {
         Some(s) if s.contains(':') => Ok(vec![s.to_string()]),
         Some(name) => {

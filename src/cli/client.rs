@@ -105,8 +105,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
     // Chat commands talk to a chat server, not to the coordinator.
     let command = match args.command {
         Some(ClientCommand::Chat(chat)) => {
-            let running =
-                super::running_servers(&topology, args.state_dir.as_deref(), NodeKind::Chat, None);
+            let running = super::chat_entry_points(&topology, args.state_dir.as_deref());
             return super::chat::run(&topology, chat, running, args.password.clone(), args.json);
         }
         other => other,
@@ -502,12 +501,8 @@ fn prompt(runtime: &Runtime, session: &mut Session, addr: &str, mut chat: ChatCo
                 use clap::Parser;
                 match PromptChat::try_parse_from(&words) {
                     Ok(parsed) => {
-                        let running = super::running_servers(
-                            chat.topology,
-                            chat.state_dir.as_deref(),
-                            NodeKind::Chat,
-                            None,
-                        );
+                        let running =
+                            super::chat_entry_points(chat.topology, chat.state_dir.as_deref());
                         super::chat::run(
                             chat.topology,
                             parsed.args,

@@ -195,6 +195,17 @@ pub fn running_servers(
     (!servers.is_empty()).then_some(servers)
 }
 
+/// Where chat requests go in a running cluster: its brokers if the topology has any, else its
+/// chat servers.
+pub fn chat_entry_points(
+    topology: &crate::topology::Topology,
+    dir: Option<&std::path::Path>,
+) -> Option<Vec<String>> {
+    use crate::topology::NodeKind;
+    running_servers(topology, dir, NodeKind::Broker, None)
+        .or_else(|| running_servers(topology, dir, NodeKind::Chat, None))
+}
+
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -231,10 +231,16 @@ pub(super) fn spawn_chat(
     use app::{ChatNews, OPERATOR};
     /// Messages fetched per channel after connecting.
     const HISTORY: usize = 200;
+    // Through the brokers when the topology has any, else to the chat servers themselves.
+    let kind = if handle.nodes.iter().any(|n| n.kind == "broker") {
+        "broker"
+    } else {
+        "chat"
+    };
     let servers: Vec<(String, String)> = handle
         .nodes
         .iter()
-        .filter(|n| n.kind == "chat")
+        .filter(|n| n.kind == kind)
         .filter_map(|n| Some((n.name.clone(), n.address.clone()?)))
         .collect();
     if servers.is_empty() {

@@ -14,6 +14,7 @@
 //! port 0 reports the port the system chose). Logs go to stderr.
 
 pub mod bot;
+pub mod broker;
 pub mod chat;
 pub mod conn;
 pub mod control;
@@ -121,6 +122,7 @@ pub async fn run(
         NodeKind::Worker => run_worker(topology, node, options, shutdown).await,
         NodeKind::Chat => run_chat(topology, node, options, shutdown).await,
         NodeKind::Bot => run_bot(topology, node, options, shutdown).await,
+        NodeKind::Broker => run_broker(topology, node, options, shutdown).await,
         NodeKind::Client => Err(NodeError::Unsupported(NodeKind::Client)),
     }
 }
@@ -393,6 +395,52 @@ async fn run_chat(
         listener,
         peers,
         history,
+        options.control.clone(),
+        shutdown,
+    )
+    .await;
+    Ok(())
+}
+
+/// A broker: its listener, and the chat servers it forwards to.
+async fn run_broker(
+    topology: &Topology,
+    node: &Node,
+    options: NodeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), NodeError> {
+    let name = node.name.as_str();
+    let (listener, addr) = bind(node, &options).await?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| NodeError::Listen { addr, source })?;
+    // The chat servers: `name=host:port` pairs from the launcher (shaped links), or the
+    // addresses the topology gives.
+    let servers: Vec<(String, String)> = match &options.chat {
+        Some(list) => address_list(list),
+        None => topology
+            .nodes_of(NodeKind::Chat)
+            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+            .collect(),
+    };
+    if servers.is_empty() {
+        return Err(NodeError::NoCoordinator(
+            "this broker has no chat server to forward to: give one a port in the topology, or pass --chat NAME=HOST:PORT".to_string(),
+        ));
+    }
+    let config = crate::role::broker::BrokerConfig {
+        name: name.to_string(),
+        servers: servers.iter().map(|(n, _)| n.clone()).collect(),
+        secret: topology.globals.cluster_secret.clone(),
+        peer_key: topology.peer_key(),
+        // Unique to this run of the broker, so no request id is ever used twice.
+        run: format!("{name}.{}", crate::clock::system_ms()),
+    };
+    announce_ready(name, &options, local);
+    broker::run(
+        config,
+        listener,
+        servers.into_iter().map(|(_, a)| a).collect(),
         options.control.clone(),
         shutdown,
     )

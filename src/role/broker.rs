@@ -138,6 +138,8 @@ struct Client {
     feed: Option<usize>,
     ups: BTreeMap<usize, Up>,
     next_request: u64,
+    /// The server that made its last entry (it knows what the client knows).
+    last_write: Option<usize>,
 }
 
 /// A chat server as the broker sees it.
@@ -478,20 +480,38 @@ impl Broker {
         }
         // A history in parts: the request is answered by the last one.
         let last_part = !matches!(env.message, Message::ChatHistoryList { more: true, .. });
-        let answered = if last_part {
-            up.sent.pop_front().map(|p| p.answered)
+        let pending = if last_part {
+            up.sent.pop_front()
         } else {
-            up.sent.front().map(|p| p.answered)
+            up.sent.front().cloned()
         };
-        match answered {
-            Some(true) => self.reply(conn, env.message),
-            Some(false) => {
-                if let Message::Error { message } = &env.message {
-                    debug!(conn, server, %message, "broker: a replayed request was refused");
-                }
+        let Some(pending) = pending else {
+            debug!(conn, server, "broker: an answer to nothing");
+            return;
+        };
+        if !pending.answered {
+            if let Message::Error { message } = &env.message {
+                debug!(conn, server, %message, "broker: a replayed request was refused");
             }
-            None => debug!(conn, server, "broker: an answer to nothing"),
+            return;
         }
+        // A channel made a moment ago on another server may not have reached this one yet:
+        // the request goes once to the server that made the client's last entry.
+        if let Message::Error { message } = &env.message
+            && message.starts_with("no channel named")
+            && !pending.retried
+            && let Some(written) = client.last_write.filter(|w| *w != server)
+        {
+            let mut again = pending;
+            again.retried = true;
+            self.retried += 1;
+            self.send_pending(conn, Some(written), again);
+            return;
+        }
+        if let Message::ChatDone { entry: Some(_) } = &env.message {
+            client.last_write = Some(server);
+        }
+        self.reply(conn, env.message);
     }
 
     /// An upstream is gone (closed, or taken for dead): its server is skipped for a while,

@@ -37,6 +37,32 @@ impl Supervisor {
             self.start_node(name).await?;
             self.wait_ready(name, internal).await?;
         }
+        // Brokers, in front of the chat servers: each reaches every one over a shaped link.
+        let brokers: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.nodes[*n].node.kind == NodeKind::Broker)
+            .cloned()
+            .collect();
+        for name in &brokers {
+            let links = self.links_to(name, &chat_servers).await?;
+            let named: Vec<String> = chat_servers
+                .iter()
+                .zip(links)
+                .map(|(s, l)| format!("{s}={l}"))
+                .collect();
+            if let Some(m) = self.nodes.get_mut(name) {
+                m.chat_links = Some(named.join(","));
+            }
+            self.start_node(name).await?;
+            self.wait_ready(name, internal).await?;
+        }
+        // Bots post through a broker when there is one.
+        let chat_servers = if brokers.is_empty() {
+            chat_servers
+        } else {
+            brokers
+        };
         let Some(primary_addr) = self.nodes[&self.view.primary]
             .address
             .as_ref()
@@ -136,7 +162,7 @@ impl Supervisor {
                     &name,
                     "clients are run by people (tcluster client), not launched",
                 ),
-                NodeKind::Master | NodeKind::Chat => {}
+                NodeKind::Master | NodeKind::Chat | NodeKind::Broker => {}
             }
         }
         Ok(())
@@ -279,8 +305,10 @@ impl Supervisor {
         let node = m.node.clone();
         let listen = match (node.kind, &m.address) {
             // A restarted master listens where it did before: its workers' links point there.
-            (NodeKind::Master | NodeKind::Chat, Some(addr)) => Some(addr.clone()),
-            (NodeKind::Master | NodeKind::Chat, None) => {
+            (NodeKind::Master | NodeKind::Chat | NodeKind::Broker, Some(addr)) => {
+                Some(addr.clone())
+            }
+            (NodeKind::Master | NodeKind::Chat | NodeKind::Broker, None) => {
                 Some(format!("{}:{}", node.address, node.port.unwrap_or(0)))
             }
             _ => None,

@@ -208,9 +208,12 @@ impl Node {
         }
     }
 
-    /// Whether the node serves connections (masters and chat servers do).
+    /// Whether the node serves connections (masters, chat servers and brokers do).
     pub fn listens(&self) -> bool {
-        matches!(self.kind, NodeKind::Master | NodeKind::Chat)
+        matches!(
+            self.kind,
+            NodeKind::Master | NodeKind::Chat | NodeKind::Broker
+        )
     }
 }
 
@@ -251,14 +254,17 @@ pub enum NodeKind {
     Chat,
     /// Generates load: chat messages and jobs.
     Bot,
+    /// One address in front of the chat servers: forwards each request to the next live one.
+    Broker,
 }
 
 impl NodeKind {
     /// Every kind, in launch order.
-    pub const ALL: [NodeKind; 5] = [
+    pub const ALL: [NodeKind; 6] = [
         NodeKind::Master,
         NodeKind::Worker,
         NodeKind::Chat,
+        NodeKind::Broker,
         NodeKind::Bot,
         NodeKind::Client,
     ];
@@ -271,6 +277,7 @@ impl NodeKind {
             NodeKind::Client => "client",
             NodeKind::Chat => "chat",
             NodeKind::Bot => "bot",
+            NodeKind::Broker => "broker",
         }
     }
 

@@ -410,6 +410,7 @@ impl ClusterView {
             "master" => Role::Backup,
             "chat" => Role::Chat,
             "bot" => Role::Bot,
+            "broker" => Role::Broker,
             "client" => Role::Client,
             _ => Role::Worker,
         }

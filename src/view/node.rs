@@ -203,6 +203,8 @@ pub enum Role {
     Chat,
     /// A bot.
     Bot,
+    /// A chat broker.
+    Broker,
     /// A client.
     Client,
 }
@@ -217,6 +219,7 @@ impl Role {
             Role::Worker => "worker",
             Role::Chat => "chat",
             Role::Bot => "bot",
+            Role::Broker => "broker",
             Role::Client => "client",
         }
     }

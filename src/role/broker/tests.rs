@@ -15,6 +15,8 @@ struct Rig {
     to_client: Vec<Message>,
     /// What a dead server made and could not pass on.
     unsent: Vec<(usize, ChatEntry)>,
+    /// Replication is slow: new entries wait (in `unsent`).
+    slow: bool,
 }
 
 fn env(from: &str, message: Message) -> Envelope {
@@ -50,6 +52,7 @@ impl Rig {
             now: 0,
             to_client: Vec::new(),
             unsent: Vec::new(),
+            slow: false,
         };
         rig.broker_step(Input::Connected(1));
         rig
@@ -102,7 +105,7 @@ impl Rig {
                 }
                 ChatOutput::Store(entry) => {
                     let other = 1 - server;
-                    if self.down[server] || self.down[other] {
+                    if self.down[server] || self.down[other] || self.slow {
                         self.unsent.push((server, entry));
                     } else {
                         self.servers[other].restore(vec![entry]);
@@ -293,5 +296,26 @@ fn a_silent_server_is_taken_for_dead_and_its_request_goes_elsewhere() {
     // Taken for dead: the waiting request is answered by the other, and the login moved.
     assert_eq!(lists(&rig), 2, "{:?}", rig.to_client);
     assert_eq!(rig.broker.clients[&1].feed, Some(1 - feed));
+    assert_eq!(rig.broker.retries(), (1, 0));
+}
+
+#[test]
+fn a_post_to_a_channel_made_a_moment_ago_elsewhere_goes_to_the_server_that_made_it() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    // Replication lags: the channel exists only where it was made.
+    rig.slow = true;
+    rig.client(Message::ChatCreate {
+        channel: "general".into(),
+    });
+    rig.client(publish("first"));
+    assert!(
+        !rig.to_client
+            .iter()
+            .any(|m| matches!(m, Message::Error { .. })),
+        "{:?}",
+        rig.to_client
+    );
+    assert_eq!(rig.dones(), 2);
     assert_eq!(rig.broker.retries(), (1, 0));
 }

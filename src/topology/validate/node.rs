@@ -505,6 +505,21 @@ impl Validator<'_> {
         for cluster in &clusters {
             self.check_cluster(cluster, &mut unique);
         }
+        // A broker forwards to chat servers: without one it has nothing to do.
+        if !unique.iter().any(|n| n.kind == NodeKind::Chat)
+            && let Some(broker) = unique.iter().find(|n| n.kind == NodeKind::Broker)
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    broker.span,
+                    format!("broker `{}` has no chat server to forward to", broker.name),
+                )
+                .with_label("no node has `type chat`")
+                .with_hint(
+                    "add the servers it stands in front of: `node chat { type chat; count 2 }`",
+                ),
+            );
+        }
         *nodes = unique;
     }
 
