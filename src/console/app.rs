@@ -380,6 +380,8 @@ pub struct LinkView {
     pub jitter_ms: u64,
     /// Loss, percent.
     pub loss: f64,
+    /// Messages carried so far.
+    pub carried: u64,
 }
 
 /// An action as the Faults table shows it: what was done, and what came of it.

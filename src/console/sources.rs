@@ -142,6 +142,7 @@ async fn sample_links_and_usage(tx: mpsc::UnboundedSender<Input>, shaper: LinkSh
                 latency_ms: s.link.latency.as_millis() as u64,
                 jitter_ms: s.link.jitter.as_millis() as u64,
                 loss: s.link.loss.0,
+                carried: s.carried,
             })
             .collect();
         if tx.send(Input::Action(Action::Links(links))).is_err() {

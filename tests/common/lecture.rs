@@ -420,6 +420,7 @@ pub fn links(cut: bool) -> Action {
         latency_ms,
         jitter_ms: if latency_ms > 0 { 50 } else { 0 },
         loss: 0.0,
+        carried: 0,
     };
     let mut links = Vec::new();
     for w in ["worker-1", "worker-2", "worker-3"] {

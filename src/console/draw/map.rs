@@ -240,9 +240,10 @@ fn bands(app: &App) -> Vec<String> {
 
 /// Where each node sits, in a 100×100 space: each cluster in a band of its own (one band when
 /// there are no clusters), its masters across the top, the rest in rows.
-fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
+fn positions<'a>(app: &'a App, inner: Rect) -> HashMap<&'a str, (f64, f64)> {
     let bands = bands(app);
     let width = 100.0 / bands.len() as f64;
+    let left_of = |b: usize| b as f64 * width;
     let mut position = HashMap::new();
     for (b, band) in bands.iter().enumerate() {
         let in_band = |n: &&NodeRow| bands.len() == 1 || n.status.cluster == *band;
@@ -252,10 +253,30 @@ fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
             .filter(|n| n.kind() == "master")
             .filter(in_band)
             .collect();
+        // With a broker: the chat servers in a row of their own, the brokers below them, and
+        // their clients below those, so the broker sits between the two.
+        let tiered = app.nodes.iter().any(|n| n.kind() == "broker");
+        let tier = |kind: &str, y: f64, position: &mut HashMap<&'a str, (f64, f64)>| {
+            let row: Vec<&NodeRow> = app
+                .nodes
+                .iter()
+                .filter(|n| n.kind() == kind)
+                .filter(in_band)
+                .collect();
+            for (i, n) in row.iter().enumerate() {
+                let x = left_of(b) + (i as f64 + 0.5) * width / row.len() as f64;
+                position.insert(n.name(), (x, y));
+            }
+        };
+        if tiered {
+            tier("chat", 66.0, &mut position);
+            tier("broker", 44.0, &mut position);
+        }
         let others: Vec<&NodeRow> = app
             .nodes
             .iter()
             .filter(|n| n.kind() != "master")
+            .filter(|n| !tiered || !matches!(n.kind(), "chat" | "broker"))
             .filter(in_band)
             .collect();
         let left = b as f64 * width;
@@ -273,7 +294,8 @@ fn positions(app: &App, inner: Rect) -> HashMap<&str, (f64, f64)> {
             let x = left + (col as f64 + 0.5) * width / in_row as f64;
             // Rows alternate a little up and down, so labels of neighbours do not touch.
             let stagger = if col % 2 == 1 { 4.0 } else { 0.0 };
-            let y = 50.0 - (row as f64 + 0.5) * 45.0 / rows as f64 - stagger;
+            let (top, span) = if tiered { (28.0, 24.0) } else { (50.0, 45.0) };
+            let y = top - (row as f64 + 0.5) * span / rows as f64 - stagger;
             position.insert(n.name(), (x, y));
         }
     }
@@ -297,6 +319,19 @@ fn worker_link(app: &App, a: &str, b: &str) -> Option<(bool, bool)> {
     let serving = app.lent_to(worker).unwrap_or_else(|| home.to_string());
     let there = serving == master.status.cluster;
     Some((there, there && home != master.status.cluster))
+}
+
+/// What a broker sent a chat server over this pair's links, if it is such a pair.
+fn broker_requests(app: &App, both: &[&LinkView]) -> Option<u64> {
+    let kind = |name: &str| {
+        app.nodes
+            .iter()
+            .find(|n| n.name() == name)
+            .map(|n| n.kind())
+    };
+    both.iter()
+        .find(|l| kind(&l.from) == Some("broker") && kind(&l.to) == Some("chat"))
+        .map(|l| l.carried)
 }
 
 /// The links to draw: the shaper's (both directions of a pair as one line), or, before it has
@@ -370,6 +405,9 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
                 (Color::Yellow, false, label.join(" "))
             } else if worker_link(app, a, b).is_some_and(|(_, lent)| lent) {
                 (Color::Cyan, false, "lent".to_string())
+            } else if let Some(sent) = broker_requests(app, &both) {
+                // The round robin, seen: what the broker sent each server.
+                (plain, false, format!("{sent} sent"))
             } else {
                 (plain, false, String::new())
             };
