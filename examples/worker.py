@@ -16,6 +16,7 @@ home_cluster = os.environ.get("TCLUSTER_CLUSTER", "default")
 home = addr
 lock, clock = threading.Lock(), 0
 sock = lines = None
+offset_ms = 0  # what the time master told us to move our clock by, so far (policy clock)
 
 
 def send(message):  # every message carries our name and our Lamport clock
@@ -112,6 +113,13 @@ while True:
         continue
     if message["type"] == "assign":
         threading.Thread(target=run, args=(message["job"], message["data"]), daemon=True).start()
+    elif message["type"] == "clock_poll":
+        # Berkeley: read our clock at once; the master allows for the round trip.
+        send({"type": "clock_reading", "round": message["round"], "clock_ms": int(time.time() * 1000) + offset_ms})
+    elif message["type"] == "clock_adjust":
+        # A real node would slew its clock; this one keeps the correction beside the system's.
+        offset_ms += message["adjust_ms"]
+        print(f"{name} moves its clock by {message['adjust_ms']}ms", flush=True)
     elif message["type"] == "redirect" and not lent:
         # Lent (only when idle): work for the other cluster, saying who owns us.
         lent = True

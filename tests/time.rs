@@ -54,3 +54,48 @@ fn drift_two_skewed_clocks_are_brought_back_and_the_new_primary_carries_on() {
         "clocks still apart by {spread}ms: {offsets:?}\n{stdout}"
     );
 }
+
+/// A student's worker (examples/worker.py, from docs/PROTOCOL.md) answers the time master's
+/// polls like a built-in node, and its clock is read and shown; a classic worker is never
+/// polled. Skipped (and says so) where python3 is not installed.
+#[test]
+fn a_students_python_worker_answers_the_clock_polls() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        eprintln!("python3 is not installed: skipped");
+        return;
+    }
+    let text = r#"
+node server { type master }
+node worker { type worker }
+node py { type worker; command "python3 examples/worker.py" }
+policy heartbeat { interval 250ms; timeout 1500ms }
+policy clock { sync berkeley; interval 500ms; tolerance 20ms }
+scenario short {
+    at 0s submit "echo hi" count 4
+    at 3s say "end"
+}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless(dir.path(), text, "short");
+    assert_eq!(report["jobs"]["completed"], 4, "{report}");
+    let offset = |name: &str| {
+        report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap()["clock_offset_ms"]
+            .clone()
+    };
+    assert!(
+        offset("py").is_i64(),
+        "py answered no poll: {report}\n{stdout}"
+    );
+    assert!(offset("worker").is_i64(), "{report}");
+    // Every clock is the machine's own: they agree within a few milliseconds.
+    assert!(offset("py").as_i64().unwrap().abs() < 200, "{report}");
+}
