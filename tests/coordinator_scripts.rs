@@ -88,6 +88,13 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
                     outlier: Duration::from_millis(n[2]),
                 });
             }
+            "time_peer" => config
+                .time_peers
+                .push(tcluster::role::coordinator::PeerMaster {
+                    name: value.into(),
+                    address: format!("{value}:0"),
+                    rank: 0,
+                }),
             "peer_cluster" => {
                 let (cluster, master) = value.split_once(':').unwrap();
                 let peer = tcluster::role::coordinator::PeerMaster {

@@ -201,6 +201,7 @@ impl Driver {
         let mut outputs = Vec::new();
         for input in std::mem::take(&mut self.pending) {
             let now = self.control.now(self.started);
+            self.server.set_wall_clock(self.control.wall_ms());
             outputs.extend(self.server.step(now, input));
         }
         outputs
@@ -266,6 +267,10 @@ impl Driver {
                 }
             }
             Output::Store(_) | Output::Forget(_) => {}
+            Output::AdjustClock(ms) => {
+                info!(by_ms = ms, "clock adjusted by the time master");
+                self.control.adjust(ms);
+            }
         }
     }
 }

@@ -326,7 +326,7 @@ impl Driver {
                     .filter(|a| !a.is_empty());
                 let key = config.peer_key.clone();
                 let inputs = self.inputs_tx.clone();
-                if config.cluster_of(&master).is_some() {
+                if config.cluster_of(&master).is_some() || config.is_time_peer(&master) {
                     // Another cluster's master: over a kept connection, so a heartbeat every
                     // interval is one message each way, not a handshake each time.
                     let link = self.peer_links.entry(master.clone()).or_insert_with(|| {

@@ -179,6 +179,25 @@ async fn run_master(
             .local_addr()
             .map_or_else(|_| addr.to_string(), |a| a.to_string()),
     );
+    // With `policy clock`, the chat servers whose clocks it reads as time master: the
+    // launcher's shaped links (`name=host:port`), or the addresses the topology gives.
+    if config.clock_sync.is_some() {
+        let chat = match &options.chat {
+            Some(list) => address_list(list),
+            None => topology
+                .nodes_of(NodeKind::Chat)
+                .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+                .collect(),
+        };
+        config.time_peers = chat
+            .into_iter()
+            .map(|(name, address)| PeerMaster {
+                name,
+                address,
+                rank: 0,
+            })
+            .collect();
+    }
     let state_dir = state_dir(topology, &options);
     let journal = match state_dir {
         Some(dir) => Some(crate::journal::Journal::open(&crate::journal::path_for(
@@ -376,6 +395,10 @@ async fn run_chat(
         .filter(|n| n != name)
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
+        .collect();
+    config.masters = topology
+        .nodes_of(NodeKind::Master)
+        .map(|n| n.name.clone())
         .collect();
     config.users = topology.users.clone();
     config.secret = topology.globals.cluster_secret.clone();

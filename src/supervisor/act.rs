@@ -241,7 +241,10 @@ impl Supervisor {
             // With `policy clock`, the time master should read this clock and bring it back.
             ClusterAction::Skew { node, offset_ms }
                 if self.topology.policies.clock.is_some()
-                    && matches!(kind(node), Some(NodeKind::Worker | NodeKind::Master)) =>
+                    && matches!(
+                        kind(node),
+                        Some(NodeKind::Worker | NodeKind::Master | NodeKind::Chat)
+                    ) =>
             {
                 Watch::Clock(
                     node.clone(),

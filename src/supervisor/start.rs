@@ -29,6 +29,20 @@ impl Supervisor {
             .collect();
         self.link_peers(&masters).await?;
         self.link_peers(&chat_servers).await?;
+        // With `policy clock`, each master reads the chat servers' clocks over shaped links.
+        if self.topology.policies.clock.is_some() && !chat_servers.is_empty() {
+            for name in &masters {
+                let links = self.links_to(name, &chat_servers).await?;
+                let named: Vec<String> = chat_servers
+                    .iter()
+                    .zip(links)
+                    .map(|(s, l)| format!("{s}={l}"))
+                    .collect();
+                if let Some(m) = self.nodes.get_mut(name) {
+                    m.chat_links = Some(named.join(","));
+                }
+            }
+        }
         for name in &masters {
             self.start_node(name).await?;
             self.wait_ready(name, internal).await?;

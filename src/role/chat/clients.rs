@@ -49,6 +49,9 @@ impl ChatServer {
                 self.reply(conn, report);
             }
             Message::Ping => self.reply(conn, Message::Pong),
+            Message::ClockPoll { .. } | Message::ClockAdjust { .. } => {
+                self.clock(conn, env.message)
+            }
             Message::Hello { .. } | Message::Pong => {}
             _ => self.error(
                 conn,
@@ -89,6 +92,36 @@ impl ChatServer {
             ),
         }
         self.request = None;
+    }
+
+    /// The time master reads this server's clock (`clock_poll`), or moves it (`clock_adjust`,
+    /// answered with the clock as moved, so the master's kept connection stays in step). Only
+    /// a master of the topology, proven with the peer secret, may.
+    pub(super) fn clock(&mut self, conn: ConnId, message: Message) {
+        let master = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.trusted, Some(super::trust::Trusted::Master(_))));
+        if !master {
+            let kind = message.kind();
+            return self.error(
+                conn,
+                format!("`{kind}` is accepted only from a master of this topology, proven with the peer secret"),
+            );
+        }
+        let max = crate::role::coordinator::MAX_ADJUST_MS;
+        let round = match message {
+            Message::ClockPoll { round } => round,
+            Message::ClockAdjust { round, adjust_ms } => {
+                let by = adjust_ms.clamp(-max, max);
+                self.out.push(Output::AdjustClock(by));
+                self.wall_ms = self.wall_ms.saturating_add(by);
+                round
+            }
+            _ => return,
+        };
+        let clock_ms = self.wall_ms;
+        self.reply(conn, Message::ClockReading { round, clock_ms });
     }
 
     /// `chat_create`: a channel, unless it exists already.

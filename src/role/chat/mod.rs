@@ -61,6 +61,9 @@ pub struct ChatConfig {
     pub name: String,
     /// The other chat servers, by name.
     pub peers: Vec<String>,
+    /// The masters of the topology: as primary, one of them reads this server's clock
+    /// (`policy clock`).
+    pub masters: Vec<String>,
     /// Accounts; with any, logging in needs a password or a token.
     pub users: Vec<User>,
     /// Messages a client may send per second, on average.
@@ -87,6 +90,7 @@ impl ChatConfig {
         ChatConfig {
             name: name.to_string(),
             peers: Vec::new(),
+            masters: Vec::new(),
             users: Vec::new(),
             rate_per_sec: 20.0,
             burst: 40.0,
@@ -139,6 +143,8 @@ pub enum Output {
     /// Drop this entry from the disk: it is past the retention (in the same commit as the
     /// step's new entries).
     Forget((u64, String, u64)),
+    /// Move this node's clock by this many milliseconds (the time master said so).
+    AdjustClock(i64),
 }
 
 #[derive(Debug, Default)]
@@ -213,6 +219,8 @@ pub struct ChatServer {
     request: Option<String>,
     /// Entries held back as a second one for a request.
     duplicates: u64,
+    /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
+    wall_ms: i64,
 }
 
 /// The (author, request) a `chat_once` entry was made for.
@@ -267,6 +275,7 @@ impl ChatServer {
             requests: HashMap::new(),
             request: None,
             duplicates: 0,
+            wall_ms: 0,
         }
     }
 
@@ -286,6 +295,12 @@ impl ChatServer {
         if !self.entries.is_empty() {
             info!(entries = self.entries.len(), "chat history restored");
         }
+    }
+
+    /// The driver's reading of this node's wall clock, before each step (what a time master's
+    /// `clock_poll` is answered with).
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.wall_ms = unix_ms;
     }
 
     /// The history, in order.

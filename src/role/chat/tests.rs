@@ -340,3 +340,62 @@ fn a_request_retried_on_another_server_is_shown_once_everywhere() {
     p.route_b(out);
     assert_eq!(Pair::texts(&p.b).len(), 3);
 }
+
+#[test]
+fn only_a_proven_master_reads_and_moves_a_chat_servers_clock() {
+    let mut s = ChatServer::new(ChatConfig {
+        masters: vec!["m".into()],
+        ..ChatConfig::new("c")
+    });
+    s.set_wall_clock(1_000_000);
+    // Anyone else is refused.
+    s.step(0, Input::Connected(1));
+    let out = s.step(
+        0,
+        Input::Received(1, env("x", Message::ClockPoll { round: 1 })),
+    );
+    assert!(
+        matches!(&out[..], [Output::Send(1, e)] if matches!(&e.message, Message::Error { .. })),
+        "{out:?}"
+    );
+    // The master proves the peer secret, then reads and moves the clock.
+    s.step(0, Input::Connected(2));
+    let hello = Message::Hello {
+        role: crate::protocol::message::PeerRole::Master,
+        nonce: None,
+    };
+    let out = s.step(0, Input::Received(2, env("m", hello)));
+    let Some(Output::Send(_, challenge)) = out.first() else {
+        panic!("a challenge: {out:?}");
+    };
+    let Message::Challenge { nonce, .. } = &challenge.message else {
+        panic!("a challenge: {challenge:?}");
+    };
+    let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "m");
+    s.step(0, Input::Received(2, env("m", Message::Auth { proof })));
+    let reading = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Send(2, e) => match e.message {
+                Message::ClockReading { clock_ms, .. } => Some(clock_ms),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    let out = s.step(
+        0,
+        Input::Received(2, env("m", Message::ClockPoll { round: 3 })),
+    );
+    assert_eq!(reading(&out), Some(1_000_000));
+    let adjust = Message::ClockAdjust {
+        round: 3,
+        adjust_ms: -400,
+    };
+    let out = s.step(0, Input::Received(2, env("m", adjust)));
+    assert!(out.contains(&Output::AdjustClock(-400)), "{out:?}");
+    assert_eq!(
+        reading(&out),
+        Some(999_600),
+        "answered with the clock as moved"
+    );
+}

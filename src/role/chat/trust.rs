@@ -15,6 +15,8 @@ pub(super) enum Trusted {
     Peer(String),
     /// The launcher (the lecturer's console).
     Supervisor,
+    /// A master of the topology (as primary, the time master reads this server's clock).
+    Master(String),
 }
 
 impl ChatServer {
@@ -114,7 +116,10 @@ impl ChatServer {
                     }
                     PeerRole::ChatPeer => Err(format!("`{name}` is not a chat server here")),
                     PeerRole::Supervisor => Ok(Some(Trusted::Supervisor)),
-                    PeerRole::Master => Err("a master has nothing to say to a chat server".into()),
+                    PeerRole::Master if self.config.masters.contains(&name) => {
+                        Ok(Some(Trusted::Master(name.clone())))
+                    }
+                    PeerRole::Master => Err(format!("`{name}` is not a master of this topology")),
                     _ => Ok(None),
                 };
                 (name, role, trusted)

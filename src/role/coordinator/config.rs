@@ -57,6 +57,9 @@ pub struct CoordinatorConfig {
     pub lending: Option<crate::topology::Lending>,
     /// `policy clock`: as primary, this coordinator is the time master.
     pub clock_sync: Option<crate::topology::ClockSync>,
+    /// The chat servers whose clocks the time master reads too (over a kept connection each,
+    /// proving the peer secret as a master).
+    pub time_peers: Vec<PeerMaster>,
     /// The other clusters: their masters, for lending and peer heartbeats.
     pub clusters: Vec<PeerCluster>,
     /// Where this master listens, as the masters of other clusters and lent workers reach it
@@ -150,6 +153,7 @@ impl CoordinatorConfig {
             cluster: cluster.to_string(),
             lending: p.lending.filter(|_| topology.has_clusters()),
             clock_sync: p.clock,
+            time_peers: Vec::new(),
             clusters: topology
                 .clusters()
                 .into_iter()
@@ -177,7 +181,13 @@ impl CoordinatorConfig {
         self.peers
             .iter()
             .chain(self.clusters.iter().flat_map(|c| &c.masters))
+            .chain(&self.time_peers)
             .find(|p| p.name == name)
+    }
+
+    /// Whether `name` is a chat server whose clock the time master reads.
+    pub fn is_time_peer(&self, name: &str) -> bool {
+        self.time_peers.iter().any(|p| p.name == name)
     }
 
     /// The cluster of another cluster's master called `name`.
@@ -215,6 +225,7 @@ impl CoordinatorConfig {
             cluster: crate::topology::DEFAULT_CLUSTER.to_string(),
             lending: None,
             clock_sync: None,
+            time_peers: Vec::new(),
             clusters: Vec::new(),
             address: None,
         }

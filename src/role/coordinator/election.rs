@@ -346,6 +346,13 @@ impl Coordinator {
 
     /// Another master replied to what this one sent it.
     pub(super) fn master_replied(&mut self, master: String, reply: Option<Envelope>) {
+        if self.config.is_time_peer(&master) {
+            if let Some(env) = &reply {
+                let _ = self.clock.observe(env.clock);
+            }
+            self.chat_clock_read(&master, reply);
+            return;
+        }
         if let Some(cluster) = self.config.cluster_of(&master).map(str::to_string) {
             if let Some(env) = &reply {
                 let _ = self.clock.observe(env.clock);

@@ -3,7 +3,7 @@
 //!
 //! | step | who → whom | message | here |
 //! | --- | --- | --- | --- |
-//! | 1 | master → every worker and backup | `clock_poll` | [`Coordinator::tick_clocks`] |
+//! | 1 | master → every worker and backup (on their connections), every chat server (on its own) | `clock_poll` | [`Coordinator::tick_clocks`] |
 //! | 2 | node → master | `clock_reading` (its clock) | [`Coordinator::clock_read`] |
 //! | 3 | master → each node off by more than `tolerance` | `clock_adjust` (by how much) | [`Coordinator::close_round`] |
 //!
@@ -20,7 +20,7 @@ use tracing::{debug, info};
 use super::{Coordinator, Output};
 use crate::clock::Millis;
 use crate::cluster::event::EventKind;
-use crate::protocol::message::Message;
+use crate::protocol::message::{Envelope, Message};
 use crate::role::ConnId;
 
 /// The furthest a clock is ever told to move in one round (a day): a reading beyond it is a
@@ -45,9 +45,10 @@ pub(super) struct TimeKeeping {
 struct Round {
     id: u64,
     opened: Millis,
-    /// Per node polled: its connection (a worker's, or a backup's as a follower) and this
-    /// clock when the poll went out.
-    polled: BTreeMap<String, (ConnId, i64)>,
+    /// Per node polled: its connection (a worker's, or a backup's as a follower; `None`: a
+    /// chat server, over the time master's own connection to it) and this clock when the poll
+    /// went out.
+    polled: BTreeMap<String, (Option<ConnId>, i64)>,
     /// Per node that answered: its clock minus this one, compensated for the round trip.
     offsets: BTreeMap<String, i64>,
 }
@@ -109,7 +110,24 @@ impl Coordinator {
         );
         for (name, conn) in workers {
             self.send(conn, Message::ClockPoll { round: id });
-            polled.insert(name, (conn, wall));
+            polled.insert(name, (Some(conn), wall));
+        }
+        // … and the chat servers, each over a connection of the master's own.
+        let wait = std::time::Duration::from_millis((interval / 2).max(1));
+        let chat: Vec<String> = self
+            .config
+            .time_peers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        for name in chat {
+            let envelope = self.envelope(Message::ClockPoll { round: id });
+            self.out.push(Output::ToMaster {
+                master: name.clone(),
+                envelope,
+                wait,
+            });
+            polled.insert(name, (None, wall));
         }
         self.time.open = Some(Round {
             id,
@@ -121,15 +139,38 @@ impl Coordinator {
 
     /// Step 2: a node's clock, on the connection it was polled on, once per round.
     pub(super) fn clock_read(&mut self, conn: ConnId, round: u64, clock_ms: i64) {
+        let polled_here = self.time.open.as_ref().and_then(|r| {
+            r.polled
+                .iter()
+                .find(|(_, (c, _))| *c == Some(conn))
+                .map(|(name, _)| name.clone())
+        });
+        if let Some(name) = polled_here {
+            self.reading(&name, round, clock_ms);
+        }
+    }
+
+    /// Step 2 for a chat server: its answer on the master's own connection to it.
+    pub(super) fn chat_clock_read(&mut self, server: &str, reply: Option<Envelope>) {
+        if let Some(Envelope {
+            message: Message::ClockReading { round, clock_ms },
+            ..
+        }) = reply
+        {
+            self.reading(server, round, clock_ms);
+        }
+    }
+
+    /// A reading from node `name`, polled in round `round`.
+    fn reading(&mut self, name: &str, round: u64, clock_ms: i64) {
         let wall = self.time.wall_ms;
         let Some(r) = self.time.open.as_mut().filter(|r| r.id == round) else {
-            debug!(conn, round, "a clock reading for no open round: ignored");
+            debug!(%name, round, "a clock reading for no open round: ignored");
             return;
         };
         let Some((name, sent)) = r
             .polled
-            .iter()
-            .find(|(_, (c, _))| *c == conn)
+            .get_key_value(name)
             .map(|(name, (_, sent))| (name.clone(), *sent))
         else {
             return;
@@ -166,11 +207,23 @@ impl Coordinator {
         offsets.insert(me.clone(), 0);
         let mean = offsets.values().sum::<i64>() / offsets.len() as i64;
         let bound = policy.outlier.as_millis() as i64;
-        let within: Vec<i64> = offsets
-            .values()
-            .copied()
-            .filter(|o| (o - mean).abs() <= bound)
-            .collect();
+        // Readings within `outlier` of the mean count. With few clocks one far off can drag
+        // the mean away from all of them: then the median is the centre instead.
+        let around = |centre: i64| -> Vec<i64> {
+            offsets
+                .values()
+                .copied()
+                .filter(|o| (o - centre).abs() <= bound)
+                .collect()
+        };
+        let mut centre = mean;
+        let mut within = around(mean);
+        if within.is_empty() {
+            let mut sorted: Vec<i64> = offsets.values().copied().collect();
+            sorted.sort_unstable();
+            centre = sorted[sorted.len() / 2];
+            within = around(centre);
+        }
         let average = if within.is_empty() {
             mean
         } else {
@@ -178,7 +231,7 @@ impl Coordinator {
         };
         let left_out: Vec<String> = offsets
             .iter()
-            .filter(|(_, o)| (**o - mean).abs() > bound)
+            .filter(|(_, o)| (**o - centre).abs() > bound)
             .map(|(name, _)| name.clone())
             .collect();
         let tolerance = policy.tolerance.as_millis() as i64;
@@ -189,16 +242,23 @@ impl Coordinator {
                 continue;
             }
             adjusted.insert(name.clone(), by);
-            if *name == me {
-                self.out.push(Output::AdjustClock(by));
-            } else if let Some((conn, _)) = round.polled.get(name) {
-                self.send(
-                    *conn,
-                    Message::ClockAdjust {
-                        round: round.id,
-                        adjust_ms: by,
-                    },
-                );
+            let adjust = Message::ClockAdjust {
+                round: round.id,
+                adjust_ms: by,
+            };
+            match round.polled.get(name) {
+                _ if *name == me => self.out.push(Output::AdjustClock(by)),
+                Some((Some(conn), _)) => self.send(*conn, adjust),
+                Some((None, _)) => {
+                    let envelope = self.envelope(adjust);
+                    let wait = policy.interval / 2;
+                    self.out.push(Output::ToMaster {
+                        master: name.clone(),
+                        envelope,
+                        wait,
+                    });
+                }
+                None => {}
             }
         }
         let missing: Vec<String> = round
