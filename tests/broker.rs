@@ -103,3 +103,78 @@ fn a_chat_server_killed_behind_the_broker_costs_the_bots_nothing_and_no_post_is_
         "{shown} posts shown, {posted} answered"
     );
 }
+
+/// A broker answers bad input as a chat server would — a line that is not a message, a
+/// coordinator's message, a post before logging in — with an error naming what is wrong, and
+/// carries on: the connection then logs in and posts.
+#[test]
+fn a_broker_answers_bad_lines_with_errors_and_carries_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node chat { type chat }\nnode front { type broker }\n",
+    );
+    let chat = spawn(
+        dir.path(),
+        "chat",
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "chat",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let ready = chat.wait_for_line("READY chat ");
+    let chat_addr = ready.rsplit(' ').next().unwrap().to_string();
+    let chat_arg = format!("chat={chat_addr}");
+    let front = spawn(
+        dir.path(),
+        "front",
+        &[
+            "node",
+            topology.to_str().unwrap(),
+            "--name",
+            "front",
+            "--listen",
+            "127.0.0.1:0",
+            "--chat",
+            &chat_arg,
+        ],
+    );
+    let ready = front.wait_for_line("READY front ");
+    let addr = ready.rsplit(' ').next().unwrap().to_string();
+    // A first line that is not JSON is read as the classic protocol, which has no chat.
+    let mut garbage = Line::connect(&addr);
+    garbage.send("this is not json");
+    let error = garbage.recv_type("error");
+    assert!(
+        error["message"].as_str().unwrap().contains("unknown line"),
+        "{error}"
+    );
+    let mut line = Line::connect(&addr);
+    line.send(r#"{"type":"register","from":"w","clock":1,"slots":1}"#);
+    let error = line.recv_type("error");
+    assert!(
+        error["message"].as_str().unwrap().contains("register"),
+        "{error}"
+    );
+    line.send(r#"{"type":"chat_publish","from":"ada","clock":2,"channel":"general","text":"hi"}"#);
+    let error = line.recv_type("error");
+    assert!(
+        error["message"].as_str().unwrap().contains("log in"),
+        "{error}"
+    );
+    line.send(r#"{"type":"chat_login","from":"ada","clock":3,"user":"ada"}"#);
+    assert_eq!(line.recv_type("chat_welcome")["user"], "ada");
+    line.send(r#"{"type":"chat_create","from":"ada","clock":4,"channel":"general"}"#);
+    line.recv_type("chat_done");
+    line.send(r#"{"type":"chat_publish","from":"ada","clock":5,"channel":"general","text":"hi"}"#);
+    let done = line.recv_type("chat_done");
+    assert_eq!(done["entry"]["text"], "hi", "{done}");
+    assert!(
+        done["entry"]["request"].is_string(),
+        "sent as chat_once: {done}"
+    );
+}
