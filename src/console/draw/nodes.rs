@@ -95,7 +95,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
         Column::new("STATE", 10, 1),
         Column::new("TAGS", tag_width, tags_priority).growing(),
         Column::new("HB", 6, 3),
-        Column::new("OFFSET", 7, if clocks { 3 } else { 99 }),
+        Column::new("OFFSET", 7, if clocks { 2 } else { 99 }),
         Column::new("TREND", 8, 8),
         Column::new("LOAD", 4, 4),
         Column::new("DONE", 4, 6),
