@@ -182,14 +182,7 @@ async fn run_master(
     // With `policy clock`, the chat servers whose clocks it reads as time master: the
     // launcher's shaped links (`name=host:port`), or the addresses the topology gives.
     if config.clock_sync.is_some() {
-        let chat = match &options.chat {
-            Some(list) => address_list(list),
-            None => topology
-                .nodes_of(NodeKind::Chat)
-                .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-                .collect(),
-        };
-        config.time_peers = chat
+        config.time_peers = chat_servers(topology, &options)
             .into_iter()
             .map(|(name, address)| PeerMaster {
                 name,
@@ -425,6 +418,18 @@ async fn run_chat(
     Ok(())
 }
 
+/// The chat servers a node talks to: `name=host:port` pairs from the launcher (shaped links),
+/// or the addresses the topology gives.
+fn chat_servers(topology: &Topology, options: &NodeOptions) -> Vec<(String, String)> {
+    match &options.chat {
+        Some(list) => address_list(list),
+        None => topology
+            .nodes_of(NodeKind::Chat)
+            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+            .collect(),
+    }
+}
+
 /// A broker: its listener, and the chat servers it forwards to.
 async fn run_broker(
     topology: &Topology,
@@ -437,15 +442,7 @@ async fn run_broker(
     let local = listener
         .local_addr()
         .map_err(|source| NodeError::Listen { addr, source })?;
-    // The chat servers: `name=host:port` pairs from the launcher (shaped links), or the
-    // addresses the topology gives.
-    let servers: Vec<(String, String)> = match &options.chat {
-        Some(list) => address_list(list),
-        None => topology
-            .nodes_of(NodeKind::Chat)
-            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-            .collect(),
-    };
+    let servers = chat_servers(topology, &options);
     if servers.is_empty() {
         return Err(NodeError::NoCoordinator(
             "this broker has no chat server to forward to: give one a port in the topology, or pass --chat NAME=HOST:PORT".to_string(),
@@ -485,21 +482,15 @@ async fn run_bot(
         .unwrap_or(0)
         + 1;
     let settings = node.bot.clone().unwrap_or_default();
-    let masters = match options.coordinator {
-        Some(list) => address_list(&list),
+    let masters = match &options.coordinator {
+        Some(list) => address_list(list),
         None if settings.jobs_per_second > 0.0 => master_addresses(topology, &node.cluster)?
             .into_iter()
             .map(|a| (a.clone(), a))
             .collect(),
         None => Vec::new(),
     };
-    let chat_servers = match options.chat {
-        Some(list) => address_list(&list),
-        None => topology
-            .nodes_of(NodeKind::Chat)
-            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-            .collect(),
-    };
+    let chat_servers = chat_servers(topology, &options);
     if settings.posts_per_second > 0.0 && chat_servers.is_empty() {
         return Err(NodeError::NoCoordinator(
             "this bot posts to chat, but no chat server has a port in the topology: pass --chat HOST:PORT".to_string(),

@@ -32,14 +32,9 @@ impl Supervisor {
         // With `policy clock`, each master reads the chat servers' clocks over shaped links.
         if self.topology.policies.clock.is_some() && !chat_servers.is_empty() {
             for name in &masters {
-                let links = self.links_to(name, &chat_servers).await?;
-                let named: Vec<String> = chat_servers
-                    .iter()
-                    .zip(links)
-                    .map(|(s, l)| format!("{s}={l}"))
-                    .collect();
+                let links = self.named_links_to(name, &chat_servers).await?;
                 if let Some(m) = self.nodes.get_mut(name) {
-                    m.chat_links = Some(named.join(","));
+                    m.chat_links = Some(links);
                 }
             }
         }
@@ -59,14 +54,9 @@ impl Supervisor {
             .cloned()
             .collect();
         for name in &brokers {
-            let links = self.links_to(name, &chat_servers).await?;
-            let named: Vec<String> = chat_servers
-                .iter()
-                .zip(links)
-                .map(|(s, l)| format!("{s}={l}"))
-                .collect();
+            let links = self.named_links_to(name, &chat_servers).await?;
             if let Some(m) = self.nodes.get_mut(name) {
-                m.chat_links = Some(named.join(","));
+                m.chat_links = Some(links);
             }
             self.start_node(name).await?;
             self.wait_ready(name, internal).await?;
@@ -144,7 +134,7 @@ impl Supervisor {
                             .cloned()
                             .collect();
                         let far = self.links_to(&name, &others).await?;
-                        links.extend(others.iter().zip(far).map(|(m, l)| format!("{m}={l}")));
+                        links.push(named(&others, far));
                     }
                     if let Some(m) = self.nodes.get_mut(&name) {
                         m.connect_to = Some(links.join(","));
@@ -154,21 +144,13 @@ impl Supervisor {
                 NodeKind::Bot => {
                     // A bot submits to the primary and posts to a chat server, over shaped links
                     // it is told as `name=proxy` pairs.
-                    let named = |servers: &[String], links: Vec<String>| -> String {
-                        servers
-                            .iter()
-                            .zip(links)
-                            .map(|(s, l)| format!("{s}={l}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    };
                     let mut ordered = masters.clone();
                     ordered.sort_by_key(|s| *s != self.view.primary);
                     let to_masters = self.links_to(&name, &ordered).await?;
-                    let to_chat = self.links_to(&name, &chat_servers).await?;
+                    let to_chat = self.named_links_to(&name, &chat_servers).await?;
                     if let Some(m) = self.nodes.get_mut(&name) {
                         m.connect_to = Some(named(&ordered, to_masters));
-                        m.chat_links = Some(named(&chat_servers, to_chat));
+                        m.chat_links = Some(to_chat);
                     }
                     self.start_node(&name).await?;
                 }
@@ -204,6 +186,16 @@ impl Supervisor {
             links.push(proxy.to_string());
         }
         Ok(links)
+    }
+
+    /// `from`'s shaped links to `servers` as the `name=host:port,…` list a node is told.
+    pub(super) async fn named_links_to(
+        &mut self,
+        from: &str,
+        servers: &[String],
+    ) -> Result<String, LaunchError> {
+        let links = self.links_to(from, servers).await?;
+        Ok(named(servers, links))
     }
 
     /// Servers of one kind reach each other through shaped links, so a partition between two
@@ -574,4 +566,14 @@ struct Starting {
     connect_to: Option<String>,
     /// A bot's links to the chat servers.
     chat_links: Option<String>,
+}
+
+/// Servers and their links as the `name=host:port,…` list a node is told.
+fn named(servers: &[String], links: Vec<String>) -> String {
+    servers
+        .iter()
+        .zip(links)
+        .map(|(s, l)| format!("{s}={l}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
