@@ -533,9 +533,22 @@ impl Broker {
             client.feed = None;
         }
         let held: Vec<Pending> = up.sent.into_iter().chain(up.waiting).collect();
+        // What the client still waits for goes again below; the rest of its session is
+        // replayed here, silently.
+        let waiting_for =
+            |wanted: &Message| held.iter().any(|p| p.answered && p.message == *wanted);
         // The feed moves first (login, subscriptions), so that retried requests find a session.
-        if lost_feed && let Some(login) = client.login.clone() {
-            let subscriptions = client.subscriptions.clone();
+        if lost_feed && let Some(login) = client.login.clone().filter(|l| !waiting_for(l)) {
+            let subscriptions: Vec<String> = client
+                .subscriptions
+                .iter()
+                .filter(|c| {
+                    !waiting_for(&Message::ChatSubscribe {
+                        channel: (*c).clone(),
+                    })
+                })
+                .cloned()
+                .collect();
             let to = self.next_server(Some(server));
             let replay = |message| Pending {
                 message,

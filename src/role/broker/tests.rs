@@ -319,3 +319,45 @@ fn a_post_to_a_channel_made_a_moment_ago_elsewhere_goes_to_the_server_that_made_
     assert_eq!(rig.dones(), 2);
     assert_eq!(rig.broker.retries(), (1, 0));
 }
+
+#[test]
+fn a_login_whose_server_dies_before_answering_is_answered_once_by_the_next() {
+    let mut rig = Rig::new();
+    // The first server takes the login and dies before its answer leaves.
+    let first = rig.broker.turn;
+    rig.down[first] = false;
+    rig.now += 10;
+    let out = rig
+        .broker
+        .step(rig.now, Input::Received(1, env("ada", login())));
+    for o in out {
+        match o {
+            Output::Open { conn, server, .. } => {
+                rig.servers[server].step(rig.now, ChatInput::Connected(up_conn(conn)));
+                let out = rig.broker.step(rig.now, Input::UpOpened { conn, server });
+                for o in out {
+                    if let Output::ToServer { server, .. } = o {
+                        assert_eq!(server, first);
+                    }
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    rig.kill(first);
+    // One welcome, from the other server, and no error.
+    let welcomes = rig
+        .to_client
+        .iter()
+        .filter(|m| matches!(m, Message::ChatWelcome { .. }))
+        .count();
+    assert_eq!(welcomes, 1, "{:?}", rig.to_client);
+    assert!(
+        !rig.to_client
+            .iter()
+            .any(|m| matches!(m, Message::Error { .. })),
+        "{:?}",
+        rig.to_client
+    );
+    assert_eq!(rig.broker.clients[&1].feed, Some(1 - first));
+}

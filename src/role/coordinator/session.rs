@@ -161,6 +161,8 @@ impl Coordinator {
             && self.worker_conns.get(&name) == Some(&conn)
         {
             self.worker_conns.remove(&name);
+            // Its datagrams' token was for this connection's registration.
+            self.udp_tokens.remove(&name);
             // A worker lent elsewhere left for its borrower: no death.
             if self.health(&name) != Some(Health::Dead) && !self.lent_worker_left(&name) {
                 self.declare_dead(&name, "connection closed".to_string());
