@@ -426,3 +426,27 @@ fn an_unknown_cluster_is_a_usage_error_that_names_the_clusters() {
         stderr(&out)
     );
 }
+
+/// `tcluster client … chat` with a broker in the topology and nothing running: it names the
+/// broker it looked for and what to do, and fails.
+#[test]
+fn chat_through_a_broker_that_is_not_running_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node chat { type chat }\nnode front { type broker }\n",
+    );
+    let out = tcluster()
+        .args(["client", topology.to_str().unwrap(), "--state-dir"])
+        .arg(dir.path().join("state"))
+        .args(["chat", "history", "general"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no broker of the topology is running"),
+        "{err}"
+    );
+    assert!(err.contains("--server HOST:PORT"), "{err}");
+}

@@ -141,9 +141,14 @@ fn servers(topology: &Topology, server: Option<&str>) -> Result<Vec<String>, Str
                 .filter_map(|n| Some(format!("{}:{}", n.address, n.port?)))
                 .collect();
             if addrs.is_empty() {
-                return Err(
-                    "the topology has no chat server with a port: pass --server HOST:PORT".into(),
-                );
+                let what = match chat.first().map(|n| n.kind) {
+                    Some(NodeKind::Broker) => "broker",
+                    _ => "chat server",
+                };
+                return Err(format!(
+                    "no {what} of the topology is running (none found in its state directory), \
+                     and none has a port in the file: start the cluster, or pass --server HOST:PORT"
+                ));
             }
             Ok(addrs)
         }
