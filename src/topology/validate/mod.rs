@@ -151,6 +151,19 @@ pub fn validate(
             }
         }
     }
+    // The time master is the primary: without a master, nothing corrects the clocks.
+    if topology.policies.clock.is_some()
+        && !topology.nodes.iter().any(|n| n.kind == NodeKind::Master)
+        && let Some(span) = policy_spans.get("clock")
+    {
+        v.diags.push(
+            Diagnostic::warning(*span, "no master to be the time master")
+                .with_label(
+                    "the primary runs the Berkeley rounds; without one the clocks run as they are",
+                )
+                .with_hint("add a coordinator: `node coordinator { type master }`"),
+        );
+    }
     diagnostics.sort_by_key(|d| d.span.start);
     topology
 }
