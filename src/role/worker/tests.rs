@@ -1,0 +1,461 @@
+//! The worker role on its own: terms, clocks, results kept until acknowledged, moves.
+use super::*;
+
+fn worker() -> Worker {
+    Worker::new(WorkerConfig {
+        name: "w".into(),
+        slots: 1,
+        heartbeat_ms: 100,
+        cluster: "default".into(),
+    })
+}
+
+fn from_coordinator(term: u64, message: Message) -> Input {
+    Input::Received(Envelope {
+        from: "c".into(),
+        clock: 10,
+        term: Some(term),
+        message,
+    })
+}
+
+fn sent(out: &[Output]) -> Vec<&Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(e) => Some(&e.message),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_a_udp_token_heartbeats_are_datagrams_and_a_new_connection_starts_without_one() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let registered = Message::Registered {
+        heartbeat_ms: 100,
+        udp_token: Some("abc123".into()),
+    };
+    w.step(1, from_coordinator(1, registered));
+    let out = w.step(200, Input::Tick);
+    let [Output::Datagram(env)] = out.as_slice() else {
+        panic!("one datagram: {out:?}");
+    };
+    assert_eq!(
+        env.message,
+        Message::Heartbeat {
+            running: Some(vec![]),
+            token: Some("abc123".into())
+        }
+    );
+    // Reconnected: heartbeats go on the connection until a new token comes.
+    w.step(300, Input::Disconnected);
+    w.step(301, Input::Connected);
+    let out = w.step(500, Input::Tick);
+    assert!(
+        sent(&out)
+            .iter()
+            .any(|m| matches!(m, Message::Heartbeat { token: None, .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_clock_poll_is_answered_with_the_wall_clock_and_an_adjustment_is_carried_out() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    w.set_wall_clock(1_700_000_000_123);
+    let out = w.step(5, from_coordinator(1, Message::ClockPoll { round: 4 }));
+    assert_eq!(
+        sent(&out),
+        [&Message::ClockReading {
+            round: 4,
+            clock_ms: 1_700_000_000_123
+        }]
+    );
+    let adjust = |ms| {
+        from_coordinator(
+            1,
+            Message::ClockAdjust {
+                round: 4,
+                adjust_ms: ms,
+            },
+        )
+    };
+    assert_eq!(w.step(6, adjust(-250)), [Output::AdjustClock(-250)]);
+    // However far a hostile coordinator says, the move stays within a day.
+    let max = crate::role::coordinator::MAX_ADJUST_MS;
+    assert_eq!(w.step(7, adjust(i64::MIN)), [Output::AdjustClock(-max)]);
+}
+
+#[test]
+fn an_order_stamped_far_ahead_is_refused_and_the_clock_stays() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let assign = Input::Received(Envelope {
+        from: "c".into(),
+        clock: u64::MAX,
+        term: Some(1),
+        message: Message::Assign {
+            job: JobId(1),
+            data: "x".into(),
+            attempt: 1,
+        },
+    });
+    let out = w.step(1, assign);
+    assert!(!out.iter().any(|o| matches!(o, Output::Run { .. })));
+    let Some(Output::Send(reply)) = out.iter().find(|o| matches!(o, Output::Send(_))) else {
+        panic!("{out:?}");
+    };
+    assert!(
+        matches!(&reply.message, Message::Error { message } if message.contains("too far ahead"))
+    );
+    assert!(reply.clock < 100, "the clock did not jump: {reply:?}");
+}
+
+#[test]
+fn results_made_while_disconnected_are_sent_after_registering_again() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let out = w.step(
+        1,
+        from_coordinator(
+            1,
+            Message::Assign {
+                job: JobId(1),
+                data: "x".into(),
+                attempt: 1,
+            },
+        ),
+    );
+    assert!(out.contains(&Output::Run {
+        job: JobId(1),
+        data: "x".into()
+    }));
+    w.step(2, Input::Disconnected);
+    assert!(
+        sent(&w.step(
+            3,
+            Input::Finished {
+                job: JobId(1),
+                outcome: Ok("r".into())
+            }
+        ))
+        .is_empty()
+    );
+    let out = w.step(4, Input::Connected);
+    assert_eq!(
+        sent(&out),
+        [
+            // JOB-1 is still this worker's: its result is on the way.
+            &Message::Register {
+                slots: 1,
+                running: vec![JobId(1)],
+                owner: None
+            },
+            &Message::JobDone {
+                job: JobId(1),
+                result: "r".into(),
+                attempt: Some(1),
+            }
+        ]
+    );
+}
+
+/// A worker that ran JOB-1 and sent its result, which nobody has acknowledged yet.
+fn with_result_sent() -> Worker {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let assign = Message::Assign {
+        job: JobId(1),
+        data: "x".into(),
+        attempt: 1,
+    };
+    w.step(1, from_coordinator(1, assign));
+    let done = w.step(
+        10,
+        Input::Finished {
+            job: JobId(1),
+            outcome: Ok("r".into()),
+        },
+    );
+    assert!(matches!(sent(&done)[..], [Message::JobDone { .. }]));
+    w
+}
+
+#[test]
+fn a_result_is_sent_again_until_acknowledged_with_growing_pauses() {
+    let mut w = with_result_sent();
+    let result_sends = |w: &mut Worker, at: Millis| {
+        sent(&w.step(at, Input::Tick))
+            .into_iter()
+            .filter(|m| matches!(m, Message::JobDone { .. }))
+            .count()
+    };
+    assert_eq!(result_sends(&mut w, 10 + RESEND_FIRST_MS - 1), 0);
+    assert_eq!(result_sends(&mut w, 10 + RESEND_FIRST_MS), 1);
+    // The next pause is twice as long.
+    let second = 10 + RESEND_FIRST_MS;
+    assert_eq!(result_sends(&mut w, second + RESEND_FIRST_MS), 0);
+    assert_eq!(result_sends(&mut w, second + 2 * RESEND_FIRST_MS), 1);
+    w.step(
+        2_000,
+        from_coordinator(
+            1,
+            Message::ResultAck {
+                job: JobId(1),
+                attempt: Some(1),
+            },
+        ),
+    );
+    assert_eq!(w.unacknowledged().count(), 0);
+    assert_eq!(result_sends(&mut w, 60_000), 0);
+}
+
+#[test]
+fn an_assign_for_a_job_that_ended_sends_its_result_instead_of_running_it_again() {
+    let mut w = with_result_sent();
+    let again = Message::Assign {
+        job: JobId(1),
+        data: "x".into(),
+        attempt: 1,
+    };
+    let out = w.step(20, from_coordinator(1, again));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Run { .. })),
+        "{out:?}"
+    );
+    assert!(
+        matches!(sent(&out)[..], [Message::JobDone { .. }]),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_retry_runs_even_while_the_failure_of_the_run_before_is_unacknowledged() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let assign = |attempt| Message::Assign {
+        job: JobId(1),
+        data: "x".into(),
+        attempt,
+    };
+    w.step(1, from_coordinator(1, assign(1)));
+    let failed = Input::Finished {
+        job: JobId(1),
+        outcome: Err("disk full".into()),
+    };
+    w.step(2, failed);
+    let out = w.step(3, from_coordinator(1, assign(2)));
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Run { .. })),
+        "{out:?}"
+    );
+    // The late acknowledgement of the first run leaves the second alone.
+    let late_ack = Message::ResultAck {
+        job: JobId(1),
+        attempt: Some(1),
+    };
+    w.step(4, from_coordinator(1, late_ack));
+    assert_eq!(w.running().collect::<Vec<_>>(), [JobId(1)]);
+}
+
+#[test]
+fn unacknowledged_results_go_to_a_new_primary_at_once() {
+    let mut w = with_result_sent();
+    w.step(20, Input::Disconnected);
+    let out = w.step(30, Input::Connected);
+    let kinds: Vec<&Message> = sent(&out);
+    assert!(matches!(kinds[0], Message::Register { .. }), "{kinds:?}");
+    assert!(matches!(kinds[1], Message::JobDone { .. }), "{kinds:?}");
+}
+
+#[test]
+fn a_register_the_coordinator_never_got_is_sent_again_when_it_says_so() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let not_registered = || {
+        from_coordinator(
+            1,
+            Message::Error {
+                message: format!("{NOT_REGISTERED}: this message is for workers"),
+            },
+        )
+    };
+    // Too soon after the first: the answer may still be on its way.
+    assert!(sent(&w.step(500, not_registered())).is_empty());
+    let out = w.step(1200, not_registered());
+    assert!(matches!(sent(&out)[..], [Message::Register { .. }]));
+    // Once a second at most, however many errors come.
+    assert!(sent(&w.step(1300, not_registered())).is_empty());
+}
+
+#[test]
+fn orders_from_an_older_term_are_refused() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    w.step(1, from_coordinator(2, Message::Pong));
+    let out = w.step(
+        2,
+        from_coordinator(
+            1,
+            Message::Assign {
+                job: JobId(1),
+                data: "x".into(),
+                attempt: 1,
+            },
+        ),
+    );
+    assert!(matches!(sent(&out)[..], [Message::Error { .. }]));
+    assert_eq!(w.running().count(), 0);
+}
+
+#[test]
+fn heartbeats_on_time_and_cancel_stops_a_job() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    assert!(sent(&w.step(50, Input::Tick)).is_empty());
+    w.step(
+        60,
+        from_coordinator(
+            1,
+            Message::Assign {
+                job: JobId(5),
+                data: "x".into(),
+                attempt: 1,
+            },
+        ),
+    );
+    let out = w.step(100, Input::Tick);
+    assert_eq!(
+        sent(&out),
+        [&Message::Heartbeat {
+            running: Some(vec![JobId(5)]),
+            token: None
+        }]
+    );
+    let out = w.step(110, from_coordinator(1, Message::Cancel { job: JobId(5) }));
+    assert_eq!(out, [Output::Stop(JobId(5))]);
+    // A result for a cancelled job is dropped.
+    assert!(
+        w.step(
+            120,
+            Input::Finished {
+                job: JobId(5),
+                outcome: Ok("late".into())
+            }
+        )
+        .is_empty()
+    );
+}
+
+fn moves(out: &[Output]) -> Vec<&Option<Lent>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Move(to) => Some(to),
+            _ => None,
+        })
+        .collect()
+}
+
+fn redirect() -> Input {
+    from_coordinator(
+        1,
+        Message::Redirect {
+            to: "server-1".into(),
+            cluster: "east".into(),
+            address: "127.0.0.1:7800".into(),
+        },
+    )
+}
+
+#[test]
+fn a_lent_worker_finishes_its_job_moves_registers_with_its_owner_and_goes_home() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    let assign = Message::Assign {
+        job: JobId(1),
+        data: "sleep 1s".into(),
+        attempt: 1,
+    };
+    w.step(1, from_coordinator(1, assign));
+    // Lent while it still runs a job: it moves only once the result is acknowledged.
+    assert!(moves(&w.step(2, redirect())).is_empty());
+    let done = Input::Finished {
+        job: JobId(1),
+        outcome: Ok("ok".into()),
+    };
+    assert!(moves(&w.step(3, done)).is_empty());
+    let ack = Message::ResultAck {
+        job: JobId(1),
+        attempt: Some(1),
+    };
+    let out = w.step(4, from_coordinator(1, ack));
+    assert_eq!(
+        moves(&out),
+        [&Some(Lent {
+            cluster: "east".into(),
+            master: "server-1".into(),
+            address: "127.0.0.1:7800".into(),
+        })]
+    );
+    // The connection it left closes: no going home for that.
+    assert!(moves(&w.step(5, Input::Disconnected)).is_empty());
+    // At the borrower (whose terms are its own) it introduces itself with its owner.
+    let out = w.step(6, Input::Connected);
+    assert!(matches!(
+        sent(&out)[..],
+        [Message::Register { owner: Some(owner), .. }] if owner == "default"
+    ));
+    w.step(
+        7,
+        from_coordinator(
+            1,
+            Message::Registered {
+                heartbeat_ms: 100,
+                udp_token: None,
+            },
+        ),
+    );
+    // A second redirect while lent is not obeyed.
+    assert!(moves(&w.step(8, redirect())).is_empty());
+    // The borrower gives it back.
+    let back = Message::Return {
+        to: "coordinator".into(),
+        cluster: "default".into(),
+        address: "127.0.0.1:7400".into(),
+    };
+    assert_eq!(moves(&w.step(9, from_coordinator(1, back))), [&None]);
+    w.step(10, Input::Disconnected);
+    let out = w.step(11, Input::Connected);
+    assert!(matches!(
+        sent(&out)[..],
+        [Message::Register { owner: None, .. }]
+    ));
+}
+
+#[test]
+fn a_lent_worker_that_loses_its_borrower_stops_its_jobs_and_goes_home_at_once() {
+    let mut w = worker();
+    w.step(0, Input::Connected);
+    w.step(1, redirect());
+    w.step(2, Input::Disconnected);
+    w.step(3, Input::Connected);
+    let assign = Message::Assign {
+        job: JobId(7),
+        data: "sleep 1s".into(),
+        attempt: 1,
+    };
+    w.step(4, from_coordinator(1, assign));
+    let out = w.step(5, Input::Disconnected);
+    assert_eq!(moves(&out), [&None]);
+    assert!(out.contains(&Output::Stop(JobId(7))));
+    assert!(w.lent().is_none());
+    // A return that does not fit (it is at home) changes nothing.
+    let back = Message::Return {
+        to: "x".into(),
+        cluster: "default".into(),
+        address: "x:1".into(),
+    };
+    assert!(moves(&w.step(6, from_coordinator(1, back))).is_empty());
+}
