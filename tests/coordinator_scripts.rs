@@ -88,6 +88,7 @@ fn configure(config: &mut CoordinatorConfig, args: &str) {
                     outlier: Duration::from_millis(n[2]),
                 });
             }
+            "bot" => config.bots.push(value.into()),
             "time_peer" => config
                 .time_peers
                 .push(tcluster::role::coordinator::PeerMaster {

@@ -47,8 +47,8 @@ fn drift_two_skewed_clocks_are_brought_back_and_the_new_primary_carries_on() {
             _ => offsets.push(node["clock_offset_ms"].as_i64().expect("read")),
         }
     }
-    // Four workers, the backup (now primary) and the chat server.
-    assert_eq!(offsets.len(), 6, "{report}");
+    // Four workers, the backup (now primary), the chat server and the bot.
+    assert_eq!(offsets.len(), 7, "{report}");
     let spread = offsets.iter().max().unwrap() - offsets.iter().min().unwrap();
     assert!(
         spread <= 200,

@@ -63,7 +63,9 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
             shutdown.clone(),
         )
     });
-    let mut coordinator = (wants_jobs && !options.masters.is_empty()).then(|| {
+    // The primary also reads its clock, with `policy clock`.
+    let wants_primary = wants_jobs || options.config.clock_sync;
+    let mut coordinator = (wants_primary && !options.masters.is_empty()).then(|| {
         Link::spawn(
             addresses(&options.masters),
             options.name.clone(),
@@ -118,8 +120,13 @@ pub async fn run(options: BotOptions, shutdown: CancellationToken) {
                 LinkNews::Message(m) => Input::FromCoordinator(m),
             },
         };
+        bot.set_wall_clock(options.control.wall_ms());
         for output in bot.step(input) {
             match output {
+                Output::AdjustClock(ms) => {
+                    info!(by_ms = ms, "clock adjusted by the time master");
+                    options.control.adjust(ms);
+                }
                 Output::ToChat(m) => {
                     if let Some(link) = &chat {
                         link.send(m);

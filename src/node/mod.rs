@@ -488,6 +488,12 @@ async fn run_bot(
             .into_iter()
             .map(|a| (a.clone(), a))
             .collect(),
+        // Only for the time master to read its clock: no master is no error.
+        None if topology.policies.clock.is_some() => master_addresses(topology, &node.cluster)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.clone(), a))
+            .collect(),
         None => Vec::new(),
     };
     let chat_servers = chat_servers(topology, &options);
@@ -505,6 +511,7 @@ async fn run_bot(
             jobs_per_second: settings.jobs_per_second,
             job: settings.job,
             seed: seed_from_env() ^ number as u64,
+            clock_sync: topology.policies.clock.is_some(),
         },
         masters,
         chat_servers,

@@ -359,6 +359,9 @@ pub enum Message {
     // ----- clocks (policy clock: Berkeley) -----
     /// Time master to a node: what does your clock read? (`round` numbers the rounds.)
     ClockPoll { round: u64 },
+    /// A bot to the primary: read my clock too (it has no other connection the time master
+    /// could poll it on). Only from a bot of the topology, by its node name in `from`.
+    ClockJoin,
     /// A node's answer: its clock, in milliseconds since 1970-01-01 UTC.
     ClockReading { round: u64, clock_ms: i64 },
     /// Time master to a node: move your clock by `adjust_ms` (ahead at once; back by running

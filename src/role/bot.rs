@@ -32,6 +32,8 @@ pub struct BotConfig {
     pub job: String,
     /// Seed of its random choices.
     pub seed: u64,
+    /// `policy clock`: it asks the primary to read its clock too (`clock_join`).
+    pub clock_sync: bool,
 }
 
 /// The chat login of the `n`th bot of a topology (1-based): `bot_0001`.
@@ -67,6 +69,8 @@ pub enum Output {
     ToCoordinator(Message),
     /// Something worth a line in the log.
     Log(String),
+    /// Move this node's clock by this many milliseconds (the time master said so).
+    AdjustClock(i64),
 }
 
 /// What a bot has done so far.
@@ -100,6 +104,8 @@ pub struct Bot {
     stats: BotStats,
     /// The last refusal logged, so a repeated one is logged once.
     last_refusal: Option<String>,
+    /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
+    wall_ms: i64,
 }
 
 /// Things a bot says, with a number appended so every post is told apart.
@@ -132,6 +138,7 @@ impl Bot {
             posts_made: 0,
             stats: BotStats::default(),
             last_refusal: None,
+            wall_ms: 0,
         };
         bot.next_post = bot.gap(bot.config.posts_per_second);
         bot.next_job = bot.gap(bot.config.jobs_per_second);
@@ -141,6 +148,12 @@ impl Bot {
     /// What it has done so far.
     pub fn stats(&self) -> BotStats {
         self.stats
+    }
+
+    /// The driver's reading of this node's wall clock, before each step (what a time master's
+    /// `clock_poll` is answered with).
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.wall_ms = unix_ms;
     }
 
     /// Its settings.
@@ -177,7 +190,12 @@ impl Bot {
                 }
             }
             Input::ChatDown => self.chat_up = false,
-            Input::CoordinatorUp => self.coordinator_up = true,
+            Input::CoordinatorUp => {
+                self.coordinator_up = true;
+                if self.config.clock_sync {
+                    out.push(Output::ToCoordinator(Message::ClockJoin));
+                }
+            }
             Input::CoordinatorDown => self.coordinator_up = false,
             Input::FromChat(message) => match message {
                 Message::ChatDone { entry: Some(e) }
@@ -189,6 +207,18 @@ impl Bot {
                 _ => {}
             },
             Input::FromCoordinator(message) => match message {
+                // Berkeley: the primary reads its clock, then moves it.
+                Message::ClockPoll { round } => {
+                    let clock_ms = self.wall_ms;
+                    out.push(Output::ToCoordinator(Message::ClockReading {
+                        round,
+                        clock_ms,
+                    }));
+                }
+                Message::ClockAdjust { adjust_ms, .. } => {
+                    let max = crate::role::coordinator::MAX_ADJUST_MS;
+                    out.push(Output::AdjustClock(adjust_ms.clamp(-max, max)));
+                }
                 Message::Accepted { jobs, last } => {
                     self.stats.submitted +=
                         crate::protocol::message::accepted_ids(&jobs, last).len() as u64
@@ -268,6 +298,7 @@ mod tests {
             jobs_per_second: jobs,
             job: "sleep 10ms".into(),
             seed: 42,
+            clock_sync: false,
         }
     }
 
@@ -370,5 +401,32 @@ mod tests {
         bot.step(Input::ChatUp);
         bot.step(Input::CoordinatorUp);
         assert!(run(&mut bot, 0, 100_000).is_empty());
+    }
+
+    #[test]
+    fn with_policy_clock_it_joins_the_rounds_and_answers_them() {
+        let mut bot = Bot::new(BotConfig {
+            clock_sync: true,
+            ..config(0.0, 0.0)
+        });
+        let out = bot.step(Input::CoordinatorUp);
+        assert_eq!(out, [Output::ToCoordinator(Message::ClockJoin)]);
+        bot.set_wall_clock(1_234);
+        let out = bot.step(Input::FromCoordinator(Message::ClockPoll { round: 2 }));
+        assert_eq!(
+            out,
+            [Output::ToCoordinator(Message::ClockReading {
+                round: 2,
+                clock_ms: 1_234
+            })]
+        );
+        let adjust = Message::ClockAdjust {
+            round: 2,
+            adjust_ms: 30,
+        };
+        assert_eq!(
+            bot.step(Input::FromCoordinator(adjust)),
+            [Output::AdjustClock(30)]
+        );
     }
 }

@@ -60,6 +60,8 @@ pub struct CoordinatorConfig {
     /// The chat servers whose clocks the time master reads too (over a kept connection each,
     /// proving the peer secret as a master).
     pub time_peers: Vec<PeerMaster>,
+    /// The bots of the topology: one that says `clock_join` is polled on its connection too.
+    pub bots: Vec<String>,
     /// The other clusters: their masters, for lending and peer heartbeats.
     pub clusters: Vec<PeerCluster>,
     /// Where this master listens, as the masters of other clusters and lent workers reach it
@@ -154,6 +156,10 @@ impl CoordinatorConfig {
             lending: p.lending.filter(|_| topology.has_clusters()),
             clock_sync: p.clock,
             time_peers: Vec::new(),
+            bots: topology
+                .nodes_of(crate::topology::NodeKind::Bot)
+                .map(|n| n.name.clone())
+                .collect(),
             clusters: topology
                 .clusters()
                 .into_iter()
@@ -226,6 +232,7 @@ impl CoordinatorConfig {
             lending: None,
             clock_sync: None,
             time_peers: Vec::new(),
+            bots: Vec::new(),
             clusters: Vec::new(),
             address: None,
         }

@@ -302,6 +302,7 @@ impl Coordinator {
             }
             Message::Heartbeat { running, .. } => self.heartbeat(conn, running),
             Message::ClockReading { round, clock_ms } => self.clock_read(conn, round, clock_ms),
+            Message::ClockJoin => self.clock_join(conn, &from),
             Message::Started { job } => self.job_started(conn, job),
             Message::Progress { job, percent } => self.job_progress(conn, job, percent),
             Message::JobDone {

@@ -38,6 +38,8 @@ pub(super) struct TimeKeeping {
     last_round: Option<Millis>,
     /// The round waiting for readings.
     open: Option<Round>,
+    /// Bots that asked to be read (`clock_join`), on their connections.
+    bots: BTreeMap<String, ConnId>,
 }
 
 /// One round of polls.
@@ -97,6 +99,15 @@ impl Coordinator {
             .map(|(name, conn)| (name.clone(), *conn))
             .collect();
         workers.sort();
+        // … the bots that joined (on the connection they joined on, if still open) …
+        let conns = &self.conns;
+        self.time.bots.retain(|_, conn| conns.contains_key(conn));
+        workers.extend(
+            self.time
+                .bots
+                .iter()
+                .map(|(name, conn)| (name.clone(), *conn)),
+        );
         // … and the backups following it.
         workers.extend(
             self.primary()
@@ -285,6 +296,20 @@ impl Coordinator {
             adjusted,
             silent: missing,
         });
+    }
+
+    /// `clock_join` from a bot of the topology (by its node name): read its clock too, on this
+    /// connection, from the next round on. Anyone else is refused.
+    pub(super) fn clock_join(&mut self, conn: ConnId, from: &str) {
+        if self.config.clock_sync.is_none() || !self.config.bots.iter().any(|b| b == from) {
+            self.refused.rules += 1;
+            let message = format!(
+                "`clock_join` is for the bots of this topology under policy clock; `{from}` is not one"
+            );
+            self.send(conn, Message::Error { message });
+            return;
+        }
+        self.time.bots.insert(from.to_string(), conn);
     }
 
     /// A node's side, for a backup (its primary polls it like a worker).
