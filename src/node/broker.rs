@@ -144,6 +144,7 @@ async fn serve(
             }
         };
         let now = driver.control.now(driver.started);
+        driver.broker.set_wall_clock(driver.control.wall_ms());
         for output in driver.broker.step(now, input) {
             driver.carry_out(output);
         }
@@ -260,6 +261,10 @@ impl Driver {
                 if let Some((_, cancel)) = self.ups.remove(&(conn, server)) {
                     cancel.cancel();
                 }
+            }
+            Output::AdjustClock(ms) => {
+                info!(by_ms = ms, "clock adjusted by the time master");
+                self.control.adjust(ms);
             }
         }
     }

@@ -182,7 +182,7 @@ async fn run_master(
     // With `policy clock`, the chat servers whose clocks it reads as time master: the
     // launcher's shaped links (`name=host:port`), or the addresses the topology gives.
     if config.clock_sync.is_some() {
-        config.time_peers = chat_servers(topology, &options)
+        config.time_peers = time_peers(topology, &options)
             .into_iter()
             .map(|(name, address)| PeerMaster {
                 name,
@@ -430,6 +430,20 @@ fn chat_servers(topology: &Topology, options: &NodeOptions) -> Vec<(String, Stri
     }
 }
 
+/// The servers besides its workers and backups whose clocks a time master reads: chat servers
+/// and brokers, as the launcher's shaped links (`name=host:port`) or the topology's addresses.
+fn time_peers(topology: &Topology, options: &NodeOptions) -> Vec<(String, String)> {
+    match &options.chat {
+        Some(list) => address_list(list),
+        None => topology
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Chat | NodeKind::Broker))
+            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
+            .collect(),
+    }
+}
+
 /// A broker: its listener, and the chat servers it forwards to.
 async fn run_broker(
     topology: &Topology,
@@ -455,6 +469,10 @@ async fn run_broker(
         peer_key: topology.peer_key(),
         // Unique to this run of the broker, so no request id is ever used twice.
         run: format!("{name}.{}", crate::clock::system_ms()),
+        masters: topology
+            .nodes_of(NodeKind::Master)
+            .map(|n| n.name.clone())
+            .collect(),
     };
     announce_ready(name, &options, local);
     broker::run(

@@ -50,6 +50,8 @@ pub struct BrokerConfig {
     pub peer_key: String,
     /// Unique to this run of the broker: the first part of every request id.
     pub run: String,
+    /// The masters of the topology: as primary, one of them reads the broker's clock.
+    pub masters: Vec<String>,
 }
 
 /// What the driver hands the broker.
@@ -98,6 +100,8 @@ pub enum Output {
     },
     /// Close that upstream.
     CloseUp { conn: ConnId, server: usize },
+    /// Move this node's clock by this many milliseconds (the time master said so).
+    AdjustClock(i64),
 }
 
 /// A request on its way to a server.
@@ -164,6 +168,8 @@ pub struct Broker {
     retried: u64,
     failed: u64,
     nonces: u64,
+    /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
+    wall_ms: i64,
     out: Vec<Output>,
 }
 
@@ -188,8 +194,15 @@ impl Broker {
             retried: 0,
             failed: 0,
             nonces: 0,
+            wall_ms: 0,
             out: Vec::new(),
         }
+    }
+
+    /// The driver's reading of this node's wall clock, before each step (what a time master's
+    /// `clock_poll` is answered with).
+    pub fn set_wall_clock(&mut self, unix_ms: i64) {
+        self.wall_ms = unix_ms;
     }
 
     /// Requests sent to each server so far, by name (the round robin, counted).
@@ -285,6 +298,32 @@ impl Broker {
             }
             Message::Ping => self.reply(conn, Message::Pong),
             Message::Pong => {}
+            // Berkeley: the time master (a master of the topology, proven with the peer
+            // secret) reads this broker's clock, or moves it (answered with the clock as moved).
+            message @ (Message::ClockPoll { .. } | Message::ClockAdjust { .. }) => {
+                let master = matches!(&client.proven,
+                    Some((name, PeerRole::Master)) if self.config.masters.contains(name));
+                if !master {
+                    let kind = message.kind();
+                    return self.error(
+                        conn,
+                        format!("`{kind}` is accepted only from a master of this topology, proven with the peer secret"),
+                    );
+                }
+                let max = crate::role::coordinator::MAX_ADJUST_MS;
+                let round = match message {
+                    Message::ClockAdjust { round, adjust_ms } => {
+                        let by = adjust_ms.clamp(-max, max);
+                        self.out.push(Output::AdjustClock(by));
+                        self.wall_ms = self.wall_ms.saturating_add(by);
+                        round
+                    }
+                    Message::ClockPoll { round } => round,
+                    _ => return,
+                };
+                let clock_ms = self.wall_ms;
+                self.reply(conn, Message::ClockReading { round, clock_ms });
+            }
             message @ Message::ChatLogin { .. } => {
                 client.login = Some(message.clone());
                 let feed = client.feed;

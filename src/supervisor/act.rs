@@ -243,7 +243,13 @@ impl Supervisor {
                 if self.topology.policies.clock.is_some()
                     && matches!(
                         kind(node),
-                        Some(NodeKind::Worker | NodeKind::Master | NodeKind::Chat)
+                        Some(
+                            NodeKind::Worker
+                                | NodeKind::Master
+                                | NodeKind::Chat
+                                | NodeKind::Broker
+                                | NodeKind::Bot
+                        )
                     ) =>
             {
                 Watch::Clock(

@@ -29,10 +29,17 @@ impl Supervisor {
             .collect();
         self.link_peers(&masters).await?;
         self.link_peers(&chat_servers).await?;
-        // With `policy clock`, each master reads the chat servers' clocks over shaped links.
-        if self.topology.policies.clock.is_some() && !chat_servers.is_empty() {
+        // With `policy clock`, each master reads the chat servers' and brokers' clocks over
+        // shaped links.
+        let time_peers: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| matches!(self.nodes[*n].node.kind, NodeKind::Chat | NodeKind::Broker))
+            .cloned()
+            .collect();
+        if self.topology.policies.clock.is_some() && !time_peers.is_empty() {
             for name in &masters {
-                let links = self.named_links_to(name, &chat_servers).await?;
+                let links = self.named_links_to(name, &time_peers).await?;
                 if let Some(m) = self.nodes.get_mut(name) {
                     m.chat_links = Some(links);
                 }

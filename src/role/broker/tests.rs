@@ -41,6 +41,7 @@ impl Rig {
             secret: None,
             peer_key: String::new(),
             run: "run1".into(),
+            masters: vec!["m".into()],
         });
         let mut rig = Rig {
             broker,
@@ -360,4 +361,53 @@ fn a_login_whose_server_dies_before_answering_is_answered_once_by_the_next() {
         rig.to_client
     );
     assert_eq!(rig.broker.clients[&1].feed, Some(1 - first));
+}
+
+#[test]
+fn only_a_proven_master_reads_and_moves_the_brokers_clock() {
+    let mut rig = Rig::new();
+    rig.broker.set_wall_clock(5_000);
+    rig.client(Message::ClockPoll { round: 1 });
+    assert!(
+        matches!(rig.to_client.last(), Some(Message::Error { .. })),
+        "{:?}",
+        rig.to_client
+    );
+    // A master proves the peer secret on connection 2.
+    let hello = Message::Hello {
+        role: PeerRole::Master,
+        nonce: None,
+    };
+    rig.broker.step(0, Input::Connected(2));
+    let out = rig.broker.step(0, Input::Received(2, env("m", hello)));
+    let Some(Output::Send(2, challenge)) = out.first() else {
+        panic!("{out:?}");
+    };
+    let Message::Challenge { nonce, .. } = &challenge.message else {
+        panic!("{challenge:?}");
+    };
+    let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "m");
+    rig.broker
+        .step(0, Input::Received(2, env("m", Message::Auth { proof })));
+    let reading = |out: &[Output]| {
+        out.iter().find_map(|o| match o {
+            Output::Send(2, e) => match e.message {
+                Message::ClockReading { clock_ms, .. } => Some(clock_ms),
+                _ => None,
+            },
+            _ => None,
+        })
+    };
+    let out = rig.broker.step(
+        0,
+        Input::Received(2, env("m", Message::ClockPoll { round: 4 })),
+    );
+    assert_eq!(reading(&out), Some(5_000));
+    let adjust = Message::ClockAdjust {
+        round: 4,
+        adjust_ms: 250,
+    };
+    let out = rig.broker.step(0, Input::Received(2, env("m", adjust)));
+    assert!(out.contains(&Output::AdjustClock(250)), "{out:?}");
+    assert_eq!(reading(&out), Some(5_250));
 }
