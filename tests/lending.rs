@@ -124,11 +124,7 @@ fn a_borrower_cut_off_loses_its_lent_workers_to_their_home_and_finishes_after_th
 /// jobs and obeys `return`. Skipped (and says so) where python3 is not installed.
 #[test]
 fn a_students_python_worker_is_lent_and_comes_home() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python {
+    if !python3_installed() {
         eprintln!("python3 is not installed: skipped");
         return;
     }

@@ -8,13 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-fn python3() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn python_worker(dir: &std::path::Path, addr: &str, name: &str, secret: Option<&str>) -> Proc {
     let mut command = Command::new("python3");
     command
@@ -91,7 +84,7 @@ fn authenticate(line: &mut Line, secret: &str, name: &str) {
 
 #[test]
 fn the_python_example_worker_runs_jobs() {
-    if !python3() {
+    if !python3_installed() {
         eprintln!("skipped: python3 is not installed");
         return;
     }
@@ -104,7 +97,7 @@ fn the_python_example_worker_runs_jobs() {
 
 #[test]
 fn the_python_example_worker_authenticates_with_a_secret() {
-    if !python3() {
+    if !python3_installed() {
         eprintln!("skipped: python3 is not installed");
         return;
     }

@@ -61,11 +61,7 @@ fn drift_two_skewed_clocks_are_brought_back_and_the_new_primary_carries_on() {
 /// polled. Skipped (and says so) where python3 is not installed.
 #[test]
 fn a_students_python_worker_answers_the_clock_polls() {
-    let python = std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !python {
+    if !python3_installed() {
         eprintln!("python3 is not installed: skipped");
         return;
     }

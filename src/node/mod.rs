@@ -182,7 +182,8 @@ async fn run_master(
     // With `policy clock`, the chat servers whose clocks it reads as time master: the
     // launcher's shaped links (`name=host:port`), or the addresses the topology gives.
     if config.clock_sync.is_some() {
-        config.time_peers = time_peers(topology, &options)
+        // Besides its workers and backups: the chat servers and brokers.
+        config.time_peers = servers_of(topology, &options, &[NodeKind::Chat, NodeKind::Broker])
             .into_iter()
             .map(|(name, address)| PeerMaster {
                 name,
@@ -418,30 +419,27 @@ async fn run_chat(
     Ok(())
 }
 
-/// The chat servers a node talks to: `name=host:port` pairs from the launcher (shaped links),
-/// or the addresses the topology gives.
-fn chat_servers(topology: &Topology, options: &NodeOptions) -> Vec<(String, String)> {
-    match &options.chat {
-        Some(list) => address_list(list),
-        None => topology
-            .nodes_of(NodeKind::Chat)
-            .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
-            .collect(),
-    }
-}
-
-/// The servers besides its workers and backups whose clocks a time master reads: chat servers
-/// and brokers, as the launcher's shaped links (`name=host:port`) or the topology's addresses.
-fn time_peers(topology: &Topology, options: &NodeOptions) -> Vec<(String, String)> {
+/// The servers of these kinds a node talks to: the launcher's shaped links (`name=host:port`
+/// pairs, `--chat`), or the topology's addresses of those that have a port.
+fn servers_of(
+    topology: &Topology,
+    options: &NodeOptions,
+    kinds: &[NodeKind],
+) -> Vec<(String, String)> {
     match &options.chat {
         Some(list) => address_list(list),
         None => topology
             .nodes
             .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Chat | NodeKind::Broker))
+            .filter(|n| kinds.contains(&n.kind))
             .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))))
             .collect(),
     }
+}
+
+/// The chat servers a bot or broker talks to.
+fn chat_servers(topology: &Topology, options: &NodeOptions) -> Vec<(String, String)> {
+    servers_of(topology, options, &[NodeKind::Chat])
 }
 
 /// A broker: its listener, and the chat servers it forwards to.

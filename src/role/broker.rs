@@ -303,26 +303,13 @@ impl Broker {
             message @ (Message::ClockPoll { .. } | Message::ClockAdjust { .. }) => {
                 let master = matches!(&client.proven,
                     Some((name, PeerRole::Master)) if self.config.masters.contains(name));
-                if !master {
-                    let kind = message.kind();
-                    return self.error(
-                        conn,
-                        format!("`{kind}` is accepted only from a master of this topology, proven with the peer secret"),
-                    );
-                }
-                let max = crate::role::coordinator::MAX_ADJUST_MS;
-                let round = match message {
-                    Message::ClockAdjust { round, adjust_ms } => {
-                        let by = adjust_ms.clamp(-max, max);
-                        self.out.push(Output::AdjustClock(by));
-                        self.wall_ms = self.wall_ms.saturating_add(by);
-                        round
-                    }
-                    Message::ClockPoll { round } => round,
-                    _ => return,
-                };
-                let clock_ms = self.wall_ms;
-                self.reply(conn, Message::ClockReading { round, clock_ms });
+                let (moved, answer) = crate::role::coordinator::answer_time_master(
+                    &message,
+                    master,
+                    &mut self.wall_ms,
+                );
+                self.out.extend(moved.map(Output::AdjustClock));
+                self.reply(conn, answer);
             }
             message @ Message::ChatLogin { .. } => {
                 client.login = Some(message.clone());

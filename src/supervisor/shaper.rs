@@ -230,24 +230,9 @@ impl LinkShaper {
             };
             let Ok((n, _)) = received else { continue };
             let datagram = &buf[..n];
-            let delay = {
-                let mut links = self.write();
-                let state = links.entry(key.clone()).or_default();
-                let lost =
-                    state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
-                if state.cut || lost {
-                    state.dropped += 1;
-                    None
-                } else {
-                    state.carried += 1;
-                    let jitter = if state.link.jitter.is_zero() {
-                        Duration::ZERO
-                    } else {
-                        state.link.jitter.mul_f64(rng.random_range(0.0..1.0))
-                    };
-                    Some(state.link.latency + jitter)
-                }
-            };
+            let delay = self
+                .pass(&key, datagram.len(), &mut rng)
+                .map(|(latency, _)| latency);
             self.tap(&names, datagram, delay.is_none());
             let (Some(delay), Some(target)) = (delay, self.address_of(&key.1)) else {
                 continue;
@@ -262,6 +247,34 @@ impl LinkShaper {
                 });
             }
         }
+    }
+
+    /// The link `key` as a message of `len` bytes finds it now: `None` if it is dropped (cut,
+    /// or lost), else its delay (latency and jitter) and its time on the wire (bandwidth).
+    /// Counted either way.
+    fn pass(
+        &self,
+        key: &(String, String),
+        len: usize,
+        rng: &mut SmallRng,
+    ) -> Option<(Duration, Duration)> {
+        let mut links = self.write();
+        let state = links.entry(key.clone()).or_default();
+        let lost = state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
+        if state.cut || lost {
+            state.dropped += 1;
+            return None;
+        }
+        state.carried += 1;
+        let jitter = if state.link.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            state.link.jitter.mul_f64(rng.random_range(0.0..1.0))
+        };
+        let transmit = state.link.bandwidth.map_or(Duration::ZERO, |rate| {
+            Duration::from_secs_f64(len as f64 * 8.0 / rate.0 as f64)
+        });
+        Some((state.link.latency + jitter, transmit))
     }
 
     /// Messages carried from now on.
@@ -402,29 +415,10 @@ impl LinkShaper {
             };
             let Some(Ok(line)) = line else { break };
             let now = Instant::now();
-            let delay = {
-                let mut links = self.write();
-                let state = links.entry(key.clone()).or_default();
-                let lost =
-                    state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
-                if state.cut || lost {
-                    state.dropped += 1;
-                    drop(links);
-                    self.tap(&names, &line, true);
-                    continue;
-                }
-                state.carried += 1;
-                let jitter = if state.link.jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    state.link.jitter.mul_f64(rng.random_range(0.0..1.0))
-                };
-                let transmit = state.link.bandwidth.map_or(Duration::ZERO, |rate| {
-                    Duration::from_secs_f64((line.len() + 1) as f64 * 8.0 / rate.0 as f64)
-                });
-                (state.link.latency + jitter, transmit)
+            let Some((latency, transmit)) = self.pass(&key, line.len() + 1, &mut rng) else {
+                self.tap(&names, &line, true);
+                continue;
             };
-            let (latency, transmit) = delay;
             self.tap(&names, &line, false);
             link_free = link_free.max(now) + transmit;
             last_delivery = last_delivery.max(link_free + latency);

@@ -185,6 +185,15 @@ pub fn node_pid(topology: &Path, name: &str) -> Option<i32> {
     })
 }
 
+/// Whether python3 can run here (the tests of students' Python programs are skipped, and say
+/// so, where it cannot).
+pub fn python3_installed() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Waits until `check` returns `Some`, or panics with `what` after the deadline.
 pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + DEADLINE;

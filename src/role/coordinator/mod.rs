@@ -47,7 +47,7 @@ mod session;
 mod time;
 mod udp;
 
-pub use time::MAX_ADJUST_MS;
+pub use time::{MAX_ADJUST_MS, answer_time_master};
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

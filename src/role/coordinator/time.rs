@@ -27,6 +27,41 @@ use crate::role::ConnId;
 /// hostile or broken peer's, and the arithmetic stays far from overflow.
 pub const MAX_ADJUST_MS: i64 = 86_400_000;
 
+/// A server's answer to the time master over a connection the master opened (chat servers,
+/// brokers): to `clock_poll`, its clock; to `clock_adjust`, the move (bounded) and its clock as
+/// moved — an answer either way, which keeps the master's connection in step. `from_master`:
+/// the connection proved to be a master of the topology; anyone else gets the refusal.
+pub fn answer_time_master(
+    message: &Message,
+    from_master: bool,
+    wall_ms: &mut i64,
+) -> (Option<i64>, Message) {
+    if !from_master {
+        let kind = message.kind();
+        let message = format!(
+            "`{kind}` is accepted only from a master of this topology, proven with the peer secret"
+        );
+        return (None, Message::Error { message });
+    }
+    let (round, moved) = match *message {
+        Message::ClockAdjust { round, adjust_ms } => {
+            let by = adjust_ms.clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS);
+            *wall_ms = wall_ms.saturating_add(by);
+            (round, Some(by))
+        }
+        Message::ClockPoll { round } => (round, None),
+        _ => {
+            let message = "not a clock message".to_string();
+            return (None, Message::Error { message });
+        }
+    };
+    let reading = Message::ClockReading {
+        round,
+        clock_ms: *wall_ms,
+    };
+    (moved, reading)
+}
+
 /// What a coordinator keeps about clocks.
 #[derive(Debug, Default)]
 pub(super) struct TimeKeeping {
