@@ -399,3 +399,40 @@ fn only_a_proven_master_reads_and_moves_a_chat_servers_clock() {
         "answered with the clock as moved"
     );
 }
+
+#[test]
+fn chat_once_with_a_bad_request_id_or_no_request_inside_is_refused() {
+    let mut p = Pair::new();
+    let errors = |out: &[Output]| {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send(10, e) => match &e.message {
+                    Message::Error { message } => Some(message.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let once = |request: &str, message: Message| Message::ChatOnce {
+        request: request.into(),
+        message: Box::new(message),
+    };
+    let post = Message::ChatPublish {
+        channel: "general".into(),
+        text: "x".into(),
+    };
+    for (request, inner) in [
+        (String::new(), post.clone()),
+        ("r".repeat(129), post.clone()),
+        ("a\nb".to_string(), post),
+        ("r9".to_string(), Message::ChatChannels),
+    ] {
+        let out = p.a.step(
+            p.now,
+            Input::Received(10, env("ada", once(&request, inner))),
+        );
+        assert_eq!(errors(&out).len(), 1, "{out:?}");
+    }
+    assert!(Pair::texts(&p.a).is_empty(), "nothing was posted");
+}
