@@ -167,18 +167,14 @@ async fn run_master(
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
     let name = node.name.as_str();
-    let (listener, addr) = bind(node, &options).await?;
+    let (listener, addr, local) = bind(node, &options).await?;
     let mut config = CoordinatorConfig::from_topology(topology, name, seed_from_env());
     if let Some(max) = options.max_connections {
         config.max_connections = max.max(1);
     }
     config.max_connections = fit_connections(config.max_connections);
     // Where workers lent to this cluster come (their own links first, when launched).
-    config.address = Some(
-        listener
-            .local_addr()
-            .map_or_else(|_| addr.to_string(), |a| a.to_string()),
-    );
+    config.address = Some(local.to_string());
     // With `policy clock`, the chat servers whose clocks it reads as time master: the
     // launcher's shaped links (`name=host:port`), or the addresses the topology gives.
     if config.clock_sync.is_some() {
@@ -361,10 +357,7 @@ async fn run_chat(
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
     let name = node.name.as_str();
-    let (listener, addr) = bind(node, &options).await?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| NodeError::Listen { addr, source })?;
+    let (listener, _, local) = bind(node, &options).await?;
     // The other chat servers: `name=host:port` pairs from the launcher (shaped links),
     // or the addresses the topology gives.
     let peers: Vec<(String, String)> = match &options.coordinator {
@@ -450,10 +443,7 @@ async fn run_broker(
     shutdown: CancellationToken,
 ) -> Result<(), NodeError> {
     let name = node.name.as_str();
-    let (listener, addr) = bind(node, &options).await?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| NodeError::Listen { addr, source })?;
+    let (listener, _, local) = bind(node, &options).await?;
     let servers = chat_servers(topology, &options);
     if servers.is_empty() {
         return Err(NodeError::NoCoordinator(
@@ -541,18 +531,22 @@ async fn run_bot(
 }
 
 /// The listening socket of a server: where the launcher says, or where the topology does.
-async fn bind(node: &Node, options: &NodeOptions) -> Result<(TcpListener, String), NodeError> {
+/// Returns it, where it was asked to listen, and where it listens (the port chosen).
+async fn bind(
+    node: &Node,
+    options: &NodeOptions,
+) -> Result<(TcpListener, String, std::net::SocketAddr), NodeError> {
     let addr = options
         .listen
         .clone()
         .unwrap_or_else(|| format!("{}:{}", node.address, node.port.unwrap_or(0)));
-    let listener = conn::listen(&addr)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: addr.clone(),
-            source,
-        })?;
-    Ok((listener, addr))
+    let listen_error = |source| NodeError::Listen {
+        addr: addr.clone(),
+        source,
+    };
+    let listener = conn::listen(&addr).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, addr, local))
 }
 
 /// Where a server keeps its state: where the launcher says, or the topology's `STATE_DIR`.
