@@ -254,6 +254,9 @@ pub enum EventKind {
         /// Nodes polled that did not answer in time.
         silent: Vec<String>,
     },
+    /// In a topology without masters, the chat servers elected this one time master (Bully);
+    /// it runs the clock rounds from now on (not kept in the journal).
+    TimeMaster { master: String },
 }
 
 impl EventKind {
@@ -272,6 +275,7 @@ impl EventKind {
                 | EventKind::PeerDead { .. }
                 | EventKind::PeerAlive { .. }
                 | EventKind::ClockRound { .. }
+                | EventKind::TimeMaster { .. }
         )
     }
 
@@ -335,6 +339,7 @@ impl EventKind {
             EventKind::PeerDead { .. } => "peer_dead",
             EventKind::PeerAlive { .. } => "peer_alive",
             EventKind::ClockRound { .. } => "clock_round",
+            EventKind::TimeMaster { .. } => "time_master",
         }
     }
 }
@@ -512,6 +517,10 @@ impl std::fmt::Display for EventKind {
                 }
                 Ok(())
             }
+            EventKind::TimeMaster { master } => write!(
+                f,
+                "{master} is the time master (elected by the chat servers)"
+            ),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! [`crate::node`] do the I/O and pass the time in. That is why the same role runs in a child
 //! process, in an in-process task, and in a test that makes up its own time.
 
+pub mod berkeley;
 pub mod bot;
 pub mod broker;
 pub mod chat;

@@ -52,6 +52,20 @@ impl ChatServer {
             Message::ClockPoll { .. } | Message::ClockAdjust { .. } => {
                 self.clock(conn, env.message)
             }
+            ref m @ (Message::Election | Message::Answer | Message::Victory) => {
+                match self.peer_name(conn) {
+                    Some(peer) => self.election_message(&peer, m),
+                    None => self.error(
+                        conn,
+                        format!(
+                            "`{}` is accepted only from another chat server of this cluster, \
+                             proven with the peer secret (hello as chat_peer)",
+                            m.kind()
+                        ),
+                    ),
+                }
+            }
+            Message::Subscribe { .. } => self.subscribe_events(conn),
             Message::Hello { .. } | Message::Pong => {}
             _ => self.error(
                 conn,
@@ -101,11 +115,22 @@ impl ChatServer {
         let master = self
             .conns
             .get(&conn)
-            .is_some_and(|c| matches!(c.trusted, Some(super::trust::Trusted::Master(_))));
+            .is_some_and(|c| matches!(c.trusted, Some(super::trust::Trusted::Master(_))))
+            || self
+                .peer_name(conn)
+                .is_some_and(|peer| self.heard_time_master(&peer));
         let (moved, answer) =
             crate::role::coordinator::answer_time_master(&message, master, &mut self.wall_ms);
         self.out.extend(moved.map(Output::AdjustClock));
         self.reply(conn, answer);
+    }
+
+    /// The chat server on this connection, if one proved to be one.
+    fn peer_name(&self, conn: ConnId) -> Option<String> {
+        match &self.conns.get(&conn)?.trusted {
+            Some(super::trust::Trusted::Peer(name)) => Some(name.clone()),
+            _ => None,
+        }
     }
 
     /// `chat_create`: a channel, unless it exists already.

@@ -23,7 +23,8 @@
 //! counted by the driver, never waited for.
 //!
 //! Files: this one holds the server, its entries and the step; `clients.rs` what it does for
-//! clients; `links.rs` replication between servers.
+//! clients; `links.rs` replication between servers; `time.rs` the time master the servers
+//! elect when the topology has no masters; `trust.rs` who may say what.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -39,7 +40,10 @@ use crate::topology::names::check_name;
 
 mod clients;
 mod links;
+mod time;
 mod trust;
+
+pub use time::{ANSWER_WAIT_MS, SETTLE_MS, VICTORY_WAIT_MS};
 
 /// The longest text of a post or a private message, in characters.
 pub const MAX_TEXT: usize = 1000;
@@ -82,6 +86,12 @@ pub struct ChatConfig {
     /// Connections kept open at most: past it, the oldest that has not logged in (nor linked
     /// as a chat server) is closed to make room.
     pub max_connections: usize,
+    /// `policy clock` in a topology without masters: the chat servers elect a time master
+    /// among themselves (Bully) and it runs the Berkeley rounds.
+    pub clock_sync: Option<crate::topology::ClockSync>,
+    /// Every chat server of the topology, this one included, in the file's order: the first
+    /// ranks highest in the election.
+    pub ranks: Vec<String>,
 }
 
 impl ChatConfig {
@@ -99,6 +109,8 @@ impl ChatConfig {
             peer_key: String::new(),
             keep: 10_000,
             max_connections: 4096,
+            clock_sync: None,
+            ranks: Vec::new(),
         }
     }
 }
@@ -167,6 +179,8 @@ struct Conn {
     trusted: Option<trust::Trusted>,
     /// Live deliveries to it dropped because it reads too slowly.
     dropped: u64,
+    /// The launcher subscribed to this server's events on it.
+    events: bool,
 }
 
 /// Where a message to another chat server goes: a connection it opened, or a link this one did.
@@ -221,6 +235,8 @@ pub struct ChatServer {
     duplicates: u64,
     /// Its wall clock (milliseconds since 1970), as the driver read it for this step.
     wall_ms: i64,
+    /// The time master among the chat servers (without masters, under `policy clock`).
+    time: time::TimeMastery,
 }
 
 /// The (author, request) a `chat_once` entry was made for.
@@ -276,6 +292,7 @@ impl ChatServer {
             request: None,
             duplicates: 0,
             wall_ms: 0,
+            time: Default::default(),
         }
     }
 
@@ -364,16 +381,30 @@ impl ChatServer {
                 info!(%peer, "linked to the chat server");
                 self.links.insert(peer.clone());
                 let have = self.held_upto();
-                self.send_link(&Link::Peer(peer), Message::ChatSync { have });
+                self.send_link(&Link::Peer(peer.clone()), Message::ChatSync { have });
+                // A server that links to the time master learns it at once.
+                if self.time_master() == Some(self.config.name.as_str()) {
+                    self.out.push(Output::ToPeer(peer, Message::Victory));
+                }
             }
             Input::PeerLost(peer) => {
                 self.links.remove(&peer);
+                self.time_peer_lost(&peer);
             }
             Input::FromPeer(peer, envelope) => {
                 let _ = self.clock.observe(envelope.clock);
-                self.on_link(Link::Peer(peer), envelope.message);
+                match envelope.message {
+                    Message::ClockReading { round, clock_ms } => {
+                        self.clock_reading(&peer, round, clock_ms)
+                    }
+                    ref m @ (Message::Election | Message::Answer | Message::Victory) => {
+                        self.election_message(&peer, m)
+                    }
+                    message => self.on_link(Link::Peer(peer), message),
+                }
             }
             Input::Tick => {
+                self.tick_time();
                 if now.saturating_sub(self.last_anti_entropy) >= ANTI_ENTROPY_MS {
                     self.last_anti_entropy = now;
                     let have = self.held_upto();

@@ -288,7 +288,8 @@ impl ClusterState {
             | EventKind::PeerSuspect { .. }
             | EventKind::PeerDead { .. }
             | EventKind::PeerAlive { .. }
-            | EventKind::ClockRound { .. } => {}
+            | EventKind::ClockRound { .. }
+            | EventKind::TimeMaster { .. } => {}
         }
     }
 

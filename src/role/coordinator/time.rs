@@ -7,25 +7,22 @@
 //! | 2 | node → master | `clock_reading` (its clock) | [`Coordinator::clock_read`] |
 //! | 3 | master → each node off by more than `tolerance` | `clock_adjust` (by how much) | [`Coordinator::close_round`] |
 //!
-//! The master compensates each reading for the round trip (the node read its clock about half
-//! way through it), takes the mean of every offset with its own (zero), leaves out readings
-//! further than `outlier` from that mean, and averages the rest. Each node is told how far to
-//! move — never a time, which would be stale on arrival — and so is the master itself. Nodes
-//! that do not answer before the round closes (half an interval) are left out of it.
+//! The arithmetic of a round (the round trip, the mean, the outliers, each node's move) is
+//! [`crate::role::berkeley`]'s, shared with a chat server elected time master; this file says
+//! whom the primary polls and how. Nodes that do not answer before the round closes (half an
+//! interval) are left out of it.
 
 use std::collections::BTreeMap;
 
-use tracing::{debug, info};
+use tracing::info;
 
 use super::{Coordinator, Output};
-use crate::clock::Millis;
 use crate::cluster::event::EventKind;
 use crate::protocol::message::{Envelope, Message};
 use crate::role::ConnId;
+use crate::role::berkeley::{Due, Rounds};
 
-/// The furthest a clock is ever told to move in one round (a day): a reading beyond it is a
-/// hostile or broken peer's, and the arithmetic stays far from overflow.
-pub const MAX_ADJUST_MS: i64 = 86_400_000;
+pub use crate::role::berkeley::MAX_ADJUST_MS;
 
 /// A server's answer to the time master over a connection the master opened (chat servers,
 /// brokers): to `clock_poll`, its clock; to `clock_adjust`, the move (bounded) and its clock as
@@ -67,27 +64,11 @@ pub fn answer_time_master(
 pub(super) struct TimeKeeping {
     /// This node's wall clock (milliseconds since 1970), as its driver read it for this step.
     pub(super) wall_ms: i64,
-    /// The last round's number.
-    rounds: u64,
-    /// When the last round opened.
-    last_round: Option<Millis>,
-    /// The round waiting for readings.
-    open: Option<Round>,
+    /// The rounds, each node polled on its connection (a worker's, a bot's, or a backup's as
+    /// a follower) or, for `None`, a chat server or broker over the master's own connection.
+    rounds: Rounds<Option<ConnId>>,
     /// Bots that asked to be read (`clock_join`), on their connections.
     bots: BTreeMap<String, ConnId>,
-}
-
-/// One round of polls.
-#[derive(Debug)]
-struct Round {
-    id: u64,
-    opened: Millis,
-    /// Per node polled: its connection (a worker's, or a backup's as a follower; `None`: a
-    /// chat server, over the time master's own connection to it) and this clock when the poll
-    /// went out.
-    polled: BTreeMap<String, (Option<ConnId>, i64)>,
-    /// Per node that answered: its clock minus this one, compensated for the round trip.
-    offsets: BTreeMap<String, i64>,
 }
 
 impl Coordinator {
@@ -102,26 +83,12 @@ impl Coordinator {
         let Some(policy) = self.config.clock_sync else {
             return;
         };
-        let interval = policy.interval.as_millis() as Millis;
-        if let Some(round) = &self.time.open {
-            let everyone = round.offsets.len() == round.polled.len();
-            if everyone || self.now.saturating_sub(round.opened) >= (interval / 2).max(1) {
-                self.close_round();
-            }
-            return;
-        }
-        if self
-            .time
-            .last_round
-            .is_some_and(|at| self.now.saturating_sub(at) < interval)
-        {
-            return;
-        }
-        self.time.last_round = Some(self.now);
-        self.time.rounds += 1;
-        let id = self.time.rounds;
+        let id = match self.time.rounds.due(self.now, &policy) {
+            Due::Nothing => return,
+            Due::Close => return self.close_round(),
+            Due::Open(id) => id,
+        };
         let wall = self.time.wall_ms;
-        let mut polled = BTreeMap::new();
         // Workers connected here (a classic worker cannot read its clock to anyone)…
         let mut workers: Vec<(String, ConnId)> = self
             .worker_conns
@@ -156,10 +123,10 @@ impl Coordinator {
         );
         for (name, conn) in workers {
             self.send(conn, Message::ClockPoll { round: id });
-            polled.insert(name, (Some(conn), wall));
+            self.time.rounds.polled(&name, Some(conn), wall);
         }
         // … and the chat servers, each over a connection of the master's own.
-        let wait = std::time::Duration::from_millis((interval / 2).max(1));
+        let wait = policy.interval / 2;
         let chat: Vec<String> = self
             .config
             .time_peers
@@ -173,25 +140,13 @@ impl Coordinator {
                 envelope,
                 wait,
             });
-            polled.insert(name, (None, wall));
+            self.time.rounds.polled(&name, None, wall);
         }
-        self.time.open = Some(Round {
-            id,
-            opened: self.now,
-            polled,
-            offsets: BTreeMap::new(),
-        });
     }
 
     /// Step 2: a node's clock, on the connection it was polled on, once per round.
     pub(super) fn clock_read(&mut self, conn: ConnId, round: u64, clock_ms: i64) {
-        let polled_here = self.time.open.as_ref().and_then(|r| {
-            r.polled
-                .iter()
-                .find(|(_, (c, _))| *c == Some(conn))
-                .map(|(name, _)| name.clone())
-        });
-        if let Some(name) = polled_here {
+        if let Some(name) = self.time.rounds.polled_over(|c| *c == Some(conn)) {
             self.reading(&name, round, clock_ms);
         }
     }
@@ -210,126 +165,56 @@ impl Coordinator {
     /// A reading from node `name`, polled in round `round`.
     fn reading(&mut self, name: &str, round: u64, clock_ms: i64) {
         let wall = self.time.wall_ms;
-        let Some(r) = self.time.open.as_mut().filter(|r| r.id == round) else {
-            debug!(%name, round, "a clock reading for no open round: ignored");
-            return;
-        };
-        let Some((name, sent)) = r
-            .polled
-            .get_key_value(name)
-            .map(|(name, (_, sent))| (name.clone(), *sent))
-        else {
-            return;
-        };
-        if r.offsets.contains_key(&name) {
-            return;
-        }
-        // The node read its clock about half way through the round trip.
-        let trip = wall.saturating_sub(sent).max(0);
-        let then = wall.saturating_sub(trip / 2);
-        let offset = clock_ms
-            .saturating_sub(then)
-            .clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS);
-        r.offsets.insert(name, offset);
-        if r.offsets.len() == r.polled.len() {
+        if self.time.rounds.reading(name, round, clock_ms, wall) {
             self.close_round();
         }
     }
 
     /// Step 3: averages, and tells each node (and itself) how far to move.
     fn close_round(&mut self) {
-        let Some(round) = self.time.open.take() else {
-            return;
-        };
         let Some(policy) = self.config.clock_sync else {
             return;
         };
-        if round.polled.is_empty() {
-            // No clock but its own: nothing to agree on.
-            return;
-        }
         let me = self.config.name.clone();
-        let mut offsets = round.offsets;
-        offsets.insert(me.clone(), 0);
-        let mean = offsets.values().sum::<i64>() / offsets.len() as i64;
-        let bound = policy.outlier.as_millis() as i64;
-        // Readings within `outlier` of the mean count. With few clocks one far off can drag
-        // the mean away from all of them: then the median is the centre instead.
-        let around = |centre: i64| -> Vec<i64> {
-            offsets
-                .values()
-                .copied()
-                .filter(|o| (o - centre).abs() <= bound)
-                .collect()
+        let Some(closed) = self.time.rounds.close(&me, &policy) else {
+            return;
         };
-        let mut centre = mean;
-        let mut within = around(mean);
-        if within.is_empty() {
-            let mut sorted: Vec<i64> = offsets.values().copied().collect();
-            sorted.sort_unstable();
-            centre = sorted[sorted.len() / 2];
-            within = around(centre);
-        }
-        let average = if within.is_empty() {
-            mean
-        } else {
-            within.iter().sum::<i64>() / within.len() as i64
-        };
-        let left_out: Vec<String> = offsets
-            .iter()
-            .filter(|(_, o)| (**o - centre).abs() > bound)
-            .map(|(name, _)| name.clone())
-            .collect();
-        let tolerance = policy.tolerance.as_millis() as i64;
-        let mut adjusted = BTreeMap::new();
-        for (name, offset) in &offsets {
-            let by = (average - offset).clamp(-MAX_ADJUST_MS, MAX_ADJUST_MS);
-            if by.abs() <= tolerance {
-                continue;
-            }
-            adjusted.insert(name.clone(), by);
+        for (name, by) in &closed.adjusted {
             let adjust = Message::ClockAdjust {
-                round: round.id,
-                adjust_ms: by,
+                round: closed.round,
+                adjust_ms: *by,
             };
-            match round.polled.get(name) {
-                _ if *name == me => self.out.push(Output::AdjustClock(by)),
-                Some((Some(conn), _)) => self.send(*conn, adjust),
-                Some((None, _)) => {
+            match closed.routes.get(name) {
+                Some(None) => self.out.push(Output::AdjustClock(*by)),
+                Some(Some(Some(conn))) => self.send(*conn, adjust),
+                Some(Some(None)) => {
                     let envelope = self.envelope(adjust);
-                    let wait = policy.interval / 2;
                     self.out.push(Output::ToMaster {
                         master: name.clone(),
                         envelope,
-                        wait,
+                        wait: policy.interval / 2,
                     });
                 }
                 None => {}
             }
         }
-        let missing: Vec<String> = round
-            .polled
-            .keys()
-            .filter(|n| !offsets.contains_key(*n))
-            .cloned()
-            .collect();
-        if !adjusted.is_empty() || !missing.is_empty() {
+        if !closed.adjusted.is_empty() || !closed.silent.is_empty() {
             info!(
-                round = round.id,
-                average,
-                ?adjusted,
-                ?missing,
+                round = closed.round,
+                average = closed.average_ms,
+                adjusted = ?closed.adjusted,
+                missing = ?closed.silent,
                 "clock round"
             );
         }
         self.emit(EventKind::ClockRound {
-            round: round.id,
+            round: closed.round,
             clock_ms: self.time.wall_ms,
-            offsets,
-            left_out,
-            average_ms: average,
-            adjusted,
-            silent: missing,
+            offsets: closed.offsets,
+            left_out: closed.left_out,
+            average_ms: closed.average_ms,
+            adjusted: closed.adjusted,
+            silent: closed.silent,
         });
     }
 
