@@ -159,6 +159,33 @@ fn an_unknown_scenario_or_a_cluster_that_cannot_start_is_an_error() {
             || stderr.contains("in use"),
         "{stderr}"
     );
+
+    // Workers without a master have nothing to run them: refused before anything starts
+    // (chat servers alone run without one).
+    let orphans = dir.path().join("orphans.top");
+    std::fs::write(
+        &orphans,
+        "node w { type worker }\nnode chat { type chat }\n",
+    )
+    .unwrap();
+    let out = tcluster()
+        .args([
+            "run",
+            orphans.to_str().unwrap(),
+            "--headless",
+            "--for",
+            "5s",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("orphans"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("has no master to register with"),
+        "{stderr}"
+    );
 }
 
 /// A headless run of `text` in the background, once every node has started; returns it and the

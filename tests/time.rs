@@ -96,3 +96,62 @@ scenario short {
     // Every clock is the machine's own: they agree within a few milliseconds.
     assert!(offset("py").as_i64().unwrap().abs() < 200, "{report}");
 }
+
+/// `topologies/bully.top`: no masters. The chat servers elect the first in the file time
+/// master, its rounds bring two skewed clocks back; killed, the next elected carries on the
+/// rounds; back, it outranks that one and takes them over again.
+#[test]
+fn without_masters_the_chat_servers_elect_a_time_master_and_elect_again_when_it_dies() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/bully.top"),
+    )
+    .unwrap()
+    // Ports the OS picks.
+    .replace("; port 7720", "");
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless(dir.path(), &text, "drift");
+    let faults = report["faults"].as_array().unwrap();
+    for (fault, node) in faults.iter().zip(["chat-2", "chat-3"]) {
+        assert_eq!(fault["action"], "skew", "{report}");
+        assert_eq!(fault["target"], node, "{report}");
+        assert_eq!(fault["detected_by"], "chat-1", "{fault}\n{stdout}");
+        assert!(fault["recovered_ms"].is_u64(), "{fault}\n{stdout}");
+    }
+    // Killing the time master: chat-2's election notices, its first round recovers.
+    assert_eq!(faults[2]["action"], "kill", "{report}");
+    assert_eq!(faults[2]["detected_by"], "chat-2", "{report}\n{stdout}");
+    assert!(faults[2]["recovered_ms"].is_u64(), "{report}\n{stdout}");
+    let elected: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("is the time master (elected by the chat servers)"))
+        .collect();
+    assert_eq!(elected.len(), 3, "chat-1, chat-2, chat-1 again:\n{stdout}");
+    assert!(elected[0].contains("chat-1 is the time master"), "{stdout}");
+    assert!(elected[1].contains("chat-2 is the time master"), "{stdout}");
+    assert!(elected[2].contains("chat-1 is the time master"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("chat-2") && l.contains("clock round")),
+        "{stdout}"
+    );
+    assert_eq!(report["time_master"], "chat-1", "{report}");
+    assert!(
+        stdout.contains("no masters; time master chat-1"),
+        "{stdout}"
+    );
+    // At the end the three clocks agree.
+    let offsets: Vec<i64> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "chat")
+        .map(|n| n["clock_offset_ms"].as_i64().expect("read"))
+        .collect();
+    assert_eq!(offsets.len(), 3, "{report}");
+    let spread = offsets.iter().max().unwrap() - offsets.iter().min().unwrap();
+    assert!(
+        spread <= 200,
+        "clocks still apart by {spread}ms: {offsets:?}\n{stdout}"
+    );
+}

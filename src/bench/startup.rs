@@ -48,7 +48,10 @@ pub async fn startup(
         let t0 = Instant::now();
         let handle =
             super::launch_as_run(program, &scratch, topology_path, topology.clone()).await?;
-        let addr = handle.coordinator.to_string();
+        let addr = handle
+            .coordinator
+            .ok_or_else(|| BenchError::Setup("the topology has no master to time".into()))?
+            .to_string();
         let mut client = Client::connect(&addr, "bench", None).await?;
         loop {
             if let Message::StatusReport { report } =

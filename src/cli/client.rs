@@ -126,6 +126,14 @@ pub fn run(args: ClientArgs) -> ExitCode {
                 p.cluster.clone()
             }),
     };
+    // A topology of chat servers alone runs no jobs: nothing here to ask.
+    if args.coordinator.is_none() && topology.nodes_of(NodeKind::Master).next().is_none() {
+        eprintln!(
+            "error: this topology has no master, so it runs no jobs and keeps no cluster status; \
+             its chat servers answer `tcluster client FILE chat …`"
+        );
+        return ExitCode::from(1);
+    }
     // Every master: those of the cluster running now on the topology's state directory (its
     // ports may have been picked at launch), else those the topology gives an address.
     let masters: Vec<String> = match &args.coordinator {

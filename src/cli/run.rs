@@ -308,10 +308,13 @@ fn print_launch(
                 .iter()
                 .any(|(n, c, p)| n == name && *p && Some(c) != main.as_ref())
     };
+    let serving = match handle.coordinator {
+        Some(addr) => format!("coordinator on {addr}"),
+        None => "no masters (the chat servers elect a time master)".to_string(),
+    };
     outln!(
-        "{system}: {} nodes; coordinator on {}; logs in {}",
+        "{system}: {} nodes; {serving}; logs in {}",
         handle.nodes.len(),
-        handle.coordinator,
         state_dir.join("logs").display()
     );
     for node in &handle.nodes {

@@ -167,7 +167,10 @@ pub fn launch_and_run(
             app,
             &bindings,
             Some(&handle),
-            handle.coordinator.to_string(),
+            handle
+                .coordinator
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             topology.globals.cluster_secret.clone(),
             handle.started,
         )

@@ -33,9 +33,14 @@ pub(super) fn spawn_sources(
 ) {
     read_terminal(tx.clone());
     tick(tx.clone(), started);
-    let mut masters = vec![coordinator];
+    // The primary first, then every master (none without masters: nothing to poll).
+    let mut masters: Vec<String> = [coordinator]
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
     if let Some(h) = handle {
-        masters.extend(h.nodes.iter().filter_map(|n| n.address.clone()));
+        let others = h.nodes.iter().filter(|n| n.kind == "master");
+        masters.extend(others.filter_map(|n| n.address.clone()));
         masters.dedup();
     }
     tokio::spawn(poll_workers(tx.clone(), masters.clone(), secret.clone()));

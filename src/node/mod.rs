@@ -387,6 +387,14 @@ async fn run_chat(
         .nodes_of(NodeKind::Master)
         .map(|n| n.name.clone())
         .collect();
+    // Without masters, the chat servers elect a time master among themselves (file order).
+    if config.masters.is_empty() {
+        config.clock_sync = topology.policies.clock;
+    }
+    config.ranks = topology
+        .nodes_of(NodeKind::Chat)
+        .map(|n| n.name.clone())
+        .collect();
     config.users = topology.users.clone();
     config.secret = topology.globals.cluster_secret.clone();
     config.peer_key = topology.peer_key();

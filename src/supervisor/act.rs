@@ -167,6 +167,16 @@ impl Supervisor {
                 Watch::Done(format!("{n} was the only master: nobody can take over"))
             }
             Some(NodeKind::Master) => Watch::Backup(n.to_string()),
+            Some(NodeKind::Chat)
+                if self
+                    .view
+                    .clocks
+                    .elected
+                    .as_ref()
+                    .is_some_and(|(master, _)| master == n) =>
+            {
+                Watch::TimeMaster(n.to_string())
+            }
             Some(NodeKind::Chat) => Watch::Done(format!(
                 "no coordinator watches chat servers: {n}'s clients move to another when it {what}"
             )),
@@ -376,10 +386,14 @@ impl Supervisor {
         cluster: Option<&str>,
     ) {
         let Some(addr) = self.primary_addr_of(cluster) else {
-            self.note(format!(
-                "no primary of cluster {} to submit to",
-                cluster.unwrap_or(crate::topology::DEFAULT_CLUSTER)
-            ));
+            if self.view.primary.is_empty() {
+                self.note("no masters in this topology: it runs no jobs".to_string());
+            } else {
+                self.note(format!(
+                    "no primary of cluster {} to submit to",
+                    cluster.unwrap_or(crate::topology::DEFAULT_CLUSTER)
+                ));
+            }
             return;
         };
         self.submits_in_flight

@@ -49,6 +49,9 @@ pub enum Watch {
     /// Done at once (this is what came of it), and the time master should notice this clock
     /// is off (a round moves it) and bring it back (a round finds it within tolerance).
     Clock(String, String),
+    /// The chat servers' elected time master is hit (a topology without masters): another's
+    /// election notices, its first round recovers.
+    TimeMaster(String),
 }
 
 /// An action and what came of it, as the summary reports it.
@@ -99,6 +102,10 @@ enum Phase {
     WaitingClock(String),
     /// Moved: waiting for a round that finds it within tolerance.
     Correcting(String),
+    /// Waiting for the chat servers to elect a time master other than this one.
+    WaitingTimeMaster(String),
+    /// Elected: waiting for this time master's first round.
+    WaitingRound(String),
 }
 
 /// Measures what came of every action.
@@ -139,6 +146,7 @@ impl FaultTracker {
             Watch::Worker(worker) => (Phase::Waiting(worker), None),
             Watch::Affects(worker, text) => (Phase::Waiting(worker), Some(text)),
             Watch::Clock(node, text) => (Phase::WaitingClock(node), Some(text)),
+            Watch::TimeMaster(node) => (Phase::WaitingTimeMaster(node), None),
             Watch::Primary(_) => (Phase::WaitingElection(None), None),
             Watch::Masters(masters) => (Phase::WaitingElection(Some(masters)), None),
             Watch::Backup(backup) => (Phase::WaitingBackup(backup), None),
@@ -304,6 +312,16 @@ impl FaultTracker {
                     if fault.detected_ms.is_none() {
                         out.push(fault.detected(number, at_ms, source));
                     }
+                    out.push(fault.recovered(number, at_ms, Vec::new()));
+                }
+                // Another chat server won the election: noticed; its first round: recovered.
+                (Phase::WaitingTimeMaster(old), EventKind::TimeMaster { master })
+                    if master != old =>
+                {
+                    out.push(fault.detected(number, at_ms, master));
+                    fault.phase = Phase::WaitingRound(master.clone());
+                }
+                (Phase::WaitingRound(master), EventKind::ClockRound { .. }) if source == master => {
                     out.push(fault.recovered(number, at_ms, Vec::new()));
                 }
                 (Phase::Requeuing(watched, jobs), EventKind::JobRequeued { job, worker, .. })

@@ -24,8 +24,10 @@ pub enum LaunchError {
         /// Why, with its last log lines.
         reason: String,
     },
-    /// The topology has no master to run.
-    #[error("the topology has no master: there is no cluster to run")]
+    /// The topology has no master, and no chat servers to run without one.
+    #[error(
+        "the topology has no master: without one only chat servers (and their brokers and bots) run, and it has none"
+    )]
     NoMaster,
     /// The state directory cannot be used.
     #[error("{0}")]
@@ -40,8 +42,8 @@ pub struct SupervisorHandle {
     pub updates: broadcast::Sender<Update>,
     /// Every log line of every node.
     pub logs: broadcast::Sender<LogLine>,
-    /// The primary's real address.
-    pub coordinator: SocketAddr,
+    /// The primary's real address (none in a topology without masters: chat servers only).
+    pub coordinator: Option<SocketAddr>,
     /// When the run began.
     pub started: Instant,
     /// The nodes as they were when the launch finished.
@@ -213,7 +215,7 @@ pub async fn launch(
         supervisor.stop_all().await;
         return Err(e);
     }
-    let coordinator = supervisor.primary_addr.ok_or(LaunchError::NoMaster)?;
+    let coordinator = supervisor.primary_addr;
     supervisor.write_record();
     let nodes = supervisor.statuses();
     let primary = (supervisor.view.primary.clone(), supervisor.view.term);
@@ -243,12 +245,19 @@ pub async fn launch(
 
 /// The master to start first, and its term: whoever took over last, as the journals say
 /// (after a failover that is not the topology's primary); the others find it and follow.
+/// Without masters, none ("" in term 0): only chat servers, brokers and bots run then, and
+/// workers, which need a master, cannot.
 fn primary_to_start(topology: &Topology, state_dir: &Path) -> Result<(String, u64), LaunchError> {
-    let mut primary = topology
-        .primary()
-        .ok_or(LaunchError::NoMaster)?
-        .name
-        .clone();
+    let Some(primary) = topology.primary() else {
+        let chat_only = topology.nodes_of(NodeKind::Chat).next().is_some()
+            && topology.nodes_of(NodeKind::Worker).next().is_none();
+        return if chat_only {
+            Ok((String::new(), 0))
+        } else {
+            Err(LaunchError::NoMaster)
+        };
+    };
+    let mut primary = primary.name.clone();
     let mut newest_term = 0;
     for master in topology.nodes_of(NodeKind::Master) {
         let path = crate::journal::path_for(state_dir, &master.name);

@@ -40,6 +40,10 @@ pub struct RunReport {
     pub clusters: Vec<ClusterReport>,
     /// Workers lent between clusters, and when they went back.
     pub loans: Vec<crate::view::Loan>,
+    /// In a topology without masters, the chat server the chat servers elected time master
+    /// last (`policy clock`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_master: Option<String>,
 }
 
 /// A node in the run's summary: its role and the cluster's verdict at the end, and what was
@@ -206,6 +210,7 @@ impl Supervisor {
             faults: self.tracker.faults().to_vec(),
             clusters,
             loans: self.loans.loans.clone(),
+            time_master: self.view.clocks.elected.as_ref().map(|(m, _)| m.clone()),
         }
     }
 }
@@ -216,11 +221,19 @@ impl std::fmt::Display for RunReport {
     fn fmt(&self, out: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let report = self;
         let j = &report.jobs;
-        writeln!(
-            out,
-            "== {}: primary {} (term {})",
-            report.system, report.primary, report.term
-        )?;
+        match &report.time_master {
+            Some(master) if report.primary.is_empty() => writeln!(
+                out,
+                "== {}: no masters; time master {master} (elected by the chat servers)",
+                report.system
+            )?,
+            _ if report.primary.is_empty() => writeln!(out, "== {}: no masters", report.system)?,
+            _ => writeln!(
+                out,
+                "== {}: primary {} (term {})",
+                report.system, report.primary, report.term
+            )?,
+        }
         writeln!(
             out,
             "   jobs: {} submitted, {} completed, {} failed, {} lost, {} unfinished",

@@ -74,19 +74,21 @@ impl Supervisor {
         } else {
             brokers
         };
-        let Some(primary_addr) = self.nodes[&self.view.primary]
-            .address
-            .as_ref()
-            .and_then(|a| a.parse().ok())
-        else {
-            return Err(LaunchError::Node {
-                node: self.view.primary.clone(),
-                reason: "it reported no address".into(),
-            });
-        };
-        self.primary_addr = Some(primary_addr);
+        if !self.view.primary.is_empty() {
+            let Some(primary_addr) = self.nodes[&self.view.primary]
+                .address
+                .as_ref()
+                .and_then(|a| a.parse().ok())
+            else {
+                return Err(LaunchError::Node {
+                    node: self.view.primary.clone(),
+                    reason: "it reported no address".into(),
+                });
+            };
+            self.primary_addr = Some(primary_addr);
+        }
         self.find_other_primaries();
-        for (name, addr) in self.master_addresses() {
+        for (name, addr) in self.event_sources() {
             let (resubscribe, resync) = mpsc::unbounded_channel();
             self.resubscribe.insert(name.clone(), resubscribe);
             tokio::spawn(follow_master(
@@ -100,11 +102,7 @@ impl Supervisor {
         }
         // Workers start once every master's subscription has begun, so that what they do (join,
         // take jobs) is heard live, on the timeline, not only in a history read as the past.
-        let subscribing: Vec<String> = self
-            .master_addresses()
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        let subscribing: Vec<String> = self.event_sources().into_iter().map(|(n, _)| n).collect();
         let deadline = tokio::time::Instant::now() + SUBSCRIBE_WAIT;
         while !subscribing.iter().all(|m| self.subscribed.contains(m)) {
             match tokio::time::timeout_at(deadline, internal.recv()).await {
@@ -226,6 +224,23 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+
+    /// Whose events the launcher follows: every master; without masters, every chat server
+    /// (they elect a time master among themselves and publish its rounds).
+    pub(super) fn event_sources(&self) -> Vec<(String, SocketAddr)> {
+        let masters = self.master_addresses();
+        if !masters.is_empty() {
+            return masters;
+        }
+        self.order
+            .iter()
+            .filter_map(|n| {
+                let m = &self.nodes[n];
+                (m.node.kind == NodeKind::Chat).then_some(())?;
+                Some((n.clone(), m.address.as_ref()?.parse().ok()?))
+            })
+            .collect()
     }
 
     /// Every master that has an address, the primary first, then in launch order.

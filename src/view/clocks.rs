@@ -34,6 +34,8 @@ pub struct Clocks {
     readings: BTreeMap<String, ClockReading>,
     /// The last round: its number, its master, when.
     pub last_round: Option<(u64, String, u64)>,
+    /// Without masters: the chat server the chat servers elected time master, and when.
+    pub elected: Option<(String, u64)>,
 }
 
 impl Clocks {
@@ -45,8 +47,17 @@ impl Clocks {
         }
     }
 
-    /// Takes in a `clock_round` from master `master`, seen at `at_ms` (run milliseconds).
-    pub fn apply(&mut self, at_ms: u64, master: &str, kind: &EventKind) {
+    /// Takes in a `clock_round` from the time master (`primary`, or the chat server elected
+    /// by a `time_master` event), seen at `at_ms` (run milliseconds).
+    pub fn apply(&mut self, at_ms: u64, primary: &str, kind: &EventKind) {
+        if let EventKind::TimeMaster { master } = kind {
+            self.elected = Some((master.clone(), at_ms));
+            return;
+        }
+        let master = match &self.elected {
+            Some((elected, _)) => elected.clone(),
+            None => primary.to_string(),
+        };
         let EventKind::ClockRound {
             round,
             clock_ms,
@@ -76,7 +87,7 @@ impl Clocks {
                 },
             );
         }
-        self.last_round = Some((*round, master.to_string(), at_ms));
+        self.last_round = Some((*round, master, at_ms));
     }
 
     /// A node's clock as last read, if a round read it.

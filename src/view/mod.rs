@@ -97,6 +97,12 @@ impl ClusterView {
         match &event.kind {
             EventKind::Takeover { term, .. } => *term > self.term || source == self.primary,
             kind if kind.is_election() => true,
+            // Without masters, the chat servers' time master publishes the rounds.
+            EventKind::ClockRound { .. } | EventKind::TimeMaster { .. }
+                if self.primary.is_empty() =>
+            {
+                true
+            }
             _ => source == self.primary,
         }
     }

@@ -184,6 +184,12 @@ impl Look<'_> {
             "NODE" => Cell::from(format!("{}{marker}", n.name())),
             "CLUSTER" => Cell::from(n.status.cluster.clone()),
             "ROLE" => {
+                // Without masters, the chat server its peers elected runs the clock rounds.
+                let elected = app.cluster.clocks.elected.as_ref();
+                if elected.is_some_and(|(master, _)| master == n.name()) {
+                    let style = palette.fg(Color::Cyan).add_modifier(Modifier::BOLD);
+                    return Cell::from(Span::styled("time master", style));
+                }
                 let style = match role {
                     Role::Primary => palette.fg(Color::Cyan).add_modifier(Modifier::BOLD),
                     Role::WasPrimary => palette.fg(Color::Magenta),

@@ -67,10 +67,13 @@ pub fn status_line(
                 .fg(Color::Cyan)
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ),
-        Span::raw(format!(
-            " ★ {} term {} ",
-            app.cluster.primary, app.cluster.term
-        )),
+        Span::raw(match &app.cluster.clocks.elected {
+            _ if !app.cluster.primary.is_empty() => {
+                format!(" ★ {} term {} ", app.cluster.primary, app.cluster.term)
+            }
+            Some((master, _)) => format!(" no masters · time master {master} "),
+            None => " no masters ".to_string(),
+        }),
         Span::styled(
             format!(
                 "…{} ▶{} ✓{} ✕{} ",

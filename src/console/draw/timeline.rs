@@ -284,10 +284,18 @@ fn space_time(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     );
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
+    // Lanes for the masters and workers; without them (chat servers only), the servers.
+    let cluster: fn(&&NodeRow) -> bool = |n| n.kind() == "master" || n.kind() == "worker";
+    let servers: fn(&&NodeRow) -> bool = |n| n.kind() == "chat" || n.kind() == "broker";
+    let laned = if app.nodes.iter().filter(cluster).count() >= 2 {
+        cluster
+    } else {
+        servers
+    };
     let lanes: Vec<&str> = app
         .nodes
         .iter()
-        .filter(|n| n.kind() == "master" || n.kind() == "worker")
+        .filter(laned)
         .map(|n| n.name())
         .take(((inner.width as usize).saturating_sub(1) / 8).max(2))
         .collect();

@@ -118,7 +118,7 @@ impl ChatServer {
             .is_some_and(|c| matches!(c.trusted, Some(super::trust::Trusted::Master(_))))
             || self
                 .peer_name(conn)
-                .is_some_and(|peer| self.heard_time_master(&peer));
+                .is_some_and(|peer| self.polled_by(&peer));
         let (moved, answer) =
             crate::role::coordinator::answer_time_master(&message, master, &mut self.wall_ms);
         self.out.extend(moved.map(Output::AdjustClock));

@@ -172,11 +172,9 @@ impl ChatServer {
                 self.time.heard_at = self.now;
                 self.time.rounds.abandon();
                 if self.time.master.as_deref() != Some(from) {
+                    // The winner publishes its own victory: said once, not by every server.
                     info!(master = from, "time master elected");
                     self.time.master = Some(from.to_string());
-                    self.publish_event(EventKind::TimeMaster {
-                        master: from.to_string(),
-                    });
                 }
             }
             _ => {}
@@ -192,13 +190,31 @@ impl ChatServer {
         }
     }
 
-    /// Whether a clock poll from this proven chat server is its time master's (and so heard).
-    pub(super) fn heard_time_master(&mut self, peer: &str) -> bool {
-        let yes = self.elects() && self.time.master.as_deref() == Some(peer);
-        if yes {
-            self.time.heard_at = self.now;
+    /// A clock poll (or adjustment) from proven chat server `peer`: whether it comes from this
+    /// server's time master (and so is answered). One that does not means two servers each
+    /// think they are master (one was paused, or cut off, through an election): the lower
+    /// ranked of the two learns of the other — told `victory`, or by an election it loses.
+    pub(super) fn polled_by(&mut self, peer: &str) -> bool {
+        if !self.elects() {
+            return false;
         }
-        yes
+        if self.time.master.as_deref() == Some(peer) {
+            self.time.heard_at = self.now;
+            return true;
+        }
+        let me = self.config.name.clone();
+        let mine = self.time.master.clone();
+        let outranks_master = mine
+            .as_deref()
+            .is_none_or(|m| self.rank(peer) < self.rank(m));
+        if mine.as_deref() == Some(me.as_str()) && self.rank(&me) < self.rank(peer) {
+            self.out
+                .push(Output::ToPeer(peer.to_string(), Message::Victory));
+        } else if outranks_master && self.time.election.is_none() {
+            info!(%peer, "polled by a server that outranks the time master: electing");
+            self.elect();
+        }
+        false
     }
 
     /// As time master: a round every interval over the links to the other servers.

@@ -151,17 +151,23 @@ pub fn validate(
             }
         }
     }
-    // The time master is the primary: without a master, nothing corrects the clocks.
+    // The time master is the primary; without masters the chat servers elect one among
+    // themselves, and with fewer than two of them there are no clocks to bring together.
+    let count = |kind| topology.nodes.iter().filter(|n| n.kind == kind).count();
     if topology.policies.clock.is_some()
-        && !topology.nodes.iter().any(|n| n.kind == NodeKind::Master)
+        && count(NodeKind::Master) == 0
+        && count(NodeKind::Chat) < 2
         && let Some(span) = policy_spans.get("clock")
     {
         v.diags.push(
             Diagnostic::warning(*span, "no master to be the time master")
                 .with_label(
-                    "the primary runs the Berkeley rounds; without one the clocks run as they are",
+                    "the primary runs the Berkeley rounds, or without masters a chat server the \
+                     chat servers elect; here the clocks run as they are",
                 )
-                .with_hint("add a coordinator: `node coordinator { type master }`"),
+                .with_hint(
+                    "add a coordinator (`node coordinator { type master }`) or two chat servers",
+                ),
         );
     }
     diagnostics.sort_by_key(|d| d.span.start);

@@ -250,14 +250,21 @@ fn when_the_time_master_dies_the_next_takes_over_and_the_first_takes_back_on_ret
 }
 
 #[test]
-fn a_silent_time_master_is_replaced() {
+fn a_silent_time_master_is_replaced_and_takes_over_again_when_it_speaks() {
     let mut net = Net::new();
     net.run_until(2_000);
     // a stops (paused): its links stay open but nothing comes from it.
     let a = net.servers.remove("a").unwrap();
     net.run_until(6_000);
     assert_eq!(net.masters(), BTreeSet::from([Some("b".to_string())]));
-    drop(a);
+    // a resumes still thinking it is master: its first polls tell the others, and it is
+    // the one master again (b stops its rounds).
+    net.servers.insert("a", a);
+    net.run_until(9_000);
+    assert_eq!(net.masters(), BTreeSet::from([Some("a".to_string())]));
+    let since = net.rounds_by("b");
+    net.run_until(11_000);
+    assert_eq!(net.rounds_by("b"), since, "b stopped its rounds");
 }
 
 #[test]
