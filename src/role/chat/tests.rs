@@ -10,13 +10,33 @@ struct Pair {
     cut: bool,
 }
 
-fn env(from: &str, message: Message) -> Envelope {
+pub(super) fn env(from: &str, message: Message) -> Envelope {
     Envelope {
         from: from.into(),
         clock: 0,
         term: None,
         message,
     }
+}
+
+/// Connection `conn` of `server` opens and proves `who`, in `role`, with the peer secret.
+pub(super) fn prove(
+    server: &mut ChatServer,
+    conn: ConnId,
+    who: &str,
+    role: crate::protocol::message::PeerRole,
+) {
+    server.step(0, Input::Connected(conn));
+    let hello = Message::Hello { role, nonce: None };
+    let out = server.step(0, Input::Received(conn, env(who, hello)));
+    let Some(Output::Send(_, challenge)) = out.first() else {
+        panic!("a challenge: {out:?}");
+    };
+    let Message::Challenge { nonce, .. } = &challenge.message else {
+        panic!("a challenge: {challenge:?}");
+    };
+    let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, who);
+    server.step(0, Input::Received(conn, env(who, Message::Auth { proof })));
 }
 
 impl Pair {
@@ -37,21 +57,13 @@ impl Pair {
             now: 0,
             cut: false,
         };
-        p.a.step(0, Input::Connected(1));
         // b proves to a that it is a chat server of the cluster.
-        let hello = Message::Hello {
-            role: crate::protocol::message::PeerRole::ChatPeer,
-            nonce: None,
-        };
-        let out = p.a.step(0, Input::Received(1, env("b", hello)));
-        let Some(Output::Send(_, challenge)) = out.first() else {
-            panic!("a challenge: {out:?}");
-        };
-        let Message::Challenge { nonce, .. } = &challenge.message else {
-            panic!("a challenge: {challenge:?}");
-        };
-        let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "b");
-        p.a.step(0, Input::Received(1, env("b", Message::Auth { proof })));
+        prove(
+            &mut p.a,
+            1,
+            "b",
+            crate::protocol::message::PeerRole::ChatPeer,
+        );
         p.a.step(0, Input::Connected(10));
         let out = p.b.step(0, Input::PeerUp("a".into()));
         p.route_b(out);
@@ -359,20 +371,7 @@ fn only_a_proven_master_reads_and_moves_a_chat_servers_clock() {
         "{out:?}"
     );
     // The master proves the peer secret, then reads and moves the clock.
-    s.step(0, Input::Connected(2));
-    let hello = Message::Hello {
-        role: crate::protocol::message::PeerRole::Master,
-        nonce: None,
-    };
-    let out = s.step(0, Input::Received(2, env("m", hello)));
-    let Some(Output::Send(_, challenge)) = out.first() else {
-        panic!("a challenge: {out:?}");
-    };
-    let Message::Challenge { nonce, .. } = &challenge.message else {
-        panic!("a challenge: {challenge:?}");
-    };
-    let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, "m");
-    s.step(0, Input::Received(2, env("m", Message::Auth { proof })));
+    prove(&mut s, 2, "m", crate::protocol::message::PeerRole::Master);
     let reading = |out: &[Output]| {
         out.iter().find_map(|o| match o {
             Output::Send(2, e) => match e.message {

@@ -6,19 +6,11 @@ use std::time::Duration;
 
 use super::*;
 use crate::protocol::message::PeerRole;
+use crate::role::chat::tests::{env, prove};
 
 const NAMES: [&str; 3] = ["a", "b", "c"];
 /// The launcher's subscription on every server.
 const SUPERVISOR: ConnId = 1;
-
-fn env(from: &str, message: Message) -> Envelope {
-    Envelope {
-        from: from.into(),
-        clock: 0,
-        term: None,
-        message,
-    }
-}
 
 /// At each server, the connection another server opened to it.
 fn conn_from(name: &str) -> ConnId {
@@ -53,21 +45,6 @@ fn server(name: &str) -> ChatServer {
         outlier: Duration::from_secs(10),
     });
     ChatServer::new(config)
-}
-
-/// Proves `who` (in `role`) on connection `conn` of `server`.
-fn prove(server: &mut ChatServer, conn: ConnId, who: &str, role: PeerRole) {
-    server.step(0, Input::Connected(conn));
-    let hello = Message::Hello { role, nonce: None };
-    let out = server.step(0, Input::Received(conn, env(who, hello)));
-    let Some(Output::Send(_, challenge)) = out.first() else {
-        panic!("a challenge: {out:?}");
-    };
-    let Message::Challenge { nonce, .. } = &challenge.message else {
-        panic!("a challenge: {challenge:?}");
-    };
-    let proof = crate::protocol::auth::proof("", crate::protocol::auth::PEER, nonce, who);
-    server.step(0, Input::Received(conn, env(who, Message::Auth { proof })));
 }
 
 impl Net {
@@ -202,6 +179,16 @@ impl Net {
         alive.iter().max().unwrap() - alive.iter().min().unwrap()
     }
 
+    /// Within two seconds `master` is everyone's time master again, and `former` runs no
+    /// more rounds in the two after.
+    fn takes_back(&mut self, master: &str, former: &str) {
+        self.run_until(self.now + 2_000);
+        assert_eq!(self.masters(), BTreeSet::from([Some(master.to_string())]));
+        let since = self.rounds_by(former);
+        self.run_until(self.now + 2_000);
+        assert_eq!(self.rounds_by(former), since, "{former} stopped its rounds");
+    }
+
     fn rounds_by(&self, master: &str) -> usize {
         self.events
             .iter()
@@ -242,11 +229,7 @@ fn when_the_time_master_dies_the_next_takes_over_and_the_first_takes_back_on_ret
     assert!(net.spread() <= 40, "clocks {:?}", net.skew);
     // a comes back: it outranks b, and takes over.
     net.start("a");
-    net.run_until(9_000);
-    assert_eq!(net.masters(), BTreeSet::from([Some("a".to_string())]));
-    let since = net.rounds_by("b");
-    net.run_until(11_000);
-    assert_eq!(net.rounds_by("b"), since, "b stopped its rounds");
+    net.takes_back("a", "b");
 }
 
 #[test]
@@ -260,11 +243,7 @@ fn a_silent_time_master_is_replaced_and_takes_over_again_when_it_speaks() {
     // a resumes still thinking it is master: its first polls tell the others, and it is
     // the one master again (b stops its rounds).
     net.servers.insert("a", a);
-    net.run_until(9_000);
-    assert_eq!(net.masters(), BTreeSet::from([Some("a".to_string())]));
-    let since = net.rounds_by("b");
-    net.run_until(11_000);
-    assert_eq!(net.rounds_by("b"), since, "b stopped its rounds");
+    net.takes_back("a", "b");
 }
 
 #[test]
