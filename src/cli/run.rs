@@ -286,6 +286,12 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
         eprintln!("error: cannot write the summary to {}: {e}", path.display());
         return ExitCode::from(1);
     }
+    // A scenario that promised what the cluster did not do: a failed run, said by status 3.
+    let missed = report.expectations.iter().filter(|e| !e.ok).count();
+    if missed > 0 {
+        eprintln!("error: {missed} of the scenario's expectations did not hold");
+        return ExitCode::from(3);
+    }
     ExitCode::SUCCESS
 }
 

@@ -38,6 +38,7 @@ fn target_text(action: &ClusterAction) -> String {
         },
         ClusterAction::Submit { data, .. } => data.clone(),
         ClusterAction::Say(text) => text.clone(),
+        ClusterAction::Expect(e) => e.text.clone(),
     }
 }
 
@@ -79,6 +80,7 @@ impl Supervisor {
         let mut repaired = Vec::new();
         match action {
             ClusterAction::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
+            ClusterAction::Expect(expectation) => self.expect(expectation),
             ClusterAction::Submit {
                 data,
                 count,
@@ -183,7 +185,9 @@ impl Supervisor {
             _ => Watch::Done(format!("no coordinator watches {n}")),
         };
         Some(match action {
-            ClusterAction::Say(_) | ClusterAction::Submit { .. } => return None,
+            ClusterAction::Say(_) | ClusterAction::Submit { .. } | ClusterAction::Expect(_) => {
+                return None;
+            }
             ClusterAction::Kill(n) => hit(n, "is gone"),
             ClusterAction::Pause(n) => hit(n, "falls silent"),
             ClusterAction::Partition { a, b: None, .. } => hit(a, "falls silent"),
@@ -429,6 +433,7 @@ impl Supervisor {
             return;
         };
         let scale = self.topology.globals.time_scale;
+        self.scenario_begins(scale);
         self.timeline(
             "scenario",
             TimelineKind::ScenarioBegins {

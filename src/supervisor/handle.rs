@@ -174,6 +174,7 @@ pub async fn launch(
         submits_in_flight: submits_in_flight.clone(),
         commands: None,
         acknowledged: BTreeSet::new(),
+        expectations: Default::default(),
         shutdown,
     };
     // The other clusters, each read from its own primary (the topology's, until one takes

@@ -20,6 +20,7 @@
 mod act;
 pub mod child;
 mod clusters;
+mod expect;
 pub mod faults;
 mod handle;
 pub mod logs;
@@ -32,6 +33,7 @@ mod watch;
 
 pub use crate::view::{NodeStatus, Process};
 pub use clusters::ClusterReport;
+pub use expect::ExpectationRecord;
 pub use handle::{LaunchError, SupervisorHandle, launch};
 pub use report::{JobTotals, NodeReport, RunReport};
 
@@ -237,6 +239,8 @@ struct Supervisor {
     commands: Option<mpsc::WeakSender<Request>>,
     /// Jobs the primary acknowledged to the operator: these must never be lost.
     acknowledged: BTreeSet<JobId>,
+    /// The scenario's expectations, pending and settled.
+    expectations: expect::Expectations,
     shutdown: CancellationToken,
 }
 
@@ -277,9 +281,7 @@ impl Supervisor {
                             self.publish(&name);
                         }
                     }
-                    Some(Request::ScenarioEnded(name)) => {
-                        self.timeline("scenario", TimelineKind::ScenarioEnded { name });
-                    }
+                    Some(Request::ScenarioEnded(name)) => self.scenario_ended(name),
                     Some(Request::Stop(reply)) => {
                         let report = self.report().await;
                         self.stop_all().await;
@@ -300,6 +302,7 @@ impl Supervisor {
                         self.timeline("supervisor", kind);
                     }
                     self.say_late_workers();
+                    self.check_expectations();
                 }
             }
         }
@@ -525,7 +528,9 @@ impl Supervisor {
             _ => {}
         }
         self.worker_started(&event);
+        self.expectations_hear(&event.kind);
         self.told(from, event);
+        self.check_expectations();
     }
 
     /// A worker counts as started once a coordinator says it joined (an outside program

@@ -44,6 +44,8 @@ pub struct RunReport {
     /// last (`policy clock`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_master: Option<String>,
+    /// The scenario's `expect` steps and whether each held.
+    pub expectations: Vec<super::expect::ExpectationRecord>,
 }
 
 /// A node in the run's summary: its role and the cluster's verdict at the end, and what was
@@ -211,6 +213,7 @@ impl Supervisor {
             clusters,
             loans: self.loans.loans.clone(),
             time_master: self.view.clocks.elected.as_ref().map(|(m, _)| m.clone()),
+            expectations: self.expectations.settled.clone(),
         }
     }
 }
@@ -283,6 +286,21 @@ impl std::fmt::Display for RunReport {
             .collect();
         if !clocks.is_empty() {
             writeln!(out, "   clocks (last round): {}", clocks.join(", "))?;
+        }
+        if !report.expectations.is_empty() {
+            let met = report.expectations.iter().filter(|e| e.ok).count();
+            writeln!(
+                out,
+                "   expectations: {met} of {} held",
+                report.expectations.len()
+            )?;
+            for e in report.expectations.iter().filter(|e| !e.ok) {
+                writeln!(
+                    out,
+                    "   ✗ at {}ms: {} — `{}` (saw {})",
+                    e.at_ms, e.text, e.expr, e.seen
+                )?;
+            }
         }
         for f in &report.faults {
             let ms = |v: Option<u64>| {

@@ -89,6 +89,15 @@ pub enum TimelineKind {
     Cluster { event: ClusterEvent },
     /// A banner (`say`).
     Say { text: String },
+    /// A scenario's `expect` settled: it held, or its time was up.
+    Expected {
+        text: String,
+        ok: bool,
+        /// The values it read.
+        seen: String,
+        /// How long after its time it settled.
+        after_ms: u64,
+    },
     /// A note from the supervisor (a node that did not join in time, …).
     Note { text: String },
     /// A scenario begins: its times count from here.
@@ -195,6 +204,23 @@ impl fmt::Display for TimelineKind {
             }
             TimelineKind::Cluster { event } => write!(f, "{}", event.kind),
             TimelineKind::Say { text } => write!(f, ">>> {text}"),
+            TimelineKind::Expected {
+                text,
+                ok: true,
+                seen,
+                ..
+            } => {
+                write!(f, "✓ as expected: {text} ({seen})")
+            }
+            TimelineKind::Expected {
+                text,
+                ok: false,
+                seen,
+                after_ms,
+            } => write!(
+                f,
+                "✗ NOT AS EXPECTED after {after_ms}ms: {text} (saw {seen})"
+            ),
             TimelineKind::Note { text } => write!(f, "note: {text}"),
             TimelineKind::ScenarioBegins { name, steps } => {
                 write!(f, "scenario {name} begins ({steps} steps)")

@@ -12,6 +12,7 @@
 //! returns the topology only if it has no errors.
 
 pub mod diagnostic;
+pub mod expect;
 pub mod lexer;
 pub mod model;
 pub mod names;

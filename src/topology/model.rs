@@ -491,6 +491,8 @@ pub enum ClusterAction {
     },
     /// `say "TEXT"`: a banner on screen and a line in the log.
     Say(String),
+    /// `expect [within DURATION] EXPR "TEXT"`: what the class should see, checked.
+    Expect(super::expect::Expectation),
 }
 
 impl ClusterAction {
@@ -508,11 +510,12 @@ impl ClusterAction {
             ClusterAction::Loss { .. } => "loss",
             ClusterAction::Skew { .. } => "skew",
             ClusterAction::Say(_) => "say",
+            ClusterAction::Expect(_) => "expect",
         }
     }
 
     /// Every action word.
-    pub const NAMES: [&str; 11] = [
+    pub const NAMES: [&str; 12] = [
         "submit",
         "kill",
         "pause",
@@ -524,6 +527,7 @@ impl ClusterAction {
         "loss",
         "skew",
         "say",
+        "expect",
     ];
 }
 
@@ -595,6 +599,7 @@ impl fmt::Display for ClusterAction {
             ClusterAction::Loss { a, b, loss, .. } => write!(f, "loss {a} -> {b} {loss}"),
             ClusterAction::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
             ClusterAction::Say(text) => write!(f, "say {text:?}"),
+            ClusterAction::Expect(expectation) => write!(f, "{expectation}"),
         }
     }
 }

@@ -90,6 +90,13 @@ impl Clocks {
         self.last_round = Some((*round, master, at_ms));
     }
 
+    /// How far apart the two clocks furthest apart were in the last round (0 with none).
+    pub fn spread_ms(&self) -> i64 {
+        let offsets = self.readings.values().map(|r| r.offset_ms);
+        let (low, high) = offsets.fold((i64::MAX, i64::MIN), |(l, h), o| (l.min(o), h.max(o)));
+        high.saturating_sub(low).max(0)
+    }
+
     /// A node's clock as last read, if a round read it.
     pub fn reading(&self, node: &str) -> Option<&ClockReading> {
         self.readings.get(node)

@@ -17,6 +17,7 @@
 //! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
 
 pub mod clocks;
+pub mod expect;
 pub mod loans;
 pub mod node;
 

@@ -245,6 +245,10 @@ fn events(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
             TimelineKind::Say { .. } | TimelineKind::ScenarioBegins { .. } => {
                 palette.fg(Color::Cyan)
             }
+            TimelineKind::Expected { ok: true, .. } => palette.fg(Color::Green),
+            TimelineKind::Expected { ok: false, .. } => palette
+                .fg(Color::Red)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
             _ => Style::default(),
         };
         let line = Line::from(vec![

@@ -146,6 +146,15 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             app.flash = Some((format!("#{fault}: {text}"), at));
         }
         TimelineKind::Say { text } => app.say = Some((text.clone(), at)),
+        // Each expectation turns green or red in a banner of its own.
+        TimelineKind::Expected { text, ok, seen, .. } => {
+            let (mark, tone) = if *ok {
+                ("✓", Tone::Recovery)
+            } else {
+                ("✗ NOT SEEN:", Tone::Alarm)
+            };
+            banner(app, "expect", at, format!("{mark} {text} ({seen})"), tone);
+        }
         TimelineKind::ScenarioBegins { name, .. } => app.scenario = Some((name.clone(), at)),
         TimelineKind::Resumed { .. } => banner(
             app,

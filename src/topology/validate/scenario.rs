@@ -113,6 +113,7 @@ impl Validator<'_> {
                     offset_ms,
                 })
             }
+            "expect" => self.expect(args, action_span),
             "say" => {
                 let texts: Option<Vec<&str>> = args.iter().map(Word::text).collect();
                 match texts {
@@ -129,6 +130,75 @@ impl Validator<'_> {
                         .with_label(format!("expected {}", one_of(&ClusterAction::NAMES)))
                         .with_hint_opt(did_you_mean(other, ClusterAction::NAMES)),
                 );
+                None
+            }
+        }
+    }
+
+    /// `expect [within DURATION] EXPR "TEXT"`.
+    fn expect(&mut self, args: &[Word], action_span: Span) -> Option<ClusterAction> {
+        use crate::topology::expect::{self, DEFAULT_WITHIN, MAX_WITHIN};
+        let usage = "at 20s expect completed == submitted \"every job completed\"";
+        let (text, rest) = match args.split_last() {
+            Some((last, rest)) if matches!(last.kind, WordKind::Quoted(_)) && !rest.is_empty() => {
+                (last.text().unwrap_or_default().to_string(), rest)
+            }
+            _ => {
+                let span = args.last().map_or(action_span, |w| w.span);
+                self.diags.push(
+                    Diagnostic::error(
+                        span,
+                        "`expect` needs a condition and, last, what the class should see",
+                    )
+                    .with_label("expected a condition, then a \"quoted text\"")
+                    .with_hint(format!("for example `{usage}`")),
+                );
+                return None;
+            }
+        };
+        let (within, rest) = match rest {
+            [w, d, rest @ ..] if w.text() == Some("within") => {
+                let (t, span) = self.word_text(d, usage)?;
+                let within = self.parsed(t, span, parse_duration)?;
+                if within.is_zero() || within > MAX_WITHIN {
+                    self.error(
+                        span,
+                        "`within` is out of range",
+                        "between 1ms and 60s: how long the cluster may take to get there",
+                    );
+                    return None;
+                }
+                (within, rest)
+            }
+            _ => (DEFAULT_WITHIN, rest),
+        };
+        let mut words = Vec::new();
+        for word in rest {
+            match &word.kind {
+                WordKind::Bare(text) => words.push((text.as_str(), word.span)),
+                _ => {
+                    self.diags.push(
+                        Diagnostic::error(word.span, format!("{} inside a condition", word.describe()))
+                            .with_label("a condition is names, numbers, `(`, `)`, comparisons, `and`, `or`, `not`")
+                            .with_hint("the quoted text goes last, once"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if words.is_empty() {
+            self.error(action_span, "`expect` needs a condition", usage);
+            return None;
+        }
+        let nodes = &self.names.nodes;
+        match expect::parse(&words, &|n| nodes.contains_key(n)) {
+            Ok(expr) => Some(ClusterAction::Expect(expect::Expectation {
+                expr,
+                text,
+                within,
+            })),
+            Err(diagnostic) => {
+                self.diags.push(diagnostic);
                 None
             }
         }
