@@ -1,5 +1,6 @@
-//! A scenario's `expect` steps: each is checked from its time until it holds (met) or its
-//! `within` has passed (not met), against the supervisor's one reading of the cluster. The end
+//! A scenario's `expect` steps: each is checked at its time and then every tick of the
+//! supervisor (100 ms) until it holds (met) or its `within` has passed (not met), against the
+//! supervisor's one reading of the cluster. The end
 //! of the scenario waits for every expectation to settle, so a headless run reports them all.
 
 use serde::Serialize;
@@ -86,6 +87,21 @@ impl Facts for Reading<'_> {
             Count::WorkersHealthy => workers(|v| matches!(v, Verdict::Healthy | Verdict::Rejoined)),
             Count::WorkersDead => workers(|v| v == Verdict::Dead),
             Count::ClockSpread => return view.clocks.spread_ms(),
+            Count::ClocksRead => view.clocks.read_count(),
+            Count::ClocksLeftOut => view.clocks.left_out_count(),
+            Count::ChatGap => {
+                let entries = self.supervisor.chat_entries.values().map(|(n, _)| *n);
+                let (low, high) = entries.fold((u64::MAX, 0), |(l, h), n| (l.min(n), h.max(n)));
+                high.saturating_sub(low) as usize
+            }
+            Count::Lent => self
+                .supervisor
+                .loans
+                .loans
+                .iter()
+                .filter(|l| l.returned_ms.is_none())
+                .map(|l| l.workers.len())
+                .sum(),
         };
         i64::try_from(n).unwrap_or(i64::MAX)
     }
@@ -134,6 +150,16 @@ impl Facts for Reading<'_> {
                 .map_or(0, |w| w.done),
         };
         i64::try_from(done).unwrap_or(i64::MAX)
+    }
+
+    fn entries(&self, node: &str) -> Option<i64> {
+        let (n, _) = *self.supervisor.chat_entries.get(node)?;
+        i64::try_from(n).ok()
+    }
+
+    fn users(&self, node: &str) -> Option<i64> {
+        let (_, n) = *self.supervisor.chat_entries.get(node)?;
+        i64::try_from(n).ok()
     }
 
     fn offset(&self, node: &str) -> Option<i64> {
@@ -189,11 +215,13 @@ impl Supervisor {
         let mut waiting = Vec::new();
         for (at, expectation) in &self.expectations.pending {
             let outcome = check(&expectation.expr, &reading);
-            let due = at + expectation.within.as_millis() as u64;
+            // `TIME_SCALE` stretches the scenario: its windows too.
+            let scale = self.expectations.began.map_or(1.0, |(_, s)| s);
+            let due = at + expectation.within.mul_f64(scale).as_millis() as u64;
             if outcome.ok || now >= due {
                 settled.push(ExpectationRecord {
                     at_ms: *at,
-                    expr: expectation.to_string(),
+                    expr: expectation.condition(),
                     text: expectation.text.clone(),
                     ok: outcome.ok,
                     settled_ms: now,

@@ -175,6 +175,7 @@ pub async fn launch(
         commands: None,
         acknowledged: BTreeSet::new(),
         expectations: Default::default(),
+        chat_entries: BTreeMap::new(),
         shutdown,
     };
     // The other clusters, each read from its own primary (the topology's, until one takes

@@ -197,6 +197,11 @@ enum TaskNews {
     },
     /// The primary of a cluster (`None`: the main one) acknowledged these jobs to the operator.
     Accepted(Option<String>, Vec<JobId>),
+    /// A chat server's entries and users as last read (`None`: it did not answer).
+    ChatEntries {
+        server: String,
+        entries: Option<(u64, u64)>,
+    },
 }
 
 struct Supervisor {
@@ -241,6 +246,8 @@ struct Supervisor {
     acknowledged: BTreeSet<JobId>,
     /// The scenario's expectations, pending and settled.
     expectations: expect::Expectations,
+    /// Each live chat server's entries and users logged in, as last read.
+    chat_entries: BTreeMap<String, (u64, u64)>,
     shutdown: CancellationToken,
 }
 
@@ -352,6 +359,14 @@ impl Supervisor {
             }
             TaskNews::Cluster { from, event } => self.heard_event(&from, event),
             TaskNews::History { from, events } => self.heard_history(&from, events),
+            TaskNews::ChatEntries { server, entries } => match entries {
+                Some(n) => {
+                    self.chat_entries.insert(server, n);
+                }
+                None => {
+                    self.chat_entries.remove(&server);
+                }
+            },
         }
     }
 
@@ -530,7 +545,6 @@ impl Supervisor {
         self.worker_started(&event);
         self.expectations_hear(&event.kind);
         self.told(from, event);
-        self.check_expectations();
     }
 
     /// A worker counts as started once a coordinator says it joined (an outside program

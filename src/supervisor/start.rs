@@ -100,6 +100,24 @@ impl Supervisor {
                 self.shutdown.clone(),
             ));
         }
+        // Each chat server's entries, read by the launcher itself (for expectations).
+        let chat: Vec<(String, SocketAddr)> = self
+            .order
+            .iter()
+            .filter_map(|n| {
+                let m = &self.nodes[n];
+                (m.node.kind == NodeKind::Chat).then_some(())?;
+                Some((n.clone(), m.address.as_ref()?.parse().ok()?))
+            })
+            .collect();
+        if !chat.is_empty() {
+            tokio::spawn(super::watch::poll_chat_servers(
+                chat,
+                self.topology.peer_key(),
+                self.internal.clone(),
+                self.shutdown.clone(),
+            ));
+        }
         // Workers start once every master's subscription has begun, so that what they do (join,
         // take jobs) is heard live, on the timeline, not only in a history read as the past.
         let subscribing: Vec<String> = self.event_sources().into_iter().map(|(n, _)| n).collect();

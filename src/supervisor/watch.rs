@@ -178,3 +178,61 @@ pub(super) async fn follow_master(
         }
     }
 }
+
+/// How often the launcher reads each chat server's entry count (for `chat_gap`, `entries(N)`).
+const CHAT_POLL: Duration = Duration::from_millis(500);
+
+/// Reads each chat server's `chat_stats` (entries, users) every [`CHAT_POLL`], on a connection of the
+/// launcher's own (not through the link shaper: a cut link between servers must not hide them
+/// from the launcher). A server that does not answer is reported as such (`None`).
+pub(super) async fn poll_chat_servers(
+    servers: Vec<(String, SocketAddr)>,
+    peer_key: String,
+    internal: mpsc::UnboundedSender<TaskNews>,
+    shutdown: CancellationToken,
+) {
+    let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+    let mut interval = tokio::time::interval(CHAT_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        for (name, addr) in &servers {
+            if !clients.contains_key(name) {
+                let addr = addr.to_string();
+                let connect = Client::connect_as(
+                    &addr,
+                    "supervisor",
+                    Some((&peer_key, PeerRole::Supervisor)),
+                    Duration::from_millis(300),
+                );
+                if let Ok(client) = connect.await {
+                    clients.insert(name.clone(), client);
+                }
+            }
+            let entries = match clients.get_mut(name) {
+                Some(client) => {
+                    let ask = client.request(Message::ChatStats);
+                    match tokio::time::timeout(Duration::from_millis(300), ask).await {
+                        Ok(Ok(Message::ChatStatsReport { entries, users, .. })) => {
+                            Some((entries as u64, users as u64))
+                        }
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            if entries.is_none() {
+                clients.remove(name);
+            }
+            let news = TaskNews::ChatEntries {
+                server: name.clone(),
+                entries,
+            };
+            if internal.send(news).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -13,7 +13,10 @@
 //! | `dead(N)`, `healthy(N)`, `suspect(N)` | the cluster's verdict on node `N` (`healthy` counts a node that rejoined) |
 //! | `submitted`, `completed`, `failed`, `lost`, `queued`, `running`, `unfinished` | job counts (`lost`: acknowledged, then unknown to the primary) |
 //! | `term`, `alarms`, `duplicates`, `workers_healthy`, `workers_dead` | the primary's term, alarms raised, jobs that ran twice, workers by verdict |
-//! | `clock_spread` | ms between the two clocks furthest apart in the time master's last round |
+//! | `clock_spread`, `clocks_read`, `clocks_left_out` | the time master's last round: ms between the two clocks furthest apart, clocks it read, clocks it left out of the average |
+//! | `chat_gap`, `entries(N)`, `users(N)` | entries the fullest live chat server holds more than the emptiest (0: they agree); entries chat server `N` holds; users logged in on it |
+//! | `lent` | workers out on loan to another cluster now |
+//! | `A + B`, `A - B` | sums and differences of numbers (`offset(worker-2) - offset(worker-1) > 100ms`) |
 //! | `primary`, `time_master` | node names, to compare with a node (`primary == backup`) |
 //! | `jobs_on(N)`, `jobs_on(N, T)`, `offset(N)` | jobs node `N` completed (since `T` into the scenario); its clock against the launcher's, in ms |
 //! | `12`, `50ms`, `2s` | numbers; a duration is its milliseconds |
@@ -71,6 +74,12 @@ pub enum Operand {
     JobsOn(String, Option<i64>),
     /// This node's clock against the launcher's, in milliseconds.
     Offset(String),
+    /// Entries this chat server holds.
+    Entries(String),
+    /// Users logged in on this chat server.
+    Users(String),
+    /// `A + B` (`true`) or `A - B`.
+    Sum(Box<Operand>, bool, Box<Operand>),
 }
 
 /// A count of the cluster's state.
@@ -89,6 +98,10 @@ pub enum Count {
     WorkersHealthy,
     WorkersDead,
     ClockSpread,
+    ClocksRead,
+    ClocksLeftOut,
+    ChatGap,
+    Lent,
 }
 
 /// A verdict asked about.
@@ -110,7 +123,7 @@ pub enum Op {
     Ge,
 }
 
-const COUNTS: [(&str, Count); 13] = [
+const COUNTS: [(&str, Count); 17] = [
     ("submitted", Count::Submitted),
     ("completed", Count::Completed),
     ("failed", Count::Failed),
@@ -124,9 +137,15 @@ const COUNTS: [(&str, Count); 13] = [
     ("workers_healthy", Count::WorkersHealthy),
     ("workers_dead", Count::WorkersDead),
     ("clock_spread", Count::ClockSpread),
+    ("clocks_read", Count::ClocksRead),
+    ("clocks_left_out", Count::ClocksLeftOut),
+    ("chat_gap", Count::ChatGap),
+    ("lent", Count::Lent),
 ];
 
-const FUNCTIONS: [&str; 5] = ["dead", "healthy", "suspect", "jobs_on", "offset"];
+const FUNCTIONS: [&str; 7] = [
+    "dead", "healthy", "suspect", "jobs_on", "offset", "entries", "users",
+];
 
 impl Count {
     /// Its word in files.
@@ -175,6 +194,9 @@ impl fmt::Display for Operand {
             Operand::JobsOn(n, None) => write!(f, "jobs_on({n})"),
             Operand::JobsOn(n, Some(ms)) => write!(f, "jobs_on({n}, {ms}ms)"),
             Operand::Offset(n) => write!(f, "offset({n})"),
+            Operand::Entries(n) => write!(f, "entries({n})"),
+            Operand::Users(n) => write!(f, "users({n})"),
+            Operand::Sum(a, plus, b) => write!(f, "{a} {} {b}", if *plus { '+' } else { '-' }),
         }
     }
 }
@@ -200,14 +222,20 @@ impl fmt::Display for Expr {
     }
 }
 
+impl Expectation {
+    /// The condition, written back (without the parentheses around the whole).
+    pub fn condition(&self) -> String {
+        let expr = self.expr.to_string();
+        match &self.expr {
+            Expr::And(..) | Expr::Or(..) => expr[1..expr.len() - 1].to_string(),
+            _ => expr,
+        }
+    }
+}
+
 impl fmt::Display for Expectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let expr = self.expr.to_string();
-        let expr = expr
-            .strip_prefix('(')
-            .and_then(|e| e.strip_suffix(')'))
-            .filter(|_| matches!(self.expr, Expr::And(..) | Expr::Or(..)))
-            .unwrap_or(&expr);
+        let expr = self.condition();
         if self.within != DEFAULT_WITHIN {
             write!(
                 f,
@@ -230,6 +258,8 @@ enum Tok {
     Open,
     Close,
     Comma,
+    /// `+` (`true`) or `-`, as a word of its own.
+    Sign(bool),
     Op(Op),
 }
 
@@ -242,6 +272,7 @@ impl Tok {
             Tok::Open => "`(`".into(),
             Tok::Close => "`)`".into(),
             Tok::Comma => "`,`".into(),
+            Tok::Sign(plus) => format!("`{}`", if *plus { '+' } else { '-' }),
             Tok::Op(op) => format!("`{}`", op.as_str()),
         }
     }
@@ -252,6 +283,10 @@ impl Tok {
 fn pieces(words: &[(&str, Span)]) -> Result<Vec<(Tok, Span)>, Diagnostic> {
     let mut out = Vec::new();
     for (text, span) in words {
+        if matches!(*text, "+" | "-") {
+            out.push((Tok::Sign(*text == "+"), *span));
+            continue;
+        }
         let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
@@ -544,8 +579,27 @@ impl Parser<'_> {
         }
     }
 
-    /// One side of a comparison, what it holds, and where it is.
+    /// One side of a comparison (a sum of values), what it holds, and where it is.
     fn operand(&mut self) -> Result<(Operand, Kind, Span), Diagnostic> {
+        let (mut sum, kind, mut span) = self.atom()?;
+        while let Some((Tok::Sign(plus), _)) = self.peek().cloned() {
+            self.pos += 1;
+            let (right, right_kind, right_span) = self.atom()?;
+            if kind != Kind::Number || right_kind != Kind::Number {
+                return Err(Diagnostic::error(
+                    span.to(right_span),
+                    "only numbers add up or subtract",
+                )
+                .with_label("a node's name here"));
+            }
+            sum = Operand::Sum(Box::new(sum), plus, Box::new(right));
+            span = span.to(right_span);
+        }
+        Ok((sum, kind, span))
+    }
+
+    /// One value, what it holds, and where it is.
+    fn atom(&mut self) -> Result<(Operand, Kind, Span), Diagnostic> {
         let Some((tok, span)) = self.next() else {
             return Err(self.expected(None, "a value", "the expectation ends too soon"));
         };
@@ -561,14 +615,15 @@ impl Parser<'_> {
         match word.as_str() {
             "primary" => return Ok((Operand::Primary, Kind::Name, span)),
             "time_master" => return Ok((Operand::TimeMaster, Kind::Name, span)),
-            "jobs_on" | "offset" => {
+            "jobs_on" | "offset" | "entries" | "users" => {
                 let (node, since) = self.arguments(&word, word == "jobs_on")?;
                 let end = self.pieces[self.pos - 1].1;
                 let span = Span::new(span.start, end.end);
-                let operand = if word == "jobs_on" {
-                    Operand::JobsOn(node, since)
-                } else {
-                    Operand::Offset(node)
+                let operand = match word.as_str() {
+                    "jobs_on" => Operand::JobsOn(node, since),
+                    "offset" => Operand::Offset(node),
+                    "entries" => Operand::Entries(node),
+                    _ => Operand::Users(node),
                 };
                 return Ok((operand, Kind::Number, span));
             }
@@ -650,6 +705,14 @@ mod tests {
             ("offset(worker-2) < 50ms", "offset(worker-2) < 50ms"),
             ("offset(worker-2) > -2s", "offset(worker-2) > -2000ms"),
             (
+                "offset(worker-2) - offset(worker-1) + 5 > 100ms",
+                "offset(worker-2) - offset(worker-1) + 5 > 100ms",
+            ),
+            (
+                "entries(worker-1) > 0 and chat_gap == 0",
+                "(entries(worker-1) > 0 and chat_gap == 0)",
+            ),
+            (
                 "dead(worker-1) and lost == 0 or term > 1",
                 "((dead(worker-1) and lost == 0) or term > 1)",
             ),
@@ -702,6 +765,8 @@ mod tests {
                 18,
             ),
             ("offset(worker-1, 3s) > 1", "expected `)`", 15),
+            ("primary + 1 > 2", "only numbers add up", 0),
+            ("term - > 2", "expected a value", 7),
         ] {
             let d = parsed(text).expect_err(text);
             assert!(

@@ -97,6 +97,16 @@ impl Clocks {
         high.saturating_sub(low).max(0)
     }
 
+    /// How many clocks the last round read.
+    pub fn read_count(&self) -> usize {
+        self.readings.len()
+    }
+
+    /// How many of them it left out of its average.
+    pub fn left_out_count(&self) -> usize {
+        self.readings.values().filter(|r| r.left_out).count()
+    }
+
     /// A node's clock as last read, if a round read it.
     pub fn reading(&self, node: &str) -> Option<&ClockReading> {
         self.readings.get(node)

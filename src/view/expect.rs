@@ -21,6 +21,10 @@ pub trait Facts {
     fn jobs_on(&self, node: &str, since_ms: Option<i64>) -> i64;
     /// This node's clock against the launcher's, if a round read it.
     fn offset(&self, node: &str) -> Option<i64>;
+    /// Entries this chat server holds, if it answers.
+    fn entries(&self, node: &str) -> Option<i64>;
+    /// Users logged in on this chat server, if it answers.
+    fn users(&self, node: &str) -> Option<i64>;
 }
 
 /// Whether an expectation holds, and the values it saw (for the class, and for the one who
@@ -121,6 +125,24 @@ fn value(operand: &Operand, facts: &dyn Facts, seen: &mut Vec<String>) -> Value 
             Some(ms) => (Value::Number(ms), format!("{ms:+}ms")),
             None => (Value::Unknown, "not read".into()),
         },
+        Operand::Entries(node) | Operand::Users(node) => {
+            let n = match operand {
+                Operand::Entries(_) => facts.entries(node),
+                _ => facts.users(node),
+            };
+            match n {
+                Some(n) => (Value::Number(n), n.to_string()),
+                None => (Value::Unknown, "no answer".into()),
+            }
+        }
+        // Each part says its own value.
+        Operand::Sum(a, plus, b) => {
+            return match (value(a, facts, seen), value(b, facts, seen)) {
+                (Value::Number(x), Value::Number(y)) if *plus => Value::Number(x.saturating_add(y)),
+                (Value::Number(x), Value::Number(y)) => Value::Number(x.saturating_sub(y)),
+                _ => Value::Unknown,
+            };
+        }
     };
     seen.push(format!("{operand} {said}"));
     value
@@ -160,6 +182,12 @@ mod tests {
         fn offset(&self, node: &str) -> Option<i64> {
             (node == "worker-1").then_some(-12)
         }
+        fn entries(&self, _: &str) -> Option<i64> {
+            None
+        }
+        fn users(&self, _: &str) -> Option<i64> {
+            Some(3)
+        }
     }
 
     fn check_text(text: &str) -> Outcome {
@@ -191,6 +219,10 @@ mod tests {
         // A clock no round read compares false either way.
         assert!(!ok("offset(worker-2) < 50ms") && !ok("offset(worker-2) >= 50ms"));
         assert!(!ok("time_master == backup"));
+        assert!(ok("jobs_on(worker-1) - jobs_on(worker-2) == 4"));
+        assert!(ok("jobs_on(worker-1) + offset(worker-1) == -5"));
+        assert!(!ok("entries(worker-1) + 1 > 0") && !ok("entries(worker-1) + 1 <= 0"));
+        assert!(ok("users(worker-1) == 3"));
         assert_eq!(
             check_text("completed == submitted and dead(worker-1)").seen,
             "completed 10, submitted 10, worker-1 is rejoined"

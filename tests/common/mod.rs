@@ -158,11 +158,26 @@ pub fn start_worker(dir: &Path, label: &str, topology: &Path, name: &str, addr: 
 /// `topologies/demo.top` as shipped, without its fixed ports (tcluster picks free ones), so
 /// that a demo running on this machine meanwhile, or another test, does not get in the way.
 pub fn demo_on_free_ports() -> String {
-    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/demo.top"))
-        .expect("the demo topology");
-    demo.lines()
+    shipped_on_free_ports("demo")
+}
+
+/// `topologies/NAME.top` with its fixed ports taken out (a line `port N`, or `; port N` inside
+/// a line): the OS picks them, so tests never collide with a running demo or each other.
+pub fn shipped_on_free_ports(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("topologies/{name}.top"));
+    let text = std::fs::read_to_string(&path).expect("a shipped topology");
+    text.lines()
         .filter(|line| !line.trim_start().starts_with("port "))
-        .map(|line| format!("{line}\n"))
+        .map(|line| {
+            let mut line = line.to_string();
+            while let Some(at) = line.find("; port ") {
+                let end = line[at + 7..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .map_or(line.len(), |e| at + 7 + e);
+                line.replace_range(at..end, "");
+            }
+            format!("{line}\n")
+        })
         .collect()
 }
 
