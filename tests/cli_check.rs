@@ -33,7 +33,7 @@ fn a_valid_topology_prints_a_summary_and_exits_0() {
         stdout.contains("heartbeat       every 250ms, suspect after 750ms, dead after 1.5s"),
         "{stdout}"
     );
-    assert!(stdout.contains("lecture (22 steps over 33s)"), "{stdout}");
+    assert!(stdout.contains("lecture (32 steps over 33s)"), "{stdout}");
     assert!(text(&out.stderr).is_empty());
 }
 

@@ -22,6 +22,7 @@ const COVERED: &[(&str, &str, &str)] = &[
     ("election", "pause", "tests/shipped_scenarios.rs"),
     ("chat", "outage", "tests/shipped_scenarios.rs"),
     ("big", "flood", "tests/shipped_scenarios.rs"),
+    ("splitbrain", "split", "tests/shipped_scenarios.rs"),
 ];
 
 /// Runs scenario `scenario` of `topologies/FILE.top` headless; its expectations must all hold.
@@ -162,4 +163,58 @@ scenario wrong {
         e[1]["at_ms"].is_u64() && e[1]["settled_ms"].is_u64(),
         "{report}"
     );
+}
+
+/// A topology built to break: two masters, no workers, a cut between them. The live checks
+/// raise `split_brain` with the evidence, and the scenario's expectations (which expect it) hold.
+#[test]
+fn the_split_brain_topology_raises_its_alarm() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), &shipped_on_free_ports("splitbrain"));
+    let summary = dir.path().join("summary.json");
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+        ])
+        .arg("split")
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let alarms = report["alarms"].as_array().unwrap();
+    let split: Vec<_> = alarms
+        .iter()
+        .filter(|a| a["kind"] == "split_brain")
+        .collect();
+    assert_eq!(
+        split.len(),
+        1,
+        "one alarm for the pair: {alarms:?}\n{stdout}"
+    );
+    assert_eq!(
+        split[0]["nodes"],
+        serde_json::json!(["m1", "m2"]),
+        "{report}"
+    );
+    assert!(
+        split[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("two masters accepted jobs at once"),
+        "{report}"
+    );
+    assert!(split[0]["at_ms"].is_u64(), "{report}");
+    assert!(stdout.contains("ALARM split_brain: JOB-"), "{stdout}");
+    for e in report["expectations"].as_array().unwrap() {
+        assert_eq!(e["ok"], true, "{e}\n{stdout}");
+    }
 }

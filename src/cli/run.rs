@@ -224,6 +224,8 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
     tokio::pin!(stop_signal);
     let mut scenario_over = false;
     let mut settle_until = None;
+    // Without workers no job ever ends: the run stops with its scenario.
+    let no_workers = !handle.nodes.iter().any(|n| n.kind == "worker");
     let mut check = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -249,6 +251,10 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
                 break;
             }
             _ = check.tick(), if scenario_over && deadline.is_none() => {
+                if no_workers {
+                    outln!("-- the scenario is over (no worker will run its jobs): stopping");
+                    break;
+                }
                 if handle.submissions_in_flight() == 0
                     && handle.loans_open() == 0
                     && open_jobs(&masters, secret.as_deref()).await == Some(0)

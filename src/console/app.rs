@@ -93,6 +93,8 @@ pub enum Mode {
     JobDetail(JobId),
     /// One node: its address, process, links and the cluster's verdict.
     NodeDetail(String),
+    /// The alarms the live checks raised.
+    Alarms,
 }
 
 /// The `s` form.
@@ -485,6 +487,8 @@ pub struct App {
     pub say: Option<(String, u64)>,
     /// Banners about faults and recoveries, oldest first.
     pub banners: VecDeque<Banner>,
+    /// What the live checks raised (run ms, kind, text, a warning only), oldest first.
+    pub alarms: Vec<(u64, String, String, bool)>,
     /// How the Timeline view is read.
     pub timeline_view: TimelineView,
     /// Completions of the word being typed on the command line.
@@ -540,6 +544,7 @@ impl App {
             scenario: None,
             say: None,
             banners: VecDeque::new(),
+            alarms: Vec::new(),
             timeline_view: TimelineView::default(),
             completions: Vec::new(),
             flash: None,

@@ -44,6 +44,8 @@ pub enum Action {
     Quit,
     /// Show or hide the help overlay.
     Help,
+    /// Show the alarms the live checks raised.
+    Alarms,
     /// Open the `:` command line.
     CommandLine,
     /// Open the submit form.
@@ -192,6 +194,14 @@ fn acting_keys() -> Vec<Binding> {
             Action::Quit
         ),
         bind!("help", Char('?'), Global, true, "this help", Action::Help),
+        bind!(
+            "alarms",
+            Char('!'),
+            Global,
+            false,
+            "the alarms the live checks raised (split brain, lost jobs …)",
+            Action::Alarms
+        ),
         bind!(
             "command",
             Char(':'),

@@ -70,7 +70,7 @@ pub fn translate(app: &App, bindings: &[Binding], event: Event) -> Option<Action
                     KeyCode::PageDown | KeyCode::Char(' ') => Action::HelpScroll(10),
                     _ => Action::Back,
                 }),
-                Mode::JobDetail(_) | Mode::NodeDetail(_) => Some(Action::Back),
+                Mode::JobDetail(_) | Mode::NodeDetail(_) | Mode::Alarms => Some(Action::Back),
                 Mode::Normal => keymap::lookup(bindings, key, app.focus),
             }
         }

@@ -82,7 +82,12 @@ impl Facts for Reading<'_> {
             Count::Running => c.running,
             Count::Unfinished => c.queued + c.assigned + c.running,
             Count::Term => view.term as usize,
-            Count::Alarms => 0,
+            Count::Alarms => self
+                .supervisor
+                .checkers
+                .values()
+                .map(|c| c.alarm_count())
+                .sum(),
             Count::Duplicates => view.state.duplicates as usize,
             Count::WorkersHealthy => workers(|v| matches!(v, Verdict::Healthy | Verdict::Rejoined)),
             Count::WorkersDead => workers(|v| v == Verdict::Dead),

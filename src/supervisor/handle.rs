@@ -176,6 +176,7 @@ pub async fn launch(
         acknowledged: BTreeSet::new(),
         expectations: Default::default(),
         chat_entries: BTreeMap::new(),
+        checkers: BTreeMap::new(),
         shutdown,
     };
     // The other clusters, each read from its own primary (the topology's, until one takes

@@ -18,6 +18,7 @@
 //! coordinator reports it joined, which also works for outside programs that print nothing.
 
 mod act;
+mod alarms;
 pub mod child;
 mod clusters;
 mod expect;
@@ -246,6 +247,8 @@ struct Supervisor {
     acknowledged: BTreeSet<JobId>,
     /// The scenario's expectations, pending and settled.
     expectations: expect::Expectations,
+    /// The live invariant checks, per cluster (job ids are each cluster's own).
+    checkers: BTreeMap<String, crate::view::alarms::Checker>,
     /// Each live chat server's entries and users logged in, as last read.
     chat_entries: BTreeMap<String, (u64, u64)>,
     shutdown: CancellationToken,
@@ -359,14 +362,13 @@ impl Supervisor {
             }
             TaskNews::Cluster { from, event } => self.heard_event(&from, event),
             TaskNews::History { from, events } => self.heard_history(&from, events),
-            TaskNews::ChatEntries { server, entries } => match entries {
-                Some(n) => {
-                    self.chat_entries.insert(server, n);
-                }
-                None => {
-                    self.chat_entries.remove(&server);
-                }
-            },
+            TaskNews::ChatEntries { server, entries } => {
+                match entries {
+                    Some(n) => self.chat_entries.insert(server, n),
+                    None => self.chat_entries.remove(&server),
+                };
+                self.check_chat();
+            }
         }
     }
 
@@ -446,6 +448,9 @@ impl Supervisor {
 
     /// A master's event: counted if it comes from the primary (or moves the primary).
     fn heard_event(&mut self, from: &str, event: ClusterEvent) {
+        let now = self.now();
+        let alarms = self.checker_of(from).stream_event(now, from, &event);
+        self.alarms(alarms);
         if let Some(cluster) = self.other_cluster_of(from) {
             self.other_event(&cluster, from, event);
             return;
@@ -469,6 +474,9 @@ impl Supervisor {
     /// primary's, and a resumed run says what it found.
     fn heard_history(&mut self, from: &str, events: Vec<ClusterEvent>) {
         self.subscribed.insert(from.to_string());
+        let now = self.now();
+        let alarms = self.checker_of(from).history(now, from, &events);
+        self.alarms(alarms);
         if let Some(cluster) = self.other_cluster_of(from) {
             self.other_history(&cluster, from, &events);
             return;
@@ -485,6 +493,11 @@ impl Supervisor {
         };
         self.view.resync(&events);
         let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
+        // The reading starts over from this primary: whatever was acknowledged, it must know.
+        let main = self.main_cluster().to_string();
+        let checker = self.checkers.entry(main).or_default();
+        let alarms = checker.after_failover(now, &self.view, &self.acknowledged);
+        self.alarms(alarms);
         for event in missed {
             self.told(from, event);
         }
@@ -523,8 +536,12 @@ impl Supervisor {
     /// An event the cluster's story is made of (see [`ClusterView::accepts`]).
     fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
+        let own = from == self.view.primary;
         self.view.apply(now, &event);
         let main = self.main_cluster().to_string();
+        let checker = self.checkers.entry(main.clone()).or_default();
+        let alarms = checker.applied(now, &event, own, &self.view);
+        self.alarms(alarms);
         self.read_loan(&main, now, &event);
         match &event.kind {
             EventKind::JobCompleted { job, .. }

@@ -44,6 +44,8 @@ pub struct RunReport {
     /// last (`policy clock`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_master: Option<String>,
+    /// What the live checks found: `split_brain`, `lost_job` … (warnings: `double_run`).
+    pub alarms: Vec<crate::view::alarms::Alarm>,
     /// The scenario's `expect` steps and whether each held.
     pub expectations: Vec<super::expect::ExpectationRecord>,
 }
@@ -214,6 +216,7 @@ impl Supervisor {
             loans: self.loans.loans.clone(),
             time_master: self.view.clocks.elected.as_ref().map(|(m, _)| m.clone()),
             expectations: self.expectations.settled.clone(),
+            alarms: self.all_alarms(),
         }
     }
 }
@@ -286,6 +289,20 @@ impl std::fmt::Display for RunReport {
             .collect();
         if !clocks.is_empty() {
             writeln!(out, "   clocks (last round): {}", clocks.join(", "))?;
+        }
+        let (warnings, alarms): (Vec<_>, Vec<_>) = report.alarms.iter().partition(|a| a.warning);
+        if !alarms.is_empty() {
+            writeln!(out, "   ALARMS: {}", alarms.len())?;
+        }
+        for a in alarms.iter().chain(&warnings) {
+            let word = if a.warning { "warning" } else { "ALARM" };
+            writeln!(
+                out,
+                "   {word} {} at {}ms: {}",
+                a.kind.as_str(),
+                a.at_ms,
+                a.text
+            )?;
         }
         if !report.expectations.is_empty() {
             let met = report.expectations.iter().filter(|e| e.ok).count();

@@ -89,6 +89,14 @@ pub enum TimelineKind {
     Cluster { event: ClusterEvent },
     /// A banner (`say`).
     Say { text: String },
+    /// The checker found a promise broken (or, `warning`, a job run twice).
+    Alarm {
+        /// `split_brain`, `lost_job` … (docs/ARCHITECTURE.md, "Alarms").
+        alarm: String,
+        text: String,
+        nodes: Vec<String>,
+        warning: bool,
+    },
     /// A scenario's `expect` settled: it held, or its time was up.
     Expected {
         text: String,
@@ -204,6 +212,13 @@ impl fmt::Display for TimelineKind {
             }
             TimelineKind::Cluster { event } => write!(f, "{}", event.kind),
             TimelineKind::Say { text } => write!(f, ">>> {text}"),
+            TimelineKind::Alarm {
+                alarm,
+                text,
+                warning: false,
+                ..
+            } => write!(f, "ALARM {alarm}: {text}"),
+            TimelineKind::Alarm { alarm, text, .. } => write!(f, "warning {alarm}: {text}"),
             TimelineKind::Expected {
                 text,
                 ok: true,

@@ -16,6 +16,7 @@
 //! journal, a takeover); the console then advances its copy with the same events. So the Nodes
 //! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
 
+pub mod alarms;
 pub mod clocks;
 pub mod expect;
 pub mod loans;

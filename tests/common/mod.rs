@@ -331,8 +331,18 @@ pub fn headless_with(
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = serde_json::from_str(&std::fs::read_to_string(&summary).expect("a summary"))
-        .expect("the summary is JSON");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).expect("a summary"))
+            .expect("the summary is JSON");
+    // Every run a test makes, chaos included, keeps the cluster's promises: the live checks
+    // raise no alarm (warnings, such as a job run twice, are allowed).
+    let alarms: Vec<&serde_json::Value> = report["alarms"]
+        .as_array()
+        .expect("alarms in the summary")
+        .iter()
+        .filter(|a| a["warning"] == false)
+        .collect();
+    assert!(alarms.is_empty(), "false alarms: {alarms:?}\n{stdout}");
     (stdout, report)
 }
 

@@ -133,6 +133,7 @@ pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
         Mode::Submit(form) => overlays::submit_form(form, &palette, frame),
         Mode::JobDetail(id) => jobs::detail(app, *id, &palette, frame),
         Mode::NodeDetail(name) => nodes::detail(app, name, &palette, frame),
+        Mode::Alarms => overlays::alarms(app, &palette, frame),
         Mode::Command(_) => overlays::completions(app, &palette, frame, areas.status),
         _ => {}
     }

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Clear, Paragraph};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::{Palette, block, popup, truncate};
 use crate::console::app::*;
@@ -86,6 +86,15 @@ pub fn status_line(
         ),
         Span::styled(format!("{elapsed} "), palette.dim()),
     ];
+    let alarms = app.alarms.iter().filter(|a| !a.3).count();
+    if alarms > 0 {
+        spans.push(Span::styled(
+            format!(" {alarms} ALARM{} (!) ", if alarms == 1 { "" } else { "S" }),
+            palette
+                .fg(Color::Red)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+    }
     if let Some((name, began)) = &app.scenario {
         let t = app.now_ms.saturating_sub(*began) / 1000;
         spans.push(Span::styled(
@@ -213,4 +222,56 @@ pub fn submit_form(form: &SubmitForm, palette: &Palette, frame: &mut Frame) {
         frame.render_widget(Paragraph::new(SubmitForm::LABELS[i]).style(style), label);
         frame.render_widget(&form.fields[i], field);
     }
+}
+
+/// The alarms the live checks raised, newest last (`!`; any key closes it).
+pub fn alarms(app: &App, palette: &Palette, frame: &mut Frame) {
+    let mut lines: Vec<Line> = app
+        .alarms
+        .iter()
+        .map(|(at, kind, text, warning)| {
+            let style = if *warning {
+                palette.fg(Color::Yellow)
+            } else {
+                palette.fg(Color::Red).add_modifier(Modifier::BOLD)
+            };
+            let word = if *warning { "warning" } else { "ALARM" };
+            Line::from(vec![
+                Span::styled(format!("{:>8.1}s ", *at as f64 / 1000.0), palette.dim()),
+                Span::styled(format!("{word} {kind}: "), style),
+                Span::raw(text.clone()),
+            ])
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            "no alarm: no promise broken so far (split brain, lost jobs, jobs over a worker's \
+             slots, clocks or terms going back, chat servers that disagree)",
+            palette.dim(),
+        ));
+    }
+    let screen = frame.area();
+    let height = (lines.len() as u16 + 2).min(screen.height);
+    let width = screen.width.saturating_sub(4).max(20).min(screen.width);
+    let area = Rect::new(
+        screen.x + (screen.width - width) / 2,
+        screen.y + screen.height.saturating_sub(height) / 2,
+        width,
+        height,
+    );
+    // The newest that fit.
+    let skip = lines
+        .len()
+        .saturating_sub(height.saturating_sub(2) as usize);
+    let shown: Vec<Line> = lines.into_iter().skip(skip).collect();
+    frame.render_widget(Clear, area);
+    let title = format!(" Alarms ({}) · any key closes ", app.alarms.len());
+    frame.render_widget(
+        Paragraph::new(shown).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(title)
+                .border_style(palette.fg(Color::Red)),
+        ),
+        area,
+    );
 }

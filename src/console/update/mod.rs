@@ -61,6 +61,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             return vec![Effect::Quit];
         }
         Action::Help => modes::toggle_help(app),
+        Action::Alarms => app.mode = Mode::Alarms,
         Action::CommandLine => modes::open_command_line(app),
         Action::SubmitForm => app.mode = Mode::Submit(Box::default()),
         Action::Search => modes::open_search(app),

@@ -146,6 +146,25 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             app.flash = Some((format!("#{fault}: {text}"), at));
         }
         TimelineKind::Say { text } => app.say = Some((text.clone(), at)),
+        // An alarm is a banner, and stays in the list `!` opens.
+        TimelineKind::Alarm {
+            alarm,
+            text,
+            warning,
+            ..
+        } => {
+            app.alarms
+                .push((event.at_ms, alarm.clone(), text.clone(), *warning));
+            if app.alarms.len() > 1_000 {
+                app.alarms.remove(0);
+            }
+            let (word, tone) = if *warning {
+                ("warning", Tone::Warning)
+            } else {
+                ("ALARM", Tone::Alarm)
+            };
+            banner(app, "alarm", at, format!("{word} {alarm}: {text}"), tone);
+        }
         // Each expectation turns green or red in a banner of its own.
         TimelineKind::Expected { text, ok, seen, .. } => {
             let (mark, tone) = if *ok {
