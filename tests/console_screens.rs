@@ -143,7 +143,7 @@ fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
             to: Arc::from(to),
             kind: kind.into(),
             clock: Some(at_ms / 10),
-            dropped: false,
+            fate: tcluster::supervisor::shaper::Fate::Carried,
         })
     };
     feed(

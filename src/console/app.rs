@@ -95,6 +95,8 @@ pub enum Mode {
     NodeDetail(String),
     /// The alarms the live checks raised.
     Alarms,
+    /// Messages waiting on held links: this one selected.
+    Held(usize),
 }
 
 /// The `s` form.
@@ -384,6 +386,8 @@ pub struct LinkView {
     pub loss: f64,
     /// Messages carried so far.
     pub carried: u64,
+    /// Its messages wait for the operator.
+    pub held: bool,
 }
 
 /// An action as the Faults table shows it: what was done, and what came of it.
@@ -489,6 +493,8 @@ pub struct App {
     pub banners: VecDeque<Banner>,
     /// What the live checks raised (run ms, kind, text, a warning only), oldest first.
     pub alarms: Vec<(u64, String, String, bool)>,
+    /// Messages waiting on held links, in the order they came.
+    pub held: Vec<crate::supervisor::shaper::HeldMessage>,
     /// How the Timeline view is read.
     pub timeline_view: TimelineView,
     /// Completions of the word being typed on the command line.
@@ -545,6 +551,7 @@ impl App {
             say: None,
             banners: VecDeque::new(),
             alarms: Vec::new(),
+            held: Vec::new(),
             timeline_view: TimelineView::default(),
             completions: Vec::new(),
             flash: None,
@@ -565,6 +572,29 @@ impl App {
     /// The selected row of a pane.
     pub fn selected(&self, pane: Pane) -> usize {
         self.selected.get(&pane).copied().unwrap_or(0)
+    }
+
+    /// Each pair of nodes with a shaped link, in the order the Map selects them.
+    pub fn link_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .links
+            .iter()
+            .map(|l| {
+                if l.from < l.to {
+                    (l.from.clone(), l.to.clone())
+                } else {
+                    (l.to.clone(), l.from.clone())
+                }
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        pairs
+    }
+
+    /// The link selected in the Map, if any.
+    pub fn selected_link(&self) -> Option<(String, String)> {
+        self.link_pairs().into_iter().nth(self.selected(Pane::Map))
     }
 
     /// The node selected in the Nodes pane.

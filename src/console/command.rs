@@ -17,6 +17,7 @@ use crate::topology::units::{UnitError, parse_duration, parse_percent, parse_sig
 pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
     ClusterAction::NAMES
         .into_iter()
+        .filter(|c| *c != "expect")
         .chain(["scenario", "help", "quit"])
 }
 
@@ -107,7 +108,7 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, CommandError> {
         "scenario" => return line.scenario(),
         "submit" => line.submit()?,
         "kill" | "pause" | "resume" | "restart" => line.node_action()?,
-        "partition" | "heal" => line.cut_or_heal()?,
+        "partition" | "heal" | "hold" | "release" => line.cut_or_heal()?,
         "latency" | "loss" | "skew" => line.shape()?,
         "say" if !args.is_empty() => ClusterAction::Say(args.join(" ")),
         "say" => return usage("say TEXT"),
@@ -250,6 +251,27 @@ impl Line<'_> {
                 a: Some(self.node(a)?),
                 b: Some(self.node(b)?),
             },
+            ("hold", [a, b]) => ClusterAction::Hold {
+                a: self.node(a)?,
+                b: self.node(b)?,
+                one_way: false,
+            },
+            ("hold", [a, "->", b]) => ClusterAction::Hold {
+                a: self.node(a)?,
+                b: self.node(b)?,
+                one_way: true,
+            },
+            ("hold", _) => return usage("hold A B, or hold A -> B (one way)"),
+            ("release", []) => ClusterAction::Release { a: None, b: None },
+            ("release", [a]) => ClusterAction::Release {
+                a: Some(self.node(a)?),
+                b: None,
+            },
+            ("release", [a, b]) => ClusterAction::Release {
+                a: Some(self.node(a)?),
+                b: Some(self.node(b)?),
+            },
+            ("release", _) => return usage("release [A [B]]"),
             _ => return usage("heal [A [B]]"),
         })
     }
@@ -388,6 +410,22 @@ mod tests {
                 one_way: true
             }))
         );
+        assert_eq!(
+            parse("hold coordinator -> worker-2", &a),
+            Ok(Parsed::Act(ClusterAction::Hold {
+                a: "coordinator".into(),
+                b: "worker-2".into(),
+                one_way: true
+            }))
+        );
+        assert_eq!(
+            parse("release worker-2", &a),
+            Ok(Parsed::Act(ClusterAction::Release {
+                a: Some("worker-2".into()),
+                b: None
+            }))
+        );
+        assert!(parse("hold coordinator", &a).is_err());
         assert_eq!(
             parse("loss worker-1 -> coordinator 20%", &a),
             Ok(Parsed::Act(ClusterAction::Loss {

@@ -46,6 +46,16 @@ pub enum Action {
     Help,
     /// Show the alarms the live checks raised.
     Alarms,
+    /// In the Map: hold (or release) the selected link; elsewhere: show the held messages.
+    Hold,
+    /// The messages waiting on held links, as the shaper has them now.
+    Held(Vec<crate::supervisor::shaper::HeldMessage>),
+    /// In the held messages: deliver the selected one.
+    DeliverHeld,
+    /// In the held messages: drop the selected one.
+    DiscardHeld,
+    /// In the held messages: release every held link.
+    ReleaseHeld,
     /// Open the `:` command line.
     CommandLine,
     /// Open the submit form.
@@ -194,6 +204,14 @@ fn acting_keys() -> Vec<Binding> {
             Action::Quit
         ),
         bind!("help", Char('?'), Global, true, "this help", Action::Help),
+        bind!(
+            "hold",
+            Char('H'),
+            Global,
+            false,
+            "in the Map: hold the selected link (messages wait for you) or release it; elsewhere: the held messages (Enter delivers, d drops, r releases)",
+            Action::Hold
+        ),
         bind!(
             "alarms",
             Char('!'),

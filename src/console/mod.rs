@@ -71,6 +71,14 @@ pub fn translate(app: &App, bindings: &[Binding], event: Event) -> Option<Action
                     _ => Action::Back,
                 }),
                 Mode::JobDetail(_) | Mode::NodeDetail(_) | Mode::Alarms => Some(Action::Back),
+                Mode::Held(_) => Some(match key.code {
+                    KeyCode::Up => Action::Up,
+                    KeyCode::Down => Action::Down,
+                    KeyCode::Enter => Action::DeliverHeld,
+                    KeyCode::Char('d') => Action::DiscardHeld,
+                    KeyCode::Char('r') => Action::ReleaseHeld,
+                    _ => Action::Back,
+                }),
                 Mode::Normal => keymap::lookup(bindings, key, app.focus),
             }
         }
@@ -295,6 +303,19 @@ async fn run(
                 }
                 (Effect::Scenario(name), Some(h)) => {
                     let _ = h.commands.send(Request::RunScenario(name)).await;
+                }
+                (effect @ (Effect::Deliver(_) | Effect::Discard(_)), Some(h)) => {
+                    let (result, verb) = match effect {
+                        Effect::Deliver(id) => (h.shaper.deliver_held(id), "delivered"),
+                        Effect::Discard(id) => (h.shaper.discard_held(id), "dropped"),
+                        _ => continue,
+                    };
+                    let text = match result {
+                        Ok(m) => format!("{verb} by hand: {} {} → {}", m.kind, m.from, m.to),
+                        Err(e) => e,
+                    };
+                    let _ = tx.send(Input::Action(Action::Flash(text)));
+                    let _ = tx.send(Input::Action(Action::Held(h.shaper.held())));
                 }
                 (
                     Effect::Act(crate::topology::ClusterAction::Submit {

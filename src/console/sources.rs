@@ -57,6 +57,7 @@ pub(super) fn spawn_sources(
     forward(tx, logs, Action::Log);
     forward(tx, handle.shaper.watch(), Action::Message);
     tokio::spawn(sample_links_and_usage(tx.clone(), handle.shaper.clone()));
+    tokio::spawn(watch_held(tx.clone(), handle.shaper.clone()));
 }
 
 /// The terminal, read on a thread of its own (reading blocks).
@@ -148,6 +149,7 @@ async fn sample_links_and_usage(tx: mpsc::UnboundedSender<Input>, shaper: LinkSh
                 jitter_ms: s.link.jitter.as_millis() as u64,
                 loss: s.link.loss.0,
                 carried: s.carried,
+                held: s.held,
             })
             .collect();
         if tx.send(Input::Action(Action::Links(links))).is_err() {
@@ -353,4 +355,20 @@ fn forward<T: Clone + Send + 'static>(
             }
         }
     });
+}
+
+/// The messages waiting on held links, whenever they change (read five times a second).
+async fn watch_held(tx: mpsc::UnboundedSender<Input>, shaper: LinkShaper) {
+    let mut last = Vec::new();
+    let mut interval = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        interval.tick().await;
+        let now = shaper.held();
+        if now != last {
+            last = now.clone();
+            if tx.send(Input::Action(Action::Held(now))).is_err() {
+                break;
+            }
+        }
+    }
 }

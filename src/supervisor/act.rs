@@ -39,6 +39,14 @@ fn target_text(action: &ClusterAction) -> String {
         ClusterAction::Submit { data, .. } => data.clone(),
         ClusterAction::Say(text) => text.clone(),
         ClusterAction::Expect(e) => e.text.clone(),
+        ClusterAction::Hold { a, b, one_way } => {
+            format!("{a} {} {b}", if *one_way { "->" } else { "<->" })
+        }
+        ClusterAction::Release { a, b } => match (a, b) {
+            (Some(a), Some(b)) => format!("{a} <-> {b}"),
+            (Some(a), None) => a.clone(),
+            _ => "every held link".to_string(),
+        },
     }
 }
 
@@ -81,6 +89,17 @@ impl Supervisor {
         match action {
             ClusterAction::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
             ClusterAction::Expect(expectation) => self.expect(expectation),
+            ClusterAction::Hold { a, b, one_way } => {
+                self.shaper.hold(&a, &b, one_way);
+                self.refresh_partitions();
+            }
+            ClusterAction::Release { a, b } => {
+                let delivered = self.shaper.release(a.as_deref(), b.as_deref());
+                self.note(format!(
+                    "released: {delivered} held messages delivered in order"
+                ));
+                self.refresh_partitions();
+            }
             ClusterAction::Submit {
                 data,
                 count,
@@ -213,6 +232,15 @@ impl Supervisor {
             }
             ClusterAction::Resume(n) if dead(n) => Watch::Rejoin(vec![n.clone()]),
             ClusterAction::Resume(n) => Watch::Done(format!("{n} resumed")),
+            // A held link may keep a worker's heartbeats long enough to have it declared dead.
+            ClusterAction::Hold { a, b, .. } => link_change(
+                a,
+                b,
+                format!("{a} ↔ {b} held: its messages wait for the operator (H)"),
+            ),
+            ClusterAction::Release { .. } => {
+                Watch::Done("held messages delivered, in order".to_string())
+            }
             ClusterAction::Heal { a, b } => {
                 let dead: Vec<String> = self
                     .healed_nodes(a.as_deref(), b.as_deref())

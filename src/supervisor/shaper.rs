@@ -21,6 +21,10 @@
 //!
 //! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
 //! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
+//!
+//! A **held** link (`hold A B`) delivers nothing by itself: each message waits, in order, for
+//! the operator to deliver it ([`LinkShaper::deliver_held`], in any order), drop it
+//! ([`LinkShaper::discard_held`]) or release the link, which delivers what waits in order.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -59,6 +63,46 @@ pub struct LinkState {
     pub carried: u64,
     /// Messages dropped (lost or cut).
     pub dropped: u64,
+    /// Messages wait for the operator.
+    pub held: bool,
+}
+
+/// What became of a message on a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Carried (after the link's delay).
+    Carried,
+    /// Dropped by the link (cut, or lost).
+    Dropped,
+    /// Held: waiting for the operator.
+    Held,
+    /// Delivered by the operator (`out_of_order`: an earlier message of its link still waits).
+    Delivered { out_of_order: bool },
+    /// Dropped by the operator.
+    Discarded,
+}
+
+/// A message waiting on a held link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldMessage {
+    /// Its number, to deliver or drop it by.
+    pub id: u64,
+    pub from: Arc<str>,
+    pub to: Arc<str>,
+    /// Its `type`.
+    pub kind: String,
+    pub clock: Option<u64>,
+    /// When it was held (shaper milliseconds).
+    pub at_ms: u64,
+    /// Its first characters.
+    pub preview: String,
+}
+
+/// A held message and the connection it goes out on.
+struct Held {
+    message: HeldMessage,
+    line: Bytes,
+    out: mpsc::UnboundedSender<(Instant, Bytes)>,
 }
 
 /// A message a link carried, for the console's space-time diagram.
@@ -74,8 +118,15 @@ pub struct MessageSeen {
     pub kind: String,
     /// The sender's Lamport clock, if the message carries one.
     pub clock: Option<u64>,
-    /// Whether the link dropped it (cut or lost).
-    pub dropped: bool,
+    /// What became of it.
+    pub fate: Fate,
+}
+
+impl MessageSeen {
+    /// Whether it was dropped (by the link, or by the operator).
+    pub fn dropped(&self) -> bool {
+        matches!(self.fate, Fate::Dropped | Fate::Discarded)
+    }
 }
 
 /// Every shaped direction, by (from, to), and the proxies that apply them.
@@ -91,6 +142,9 @@ pub struct LinkShaper {
     addresses: Arc<RwLock<HashMap<String, SocketAddr>>>,
     /// Proxies carry UDP datagrams too (heartbeats over UDP).
     datagrams: bool,
+    /// Messages waiting on held links, in the order they came.
+    held: Arc<std::sync::Mutex<Vec<Held>>>,
+    next_held: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl LinkShaper {
@@ -121,6 +175,8 @@ impl LinkShaper {
             started: std::time::Instant::now(),
             addresses: Arc::default(),
             datagrams: false,
+            held: Arc::default(),
+            next_held: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         }
     }
 
@@ -230,10 +286,18 @@ impl LinkShaper {
             };
             let Ok((n, _)) = received else { continue };
             let datagram = &buf[..n];
+            // A held link drops datagrams: a heartbeat delivered by hand later would be stale.
+            let held = self.read().get(&key).is_some_and(|s| s.held);
             let delay = self
                 .pass(&key, datagram.len(), &mut rng)
-                .map(|(latency, _)| latency);
-            self.tap(&names, datagram, delay.is_none());
+                .map(|(latency, _)| latency)
+                .filter(|_| !held);
+            let fate = if delay.is_some() {
+                Fate::Carried
+            } else {
+                Fate::Dropped
+            };
+            self.tap(&names, datagram, fate);
             let (Some(delay), Some(target)) = (delay, self.address_of(&key.1)) else {
                 continue;
             };
@@ -283,30 +347,147 @@ impl LinkShaper {
     }
 
     /// Reports a message to listeners, if there are any (parsing costs nothing otherwise).
-    fn tap(&self, names: &(Arc<str>, Arc<str>), line: &[u8], dropped: bool) {
+    fn tap(&self, names: &(Arc<str>, Arc<str>), line: &[u8], fate: Fate) {
         if self.taps.receiver_count() == 0 {
             return;
         }
-        #[derive(serde::Deserialize)]
-        struct Peek {
-            #[serde(rename = "type")]
-            kind: String,
-            #[serde(default)]
-            clock: Option<u64>,
-        }
-        let (kind, clock) = match serde_json::from_slice::<Peek>(line) {
-            Ok(peek) => (peek.kind, peek.clock),
-            Err(_) => ("classic".to_string(), None),
-        };
-
+        let (kind, clock) = peek(line);
         let _ = self.taps.send(MessageSeen {
             at_ms: self.started.elapsed().as_millis() as u64,
             from: names.0.clone(),
             to: names.1.clone(),
             kind,
             clock,
-            dropped,
+            fate,
         });
+    }
+
+    /// Holds a message of a held link until the operator says.
+    fn keep_held(
+        &self,
+        names: &(Arc<str>, Arc<str>),
+        line: Bytes,
+        out: &mpsc::UnboundedSender<(Instant, Bytes)>,
+    ) {
+        let (kind, clock) = peek(&line);
+        let preview: String = String::from_utf8_lossy(&line).chars().take(120).collect();
+        let message = HeldMessage {
+            id: self
+                .next_held
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            from: names.0.clone(),
+            to: names.1.clone(),
+            kind,
+            clock,
+            at_ms: self.started.elapsed().as_millis() as u64,
+            preview,
+        };
+        self.tap(names, &line, Fate::Held);
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.push(Held {
+            message,
+            line,
+            out: out.clone(),
+        });
+    }
+
+    /// Holds the link between `a` and `b` (both ways, or only `a` → `b`): its messages wait.
+    pub fn hold(&self, a: &str, b: &str, one_way: bool) {
+        self.update(|(from, to), state| {
+            if (from == a && to == b) || (!one_way && from == b && to == a) {
+                state.held = true;
+            }
+        });
+        // A direction not yet shaped (no message so far) is held from its first message.
+        let mut links = self.write();
+        links
+            .entry((a.to_string(), b.to_string()))
+            .or_default()
+            .held = true;
+        if !one_way {
+            links
+                .entry((b.to_string(), a.to_string()))
+                .or_default()
+                .held = true;
+        }
+    }
+
+    /// Releases held links (those between `a` and `b`, or every one): what waits is delivered,
+    /// in order. Returns how many.
+    pub fn release(&self, a: Option<&str>, b: Option<&str>) -> usize {
+        let hit = |from: &str, to: &str| match (a, b) {
+            (Some(a), Some(b)) => (from == a && to == b) || (from == b && to == a),
+            (Some(a), None) => from == a || to == a,
+            _ => true,
+        };
+        self.update(|(from, to), state| {
+            if hit(from, to) {
+                state.held = false;
+            }
+        });
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let (go, stay): (Vec<Held>, Vec<Held>) = std::mem::take(&mut *held)
+            .into_iter()
+            .partition(|h| hit(&h.message.from, &h.message.to));
+        *held = stay;
+        drop(held);
+        let count = go.len();
+        for h in go {
+            let names = (h.message.from.clone(), h.message.to.clone());
+            self.tap(
+                &names,
+                &h.line,
+                Fate::Delivered {
+                    out_of_order: false,
+                },
+            );
+            let _ = h.out.send((Instant::now(), h.line));
+        }
+        count
+    }
+
+    /// Messages waiting on held links, in the order they came.
+    pub fn held(&self) -> Vec<HeldMessage> {
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.iter().map(|h| h.message.clone()).collect()
+    }
+
+    /// Delivers held message `id` now, ahead of any that waited before it on its link.
+    pub fn deliver_held(&self, id: u64) -> Result<HeldMessage, String> {
+        let h = self.take_held(id)?;
+        let out_of_order = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|o| {
+                o.message.from == h.message.from
+                    && o.message.to == h.message.to
+                    && o.message.id < id
+            });
+        let names = (h.message.from.clone(), h.message.to.clone());
+        self.tap(&names, &h.line, Fate::Delivered { out_of_order });
+        h.out
+            .send((Instant::now(), h.line))
+            .map_err(|_| "its connection is closed: the message is lost".to_string())?;
+        Ok(h.message)
+    }
+
+    /// Drops held message `id`.
+    pub fn discard_held(&self, id: u64) -> Result<HeldMessage, String> {
+        let h = self.take_held(id)?;
+        let names = (h.message.from.clone(), h.message.to.clone());
+        self.tap(&names, &h.line, Fate::Discarded);
+        Ok(h.message)
+    }
+
+    fn take_held(&self, id: u64) -> Result<Held, String> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let at = held
+            .iter()
+            .position(|h| h.message.id == id)
+            .ok_or_else(|| format!("no held message #{id}"))?;
+        Ok(held.remove(at))
     }
 
     /// The state of the direction `from` → `to`, if it is shaped.
@@ -416,10 +597,14 @@ impl LinkShaper {
             let Some(Ok(line)) = line else { break };
             let now = Instant::now();
             let Some((latency, transmit)) = self.pass(&key, line.len() + 1, &mut rng) else {
-                self.tap(&names, &line, true);
+                self.tap(&names, &line, Fate::Dropped);
                 continue;
             };
-            self.tap(&names, &line, false);
+            if self.read().get(&key).is_some_and(|s| s.held) {
+                self.keep_held(&names, line, &tx);
+                continue;
+            }
+            self.tap(&names, &line, Fate::Carried);
             link_free = link_free.max(now) + transmit;
             last_delivery = last_delivery.max(link_free + latency);
             if tx.send((last_delivery, line)).is_err() {
@@ -427,8 +612,9 @@ impl LinkShaper {
             }
         }
         // The end of the stream is news too: across a cut link it waits for the heal, or a
-        // partition would give itself away (a peer that closes a connection is seen to).
-        while self.read().get(&key).is_some_and(|s| s.cut) {
+        // partition would give itself away (a peer that closes a connection is seen to); across
+        // a held one, for the release.
+        while self.read().get(&key).is_some_and(|s| s.cut || s.held) {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
@@ -436,6 +622,21 @@ impl LinkShaper {
         }
         drop(tx);
         let _ = deliver.await;
+    }
+}
+
+/// A line's `type` and Lamport clock (`classic` and none for a classic line).
+fn peek(line: &[u8]) -> (String, Option<u64>) {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        #[serde(rename = "type")]
+        kind: String,
+        #[serde(default)]
+        clock: Option<u64>,
+    }
+    match serde_json::from_slice::<Peek>(line) {
+        Ok(peek) => (peek.kind, peek.clock),
+        Err(_) => ("classic".to_string(), None),
     }
 }
 
@@ -556,6 +757,37 @@ mod tests {
         );
         let state = shaper.state("client", "server").unwrap();
         assert_eq!((state.carried, state.dropped), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_held_link_delivers_by_hand_in_any_order_drops_and_releases_in_order() {
+        let (addr, shaper) = echo_behind(Link::default()).await;
+        let (mut lines, mut write) = connect(addr).await;
+        shaper.hold("client", "server", true);
+        for line in ["one", "two", "three", "four"] {
+            write
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        while shaper.held().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let held = shaper.held();
+        let previews: Vec<&str> = held.iter().map(|m| m.preview.as_str()).collect();
+        assert_eq!(previews, ["one", "two", "three", "four"]);
+        // "two" out of order, "one" dropped; the release lets the rest through in order.
+        shaper.deliver_held(held[1].id).unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "two");
+        shaper.discard_held(held[0].id).unwrap();
+        assert!(shaper.deliver_held(held[0].id).is_err(), "gone");
+        assert_eq!(shaper.release(Some("client"), Some("server")), 2);
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "three");
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "four");
+        // Released: messages flow again.
+        write.write_all(b"five\n").await.unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "five");
+        assert!(shaper.held().is_empty());
     }
 
     #[tokio::test]

@@ -493,6 +493,13 @@ pub enum ClusterAction {
     Say(String),
     /// `expect [within DURATION] EXPR "TEXT"`: what the class should see, checked.
     Expect(super::expect::Expectation),
+    /// `hold A B` or `hold A -> B`: the link's messages wait for the operator.
+    Hold { a: String, b: String, one_way: bool },
+    /// `release`, `release A`, `release A B`: held links deliver what waits, in order.
+    Release {
+        a: Option<String>,
+        b: Option<String>,
+    },
 }
 
 impl ClusterAction {
@@ -511,11 +518,13 @@ impl ClusterAction {
             ClusterAction::Skew { .. } => "skew",
             ClusterAction::Say(_) => "say",
             ClusterAction::Expect(_) => "expect",
+            ClusterAction::Hold { .. } => "hold",
+            ClusterAction::Release { .. } => "release",
         }
     }
 
     /// Every action word.
-    pub const NAMES: [&str; 12] = [
+    pub const NAMES: [&str; 14] = [
         "submit",
         "kill",
         "pause",
@@ -528,6 +537,8 @@ impl ClusterAction {
         "skew",
         "say",
         "expect",
+        "hold",
+        "release",
     ];
 }
 
@@ -600,6 +611,18 @@ impl fmt::Display for ClusterAction {
             ClusterAction::Skew { node, offset_ms } => write!(f, "skew {node} {offset_ms:+}ms"),
             ClusterAction::Say(text) => write!(f, "say {text:?}"),
             ClusterAction::Expect(expectation) => write!(f, "{expectation}"),
+            ClusterAction::Hold { a, b, one_way } => {
+                write!(f, "hold {a} {} {b}", if *one_way { "->" } else { "<->" })
+            }
+            ClusterAction::Release { a: None, .. } => write!(f, "release (every held link)"),
+            ClusterAction::Release {
+                a: Some(a),
+                b: None,
+            } => write!(f, "release {a}"),
+            ClusterAction::Release {
+                a: Some(a),
+                b: Some(b),
+            } => write!(f, "release {a} {b}"),
         }
     }
 }

@@ -421,6 +421,7 @@ pub fn links(cut: bool) -> Action {
         jitter_ms: if latency_ms > 0 { 50 } else { 0 },
         loss: 0.0,
         carried: 0,
+        held: false,
     };
     let mut links = Vec::new();
     for w in ["worker-1", "worker-2", "worker-3"] {
@@ -473,7 +474,7 @@ fn messages() -> Vec<Action> {
             to: Arc::from(*to),
             kind: kind.to_string(),
             clock: Some(90 + i as u64),
-            dropped: false,
+            fate: tcluster::supervisor::shaper::Fate::Carried,
         })
     })
     .collect()

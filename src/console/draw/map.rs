@@ -29,7 +29,7 @@ struct Drawn {
 /// The Map.
 pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     let outer = block(
-        " Map · ★ primary · red dashed: cut link · yellow: slow or lossy link ",
+        " Map · ★ primary · red dashed: cut link · yellow: slow, lossy or held link · ↑↓ a link, H holds it ",
         palette,
         true,
     );
@@ -383,7 +383,14 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
             let latency = both.iter().map(|l| l.latency_ms).max().unwrap_or(0);
             let jitter = both.iter().map(|l| l.jitter_ms).max().unwrap_or(0);
             let loss = both.iter().map(|l| l.loss).fold(0.0, f64::max);
-            let (colour, dashed, label) = if !cut.is_empty() {
+            let waiting = app
+                .held
+                .iter()
+                .filter(|m| (*m.from == *a && *m.to == *b) || (*m.from == *b && *m.to == *a))
+                .count();
+            let (colour, dashed, label) = if both.iter().any(|l| l.held) {
+                (Color::Yellow, true, format!("⏸ held, {waiting} waiting"))
+            } else if !cut.is_empty() {
                 let label = if cut.len() == both.len() {
                     "✕ cut".to_string()
                 } else {
@@ -411,10 +418,18 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
             } else {
                 (plain, false, String::new())
             };
+            // The link `H` acts on: marked, in the Map view.
+            let chosen =
+                app.view == View::Map && app.selected_link().is_some_and(|(x, y)| x == a && y == b);
+            let label = match (chosen, label.is_empty()) {
+                (true, true) => "▸ (H)".to_string(),
+                (true, false) => format!("▸ {label} (H)"),
+                (false, _) => label,
+            };
             Drawn {
                 from: a.to_string(),
                 to: b.to_string(),
-                colour,
+                colour: if chosen { Color::LightMagenta } else { colour },
                 dashed,
                 label,
             }

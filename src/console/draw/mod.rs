@@ -134,6 +134,7 @@ pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
         Mode::JobDetail(id) => jobs::detail(app, *id, &palette, frame),
         Mode::NodeDetail(name) => nodes::detail(app, name, &palette, frame),
         Mode::Alarms => overlays::alarms(app, &palette, frame),
+        Mode::Held(selected) => overlays::held(app, *selected, &palette, frame),
         Mode::Command(_) => overlays::completions(app, &palette, frame, areas.status),
         _ => {}
     }

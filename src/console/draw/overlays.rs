@@ -167,6 +167,7 @@ pub fn help(bindings: &[Binding], top: u16, palette: &Palette, frame: &mut Frame
         ":kill|pause|resume|restart NODE",
         ":partition A [B | -> B]    cut A off, or one link (-> one way)",
         ":heal [A [B]]              mend cut links",
+        ":hold A [->] B   :release [A [B]]   messages wait for you (H lists them)",
         ":latency A B 200ms [jitter 50ms]   :loss A B 5%   :skew NODE -2s",
         ":scenario [NAME]           run one (alone: list them)   :say TEXT",
         ":quit",
@@ -271,6 +272,70 @@ pub fn alarms(app: &App, palette: &Palette, frame: &mut Frame) {
             Block::bordered()
                 .title(title)
                 .border_style(palette.fg(Color::Red)),
+        ),
+        area,
+    );
+}
+
+/// The messages waiting on held links, oldest first, one selected (`H`).
+pub fn held(app: &App, selected: usize, palette: &Palette, frame: &mut Frame) {
+    let mut lines: Vec<Line> = app
+        .held
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let style = if i == selected {
+                palette.fg(Color::Yellow).add_modifier(Modifier::REVERSED)
+            } else {
+                Style::default()
+            };
+            let clock = m.clock.map(|c| format!(" c{c}")).unwrap_or_default();
+            Line::from(Span::styled(
+                format!(
+                    "#{:<4} {:>7.1}s  {} → {}  {}{clock}",
+                    m.id,
+                    m.at_ms as f64 / 1000.0,
+                    m.from,
+                    m.to,
+                    m.kind
+                ),
+                style,
+            ))
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            "nothing waits: hold a link with :hold A B (or H on a link in the Map)",
+            palette.dim(),
+        ));
+    }
+    let screen = frame.area();
+    let height = (lines.len() as u16 + 2).min(screen.height);
+    let width = screen
+        .width
+        .saturating_sub(4)
+        .clamp(20, 90)
+        .min(screen.width);
+    let area = Rect::new(
+        screen.x + (screen.width - width) / 2,
+        screen.y + screen.height.saturating_sub(height) / 2,
+        width,
+        height,
+    );
+    // Keep the selected one in view.
+    let visible = height.saturating_sub(2) as usize;
+    let skip = (selected + 1).saturating_sub(visible);
+    let shown: Vec<Line> = lines.into_iter().skip(skip).collect();
+    frame.render_widget(Clear, area);
+    let title = format!(
+        " Held ({}) · Enter delivers · d drops · r releases all · ↑↓ · Esc ",
+        app.held.len()
+    );
+    frame.render_widget(
+        Paragraph::new(shown).block(
+            Block::bordered()
+                .title(title)
+                .border_style(palette.fg(Color::Yellow)),
         ),
         area,
     );

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::{Palette, block, truncate};
 use crate::console::app::*;
-use crate::supervisor::shaper::MessageSeen;
+use crate::supervisor::shaper::{Fate, MessageSeen};
 use crate::supervisor::timeline::TimelineKind;
 
 /// Messages hidden from the diagram unless asked for: liveness chatter and progress reports,
@@ -364,7 +364,7 @@ fn recent_messages<'a>(app: &'a App, lanes: &[&str], rows: usize) -> Vec<(&'a Me
                 r.from == m.from
                     && r.to == m.to
                     && r.kind == m.kind
-                    && r.dropped == m.dropped
+                    && r.fate == m.fate
                     && r.at_ms.saturating_sub(m.at_ms) <= BURST_MS
             });
         match burst {
@@ -385,31 +385,38 @@ fn arrow(
     (xa, xb): (usize, usize),
     palette: &Palette,
 ) {
-    let colour = if m.dropped {
-        Color::Red
-    } else if is_ping(&m.kind) {
-        Color::DarkGray
-    } else if matches!(m.kind.as_str(), "election" | "answer" | "victory") {
-        Color::Magenta
-    } else {
-        Color::Cyan
+    // Dropped (by the link or by hand): red, dashed, ✕. Held: yellow, dotted, stopped at ‖.
+    // Delivered by hand: green, double line (↯ when it overtook an earlier one).
+    let colour = match m.fate {
+        Fate::Dropped | Fate::Discarded => Color::Red,
+        Fate::Held => Color::Yellow,
+        Fate::Delivered { .. } => Color::Green,
+        Fate::Carried if is_ping(&m.kind) => Color::DarkGray,
+        Fate::Carried if matches!(m.kind.as_str(), "election" | "answer" | "victory") => {
+            Color::Magenta
+        }
+        Fate::Carried => Color::Cyan,
     };
     let style = palette.fg(colour);
     let (lo, hi) = (xa.min(xb), xa.max(xb));
+    let line = match m.fate {
+        Fate::Dropped | Fate::Discarded => '╌',
+        Fate::Held => '┄',
+        Fate::Delivered { .. } => '═',
+        Fate::Carried => '─',
+    };
     for cell in row.iter_mut().take(hi).skip(lo + 1) {
-        *cell = (if m.dropped { '╌' } else { '─' }, style);
+        *cell = (line, style);
     }
     row[xa] = ('●', style);
-    row[xb] = (
-        if m.dropped {
-            '✕'
-        } else if xb > xa {
-            '▶'
-        } else {
-            '◀'
-        },
-        style,
-    );
+    let head = match m.fate {
+        Fate::Dropped | Fate::Discarded => '✕',
+        Fate::Held => '‖',
+        Fate::Delivered { out_of_order: true } => '↯',
+        _ if xb > xa => '▶',
+        _ => '◀',
+    };
+    row[xb] = (head, style);
     let kind = if m.kind == "heartbeat" {
         "hb".to_string()
     } else {
@@ -420,8 +427,15 @@ fn arrow(
     } else {
         String::new()
     };
+    let how = match m.fate {
+        Fate::Held => " held",
+        Fate::Delivered { out_of_order: true } => " by hand, out of order",
+        Fate::Delivered { .. } => " by hand",
+        Fate::Discarded => " dropped by hand",
+        _ => "",
+    };
     let label = format!(
-        "{kind}{times}{}",
+        "{kind}{times}{}{how}",
         m.clock.map(|c| format!(" c{c}")).unwrap_or_default()
     );
     let start = lo + 2;

@@ -11,6 +11,7 @@
 //! - `toggles`: what the logs, the timeline and the jobs pane show;
 //! - here: the dispatch, time passing, moving the selection and acting on nodes.
 
+mod held;
 mod input;
 mod modes;
 mod navigate;
@@ -33,6 +34,10 @@ pub enum Effect {
     Scenario(String),
     /// Post `text` to `channel` (created if needed) as the operator.
     ChatPost { channel: String, text: String },
+    /// Deliver held message `id` now.
+    Deliver(u64),
+    /// Drop held message `id`.
+    Discard(u64),
     /// Stop everything and leave.
     Quit,
 }
@@ -62,6 +67,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Help => modes::toggle_help(app),
         Action::Alarms => app.mode = Mode::Alarms,
+        Action::Hold => return held::hold_key(app),
+        Action::Held(messages) => held::update_held(app, messages),
+        Action::DeliverHeld => return held::selected(app, Effect::Deliver),
+        Action::DiscardHeld => return held::selected(app, Effect::Discard),
+        Action::ReleaseHeld => {
+            app.mode = Mode::Normal;
+            return vec![Effect::Act(ClusterAction::Release { a: None, b: None })];
+        }
         Action::CommandLine => modes::open_command_line(app),
         Action::SubmitForm => app.mode = Mode::Submit(Box::default()),
         Action::Search => modes::open_search(app),
@@ -193,6 +206,11 @@ fn page(app: &App) -> usize {
 }
 
 fn move_selection(app: &mut App, delta: i64) {
+    if let Mode::Held(selected) = &mut app.mode {
+        let last = app.held.len().saturating_sub(1) as i64;
+        *selected = (*selected as i64 + delta).clamp(0, last) as usize;
+        return;
+    }
     let pane = app.focus;
     let len = match pane {
         Pane::Chat => {
@@ -230,7 +248,7 @@ fn move_selection(app: &mut App, delta: i64) {
             logs.bottom = moved;
             return;
         }
-        Pane::Map => return,
+        Pane::Map => app.link_pairs().len(),
     };
     if len == 0 {
         return;

@@ -82,6 +82,21 @@ impl Validator<'_> {
                 })
             }
             "partition" => self.partition(args, action_span),
+            "hold" => match self.partition(args, action_span)? {
+                ClusterAction::Partition {
+                    a,
+                    b: Some(b),
+                    one_way,
+                } => Some(ClusterAction::Hold { a, b, one_way }),
+                _ => {
+                    self.step_usage(args, action_span, "at 2s hold A B   (or `A -> B` one way)");
+                    None
+                }
+            },
+            "release" => match self.heal(args, action_span)? {
+                ClusterAction::Heal { a, b } => Some(ClusterAction::Release { a, b }),
+                _ => None,
+            },
             "heal" => self.heal(args, action_span),
             "latency" => self.latency(args, action_span),
             "loss" => {
