@@ -108,6 +108,22 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `q`: the console exits cleanly and every node it launched is gone.
+fn quit_and_see_every_node_gone(
+    child: &mut Box<dyn portable_pty::Child + Send + Sync>,
+    press: &mut impl FnMut(&[u8]),
+    topology: &std::path::Path,
+) {
+    press(b"q");
+    let status = wait_until("the console exits", || child.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    wait_until("every node it launched is gone", || {
+        processes_mentioning(topology.to_str().unwrap())
+            .is_empty()
+            .then_some(())
+    });
+}
+
 #[test]
 fn the_console_launches_submits_kills_and_quits_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,14 +172,7 @@ fn the_console_launches_submits_kills_and_quits_in_a_real_terminal() {
     });
 
     // q stops everything the console launched.
-    press(b"q");
-    let status = wait_until("the console exits", || child.try_wait().unwrap());
-    assert!(status.success(), "{status:?}");
-    wait_until("every node it launched is gone", || {
-        processes_mentioning(topology.to_str().unwrap())
-            .is_empty()
-            .then_some(())
-    });
+    quit_and_see_every_node_gone(&mut child, &mut press, &topology);
     let _ = DEADLINE;
 }
 
@@ -246,14 +255,7 @@ fn the_chat_pane_posts_and_moves_to_another_chat_server() {
             .rposition(|l| l.contains("connected to chat-2"))
             .is_some_and(|i| lines[i + 1..].iter().any(|l| l.contains("bot_0001:")))
     });
-    press(b"q");
-    let status = wait_until("the console exits", || child.try_wait().unwrap());
-    assert!(status.success(), "{status:?}");
-    wait_until("every node it launched is gone", || {
-        processes_mentioning(topology.to_str().unwrap())
-            .is_empty()
-            .then_some(())
-    });
+    quit_and_see_every_node_gone(&mut child, &mut press, &topology);
 }
 
 /// The lecture's central moments in a real terminal: a paused worker's row turns suspect, then
@@ -328,14 +330,7 @@ policy heartbeat { interval 100ms; suspect_after 300ms; timeout 1500ms }
             && row(s, "backup").contains("primary")
     });
 
-    press(b"q");
-    let status = wait_until("the console exits", || child.try_wait().unwrap());
-    assert!(status.success(), "{status:?}");
-    wait_until("every node it launched is gone", || {
-        processes_mentioning(topology.to_str().unwrap())
-            .is_empty()
-            .then_some(())
-    });
+    quit_and_see_every_node_gone(&mut child, &mut press, &topology);
 
     // The run ended with q: the next launch is a fresh cluster, and says so.
     let (mut child, screen, mut press) = open(&args, 40, 160, dir.path());
@@ -425,12 +420,5 @@ fn a_held_link_delivers_one_message_by_hand_and_drops_another() {
         s.lines()
             .any(|l| l.contains("worker-1") && (l.contains("● healthy") || l.contains("rejoined")))
     });
-    press(b"q");
-    let status = wait_until("the console exits", || child.try_wait().unwrap());
-    assert!(status.success(), "{status:?}");
-    wait_until("every node it launched is gone", || {
-        processes_mentioning(topology.to_str().unwrap())
-            .is_empty()
-            .then_some(())
-    });
+    quit_and_see_every_node_gone(&mut child, &mut press, &topology);
 }

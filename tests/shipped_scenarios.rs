@@ -120,24 +120,8 @@ scenario wrong {
 }
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let topology = topology(dir.path(), text);
-    let summary = dir.path().join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-        ])
-        .arg("wrong")
-        .arg("--summary-json")
-        .arg(&summary)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let (code, stdout, stderr, report) = headless_run(dir.path(), text, "wrong");
+    assert_eq!(code, Some(3), "{stdout}");
     assert!(
         stdout.contains("✓ as expected: both jobs complete (completed 2)"),
         "{stdout}"
@@ -147,13 +131,10 @@ scenario wrong {
         "{stdout}"
     );
     assert!(stdout.contains("expectations: 1 of 2 held"), "{stdout}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("1 of the scenario's expectations did not hold"),
         "{stderr}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     let e = &report["expectations"];
     assert_eq!(e[0]["ok"], true, "{report}");
     assert_eq!(e[1]["ok"], false, "{report}");
@@ -170,26 +151,9 @@ scenario wrong {
 #[test]
 fn the_split_brain_topology_raises_its_alarm() {
     let dir = tempfile::tempdir().unwrap();
-    let topology = topology(dir.path(), &shipped_on_free_ports("splitbrain"));
-    let summary = dir.path().join("summary.json");
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-        ])
-        .arg("split")
-        .arg("--summary-json")
-        .arg(&summary)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let text = shipped_on_free_ports("splitbrain");
+    let (code, stdout, _, report) = headless_run(dir.path(), &text, "split");
+    assert_eq!(code, Some(0), "{stdout}");
     let alarms = report["alarms"].as_array().unwrap();
     let split: Vec<_> = alarms
         .iter()

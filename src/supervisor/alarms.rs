@@ -5,6 +5,14 @@
 use super::*;
 use crate::view::alarms::{Alarm, Checker};
 
+/// A checker for a cluster of `topology`.
+pub(super) fn fresh_checker(topology: &Topology) -> Checker {
+    let mut checker = Checker::default();
+    checker.async_replication =
+        topology.policies.replication.mode == crate::topology::policies::ReplicationMode::Async;
+    checker
+}
+
 impl Supervisor {
     /// The checker of `master`'s cluster.
     pub(super) fn checker_of(&mut self, master: &str) -> &mut Checker {
@@ -12,7 +20,9 @@ impl Supervisor {
             .topology
             .node(master)
             .map_or_else(|| self.main_cluster().to_string(), |n| n.cluster.clone());
-        self.checkers.entry(cluster).or_default()
+        self.checkers
+            .entry(cluster)
+            .or_insert_with(|| fresh_checker(&self.topology))
     }
 
     /// Puts each alarm on the timeline.
@@ -54,7 +64,7 @@ impl Supervisor {
         let alarms = self
             .checkers
             .entry(main)
-            .or_default()
+            .or_insert_with(|| fresh_checker(&self.topology))
             .chat(now, &entries, links_whole);
         self.alarms(alarms);
     }

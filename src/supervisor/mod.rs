@@ -495,7 +495,10 @@ impl Supervisor {
         let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
         // The reading starts over from this primary: whatever was acknowledged, it must know.
         let main = self.main_cluster().to_string();
-        let checker = self.checkers.entry(main).or_default();
+        let checker = self
+            .checkers
+            .entry(main)
+            .or_insert_with(|| alarms::fresh_checker(&self.topology));
         let alarms = checker.after_failover(now, &self.view, &self.acknowledged);
         self.alarms(alarms);
         for event in missed {
@@ -539,7 +542,10 @@ impl Supervisor {
         let own = from == self.view.primary;
         self.view.apply(now, &event);
         let main = self.main_cluster().to_string();
-        let checker = self.checkers.entry(main.clone()).or_default();
+        let checker = self
+            .checkers
+            .entry(main.clone())
+            .or_insert_with(|| alarms::fresh_checker(&self.topology));
         let alarms = checker.applied(now, &event, own, &self.view);
         self.alarms(alarms);
         self.read_loan(&main, now, &event);

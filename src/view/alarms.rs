@@ -8,7 +8,7 @@
 //!
 //! | kind | raised when | |
 //! | --- | --- | --- |
-//! | `split_brain` | two masters take over in the same term, or give the same job id to two different jobs (both accepted jobs at once; said once per pair of masters) | alarm |
+//! | `split_brain` | two masters take over in the same term, or give the same job id to two different jobs while one of them acknowledges without replicating (it dropped its backup; or, with `replication async`, it took the job after the other took over): both accepted jobs at once (said once per pair of masters) | alarm |
 //! | `lost_job` | a job acknowledged to the operator is unknown to the new primary after a failover | alarm |
 //! | `double_run` | a job's result comes a second time (it ran twice: at-least-once) | warning |
 //! | `over_slots` | a worker holds more jobs than its slots | alarm |
@@ -87,10 +87,20 @@ pub struct Checker {
     /// Per job id: each `job_submitted` seen for it — first by whom, its clock and data. A
     /// replica (on a backup's stream, or replayed by a master that steps down) is the same
     /// event: same clock, same data.
-    submitted: HashMap<JobId, Vec<(String, u64, String)>>,
+    submitted: HashMap<JobId, Vec<(String, u64, String, u64)>>,
     submitted_order: VecDeque<JobId>,
     /// Per term: the master that took over in it.
     takeovers: BTreeMap<u64, String>,
+    /// Per master: when it last took over (run ms).
+    took_over_at: BTreeMap<String, u64>,
+    /// Masters that accept jobs without replicating them: they dropped their backup (every
+    /// master, with asynchronous replication). A job a master took while holding its reply for
+    /// a backup that never acknowledged was never accepted.
+    alone: BTreeSet<String>,
+    /// Backup events seen (master, clock): one read again (a history) changes nothing.
+    seen_backup_events: BTreeSet<(String, u64)>,
+    /// Replication is asynchronous: every primary acknowledges before replicating.
+    pub async_replication: bool,
     /// Alarms raised, so each is raised once.
     raised: BTreeSet<(AlarmKind, String)>,
     /// Since when live chat servers have disagreed with every link whole.
@@ -142,6 +152,20 @@ impl Checker {
     pub fn stream_event(&mut self, at_ms: u64, master: &str, event: &ClusterEvent) -> Vec<Alarm> {
         let mut out = Vec::new();
         match &event.kind {
+            // Read again (a history after a new subscription): already taken in.
+            EventKind::BackupLost { .. } | EventKind::BackupFollows { .. }
+                if !self
+                    .seen_backup_events
+                    .insert((master.to_string(), event.clock)) => {}
+            // The primary goes on without its backup: what it accepts now, it alone knows.
+            EventKind::BackupLost { .. } => {
+                self.alone.insert(master.to_string());
+            }
+            // A master that follows is no primary; a primary followed again replicates again.
+            EventKind::BackupFollows { backup, .. } => {
+                self.alone.remove(backup);
+                self.alone.remove(master);
+            }
             EventKind::Takeover {
                 coordinator, term, ..
             } => {
@@ -166,6 +190,7 @@ impl Checker {
                     ));
                 }
                 self.own_terms.insert(coordinator.clone(), last.max(*term));
+                self.took_over_at.insert(coordinator.clone(), at_ms);
                 match self.takeovers.get(term).cloned() {
                     Some(other) if other != *coordinator => {
                         let text = format!(
@@ -186,22 +211,39 @@ impl Checker {
                 }
             }
             EventKind::JobSubmitted { job, data, .. } => {
+                let (asynchronous, alone) = (self.async_replication, &self.alone);
+                let took_over = &self.took_over_at;
+                // `a` acknowledged its version without replicating it while `b` served: it went
+                // on alone (dropped its backup: the replies it held went out unreplicated), or,
+                // replicating asynchronously, took it after `b` had taken over (one taken
+                // before, by a primary that died, is lost, not split).
+                let at_once = |a: &str, a_at: u64, b: &str| {
+                    alone.contains(a)
+                        || (asynchronous && took_over.get(b).is_some_and(|t| a_at >= *t))
+                };
                 let versions = self.submitted.entry(*job).or_default();
                 if versions
                     .iter()
-                    .any(|(_, clock, d)| *clock == event.clock && d == data)
+                    .any(|(_, clock, d, _)| *clock == event.clock && d == data)
                 {
                     return out;
                 }
                 let first = versions.first().cloned();
-                versions.push((master.to_string(), event.clock, data.clone()));
-                let Some((first, _, first_data)) = first else {
+                versions.push((master.to_string(), event.clock, data.clone(), at_ms));
+                if first.is_none() {
                     self.submitted_order.push_back(*job);
                     if self.submitted_order.len() > SUBMISSIONS_KEPT
                         && let Some(old) = self.submitted_order.pop_front()
                     {
                         self.submitted.remove(&old);
                     }
+                }
+                // Two versions of one id: a split brain if one of the two masters accepted it
+                // without replicating while the other had taken over (otherwise it was never
+                // acknowledged, or its master was gone before the other began).
+                let Some((first, _, first_data, _)) = first.filter(|(f, _, _, f_at)| {
+                    at_once(f, *f_at, master) || at_once(master, at_ms, f)
+                }) else {
                     return out;
                 };
                 let text = if first == master {

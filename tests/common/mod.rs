@@ -299,13 +299,22 @@ pub fn headless(dir: &Path, text: &str, scenario: &str) -> (String, serde_json::
     headless_with(dir, text, scenario, &[])
 }
 
-/// [`headless`] with more arguments (`--resume`, `--fresh`).
-pub fn headless_with(
+/// A headless run of `text`'s scenario that may fail: its exit status, what it printed (out,
+/// err), and its summary (`null` if it wrote none).
+pub fn headless_run(
+    dir: &Path,
+    text: &str,
+    scenario: &str,
+) -> (Option<i32>, String, String, serde_json::Value) {
+    headless_run_with(dir, text, scenario, &[])
+}
+
+fn headless_run_with(
     dir: &Path,
     text: &str,
     scenario: &str,
     extra: &[&str],
-) -> (String, serde_json::Value) {
+) -> (Option<i32>, String, String, serde_json::Value) {
     let topology = topology(dir, text);
     let summary = dir.join("summary.json");
     let out = tcluster()
@@ -314,10 +323,10 @@ pub fn headless_with(
             topology.to_str().unwrap(),
             "--headless",
             "--scenario",
-            scenario,
-            "--summary-json",
-            summary.to_str().unwrap(),
         ])
+        .arg(scenario)
+        .arg("--summary-json")
+        .arg(&summary)
         .args(extra)
         .arg("--state-dir")
         .arg(dir.join("state"))
@@ -325,15 +334,24 @@ pub fn headless_with(
         .output()
         .expect("tcluster runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary).expect("a summary"))
-            .expect("the summary is JSON");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = std::fs::read_to_string(&summary)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.code(), stdout, stderr, report)
+}
+
+/// [`headless`] with more arguments (`--resume`, `--fresh`).
+pub fn headless_with(
+    dir: &Path,
+    text: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> (String, serde_json::Value) {
+    let (code, stdout, stderr, report) = headless_run_with(dir, text, scenario, extra);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(report.is_object(), "a summary: {stdout}");
     // Every run a test makes, chaos included, keeps the cluster's promises: the live checks
     // raise no alarm (warnings, such as a job run twice, are allowed).
     let alarms: Vec<&serde_json::Value> = report["alarms"]

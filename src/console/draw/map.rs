@@ -355,21 +355,10 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
             })
             .collect();
     }
-    let mut pairs: Vec<(&str, &str)> = app
-        .links
-        .iter()
-        .map(|l| {
-            if l.from < l.to {
-                (l.from.as_str(), l.to.as_str())
-            } else {
-                (l.to.as_str(), l.from.as_str())
-            }
-        })
-        .collect();
-    pairs.sort_unstable();
-    pairs.dedup();
+    let pairs = app.link_pairs();
     pairs
-        .into_iter()
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
         // With several clusters a worker has links to every cluster's masters: only those of
         // the cluster it works for now are drawn.
         .filter(|(a, b)| worker_link(app, a, b).is_none_or(|(drawn, _)| drawn))

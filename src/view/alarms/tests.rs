@@ -66,6 +66,33 @@ fn replicas_a_failover_and_a_history_read_again_raise_nothing() {
 #[test]
 fn two_masters_giving_one_job_id_to_two_jobs_is_split_brain() {
     let mut c = Checker::default();
+    // m1 holds every reply for a backup that does not acknowledge: what it takes meanwhile
+    // was never accepted, and another master giving that id to another job is no split brain.
+    c.stream_event(1, "m1", &submitted(3, 6, "held"));
+    assert!(c.stream_event(1, "m2", &submitted(4, 6, "echo")).is_empty());
+    // The subscription to m1 began with its history: m2 follows it.
+    let follows = event(
+        1,
+        EventKind::BackupFollows {
+            backup: "m2".into(),
+            after: 0,
+        },
+    );
+    c.history(1, "m1", std::slice::from_ref(&follows));
+    // Then m1 drops its backup and goes on alone: now it accepts what only it knows.
+    let lost = event(
+        4,
+        EventKind::BackupLost {
+            backup: "m2".into(),
+            reason: "test".into(),
+        },
+    );
+    assert!(c.stream_event(1, "m1", &lost).is_empty());
+    // A new subscription reads m1's history again, the first follow included: that changes
+    // nothing.
+    c.history(1, "m1", &[follows, lost]);
+    // m2 takes over (term 2) while m1, alone, still accepts.
+    assert!(c.stream_event(1, "m2", &takeover(6, "m2", 2)).is_empty());
     c.stream_event(1, "m1", &submitted(5, 7, "sleep 1s"));
     let alarms = c.stream_event(2, "m2", &submitted(9, 7, "echo hi"));
     assert_eq!(kinds(&alarms), vec![AlarmKind::SplitBrain]);
@@ -91,6 +118,18 @@ fn two_masters_giving_one_job_id_to_two_jobs_is_split_brain() {
             .is_empty()
     );
     assert_eq!(c.alarm_count(), 1);
+}
+
+#[test]
+fn a_job_lost_with_its_dead_primary_under_async_replication_is_no_split_brain() {
+    let mut c = Checker {
+        async_replication: true,
+        ..Checker::default()
+    };
+    // m1 accepted JOB-4 and died before replicating it; m2 took over and gave JOB-4 to another.
+    c.stream_event(1, "m1", &submitted(5, 4, "sleep 1s"));
+    c.stream_event(2, "m2", &takeover(6, "m2", 2));
+    assert!(c.stream_event(3, "m2", &submitted(7, 4, "echo")).is_empty());
 }
 
 #[test]
