@@ -164,6 +164,20 @@ fn an_unreachable_coordinator_is_a_clear_error() {
         "{}",
         stderr(&out)
     );
+
+    // A topology of chat servers alone runs no jobs: its status is refused, with what to use.
+    let chat_only = dir.path().join("chat_only.top");
+    std::fs::write(&chat_only, "node chat { type chat; count 2 }\n").unwrap();
+    let out = tcluster()
+        .args(["client", chat_only.to_str().unwrap(), "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("this topology has no master") && stderr(&out).contains("chat"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

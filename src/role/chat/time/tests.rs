@@ -269,6 +269,15 @@ fn election_messages_and_polls_count_only_from_the_proven_and_the_elected() {
         !out.iter().any(|o| matches!(o, Output::AdjustClock(_))),
         "{out:?}"
     );
+    // Only the launcher may subscribe to a chat server's events.
+    let out = b.step(
+        net.now,
+        Input::Received(50, env("x", Message::Subscribe { history: true })),
+    );
+    assert!(
+        matches!(&out[..], [Output::Send(50, e)] if matches!(&e.message, Message::Error { message } if message.contains("launcher"))),
+        "{out:?}"
+    );
     // c's own claim (it is outranked by b) makes b hold an election, which a wins again.
     net.queue.push_back((
         "b",
