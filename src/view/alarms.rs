@@ -27,6 +27,8 @@ use crate::protocol::message::JobId;
 /// How long chat servers may disagree, with every link between them whole, before it is an
 /// alarm (replication takes milliseconds; anti-entropy every five seconds fills what a cut lost).
 pub const CHAT_DIVERGED_MS: u64 = 12_000;
+/// Alarms and warnings kept (the newest), for the summary and the console's list.
+pub const ALARMS_KEPT: usize = 10_000;
 /// Job ids remembered for the same-id check (the newest).
 const SUBMISSIONS_KEPT: usize = 100_000;
 
@@ -106,13 +108,15 @@ pub struct Checker {
     /// Since when live chat servers have disagreed with every link whole.
     chat_apart_since: Option<u64>,
     /// Every alarm and warning, in order.
-    pub alarms: Vec<Alarm>,
+    pub alarms: VecDeque<Alarm>,
+    /// Alarms (not warnings) raised in all, kept or not.
+    raised_alarms: usize,
 }
 
 impl Checker {
-    /// Alarms (not warnings) raised so far.
+    /// Alarms (not warnings) raised so far (kept or not).
     pub fn alarm_count(&self) -> usize {
-        self.alarms.iter().filter(|a| !a.warning).count()
+        self.raised_alarms
     }
 
     fn raise(
@@ -133,7 +137,12 @@ impl Checker {
             nodes,
             warning: kind == AlarmKind::DoubleRun,
         };
-        self.alarms.push(alarm.clone());
+        self.raised_alarms += usize::from(!alarm.warning);
+        self.alarms.push_back(alarm.clone());
+        // A long run of a broken cluster keeps the newest (the count stays whole).
+        if self.alarms.len() > ALARMS_KEPT {
+            self.alarms.pop_front();
+        }
         Some(alarm)
     }
 
