@@ -108,6 +108,39 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// A directory with the PtyDemo topology in it.
+fn demo_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = common::topology(dir.path(), TOPOLOGY);
+    (dir, topology)
+}
+
+/// The console on the PtyDemo cluster at 140×40, once every node is healthy on screen.
+fn launch_demo(
+    dir: &tempfile::TempDir,
+    topology: &std::path::Path,
+) -> (
+    Box<dyn portable_pty::Child + Send + Sync>,
+    Screen,
+    impl FnMut(&[u8]) + use<>,
+) {
+    let state = dir.path().join("state");
+    let (child, screen, press) = open(
+        &[
+            topology.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        40,
+        140,
+        dir.path(),
+    );
+    screen.wait_for("every node is healthy on screen", |s| {
+        s.contains("PtyDemo") && s.matches("● healthy").count() >= 3
+    });
+    (child, screen, press)
+}
+
 /// `q`: the console exits cleanly and every node it launched is gone.
 fn quit_and_see_every_node_gone(
     child: &mut Box<dyn portable_pty::Child + Send + Sync>,
@@ -126,23 +159,8 @@ fn quit_and_see_every_node_gone(
 
 #[test]
 fn the_console_launches_submits_kills_and_quits_in_a_real_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let topology = common::topology(dir.path(), TOPOLOGY);
-    let state = dir.path().join("state");
-    let (mut child, screen, mut press) = open(
-        &[
-            topology.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        40,
-        140,
-        dir.path(),
-    );
-
-    screen.wait_for("every node is healthy on screen", |s| {
-        s.contains("PtyDemo") && s.matches("● healthy").count() >= 3
-    });
+    let (dir, topology) = demo_dir();
+    let (mut child, screen, mut press) = launch_demo(&dir, &topology);
     let console = child.process_id().unwrap();
     let nodes: Vec<u32> = processes_mentioning(topology.to_str().unwrap())
         .into_iter()
@@ -367,22 +385,8 @@ policy heartbeat { interval 100ms; suspect_after 300ms; timeout 1500ms }
 /// the link lets the rest through and the worker comes back.
 #[test]
 fn a_held_link_delivers_one_message_by_hand_and_drops_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let topology = common::topology(dir.path(), TOPOLOGY);
-    let state = dir.path().join("state");
-    let (mut child, screen, mut press) = open(
-        &[
-            topology.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        40,
-        140,
-        dir.path(),
-    );
-    screen.wait_for("every node is healthy on screen", |s| {
-        s.contains("PtyDemo") && s.matches("● healthy").count() >= 3
-    });
+    let (dir, topology) = demo_dir();
+    let (mut child, screen, mut press) = launch_demo(&dir, &topology);
 
     press(b":hold coordinator worker-1\r");
     press(b"H");
