@@ -170,3 +170,23 @@ fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
         assert!(screen.contains(kind), "{kind} missing:\n{screen}");
     }
 }
+
+/// `:keys on`: each key pressed shows in the bottom-right corner for a few seconds (the class
+/// sees what the lecturer did); off, nothing is shown.
+#[test]
+fn the_keys_pressed_show_in_a_corner_when_asked() {
+    let mut app = lecture();
+    app.banners.clear();
+    update(&mut app, Action::KeyPressed("p".into()));
+    assert!(!render(&mut app, 120, 36).contains("⌨"), "off by default");
+    app.show_keys = true;
+    for key in ["p", "↓", "Enter"] {
+        update(&mut app, Action::KeyPressed(key.into()));
+    }
+    let screen = render(&mut app, 120, 36);
+    assert!(screen.contains("⌨ p ↓ Enter"), "{screen}");
+    // A few seconds later they are gone.
+    let later = app.now_ms + 4_000;
+    update(&mut app, Action::Tick(later));
+    assert!(!render(&mut app, 120, 36).contains("⌨"));
+}

@@ -493,6 +493,10 @@ pub struct App {
     pub banners: VecDeque<Banner>,
     /// What the live checks raised (run ms, kind, text, a warning only), oldest first.
     pub alarms: Vec<(u64, String, String, bool)>,
+    /// Each key pressed is shown in a corner for a few seconds (`:keys on`), for the class.
+    pub show_keys: bool,
+    /// The keys pressed lately, and when (run ms), oldest first.
+    pub keys_pressed: VecDeque<(String, u64)>,
     /// Messages waiting on held links, in the order they came.
     pub held: Vec<crate::supervisor::shaper::HeldMessage>,
     /// How the Timeline view is read.
@@ -552,6 +556,8 @@ impl App {
             banners: VecDeque::new(),
             alarms: Vec::new(),
             held: Vec::new(),
+            show_keys: false,
+            keys_pressed: VecDeque::new(),
             timeline_view: TimelineView::default(),
             completions: Vec::new(),
             flash: None,

@@ -18,7 +18,7 @@ pub fn commands() -> impl Iterator<Item = &'static str> + Clone {
     ClusterAction::NAMES
         .into_iter()
         .filter(|c| *c != "expect")
-        .chain(["scenario", "help", "quit"])
+        .chain(["scenario", "keys", "help", "quit"])
 }
 
 /// A command understood.
@@ -30,6 +30,9 @@ pub enum Parsed {
     Scenario(String),
     /// Show the help.
     Help,
+    /// Show each key pressed in a corner (`keys on`), or not (`keys off`): the class sees
+    /// what the lecturer did.
+    Keys(bool),
     /// Leave.
     Quit,
 }
@@ -105,6 +108,13 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, CommandError> {
     let action = match line.command {
         "q" | "quit" | "exit" if args.is_empty() => return Ok(Parsed::Quit),
         "help" | "?" if args.is_empty() => return Ok(Parsed::Help),
+        "keys" => {
+            return match args.as_slice() {
+                ["on"] => Ok(Parsed::Keys(true)),
+                ["off"] => Ok(Parsed::Keys(false)),
+                _ => usage("keys on|off"),
+            };
+        }
         "scenario" => return line.scenario(),
         "submit" => line.submit()?,
         "kill" | "pause" | "resume" | "restart" => line.node_action()?,
@@ -426,6 +436,9 @@ mod tests {
             }))
         );
         assert!(parse("hold coordinator", &a).is_err());
+        assert_eq!(parse("keys on", &a), Ok(Parsed::Keys(true)));
+        assert_eq!(parse("keys off", &a), Ok(Parsed::Keys(false)));
+        assert!(parse("keys maybe", &a).is_err());
         assert_eq!(
             parse("loss worker-1 -> coordinator 20%", &a),
             Ok(Parsed::Act(ClusterAction::Loss {

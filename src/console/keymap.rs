@@ -48,6 +48,8 @@ pub enum Action {
     Alarms,
     /// In the Map: hold (or release) the selected link; elsewhere: show the held messages.
     Hold,
+    /// A key was pressed (shown in the corner with `:keys on`).
+    KeyPressed(String),
     /// The messages waiting on held links, as the shaper has them now.
     Held(Vec<crate::supervisor::shaper::HeldMessage>),
     /// In the held messages: deliver the selected one.

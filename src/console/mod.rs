@@ -275,6 +275,15 @@ async fn run(
         }
         let mut effects = Vec::new();
         for input in inputs {
+            // The presenter aid: every key press, as the class should see it.
+            if app.show_keys
+                && let Input::Terminal(Event::Key(key)) = &input
+                && key.kind == event::KeyEventKind::Press
+            {
+                let label = keymap::key_label(key.code, key.modifiers);
+                effects.extend(update(&mut app, Action::KeyPressed(label)));
+                dirty = true;
+            }
             let action = match input {
                 Input::Terminal(event) => translate(&app, bindings, event),
                 Input::Action(action) => Some(action),

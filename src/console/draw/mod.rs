@@ -127,6 +127,7 @@ pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
     }
     banners(app, &palette, frame, &areas);
     say_line(app, &palette, frame);
+    keys_pressed(app, &palette, frame, areas.status);
     overlays::status_line(app, bindings, &palette, frame, areas.status);
     match &app.mode {
         Mode::Help(top) => overlays::help(bindings, *top, &palette, frame),
@@ -166,6 +167,29 @@ fn say_line(app: &App, palette: &Palette, frame: &mut Frame) {
     frame.render_widget(
         Paragraph::new(Line::from(truncate(&format!("▶ {text}"), area.width as usize)).centered())
             .style(palette.tone(Tone::Info)),
+        rect,
+    );
+}
+
+/// With `:keys on`, the keys pressed in the last few seconds, in the bottom-right corner above
+/// the status bar.
+fn keys_pressed(app: &App, palette: &Palette, frame: &mut Frame, status: Rect) {
+    let recent: Vec<&str> = app
+        .keys_pressed
+        .iter()
+        .filter(|(_, at)| app.now_ms.saturating_sub(*at) < crate::console::update::KEY_SHOWN_MS)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !app.show_keys || recent.is_empty() || status.y < 3 {
+        return;
+    }
+    let text = format!(" ⌨ {} ", recent.join(" "));
+    let width = (text.chars().count() as u16 + 2).min(status.width);
+    let rect = Rect::new(status.x + status.width - width, status.y - 3, width, 3);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(Line::from(text))
+            .block(Block::bordered().border_style(palette.fg(ratatui::style::Color::Cyan))),
         rect,
     );
 }

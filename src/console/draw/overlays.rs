@@ -170,6 +170,7 @@ pub fn help(bindings: &[Binding], top: u16, palette: &Palette, frame: &mut Frame
         ":hold A [->] B   :release [A [B]]   messages wait for you (H lists them)",
         ":latency A B 200ms [jitter 50ms]   :loss A B 5%   :skew NODE -2s",
         ":scenario [NAME]           run one (alone: list them)   :say TEXT",
+        ":keys on|off               show each key you press, for the class",
         ":quit",
     ] {
         lines.push(Line::styled(format!("    {command}"), palette.dim()));

@@ -206,6 +206,17 @@ fn run_command(app: &mut App, line: &str) -> Vec<Effect> {
             app.mode = Mode::Help(0);
             Vec::new()
         }
+        Ok(command::Parsed::Keys(on)) => {
+            app.show_keys = on;
+            app.keys_pressed.clear();
+            let said = if on {
+                "keys on: each key pressed shows in the corner"
+            } else {
+                "keys off"
+            };
+            app.flash = Some((said.into(), app.now_ms));
+            Vec::new()
+        }
         Ok(command::Parsed::Scenario(name)) => {
             app.flash = Some((format!("scenario {name} begins"), app.now_ms));
             vec![Effect::Scenario(name)]

@@ -42,6 +42,10 @@ pub enum Effect {
     Quit,
 }
 
+/// Keys shown at once with `:keys on`, and for how long each.
+pub const KEYS_SHOWN: usize = 8;
+pub const KEY_SHOWN_MS: u64 = 3000;
+
 /// How long a `say` line or a banner stays, and a status message.
 pub const BANNER_MS: u64 = 6000;
 const FLASH_MS: u64 = 4000;
@@ -69,6 +73,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Alarms => app.mode = Mode::Alarms,
         Action::Hold => return held::hold_key(app),
         Action::Held(messages) => held::update_held(app, messages),
+        Action::KeyPressed(label) => {
+            if app.show_keys {
+                app.keys_pressed.push_back((label, app.now_ms));
+                while app.keys_pressed.len() > KEYS_SHOWN {
+                    app.keys_pressed.pop_front();
+                }
+            }
+        }
         Action::DeliverHeld => return held::selected(app, Effect::Deliver),
         Action::DiscardHeld => return held::selected(app, Effect::Discard),
         Action::ReleaseHeld => {
