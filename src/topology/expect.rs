@@ -442,21 +442,25 @@ impl Parser<'_> {
     }
 
     fn or(&mut self) -> Result<Expr, Diagnostic> {
-        let mut left = self.and()?;
-        while self.keyword("or") {
-            self.pos += 1;
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.joined("or", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, Diagnostic> {
-        let mut left = self.not()?;
-        while self.keyword("and") {
+        self.joined("and", Self::not, Expr::And)
+    }
+
+    /// `X word Y word Z …`, each part read by `part`, joined from the left by `join`.
+    fn joined(
+        &mut self,
+        word: &str,
+        part: fn(&mut Self) -> Result<Expr, Diagnostic>,
+        join: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, Diagnostic> {
+        let mut left = part(self)?;
+        while self.keyword(word) {
             self.pos += 1;
-            let right = self.not()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+            let right = part(self)?;
+            left = join(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
