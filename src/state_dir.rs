@@ -7,6 +7,8 @@
 //!   run.json                     the run: when it began, tcluster's pid, each server's address,
 //!                                and whether it ended (q, Ctrl-C, the end of a headless run)
 //!   journal/ chat/ logs/         the run's state
+//!   recordings/2026-11-26T10-42-07/  what the console read, for `tcluster replay` (one per
+//!                                launch: a resumed run records anew beside the earlier one)
 //!   previous/2026-11-26T10-42-07/  an earlier run, moved aside when a fresh one began
 //! ```
 //!
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// The file that describes the run.
 pub const RUN_FILE: &str = "run.json";
 /// What a run keeps, and what a fresh run moves aside.
-const STATE: [&str; 4] = ["journal", "chat", "logs", RUN_FILE];
+const STATE: [&str; 5] = ["journal", "chat", "logs", "recordings", RUN_FILE];
 
 /// How a launch treats the state of an earlier run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

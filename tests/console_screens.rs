@@ -190,3 +190,39 @@ fn the_keys_pressed_show_in_a_corner_when_asked() {
     update(&mut app, Action::Tick(later));
     assert!(!render(&mut app, 120, 36).contains("⌨"));
 }
+
+/// A replay of the failover at 120×36 and 80×24: the scrubber bar under the status bar, with
+/// the faults, the failover and an alarm marked where they happened.
+#[test]
+fn a_replay_shows_its_scrubber_with_the_marks() {
+    use tcluster::console::app::{Mark, MarkKind, Scrubber};
+    for (w, h) in [(120, 36), (80, 24)] {
+        let mut app = failover();
+        projector(&mut app, w);
+        let mark = |at_ms, kind, label: &str| Mark {
+            at_ms,
+            kind,
+            label: label.to_string(),
+        };
+        app.scrubber = Some(Scrubber {
+            at_ms: 6100,
+            start_ms: 0,
+            end_ms: 30_000,
+            playing: true,
+            speed: 0.25,
+            marks: vec![
+                mark(2_500, MarkKind::Fault, "kill worker-2"),
+                mark(5_000, MarkKind::Fault, "kill coordinator"),
+                mark(
+                    5_600,
+                    MarkKind::Failover,
+                    "failover: backup took over in term 2",
+                ),
+                mark(21_000, MarkKind::Alarm, "lost job"),
+            ],
+            live: false,
+            goto: None,
+        });
+        insta::assert_snapshot!(format!("replay_{w}x{h}"), render(&mut app, w, h));
+    }
+}

@@ -114,4 +114,93 @@ fn the_demo_lecture_says_only_what_the_class_will_see() {
     assert_eq!(report["jobs"]["submitted"], 54, "{report}");
     assert_eq!(report["jobs"]["completed"], 54, "{report}");
     assert_eq!(report["jobs"]["lost"], 0, "{report}");
+
+    // The run recorded itself: its replay shows the same story at each moment.
+    the_recording_replays_the_lecture(&dir.path().join("state"));
+}
+
+/// `tcluster replay STATE --at T --json`: the state at a moment of the recording.
+fn replayed(state: &std::path::Path, at: &str) -> serde_json::Value {
+    let out = tcluster()
+        .args(["replay", state.to_str().unwrap(), "--at", at, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The row of `node` in the Nodes pane of `tcluster replay STATE --at T --dump`.
+fn dumped_row(state: &std::path::Path, at: &str, node: &str) -> String {
+    let out = tcluster()
+        .args(["replay", state.to_str().unwrap(), "--at", at, "--dump"])
+        .args(["--size", "120x36"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    screen
+        .lines()
+        .find(|l| l.contains(&format!("┃{node} ")))
+        .unwrap_or_else(|| panic!("no row for {node}:\n{screen}"))
+        .to_string()
+}
+
+/// At 2 s worker-2 runs jobs, healthy; at 6 s (killed at 2.5 s, restarted at 6 s of the
+/// scenario, which began after the launch) it is dead and those jobs run elsewhere.
+fn the_recording_replays_the_lecture(state: &std::path::Path) {
+    let verdict = |v: &serde_json::Value, node: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == node)
+            .map(|n| n["verdict"].as_str().unwrap().to_string())
+    };
+    let before = replayed(state, "2s");
+    assert_eq!(before["at_ms"], 2000);
+    assert_eq!(verdict(&before, "worker-2").as_deref(), Some("healthy"));
+    let on_worker_2: Vec<String> = before["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["worker"] == "worker-2" && j["state"] == "running")
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !on_worker_2.is_empty(),
+        "worker-2 runs jobs at 2s: {before}"
+    );
+    let row = dumped_row(state, "2s", "worker-2");
+    assert!(row.contains("healthy"), "{row}");
+
+    let after = replayed(state, "6s");
+    assert_eq!(verdict(&after, "worker-2").as_deref(), Some("dead"));
+    let moved: Vec<&serde_json::Value> = after["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| on_worker_2.contains(&j["id"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(
+        moved
+            .iter()
+            .all(|j| j["worker"] != "worker-2" && j["attempts"] == 2),
+        "{moved:?}"
+    );
+    assert!(
+        moved
+            .iter()
+            .any(|j| j["state"] == "running" || j["state"] == "assigned"),
+        "{moved:?}"
+    );
+    let row = dumped_row(state, "6s", "worker-2");
+    assert!(row.contains("dead") && row.contains("killed"), "{row}");
 }

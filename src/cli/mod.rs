@@ -27,6 +27,7 @@ pub mod check;
 pub mod client;
 pub mod console;
 pub mod node;
+pub mod replay;
 pub mod run;
 
 use std::path::PathBuf;
@@ -116,6 +117,12 @@ pub enum CliCommand {
     ///
     /// Prints a table, or one JSON object with --json. Method and results: docs/PERFORMANCE.md.
     Bench(bench::BenchArgs),
+    /// Replay a run from its recording: the console with a scrubber (←/→ step, Space plays,
+    /// +/- speed, [ ] marks, g goes to a time), or the screen (--dump) or state (--json) at a
+    /// moment.
+    ///
+    /// Every run records itself in its state directory (recordings/).
+    Replay(replay::ReplayArgs),
 }
 
 /// `tcluster node` arguments.
@@ -214,6 +221,7 @@ pub fn main() -> ExitCode {
         (Some(CliCommand::Node(args)), _) => node::run(args),
         (Some(CliCommand::Client(args)), _) => client::run(args),
         (Some(CliCommand::Bench(args)), _) => bench::run(args),
+        (Some(CliCommand::Replay(args)), _) => replay::run(args),
         (Some(CliCommand::Run(args)), _) => run::run(args),
         (Some(CliCommand::Attach(args)), _) => console::attach(args),
         (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir, cli.start),

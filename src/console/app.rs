@@ -13,6 +13,8 @@ use ratatui_textarea::TextArea;
 
 use super::config::Config;
 use crate::protocol::message::{ChatBody, ChatEntry, JobId, JobState};
+use crate::supervisor::feed::RunInfo;
+pub use crate::supervisor::feed::{ChatNews, LinkView, ProcessUsage};
 use crate::supervisor::logs::{Level, LogLine};
 use crate::supervisor::shaper::MessageSeen;
 use crate::supervisor::timeline::TimelineEvent;
@@ -285,23 +287,6 @@ pub enum ChatItem {
     Notice(String),
 }
 
-/// What the chat pane's connection reports.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChatNews {
-    /// Connected to this chat server (by name).
-    Up(String),
-    /// Lost this chat server, for this reason.
-    Down(String, String),
-    /// Messages: live, the pane's own posts, or history after connecting.
-    Entries(Vec<ChatEntry>),
-    /// The channels the server knows.
-    Channels(Vec<String>),
-    /// The server refused a request.
-    Refused(String),
-    /// Logged in under this name (`operator`, or `operator-2` … when it was taken).
-    LoggedIn(String),
-}
-
 /// The chat pane.
 #[derive(Debug, Default)]
 pub struct Chat {
@@ -356,38 +341,6 @@ impl Chat {
             },
         }
     }
-}
-
-/// What one process tcluster launched uses, as sampled once a second.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProcessUsage {
-    /// The process.
-    pub pid: u32,
-    /// CPU, in percent of one core.
-    pub cpu_percent: f32,
-    /// Resident memory, in bytes.
-    pub memory_bytes: u64,
-}
-
-/// A link as the map shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkView {
-    /// Sender.
-    pub from: String,
-    /// Receiver.
-    pub to: String,
-    /// Cut.
-    pub cut: bool,
-    /// Latency in milliseconds.
-    pub latency_ms: u64,
-    /// Jitter in milliseconds.
-    pub jitter_ms: u64,
-    /// Loss, percent.
-    pub loss: f64,
-    /// Messages carried so far.
-    pub carried: u64,
-    /// Its messages wait for the operator.
-    pub held: bool,
 }
 
 /// An action as the Faults table shows it: what was done, and what came of it.
@@ -527,6 +480,59 @@ pub struct App {
     pub size: (u16, u16),
     /// Set when the console should end.
     pub quit: bool,
+    /// Looking at a recording (or back at the live run so far): where the screen is in it.
+    pub scrubber: Option<Scrubber>,
+}
+
+/// Where a replay is: the moment on screen, the span, the speed, and the marks to jump to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scrubber {
+    /// The moment on screen (run milliseconds).
+    pub at_ms: u64,
+    /// The recording's first and last moments.
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// Playing (else paused).
+    pub playing: bool,
+    /// Run time per real time: ¼ to 16.
+    pub speed: f64,
+    /// Faults, alarms and failovers, oldest first.
+    pub marks: Vec<Mark>,
+    /// Looking back at the live run: any key but ← and → returns to it.
+    pub live: bool,
+    /// Typing a time to go to (`g`).
+    pub goto: Option<String>,
+}
+
+/// A moment worth jumping to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub at_ms: u64,
+    pub kind: MarkKind,
+    /// What happened, in the timeline's words.
+    pub label: String,
+}
+
+/// What a mark shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// The operator (or a scenario) broke something.
+    Fault,
+    /// A live check raised an alarm.
+    Alarm,
+    /// A backup took over.
+    Failover,
+}
+
+impl MarkKind {
+    /// Its symbol on the scrubber bar.
+    pub fn symbol(self) -> char {
+        match self {
+            MarkKind::Fault => '✕',
+            MarkKind::Alarm => '!',
+            MarkKind::Failover => '⇄',
+        }
+    }
 }
 
 impl App {
@@ -572,7 +578,31 @@ impl App {
             launched: true,
             size: (80, 24),
             quit: false,
+            scrubber: None,
         }
+    }
+
+    /// An app for a run, as it was when its launch finished (live, or at the start of its
+    /// recording): its nodes, primary, scenarios and clusters, and its clocks read against
+    /// the launcher's.
+    pub fn for_run(info: &RunInfo, config: Config) -> Self {
+        let nodes = info.nodes.iter().cloned().map(NodeRow::from_status);
+        let mut app = App::new(&info.system, &info.primary, nodes.collect(), config);
+        app.cluster.term = info.term;
+        app.cluster.clocks = crate::view::Clocks::new(info.epoch_ms);
+        app.scenarios = info.scenarios.clone();
+        app.clusters = info.clusters.clone();
+        if !info.clusters.is_empty() {
+            app.main_cluster = info.main_cluster.clone();
+        }
+        // Each other cluster read from its own primary: the main one by `cluster`.
+        for (cluster, primary) in &info.others {
+            let mut view = ClusterView::new(primary, 1, false);
+            view.clocks = crate::view::Clocks::new(info.epoch_ms);
+            app.others.insert(cluster.clone(), view);
+        }
+        app.chat.has_server = info.chat;
+        app
     }
 
     /// The selected row of a pane.

@@ -5,6 +5,7 @@
 //! in Logs, and filters jobs in Jobs); pane bindings win over global ones. Keys can be rebound
 //! by action name in the config file.
 
+use crate::supervisor::feed::Feed;
 use std::collections::BTreeMap;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -108,6 +109,8 @@ pub enum Action {
     Wrap,
     /// Show heartbeats and pings in the messages diagram, or hide them.
     Pings,
+    /// Look back through the run so far (from its recording).
+    LookBack,
     /// Scroll the help overlay by this many lines.
     HelpScroll(i32),
     /// Cycle the lowest log level shown.
@@ -130,6 +133,24 @@ pub enum Action {
     Click(u16, u16),
     /// The wheel at (column, row): negative is up.
     Scroll(u16, u16, i32),
+}
+
+impl Action {
+    /// The action a feed item is to the console (the run's description is none: the app is
+    /// built from it).
+    pub fn from_feed(feed: Feed) -> Option<Action> {
+        Some(match feed {
+            Feed::Start(_) => return None,
+            Feed::Update(update) => Action::Update(update),
+            Feed::Log(line) => Action::Log(line),
+            Feed::Message(message) => Action::Message(message),
+            Feed::Links(links) => Action::Links(links),
+            Feed::Usage(usage) => Action::Usage(usage),
+            Feed::Held(held) => Action::Held(held),
+            Feed::Workers(workers) => Action::Workers(workers),
+            Feed::Chat(news) => Action::Chat(news),
+        })
+    }
 }
 
 /// Where a binding applies.
@@ -496,6 +517,14 @@ fn pane_keys() -> Vec<Binding> {
             "show heartbeats and pings among the messages, or hide them",
             Action::Pings
         ),
+        bind!(
+            "look_back",
+            Left,
+            In(Pane::Timeline),
+            false,
+            "look back through the run so far (its recording): ← → step a second; any other key: live again",
+            Action::LookBack
+        ),
     ]
 }
 
@@ -566,6 +595,8 @@ fn parse_key(text: &str) -> Option<(KeyCode, KeyModifiers)> {
         "space" => KeyCode::Char(' '),
         "up" => KeyCode::Up,
         "down" => KeyCode::Down,
+        "left" => KeyCode::Left,
+        "right" => KeyCode::Right,
         f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok() => {
             KeyCode::F(f[1..].parse().ok()?)
         }
@@ -586,6 +617,8 @@ pub fn key_label(code: KeyCode, modifiers: KeyModifiers) -> String {
         KeyCode::Esc => "Esc".to_string(),
         KeyCode::Up => "↑".to_string(),
         KeyCode::Down => "↓".to_string(),
+        KeyCode::Left => "←".to_string(),
+        KeyCode::Right => "→".to_string(),
         KeyCode::PageUp => "PgUp".to_string(),
         KeyCode::PageDown => "PgDn".to_string(),
         KeyCode::Home => "Home".to_string(),

@@ -12,11 +12,21 @@ pub struct Areas {
     pub panes: Vec<(Pane, Rect)>,
     /// The status bar (or command line) at the bottom.
     pub status: Rect,
+    /// A replay's scrubber bar, under the status bar.
+    pub scrubber: Option<Rect>,
 }
 
 /// Lays out a screen of `area` for the app's view and zoom. Banners are drawn over the panes,
 /// so they never move them.
 pub fn areas(app: &App, area: Rect) -> Areas {
+    let (area, scrubber) = match app.scrubber {
+        Some(_) if area.height > 4 => {
+            let [rest, bar] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+            (rest, Some(bar))
+        }
+        _ => (area, None),
+    };
     let [main, status] = Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
     let panes = match app.view {
         View::Map => vec![(Pane::Map, main)],
@@ -45,7 +55,11 @@ pub fn areas(app: &App, area: Rect) -> Areas {
             ]
         }
     };
-    Areas { panes, status }
+    Areas {
+        panes,
+        status,
+        scrubber,
+    }
 }
 
 /// The whole screen, from the app's idea of the terminal size.

@@ -26,6 +26,7 @@ pub mod config;
 pub mod draw;
 pub mod keymap;
 pub mod layout;
+pub mod replay;
 mod sources;
 pub mod update;
 
@@ -130,47 +131,24 @@ pub fn launch_and_run(
             }
         };
         crate::logging::init_to_file(&log_file);
-        let nodes = handle.nodes.iter().cloned().map(NodeRow::from_status);
-        let (primary, term) = handle.primary.clone();
-        let mut app = App::new(
-            &topology.globals.system_name,
-            &primary,
-            nodes.collect(),
-            config,
-        );
-        app.cluster.term = term;
-        app.scenarios = topology.scenarios.iter().map(|s| s.name.clone()).collect();
-        if topology.has_clusters() {
-            app.clusters = topology.clusters().iter().map(|c| c.to_string()).collect();
-            // Each cluster read from its own primary: the main one by `app.cluster`.
-            if let Some(main) = topology.node(&primary) {
-                app.main_cluster = main.cluster.clone();
-            }
-            for cluster in topology.clusters() {
-                if cluster != app.main_cluster
-                    && let Some(p) = topology.primary_of(cluster)
-                {
-                    let view = crate::view::ClusterView::new(&p.name, 1, false);
-                    app.others.insert(cluster.to_string(), view);
-                }
-            }
-        }
+        let app = App::for_run(&handle.info, config);
+        use crate::supervisor::feed::Feed;
         use crate::supervisor::logs::{Level, LogLine};
-        let start = (Level::Info, handle.start.describe(&state_dir));
+        let start = format!(
+            "{}; recording in {} (tcluster replay)",
+            handle.start.describe(&state_dir),
+            handle.recording.display()
+        );
         let warnings = warnings.into_iter().map(|w| (Level::Warn, w));
-        for (level, text) in std::iter::once(start).chain(warnings) {
+        for (level, text) in std::iter::once((Level::Info, start)).chain(warnings) {
             let node = std::sync::Arc::from("tcluster");
-            update(
-                &mut app,
-                Action::Log(LogLine {
-                    at_ms: 0,
-                    node,
-                    level,
-                    text,
-                }),
-            );
+            handle.feeder.send(Feed::Log(LogLine {
+                at_ms: 0,
+                node,
+                level,
+                text,
+            }));
         }
-        app.chat.has_server = handle.nodes.iter().any(|n| n.kind == "chat");
         let result = run(
             app,
             &bindings,
@@ -253,7 +231,7 @@ async fn run(
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
-    let chat = handle.and_then(|h| spawn_chat(&tx, h));
+    let chat = handle.and_then(spawn_chat);
     let mut terminal = ratatui::init();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     let size = terminal.size()?;
@@ -261,6 +239,8 @@ async fn run(
     terminal.draw(|f| draw::draw(&app, bindings, f))?;
     let mut last_draw = Instant::now();
     let mut dirty = false;
+    // Looking back at the run so far (`←` on the Timeline): the live app goes on meanwhile.
+    let mut looking_back: Option<replay::Player> = None;
     let result = loop {
         let first = tokio::select! {
             input = rx.recv() => input,
@@ -275,6 +255,15 @@ async fn run(
         }
         let mut effects = Vec::new();
         for input in inputs {
+            if let Some(player) = looking_back.as_mut()
+                && let Input::Terminal(event) = &input
+            {
+                if !look_back_input(player, &mut app, event) {
+                    looking_back = None;
+                }
+                dirty = true;
+                continue;
+            }
             // The presenter aid: every key press, as the class should see it.
             if app.show_keys
                 && let Input::Terminal(Event::Key(key)) = &input
@@ -299,6 +288,10 @@ async fn run(
         for effect in effects {
             match (effect, handle) {
                 (Effect::Quit, _) => {}
+                (Effect::LookBack, Some(h)) => match look_back(h, &app) {
+                    Ok(player) => looking_back = Some(player),
+                    Err(e) => app.flash = Some((e, app.now_ms)),
+                },
                 (Effect::ChatPost { channel, text }, _) => {
                     if let Some(chat) = &chat {
                         let _ = chat.send(Message::ChatCreate {
@@ -370,7 +363,8 @@ async fn run(
             break Ok(());
         }
         if dirty && last_draw.elapsed() >= Duration::from_millis(33) {
-            if let Err(e) = terminal.draw(|f| draw::draw(&app, bindings, f)) {
+            let shown = looking_back.as_ref().map_or(&app, |p| &p.app);
+            if let Err(e) = terminal.draw(|f| draw::draw(shown, bindings, f)) {
                 break Err(e);
             }
             last_draw = Instant::now();
@@ -380,6 +374,41 @@ async fn run(
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
     ratatui::restore();
     result
+}
+
+/// The run so far, from its recording, a second before now: the Timeline as it was.
+fn look_back(handle: &SupervisorHandle, app: &App) -> Result<replay::Player, String> {
+    let recording = crate::supervisor::record::Recording::open(&handle.recording)
+        .map_err(|e| format!("cannot look back: {e}"))?;
+    let mut player = replay::Player::new(recording, app.config.clone());
+    player.app.view = app.view;
+    player.app.focus = app.focus;
+    player.app.size = app.size;
+    player.app.timeline_view = app.timeline_view.clone();
+    player.scrubber.live = true;
+    let end = player.scrubber.end_ms;
+    player.seek(end.saturating_sub(1000));
+    Ok(player)
+}
+
+/// A key (or resize) while looking back: ← and → step, and stepping past the end or any other
+/// key returns to the live run (the key does nothing else). False when back to live.
+fn look_back_input(player: &mut replay::Player, app: &mut App, event: &Event) -> bool {
+    match event {
+        Event::Resize(w, h) => {
+            update(app, Action::Resize(*w, *h));
+            update(&mut player.app, Action::Resize(*w, *h));
+            true
+        }
+        Event::Key(key) if key.kind == KeyEventKind::Release => true,
+        Event::Key(key) if matches!(key.code, KeyCode::Left | KeyCode::Right) => {
+            let at = player.at_ms();
+            replay::key(player, *key);
+            !(key.code == KeyCode::Right && at >= player.scrubber.end_ms)
+        }
+        Event::Key(_) => false,
+        _ => true,
+    }
 }
 
 /// The default config path's settings, or the given file's.

@@ -1,19 +1,20 @@
-//! The tasks that feed the console's loop: the terminal, a ticker, the primary's view of its
-//! workers, the supervisor's updates and logs, the links and process usage, the chat link (or,
-//! attached to a cluster it did not launch, the coordinator's own events). Each turns what it
-//! hears into [`Input`]s on the one channel; none of them touches the [`App`](super::app::App).
+//! The tasks that feed the console's loop: the terminal, a ticker, and the run's feed (the
+//! supervisor's updates and logs, the links, the primary's worker figures, the chat pane),
+//! which the recorder writes down too. Attached to a cluster it did not launch, the console
+//! makes a feed of its own from the coordinator's events. Each turns what it hears into
+//! [`Input`]s on the one channel; none of them touches the [`App`](super::app::App).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
-use super::app::{self, LinkView};
 use super::keymap::Action;
 use crate::client::Client;
 use crate::protocol::message::{Message, PeerRole};
-use crate::supervisor::shaper::LinkShaper;
-use crate::supervisor::{Request, SupervisorHandle};
+use crate::supervisor::SupervisorHandle;
+use crate::supervisor::feed::{Feed, Feeder, Stamped};
 
 /// What feeds the loop.
 pub(super) enum Input {
@@ -23,7 +24,7 @@ pub(super) enum Input {
     Action(Action),
 }
 
-/// Starts the tasks that feed the loop.
+/// Starts the tasks that feed the loop: the run's feed, or (attached) one of its own.
 pub(super) fn spawn_sources(
     tx: &mpsc::UnboundedSender<Input>,
     handle: Option<&SupervisorHandle>,
@@ -33,31 +34,26 @@ pub(super) fn spawn_sources(
 ) {
     read_terminal(tx.clone());
     tick(tx.clone(), started);
-    // The primary first, then every master (none without masters: nothing to poll).
-    let mut masters: Vec<String> = [coordinator]
-        .into_iter()
-        .filter(|a| !a.is_empty())
-        .collect();
-    if let Some(h) = handle {
-        let others = h.nodes.iter().filter(|n| n.kind == "master");
-        masters.extend(others.filter_map(|n| n.address.clone()));
-        masters.dedup();
-    }
-    tokio::spawn(poll_workers(tx.clone(), masters.clone(), secret.clone()));
-    let Some(handle) = handle else {
-        // Attached to a cluster it did not launch: the console reads the coordinator's events
-        // itself, history first.
-        tokio::spawn(follow_coordinator(tx.clone(), masters, secret, started));
-        return;
+    let feed = match handle {
+        Some(handle) => handle.feed(),
+        None => {
+            // Attached to a cluster it did not launch: the console reads the coordinator's
+            // events itself, history first, and polls its workers.
+            let (feeder, feed) = Feeder::new(started);
+            let masters: Vec<String> = [coordinator]
+                .into_iter()
+                .filter(|a| !a.is_empty())
+                .collect();
+            tokio::spawn(crate::supervisor::feed::poll_workers(
+                feeder.clone(),
+                masters.clone(),
+                secret.clone(),
+            ));
+            tokio::spawn(follow_coordinator(feeder, masters, secret, started));
+            feed
+        }
     };
-    let (updates, logs) = handle.watch();
-    // A node that changed between the launch and this subscription: hear its state again.
-    let _ = handle.commands.try_send(Request::Republish);
-    forward(tx, updates, Action::Update);
-    forward(tx, logs, Action::Log);
-    forward(tx, handle.shaper.watch(), Action::Message);
-    tokio::spawn(sample_links_and_usage(tx.clone(), handle.shaper.clone()));
-    tokio::spawn(watch_held(tx.clone(), handle.shaper.clone()));
+    forward_feed(tx, feed);
 }
 
 /// The terminal, read on a thread of its own (reading blocks).
@@ -85,101 +81,10 @@ fn tick(tx: mpsc::UnboundedSender<Input>, started: Instant) {
     });
 }
 
-/// The primary's view of its workers (heartbeat ages, load, clocks), twice a second. After a
-/// takeover the primary is another master: the poll finds whichever one says it is the primary.
-async fn poll_workers(
-    tx: mpsc::UnboundedSender<Input>,
-    masters: Vec<String>,
-    secret: Option<String>,
-) {
-    let mut client: Option<Client> = None;
-    let mut interval = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        interval.tick().await;
-        if client.is_none() {
-            client = find_primary(&masters, secret.as_deref()).await;
-        }
-        let Some(c) = client.as_mut() else { continue };
-        // A paused primary never answers: after a second, look for the primary again
-        // (meanwhile the figures on screen are marked stale).
-        let reply = tokio::time::timeout(Duration::from_secs(1), c.request(Message::Workers));
-        match reply.await {
-            Ok(Ok(Message::WorkerList { workers })) => {
-                if tx.send(Input::Action(Action::Workers(workers))).is_err() {
-                    break;
-                }
-            }
-            _ => client = None,
-        }
-    }
-}
-
-/// A connection to the first of `masters` that answers and does not say it is a backup.
-async fn find_primary(masters: &[String], secret: Option<&str>) -> Option<Client> {
-    for addr in masters {
-        let connect = Client::connect(addr, "console", secret);
-        let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(1), connect).await else {
-            continue;
-        };
-        let status = c.request(Message::Status { job: None });
-        if let Ok(Ok(Message::StatusReport { report })) =
-            tokio::time::timeout(Duration::from_secs(1), status).await
-            && report.role != "backup"
-        {
-            return Some(c);
-        }
-    }
-    None
-}
-
-/// The links' state, and the CPU and memory of each process tcluster launched, once a second.
-async fn sample_links_and_usage(tx: mpsc::UnboundedSender<Input>, shaper: LinkShaper) {
-    let mut system = sysinfo::System::new();
-    let mut interval = tokio::time::interval(Duration::from_millis(1000));
-    loop {
-        interval.tick().await;
-        let links = shaper
-            .all()
-            .into_iter()
-            .map(|((from, to), s)| LinkView {
-                from,
-                to,
-                cut: s.cut,
-                latency_ms: s.link.latency.as_millis() as u64,
-                jitter_ms: s.link.jitter.as_millis() as u64,
-                loss: s.link.loss.0,
-                carried: s.carried,
-                held: s.held,
-            })
-            .collect();
-        if tx.send(Input::Action(Action::Links(links))).is_err() {
-            break;
-        }
-        // Only CPU and memory, which is far cheaper than everything sysinfo can read.
-        let kind = sysinfo::ProcessRefreshKind::nothing()
-            .with_cpu()
-            .with_memory();
-        system.refresh_processes_specifics(sysinfo::ProcessesToUpdate::All, true, kind);
-        // Only tcluster's own children: the nodes it launched.
-        let me = sysinfo::Pid::from_u32(std::process::id());
-        let usage = system
-            .processes()
-            .iter()
-            .filter(|(_, p)| p.parent() == Some(me))
-            .map(|(pid, p)| app::ProcessUsage {
-                pid: pid.as_u32(),
-                cpu_percent: p.cpu_usage(),
-                memory_bytes: p.memory(),
-            })
-            .collect();
-        let _ = tx.send(Input::Action(Action::Usage(usage)));
-    }
-}
-
 /// An attached console's reading of the cluster: it subscribes to the coordinator it was given
 /// (its history first, then every event), and starts over whenever the connection does.
 async fn follow_coordinator(
-    tx: mpsc::UnboundedSender<Input>,
+    feeder: Feeder,
     masters: Vec<String>,
     secret: Option<String>,
     started: Instant,
@@ -200,7 +105,7 @@ async fn follow_coordinator(
             let mut history = Vec::new();
             let mut primary = String::new();
             while let Ok(envelope) = client.receive().await {
-                let action = match envelope.message {
+                let update = match envelope.message {
                     Message::History { events, done } => {
                         history.extend(events);
                         if !done {
@@ -209,16 +114,16 @@ async fn follow_coordinator(
                         primary = envelope.from;
                         let mut view = ClusterView::new(&primary, 1, false);
                         view.resync(&std::mem::take(&mut history));
-                        Action::Update(Update::View(std::sync::Arc::new(view)))
+                        Update::View(std::sync::Arc::new(view))
                     }
-                    Message::Event { event } => Action::Update(Update::Timeline(TimelineEvent {
+                    Message::Event { event } => Update::Timeline(TimelineEvent {
                         at_ms: started.elapsed().as_millis() as u64,
                         source: primary.clone(),
                         kind: TimelineKind::Cluster { event },
-                    })),
+                    }),
                     _ => continue,
                 };
-                if tx.send(Input::Action(action)).is_err() {
+                if !feeder.send(Feed::Update(update)) {
                     return;
                 }
             }
@@ -230,13 +135,11 @@ async fn follow_coordinator(
 /// The chat pane's connection: to one of the chat servers, logged in as the operator, subscribed
 /// to every channel. When its server goes, the link moves to the next one and the pane fetches
 /// the recent history of each channel again, so nothing posted meanwhile is missing. Returns
-/// where to send the operator's posts; none when the cluster has no chat server.
-pub(super) fn spawn_chat(
-    tx: &mpsc::UnboundedSender<Input>,
-    handle: &SupervisorHandle,
-) -> Option<mpsc::UnboundedSender<Message>> {
+/// where to send the operator's posts; none when the cluster has no chat server. What it hears
+/// goes into the run's feed (so it is recorded too).
+pub(super) fn spawn_chat(handle: &SupervisorHandle) -> Option<mpsc::UnboundedSender<Message>> {
+    use super::app::{ChatNews, OPERATOR};
     use crate::client::{Link, LinkNews, Pick};
-    use app::{ChatNews, OPERATOR};
     /// Messages fetched per channel after connecting.
     const HISTORY: usize = 200;
     // Through the brokers when the topology has any, else to the chat servers themselves.
@@ -266,7 +169,7 @@ pub(super) fn spawn_chat(
         tokio_util::sync::CancellationToken::new(),
     );
     let sender = link.sender();
-    let tx = tx.clone();
+    let feeder = handle.feeder.clone();
     tokio::spawn(async move {
         let name_of = |addr: &str| {
             servers
@@ -323,7 +226,7 @@ pub(super) fn spawn_chat(
                     _ => continue,
                 },
             };
-            if tx.send(Input::Action(Action::Chat(news))).is_err() {
+            if !feeder.send(Feed::Chat(news)) {
                 break;
             }
         }
@@ -331,44 +234,23 @@ pub(super) fn spawn_chat(
     Some(sender)
 }
 
-/// Hands what a broadcast channel carries to the loop, as actions; says so when it falls behind.
-fn forward<T: Clone + Send + 'static>(
-    tx: &mpsc::UnboundedSender<Input>,
-    mut rx: tokio::sync::broadcast::Receiver<T>,
-    wrap: impl Fn(T) -> Action + Send + 'static,
-) {
+/// Hands the feed to the loop, as actions; says so when the console falls behind.
+fn forward_feed(tx: &mpsc::UnboundedSender<Input>, mut feed: broadcast::Receiver<Arc<Stamped>>) {
     let tx = tx.clone();
     tokio::spawn(async move {
         loop {
-            match rx.recv().await {
-                Ok(item) => {
-                    if tx.send(Input::Action(wrap(item))).is_err() {
-                        break;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    let _ = tx.send(Input::Action(Action::Flash(format!(
-                        "the console fell {n} updates behind"
-                    ))));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            }
-        }
-    });
-}
-
-/// The messages waiting on held links, whenever they change (read five times a second).
-async fn watch_held(tx: mpsc::UnboundedSender<Input>, shaper: LinkShaper) {
-    let mut last = Vec::new();
-    let mut interval = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        interval.tick().await;
-        let now = shaper.held();
-        if now != last {
-            last = now.clone();
-            if tx.send(Input::Action(Action::Held(now))).is_err() {
+            let action = match feed.recv().await {
+                Ok(item) => Action::from_feed(Arc::unwrap_or_clone(item).feed),
+                Err(broadcast::error::RecvError::Lagged(n)) => Some(Action::Flash(format!(
+                    "the console fell {n} updates behind"
+                ))),
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            if let Some(action) = action
+                && tx.send(Input::Action(action)).is_err()
+            {
                 break;
             }
         }
-    }
+    });
 }

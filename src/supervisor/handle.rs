@@ -56,6 +56,15 @@ pub struct SupervisorHandle {
     pub shaper: LinkShaper,
     /// The run's peer secret: what the launcher's own connections (the console's) prove.
     pub peer_key: String,
+    /// Where feed items go (the console's chat pane adds its own).
+    pub feeder: feed::Feeder,
+    /// What the run is, as its recording begins.
+    pub info: feed::RunInfo,
+    /// Where this run is recorded.
+    pub recording: PathBuf,
+    /// The feed since the launch began, for the first [`SupervisorHandle::feed`].
+    first_feed: std::sync::Mutex<Option<broadcast::Receiver<Arc<feed::Stamped>>>>,
+    recorder: tokio::task::JoinHandle<()>,
     /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
     first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
     submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -69,6 +78,17 @@ impl SupervisorHandle {
     pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
         let first = self.first.lock().ok().and_then(|mut first| first.take());
         first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
+    }
+
+    /// The feed: the first call gets everything since the launch began, later calls what comes
+    /// from now on.
+    pub fn feed(&self) -> broadcast::Receiver<Arc<feed::Stamped>> {
+        let first = self
+            .first_feed
+            .lock()
+            .ok()
+            .and_then(|mut first| first.take());
+        first.unwrap_or_else(|| self.feeder.subscribe())
     }
 
     /// Submissions (scenario steps, the console's) sent to the primary and not yet answered.
@@ -88,6 +108,8 @@ impl SupervisorHandle {
         self.commands.send(Request::Stop(tx)).await.ok()?;
         let report = rx.await.ok();
         let _ = self.task.await;
+        // The recording's last lines, written once the nodes are stopped.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.recorder).await;
         report
     }
 }
@@ -114,6 +136,10 @@ pub async fn launch(
     // starting) reaches the first watcher, however late it subscribes.
     let (updates, first_updates) = broadcast::channel(16_384);
     let (log_updates, first_logs) = broadcast::channel(16_384);
+    // The feed reads them from the start too; the recorder and the first console read it.
+    let (feed_updates, feed_logs) = (updates.subscribe(), log_updates.subscribe());
+    let (feeder, to_record) = feed::Feeder::new(started);
+    let first_feed = feeder.subscribe();
 
     let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
     let shutdown = CancellationToken::new();
@@ -227,6 +253,31 @@ pub async fn launch(
     let peer_key = supervisor.topology.peer_key();
     let (commands, commands_rx) = mpsc::channel(256);
     supervisor.commands = Some(commands.downgrade());
+    let info = supervisor.run_info(&nodes);
+    let masters = supervisor
+        .master_addresses()
+        .into_iter()
+        .map(|(_, addr)| addr.to_string())
+        .collect();
+    feed::spawn(
+        &feeder,
+        feed::Sources {
+            updates: feed_updates,
+            logs: feed_logs,
+            shaper: shaper.clone(),
+            masters,
+            secret: supervisor.topology.globals.cluster_secret.clone(),
+        },
+        supervisor.shutdown.clone(),
+    );
+    let recording = record::new_dir(&supervisor.options.state_dir);
+    let recorder = record::spawn(
+        recording.clone(),
+        info.clone(),
+        to_record,
+        commands.downgrade(),
+        supervisor.shutdown.clone(),
+    );
     let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
     Ok(SupervisorHandle {
         commands,
@@ -239,6 +290,11 @@ pub async fn launch(
         start: decision,
         shaper,
         peer_key,
+        feeder,
+        info,
+        recording,
+        first_feed: std::sync::Mutex::new(Some(first_feed)),
+        recorder,
         first: std::sync::Mutex::new(Some((first_updates, first_logs))),
         submits_in_flight,
         loans_open,

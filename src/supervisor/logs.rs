@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::FramedRead;
@@ -20,7 +20,7 @@ use tokio_util::codec::FramedRead;
 use crate::protocol::frame::line_codec;
 
 /// How bad a log line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     /// Detail.
@@ -60,7 +60,7 @@ impl Level {
 }
 
 /// One line of a node's log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Milliseconds since the run began.
     pub at_ms: u64,

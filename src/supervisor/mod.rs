@@ -23,8 +23,10 @@ pub mod child;
 mod clusters;
 mod expect;
 pub mod faults;
+pub mod feed;
 mod handle;
 pub mod logs;
+pub mod record;
 mod report;
 pub mod scenario;
 pub mod shaper;
@@ -103,7 +105,8 @@ pub enum Request {
 }
 
 /// What the supervisor tells its listeners.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "update", content = "of", rename_all = "snake_case")]
 pub enum Update {
     /// Something happened.
     Timeline(TimelineEvent),

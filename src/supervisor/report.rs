@@ -147,6 +147,37 @@ impl Supervisor {
         faults
     }
 
+    /// What the run is, for a console opening on it (live, or on its recording).
+    pub(super) fn run_info(&self, nodes: &[NodeStatus]) -> super::feed::RunInfo {
+        let topology = &self.topology;
+        let main = self.main_cluster().to_string();
+        let clusters: Vec<String> = if topology.has_clusters() {
+            topology.clusters().iter().map(|c| c.to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        let others = clusters
+            .iter()
+            .filter(|c| **c != main)
+            .filter_map(|c| Some((c.clone(), topology.primary_of(c)?.name.clone())))
+            .collect();
+        super::feed::RunInfo {
+            system: topology.globals.system_name.clone(),
+            topology: self.options.topology_path.display().to_string(),
+            began: self.record.began.clone(),
+            epoch_ms: crate::clock::system_ms_at(self.started),
+            primary: self.view.primary.clone(),
+            term: self.view.term,
+            nodes: nodes.to_vec(),
+            scenarios: topology.scenarios.iter().map(|s| s.name.clone()).collect(),
+            clusters,
+            main_cluster: main,
+            others,
+            chat: topology.nodes_of(NodeKind::Chat).next().is_some(),
+            segment: 0,
+        }
+    }
+
     pub(super) fn statuses(&self) -> Vec<NodeStatus> {
         self.order.iter().filter_map(|n| self.status(n)).collect()
     }

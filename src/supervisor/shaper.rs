@@ -68,7 +68,8 @@ pub struct LinkState {
 }
 
 /// What became of a message on a link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Fate {
     /// Carried (after the link's delay).
     Carried,
@@ -83,7 +84,7 @@ pub enum Fate {
 }
 
 /// A message waiting on a held link.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HeldMessage {
     /// Its number, to deliver or drop it by.
     pub id: u64,
@@ -106,7 +107,7 @@ struct Held {
 }
 
 /// A message a link carried, for the console's space-time diagram.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MessageSeen {
     /// When it entered the link, in milliseconds since the shaper started.
     pub at_ms: u64,

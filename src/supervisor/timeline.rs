@@ -6,13 +6,13 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::JobId;
 
 /// One entry of the timeline.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     /// Milliseconds since the run began.
     pub at_ms: u64,
@@ -24,7 +24,7 @@ pub struct TimelineEvent {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum TimelineKind {
     /// A node was launched (and is ready).
@@ -70,7 +70,7 @@ pub enum TimelineKind {
         /// Milliseconds after the fault.
         after_ms: u64,
         /// The jobs that moved to other workers, and where (for a dead worker's jobs).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         moved: Vec<(JobId, String)>,
     },
     /// What came of an action with nothing for the cluster to detect (a restart, a heal, a

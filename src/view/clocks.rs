@@ -8,12 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::event::EventKind;
 
 /// One clock as the last round read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClockReading {
     /// Its clock minus the watcher's, in milliseconds.
     pub offset_ms: i64,
@@ -26,7 +26,7 @@ pub struct ClockReading {
 }
 
 /// Every clock the time master's last round read.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Clocks {
     /// The watcher's clock when the run began (milliseconds since 1970).
     epoch_ms: i64,

@@ -1,12 +1,12 @@
 //! Loans between clusters, as the clusters' own events tell them: the one reading of
 //! `worker_lent`, `worker_released` and `loan_ended` that the summary and the console share.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::event::{ClusterEvent, EventKind};
 
 /// One loan: the workers an owner lent a borrower in one answer, and when they went back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Loan {
     /// The cluster that lent them (their home).
     pub lender: String,
@@ -25,7 +25,7 @@ pub struct Loan {
 }
 
 /// Every loan of a run, in the order they were made.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Loans {
     pub loans: Vec<Loan>,
 }

@@ -24,7 +24,7 @@ pub mod node;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use clocks::{ClockReading, Clocks};
 pub use loans::{Loan, Loans};
@@ -40,7 +40,7 @@ pub const REJOINED_MS: u64 = 5_000;
 const NOTES_PER_JOB: usize = 64;
 
 /// A verdict, when it was reached (run milliseconds) and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Concluded {
     pub verdict: Verdict,
     /// When.
@@ -50,7 +50,7 @@ pub struct Concluded {
 }
 
 /// What happened to one job, for its history and for showing that it moved.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobNotes {
     /// (run milliseconds, what happened), oldest first.
     pub history: Vec<(u64, String)>,
@@ -61,7 +61,7 @@ pub struct JobNotes {
 }
 
 /// The cluster as its own events tell it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Jobs, workers and the queue, by the coordinator's own [`ClusterState::apply`].
     pub state: ClusterState,

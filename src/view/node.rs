@@ -7,10 +7,10 @@
 //! arriving a heartbeat timeout later, is the lesson. So a node's STATE is always the verdict
 //! ([`super::ClusterView::verdict`]) and the fault is a tag beside it ([`Faults::tags`]).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What tcluster knows of a node's process: facts, not conclusions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub name: String,
     /// `master`, `worker`, `chat`, `bot` or `client`.
@@ -18,15 +18,15 @@ pub struct NodeStatus {
     pub kind: String,
     pub process: Process,
     /// Its process id, if it is a running process.
-    #[serde(skip)]
+    #[serde(default)]
     pub pid: Option<u32>,
     /// Where it listens, for a server.
-    #[serde(skip)]
+    #[serde(default)]
     pub address: Option<String>,
     /// What the operator did to it.
     pub faults: Faults,
     /// Its cluster (`cluster NAME` in the topology).
-    #[serde(skip)]
+    #[serde(default)]
     pub cluster: String,
 }
 
@@ -46,7 +46,7 @@ impl NodeStatus {
 }
 
 /// A node's process as tcluster sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Process {
     /// Not launched by tcluster (a client is run by a person).
@@ -75,7 +75,7 @@ impl Process {
 }
 
 /// What the operator (or a scenario) did to a node, shown as tags beside its state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Faults {
     /// Stopped with SIGSTOP (or its in-process task paused).
     pub paused: bool,
@@ -144,7 +144,7 @@ impl Faults {
 }
 
 /// What the cluster concluded about a node: the word in its STATE column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// Launched, not yet part of the cluster.
@@ -187,7 +187,7 @@ impl Verdict {
 }
 
 /// What a node is in the cluster now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The master that serves.

@@ -15,6 +15,7 @@ mod logs;
 mod map;
 mod nodes;
 mod overlays;
+pub mod scrubber;
 mod timeline;
 
 use ratatui::Frame;
@@ -129,6 +130,9 @@ pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
     say_line(app, &palette, frame);
     keys_pressed(app, &palette, frame, areas.status);
     overlays::status_line(app, bindings, &palette, frame, areas.status);
+    if let (Some(s), Some(rect)) = (&app.scrubber, areas.scrubber) {
+        scrubber::draw(s, &palette, frame, rect);
+    }
     match &app.mode {
         Mode::Help(top) => overlays::help(bindings, *top, &palette, frame),
         Mode::Submit(form) => overlays::submit_form(form, &palette, frame),

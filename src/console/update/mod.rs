@@ -38,6 +38,8 @@ pub enum Effect {
     Deliver(u64),
     /// Drop held message `id`.
     Discard(u64),
+    /// Show the run so far from its recording, a second back.
+    LookBack,
     /// Stop everything and leave.
     Quit,
 }
@@ -70,6 +72,14 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             return vec![Effect::Quit];
         }
         Action::Help => modes::toggle_help(app),
+        Action::LookBack if app.launched => return vec![Effect::LookBack],
+        Action::LookBack => {
+            app.flash = Some((
+                "looking back needs the run's recording: the console that launched it has it"
+                    .to_string(),
+                app.now_ms,
+            ))
+        }
         Action::Alarms => app.mode = Mode::Alarms,
         Action::Hold => return held::hold_key(app),
         Action::Held(messages) => held::update_held(app, messages),

@@ -15,7 +15,7 @@ pub use crate::cluster::worker::WorkerRecord;
 use crate::protocol::message::{Health, JobCounts, JobId, JobState};
 
 /// The job queue: FIFO within priority (higher first), and jobs waiting out a retry backoff.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobQueue {
     /// Ready jobs; ids grow with submission, so within a priority the oldest comes first, and a
     /// requeued job goes back ahead of younger ones.
@@ -85,7 +85,7 @@ impl JobQueue {
 }
 
 /// Jobs, workers and the queue.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterState {
     /// Every job ever submitted.
     pub jobs: BTreeMap<JobId, Job>,

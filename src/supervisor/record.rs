@@ -1,0 +1,427 @@
+//! Recording every run: the feed, one JSON line per item, in the state directory.
+//!
+//! ```text
+//! STATE_DIR/recordings/2026-11-26T10-42-07/
+//!   000001.jsonl   {"t":0,"feed":"start","of":{…}}      what the run is
+//!                  {"t":3,"feed":"update","of":{…}}     then every feed item, as heard
+//!   000002.jsonl   {"t":912345,"feed":"start",…}        each segment starts with the run and a
+//!                  …                                    fresh copy of the reading and the nodes
+//! ```
+//!
+//! - **Bounded**: a segment closes at [`SEGMENT_BYTES`]; past [`SEGMENTS_KEPT`] segments the
+//!   oldest is deleted, so a recording never holds more than [`CAP_BYTES`] and always holds the
+//!   newest part of the run. A replay of a recording that lost its beginning starts at its
+//!   oldest segment, which opens with the cluster as it was then.
+//! - **Killed safely**: lines are written through a buffer handed to the system every
+//!   [`FLUSH_EVERY`]; a run killed with SIGKILL leaves everything up to its last fraction of a
+//!   second (the system keeps what was handed to it), and at worst one half-written last line,
+//!   which a reader skips.
+//! - **Never in the way**: a recording that cannot be written (a full disk) says so once in the
+//!   log and stops; the run goes on.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::Request;
+use super::feed::{Feed, RunInfo, Stamped};
+
+/// Where a state directory keeps its recordings.
+pub const DIR: &str = "recordings";
+/// A segment closes past this size.
+pub const SEGMENT_BYTES: u64 = 16 << 20;
+/// Segments kept: the oldest goes past this many.
+pub const SEGMENTS_KEPT: u64 = 8;
+/// The most a recording holds.
+pub const CAP_BYTES: u64 = SEGMENT_BYTES * SEGMENTS_KEPT;
+/// How often buffered lines are handed to the system.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// The directory of a new recording in `state_dir`, named by when it began.
+pub fn new_dir(state_dir: &Path) -> PathBuf {
+    let stamp = jiff::Zoned::now().strftime("%Y-%m-%dT%H-%M-%S").to_string();
+    let base = state_dir.join(DIR);
+    let mut dir = base.join(&stamp);
+    let mut n = 1;
+    while dir.exists() {
+        n += 1;
+        dir = base.join(format!("{stamp}-{n}"));
+    }
+    dir
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:06}.jsonl"))
+}
+
+/// The recorder's writing end.
+struct Writer {
+    dir: PathBuf,
+    info: RunInfo,
+    segment: u64,
+    file: BufWriter<File>,
+    written: u64,
+    /// [`SEGMENT_BYTES`], but for tests.
+    segment_bytes: u64,
+}
+
+impl Writer {
+    fn open(dir: PathBuf, info: RunInfo) -> std::io::Result<Writer> {
+        std::fs::create_dir_all(&dir)?;
+        let file = BufWriter::with_capacity(256 << 10, File::create(segment_path(&dir, 1))?);
+        let mut writer = Writer {
+            dir,
+            info,
+            segment: 1,
+            file,
+            written: 0,
+            segment_bytes: SEGMENT_BYTES,
+        };
+        writer.start(0)?;
+        Ok(writer)
+    }
+
+    /// The segment's first line: the run.
+    fn start(&mut self, at_ms: u64) -> std::io::Result<()> {
+        let mut info = self.info.clone();
+        info.segment = self.segment - 1;
+        self.line(&Stamped {
+            at_ms,
+            feed: Feed::Start(info),
+        })
+    }
+
+    fn line(&mut self, item: &Stamped) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec(item).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        self.file.write_all(&bytes)?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one item; true when a new segment began (the reading should be sent again).
+    fn write(&mut self, item: &Stamped) -> std::io::Result<bool> {
+        self.line(item)?;
+        if self.written < self.segment_bytes {
+            return Ok(false);
+        }
+        self.file.flush()?;
+        self.segment += 1;
+        self.file = BufWriter::with_capacity(
+            256 << 10,
+            File::create(segment_path(&self.dir, self.segment))?,
+        );
+        self.written = 0;
+        if self.segment > SEGMENTS_KEPT {
+            let _ = std::fs::remove_file(segment_path(&self.dir, self.segment - SEGMENTS_KEPT));
+        }
+        self.start(item.at_ms)?;
+        Ok(true)
+    }
+}
+
+/// Records the feed into `dir` until it closes or `shutdown` (then what is queued is written
+/// too). `commands` asks the supervisor for a fresh copy of its reading at each segment's start.
+pub(super) fn spawn(
+    dir: PathBuf,
+    info: RunInfo,
+    mut feed: broadcast::Receiver<Arc<Stamped>>,
+    commands: mpsc::WeakSender<Request>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut writer = match Writer::open(dir.clone(), info) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!("cannot record this run in {}: {e}", dir.display());
+                return;
+            }
+        };
+        let republish = || {
+            if let Some(commands) = commands.upgrade() {
+                let _ = commands.try_send(Request::Republish);
+            }
+        };
+        republish();
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        let mut lost = 0u64;
+        let result: std::io::Result<()> = async {
+            loop {
+                tokio::select! {
+                    item = feed.recv() => match item {
+                        Ok(item) => {
+                            if writer.write(&item)? {
+                                republish();
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = flush.tick() => writer.file.flush()?,
+                    _ = shutdown.cancelled() => {
+                        while let Ok(item) = feed.try_recv() {
+                            writer.write(&item)?;
+                        }
+                        break;
+                    }
+                }
+            }
+            writer.file.flush()
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!("the recording in {} stopped: {e}", dir.display());
+        }
+        if lost > 0 {
+            tracing::warn!("the recording missed {lost} feed items (the disk was too slow)");
+        }
+    })
+}
+
+/// A recording read back.
+#[derive(Debug)]
+pub struct Recording {
+    /// Where it was read from.
+    pub dir: PathBuf,
+    /// The run, as its oldest segment kept describes it.
+    pub info: RunInfo,
+    /// Every item, oldest first, their times never going back.
+    pub items: Vec<Stamped>,
+    /// Lines that could not be read (but not a last line cut short by a kill), with where the
+    /// first one was and why.
+    pub unreadable: Option<(usize, String)>,
+}
+
+/// Why a recording cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("no recording in {}: a run records there as it goes (tcluster TOPOLOGY or tcluster run)", .0.display())]
+    None(PathBuf),
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a tcluster recording: its first line does not describe a run", .0.display())]
+    NotARecording(PathBuf),
+}
+
+impl Recording {
+    /// Reads a recording: a segment file (`000001.jsonl`), a recording's directory, or a state
+    /// directory (its newest recording; with none, the newest of its earlier runs').
+    pub fn open(path: &Path) -> Result<Recording, RecordingError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RecordingError::Io { path, source }
+        };
+        if path.is_file() {
+            return Self::read(
+                path.parent().unwrap_or(Path::new(".")),
+                &[path.to_path_buf()],
+            );
+        }
+        let dir = match latest(path).map_err(io(path))? {
+            Some(dir) => dir,
+            None => path.to_path_buf(),
+        };
+        let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        segments.sort();
+        if segments.is_empty() {
+            return Err(RecordingError::None(path.to_path_buf()));
+        }
+        Self::read(&dir, &segments)
+    }
+
+    fn read(dir: &Path, segments: &[PathBuf]) -> Result<Recording, RecordingError> {
+        let mut items: Vec<Stamped> = Vec::new();
+        let mut unreadable: Option<(usize, String)> = None;
+        let mut bad = 0usize;
+        for (i, path) in segments.iter().enumerate() {
+            let file = File::open(path).map_err(|source| RecordingError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let lines: Vec<String> = BufReader::new(file)
+                .split(b'\n')
+                .map_while(Result::ok)
+                .map(|l| String::from_utf8_lossy(&l).into_owned())
+                .collect();
+            let last_segment = i + 1 == segments.len();
+            for (n, line) in lines.iter().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Stamped>(line) {
+                    Ok(mut item) => {
+                        // Items come from several tasks: a time never goes back.
+                        if let Some(last) = items.last() {
+                            item.at_ms = item.at_ms.max(last.at_ms);
+                        }
+                        items.push(item);
+                    }
+                    // A run killed mid-write leaves its last line short.
+                    Err(_) if last_segment && n + 1 == lines.len() => {}
+                    Err(e) => {
+                        bad += 1;
+                        if unreadable.is_none() {
+                            unreadable = Some((0, format!("{}:{}: {e}", path.display(), n + 1)));
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((count, _)) = unreadable.as_mut() {
+            *count = bad;
+        }
+        let info = match items.first() {
+            Some(Stamped {
+                feed: Feed::Start(info),
+                ..
+            }) => info.clone(),
+            _ => {
+                return Err(RecordingError::NotARecording(
+                    segments.first().cloned().unwrap_or_default(),
+                ));
+            }
+        };
+        Ok(Recording {
+            dir: dir.to_path_buf(),
+            info,
+            items,
+            unreadable,
+        })
+    }
+
+    /// When the recording begins and ends (run milliseconds).
+    pub fn span(&self) -> (u64, u64) {
+        let first = self.items.first().map_or(0, |i| i.at_ms);
+        let last = self.items.last().map_or(0, |i| i.at_ms);
+        (first, last)
+    }
+}
+
+/// The newest recording under `path` if it is a state directory (its own `recordings/`, else
+/// its earlier runs' in `previous/`); `None` if it has none of either.
+fn latest(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let newest_in = |dir: &Path| -> Option<PathBuf> {
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        runs.sort();
+        runs.pop()
+    };
+    if let Some(run) = newest_in(&path.join(DIR)) {
+        return Ok(Some(run));
+    }
+    let previous = path.join("previous");
+    if !previous.is_dir() {
+        return Ok(None);
+    }
+    let mut earlier: Vec<PathBuf> = std::fs::read_dir(&previous)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    earlier.sort();
+    Ok(earlier.iter().rev().find_map(|p| newest_in(&p.join(DIR))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(at_ms: u64, feed: Feed) -> Stamped {
+        Stamped { at_ms, feed }
+    }
+
+    #[test]
+    fn a_recording_reads_back_and_skips_a_last_line_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = RunInfo {
+            system: "demo".into(),
+            ..RunInfo::default()
+        };
+        let mut w = Writer::open(dir.path().join("run"), info).unwrap();
+        w.write(&item(
+            5,
+            Feed::Chat(super::super::feed::ChatNews::Up("c".into())),
+        ))
+        .unwrap();
+        w.file.flush().unwrap();
+        let path = segment_path(&dir.path().join("run"), 1);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"t\":9,\"feed\":\"ch").unwrap();
+        let r = Recording::open(&dir.path().join("run")).unwrap();
+        assert_eq!(r.info.system, "demo");
+        assert_eq!(r.items.len(), 2);
+        assert_eq!(r.span(), (0, 5));
+        assert!(r.unreadable.is_none());
+    }
+
+    #[test]
+    fn a_bad_line_inside_is_counted_with_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path().to_path_buf(), RunInfo::default()).unwrap();
+        w.file.write_all(b"not json\n").unwrap();
+        w.write(&item(
+            7,
+            Feed::Chat(super::super::feed::ChatNews::Up("c".into())),
+        ))
+        .unwrap();
+        w.file.flush().unwrap();
+        let r = Recording::open(dir.path()).unwrap();
+        let (count, first) = r.unreadable.unwrap();
+        assert_eq!(count, 1);
+        assert!(first.contains("000001.jsonl:2"), "{first}");
+        assert_eq!(r.items.len(), 2);
+    }
+
+    #[test]
+    fn what_is_not_a_recording_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Recording::open(dir.path()),
+            Err(RecordingError::None(_))
+        ));
+        std::fs::write(dir.path().join("x.jsonl"), "{\"t\":1}\n").unwrap();
+        let e = Recording::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("not a tcluster recording"), "{e}");
+    }
+
+    #[test]
+    fn the_oldest_segment_goes_past_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path().to_path_buf(), RunInfo::default()).unwrap();
+        w.segment_bytes = 64 << 10;
+        let big = "x".repeat(8 << 10);
+        let mut t = 0;
+        while w.segment < SEGMENTS_KEPT + 2 {
+            t += 1;
+            w.write(&item(
+                t,
+                Feed::Chat(super::super::feed::ChatNews::Refused(big.clone())),
+            ))
+            .unwrap();
+        }
+        w.file.flush().unwrap();
+        assert!(!segment_path(dir.path(), 1).exists());
+        assert!(!segment_path(dir.path(), 2).exists());
+        assert!(segment_path(dir.path(), 3).exists());
+        let r = Recording::open(dir.path()).unwrap();
+        // It begins with the run as the oldest segment kept describes it.
+        assert_eq!(r.info.segment, 2);
+        assert!(r.span().0 > 0);
+    }
+}
