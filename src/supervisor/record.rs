@@ -212,8 +212,9 @@ pub enum RecordingError {
 }
 
 impl Recording {
-    /// Reads a recording: a segment file (`000001.jsonl`), a recording's directory, or a state
-    /// directory (its newest recording; with none, the newest of its earlier runs').
+    /// Reads a recording: a segment file (`000001.jsonl`), a recording's directory, a state
+    /// directory (its newest recording; with none, the newest of its earlier runs'), or a state
+    /// directory's `recordings/` (its newest).
     pub fn open(path: &Path) -> Result<Recording, RecordingError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -323,6 +324,10 @@ fn latest(path: &Path) -> std::io::Result<Option<PathBuf>> {
     };
     if let Some(run) = newest_in(&path.join(DIR)) {
         return Ok(Some(run));
+    }
+    // The `recordings/` directory itself.
+    if path.file_name().is_some_and(|n| n == DIR) {
+        return Ok(newest_in(path));
     }
     let previous = path.join("previous");
     if !previous.is_dir() {
