@@ -28,6 +28,121 @@ pub fn system_ms_at(instant: std::time::Instant) -> i64 {
     system_ms().saturating_sub(instant.elapsed().as_millis() as i64)
 }
 
+/// The slowest and fastest a cluster may run (`policy time { scale }`, `:speed`).
+pub const SCALES: (f64, f64) = (0.01, 1.0);
+
+/// The pace of a cluster: cluster time per real time (1: real time; 0.1: ten times slower —
+/// slow motion for a class). Every timer of a node reads cluster time, so heartbeats, timeouts,
+/// backoffs and jobs all stretch by the same factor. The pace may change while the cluster
+/// runs: cluster time goes on from where it was, never jumping, so a change raises no false
+/// suspicion. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct Pace(std::sync::Arc<std::sync::RwLock<Vec<Stretch>>>);
+
+/// From `from` on, cluster time is `cluster_ms` plus the real time since, times `scale`.
+#[derive(Debug, Clone, Copy)]
+struct Stretch {
+    from: std::time::Instant,
+    cluster_ms: f64,
+    scale: f64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new(1.0)
+    }
+}
+
+impl Pace {
+    /// A pace of `scale`, from now.
+    pub fn new(scale: f64) -> Pace {
+        let first = Stretch {
+            from: std::time::Instant::now(),
+            cluster_ms: 0.0,
+            scale: clamp_scale(scale),
+        };
+        Pace(std::sync::Arc::new(std::sync::RwLock::new(vec![first])))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Stretch>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The scale now.
+    pub fn scale(&self) -> f64 {
+        self.read().last().map_or(1.0, |s| s.scale)
+    }
+
+    /// Runs at `scale` from now on (kept within [`SCALES`]).
+    pub fn set_scale(&self, scale: f64) {
+        let now = std::time::Instant::now();
+        let cluster_ms = self.cluster_ms_at(now);
+        let mut stretches = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stretches.push(Stretch {
+            from: now,
+            cluster_ms,
+            scale: clamp_scale(scale),
+        });
+        // A lecture changes speed a handful of times; the oldest changes matter only for
+        // instants long past.
+        if stretches.len() > 256 {
+            stretches.remove(1);
+        }
+    }
+
+    /// Cluster milliseconds at `at` (on this pace's own scale; only differences mean much).
+    fn cluster_ms_at(&self, at: std::time::Instant) -> f64 {
+        let stretches = self.read();
+        let s = stretches
+            .iter()
+            .rev()
+            .find(|s| s.from <= at)
+            .or(stretches.first())
+            .copied()
+            .unwrap_or(Stretch {
+                from: at,
+                cluster_ms: 0.0,
+                scale: 1.0,
+            });
+        let real_ms = if at >= s.from {
+            at.duration_since(s.from).as_secs_f64() * 1000.0
+        } else {
+            -(s.from.duration_since(at).as_secs_f64() * 1000.0)
+        };
+        s.cluster_ms + real_ms * s.scale
+    }
+
+    /// Cluster time passed from `from` to `to`.
+    pub fn between(&self, from: std::time::Instant, to: std::time::Instant) -> std::time::Duration {
+        let ms = self.cluster_ms_at(to) - self.cluster_ms_at(from);
+        std::time::Duration::from_secs_f64(ms.max(0.0) / 1000.0)
+    }
+
+    /// Cluster time passed since `since`.
+    pub fn elapsed(&self, since: std::time::Instant) -> std::time::Duration {
+        self.between(since, std::time::Instant::now())
+    }
+
+    /// How long `cluster` of cluster time takes in real time at the scale now.
+    pub fn real(&self, cluster: std::time::Duration) -> std::time::Duration {
+        cluster.div_f64(self.scale())
+    }
+}
+
+/// A scale kept within [`SCALES`] (anything not a number is 1).
+fn clamp_scale(scale: f64) -> f64 {
+    if scale.is_finite() {
+        scale.clamp(SCALES.0, SCALES.1)
+    } else {
+        1.0
+    }
+}
+
 /// How far ahead of a node's clock a received stamp may be. Further than this it cannot come
 /// from an honest peer (2^48 ticks is thousands of years of a busy cluster): it is refused, so
 /// that nobody can push a clock to its end and make it wrap.
@@ -81,6 +196,29 @@ impl LamportClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pace_stretches_time_and_a_change_never_jumps() {
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1000.0).round() as u64;
+        let pace = Pace::new(0.5);
+        let t0 = std::time::Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(1000);
+        assert_eq!(ms(pace.between(t0, t1)), 500);
+        assert_eq!(ms(pace.real(std::time::Duration::from_millis(100))), 200);
+        pace.set_scale(0.1);
+        let changed = pace.read().last().unwrap().from;
+        // Up to the change at half speed, then at a tenth.
+        let later = changed + std::time::Duration::from_millis(1000);
+        let before = pace.between(t0, changed);
+        let after = pace.between(t0, later);
+        assert_eq!(ms(after - before), 100);
+        assert_eq!(pace.scale(), 0.1);
+        // Out of range is kept within it.
+        pace.set_scale(5.0);
+        assert_eq!(pace.scale(), SCALES.1);
+        pace.set_scale(f64::NAN);
+        assert_eq!(pace.scale(), 1.0);
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -44,7 +44,8 @@ pub fn run(args: NodeArgs) -> ExitCode {
         chat: args.chat,
         max_connections: Some(args.max_connections),
         announce: true,
-        control: NodeControl::default(),
+        // At the topology's pace; its launcher says when that changes (`speed` on stdin).
+        control: NodeControl::with_pace(crate::clock::Pace::new(topology.policies.time.scale)).0,
         ready: None,
         state_dir: args.state_dir.clone(),
     };

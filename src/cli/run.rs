@@ -349,6 +349,11 @@ fn print_launch(
         );
     }
     outln!("   {}", handle.start.describe(state_dir));
+    outln!(
+        "   recording in {} (tcluster replay {})",
+        handle.recording.display(),
+        state_dir.display()
+    );
 }
 
 /// Lets the timeline catch up with the cluster before stopping it: on a busy machine the

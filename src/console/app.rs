@@ -361,6 +361,8 @@ pub struct FaultView {
     pub outcome: Option<String>,
     /// Nothing more will come of it (its row shows `-` rather than `…`).
     pub settled: bool,
+    /// The cluster's pace when its times were measured, if in slow motion.
+    pub speed: Option<f64>,
 }
 
 /// How a banner reads: what kind of news it carries.
@@ -482,6 +484,8 @@ pub struct App {
     pub quit: bool,
     /// Looking at a recording (or back at the live run so far): where the screen is in it.
     pub scrubber: Option<Scrubber>,
+    /// The cluster's pace: cluster time per real time (below 1: slow motion).
+    pub speed: f64,
 }
 
 /// Where a replay is: the moment on screen, the span, the speed, and the marks to jump to.
@@ -579,6 +583,7 @@ impl App {
             size: (80, 24),
             quit: false,
             scrubber: None,
+            speed: 1.0,
         }
     }
 
@@ -602,6 +607,7 @@ impl App {
             app.others.insert(cluster.clone(), view);
         }
         app.chat.has_server = info.chat;
+        app.speed = info.scale;
         app
     }
 

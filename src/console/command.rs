@@ -4,7 +4,8 @@
 //! submit [COUNT] DATA…         kill|pause|resume|restart [NODE]   (the selected node if left out)
 //! partition A [B] | A -> B     heal [A [B]]                        latency A B DURATION [jitter D]
 //! loss A B PERCENT             skew NODE OFFSET                    say TEXT…
-//! scenario NAME                help                                quit
+//! speed SCALE                  scenario NAME                       keys on|off
+//! help                         quit
 //! ```
 
 use super::app::App;
@@ -120,6 +121,23 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, CommandError> {
         "kill" | "pause" | "resume" | "restart" => line.node_action()?,
         "partition" | "heal" | "hold" | "release" => line.cut_or_heal()?,
         "latency" | "loss" | "skew" => line.shape()?,
+        "speed" => match args.as_slice() {
+            [scale] => match scale.parse::<f64>() {
+                Ok(scale) if (crate::clock::SCALES.0..=crate::clock::SCALES.1).contains(&scale) => {
+                    ClusterAction::Speed(scale)
+                }
+                _ => {
+                    return usage(
+                        "speed SCALE, from 0.01 to 1 (0.1 runs ten times slower; 1 is real time)",
+                    );
+                }
+            },
+            _ => {
+                return usage(
+                    "speed SCALE, from 0.01 to 1 (0.1 runs ten times slower; 1 is real time)",
+                );
+            }
+        },
         "say" if !args.is_empty() => ClusterAction::Say(args.join(" ")),
         "say" => return usage("say TEXT"),
         other => {
@@ -463,6 +481,14 @@ mod tests {
             parse("say hello class", &a),
             Ok(Parsed::Act(ClusterAction::Say("hello class".into())))
         );
+        assert_eq!(
+            parse("speed 0.1", &a),
+            Ok(Parsed::Act(ClusterAction::Speed(0.1)))
+        );
+        for bad in ["speed", "speed 5", "speed slow", "speed 0"] {
+            let e = parse(bad, &a).unwrap_err().to_string();
+            assert!(e.contains("speed SCALE, from 0.01 to 1"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -8,11 +8,15 @@
 //!   by — the same clock a skew moves, so a skew is undone by the rounds that follow it. Ahead
 //!   at once; back by running at half speed until the amount is absorbed (a clock that ran
 //!   backwards would break every timestamp taken before, and every timer waiting on it).
+//! - **Pace** (`policy time`, `:speed`): cluster time per real time. The driver's "now" and every
+//!   timer it sets run on cluster time, so a node at 0.1 does everything ten times slower; a
+//!   change goes on from where cluster time was, never jumping.
 //! - **Pause**, for in-process nodes (a process is paused with SIGSTOP instead): the driver stops
 //!   at the top of its loop until resumed, reading nothing and sending nothing.
 //!
-//! A node in its own process receives skew over its stdin (`skew <ms>` lines, with
-//! `--control-stdin`); when stdin closes, its launcher is gone and the node stops.
+//! A node in its own process receives skew and pace over its stdin (`skew <ms>` and `speed
+//! <scale>` lines, with `--control-stdin`); when stdin closes, its launcher is gone and the node
+//! stops.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +27,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::clock::{Millis, system_ms};
+use crate::clock::{Millis, Pace, system_ms};
 
 /// The skew and pause controls of one node. Cloning shares them.
 #[derive(Debug, Clone)]
@@ -31,6 +35,7 @@ pub struct NodeControl {
     offset_ms: Arc<AtomicI64>,
     correction: Arc<Mutex<Correction>>,
     paused: watch::Receiver<bool>,
+    pace: Pace,
 }
 
 /// The corrections a time master made, the last one perhaps still being absorbed.
@@ -73,15 +78,27 @@ impl Default for NodeControl {
 impl NodeControl {
     /// Controls for a node, and the switch that pauses it.
     pub fn new() -> (NodeControl, PauseSwitch) {
+        NodeControl::with_pace(Pace::default())
+    }
+
+    /// Controls for a node that runs at `pace` (shared: the launcher's in-process nodes all
+    /// follow its one pace).
+    pub fn with_pace(pace: Pace) -> (NodeControl, PauseSwitch) {
         let (tx, rx) = watch::channel(false);
         (
             NodeControl {
                 offset_ms: Arc::new(AtomicI64::new(0)),
                 correction: Arc::default(),
                 paused: rx,
+                pace,
             },
             PauseSwitch(Arc::new(tx)),
         )
+    }
+
+    /// The node's pace.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     /// Sets the clock offset, in milliseconds (negative: behind).
@@ -94,10 +111,10 @@ impl NodeControl {
         self.offset_ms.load(Ordering::Relaxed)
     }
 
-    /// Milliseconds since `started`, shifted by the skew and the corrections (never below
-    /// zero).
+    /// Cluster milliseconds since `started`, shifted by the skew and the corrections (never
+    /// below zero).
     pub fn now(&self, started: Instant) -> Millis {
-        let real = started.elapsed().as_millis() as i64;
+        let real = self.pace.elapsed(started).as_millis() as i64;
         let correction = self.lock().at(Instant::now());
         real.saturating_add(self.skew())
             .saturating_add(correction)
@@ -160,6 +177,13 @@ pub async fn follow_stdin(control: NodeControl, shutdown: CancellationToken) {
                         control.set_skew(ms);
                     }
                     Err(_) => warn!("control: bad skew `{ms}`"),
+                },
+                ["speed", scale] => match scale.parse::<f64>() {
+                    Ok(scale) if scale.is_finite() && scale > 0.0 => {
+                        info!(scale, "the cluster's pace changed");
+                        control.pace().set_scale(scale);
+                    }
+                    _ => warn!("control: bad speed `{scale}`"),
                 },
                 _ => warn!("control: unknown command `{line}`"),
             },

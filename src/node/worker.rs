@@ -253,7 +253,7 @@ impl Driver {
                 .await
             {
                 warn!("authentication with the coordinator failed: {e}");
-                tokio::time::sleep(self.backoff).await;
+                tokio::time::sleep(self.options.control.pace().real(self.backoff)).await;
                 self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
@@ -269,10 +269,10 @@ impl Driver {
         Some(())
     }
 
-    /// Waits; jobs keep running meanwhile, their results waiting in the worker. `None` once
-    /// shutting down.
+    /// Waits (in cluster time); jobs keep running meanwhile, their results waiting in the
+    /// worker. `None` once shutting down.
     async fn wait(&mut self, how_long: Duration, shutdown: &CancellationToken) -> Option<()> {
-        let deadline = tokio::time::sleep(how_long);
+        let deadline = tokio::time::sleep(self.options.control.pace().real(how_long));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
@@ -321,7 +321,7 @@ impl Driver {
                     continue;
                 }
                 _ = ticker.tick() => {
-                    if last_heard.elapsed() <= silence {
+                    if self.options.control.pace().elapsed(last_heard) <= silence {
                         if !self.step(Input::Tick, Some(&mut write)).await {
                             break Ended::Reconnect;
                         }
@@ -483,6 +483,7 @@ async fn act(
                     options.config.name.clone(),
                     results.clone(),
                     cancelled.clone(),
+                    options.control.pace().clone(),
                 ));
                 jobs.insert(job, (task.abort_handle(), cancelled));
             }
@@ -512,6 +513,7 @@ async fn execute(
     worker: String,
     results: mpsc::UnboundedSender<Input>,
     cancelled: Arc<AtomicBool>,
+    pace: crate::clock::Pace,
 ) {
     let progress = |percent: u8| {
         let _ = results.send(Input::Progress { job, percent });
@@ -521,20 +523,21 @@ async fn execute(
         Ok(JobKind::Echo(text)) => Ok(text),
         Ok(JobKind::Fail(why)) => Err(why),
         Ok(JobKind::Classic(text)) => {
-            tokio::time::sleep(CLASSIC_DELAY).await;
+            tokio::time::sleep(pace.real(CLASSIC_DELAY)).await;
             Ok(classic_result(&text, &worker))
         }
         Ok(JobKind::Sleep(total)) => {
-            // Report progress about ten times, but not more often than every 200ms.
+            // Report progress about ten times, but not more often than every 200ms. In cluster
+            // time: in slow motion a job takes longer, and a change of pace counts from then.
             let step = (total / 10).max(Duration::from_millis(200));
             let start = Instant::now();
             loop {
-                let left = total.saturating_sub(start.elapsed());
+                let left = total.saturating_sub(pace.elapsed(start));
                 if left.is_zero() {
                     break;
                 }
-                tokio::time::sleep(left.min(step)).await;
-                let done = start.elapsed().as_secs_f64() / total.as_secs_f64();
+                tokio::time::sleep(pace.real(left.min(step))).await;
+                let done = pace.elapsed(start).as_secs_f64() / total.as_secs_f64();
                 progress((done * 100.0).min(100.0) as u8);
             }
             Ok(format!(

@@ -38,6 +38,7 @@ fn target_text(action: &ClusterAction) -> String {
         },
         ClusterAction::Submit { data, .. } => data.clone(),
         ClusterAction::Say(text) => text.clone(),
+        ClusterAction::Speed(scale) => format!("{scale}×"),
         ClusterAction::Expect(e) => e.text.clone(),
         ClusterAction::Hold { a, b, one_way } => {
             format!("{a} {} {b}", if *one_way { "->" } else { "<->" })
@@ -54,7 +55,7 @@ impl Supervisor {
     /// Does `action` to the cluster, records it on the timeline, and hands it to the fault
     /// tracker with what to watch for.
     pub(super) async fn act(&mut self, action: ClusterAction) {
-        let now = self.now();
+        let now = self.cluster_now();
         let unknown: Vec<&String> = match &action {
             ClusterAction::Kill(n)
             | ClusterAction::Pause(n)
@@ -88,6 +89,7 @@ impl Supervisor {
         let mut repaired = Vec::new();
         match action {
             ClusterAction::Say(text) => self.timeline("scenario", TimelineKind::Say { text }),
+            ClusterAction::Speed(scale) => self.set_speed(scale).await,
             ClusterAction::Expect(expectation) => self.expect(expectation),
             ClusterAction::Hold { a, b, one_way } => {
                 self.shaper.hold(&a, &b, one_way);
@@ -204,7 +206,10 @@ impl Supervisor {
             _ => Watch::Done(format!("no coordinator watches {n}")),
         };
         Some(match action {
-            ClusterAction::Say(_) | ClusterAction::Submit { .. } | ClusterAction::Expect(_) => {
+            ClusterAction::Say(_)
+            | ClusterAction::Submit { .. }
+            | ClusterAction::Expect(_)
+            | ClusterAction::Speed(_) => {
                 return None;
             }
             ClusterAction::Kill(n) => hit(n, "is gone"),
@@ -379,20 +384,61 @@ impl Supervisor {
         }
     }
 
-    pub(super) async fn send_skew(&mut self, name: &str, offset_ms: i64) {
+    /// The whole cluster runs at `scale` from now on: in-process nodes share the pace, processes
+    /// are told on their control channel; outside programs keep their own time (said).
+    pub(super) async fn set_speed(&mut self, scale: f64) {
+        self.pace.set_scale(scale);
+        let scale = self.pace.scale();
+        let mut outside = Vec::new();
+        for name in self.order.clone() {
+            let Some(m) = self.nodes.get(&name) else {
+                continue;
+            };
+            if m.node.command.is_some() {
+                outside.push(name);
+                continue;
+            }
+            self.send_control(&name, &format!("speed {scale}")).await;
+        }
+        self.timeline("operator", TimelineKind::Speed { scale });
+        if !outside.is_empty() && scale != 1.0 {
+            self.note(format!(
+                "{} run outside programs, which keep real time: they heartbeat and work faster than the cluster now",
+                outside.join(", ")
+            ));
+        }
+    }
+
+    /// A line on a process's control channel (its stdin): `skew MS`, `speed SCALE`. False when
+    /// the node is not a running process of tcluster's own (or the line could not be written).
+    pub(super) async fn send_control(&mut self, name: &str, line: &str) -> bool {
         let Some(m) = self.nodes.get_mut(name) else {
-            return;
+            return false;
         };
+        if m.node.command.is_some() {
+            return false;
+        }
         if let Some(RunningAs::Process {
             stdin: Some(stdin), ..
         }) = &mut m.running
-            && stdin
-                .write_all(format!("skew {offset_ms}\n").as_bytes())
-                .await
-                .is_err()
         {
+            if stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .is_ok()
+            {
+                return true;
+            }
             warn!(node = name, "cannot reach the node's control channel");
         }
+        false
+    }
+
+    pub(super) async fn send_skew(&mut self, name: &str, offset_ms: i64) {
+        self.send_control(name, &format!("skew {offset_ms}")).await;
+        let Some(m) = self.nodes.get(name) else {
+            return;
+        };
         if m.node.command.is_some() {
             self.note(format!(
                 "{name} runs an outside program, which ignores clock skew"
@@ -469,7 +515,7 @@ impl Supervisor {
                 steps: scenario.steps.len(),
             },
         );
-        tokio::spawn(scenario::run(scenario, scale, commands));
+        tokio::spawn(scenario::run(scenario, scale, self.pace.clone(), commands));
     }
 
     pub(super) fn commands_sender(&self) -> Option<mpsc::Sender<Request>> {

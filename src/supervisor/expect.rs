@@ -13,7 +13,8 @@ use crate::view::{NodeStatus, Verdict};
 /// An expectation and how it went, as the summary reports it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExpectationRecord {
-    /// Its time in the scenario's run (milliseconds since the run began).
+    /// Its time in the scenario's run (cluster milliseconds since the run began: the same as
+    /// real ones but in slow motion).
     pub at_ms: u64,
     /// The condition, as written back.
     pub expr: String,
@@ -34,9 +35,9 @@ pub(super) struct Expectations {
     pub(super) settled: Vec<ExpectationRecord>,
     /// A scenario that ended while expectations were pending: said once they settle.
     pub(super) ended: Option<String>,
-    /// When the running scenario began (run ms), and how its times are scaled.
+    /// When the running scenario began (cluster ms), and how its times are scaled.
     began: Option<(u64, f64)>,
-    /// Per worker, when it completed each job (run ms; the newest [`COMPLETIONS_KEPT`]).
+    /// Per worker, when it completed each job (cluster ms; the newest [`COMPLETIONS_KEPT`]).
     completions: BTreeMap<String, std::collections::VecDeque<u64>>,
 }
 
@@ -179,13 +180,13 @@ impl Facts for Reading<'_> {
 impl Supervisor {
     /// A scenario begins now: its times count from here (stretched by `scale`).
     pub(super) fn scenario_begins(&mut self, scale: f64) {
-        self.expectations.began = Some((self.now(), scale));
+        self.expectations.began = Some((self.cluster_now(), scale));
     }
 
     /// A cluster event: a completion is kept for `jobs_on(N, T)`.
     pub(super) fn expectations_hear(&mut self, event: &EventKind) {
         if let EventKind::JobCompleted { worker, .. } = event {
-            let now = self.now();
+            let now = self.cluster_now();
             let times = self
                 .expectations
                 .completions
@@ -200,7 +201,7 @@ impl Supervisor {
 
     /// An `expect` step: checked now, and until it holds or its time is up.
     pub(super) fn expect(&mut self, expectation: Expectation) {
-        let now = self.now();
+        let now = self.cluster_now();
         self.expectations.pending.push((now, expectation));
         self.check_expectations();
     }
@@ -210,12 +211,13 @@ impl Supervisor {
         if self.expectations.pending.is_empty() {
             return;
         }
-        let now = self.now();
+        // Verdicts read real run time; windows count cluster time (slow motion stretches them).
         let reading = Reading {
             supervisor: self,
             statuses: self.statuses(),
-            now,
+            now: self.now(),
         };
+        let now = self.cluster_now();
         let mut settled = Vec::new();
         let mut waiting = Vec::new();
         for (at, expectation) in &self.expectations.pending {

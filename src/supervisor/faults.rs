@@ -402,6 +402,7 @@ impl FaultRecord {
             target: self.target.clone(),
             by: by.to_string(),
             after_ms: at_ms.saturating_sub(self.at_ms),
+            speed: None,
         }
     }
 
@@ -446,6 +447,7 @@ impl FaultRecord {
             target: self.target.clone(),
             after_ms: at_ms.saturating_sub(self.at_ms),
             moved,
+            speed: None,
         }
     }
 

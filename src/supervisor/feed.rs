@@ -67,7 +67,7 @@ pub struct Stamped {
 }
 
 /// What a console needs to open on a run: the first item of every recording segment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     /// `SYSTEM_NAME`.
     pub system: String,
@@ -92,9 +92,37 @@ pub struct RunInfo {
     pub others: Vec<(String, String)>,
     /// Whether the topology has a chat server.
     pub chat: bool,
+    /// The cluster's pace (`policy time`): cluster time per real time.
+    #[serde(default = "real_time")]
+    pub scale: f64,
     /// How many recording segments came before this one in the run (0: this is the first).
     #[serde(default)]
     pub segment: u64,
+}
+
+fn real_time() -> f64 {
+    1.0
+}
+
+impl Default for RunInfo {
+    fn default() -> Self {
+        RunInfo {
+            system: String::new(),
+            topology: String::new(),
+            began: String::new(),
+            epoch_ms: 0,
+            primary: String::new(),
+            term: 0,
+            nodes: Vec::new(),
+            scenarios: Vec::new(),
+            clusters: Vec::new(),
+            main_cluster: String::new(),
+            others: Vec::new(),
+            chat: false,
+            scale: 1.0,
+            segment: 0,
+        }
+    }
 }
 
 /// A link as the map shows it.

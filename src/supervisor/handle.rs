@@ -172,6 +172,7 @@ pub async fn launch(
         ));
         tx
     };
+    let pace = crate::clock::Pace::new(topology.policies.time.scale);
     let mut supervisor = Supervisor {
         topology,
         options,
@@ -192,6 +193,7 @@ pub async fn launch(
         },
         record: RunRecord::begin(),
         shaper,
+        pace,
         tracker: FaultTracker::default(),
         updates: updates.clone(),
         sink,

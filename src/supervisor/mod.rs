@@ -235,6 +235,8 @@ struct Supervisor {
     /// What `run.json` says of this run.
     record: RunRecord,
     shaper: LinkShaper,
+    /// The cluster's pace (slow motion): in-process nodes share it, processes are told.
+    pace: crate::clock::Pace,
     tracker: FaultTracker,
     updates: broadcast::Sender<Update>,
     sink: LogSink,
@@ -258,11 +260,27 @@ struct Supervisor {
 }
 
 impl Supervisor {
+    /// Real milliseconds since the run began: when things happened.
     pub(super) fn now(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub(super) fn timeline(&self, source: &str, kind: TimelineKind) {
+    /// Cluster milliseconds since the run began: what the cluster's timers count (the same as
+    /// [`Supervisor::now`] unless the cluster runs in slow motion). Measured times and scenario
+    /// times are in cluster time.
+    pub(super) fn cluster_now(&self) -> u64 {
+        self.pace.elapsed(self.started).as_millis() as u64
+    }
+
+    pub(super) fn timeline(&self, source: &str, mut kind: TimelineKind) {
+        // A time measured in slow motion says so.
+        let scale = self.pace.scale();
+        if let TimelineKind::Detected { speed, .. } | TimelineKind::Recovered { speed, .. } =
+            &mut kind
+            && scale < 1.0
+        {
+            *speed = Some(scale);
+        }
         let event = TimelineEvent {
             at_ms: self.now(),
             source: source.to_string(),
@@ -310,7 +328,8 @@ impl Supervisor {
                 },
                 Some(message) = internal.recv() => self.internal_message(message).await,
                 _ = tick.tick() => {
-                    let now = self.now();
+                    // The tracker measures in cluster time (slow motion stretches it).
+                    let now = self.cluster_now();
                     for kind in self.tracker.settle(now) {
                         self.timeline("supervisor", kind);
                     }
@@ -385,7 +404,7 @@ impl Supervisor {
             return;
         }
         m.ready = true;
-        let now = self.now();
+        let now = self.cluster_now();
         for kind in self.tracker.up(now, node) {
             self.timeline("supervisor", kind);
         }
@@ -592,7 +611,7 @@ impl Supervisor {
     fn told(&mut self, from: &str, event: ClusterEvent) {
         let seen = self.last_live.entry(from.to_string()).or_default();
         *seen = (*seen).max(event.clock);
-        let completed = self.tracker.observe(self.now(), from, &event);
+        let completed = self.tracker.observe(self.cluster_now(), from, &event);
         self.timeline(from, TimelineKind::Cluster { event });
         for kind in completed {
             self.timeline("supervisor", kind);

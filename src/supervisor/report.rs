@@ -174,6 +174,7 @@ impl Supervisor {
             main_cluster: main,
             others,
             chat: topology.nodes_of(NodeKind::Chat).next().is_some(),
+            scale: self.pace.scale(),
             segment: 0,
         }
     }

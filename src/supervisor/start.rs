@@ -389,7 +389,7 @@ impl Supervisor {
         let Some(m) = self.nodes.get_mut(name) else {
             return;
         };
-        let (control, pause) = NodeControl::new();
+        let (control, pause) = NodeControl::with_pace(self.pace.clone());
         control.set_skew(m.control.skew());
         m.control = control.clone();
         let shutdown = self.shutdown.child_token();
@@ -481,10 +481,14 @@ impl Supervisor {
         self.watch_child(name, start.generation, child);
         if let Some(m) = self.nodes.get_mut(name) {
             m.running = Some(RunningAs::Process { pid, stdin });
-            // A restarted node keeps its skew.
+            // A restarted node keeps its skew, and runs at the cluster's pace now.
             let skew = m.control.skew();
             if skew != 0 {
                 self.send_skew(name, skew).await;
+            }
+            let scale = self.pace.scale();
+            if scale != self.topology.policies.time.scale {
+                self.send_control(name, &format!("speed {scale}")).await;
             }
         }
         Ok(pid)

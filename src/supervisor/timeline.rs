@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::JobId;
 
+/// ` (cluster time at 0.2×)` after a time measured in slow motion; nothing in real time.
+pub fn cluster_time(speed: Option<f64>) -> String {
+    match speed {
+        Some(scale) if scale < 1.0 => format!(" (cluster time at {scale}×)"),
+        _ => String::new(),
+    }
+}
+
 /// One entry of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
@@ -59,8 +67,11 @@ pub enum TimelineKind {
         target: String,
         /// Who noticed.
         by: String,
-        /// Milliseconds after the fault.
+        /// Milliseconds after the fault (cluster time).
         after_ms: u64,
+        /// The cluster's pace when it was measured, if not real time (slow motion).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
     },
     /// The cluster repaired itself after a fault.
     Recovered {
@@ -72,6 +83,9 @@ pub enum TimelineKind {
         /// The jobs that moved to other workers, and where (for a dead worker's jobs).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         moved: Vec<(JobId, String)>,
+        /// The cluster's pace when it was measured, if not real time (slow motion).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speed: Option<f64>,
     },
     /// What came of an action with nothing for the cluster to detect (a restart, a heal, a
     /// latency change), or of a fault repaired before it was noticed.
@@ -108,6 +122,8 @@ pub enum TimelineKind {
     },
     /// A note from the supervisor (a node that did not join in time, …).
     Note { text: String },
+    /// The cluster's pace changed: cluster time per real time (1: real time).
+    Speed { scale: f64 },
     /// A scenario begins: its times count from here.
     ScenarioBegins {
         name: String,
@@ -187,10 +203,12 @@ impl fmt::Display for TimelineKind {
                 target,
                 by,
                 after_ms,
+                speed,
             } => {
                 write!(
                     f,
-                    "DETECTED #{fault} ({action} {target}) by {by} after {after_ms}ms"
+                    "DETECTED #{fault} ({action} {target}) by {by} after {after_ms}ms{}",
+                    cluster_time(*speed)
                 )
             }
             TimelineKind::Recovered {
@@ -199,10 +217,12 @@ impl fmt::Display for TimelineKind {
                 target,
                 after_ms,
                 moved,
+                speed,
             } => {
                 write!(
                     f,
-                    "RECOVERED #{fault} ({action} {target}) after {after_ms}ms"
+                    "RECOVERED #{fault} ({action} {target}) after {after_ms}ms{}",
+                    cluster_time(*speed)
                 )?;
                 for (i, (job, worker)) in moved.iter().enumerate() {
                     let sep = if i == 0 { ": " } else { ", " };
@@ -212,6 +232,14 @@ impl fmt::Display for TimelineKind {
             }
             TimelineKind::Cluster { event } => write!(f, "{}", event.kind),
             TimelineKind::Say { text } => write!(f, ">>> {text}"),
+            TimelineKind::Speed { scale } if *scale >= 1.0 => {
+                write!(f, "SPEED 1×: the cluster runs in real time again")
+            }
+            TimelineKind::Speed { scale } => write!(
+                f,
+                "SPEED {scale}×: the cluster runs {:.3}× slower; measured times are cluster time",
+                1.0 / scale
+            ),
             TimelineKind::Alarm {
                 alarm,
                 text,

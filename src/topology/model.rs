@@ -500,6 +500,9 @@ pub enum ClusterAction {
         a: Option<String>,
         b: Option<String>,
     },
+    /// `speed SCALE`: the whole cluster runs at this pace from now on (slow motion: 0.1 is ten
+    /// times slower; 1 is real time again).
+    Speed(f64),
 }
 
 impl ClusterAction {
@@ -520,11 +523,12 @@ impl ClusterAction {
             ClusterAction::Expect(_) => "expect",
             ClusterAction::Hold { .. } => "hold",
             ClusterAction::Release { .. } => "release",
+            ClusterAction::Speed(_) => "speed",
         }
     }
 
     /// Every action word.
-    pub const NAMES: [&str; 14] = [
+    pub const NAMES: [&str; 15] = [
         "submit",
         "kill",
         "pause",
@@ -539,6 +543,7 @@ impl ClusterAction {
         "expect",
         "hold",
         "release",
+        "speed",
     ];
 }
 
@@ -623,6 +628,7 @@ impl fmt::Display for ClusterAction {
                 a: Some(a),
                 b: Some(b),
             } => write!(f, "release {a} {b}"),
+            ClusterAction::Speed(scale) => write!(f, "speed {scale}"),
         }
     }
 }

@@ -26,10 +26,28 @@ pub struct Policies {
     pub lending: Option<Lending>,
     /// `policy clock`: `None` when the file has none (then no clock is corrected).
     pub clock: Option<ClockSync>,
+    /// `policy time`: the pace of the cluster (slow motion).
+    pub time: TimePolicy,
     /// Names of the policies the file declares (the others are defaults).
     pub declared: Vec<String>,
     /// Policies tcluster does not know, kept as written and shown.
     pub other: BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// `policy time`: how fast the cluster runs. `scale 0.1` runs every timer of every built-in
+/// node ten times slower — heartbeats, timeouts, backoffs, `sleep` jobs, bot rates — and the
+/// scenarios with them, so a failover can be followed message by message. The console's
+/// `:speed` changes it while the cluster runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimePolicy {
+    /// Cluster time per real time, 0.01 to 1.
+    pub scale: f64,
+}
+
+impl Default for TimePolicy {
+    fn default() -> Self {
+        TimePolicy { scale: 1.0 }
+    }
 }
 
 /// `policy load_balancing`.

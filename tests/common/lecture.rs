@@ -294,6 +294,7 @@ pub fn pause_worker_2(app: &mut App) {
                     target: "worker-2".into(),
                     by: "coordinator".into(),
                     after_ms: 1530,
+                    speed: None,
                 },
             ),
         ],
@@ -339,6 +340,7 @@ pub fn pause_worker_2(app: &mut App) {
                 target: "worker-2".into(),
                 after_ms: 1542,
                 moved: vec![(JobId(2), "worker-1".into()), (JobId(5), "worker-3".into())],
+                speed: None,
             },
         ),
     );

@@ -95,6 +95,15 @@ pub fn status_line(
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ));
     }
+    if app.speed < 1.0 {
+        spans.push(Span::styled(
+            format!(" SLOW {}× ", app.speed),
+            palette
+                .fg(Color::Magenta)
+                .add_modifier(Modifier::BOLD | Modifier::REVERSED),
+        ));
+        spans.push(Span::raw(" "));
+    }
     if let Some((name, began)) = &app.scenario {
         let t = app.now_ms.saturating_sub(*began) / 1000;
         spans.push(Span::styled(
@@ -171,6 +180,7 @@ pub fn help(bindings: &[Binding], top: u16, palette: &Palette, frame: &mut Frame
         ":latency A B 200ms [jitter 50ms]   :loss A B 5%   :skew NODE -2s",
         ":scenario [NAME]           run one (alone: list them)   :say TEXT",
         ":keys on|off               show each key you press, for the class",
+        ":speed 0.1                 slow motion: the whole cluster ten times slower (1: real)",
         ":quit",
     ] {
         lines.push(Line::styled(format!("    {command}"), palette.dim()));

@@ -96,14 +96,19 @@ fn fault_rows(app: &App, width: u16) -> FaultRows {
         .enumerate()
         .map(|(i, f)| {
             let pending = if f.settled { "-" } else { "…" };
+            // Times measured in slow motion are cluster time: the factor goes beside them.
+            let at = |t: u64| match f.speed {
+                Some(scale) if scale < 1.0 => format!("{} @{scale}×", ms(t)),
+                _ => ms(t),
+            };
             let detected = f
                 .detected
                 .as_ref()
-                .map(|(t, by)| format!("{} by {by}", ms(*t)))
+                .map(|(t, by)| format!("{} by {by}", at(*t)))
                 .unwrap_or_else(|| pending.into());
             let outcome = match (&f.recovered, &f.outcome) {
-                (Some(t), Some(o)) => format!("{} · {o}", ms(*t)),
-                (Some(t), None) => ms(*t),
+                (Some(t), Some(o)) => format!("{} · {o}", at(*t)),
+                (Some(t), None) => at(*t),
                 (None, Some(o)) => o.clone(),
                 (None, None) => pending.into(),
             };

@@ -105,16 +105,19 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             recovered: None,
             outcome: None,
             settled: false,
+            speed: None,
         }),
         TimelineKind::Detected {
             fault,
             by,
             after_ms,
+            speed,
             ..
         } => {
             let found = app.faults.iter_mut().find(|f| f.number == *fault);
             if let Some(f) = found {
                 f.detected = Some((*after_ms, by.clone()));
+                f.speed = speed.or(f.speed);
                 let fault = f.clone();
                 detected_banner(app, at, &fault);
             }
@@ -123,10 +126,12 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             fault,
             after_ms,
             moved,
+            speed,
             ..
         } => {
             if let Some(f) = app.faults.iter_mut().find(|f| f.number == *fault) {
                 f.recovered = Some(*after_ms);
+                f.speed = speed.or(f.speed);
                 f.settled = true;
                 let fault = f.clone();
                 recovered_banner(app, at, &fault, moved);
@@ -146,6 +151,7 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             app.flash = Some((format!("#{fault}: {text}"), at));
         }
         TimelineKind::Say { text } => app.say = Some((text.clone(), at)),
+        TimelineKind::Speed { scale } => app.speed = *scale,
         // An alarm is a banner, and stays in the list `!` opens.
         TimelineKind::Alarm {
             alarm,
@@ -336,9 +342,10 @@ fn detected_banner(app: &mut App, at: u64, fault: &FaultView) {
         &worker,
         at,
         format!(
-            "{worker} DEAD — {by} detected it {} after it was {}",
+            "{worker} DEAD — {by} detected it {} after it was {}{}",
             seconds(*after),
-            done_to(&fault.text)
+            done_to(&fault.text),
+            crate::supervisor::timeline::cluster_time(fault.speed)
         ),
         Tone::Alarm,
     );
@@ -358,7 +365,19 @@ fn recovered_banner(app: &mut App, at: u64, fault: &FaultView, moved: &[(JobId, 
     let since = fault
         .recovered
         .zip(fault.detected.as_ref().map(|d| d.0))
-        .map(|(r, d)| format!(" ({} after detection)", seconds(r.saturating_sub(d))))
+        .map(|(r, d)| {
+            let time = crate::supervisor::timeline::cluster_time(fault.speed);
+            let time = time
+                .trim_start()
+                .trim_start_matches('(')
+                .trim_end_matches(')');
+            let time = if time.is_empty() {
+                String::new()
+            } else {
+                format!(", {time}")
+            };
+            format!(" ({} after detection{time})", seconds(r.saturating_sub(d)))
+        })
         .unwrap_or_default();
     let text = if moved.is_empty() {
         format!("{key} held no jobs: nothing to move")

@@ -1,5 +1,5 @@
 //! `policy NAME { … }`: load balancing, heartbeat, retry, replication, election, security and
-//! chat, journal, lending, clock; an unknown policy is kept and shown, with a warning.
+//! chat, journal, lending, clock, time; an unknown policy is kept and shown, with a warning.
 
 use super::*;
 
@@ -70,6 +70,27 @@ impl Validator<'_> {
                         }
                     },
                 );
+            }
+            "time" => {
+                let time = &mut policies.time;
+                self.keys(block, &what, &["scale"], |v, _, c| {
+                    let Some((text, span)) = v.text(c, "scale 0.1") else {
+                        return;
+                    };
+                    match text.parse::<f64>() {
+                        Ok(scale)
+                            if (crate::clock::SCALES.0..=crate::clock::SCALES.1)
+                                .contains(&scale) =>
+                        {
+                            time.scale = scale
+                        }
+                        _ => v.error(
+                            span,
+                            format!("`{text}` is not a scale from 0.01 to 1"),
+                            "cluster time per real time: `scale 0.1` runs ten times slower",
+                        ),
+                    }
+                });
             }
             "lending" => {
                 let lending = policies.lending.get_or_insert_with(Lending::default);

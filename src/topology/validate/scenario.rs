@@ -129,6 +129,26 @@ impl Validator<'_> {
                 })
             }
             "expect" => self.expect(args, action_span),
+            "speed" => {
+                let usage = "at 3s speed 0.1   (0.01 to 1: 0.1 runs ten times slower)";
+                let args = self.step_args(args, 1, action_span, usage)?;
+                let (text, span) = self.word_text(&args[0], usage)?;
+                match text.parse::<f64>() {
+                    Ok(scale)
+                        if (crate::clock::SCALES.0..=crate::clock::SCALES.1).contains(&scale) =>
+                    {
+                        Some(ClusterAction::Speed(scale))
+                    }
+                    _ => {
+                        self.error(
+                            span,
+                            format!("`{text}` is not a speed from 0.01 to 1"),
+                            usage,
+                        );
+                        None
+                    }
+                }
+            }
             "say" => {
                 let texts: Option<Vec<&str>> = args.iter().map(Word::text).collect();
                 match texts {
