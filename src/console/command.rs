@@ -123,7 +123,11 @@ pub fn parse(line: &str, app: &App) -> Result<Parsed, CommandError> {
         "latency" | "loss" | "skew" => line.shape()?,
         "speed" => match args.as_slice() {
             [scale] => match scale.parse::<f64>() {
-                Ok(scale) if (crate::clock::SCALES.0..=crate::clock::SCALES.1).contains(&scale) => {
+                Ok(scale)
+                    if (crate::topology::policies::SCALES.0
+                        ..=crate::topology::policies::SCALES.1)
+                        .contains(&scale) =>
+                {
                     ClusterAction::Speed(scale)
                 }
                 _ => {

@@ -34,6 +34,9 @@ pub struct Policies {
     pub other: BTreeMap<String, Vec<(String, String)>>,
 }
 
+/// The slowest and fastest a cluster may run (`policy time { scale }`, `speed`, `:speed`).
+pub const SCALES: (f64, f64) = (0.01, 1.0);
+
 /// `policy time`: how fast the cluster runs. `scale 0.1` runs every timer of every built-in
 /// node ten times slower — heartbeats, timeouts, backoffs, `sleep` jobs, bot rates — and the
 /// scenarios with them, so a failover can be followed message by message. The console's

@@ -79,7 +79,8 @@ impl Validator<'_> {
                     };
                     match text.parse::<f64>() {
                         Ok(scale)
-                            if (crate::clock::SCALES.0..=crate::clock::SCALES.1)
+                            if (crate::topology::policies::SCALES.0
+                                ..=crate::topology::policies::SCALES.1)
                                 .contains(&scale) =>
                         {
                             time.scale = scale

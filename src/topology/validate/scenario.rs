@@ -135,7 +135,9 @@ impl Validator<'_> {
                 let (text, span) = self.word_text(&args[0], usage)?;
                 match text.parse::<f64>() {
                     Ok(scale)
-                        if (crate::clock::SCALES.0..=crate::clock::SCALES.1).contains(&scale) =>
+                        if (crate::topology::policies::SCALES.0
+                            ..=crate::topology::policies::SCALES.1)
+                            .contains(&scale) =>
                     {
                         Some(ClusterAction::Speed(scale))
                     }
