@@ -271,8 +271,7 @@ impl Logs {
 
 /// Chat entries and notices the pane keeps.
 pub const CHAT_CAP: usize = 10_000;
-/// The name the console posts as.
-pub const OPERATOR: &str = "operator";
+pub use crate::supervisor::feed::OPERATOR;
 
 /// Where an item of the chat pane sorts: the Lamport order every chat server agrees on
 /// (clock, origin server, origin sequence number).

@@ -46,7 +46,7 @@ use crate::topology::Topology;
 use app::{App, Mode, NodeRow};
 use config::Config;
 use keymap::{Action, Binding};
-use sources::{Input, spawn_chat, spawn_sources};
+use sources::{Input, spawn_sources};
 use update::{Effect, update};
 
 /// Turns a terminal event into an action, given what the keyboard is doing.
@@ -231,7 +231,7 @@ async fn run(
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
-    let chat = handle.and_then(spawn_chat);
+    let chat = handle.and_then(|h| h.chat.clone());
     let mut terminal = ratatui::init();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     let size = terminal.size()?;

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::keymap::Action;
 use crate::client::Client;
-use crate::protocol::message::{Message, PeerRole};
+use crate::protocol::message::Message;
 use crate::supervisor::SupervisorHandle;
 use crate::supervisor::feed::{Feed, Feeder, Stamped};
 
@@ -130,108 +130,6 @@ async fn follow_coordinator(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-/// The chat pane's connection: to one of the chat servers, logged in as the operator, subscribed
-/// to every channel. When its server goes, the link moves to the next one and the pane fetches
-/// the recent history of each channel again, so nothing posted meanwhile is missing. Returns
-/// where to send the operator's posts; none when the cluster has no chat server. What it hears
-/// goes into the run's feed (so it is recorded too).
-pub(super) fn spawn_chat(handle: &SupervisorHandle) -> Option<mpsc::UnboundedSender<Message>> {
-    use super::app::{ChatNews, OPERATOR};
-    use crate::client::{Link, LinkNews, Pick};
-    /// Messages fetched per channel after connecting.
-    const HISTORY: usize = 200;
-    // Through the brokers when the topology has any, else to the chat servers themselves.
-    let kind = if handle.nodes.iter().any(|n| n.kind == "broker") {
-        "broker"
-    } else {
-        "chat"
-    };
-    let servers: Vec<(String, String)> = handle
-        .nodes
-        .iter()
-        .filter(|n| n.kind == kind)
-        .filter_map(|n| Some((n.name.clone(), n.address.clone()?)))
-        .collect();
-    if servers.is_empty() {
-        return None;
-    }
-    let addresses = servers.iter().map(|(_, a)| a.clone()).collect();
-    // The launcher's console speaks with the launcher's credentials: it may watch every
-    // channel and private message, as the lecturer's screen should.
-    let key = (handle.peer_key.clone(), PeerRole::Supervisor);
-    let mut link = Link::spawn(
-        addresses,
-        "console".to_string(),
-        Some(key),
-        Pick::Any,
-        tokio_util::sync::CancellationToken::new(),
-    );
-    let sender = link.sender();
-    let feeder = handle.feeder.clone();
-    tokio::spawn(async move {
-        let name_of = |addr: &str| {
-            servers
-                .iter()
-                .find(|(_, a)| a == addr)
-                .map_or(addr.to_string(), |(n, _)| n.clone())
-        };
-        // The name to log in with; `operator-2` … when another console holds `operator`.
-        let mut login = OPERATOR.to_string();
-        let mut taken = 0u32;
-        let send_login = |link: &Link, user: &str| {
-            link.send(Message::ChatLogin {
-                user: user.to_string(),
-                password: None,
-                token: None,
-            })
-        };
-        while let Some(news) = link.news.recv().await {
-            let news = match news {
-                LinkNews::Up(addr) => {
-                    send_login(&link, &login);
-                    link.send(Message::ChatSubscribe {
-                        channel: "*".to_string(),
-                    });
-                    link.send(Message::ChatChannels);
-                    ChatNews::Up(name_of(&addr))
-                }
-                LinkNews::Down(addr, why) => ChatNews::Down(name_of(&addr), why),
-                LinkNews::Message(message) => match message {
-                    Message::ChatMessage { entry } | Message::ChatDone { entry: Some(entry) } => {
-                        ChatNews::Entries(vec![entry])
-                    }
-                    Message::ChatHistoryList { entries, .. } => ChatNews::Entries(entries),
-                    Message::ChatChannelList { channels } => {
-                        for channel in &channels {
-                            link.send(Message::ChatHistory {
-                                channel: Some(channel.clone()),
-                                with: None,
-                                limit: Some(HISTORY),
-                            });
-                        }
-                        ChatNews::Channels(channels)
-                    }
-                    Message::ChatWelcome { user, .. } => ChatNews::LoggedIn(user),
-                    Message::Error { message }
-                        if message.contains("is already logged in here") && taken < 8 =>
-                    {
-                        taken += 1;
-                        login = format!("{OPERATOR}-{}", taken + 1);
-                        send_login(&link, &login);
-                        continue;
-                    }
-                    Message::Error { message } => ChatNews::Refused(message),
-                    _ => continue,
-                },
-            };
-            if !feeder.send(Feed::Chat(news)) {
-                break;
-            }
-        }
-    });
-    Some(sender)
 }
 
 /// Hands the feed to the loop, as actions; says so when the console falls behind.

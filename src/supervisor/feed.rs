@@ -8,7 +8,7 @@
 //!  links and process usage (each second) ─────────────┼─▶ Feed ─▶ broadcast ─┬─▶ the console
 //!  held messages (when they change) ──────────────────┤                      └─▶ the recorder
 //!  the primary's worker figures (twice a second) ─────┤                          (recording/)
-//!  the console's chat pane ───────────────────────────┘
+//!  the chat, as the operator's link hears it ─────────┘
 //! ```
 //!
 //! A live console and a replay read the same items in the same order: the console turns each
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::Update;
@@ -157,6 +157,9 @@ pub struct ProcessUsage {
     pub memory_bytes: u64,
 }
 
+/// The name the operator chats as (`operator-2` … when another console holds it).
+pub const OPERATOR: &str = "operator";
+
 /// What the chat pane's connection reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "news", content = "of", rename_all = "snake_case")]
@@ -173,6 +176,112 @@ pub enum ChatNews {
     Refused(String),
     /// Logged in under this name (`operator`, or `operator-2` … when it was taken).
     LoggedIn(String),
+}
+
+/// The chat pane's connection, for every run (a headless one records the chat too): to one of
+/// the chat servers, logged in as the operator, subscribed to every channel. When its server goes, the link moves to the next one and the pane fetches
+/// the recent history of each channel again, so nothing posted meanwhile is missing. Returns
+/// where to send the operator's posts (the console's chat pane); none when the cluster has no
+/// chat server. What it hears goes into the feed.
+pub(super) fn spawn_chat(
+    feeder: &Feeder,
+    nodes: &[NodeStatus],
+    peer_key: String,
+    shutdown: CancellationToken,
+) -> Option<mpsc::UnboundedSender<Message>> {
+    use crate::client::{Link, LinkNews, Pick};
+    use crate::protocol::message::PeerRole;
+    /// Messages fetched per channel after connecting.
+    const HISTORY: usize = 200;
+    // Through the brokers when the topology has any, else to the chat servers themselves.
+    let kind = if nodes.iter().any(|n| n.kind == "broker") {
+        "broker"
+    } else {
+        "chat"
+    };
+    let servers: Vec<(String, String)> = nodes
+        .iter()
+        .filter(|n| n.kind == kind)
+        .filter_map(|n| Some((n.name.clone(), n.address.clone()?)))
+        .collect();
+    if servers.is_empty() {
+        return None;
+    }
+    let addresses = servers.iter().map(|(_, a)| a.clone()).collect();
+    // The launcher's console speaks with the launcher's credentials: it may watch every
+    // channel and private message, as the lecturer's screen should.
+    let key = (peer_key, PeerRole::Supervisor);
+    let mut link = Link::spawn(
+        addresses,
+        "console".to_string(),
+        Some(key),
+        Pick::Any,
+        shutdown,
+    );
+    let sender = link.sender();
+    let feeder = feeder.clone();
+    tokio::spawn(async move {
+        let name_of = |addr: &str| {
+            servers
+                .iter()
+                .find(|(_, a)| a == addr)
+                .map_or(addr.to_string(), |(n, _)| n.clone())
+        };
+        // The name to log in with; `operator-2` … when another console holds `operator`.
+        let mut login = OPERATOR.to_string();
+        let mut taken = 0u32;
+        let send_login = |link: &Link, user: &str| {
+            link.send(Message::ChatLogin {
+                user: user.to_string(),
+                password: None,
+                token: None,
+            })
+        };
+        while let Some(news) = link.news.recv().await {
+            let news = match news {
+                LinkNews::Up(addr) => {
+                    send_login(&link, &login);
+                    link.send(Message::ChatSubscribe {
+                        channel: "*".to_string(),
+                    });
+                    link.send(Message::ChatChannels);
+                    ChatNews::Up(name_of(&addr))
+                }
+                LinkNews::Down(addr, why) => ChatNews::Down(name_of(&addr), why),
+                LinkNews::Message(message) => match message {
+                    Message::ChatMessage { entry } | Message::ChatDone { entry: Some(entry) } => {
+                        ChatNews::Entries(vec![entry])
+                    }
+                    Message::ChatHistoryList { entries, .. } => ChatNews::Entries(entries),
+                    Message::ChatChannelList { channels } => {
+                        for channel in &channels {
+                            link.send(Message::ChatHistory {
+                                channel: Some(channel.clone()),
+                                with: None,
+                                limit: Some(HISTORY),
+                            });
+                        }
+                        ChatNews::Channels(channels)
+                    }
+                    Message::ChatWelcome { user, .. } => ChatNews::LoggedIn(user),
+                    Message::Error { message }
+                        if message.contains("is already logged in here") && taken < 8 =>
+                    {
+                        taken += 1;
+                        login = format!("{OPERATOR}-{}", taken + 1);
+                        send_login(&link, &login);
+                        continue;
+                    }
+                    Message::Error { message } => ChatNews::Refused(message),
+                    _ => continue,
+                },
+            };
+            if !feeder.send(Feed::Chat(news)) {
+                break;
+            }
+        }
+    });
+    Some(sender)
 }
 
 /// Where feed items go: cloned by every task that feeds it.

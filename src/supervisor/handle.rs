@@ -56,8 +56,10 @@ pub struct SupervisorHandle {
     pub shaper: LinkShaper,
     /// The run's peer secret: what the launcher's own connections (the console's) prove.
     pub peer_key: String,
-    /// Where feed items go (the console's chat pane adds its own).
+    /// Where feed items go.
     pub feeder: feed::Feeder,
+    /// Where the console's chat pane posts (none without chat servers).
+    pub chat: Option<mpsc::UnboundedSender<Message>>,
     /// What the run is, as its recording begins.
     pub info: feed::RunInfo,
     /// Where this run is recorded.
@@ -272,6 +274,12 @@ pub async fn launch(
         },
         supervisor.shutdown.clone(),
     );
+    let chat = feed::spawn_chat(
+        &feeder,
+        &nodes,
+        peer_key.clone(),
+        supervisor.shutdown.clone(),
+    );
     let recording = record::new_dir(&supervisor.options.state_dir);
     let recorder = record::spawn(
         recording.clone(),
@@ -293,6 +301,7 @@ pub async fn launch(
         shaper,
         peer_key,
         feeder,
+        chat,
         info,
         recording,
         first_feed: std::sync::Mutex::new(Some(first_feed)),
