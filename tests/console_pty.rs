@@ -1,6 +1,7 @@
 //! The console as a person uses it: the real binary in a pseudo-terminal, its screen read through
 //! a vt100 parser. It launches a cluster, submits jobs from the command line, kills a worker
-//! with `k` and a confirmation, and quits with `q`, which stops every node it launched.
+//! with `k` and a confirmation, slows the cluster down and looks back through the run, and quits
+//! with `q`, which stops every node it launched.
 
 mod common;
 
@@ -425,4 +426,63 @@ fn a_held_link_delivers_one_message_by_hand_and_drops_another() {
             .any(|l| l.contains("worker-1") && (l.contains("● healthy") || l.contains("rejoined")))
     });
     quit_and_see_every_node_gone(&mut child, &mut press, &topology);
+}
+
+#[test]
+fn the_timeline_looks_back_and_the_cluster_slows_down_and_speeds_up() {
+    let (dir, topology) = demo_dir();
+    let (mut child, screen, mut press) = launch_demo(&dir, &topology);
+
+    // Slow motion: the status bar says so, the timeline too.
+    press(b":speed 0.2\r");
+    screen.wait_for("slow motion on the status bar", |s| s.contains("SLOW 0.2×"));
+    press(b":pause worker-1\r");
+    press(b"y");
+    screen.wait_for("worker-1 detected in cluster time", |s| {
+        s.contains("(cluster time at 0.2×)")
+    });
+    // ← on the Timeline: the run so far, from its recording, a second back.
+    press(b"3");
+    screen.wait_for("the timeline", |s| s.contains("Events ("));
+    press(b"\x1b[D");
+    let back = screen.wait_for("looking back", |s| s.contains("◀ looking back"));
+    assert!(back.contains("any other key: live"), "{back}");
+    press(b"\x1b[D");
+    // Any other key: live again (and the key does nothing else).
+    press(b"k");
+    screen.wait_for("live again", |s| !s.contains("◀ looking back"));
+    // Real time again: worker-1, resumed, rejoins, and nobody else was suspected.
+    press(b":speed 1\r");
+    press(b":resume worker-1\r");
+    press(b"1");
+    let live = screen.wait_for("real time, worker-1 back", |s| {
+        !s.contains("SLOW")
+            && s.lines().any(|l| {
+                l.contains("worker-1") && (l.contains("healthy") || l.contains("rejoined"))
+            })
+    });
+    assert!(
+        !live
+            .lines()
+            .any(|l| l.contains("worker-2") && (l.contains("suspect") || l.contains("dead"))),
+        "{live}"
+    );
+    quit_and_see_every_node_gone(&mut child, &mut press, &topology);
+
+    // The run replays from its state directory.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcluster"))
+        .args([
+            "replay",
+            dir.path().join("state").to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["system"], "PtyDemo");
 }
