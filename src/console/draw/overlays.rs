@@ -117,7 +117,11 @@ pub fn status_line(
             palette.fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     } else {
-        for b in bindings.iter().filter(|b| b.hint) {
+        // A replay only looks: the keys that would act on a cluster are not offered.
+        let replaying = app.scrubber.is_some();
+        let offered =
+            |b: &&Binding| b.hint && !(replaying && crate::console::replay::acts(&b.action()));
+        for b in bindings.iter().filter(offered) {
             spans.push(Span::styled(
                 format!(" {}", b.key_label()),
                 Style::default().add_modifier(Modifier::BOLD),
