@@ -315,3 +315,40 @@ fn a_launched_node_leaves_the_topologys_warnings_to_tcluster() {
         text(&node.stderr)
     );
 }
+
+#[test]
+fn check_lists_the_hosts_it_will_reach_and_warns_about_those_that_do_not_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.top");
+    std::fs::write(
+        &path,
+        "set SYSTEM_NAME Lab
+node coordinator { type master }
+node worker { type worker; count 3; host \"ssh://student@lab-12.invalid:2222\"; identity \"~/.ssh/lab\"; remote_binary \"/opt/tcluster/bin/tcluster\" }
+node probe { type worker; host \"ssh://127.0.0.1\" }
+",
+    )
+    .unwrap();
+    let out = tcluster(&["check", path.to_str().unwrap()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // Not resolving is a warning: the file is valid, the launch would say what ssh said.
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("Hosts: started over SSH (the system's ssh, so ~/.ssh/config applies)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "ssh://student@lab-12.invalid:2222  worker-1, worker-2, worker-3; runs /opt/tcluster/bin/tcluster, key ~/.ssh/lab"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ssh://127.0.0.1"), "{stdout}");
+    assert!(
+        stderr.contains(
+            "warning: host `lab-12.invalid` (worker-1, worker-2, worker-3) does not resolve here"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`127.0.0.1`"), "{stderr}");
+}

@@ -163,6 +163,11 @@ pub struct NodeArgs {
     #[arg(long)]
     pub control_stdin: bool,
 
+    /// Lead a process group of its own and print `PID <pid>` first: how a launcher on another
+    /// machine signals it (over ssh, `kill -- -PID`).
+    #[arg(long)]
+    pub report_pid: bool,
+
     /// How log lines on stderr look.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -10,6 +10,15 @@ use crate::node::{self, NodeControl, NodeOptions, control};
 
 /// Runs the node until SIGINT or SIGTERM.
 pub fn run(args: NodeArgs) -> ExitCode {
+    if args.report_pid {
+        // Its own group, so that a signal to it reaches whatever it starts, and nothing else.
+        let own = nix::unistd::Pid::from_raw(0);
+        let _ = nix::unistd::setpgid(own, own);
+        use std::io::Write as _;
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "PID {}", std::process::id());
+        let _ = out.flush();
+    }
     // A node launched by tcluster (its control channel on stdin) leaves the warnings to it.
     let loaded = if args.control_stdin {
         super::check::load_quietly(&args.topology)

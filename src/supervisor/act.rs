@@ -337,6 +337,12 @@ impl Supervisor {
         };
         m.killed = true;
         match &m.running {
+            // On another host: its own process group there.
+            Some(RunningAs::Process { .. }) if m.signals.is_some() => {
+                if let Some(signals) = &m.signals {
+                    signals.send(Signal::SIGKILL);
+                }
+            }
             Some(RunningAs::Process { pid, .. }) => {
                 // A paused process dies of SIGKILL too; no need to continue it first.
                 child::signal_group(*pid, Signal::SIGKILL);
@@ -350,7 +356,17 @@ impl Supervisor {
         let Some(m) = self.nodes.get_mut(name) else {
             return;
         };
+        let signal = if paused {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
         match &m.running {
+            Some(RunningAs::Process { .. }) if m.signals.is_some() => {
+                if let Some(signals) = &m.signals {
+                    signals.send(signal);
+                }
+            }
             Some(RunningAs::Process { pid, .. }) => {
                 child::signal_group(
                     *pid,

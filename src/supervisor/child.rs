@@ -114,20 +114,32 @@ pub fn builtin_command(
         .arg("--control-stdin")
         .arg("--log-format")
         .arg("json");
-    if let Some(listen) = listen {
-        command.arg("--listen").arg(listen);
-        // A server keeps its journal or history there; without one, nothing is kept.
-        if let Some(dir) = state_dir {
-            command.arg("--state-dir").arg(dir);
+    // A server keeps its journal or history there; without one, nothing is kept.
+    if let (Some(_), Some(dir)) = (listen, state_dir) {
+        command.arg("--state-dir").arg(dir);
+    }
+    command.args(builtin_args(listen, coordinator, chat));
+    command
+}
+
+/// Where a built-in node listens and what it connects to, as `tcluster node` arguments.
+pub fn builtin_args(
+    listen: Option<&str>,
+    coordinator: Option<&str>,
+    chat: Option<&str>,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, value) in [
+        ("--listen", listen),
+        ("--coordinator", coordinator),
+        ("--chat", chat),
+    ] {
+        if let Some(value) = value {
+            args.push(flag.to_string());
+            args.push(value.to_string());
         }
     }
-    if let Some(coordinator) = coordinator {
-        command.arg("--coordinator").arg(coordinator);
-    }
-    if let Some(chat) = chat {
-        command.arg("--chat").arg(chat);
-    }
-    command
+    args
 }
 
 /// Starts `command` as a child that dies with tcluster, in its own process group, with its

@@ -27,6 +27,7 @@ pub mod feed;
 mod handle;
 pub mod logs;
 pub mod record;
+pub mod remote;
 mod report;
 pub mod scenario;
 pub mod shaper;
@@ -148,6 +149,8 @@ struct SupervisedNode {
     exited: bool,
     /// How its process ended, the last time it did.
     exit: Option<String>,
+    /// On another host: its signals, once it said its process group there.
+    signals: Option<remote::Signals>,
     launched_at: Instant,
     stopped: bool,
 }
@@ -169,6 +172,7 @@ impl SupervisedNode {
             killed: false,
             exited: false,
             exit: None,
+            signals: None,
             launched_at,
             stopped: false,
         }
@@ -198,6 +202,12 @@ enum TaskNews {
         from: String,
         /// Its durable events so far.
         events: Vec<ClusterEvent>,
+    },
+    /// A node on another host said its process id there (its process group).
+    RemotePid {
+        node: String,
+        generation: u64,
+        pid: u32,
     },
     /// The primary of a cluster (`None`: the main one) acknowledged these jobs to the operator.
     Accepted(Option<String>, Vec<JobId>),
@@ -376,6 +386,11 @@ impl Supervisor {
                 generation,
                 status,
             } => self.node_exited(&node, generation, status).await,
+            TaskNews::RemotePid {
+                node,
+                generation,
+                pid,
+            } => self.remote_pid(&node, generation, pid),
             TaskNews::Accepted(None, jobs) => self.acknowledge(jobs),
             TaskNews::Accepted(Some(cluster), jobs) => {
                 if let Some(other) = self.others.get_mut(&cluster) {

@@ -207,12 +207,24 @@ impl LinkShaper {
     /// [`LinkShaper::set_address`]), so a proxy may be opened before its server listens: until
     /// then, connections to it are closed at once, as a refused connection would be.
     pub async fn proxy(&self, client: &str, server: &str) -> std::io::Result<SocketAddr> {
+        self.proxy_at(client, server, None).await
+    }
+
+    /// [`LinkShaper::proxy`] for a client on another machine: the proxy listens on `reach`, this
+    /// machine's address as that one sees it.
+    pub async fn proxy_at(
+        &self,
+        client: &str,
+        server: &str,
+        reach: Option<std::net::IpAddr>,
+    ) -> std::io::Result<SocketAddr> {
         for (from, to) in [(client, server), (server, client)] {
             self.write()
                 .entry((from.to_string(), to.to_string()))
                 .or_default();
         }
-        let (listener, udp) = self.bind_proxy().await?;
+        let bind = std::net::SocketAddr::new(reach.unwrap_or([127, 0, 0, 1].into()), 0);
+        let (listener, udp) = self.bind_proxy(&bind.to_string()).await?;
         let addr = listener.local_addr()?;
         let shaper = self.clone();
         let (client, server) = (client.to_string(), server.to_string());
@@ -254,10 +266,13 @@ impl LinkShaper {
     }
 
     /// A proxy's listener, and its UDP socket on the same port if datagrams are carried.
-    async fn bind_proxy(&self) -> std::io::Result<(tokio::net::TcpListener, Option<UdpSocket>)> {
+    async fn bind_proxy(
+        &self,
+        bind: &str,
+    ) -> std::io::Result<(tokio::net::TcpListener, Option<UdpSocket>)> {
         let mut last = None;
         for _ in 0..20 {
-            let listener = crate::node::conn::listen("127.0.0.1:0").await?;
+            let listener = crate::node::conn::listen(bind).await?;
             if !self.datagrams {
                 return Ok((listener, None));
             }

@@ -197,10 +197,19 @@ impl Supervisor {
         let mut ordered: Vec<&String> = servers.iter().collect();
         ordered.sort_by_key(|s| **s != self.view.primary);
         let mut links = Vec::new();
+        // A node on another machine reaches this one's proxies by this machine's address as
+        // seen from there.
+        let reach = match self.topology.node(from).and_then(|n| n.host.as_ref()) {
+            Some(remote) => Some(super::remote::reach(remote).map_err(|e| LaunchError::Node {
+                node: from.to_string(),
+                reason: e,
+            })?),
+            None => None,
+        };
         for server in ordered {
             let proxy = self
                 .shaper
-                .proxy(from, server)
+                .proxy_at(from, server, reach)
                 .await
                 .map_err(|e| LaunchError::Node {
                     node: from.to_string(),
@@ -456,6 +465,17 @@ impl Supervisor {
                     cluster: &node.cluster,
                 },
             ),
+            None if node.host.is_some() => {
+                let remote = node.host.clone().unwrap_or_else(|| unreachable!());
+                let args = child::builtin_args(
+                    start.listen.as_deref(),
+                    start.connect_to.as_deref(),
+                    start.chat_links.as_deref(),
+                );
+                let mut command = super::remote::ssh(&remote);
+                command.arg(super::remote::node_script(&remote, name, &args));
+                command
+            }
             None => {
                 let mut command = child::builtin_command(
                     &self.options.program,
@@ -477,7 +497,27 @@ impl Supervisor {
             reason: e.to_string(),
         })?;
         let pid = child.id().unwrap_or_default();
-        let stdin = child.stdin.take();
+        let mut stdin = child.stdin.take();
+        // On another host: the peer key and the topology first, on the node's stdin.
+        if node.host.is_some()
+            && node.command.is_none()
+            && let Some(input) = stdin.as_mut()
+        {
+            let topology = std::fs::read_to_string(&self.options.topology_path).map_err(|e| {
+                LaunchError::Node {
+                    node: name.into(),
+                    reason: format!("cannot read the topology to send it: {e}"),
+                }
+            })?;
+            let preamble = super::remote::preamble(&self.topology.peer_key(), &topology);
+            input
+                .write_all(preamble.as_bytes())
+                .await
+                .map_err(|e| LaunchError::Node {
+                    node: name.into(),
+                    reason: format!("ssh took no input: {e}"),
+                })?;
+        }
         self.watch_child(name, start.generation, child);
         if let Some(m) = self.nodes.get_mut(name) {
             m.running = Some(RunningAs::Process { pid, stdin });
@@ -494,6 +534,23 @@ impl Supervisor {
         Ok(pid)
     }
 
+    /// A node on another host said its process group there: its signals go to it from now on.
+    pub(super) fn remote_pid(&mut self, name: &str, generation: u64, pid: u32) {
+        let Some(m) = self.nodes.get_mut(name) else {
+            return;
+        };
+        let Some(remote) = m.node.host.clone() else {
+            return;
+        };
+        if m.generation != generation {
+            return;
+        }
+        let node = name.to_string();
+        m.signals = Some(super::remote::Signals::start(remote, pid, move |why| {
+            warn!(node = %node, "{why}");
+        }));
+    }
+
     /// Reads a child's output into the logs (its `READY` line says it is up) and reports its
     /// exit.
     fn watch_child(&self, name: &str, generation: u64, mut child: tokio::process::Child) {
@@ -506,6 +563,15 @@ impl Supervisor {
                 false,
                 stdout,
                 move |line| {
+                    // A node on another host says its process id there first.
+                    if let Some(pid) = line.strip_prefix("PID ").and_then(|p| p.parse().ok()) {
+                        let _ = news.send(TaskNews::RemotePid {
+                            node: task_name.clone(),
+                            generation,
+                            pid,
+                        });
+                        return true;
+                    }
                     let Some(rest) = line.strip_prefix("READY ") else {
                         return false;
                     };
@@ -555,6 +621,16 @@ impl Supervisor {
     /// Stops every node: workers first, masters last; SIGTERM, then SIGKILL after a grace.
     pub(super) async fn stop_all(&mut self) {
         let names: Vec<String> = self.order.iter().rev().cloned().collect();
+        // Nodes on other hosts first: continued (a paused one could not hear its end) and
+        // asked to stop there, each waited for.
+        for name in &names {
+            if let Some(signals) = self.nodes.get(name).and_then(|m| m.signals.clone())
+                && self.nodes.get(name).is_some_and(|m| m.running.is_some())
+            {
+                signals.send_and_wait(Signal::SIGCONT).await;
+                signals.send_and_wait(Signal::SIGTERM).await;
+            }
+        }
         for name in &names {
             let Some(m) = self.nodes.get_mut(name) else {
                 continue;
@@ -592,6 +668,10 @@ impl Supervisor {
         }
         for m in self.nodes.values_mut() {
             if let Some(RunningAs::Process { pid, .. }) = m.running.take() {
+                // The last word for a node on another host that did not stop in time.
+                if let Some(signals) = &m.signals {
+                    signals.send_and_wait(Signal::SIGKILL).await;
+                }
                 child::signal_group(pid, Signal::SIGKILL);
             }
         }

@@ -193,8 +193,97 @@ pub struct Node {
     pub command: Option<String>,
     /// How tcluster starts the node.
     pub launch: Launch,
+    /// `host "ssh://user@lab-12"`: the machine it runs on, reached over SSH (`None`: this one).
+    pub host: Option<Remote>,
     /// Where the node's name is written, for later messages about it.
     pub span: Span,
+}
+
+/// A node's machine, reached with the system's `ssh` (so `~/.ssh/config` applies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The login, if the URL names one (else ssh's own default).
+    pub user: Option<String>,
+    /// The host name or address.
+    pub host: String,
+    /// The SSH port, if not ssh's default.
+    pub port: Option<u16>,
+    /// `identity "PATH"`: the private key to log in with.
+    pub identity: Option<String>,
+    /// `remote_binary "PATH"`: tcluster on that machine (default `tcluster`, on its PATH).
+    pub binary: String,
+}
+
+impl Remote {
+    /// Reads `ssh://[user@]host[:port]`; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<Remote, String> {
+        let rest = url
+            .strip_prefix("ssh://")
+            .ok_or_else(|| format!("`{url}` is not an ssh:// address"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((user, hostport)) => (Some(user), hostport),
+            None => (None, rest),
+        };
+        if let Some(user) = user
+            && (user.is_empty()
+                || !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        {
+            return Err(format!("`{user}` is not a login name"));
+        }
+        // `[::1]:22` or `host:22` or `host`.
+        let (host, port) = match hostport.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| format!("`{hostport}` opens `[` and does not close it"))?;
+                (host, after.strip_prefix(':'))
+            }
+            None => match hostport.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (hostport, None),
+            },
+        };
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+        {
+            return Err(format!("`{host}` is not a host name"));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => Some(p),
+                _ => return Err(format!("`{p}` is not a port from 1 to 65535")),
+            },
+        };
+        Ok(Remote {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+            identity: None,
+            binary: "tcluster".to_string(),
+        })
+    }
+
+    /// `ssh://user@host:port`, as written back.
+    pub fn url(&self) -> String {
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+        format!("ssh://{user}{host}{port}")
+    }
 }
 
 impl Node {

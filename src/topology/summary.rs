@@ -60,6 +60,19 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "{}", line.trim_end())?;
         }
 
+        let hosts = host_rows(t);
+        if !hosts.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "Hosts: started over SSH (the system's ssh, so ~/.ssh/config applies)"
+            )?;
+            let width = hosts.iter().map(|h| h.0.chars().count()).max().unwrap_or(0);
+            for (url, nodes) in &hosts {
+                writeln!(f, "  {url:width$}  {nodes}")?;
+            }
+        }
+
         writeln!(f)?;
         let links = connection_rows(t);
         if links.is_empty() {
@@ -170,20 +183,49 @@ fn node_rows(t: &Topology) -> Vec<[String; 4]> {
                 None => 1,
             };
             let last = nodes[i + copies - 1];
+            // A node on another machine: that machine's name, not its own idea of its address.
+            let address = node.host.as_ref().map_or(&node.address, |r| &r.host);
             let (name, endpoint) = if copies > 1 {
                 let ports = match (node.port, last.port) {
-                    (Some(a), Some(b)) => format!("{}:{a}-{b}", node.address),
-                    _ => node.endpoint(),
+                    (Some(a), Some(b)) => format!("{address}:{a}-{b}"),
+                    _ => node.endpoint().replacen(&node.address, address, 1),
                 };
                 (format!("{} … {} ({copies})", node.name, last.name), ports)
             } else {
-                (node.name.clone(), node.endpoint())
+                let endpoint = node.endpoint().replacen(&node.address, address, 1);
+                (node.name.clone(), endpoint)
             };
             rows.push([kind.to_string(), name, endpoint, node_details(node)]);
             i += copies;
         }
     }
     rows
+}
+
+/// Each machine other than this one, and the nodes started there (with the remote binary and
+/// identity when given).
+fn host_rows(t: &Topology) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, Vec<&Node>)> = Vec::new();
+    for node in &t.nodes {
+        let Some(remote) = &node.host else { continue };
+        match rows.iter_mut().find(|(url, _)| *url == remote.url()) {
+            Some((_, nodes)) => nodes.push(node),
+            None => rows.push((remote.url(), vec![node])),
+        }
+    }
+    rows.into_iter()
+        .map(|(url, nodes)| {
+            let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+            let mut text = names.join(", ");
+            if let Some(remote) = &nodes[0].host {
+                text.push_str(&format!("; runs {}", remote.binary));
+                if let Some(identity) = &remote.identity {
+                    text.push_str(&format!(", key {identity}"));
+                }
+            }
+            (url, text)
+        })
+        .collect()
 }
 
 /// A rate with at most three decimals and no trailing zeros: `2`, `0.5`, `0.017`.

@@ -33,10 +33,13 @@ use super::units::{
 };
 
 /// Keys a `node` block understands.
-const NODE_KEYS: [&str; 11] = [
+const NODE_KEYS: [&str; 14] = [
     "type",
     "role",
     "cluster",
+    "host",
+    "identity",
+    "remote_binary",
     "address",
     "port",
     "resources",

@@ -21,6 +21,9 @@ struct NodeSettings {
     launch_span: Option<Span>,
     bot: Option<BotSettings>,
     bot_span: Option<Span>,
+    host: Option<(Remote, Span)>,
+    identity: Option<(String, Span)>,
+    remote_binary: Option<(String, Span)>,
 }
 
 impl Default for NodeSettings {
@@ -40,6 +43,9 @@ impl Default for NodeSettings {
             launch_span: None,
             bot: None,
             bot_span: None,
+            host: None,
+            identity: None,
+            remote_binary: None,
         }
     }
 }
@@ -86,6 +92,13 @@ impl Validator<'_> {
             bot: s.bot,
             command: s.command,
             launch: s.launch,
+            host: s.host.map(|(mut remote, _)| {
+                remote.identity = s.identity.map(|(i, _)| i);
+                if let Some((binary, _)) = s.remote_binary {
+                    remote.binary = binary;
+                }
+                remote
+            }),
             span: name_span,
         };
         match s.count {
@@ -159,6 +172,40 @@ impl Validator<'_> {
             "address" => {
                 if let Some(address) = v.address(c) {
                     s.address = address;
+                }
+            }
+            "host" => {
+                let Some((text, span)) = v.text(c, "host \"ssh://student@lab-12\"") else {
+                    return;
+                };
+                match Remote::parse(text) {
+                    Ok(remote) => s.host = Some((remote, span)),
+                    Err(e) => v.error(
+                        span,
+                        e,
+                        "expected ssh://HOST, ssh://USER@HOST or ssh://USER@HOST:PORT",
+                    ),
+                }
+            }
+            "identity" | "remote_binary" => {
+                let usage = if key == "identity" {
+                    "identity \"~/.ssh/lab\""
+                } else {
+                    "remote_binary \"/opt/tcluster/bin/tcluster\""
+                };
+                let Some((text, span)) = v.text(c, usage) else {
+                    return;
+                };
+                if text.trim().is_empty() {
+                    v.error(
+                        span,
+                        format!("`{key}` is empty"),
+                        format!("expected `{usage}`"),
+                    );
+                } else if key == "identity" {
+                    s.identity = Some((text.to_string(), span));
+                } else {
+                    s.remote_binary = Some((text.to_string(), span));
                 }
             }
             "port" => s.port = v.port(c),
@@ -395,6 +442,48 @@ impl Validator<'_> {
         }
         if kind == NodeKind::Bot && s.bot.is_none() {
             s.bot = Some(BotSettings::default());
+        }
+        if let (Some((_, span)), NodeKind::Master | NodeKind::Chat | NodeKind::Broker) =
+            (&s.host, kind)
+        {
+            self.error(
+                *span,
+                format!(
+                    "`{name}` is a {kind}: tcluster starts only workers and bots on other hosts"
+                ),
+                "servers run on this machine (the one running tcluster); remove `host`",
+            );
+            s.host = None;
+        }
+        if let (Some((_, span)), Launch::Inproc) = (&s.host, s.launch) {
+            self.error(
+                *span,
+                format!("node `{name}` runs on another host, so it cannot run in this process"),
+                "remove `launch inproc`, or remove `host`",
+            );
+            s.host = None;
+        }
+        if let (Some((_, span)), Some(_)) = (&s.host, &s.command) {
+            self.error(
+                *span,
+                format!("node `{name}` runs an outside program, which tcluster starts only on this machine"),
+                "start the program on that host yourself, pointed at the coordinator, or remove `host`",
+            );
+            s.host = None;
+        }
+        if s.host.is_none() {
+            for (key, given) in [
+                ("identity", &s.identity),
+                ("remote_binary", &s.remote_binary),
+            ] {
+                if let Some((_, span)) = given {
+                    self.diags.push(
+                        Diagnostic::warning(*span, format!("`{key}` without `host` is ignored"))
+                            .with_label("the node runs on this machine")
+                            .with_hint("add `host \"ssh://USER@HOST\"`, or remove this"),
+                    );
+                }
+            }
         }
         if let (Some(span), Some(_), Launch::Inproc) = (s.launch_span, &s.command, s.launch) {
             self.error(

@@ -1,0 +1,179 @@
+//! Nodes on other machines (`host "ssh://user@lab-12"`), started with the system's `ssh`.
+//!
+//! ```text
+//!  tcluster ── ssh user@lab-12 sh -c SCRIPT ──▶ sh: reads the peer key and the topology from
+//!     │  stdin: the peer key, the topology          stdin, writes it to a temporary directory,
+//!     │  (base64), then control lines               runs `tcluster node … --report-pid`, and
+//!     │◀─ stdout/stderr: PID, READY, log lines      removes the directory when it ends
+//!     └─ ssh user@lab-12 kill -STOP -- -PID ──▶ the node's own process group (kill, pause,
+//!                                               resume, the last word at the end)
+//! ```
+//!
+//! The node's stdin is its control channel, as for a local process: `skew` and `speed` lines,
+//! and its end (the ssh session closing) stops the node. Neither secret ever appears on a
+//! command line: the peer key travels on stdin. Signals go through a second `ssh` each, queued
+//! per node so a pause and a resume arrive in order.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use crate::topology::Remote;
+
+/// How long a signal over ssh may take before it is given up (and said).
+const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `ssh` with the options every call shares: never a password prompt, a new host's key
+/// accepted once, a dead link noticed within 15 s.
+pub fn ssh(remote: &Remote) -> Command {
+    let mut command = Command::new("ssh");
+    command.args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "ServerAliveInterval=5",
+        "-o",
+        "ServerAliveCountMax=3",
+        "-o",
+        "LogLevel=ERROR",
+    ]);
+    if let Some(port) = remote.port {
+        command.arg("-p").arg(port.to_string());
+    }
+    if let Some(identity) = &remote.identity {
+        command.arg("-i").arg(expand_home(identity));
+    }
+    let target = match &remote.user {
+        Some(user) => format!("{user}@{}", remote.host),
+        None => remote.host.clone(),
+    };
+    command.arg(target).arg("--");
+    command
+}
+
+/// This machine's address as `remote` sees it: the local end of a route to it (nothing is sent).
+/// Loopback for a host on this machine.
+pub fn reach(remote: &Remote) -> Result<std::net::IpAddr, String> {
+    let cannot = |e: std::io::Error| format!("cannot find a route to {}: {e}", remote.url());
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(cannot)?;
+    socket
+        .connect((remote.host.as_str(), remote.port.unwrap_or(22)))
+        .map_err(cannot)?;
+    Ok(socket.local_addr().map_err(cannot)?.ip())
+}
+
+/// `~/x` with the launcher's home.
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => path.to_string(),
+    }
+}
+
+/// The remote shell script that starts built-in node `name` with these arguments (each quoted
+/// for the remote shell).
+pub fn node_script(remote: &Remote, name: &str, args: &[String]) -> String {
+    let quote = |s: &str| shlex::try_quote(s).map_or_else(|_| "''".to_string(), |q| q.into_owned());
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    format!(
+        "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY; \
+         IFS= read -r topology || exit 70; \
+         dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster.XXXXXX\") || exit 71; \
+         printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72; \
+         {binary} node \"$dir/topology.top\" --name {name} --report-pid --control-stdin \
+         --log-format json --state-dir \"$dir/state\" {args}; status=$?; \
+         rm -rf \"$dir\"; exit $status",
+        binary = quote(&remote.binary),
+        name = quote(name),
+        args = args.join(" "),
+    )
+}
+
+/// What is written on the node's stdin first: the peer key, then the topology (base64), one line
+/// each.
+pub fn preamble(peer_key: &str, topology: &str) -> String {
+    use base64::Engine as _;
+    let topology = base64::engine::general_purpose::STANDARD.encode(topology.as_bytes());
+    format!("{peer_key}\n{topology}\n")
+}
+
+/// A node's signals, sent one after another over ssh to its remote process group.
+#[derive(Debug, Clone)]
+pub struct Signals(mpsc::UnboundedSender<(Signal, Option<tokio::sync::oneshot::Sender<()>>)>);
+
+impl Signals {
+    /// A queue for the node whose process group on `remote` is `pgid`; what goes wrong is
+    /// handed to `said` (one line).
+    pub fn start(remote: Remote, pgid: u32, said: impl Fn(String) + Send + 'static) -> Signals {
+        let (tx, mut rx) =
+            mpsc::unbounded_channel::<(Signal, Option<tokio::sync::oneshot::Sender<()>>)>();
+        tokio::spawn(async move {
+            while let Some((signal, done)) = rx.recv().await {
+                if let Err(e) = send(&remote, pgid, signal).await {
+                    said(format!(
+                        "{} to {} did not arrive: {e}",
+                        signal.as_str(),
+                        remote.url()
+                    ));
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Signals(tx)
+    }
+
+    /// Queues `signal`.
+    pub fn send(&self, signal: Signal) {
+        let _ = self.0.send((signal, None));
+    }
+
+    /// Queues `signal` and waits until it was sent (or given up).
+    pub async fn send_and_wait(&self, signal: Signal) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.0.send((signal, Some(tx))).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// `kill -SIG -- -PGID` on the remote host.
+async fn send(remote: &Remote, pgid: u32, signal: Signal) -> Result<(), String> {
+    let number = signal as i32;
+    let mut command = ssh(remote);
+    command
+        .arg(format!("kill -{number} -- -{pgid}"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(SIGNAL_TIMEOUT, command.output()).await {
+        Err(_) => Err(format!("ssh gave no answer in {SIGNAL_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(format!("cannot run ssh: {e}")),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preamble_is_the_key_then_the_topology_on_one_line() {
+        assert_eq!(preamble("k", "foobar\n"), "k\nZm9vYmFyCg==\n");
+    }
+
+    #[test]
+    fn the_script_quotes_what_it_passes_on() {
+        let remote = Remote::parse("ssh://student@lab-12:2222").unwrap();
+        let script = node_script(&remote, "worker-1", &["--coordinator".into(), "a b".into()]);
+        assert!(script.contains("tcluster node \"$dir/topology.top\" --name worker-1"));
+        assert!(script.contains("--coordinator 'a b'"));
+        // The peer key is read from stdin, never written on the command line.
+        assert!(script.contains("read -r TCLUSTER_PEER_KEY"));
+    }
+}

@@ -1,0 +1,238 @@
+//! Nodes on another machine, reached with real OpenSSH: a throwaway `sshd` on a loopback port
+//! (its own host key, a user key made for the test, this user's login), and a topology whose
+//! workers are on `ssh://USER@127.0.0.1:PORT`. They are started over ssh, take jobs, are killed,
+//! paused and resumed through their remote process group, restarted, and nothing is left running
+//! when the run ends. `sshd` comes from the `openssh-server` package (`.ci/run` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// An sshd of the test's own, killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd_binary() -> PathBuf {
+    ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("sshd is not installed: install the openssh-server package (.ci/run does)")
+}
+
+fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success());
+}
+
+/// A port the OS says is free now (sshd binds it a moment later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts sshd in `dir` for this user, and writes an `ssh` on `dir/bin` that uses the test's
+/// key and known-hosts file (so the user's own ~/.ssh is never touched).
+fn start_sshd(dir: &Path) -> Sshd {
+    keygen(&dir.join("host_key"));
+    keygen(&dir.join("user_key"));
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    // Privilege separation needs its directory (as root; an unprivileged sshd does without).
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(sshd_binary())
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut sshd = Sshd { child, port };
+        // Up when it accepts; gone when the port was taken meanwhile (then another port).
+        let up = loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break true;
+            }
+            if sshd.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if up {
+            let bin = dir.join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let ssh_config = dir.join("ssh_config");
+            std::fs::write(
+                &ssh_config,
+                format!(
+                    "Host *\n  UserKnownHostsFile {d}/known_hosts\n  IdentitiesOnly yes\n",
+                    d = dir.display()
+                ),
+            )
+            .unwrap();
+            // The real ssh, by its full path (the wrapper is first on PATH).
+            let real = ["/usr/bin/ssh", "/usr/local/bin/ssh", "/bin/ssh"]
+                .into_iter()
+                .find(|p| Path::new(p).exists())
+                .expect("ssh is installed");
+            let wrapper = bin.join("ssh");
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nexec {real} -F {} \"$@\"\n",
+                    ssh_config.display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            return sshd;
+        }
+        drop(sshd);
+        assert!(
+            Instant::now() < deadline,
+            "sshd did not start: {}",
+            std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+        );
+    }
+}
+
+fn user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Node processes started over ssh that are still running.
+fn remote_nodes_left() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            });
+            !zombie && cmdline.contains("--report-pid") && cmdline.contains("tcluster.")
+        })
+        .count()
+}
+
+#[test]
+fn workers_on_another_host_run_jobs_take_faults_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = start_sshd(dir.path());
+    let text = format!(
+        "set SYSTEM_NAME SshLab
+node coordinator {{ type master }}
+node worker {{ type worker; count 2; resources {{ cpu 2 }}; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+node local {{ type worker }}
+policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
+scenario faults {{
+    at 0.5s submit \"sleep 1s\" count 8
+    at 1s   kill worker-1
+    at 1.5s pause worker-2
+    at 4s   resume worker-2
+    at 4.5s restart worker-1
+    at 6s   say \"done\"
+}}
+",
+        user = user(),
+        port = sshd.port,
+        key = dir.path().join("user_key").display(),
+        binary = env!("CARGO_BIN_EXE_tcluster"),
+    );
+    let topology = topology(dir.path(), &text);
+    let path = format!(
+        "{}:{}",
+        dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+            "faults",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let mut stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the remote workers and ssh said, for a failure's message.
+    for log in ["worker-1", "worker-2"] {
+        let path = dir.path().join(format!("state/logs/{log}.log"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        stdout.push_str(&format!("\n--- {log}.log\n{text}"));
+    }
+    for expected in [
+        "worker-1 joined",
+        "worker-2 joined",
+        "DETECTED #1 (kill worker-1)",
+        "worker-2 is dead (no heartbeat",
+        "OUTCOME #3 (resume worker-2): worker-2 rejoined",
+        "OUTCOME #4 (restart worker-1): up again",
+        "jobs: 8 submitted, 8 completed, 0 failed, 0 lost",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    // The kill reached the remote process group: the worker died of SIGKILL there.
+    assert!(
+        stdout.contains("worker-1 exited: exit code 137"),
+        "{stdout}"
+    );
+    // Nothing is left running on the "other host".
+    wait_until("every node started over ssh is gone", || {
+        (remote_nodes_left() == 0).then_some(())
+    });
+}
