@@ -236,3 +236,46 @@ scenario faults {{
         (remote_nodes_left() == 0).then_some(())
     });
 }
+
+#[test]
+fn a_host_that_cannot_be_reached_fails_the_launch_with_what_ssh_said_and_stops_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: ssh is refused at once.
+    let port = free_port();
+    let text = format!(
+        "set SYSTEM_NAME SshNowhere
+node coordinator {{ type master }}
+node local {{ type worker }}
+node far {{ type worker; host \"ssh://nobody@127.0.0.1:{port}\" }}
+"
+    );
+    let topology = topology(dir.path(), &text);
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--for",
+            "5s",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot start far: cannot start it on ssh://nobody@127.0.0.1:{port}: ssh ended"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    // What had started is stopped: no node of this topology is left.
+    wait_until("every node of the failed launch is gone", || {
+        node_pid(&topology, "coordinator")
+            .or_else(|| node_pid(&topology, "local"))
+            .is_none()
+            .then_some(())
+    });
+}

@@ -70,6 +70,9 @@ use watch::{Submission, follow_master, submitter};
 
 /// How long a master may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node on another machine may take to start there (ssh connects, the topology is
+/// sent, the node says its process id).
+const SSH_START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a worker may take to join before the timeline says so.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping node may take before it is killed.

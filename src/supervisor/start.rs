@@ -184,6 +184,52 @@ impl Supervisor {
                 NodeKind::Master | NodeKind::Chat | NodeKind::Broker => {}
             }
         }
+        self.wait_for_hosts(internal).await
+    }
+
+    /// Nodes on other machines have started there (said their process id) or the launch fails,
+    /// naming the host and what ssh said.
+    async fn wait_for_hosts(
+        &mut self,
+        internal: &mut mpsc::UnboundedReceiver<TaskNews>,
+    ) -> Result<(), LaunchError> {
+        let remote: Vec<String> = self
+            .order
+            .iter()
+            .filter(|n| self.nodes[*n].node.host.is_some() && self.nodes[*n].running.is_some())
+            .cloned()
+            .collect();
+        let deadline = tokio::time::Instant::now() + SSH_START_TIMEOUT;
+        for name in remote {
+            let url = self.nodes[&name]
+                .node
+                .host
+                .as_ref()
+                .map(|r| r.url())
+                .unwrap_or_default();
+            while self.nodes[&name].signals.is_none() {
+                let failed = |why: String| LaunchError::Node {
+                    node: name.clone(),
+                    reason: format!("cannot start it on {url}: {why}"),
+                };
+                match tokio::time::timeout_at(deadline, internal.recv()).await {
+                    Ok(Some(TaskNews::Exited { node, status, .. })) if node == name => {
+                        return Err(failed(format!(
+                            "ssh ended ({status}){}",
+                            self.last_log_lines(&name)
+                        )));
+                    }
+                    Ok(Some(message)) => self.internal_message(message).await,
+                    Ok(None) => break,
+                    Err(_) => {
+                        return Err(failed(format!(
+                            "it had not started after {SSH_START_TIMEOUT:?}{}",
+                            self.last_log_lines(&name)
+                        )));
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
