@@ -90,23 +90,7 @@ fn open(
 
 /// Processes whose command line mentions `needle` (the test's own topology path).
 fn processes_mentioning(needle: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            });
-            alive && String::from_utf8_lossy(&cmdline).contains(needle)
-        })
-        .collect()
+    common::live_processes(|cmdline| cmdline.contains(needle))
 }
 
 /// A directory with the PtyDemo topology in it.

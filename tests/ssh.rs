@@ -139,22 +139,8 @@ fn user() -> String {
 
 /// Node processes started over ssh that are still running.
 fn remote_nodes_left() -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            });
-            !zombie && cmdline.contains("--report-pid") && cmdline.contains("tcluster.")
-        })
-        .count()
+    live_processes(|cmdline| cmdline.contains("--report-pid") && cmdline.contains("tcluster."))
+        .len()
 }
 
 #[test]

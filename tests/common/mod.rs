@@ -200,6 +200,29 @@ pub fn node_pid(topology: &Path, name: &str) -> Option<i32> {
     })
 }
 
+/// Processes alive (not zombies) whose command line, its words joined by spaces, satisfies
+/// `wanted`.
+pub fn live_processes(wanted: impl Fn(&str) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            });
+            alive && wanted(&cmdline)
+        })
+        .collect()
+}
+
 /// Whether python3 can run here (the tests of students' Python programs are skipped, and say
 /// so, where it cannot).
 pub fn python3_installed() -> bool {
