@@ -2,7 +2,9 @@
 //! (its own host key, a user key made for the test, this user's login), and a topology whose
 //! workers are on `ssh://USER@127.0.0.1:PORT`. They are started over ssh, take jobs, are killed,
 //! paused and resumed through their remote process group, restarted, and nothing is left running
-//! when the run ends. `sshd` comes from the `openssh-server` package (`.ci/run` installs it).
+//! when the run ends; as root, the same across a veth pair into a network namespace of the
+//! test's own, another network stack. `sshd` comes from the `openssh-server` package (`.ci/run`
+//! installs it).
 
 mod common;
 
@@ -51,9 +53,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts sshd in `dir` for this user, and writes an `ssh` on `dir/bin` that uses the test's
-/// key and known-hosts file (so the user's own ~/.ssh is never touched).
+/// Starts sshd in `dir` for this user on 127.0.0.1, and writes an `ssh` on `dir/bin` that uses
+/// the test's key and known-hosts file (so the user's own ~/.ssh is never touched).
 fn start_sshd(dir: &Path) -> Sshd {
+    start_sshd_at(dir, "127.0.0.1", None)
+}
+
+/// [`start_sshd`] listening on `ip`, inside network namespace `netns` if given (port 22 there).
+fn start_sshd_at(dir: &Path, ip: &str, netns: Option<&str>) -> Sshd {
     keygen(&dir.join("host_key"));
     keygen(&dir.join("user_key"));
     std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
@@ -61,19 +68,27 @@ fn start_sshd(dir: &Path) -> Sshd {
     let _ = std::fs::create_dir_all("/run/sshd");
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let port = free_port();
+        let port = if netns.is_some() { 22 } else { free_port() };
         let config = dir.join("sshd_config");
         std::fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+                "Port {port}\nListenAddress {ip}\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n",
                 d = dir.display()
             ),
         )
         .unwrap();
-        let child = Command::new(sshd_binary())
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(sshd_binary());
+                c
+            }
+            None => Command::new(sshd_binary()),
+        };
+        let child = command
             .arg("-D")
             .arg("-e")
             .arg("-f")
@@ -85,7 +100,7 @@ fn start_sshd(dir: &Path) -> Sshd {
         let mut sshd = Sshd { child, port };
         // Up when it accepts; gone when the port was taken meanwhile (then another port).
         let up = loop {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            if std::net::TcpStream::connect((ip, port)).is_ok() {
                 break true;
             }
             if sshd.child.try_wait().unwrap().is_some() || Instant::now() > deadline {
@@ -263,5 +278,143 @@ node far {{ type worker; host \"ssh://nobody@127.0.0.1:{port}\" }}
             .or_else(|| node_pid(&topology, "local"))
             .is_none()
             .then_some(())
+    });
+}
+
+/// A network namespace with one end of a veth pair in it: another host's network stack, as far
+/// as the cluster can tell. Removed on drop.
+struct Netns {
+    name: String,
+    veth: String,
+    /// This side's address, and the other host's.
+    here: String,
+    there: String,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        let id = std::process::id() % 50_000;
+        let (name, veth, peer) = (format!("tcl{id}"), format!("tcl{id}a"), format!("tcl{id}b"));
+        // A /24 of its own in 10.200.0.0/13, from the process id.
+        let net = format!("10.{}.{}", 200 + (id / 250) % 8, id % 250);
+        let netns = Netns {
+            name: name.clone(),
+            veth: veth.clone(),
+            here: format!("{net}.1"),
+            there: format!("{net}.2"),
+        };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("ip runs");
+            assert!(
+                out.status.success(),
+                "ip {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["link", "add", &veth, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &name]);
+        ip(&["addr", "add", &format!("{}/24", netns.here), "dev", &veth]);
+        ip(&["link", "set", &veth, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", netns.there),
+            "dev",
+            &peer,
+        ]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &peer, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        netns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.veth])
+            .status();
+    }
+}
+
+/// As root only (network namespaces need it): the workers run on another network stack, behind
+/// a veth pair, reached by ssh at the other end's address; the coordinator stays here.
+#[test]
+fn workers_on_another_network_stack_reach_the_coordinator_and_take_faults() {
+    if user() != "root" {
+        eprintln!("not root: network namespaces need root; this test checks nothing here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let netns = Netns::create();
+    let _sshd = start_sshd_at(dir.path(), &netns.there, Some(&netns.name));
+    let text = format!(
+        "set SYSTEM_NAME SshNetns
+node coordinator {{ type master }}
+node worker {{ type worker; count 2; resources {{ cpu 2 }}; host \"ssh://root@{there}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
+scenario faults {{
+    at 0.5s submit \"sleep 500ms\" count 8
+    at 1s   pause worker-2
+    at 3s   resume worker-2
+    at 4s   say \"done\"
+}}
+",
+        there = netns.there,
+        key = dir.path().join("user_key").display(),
+        binary = env!("CARGO_BIN_EXE_tcluster"),
+    );
+    let topology = topology(dir.path(), &text);
+    let path = format!(
+        "{}:{}",
+        dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--scenario",
+            "faults",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let worker_log =
+        std::fs::read_to_string(dir.path().join("state/logs/worker-1.log")).unwrap_or_default();
+    // The workers reached the coordinator's link at this side's address, over the veth pair.
+    assert!(
+        worker_log.contains(&format!("connected coordinator={}:", netns.here)),
+        "{worker_log}"
+    );
+    for expected in [
+        "worker-2 is dead (no heartbeat",
+        "OUTCOME #2 (resume worker-2): worker-2 rejoined",
+        "jobs: 8 submitted, 8 completed, 0 failed, 0 lost",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}\n{worker_log}"
+        );
+    }
+    wait_until("every node started over ssh is gone", || {
+        (remote_nodes_left() == 0).then_some(())
     });
 }
