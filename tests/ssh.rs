@@ -418,3 +418,91 @@ scenario faults {{
         (remote_nodes_left() == 0).then_some(())
     });
 }
+
+/// Losing the ssh session is not losing the node's place: the timeline says the host is out of
+/// reach, tcluster reconnects, and the worker is back.
+#[test]
+fn a_lost_ssh_session_says_host_unreachable_and_tcluster_reconnects() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = start_sshd(dir.path());
+    let text = format!(
+        "set SYSTEM_NAME SshLost
+node coordinator {{ type master }}
+node worker {{ type worker; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
+",
+        user = user(),
+        port = sshd.port,
+        key = dir.path().join("user_key").display(),
+        binary = env!("CARGO_BIN_EXE_tcluster"),
+    );
+    let topology = topology(dir.path(), &text);
+    let path = format!(
+        "{}:{}",
+        dir.path().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut run = tcluster()
+        .args([
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--for",
+            "12s",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("PATH", path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let mut until = |text: &str, seen: &mut String| {
+        for line in lines.by_ref().map_while(Result::ok) {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(text) {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(until("worker joined", &mut seen), "{seen}");
+    // The connection breaks on the host's side: the sshd processes serving it die, so the
+    // worker's ssh sees its connection closed (as when a host goes away) and exits 255.
+    let children = |parent: u32| -> Vec<u32> {
+        live_processes(|_| true)
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .and_then(|rest| rest.split_whitespace().nth(1))
+                        .and_then(|ppid| ppid.parse::<u32>().ok())
+                        == Some(parent)
+                })
+            })
+            .collect()
+    };
+    let sessions = children(sshd.child.id());
+    assert!(!sessions.is_empty(), "sshd serves the worker's session");
+    for pid in sessions {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        until("host unreachable: the ssh session to ssh://", &mut seen),
+        "{seen}"
+    );
+    assert!(until("worker rejoined", &mut seen), "{seen}");
+    let status = run.wait().unwrap();
+    assert!(status.success(), "{seen}");
+    wait_until("every node started over ssh is gone", || {
+        (remote_nodes_left() == 0).then_some(())
+    });
+}

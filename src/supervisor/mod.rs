@@ -73,6 +73,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node on another machine may take to start there (ssh connects, the topology is
 /// sent, the node says its process id).
 const SSH_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often tcluster tries again to reach a host whose ssh session ended.
+const RECONNECT_EVERY: Duration = Duration::from_secs(2);
 /// How long a worker may take to join before the timeline says so.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stopping node may take before it is killed.
@@ -206,6 +208,8 @@ enum TaskNews {
         /// Its durable events so far.
         events: Vec<ClusterEvent>,
     },
+    /// Time to try again to start a node whose host was out of reach.
+    Reconnect { node: String, generation: u64 },
     /// A node on another host said its process id there (its process group).
     RemotePid {
         node: String,
@@ -394,6 +398,7 @@ impl Supervisor {
                 generation,
                 pid,
             } => self.remote_pid(&node, generation, pid),
+            TaskNews::Reconnect { node, generation } => self.reconnect(&node, generation).await,
             TaskNews::Accepted(None, jobs) => self.acknowledge(jobs),
             TaskNews::Accepted(Some(cluster), jobs) => {
                 if let Some(other) = self.others.get_mut(&cluster) {
@@ -465,6 +470,30 @@ impl Supervisor {
         m.exit = Some(status.clone());
         let restart = std::mem::take(&mut m.restart_pending);
         let stopped = m.stopped;
+        // On another host, ssh's own failure (255) while nobody stopped the node is the host
+        // gone from reach, not the node failing: said so, and tcluster reconnects.
+        if let Some(remote) = m.node.host.clone()
+            && status == "exit code 255"
+            && !m.killed
+            && !stopped
+        {
+            m.exit = Some("host unreachable".to_string());
+            let said = self.sink.recent(node).last().cloned().unwrap_or_default();
+            self.timeline(
+                node,
+                TimelineKind::NodeExited {
+                    node: node.to_string(),
+                    status: format!(
+                        "host unreachable: the ssh session to {} ended ({}); reconnecting every {RECONNECT_EVERY:?}",
+                        remote.url(),
+                        said.trim()
+                    ),
+                },
+            );
+            self.publish(node);
+            self.reconnect_later(node, generation);
+            return;
+        }
         let status =
             if m.killed && matches!(m.node.launch, Launch::Inproc) && m.node.command.is_none() {
                 "aborted".to_string()
@@ -483,6 +512,44 @@ impl Supervisor {
         self.publish(node);
         if restart && let Err(e) = self.start_node(node).await {
             self.note(format!("restart failed: {e}"));
+        }
+    }
+
+    /// Tries the host of `node` again in a moment (unless it was started again meanwhile).
+    fn reconnect_later(&self, node: &str, generation: u64) {
+        let (news, node) = (self.internal.clone(), node.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(RECONNECT_EVERY).await;
+            let _ = news.send(TaskNews::Reconnect { node, generation });
+        });
+    }
+
+    /// Starts `node` on its host again, if nothing else did meanwhile: first its earlier process
+    /// group there is ended (it may have outlived the session, and two of one worker would be
+    /// refused), then a fresh node. The host still out of reach brings another try.
+    async fn reconnect(&mut self, node: &str, generation: u64) {
+        let Some(m) = self.nodes.get(node) else {
+            return;
+        };
+        if m.generation != generation || m.running.is_some() || m.stopped || m.killed {
+            return;
+        }
+        if let Some(signals) = m.signals.clone() {
+            if !signals
+                .send_and_wait(nix::sys::signal::Signal::SIGKILL)
+                .await
+            {
+                self.reconnect_later(node, generation);
+                return;
+            }
+            if let Some(m) = self.nodes.get_mut(node) {
+                m.signals = None;
+            }
+        }
+        if let Err(e) = self.start_node(node).await {
+            self.note(format!("{node}: {e}"));
+            let generation = self.nodes.get(node).map_or(generation, |m| m.generation);
+            self.reconnect_later(node, generation);
         }
     }
 

@@ -103,17 +103,18 @@ pub fn preamble(peer_key: &str, topology: &str) -> String {
 
 /// A node's signals, sent one after another over ssh to its remote process group.
 #[derive(Debug, Clone)]
-pub struct Signals(mpsc::UnboundedSender<(Signal, Option<tokio::sync::oneshot::Sender<()>>)>);
+pub struct Signals(mpsc::UnboundedSender<(Signal, Option<tokio::sync::oneshot::Sender<bool>>)>);
 
 impl Signals {
     /// A queue for the node whose process group on `remote` is `pgid`; what goes wrong is
     /// handed to `said` (one line).
     pub fn start(remote: Remote, pgid: u32, said: impl Fn(String) + Send + 'static) -> Signals {
         let (tx, mut rx) =
-            mpsc::unbounded_channel::<(Signal, Option<tokio::sync::oneshot::Sender<()>>)>();
+            mpsc::unbounded_channel::<(Signal, Option<tokio::sync::oneshot::Sender<bool>>)>();
         tokio::spawn(async move {
             while let Some((signal, done)) = rx.recv().await {
-                if let Err(e) = send(&remote, pgid, signal).await {
+                let sent = send(&remote, pgid, signal).await;
+                if let Err(e) = &sent {
                     said(format!(
                         "{} to {} did not arrive: {e}",
                         signal.as_str(),
@@ -121,7 +122,7 @@ impl Signals {
                     ));
                 }
                 if let Some(done) = done {
-                    let _ = done.send(());
+                    let _ = done.send(sent.is_ok());
                 }
             }
         });
@@ -133,12 +134,14 @@ impl Signals {
         let _ = self.0.send((signal, None));
     }
 
-    /// Queues `signal` and waits until it was sent (or given up).
-    pub async fn send_and_wait(&self, signal: Signal) {
+    /// Queues `signal` and waits until it was sent; false if it could not be (the host out of
+    /// reach). A process group already gone counts as sent.
+    pub async fn send_and_wait(&self, signal: Signal) -> bool {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.0.send((signal, Some(tx))).is_ok() {
-            let _ = rx.await;
+        if self.0.send((signal, Some(tx))).is_err() {
+            return false;
         }
+        rx.await.unwrap_or(false)
     }
 }
 
@@ -154,6 +157,13 @@ async fn send(remote: &Remote, pgid: u32, signal: Signal) -> Result<(), String> 
         Err(_) => Err(format!("ssh gave no answer in {SIGNAL_TIMEOUT:?}")),
         Ok(Err(e)) => Err(format!("cannot run ssh: {e}")),
         Ok(Ok(out)) if out.status.success() => Ok(()),
+        // ssh itself worked, and the group is gone already.
+        Ok(Ok(out))
+            if out.status.code() != Some(255)
+                && String::from_utf8_lossy(&out.stderr).contains("No such process") =>
+        {
+            Ok(())
+        }
         Ok(Ok(out)) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
     }
 }
