@@ -165,28 +165,17 @@ impl NodeControl {
     }
 }
 
-/// Reads `skew <ms>` lines from stdin into `control`; cancels `shutdown` when stdin closes.
+/// Reads control lines from stdin into `control` (see [`obey`]); cancels `shutdown` when stdin
+/// closes.
 pub async fn follow_stdin(control: NodeControl, shutdown: CancellationToken) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         match lines.next_line().await {
-            Ok(Some(line)) => match line.split_whitespace().collect::<Vec<_>>()[..] {
-                ["skew", ms] => match ms.parse::<i64>() {
-                    Ok(ms) => {
-                        info!(offset_ms = ms, "clock skewed");
-                        control.set_skew(ms);
-                    }
-                    Err(_) => warn!("control: bad skew `{ms}`"),
-                },
-                ["speed", scale] => match scale.parse::<f64>() {
-                    Ok(scale) if scale.is_finite() && scale > 0.0 => {
-                        info!(scale, "the cluster's pace changed");
-                        control.pace().set_scale(scale);
-                    }
-                    _ => warn!("control: bad speed `{scale}`"),
-                },
-                _ => warn!("control: unknown command `{line}`"),
-            },
+            Ok(Some(line)) => {
+                if let Err(e) = obey(&control, &line) {
+                    warn!("control: {e}");
+                }
+            }
             Ok(None) | Err(_) => {
                 info!("control channel closed: the launcher is gone, stopping");
                 shutdown.cancel();
@@ -196,9 +185,55 @@ pub async fn follow_stdin(control: NodeControl, shutdown: CancellationToken) {
     }
 }
 
+/// Carries out one control line: `skew <ms>` (the clock's offset) or `speed <scale>` (the
+/// pace). Anything else is refused with what was wrong; the node runs on as it was.
+pub fn obey(control: &NodeControl, line: &str) -> Result<(), String> {
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["skew", ms] => {
+            let ms = ms
+                .parse::<i64>()
+                .map_err(|_| format!("bad skew `{ms}`: expected milliseconds"))?;
+            info!(offset_ms = ms, "clock skewed");
+            control.set_skew(ms);
+            Ok(())
+        }
+        ["speed", scale] => match scale.parse::<f64>() {
+            Ok(value) if value.is_finite() && value > 0.0 => {
+                info!(scale = value, "the cluster's pace changed");
+                control.pace().set_scale(value);
+                Ok(())
+            }
+            _ => Err(format!("bad speed `{scale}`: expected a number above 0")),
+        },
+        _ => Err(format!("unknown command `{line}`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_lines_are_obeyed_and_garbage_is_refused_without_a_change() {
+        let (control, _switch) = NodeControl::new();
+        assert_eq!(obey(&control, "skew -250"), Ok(()));
+        assert_eq!(control.skew(), -250);
+        assert_eq!(obey(&control, "speed 0.2"), Ok(()));
+        assert_eq!(control.pace().scale(), 0.2);
+        for (line, said) in [
+            ("skew soon", "bad skew `soon`"),
+            ("speed fast", "bad speed `fast`"),
+            ("speed -1", "bad speed `-1`"),
+            ("speed NaN", "bad speed `NaN`"),
+            ("dance", "unknown command `dance`"),
+            ("", "unknown command ``"),
+        ] {
+            let e = obey(&control, line).unwrap_err();
+            assert!(e.contains(said), "{line}: {e}");
+        }
+        assert_eq!(control.skew(), -250);
+        assert_eq!(control.pace().scale(), 0.2);
+    }
 
     #[tokio::test]
     async fn skew_shifts_now_and_pause_blocks_until_resumed() {
