@@ -26,8 +26,10 @@ use crate::topology::Remote;
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `ssh` with the options every call shares: never a password prompt, a new host's key
-/// accepted once, a dead link noticed within 15 s.
-pub fn ssh(remote: &Remote) -> Command {
+/// accepted once, a dead link noticed within 15 s; and with `multiplex` (a directory for the
+/// control sockets), one connection per host shared by the node's session and its signals, so a
+/// kill or a pause arrives in milliseconds rather than a new connection's time.
+pub fn ssh(remote: &Remote, multiplex: Option<&std::path::Path>) -> Command {
     let mut command = Command::new("ssh");
     command.args([
         "-o",
@@ -41,6 +43,20 @@ pub fn ssh(remote: &Remote) -> Command {
         "-o",
         "LogLevel=ERROR",
     ]);
+    // A control socket's path must fit a socket address (about 100 bytes): without room, each
+    // call connects on its own.
+    if let Some(dir) = multiplex
+        && dir.as_os_str().len() + 45 < 100
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        command
+            .arg("-o")
+            .arg("ControlMaster=auto")
+            .arg("-o")
+            .arg(format!("ControlPath={}/%C", dir.display()))
+            .arg("-o")
+            .arg("ControlPersist=no");
+    }
     if let Some(port) = remote.port {
         command.arg("-p").arg(port.to_string());
     }
@@ -108,12 +124,17 @@ pub struct Signals(mpsc::UnboundedSender<(Signal, Option<tokio::sync::oneshot::S
 impl Signals {
     /// A queue for the node whose process group on `remote` is `pgid`; what goes wrong is
     /// handed to `said` (one line).
-    pub fn start(remote: Remote, pgid: u32, said: impl Fn(String) + Send + 'static) -> Signals {
+    pub fn start(
+        remote: Remote,
+        pgid: u32,
+        multiplex: Option<std::path::PathBuf>,
+        said: impl Fn(String) + Send + 'static,
+    ) -> Signals {
         let (tx, mut rx) =
             mpsc::unbounded_channel::<(Signal, Option<tokio::sync::oneshot::Sender<bool>>)>();
         tokio::spawn(async move {
             while let Some((signal, done)) = rx.recv().await {
-                let sent = send(&remote, pgid, signal).await;
+                let sent = send(&remote, pgid, signal, multiplex.as_deref()).await;
                 if let Err(e) = &sent {
                     said(format!(
                         "{} to {} did not arrive: {e}",
@@ -146,9 +167,14 @@ impl Signals {
 }
 
 /// `kill -SIG -- -PGID` on the remote host.
-async fn send(remote: &Remote, pgid: u32, signal: Signal) -> Result<(), String> {
+async fn send(
+    remote: &Remote,
+    pgid: u32,
+    signal: Signal,
+    multiplex: Option<&std::path::Path>,
+) -> Result<(), String> {
     let number = signal as i32;
-    let mut command = ssh(remote);
+    let mut command = ssh(remote, multiplex);
     command
         .arg(format!("kill -{number} -- -{pgid}"))
         .stdin(std::process::Stdio::null())

@@ -518,7 +518,8 @@ impl Supervisor {
                     start.connect_to.as_deref(),
                     start.chat_links.as_deref(),
                 );
-                let mut command = super::remote::ssh(&remote);
+                let mut command =
+                    super::remote::ssh(&remote, Some(&self.options.state_dir.join("ssh")));
                 command.arg(super::remote::node_script(&remote, name, &args));
                 command
             }
@@ -592,9 +593,15 @@ impl Supervisor {
             return;
         }
         let node = name.to_string();
-        m.signals = Some(super::remote::Signals::start(remote, pid, move |why| {
-            warn!(node = %node, "{why}");
-        }));
+        let multiplex = Some(self.options.state_dir.join("ssh"));
+        m.signals = Some(super::remote::Signals::start(
+            remote,
+            pid,
+            multiplex,
+            move |why| {
+                warn!(node = %node, "{why}");
+            },
+        ));
     }
 
     /// Reads a child's output into the logs (its `READY` line says it is up) and reports its
