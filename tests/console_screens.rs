@@ -224,5 +224,11 @@ fn a_replay_shows_its_scrubber_with_the_marks() {
             goto: None,
         });
         insta::assert_snapshot!(format!("replay_{w}x{h}"), render(&mut app, w, h));
+        // Its `?` help begins with the replay's own keys.
+        update(&mut app, Action::Help);
+        let help = render(&mut app, w, h);
+        assert!(help.contains("a recording, read-only:"), "{help}");
+        assert!(help.contains("Space  play or pause"), "{help}");
+        update(&mut app, Action::Back);
     }
 }

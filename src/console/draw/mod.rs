@@ -134,7 +134,7 @@ pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
         scrubber::draw(s, &palette, frame, rect);
     }
     match &app.mode {
-        Mode::Help(top) => overlays::help(bindings, *top, &palette, frame),
+        Mode::Help(top) => overlays::help(bindings, *top, app.scrubber.is_some(), &palette, frame),
         Mode::Submit(form) => overlays::submit_form(form, &palette, frame),
         Mode::JobDetail(id) => jobs::detail(app, *id, &palette, frame),
         Mode::NodeDetail(name) => nodes::detail(app, name, &palette, frame),

@@ -153,23 +153,33 @@ pub fn completions(app: &App, palette: &Palette, frame: &mut Frame, status: Rect
 
 /// Every key, from the same table the console uses, and the `:` commands; scrolled when the
 /// terminal is short.
-pub fn help(bindings: &[Binding], top: u16, palette: &Palette, frame: &mut Frame) {
-    let mut lines: Vec<Line> = bindings
-        .iter()
-        .map(|b| {
-            let scope = match b.scope {
-                Scope::Global => String::new(),
-                Scope::In(p) => format!(" ({})", p.title()),
-            };
-            Line::from(vec![
-                Span::styled(
-                    format!("{:>7}  ", b.key_label()),
-                    Style::default().add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(format!("{}{scope}", b.help)),
-            ])
-        })
-        .collect();
+pub fn help(bindings: &[Binding], top: u16, replaying: bool, palette: &Palette, frame: &mut Frame) {
+    let bold = Style::default().add_modifier(Modifier::BOLD);
+    // A replay's own keys first: the rest only look (the keys that act say they cannot).
+    let mut lines: Vec<Line> = Vec::new();
+    if replaying {
+        lines.push(Line::styled("  a recording, read-only:", bold));
+        for (key, does) in crate::console::replay::KEYS {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{key:>7}  "), bold),
+                Span::raw(does),
+            ]));
+        }
+        lines.push(Line::from(""));
+    }
+    lines.extend(bindings.iter().map(|b| {
+        let scope = match b.scope {
+            Scope::Global => String::new(),
+            Scope::In(p) => format!(" ({})", p.title()),
+        };
+        Line::from(vec![
+            Span::styled(
+                format!("{:>7}  ", b.key_label()),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(format!("{}{scope}", b.help)),
+        ])
+    }));
     lines.push(Line::from(""));
     lines.push(Line::styled(
         "  the : command line (Tab completes names):",

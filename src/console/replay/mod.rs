@@ -28,6 +28,19 @@ use super::draw;
 use super::keymap::{Action, Binding};
 use super::update::update;
 
+/// A replay's own keys and what they do, for the `?` help (in the order [`key`] reads them).
+pub const KEYS: [(&str, &str); 6] = [
+    ("← →", "a second back or on (Shift: ten)"),
+    ("Space", "play or pause"),
+    ("+ -", "faster or slower, ¼× to 16×"),
+    (
+        "[ ]",
+        "the mark before or after: ✕ a fault, ⇄ a failover, ! an alarm",
+    ),
+    ("g", "go to a time: 12.5s, 1m30s, 1:30, +5s, -2s"),
+    ("q", "leave the replay"),
+];
+
 /// Slowest and fastest play.
 pub const SPEEDS: (f64, f64) = (0.25, 16.0);
 
