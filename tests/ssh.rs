@@ -152,10 +152,11 @@ fn user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Node processes started over ssh that are still running.
-fn remote_nodes_left() -> usize {
-    live_processes(|cmdline| cmdline.contains("--report-pid") && cmdline.contains("tcluster."))
-        .len()
+/// Node processes of cluster `system` started over ssh that are still running (their directory
+/// there is named after the system).
+fn remote_nodes_left(system: &str) -> usize {
+    let dir = format!("/tcluster-{system}.");
+    live_processes(|cmdline| cmdline.contains("--report-pid") && cmdline.contains(&dir)).len()
 }
 
 #[test]
@@ -234,7 +235,7 @@ scenario faults {{
     );
     // Nothing is left running on the "other host".
     wait_until("every node started over ssh is gone", || {
-        (remote_nodes_left() == 0).then_some(())
+        (remote_nodes_left("SshLab") == 0).then_some(())
     });
 }
 
@@ -415,7 +416,7 @@ scenario faults {{
         );
     }
     wait_until("every node started over ssh is gone", || {
-        (remote_nodes_left() == 0).then_some(())
+        (remote_nodes_left("SshNetns") == 0).then_some(())
     });
 }
 
@@ -503,6 +504,6 @@ policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
     let status = run.wait().unwrap();
     assert!(status.success(), "{seen}");
     wait_until("every node started over ssh is gone", || {
-        (remote_nodes_left() == 0).then_some(())
+        (remote_nodes_left("SshLost") == 0).then_some(())
     });
 }

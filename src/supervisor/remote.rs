@@ -90,21 +90,33 @@ fn expand_home(path: &str) -> String {
     }
 }
 
-/// The remote shell script that starts built-in node `name` with these arguments (each quoted
-/// for the remote shell).
-pub fn node_script(remote: &Remote, name: &str, args: &[String]) -> String {
+/// The remote shell script that starts built-in node `name` of cluster `system` with these
+/// arguments (each quoted for the remote shell). Its directory there is named after the system
+/// (`/tmp/tcluster-LectureCluster.Xa3f9Q`), so whoever looks at that machine sees whose it is.
+pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -> String {
+    let system: String = system
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     let quote = |s: &str| shlex::try_quote(s).map_or_else(|_| "''".to_string(), |q| q.into_owned());
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     format!(
         "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY; \
          IFS= read -r topology || exit 70; \
-         dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster.XXXXXX\") || exit 71; \
+         dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster-{system}.XXXXXX\") || exit 71; \
          printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72; \
          {binary} node \"$dir/topology.top\" --name {name} --report-pid --control-stdin \
          --log-format json --state-dir \"$dir/state\" {args}; status=$?; \
          rm -rf \"$dir\"; exit $status",
         binary = quote(&remote.binary),
         name = quote(name),
+        system = system,
         args = args.join(" "),
     )
 }
@@ -206,7 +218,13 @@ mod tests {
     #[test]
     fn the_script_quotes_what_it_passes_on() {
         let remote = Remote::parse("ssh://student@lab-12:2222").unwrap();
-        let script = node_script(&remote, "worker-1", &["--coordinator".into(), "a b".into()]);
+        let script = node_script(
+            &remote,
+            "Lab $(x)",
+            "worker-1",
+            &["--coordinator".into(), "a b".into()],
+        );
+        assert!(script.contains("/tcluster-Lab___x_.XXXXXX"), "{script}");
         assert!(script.contains("tcluster node \"$dir/topology.top\" --name worker-1"));
         assert!(script.contains("--coordinator 'a b'"));
         // The peer key is read from stdin, never written on the command line.

@@ -520,7 +520,8 @@ impl Supervisor {
                 );
                 let mut command =
                     super::remote::ssh(&remote, Some(&self.options.state_dir.join("ssh")));
-                command.arg(super::remote::node_script(&remote, name, &args));
+                let system = &self.topology.globals.system_name;
+                command.arg(super::remote::node_script(&remote, system, name, &args));
                 command
             }
             None => {
