@@ -152,6 +152,25 @@ fn user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `tcluster run TOPOLOGY --headless ARGS…` for `text` in `dir`, with the test's `ssh` first on
+/// PATH (its key and known hosts) and the state in `dir/state`.
+fn headless_over_ssh(dir: &Path, text: &str, args: &[&str]) -> Command {
+    let topology = topology(dir, text);
+    let path = format!(
+        "{}:{}",
+        dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = tcluster();
+    command
+        .args(["run", topology.to_str().unwrap(), "--headless"])
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("PATH", path);
+    command
+}
+
 /// Node processes of cluster `system` started over ssh that are still running (their directory
 /// there is named after the system).
 fn remote_nodes_left(system: &str) -> usize {
@@ -183,23 +202,7 @@ scenario faults {{
         key = dir.path().join("user_key").display(),
         binary = env!("CARGO_BIN_EXE_tcluster"),
     );
-    let topology = topology(dir.path(), &text);
-    let path = format!(
-        "{}:{}",
-        dir.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            "faults",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("PATH", path)
+    let out = headless_over_ssh(dir.path(), &text, &["--scenario", "faults"])
         .output()
         .unwrap();
     let mut stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -373,23 +376,7 @@ scenario faults {{
         key = dir.path().join("user_key").display(),
         binary = env!("CARGO_BIN_EXE_tcluster"),
     );
-    let topology = topology(dir.path(), &text);
-    let path = format!(
-        "{}:{}",
-        dir.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--scenario",
-            "faults",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("PATH", path)
+    let out = headless_over_ssh(dir.path(), &text, &["--scenario", "faults"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -438,23 +425,7 @@ policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
         key = dir.path().join("user_key").display(),
         binary = env!("CARGO_BIN_EXE_tcluster"),
     );
-    let topology = topology(dir.path(), &text);
-    let path = format!(
-        "{}:{}",
-        dir.path().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut run = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--for",
-            "12s",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .env("PATH", path)
+    let mut run = headless_over_ssh(dir.path(), &text, &["--for", "12s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
