@@ -454,19 +454,7 @@ fn the_timeline_looks_back_and_the_cluster_slows_down_and_speeds_up() {
     quit_and_see_every_node_gone(&mut child, &mut press, &topology);
 
     // The run replays from its state directory.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tcluster"))
-        .args([
-            "replay",
-            dir.path().join("state").to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::replay_ok(&[dir.path().join("state").to_str().unwrap(), "--json"]);
+    let state: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(state["system"], "PtyDemo");
 }

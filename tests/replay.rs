@@ -11,16 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use nix::sys::signal::Signal;
 
-/// `tcluster replay ARGS…`: (exit code, stdout, stderr).
-fn replay(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tcluster().arg("replay").args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_run_killed_with_sigkill_replays_up_to_its_end() {
     let dir = tempfile::tempdir().unwrap();

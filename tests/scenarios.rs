@@ -121,31 +121,14 @@ fn the_demo_lecture_says_only_what_the_class_will_see() {
 
 /// `tcluster replay STATE --at T --json`: the state at a moment of the recording.
 fn replayed(state: &std::path::Path, at: &str) -> serde_json::Value {
-    let out = tcluster()
-        .args(["replay", state.to_str().unwrap(), "--at", at, "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = replay_ok(&[state.to_str().unwrap(), "--at", at, "--json"]);
+    serde_json::from_str(&out).unwrap()
 }
 
 /// The row of `node` in the Nodes pane of `tcluster replay STATE --at T --dump`.
 fn dumped_row(state: &std::path::Path, at: &str, node: &str) -> String {
-    let out = tcluster()
-        .args(["replay", state.to_str().unwrap(), "--at", at, "--dump"])
-        .args(["--size", "120x36"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let state = state.to_str().unwrap();
+    let screen = replay_ok(&[state, "--at", at, "--dump", "--size", "120x36"]);
     screen
         .lines()
         .find(|l| l.contains(&format!("┃{node} ")))

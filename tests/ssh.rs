@@ -254,19 +254,10 @@ node local {{ type worker }}
 node far {{ type worker; host \"ssh://nobody@127.0.0.1:{port}\" }}
 "
     );
-    let topology = topology(dir.path(), &text);
-    let out = tcluster()
-        .args([
-            "run",
-            topology.to_str().unwrap(),
-            "--headless",
-            "--for",
-            "5s",
-        ])
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
+    let out = headless_over_ssh(dir.path(), &text, &["--for", "5s"])
         .output()
         .unwrap();
+    let topology = dir.path().join("test.top");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

@@ -200,6 +200,23 @@ pub fn node_pid(topology: &Path, name: &str) -> Option<i32> {
     })
 }
 
+/// `tcluster replay ARGS…`: (exit code, stdout, stderr).
+pub fn replay(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tcluster().arg("replay").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `tcluster replay ARGS…` that must succeed: its stdout.
+pub fn replay_ok(args: &[&str]) -> String {
+    let (code, out, err) = replay(args);
+    assert_eq!(code, Some(0), "tcluster replay {}: {err}", args.join(" "));
+    out
+}
+
 /// Processes alive (not zombies) whose command line, its words joined by spaces, satisfies
 /// `wanted`.
 pub fn live_processes(wanted: impl Fn(&str) -> bool) -> Vec<u32> {
