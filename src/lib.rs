@@ -56,5 +56,6 @@ pub mod protocol;
 pub mod role;
 pub mod state_dir;
 pub mod supervisor;
+pub mod tls;
 pub mod topology;
 pub mod view;

@@ -104,6 +104,23 @@ impl Topology {
             .iter()
             .find(|c| c.from == from && c.to == to)
     }
+
+    /// Whether server `name`'s port speaks TLS only: `set TLS "on"`, or a connection marked
+    /// `encrypted true` that touches it. A port cannot tell its peers apart before they speak,
+    /// so every link to an encrypted server is encrypted (both hops of a shaped link).
+    pub fn encrypted(&self, name: &str) -> bool {
+        self.node(name).is_some_and(Node::listens)
+            && (self.globals.tls
+                || self
+                    .connections
+                    .iter()
+                    .any(|c| c.link.encrypted && (c.from == name || c.to == name)))
+    }
+
+    /// The servers whose ports speak TLS only, in file order.
+    pub fn encrypted_servers(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| self.encrypted(&n.name))
+    }
 }
 
 /// The cluster of nodes that do not say `cluster NAME`.
@@ -130,6 +147,11 @@ pub struct Globals {
     pub time_scale: f64,
     /// `STATE_DIR`: where journals, chat history and logs are kept, if set.
     pub state_dir: Option<String>,
+    /// `TLS "on"`: every link is encrypted.
+    pub tls: bool,
+    /// `TLS_DIR`: the lab's own certificates (`ca.pem`, and `NODE.pem` with `NODE.key` for each
+    /// encrypted server) instead of those tcluster makes.
+    pub tls_dir: Option<String>,
 }
 
 /// `LOG_LEVEL` values.
@@ -460,7 +482,7 @@ pub struct Link {
     pub jitter: Duration,
     /// Share of messages dropped.
     pub loss: Percent,
-    /// `encrypted` (shown, not applied).
+    /// `encrypted`: the servers at its ends speak TLS only (see [`Topology::encrypted`]).
     pub encrypted: bool,
 }
 

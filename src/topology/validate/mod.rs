@@ -173,6 +173,21 @@ pub fn validate(
                 ),
         );
     }
+    // TLS runs over TCP: a heartbeat datagram would cross an encrypted link in the clear.
+    if topology.policies.heartbeat.udp
+        && let Some(server) = topology.encrypted_servers().next()
+        && let Some(span) = policy_spans.get("heartbeat")
+    {
+        v.diags.push(
+            Diagnostic::error(*span, "heartbeats over UDP cannot cross an encrypted link")
+                .with_label(format!(
+                    "`{}` is encrypted (TLS runs over TCP), and these heartbeats would go to it \
+                     in the clear",
+                    server.name
+                ))
+                .with_hint("leave out `transport udp`, or the encryption"),
+        );
+    }
     diagnostics.sort_by_key(|d| d.span.start);
     topology
 }
@@ -296,6 +311,21 @@ impl Validator<'_> {
                 self.error(span, "STATE_DIR is empty", "give a directory")
             }
             "STATE_DIR" => globals.state_dir = Some(value.to_string()),
+            "TLS" => match value {
+                "on" => globals.tls = true,
+                "off" => globals.tls = false,
+                _ => self.error(
+                    span,
+                    format!("TLS must be \"on\" or \"off\", found `{value}`"),
+                    "\"on\" encrypts every link (TLS 1.3)",
+                ),
+            },
+            "TLS_DIR" if value.is_empty() => self.error(
+                span,
+                "TLS_DIR is empty",
+                "leave it out (tcluster makes the certificates), or name a directory",
+            ),
+            "TLS_DIR" => globals.tls_dir = Some(value.to_string()),
             _ => {}
         }
     }
