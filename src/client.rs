@@ -6,8 +6,6 @@
 
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
 
 use crate::clock::LamportClock;
@@ -60,8 +58,8 @@ pub const PEER_SECRET_HINT: &str = "the two do not share the peer secret: server
 
 /// A connection to a server: a coordinator or a chat server.
 pub struct Client {
-    lines: FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
-    write: OwnedWriteHalf,
+    lines: FramedRead<crate::tls::Reader, AnyDelimiterCodec>,
+    write: crate::tls::Writer,
     name: String,
     clock: LamportClock,
 }
@@ -87,14 +85,14 @@ impl Client {
         key: Option<(&str, PeerRole)>,
         timeout: std::time::Duration,
     ) -> Result<Client, ClientError> {
-        let stream = TcpStream::connect(addr)
+        // TLS when `addr` is an encrypted server's (the process's trust table says so).
+        let stream = crate::tls::dial(addr)
             .await
             .map_err(|source| ClientError::Connect {
                 addr: addr.to_string(),
                 source,
             })?;
-        let _ = stream.set_nodelay(true);
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = stream.split();
         let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
         if let Some((key, role)) = key {
             handshake::prove_within(&mut lines, &mut write, key, name, role, timeout).await?;

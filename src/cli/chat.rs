@@ -302,6 +302,7 @@ async fn chat(
                     throttled,
                     evicted,
                     duplicates,
+                    plaintext,
                 },
             ) = (json, ask(&mut client, Message::ChatStats, json).await?)
             {
@@ -319,6 +320,11 @@ async fn chat(
                 outln!(
                     "evicted    {evicted} (connections that never logged in, closed to make room)"
                 );
+                if plaintext > 0 {
+                    outln!(
+                        "plaintext  {plaintext} (connections refused: they did not speak TLS to this encrypted port)"
+                    );
+                }
             }
         }
         ChatCommand::Users => {

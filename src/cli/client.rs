@@ -102,6 +102,7 @@ pub fn run(args: ClientArgs) -> ExitCode {
     let Some((topology, _)) = super::check::load(&args.topology) else {
         return ExitCode::from(1);
     };
+    super::trust_cluster(&topology, args.state_dir.as_deref());
     // Chat commands talk to a chat server, not to the coordinator.
     let command = match args.command {
         Some(ClientCommand::Chat(chat)) => {
@@ -657,8 +658,16 @@ fn report_text(r: &StatusReport) -> String {
     let refused = if f.is_empty() {
         String::new()
     } else {
+        let plaintext = if f.plaintext > 0 {
+            format!(
+                ", {} plaintext connections to an encrypted port",
+                f.plaintext
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "  refused: {} stamps from too far ahead, {} messages from peers that may not send them, {} failed proofs, {} requests over a limit\n",
+            "  refused: {} stamps from too far ahead, {} messages from peers that may not send them, {} failed proofs, {} requests over a limit{plaintext}\n",
             f.clock, f.rules, f.auth, f.limits
         )
     };

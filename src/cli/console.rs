@@ -79,7 +79,10 @@ pub fn open(
 pub fn attach(args: AttachArgs) -> ExitCode {
     let secret = match &args.topology {
         Some(path) => match super::check::load(path) {
-            Some((topology, _)) => topology.globals.cluster_secret,
+            Some((topology, _)) => {
+                super::trust_cluster(&topology, None);
+                topology.globals.cluster_secret
+            }
             None => return ExitCode::from(1),
         },
         None => None,

@@ -158,6 +158,18 @@ pub struct NodeArgs {
     #[arg(long, value_name = "HOST:PORT,…")]
     pub chat: Option<String>,
 
+    /// Encrypted links: check servers against this CA certificate (PEM).
+    #[arg(long, value_name = "FILE", env = "TCLUSTER_CA")]
+    pub ca: Option<PathBuf>,
+
+    /// An encrypted server: its certificate chain (PEM).
+    #[arg(long, value_name = "FILE", env = "TCLUSTER_CERT")]
+    pub cert: Option<PathBuf>,
+
+    /// An encrypted server: its private key (PEM).
+    #[arg(long, value_name = "FILE", env = "TCLUSTER_KEY")]
+    pub key: Option<PathBuf>,
+
     /// Take commands from stdin (`skew <ms>`) and stop when stdin closes: how a launcher
     /// controls its nodes and makes sure none outlives it.
     #[arg(long)]
@@ -205,6 +217,35 @@ pub fn running_servers(
     servers.sort_by_key(|(name, _)| **name != record.primary);
     let servers: Vec<String> = servers.into_iter().map(|(_, a)| a.clone()).collect();
     (!servers.is_empty()).then_some(servers)
+}
+
+/// Registers the encrypted servers of the topology's cluster in this process's trust table, as
+/// the running cluster's `run.json` places them and as the topology does, to be checked
+/// against the cluster's CA: `tcluster client` and `tcluster chat` then speak TLS to them.
+pub fn trust_cluster(topology: &crate::topology::Topology, dir: Option<&std::path::Path>) {
+    if topology.encrypted_servers().next().is_none() {
+        return;
+    }
+    let state_dir = state_dir_of(topology, dir);
+    let ca = crate::tls::Pki::located(topology, &state_dir).ca();
+    let connector = match crate::tls::Connector::from_ca_file(&ca) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: this topology's links are encrypted, but {e}");
+            return;
+        }
+    };
+    let placed = topology
+        .encrypted_servers()
+        .filter_map(|n| Some((n.name.clone(), format!("{}:{}", n.address, n.port?))));
+    let running = crate::state_dir::read_record(&state_dir)
+        .into_iter()
+        .flat_map(|r| r.servers.into_iter());
+    for (name, addr) in placed.chain(running) {
+        if topology.encrypted(&name) {
+            crate::tls::trust(&addr, &name, &connector).keep();
+        }
+    }
 }
 
 /// Where chat requests go in a running cluster: its brokers if the topology has any, else its

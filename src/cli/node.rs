@@ -57,6 +57,11 @@ pub fn run(args: NodeArgs) -> ExitCode {
         control: NodeControl::with_pace(crate::clock::Pace::new(topology.policies.time.scale)).0,
         ready: None,
         state_dir: args.state_dir.clone(),
+        tls: crate::tls::TlsFiles {
+            ca: args.ca.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+        },
     };
     let follow_stdin = args.control_stdin;
     let code = runtime.block_on(async {

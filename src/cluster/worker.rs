@@ -91,6 +91,9 @@ pub struct Refusals {
     /// Requests over a limit: subscribers past the quota, jobs past the open-job bound.
     #[serde(default)]
     pub limits: u64,
+    /// Connections that spoke plaintext to an encrypted port.
+    #[serde(default)]
+    pub plaintext: u64,
 }
 
 impl Refusals {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, accept};
+use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
 use super::control::NodeControl;
 use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::role::ConnId;
@@ -49,13 +49,13 @@ impl From<ConnNews> for BrokerEvent {
 /// `host:port`), in the order of `config.servers`.
 pub async fn run(
     config: BrokerConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     servers: Vec<String>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {
     let span = tracing::info_span!("node", node = %config.name);
-    serve(config, listener, servers, control, shutdown)
+    serve(config, (listener, tls), servers, control, shutdown)
         .instrument(span)
         .await
 }
@@ -65,7 +65,7 @@ type Upstream = (Option<mpsc::UnboundedSender<Message>>, CancellationToken);
 
 struct Driver {
     broker: Broker,
-    open: OpenSockets,
+    port: Port,
     /// Where each chat server listens (by index).
     servers: Vec<String>,
     secret: Option<String>,
@@ -78,11 +78,13 @@ struct Driver {
     control: NodeControl,
     started: Instant,
     next_conn: ConnId,
+    /// Connections refused for speaking plaintext to this encrypted port.
+    plaintext: u64,
 }
 
 async fn serve(
     config: BrokerConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     servers: Vec<String>,
     control: NodeControl,
     shutdown: CancellationToken,
@@ -92,7 +94,10 @@ async fn serve(
         secret: config.secret.clone(),
         peer_key: config.peer_key.clone(),
         broker: Broker::new(config),
-        open: OpenSockets::default(),
+        port: Port {
+            open: OpenSockets::default(),
+            tls,
+        },
         servers,
         writers: HashMap::new(),
         ups: HashMap::new(),
@@ -101,6 +106,7 @@ async fn serve(
         control: control.clone(),
         started: Instant::now(),
         next_conn: 1,
+        plaintext: 0,
     };
     let mut pause = control;
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
@@ -114,7 +120,7 @@ async fn serve(
             biased;
             _ = shutdown.cancelled() => break,
             accepted = async {
-                driver.open.room_below(MAX_CLIENTS + ACCEPT_SLACK).await;
+                driver.port.open.room_below(MAX_CLIENTS + ACCEPT_SLACK).await;
                 listener.accept().await
             } => {
                 match accepted {
@@ -124,7 +130,7 @@ async fn serve(
                         peer,
                         &driver.inputs_tx,
                         &driver.shutdown,
-                        &driver.open,
+                        &driver.port,
                     ),
                     Err(e) => {
                         warn!("accept failed: {e}");
@@ -185,6 +191,15 @@ impl Driver {
             BrokerEvent::Conn(ConnNews::Closed) => {
                 self.writers.remove(&conn);
                 Input::Closed(conn)
+            }
+            BrokerEvent::Conn(ConnNews::Plaintext(peer)) => {
+                self.plaintext += 1;
+                warn!(
+                    %peer,
+                    refused = self.plaintext,
+                    "refused a plaintext connection: this port is encrypted (TLS)"
+                );
+                return None;
             }
             BrokerEvent::UpOpened(server, tx) => {
                 let up = self.ups.get_mut(&(conn, server))?;

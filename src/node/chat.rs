@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, accept};
+use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
@@ -53,14 +53,14 @@ impl From<ConnNews> for ChatEvent {
 /// (`name`, `host:port`).
 pub async fn run(
     config: ChatConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     peers: Vec<(String, String)>,
     history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {
     let span = tracing::info_span!("node", node = %config.name);
-    serve(config, listener, peers, history, control, shutdown)
+    serve(config, (listener, tls), peers, history, control, shutdown)
         .instrument(span)
         .await
 }
@@ -68,8 +68,9 @@ pub async fn run(
 /// What the chat server's loop owns besides the server.
 struct Driver {
     server: ChatServer,
-    /// Sockets held open now: no more are accepted past the connection limit (and a little).
-    open: OpenSockets,
+    /// Sockets held open now (no more are accepted past the connection limit, and a little),
+    /// and TLS if the port is encrypted.
+    port: Port,
     store: Option<ChatHistory>,
     writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
     /// The links to the other chat servers that are up.
@@ -85,7 +86,7 @@ struct Driver {
 
 async fn serve(
     config: ChatConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     peers: Vec<(String, String)>,
     history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,
@@ -119,7 +120,10 @@ async fn serve(
     let mut ticker = tokio::time::interval(Duration::from_millis(100));
     let mut driver = Driver {
         server,
-        open: OpenSockets::default(),
+        port: Port {
+            open: OpenSockets::default(),
+            tls,
+        },
         store,
         writers: HashMap::new(),
         peer_links: HashMap::new(),
@@ -139,7 +143,7 @@ async fn serve(
             biased;
             _ = shutdown.cancelled() => break,
             accepted = async {
-                driver.open.room_below(driver.server.max_connections() + ACCEPT_SLACK).await;
+                driver.port.open.room_below(driver.server.max_connections() + ACCEPT_SLACK).await;
                 listener.accept().await
             } => {
                 match accepted {
@@ -180,7 +184,7 @@ impl Driver {
             peer,
             &self.inputs_tx,
             &self.shutdown,
-            &self.open,
+            &self.port,
         );
     }
 
@@ -297,6 +301,7 @@ fn event_input(
             writers.remove(&conn);
             Input::Disconnected(conn)
         }
+        ChatEvent::Conn(ConnNews::Plaintext(peer)) => Input::Plaintext(peer.to_string()),
         ChatEvent::PeerUp(peer, tx) => {
             peer_links.insert(peer.clone(), tx);
             Input::PeerUp(peer)

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use crate::protocol::message::Envelope;
 use crate::protocol::{Dialect, classic, decode};
 
 use crate::role::ConnId;
+use crate::tls::{Reader, Writer};
 
 /// Lines queued for one connection before it counts as too slow.
 pub const CONN_QUEUE: usize = 8192;
@@ -36,6 +36,9 @@ pub enum ConnNews {
     Invalid(String, bool),
     /// It closed.
     Closed,
+    /// A peer spoke plaintext to this encrypted port: it was told so and closed (it never
+    /// opened).
+    Plaintext(std::net::SocketAddr),
 }
 
 /// Connections the kernel completes and queues for a server before it accepts them: a burst
@@ -113,23 +116,43 @@ impl Drop for SocketHeld {
 /// still being let go (the limit's own headroom in file descriptors is larger).
 pub const ACCEPT_SLACK: usize = 32;
 
+/// Where a server accepts connections: its counts, and its TLS when its port is encrypted.
+#[derive(Clone, Default)]
+pub struct Port {
+    /// Sockets held open now.
+    pub open: OpenSockets,
+    /// TLS, when every peer must speak it.
+    pub tls: Option<crate::tls::Acceptor>,
+}
+
 /// Numbers a connection a server just accepted (from `next`) and starts its reader and writer
-/// in the current span; its news comes to `inputs`.
+/// in the current span, after its TLS handshake on an encrypted port; its news comes to
+/// `inputs`.
 pub fn accept<E: From<ConnNews> + Send + 'static>(
     next: &mut ConnId,
     stream: TcpStream,
     peer: std::net::SocketAddr,
     inputs: &mpsc::Sender<(ConnId, E)>,
     shutdown: &CancellationToken,
-    open: &OpenSockets,
+    port: &Port,
 ) {
     let conn = *next;
     *next += 1;
     debug!(conn, %peer, "connection");
-    let held = open.hold();
-    let task = connection(conn, stream, inputs.clone(), shutdown.child_token());
+    let held = port.open.hold();
+    let (inputs, cancel, tls) = (inputs.clone(), shutdown.child_token(), port.tls.clone());
     tokio::spawn(tracing::Instrument::in_current_span(async move {
-        task.await;
+        let _ = stream.set_nodelay(true);
+        match crate::tls::open(tls.as_ref(), stream).await {
+            crate::tls::Opening::Ready(stream) => {
+                let (read, write) = stream.split();
+                connection(conn, read, write, inputs, cancel).await;
+            }
+            crate::tls::Opening::Plaintext => {
+                let _ = inputs.send((conn, ConnNews::Plaintext(peer).into())).await;
+            }
+            crate::tls::Opening::Failed(why) => debug!(conn, %peer, "not opened: {why}"),
+        }
         drop(held);
     }));
 }
@@ -144,12 +167,11 @@ pub fn accept<E: From<ConnNews> + Send + 'static>(
 /// makes the kernel reset the connection, which can destroy the last reply in flight.
 pub async fn connection<E: From<ConnNews> + Send + 'static>(
     conn: ConnId,
-    stream: TcpStream,
+    read: Reader,
+    write: Writer,
     inputs: mpsc::Sender<(ConnId, E)>,
     cancel: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
     if inputs
         .send((conn, ConnNews::Opened(tx, cancel.clone()).into()))
@@ -188,7 +210,7 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
 /// stopped on a line too long to go on safely.
 async fn read_lines<E: From<ConnNews>>(
     conn: ConnId,
-    lines: &mut FramedRead<OwnedReadHalf, AnyDelimiterCodec>,
+    lines: &mut FramedRead<Reader, AnyDelimiterCodec>,
     inputs: &mpsc::Sender<(ConnId, E)>,
     said: &mut bool,
 ) -> bool {
@@ -234,7 +256,7 @@ async fn read_lines<E: From<ConnNews>>(
 
 /// Writes queued lines until the queue is closed and empty. A peer that does not read is given
 /// up on after a while, so a writer never lingers forever.
-async fn write_lines(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_lines(write: Writer, mut rx: mpsc::Receiver<Bytes>) {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     let mut out = BufWriter::new(write);
     while let Some(line) = rx.recv().await {

@@ -29,7 +29,7 @@ use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, accept};
+use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
 use super::control::NodeControl;
 use crate::journal::Journal;
 
@@ -84,14 +84,15 @@ pub fn start(
     control: NodeControl,
     shutdown: CancellationToken,
 ) -> std::io::Result<CoordinatorHandle> {
-    start_with_journal(config, listener, control, None, shutdown)
+    start_with_journal(config, (listener, None), control, None, shutdown)
 }
 
 /// Starts a coordinator that replays `journal` first and writes every durable event to it
-/// before sending the replies of the step that made it.
+/// before sending the replies of the step that made it. With an acceptor, its port speaks TLS
+/// only.
 pub fn start_with_journal(
     config: CoordinatorConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     control: NodeControl,
     journal: Option<(Journal, Vec<ClusterEvent>)>,
     shutdown: CancellationToken,
@@ -102,7 +103,7 @@ pub fn start_with_journal(
     let task = tokio::spawn(
         run(
             config,
-            listener,
+            (listener, tls),
             events.clone(),
             control,
             journal,
@@ -131,8 +132,9 @@ type Writer = (mpsc::Sender<Bytes>, CancellationToken, Dialect);
 /// What the loop owns besides the coordinator.
 struct Driver {
     coordinator: Coordinator,
-    /// Sockets held open now: no more are accepted past the connection limit (and a little).
-    open: OpenSockets,
+    /// Sockets held open now (no more are accepted past the connection limit, and a little),
+    /// and TLS if the port is encrypted.
+    port: Port,
     /// The name and term its published events carry.
     name: String,
     term: u64,
@@ -154,7 +156,7 @@ struct Driver {
 
 async fn run(
     config: CoordinatorConfig,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
     watchers: broadcast::Sender<ClusterEvent>,
     control: NodeControl,
     journal: Option<(Journal, Vec<ClusterEvent>)>,
@@ -180,7 +182,10 @@ async fn run(
     let mut pause = control.clone();
     let mut driver = Driver {
         coordinator,
-        open: OpenSockets::default(),
+        port: Port {
+            open: OpenSockets::default(),
+            tls,
+        },
         name,
         term,
         journal,
@@ -211,7 +216,7 @@ async fn run(
             biased;
             _ = shutdown.cancelled() => break,
             accepted = async {
-                driver.open.room_below(driver.coordinator.config().max_connections + ACCEPT_SLACK).await;
+                driver.port.open.room_below(driver.coordinator.config().max_connections + ACCEPT_SLACK).await;
                 listener.accept().await
             } => {
                 match accepted {
@@ -253,7 +258,7 @@ impl Driver {
             peer,
             &self.inputs_tx,
             &self.shutdown,
-            &self.open,
+            &self.port,
         );
     }
 
@@ -458,6 +463,9 @@ fn input_of(
             writers.remove(&conn);
             Input::Disconnected(conn)
         }
+        ConnEvent::Conn(ConnNews::Plaintext(peer)) => Input::Plaintext {
+            peer: peer.to_string(),
+        },
     })
 }
 

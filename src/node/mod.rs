@@ -19,6 +19,7 @@ pub mod chat;
 pub mod conn;
 pub mod control;
 pub mod coordinator;
+mod secure;
 pub mod worker;
 
 pub use control::{NodeControl, PauseSwitch};
@@ -54,6 +55,14 @@ pub struct NodeOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// Told the listening address once a master is ready (for in-process launches).
     pub ready: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    /// The cluster CA, and this node's certificate and key if its port is encrypted.
+    pub tls: crate::tls::TlsFiles,
+}
+
+impl From<crate::tls::TlsError> for NodeError {
+    fn from(e: crate::tls::TlsError) -> Self {
+        NodeError::Tls(e.to_string())
+    }
 }
 
 /// Why a node could not run.
@@ -84,6 +93,9 @@ pub enum NodeError {
     /// The chat history could not be opened.
     #[error("{0}")]
     History(#[from] crate::journal::StorageError),
+    /// Its TLS could not be set up.
+    #[error("{0}")]
+    Tls(String),
     /// This kind of node cannot run yet.
     #[error(
         "`{0}` nodes are people: run `tcluster client` instead (tcluster node runs masters, workers, chat servers and bots)"
@@ -117,6 +129,8 @@ pub async fn run(
             }
         },
     })?;
+    // Held while the node runs: its dials to encrypted servers open TLS.
+    let _trusted = secure::trust_servers(topology, &options)?;
     match node.kind {
         NodeKind::Master => run_master(topology, node, options, shutdown).await,
         NodeKind::Worker => run_worker(topology, node, options, shutdown).await,
@@ -211,9 +225,10 @@ async fn run_master(
         }
         other => other,
     };
+    let tls = secure::acceptor(topology, node, &options)?;
     let handle = coordinator::start_with_journal(
         config,
-        listener,
+        (listener, tls),
         options.control.clone(),
         journal,
         shutdown,
@@ -407,10 +422,11 @@ async fn run_chat(
         Some(dir) => Some(ChatHistory::open(&chat_history_path(&dir, name))?),
         None => None,
     };
+    let tls = secure::acceptor(topology, node, &options)?;
     announce_ready(name, &options, local);
     chat::run(
         config,
-        listener,
+        (listener, tls),
         peers,
         history,
         options.control.clone(),
@@ -470,10 +486,11 @@ async fn run_broker(
             .map(|n| n.name.clone())
             .collect(),
     };
+    let tls = secure::acceptor(topology, node, &options)?;
     announce_ready(name, &options, local);
     broker::run(
         config,
-        listener,
+        (listener, tls),
         servers.into_iter().map(|(_, a)| a).collect(),
         options.control.clone(),
         shutdown,

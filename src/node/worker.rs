@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::tls::{Reader, Writer};
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
@@ -66,7 +66,7 @@ fn current(options: &WorkerOptions, target: usize) -> &str {
 const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The lines from a coordinator, and where to write to it.
-type Lines = FramedRead<OwnedReadHalf, AnyDelimiterCodec>;
+type Lines = FramedRead<Reader, AnyDelimiterCodec>;
 
 /// What the driver keeps across connections.
 struct Driver {
@@ -170,7 +170,7 @@ impl Driver {
 
     /// Feeds the worker one input and carries out what it says. Returns false if the
     /// connection broke.
-    async fn step(&mut self, input: Input, write: Option<&mut OwnedWriteHalf>) -> bool {
+    async fn step(&mut self, input: Input, write: Option<&mut Writer>) -> bool {
         self.worker.set_wall_clock(self.options.control.wall_ms());
         let mut out = self.worker.step(self.now(), input);
         for o in &out {
@@ -219,11 +219,12 @@ impl Driver {
 
     /// Connects (and proves the secret) to the current master, trying the next ones with a
     /// growing backoff until one takes; `None` once shutting down.
-    async fn connect(&mut self, shutdown: &CancellationToken) -> Option<(Lines, OwnedWriteHalf)> {
+    async fn connect(&mut self, shutdown: &CancellationToken) -> Option<(Lines, Writer)> {
         loop {
             let stream = tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                s = TcpStream::connect(self.current().to_string()) => s,
+                // TLS when the master's port is encrypted (the trust table says so).
+                s = crate::tls::dial(self.current()) => s,
             };
             let stream = match stream {
                 Ok(s) => s,
@@ -238,17 +239,20 @@ impl Driver {
                     continue;
                 }
             };
-            let _ = stream.set_nodelay(true);
             self.peer = stream.peer_addr().ok();
-            let (read, mut write) = stream.into_split();
+            let (read, mut write) = stream.split();
             let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+            // A challenge lost on the way (a cut link) is given up on as a silent coordinator
+            // would be, not after the whole handshake timeout: the next try may get through.
+            let patience = Duration::from_millis(self.options.silence_ms).min(handshake::TIMEOUT);
             if let Some(secret) = &self.options.secret
-                && let Err(e) = handshake::prove(
+                && let Err(e) = handshake::prove_within(
                     &mut lines,
                     &mut write,
                     secret,
                     &self.options.config.name,
                     PeerRole::Worker,
+                    self.options.control.pace().real(patience),
                 )
                 .await
             {
@@ -290,7 +294,7 @@ impl Driver {
     async fn session(
         &mut self,
         mut lines: Lines,
-        mut write: OwnedWriteHalf,
+        mut write: Writer,
         shutdown: &CancellationToken,
     ) -> Ended {
         if !self.step(Input::Connected, Some(&mut write)).await {
@@ -465,7 +469,7 @@ async fn act(
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     results: &mpsc::UnboundedSender<Input>,
     options: &WorkerOptions,
-    write: Option<&mut OwnedWriteHalf>,
+    write: Option<&mut Writer>,
 ) -> bool {
     let mut ok = true;
     let mut buffer = Vec::new();

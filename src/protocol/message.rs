@@ -497,6 +497,9 @@ pub enum Message {
         /// Second entries for one `chat_once` request, kept but shown to nobody.
         #[serde(default)]
         duplicates: u64,
+        /// Connections refused for speaking plaintext to this encrypted port.
+        #[serde(default)]
+        plaintext: u64,
     },
     /// Are you there?
     Ping,

@@ -32,6 +32,9 @@ pub enum LaunchError {
     /// The state directory cannot be used.
     #[error("{0}")]
     InUse(#[from] crate::state_dir::StateDirError),
+    /// The certificates of encrypted links could not be made or read.
+    #[error("encrypted links: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A running topology.
@@ -153,6 +156,7 @@ pub async fn launch(
     if topology.policies.heartbeat.udp {
         shaper.carry_datagrams();
     }
+    let tls = super::secure::LaunchTls::prepare(&topology, &options.state_dir, &mut shaper)?;
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let order = start_order(&topology, &primary);
     let nodes = order
@@ -195,6 +199,7 @@ pub async fn launch(
         },
         record: RunRecord::begin(),
         shaper,
+        tls,
         pace,
         tracker: FaultTracker::default(),
         updates: updates.clone(),

@@ -30,6 +30,7 @@ pub mod record;
 pub mod remote;
 mod report;
 pub mod scenario;
+mod secure;
 pub mod shaper;
 mod start;
 pub mod timeline;
@@ -252,6 +253,8 @@ struct Supervisor {
     /// What `run.json` says of this run.
     record: RunRecord,
     shaper: LinkShaper,
+    /// Encrypted links: the certificates, and the servers' real addresses trusted.
+    tls: secure::LaunchTls,
     /// The cluster's pace (slow motion): in-process nodes share it, processes are told.
     pace: crate::clock::Pace,
     tracker: FaultTracker,
@@ -430,6 +433,9 @@ impl Supervisor {
         let now = self.cluster_now();
         for kind in self.tracker.up(now, node) {
             self.timeline("supervisor", kind);
+        }
+        if self.nodes.get(node).is_some_and(|m| m.node.listens()) {
+            self.trust_server(node, &address);
         }
         let Some(m) = self.nodes.get_mut(node) else {
             return;

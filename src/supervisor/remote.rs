@@ -1,9 +1,9 @@
 //! Nodes on other machines (`host "ssh://user@lab-12"`), started with the system's `ssh`.
 //!
 //! ```text
-//!  tcluster ── ssh user@lab-12 sh -c SCRIPT ──▶ sh: reads the peer key and the topology from
-//!     │  stdin: the peer key, the topology          stdin, writes it to a temporary directory,
-//!     │  (base64), then control lines               runs `tcluster node … --report-pid`, and
+//!  tcluster ── ssh user@lab-12 sh -c SCRIPT ──▶ sh: reads the peer key, the topology and the
+//!     │  stdin: the peer key, the topology,         CA from stdin, writes them to a temporary
+//!     │  the CA (base64), then control lines        directory, runs `tcluster node … --report-pid`, and
 //!     │◀─ stdout/stderr: PID, READY, log lines      removes the directory when it ends
 //!     └─ ssh user@lab-12 kill -STOP -- -PID ──▶ the node's own process group (kill, pause,
 //!                                               resume, the last word at the end)
@@ -109,8 +109,11 @@ pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -
     format!(
         "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY; \
          IFS= read -r topology || exit 70; \
+         IFS= read -r ca || exit 70; \
          dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster-{system}.XXXXXX\") || exit 71; \
          printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72; \
+         if [ -n \"$ca\" ]; then printf '%s' \"$ca\" | base64 -d > \"$dir/ca.pem\" || exit 72; \
+         TCLUSTER_CA=\"$dir/ca.pem\"; export TCLUSTER_CA; fi; \
          {binary} node \"$dir/topology.top\" --name {name} --report-pid --control-stdin \
          --log-format json --state-dir \"$dir/state\" {args}; status=$?; \
          rm -rf \"$dir\"; exit $status",
@@ -121,12 +124,15 @@ pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -
     )
 }
 
-/// What is written on the node's stdin first: the peer key, then the topology (base64), one line
-/// each.
-pub fn preamble(peer_key: &str, topology: &str) -> String {
+/// What is written on the node's stdin first, one line each: the peer key, the topology
+/// (base64), and the cluster CA's certificate (base64; an empty line when no link is
+/// encrypted).
+pub fn preamble(peer_key: &str, topology: &str, ca: Option<&[u8]>) -> String {
     use base64::Engine as _;
-    let topology = base64::engine::general_purpose::STANDARD.encode(topology.as_bytes());
-    format!("{peer_key}\n{topology}\n")
+    let engine = base64::engine::general_purpose::STANDARD;
+    let topology = engine.encode(topology.as_bytes());
+    let ca = ca.map(|pem| engine.encode(pem)).unwrap_or_default();
+    format!("{peer_key}\n{topology}\n{ca}\n")
 }
 
 /// A node's signals, sent one after another over ssh to its remote process group.
@@ -212,7 +218,8 @@ mod tests {
 
     #[test]
     fn the_preamble_is_the_key_then_the_topology_on_one_line() {
-        assert_eq!(preamble("k", "foobar\n"), "k\nZm9vYmFyCg==\n");
+        assert_eq!(preamble("k", "foobar\n", None), "k\nZm9vYmFyCg==\n\n");
+        assert_eq!(preamble("k", "", Some(b"ca")), "k\n\nY2E=\n");
     }
 
     #[test]

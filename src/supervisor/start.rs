@@ -145,9 +145,13 @@ impl Supervisor {
                 .collect();
             match self.nodes[&name].node.kind {
                 NodeKind::Worker => {
-                    // One shaped link per master, the primary's first: a worker moves to the next
-                    // master when the one it uses is gone or is not the primary.
-                    let mut links = self.links_to(&name, &masters).await?;
+                    // One shaped link per master, the primary's first, as `name=proxy` (the
+                    // name is what an encrypted master's certificate must say): a worker moves
+                    // to the next master when the one it uses is gone or is not the primary.
+                    let mut ordered = masters.clone();
+                    ordered.sort_by_key(|s| *s != self.view.primary);
+                    let to_masters = self.links_to(&name, &ordered).await?;
+                    let mut links = vec![named(&ordered, to_masters)];
                     // With lending, links to the other clusters' masters too, by name: where
                     // it goes when lent.
                     if self.topology.policies.lending.is_some() {
@@ -441,6 +445,7 @@ impl Supervisor {
 
     /// Starts a built-in node as a task of this process.
     fn start_task(&mut self, name: &str, start: Starting) {
+        let tls = self.tls_files(name);
         let Some(m) = self.nodes.get_mut(name) else {
             return;
         };
@@ -458,6 +463,7 @@ impl Supervisor {
             control,
             ready: Some(ready_tx),
             state_dir: Some(self.options.state_dir.clone()),
+            tls,
         };
         m.running = Some(RunningAs::Inproc {
             shutdown: shutdown.clone(),
@@ -495,7 +501,7 @@ impl Supervisor {
         let name = node.name.as_str();
         let secret = self.topology.globals.cluster_secret.clone();
         let heartbeat_ms = self.topology.policies.heartbeat.interval.as_millis() as u64;
-        let command = match &node.command {
+        let mut command = match &node.command {
             Some(template) => child::outside_command(
                 template,
                 &child::Placement {
@@ -504,7 +510,8 @@ impl Supervisor {
                     coordinator: start
                         .connect_to
                         .as_deref()
-                        .and_then(|list| list.split(',').next()),
+                        .and_then(|list| list.split(',').next())
+                        .map(|first| first.split_once('=').map_or(first, |(_, addr)| addr)),
                     slots: node.resources.cpu,
                     secret: secret.as_deref(),
                     heartbeat_ms,
@@ -537,9 +544,16 @@ impl Supervisor {
                 // Only built-in nodes are given the peer secret: an outside program is a
                 // worker or a bot, and proves the cluster secret like any student's.
                 command.env(crate::node::PEER_KEY_ENV, self.topology.peer_key());
+                command.envs(self.tls_files(name).env());
                 command
             }
         };
+        // An outside program is told the CA to check encrypted servers against.
+        if node.command.is_some()
+            && let Some(ca) = self.tls_files(name).ca
+        {
+            command.env(crate::tls::CA_ENV, ca);
+        }
         let mut child = child::spawn(command).map_err(|e| LaunchError::Node {
             node: name.into(),
             reason: e.to_string(),
@@ -557,7 +571,15 @@ impl Supervisor {
                     reason: format!("cannot read the topology to send it: {e}"),
                 }
             })?;
-            let preamble = super::remote::preamble(&self.topology.peer_key(), &topology);
+            let ca = match self.tls_files(name).ca {
+                Some(path) => Some(std::fs::read(&path).map_err(|e| LaunchError::Node {
+                    node: name.into(),
+                    reason: format!("cannot read the cluster CA {}: {e}", path.display()),
+                })?),
+                None => None,
+            };
+            let preamble =
+                super::remote::preamble(&self.topology.peer_key(), &topology, ca.as_deref());
             input
                 .write_all(preamble.as_bytes())
                 .await

@@ -45,10 +45,8 @@ impl Pki {
         if servers.is_empty() {
             return Ok(None);
         }
-        if let Some(dir) = &topology.globals.tls_dir {
-            let pki = Pki {
-                dir: PathBuf::from(dir),
-            };
+        let pki = Pki::located(topology, state_dir);
+        if topology.globals.tls_dir.is_some() {
             let mut needed = vec![pki.ca()];
             for s in &servers {
                 needed.extend([pki.cert(&s.name), pki.key(&s.name)]);
@@ -65,9 +63,6 @@ impl Pki {
             }
             return Ok(Some(pki));
         }
-        let pki = Pki {
-            dir: state_dir.join(DIR),
-        };
         std::fs::create_dir_all(&pki.dir).map_err(|e| TlsError::File {
             what: "cannot create",
             path: pki.dir.clone(),
@@ -84,6 +79,16 @@ impl Pki {
             write(&pki.key(&server.name), &key.serialize_pem(), true)?;
         }
         Ok(Some(pki))
+    }
+
+    /// Where `topology`'s certificates are: its `TLS_DIR`, else `tls/` under the state directory.
+    pub fn located(topology: &Topology, state_dir: &Path) -> Pki {
+        Pki {
+            dir: match &topology.globals.tls_dir {
+                Some(dir) => PathBuf::from(dir),
+                None => state_dir.join(DIR),
+            },
+        }
     }
 
     /// The CA certificate.
@@ -168,18 +173,18 @@ fn node_params(node: &str, address: &str) -> Result<CertificateParams, TlsError>
         names.push(address.to_string());
     }
     let mut params = CertificateParams::new(names).map_err(generation)?;
-    for ip in [
-        Some("127.0.0.1"),
-        Some("::1"),
-        Some(address).filter(|a| a.parse::<std::net::IpAddr>().is_ok()),
-    ]
-    .into_iter()
-    .flatten()
+    let mut ips: Vec<std::net::IpAddr> = vec![
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::Ipv6Addr::LOCALHOST.into(),
+    ];
+    if let Ok(ip) = address.parse()
+        && !ips.contains(&ip)
     {
-        if let Ok(ip) = ip.parse() {
-            params.subject_alt_names.push(SanType::IpAddress(ip));
-        }
+        ips.push(ip);
     }
+    params
+        .subject_alt_names
+        .extend(ips.into_iter().map(SanType::IpAddress));
     params.distinguished_name.push(DnType::CommonName, node);
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = rcgen::date_time_ymd(2024, 1, 1);

@@ -241,6 +241,7 @@ impl ChatServer {
             throttled: self.throttled,
             evicted: self.evicted,
             duplicates: self.duplicates,
+            plaintext: self.plaintext,
         }
     }
 

@@ -126,6 +126,8 @@ pub enum Input {
     Invalid(ConnId, String),
     /// It closed.
     Disconnected(ConnId),
+    /// A peer spoke plaintext to this encrypted port and was refused.
+    Plaintext(String),
     /// A live delivery to it was dropped: it reads too slowly.
     Dropped(ConnId),
     /// The link this server opened to peer server `name` is up.
@@ -215,6 +217,8 @@ pub struct ChatServer {
     links: BTreeSet<String>,
     dropped: u64,
     throttled: u64,
+    /// Connections refused for speaking plaintext to this encrypted port.
+    plaintext: u64,
     /// Connections closed to make room for new ones.
     evicted: u64,
     rng: SmallRng,
@@ -284,6 +288,7 @@ impl ChatServer {
             links: BTreeSet::new(),
             dropped: 0,
             throttled: 0,
+            plaintext: 0,
             evicted: 0,
             out: Vec::new(),
             asked_for_gap: BTreeSet::new(),
@@ -356,6 +361,14 @@ impl ChatServer {
             Input::Received(conn, envelope) => self.received(conn, envelope),
             Input::Invalid(conn, reason) => self.error(conn, reason),
             Input::Disconnected(conn) => self.disconnected(conn),
+            Input::Plaintext(peer) => {
+                self.plaintext += 1;
+                warn!(
+                    %peer,
+                    refused = self.plaintext,
+                    "refused a plaintext connection: this port is encrypted (TLS)"
+                );
+            }
             Input::Dropped(conn) => {
                 self.dropped += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {

@@ -121,6 +121,11 @@ pub enum Input {
         /// Close the connection (the line was too long to resynchronise safely).
         fatal: bool,
     },
+    /// A peer spoke plaintext to this encrypted port and was refused (counted in `status`).
+    Plaintext {
+        /// Who it was.
+        peer: String,
+    },
     /// A datagram arrived on the coordinator's UDP port (a heartbeat, with `policy heartbeat
     /// { transport udp }`).
     Datagram(Envelope),
@@ -348,6 +353,14 @@ impl Coordinator {
                 if fatal {
                     self.close(conn);
                 }
+            }
+            Input::Plaintext { peer } => {
+                self.refused.plaintext += 1;
+                warn!(
+                    %peer,
+                    refused = self.refused.plaintext,
+                    "refused a plaintext connection: this port is encrypted (TLS)"
+                );
             }
             Input::Tick => self.tick(),
             Input::Datagram(envelope) => {

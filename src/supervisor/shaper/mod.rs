@@ -22,6 +22,12 @@
 //! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
 //! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
 //!
+//! An **encrypted** link (a server the topology encrypts, [`crate::topology::Topology::encrypted`])
+//! is TLS on both hops: the proxy serves the client with the server's own certificate (the
+//! launcher made it) and dials the server with TLS, so it still sees whole lines to delay, drop
+//! or hold, while nothing on the wire between the processes is readable. A client that speaks
+//! plaintext to it is refused, counted on the link and shown as a dropped `plaintext` message.
+//!
 //! A **held** link (`hold A B`) delivers nothing by itself: each message waits, in order, for
 //! the operator to deliver it ([`LinkShaper::deliver_held`], in any order), drop it
 //! ([`LinkShaper::discard_held`]) or release the link, which delivers what waits in order.
@@ -36,7 +42,6 @@ use futures::StreamExt;
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -63,6 +68,8 @@ pub struct LinkState {
     pub carried: u64,
     /// Messages dropped (lost or cut).
     pub dropped: u64,
+    /// Connections refused for speaking plaintext on this encrypted link.
+    pub plaintext: u64,
     /// Messages wait for the operator.
     pub held: bool,
 }
@@ -146,6 +153,8 @@ pub struct LinkShaper {
     /// Messages waiting on held links, in the order they came.
     held: Arc<std::sync::Mutex<Vec<Held>>>,
     next_held: Arc<std::sync::atomic::AtomicU64>,
+    /// The encrypted servers, and the certificate their proxies serve with.
+    tls: Arc<RwLock<HashMap<String, crate::tls::Acceptor>>>,
 }
 
 impl LinkShaper {
@@ -178,12 +187,30 @@ impl LinkShaper {
             datagrams: false,
             held: Arc::default(),
             next_held: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            tls: Arc::default(),
         }
     }
 
     /// Makes every proxy opened from now on carry UDP datagrams on its port too.
     pub fn carry_datagrams(&mut self) {
         self.datagrams = true;
+    }
+
+    /// Makes the links to `server` encrypted: its proxies serve TLS with `acceptor` (its own
+    /// certificate) and dial it with TLS (its address must be in the trust table).
+    pub fn encrypt(&mut self, server: &str, acceptor: crate::tls::Acceptor) {
+        self.tls
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(server.to_string(), acceptor);
+    }
+
+    /// Whether the links to `server` are encrypted.
+    pub fn encrypted(&self, server: &str) -> bool {
+        self.tls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(server)
     }
 
     /// Records where `server` listens; proxies to it connect there from now on.
@@ -242,18 +269,24 @@ impl LinkShaper {
                 n += 1;
                 let (shaper, client, server) = (shaper.clone(), client.clone(), server.clone());
                 tokio::spawn(async move {
+                    let _ = inbound.set_nodelay(true);
+                    let Some(inbound) = shaper.open_inbound(inbound, &client, &server).await else {
+                        return;
+                    };
                     let Some(target) = shaper.address_of(&server) else {
                         debug!(%client, %server, "proxy: the server does not listen yet");
                         return;
                     };
-                    let Ok(outbound) = TcpStream::connect(target).await else {
-                        debug!(%client, %server, "proxy: the server is not there");
-                        return;
+                    // TLS when the server is encrypted: its real address is in the trust table.
+                    let outbound = match crate::tls::dial(&target.to_string()).await {
+                        Ok(outbound) => outbound,
+                        Err(e) => {
+                            debug!(%client, %server, "proxy: the server is not there: {e}");
+                            return;
+                        }
                     };
-                    let _ = inbound.set_nodelay(true);
-                    let _ = outbound.set_nodelay(true);
-                    let (in_read, in_write) = inbound.into_split();
-                    let (out_read, out_write) = outbound.into_split();
+                    let (in_read, in_write) = inbound.split();
+                    let (out_read, out_write) = outbound.split();
                     let seed = shaper.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
                     let up = shaper.pipe(client.clone(), server.clone(), in_read, out_write, seed);
                     let down =
@@ -263,6 +296,47 @@ impl LinkShaper {
             }
         });
         Ok(addr)
+    }
+
+    /// A connection a proxy accepted from `client`, opened: TLS on an encrypted link, where a
+    /// plaintext client is refused (counted on the link, and shown as a dropped message).
+    async fn open_inbound(
+        &self,
+        inbound: TcpStream,
+        client: &str,
+        server: &str,
+    ) -> Option<crate::tls::Stream> {
+        let acceptor = self
+            .tls
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(server)
+            .cloned();
+        match crate::tls::open(acceptor.as_ref(), inbound).await {
+            crate::tls::Opening::Ready(stream) => Some(stream),
+            crate::tls::Opening::Plaintext => {
+                let key = (client.to_string(), server.to_string());
+                let refused = {
+                    let mut links = self.write();
+                    let state = links.entry(key).or_default();
+                    state.plaintext += 1;
+                    state.plaintext
+                };
+                tracing::warn!(
+                    %client,
+                    %server,
+                    refused,
+                    "refused a plaintext connection on an encrypted link"
+                );
+                let names = (Arc::from(client), Arc::from(server));
+                self.tap(&names, br#"{"type":"plaintext"}"#, Fate::Dropped);
+                None
+            }
+            crate::tls::Opening::Failed(why) => {
+                debug!(%client, %server, "proxy: not opened: {why}");
+                None
+            }
+        }
     }
 
     /// A proxy's listener, and its UDP socket on the same port if datagrams are carried.
@@ -591,8 +665,8 @@ impl LinkShaper {
         &self,
         from: String,
         to: String,
-        read: OwnedReadHalf,
-        write: OwnedWriteHalf,
+        read: crate::tls::Reader,
+        write: crate::tls::Writer,
         seed: u64,
     ) {
         let names: (Arc<str>, Arc<str>) = (Arc::from(from.as_str()), Arc::from(to.as_str()));
@@ -657,7 +731,7 @@ fn peek(line: &[u8]) -> (String, Option<u64>) {
 }
 
 /// Writes each message when its time comes; closes the write side when the reader is done.
-async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Bytes)>, mut write: OwnedWriteHalf) {
+async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Bytes)>, mut write: crate::tls::Writer) {
     let mut batch: VecDeque<(Instant, Bytes)> = VecDeque::new();
     while let Some(first) = rx.recv().await {
         batch.push_back(first);
@@ -685,213 +759,4 @@ async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Bytes)>, mut write: O
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
-    /// An echo server behind a shaped link; returns the proxy address and the shaper.
-    async fn echo_behind(link: Link) -> (SocketAddr, LinkShaper) {
-        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let target = server.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = server.accept().await {
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut lines = BufReader::new(read).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        write
-                            .write_all(format!("{line}\n").as_bytes())
-                            .await
-                            .unwrap();
-                    }
-                });
-            }
-        });
-        let shaper = LinkShaper::new(
-            [("client".to_string(), "server".to_string(), link)],
-            1,
-            CancellationToken::new(),
-        );
-        shaper.set_address("server", target);
-        let addr = shaper.proxy("client", "server").await.unwrap();
-        (addr, shaper)
-    }
-
-    async fn connect(
-        addr: SocketAddr,
-    ) -> (tokio::io::Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf) {
-        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
-        (BufReader::new(read).lines(), write)
-    }
-
-    #[tokio::test]
-    async fn latency_delays_every_message_at_least_the_configured_time() {
-        let link = Link {
-            latency: Duration::from_millis(80),
-            ..Link::default()
-        };
-        let (addr, _shaper) = echo_behind(link).await;
-        let (mut lines, mut write) = connect(addr).await;
-        for i in 0..3 {
-            let sent = std::time::Instant::now();
-            write
-                .write_all(format!("ping {i}\n").as_bytes())
-                .await
-                .unwrap();
-            assert_eq!(
-                lines.next_line().await.unwrap().unwrap(),
-                format!("ping {i}")
-            );
-            // Only client → server is declared: the way back is not delayed.
-            assert!(
-                sent.elapsed() >= Duration::from_millis(80),
-                "{:?}",
-                sent.elapsed()
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn a_cut_link_carries_nothing_and_heal_restores_it() {
-        let (addr, shaper) = echo_behind(Link::default()).await;
-        let (mut lines, mut write) = connect(addr).await;
-        write.write_all(b"before\n").await.unwrap();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "before");
-
-        shaper.cut("client", Some("server"), false);
-        write.write_all(b"during the cut\n").await.unwrap();
-        // The message is dropped, not delayed: wait until the proxy has counted it.
-        while shaper.state("client", "server").unwrap().dropped == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        shaper.heal(None, None);
-        write.write_all(b"after\n").await.unwrap();
-        assert_eq!(
-            lines.next_line().await.unwrap().unwrap(),
-            "after",
-            "the cut message never arrives"
-        );
-        let state = shaper.state("client", "server").unwrap();
-        assert_eq!((state.carried, state.dropped), (2, 1));
-    }
-
-    #[tokio::test]
-    async fn a_held_link_delivers_by_hand_in_any_order_drops_and_releases_in_order() {
-        let (addr, shaper) = echo_behind(Link::default()).await;
-        let (mut lines, mut write) = connect(addr).await;
-        shaper.hold("client", "server", true);
-        for line in ["one", "two", "three", "four"] {
-            write
-                .write_all(format!("{line}\n").as_bytes())
-                .await
-                .unwrap();
-        }
-        while shaper.held().len() < 4 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let held = shaper.held();
-        let previews: Vec<&str> = held.iter().map(|m| m.preview.as_str()).collect();
-        assert_eq!(previews, ["one", "two", "three", "four"]);
-        // "two" out of order, "one" dropped; the release lets the rest through in order.
-        shaper.deliver_held(held[1].id).unwrap();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "two");
-        shaper.discard_held(held[0].id).unwrap();
-        assert!(shaper.deliver_held(held[0].id).is_err(), "gone");
-        assert_eq!(shaper.release(Some("client"), Some("server")), 2);
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "three");
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "four");
-        // Released: messages flow again.
-        write.write_all(b"five\n").await.unwrap();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "five");
-        assert!(shaper.held().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_one_way_cut_stops_only_one_direction() {
-        let (addr, shaper) = echo_behind(Link::default()).await;
-        let (mut lines, mut write) = connect(addr).await;
-        shaper.cut("server", Some("client"), true);
-        write.write_all(b"lost on the way back\n").await.unwrap();
-        while shaper.state("server", "client").unwrap().dropped == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(
-            shaper.state("client", "server").unwrap().carried,
-            1,
-            "it reached the server"
-        );
-        shaper.heal(Some("server"), Some("client"));
-        write.write_all(b"back\n").await.unwrap();
-        assert_eq!(lines.next_line().await.unwrap().unwrap(), "back");
-    }
-
-    #[tokio::test]
-    async fn one_way_loss_leaves_the_other_direction_alone() {
-        let (_, shaper) = echo_behind(Link::default()).await;
-        shaper.set_loss("client", "server", Percent(30.0), true);
-        let loss = |from, to| shaper.state(from, to).map(|s| s.link.loss.0);
-        assert_eq!(loss("client", "server"), Some(30.0));
-        assert_eq!(loss("server", "client"), Some(0.0));
-        shaper.set_loss("server", "client", Percent(10.0), false);
-        assert_eq!(loss("client", "server"), Some(10.0));
-        assert_eq!(loss("server", "client"), Some(10.0));
-    }
-
-    #[tokio::test]
-    async fn loss_drops_about_the_configured_share() {
-        let link = Link {
-            loss: Percent(50.0),
-            ..Link::default()
-        };
-        let (addr, shaper) = echo_behind(link).await;
-        let (mut lines, mut write) = connect(addr).await;
-        for i in 0..200 {
-            write.write_all(format!("m{i}\n").as_bytes()).await.unwrap();
-        }
-        write.write_all(b"end\n").await.unwrap();
-        // Wait until the proxy has judged all 201 before lifting the loss.
-        while {
-            let s = shaper.state("client", "server").unwrap();
-            s.carried + s.dropped < 201
-        } {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        shaper.set_loss("client", "server", Percent(0.0), false);
-        write.write_all(b"surely\n").await.unwrap();
-        let mut received = 0;
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line == "surely" {
-                break;
-            }
-            received += 1;
-        }
-        assert!(
-            (50..=150).contains(&received),
-            "{received} of 201 arrived at 50% loss"
-        );
-    }
-
-    #[tokio::test]
-    async fn bandwidth_spaces_messages_out() {
-        // 8 kbit/s: a 100-byte line takes 100ms on the wire.
-        let link = Link {
-            bandwidth: Some(crate::topology::units::Rate(8_000)),
-            ..Link::default()
-        };
-        let (addr, _shaper) = echo_behind(link).await;
-        let (mut lines, mut write) = connect(addr).await;
-        let line = format!("{}\n", "x".repeat(99));
-        let sent = std::time::Instant::now();
-        for _ in 0..3 {
-            write.write_all(line.as_bytes()).await.unwrap();
-        }
-        for _ in 0..3 {
-            lines.next_line().await.unwrap().unwrap();
-        }
-        assert!(
-            sent.elapsed() >= Duration::from_millis(300),
-            "{:?}",
-            sent.elapsed()
-        );
-    }
-}
+mod tests;

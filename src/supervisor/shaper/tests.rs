@@ -1,0 +1,350 @@
+use super::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// An echo server behind a shaped link; returns the proxy address and the shaper.
+async fn echo_behind(link: Link) -> (SocketAddr, LinkShaper) {
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = server.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    write
+                        .write_all(format!("{line}\n").as_bytes())
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let shaper = LinkShaper::new(
+        [("client".to_string(), "server".to_string(), link)],
+        1,
+        CancellationToken::new(),
+    );
+    shaper.set_address("server", target);
+    let addr = shaper.proxy("client", "server").await.unwrap();
+    (addr, shaper)
+}
+
+async fn connect(addr: SocketAddr) -> (tokio::io::Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf) {
+    let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+    (BufReader::new(read).lines(), write)
+}
+
+#[tokio::test]
+async fn latency_delays_every_message_at_least_the_configured_time() {
+    let link = Link {
+        latency: Duration::from_millis(80),
+        ..Link::default()
+    };
+    let (addr, _shaper) = echo_behind(link).await;
+    let (mut lines, mut write) = connect(addr).await;
+    for i in 0..3 {
+        let sent = std::time::Instant::now();
+        write
+            .write_all(format!("ping {i}\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            lines.next_line().await.unwrap().unwrap(),
+            format!("ping {i}")
+        );
+        // Only client → server is declared: the way back is not delayed.
+        assert!(
+            sent.elapsed() >= Duration::from_millis(80),
+            "{:?}",
+            sent.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cut_link_carries_nothing_and_heal_restores_it() {
+    let (addr, shaper) = echo_behind(Link::default()).await;
+    let (mut lines, mut write) = connect(addr).await;
+    write.write_all(b"before\n").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "before");
+
+    shaper.cut("client", Some("server"), false);
+    write.write_all(b"during the cut\n").await.unwrap();
+    // The message is dropped, not delayed: wait until the proxy has counted it.
+    while shaper.state("client", "server").unwrap().dropped == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shaper.heal(None, None);
+    write.write_all(b"after\n").await.unwrap();
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "after",
+        "the cut message never arrives"
+    );
+    let state = shaper.state("client", "server").unwrap();
+    assert_eq!((state.carried, state.dropped), (2, 1));
+}
+
+#[tokio::test]
+async fn a_held_link_delivers_by_hand_in_any_order_drops_and_releases_in_order() {
+    let (addr, shaper) = echo_behind(Link::default()).await;
+    let (mut lines, mut write) = connect(addr).await;
+    shaper.hold("client", "server", true);
+    for line in ["one", "two", "three", "four"] {
+        write
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    while shaper.held().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let held = shaper.held();
+    let previews: Vec<&str> = held.iter().map(|m| m.preview.as_str()).collect();
+    assert_eq!(previews, ["one", "two", "three", "four"]);
+    // "two" out of order, "one" dropped; the release lets the rest through in order.
+    shaper.deliver_held(held[1].id).unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "two");
+    shaper.discard_held(held[0].id).unwrap();
+    assert!(shaper.deliver_held(held[0].id).is_err(), "gone");
+    assert_eq!(shaper.release(Some("client"), Some("server")), 2);
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "three");
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "four");
+    // Released: messages flow again.
+    write.write_all(b"five\n").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "five");
+    assert!(shaper.held().is_empty());
+}
+
+#[tokio::test]
+async fn a_one_way_cut_stops_only_one_direction() {
+    let (addr, shaper) = echo_behind(Link::default()).await;
+    let (mut lines, mut write) = connect(addr).await;
+    shaper.cut("server", Some("client"), true);
+    write.write_all(b"lost on the way back\n").await.unwrap();
+    while shaper.state("server", "client").unwrap().dropped == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        shaper.state("client", "server").unwrap().carried,
+        1,
+        "it reached the server"
+    );
+    shaper.heal(Some("server"), Some("client"));
+    write.write_all(b"back\n").await.unwrap();
+    assert_eq!(lines.next_line().await.unwrap().unwrap(), "back");
+}
+
+#[tokio::test]
+async fn one_way_loss_leaves_the_other_direction_alone() {
+    let (_, shaper) = echo_behind(Link::default()).await;
+    shaper.set_loss("client", "server", Percent(30.0), true);
+    let loss = |from, to| shaper.state(from, to).map(|s| s.link.loss.0);
+    assert_eq!(loss("client", "server"), Some(30.0));
+    assert_eq!(loss("server", "client"), Some(0.0));
+    shaper.set_loss("server", "client", Percent(10.0), false);
+    assert_eq!(loss("client", "server"), Some(10.0));
+    assert_eq!(loss("server", "client"), Some(10.0));
+}
+
+#[tokio::test]
+async fn loss_drops_about_the_configured_share() {
+    let link = Link {
+        loss: Percent(50.0),
+        ..Link::default()
+    };
+    let (addr, shaper) = echo_behind(link).await;
+    let (mut lines, mut write) = connect(addr).await;
+    for i in 0..200 {
+        write.write_all(format!("m{i}\n").as_bytes()).await.unwrap();
+    }
+    write.write_all(b"end\n").await.unwrap();
+    // Wait until the proxy has judged all 201 before lifting the loss.
+    while {
+        let s = shaper.state("client", "server").unwrap();
+        s.carried + s.dropped < 201
+    } {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shaper.set_loss("client", "server", Percent(0.0), false);
+    write.write_all(b"surely\n").await.unwrap();
+    let mut received = 0;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line == "surely" {
+            break;
+        }
+        received += 1;
+    }
+    assert!(
+        (50..=150).contains(&received),
+        "{received} of 201 arrived at 50% loss"
+    );
+}
+
+#[tokio::test]
+async fn bandwidth_spaces_messages_out() {
+    // 8 kbit/s: a 100-byte line takes 100ms on the wire.
+    let link = Link {
+        bandwidth: Some(crate::topology::units::Rate(8_000)),
+        ..Link::default()
+    };
+    let (addr, _shaper) = echo_behind(link).await;
+    let (mut lines, mut write) = connect(addr).await;
+    let line = format!("{}\n", "x".repeat(99));
+    let sent = std::time::Instant::now();
+    for _ in 0..3 {
+        write.write_all(line.as_bytes()).await.unwrap();
+    }
+    for _ in 0..3 {
+        lines.next_line().await.unwrap().unwrap();
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        sent.elapsed()
+    );
+}
+
+/// A tap on the wire: forwards bytes both ways between its clients and `to`, and keeps a copy
+/// of everything that passed.
+async fn wiretap(to: SocketAddr) -> (SocketAddr, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let outbound = TcpStream::connect(to).await.unwrap();
+            let (ir, iw) = inbound.into_split();
+            let (or, ow) = outbound.into_split();
+            for (mut from, mut into) in [(ir, ow), (or, iw)] {
+                let seen = kept.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = from.read(&mut buf).await {
+                        if n == 0 || into.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = into.shutdown().await;
+                });
+            }
+        }
+    });
+    (addr, seen)
+}
+
+/// Reads one line from a TLS stream's reader.
+async fn tls_line(lines: &mut tokio::io::Lines<BufReader<crate::tls::Reader>>) -> String {
+    tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .expect("a line")
+}
+
+#[tokio::test]
+async fn an_encrypted_link_is_tls_on_both_hops_and_faults_still_cut_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "set TLS on\nnode coordinator { type master }\nnode worker { type worker }\n";
+    let topology = crate::topology::check_bytes("tls.top", text.as_bytes())
+        .0
+        .unwrap();
+    let pki = crate::tls::Pki::prepare(&topology, dir.path())
+        .unwrap()
+        .unwrap();
+    let connector = pki.connector().unwrap();
+    // The server: an encrypted port that echoes lines.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_addr = server.local_addr().unwrap();
+    let acceptor = pki.acceptor("coordinator").unwrap();
+    let serving = acceptor.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = server.accept().await {
+            let acceptor = serving.clone();
+            tokio::spawn(async move {
+                if let crate::tls::Opening::Ready(stream) =
+                    crate::tls::open(Some(&acceptor), tcp).await
+                {
+                    let (read, mut write) = stream.split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let _ = write.write_all(format!("{line}\n").as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    // Taps on both hops: worker → tap → proxy → tap → coordinator.
+    let (far_tap, far_seen) = wiretap(server_addr).await;
+    let mut shaper = LinkShaper::new([], 1, CancellationToken::new());
+    shaper.encrypt("coordinator", acceptor);
+    shaper.set_address("coordinator", far_tap);
+    let _far = crate::tls::trust(&far_tap.to_string(), "coordinator", &connector);
+    let proxy = shaper.proxy("worker", "coordinator").await.unwrap();
+    let (near_tap, near_seen) = wiretap(proxy).await;
+    let _near = crate::tls::trust(&near_tap.to_string(), "coordinator", &connector);
+
+    let stream = crate::tls::dial(&near_tap.to_string()).await.unwrap();
+    let (read, mut write) = stream.split();
+    let mut lines = BufReader::new(read).lines();
+    let hello = r#"{"type":"heartbeat","from":"worker-1","note":"visible words"}"#;
+    write
+        .write_all(format!("{hello}\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(tls_line(&mut lines).await, hello, "the line went through");
+    for (hop, seen) in [
+        ("worker → proxy", &near_seen),
+        ("proxy → coordinator", &far_seen),
+    ] {
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() > hello.len(), "{hop}: bytes passed");
+        assert_eq!(
+            &seen[..2],
+            &[0x16, 0x03],
+            "{hop}: a TLS handshake record first"
+        );
+        for plain in ["heartbeat", "visible words", "\"type\""] {
+            assert!(
+                !seen.windows(plain.len()).any(|w| w == plain.as_bytes()),
+                "{hop}: `{plain}` was readable on the wire"
+            );
+        }
+    }
+
+    // The proxy still sees lines: a partition cuts the encrypted link, and heal restores it.
+    shaper.cut("worker", Some("coordinator"), false);
+    write.write_all(b"during the cut\n").await.unwrap();
+    while shaper.state("worker", "coordinator").unwrap().dropped == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    shaper.heal(None, None);
+    write.write_all(b"after\n").await.unwrap();
+    assert_eq!(
+        tls_line(&mut lines).await,
+        "after",
+        "the cut line was dropped"
+    );
+
+    // A plaintext client of the encrypted link is refused, and counted on it.
+    let (mut plain_lines, mut plain_write) = connect(proxy).await;
+    plain_write
+        .write_all(b"{\"type\":\"hello\"}\n")
+        .await
+        .unwrap();
+    let answer = plain_lines.next_line().await.unwrap().unwrap();
+    assert!(answer.contains("this link is encrypted"), "{answer}");
+    assert_eq!(plain_lines.next_line().await.unwrap(), None, "then closed");
+    drop(plain_write);
+    let counted = async {
+        while shaper.state("worker", "coordinator").unwrap().plaintext == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), counted)
+        .await
+        .expect("the refusal is counted on the link");
+}
