@@ -5,14 +5,18 @@
 
 HOST:PORT and NAME default to $TCLUSTER_COORDINATOR and $TCLUSTER_NAME. Set $TCLUSTER_SECRET when
 the cluster has a CLUSTER_SECRET, and $TCLUSTER_CLUSTER to its cluster's name in a topology of
-several (then it can be lent: it obeys `redirect` and `return`).
+several (then it can be lent: it obeys `redirect` and `return`). When the cluster's links are
+encrypted, $TCLUSTER_CA names the cluster CA's certificate: the worker then speaks TLS and checks
+the coordinator against it.
 """
-import hashlib, hmac, json, os, socket, sys, threading, time
+import hashlib, hmac, json, os, socket, ssl, sys, threading, time
 
 addr = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TCLUSTER_COORDINATOR", "127.0.0.1:7400")
 name = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("TCLUSTER_NAME", "py-worker")
 secret = os.environ.get("TCLUSTER_SECRET")
 home_cluster = os.environ.get("TCLUSTER_CLUSTER", "default")
+ca = os.environ.get("TCLUSTER_CA")  # encrypted links: TLS, checked against the cluster CA
+tls = ssl.create_default_context(cafile=ca) if ca else None
 home = addr
 lock, clock = threading.Lock(), 0
 sock = lines = None
@@ -70,6 +74,8 @@ def connect(to, owner=None):
         if sock:
             sock.close()
         sock = socket.create_connection((host, int(port)))
+        if tls:  # the certificate names the coordinator's address (and its node name)
+            sock = tls.wrap_socket(sock, server_hostname=host)
         lines = sock.makefile("r", encoding="utf-8")
     if secret:  # prove we know the secret without sending it
         sign = lambda *parts: hmac.new(secret.encode(), b"".join(p.encode() + b"\0" for p in parts), hashlib.sha256).hexdigest()

@@ -23,6 +23,7 @@ const COVERED: &[(&str, &str, &str)] = &[
     ("chat", "outage", "tests/shipped_scenarios.rs"),
     ("big", "flood", "tests/shipped_scenarios.rs"),
     ("splitbrain", "split", "tests/shipped_scenarios.rs"),
+    ("encrypted", "cut", "tests/tls.rs"),
 ];
 
 /// Runs scenario `scenario` of `topologies/FILE.top` headless; its expectations must all hold.
