@@ -232,3 +232,28 @@ fn a_replay_shows_its_scrubber_with_the_marks() {
         update(&mut app, Action::Back);
     }
 }
+
+/// Encrypted links are marked on the Map, with the plaintext peers each refused.
+#[test]
+fn the_map_marks_encrypted_links_and_their_refusals() {
+    let mut app = lecture();
+    app.banners.clear();
+    let Action::Links(mut all) = links(false) else {
+        unreachable!()
+    };
+    for link in &mut all {
+        link.encrypted = link.to == "coordinator" || link.from == "coordinator";
+        if link.from == "worker-2" && link.to == "coordinator" {
+            link.plaintext = 2;
+        }
+    }
+    update(&mut app, Action::Links(all));
+    update(&mut app, Action::Show(View::Map));
+    let screen = render(&mut app, 160, 48);
+    assert!(screen.contains("TLS"), "{screen}");
+    assert!(screen.contains("2 plaintext refused"), "{screen}");
+    assert!(
+        screen.contains("300±50ms · TLS"),
+        "a slow encrypted link says both:\n{screen}"
+    );
+}

@@ -144,6 +144,12 @@ pub struct LinkView {
     pub carried: u64,
     /// Its messages wait for the operator.
     pub held: bool,
+    /// It is TLS on both hops (its server's port is encrypted).
+    #[serde(default)]
+    pub encrypted: bool,
+    /// Connections refused on it for speaking plaintext.
+    #[serde(default)]
+    pub plaintext: u64,
 }
 
 /// What one process tcluster launched uses, as sampled once a second.
@@ -387,6 +393,8 @@ async fn sample_links_and_usage(feeder: Feeder, shaper: LinkShaper) {
             .all()
             .into_iter()
             .map(|((from, to), s)| LinkView {
+                encrypted: shaper.encrypted(&from) || shaper.encrypted(&to),
+                plaintext: s.plaintext,
                 from,
                 to,
                 cut: s.cut,

@@ -424,6 +424,8 @@ pub fn links(cut: bool) -> Action {
         loss: 0.0,
         carried: 0,
         held: false,
+        encrypted: false,
+        plaintext: 0,
     };
     let mut links = Vec::new();
     for w in ["worker-1", "worker-2", "worker-3"] {

@@ -29,7 +29,7 @@ struct Drawn {
 /// The Map.
 pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect) {
     let outer = block(
-        " Map · ★ primary · red dashed: cut link · yellow: slow, lossy or held link · ↑↓ a link, H holds it ",
+        " Map · ★ primary · red dashed: cut link · yellow: slow, lossy or held link · TLS: encrypted · ↑↓ a link, H holds it ",
         palette,
         true,
     );
@@ -406,6 +406,18 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
                 (plain, false, format!("{sent} sent"))
             } else {
                 (plain, false, String::new())
+            };
+            // An encrypted link says so, and how many plaintext peers it refused.
+            let label = match (both.iter().any(|l| l.encrypted), label.is_empty()) {
+                (false, _) => label,
+                (true, true) => "TLS".to_string(),
+                (true, false) => format!("{label} · TLS"),
+            };
+            let refused: u64 = both.iter().map(|l| l.plaintext).sum();
+            let label = if refused > 0 {
+                format!("{label} · {refused} plaintext refused")
+            } else {
+                label
             };
             // The link `H` acts on: marked, in the Map view.
             let chosen =
