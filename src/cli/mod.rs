@@ -219,7 +219,7 @@ pub fn running_servers(
     (!servers.is_empty()).then_some(servers)
 }
 
-/// Registers the encrypted servers of the topology's cluster in this process's trust table, as
+/// Registers the TLS-only servers of the topology's cluster in this process's trust table, as
 /// the running cluster's `run.json` places them and as the topology does, to be checked
 /// against the cluster's CA: `tcluster client` and `tcluster chat` then speak TLS to them.
 pub fn trust_cluster(topology: &crate::topology::Topology, dir: Option<&std::path::Path>) {
@@ -242,7 +242,7 @@ pub fn trust_cluster(topology: &crate::topology::Topology, dir: Option<&std::pat
         .into_iter()
         .flat_map(|r| r.servers.into_iter());
     for (name, addr) in placed.chain(running) {
-        if topology.encrypted(&name) {
+        if topology.tls_only(&name) {
             crate::tls::trust(&addr, &name, &connector).keep();
         }
     }

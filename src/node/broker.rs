@@ -49,7 +49,10 @@ impl From<ConnNews> for BrokerEvent {
 /// `host:port`), in the order of `config.servers`.
 pub async fn run(
     config: BrokerConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     servers: Vec<String>,
     control: NodeControl,
     shutdown: CancellationToken,
@@ -84,7 +87,10 @@ struct Driver {
 
 async fn serve(
     config: BrokerConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     servers: Vec<String>,
     control: NodeControl,
     shutdown: CancellationToken,

@@ -53,7 +53,10 @@ impl From<ConnNews> for ChatEvent {
 /// (`name`, `host:port`).
 pub async fn run(
     config: ChatConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     peers: Vec<(String, String)>,
     history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,
@@ -86,7 +89,10 @@ struct Driver {
 
 async fn serve(
     config: ChatConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     peers: Vec<(String, String)>,
     history: Option<(ChatHistory, Vec<ChatEntry>)>,
     control: NodeControl,

@@ -121,8 +121,8 @@ pub const ACCEPT_SLACK: usize = 32;
 pub struct Port {
     /// Sockets held open now.
     pub open: OpenSockets,
-    /// TLS, when every peer must speak it.
-    pub tls: Option<crate::tls::Acceptor>,
+    /// TLS, when the port serves it, and whether plaintext peers are served too.
+    pub tls: Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
 }
 
 /// Numbers a connection a server just accepted (from `next`) and starts its reader and writer
@@ -143,7 +143,11 @@ pub fn accept<E: From<ConnNews> + Send + 'static>(
     let (inputs, cancel, tls) = (inputs.clone(), shutdown.child_token(), port.tls.clone());
     tokio::spawn(tracing::Instrument::in_current_span(async move {
         let _ = stream.set_nodelay(true);
-        match crate::tls::open(tls.as_ref(), stream).await {
+        let (acceptor, plaintext) = match &tls {
+            Some((acceptor, plaintext)) => (Some(acceptor), *plaintext),
+            None => (None, crate::tls::Plaintext::Served),
+        };
+        match crate::tls::open(acceptor, plaintext, stream).await {
             crate::tls::Opening::Ready(stream) => {
                 let (read, write) = stream.split();
                 connection(conn, read, write, inputs, cancel).await;

@@ -92,7 +92,10 @@ pub fn start(
 /// only.
 pub fn start_with_journal(
     config: CoordinatorConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     control: NodeControl,
     journal: Option<(Journal, Vec<ClusterEvent>)>,
     shutdown: CancellationToken,
@@ -156,7 +159,10 @@ struct Driver {
 
 async fn run(
     config: CoordinatorConfig,
-    (listener, tls): (TcpListener, Option<crate::tls::Acceptor>),
+    (listener, tls): (
+        TcpListener,
+        Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
+    ),
     watchers: broadcast::Sender<ClusterEvent>,
     control: NodeControl,
     journal: Option<(Journal, Vec<ClusterEvent>)>,

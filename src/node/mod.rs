@@ -130,7 +130,7 @@ pub async fn run(
         },
     })?;
     // Held while the node runs: its dials to encrypted servers open TLS.
-    let _trusted = secure::trust_servers(topology, &options)?;
+    let _trusted = secure::trust_servers(topology, name, &options)?;
     match node.kind {
         NodeKind::Master => run_master(topology, node, options, shutdown).await,
         NodeKind::Worker => run_worker(topology, node, options, shutdown).await,

@@ -393,7 +393,7 @@ async fn sample_links_and_usage(feeder: Feeder, shaper: LinkShaper) {
             .all()
             .into_iter()
             .map(|((from, to), s)| LinkView {
-                encrypted: shaper.encrypted(&from) || shaper.encrypted(&to),
+                encrypted: shaper.encrypted(&from, &to),
                 plaintext: s.plaintext,
                 from,
                 to,

@@ -17,7 +17,7 @@ pub(super) struct LaunchTls {
 
 impl LaunchTls {
     /// Makes (or finds) the certificates the topology's encrypted servers need, and has the
-    /// shaper serve their proxies with them.
+    /// shaper encrypt the links the topology marks.
     pub fn prepare(
         topology: &crate::topology::Topology,
         state_dir: &std::path::Path,
@@ -26,11 +26,23 @@ impl LaunchTls {
         let Some(pki) = Pki::prepare(topology, state_dir)? else {
             return Ok(LaunchTls::default());
         };
+        let connector = pki.connector()?;
         for server in topology.encrypted_servers() {
-            shaper.encrypt(&server.name, pki.acceptor(&server.name)?);
+            let acceptor = pki.acceptor(&server.name)?;
+            for client in &topology.nodes {
+                if client.name != server.name && topology.encrypted_link(&client.name, &server.name)
+                {
+                    shaper.encrypt(
+                        &client.name,
+                        &server.name,
+                        acceptor.clone(),
+                        connector.clone(),
+                    );
+                }
+            }
         }
         Ok(LaunchTls {
-            connector: Some(pki.connector()?),
+            connector: Some(connector),
             pki: Some(pki),
             trusted: Vec::new(),
         })
@@ -46,11 +58,12 @@ impl Supervisor {
         }
     }
 
-    /// Server `name` listens on `address` now: if it is encrypted, dials to it from this
-    /// process open TLS.
+    /// Server `name` listens on `address` now: if its port takes TLS only, dials to it from
+    /// this process (the console's feed, the launcher's own requests) open TLS. (A port that
+    /// takes both is dialed in plaintext: those requests travel on no declared link.)
     pub(super) fn trust_server(&mut self, name: &str, address: &str) {
         if let Some(connector) = &self.tls.connector
-            && self.topology.encrypted(name)
+            && self.topology.tls_only(name)
         {
             let trusted = crate::tls::trust(address, name, connector);
             self.tls.trusted.push(trusted);

@@ -548,8 +548,9 @@ impl Supervisor {
                 command
             }
         };
-        // An outside program is told the CA to check encrypted servers against.
+        // An outside program on an encrypted link is told the CA to check its server against.
         if node.command.is_some()
+            && self.topology.encrypted_link(name, &self.view.primary)
             && let Some(ca) = self.tls_files(name).ca
         {
             command.env(crate::tls::CA_ENV, ca);

@@ -257,10 +257,19 @@ pub enum Opening {
 pub const PLAINTEXT_REFUSED: &str = "this link is encrypted: connect with TLS 1.3 and check the \
     server against the cluster CA (the file TCLUSTER_CA names); plaintext is refused";
 
-/// Opens a connection a server accepted: with `acceptor` (an encrypted port), a peer whose first
-/// byte opens a TLS handshake gets one, and any other peer is refused ([`PLAINTEXT_REFUSED`], in
-/// its dialect: a JSON error after a JSON line, `ERROR:` otherwise).
-pub async fn open(acceptor: Option<&Acceptor>, tcp: TcpStream) -> Opening {
+/// Whether a port that serves TLS takes plaintext peers too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plaintext {
+    /// Plaintext peers are served as on a port without TLS.
+    Served,
+    /// Plaintext peers are refused.
+    Refused,
+}
+
+/// Opens a connection a server accepted: with `acceptor`, a peer whose first byte opens a TLS
+/// handshake gets one; any other peer is served in plaintext or refused, as `plaintext` says
+/// ([`PLAINTEXT_REFUSED`], in its dialect: a JSON error after a JSON line, `ERROR:` otherwise).
+pub async fn open(acceptor: Option<&Acceptor>, plaintext: Plaintext, tcp: TcpStream) -> Opening {
     let Some(acceptor) = acceptor else {
         return Opening::Ready(Stream::Plain(tcp));
     };
@@ -272,6 +281,9 @@ pub async fn open(acceptor: Option<&Acceptor>, tcp: TcpStream) -> Opening {
         Err(_) => return Opening::Failed("said nothing".into()),
     }
     if first[0] != TLS_HANDSHAKE {
+        if plaintext == Plaintext::Served {
+            return Opening::Ready(Stream::Plain(tcp));
+        }
         refuse_plaintext(tcp).await;
         return Opening::Plaintext;
     }
@@ -368,6 +380,13 @@ pub fn is_trusted(addr: &str) -> bool {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .contains_key(addr)
+}
+
+/// Connects to `addr` (`host:port`) with TLS, checking that the server there is `node`.
+pub async fn dial_as(addr: &str, node: &str, connector: &Connector) -> io::Result<Stream> {
+    let tcp = TcpStream::connect(addr).await?;
+    let _ = tcp.set_nodelay(true);
+    connector.connect(&server_name(node), tcp).await
 }
 
 /// Connects to `addr` (`host:port`): with TLS if it is an encrypted server's ([`trust`]).

@@ -26,7 +26,7 @@ async fn echo_server(acceptor: Acceptor) -> (String, tokio::sync::mpsc::Unbounde
             let (tcp, _) = listener.accept().await.unwrap();
             let (acceptor, said) = (acceptor.clone(), said.clone());
             tokio::spawn(async move {
-                match open(Some(&acceptor), tcp).await {
+                match open(Some(&acceptor), Plaintext::Refused, tcp).await {
                     Opening::Ready(stream) => {
                         let (read, mut write) = stream.split();
                         let mut lines = BufReader::new(read).lines();
@@ -155,4 +155,61 @@ fn a_node_name_that_is_no_dns_name_gets_one_made_from_it() {
     let made = server_name("wörker 1");
     assert!(made.ends_with(".tcluster"), "{made}");
     assert!(ServerName::try_from(made).is_ok());
+}
+
+#[tokio::test]
+async fn a_port_that_takes_both_serves_plaintext_peers_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::prepare(&encrypted_topology(), dir.path())
+        .unwrap()
+        .unwrap();
+    let acceptor = pki.acceptor("coordinator").unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Opening::Ready(stream) = open(Some(&acceptor), Plaintext::Served, tcp).await
+                {
+                    let tls = stream.is_tls();
+                    let (read, mut write) = stream.split();
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let reply = format!("{line} (tls: {tls})\n");
+                        let _ = write.write_all(reply.as_bytes()).await;
+                    }
+                }
+            });
+        }
+    });
+    // Old lab code in plaintext.
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (read, mut write) = tcp.into_split();
+    write.write_all(b"REGISTER:{\"id\":\"w\"}\n").await.unwrap();
+    let mut lines = BufReader::new(read).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "REGISTER:{\"id\":\"w\"} (tls: false)"
+    );
+    // And a peer on an encrypted link, in TLS, on the same port.
+    let _trusted = trust(&addr, "coordinator", &pki.connector().unwrap());
+    let (read, mut write) = dial(&addr).await.unwrap().split();
+    write.write_all(b"hello\n").await.unwrap();
+    let mut lines = BufReader::new(read).lines();
+    assert_eq!(
+        lines.next_line().await.unwrap().unwrap(),
+        "hello (tls: true)"
+    );
+}
+
+#[test]
+fn an_encrypted_link_encrypts_that_link_and_tls_on_every_port() {
+    let t = encrypted_topology();
+    assert!(t.encrypted_link("worker", "coordinator"));
+    assert!(t.encrypted_link("coordinator", "worker"), "either way");
+    assert!(!t.tls_only("coordinator"), "old lab code still joins");
+    let all = topology("set TLS on\nnode coordinator { type master }\nnode chat { type chat }\n");
+    assert!(all.tls_only("coordinator") && all.tls_only("chat"));
+    assert!(all.encrypted_link("anyone", "chat"));
 }

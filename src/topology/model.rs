@@ -105,9 +105,17 @@ impl Topology {
             .find(|c| c.from == from && c.to == to)
     }
 
-    /// Whether server `name`'s port speaks TLS only: `set TLS "on"`, or a connection marked
-    /// `encrypted true` that touches it. A port cannot tell its peers apart before they speak,
-    /// so every link to an encrypted server is encrypted (both hops of a shaped link).
+    /// Whether the link between `a` and `b` (either way) is encrypted: `set TLS "on"`, or a
+    /// connection between them marked `encrypted true`.
+    pub fn encrypted_link(&self, a: &str, b: &str) -> bool {
+        self.globals.tls
+            || self.connections.iter().any(|c| {
+                c.link.encrypted && ((c.from == a && c.to == b) || (c.from == b && c.to == a))
+            })
+    }
+
+    /// Whether server `name` serves TLS (and so holds a certificate): `set TLS "on"`, or an
+    /// encrypted link reaches it.
     pub fn encrypted(&self, name: &str) -> bool {
         self.node(name).is_some_and(Node::listens)
             && (self.globals.tls
@@ -117,7 +125,14 @@ impl Topology {
                     .any(|c| c.link.encrypted && (c.from == name || c.to == name)))
     }
 
-    /// The servers whose ports speak TLS only, in file order.
+    /// Whether server `name`'s port takes TLS only (`set TLS "on"`). Otherwise a server that
+    /// serves TLS takes plaintext peers too (old lab code joins unchanged), telling them apart
+    /// by their first byte; its encrypted links refuse plaintext where they begin.
+    pub fn tls_only(&self, name: &str) -> bool {
+        self.globals.tls && self.node(name).is_some_and(Node::listens)
+    }
+
+    /// The servers that serve TLS, in file order.
     pub fn encrypted_servers(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| self.encrypted(&n.name))
     }

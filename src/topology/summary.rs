@@ -91,6 +91,20 @@ impl fmt::Display for Summary<'_> {
                 writeln!(f, "{}", format!("  {link:width$}  {props}").trim_end())?;
             }
         }
+        // A port cannot tell plaintext peers from TLS ones before they speak: an encrypted
+        // server's port is TLS only, and so is every link to it.
+        let sealed: Vec<&str> = t.encrypted_servers().map(|n| n.name.as_str()).collect();
+        if !sealed.is_empty() {
+            let source = match &t.globals.tls_dir {
+                Some(dir) => format!("the certificates in {dir}"),
+                None => "a cluster CA made under STATE_DIR/tls".to_string(),
+            };
+            writeln!(
+                f,
+                "TLS only: {} (every link to them is encrypted; {source})",
+                sealed.join(", ")
+            )?;
+        }
 
         writeln!(f)?;
         writeln!(f, "Policies:")?;

@@ -153,8 +153,17 @@ pub struct LinkShaper {
     /// Messages waiting on held links, in the order they came.
     held: Arc<std::sync::Mutex<Vec<Held>>>,
     next_held: Arc<std::sync::atomic::AtomicU64>,
-    /// The encrypted servers, and the certificate their proxies serve with.
-    tls: Arc<RwLock<HashMap<String, crate::tls::Acceptor>>>,
+    /// Encrypted links: the certificate each server's proxies serve with, the CA its
+    /// certificate is checked against, and the links (client, server) that are encrypted.
+    tls: Arc<RwLock<ShaperTls>>,
+}
+
+/// The shaper's TLS.
+#[derive(Default)]
+struct ShaperTls {
+    acceptors: HashMap<String, crate::tls::Acceptor>,
+    connector: Option<crate::tls::Connector>,
+    links: std::collections::HashSet<(String, String)>,
 }
 
 impl LinkShaper {
@@ -196,21 +205,44 @@ impl LinkShaper {
         self.datagrams = true;
     }
 
-    /// Makes the links to `server` encrypted: its proxies serve TLS with `acceptor` (its own
-    /// certificate) and dial it with TLS (its address must be in the trust table).
-    pub fn encrypt(&mut self, server: &str, acceptor: crate::tls::Acceptor) {
-        self.tls
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(server.to_string(), acceptor);
+    /// Makes the link from `client` to `server` encrypted: its proxy serves TLS with
+    /// `acceptor` (the server's own certificate) and dials the server with TLS, checked against
+    /// `connector`'s CA.
+    pub fn encrypt(
+        &mut self,
+        client: &str,
+        server: &str,
+        acceptor: crate::tls::Acceptor,
+        connector: crate::tls::Connector,
+    ) {
+        let mut tls = self.tls.write().unwrap_or_else(|e| e.into_inner());
+        tls.acceptors.insert(server.to_string(), acceptor);
+        tls.connector = Some(connector);
+        tls.links.insert((client.to_string(), server.to_string()));
     }
 
-    /// Whether the links to `server` are encrypted.
-    pub fn encrypted(&self, server: &str) -> bool {
-        self.tls
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(server)
+    /// Whether the link between `a` and `b` (either way) is encrypted.
+    pub fn encrypted(&self, a: &str, b: &str) -> bool {
+        let tls = self.tls.read().unwrap_or_else(|e| e.into_inner());
+        let has = |x: &str, y: &str| tls.links.contains(&(x.to_string(), y.to_string()));
+        has(a, b) || has(b, a)
+    }
+
+    /// The TLS of the link from `client` to `server`, if it is encrypted: the acceptor its
+    /// proxy serves with, and the connector it dials the server with.
+    fn tls_of(
+        &self,
+        client: &str,
+        server: &str,
+    ) -> Option<(crate::tls::Acceptor, crate::tls::Connector)> {
+        let tls = self.tls.read().unwrap_or_else(|e| e.into_inner());
+        if !tls
+            .links
+            .contains(&(client.to_string(), server.to_string()))
+        {
+            return None;
+        }
+        Some((tls.acceptors.get(server)?.clone(), tls.connector.clone()?))
     }
 
     /// Records where `server` listens; proxies to it connect there from now on.
@@ -270,15 +302,29 @@ impl LinkShaper {
                 let (shaper, client, server) = (shaper.clone(), client.clone(), server.clone());
                 tokio::spawn(async move {
                     let _ = inbound.set_nodelay(true);
-                    let Some(inbound) = shaper.open_inbound(inbound, &client, &server).await else {
+                    let tls = shaper.tls_of(&client, &server);
+                    let acceptor = tls.as_ref().map(|(a, _)| a);
+                    let Some(inbound) = shaper
+                        .open_inbound(inbound, acceptor, &client, &server)
+                        .await
+                    else {
                         return;
                     };
                     let Some(target) = shaper.address_of(&server) else {
                         debug!(%client, %server, "proxy: the server does not listen yet");
                         return;
                     };
-                    // TLS when the server is encrypted: its real address is in the trust table.
-                    let outbound = match crate::tls::dial(&target.to_string()).await {
+                    let target = target.to_string();
+                    let dialed = match &tls {
+                        Some((_, connector)) => {
+                            crate::tls::dial_as(&target, &server, connector).await
+                        }
+                        None => TcpStream::connect(&target).await.map(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                            crate::tls::Stream::Plain(tcp)
+                        }),
+                    };
+                    let outbound = match dialed {
                         Ok(outbound) => outbound,
                         Err(e) => {
                             debug!(%client, %server, "proxy: the server is not there: {e}");
@@ -303,16 +349,12 @@ impl LinkShaper {
     async fn open_inbound(
         &self,
         inbound: TcpStream,
+        acceptor: Option<&crate::tls::Acceptor>,
         client: &str,
         server: &str,
     ) -> Option<crate::tls::Stream> {
-        let acceptor = self
-            .tls
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(server)
-            .cloned();
-        match crate::tls::open(acceptor.as_ref(), inbound).await {
+        let plaintext = crate::tls::Plaintext::Refused;
+        match crate::tls::open(acceptor, plaintext, inbound).await {
             crate::tls::Opening::Ready(stream) => Some(stream),
             crate::tls::Opening::Plaintext => {
                 let key = (client.to_string(), server.to_string());

@@ -266,7 +266,7 @@ async fn an_encrypted_link_is_tls_on_both_hops_and_faults_still_cut_it() {
             let acceptor = serving.clone();
             tokio::spawn(async move {
                 if let crate::tls::Opening::Ready(stream) =
-                    crate::tls::open(Some(&acceptor), tcp).await
+                    crate::tls::open(Some(&acceptor), crate::tls::Plaintext::Refused, tcp).await
                 {
                     let (read, mut write) = stream.split();
                     let mut lines = BufReader::new(read).lines();
@@ -280,9 +280,8 @@ async fn an_encrypted_link_is_tls_on_both_hops_and_faults_still_cut_it() {
     // Taps on both hops: worker → tap → proxy → tap → coordinator.
     let (far_tap, far_seen) = wiretap(server_addr).await;
     let mut shaper = LinkShaper::new([], 1, CancellationToken::new());
-    shaper.encrypt("coordinator", acceptor);
+    shaper.encrypt("worker", "coordinator", acceptor, connector.clone());
     shaper.set_address("coordinator", far_tap);
-    let _far = crate::tls::trust(&far_tap.to_string(), "coordinator", &connector);
     let proxy = shaper.proxy("worker", "coordinator").await.unwrap();
     let (near_tap, near_seen) = wiretap(proxy).await;
     let _near = crate::tls::trust(&near_tap.to_string(), "coordinator", &connector);
