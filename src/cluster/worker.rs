@@ -91,8 +91,9 @@ pub struct Refusals {
     /// Requests over a limit: subscribers past the quota, jobs past the open-job bound.
     #[serde(default)]
     pub limits: u64,
-    /// Connections that spoke plaintext to an encrypted port.
-    #[serde(default)]
+    /// Connections that spoke plaintext to an encrypted port (left out when none: only a
+    /// TLS-only port counts them).
+    #[serde(default, skip_serializing_if = "crate::protocol::message::is_zero")]
     pub plaintext: u64,
 }
 

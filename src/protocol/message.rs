@@ -31,6 +31,11 @@ pub struct Envelope {
     pub message: Message,
 }
 
+/// Whether a count is zero (a count left out of a message when it is).
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Envelope {
     /// Encodes as one line of JSON, without the newline.
     pub fn to_json(&self) -> String {
@@ -498,7 +503,7 @@ pub enum Message {
         #[serde(default)]
         duplicates: u64,
         /// Connections refused for speaking plaintext to this encrypted port.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "crate::protocol::message::is_zero")]
         plaintext: u64,
     },
     /// Are you there?
