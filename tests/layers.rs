@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("logging", 1),
     // The wire.
     ("protocol", 2),
+    ("tls", 2),
     // Pure state machines, and a client of the wire.
     ("role", 3),
     ("client", 3),

@@ -93,8 +93,13 @@ pub struct Refusals {
     pub limits: u64,
     /// Connections that spoke plaintext to an encrypted port (left out when none: only a
     /// TLS-only port counts them).
-    #[serde(default, skip_serializing_if = "crate::protocol::message::is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub plaintext: u64,
+}
+
+/// Whether a count is zero (a count left out of a message when it is).
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Refusals {

@@ -31,11 +31,6 @@ pub struct Envelope {
     pub message: Message,
 }
 
-/// Whether a count is zero (a count left out of a message when it is).
-pub(crate) fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 impl Envelope {
     /// Encodes as one line of JSON, without the newline.
     pub fn to_json(&self) -> String {
@@ -503,7 +498,7 @@ pub enum Message {
         #[serde(default)]
         duplicates: u64,
         /// Connections refused for speaking plaintext to this encrypted port.
-        #[serde(default, skip_serializing_if = "crate::protocol::message::is_zero")]
+        #[serde(default, skip_serializing_if = "crate::cluster::worker::is_zero")]
         plaintext: u64,
     },
     /// Are you there?
