@@ -213,3 +213,26 @@ fn an_encrypted_link_encrypts_that_link_and_tls_on_every_port() {
     assert!(all.tls_only("coordinator") && all.tls_only("chat"));
     assert!(all.encrypted_link("anyone", "chat"));
 }
+
+#[test]
+fn certificate_files_that_are_missing_or_garbage_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    let e = Connector::from_ca_file(&missing).err().unwrap().to_string();
+    assert!(
+        e.contains("cannot read the cluster CA") && e.contains("missing.pem"),
+        "{e}"
+    );
+    let e = Connector::from_ca_file(&garbage).err().unwrap().to_string();
+    assert!(
+        e.contains("garbage.pem") && e.contains("no certificate"),
+        "{e}"
+    );
+    let e = Acceptor::from_files(&garbage, &garbage)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("garbage.pem"), "{e}");
+}
