@@ -25,6 +25,7 @@ mod expect;
 pub mod faults;
 pub mod feed;
 mod handle;
+mod hosts;
 pub mod logs;
 pub mod record;
 pub mod remote;
@@ -157,6 +158,8 @@ struct SupervisedNode {
     exit: Option<String>,
     /// On another host: its signals, once it said its process group there.
     signals: Option<remote::Signals>,
+    /// On another host: where its node runs there, and how much of its output was read.
+    attachment: remote::Attachment,
     launched_at: Instant,
     stopped: bool,
 }
@@ -179,6 +182,7 @@ impl SupervisedNode {
             exited: false,
             exit: None,
             signals: None,
+            attachment: Default::default(),
             launched_at,
             stopped: false,
         }
@@ -211,6 +215,14 @@ enum TaskNews {
     },
     /// Time to try again to start a node whose host was out of reach.
     Reconnect { node: String, generation: u64 },
+    /// A node on another host: its session said where the node runs there.
+    RemoteDir {
+        node: String,
+        generation: u64,
+        dir: String,
+    },
+    /// A node on another host: a new session found its node running on.
+    Reattached { node: String, generation: u64 },
     /// A node on another host said its process id there (its process group).
     RemotePid {
         node: String,
@@ -402,6 +414,12 @@ impl Supervisor {
                 pid,
             } => self.remote_pid(&node, generation, pid),
             TaskNews::Reconnect { node, generation } => self.reconnect(&node, generation).await,
+            TaskNews::RemoteDir {
+                node,
+                generation,
+                dir,
+            } => self.remote_dir(&node, generation, dir),
+            TaskNews::Reattached { node, generation } => self.reattached(&node, generation),
             TaskNews::Accepted(None, jobs) => self.acknowledge(jobs),
             TaskNews::Accepted(Some(cluster), jobs) => {
                 if let Some(other) = self.others.get_mut(&cluster) {
@@ -476,30 +494,15 @@ impl Supervisor {
         m.exit = Some(status.clone());
         let restart = std::mem::take(&mut m.restart_pending);
         let stopped = m.stopped;
-        // On another host, ssh's own failure (255) while nobody stopped the node is the host
-        // gone from reach, not the node failing: said so, and tcluster reconnects.
-        if let Some(remote) = m.node.host.clone()
-            && status == "exit code 255"
-            && !m.killed
-            && !stopped
+        // On another host, the session's end is not always the node's: the host out of reach,
+        // or a session that came back and found the node gone (`hosts`).
+        if m.node.host.is_some() && !m.killed && !stopped && self.session_ended(node, &status).await
         {
-            m.exit = Some("host unreachable".to_string());
-            let said = self.sink.recent(node).last().cloned().unwrap_or_default();
-            self.timeline(
-                node,
-                TimelineKind::NodeExited {
-                    node: node.to_string(),
-                    status: format!(
-                        "host unreachable: the ssh session to {} ended ({}); reconnecting every {RECONNECT_EVERY:?}",
-                        remote.url(),
-                        said.trim()
-                    ),
-                },
-            );
-            self.publish(node);
-            self.reconnect_later(node, generation);
             return;
         }
+        let Some(m) = self.nodes.get_mut(node) else {
+            return;
+        };
         let status =
             if m.killed && matches!(m.node.launch, Launch::Inproc) && m.node.command.is_none() {
                 "aborted".to_string()
@@ -518,44 +521,6 @@ impl Supervisor {
         self.publish(node);
         if restart && let Err(e) = self.start_node(node).await {
             self.note(format!("restart failed: {e}"));
-        }
-    }
-
-    /// Tries the host of `node` again in a moment (unless it was started again meanwhile).
-    fn reconnect_later(&self, node: &str, generation: u64) {
-        let (news, node) = (self.internal.clone(), node.to_string());
-        tokio::spawn(async move {
-            tokio::time::sleep(RECONNECT_EVERY).await;
-            let _ = news.send(TaskNews::Reconnect { node, generation });
-        });
-    }
-
-    /// Starts `node` on its host again, if nothing else did meanwhile: first its earlier process
-    /// group there is ended (it may have outlived the session, and two of one worker would be
-    /// refused), then a fresh node. The host still out of reach brings another try.
-    async fn reconnect(&mut self, node: &str, generation: u64) {
-        let Some(m) = self.nodes.get(node) else {
-            return;
-        };
-        if m.generation != generation || m.running.is_some() || m.stopped || m.killed {
-            return;
-        }
-        if let Some(signals) = m.signals.clone() {
-            if !signals
-                .send_and_wait(nix::sys::signal::Signal::SIGKILL)
-                .await
-            {
-                self.reconnect_later(node, generation);
-                return;
-            }
-            if let Some(m) = self.nodes.get_mut(node) {
-                m.signals = None;
-            }
-        }
-        if let Err(e) = self.start_node(node).await {
-            self.note(format!("{node}: {e}"));
-            let generation = self.nodes.get(node).map_or(generation, |m| m.generation);
-            self.reconnect_later(node, generation);
         }
     }
 

@@ -1,18 +1,22 @@
 //! Nodes on other machines (`host "ssh://user@lab-12"`), started with the system's `ssh`.
 //!
 //! ```text
-//!  tcluster ── ssh user@lab-12 sh -c SCRIPT ──▶ sh: reads the peer key, the topology and the
-//!     │  stdin: the peer key, the topology,         CA from stdin, writes them to a temporary
-//!     │  the CA (base64), then control lines        directory, runs `tcluster node … --report-pid`, and
-//!     │◀─ stdout/stderr: PID, READY, log lines      removes the directory when it ends
+//!  tcluster ── ssh user@lab-12 SCRIPT ──▶ sh: reads the peer key, the topology and the CA
+//!     │  stdin: the peer key, the topology,   from stdin into a temporary directory, says
+//!     │  the CA (base64), then control lines  `DIR …`, starts a keeper with `setsid` that runs
+//!     │◀─ stdout: DIR, then the node's         `tcluster node … --report-pid` detached, then
+//!     │   output (PID, READY, log lines)      streams the node's output and passes stdin on
 //!     └─ ssh user@lab-12 kill -STOP -- -PID ──▶ the node's own process group (kill, pause,
 //!                                               resume, the last word at the end)
 //! ```
 //!
-//! The node's stdin is its control channel, as for a local process: `skew` and `speed` lines,
-//! and its end (the ssh session closing) stops the node. Neither secret ever appears on a
-//! command line: the peer key travels on stdin. Signals go through a second `ssh` each, queued
-//! per node so a pause and a resume arrive in order.
+//! The node's control channel is a FIFO its keeper holds open, fed by whichever session is
+//! attached: `skew` and `speed` lines as for a local process. Losing the session does not stop
+//! the node; a later session reattaches ([`attach_script`]) and streams from the first line it
+//! had not read. A node with no session attached for [`DETACHED_GRACE`] stops itself. Neither
+//! secret ever appears on a command line: the peer key travels on stdin. Signals go through a
+//! second `ssh` each, queued per node so a pause and a resume arrive in order. The host needs a
+//! POSIX `sh`, `base64`, `mkfifo`, `setsid` and GNU `tail` (Linux's coreutils and util-linux).
 
 use std::time::Duration;
 
@@ -90,10 +94,95 @@ fn expand_home(path: &str) -> String {
     }
 }
 
+/// Where a node runs on its host, for a later session to reattach to it.
+#[derive(Debug, Default, Clone)]
+pub struct Attachment {
+    /// Its directory there (`DIR …`, the session's first line).
+    pub dir: Option<String>,
+    /// Lines of its output read so far (a reattaching session streams from the next).
+    pub lines: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The host out of reach was said since the node was last attached.
+    pub unreachable_said: bool,
+}
+
+impl Attachment {
+    /// Lines of the node's output read so far.
+    pub fn seen(&self) -> u64 {
+        self.lines.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How long a node on another host runs on with no session attached before it stops itself
+/// (the launcher is gone for good, or the host stayed out of reach): the most a launcher that
+/// died without a word can leave running.
+pub const DETACHED_GRACE: Duration = Duration::from_secs(60);
+
+/// The exit status of a session that came to reattach and found its node gone.
+pub const NODE_GONE: i32 = 75;
+
+/// The keeper, written into the node's directory and run in a session of its own (`setsid`),
+/// so that losing the ssh session does not touch the node: it holds the node's control FIFO
+/// open (the node never sees its end), starts the node with its output in `out`, stops it when
+/// no session has been attached for the grace period, and writes its exit status.
+fn keeper(grace: Duration) -> String {
+    let grace = grace.as_secs().max(1);
+    format!(
+        r#"dir=$1; shift
+exec 3<>"$dir/control"
+"$@" <"$dir/control" >>"$dir/out" 2>&1 &
+node=$!
+echo "$node" > "$dir/pid.new" && mv "$dir/pid.new" "$dir/pid"
+(
+  last=$(date +%s)
+  while [ ! -f "$dir/status" ]; do
+    sleep 1
+    if kill -0 "$(cat "$dir/session" 2>/dev/null)" 2>/dev/null; then
+      last=$(date +%s)
+    elif [ $(( $(date +%s) - last )) -ge {grace} ]; then
+      kill -TERM -"$node" 2>/dev/null || kill -TERM "$node" 2>/dev/null
+      n=0; while [ ! -f "$dir/status" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
+      [ -f "$dir/status" ] || kill -KILL -"$node" 2>/dev/null || kill -KILL "$node" 2>/dev/null
+      break
+    fi
+  done
+) &
+wait "$node"; echo $? > "$dir/status"
+sleep 3; rm -rf "$dir"
+"#
+    )
+}
+
+/// A session's part, the same for the first and every later one: it is the one attached (for
+/// the keeper's watchdog), streams the node's output from line `from` (1: the first), passes its
+/// own stdin on to the node's control FIFO, and ends with the node's status when the node ends.
+/// Its end alone (stdin closed, the connection lost) leaves the node running.
+const SESSION: &str = r#"echo $$ > "$dir/session"
+n=0; while [ ! -s "$dir/pid" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done
+node=$(cat "$dir/pid") || exit 74
+exec 4>"$dir/control" 5<&0
+( while IFS= read -r line; do printf '%s\n' "$line" >&4; done ) <&5 &
+tail -s 0.1 -n "+$from" --pid="$node" -f "$dir/out"
+kill $! 2>/dev/null
+n=0; while [ ! -f "$dir/status" ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done
+exit "$(cat "$dir/status" 2>/dev/null || echo 0)"
+"#;
+
 /// The remote shell script that starts built-in node `name` of cluster `system` with these
 /// arguments (each quoted for the remote shell). Its directory there is named after the system
-/// (`/tmp/tcluster-LectureCluster.Xa3f9Q`), so whoever looks at that machine sees whose it is.
+/// (`/tmp/tcluster-LectureCluster.Xa3f9Q`), so whoever looks at that machine sees whose it is;
+/// the script says it first (`DIR …`), for a later session to reattach to ([`attach_script`]).
 pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -> String {
+    node_script_with(remote, system, name, args, DETACHED_GRACE)
+}
+
+/// [`node_script`] with the grace a detached node waits for a session.
+fn node_script_with(
+    remote: &Remote,
+    system: &str,
+    name: &str,
+    args: &[String],
+    grace: Duration,
+) -> String {
     let system: String = system
         .chars()
         .map(|c| {
@@ -104,24 +193,50 @@ pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -
             }
         })
         .collect();
-    let quote = |s: &str| shlex::try_quote(s).map_or_else(|_| "''".to_string(), |q| q.into_owned());
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     format!(
-        "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY; \
-         IFS= read -r topology || exit 70; \
-         IFS= read -r ca || exit 70; \
-         dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster-{system}.XXXXXX\") || exit 71; \
-         printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72; \
-         if [ -n \"$ca\" ]; then printf '%s' \"$ca\" | base64 -d > \"$dir/ca.pem\" || exit 72; \
-         TCLUSTER_CA=\"$dir/ca.pem\"; export TCLUSTER_CA; fi; \
-         {binary} node \"$dir/topology.top\" --name {name} --report-pid --control-stdin \
-         --log-format json --state-dir \"$dir/state\" {args}; status=$?; \
-         rm -rf \"$dir\"; exit $status",
+        "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY
+IFS= read -r topology || exit 70
+IFS= read -r ca || exit 70
+dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster-{system}.XXXXXX\") || exit 71
+printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72
+if [ -n \"$ca\" ]; then printf '%s' \"$ca\" | base64 -d > \"$dir/ca.pem\" || exit 72
+TCLUSTER_CA=\"$dir/ca.pem\"; export TCLUSTER_CA; fi
+mkfifo \"$dir/control\" || exit 73
+: > \"$dir/out\"
+cat > \"$dir/keeper\" <<'TCLUSTER_KEEPER'
+{keeper}TCLUSTER_KEEPER
+echo \"DIR $dir\"
+setsid sh \"$dir/keeper\" \"$dir\" {binary} node \"$dir/topology.top\" --name {name} --report-pid \
+--control-stdin --log-format json --state-dir \"$dir/state\" {args} </dev/null >/dev/null 2>&1 &
+from=1
+{SESSION}",
+        keeper = keeper(grace),
         binary = quote(&remote.binary),
         name = quote(name),
         system = system,
         args = args.join(" "),
     )
+}
+
+/// The remote shell script of a session that comes back to a node still running in `dir`: it
+/// says `ATTACHED`, then streams the node's output from the line after the `seen` it had
+/// streamed, and goes on as the first session did. A node no longer there makes it exit
+/// [`NODE_GONE`].
+pub fn attach_script(dir: &str, seen: u64) -> String {
+    format!(
+        "dir={dir}
+[ -s \"$dir/pid\" ] && kill -0 \"$(cat \"$dir/pid\")\" 2>/dev/null || exit {NODE_GONE}
+echo ATTACHED
+from={from}
+{SESSION}",
+        dir = quote(dir),
+        from = seen + 1,
+    )
+}
+
+fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| "''".to_string(), |q| q.into_owned())
 }
 
 /// What is written on the node's stdin first, one line each: the peer key, the topology
@@ -220,6 +335,90 @@ mod tests {
     fn the_preamble_is_the_key_then_the_topology_on_one_line() {
         assert_eq!(preamble("k", "foobar\n", None), "k\nZm9vYmFyCg==\n\n");
         assert_eq!(preamble("k", "", Some(b"ca")), "k\n\nY2E=\n");
+    }
+
+    /// The scripts run here with `sh`, as ssh would run them there, around a stand-in node
+    /// that says its process id and then a numbered line every 50 ms until it is stopped.
+    #[test]
+    fn a_detached_node_runs_on_when_its_session_is_lost_is_reattached_and_stops_after_the_grace() {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("fake-node");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\necho \"PID $$\"\ni=0\nwhile :; do i=$((i+1)); echo \"line $i\"; sleep 0.05; done\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut remote = Remote::parse("ssh://tester@localhost").unwrap();
+        remote.binary = fake.display().to_string();
+        let script = node_script_with(&remote, "Detach", "w", &[], Duration::from_secs(2));
+        let session = |script: &str| {
+            use std::os::unix::process::CommandExt;
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let alive =
+            |pid: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        // The first session: its directory, then the node's output from its first line.
+        let mut first = session(&script);
+        first
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(preamble("key", "", None).as_bytes())
+            .unwrap();
+        let mut out = BufReader::new(first.stdout.take().unwrap()).lines();
+        let node_dir = out.next().unwrap().unwrap();
+        let node_dir = node_dir
+            .strip_prefix("DIR ")
+            .expect("the directory first")
+            .to_string();
+        assert!(node_dir.contains("tcluster-Detach."), "{node_dir}");
+        let pid: i32 = out.next().unwrap().unwrap()["PID ".len()..]
+            .parse()
+            .unwrap();
+        assert_eq!(out.next().unwrap().unwrap(), "line 1");
+        assert_eq!(out.next().unwrap().unwrap(), "line 2");
+        // The session is lost (every process of it killed): the node runs on.
+        let group = nix::unistd::Pid::from_raw(-(first.id() as i32));
+        nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let _ = first.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(alive(pid), "the node outlived its session");
+        // A new session reattaches, from the line after the last one read: nothing is missed.
+        let mut second = session(&attach_script(&node_dir, 3));
+        let mut out = BufReader::new(second.stdout.take().unwrap()).lines();
+        assert_eq!(out.next().unwrap().unwrap(), "ATTACHED");
+        assert_eq!(out.next().unwrap().unwrap(), "line 3");
+        assert_eq!(out.next().unwrap().unwrap(), "line 4");
+        // Lost again, for good: past the grace the node stops itself, and its directory goes.
+        let group = nix::unistd::Pid::from_raw(-(second.id() as i32));
+        nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL).unwrap();
+        let _ = second.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (alive(pid) || std::path::Path::new(&node_dir).exists())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!alive(pid), "the node stopped after the grace");
+        assert!(
+            !std::path::Path::new(&node_dir).exists(),
+            "its directory is gone"
+        );
+        // A session that comes back now finds nothing, and says so.
+        let status = session(&attach_script(&node_dir, 0)).wait().unwrap();
+        assert_eq!(status.code(), Some(NODE_GONE));
     }
 
     #[test]

@@ -402,6 +402,8 @@ impl Supervisor {
             return Ok(());
         };
         m.generation += 1;
+        // A fresh node: nowhere to reattach to yet, none of its output read.
+        m.attachment = Default::default();
         m.ready = false;
         m.exited = false;
         m.killed = false;
@@ -630,9 +632,20 @@ impl Supervisor {
 
     /// Reads a child's output into the logs (its `READY` line says it is up) and reports its
     /// exit.
-    fn watch_child(&self, name: &str, generation: u64, mut child: tokio::process::Child) {
+    pub(super) fn watch_child(
+        &self,
+        name: &str,
+        generation: u64,
+        mut child: tokio::process::Child,
+    ) {
         let node_name: Arc<str> = Arc::from(name);
         let mut captures = Vec::new();
+        // A node on another host: its session's own lines, and the count of the node's.
+        let remote_lines = self
+            .nodes
+            .get(name)
+            .filter(|m| m.node.host.is_some() && m.node.command.is_none())
+            .map(|m| m.attachment.lines.clone());
         if let Some(stdout) = child.stdout.take() {
             let (news, task_name) = (self.internal.clone(), name.to_string());
             captures.push(tokio::spawn(self.sink.clone().capture(
@@ -640,6 +653,24 @@ impl Supervisor {
                 false,
                 stdout,
                 move |line| {
+                    if let Some(lines) = &remote_lines {
+                        if let Some(dir) = line.strip_prefix("DIR ") {
+                            let _ = news.send(TaskNews::RemoteDir {
+                                node: task_name.clone(),
+                                generation,
+                                dir: dir.to_string(),
+                            });
+                            return true;
+                        }
+                        if line == "ATTACHED" {
+                            let _ = news.send(TaskNews::Reattached {
+                                node: task_name.clone(),
+                                generation,
+                            });
+                            return true;
+                        }
+                        lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     // A node on another host says its process id there first.
                     if let Some(pid) = line.strip_prefix("PID ").and_then(|p| p.parse().ok()) {
                         let _ = news.send(TaskNews::RemotePid {
