@@ -26,6 +26,7 @@ pub mod faults;
 pub mod feed;
 mod handle;
 mod hosts;
+mod links;
 pub mod logs;
 pub mod record;
 pub mod remote;

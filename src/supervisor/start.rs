@@ -1,4 +1,4 @@
-//! Starting and stopping nodes: the launch order, the shaped links each node is told, waiting
+//! Starting and stopping nodes: the launch order, waiting
 //! for a master to listen, starting one node (a child process or an in-process task), and the
 //! orderly stop at the end of a run.
 
@@ -148,10 +148,7 @@ impl Supervisor {
                     // One shaped link per master, the primary's first, as `name=proxy` (the
                     // name is what an encrypted master's certificate must say): a worker moves
                     // to the next master when the one it uses is gone or is not the primary.
-                    let mut ordered = masters.clone();
-                    ordered.sort_by_key(|s| *s != self.view.primary);
-                    let to_masters = self.links_to(&name, &ordered).await?;
-                    let mut links = vec![named(&ordered, to_masters)];
+                    let mut links = vec![self.named_links_to(&name, &masters).await?];
                     // With lending, links to the other clusters' masters too, by name: where
                     // it goes when lent.
                     if self.topology.policies.lending.is_some() {
@@ -160,8 +157,7 @@ impl Supervisor {
                             .filter(|m| self.nodes[*m].node.cluster != cluster)
                             .cloned()
                             .collect();
-                        let far = self.links_to(&name, &others).await?;
-                        links.push(named(&others, far));
+                        links.push(self.named_links_to(&name, &others).await?);
                     }
                     if let Some(m) = self.nodes.get_mut(&name) {
                         m.connect_to = Some(links.join(","));
@@ -171,12 +167,10 @@ impl Supervisor {
                 NodeKind::Bot => {
                     // A bot submits to the primary and posts to a chat server, over shaped links
                     // it is told as `name=proxy` pairs.
-                    let mut ordered = masters.clone();
-                    ordered.sort_by_key(|s| *s != self.view.primary);
-                    let to_masters = self.links_to(&name, &ordered).await?;
+                    let to_masters = self.named_links_to(&name, &masters).await?;
                     let to_chat = self.named_links_to(&name, &chat_servers).await?;
                     if let Some(m) = self.nodes.get_mut(&name) {
-                        m.connect_to = Some(named(&ordered, to_masters));
+                        m.connect_to = Some(to_masters);
                         m.chat_links = Some(to_chat);
                     }
                     self.start_node(&name).await?;
@@ -232,72 +226,6 @@ impl Supervisor {
                         )));
                     }
                 }
-            }
-        }
-        Ok(())
-    }
-
-    /// `from`'s shaped links to `servers`, as `host:port` of each proxy, in the order given (the
-    /// primary first, for masters).
-    pub(super) async fn links_to(
-        &mut self,
-        from: &str,
-        servers: &[String],
-    ) -> Result<Vec<String>, LaunchError> {
-        let mut ordered: Vec<&String> = servers.iter().collect();
-        ordered.sort_by_key(|s| **s != self.view.primary);
-        let mut links = Vec::new();
-        // A node on another machine reaches this one's proxies by this machine's address as
-        // seen from there.
-        let reach = match self.topology.node(from).and_then(|n| n.host.as_ref()) {
-            Some(remote) => Some(super::remote::reach(remote).map_err(|e| LaunchError::Node {
-                node: from.to_string(),
-                reason: e,
-            })?),
-            None => None,
-        };
-        for server in ordered {
-            let proxy = self
-                .shaper
-                .proxy_at(from, server, reach)
-                .await
-                .map_err(|e| LaunchError::Node {
-                    node: from.to_string(),
-                    reason: format!("cannot open its link to {server}: {e}"),
-                })?;
-            links.push(proxy.to_string());
-        }
-        Ok(links)
-    }
-
-    /// `from`'s shaped links to `servers` as the `name=host:port,…` list a node is told.
-    pub(super) async fn named_links_to(
-        &mut self,
-        from: &str,
-        servers: &[String],
-    ) -> Result<String, LaunchError> {
-        let links = self.links_to(from, servers).await?;
-        Ok(named(servers, links))
-    }
-
-    /// Servers of one kind reach each other through shaped links, so a partition between two
-    /// of them is real: each is told its peers as `name=proxy` pairs.
-    pub(super) async fn link_peers(&mut self, servers: &[String]) -> Result<(), LaunchError> {
-        for name in servers {
-            let mut links = Vec::new();
-            for peer in servers.iter().filter(|p| *p != name) {
-                let proxy = self
-                    .shaper
-                    .proxy(name, peer)
-                    .await
-                    .map_err(|e| LaunchError::Node {
-                        node: name.clone(),
-                        reason: format!("cannot open its link to {peer}: {e}"),
-                    })?;
-                links.push(format!("{peer}={proxy}"));
-            }
-            if let Some(m) = self.nodes.get_mut(name) {
-                m.connect_to = Some(links.join(","));
             }
         }
         Ok(())
@@ -798,14 +726,4 @@ struct Starting {
     connect_to: Option<String>,
     /// A bot's links to the chat servers.
     chat_links: Option<String>,
-}
-
-/// Servers and their links as the `name=host:port,…` list a node is told.
-fn named(servers: &[String], links: Vec<String>) -> String {
-    servers
-        .iter()
-        .zip(links)
-        .map(|(s, l)| format!("{s}={l}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
