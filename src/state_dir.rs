@@ -56,6 +56,10 @@ pub struct RunRecord {
     /// The master that was primary when the file was last written.
     #[serde(default)]
     pub primary: String,
+    /// The run's id: the same for a run resumed, new for a fresh one (where servers on other
+    /// hosts keep their state there).
+    #[serde(default)]
+    pub run_id: String,
 }
 
 /// What a launch decided.
@@ -249,7 +253,16 @@ impl RunRecord {
             ended: false,
             servers: BTreeMap::new(),
             primary: String::new(),
+            run_id: format!("{}", now.strftime("%Y%m%d-%H%M%S")),
         }
+    }
+
+    /// This record as a resumed run's: the earlier run's id carries on.
+    pub fn resuming(mut self, earlier: Option<&RunRecord>) -> Self {
+        if let Some(earlier) = earlier.filter(|e| !e.run_id.is_empty()) {
+            self.run_id = earlier.run_id.clone();
+        }
+        self
     }
 
     /// The time of day it began (`10:42`).

@@ -75,7 +75,8 @@ fn start_sshd_at(dir: &Path, ip: &str, netns: Option<&str>) -> Sshd {
             format!(
                 "Port {port}\nListenAddress {ip}\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n",
+                 PasswordAuthentication no\nStrictModes no\nUsePAM no\nPidFile {d}/sshd.pid\n\
+                 SetEnv XDG_STATE_HOME={d}/remote-state\n",
                 d = dir.display()
             ),
         )
@@ -239,6 +240,72 @@ scenario faults {{
     // Nothing is left running on the "other host".
     wait_until("every node started over ssh is gone", || {
         (remote_nodes_left("SshLab") == 0).then_some(())
+    });
+}
+
+/// Servers run on other hosts too: the primary on the "other host" takes jobs from local workers
+/// over shaped, encrypted links (its certificate went there over ssh), keeps its journal there,
+/// and when it is killed its local backup takes over with nothing lost.
+#[test]
+fn a_primary_on_another_host_serves_and_fails_over_to_a_local_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = start_sshd(dir.path());
+    let text = format!(
+        "set SYSTEM_NAME SshServers
+set TLS on
+node coordinator {{ type master; role primary; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+node backup {{ type master; role backup }}
+node worker {{ type worker; count 2; resources {{ cpu 2 }} }}
+policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
+scenario failover {{
+    at 0.5s submit \"sleep 1s\" count 8
+    at 0.5s expect within 2s running == 4 \"the remote primary hands out jobs\"
+    at 1.5s kill coordinator
+    at 1.5s expect within 5s primary == backup \"the local backup took over\"
+    at 2s   expect within 15s completed == submitted and lost == 0 \"nothing lost\"
+}}
+",
+        user = user(),
+        port = sshd.port,
+        key = dir.path().join("user_key").display(),
+        binary = env!("CARGO_BIN_EXE_tcluster"),
+    );
+    let out = headless_over_ssh(dir.path(), &text, &["--scenario", "failover"])
+        .output()
+        .unwrap();
+    let mut stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let log = dir.path().join("state/logs/coordinator.log");
+    stdout.push_str(&format!(
+        "\n--- coordinator.log\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    ));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "coordinator listening on 127.0.0.1:",
+        "✓ as expected: the remote primary hands out jobs",
+        "✓ as expected: the local backup took over",
+        "jobs: 8 submitted, 8 completed, 0 failed, 0 lost",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+    // The remote primary kept its journal on its host, under this run's directory there.
+    let kept = std::fs::read_dir(dir.path().join("remote-state/tcluster"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.path().join("journal/coordinator.redb").is_file())
+        })
+        .unwrap_or(false);
+    assert!(kept, "the remote primary's journal is on its host");
+    wait_until("every node started over ssh is gone", || {
+        (remote_nodes_left("SshServers") == 0).then_some(())
     });
 }
 

@@ -197,7 +197,10 @@ pub async fn launch(
             Decision::Resume { earlier, .. } => Some(earlier.clone()),
             Decision::Fresh { .. } => None,
         },
-        record: RunRecord::begin(),
+        record: RunRecord::begin().resuming(match &decision {
+            Decision::Resume { earlier, .. } => earlier.as_ref(),
+            Decision::Fresh { .. } => None,
+        }),
         shaper,
         tls,
         pace,

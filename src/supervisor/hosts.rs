@@ -6,7 +6,8 @@
 //! (`remote::attach_script`), streaming the output it missed; only if the node is gone by then
 //! is it started afresh.
 
-use super::{RECONNECT_EVERY, RunningAs, Supervisor, TaskNews, remote};
+use super::start::Starting;
+use super::{LaunchError, RECONNECT_EVERY, RunningAs, Supervisor, TaskNews, remote};
 use crate::supervisor::child;
 use crate::supervisor::timeline::TimelineKind;
 
@@ -14,6 +15,86 @@ use crate::supervisor::timeline::TimelineKind;
 const LOST: &str = "exit code 255";
 
 impl Supervisor {
+    /// The `ssh` command that starts built-in node `name` on its host. A server there listens
+    /// on every address of that host (the launcher reaches it by the host's) and keeps its state
+    /// where a restart in this run finds it.
+    pub(super) fn remote_command(
+        &self,
+        name: &str,
+        remote: &crate::topology::Remote,
+        start: &Starting,
+    ) -> tokio::process::Command {
+        let listens = self.nodes.get(name).is_some_and(|m| m.node.listens());
+        let listen = start.listen.as_deref().map(|addr| {
+            let port = addr.rsplit_once(':').map_or("0", |(_, p)| p);
+            format!("0.0.0.0:{port}")
+        });
+        let args = child::builtin_args(
+            listen.as_deref(),
+            start.connect_to.as_deref(),
+            start.chat_links.as_deref(),
+        );
+        let run = listens.then_some(self.record.run_id.as_str());
+        let mut command = remote::ssh(remote, Some(&self.options.state_dir.join("ssh")));
+        let system = &self.topology.globals.system_name;
+        command.arg(remote::node_script(remote, system, name, &args, run));
+        command
+    }
+
+    /// Where this machine reaches server `name`, which said it listens on `address`: for a
+    /// server on another host, that host's address (resolved here) with the port it said.
+    pub(super) fn reachable(&self, name: &str, address: String) -> String {
+        let Some(remote) = self.nodes.get(name).and_then(|m| m.node.host.as_ref()) else {
+            return address;
+        };
+        let Some(port) = address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+        else {
+            return address;
+        };
+        use std::net::ToSocketAddrs;
+        match (remote.host.as_str(), port).to_socket_addrs() {
+            Ok(mut found) => found.next().map_or(address, |a| a.to_string()),
+            Err(_) => address,
+        }
+    }
+
+    /// What node `name` on another host reads first: the peer key, the topology, and the
+    /// certificates it needs.
+    pub(super) fn remote_preamble(&self, name: &str) -> Result<String, LaunchError> {
+        let failed = |what: &str, path: &std::path::Path, e: std::io::Error| LaunchError::Node {
+            node: name.into(),
+            reason: format!("cannot read {what} {} to send it: {e}", path.display()),
+        };
+        let path = &self.options.topology_path;
+        let topology =
+            std::fs::read_to_string(path).map_err(|e| failed("the topology", path, e))?;
+        let files = self.tls_files(name);
+        let read = |what: &str, path: &Option<std::path::PathBuf>| match path {
+            Some(path) => std::fs::read(path)
+                .map(Some)
+                .map_err(|e| failed(what, path, e)),
+            None => Ok(None),
+        };
+        let ca = read("the cluster CA", &files.ca)?;
+        let cert = match (
+            read("its certificate", &files.cert)?,
+            read("its key", &files.key)?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            _ => None,
+        };
+        let peer_key = self.topology.peer_key();
+        Ok(remote::Preamble {
+            peer_key: &peer_key,
+            topology: &topology,
+            ca,
+            cert,
+        }
+        .lines())
+    }
+
     /// `node`'s session (on another host) ended with `status`, and nobody stopped the node: true
     /// if that was the host out of reach or a reattach that found the node gone (handled here),
     /// false if the node itself ended.

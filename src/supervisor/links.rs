@@ -54,20 +54,10 @@ impl Supervisor {
     /// of them is real: each is told its peers as `name=proxy` pairs.
     pub(super) async fn link_peers(&mut self, servers: &[String]) -> Result<(), LaunchError> {
         for name in servers {
-            let mut links = Vec::new();
-            for peer in servers.iter().filter(|p| *p != name) {
-                let proxy = self
-                    .shaper
-                    .proxy(name, peer)
-                    .await
-                    .map_err(|e| LaunchError::Node {
-                        node: name.clone(),
-                        reason: format!("cannot open its link to {peer}: {e}"),
-                    })?;
-                links.push(format!("{peer}={proxy}"));
-            }
+            let peers: Vec<String> = servers.iter().filter(|p| *p != name).cloned().collect();
+            let links = self.named_links_to(name, &peers).await?;
             if let Some(m) = self.nodes.get_mut(name) {
-                m.connect_to = Some(links.join(","));
+                m.connect_to = Some(links);
             }
         }
         Ok(())

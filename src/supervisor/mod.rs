@@ -453,6 +453,8 @@ impl Supervisor {
         for kind in self.tracker.up(now, node) {
             self.timeline("supervisor", kind);
         }
+        // A server on another host listens on all its addresses: it is reached by the host's.
+        let address = self.reachable(node, address);
         if self.nodes.get(node).is_some_and(|m| m.node.listens()) {
             self.trust_server(node, &address);
         }

@@ -171,8 +171,19 @@ exit "$(cat "$dir/status" 2>/dev/null || echo 0)"
 /// arguments (each quoted for the remote shell). Its directory there is named after the system
 /// (`/tmp/tcluster-LectureCluster.Xa3f9Q`), so whoever looks at that machine sees whose it is;
 /// the script says it first (`DIR …`), for a later session to reattach to ([`attach_script`]).
-pub fn node_script(remote: &Remote, system: &str, name: &str, args: &[String]) -> String {
-    node_script_with(remote, system, name, args, DETACHED_GRACE)
+///
+/// A server keeps its journal or chat history where a restart finds it again: with `run` (this
+/// run's id), under `${XDG_STATE_HOME:-~/.local/state}/tcluster/SYSTEM-RUN/` on that host; a
+/// fresh run has a new id, so it never resumes another's state. Without, in the directory that
+/// goes with the node.
+pub fn node_script(
+    remote: &Remote,
+    system: &str,
+    name: &str,
+    args: &[String],
+    run: Option<&str>,
+) -> String {
+    node_script_with(remote, system, name, args, run, DETACHED_GRACE)
 }
 
 /// [`node_script`] with the grace a detached node waits for a session.
@@ -181,6 +192,7 @@ fn node_script_with(
     system: &str,
     name: &str,
     args: &[String],
+    run: Option<&str>,
     grace: Duration,
 ) -> String {
     let system: String = system
@@ -194,21 +206,40 @@ fn node_script_with(
         })
         .collect();
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let state = match run {
+        Some(run) => {
+            let run: String = run
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            format!(
+                "state=\"${{XDG_STATE_HOME:-$HOME/.local/state}}/tcluster/{system}-{run}\"; \
+                 mkdir -p \"$state\" || exit 71"
+            )
+        }
+        None => "state=\"$dir/state\"".to_string(),
+    };
     format!(
         "IFS= read -r TCLUSTER_PEER_KEY || exit 70; export TCLUSTER_PEER_KEY
 IFS= read -r topology || exit 70
 IFS= read -r ca || exit 70
+IFS= read -r cert || exit 70
+IFS= read -r key || exit 70
 dir=$(mktemp -d \"${{TMPDIR:-/tmp}}/tcluster-{system}.XXXXXX\") || exit 71
+{state}
 printf '%s' \"$topology\" | base64 -d > \"$dir/topology.top\" || exit 72
 if [ -n \"$ca\" ]; then printf '%s' \"$ca\" | base64 -d > \"$dir/ca.pem\" || exit 72
 TCLUSTER_CA=\"$dir/ca.pem\"; export TCLUSTER_CA; fi
+if [ -n \"$cert\" ]; then printf '%s' \"$cert\" | base64 -d > \"$dir/cert.pem\" || exit 72
+(umask 077; printf '%s' \"$key\" | base64 -d > \"$dir/key.pem\") || exit 72
+TCLUSTER_CERT=\"$dir/cert.pem\"; TCLUSTER_KEY=\"$dir/key.pem\"; export TCLUSTER_CERT TCLUSTER_KEY; fi
 mkfifo \"$dir/control\" || exit 73
 : > \"$dir/out\"
 cat > \"$dir/keeper\" <<'TCLUSTER_KEEPER'
 {keeper}TCLUSTER_KEEPER
 echo \"DIR $dir\"
 setsid sh \"$dir/keeper\" \"$dir\" {binary} node \"$dir/topology.top\" --name {name} --report-pid \
---control-stdin --log-format json --state-dir \"$dir/state\" {args} </dev/null >/dev/null 2>&1 &
+--control-stdin --log-format json --state-dir \"$state\" {args} </dev/null >/dev/null 2>&1 &
 from=1
 {SESSION}",
         keeper = keeper(grace),
@@ -239,15 +270,35 @@ fn quote(s: &str) -> String {
     shlex::try_quote(s).map_or_else(|_| "''".to_string(), |q| q.into_owned())
 }
 
-/// What is written on the node's stdin first, one line each: the peer key, the topology
-/// (base64), and the cluster CA's certificate (base64; an empty line when no link is
-/// encrypted).
-pub fn preamble(peer_key: &str, topology: &str, ca: Option<&[u8]>) -> String {
-    use base64::Engine as _;
-    let engine = base64::engine::general_purpose::STANDARD;
-    let topology = engine.encode(topology.as_bytes());
-    let ca = ca.map(|pem| engine.encode(pem)).unwrap_or_default();
-    format!("{peer_key}\n{topology}\n{ca}\n")
+/// What a node on another host is handed on its stdin first.
+#[derive(Debug, Default)]
+pub struct Preamble<'a> {
+    /// The peer secret.
+    pub peer_key: &'a str,
+    /// The topology file's text.
+    pub topology: &'a str,
+    /// The cluster CA's certificate, when links are encrypted.
+    pub ca: Option<Vec<u8>>,
+    /// A server's certificate and key, when its port serves TLS.
+    pub cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Preamble<'_> {
+    /// One line each: the peer key, then the topology, the CA, the certificate and its key
+    /// (base64; an empty line for what there is not).
+    pub fn lines(&self) -> String {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let encode = |bytes: Option<&[u8]>| bytes.map(|b| engine.encode(b)).unwrap_or_default();
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n",
+            self.peer_key,
+            engine.encode(self.topology.as_bytes()),
+            encode(self.ca.as_deref()),
+            encode(self.cert.as_ref().map(|(c, _)| c.as_slice())),
+            encode(self.cert.as_ref().map(|(_, k)| k.as_slice())),
+        )
+    }
 }
 
 /// A node's signals, sent one after another over ssh to its remote process group.
@@ -333,8 +384,19 @@ mod tests {
 
     #[test]
     fn the_preamble_is_the_key_then_the_topology_on_one_line() {
-        assert_eq!(preamble("k", "foobar\n", None), "k\nZm9vYmFyCg==\n\n");
-        assert_eq!(preamble("k", "", Some(b"ca")), "k\n\nY2E=\n");
+        let plain = Preamble {
+            peer_key: "k",
+            topology: "foobar\n",
+            ..Preamble::default()
+        };
+        assert_eq!(plain.lines(), "k\nZm9vYmFyCg==\n\n\n\n");
+        let sealed = Preamble {
+            peer_key: "k",
+            ca: Some(b"ca".to_vec()),
+            cert: Some((b"c".to_vec(), b"k".to_vec())),
+            ..Preamble::default()
+        };
+        assert_eq!(sealed.lines(), "k\n\nY2E=\nYw==\naw==\n");
     }
 
     /// The scripts run here with `sh`, as ssh would run them there, around a stand-in node
@@ -354,7 +416,7 @@ mod tests {
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut remote = Remote::parse("ssh://tester@localhost").unwrap();
         remote.binary = fake.display().to_string();
-        let script = node_script_with(&remote, "Detach", "w", &[], Duration::from_secs(2));
+        let script = node_script_with(&remote, "Detach", "w", &[], None, Duration::from_secs(2));
         let session = |script: &str| {
             use std::os::unix::process::CommandExt;
             Command::new("sh")
@@ -375,7 +437,14 @@ mod tests {
             .stdin
             .as_mut()
             .unwrap()
-            .write_all(preamble("key", "", None).as_bytes())
+            .write_all(
+                Preamble {
+                    peer_key: "key",
+                    ..Preamble::default()
+                }
+                .lines()
+                .as_bytes(),
+            )
             .unwrap();
         let mut out = BufReader::new(first.stdout.take().unwrap()).lines();
         let node_dir = out.next().unwrap().unwrap();
@@ -429,6 +498,7 @@ mod tests {
             "Lab $(x)",
             "worker-1",
             &["--coordinator".into(), "a b".into()],
+            None,
         );
         assert!(script.contains("/tcluster-Lab___x_.XXXXXX"), "{script}");
         assert!(script.contains("tcluster node \"$dir/topology.top\" --name worker-1"));

@@ -448,19 +448,7 @@ impl Supervisor {
                     cluster: &node.cluster,
                 },
             ),
-            None if node.host.is_some() => {
-                let remote = node.host.clone().unwrap_or_else(|| unreachable!());
-                let args = child::builtin_args(
-                    start.listen.as_deref(),
-                    start.connect_to.as_deref(),
-                    start.chat_links.as_deref(),
-                );
-                let mut command =
-                    super::remote::ssh(&remote, Some(&self.options.state_dir.join("ssh")));
-                let system = &self.topology.globals.system_name;
-                command.arg(super::remote::node_script(&remote, system, name, &args));
-                command
-            }
+            None if let Some(remote) = &node.host => self.remote_command(name, remote, &start),
             None => {
                 let mut command = child::builtin_command(
                     &self.options.program,
@@ -491,26 +479,12 @@ impl Supervisor {
         })?;
         let pid = child.id().unwrap_or_default();
         let mut stdin = child.stdin.take();
-        // On another host: the peer key and the topology first, on the node's stdin.
+        // On another host: the secrets, the topology and the certificates first, on stdin.
         if node.host.is_some()
             && node.command.is_none()
             && let Some(input) = stdin.as_mut()
         {
-            let topology = std::fs::read_to_string(&self.options.topology_path).map_err(|e| {
-                LaunchError::Node {
-                    node: name.into(),
-                    reason: format!("cannot read the topology to send it: {e}"),
-                }
-            })?;
-            let ca = match self.tls_files(name).ca {
-                Some(path) => Some(std::fs::read(&path).map_err(|e| LaunchError::Node {
-                    node: name.into(),
-                    reason: format!("cannot read the cluster CA {}: {e}", path.display()),
-                })?),
-                None => None,
-            };
-            let preamble =
-                super::remote::preamble(&self.topology.peer_key(), &topology, ca.as_deref());
+            let preamble = self.remote_preamble(name)?;
             input
                 .write_all(preamble.as_bytes())
                 .await
@@ -717,13 +691,13 @@ impl Supervisor {
 }
 
 /// What a node is started with.
-struct Starting {
+pub(super) struct Starting {
     /// Which start of the node this is (news from an earlier one is ignored).
-    generation: u64,
+    pub(super) generation: u64,
     /// Where a server listens.
-    listen: Option<String>,
+    pub(super) listen: Option<String>,
     /// Its links to the masters (a worker or bot), or to its peers (a server).
-    connect_to: Option<String>,
+    pub(super) connect_to: Option<String>,
     /// A bot's links to the chat servers.
-    chat_links: Option<String>,
+    pub(super) chat_links: Option<String>,
 }

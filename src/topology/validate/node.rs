@@ -443,17 +443,12 @@ impl Validator<'_> {
         if kind == NodeKind::Bot && s.bot.is_none() {
             s.bot = Some(BotSettings::default());
         }
-        if let (Some((_, span)), NodeKind::Master | NodeKind::Chat | NodeKind::Broker) =
-            (&s.host, kind)
+        // A server on another host is reached at that host's address, unless one is given.
+        if let Some((remote, _)) = &s.host
+            && matches!(kind, NodeKind::Master | NodeKind::Chat | NodeKind::Broker)
+            && s.address == "127.0.0.1"
         {
-            self.error(
-                *span,
-                format!(
-                    "`{name}` is a {kind}: tcluster starts only workers and bots on other hosts"
-                ),
-                "servers run on this machine (the one running tcluster); remove `host`",
-            );
-            s.host = None;
+            s.address = remote.host.clone();
         }
         if let (Some((_, span)), Launch::Inproc) = (&s.host, s.launch) {
             self.error(
@@ -561,7 +556,9 @@ impl Validator<'_> {
         let mut reported: Vec<(Span, Span)> = Vec::new();
         for (i, node) in unique.iter().enumerate() {
             let Some(port) = node.port else { continue };
-            let host = if node.address == "localhost" {
+            let host = if let Some(remote) = &node.host {
+                remote.host.as_str()
+            } else if node.address == "localhost" {
                 "127.0.0.1"
             } else {
                 node.address.as_str()
