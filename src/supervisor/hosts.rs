@@ -125,7 +125,7 @@ impl Supervisor {
             return false;
         }
         // Said once per loss, not at every try that finds the host still out of reach.
-        m.exit = Some("host unreachable".to_string());
+        m.exit = Some(crate::view::node::HOST_UNREACHABLE.to_string());
         if !std::mem::replace(&mut m.attachment.unreachable_said, true) {
             let said = self.sink.recent(node).last().cloned().unwrap_or_default();
             let runs_on = if m.attachment.dir.is_some() {

@@ -82,7 +82,12 @@ impl Supervisor {
         } else if m.node.kind == NodeKind::Client {
             Process::NotLaunched
         } else if m.running.is_none() {
-            if m.exited {
+            // A node on another host out of reach runs on there as far as anyone knows.
+            let runs_on = m.attachment.dir.is_some()
+                && m.exit.as_deref() == Some(crate::view::node::HOST_UNREACHABLE);
+            if runs_on && m.ready {
+                Process::Running
+            } else if m.exited {
                 Process::Exited
             } else {
                 Process::NotLaunched

@@ -45,6 +45,10 @@ impl NodeStatus {
     }
 }
 
+/// The `exit` of a node on another host whose ssh session was lost: its process may well run
+/// on there (shown as a tag of its own, not as an exit).
+pub const HOST_UNREACHABLE: &str = "host unreachable";
+
 /// A node's process as tcluster sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,7 +113,11 @@ impl Faults {
         } else if self.killed {
             tags.push("killed".to_string());
         } else if let Some(exit) = &self.exit {
-            tags.push(format!("exited ({exit})"));
+            tags.push(if exit == HOST_UNREACHABLE {
+                exit.clone()
+            } else {
+                format!("exited ({exit})")
+            });
         }
         if self.paused {
             tags.push("paused".to_string());
@@ -255,5 +263,12 @@ mod tests {
         };
         assert_eq!(two.tags(), vec!["killed", "2 links cut"]);
         assert!(Faults::default().tags().is_empty());
+        let exit = |exit: &str| Faults {
+            exit: Some(exit.into()),
+            ..Faults::default()
+        };
+        assert_eq!(exit("exit code 1").tags(), vec!["exited (exit code 1)"]);
+        // A node out of reach on another host has not exited: it may run on there.
+        assert_eq!(exit(HOST_UNREACHABLE).tags(), vec!["host unreachable"]);
     }
 }
