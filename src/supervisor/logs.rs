@@ -37,14 +37,17 @@ pub enum Level {
 
 impl Level {
     fn parse(text: &str) -> Option<Level> {
-        Some(match text.to_ascii_uppercase().as_str() {
-            "TRACE" => Level::Trace,
-            "DEBUG" => Level::Debug,
-            "INFO" => Level::Info,
-            "WARN" | "WARNING" => Level::Warn,
-            "ERROR" => Level::Error,
-            _ => return None,
-        })
+        [
+            ("INFO", Level::Info),
+            ("DEBUG", Level::Debug),
+            ("WARN", Level::Warn),
+            ("ERROR", Level::Error),
+            ("TRACE", Level::Trace),
+            ("WARNING", Level::Warn),
+        ]
+        .into_iter()
+        .find(|(word, _)| text.eq_ignore_ascii_case(word))
+        .map(|(_, level)| level)
     }
 
     /// The word shown.
@@ -74,40 +77,17 @@ impl LogLine {
     /// Reads a line as a node wrote it: a tcluster JSON log line is unpacked into its level
     /// and message (plus fields); anything else is kept as it is.
     pub fn parse(at_ms: u64, node: Arc<str>, stderr: bool, raw: &str) -> LogLine {
-        // Borrowed, unparsed values: only the level, the message and the extra fields are
-        // looked at, and nothing is allocated for the rest (timestamps, spans).
-        let map = raw
+        // Read in one pass, values borrowed where nothing is escaped: the line's text is the
+        // only thing allocated.
+        let line = raw
             .starts_with('{')
             .then(|| serde_json::from_str::<JsonLine>(raw).ok())
             .flatten();
-        if let Some(line) = map
-            && let Some(level) = line.level.map(text_of).as_deref().and_then(Level::parse)
+        if let Some(JsonLine {
+            level: Some(level),
+            text,
+        }) = line
         {
-            let mut text = line
-                .message
-                .map(|m| text_of(m).into_owned())
-                .unwrap_or_default();
-            for (key, value) in line.fields {
-                if matches!(
-                    key,
-                    "timestamp"
-                        | "level"
-                        | "message"
-                        | "target"
-                        | "span"
-                        | "spans"
-                        | "filename"
-                        | "line_number"
-                        | "threadId"
-                ) {
-                    continue;
-                }
-                let value = text_of(value);
-                text.push(' ');
-                text.push_str(key);
-                text.push('=');
-                text.push_str(&value);
-            }
             return LogLine {
                 at_ms,
                 node,
@@ -128,8 +108,13 @@ impl LogLine {
 /// A JSON value as text: a string's contents (unescaped), anything else as written.
 fn text_of(value: &serde_json::value::RawValue) -> std::borrow::Cow<'_, str> {
     let raw = value.get();
-    if let Ok(text) = serde_json::from_str::<&str>(raw) {
-        return std::borrow::Cow::Borrowed(text);
+    // Anything but a string (a number, `true`, an object) is shown as written.
+    let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return std::borrow::Cow::Borrowed(raw);
+    };
+    // Most strings have nothing escaped: their text is what is between the quotes.
+    if !inner.as_bytes().contains(&b'\\') {
+        return std::borrow::Cow::Borrowed(inner);
     }
     match serde_json::from_str::<String>(raw) {
         Ok(text) => std::borrow::Cow::Owned(text),
@@ -137,19 +122,29 @@ fn text_of(value: &serde_json::value::RawValue) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A JSON log line as tracing writes it, read without building a tree of values.
-struct JsonLine<'a> {
-    level: Option<&'a serde_json::value::RawValue>,
-    message: Option<&'a serde_json::value::RawValue>,
-    /// Every other field, in order, unparsed.
-    fields: Vec<(&'a str, &'a serde_json::value::RawValue)>,
+/// A JSON log line as tracing writes it, read into its level and its text: the message, then
+/// ` key=value` for each other field in order (the time, target and spans are left out).
+struct JsonLine {
+    level: Option<Level>,
+    text: String,
 }
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonLine<'a> {
+/// Fields a line's text leaves out.
+const NOT_SHOWN: [&str; 7] = [
+    "timestamp",
+    "target",
+    "span",
+    "spans",
+    "filename",
+    "line_number",
+    "threadId",
+];
+
+impl<'de> serde::Deserialize<'de> for JsonLine {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
+        struct Visit(usize);
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = JsonLine<'de>;
+            type Value = JsonLine;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
@@ -159,20 +154,27 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for JsonLine<'a> {
             ) -> Result<Self::Value, M::Error> {
                 let mut line = JsonLine {
                     level: None,
-                    message: None,
-                    fields: Vec::new(),
+                    text: String::with_capacity(self.0),
                 };
                 while let Some(key) = map.next_key::<&'de str>()? {
+                    let value: &'de serde_json::value::RawValue = map.next_value()?;
                     match key {
-                        "level" => line.level = Some(map.next_value()?),
-                        "message" => line.message = Some(map.next_value()?),
-                        _ => line.fields.push((key, map.next_value()?)),
+                        "level" => line.level = Level::parse(&text_of(value)),
+                        // The message leads, wherever it was written.
+                        "message" => line.text.insert_str(0, &text_of(value)),
+                        _ if NOT_SHOWN.contains(&key) => {}
+                        _ => {
+                            line.text.push(' ');
+                            line.text.push_str(key);
+                            line.text.push('=');
+                            line.text.push_str(&text_of(value));
+                        }
                     }
                 }
                 Ok(line)
             }
         }
-        deserializer.deserialize_map(Visit)
+        deserializer.deserialize_map(Visit(64))
     }
 }
 
