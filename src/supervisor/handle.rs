@@ -181,6 +181,7 @@ pub async fn launch(
     let pace = crate::clock::Pace::new(topology.policies.time.scale);
     let mut supervisor = Supervisor {
         topology,
+        shared_topology: None,
         options,
         started,
         nodes,

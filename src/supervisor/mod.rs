@@ -241,6 +241,9 @@ enum TaskNews {
 
 struct Supervisor {
     topology: Topology,
+    /// The same topology, shared with the nodes that run in this process (made at their first
+    /// start: the launch sets the run's peer secret in it first).
+    shared_topology: Option<std::sync::Arc<Topology>>,
     options: RunOptions,
     started: Instant,
     nodes: BTreeMap<String, SupervisedNode>,

@@ -127,7 +127,7 @@ impl Supervisor {
         let mut cut = BTreeSet::new();
         let mut links = 0;
         let mut cut_links = 0;
-        for ((from, to), state) in self.shaper.all() {
+        for ((from, to), state) in self.shaper.links_of(name) {
             let peer = if from == name {
                 to
             } else if to == name {

@@ -411,7 +411,12 @@ impl Supervisor {
             }
         });
         let (news, task_name) = (self.internal.clone(), name.to_string());
-        let topology = self.topology.clone();
+        // One copy for all of them: a thousand in-process workers must not mean a thousand
+        // copies of a topology of a thousand nodes.
+        let topology = self
+            .shared_topology
+            .get_or_insert_with(|| std::sync::Arc::new(self.topology.clone()))
+            .clone();
         tokio::spawn(async move {
             let status = match node::run(&topology, &task_name, options, shutdown).await {
                 Ok(()) => "stopped".to_string(),

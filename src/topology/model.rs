@@ -114,15 +114,25 @@ impl Topology {
             })
     }
 
+    /// Whether any link is encrypted (`set TLS "on"`, or a connection marked `encrypted`).
+    pub fn any_encrypted(&self) -> bool {
+        self.globals.tls || self.connections.iter().any(|c| c.link.encrypted)
+    }
+
     /// Whether server `name` serves TLS (and so holds a certificate): `set TLS "on"`, or an
     /// encrypted link reaches it.
     pub fn encrypted(&self, name: &str) -> bool {
-        self.node(name).is_some_and(Node::listens)
+        self.any_encrypted() && self.node(name).is_some_and(|n| self.serves_tls(n))
+    }
+
+    /// [`Topology::encrypted`] for a node in hand.
+    fn serves_tls(&self, node: &Node) -> bool {
+        node.listens()
             && (self.globals.tls
                 || self
                     .connections
                     .iter()
-                    .any(|c| c.link.encrypted && (c.from == name || c.to == name)))
+                    .any(|c| c.link.encrypted && (c.from == node.name || c.to == node.name)))
     }
 
     /// Whether server `name`'s port takes TLS only (`set TLS "on"`). Otherwise a server that
@@ -134,7 +144,8 @@ impl Topology {
 
     /// The servers that serve TLS, in file order.
     pub fn encrypted_servers(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(|n| self.encrypted(&n.name))
+        let any = self.any_encrypted();
+        self.nodes.iter().filter(move |n| any && self.serves_tls(n))
     }
 }
 

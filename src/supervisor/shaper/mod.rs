@@ -629,7 +629,20 @@ impl LinkShaper {
             .cloned()
     }
 
-    /// Every shaped direction.
+    /// The directions that start or end at `node`, sorted: what its row's faults are read
+    /// from (without copying every other link of a big cluster for each row).
+    pub fn links_of(&self, node: &str) -> Vec<((String, String), LinkState)> {
+        let mut links: Vec<_> = self
+            .read()
+            .iter()
+            .filter(|((from, to), _)| from == node || to == node)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        links.sort_by(|a, b| a.0.cmp(&b.0));
+        links
+    }
+
+    /// Every shaped direction, sorted.
     pub fn all(&self) -> Vec<((String, String), LinkState)> {
         let mut all: Vec<_> = self
             .read()
