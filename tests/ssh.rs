@@ -153,6 +153,17 @@ fn user() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A node's `host`, `identity` and `remote_binary`: this test's sshd on loopback, as its user.
+fn on_host(dir: &Path, sshd: &Sshd) -> String {
+    format!(
+        "host \"ssh://{}@127.0.0.1:{}\"; identity \"{}\"; remote_binary \"{}\"",
+        user(),
+        sshd.port,
+        dir.join("user_key").display(),
+        env!("CARGO_BIN_EXE_tcluster")
+    )
+}
+
 /// `tcluster run TOPOLOGY --headless ARGS…` for `text` in `dir`, with the test's `ssh` first on
 /// PATH (its key and known hosts) and the state in `dir/state`.
 fn headless_over_ssh(dir: &Path, text: &str, args: &[&str]) -> Command {
@@ -186,7 +197,7 @@ fn workers_on_another_host_run_jobs_take_faults_and_leave_nothing_behind() {
     let text = format!(
         "set SYSTEM_NAME SshLab
 node coordinator {{ type master }}
-node worker {{ type worker; count 2; resources {{ cpu 2 }}; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+node worker {{ type worker; count 2; resources {{ cpu 2 }}; {host} }}
 node local {{ type worker }}
 policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
 scenario faults {{
@@ -198,10 +209,7 @@ scenario faults {{
     at 6s   say \"done\"
 }}
 ",
-        user = user(),
-        port = sshd.port,
-        key = dir.path().join("user_key").display(),
-        binary = env!("CARGO_BIN_EXE_tcluster"),
+        host = on_host(dir.path(), &sshd),
     );
     let out = headless_over_ssh(dir.path(), &text, &["--scenario", "faults"])
         .output()
@@ -253,7 +261,7 @@ fn a_primary_on_another_host_serves_and_fails_over_to_a_local_backup() {
     let text = format!(
         "set SYSTEM_NAME SshServers
 set TLS on
-node coordinator {{ type master; role primary; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+node coordinator {{ type master; role primary; {host} }}
 node backup {{ type master; role backup }}
 node worker {{ type worker; count 2; resources {{ cpu 2 }} }}
 policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
@@ -265,10 +273,7 @@ scenario failover {{
     at 2s   expect within 15s completed == submitted and lost == 0 \"nothing lost\"
 }}
 ",
-        user = user(),
-        port = sshd.port,
-        key = dir.path().join("user_key").display(),
-        binary = env!("CARGO_BIN_EXE_tcluster"),
+        host = on_host(dir.path(), &sshd),
     );
     let out = headless_over_ssh(dir.path(), &text, &["--scenario", "failover"])
         .output()
@@ -475,13 +480,10 @@ fn a_lost_ssh_session_says_host_unreachable_and_tcluster_reconnects() {
     let text = format!(
         "set SYSTEM_NAME SshLost
 node coordinator {{ type master }}
-node worker {{ type worker; host \"ssh://{user}@127.0.0.1:{port}\"; identity \"{key}\"; remote_binary \"{binary}\" }}
+node worker {{ type worker; {host} }}
 policy heartbeat {{ interval 100ms; suspect_after 400ms; timeout 800ms }}
 ",
-        user = user(),
-        port = sshd.port,
-        key = dir.path().join("user_key").display(),
-        binary = env!("CARGO_BIN_EXE_tcluster"),
+        host = on_host(dir.path(), &sshd),
     );
     let mut run = headless_over_ssh(dir.path(), &text, &["--for", "12s"])
         .stdout(Stdio::piped())

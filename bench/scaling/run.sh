@@ -40,37 +40,28 @@ def span(values, fmt):
 def bar(value, top, width=40):
     return "█" * max(1, round(width * value / top))
 
-print("dispatch (20,000 no-op jobs, 8 slots per worker, journal on disk)\n")
-print("| workers | jobs/s | round trip p50 (ms) | round trip p99 (ms) |")
-print("| ---: | ---: | ---: | ---: |")
-rows = []
-for n in (1, 4, 16, 64):
-    r = runs("dispatch", n)
-    rate = [x["jobs_per_second"] for x in r]
-    p50 = [x["round_trip"]["median"] for x in r]
-    p99 = [x["round_trip"]["p99"] for x in r]
-    rows.append((n, statistics.median(rate)))
-    print(f"| {n} | {span(rate, lambda v: f'{v:,.0f}')} | {span(p50, lambda v: f'{v:.2f}')} | {span(p99, lambda v: f'{v:.2f}')} |")
-top = max(v for _, v in rows)
-print("\n```text\njobs/s (median)")
-for n, v in rows:
-    print(f"{n:>3} workers  {bar(v, top)} {v:,.0f}")
-print("```\n")
+def table(kind, title, unit, ns, rate, latency, chart):
+    """One sweep: a Markdown table of the runs' ranges, then a text chart of the medians."""
+    print(f"{title}\n")
+    print(f"| {unit} | {chart} | {latency} p50 (ms) | p99 (ms) |")
+    print("| ---: | ---: | ---: | ---: |")
+    medians = []
+    for n in ns:
+        r = runs(kind, n)
+        rates = [x[rate] for x in r]
+        p50 = [x[latency_key[kind]]["median"] for x in r]
+        p99 = [x[latency_key[kind]]["p99"] for x in r]
+        medians.append((n, statistics.median(rates)))
+        print(f"| {n} | {span(rates, lambda v: f'{v:,.0f}')} | {span(p50, lambda v: f'{v:.2f}')} | {span(p99, lambda v: f'{v:.2f}')} |")
+    top = max(v for _, v in medians)
+    print(f"\n```text\n{chart} (median)")
+    for n, v in medians:
+        print(f"{n:>3} {unit}  {bar(v, top)} {v:,.0f}")
+    print("```\n")
 
-print("chat fan-out (5,000 posts to one channel, history on disk)\n")
-print("| subscribers | deliveries/s | latency p50 at half load (ms) | p99 (ms) |")
-print("| ---: | ---: | ---: | ---: |")
-rows = []
-for n in (10, 50, 200):
-    r = runs("chat", n)
-    rate = [x["deliveries_per_second"] for x in r]
-    p50 = [x["latency"]["median"] for x in r]
-    p99 = [x["latency"]["p99"] for x in r]
-    rows.append((n, statistics.median(rate)))
-    print(f"| {n} | {span(rate, lambda v: f'{v:,.0f}')} | {span(p50, lambda v: f'{v:.2f}')} | {span(p99, lambda v: f'{v:.2f}')} |")
-top = max(v for _, v in rows)
-print("\n```text\ndeliveries/s (median)")
-for n, v in rows:
-    print(f"{n:>3} subscribers  {bar(v, top)} {v:,.0f}")
-print("```")
+latency_key = {"dispatch": "round_trip", "chat": "latency"}
+table("dispatch", "dispatch (20,000 no-op jobs, 8 slots per worker, journal on disk)",
+      "workers", (1, 4, 16, 64), "jobs_per_second", "round trip", "jobs/s")
+table("chat", "chat fan-out (5,000 posts to one channel, history on disk)",
+      "subscribers", (10, 50, 200), "deliveries_per_second", "latency at half load", "deliveries/s")
 PY
