@@ -31,6 +31,7 @@ fn config(name: &str, keep_done: usize, compact_every: u64) -> CoordinatorConfig
     config.retention = Retention {
         keep_done,
         compact_every,
+        ..Retention::default()
     };
     // Replies do not wait for the backup here: the backup is driven by hand.
     config.sync = false;

@@ -20,6 +20,8 @@ pub struct Dispatch {
     pub slots: u32,
     /// Whether the coordinator journaled every event to disk (as under `tcluster run`).
     pub journal: bool,
+    /// When its commits reached the disk (`policy journal { durability … }`).
+    pub durability: String,
     /// Jobs submitted in the throughput run.
     pub jobs: u64,
     /// Seconds from the first submission to the last result.
@@ -44,9 +46,9 @@ impl Dispatch {
             self.workers,
             self.slots,
             if self.journal {
-                "journal on disk (fsync per batch)"
+                format!("journal on disk, durability {}", self.durability)
             } else {
-                "no journal"
+                "no journal".to_string()
             },
             self.jobs_per_second,
             self.jobs,
@@ -64,16 +66,14 @@ pub async fn dispatch(
     slots: u32,
     jobs: u64,
     round_trips: usize,
-    journal: bool,
+    journal: Option<&str>,
 ) -> Result<Dispatch, BenchError> {
-    let (_nodes, addr) = Scratch::cluster(
-        program,
-        workers,
-        slots,
-        "policy heartbeat { interval 1s; timeout 10s }\npolicy load_balancing { algorithm least_loaded }\n",
-        journal,
-    )
-    .await?;
+    let durability = journal.unwrap_or("sync");
+    let policies = format!(
+        "policy heartbeat {{ interval 1s; timeout 10s }}\npolicy load_balancing {{ algorithm least_loaded }}\npolicy journal {{ durability {durability} }}\n"
+    );
+    let (_nodes, addr) =
+        Scratch::cluster(program, workers, slots, &policies, journal.is_some()).await?;
     // Throughput: one submission per job, pipelined; the link reads while it writes.
     let mut link = Link::spawn(
         vec![addr.clone()],
@@ -154,7 +154,8 @@ pub async fn dispatch(
     }
     Ok(Dispatch {
         ping: Spread::of(pings),
-        journal,
+        journal: journal.is_some(),
+        durability: durability.to_string(),
         workers,
         slots,
         jobs,

@@ -122,6 +122,7 @@ fn one(jobs: u64, retention: Option<Retention>) -> Result<JournalRun, BenchError
     config.retention = retention.unwrap_or(Retention {
         keep_done: usize::MAX,
         compact_every: u64::MAX,
+        ..Retention::default()
     });
     let mut c = Coordinator::new(config);
     let started = Instant::now();

@@ -34,6 +34,11 @@ pub struct BenchArgs {
     /// `tcluster node` without --state-dir).
     #[arg(long)]
     pub no_journal: bool,
+
+    /// dispatch: when the journal's commits reach the disk (`sync`, `periodic 10ms`, `none`:
+    /// `policy journal { durability … }`)
+    #[arg(long, default_value = "sync", value_name = "DURABILITY")]
+    pub durability: String,
     /// dispatch: single-job round trips measured.
     #[arg(long, default_value_t = 1000)]
     pub round_trips: usize,
@@ -176,7 +181,7 @@ async fn measure(
                 args.slots.max(1),
                 args.jobs.max(1),
                 args.round_trips.max(1),
-                !args.no_journal,
+                (!args.no_journal).then_some(args.durability.as_str()),
             )
             .await?;
             (r.table(), serde_json::to_value(&r))

@@ -80,7 +80,20 @@ impl Journal {
         Ok((Journal { store, first, next }, events))
     }
 
-    /// Appends events in one durable transaction. Progress events are left out: only the latest
+    /// Commits reach the disk as `durability` says: each before it returns (`Sync`), or only
+    /// at [`Journal::sync`] and when the journal is let go (`Periodic`, `None`).
+    pub fn set_durability(&mut self, durability: crate::topology::policies::Durability) {
+        use crate::topology::policies::Durability;
+        self.store.defer(!matches!(durability, Durability::Sync));
+    }
+
+    /// Forces what was committed so far to disk.
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        Ok(self.store.sync()?)
+    }
+
+    /// Appends events in one transaction (durable unless [`Journal::set_durability`] said
+    /// otherwise). Progress events are left out: only the latest
     /// matters, and replaying would not change what happens.
     pub fn append<'a>(
         &mut self,
@@ -226,6 +239,39 @@ mod tests {
     use super::*;
     use crate::cluster::event::EventKind;
     use crate::protocol::message::JobId;
+
+    /// With deferred durability, a commit is readable at once and on disk after `sync`, or
+    /// when the journal is let go (a node stopping).
+    #[test]
+    fn deferred_commits_are_kept_by_a_sync_and_by_a_clean_stop() {
+        use crate::topology::policies::Durability;
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "coordinator");
+        let event = |n: u64| ClusterEvent {
+            at_ms: n,
+            clock: n,
+            kind: EventKind::JobSubmitted {
+                job: JobId(n),
+                data: "x".into(),
+                priority: 0,
+                by: "t".into(),
+            },
+        };
+        for durability in [
+            Durability::Periodic(std::time::Duration::from_millis(10)),
+            Durability::None,
+        ] {
+            let (mut journal, before) = Journal::open(&path).unwrap();
+            journal.set_durability(durability);
+            let n = before.len() as u64;
+            journal.append([&event(n + 1)]).unwrap();
+            journal.sync().unwrap();
+            journal.append([&event(n + 2)]).unwrap();
+            drop(journal);
+            let (_, after) = Journal::open(&path).unwrap();
+            assert_eq!(after.len() as u64, n + 2, "{durability:?}");
+        }
+    }
 
     #[test]
     fn events_survive_a_reopen_and_progress_is_not_kept() {

@@ -172,13 +172,22 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (name, term) = (config.name.clone(), config.term);
     let mut coordinator = Coordinator::new(config);
+    let durability = coordinator.config().retention.durability;
     let journal = match journal {
-        Some((journal, events)) => {
+        Some((mut journal, events)) => {
             coordinator.restore_from(journal.first(), &events);
+            journal.set_durability(durability);
             Some(journal)
         }
         None => None,
     };
+    // `durability periodic`: what was committed is forced to disk this often.
+    let every = match durability {
+        crate::topology::policies::Durability::Periodic(every) => Some(every),
+        _ => None,
+    };
+    let mut flush = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
     if coordinator.config().heartbeat.udp
         && let Ok(addr) = listener.local_addr()
@@ -242,6 +251,14 @@ async fn run(
                 }
             }
             _ = ticker.tick() => Input::Tick,
+            _ = flush.tick(), if every.is_some() => {
+                if let Some(j) = driver.journal.as_mut()
+                    && let Err(e) = j.sync()
+                {
+                    warn!("the journal could not be forced to disk: {e}");
+                }
+                continue;
+            }
         };
         let outputs = driver.step_batch(input, &mut inputs);
         driver.write_down(&outputs);

@@ -217,13 +217,16 @@ impl Default for ChatPolicy {
     }
 }
 
-/// `policy journal`: what a master's compaction keeps, and how often it runs.
+/// `policy journal`: what a master's compaction keeps, how often it runs, and when what it
+/// writes is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// Finished jobs kept (the oldest read ones beyond are forgotten; the counts keep them).
     pub keep_done: usize,
     /// Events since the last snapshot that make the next one.
     pub compact_every: u64,
+    /// `durability`: when a commit reaches the disk.
+    pub durability: Durability,
 }
 
 impl Default for Retention {
@@ -231,6 +234,33 @@ impl Default for Retention {
         Retention {
             keep_done: 10_000,
             compact_every: 50_000,
+            durability: Durability::Sync,
+        }
+    }
+}
+
+/// When the journal's commits reach the disk (`policy journal { durability … }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every batch's commit is on disk (fsync) before any of its replies is sent: an accepted
+    /// job survives any crash. The default.
+    #[default]
+    Sync,
+    /// Commits are written at once and forced to disk this often: a crash of the machine (not
+    /// of the process) can lose what was accepted in the last interval.
+    Periodic(Duration),
+    /// Commits are forced to disk only when the master stops: a crash of the machine can lose
+    /// everything since it started; a crash of the process alone loses nothing.
+    None,
+}
+
+impl Durability {
+    /// The words that say it, as written in a topology.
+    pub fn describe(self) -> String {
+        match self {
+            Durability::Sync => "sync".to_string(),
+            Durability::Periodic(every) => format!("periodic {every:?}"),
+            Durability::None => "none".to_string(),
         }
     }
 }

@@ -427,8 +427,13 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
         (
             "journal",
             format!(
-                "keeps {} finished jobs, a snapshot every {} events",
-                p.journal.keep_done, p.journal.compact_every
+                "keeps {} finished jobs, a snapshot every {} events{}",
+                p.journal.keep_done,
+                p.journal.compact_every,
+                match p.journal.durability {
+                    crate::topology::policies::Durability::Sync => String::new(),
+                    other => format!(", on disk: {}", other.describe()),
+                }
             ),
         ),
         (

@@ -4,6 +4,53 @@
 use super::*;
 
 impl Validator<'_> {
+    /// `durability sync`, `durability none` or `durability periodic 10ms`.
+    fn durability(&mut self, c: &Command) -> Option<crate::topology::policies::Durability> {
+        use crate::topology::policies::Durability;
+        const USAGE: &str = "durability sync | periodic 10ms | none";
+        let args = &c.words[1..];
+        let (first, span) = match args.first() {
+            Some(word) => self.word_text(word, USAGE)?,
+            None => {
+                self.args(c, 1, USAGE);
+                return None;
+            }
+        };
+        match (first, args.len()) {
+            ("sync", 1) => Some(Durability::Sync),
+            ("none", 1) => Some(Durability::None),
+            ("periodic", 2) => {
+                let (text, span) = self.word_text(&args[1], USAGE)?;
+                let every = self.parsed(text, span, crate::topology::units::parse_duration)?;
+                if every.is_zero() || every > std::time::Duration::from_secs(60) {
+                    self.error(
+                        span,
+                        format!("`periodic {text}`: the interval must be above 0 and at most 1m"),
+                        "for example `durability periodic 10ms`",
+                    );
+                    return None;
+                }
+                Some(Durability::Periodic(every))
+            }
+            ("periodic", 1) => {
+                self.error(
+                    span,
+                    "`durability periodic` needs how often: `durability periodic 10ms`",
+                    format!("expected `{USAGE}`"),
+                );
+                None
+            }
+            _ => {
+                self.error(
+                    span,
+                    format!("unknown durability `{first}`"),
+                    format!("expected `{USAGE}`"),
+                );
+                None
+            }
+        }
+    }
+
     /// `policy NAME { … }`, into `policies`; `seen` catches a policy declared twice.
     pub(super) fn policy(
         &mut self,
@@ -55,9 +102,13 @@ impl Validator<'_> {
                 self.keys(
                     block,
                     &what,
-                    &["keep_done", "compact_every"],
+                    &["keep_done", "compact_every", "durability"],
                     |v, key, c| {
-                        if key == "keep_done" {
+                        if key == "durability" {
+                            if let Some(d) = v.durability(c) {
+                                journal.durability = d;
+                            }
+                        } else if key == "keep_done" {
                             if let Some(n) =
                                 v.integer(c, "keep_done 10000", 0..=10_000_000, "keep_done")
                             {
