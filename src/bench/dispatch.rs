@@ -32,6 +32,21 @@ pub struct Dispatch {
     pub round_trip: Spread,
     /// A `ping` to the coordinator and its `pong`: the floor under every round trip.
     pub ping: Spread,
+    /// A `ping` from another client every millisecond while the lone jobs run: what a message
+    /// that promises nothing waits while other clients' jobs are being committed.
+    pub ping_beside_jobs: Spread,
+    /// With the journal: the disk's own floor, measured the same way in the same directory.
+    pub disk: Option<DiskFloor>,
+}
+
+/// What the disk under the journal costs by itself: the floor under a durable round trip,
+/// which needs two commits (the job accepted, then finished).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskFloor {
+    /// 100 bytes rewritten in place and `fdatasync`ed.
+    pub fsync: Spread,
+    /// One row in its own durable redb transaction (what one journal commit costs at least).
+    pub commit: Spread,
 }
 
 impl Dispatch {
@@ -41,7 +56,8 @@ impl Dispatch {
             "dispatch  {} no-op jobs, {} worker processes × {} slots, over TCP, {}\n\
              \x20 throughput   {:.0} jobs/s ({} jobs in {:.2} s, submitted one by one, pipelined)\n\
              \x20 round trip   {}\n\
-             \x20 ping         {}\n",
+             \x20 ping         {}\n\
+             \x20 ping beside  {} (another client, while the lone jobs are committed)\n{}",
             self.jobs,
             self.workers,
             self.slots,
@@ -54,7 +70,16 @@ impl Dispatch {
             self.jobs,
             self.seconds,
             self.round_trip.ms(),
-            self.ping.ms()
+            self.ping.ms(),
+            self.ping_beside_jobs.ms(),
+            match &self.disk {
+                Some(d) => format!(
+                    "  disk fsync   {}\n  redb commit  {}\n",
+                    d.fsync.ms(),
+                    d.commit.ms()
+                ),
+                None => String::new(),
+            }
         )
     }
 }
@@ -72,8 +97,20 @@ pub async fn dispatch(
     let policies = format!(
         "policy heartbeat {{ interval 1s; timeout 10s }}\npolicy load_balancing {{ algorithm least_loaded }}\npolicy journal {{ durability {durability} }}\n"
     );
-    let (_nodes, addr) =
+    let (nodes, addr) =
         Scratch::cluster(program, workers, slots, &policies, journal.is_some()).await?;
+    let disk = match journal {
+        Some(_) => {
+            let dir = nodes.dir.join("floor");
+            let n = round_trips;
+            Some(
+                tokio::task::spawn_blocking(move || disk_floor(&dir, n))
+                    .await
+                    .map_err(|e| BenchError::Setup(e.to_string()))??,
+            )
+        }
+        None => None,
+    };
     // Throughput: one submission per job, pipelined; the link reads while it writes.
     let mut link = Link::spawn(
         vec![addr.clone()],
@@ -123,27 +160,28 @@ pub async fn dispatch(
 
     // Round trip: one job at a time, on the now idle cluster.
     let mut client = Client::connect(&addr, "bench-rtt", None).await?;
-    let mut samples = Vec::with_capacity(round_trips);
-    for i in 0..round_trips + round_trips / 10 {
-        let t = Instant::now();
-        client
-            .send(Message::Submit {
-                data: format!("echo {i}"),
-                count: 1,
-                priority: 0,
-                token: None,
-                notify: true,
-            })
-            .await?;
-        expect(&mut client, "a job's result", |m| {
-            matches!(m, Message::JobFinished { .. }).then_some(())
+    let samples = lone_jobs(&mut client, round_trips).await?;
+    // Another client pings all along, on its own connection, while the jobs are committed.
+    let pinging = tokio_util::sync::CancellationToken::new();
+    let pinger = {
+        let mut client = Client::connect(&addr, "bench-ping", None).await?;
+        let stop = pinging.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while !stop.is_cancelled() {
+                let t = Instant::now();
+                if client.request(Message::Ping).await.is_err() {
+                    break;
+                }
+                samples.push(ms(t.elapsed()));
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            samples
         })
-        .await?;
-        // The first tenth warms up (connections, allocations, caches).
-        if i >= round_trips / 10 {
-            samples.push(ms(t.elapsed()));
-        }
-    }
+    };
+    lone_jobs(&mut client, round_trips / 2).await?;
+    pinging.cancel();
+    let beside = pinger.await.unwrap_or_default();
     let mut pings = Vec::with_capacity(round_trips);
     for i in 0..round_trips + round_trips / 10 {
         let t = Instant::now();
@@ -154,6 +192,8 @@ pub async fn dispatch(
     }
     Ok(Dispatch {
         ping: Spread::of(pings),
+        ping_beside_jobs: Spread::of(beside),
+        disk,
         journal: journal.is_some(),
         durability: durability.to_string(),
         workers,
@@ -163,4 +203,78 @@ pub async fn dispatch(
         jobs_per_second: jobs as f64 / seconds,
         round_trip: Spread::of(samples),
     })
+}
+
+/// The disk's floor in `dir`: `n` in-place rewrites of 100 bytes, each `fdatasync`ed, and `n`
+/// one-row durable redb transactions (after a tenth as many to warm up, as the round trips).
+fn disk_floor(dir: &Path, n: usize) -> Result<DiskFloor, BenchError> {
+    use std::io::{Seek, SeekFrom, Write};
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        BenchError::Setup(format!("{what} in {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory", &e))?;
+    let mut file =
+        std::fs::File::create(dir.join("probe")).map_err(|e| fail("cannot create a file", &e))?;
+    let mut fsync = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(&[b'x'; 100]))
+            .map_err(|e| fail("cannot write", &e))?;
+        let t = Instant::now();
+        file.sync_data().map_err(|e| fail("cannot sync", &e))?;
+        if i >= n / 10 {
+            fsync.push(ms(t.elapsed()));
+        }
+    }
+    const ROWS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
+    let db = redb::Database::create(dir.join("probe.redb"))
+        .map_err(|e| fail("cannot create a database", &e))?;
+    let mut commit = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        let write = db.begin_write().map_err(|e| fail("cannot write", &e))?;
+        {
+            let mut table = write
+                .open_table(ROWS)
+                .map_err(|e| fail("cannot write", &e))?;
+            table
+                .insert(i as u64, [b'x'; 100].as_slice())
+                .map_err(|e| fail("cannot write", &e))?;
+        }
+        write.commit().map_err(|e| fail("cannot commit", &e))?;
+        if i >= n / 10 {
+            commit.push(ms(t.elapsed()));
+        }
+    }
+    Ok(DiskFloor {
+        fsync: Spread::of(fsync),
+        commit: Spread::of(commit),
+    })
+}
+
+/// `n` jobs one at a time (after a tenth as many to warm up), each submitted once the last one
+/// finished: each one's submit → result, in milliseconds.
+async fn lone_jobs(client: &mut Client, n: usize) -> Result<Vec<f64>, BenchError> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + n / 10 {
+        let t = Instant::now();
+        client
+            .send(Message::Submit {
+                data: format!("echo {i}"),
+                count: 1,
+                priority: 0,
+                token: None,
+                notify: true,
+            })
+            .await?;
+        expect(client, "a job's result", |m| {
+            matches!(m, Message::JobFinished { .. }).then_some(())
+        })
+        .await?;
+        // The first tenth warms up (connections, allocations, caches).
+        if i >= n / 10 {
+            samples.push(ms(t.elapsed()));
+        }
+    }
+    Ok(samples)
 }

@@ -3,7 +3,7 @@
 //!
 //! The coordinator's own state machine runs the jobs (no sockets: what is measured is the
 //! journal, not the network), and its outputs are written to a real journal exactly as the
-//! node writes them ([`crate::journal::write_down`]), a commit per batch of steps as the node
+//! node writes them ([`crate::journal::write_entries`]), a commit per batch of steps as the node
 //! batches them. A restart is what a coordinator does when it starts on that state
 //! directory: open the journal, read every row, rebuild the state.
 
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::BenchError;
-use crate::journal::{Journal, path_for, write_down};
+use crate::journal::{Journal, entries_of, path_for, write_entries};
 use crate::protocol::Dialect;
 use crate::protocol::message::{Envelope, JobId, Message};
 use crate::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output};
@@ -164,7 +164,7 @@ fn one(jobs: u64, retention: Option<Retention>) -> Result<JournalRun, BenchError
             Input::Received(client, Dialect::Native, envelope("bench", submit)),
             &mut pending,
         );
-        write_down(&mut journal, &pending);
+        write_entries(&mut journal, entries_of(&pending));
         pending.clear();
         let assigned: Vec<(JobId, u32)> = out
             .iter()
@@ -190,7 +190,7 @@ fn one(jobs: u64, retention: Option<Retention>) -> Result<JournalRun, BenchError
                     &mut pending,
                 );
             }
-            write_down(&mut journal, &pending);
+            write_entries(&mut journal, entries_of(&pending));
             pending.clear();
         }
         done += u64::from(count);

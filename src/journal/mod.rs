@@ -16,16 +16,17 @@
 
 mod chat;
 mod store;
+mod writer;
 
 pub use chat::{ChatHistory, chat_history_path};
 pub use store::StorageError;
+pub use writer::{DEFAULT_GROUP_WINDOW, Entry, JournalWriter, entries_of, write_entries};
 
 use std::path::{Path, PathBuf};
 
 use redb::TableDefinition;
 
 use crate::cluster::event::ClusterEvent;
-use crate::role::coordinator::{JournalOp, Output};
 use store::Store;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -80,11 +81,14 @@ impl Journal {
         Ok((Journal { store, first, next }, events))
     }
 
-    /// Commits reach the disk as `durability` says: each before it returns (`Sync`), or only
+    /// Commits reach the disk as `durability` says: each before it returns (`Sync`, `Group`), or only
     /// at [`Journal::sync`] and when the journal is let go (`Periodic`, `None`).
     pub fn set_durability(&mut self, durability: crate::topology::policies::Durability) {
         use crate::topology::policies::Durability;
-        self.store.defer(!matches!(durability, Durability::Sync));
+        self.store.defer(!matches!(
+            durability,
+            Durability::Sync | Durability::Group(_)
+        ));
     }
 
     /// Forces what was committed so far to disk.
@@ -199,34 +203,6 @@ pub fn last_takeover(events: &[ClusterEvent]) -> Option<(String, u64)> {
         }
         _ => None,
     })
-}
-
-/// Writes what a coordinator's step says the journal must keep: its events appended, and
-/// compaction or a fresh start done in order with them. A failure is logged: the node keeps
-/// serving (what it could not write is not durable, and the log says so).
-pub fn write_down(journal: &mut Journal, outputs: &[Output]) {
-    let mut events = Vec::new();
-    for output in outputs {
-        match output {
-            Output::Event(e) => events.push(e),
-            Output::Journal(op) => {
-                if let Err(e) = journal.append(events.drain(..)) {
-                    tracing::error!("{e}: events of this step are not durable");
-                }
-                let done = match op {
-                    JournalOp::Restart { at } => journal.restart_at(*at),
-                    JournalOp::Compact { base, snapshot } => journal.compact(*base, snapshot),
-                };
-                if let Err(e) = done {
-                    tracing::error!("{e}");
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Err(e) = journal.append(events) {
-        tracing::error!("{e}: events of this step are not durable");
-    }
 }
 
 /// Where a node's journal lives under a state directory.

@@ -31,7 +31,8 @@ use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Ou
 
 use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
 use super::control::NodeControl;
-use crate::journal::Journal;
+use super::hold::Hold;
+use crate::journal::{Journal, JournalWriter};
 
 /// What a connection's reader tells the loop.
 enum ConnEvent {
@@ -141,7 +142,10 @@ struct Driver {
     /// The name and term its published events carry.
     name: String,
     term: u64,
-    journal: Option<Journal>,
+    /// The journal's thread, when the master keeps one.
+    journal: Option<JournalWriter>,
+    /// Outputs waiting for the journal to commit what they promise.
+    hold: Hold,
     /// A backup's link to its primary.
     link: FollowLink,
     writers: HashMap<ConnId, Writer>,
@@ -153,6 +157,13 @@ struct Driver {
     next_conn: ConnId,
     /// Events a slow subscriber missed, so far.
     dropped_events: u64,
+    /// Events the coordinator produced, and the driver published, so far: they are
+    /// published in the order produced, held or not.
+    produced_events: u64,
+    published_events: u64,
+    /// A subscriber whose history already holds the events produced up to this count (it
+    /// subscribed while some were still held): they are not sent to it again.
+    subscribed_after: HashMap<ConnId, u64>,
     /// One kept connection per master of another cluster (lending, peer heartbeats).
     peer_links: HashMap<String, mpsc::Sender<(Envelope, Duration)>>,
 }
@@ -174,20 +185,12 @@ async fn run(
     let mut coordinator = Coordinator::new(config);
     let durability = coordinator.config().retention.durability;
     let journal = match journal {
-        Some((mut journal, events)) => {
+        Some((journal, events)) => {
             coordinator.restore_from(journal.first(), &events);
-            journal.set_durability(durability);
-            Some(journal)
+            Some(JournalWriter::start(journal, durability))
         }
         None => None,
     };
-    // `durability periodic`: what was committed is forced to disk this often.
-    let every = match durability {
-        crate::topology::policies::Durability::Periodic(every) => Some(every),
-        _ => None,
-    };
-    let mut flush = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
-    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ConnEvent)>(CONN_QUEUE);
     if coordinator.config().heartbeat.udp
         && let Ok(addr) = listener.local_addr()
@@ -204,6 +207,7 @@ async fn run(
         name,
         term,
         journal,
+        hold: Hold::default(),
         link: FollowLink::default(),
         writers: HashMap::new(),
         inputs_tx,
@@ -213,6 +217,9 @@ async fn run(
         started: Instant::now(),
         next_conn: 1,
         dropped_events: 0,
+        produced_events: 0,
+        published_events: 0,
+        subscribed_after: HashMap::new(),
         peer_links: HashMap::new(),
     };
     if let (false, Some(primary)) = (
@@ -221,12 +228,20 @@ async fn run(
     ) {
         driver.follow(&primary);
     }
+    // The last ticket the journal's thread said it committed, and news of the next.
+    let mut seen = 0;
+    let mut committed = driver.journal.as_ref().map(JournalWriter::watch);
     loop {
         // A paused coordinator reads nothing and sends nothing, as a stopped process would.
         tokio::select! {
             _ = pause.wait_while_paused() => {}
             _ = shutdown.cancelled() => break,
         }
+        // A journal that falls far behind slows the intake rather than let held replies pile up.
+        let lagging = driver
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.outstanding() > MAX_OUTSTANDING);
         let input = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -244,29 +259,30 @@ async fn run(
                 }
                 continue;
             }
-            Some((conn, event)) = inputs.recv() => {
+            committed = committed_after(&mut committed, seen), if !driver.hold.is_empty() => {
+                seen = committed;
+                for output in driver.hold.release(committed) {
+                    driver.carry_out(output);
+                }
+                continue;
+            }
+            Some((conn, event)) = inputs.recv(), if !lagging => {
                 match input_of(conn, event, &mut driver.writers, &driver.link) {
                     Some(input) => input,
                     None => continue,
                 }
             }
             _ = ticker.tick() => Input::Tick,
-            _ = flush.tick(), if every.is_some() => {
-                if let Some(j) = driver.journal.as_mut()
-                    && let Err(e) = j.sync()
-                {
-                    warn!("the journal could not be forced to disk: {e}");
-                }
-                continue;
-            }
         };
         let outputs = driver.step_batch(input, &mut inputs);
-        driver.write_down(&outputs);
-        for output in outputs {
+        for output in driver.write_down(outputs) {
             driver.carry_out(output);
         }
     }
     info!("coordinator stopping");
+    if let Some(journal) = driver.journal.take() {
+        journal.stop().await;
+    }
     for (_, (_, cancel, _)) in driver.writers.drain() {
         cancel.cancel();
     }
@@ -293,33 +309,68 @@ impl Driver {
         &mut self,
         input: Input,
         inputs: &mut mpsc::Receiver<(ConnId, ConnEvent)>,
-    ) -> Vec<Output> {
+    ) -> Vec<Vec<Output>> {
         let now = || self.control.now(self.started);
         let now = now();
         if self.coordinator.config().clock_sync.is_some() {
             self.coordinator.set_wall_clock(self.control.wall_ms());
         }
-        let mut outputs = self.coordinator.step(now, input);
-        let mut batch = 1;
-        while batch < MAX_BATCH && !outputs.iter().any(|o| matches!(o, Output::Follow { .. })) {
+        let outputs = self.coordinator.step(now, input);
+        self.count_produced(&outputs);
+        let mut steps = vec![outputs];
+        let follows = |o: &Output| matches!(o, Output::Follow { .. });
+        while steps.len() < MAX_BATCH && !steps.iter().flatten().any(follows) {
             let Ok((conn, event)) = inputs.try_recv() else {
                 break;
             };
             if let Some(input) = input_of(conn, event, &mut self.writers, &self.link) {
                 let now = self.control.now(self.started);
-                outputs.extend(self.coordinator.step(now, input));
-                batch += 1;
+                let more = self.coordinator.step(now, input);
+                self.count_produced(&more);
+                steps.push(more);
             }
         }
-        outputs
+        steps
     }
 
-    /// Writes the step's events down before anyone hears about them: a reply sent now may
-    /// promise a job that must survive a crash.
-    fn write_down(&mut self, outputs: &[Output]) {
-        if let Some(j) = self.journal.as_mut() {
-            crate::journal::write_down(j, outputs);
+    /// Counts a step's events, and notes where a connection that subscribed in it starts.
+    fn count_produced(&mut self, outputs: &[Output]) {
+        self.produced_events += outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Event(_)))
+            .count() as u64;
+        if let Some(conn) = self.coordinator.take_new_subscriber() {
+            self.subscribed_after.insert(conn, self.produced_events);
         }
+    }
+
+    /// Hands the step's events to the journal, and returns what may be carried out now: a
+    /// step that wrote something is held until it is committed (a reply may promise a job
+    /// that must survive a crash); one that wrote nothing goes out at once unless it must
+    /// keep its place behind a held one ([`Hold`]).
+    ///
+    /// Step by step, not batch by batch: a `ping` read in the same batch as a finished job
+    /// is answered at once. The batch's entries go to the journal together, under one ticket.
+    fn write_down(&mut self, steps: Vec<Vec<Output>>) -> Vec<Output> {
+        let Some(journal) = self.journal.as_mut() else {
+            return steps.into_iter().flatten().collect();
+        };
+        let ticket = journal.next_ticket();
+        let mut entries = Vec::new();
+        let mut now = Vec::new();
+        for outputs in steps {
+            let step_entries = crate::journal::entries_of(&outputs);
+            if step_entries.is_empty() {
+                now.extend(self.hold.pass(outputs));
+            } else {
+                entries.extend(step_entries);
+                self.hold.hold(ticket, outputs);
+            }
+        }
+        if !entries.is_empty() {
+            journal.hand_over(entries);
+        }
+        now
     }
 
     /// Carries out one output of the coordinator.
@@ -380,23 +431,16 @@ impl Driver {
                     ask_master(master, address, key, envelope, wait, inputs).in_current_span(),
                 );
             }
-            Output::Follow { primary, reset } => {
-                // A master that starts over forgets its journal too.
-                if reset
-                    && let Some(j) = self.journal.as_mut()
-                    && let Err(e) = j.reset()
-                {
-                    tracing::error!("{e}");
-                }
-                self.follow(&primary);
-            }
+            // A master that starts over has had its journal emptied already (in order with
+            // the step's events).
+            Output::Follow { primary, .. } => self.follow(&primary),
             Output::Close(conn) => {
                 if let Some((_, cancel, _)) = self.writers.remove(&conn) {
                     cancel.cancel();
                 }
             }
             Output::Event(event) => self.publish(event),
-            // Written down before anything was carried out.
+            // Handed to the journal before anything was carried out.
             Output::Journal(_) => {}
             Output::AdjustClock(ms) => {
                 info!(by_ms = ms, "clock adjusted by the time master");
@@ -415,6 +459,11 @@ impl Driver {
     /// to in-process watchers.
     fn publish(&mut self, event: ClusterEvent) {
         log_event(&event, self.coordinator.is_serving());
+        self.published_events += 1;
+        let seq = self.published_events;
+        if !self.subscribed_after.is_empty() {
+            self.subscribed_after.retain(|_, after| *after >= seq);
+        }
         if self.coordinator.subscribers().is_empty() {
             let _ = self.watchers.send(event);
             return;
@@ -431,6 +480,10 @@ impl Driver {
             .to_json(),
         );
         for conn in self.coordinator.subscribers() {
+            if self.subscribed_after.contains_key(conn) {
+                // Its history, read after this event, has it already.
+                continue;
+            }
             if let Some((tx, _, _)) = self.writers.get(conn)
                 && tx.try_send(line.clone()).is_err()
             {
@@ -450,6 +503,26 @@ impl Driver {
 
 /// The most inputs handled between two journal commits.
 const MAX_BATCH: usize = 512;
+
+/// The most steps handed to the journal and not yet committed before the loop stops reading.
+const MAX_OUTSTANDING: u64 = 256;
+
+/// The next ticket the journal's thread commits after `seen` (never, without a journal).
+async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, seen: u64) -> u64 {
+    let Some(watch) = watch else {
+        return std::future::pending().await;
+    };
+    loop {
+        let now = *watch.borrow_and_update();
+        if now > seen {
+            return now;
+        }
+        if watch.changed().await.is_err() {
+            // The thread is gone: nothing more will be committed.
+            return std::future::pending().await;
+        }
+    }
+}
 
 /// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
 /// that has since been replaced). Keeps the writers in step with the connections.

@@ -19,6 +19,7 @@ pub mod chat;
 pub mod conn;
 pub mod control;
 pub mod coordinator;
+mod hold;
 mod secure;
 pub mod worker;
 

@@ -246,6 +246,9 @@ pub enum Durability {
     /// job survives any crash. The default.
     #[default]
     Sync,
+    /// As `Sync`, but each fsync first waits up to this long for more commits to share it:
+    /// fewer fsyncs on a slow disk, each reply up to that much later.
+    Group(Duration),
     /// Commits are written at once and forced to disk this often: a crash of the machine (not
     /// of the process) can lose what was accepted in the last interval.
     Periodic(Duration),
@@ -259,6 +262,7 @@ impl Durability {
     pub fn describe(self) -> String {
         match self {
             Durability::Sync => "sync".to_string(),
+            Durability::Group(window) => format!("group {window:?}"),
             Durability::Periodic(every) => format!("periodic {every:?}"),
             Durability::None => "none".to_string(),
         }

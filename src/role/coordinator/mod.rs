@@ -219,6 +219,8 @@ pub struct Coordinator {
     /// Who asked to hear when a job ends.
     notify: HashMap<crate::protocol::message::JobId, ConnId>,
     subscribers: BTreeSet<ConnId>,
+    /// The connection that subscribed in the last step, if one did.
+    new_subscriber: Option<ConnId>,
     rng: SmallRng,
     out: Vec<Output>,
     /// The durable events kept for backups that follow (replica sequence numbers index it).
@@ -259,6 +261,7 @@ impl Coordinator {
             lists_running: BTreeSet::new(),
             notify: HashMap::new(),
             subscribers: BTreeSet::new(),
+            new_subscriber: None,
             out: Vec::new(),
             history: History::default(),
             reads: Vec::new(),
@@ -282,6 +285,13 @@ impl Coordinator {
     /// Connections that receive every event.
     pub fn subscribers(&self) -> &BTreeSet<ConnId> {
         &self.subscribers
+    }
+
+    /// The connection that subscribed in the last step (asked once: the next call says none).
+    /// Its history was read at that step: events of earlier steps, whatever the driver still
+    /// has to publish of them, are not sent to it again.
+    pub fn take_new_subscriber(&mut self) -> Option<ConnId> {
+        self.new_subscriber.take()
     }
 
     /// Its Lamport clock.

@@ -652,6 +652,7 @@ impl Coordinator {
             c.peer = Peer::Subscriber;
         }
         self.subscribers.insert(conn);
+        self.new_subscriber = Some(conn);
         if history {
             self.send_history(conn);
             return;

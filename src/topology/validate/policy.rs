@@ -4,10 +4,11 @@
 use super::*;
 
 impl Validator<'_> {
-    /// `durability sync`, `durability none` or `durability periodic 10ms`.
+    /// `durability sync`, `durability group [1ms]`, `durability none` or `durability periodic
+    /// 10ms`.
     fn durability(&mut self, c: &Command) -> Option<crate::topology::policies::Durability> {
         use crate::topology::policies::Durability;
-        const USAGE: &str = "durability sync | periodic 10ms | none";
+        const USAGE: &str = "durability sync | group [1ms] | periodic 10ms | none";
         let args = &c.words[1..];
         let (first, span) = match args.first() {
             Some(word) => self.word_text(word, USAGE)?,
@@ -19,6 +20,20 @@ impl Validator<'_> {
         match (first, args.len()) {
             ("sync", 1) => Some(Durability::Sync),
             ("none", 1) => Some(Durability::None),
+            ("group", 1) => Some(Durability::Group(crate::journal::DEFAULT_GROUP_WINDOW)),
+            ("group", 2) => {
+                let (text, span) = self.word_text(&args[1], USAGE)?;
+                let window = self.parsed(text, span, crate::topology::units::parse_duration)?;
+                if window.is_zero() || window > std::time::Duration::from_millis(100) {
+                    self.error(
+                        span,
+                        format!("`group {text}`: the window must be above 0 and at most 100ms"),
+                        "for example `durability group 1ms`",
+                    );
+                    return None;
+                }
+                Some(Durability::Group(window))
+            }
             ("periodic", 2) => {
                 let (text, span) = self.word_text(&args[1], USAGE)?;
                 let every = self.parsed(text, span, crate::topology::units::parse_duration)?;

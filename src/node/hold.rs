@@ -1,0 +1,161 @@
+//! Outputs waiting for the journal: a step whose events must be kept has its replies, events
+//! and messages held until the journal's thread has committed them (ticket by ticket, in
+//! order). A later step that wrote nothing goes out at once, except what must stay behind a
+//! held output to keep its order: a message on a connection that has one held, and anything
+//! that is not a plain reply (events, messages to other masters, closes).
+//!
+//! So a `ping`, or a `status` from a client with nothing pending, is answered while another
+//! client's job is being forced to disk; the job's `accepted` is sent only once it is there.
+//! A `status` may then show a job whose submission is still being written: its submitter has
+//! not been told `accepted` yet, and a crash of the machine in that instant forgets it — as if
+//! it had arrived a moment later.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::role::coordinator::{ConnId, Output};
+
+/// The held outputs, oldest ticket first.
+#[derive(Default)]
+pub struct Hold {
+    queue: VecDeque<(u64, Vec<Output>)>,
+    /// How many held outputs each connection has.
+    per_conn: HashMap<ConnId, usize>,
+}
+
+impl Hold {
+    /// Holds a step's `outputs` until `ticket` is committed (several steps may share one).
+    pub fn hold(&mut self, ticket: u64, outputs: Vec<Output>) {
+        for output in &outputs {
+            self.count(output);
+        }
+        match self.queue.back_mut() {
+            Some((last, held)) if *last == ticket => held.extend(outputs),
+            _ => self.queue.push_back((ticket, outputs)),
+        }
+    }
+
+    /// A step that wrote nothing: what may go now is returned; the rest waits behind the last
+    /// held step.
+    pub fn pass(&mut self, outputs: Vec<Output>) -> Vec<Output> {
+        if self.queue.is_empty() {
+            return outputs;
+        }
+        let mut now = Vec::new();
+        let mut later = Vec::new();
+        for output in outputs {
+            let free = match &output {
+                Output::Send(conn, _) => !self.per_conn.contains_key(conn),
+                _ => false,
+            };
+            if free {
+                now.push(output);
+            } else {
+                self.count(&output);
+                later.push(output);
+            }
+        }
+        if let Some((_, last)) = self.queue.back_mut() {
+            last.extend(later);
+        }
+        now
+    }
+
+    /// Everything held under tickets up to `committed`, in order.
+    pub fn release(&mut self, committed: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        while self.queue.front().is_some_and(|(t, _)| *t <= committed) {
+            let (_, outputs) = self.queue.pop_front().expect("checked above");
+            for output in &outputs {
+                if let Some(conn) = conn_of(output)
+                    && let Some(n) = self.per_conn.get_mut(&conn)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_conn.remove(&conn);
+                    }
+                }
+            }
+            out.extend(outputs);
+        }
+        out
+    }
+
+    /// Nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    fn count(&mut self, output: &Output) {
+        if let Some(conn) = conn_of(output) {
+            *self.per_conn.entry(conn).or_default() += 1;
+        }
+    }
+}
+
+fn conn_of(output: &Output) -> Option<ConnId> {
+    match output {
+        Output::Send(conn, _) | Output::Close(conn) => Some(*conn),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::message::{Envelope, Message};
+
+    fn send(conn: ConnId, n: u64) -> Output {
+        Output::Send(
+            conn,
+            Envelope {
+                from: "c".into(),
+                clock: n,
+                term: None,
+                message: Message::Pong,
+            },
+        )
+    }
+
+    fn clocks(outputs: &[Output]) -> Vec<(ConnId, u64)> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Send(c, e) => Some((*c, e.clock)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn another_connection_overtakes_a_held_step_and_the_same_one_waits_its_turn() {
+        let mut hold = Hold::default();
+        assert_eq!(clocks(&hold.pass(vec![send(1, 1)])), vec![(1, 1)]);
+        hold.hold(1, vec![send(1, 2)]);
+        // Connection 2 has nothing held: its pong leaves at once. Connection 1's waits.
+        let now = hold.pass(vec![send(2, 3), send(1, 4)]);
+        assert_eq!(clocks(&now), vec![(2, 3)]);
+        hold.hold(2, vec![send(2, 5)]);
+        assert!(hold.release(0).is_empty());
+        assert_eq!(clocks(&hold.release(1)), vec![(1, 2), (1, 4)]);
+        // Connection 1 is free again; 2 still waits for ticket 2.
+        assert_eq!(
+            clocks(&hold.pass(vec![send(1, 6), send(2, 7)])),
+            vec![(1, 6)]
+        );
+        assert_eq!(clocks(&hold.release(5)), vec![(2, 5), (2, 7)]);
+        assert!(hold.is_empty());
+        assert_eq!(clocks(&hold.pass(vec![send(2, 8)])), vec![(2, 8)]);
+    }
+
+    #[test]
+    fn events_and_closes_keep_their_order_behind_held_steps() {
+        let mut hold = Hold::default();
+        hold.hold(1, vec![send(1, 1)]);
+        let now = hold.pass(vec![Output::Close(3), Output::AdjustClock(1), send(3, 2)]);
+        // The close of connection 3 is held, so its later message is too.
+        assert!(now.is_empty());
+        let released = hold.release(1);
+        assert_eq!(released.len(), 4);
+        assert!(matches!(released[1], Output::Close(3)));
+    }
+}
