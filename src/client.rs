@@ -6,7 +6,7 @@
 
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::{AnyDelimiterCodec, FramedRead};
+use tokio_util::codec::FramedRead;
 
 use crate::clock::LamportClock;
 use crate::protocol::frame::{FrameError, MAX_LINE, frame_text, line_codec};
@@ -58,7 +58,7 @@ pub const PEER_SECRET_HINT: &str = "the two do not share the peer secret: server
 
 /// A connection to a server: a coordinator or a chat server.
 pub struct Client {
-    lines: FramedRead<crate::tls::Reader, AnyDelimiterCodec>,
+    lines: FramedRead<crate::tls::Reader, crate::protocol::frame::LineCodec>,
     write: crate::tls::Writer,
     name: String,
     clock: LamportClock,
@@ -127,6 +127,15 @@ impl Client {
             .write_all(line.as_bytes())
             .await
             .map_err(|e| ClientError::Io(e.to_string()))
+    }
+
+    /// The next line that arrives, undecoded (a reader that needs one field of many).
+    pub async fn receive_line(&mut self) -> Result<bytes::Bytes, ClientError> {
+        self.lines
+            .next()
+            .await
+            .ok_or(ClientError::Closed)?
+            .map_err(|e| ClientError::Io(format!("{e:?}")))
     }
 
     /// The next message that arrives.

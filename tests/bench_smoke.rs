@@ -54,6 +54,58 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["lending"]["first_borrowed_job"]["n"], 1, "{report}");
 }
 
+/// With the journal: each durability mode is taken, and the disk's own floor is measured
+/// beside the round trip.
+#[test]
+fn dispatch_with_the_journal_measures_the_disk_beside_it() {
+    let out = tcluster()
+        .args(["bench", "dispatch", "--json", "--jobs", "100"])
+        .args(["--round-trips", "20", "--durability", "group 1ms"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let dispatch = &report["dispatch"];
+    assert_eq!(dispatch["durability"], "group 1ms", "{report}");
+    assert_eq!(dispatch["round_trip"]["n"], 20, "{report}");
+    assert_eq!(dispatch["disk"]["fsync"]["n"], 20, "{report}");
+    assert_eq!(dispatch["disk"]["commit"]["n"], 20, "{report}");
+    assert!(
+        dispatch["ping_beside_jobs"]["n"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+}
+
+/// The console under load: the real console in a terminal, its own frame times read back.
+#[test]
+fn the_console_under_load_reports_its_frames() {
+    let out = tcluster()
+        .args(["bench", "console", "--json", "--rate", "200"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let console = &report["console"];
+    assert_eq!(console["size"], "200×60", "{report}");
+    assert!(console["frame"]["n"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        console["jobs_per_second"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(console["cpu_percent"].as_f64().is_some(), "{report}");
+}
+
 #[test]
 fn a_bad_benchmark_name_is_a_usage_error() {
     let out = tcluster().args(["bench", "dispach"]).output().unwrap();

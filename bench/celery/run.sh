@@ -5,7 +5,8 @@
 #
 # Installs what it needs (Debian's redis-server, Celery from PyPI into bench/celery/.venv),
 # starts Redis on 127.0.0.1:6390 (in memory: no RDB, no AOF) and a Celery worker with 4 worker
-# processes, runs client.py, then runs `tcluster bench dispatch` with the same numbers, and
+# processes, runs client.py, then runs `tcluster bench dispatch` with the same numbers (without
+# the journal, then with it in each durability mode), and
 # stops everything it started. Method and results: docs/PERFORMANCE.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -49,5 +50,8 @@ TCLUSTER=${TCLUSTER:-target/release/tcluster}
 [ -x "$TCLUSTER" ] || cargo build --release -q
 echo "== tcluster, no journal (4 worker processes)"
 "$TCLUSTER" bench dispatch --json --no-journal --jobs "$JOBS" --round-trips "$ROUND_TRIPS" --workers 4
-echo "== tcluster, journal on disk (4 worker processes)"
-"$TCLUSTER" bench dispatch --json --jobs "$JOBS" --round-trips "$ROUND_TRIPS" --workers 4
+for DURABILITY in sync "group 1ms" "periodic 10ms" none; do
+    echo "== tcluster, journal on disk, durability $DURABILITY (4 worker processes)"
+    "$TCLUSTER" bench dispatch --json --jobs "$JOBS" --round-trips "$ROUND_TRIPS" --workers 4 \
+        --durability "$DURABILITY"
+done

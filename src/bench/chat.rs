@@ -219,9 +219,13 @@ pub async fn chat(
         .await?;
         let tx = tx.clone();
         tokio::spawn(async move {
-            while let Ok(envelope) = c.receive().await {
-                if let Message::ChatMessage { entry } = envelope.message
-                    && let crate::protocol::message::ChatBody::Post { text, .. } = entry.body
+            // Like the Redis subscribers, each reads what it needs of a delivery (its type and
+            // its text) and no more: the measure is the server's, not the client's decoder.
+            while let Ok(line) = c.receive_line().await {
+                if let Ok(Delivery {
+                    kind: "chat_message",
+                    entry: Some(PeekEntry { text: Some(text) }),
+                }) = serde_json::from_slice::<Delivery>(&line)
                     && let Ok(sent) = text.parse::<f64>()
                     && tx.send((Instant::now(), sent)).is_err()
                 {
@@ -317,4 +321,19 @@ pub async fn redis_chat(
         server: "redis pub/sub".into(),
         ..measured
     })
+}
+
+/// What a subscriber reads of a delivery: `{"type": "chat_message", "entry": {"text": …}}`.
+#[derive(serde::Deserialize)]
+struct Delivery<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow)]
+    entry: Option<PeekEntry<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PeekEntry<'a> {
+    #[serde(borrow)]
+    text: Option<&'a str>,
 }

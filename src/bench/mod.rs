@@ -30,6 +30,7 @@ mod chat;
 mod detect;
 mod dispatch;
 mod failover;
+mod frames;
 mod journal;
 mod lending;
 mod redis;
@@ -50,6 +51,7 @@ pub use chat::{Chat, chat, redis_chat};
 pub use detect::{Detect, detect};
 pub use dispatch::{Dispatch, dispatch};
 pub use failover::{Failover, failover};
+pub use frames::{Frames, frames};
 pub use journal::{JournalBench, JournalRun, journal};
 pub use lending::{LendingBench, lending};
 pub use soak::{Sample, Soak, SoakPlan, soak};
@@ -110,7 +112,7 @@ pub enum BenchError {
 pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A spread of samples, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct Spread {
     /// How many samples.
     pub n: usize,

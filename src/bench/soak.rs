@@ -121,7 +121,13 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
     let (topology, _) = crate::topology::load(plan.topology).map_err(|e| setup(&e))?;
     let scratch = super::scratch::ScratchDir::new("soak")?;
     let state = scratch.path().join("state");
-    let console = Console::open(program, plan.topology, &state, scratch.path())?;
+    let console = Console::open(
+        program,
+        (plan.topology, &[]),
+        &state,
+        scratch.path(),
+        (160, 48),
+    )?;
 
     // The cluster is up when its run record names the primary and the primary answers.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -210,7 +216,10 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
 }
 
 /// Where the masters of the run on `state` listen, as its run record says (once it does).
-fn running_masters(topology: &crate::topology::Topology, state: &Path) -> Option<Vec<String>> {
+pub(super) fn running_masters(
+    topology: &crate::topology::Topology,
+    state: &Path,
+) -> Option<Vec<String>> {
     let record = crate::state_dir::running(state)?;
     let masters: Vec<String> = record
         .servers
@@ -226,25 +235,27 @@ fn running_masters(topology: &crate::topology::Topology, state: &Path) -> Option
 }
 
 /// The console running in a pseudo-terminal; stopped (with every node it launched) on drop.
-struct Console {
+pub(super) struct Console {
     child: Box<dyn portable_pty::Child + Send + Sync>,
-    pid: u32,
+    pub(super) pid: u32,
     /// The terminal's master end: the console lives as long as it is open.
-    _master: Box<dyn portable_pty::MasterPty + Send>,
+    master: Box<dyn portable_pty::MasterPty + Send>,
 }
 
 impl Console {
-    fn open(
+    /// The console on `topology` in a terminal of `cols`×`rows`, with `extra` arguments.
+    pub(super) fn open(
         program: &Path,
-        topology: &Path,
+        (topology, extra): (&Path, &[&std::ffi::OsStr]),
         state: &Path,
         home: &Path,
+        (cols, rows): (u16, u16),
     ) -> Result<Self, BenchError> {
         let setup = |e: &dyn std::fmt::Display| BenchError::Setup(format!("the console: {e}"));
         let pty = native_pty_system()
             .openpty(PtySize {
-                rows: 48,
-                cols: 160,
+                rows,
+                cols,
                 pixel_width: 0,
                 pixel_height: 0,
             })
@@ -257,6 +268,9 @@ impl Console {
         command.arg("--state-dir");
         command.arg(state);
         command.arg("--fresh");
+        for arg in extra {
+            command.arg(arg);
+        }
         command.env("TERM", "xterm-256color");
         // Personal settings of whoever runs the benchmark do not apply.
         command.env("XDG_CONFIG_HOME", home);
@@ -274,7 +288,7 @@ impl Console {
         Ok(Console {
             child,
             pid,
-            _master: pty.master,
+            master: pty.master,
         })
     }
 
@@ -311,18 +325,36 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Its terminal's keyboard (taken once).
+    pub(super) fn writer(&mut self) -> Result<Box<dyn std::io::Write + Send>, String> {
+        self.master.take_writer().map_err(|e| e.to_string())
+    }
+
+    /// True once the console has exited (within `patience`).
+    pub(super) fn exited_within(&mut self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
         // SIGTERM lets the console stop its nodes; SIGKILL if it does not within a few seconds
         // (its nodes then stop when their control pipe closes).
         let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if self.exited_within(Duration::from_secs(5)) {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

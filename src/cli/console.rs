@@ -22,6 +22,10 @@ pub struct AttachArgs {
     /// Personal settings (default: $XDG_CONFIG_HOME/tcluster/config.toml).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// When the console quits, write how long its frames took to draw (JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub frame_stats: Option<PathBuf>,
 }
 
 fn config_or_explain(path: Option<PathBuf>) -> Option<crate::console::config::Config> {
@@ -44,7 +48,7 @@ fn terminal_or_explain() -> bool {
 /// `tcluster TOPOLOGY`.
 pub fn open(
     path: &Path,
-    config: Option<PathBuf>,
+    (config, frame_stats): (Option<PathBuf>, Option<PathBuf>),
     state_dir: Option<PathBuf>,
     start: super::run::StartArgs,
 ) -> ExitCode {
@@ -56,9 +60,10 @@ pub fn open(
         .iter()
         .map(|d| report.source.one_line(d))
         .collect();
-    let Some(config) = config_or_explain(config) else {
+    let Some(mut config) = config_or_explain(config) else {
         return ExitCode::from(1);
     };
+    config.frame_stats = frame_stats;
     if !terminal_or_explain() {
         return ExitCode::from(1);
     }
@@ -87,9 +92,10 @@ pub fn attach(args: AttachArgs) -> ExitCode {
         },
         None => None,
     };
-    let Some(config) = config_or_explain(args.config) else {
+    let Some(mut config) = config_or_explain(args.config) else {
         return ExitCode::from(1);
     };
+    config.frame_stats = args.frame_stats;
     if !terminal_or_explain() {
         return ExitCode::from(1);
     }

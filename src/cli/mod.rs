@@ -74,6 +74,11 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// When the console quits, write how long its frames took to draw (JSON: min, median,
+    /// p99 and max in milliseconds, and how many) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub frame_stats: Option<PathBuf>,
+
     /// A run that ended (q) is over and the next launch starts fresh; one that did not end
     /// (a crash, a kill) is resumed. These choose either way.
     #[command(flatten)]
@@ -270,7 +275,12 @@ pub fn main() -> ExitCode {
         (Some(CliCommand::Replay(args)), _) => replay::run(args),
         (Some(CliCommand::Run(args)), _) => run::run(args),
         (Some(CliCommand::Attach(args)), _) => console::attach(args),
-        (None, Some(topology)) => console::open(&topology, cli.config, cli.state_dir, cli.start),
+        (None, Some(topology)) => console::open(
+            &topology,
+            (cli.config, cli.frame_stats),
+            cli.state_dir,
+            cli.start,
+        ),
         (None, None) => {
             use clap::CommandFactory;
             // Printing help can only fail if stdout is closed; there is nothing left to say then.

@@ -42,6 +42,10 @@ pub struct Config {
     pub log_history: usize,
     /// Rebound keys: action name → key (`"K"`, `"ctrl-k"`, `"f5"`).
     pub keys: BTreeMap<String, String>,
+    /// Where to write the frame times when the console quits (`--frame-stats`, not a setting
+    /// of the file).
+    #[serde(skip)]
+    pub frame_stats: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -51,6 +55,7 @@ impl Default for Config {
             confirm: true,
             log_history: 100_000,
             keys: BTreeMap::new(),
+            frame_stats: None,
         }
     }
 }

@@ -239,6 +239,9 @@ async fn run(
     terminal.draw(|f| draw::draw(&app, bindings, f))?;
     let mut last_draw = Instant::now();
     let mut dirty = false;
+    // How long each frame took, kept when `--frame-stats` asks (at most a million: 4 MB).
+    let mut frames: Vec<f64> = Vec::new();
+    let keep_frames = app.config.frame_stats.is_some();
     // Looking back at the run so far (`←` on the Timeline): the live app goes on meanwhile.
     let mut looking_back: Option<replay::Player> = None;
     let result = loop {
@@ -364,8 +367,12 @@ async fn run(
         }
         if dirty && last_draw.elapsed() >= Duration::from_millis(33) {
             let shown = looking_back.as_ref().map_or(&app, |p| &p.app);
+            let began = Instant::now();
             if let Err(e) = terminal.draw(|f| draw::draw(shown, bindings, f)) {
                 break Err(e);
+            }
+            if keep_frames && frames.len() < 1_000_000 {
+                frames.push(began.elapsed().as_secs_f64() * 1000.0);
             }
             last_draw = Instant::now();
             dirty = false;
@@ -373,6 +380,18 @@ async fn run(
     };
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
     ratatui::restore();
+    if let Some(path) = &app.config.frame_stats {
+        let spread = crate::bench::Spread::of(frames);
+        let written = serde_json::to_vec(&spread)
+            .map_err(std::io::Error::other)
+            .and_then(|json| std::fs::write(path, json));
+        if let Err(e) = written {
+            eprintln!(
+                "error: cannot write the frame times to {}: {e}",
+                path.display()
+            );
+        }
+    }
     result
 }
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::{AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -214,7 +214,7 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
 /// stopped on a line too long to go on safely.
 async fn read_lines<E: From<ConnNews>>(
     conn: ConnId,
-    lines: &mut FramedRead<Reader, AnyDelimiterCodec>,
+    lines: &mut FramedRead<Reader, crate::protocol::frame::LineCodec>,
     inputs: &mpsc::Sender<(ConnId, E)>,
     said: &mut bool,
 ) -> bool {

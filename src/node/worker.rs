@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::{AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -66,7 +66,7 @@ fn current(options: &WorkerOptions, target: usize) -> &str {
 const REFUSED_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The lines from a coordinator, and where to write to it.
-type Lines = FramedRead<Reader, AnyDelimiterCodec>;
+type Lines = FramedRead<Reader, crate::protocol::frame::LineCodec>;
 
 /// What the driver keeps across connections.
 struct Driver {

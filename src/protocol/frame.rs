@@ -5,16 +5,86 @@
 //! newline, so a peer can never make a node buffer more than that. [`frame_text`] turns one line
 //! into text, accepting `\r\n` endings (telnet, Windows) and refusing bytes that are not UTF-8.
 
-use bytes::Bytes;
-use tokio_util::codec::AnyDelimiterCodec;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
 
 /// The longest line a node accepts, in bytes (64 KiB): far more than any message needs, small
 /// enough that a thousand misbehaving peers cannot exhaust memory.
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// A codec that splits a byte stream into lines of at most `max` bytes.
-pub fn line_codec(max: usize) -> AnyDelimiterCodec {
-    AnyDelimiterCodec::new_with_max_length(vec![b'\n'], vec![b'\n'], max)
+pub fn line_codec(max: usize) -> LineCodec {
+    LineCodec {
+        max,
+        searched: 0,
+        discarding: false,
+    }
+}
+
+/// Splits at `\n` (found with `memchr`, a word at a time): a line of at most `max` bytes, or
+/// [`AnyDelimiterCodecError::MaxChunkLengthExceeded`] once more than that has arrived without
+/// one — after which the rest of that line is skipped. At the end of the stream, what is left
+/// is a last line.
+#[derive(Debug, Clone)]
+pub struct LineCodec {
+    max: usize,
+    /// How far the buffer has been searched already.
+    searched: usize,
+    /// Skipping the rest of a line that was too long.
+    discarding: bool,
+}
+
+impl Decoder for LineCodec {
+    type Item = Bytes;
+    type Error = AnyDelimiterCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        loop {
+            let until = buf.len().min(self.max.saturating_add(1));
+            let found = memchr::memchr(b'\n', &buf[self.searched.min(until)..until])
+                .map(|at| at + self.searched.min(until));
+            match (self.discarding, found) {
+                (true, Some(at)) => {
+                    buf.advance(at + 1);
+                    self.discarding = false;
+                    self.searched = 0;
+                }
+                (true, None) => {
+                    buf.advance(until);
+                    self.searched = 0;
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                (false, Some(at)) => {
+                    self.searched = 0;
+                    let mut line = buf.split_to(at + 1);
+                    line.truncate(at);
+                    return Ok(Some(line.freeze()));
+                }
+                (false, None) if buf.len() > self.max => {
+                    self.discarding = true;
+                    return Err(AnyDelimiterCodecError::MaxChunkLengthExceeded);
+                }
+                (false, None) => {
+                    self.searched = until;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if buf.is_empty() || self.discarding {
+            buf.clear();
+            return Ok(None);
+        }
+        self.searched = 0;
+        Ok(Some(buf.split().freeze()))
+    }
 }
 
 /// Why a line is not a frame.
@@ -44,8 +114,6 @@ pub fn frame_text(line: &Bytes) -> Result<&str, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use tokio_util::codec::Decoder;
 
     #[test]
     fn lines_are_split_and_long_ones_refused_before_the_newline_arrives() {
@@ -61,6 +129,22 @@ mod tests {
         );
         // Ten bytes and no newline yet: refused now, not when the newline comes.
         assert!(codec.decode(&mut buf).is_err());
+        // The rest of that line is skipped; the next one is read.
+        buf.extend_from_slice(b"abc\nok\nlast");
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"ok");
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert_eq!(&codec.decode_eof(&mut buf).unwrap().unwrap()[..], b"last");
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn a_line_split_across_reads_is_found_once_whole() {
+        let mut codec = line_codec(64);
+        let mut buf = BytesMut::from(&b"hel"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"lo\nx");
+        assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"hello");
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
     }
 
     #[test]
