@@ -109,8 +109,9 @@ pub enum Request {
     ScenarioEnded(String),
     /// Stop every node and report.
     Stop(oneshot::Sender<RunReport>),
-    /// Send every node's status again (a listener that subscribed late catches up).
-    Republish,
+    /// For a recording's new segment: the reading as it is now (handed back, not broadcast:
+    /// the console has it already), and every node's status again on the feed.
+    Republish(oneshot::Sender<Arc<ClusterView>>),
 }
 
 /// What the supervisor tells its listeners.
@@ -342,8 +343,8 @@ impl Supervisor {
                 command = commands.recv() => match command {
                     Some(Request::Act(action)) => self.act(action).await,
                     Some(Request::RunScenario(name)) => self.run_scenario(&name),
-                    Some(Request::Republish) => {
-                        let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
+                    Some(Request::Republish(reply)) => {
+                        let _ = reply.send(Arc::new(self.view.clone()));
                         for name in self.order.clone() {
                             self.publish(&name);
                         }

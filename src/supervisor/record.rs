@@ -28,8 +28,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::Request;
 use super::feed::{Feed, RunInfo, Stamped};
+use super::{Request, Update};
 
 /// Where a state directory keeps its recordings.
 pub const DIR: &str = "recordings";
@@ -142,21 +142,37 @@ pub(super) fn spawn(
                 return;
             }
         };
+        // The reading asked for at a segment's start, written when it comes back.
         let republish = || {
-            if let Some(commands) = commands.upgrade() {
-                let _ = commands.try_send(Request::Republish);
-            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let commands = commands.upgrade()?;
+            commands.try_send(Request::Republish(tx)).ok()?;
+            Some(rx)
         };
-        republish();
+        let mut reading = republish();
+        let mut last_at = 0;
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         let mut lost = 0u64;
         let result: std::io::Result<()> = async {
             loop {
                 tokio::select! {
+                    view = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
+                        reading = None;
+                        if let Ok(view) = view {
+                            let item = Stamped {
+                                at_ms: last_at,
+                                feed: Feed::Update(Update::View(view)),
+                            };
+                            if writer.write(&item)? {
+                                reading = republish();
+                            }
+                        }
+                    }
                     item = feed.recv() => match item {
                         Ok(item) => {
+                            last_at = item.at_ms;
                             if writer.write(&item)? {
-                                republish();
+                                reading = republish();
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
