@@ -194,6 +194,41 @@ impl LamportClock {
     }
 }
 
+/// A spread of samples (durations in milliseconds): what benchmarks and `--frame-stats` report.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Spread {
+    /// How many samples.
+    pub n: usize,
+    pub median: f64,
+    /// The 99th percentile (with few samples, the largest).
+    pub p99: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `samples` (in milliseconds).
+    pub fn of(mut samples: Vec<f64>) -> Spread {
+        samples.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            if samples.is_empty() {
+                return f64::NAN;
+            }
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[i]
+        };
+        Spread {
+            n: samples.len(),
+            median: at(0.5),
+            p99: at(0.99),
+            min: samples.first().copied().unwrap_or(f64::NAN),
+            max: samples.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,13 +54,13 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["lending"]["first_borrowed_job"]["n"], 1, "{report}");
 }
 
-/// With the journal: each durability mode is taken, and the disk's own floor is measured
-/// beside the round trip.
-#[test]
-fn dispatch_with_the_journal_measures_the_disk_beside_it() {
+/// `tcluster bench WHAT … --json`, run from the project's directory: its one JSON object.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let out = tcluster()
-        .args(["bench", "dispatch", "--json", "--jobs", "100"])
-        .args(["--round-trips", "20", "--durability", "group 1ms"])
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,7 +69,22 @@ fn dispatch_with_the_journal_measures_the_disk_beside_it() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    serde_json::from_str(stdout.trim()).expect("one JSON object")
+}
+
+/// With the journal: each durability mode is taken, and the disk's own floor is measured
+/// beside the round trip.
+#[test]
+fn dispatch_with_the_journal_measures_the_disk_beside_it() {
+    let report = bench_json(&[
+        "dispatch",
+        "--jobs",
+        "100",
+        "--round-trips",
+        "20",
+        "--durability",
+        "group 1ms",
+    ]);
     let dispatch = &report["dispatch"];
     assert_eq!(dispatch["durability"], "group 1ms", "{report}");
     assert_eq!(dispatch["round_trip"]["n"], 20, "{report}");
@@ -84,18 +99,7 @@ fn dispatch_with_the_journal_measures_the_disk_beside_it() {
 /// The console under load: the real console in a terminal, its own frame times read back.
 #[test]
 fn the_console_under_load_reports_its_frames() {
-    let out = tcluster()
-        .args(["bench", "console", "--json", "--rate", "200"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let report = bench_json(&["console", "--rate", "200"]);
     let console = &report["console"];
     assert_eq!(console["size"], "200×60", "{report}");
     assert!(console["frame"]["n"].as_u64().unwrap() > 0, "{report}");

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::scratch::Scratch;
 use super::{BenchError, PATIENCE, Spread, expect, ms};
-use crate::client::{Client, Link, LinkNews, Pick};
+use crate::client::{Client, LinkNews};
 use crate::protocol::message::Message;
 
 /// What [`dispatch`] measured.
@@ -112,17 +112,7 @@ pub async fn dispatch(
         None => None,
     };
     // Throughput: one submission per job, pipelined; the link reads while it writes.
-    let mut link = Link::spawn(
-        vec![addr.clone()],
-        "bench".to_string(),
-        None,
-        Pick::Any,
-        tokio_util::sync::CancellationToken::new(),
-    );
-    match tokio::time::timeout(PATIENCE, link.news.recv()).await {
-        Ok(Some(LinkNews::Up(_))) => {}
-        _ => return Err(BenchError::Timeout("connecting to the coordinator".into())),
-    }
+    let mut link = super::link_to(addr.clone()).await?;
     let started = Instant::now();
     for i in 0..jobs {
         link.send(Message::Submit {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::soak::{Console, running_masters};
-use super::{BenchError, PATIENCE, Spread};
-use crate::client::{Link, LinkNews, Pick};
+use super::soak::{Console, console_primary};
+use super::{BenchError, Spread};
+use crate::client::LinkNews;
 use crate::protocol::message::Message;
 
 /// What [`frames`] measured.
@@ -79,31 +79,8 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
         (cols, rows),
     )?;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let primary = loop {
-        if Instant::now() > deadline {
-            return Err(BenchError::Timeout(
-                "the console's cluster did not come up in 60 s".into(),
-            ));
-        }
-        if let Some(masters) = running_masters(&topology, &state)
-            && let Ok((addr, _)) = crate::client::find_primary(&masters, "bench", None).await
-        {
-            break addr;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let mut link = Link::spawn(
-        vec![primary],
-        "bench".to_string(),
-        None,
-        Pick::Any,
-        tokio_util::sync::CancellationToken::new(),
-    );
-    match tokio::time::timeout(PATIENCE, link.news.recv()).await {
-        Ok(Some(LinkNews::Up(_))) => {}
-        _ => return Err(BenchError::Timeout("connecting to the coordinator".into())),
-    }
+    let primary = console_primary(&topology, &state, "bench").await?;
+    let mut link = super::link_to(primary).await?;
 
     // Bursts of BURST jobs at the pace that makes `rate`; results counted as they come.
     let cpu_before = cpu_seconds(console.pid);

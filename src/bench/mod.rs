@@ -42,8 +42,6 @@ mod verdicts;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::client::Client;
 use crate::protocol::message::Message;
 
@@ -111,40 +109,26 @@ pub enum BenchError {
 /// How long any one thing a benchmark waits for may take.
 pub(super) const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A spread of samples, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
-pub struct Spread {
-    /// How many samples.
-    pub n: usize,
-    pub median: f64,
-    /// The 99th percentile (with few samples, the largest).
-    pub p99: f64,
-    /// The smallest.
-    pub min: f64,
-    /// The largest.
-    pub max: f64,
+/// A link to the coordinator at `addr` that reads while it writes (for pipelined submissions),
+/// once it is up.
+pub(super) async fn link_to(addr: String) -> Result<crate::client::Link, BenchError> {
+    use crate::client::{Link, LinkNews, Pick};
+    let mut link = Link::spawn(
+        vec![addr],
+        "bench".to_string(),
+        None,
+        Pick::Any,
+        tokio_util::sync::CancellationToken::new(),
+    );
+    match tokio::time::timeout(PATIENCE, link.news.recv()).await {
+        Ok(Some(LinkNews::Up(_))) => Ok(link),
+        _ => Err(BenchError::Timeout("connecting to the coordinator".into())),
+    }
 }
 
-impl Spread {
-    /// The spread of `samples` (in milliseconds).
-    pub fn of(mut samples: Vec<f64>) -> Spread {
-        samples.sort_by(f64::total_cmp);
-        let at = |q: f64| {
-            if samples.is_empty() {
-                return f64::NAN;
-            }
-            let i = ((samples.len() - 1) as f64 * q).round() as usize;
-            samples[i]
-        };
-        Spread {
-            n: samples.len(),
-            median: at(0.5),
-            p99: at(0.99),
-            min: samples.first().copied().unwrap_or(f64::NAN),
-            max: samples.last().copied().unwrap_or(f64::NAN),
-        }
-    }
+pub use crate::clock::Spread;
 
+impl Spread {
     pub(super) fn ms(&self) -> String {
         format!(
             "{} ms (min {}, p99 {}, max {}; n={})",

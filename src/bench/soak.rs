@@ -129,26 +129,7 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
         (160, 48),
     )?;
 
-    // The cluster is up when its run record names the primary and the primary answers.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let primary = loop {
-        if Instant::now() > deadline {
-            return Err(BenchError::Timeout(
-                "the console's cluster did not come up in 60 s".into(),
-            ));
-        }
-        if let Some(masters) = running_masters(&topology, &state)
-            && let Ok((addr, _)) = crate::client::find_primary(
-                &masters,
-                "bench-soak",
-                topology.globals.cluster_secret.as_deref(),
-            )
-            .await
-        {
-            break addr;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let primary = console_primary(&topology, &state, "bench-soak").await?;
     let secret = topology.globals.cluster_secret.clone();
     let mut feed = event_feed(&primary).await?;
     let mut submitter = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
@@ -213,6 +194,34 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
         false_deaths: deaths,
         samples: taken,
     })
+}
+
+/// The primary of the cluster a console launched on `state`: it is up when its run record
+/// names the masters and one of them answers as primary (within a minute).
+pub(super) async fn console_primary(
+    topology: &crate::topology::Topology,
+    state: &Path,
+    who: &str,
+) -> Result<String, BenchError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout(
+                "the console's cluster did not come up in 60 s".into(),
+            ));
+        }
+        if let Some(masters) = running_masters(topology, state)
+            && let Ok((addr, _)) = crate::client::find_primary(
+                &masters,
+                who,
+                topology.globals.cluster_secret.as_deref(),
+            )
+            .await
+        {
+            return Ok(addr);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Where the masters of the run on `state` listen, as its run record says (once it does).

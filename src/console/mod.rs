@@ -381,7 +381,7 @@ async fn run(
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::DisableMouseCapture);
     ratatui::restore();
     if let Some(path) = &app.config.frame_stats {
-        let spread = crate::bench::Spread::of(frames);
+        let spread = crate::clock::Spread::of(frames);
         let written = serde_json::to_vec(&spread)
             .map_err(std::io::Error::other)
             .and_then(|json| std::fs::write(path, json));

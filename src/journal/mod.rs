@@ -20,7 +20,7 @@ mod writer;
 
 pub use chat::{ChatHistory, chat_history_path};
 pub use store::StorageError;
-pub use writer::{DEFAULT_GROUP_WINDOW, Entry, JournalWriter, entries_of, write_entries};
+pub use writer::{Entry, JournalWriter, entries_of, write_entries};
 
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@
 
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -224,14 +224,12 @@ pub fn write_entries(journal: &mut Journal, entries: Vec<Entry>) {
     }
 }
 
-/// How long the thread may wait for company before a commit under `group` when none is said.
-pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_millis(1);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::event::EventKind;
     use crate::protocol::message::JobId;
+    use std::time::Duration;
 
     fn submitted(n: u64) -> ClusterEvent {
         ClusterEvent {

@@ -239,6 +239,9 @@ impl Default for Retention {
     }
 }
 
+/// How long a `group` commit may wait for company when the topology does not say.
+pub const DEFAULT_GROUP_WINDOW: Duration = Duration::from_millis(1);
+
 /// When the journal's commits reach the disk (`policy journal { durability … }`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {

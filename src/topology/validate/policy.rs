@@ -20,7 +20,9 @@ impl Validator<'_> {
         match (first, args.len()) {
             ("sync", 1) => Some(Durability::Sync),
             ("none", 1) => Some(Durability::None),
-            ("group", 1) => Some(Durability::Group(crate::journal::DEFAULT_GROUP_WINDOW)),
+            ("group", 1) => Some(Durability::Group(
+                crate::topology::policies::DEFAULT_GROUP_WINDOW,
+            )),
             ("group", 2) => {
                 let (text, span) = self.word_text(&args[1], USAGE)?;
                 let window = self.parsed(text, span, crate::topology::units::parse_duration)?;
