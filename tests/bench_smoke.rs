@@ -10,35 +10,22 @@ use common::*;
 fn every_benchmark_runs_and_reports() {
     let dir = tempfile::tempdir().unwrap();
     let startup = topology(dir.path(), &demo_on_free_ports());
-    let out = tcluster()
-        .args([
-            "bench",
-            "all",
-            "--json",
-            "--runs",
-            "1",
-            "--jobs",
-            "200",
-            "--round-trips",
-            "20",
-            "--posts",
-            "200",
-            "--subscribers",
-            "3",
-            "--no-journal",
-            "--topology",
-        ])
-        .arg(&startup)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let report = bench_json(&[
+        "all",
+        "--runs",
+        "1",
+        "--jobs",
+        "200",
+        "--round-trips",
+        "20",
+        "--posts",
+        "200",
+        "--subscribers",
+        "3",
+        "--no-journal",
+        "--topology",
+        startup.to_str().expect("a UTF-8 path"),
+    ]);
     assert_eq!(report["dispatch"]["jobs"], 200, "{report}");
     assert!(report["dispatch"]["jobs_per_second"].as_f64().unwrap() > 0.0);
     assert_eq!(report["dispatch"]["round_trip"]["n"], 20, "{report}");
@@ -108,6 +95,25 @@ fn the_console_under_load_reports_its_frames() {
         "{report}"
     );
     assert!(console["cpu_percent"].as_f64().is_some(), "{report}");
+}
+
+#[test]
+fn a_bad_durability_is_a_usage_error_that_says_what_is_allowed() {
+    for bad in ["sometimes", "group 1s", "periodic"] {
+        let out = tcluster()
+            .args(["bench", "dispatch", "--durability", bad])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--durability"), "{bad}: {stderr}");
+    }
+    let out = tcluster()
+        .args(["bench", "dispatch", "--durability", "sometimes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("sync | group"), "{stderr}");
 }
 
 #[test]

@@ -208,6 +208,37 @@ fn attach_opens_the_console_on_a_cluster_it_did_not_launch() {
     assert!(status.success());
 }
 
+/// `--frame-stats FILE`: when the console quits, its frame times are in FILE; a FILE that
+/// cannot be written is said so, after the terminal is given back.
+#[test]
+fn frame_stats_are_written_when_the_console_quits_or_the_failure_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = common::topology(dir.path(), TOPOLOGY);
+    let (_coordinator, addr) = common::coordinator(dir.path(), &topology, &[]);
+    let good = dir.path().join("frames.json");
+    let bad = dir.path().join("no such directory").join("frames.json");
+    for (file, written) in [(&good, true), (&bad, false)] {
+        let args = ["attach", &addr, "--frame-stats", file.to_str().unwrap()];
+        let (mut child, screen, mut press) = open(&args, 30, 120, dir.path());
+        screen.wait_for("the attached cluster", |s| {
+            s.contains(&format!("attached to {addr}"))
+        });
+        press(b"q");
+        let status = wait_until("the console exits", || child.try_wait().unwrap());
+        assert!(status.success(), "{status:?}");
+        if written {
+            let stats: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+            assert!(stats["n"].as_u64().unwrap() >= 1, "{stats}");
+            assert!(stats["p99"].as_f64().unwrap() > 0.0, "{stats}");
+        } else {
+            screen.wait_for("why the frame times are missing", |s| {
+                s.contains("cannot write the frame times")
+            });
+        }
+    }
+}
+
 /// The Chat pane in a real terminal: it shows a bot's posts, posts as `operator` from its input
 /// line, and when its chat server is killed says so and carries on through the other one.
 #[test]

@@ -134,6 +134,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(error) = durability_error(&args.durability) {
+        eprintln!("error: --durability {}: {error}", args.durability);
+        return ExitCode::from(2);
+    }
     let which: Vec<What> = match args.what {
         What::All => vec![
             What::Dispatch,
@@ -286,4 +290,13 @@ async fn measure(
             (r.table(), serde_json::to_value(&r))
         }
     })
+}
+
+/// What is wrong with `--durability TEXT`, read as the topology's `policy journal { durability
+/// TEXT }` is read (none: it is right).
+fn durability_error(text: &str) -> Option<String> {
+    let policy = format!("node c {{ type master }}\npolicy journal {{ durability {text} }}\n");
+    let (_, report) = crate::topology::check_bytes("--durability", policy.as_bytes());
+    let error = report.diagnostics.iter().find(|d| d.is_error())?;
+    Some(format!("{} ({})", error.message, error.label))
 }

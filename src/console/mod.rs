@@ -236,12 +236,16 @@ async fn run(
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
     let size = terminal.size()?;
     app.size = (size.width, size.height);
-    terminal.draw(|f| draw::draw(&app, bindings, f))?;
-    let mut last_draw = Instant::now();
-    let mut dirty = false;
-    // How long each frame took, kept when `--frame-stats` asks (at most a million: 4 MB).
+    // How long each frame took, kept when `--frame-stats` asks (at most a million: 8 MB).
     let mut frames: Vec<f64> = Vec::new();
     let keep_frames = app.config.frame_stats.is_some();
+    let began = Instant::now();
+    terminal.draw(|f| draw::draw(&app, bindings, f))?;
+    if keep_frames {
+        frames.push(began.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut last_draw = Instant::now();
+    let mut dirty = false;
     // Looking back at the run so far (`←` on the Timeline): the live app goes on meanwhile.
     let mut looking_back: Option<replay::Player> = None;
     let result = loop {

@@ -211,19 +211,14 @@ pub fn path_for(state_dir: &Path, node: &str) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::cluster::event::EventKind;
     use crate::protocol::message::JobId;
 
-    /// With deferred durability, a commit is readable at once and on disk after `sync`, or
-    /// when the journal is let go (a node stopping).
-    #[test]
-    fn deferred_commits_are_kept_by_a_sync_and_by_a_clean_stop() {
-        use crate::topology::policies::Durability;
-        let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "coordinator");
-        let event = |n: u64| ClusterEvent {
+    /// Job `n` submitted, at time and clock `n`.
+    pub(super) fn submitted(n: u64) -> ClusterEvent {
+        ClusterEvent {
             at_ms: n,
             clock: n,
             kind: EventKind::JobSubmitted {
@@ -232,7 +227,17 @@ mod tests {
                 priority: 0,
                 by: "t".into(),
             },
-        };
+        }
+    }
+
+    /// With deferred durability, a commit is readable at once and on disk after `sync`, or
+    /// when the journal is let go (a node stopping).
+    #[test]
+    fn deferred_commits_are_kept_by_a_sync_and_by_a_clean_stop() {
+        use crate::topology::policies::Durability;
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "coordinator");
+        let event = submitted;
         for durability in [
             Durability::Periodic(std::time::Duration::from_millis(10)),
             Durability::None,

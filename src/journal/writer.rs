@@ -226,23 +226,11 @@ pub fn write_entries(journal: &mut Journal, entries: Vec<Entry>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::submitted;
     use super::*;
     use crate::cluster::event::EventKind;
     use crate::protocol::message::JobId;
     use std::time::Duration;
-
-    fn submitted(n: u64) -> ClusterEvent {
-        ClusterEvent {
-            at_ms: n,
-            clock: n,
-            kind: EventKind::JobSubmitted {
-                job: JobId(n),
-                data: "x".into(),
-                priority: 0,
-                by: "t".into(),
-            },
-        }
-    }
 
     /// Tickets handed over while the thread commits are committed in order, each reported;
     /// stopping lets the file go with everything in it, in every mode.
