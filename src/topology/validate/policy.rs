@@ -24,29 +24,13 @@ impl Validator<'_> {
                 crate::topology::policies::DEFAULT_GROUP_WINDOW,
             )),
             ("group", 2) => {
-                let (text, span) = self.word_text(&args[1], USAGE)?;
-                let window = self.parsed(text, span, crate::topology::units::parse_duration)?;
-                if window.is_zero() || window > std::time::Duration::from_millis(100) {
-                    self.error(
-                        span,
-                        format!("`group {text}`: the window must be above 0 and at most 100ms"),
-                        "for example `durability group 1ms`",
-                    );
-                    return None;
-                }
+                let window = (std::time::Duration::from_millis(100), "the window", "100ms");
+                let window = self.mode_duration("group", &args[1], window, USAGE)?;
                 Some(Durability::Group(window))
             }
             ("periodic", 2) => {
-                let (text, span) = self.word_text(&args[1], USAGE)?;
-                let every = self.parsed(text, span, crate::topology::units::parse_duration)?;
-                if every.is_zero() || every > std::time::Duration::from_secs(60) {
-                    self.error(
-                        span,
-                        format!("`periodic {text}`: the interval must be above 0 and at most 1m"),
-                        "for example `durability periodic 10ms`",
-                    );
-                    return None;
-                }
+                let every = (std::time::Duration::from_secs(60), "the interval", "1m");
+                let every = self.mode_duration("periodic", &args[1], every, USAGE)?;
                 Some(Durability::Periodic(every))
             }
             ("periodic", 1) => {
@@ -66,6 +50,29 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// The duration after a durability mode (`group 1ms`, `periodic 10ms`): above 0 and at most
+    /// `most` (`what` it is, `most` as written).
+    fn mode_duration(
+        &mut self,
+        mode: &str,
+        word: &Word,
+        (most, what, most_text): (std::time::Duration, &str, &str),
+        usage: &str,
+    ) -> Option<std::time::Duration> {
+        let (text, span) = self.word_text(word, usage)?;
+        let value = self.parsed(text, span, crate::topology::units::parse_duration)?;
+        if value.is_zero() || value > most {
+            let example = if mode == "group" { "1ms" } else { "10ms" };
+            self.error(
+                span,
+                format!("`{mode} {text}`: {what} must be above 0 and at most {most_text}"),
+                format!("for example `durability {mode} {example}`"),
+            );
+            return None;
+        }
+        Some(value)
     }
 
     /// `policy NAME { … }`, into `policies`; `seen` catches a policy declared twice.
