@@ -1,5 +1,6 @@
 //! The whole of tcluster SIGKILLed mid-run (its nodes die with it), then started again on the
 //! same STATE_DIR: the coordinator replays its journal and every job it had accepted completes.
+//! And while the journal commits a flood, subscribers that join see each event exactly once.
 
 mod common;
 
@@ -66,4 +67,93 @@ fn a_cluster_killed_mid_run_finishes_every_accepted_job_when_started_again() {
     // when their worker rejoined without them, or already in the first run's journal, when a
     // worker died a moment before its coordinator did. Either way they run a second attempt.
     assert!(stdout.contains("(attempt 2)"), "{stdout}");
+}
+
+/// Subscribers that join while a flood of submissions is being forced to disk (replies and
+/// events held until their commit) see each event once — in their history or live, never both —
+/// and live events in the order they happened.
+#[test]
+fn subscribers_joining_while_jobs_are_committed_see_each_event_once_in_order() {
+    const JOBS: usize = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let state = dir.path().join("state");
+    let (_coordinator, addr) = coordinator(
+        dir.path(),
+        &topology,
+        &["--state-dir", state.to_str().unwrap()],
+    );
+
+    // The flood, on a connection of its own whose replies are read as they come.
+    let mut flood = Line::connect(&addr);
+    let mut writer = flood.writer_mut().try_clone().unwrap();
+    let replies = std::thread::spawn(move || {
+        let mut accepted = 0;
+        while accepted < JOBS {
+            match flood.recv() {
+                Some(line) if line.contains("\"accepted\"") => accepted += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        accepted
+    });
+    let submit = r#"{"type":"submit","data":"echo x"}"#.to_string() + "\n";
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        for _ in 0..JOBS {
+            writer.write_all(submit.as_bytes()).unwrap();
+        }
+    });
+
+    // Subscribers join one after another while it runs.
+    let watchers: Vec<_> = (0..6)
+        .map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(15));
+            let mut line = Line::connect(&addr);
+            line.send(r#"{"type":"subscribe","history":true}"#);
+            std::thread::spawn(move || {
+                let mut history: Vec<String> = Vec::new();
+                let mut live: Vec<(u64, String)> = Vec::new();
+                let last = format!("JOB-{JOBS}\"");
+                loop {
+                    let text = line.recv().expect("the subscription stays open");
+                    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == "history" {
+                        for event in value["events"].as_array().unwrap() {
+                            history.push(event.to_string());
+                        }
+                    } else if value["type"] == "event" {
+                        let event = &value["event"];
+                        live.push((event["clock"].as_u64().unwrap(), event.to_string()));
+                    } else {
+                        continue;
+                    }
+                    if text.contains(&last) {
+                        return (i, history, live);
+                    }
+                }
+            })
+        })
+        .collect();
+    sender.join().unwrap();
+    assert_eq!(replies.join().unwrap(), JOBS, "every job accepted");
+    for watcher in watchers {
+        let (i, history, live) = watcher.join().unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for event in history.iter().chain(live.iter().map(|(_, e)| e)) {
+            assert!(
+                seen.insert(event.clone()),
+                "subscriber {i} got twice: {event}"
+            );
+        }
+        for pair in live.windows(2) {
+            assert!(
+                pair[0].0 <= pair[1].0,
+                "subscriber {i}: live events went back in time: {} then {}",
+                pair[0].1,
+                pair[1].1
+            );
+        }
+    }
 }
