@@ -5,7 +5,6 @@
 //! to draw (its own figures, written when `q` ends it), the share of one core its process used
 //! over the loaded seconds (from /proc), and the jobs per second the cluster completed.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -142,17 +141,4 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // In USER_HZ, which Linux fixes at 100 a second for every program.
     Some(ticks / 100.0)
-}
-
-impl Console {
-    /// Types `keys` into the console's terminal.
-    fn type_keys(&mut self, keys: &[u8]) -> Result<(), BenchError> {
-        let mut writer = self
-            .writer()
-            .map_err(|e| BenchError::Setup(format!("the console's terminal: {e}")))?;
-        writer
-            .write_all(keys)
-            .and_then(|_| writer.flush())
-            .map_err(|e| BenchError::Setup(format!("the console's terminal: {e}")))
-    }
 }

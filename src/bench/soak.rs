@@ -8,7 +8,7 @@
 //! Optional busy threads (`--load`) keep the CPUs loaded beside the cluster.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -335,9 +335,15 @@ impl Console {
 }
 
 impl Console {
-    /// Its terminal's keyboard (taken once).
-    pub(super) fn writer(&mut self) -> Result<Box<dyn std::io::Write + Send>, String> {
-        self.master.take_writer().map_err(|e| e.to_string())
+    /// Types `keys` into its terminal.
+    pub(super) fn type_keys(&mut self, keys: &[u8]) -> Result<(), BenchError> {
+        let fail =
+            |e: &dyn std::fmt::Display| BenchError::Setup(format!("the console's terminal: {e}"));
+        let mut writer = self.master.take_writer().map_err(|e| fail(&e))?;
+        writer
+            .write_all(keys)
+            .and_then(|_| writer.flush())
+            .map_err(|e| fail(&e))
     }
 
     /// True once the console has exited (within `patience`).

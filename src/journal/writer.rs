@@ -101,20 +101,14 @@ impl JournalWriter {
         self.next - *self.done.borrow()
     }
 
-    /// Commits what was handed over, forces it to disk, and lets the journal go.
+    /// Commits what was handed over, forces it to disk, and lets the journal go. (Dropped
+    /// without it, the writer closes the channel all the same: the thread commits what it
+    /// holds and stops on its own.)
     pub async fn stop(mut self) {
         self.work = None;
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-    }
-}
-
-impl Drop for JournalWriter {
-    /// Dropped without [`JournalWriter::stop`]: the thread still commits what it holds and
-    /// stops on its own.
-    fn drop(&mut self) {
-        self.work = None;
     }
 }
 
