@@ -27,8 +27,8 @@
 //!   chat server, the bot — and job kinds.
 //! - [`client`]: a connection to a coordinator or a chat server, for the client command, the
 //!   bots, the supervisor and tests.
-//! - [`journal`]: what servers keep on disk (redb) — the coordinator's events, a chat server's
-//!   history — read back when they start again.
+//! - [`journal`]: what servers keep on disk — the coordinator's events (a file of lines), a
+//!   chat server's history — read back when they start again.
 //! - [`view`]: the one reading of the cluster — its events applied by the coordinator's own
 //!   code, plus who is primary, what the masters concluded, and each node's verdict — which
 //!   the supervisor's summary and every pane of the console read.

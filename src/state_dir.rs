@@ -318,7 +318,7 @@ mod tests {
     #[test]
     fn a_run_that_ended_is_moved_aside_and_a_fresh_one_begins() {
         let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "journal/coordinator.redb");
+        touch(dir.path(), "journal/coordinator.journal");
         touch(dir.path(), "logs/coordinator.log");
         record(true, dead_pid()).write(dir.path()).unwrap();
         let Decision::Fresh {
@@ -327,7 +327,7 @@ mod tests {
         else {
             panic!("a fresh run that moved the old state");
         };
-        assert!(moved.join("journal/coordinator.redb").exists());
+        assert!(moved.join("journal/coordinator.journal").exists());
         assert!(moved.join("logs/coordinator.log").exists());
         assert!(moved.join(RUN_FILE).exists());
         assert!(!dir.path().join("journal").exists());
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn a_run_that_did_not_end_is_resumed_unless_fresh_is_asked() {
         let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "journal/coordinator.redb");
+        touch(dir.path(), "journal/coordinator.journal");
         let earlier = record(false, dead_pid());
         earlier.write(dir.path()).unwrap();
         assert_eq!(
@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn journals_without_a_record_are_resumed() {
         let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "journal/coordinator.redb");
+        touch(dir.path(), "journal/coordinator.journal");
         assert_eq!(
             prepare(dir.path(), Start::Auto).unwrap(),
             Decision::Resume {
@@ -389,7 +389,7 @@ mod tests {
     #[test]
     fn a_damaged_record_is_said_and_the_state_resumed_not_hidden() {
         let dir = tempfile::tempdir().unwrap();
-        touch(dir.path(), "journal/coordinator.redb");
+        touch(dir.path(), "journal/coordinator.journal");
         std::fs::write(dir.path().join(RUN_FILE), "{ not json").unwrap();
         let decision = prepare(dir.path(), Start::Auto).unwrap();
         let Decision::Resume {

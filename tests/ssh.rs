@@ -305,7 +305,7 @@ scenario failover {{
         .map(|entries| {
             entries
                 .flatten()
-                .any(|e| e.path().join("journal/coordinator.redb").is_file())
+                .any(|e| e.path().join("journal/coordinator.journal").is_file())
         })
         .unwrap_or(false);
     assert!(kept, "the remote primary's journal is on its host");

@@ -9,7 +9,9 @@ use serde::Serialize;
 use super::scratch::Scratch;
 use super::{BenchError, PATIENCE, Spread, expect, ms};
 use crate::client::{Client, LinkNews};
-use crate::protocol::message::Message;
+use crate::cluster::event::{ClusterEvent, EventKind};
+use crate::protocol::message::{JobId, Message};
+use crate::topology::policies::Durability;
 
 /// What [`dispatch`] measured.
 #[derive(Debug, Clone, Serialize)]
@@ -43,9 +45,10 @@ pub struct Dispatch {
 /// which needs two commits (the job accepted, then finished).
 #[derive(Debug, Clone, Serialize)]
 pub struct DiskFloor {
-    /// 100 bytes rewritten in place and `fdatasync`ed.
+    /// 100 bytes written after the last into blocks the file already has, and `fdatasync`ed:
+    /// the disk's own floor, for a write like a journal commit's.
     pub fsync: Spread,
-    /// One row in its own durable redb transaction (what one journal commit costs at least).
+    /// One event appended to a journal under `durability sync` (its line written and synced).
     pub commit: Spread,
 }
 
@@ -74,7 +77,7 @@ impl Dispatch {
             self.ping_beside_jobs.ms(),
             match &self.disk {
                 Some(d) => format!(
-                    "  disk fsync   {}\n  redb commit  {}\n",
+                    "  disk fsync   {} (100 bytes, fdatasync)\n  journal commit {} (one event, sync)\n",
                     d.fsync.ms(),
                     d.commit.ms()
                 ),
@@ -195,20 +198,25 @@ pub async fn dispatch(
     })
 }
 
-/// The disk's floor in `dir`: `n` in-place rewrites of 100 bytes, each `fdatasync`ed, and `n`
-/// one-row durable redb transactions (after a tenth as many to warm up, as the round trips).
+/// The disk's floor in `dir`: `n` writes of 100 bytes one after the other into a file already
+/// that long (in zeros), each `fdatasync`ed, and `n` one-event
+/// journal commits under `durability sync` (after a tenth as many to warm up, as the round
+/// trips).
 fn disk_floor(dir: &Path, n: usize) -> Result<DiskFloor, BenchError> {
-    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::FileExt;
     let fail = |what: &str, e: &dyn std::fmt::Display| {
         BenchError::Setup(format!("{what} in {}: {e}", dir.display()))
     };
     std::fs::create_dir_all(dir).map_err(|e| fail("cannot create the directory", &e))?;
-    let mut file =
+    let file =
         std::fs::File::create(dir.join("probe")).map_err(|e| fail("cannot create a file", &e))?;
+    let rounds = n + n / 10;
+    file.write_all_at(&vec![0; rounds * 100], 0)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| fail("cannot write", &e))?;
     let mut fsync = Vec::with_capacity(n);
-    for i in 0..n + n / 10 {
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.write_all(&[b'x'; 100]))
+    for i in 0..rounds {
+        file.write_all_at(&[b'x'; 100], i as u64 * 100)
             .map_err(|e| fail("cannot write", &e))?;
         let t = Instant::now();
         file.sync_data().map_err(|e| fail("cannot sync", &e))?;
@@ -216,22 +224,25 @@ fn disk_floor(dir: &Path, n: usize) -> Result<DiskFloor, BenchError> {
             fsync.push(ms(t.elapsed()));
         }
     }
-    const ROWS: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("rows");
-    let db = redb::Database::create(dir.join("probe.redb"))
-        .map_err(|e| fail("cannot create a database", &e))?;
+    let (mut journal, _) = crate::journal::Journal::open(&dir.join("probe.journal"))
+        .map_err(|e| fail("cannot open a journal", &e))?;
+    journal.set_durability(Durability::Sync);
     let mut commit = Vec::with_capacity(n);
     for i in 0..n + n / 10 {
+        let event = ClusterEvent {
+            at_ms: i as u64,
+            clock: i as u64,
+            kind: EventKind::JobSubmitted {
+                job: JobId(i as u64),
+                data: format!("echo {i}"),
+                priority: 0,
+                by: "bench".into(),
+            },
+        };
         let t = Instant::now();
-        let write = db.begin_write().map_err(|e| fail("cannot write", &e))?;
-        {
-            let mut table = write
-                .open_table(ROWS)
-                .map_err(|e| fail("cannot write", &e))?;
-            table
-                .insert(i as u64, [b'x'; 100].as_slice())
-                .map_err(|e| fail("cannot write", &e))?;
-        }
-        write.commit().map_err(|e| fail("cannot commit", &e))?;
+        journal
+            .append([&event])
+            .map_err(|e| fail("cannot commit", &e))?;
         if i >= n / 10 {
             commit.push(ms(t.elapsed()));
         }

@@ -1,5 +1,6 @@
-//! The redb plumbing both stores share: open a file (making its folder and its one table),
-//! read every row in key order, and write rows in one durable transaction.
+//! The redb plumbing of a chat server's history (and of journals kept by earlier versions,
+//! which `import` carries over): open a file (making its folder and its one table), read every
+//! row in key order, and write rows in one durable transaction.
 
 use std::path::{Path, PathBuf};
 
@@ -25,17 +26,6 @@ pub(super) struct Store<K: Key + 'static> {
     path: PathBuf,
     what: &'static str,
     table: TableDefinition<'static, K, &'static [u8]>,
-    /// Commits are not forced to disk one by one ([`Store::sync`] does it).
-    deferred: bool,
-    /// A commit since the last one that reached the disk.
-    unsynced: bool,
-}
-
-impl<K: Key + 'static> Drop for Store<K> {
-    /// A store let go (its node stopping) leaves everything it committed on disk.
-    fn drop(&mut self) {
-        let _ = self.sync();
-    }
 }
 
 impl<K: Key + 'static> Store<K> {
@@ -62,8 +52,6 @@ impl<K: Key + 'static> Store<K> {
             path: path.to_path_buf(),
             what,
             table,
-            deferred: false,
-            unsynced: false,
         })
     }
 
@@ -90,26 +78,7 @@ impl<K: Key + 'static> Store<K> {
         Ok(())
     }
 
-    /// With `true`, commits are written at once but reach the disk only at the next
-    /// [`Store::sync`] (or when the store is let go): a crash of the machine, not of the
-    /// process, loses what came since.
-    pub(super) fn defer(&mut self, deferred: bool) {
-        self.deferred = deferred;
-    }
-
-    /// Forces every commit so far to disk (an empty durable commit), if one is not there yet.
-    pub(super) fn sync(&mut self) -> Result<(), StorageError> {
-        if !self.unsynced {
-            return Ok(());
-        }
-        let transaction = self.db.begin_write().map_err(|e| self.fail(&e))?;
-        transaction.commit().map_err(|e| self.fail(&e))?;
-        self.unsynced = false;
-        Ok(())
-    }
-
-    /// Runs `write` in one transaction on the table and commits it (durably, before
-    /// returning, unless deferred). `write` is handed the store's way of saying what failed.
+    /// Runs `write` in one transaction on the table and commits it, durably, before returning. `write` is handed the store's way of saying what failed.
     pub(super) fn write(
         &mut self,
         write: impl FnOnce(
@@ -119,15 +88,9 @@ impl<K: Key + 'static> Store<K> {
         ) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let fail = |e: &dyn std::fmt::Display| self.fail(e);
-        let mut transaction = self.db.begin_write().map_err(|e| fail(&e))?;
-        if self.deferred {
-            transaction
-                .set_durability(redb::Durability::None)
-                .map_err(|e| fail(&e))?;
-        }
+        let transaction = self.db.begin_write().map_err(|e| fail(&e))?;
         write(&transaction, self.table, &fail)?;
         transaction.commit().map_err(|e| fail(&e))?;
-        self.unsynced = self.deferred;
         Ok(())
     }
 }

@@ -347,7 +347,10 @@ impl Driver {
     /// Hands the step's events to the journal, and returns what may be carried out now: a
     /// step that wrote something is held until it is committed (a reply may promise a job
     /// that must survive a crash); one that wrote nothing goes out at once unless it must
-    /// keep its place behind a held one ([`Hold`]).
+    /// keep its place behind a held one ([`Hold`]). The exception: a job's assignment to a
+    /// worker leaves at once, so the job runs while its submission is being written. That
+    /// promises no client anything; if this master dies before the commit, the job was never
+    /// acknowledged, and its result reaches a master that does not know it and drops it.
     ///
     /// Step by step, not batch by batch: a `ping` read in the same batch as a finished job
     /// is answered at once. The batch's entries go to the journal together, under one ticket.
@@ -364,7 +367,7 @@ impl Driver {
                 now.extend(self.hold.pass(outputs));
             } else {
                 entries.extend(step_entries);
-                self.hold.hold(ticket, outputs);
+                now.extend(self.hold.hold_except(ticket, outputs, is_assignment));
             }
         }
         if !entries.is_empty() {
@@ -526,6 +529,20 @@ async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, 
 
 /// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
 /// that has since been replaced). Keeps the writers in step with the connections.
+/// A job sent to a worker to run (what [`Driver::write_down`] lets leave before the commit).
+fn is_assignment(output: &Output) -> bool {
+    matches!(
+        output,
+        Output::Send(
+            _,
+            Envelope {
+                message: Message::Assign { .. },
+                ..
+            }
+        )
+    )
+}
+
 fn input_of(
     conn: ConnId,
     event: ConnEvent,

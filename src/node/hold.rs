@@ -4,6 +4,10 @@
 //! held output to keep its order: a message on a connection that has one held, and anything
 //! that is not a plain reply (events, messages to other masters, closes).
 //!
+//! One kind of output of a held step may go at once: what `early` picks (the driver picks
+//! assignments of jobs to workers), on a connection with nothing held before it, so the worker
+//! runs the job while its submission is being forced to disk.
+//!
 //! So a `ping`, or a `status` from a client with nothing pending, is answered while another
 //! client's job is being forced to disk; the job's `accepted` is sent only once it is there.
 //! A `status` may then show a job whose submission is still being written: its submitter has
@@ -32,6 +36,30 @@ impl Hold {
             Some((last, held)) if *last == ticket => held.extend(outputs),
             _ => self.queue.push_back((ticket, outputs)),
         }
+    }
+
+    /// Holds a step's `outputs` until `ticket` is committed, except those `early` picks that
+    /// can leave now without overtaking anything held for their connection: those are returned.
+    pub fn hold_except(
+        &mut self,
+        ticket: u64,
+        outputs: Vec<Output>,
+        early: impl Fn(&Output) -> bool,
+    ) -> Vec<Output> {
+        let mut now = Vec::new();
+        let mut held = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            let free = conn_of(&output).is_some_and(|conn| {
+                !self.per_conn.contains_key(&conn) && !held.iter().any(|h| conn_of(h) == Some(conn))
+            });
+            if free && early(&output) {
+                now.push(output);
+            } else {
+                held.push(output);
+            }
+        }
+        self.hold(ticket, held);
+        now
     }
 
     /// A step that wrote nothing: what may go now is returned; the rest waits behind the last
@@ -145,6 +173,26 @@ mod tests {
         assert_eq!(clocks(&hold.release(5)), vec![(2, 5), (2, 7)]);
         assert!(hold.is_empty());
         assert_eq!(clocks(&hold.pass(vec![send(2, 8)])), vec![(2, 8)]);
+    }
+
+    /// What `early` picks leaves at once unless its connection has something held before it,
+    /// in this step or an earlier one.
+    #[test]
+    fn early_outputs_leave_unless_they_would_overtake() {
+        let mut hold = Hold::default();
+        let early = |o: &Output| matches!(o, Output::Send(_, e) if e.clock >= 10);
+        hold.hold(1, vec![send(1, 1)]);
+        let now = hold.hold_except(
+            2,
+            vec![send(2, 2), send(3, 10), send(2, 11), send(1, 12)],
+            early,
+        );
+        // Connection 3: nothing before it. Connection 2: its reply is held, so its early
+        // message waits behind it; connection 1 has ticket 1's reply held.
+        assert_eq!(clocks(&now), vec![(3, 10)]);
+        assert_eq!(clocks(&hold.release(1)), vec![(1, 1)]);
+        assert_eq!(clocks(&hold.release(2)), vec![(2, 2), (2, 11), (1, 12)]);
+        assert!(hold.is_empty());
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct NodeOptions {
     pub announce: bool,
     /// Clock skew and pause, set by a launcher.
     pub control: NodeControl,
-    /// Where a master keeps its journal (`journal/<name>.redb` under it); none: nothing is kept.
+    /// Where a master keeps its journal (`journal/<name>.journal` under it); none: nothing is kept.
     pub state_dir: Option<std::path::PathBuf>,
     /// Told the listening address once a master is ready (for in-process launches).
     pub ready: Option<tokio::sync::mpsc::UnboundedSender<String>>,
