@@ -435,3 +435,38 @@ fn a_worker_claiming_every_job_takes_none_of_them() {
     assert!(cancels >= 1, "JOB-1 is cancelled on evil");
     c.state().check_invariants().unwrap();
 }
+
+/// An assignment leaves before its job is journaled; a master after a crash in that instant
+/// may not know the job. The worker's result (and the job it says it runs) changes nothing
+/// there: the result is acknowledged, so the worker stops sending it, and no event is made.
+#[test]
+fn a_result_for_a_job_this_master_never_had_is_acknowledged_and_dropped() {
+    let mut c = primary(None);
+    let before = c.state().jobs.len();
+    let out = c.step(
+        0,
+        Input::Received(
+            1,
+            Dialect::Native,
+            env(
+                "w1",
+                Message::JobDone {
+                    job: JobId(99),
+                    result: "ran before the crash".into(),
+                    attempt: Some(1),
+                },
+            ),
+        ),
+    );
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Send(1, e)
+            if matches!(e.message, Message::ResultAck { job, .. } if job == JobId(99)))),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Event(_))),
+        "{out:?}"
+    );
+    assert_eq!(c.state().jobs.len(), before);
+    c.state().check_invariants().unwrap();
+}
