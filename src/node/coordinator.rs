@@ -527,8 +527,6 @@ async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, 
     }
 }
 
-/// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
-/// that has since been replaced). Keeps the writers in step with the connections.
 /// A job sent to a worker to run (what [`Driver::write_down`] lets leave before the commit).
 fn is_assignment(output: &Output) -> bool {
     matches!(
@@ -543,6 +541,8 @@ fn is_assignment(output: &Output) -> bool {
     )
 }
 
+/// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
+/// that has since been replaced). Keeps the writers in step with the connections.
 fn input_of(
     conn: ConnId,
     event: ConnEvent,
