@@ -157,3 +157,48 @@ fn subscribers_joining_while_jobs_are_committed_see_each_event_once_in_order() {
         }
     }
 }
+
+/// A journal damaged on disk (not cut short by a crash: good lines follow the bad one) stops
+/// the coordinator from starting, with the file and the line, and is left as it was.
+#[test]
+fn a_damaged_journal_is_refused_naming_the_file_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let state = dir.path().join("state");
+    let run = |how: &str| {
+        tcluster()
+            .args([
+                "run",
+                topology.to_str().unwrap(),
+                "--headless",
+                "--for",
+                "1s",
+            ])
+            .args([how, "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    assert!(run("--fresh").status.success());
+    let path = state.join("journal/coordinator.journal");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(
+        bytes.iter().filter(|b| **b == b'\n').count() >= 2,
+        "a journal of several lines"
+    );
+    // A byte inside the first line's event (after `<seq> <crc> `).
+    bytes[12] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let second = run("--resume");
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("coordinator.journal: line 1") && stderr.contains("damaged"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file is left as it was"
+    );
+}
