@@ -114,23 +114,37 @@ pub async fn dispatch(
         }
         None => None,
     };
-    // Throughput: one submission per job, pipelined; the link reads while it writes.
+    // Throughput: one submission per job, pipelined; the link reads while it writes. At most
+    // WINDOW jobs are unfinished at a time, so the coordinator's replies to this one client
+    // never pile up past what a client may leave unread, however many jobs are asked for.
+    const WINDOW: u64 = 4096;
     let mut link = super::link_to(addr.clone()).await?;
-    let started = Instant::now();
-    for i in 0..jobs {
+    let submit = |link: &mut crate::client::Link, i: u64| {
         link.send(Message::Submit {
             data: format!("echo {i}"),
             count: 1,
             priority: 0,
             token: None,
             notify: true,
-        });
+        })
+    };
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < jobs.min(WINDOW) {
+        submit(&mut link, sent);
+        sent += 1;
     }
     let mut finished = 0u64;
     let waited = tokio::time::timeout(PATIENCE * 5, async {
         while finished < jobs {
             match link.news.recv().await {
-                Some(LinkNews::Message(Message::JobFinished { .. })) => finished += 1,
+                Some(LinkNews::Message(Message::JobFinished { .. })) => {
+                    finished += 1;
+                    if sent < jobs {
+                        submit(&mut link, sent);
+                        sent += 1;
+                    }
+                }
                 Some(LinkNews::Down(_, why)) => return Err(why),
                 None => return Err("the link ended".to_string()),
                 _ => {}
