@@ -1,7 +1,10 @@
 //! The journal's file format: one event per line, `<seq> <crc> <event as JSON>`, where `crc` is
 //! the CRC-32 of the seq (8 bytes, little-endian) and the JSON, in 8 hex digits. A reader can
 //! `less` it; a line cut short by a crash (or one whose checksum does not match, at the very
-//! end) is what the crash interrupted, never a line that had been acknowledged.
+//! end) is what the crash interrupted, never a line that had been acknowledged. A line never
+//! holds a zero byte (JSON escapes it), and the file's unwritten space reads as zeros: a bad
+//! line with zeros in it is where a crash stopped the last write from landing whole (its blocks
+//! may land in any order), so it and everything after it are that write's, and dropped.
 //!
 //! ```text
 //! 41 9c1f03aa {"at_ms":1203,"clock":88,"kind":{"type":"job_submitted",...}}
@@ -53,7 +56,8 @@ pub(super) struct Damage {
 }
 
 /// Reads a journal file's bytes. The tail after the last good line is dropped if nothing after
-/// it reads (a crash cut it short); a bad line with good ones after it is [`Damage`].
+/// it reads, or if the first bad line holds zeros (a crash cut it short); a bad line with good
+/// ones after it is [`Damage`].
 pub(super) fn read(bytes: &[u8]) -> Result<Contents, Damage> {
     let mut contents = Contents::default();
     let mut at = 0;
@@ -71,7 +75,11 @@ pub(super) fn read(bytes: &[u8]) -> Result<Contents, Damage> {
                 at = end + 1;
             }
             Err(message) => {
-                // Damage if anything readable follows; otherwise the crash's cut.
+                // Unwritten space (zeros) is the crash's cut, whatever follows it; otherwise
+                // damage if anything readable follows.
+                if bytes[at..end].contains(&0) {
+                    break;
+                }
                 let rest = &bytes[end + 1..];
                 let later_good = rest
                     .split(|b| *b == b'\n')
@@ -177,6 +185,19 @@ mod tests {
         assert_eq!(read(&zeros).unwrap().good_len, two);
         zeros.push(b'\n');
         assert_eq!(read(&zeros).unwrap().events.len(), 2);
+    }
+
+    /// A last write whose blocks landed out of order: zeros where its first block should be,
+    /// its later lines whole. It was never acknowledged: dropped from the zeros on.
+    #[test]
+    fn zeros_then_good_lines_are_a_cut_not_damage() {
+        let whole = file(4);
+        let one = offset_of(&whole, 1);
+        let mut torn = whole.clone();
+        torn[one..offset_of(&whole, 3) - 5].fill(0);
+        let contents = read(&torn).unwrap();
+        assert_eq!(contents.events.len(), 1);
+        assert_eq!(contents.good_len, one);
     }
 
     /// A changed byte in a line with good lines after it is damage, said with its line number.

@@ -14,7 +14,8 @@
 //! `fdatasync` — nothing else is written per commit, so a durable commit costs about what the
 //! disk's own sync costs. The file is kept a megabyte longer than its lines, in zeros written
 //! ahead, so that a commit overwrites blocks the file already has and its sync need not record a
-//! new length; a node that stops cuts the zeros off, and a reader takes them for the end. A line a crash cut short is dropped when the file is opened again (it
+//! new length; a node that stops cuts the zeros off, and a reader takes them for the end (and
+//! zeros inside a line for where a crash stopped the last write from landing whole). A line a crash cut short is dropped when the file is opened again (it
 //! was never acknowledged); a damaged line with good ones after it is an error naming the line.
 //! A compaction writes the snapshot and the events after it to a new file and renames it over
 //! the old one: a crash leaves one or the other, never half of each. Only one process may have
