@@ -48,13 +48,16 @@ impl Hold {
     ) -> Vec<Output> {
         let mut now = Vec::new();
         let mut held = Vec::with_capacity(outputs.len());
+        // Connections with something held in this step already.
+        let mut behind = std::collections::HashSet::new();
         for output in outputs {
-            let free = conn_of(&output).is_some_and(|conn| {
-                !self.per_conn.contains_key(&conn) && !held.iter().any(|h| conn_of(h) == Some(conn))
-            });
+            let conn = conn_of(&output);
+            let free =
+                conn.is_some_and(|c| !self.per_conn.contains_key(&c) && !behind.contains(&c));
             if free && early(&output) {
                 now.push(output);
             } else {
+                behind.extend(conn);
                 held.push(output);
             }
         }
