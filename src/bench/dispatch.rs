@@ -77,9 +77,10 @@ impl Dispatch {
             self.ping_beside_jobs.ms(),
             match &self.disk {
                 Some(d) => format!(
-                    "  disk fsync   {} (100 bytes, fdatasync)\n  journal commit {} (one event, sync)\n",
+                    "  disk fsync   {} (100 bytes, fdatasync)\n  journal commit {} (one event, sync)\n  floor        {:.3} ms of a lone durable job's round trip are its two commits (p50)\n",
                     d.fsync.ms(),
-                    d.commit.ms()
+                    d.commit.ms(),
+                    2.0 * d.commit.median
                 ),
                 None => String::new(),
             }
