@@ -14,6 +14,8 @@
 //! connection's dialect. A slow reader never blocks the loop: its queue is bounded, and a peer
 //! that lets it fill up is disconnected (an event subscriber only loses events, counted).
 
+mod masters;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -28,8 +30,6 @@ use crate::cluster::event::ClusterEvent;
 use crate::protocol::message::{Envelope, Message};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
-
-mod masters;
 
 use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
 use super::control::NodeControl;
