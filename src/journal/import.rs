@@ -54,6 +54,21 @@ mod tests {
     use super::super::{Journal, path_for};
     use super::*;
 
+    /// A damaged database beside the journal is a clear error naming it, and is left as it
+    /// was (nothing is carried over, no journal is started in its place).
+    #[test]
+    fn a_damaged_database_is_a_clear_error_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "coordinator");
+        let old = path.with_extension("redb");
+        std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+        std::fs::write(&old, b"not a database").unwrap();
+        let error = Journal::open(&path).err().unwrap().to_string();
+        assert!(error.contains("coordinator.redb"), "{error}");
+        assert_eq!(std::fs::read(&old).unwrap(), b"not a database");
+        assert!(!path.exists());
+    }
+
     /// A journal an earlier version kept in redb opens with every event, numbered as before.
     #[test]
     fn a_database_journal_is_carried_over_once() {
