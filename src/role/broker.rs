@@ -113,6 +113,9 @@ struct Pending {
     answered: bool,
     /// Sent once already, to a server that died before answering.
     retried: bool,
+    /// Servers that answered it "no channel named …" (a bit per server): a channel made a
+    /// moment ago on one server reaches the others a moment later.
+    no_channel: u64,
     sent_at: Millis,
 }
 
@@ -374,6 +377,7 @@ impl Broker {
             message,
             answered: true,
             retried: false,
+            no_channel: 0,
             sent_at: self.now,
         };
         self.send_pending(conn, server, pending);
@@ -440,6 +444,7 @@ impl Broker {
                 message: login,
                 answered: false,
                 retried: false,
+                no_channel: 0,
                 sent_at: self.now,
             };
             Self::queue(&mut self.out, conn, server, up, replay);
@@ -522,17 +527,25 @@ impl Broker {
             return;
         }
         // A channel made a moment ago on another server may not have reached this one yet:
-        // the request goes once to the server that made the client's last entry.
+        // the request goes to the server that made the client's last entry, then to each other
+        // live server in turn (the one that made the channel has it), before the client is
+        // told there is no such channel.
         if let Message::Error { message } = &env.message
             && message.starts_with("no channel named")
-            && !pending.retried
-            && let Some(written) = client.last_write.filter(|w| *w != server)
+            && server < 64
         {
             let mut again = pending;
-            again.retried = true;
-            self.retried += 1;
-            self.send_pending(conn, Some(written), again);
-            return;
+            again.no_channel |= 1 << server;
+            let untried = |s: &usize| again.no_channel & (1 << *s) == 0;
+            let to = client.last_write.filter(untried).or_else(|| {
+                (0..self.servers.len())
+                    .find(|s| untried(s) && self.servers[*s].down_until <= self.now)
+            });
+            if let Some(to) = to {
+                self.retried += 1;
+                self.send_pending(conn, Some(to), again);
+                return;
+            }
         }
         if let Message::ChatDone { entry: Some(_) } = &env.message {
             client.last_write = Some(server);
@@ -580,6 +593,7 @@ impl Broker {
                 message,
                 answered: false,
                 retried: false,
+                no_channel: 0,
                 sent_at: 0,
             };
             self.send_pending(conn, to, replay(login));

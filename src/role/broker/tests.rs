@@ -411,3 +411,46 @@ fn only_a_proven_master_reads_and_moves_the_brokers_clock() {
     assert!(out.contains(&Output::AdjustClock(250)), "{out:?}");
     assert_eq!(reading(&out), Some(5_250));
 }
+
+/// A channel another client made a moment ago on one server, where this client last wrote
+/// elsewhere: the post goes on to each live server in turn until one has the channel.
+#[test]
+fn a_post_to_a_channel_another_client_made_elsewhere_finds_the_server_that_has_it() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    rig.slow = true;
+    rig.client(Message::ChatCreate {
+        channel: "lab".into(),
+    });
+    let has_lab = |rig: &Rig, s: usize| {
+        rig.servers[s]
+            .entries()
+            .any(|e| matches!(&e.body, ChatBody::Channel { channel, .. } if channel == "lab"))
+    };
+    let written = (0..2).find(|s| has_lab(&rig, *s)).expect("lab was made");
+    // bob made #general on the other server; it has not reached this one yet.
+    let other = 1 - written;
+    rig.servers[other].restore(vec![ChatEntry {
+        clock: 1,
+        server: ["a", "b"][other].into(),
+        seq: 100,
+        body: ChatBody::Channel {
+            channel: "general".into(),
+            by: "bob".into(),
+        },
+        request: None,
+    }]);
+    // A read goes to the other server, so the post's turn falls on the one without #general.
+    rig.client(Message::ChatChannels);
+    rig.client(publish("first"));
+    assert!(
+        !rig.to_client
+            .iter()
+            .any(|m| matches!(m, Message::Error { .. })),
+        "{:?}",
+        rig.to_client
+    );
+    assert_eq!(rig.dones(), 2);
+    assert_eq!(rig.posts_held(other), 1);
+    assert_eq!(rig.broker.retries(), (1, 0));
+}
