@@ -138,6 +138,18 @@ impl Rig {
             .count()
     }
 
+    /// The client was told no error.
+    fn assert_no_errors(&self) {
+        assert!(
+            !self
+                .to_client
+                .iter()
+                .any(|m| matches!(m, Message::Error { .. })),
+            "{:?}",
+            self.to_client
+        );
+    }
+
     fn dones(&self) -> usize {
         self.to_client
             .iter()
@@ -178,11 +190,7 @@ fn requests_go_round_robin_and_each_upstream_logs_in_first() {
     );
     // One answer per request, none of them an error (each upstream logged in first).
     assert_eq!(rig.dones(), 5, "{:?}", rig.to_client);
-    assert!(
-        !rig.to_client
-            .iter()
-            .any(|m| matches!(m, Message::Error { .. }))
-    );
+    rig.assert_no_errors();
     // Both servers took requests in turn (the logins replayed count too).
     let counts: Vec<u64> = rig.broker.requests().iter().map(|(_, n)| *n).collect();
     assert!(counts.iter().all(|n| *n >= 3), "{counts:?}");
@@ -310,13 +318,7 @@ fn a_post_to_a_channel_made_a_moment_ago_elsewhere_goes_to_the_server_that_made_
         channel: "general".into(),
     });
     rig.client(publish("first"));
-    assert!(
-        !rig.to_client
-            .iter()
-            .any(|m| matches!(m, Message::Error { .. })),
-        "{:?}",
-        rig.to_client
-    );
+    rig.assert_no_errors();
     assert_eq!(rig.dones(), 2);
     assert_eq!(rig.broker.retries(), (1, 0));
 }
@@ -353,13 +355,7 @@ fn a_login_whose_server_dies_before_answering_is_answered_once_by_the_next() {
         .filter(|m| matches!(m, Message::ChatWelcome { .. }))
         .count();
     assert_eq!(welcomes, 1, "{:?}", rig.to_client);
-    assert!(
-        !rig.to_client
-            .iter()
-            .any(|m| matches!(m, Message::Error { .. })),
-        "{:?}",
-        rig.to_client
-    );
+    rig.assert_no_errors();
     assert_eq!(rig.broker.clients[&1].feed, Some(1 - first));
 }
 
@@ -443,13 +439,7 @@ fn a_post_to_a_channel_another_client_made_elsewhere_finds_the_server_that_has_i
     // A read goes to the other server, so the post's turn falls on the one without #general.
     rig.client(Message::ChatChannels);
     rig.client(publish("first"));
-    assert!(
-        !rig.to_client
-            .iter()
-            .any(|m| matches!(m, Message::Error { .. })),
-        "{:?}",
-        rig.to_client
-    );
+    rig.assert_no_errors();
     assert_eq!(rig.dones(), 2);
     assert_eq!(rig.posts_held(other), 1);
     assert_eq!(rig.broker.retries(), (1, 0));
