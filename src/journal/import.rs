@@ -24,12 +24,8 @@ pub(super) fn carry_over(path: &Path) -> Result<(), JournalError> {
         let store = Store::open("journal", &old, EVENTS)?;
         store.each_row(|seq, row| {
             let seq = seq.value();
-            let event = serde_json::from_slice(row).map_err(|e| JournalError::Damaged {
-                path: old.clone(),
-                line: 0,
-                seq,
-                message: e.to_string(),
-            })?;
+            let event = serde_json::from_slice(row)
+                .map_err(|e| storage(&old, &format!("entry {seq} is damaged: {e}")))?;
             lines::encode(seq, &event, &mut bytes).map_err(|e| storage(path, &e))?;
             Ok::<(), JournalError>(())
         })?;
