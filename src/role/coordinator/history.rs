@@ -91,7 +91,10 @@ impl History {
         }
         self.first = len - n;
         self.snapshot = n;
-        self.events = snapshot;
+        // Into the allocation the history grew to: it grows that far again before the next
+        // compaction, and growing it from the snapshot's size would copy it at each doubling.
+        self.events.clear();
+        self.events.extend(snapshot);
         true
     }
 }
