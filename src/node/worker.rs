@@ -89,6 +89,8 @@ struct Driver {
     peer: Option<SocketAddr>,
     /// Its socket for heartbeat datagrams, opened on the first one.
     udp: Option<UdpSocket>,
+    /// Messages said since the last write, as lines.
+    outgoing: Vec<u8>,
 }
 
 /// How a connection ended.
@@ -115,6 +117,7 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
         home: Vec::new(),
         peer: None,
         udp: None,
+        outgoing: Vec::new(),
     };
     driver.home = driver.options.coordinators.clone();
     loop {
@@ -168,9 +171,10 @@ impl Driver {
         current(&self.options, self.target)
     }
 
-    /// Feeds the worker one input and carries out what it says. Returns false if the
-    /// connection broke.
-    async fn step(&mut self, input: Input, write: Option<&mut Writer>) -> bool {
+    /// Feeds the worker one input and carries out what it says; its messages wait in
+    /// `outgoing` for [`Self::flush`]. Returns false if it leaves this connection (lent, or
+    /// going home).
+    async fn step(&mut self, input: Input) -> bool {
         self.worker.set_wall_clock(self.options.control.wall_ms());
         let mut out = self.worker.step(self.now(), input);
         for o in &out {
@@ -184,14 +188,44 @@ impl Driver {
             }
         }
         let moving = take_move(&mut out);
-        let ok = act(out, &mut self.jobs, &self.results_tx, &self.options, write).await;
+        act(
+            out,
+            &mut self.jobs,
+            &self.results_tx,
+            &self.options,
+            &mut self.outgoing,
+        );
         match moving {
             Some(to) => {
                 self.move_to(to);
                 false
             }
-            None => ok,
+            None => true,
         }
+    }
+
+    /// Writes what the steps since the last flush said, in one write. Returns false if the
+    /// connection broke.
+    async fn flush(&mut self, write: &mut Writer) -> bool {
+        if self.outgoing.is_empty() {
+            return true;
+        }
+        let ok = write.write_all(&self.outgoing).await.is_ok();
+        self.outgoing.clear();
+        ok
+    }
+
+    /// An input that is ready now, without waiting: a job's result or progress, or a line
+    /// already arrived (`None` after [`MAX_BURST`] in one burst, so ticks still come).
+    fn ready_now(&mut self, lines: &mut Lines, burst: &mut usize) -> Option<Ready> {
+        if *burst >= MAX_BURST {
+            return None;
+        }
+        *burst += 1;
+        if let Ok(input) = self.results.try_recv() {
+            return Some(Ready::Input(input));
+        }
+        futures::FutureExt::now_or_never(lines.next()).map(Ready::Line)
     }
 
     /// Lent to another cluster (its own link to that primary, or the address the owner gave),
@@ -283,7 +317,9 @@ impl Driver {
                 _ = shutdown.cancelled() => return None,
                 _ = &mut deadline => return Some(()),
                 Some(input) = self.results.recv() => {
-                    self.step(input, None).await;
+                    // Not connected: what it would say is said again once it is.
+                    self.step(input).await;
+                    self.outgoing.clear();
                 }
             }
         }
@@ -297,7 +333,8 @@ impl Driver {
         mut write: Writer,
         shutdown: &CancellationToken,
     ) -> Ended {
-        if !self.step(Input::Connected, Some(&mut write)).await {
+        let stay = self.step(Input::Connected).await;
+        if !self.flush(&mut write).await || !stay {
             self.disconnected();
             return Ended::Reconnect;
         }
@@ -315,54 +352,71 @@ impl Driver {
                 _ = pause.wait_while_paused() => {}
                 _ = shutdown.cancelled() => break Ended::Shutdown,
             }
-            let line = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => break Ended::Shutdown,
-                line = lines.next() => line,
-                Some(input) = self.results.recv() => {
-                    if !self.step(input, Some(&mut write)).await {
-                        break Ended::Reconnect;
-                    }
-                    continue;
-                }
+                line = lines.next() => Ready::Line(line),
+                Some(input) = self.results.recv() => Ready::Input(input),
                 _ = ticker.tick() => {
                     if self.options.control.pace().elapsed(last_heard) <= silence {
-                        if !self.step(Input::Tick, Some(&mut write)).await {
-                            break Ended::Reconnect;
-                        }
-                        continue;
-                    }
-                    // Silent — unless this worker was the one paused, and what the coordinator
-                    // sent meanwhile is waiting to be read.
-                    match futures::FutureExt::now_or_never(lines.next()) {
-                        Some(line) => line,
-                        None => {
-                            warn!(
-                                coordinator = %self.current(),
-                                "the coordinator is silent; trying the next master"
-                            );
-                            self.target += 1;
-                            break Ended::Reconnect;
+                        Ready::Input(Input::Tick)
+                    } else {
+                        // Silent — unless this worker was the one paused, and what the
+                        // coordinator sent meanwhile is waiting to be read.
+                        match futures::FutureExt::now_or_never(lines.next()) {
+                            Some(line) => Ready::Line(line),
+                            None => {
+                                warn!(
+                                    coordinator = %self.current(),
+                                    "the coordinator is silent; trying the next master"
+                                );
+                                self.target += 1;
+                                break Ended::Reconnect;
+                            }
                         }
                     }
                 }
             };
-            last_heard = Instant::now();
-            let input = match self.line(line) {
-                Some(Heard::Input(input)) => *input,
-                Some(Heard::Nothing) => continue,
-                None => break Ended::Reconnect,
-            };
-            if let Input::Received(env) = &input {
-                match &env.message {
-                    Message::Registered { .. } => registered = true,
-                    Message::Error { message } if !registered => refused = Some(message.clone()),
-                    _ => {}
+            // This input and every other one ready now (a burst of assignments, the results
+            // of jobs that finished together), answered in one write.
+            let (mut next, mut burst, mut stay) = (Some(first), 0, true);
+            while let Some(ready) = next.take() {
+                let input = match ready {
+                    Ready::Input(input) => input,
+                    Ready::Line(line) => {
+                        last_heard = Instant::now();
+                        match self.line(line) {
+                            Some(Heard::Input(input)) => *input,
+                            Some(Heard::Nothing) => {
+                                next = self.ready_now(&mut lines, &mut burst);
+                                continue;
+                            }
+                            None => {
+                                stay = false;
+                                break;
+                            }
+                        }
+                    }
+                };
+                if let Input::Received(env) = &input {
+                    match &env.message {
+                        Message::Registered { .. } => registered = true,
+                        Message::Error { message } if !registered => {
+                            refused = Some(message.clone());
+                        }
+                        _ => {}
+                    }
                 }
+                if !self.step(input).await {
+                    stay = false;
+                    break;
+                }
+                next = self.ready_now(&mut lines, &mut burst);
             }
-            if !self.step(input, Some(&mut write)).await {
+            if !self.flush(&mut write).await || !stay {
                 break Ended::Reconnect;
             }
         };
+        self.outgoing.clear();
         self.disconnected();
         if registered {
             self.backoff = Duration::from_millis(100);
@@ -446,6 +500,17 @@ impl Driver {
     }
 }
 
+/// The most inputs a worker takes in one burst before it writes and looks at its ticker.
+const MAX_BURST: usize = 256;
+
+/// An input ready for the worker.
+enum Ready {
+    /// A line from the coordinator (or the end of its connection).
+    Line(Option<Result<Bytes, AnyDelimiterCodecError>>),
+    /// A job's result or progress, or a tick.
+    Input(Input),
+}
+
 /// What a line from the coordinator gave the worker.
 enum Heard {
     /// An input for the worker (boxed: a message is large, and most lines carry one).
@@ -463,16 +528,14 @@ fn take_move(out: &mut Vec<Output>) -> Option<Option<crate::role::worker::Lent>>
     }
 }
 
-/// Carries out the worker's outputs. Returns false if the connection broke.
-async fn act(
+/// Carries out the worker's outputs; its messages are added to `buffer`.
+fn act(
     outputs: Vec<Output>,
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     results: &mpsc::UnboundedSender<Input>,
     options: &WorkerOptions,
-    write: Option<&mut Writer>,
-) -> bool {
-    let mut ok = true;
-    let mut buffer = Vec::new();
+    buffer: &mut Vec<u8>,
+) {
     for output in outputs {
         match output {
             Output::Send(envelope) => {
@@ -502,12 +565,6 @@ async fn act(
         }
     }
     jobs.retain(|_, (abort, _)| !abort.is_finished());
-    if let Some(write) = write
-        && !buffer.is_empty()
-    {
-        ok = write.write_all(&buffer).await.is_ok();
-    }
-    ok
 }
 
 /// Runs one job to its end, reporting progress and the outcome.
