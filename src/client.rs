@@ -107,15 +107,27 @@ impl Client {
 
     /// Sends a message without waiting for anything.
     pub async fn send(&mut self, message: Message) -> Result<(), ClientError> {
-        let envelope = Envelope {
-            from: self.name.clone(),
-            clock: self.clock.tick(),
-            term: None,
-            message,
-        };
-        let line = envelope.to_json() + "\n";
+        self.send_all(std::iter::once(message)).await
+    }
+
+    /// Sends several messages in one write.
+    pub async fn send_all(
+        &mut self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<(), ClientError> {
+        let mut lines = String::new();
+        for message in messages {
+            let envelope = Envelope {
+                from: self.name.clone(),
+                clock: self.clock.tick(),
+                term: None,
+                message,
+            };
+            lines.push_str(&envelope.to_json());
+            lines.push('\n');
+        }
         self.write
-            .write_all(line.as_bytes())
+            .write_all(lines.as_bytes())
             .await
             .map_err(|e| ClientError::Io(e.to_string()))
     }
@@ -216,6 +228,9 @@ pub const LINK_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1
 /// How long a [`Link`]'s server may be silent (not even answering a `ping`) before the link
 /// leaves it for another.
 pub const LINK_SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The most queued messages a link writes at once.
+const LINK_BURST: usize = 256;
 
 /// What a [`Link`] tells its owner.
 #[derive(Debug, Clone, PartialEq)]
@@ -354,7 +369,14 @@ async fn run_link(
                 message = outgoing.recv() => match message {
                     None => return,
                     Some(message) => {
-                        let sent = client.send(message);
+                        // With whatever else is queued already: one write for a burst.
+                        let mut burst = vec![message];
+                        while burst.len() < LINK_BURST
+                            && let Ok(more) = outgoing.try_recv()
+                        {
+                            burst.push(more);
+                        }
+                        let sent = client.send_all(burst);
                         match tokio::time::timeout(LINK_SILENCE, sent).await {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => break e.to_string(),
