@@ -39,6 +39,33 @@ pub struct Dispatch {
     pub ping_beside_jobs: Spread,
     /// With the journal: the disk's own floor, measured the same way in the same directory.
     pub disk: Option<DiskFloor>,
+    /// CPU time per job during the throughput run, in microseconds: what each job costs,
+    /// whatever else the machine is doing (jobs/s moves with it; this mostly does not).
+    pub cpu_per_job: CpuPerJob,
+}
+
+/// Microseconds of CPU (user and system) per job of the throughput run, by process (Linux's
+/// /proc; NaN elsewhere).
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuPerJob {
+    /// The coordinator (every thread: its loop, connections and journal).
+    pub coordinator: f64,
+    /// The worker processes together.
+    pub workers: f64,
+    /// This benchmark's own client, submitting and reading.
+    pub client: f64,
+}
+
+/// CPU seconds of the coordinator, of the workers together and of this process.
+fn cpu_now(nodes: &Scratch, workers: u32) -> [Option<f64>; 3] {
+    let together = (1..=workers)
+        .map(|i| nodes.cpu_seconds(&format!("worker-{i}")))
+        .sum::<Option<f64>>();
+    [
+        nodes.cpu_seconds("coordinator"),
+        together,
+        super::cpu_seconds(std::process::id()),
+    ]
 }
 
 /// What the disk under the journal costs by itself: the floor under a durable round trip,
@@ -60,7 +87,8 @@ impl Dispatch {
              \x20 throughput   {:.0} jobs/s ({} jobs in {:.2} s, submitted one by one, pipelined)\n\
              \x20 round trip   {}\n\
              \x20 ping         {}\n\
-             \x20 ping beside  {} (another client, while the lone jobs are committed)\n{}",
+             \x20 ping beside  {} (another client, while the lone jobs are committed)\n\
+             \x20 CPU per job  coordinator {:.1} µs, workers {:.1} µs, this client {:.1} µs\n{}",
             self.jobs,
             self.workers,
             self.slots,
@@ -75,6 +103,9 @@ impl Dispatch {
             self.round_trip.ms(),
             self.ping.ms(),
             self.ping_beside_jobs.ms(),
+            self.cpu_per_job.coordinator,
+            self.cpu_per_job.workers,
+            self.cpu_per_job.client,
             match &self.disk {
                 Some(d) => format!(
                     "  disk fsync   {} (100 bytes, fdatasync)\n  journal commit {} (one event, sync)\n  floor        {:.3} ms of a lone durable job's round trip are its two commits (p50)\n",
@@ -129,6 +160,7 @@ pub async fn dispatch(
             notify: true,
         })
     };
+    let cpu_before = cpu_now(&nodes, workers);
     let started = Instant::now();
     let mut sent = 0u64;
     while sent < jobs.min(WINDOW) {
@@ -164,6 +196,16 @@ pub async fn dispatch(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_now(&nodes, workers);
+    let per_job = |i: usize| match (cpu_before[i], cpu_after[i]) {
+        (Some(a), Some(b)) => (b - a) / jobs as f64 * 1e6,
+        _ => f64::NAN,
+    };
+    let cpu_per_job = CpuPerJob {
+        coordinator: per_job(0),
+        workers: per_job(1),
+        client: per_job(2),
+    };
     drop(link);
 
     // Round trip: one job at a time, on the now idle cluster.
@@ -210,6 +252,7 @@ pub async fn dispatch(
         seconds,
         jobs_per_second: jobs as f64 / seconds,
         round_trip: Spread::of(samples),
+        cpu_per_job,
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::soak::{Console, console_primary};
-use super::{BenchError, Spread};
+use super::{BenchError, Spread, cpu_seconds};
 use crate::client::LinkNews;
 use crate::protocol::message::Message;
 
@@ -130,15 +130,4 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
         frame,
         cpu_percent,
     })
-}
-
-/// CPU seconds (user and system) process `pid` has used, from /proc (Linux).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // In USER_HZ, which Linux fixes at 100 a second for every program.
-    Some(ticks / 100.0)
 }

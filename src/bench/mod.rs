@@ -177,6 +177,17 @@ async fn launch_as_run(
         .map_err(|e| BenchError::Setup(e.to_string()))
 }
 
+/// CPU seconds (user and system) process `pid` has used, from /proc (Linux).
+pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // In USER_HZ, which Linux fixes at 100 a second for every program.
+    Some(ticks / 100.0)
+}
+
 pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

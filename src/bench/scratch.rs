@@ -134,6 +134,11 @@ impl Scratch {
             .to_string())
     }
 
+    /// CPU seconds node `name`'s process has used so far (Linux), if it is running.
+    pub(super) fn cpu_seconds(&self, name: &str) -> Option<f64> {
+        super::cpu_seconds(self.nodes.get(name)?.0.id()?)
+    }
+
     /// Sends `signal` to node `name`'s process group.
     pub(super) fn signal(&self, name: &str, signal: Signal) -> Result<(), BenchError> {
         let pid = self
