@@ -344,6 +344,20 @@ fn the_timeline_events_can_be_focused_scrolled_and_wrapped() {
         ),
     );
     assert_eq!(app.scenario, Some(("lecture".into(), 7000)));
+    assert!(app.scenario_running);
+    // Once it ends the status line stops saying it runs; the timeline still counts from it.
+    update(
+        &mut app,
+        timeline(
+            9000,
+            "scenario",
+            TimelineKind::ScenarioEnded {
+                name: "lecture".into(),
+            },
+        ),
+    );
+    assert!(!app.scenario_running);
+    assert_eq!(app.scenario, Some(("lecture".into(), 7000)));
 }
 
 #[test]

@@ -439,8 +439,10 @@ pub struct App {
     pub others: BTreeMap<String, ClusterView>,
     /// Loans of workers between clusters, read from every cluster's events.
     pub loans: crate::view::Loans,
-    /// The scenario running, and when it began: the timeline counts from there.
+    /// The last scenario begun, and when: the timeline counts from there, also after it ended.
     pub scenario: Option<(String, u64)>,
+    /// Whether that scenario is still running (the status line shows it only then).
+    pub scenario_running: bool,
     /// A line from `say`, and when it was shown.
     pub say: Option<(String, u64)>,
     /// Banners about faults and recoveries, oldest first.
@@ -561,6 +563,7 @@ impl App {
             others: BTreeMap::new(),
             loans: Default::default(),
             scenario: None,
+            scenario_running: false,
             say: None,
             banners: VecDeque::new(),
             alarms: Vec::new(),

@@ -104,7 +104,7 @@ pub fn status_line(
         ));
         spans.push(Span::raw(" "));
     }
-    if let Some((name, began)) = &app.scenario {
+    if let Some((name, began)) = app.scenario.as_ref().filter(|_| app.scenario_running) {
         let t = app.now_ms.saturating_sub(*began) / 1000;
         spans.push(Span::styled(
             format!("▶ {name} T+{t}s "),

@@ -180,7 +180,18 @@ fn timeline(app: &mut App, event: TimelineEvent) {
             };
             banner(app, "expect", at, format!("{mark} {text} ({seen})"), tone);
         }
-        TimelineKind::ScenarioBegins { name, .. } => app.scenario = Some((name.clone(), at)),
+        TimelineKind::ScenarioBegins { name, .. } => {
+            app.scenario = Some((name.clone(), at));
+            app.scenario_running = true;
+        }
+        TimelineKind::ScenarioEnded { name }
+            if app
+                .scenario
+                .as_ref()
+                .is_some_and(|(began, _)| began == name) =>
+        {
+            app.scenario_running = false;
+        }
         TimelineKind::Resumed { .. } => banner(
             app,
             "resumed",
