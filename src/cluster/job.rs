@@ -44,18 +44,35 @@ impl Serialize for JobId {
     }
 }
 
+/// `"JOB-12"`, `"job-12"`, `"12"` or `12` (read directly: every message of a job carries one).
 impl<'de> Deserialize<'de> for JobId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(u64),
+        struct Id;
+        impl serde::de::Visitor<'_> for Id {
+            type Value = JobId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a job id like \"JOB-12\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<JobId, E> {
+                s.parse().map_err(E::custom)
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<JobId, E> {
+                Ok(JobId(n))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<JobId, E> {
+                u64::try_from(n).map(JobId).map_err(|_| {
+                    E::invalid_value(
+                        serde::de::Unexpected::Signed(n),
+                        &"a job id like \"JOB-12\"",
+                    )
+                })
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
-            Raw::Number(n) => Ok(JobId(n)),
-        }
+        d.deserialize_any(Id)
     }
 }
 
