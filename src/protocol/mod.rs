@@ -16,6 +16,7 @@ pub mod auth;
 pub mod classic;
 pub mod frame;
 pub mod handshake;
+mod hot;
 pub mod message;
 
 use message::Envelope;
@@ -60,9 +61,12 @@ pub enum DecodeError {
 /// earlier on this connection (classic lines do not repeat it).
 pub fn decode(dialect: Dialect, line: &str, name: &str) -> Result<Envelope, DecodeError> {
     match dialect {
-        Dialect::Native => {
-            serde_json::from_str::<Envelope>(line).map_err(|e| describe_json_error(line, &e))
-        }
+        Dialect::Native => match hot::decode(line) {
+            Some(envelope) => Ok(envelope),
+            None => {
+                serde_json::from_str::<Envelope>(line).map_err(|e| describe_json_error(line, &e))
+            }
+        },
         Dialect::Classic => {
             let parsed = classic::parse(line)?;
             Ok(Envelope {
