@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
+use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
 use super::control::NodeControl;
 use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::role::ConnId;
@@ -125,10 +125,7 @@ async fn serve(
         let input = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = async {
-                driver.port.open.room_below(MAX_CLIENTS + ACCEPT_SLACK).await;
-                listener.accept().await
-            } => {
+            accepted = accept_within(&listener, &driver.port.open, MAX_CLIENTS) => {
                 match accepted {
                     Ok((stream, peer)) => accept(
                         &mut driver.next_conn,
@@ -138,10 +135,7 @@ async fn serve(
                         &driver.shutdown,
                         &driver.port,
                     ),
-                    Err(e) => {
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => accept_failed(e).await,
                 }
                 continue;
             }

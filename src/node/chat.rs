@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
+use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
@@ -148,16 +148,10 @@ async fn serve(
         let first = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = async {
-                driver.port.open.room_below(driver.server.max_connections() + ACCEPT_SLACK).await;
-                listener.accept().await
-            } => {
+            accepted = accept_within(&listener, &driver.port.open, driver.server.max_connections()) => {
                 match accepted {
                     Ok((stream, peer)) => driver.accept(stream, peer),
-                    Err(e) => {
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => accept_failed(e).await,
                 }
                 continue;
             }

@@ -114,7 +114,25 @@ impl Drop for SocketHeld {
 
 /// Sockets a server may hold beyond its connection limit: the one just accepted and those
 /// still being let go (the limit's own headroom in file descriptors is larger).
-pub const ACCEPT_SLACK: usize = 32;
+const ACCEPT_SLACK: usize = 32;
+
+/// The next connection to a server that keeps at most `limit` connections, once it holds few
+/// enough sockets to take one.
+pub async fn accept_within(
+    listener: &tokio::net::TcpListener,
+    open: &OpenSockets,
+    limit: usize,
+) -> std::io::Result<(TcpStream, std::net::SocketAddr)> {
+    open.room_below(limit + ACCEPT_SLACK).await;
+    listener.accept().await
+}
+
+/// A connection that could not be accepted (out of file descriptors, usually): said, and waited
+/// out a little rather than tried again at once.
+pub async fn accept_failed(e: std::io::Error) {
+    tracing::warn!("accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
 
 /// Where a server accepts connections: its counts, and its TLS when its port is encrypted.
 #[derive(Clone, Default)]

@@ -31,7 +31,7 @@ use crate::protocol::message::{Envelope, Message};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
-use super::conn::{ACCEPT_SLACK, CONN_QUEUE, ConnNews, OpenSockets, Port, accept};
+use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
 use super::control::NodeControl;
 use super::hold::Hold;
 use crate::journal::{Journal, JournalWriter};
@@ -248,17 +248,10 @@ async fn run(
         let input = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
-            accepted = async {
-                driver.port.open.room_below(driver.coordinator.config().max_connections + ACCEPT_SLACK).await;
-                listener.accept().await
-            } => {
+            accepted = accept_within(&listener, &driver.port.open, driver.coordinator.config().max_connections) => {
                 match accepted {
                     Ok((stream, peer)) => driver.accept(stream, peer),
-                    Err(e) => {
-                        // Out of file descriptors, usually: wait a little rather than spin.
-                        warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => accept_failed(e).await,
                 }
                 continue;
             }
