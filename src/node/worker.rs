@@ -215,6 +215,35 @@ impl Driver {
         ok
     }
 
+    /// Steps `first` and every other input ready now (a burst of assignments, the results of
+    /// jobs that finished together), so that [`Self::flush`] answers them in one write.
+    /// Returns false when this connection is over (it ended, the coordinator is not the
+    /// primary, or the worker leaves it).
+    async fn burst(&mut self, first: Ready, lines: &mut Lines, heard: &mut Heard) -> bool {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(ready) = next.take() {
+            let input = match ready {
+                Ready::Input(input) => Some(input),
+                Ready::Line(line) => {
+                    heard.last = Instant::now();
+                    match self.line(line) {
+                        Ok(input) => input,
+                        Err(Over) => return false,
+                    }
+                }
+            };
+            if let Some(input) = input {
+                heard.note(&input);
+                if !self.step(input).await {
+                    return false;
+                }
+            }
+            next = self.ready_now(lines, &mut taken);
+        }
+        true
+    }
+
     /// An input that is ready now, without waiting: a job's result or progress, or a line
     /// already arrived (`None` after [`MAX_BURST`] in one burst, so ticks still come).
     fn ready_now(&mut self, lines: &mut Lines, burst: &mut usize) -> Option<Ready> {
@@ -339,14 +368,11 @@ impl Driver {
             return Ended::Reconnect;
         }
         let mut pause = self.options.control.clone();
-        let mut last_heard = Instant::now();
+        let mut heard = Heard::default();
         let mut ticker = tokio::time::interval(Duration::from_millis(
             (self.options.config.heartbeat_ms / 4).clamp(5, 250),
         ));
         let silence = Duration::from_millis(self.options.silence_ms);
-        // Refused before registering (a worker of the same name is connected, a bad name …):
-        // the coordinator will say the same again, so the next try waits, longer each time.
-        let (mut registered, mut refused) = (false, None);
         let ended = loop {
             tokio::select! {
                 _ = pause.wait_while_paused() => {}
@@ -357,7 +383,7 @@ impl Driver {
                 line = lines.next() => Ready::Line(line),
                 Some(input) = self.results.recv() => Ready::Input(input),
                 _ = ticker.tick() => {
-                    if self.options.control.pace().elapsed(last_heard) <= silence {
+                    if self.options.control.pace().elapsed(heard.last) <= silence {
                         Ready::Input(Input::Tick)
                     } else {
                         // Silent — unless this worker was the one paused, and what the
@@ -376,51 +402,16 @@ impl Driver {
                     }
                 }
             };
-            // This input and every other one ready now (a burst of assignments, the results
-            // of jobs that finished together), answered in one write.
-            let (mut next, mut burst, mut stay) = (Some(first), 0, true);
-            while let Some(ready) = next.take() {
-                let input = match ready {
-                    Ready::Input(input) => input,
-                    Ready::Line(line) => {
-                        last_heard = Instant::now();
-                        match self.line(line) {
-                            Some(Heard::Input(input)) => *input,
-                            Some(Heard::Nothing) => {
-                                next = self.ready_now(&mut lines, &mut burst);
-                                continue;
-                            }
-                            None => {
-                                stay = false;
-                                break;
-                            }
-                        }
-                    }
-                };
-                if let Input::Received(env) = &input {
-                    match &env.message {
-                        Message::Registered { .. } => registered = true,
-                        Message::Error { message } if !registered => {
-                            refused = Some(message.clone());
-                        }
-                        _ => {}
-                    }
-                }
-                if !self.step(input).await {
-                    stay = false;
-                    break;
-                }
-                next = self.ready_now(&mut lines, &mut burst);
-            }
+            let stay = self.burst(first, &mut lines, &mut heard).await;
             if !self.flush(&mut write).await || !stay {
                 break Ended::Reconnect;
             }
         };
         self.outgoing.clear();
         self.disconnected();
-        if registered {
+        if heard.registered {
             self.backoff = Duration::from_millis(100);
-        } else if let (Ended::Reconnect, Some(why)) = (&ended, refused) {
+        } else if let (Ended::Reconnect, Some(why)) = (&ended, heard.refused) {
             // Back to the same master: it refused this worker, not failed.
             self.target = self.target.saturating_sub(1);
             self.backoff = (self.backoff * 2).min(REFUSED_BACKOFF);
@@ -454,19 +445,23 @@ impl Driver {
         }
     }
 
-    /// What a line from the coordinator means; `None` when the connection is over.
-    fn line(&mut self, line: Option<Result<Bytes, AnyDelimiterCodecError>>) -> Option<Heard> {
+    /// What a line from the coordinator means: an input, or nothing (a bad line, logged);
+    /// `Over` when the connection is over.
+    fn line(
+        &mut self,
+        line: Option<Result<Bytes, AnyDelimiterCodecError>>,
+    ) -> Result<Option<Input>, Over> {
         let bytes = match line {
             Some(Ok(bytes)) => bytes,
             Some(Err(e)) => {
                 warn!("connection to the coordinator failed: {e:?}");
-                return None;
+                return Err(Over);
             }
             None => {
                 info!("the coordinator closed the connection");
                 // It may be gone for good: the next master may have taken over.
                 self.target += 1;
-                return None;
+                return Err(Over);
             }
         };
         let decoded = frame_text(&bytes)
@@ -476,7 +471,7 @@ impl Driver {
             Ok(envelope) => envelope,
             Err(e) => {
                 warn!("bad line from the coordinator: {e}");
-                return Some(Heard::Nothing);
+                return Ok(None);
             }
         };
         match envelope.message {
@@ -484,7 +479,7 @@ impl Driver {
                 // A backup: the primary is elsewhere (maybe this one after a failover).
                 info!(coordinator = %self.current(), "not the primary; trying the next master");
                 self.target += 1;
-                None
+                Err(Over)
             }
             Message::Registered { .. } if !self.announced && self.options.announce => {
                 self.announced = true;
@@ -493,9 +488,9 @@ impl Driver {
                     self.options.config.name,
                     self.current()
                 );
-                Some(Heard::Input(Box::new(Input::Received(envelope))))
+                Ok(Some(Input::Received(envelope)))
             }
-            _ => Some(Heard::Input(Box::new(Input::Received(envelope)))),
+            _ => Ok(Some(Input::Received(envelope))),
         }
     }
 }
@@ -511,12 +506,43 @@ enum Ready {
     Input(Input),
 }
 
-/// What a line from the coordinator gave the worker.
-enum Heard {
-    /// An input for the worker (boxed: a message is large, and most lines carry one).
-    Input(Box<Input>),
-    /// Nothing (a bad line, logged).
-    Nothing,
+/// The connection to the coordinator is over.
+struct Over;
+
+/// What a worker has heard on one connection.
+struct Heard {
+    /// When it last heard anything.
+    last: Instant,
+    /// It was registered.
+    registered: bool,
+    /// Refused before registering (a worker of the same name is connected, a bad name …):
+    /// the coordinator will say the same again, so the next try waits, longer each time.
+    refused: Option<String>,
+}
+
+impl Default for Heard {
+    fn default() -> Self {
+        Heard {
+            last: Instant::now(),
+            registered: false,
+            refused: None,
+        }
+    }
+}
+
+impl Heard {
+    /// Notes whether `input` registered this worker or refused it.
+    fn note(&mut self, input: &Input) {
+        if let Input::Received(env) = input {
+            match &env.message {
+                Message::Registered { .. } => self.registered = true,
+                Message::Error { message } if !self.registered => {
+                    self.refused = Some(message.clone());
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Takes the move out of a step's outputs, if it made one.
