@@ -168,7 +168,8 @@ impl Look<'_> {
         let (app, palette, stale) = (self.app, self.palette, self.stale);
         let verdict = app.verdict(n);
         let role = app.role(n);
-        let live = verdict.is_live() && n.status.process != crate::view::Process::Exited;
+        let exists = n.status.process != crate::view::Process::Exited;
+        let live = verdict.is_live() && exists;
         // A lent worker's load is at its borrower.
         let worker = app.serving_view(n).state.workers.get(n.name());
         // Heartbeat ages are the main primary's figures: only for the workers it has now.
@@ -238,7 +239,9 @@ impl Look<'_> {
                 None => dash(),
             },
             "CLOCK" if n.clock > 0 => Cell::from(n.clock.to_string()),
-            "PID" if live => n
+            // A process fact, not a verdict: a paused worker the cluster declared dead still
+            // has its process.
+            "PID" if exists => n
                 .status
                 .pid
                 .map_or_else(dash, |p| Cell::from(p.to_string())),
