@@ -25,7 +25,7 @@ use crate::topology::policies::Durability;
 #[derive(Debug)]
 pub enum Entry {
     /// Append this event.
-    Event(ClusterEvent),
+    Event(std::sync::Arc<ClusterEvent>),
     /// Compact or restart.
     Op(JournalOp),
     /// Forget everything (a master that starts over from its new primary).
@@ -190,7 +190,7 @@ fn sync(journal: &mut Journal) {
 /// failure is logged and the node keeps serving (what it could not write is not durable, and
 /// the log says so).
 pub fn write_entries(journal: &mut Journal, entries: Vec<Entry>) {
-    let mut events: Vec<ClusterEvent> = Vec::new();
+    let mut events: Vec<std::sync::Arc<ClusterEvent>> = Vec::new();
     for entry in entries {
         let op = match entry {
             Entry::Event(e) => {
@@ -200,7 +200,7 @@ pub fn write_entries(journal: &mut Journal, entries: Vec<Entry>) {
             Entry::Op(op) => Some(op),
             Entry::Reset => None,
         };
-        if let Err(e) = journal.append(events.iter()) {
+        if let Err(e) = journal.append(events.iter().map(AsRef::as_ref)) {
             tracing::error!("{e}: events of this step are not durable");
         }
         events.clear();
@@ -213,7 +213,7 @@ pub fn write_entries(journal: &mut Journal, entries: Vec<Entry>) {
             tracing::error!("{e}");
         }
     }
-    if let Err(e) = journal.append(events.iter()) {
+    if let Err(e) = journal.append(events.iter().map(AsRef::as_ref)) {
         tracing::error!("{e}: events of this step are not durable");
     }
 }
@@ -243,7 +243,7 @@ mod tests {
             let mut watch = writer.watch();
             let mut last = 0;
             for n in 1..=50 {
-                last = writer.hand_over(vec![Entry::Event(submitted(n))]);
+                last = writer.hand_over(vec![Entry::Event(submitted(n).into())]);
             }
             assert_eq!(last, 50);
             tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|t| *t >= last))
@@ -253,9 +253,9 @@ mod tests {
             assert_eq!(writer.outstanding(), 0);
             // A reset in order with the events: what came before it is gone.
             writer.hand_over(vec![
-                Entry::Event(submitted(51)),
+                Entry::Event(submitted(51).into()),
                 Entry::Reset,
-                Entry::Event(submitted(52)),
+                Entry::Event(submitted(52).into()),
             ]);
             writer.stop().await;
             let (journal, events) = Journal::open(&path).unwrap();
@@ -276,9 +276,9 @@ mod tests {
                 percent: 5,
             },
         };
-        assert!(entries_of(&[Output::Event(progress), Output::Close(3)]).is_empty());
+        assert!(entries_of(&[Output::Event(progress.into()), Output::Close(3)]).is_empty());
         let entries = entries_of(&[
-            Output::Event(submitted(1)),
+            Output::Event(submitted(1).into()),
             Output::Follow {
                 primary: "p".into(),
                 reset: true,

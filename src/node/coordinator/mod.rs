@@ -455,8 +455,8 @@ impl Driver {
     }
 
     /// An event: logged, sent to every subscriber (a slow one loses it, counted), and handed
-    /// to in-process watchers.
-    fn publish(&mut self, event: ClusterEvent) {
+    /// to in-process watchers (a copy only when there are some).
+    fn publish(&mut self, event: std::sync::Arc<ClusterEvent>) {
         log_event(&event, self.coordinator.is_serving());
         self.published_events += 1;
         let seq = self.published_events;
@@ -464,7 +464,7 @@ impl Driver {
             self.subscribed_after.retain(|_, after| *after >= seq);
         }
         if self.coordinator.subscribers().is_empty() {
-            let _ = self.watchers.send(event);
+            self.tell_watchers(event);
             return;
         }
         let line = Bytes::from(
@@ -473,7 +473,7 @@ impl Driver {
                 clock: event.clock,
                 term: Some(self.term),
                 message: Message::Event {
-                    event: event.clone(),
+                    event: ClusterEvent::clone(&event),
                 },
             }
             .to_json(),
@@ -496,7 +496,13 @@ impl Driver {
                 }
             }
         }
-        let _ = self.watchers.send(event);
+        self.tell_watchers(event);
+    }
+
+    fn tell_watchers(&self, event: std::sync::Arc<ClusterEvent>) {
+        if self.watchers.receiver_count() > 0 {
+            let _ = self.watchers.send(std::sync::Arc::unwrap_or_clone(event));
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 
 use crate::cluster::event::{ClusterEvent, EventKind};
 
+use std::sync::Arc;
+
 use super::ClusterState;
 use crate::topology::Retention;
 
@@ -21,8 +23,8 @@ use crate::topology::Retention;
 pub(super) struct History {
     /// The seq of the first event kept.
     first: u64,
-    /// The events kept, from `first` on.
-    events: Vec<ClusterEvent>,
+    /// The events kept, from `first` on (shared with the outputs that publish and journal them).
+    events: Vec<Arc<ClusterEvent>>,
     /// How many of `events` are a snapshot (0: the history starts with a plain event, at 0).
     snapshot: u64,
     /// The seq of the snapshot this master started over from, as a backup (its
@@ -55,16 +57,16 @@ impl History {
     /// Event `seq`, if kept.
     pub(super) fn get(&self, seq: u64) -> Option<&ClusterEvent> {
         let i = seq.checked_sub(self.first)?;
-        self.events.get(usize::try_from(i).ok()?)
+        self.events.get(usize::try_from(i).ok()?).map(Arc::as_ref)
     }
 
     /// Every event kept, oldest first.
     pub(super) fn iter(&self) -> impl Iterator<Item = &ClusterEvent> {
-        self.events.iter()
+        self.events.iter().map(Arc::as_ref)
     }
 
     /// Adds the next event. A snapshot's header at the start marks the events it covers.
-    pub(super) fn push(&mut self, event: ClusterEvent) {
+    pub(super) fn push(&mut self, event: Arc<ClusterEvent>) {
         if self.events.is_empty()
             && let EventKind::Snapshot { events, .. } = event.kind
         {
@@ -94,7 +96,7 @@ impl History {
         // Into the allocation the history grew to: it grows that far again before the next
         // compaction, and growing it from the snapshot's size would copy it at each doubling.
         self.events.clear();
-        self.events.extend(snapshot);
+        self.events.extend(snapshot.into_iter().map(Arc::new));
         true
     }
 }
@@ -147,13 +149,13 @@ mod tests {
     fn a_compacted_history_keeps_its_numbers() {
         let mut h = History::default();
         for c in 0..10 {
-            h.push(plain(c));
+            h.push(Arc::new(plain(c)));
         }
         assert!(h.compact(vec![header(2), plain(100)]));
         assert_eq!((h.first(), h.snapshot_end(), h.len()), (8, 10, 10));
         assert_eq!(h.get(7), None);
         assert_eq!(h.get(9), Some(&plain(100)));
-        h.push(plain(11));
+        h.push(Arc::new(plain(11)));
         assert_eq!(h.get(10), Some(&plain(11)));
         assert_eq!(h.since_snapshot(), 1);
         assert!(
@@ -166,10 +168,10 @@ mod tests {
     fn a_backup_that_starts_over_from_a_snapshot_numbers_from_it() {
         let mut h = History::default();
         h.restart_at(40);
-        h.push(header(3));
-        h.push(plain(1));
-        h.push(plain(2));
-        h.push(plain(3));
+        h.push(Arc::new(header(3)));
+        h.push(Arc::new(plain(1)));
+        h.push(Arc::new(plain(2)));
+        h.push(Arc::new(plain(3)));
         assert_eq!((h.first(), h.snapshot_end(), h.len()), (40, 43, 44));
     }
 }

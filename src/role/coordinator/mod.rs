@@ -140,8 +140,9 @@ pub enum Output {
     Send(ConnId, Envelope),
     /// Close a connection, after sending what is queued on it.
     Close(ConnId),
-    /// An event happened: publish it to [`Coordinator::subscribers`] and watchers.
-    Event(ClusterEvent),
+    /// An event happened: publish it to [`Coordinator::subscribers`] and watchers. (Shared with
+    /// the history that keeps it and the journal entry that writes it: one event, not copies.)
+    Event(std::sync::Arc<ClusterEvent>),
     /// A backup: send this to the primary it follows.
     ToPrimary(Message),
     /// Send this to another master on a connection of its own, and hand back its first reply
@@ -309,7 +310,7 @@ impl Coordinator {
             self.state.apply(event);
             self.clock.advance_to(event.clock);
             if event.kind.is_durable() {
-                self.history.push(event.clone());
+                self.history.push(std::sync::Arc::new(event.clone()));
             }
         }
         self.grace_for_known_workers();
@@ -470,6 +471,7 @@ impl Coordinator {
 
     /// Keeps a durable event for backups, sends it to those following, and publishes it.
     fn record(&mut self, event: ClusterEvent) {
+        let event = std::sync::Arc::new(event);
         if event.kind.is_durable() {
             self.history.push(event.clone());
             self.stream_to_followers();

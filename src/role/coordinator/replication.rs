@@ -526,6 +526,7 @@ impl Coordinator {
         while let Some(event) = next {
             self.state.apply(&event);
             self.clock.advance_to(event.clock);
+            let event = std::sync::Arc::new(event);
             self.history.push(event.clone());
             self.out.push(Output::Event(event));
             let have = self.history_len();
