@@ -134,5 +134,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("data"), "{missing}");
+        // A job id that is not one says what one looks like, from the decoder's shortcut's
+        // messages (`started`) as from any other.
+        for line in [
+            r#"{"type":"started","job":1.5}"#,
+            r#"{"type":"started","job":-3}"#,
+            r#"{"type":"cancel","job":true}"#,
+        ] {
+            let bad = decode(Dialect::Native, line, "").unwrap_err().to_string();
+            assert!(bad.contains("JOB-12"), "{line}: {bad}");
+        }
+        let text = decode(Dialect::Native, r#"{"type":"started","job":"JOB-x"}"#, "")
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("`JOB-x` is not a job id"), "{text}");
     }
 }
