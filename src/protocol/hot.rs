@@ -113,11 +113,9 @@ pub(super) fn decode(line: &str) -> Option<Envelope> {
 /// Whether `"name"` appears in `line` as a key (or anywhere: a false "yes" only sends the
 /// line to the general decoder).
 fn present(line: &str, name: &str) -> bool {
-    let mut quoted = String::with_capacity(name.len() + 2);
-    quoted.push('"');
-    quoted.push_str(name);
-    quoted.push('"');
-    memchr::memmem::find(line.as_bytes(), quoted.as_bytes()).is_some()
+    let line = line.as_bytes();
+    memchr::memmem::find_iter(line, name.as_bytes())
+        .any(|at| at > 0 && line[at - 1] == b'"' && line.get(at + name.len()) == Some(&b'"'))
 }
 
 #[cfg(test)]
