@@ -5,7 +5,9 @@
 //! then reads the buffer again into the type. For the nine messages of a job's life (`submit`,
 //! `accepted`, `assign`, `started`, `progress`, `job_done`, `job_failed`, `result_ack`,
 //! `job_finished`) [`decode`] reads the line once, straight into typed fields, and builds the
-//! message from them.
+//! message from them. The same goes for the cluster events every job makes (`job_submitted`,
+//! `job_assigned`, `job_started`, `job_progress`, `job_completed`, `results_read`,
+//! `jobs_forgotten`) as a subscriber's `event` or a backup's `replica` carries them.
 //!
 //! It is only a shortcut: anything it does not read cleanly — another type, a field missing
 //! or of the wrong type, a repeated key — it leaves to the general decoder (`None`), which
@@ -14,14 +16,31 @@
 
 use serde::Deserialize;
 
-use super::message::{Envelope, JobId, JobState, Message};
+use super::message::{ClusterEvent, Envelope, JobId, JobState, Message};
+use crate::cluster::event::EventKind;
+use std::borrow::Cow;
+
+/// The types [`decode`] reads; any other goes straight to the general decoder.
+const TYPES: [&str; 11] = [
+    "assign",
+    "started",
+    "progress",
+    "job_done",
+    "job_failed",
+    "result_ack",
+    "submit",
+    "accepted",
+    "job_finished",
+    "event",
+    "replica",
+];
 
 /// Every field of the nine messages and of the envelope. A field of another message than the
 /// one `type` names is read and ignored, as the general decoder ignores it.
 #[derive(Deserialize)]
 struct Line<'a> {
     #[serde(rename = "type", borrow)]
-    kind: std::borrow::Cow<'a, str>,
+    kind: Cow<'a, str>,
     #[serde(default)]
     from: String,
     #[serde(default)]
@@ -41,11 +60,37 @@ struct Line<'a> {
     jobs: Option<Vec<JobId>>,
     last: Option<JobId>,
     state: Option<JobState>,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    event: Option<EventLine<'a>>,
+}
+
+/// Every field of the cluster events a job makes. As in [`Line`], a field of another event is
+/// read and ignored.
+#[derive(Deserialize)]
+struct EventLine<'a> {
+    #[serde(rename = "event", borrow)]
+    kind: Cow<'a, str>,
+    at_ms: Option<crate::clock::Millis>,
+    clock: Option<u64>,
+    job: Option<JobId>,
+    worker: Option<String>,
+    attempt: Option<u32>,
+    data: Option<String>,
+    priority: Option<i32>,
+    by: Option<String>,
+    result: Option<String>,
+    read: Option<bool>,
+    percent: Option<u8>,
+    jobs: Option<Vec<JobId>>,
 }
 
 /// The envelope on `line`, if it is one of the nine messages and reads cleanly; `None` sends
 /// the line to the general decoder.
 pub(super) fn decode(line: &str) -> Option<Envelope> {
+    if kind_of(line).is_some_and(|kind| !TYPES.contains(&kind)) {
+        return None;
+    }
     let l: Line = serde_json::from_str(line).ok()?;
     // A field present but `null` where the message has no default is the general decoder's
     // error to give: `Option` here cannot tell it from a missing one, so `present` checks the
@@ -100,6 +145,13 @@ pub(super) fn decode(line: &str) -> Option<Envelope> {
             state: l.state?,
             result: l.result?,
         },
+        "event" => Message::Event {
+            event: event(l.event?, &defaulted)?,
+        },
+        "replica" => Message::Replica {
+            seq: l.seq?,
+            event: event(l.event?, &defaulted)?,
+        },
         _ => return None,
     };
     Some(Envelope {
@@ -108,6 +160,62 @@ pub(super) fn decode(line: &str) -> Option<Envelope> {
         term: l.term,
         message,
     })
+}
+
+/// The event, if it is one a job makes and reads cleanly.
+fn event(e: EventLine, defaulted: &dyn Fn(&str, bool) -> bool) -> Option<ClusterEvent> {
+    let kind = match &*e.kind {
+        "job_submitted" => EventKind::JobSubmitted {
+            job: e.job?,
+            data: e.data?,
+            priority: e.priority?,
+            by: e.by?,
+        },
+        "job_assigned" => EventKind::JobAssigned {
+            job: e.job?,
+            worker: e.worker?,
+            attempt: e.attempt?,
+        },
+        "job_started" => EventKind::JobStarted {
+            job: e.job?,
+            worker: e.worker?,
+        },
+        "job_progress" => EventKind::JobProgress {
+            job: e.job?,
+            worker: e.worker?,
+            percent: e.percent?,
+        },
+        "job_completed" => {
+            if !defaulted("read", e.read.is_some()) {
+                return None;
+            }
+            EventKind::JobCompleted {
+                job: e.job?,
+                worker: e.worker?,
+                result: e.result?,
+                read: e.read.unwrap_or(false),
+            }
+        }
+        "results_read" => EventKind::ResultsRead { jobs: e.jobs? },
+        "jobs_forgotten" => EventKind::JobsForgotten { jobs: e.jobs? },
+        _ => return None,
+    };
+    Some(ClusterEvent {
+        at_ms: e.at_ms?,
+        clock: e.clock?,
+        kind,
+    })
+}
+
+/// The value of the first `"type":"…"` in `line`, if there is one written that way. Inside a
+/// string every quote is escaped, so the first such text is the message's own key unless the
+/// line nests objects (which the general decoder reads anyway).
+fn kind_of(line: &str) -> Option<&str> {
+    const KEY: &str = "\"type\":\"";
+    let at = memchr::memmem::find(line.as_bytes(), KEY.as_bytes())? + KEY.len();
+    let rest = &line[at..];
+    let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
+    (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
 }
 
 /// Whether `"name"` appears in `line` as a key (or anywhere: a false "yes" only sends the
@@ -230,7 +338,96 @@ mod tests {
         ]
     }
 
+    /// One of the events a job makes, with any contents.
+    fn job_event() -> impl Strategy<Value = ClusterEvent> {
+        let job = any::<u64>().prop_map(JobId);
+        let text = ".{0,16}";
+        let jobs = proptest::collection::vec(job.clone(), 0..4);
+        let kind = prop_oneof![
+            (job.clone(), text, any::<i32>(), text).prop_map(|(job, data, priority, by)| {
+                EventKind::JobSubmitted {
+                    job,
+                    data,
+                    priority,
+                    by,
+                }
+            }),
+            (job.clone(), text, any::<u32>()).prop_map(|(job, worker, attempt)| {
+                EventKind::JobAssigned {
+                    job,
+                    worker,
+                    attempt,
+                }
+            }),
+            (job.clone(), text).prop_map(|(job, worker)| EventKind::JobStarted { job, worker }),
+            (job.clone(), text, any::<u8>()).prop_map(|(job, worker, percent)| {
+                EventKind::JobProgress {
+                    job,
+                    worker,
+                    percent,
+                }
+            }),
+            (job, text, text, any::<bool>()).prop_map(|(job, worker, result, read)| {
+                EventKind::JobCompleted {
+                    job,
+                    worker,
+                    result,
+                    read,
+                }
+            }),
+            jobs.clone()
+                .prop_map(|jobs| EventKind::ResultsRead { jobs }),
+            jobs.prop_map(|jobs| EventKind::JobsForgotten { jobs }),
+        ];
+        (any::<u64>(), any::<u64>(), kind).prop_map(|(at_ms, clock, kind)| ClusterEvent {
+            at_ms,
+            clock,
+            kind,
+        })
+    }
+
+    /// Every field of the events, and some of other events and of none.
+    const EVENT_FIELDS: [&str; 16] = [
+        "event", "at_ms", "clock", "job", "worker", "attempt", "data", "priority", "by", "result",
+        "read", "percent", "jobs", "reason", "slots", "extra",
+    ];
+
     proptest! {
+        /// An event as a coordinator sends it (to a subscriber, to a backup) takes the
+        /// shortcut and reads back as it was; with fields added inside the event (unknown
+        /// ones, other events' ones, its own again, any value), whatever the shortcut still
+        /// reads is what the general decoder reads.
+        #[test]
+        fn an_event_with_fields_added_reads_as_the_general_decoder_reads_it(
+            event in job_event(),
+            replica in proptest::option::of(any::<u64>()),
+            added in proptest::collection::vec((0..EVENT_FIELDS.len(), value()), 0..4),
+        ) {
+            let message = match replica {
+                Some(seq) => Message::Replica { seq, event },
+                None => Message::Event { event },
+            };
+            let envelope = Envelope { from: "coordinator".into(), clock: 9, term: Some(1), message };
+            let line = envelope.to_json();
+            prop_assert_eq!(decode(&line), Some(envelope.clone()), "{}", line);
+            let (Message::Replica { event, .. } | Message::Event { event }) = &envelope.message
+            else {
+                unreachable!()
+            };
+            let mut inner = serde_json::to_string(event).unwrap();
+            inner.pop();
+            for (i, v) in &added {
+                inner.push_str(&format!(",\"{}\":{v}", EVENT_FIELDS[*i]));
+            }
+            inner.push('}');
+            let seq = replica.map(|s| format!(",\"seq\":{s}")).unwrap_or_default();
+            let kind = if replica.is_some() { "replica" } else { "event" };
+            let line = format!(r#"{{"type":"{kind}","from":"c","clock":3{seq},"event":{inner}}}"#);
+            if let Some(fast) = decode(&line) {
+                prop_assert_eq!(Some(fast), general(&line), "{}", line);
+            }
+        }
+
         /// A message as a node writes it takes the shortcut and reads back as it was; with
         /// fields added after it (unknown ones, other messages' ones, its own again), whatever
         /// the shortcut still reads is what the general decoder reads.
@@ -340,7 +537,39 @@ mod tests {
             decode(r#"{"type":"submit","data":"echo","count":null}"#),
             None
         );
-        // Anything else goes to the general decoder.
+        // An event a job makes, to a subscriber or to a backup, takes it too.
+        let event = ClusterEvent {
+            at_ms: 12,
+            clock: 30,
+            kind: EventKind::JobCompleted {
+                job,
+                worker: "worker-1".into(),
+                result: "ok".into(),
+                read: false,
+            },
+        };
+        for message in [
+            Message::Event {
+                event: event.clone(),
+            },
+            Message::Replica { seq: 4, event },
+        ] {
+            let envelope = Envelope {
+                from: "coordinator".into(),
+                clock: 31,
+                term: Some(1),
+                message,
+            };
+            let line = envelope.to_json();
+            assert_eq!(decode(&line), Some(envelope), "{line}");
+        }
+        // A defaulted field of an event given as null is the general decoder's error too.
+        let line = r#"{"type":"event","event":{"event":"job_completed","at_ms":1,"clock":1,"job":"JOB-1","worker":"w","result":"","read":null}}"#;
+        assert_eq!(decode(line), None);
+        // Other events, and anything else, go to the general decoder.
+        let line = r#"{"type":"event","event":{"event":"worker_dead","at_ms":1,"clock":1,"worker":"w","reason":"r"}}"#;
+        assert_eq!(decode(line), None);
+        assert!(general(line).is_some());
         assert_eq!(decode(r#"{"type":"ping"}"#), None);
         assert_eq!(decode(r#"{"type":"started"}"#), None);
     }
