@@ -53,11 +53,11 @@ fn app(log_lines: usize) -> App {
         };
         update(
             &mut app,
-            Action::Update(Update::Timeline(TimelineEvent {
+            Action::Update(Update::Timeline(Arc::new(TimelineEvent {
                 at_ms: i,
                 source: "coordinator".into(),
                 kind: TimelineKind::Cluster { event },
-            })),
+            }))),
         );
     }
     for i in 1..=100_000u64 {
@@ -73,11 +73,11 @@ fn app(log_lines: usize) -> App {
         };
         update(
             &mut app,
-            Action::Update(Update::Timeline(TimelineEvent {
+            Action::Update(Update::Timeline(Arc::new(TimelineEvent {
                 at_ms: i,
                 source: "coordinator".into(),
                 kind: TimelineKind::Cluster { event },
-            })),
+            }))),
         );
     }
     // Half of the jobs have run: the Jobs pane lists the open ones first, then these.
@@ -103,11 +103,11 @@ fn app(log_lines: usize) -> App {
             };
             update(
                 &mut app,
-                Action::Update(Update::Timeline(TimelineEvent {
+                Action::Update(Update::Timeline(Arc::new(TimelineEvent {
                     at_ms: 100_000 + i,
                     source: "coordinator".into(),
                     kind: TimelineKind::Cluster { event },
-                })),
+                }))),
             );
         }
     }

@@ -144,6 +144,7 @@ fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
             kind: kind.into(),
             clock: Some(at_ms / 10),
             fate: tcluster::supervisor::shaper::Fate::Carried,
+            count: 1,
         })
     };
     feed(

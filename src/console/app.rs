@@ -420,7 +420,7 @@ pub struct App {
     /// Logs.
     pub logs: Logs,
     /// The timeline, oldest first.
-    pub timeline: VecDeque<TimelineEvent>,
+    pub timeline: VecDeque<Arc<TimelineEvent>>,
     /// Faults and what came of them.
     pub faults: Vec<FaultView>,
     /// Messages seen on links, oldest first.

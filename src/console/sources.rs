@@ -114,13 +114,13 @@ async fn follow_coordinator(
                         primary = envelope.from;
                         let mut view = ClusterView::new(&primary, 1, false);
                         view.resync(&std::mem::take(&mut history));
-                        Update::View(std::sync::Arc::new(view))
+                        Update::View(Arc::new(view))
                     }
-                    Message::Event { event } => Update::Timeline(TimelineEvent {
+                    Message::Event { event } => Update::Timeline(Arc::new(TimelineEvent {
                         at_ms: started.elapsed().as_millis() as u64,
                         source: primary.clone(),
                         kind: TimelineKind::Cluster { event },
-                    }),
+                    })),
                     _ => continue,
                 };
                 if !feeder.send(Feed::Update(update)) {

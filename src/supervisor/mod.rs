@@ -119,7 +119,9 @@ pub enum Request {
 #[serde(tag = "update", content = "of", rename_all = "snake_case")]
 pub enum Update {
     /// Something happened.
-    Timeline(TimelineEvent),
+    /// Shared: every listener (the feed, the recorder, the console, a headless run) reads the
+    /// same one.
+    Timeline(Arc<TimelineEvent>),
     /// A node's facts changed (its process, what was done to it).
     Node(NodeStatus),
     /// The supervisor's reading of the cluster started over (from a master's history): the
@@ -323,7 +325,7 @@ impl Supervisor {
             source: source.to_string(),
             kind,
         };
-        let _ = self.updates.send(Update::Timeline(event));
+        let _ = self.updates.send(Update::Timeline(Arc::new(event)));
     }
 
     pub(super) fn note(&self, text: impl Into<String>) {

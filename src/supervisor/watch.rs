@@ -36,11 +36,11 @@ pub(super) async fn submitter(
     started: Instant,
 ) {
     let note = |text: String| {
-        let _ = updates.send(Update::Timeline(TimelineEvent {
+        let _ = updates.send(Update::Timeline(Arc::new(TimelineEvent {
             at_ms: started.elapsed().as_millis() as u64,
             source: "operator".to_string(),
             kind: TimelineKind::Note { text },
-        }));
+        })));
     };
     let mut client: Option<(SocketAddr, Client)> = None;
     while let Some(s) = submissions.recv().await {

@@ -40,7 +40,7 @@ pub fn running(name: &str, kind: &str) -> Action {
 
 /// A cluster event from `source`, seen at `at_ms`.
 pub fn event_from(source: &str, at_ms: u64, kind: EventKind) -> Action {
-    Action::Update(Update::Timeline(TimelineEvent {
+    Action::Update(Update::Timeline(Arc::new(TimelineEvent {
         at_ms,
         source: source.into(),
         kind: TimelineKind::Cluster {
@@ -50,7 +50,7 @@ pub fn event_from(source: &str, at_ms: u64, kind: EventKind) -> Action {
                 kind,
             },
         },
-    }))
+    })))
 }
 
 /// A cluster event from the coordinator.
@@ -60,11 +60,11 @@ pub fn cluster(at_ms: u64, kind: EventKind) -> Action {
 
 /// A timeline entry.
 pub fn timeline(at_ms: u64, source: &str, kind: TimelineKind) -> Action {
-    Action::Update(Update::Timeline(TimelineEvent {
+    Action::Update(Update::Timeline(Arc::new(TimelineEvent {
         at_ms,
         source: source.into(),
         kind,
-    }))
+    })))
 }
 
 /// A key typed into a text field.
@@ -479,6 +479,7 @@ fn messages() -> Vec<Action> {
             kind: kind.to_string(),
             clock: Some(90 + i as u64),
             fate: tcluster::supervisor::shaper::Fate::Carried,
+            count: 1,
         })
     })
     .collect()

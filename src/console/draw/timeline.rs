@@ -373,8 +373,8 @@ fn recent_messages<'a>(app: &'a App, lanes: &[&str], rows: usize) -> Vec<(&'a Me
                     && r.at_ms.saturating_sub(m.at_ms) <= BURST_MS
             });
         match burst {
-            Some((_, count)) => *count += 1,
-            None if len < rows => recent.push((m, 1)),
+            Some((_, count)) => *count += m.count as usize,
+            None if len < rows => recent.push((m, m.count as usize)),
             None => break,
         }
     }

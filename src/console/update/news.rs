@@ -62,7 +62,7 @@ fn node_status(app: &mut App, status: NodeStatus) {
 
 /// One timeline event: cluster events advance the reading; faults, detections and recoveries
 /// fill the Faults table and the banners.
-fn timeline(app: &mut App, event: TimelineEvent) {
+fn timeline(app: &mut App, event: std::sync::Arc<TimelineEvent>) {
     let at = event.at_ms;
     match &event.kind {
         TimelineKind::Cluster { event: cluster } => {

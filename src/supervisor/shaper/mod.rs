@@ -38,7 +38,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use tokio::io::AsyncWriteExt;
@@ -48,6 +48,13 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+mod held;
+mod tap;
+use held::Held;
+pub use held::HeldMessage;
+use tap::Burst;
+pub use tap::MessageSeen;
 
 use crate::protocol::frame::line_codec;
 use crate::topology::Link;
@@ -88,53 +95,6 @@ pub enum Fate {
     Delivered { out_of_order: bool },
     /// Dropped by the operator.
     Discarded,
-}
-
-/// A message waiting on a held link.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct HeldMessage {
-    /// Its number, to deliver or drop it by.
-    pub id: u64,
-    pub from: Arc<str>,
-    pub to: Arc<str>,
-    /// Its `type`.
-    pub kind: String,
-    pub clock: Option<u64>,
-    /// When it was held (shaper milliseconds).
-    pub at_ms: u64,
-    /// Its first characters.
-    pub preview: String,
-}
-
-/// A held message and the connection it goes out on.
-struct Held {
-    message: HeldMessage,
-    line: Bytes,
-    out: mpsc::UnboundedSender<(Instant, Bytes)>,
-}
-
-/// A message a link carried, for the console's space-time diagram.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MessageSeen {
-    /// When it entered the link, in milliseconds since the shaper started.
-    pub at_ms: u64,
-    /// Sender.
-    pub from: Arc<str>,
-    /// Receiver.
-    pub to: Arc<str>,
-    /// Its `type` (`heartbeat`, `assign` …), or `classic` for a classic line.
-    pub kind: String,
-    /// The sender's Lamport clock, if the message carries one.
-    pub clock: Option<u64>,
-    /// What became of it.
-    pub fate: Fate,
-}
-
-impl MessageSeen {
-    /// Whether it was dropped (by the link, or by the operator).
-    pub fn dropped(&self) -> bool {
-        matches!(self.fate, Fate::Dropped | Fate::Discarded)
-    }
 }
 
 /// Every shaped direction, by (from, to), and the proxies that apply them.
@@ -483,143 +443,21 @@ impl LinkShaper {
         if self.taps.receiver_count() == 0 {
             return;
         }
-        let (kind, clock) = peek(line);
-        let _ = self.taps.send(MessageSeen {
-            at_ms: self.started.elapsed().as_millis() as u64,
-            from: names.0.clone(),
-            to: names.1.clone(),
-            kind,
-            clock,
-            fate,
-        });
+        let mut burst = Burst::default();
+        burst.add(self.now(), names, line, fate);
+        self.tell(&mut burst);
     }
 
-    /// Holds a message of a held link until the operator says.
-    fn keep_held(
-        &self,
-        names: &(Arc<str>, Arc<str>),
-        line: Bytes,
-        out: &mpsc::UnboundedSender<(Instant, Bytes)>,
-    ) {
-        let (kind, clock) = peek(&line);
-        let preview: String = String::from_utf8_lossy(&line).chars().take(120).collect();
-        let message = HeldMessage {
-            id: self
-                .next_held
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            from: names.0.clone(),
-            to: names.1.clone(),
-            kind,
-            clock,
-            at_ms: self.started.elapsed().as_millis() as u64,
-            preview,
-        };
-        self.tap(names, &line, Fate::Held);
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.push(Held {
-            message,
-            line,
-            out: out.clone(),
-        });
-    }
-
-    /// Holds the link between `a` and `b` (both ways, or only `a` → `b`): its messages wait.
-    pub fn hold(&self, a: &str, b: &str, one_way: bool) {
-        self.update(|(from, to), state| {
-            if (from == a && to == b) || (!one_way && from == b && to == a) {
-                state.held = true;
-            }
-        });
-        // A direction not yet shaped (no message so far) is held from its first message.
-        let mut links = self.write();
-        links
-            .entry((a.to_string(), b.to_string()))
-            .or_default()
-            .held = true;
-        if !one_way {
-            links
-                .entry((b.to_string(), a.to_string()))
-                .or_default()
-                .held = true;
+    /// Reports what a burst counted to listeners, and empties it.
+    fn tell(&self, burst: &mut Burst) {
+        for seen in burst.take() {
+            let _ = self.taps.send(seen);
         }
     }
 
-    /// Releases held links (those between `a` and `b`, or every one): what waits is delivered,
-    /// in order. Returns how many.
-    pub fn release(&self, a: Option<&str>, b: Option<&str>) -> usize {
-        let hit = |from: &str, to: &str| match (a, b) {
-            (Some(a), Some(b)) => (from == a && to == b) || (from == b && to == a),
-            (Some(a), None) => from == a || to == a,
-            _ => true,
-        };
-        self.update(|(from, to), state| {
-            if hit(from, to) {
-                state.held = false;
-            }
-        });
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let (go, stay): (Vec<Held>, Vec<Held>) = std::mem::take(&mut *held)
-            .into_iter()
-            .partition(|h| hit(&h.message.from, &h.message.to));
-        *held = stay;
-        drop(held);
-        let count = go.len();
-        for h in go {
-            let names = (h.message.from.clone(), h.message.to.clone());
-            self.tap(
-                &names,
-                &h.line,
-                Fate::Delivered {
-                    out_of_order: false,
-                },
-            );
-            let _ = h.out.send((Instant::now(), h.line));
-        }
-        count
-    }
-
-    /// Messages waiting on held links, in the order they came.
-    pub fn held(&self) -> Vec<HeldMessage> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.iter().map(|h| h.message.clone()).collect()
-    }
-
-    /// Delivers held message `id` now, ahead of any that waited before it on its link.
-    pub fn deliver_held(&self, id: u64) -> Result<HeldMessage, String> {
-        let h = self.take_held(id)?;
-        let out_of_order = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|o| {
-                o.message.from == h.message.from
-                    && o.message.to == h.message.to
-                    && o.message.id < id
-            });
-        let names = (h.message.from.clone(), h.message.to.clone());
-        self.tap(&names, &h.line, Fate::Delivered { out_of_order });
-        h.out
-            .send((Instant::now(), h.line))
-            .map_err(|_| "its connection is closed: the message is lost".to_string())?;
-        Ok(h.message)
-    }
-
-    /// Drops held message `id`.
-    pub fn discard_held(&self, id: u64) -> Result<HeldMessage, String> {
-        let h = self.take_held(id)?;
-        let names = (h.message.from.clone(), h.message.to.clone());
-        self.tap(&names, &h.line, Fate::Discarded);
-        Ok(h.message)
-    }
-
-    fn take_held(&self, id: u64) -> Result<Held, String> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let at = held
-            .iter()
-            .position(|h| h.message.id == id)
-            .ok_or_else(|| format!("no held message #{id}"))?;
-        Ok(held.remove(at))
+    /// Milliseconds since the shaper started.
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// The state of the direction `from` → `to`, if it is shaped.
@@ -734,28 +572,51 @@ impl LinkShaper {
         // (order): together they decide each message's delivery time.
         let mut link_free = Instant::now();
         let mut last_delivery = Instant::now();
+        // The tap hears of each burst (what was read in one go) at its end, grouped.
+        let listening = || self.taps.receiver_count() > 0;
+        let mut burst = Burst::default();
+        let mut tapped = listening();
         loop {
-            let line = tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                line = lines.next() => line,
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let line = match lines.next().now_or_never() {
+                Some(line) if burst.len() < tap::BURST => line,
+                ready => {
+                    self.tell(&mut burst);
+                    tapped = listening();
+                    match ready {
+                        Some(line) => line,
+                        None => tokio::select! {
+                            _ = self.shutdown.cancelled() => break,
+                            line = lines.next() => line,
+                        },
+                    }
+                }
             };
             let Some(Ok(line)) = line else { break };
             let now = Instant::now();
             let Some((latency, transmit)) = self.pass(&key, line.len() + 1, &mut rng) else {
-                self.tap(&names, &line, Fate::Dropped);
+                if tapped {
+                    burst.add(self.now(), &names, &line, Fate::Dropped);
+                }
                 continue;
             };
             if self.read().get(&key).is_some_and(|s| s.held) {
+                self.tell(&mut burst);
                 self.keep_held(&names, line, &tx);
                 continue;
             }
-            self.tap(&names, &line, Fate::Carried);
+            if tapped {
+                burst.add(self.now(), &names, &line, Fate::Carried);
+            }
             link_free = link_free.max(now) + transmit;
             last_delivery = last_delivery.max(link_free + latency);
             if tx.send((last_delivery, line)).is_err() {
                 break;
             }
         }
+        self.tell(&mut burst);
         // The end of the stream is news too: across a cut link it waits for the heal, or a
         // partition would give itself away (a peer that closes a connection is seen to); across
         // a held one, for the release.
@@ -767,21 +628,6 @@ impl LinkShaper {
         }
         drop(tx);
         let _ = deliver.await;
-    }
-}
-
-/// A line's `type` and Lamport clock (`classic` and none for a classic line).
-fn peek(line: &[u8]) -> (String, Option<u64>) {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        #[serde(rename = "type")]
-        kind: String,
-        #[serde(default)]
-        clock: Option<u64>,
-    }
-    match serde_json::from_slice::<Peek>(line) {
-        Ok(peek) => (peek.kind, peek.clock),
-        Err(_) => ("classic".to_string(), None),
     }
 }
 
