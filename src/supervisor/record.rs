@@ -8,10 +8,11 @@
 //!                  …                                    fresh copy of the reading and the nodes
 //! ```
 //!
-//! - **Bounded**: a segment closes at [`SEGMENT_BYTES`]; past [`SEGMENTS_KEPT`] segments the
-//!   oldest is deleted, so a recording never holds more than [`CAP_BYTES`] and always holds the
-//!   newest part of the run. A replay of a recording that lost its beginning starts at its
-//!   oldest segment, which opens with the cluster as it was then.
+//! - **Bounded**: a segment closes after [`SEGMENT_BYTES`] of news; past [`SEGMENTS_KEPT`]
+//!   segments the oldest is deleted, so a recording never holds more than [`CAP_BYTES`] of news
+//!   (plus each segment's opening copy of the reading, as large as the jobs the cluster keeps)
+//!   and always holds the newest part of the run. A replay of a recording that lost its
+//!   beginning starts at its oldest segment, which opens with the cluster as it was then.
 //! - **Killed safely**: lines are written through a buffer handed to the system every
 //!   [`FLUSH_EVERY`]; a run killed with SIGKILL leaves everything up to its last fraction of a
 //!   second (the system keeps what was handed to it), and at worst one half-written last line,
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +35,16 @@ use super::{Request, Update};
 
 /// Where a state directory keeps its recordings.
 pub const DIR: &str = "recordings";
-/// A segment closes past this size.
+/// A segment closes past this much news (its opening reading not counted).
 pub const SEGMENT_BYTES: u64 = 16 << 20;
 /// Segments kept: the oldest goes past this many.
 pub const SEGMENTS_KEPT: u64 = 8;
-/// The most a recording holds.
+/// The most news a recording holds.
 pub const CAP_BYTES: u64 = SEGMENT_BYTES * SEGMENTS_KEPT;
 /// How often buffered lines are handed to the system.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How often the recorder reads the feed, at most.
+const PACE: Duration = Duration::from_millis(10);
 
 /// The directory of a new recording in `state_dir`, named by when it began.
 pub fn new_dir(state_dir: &Path) -> PathBuf {
@@ -94,19 +98,25 @@ impl Writer {
             at_ms,
             feed: Feed::Start(info),
         })
+        .map(drop)
     }
 
-    fn line(&mut self, item: &Stamped) -> std::io::Result<()> {
+    /// Writes one line; how long it was.
+    fn line(&mut self, item: &Stamped) -> std::io::Result<u64> {
         let mut bytes = serde_json::to_vec(item).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         self.file.write_all(&bytes)?;
-        self.written += bytes.len() as u64;
-        Ok(())
+        Ok(bytes.len() as u64)
     }
 
-    /// Writes one item; true when a new segment began (the reading should be sent again).
+    /// Writes one item; true when a new segment began (the reading should be sent again). A
+    /// segment closes after [`SEGMENT_BYTES`] of news: the reading it opens with does not
+    /// count, so however many jobs the cluster keeps, a segment is mostly what happened.
     fn write(&mut self, item: &Stamped) -> std::io::Result<bool> {
-        self.line(item)?;
+        let length = self.line(item)?;
+        if !matches!(item.feed, Feed::Update(Update::View(_))) {
+            self.written += length;
+        }
         if self.written < self.segment_bytes {
             return Ok(false);
         }
@@ -154,7 +164,7 @@ pub(super) fn spawn(
         let mut flush = tokio::time::interval(FLUSH_EVERY);
         let mut lost = 0u64;
         let result: std::io::Result<()> = async {
-            loop {
+            'recording: loop {
                 tokio::select! {
                     view = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
                         reading = None;
@@ -168,16 +178,30 @@ pub(super) fn spawn(
                             }
                         }
                     }
-                    item = feed.recv() => match item {
-                        Ok(item) => {
-                            last_at = item.at_ms;
-                            if writer.write(&item)? {
-                                reading = republish();
+                    item = feed.recv() => {
+                        // Everything at hand, then a pause: however busy the run, the recorder
+                        // wakes a hundred times a second at most.
+                        let mut next = Some(item);
+                        while let Some(item) = next.take() {
+                            match item {
+                                Ok(item) => {
+                                    last_at = item.at_ms;
+                                    if writer.write(&item)? {
+                                        reading = republish();
+                                    }
+                                }
+                                Err(RecvError::Lagged(n)) => lost += n,
+                                Err(RecvError::Closed) => break 'recording,
                             }
+                            next = match feed.try_recv() {
+                                Ok(item) => Some(Ok(item)),
+                                Err(TryRecvError::Empty) => None,
+                                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            };
                         }
-                        Err(broadcast::error::RecvError::Lagged(n)) => lost += n,
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
+                        tokio::time::sleep(PACE).await;
+                    }
                     _ = flush.tick() => writer.file.flush()?,
                     _ = shutdown.cancelled() => {
                         while let Ok(item) = feed.try_recv() {
@@ -419,6 +443,33 @@ mod tests {
         std::fs::write(dir.path().join("x.jsonl"), "{\"t\":1}\n").unwrap();
         let e = Recording::open(dir.path()).unwrap_err();
         assert!(e.to_string().contains("not a tcluster recording"), "{e}");
+    }
+
+    #[test]
+    fn a_segment_closes_on_news_not_on_its_copy_of_the_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::open(dir.path().to_path_buf(), RunInfo::default()).unwrap();
+        let view = Update::View(Arc::new(crate::view::ClusterView::new(
+            "coordinator",
+            1,
+            false,
+        )));
+        let reading = item(1, Feed::Update(view));
+        let reading_bytes = serde_json::to_vec(&reading).unwrap().len() as u64;
+        w.segment_bytes = reading_bytes;
+        // The reading alone, however large, leaves the segment open.
+        assert!(!w.write(&reading).unwrap());
+        assert!(!w.write(&reading).unwrap());
+        assert_eq!(w.segment, 1);
+        // News as large closes it.
+        let news = item(
+            2,
+            Feed::Chat(super::super::feed::ChatNews::Refused(
+                "x".repeat(reading_bytes as usize),
+            )),
+        );
+        assert!(w.write(&news).unwrap());
+        assert_eq!(w.segment, 2);
     }
 
     #[test]
