@@ -214,6 +214,9 @@ fn report(result: std::io::Result<()>) -> ExitCode {
     }
 }
 
+/// How often the loop reads the cluster's news, at most.
+const FEED_PACE: Duration = Duration::from_millis(10);
+
 /// The loop: sources → actions → update → effects; draw when something changed.
 async fn run(
     mut app: App,
@@ -230,7 +233,11 @@ async fn run(
         view.clocks = crate::view::Clocks::new(epoch);
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
-    spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
+    let mut feed = spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);
+    let mut feed_open = true;
+    // The feed is read at most every FEED_PACE: under a flood of cluster news the loop wakes
+    // a hundred times a second, not once per item. Keys are read the moment they come.
+    let mut feed_due = tokio::time::Instant::now();
     let chat = handle.and_then(|h| h.chat.clone());
     let mut terminal = ratatui::init();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), event::EnableMouseCapture);
@@ -249,16 +256,28 @@ async fn run(
     // Looking back at the run so far (`←` on the Timeline): the live app goes on meanwhile.
     let mut looking_back: Option<replay::Player> = None;
     let result = loop {
-        let first = tokio::select! {
-            input = rx.recv() => input,
-            _ = tokio::time::sleep(Duration::from_millis(40)), if dirty => None,
-        };
-        let mut inputs: Vec<Input> = first.into_iter().collect();
+        let feed_ready = feed_open && tokio::time::Instant::now() >= feed_due;
+        let mut inputs: Vec<Input> = Vec::new();
+        let mut woke_by = None;
+        tokio::select! {
+            input = rx.recv() => inputs.extend(input),
+            item = feed.recv(), if feed_ready => woke_by = Some(item),
+            _ = tokio::time::sleep_until(feed_due), if feed_open && !feed_ready => {}
+            _ = tokio::time::sleep(Duration::from_millis(40)), if dirty => {}
+        }
         while let Ok(more) = rx.try_recv() {
             inputs.push(more);
             if inputs.len() >= 4096 {
                 break;
             }
+        }
+        if feed_open && tokio::time::Instant::now() >= feed_due {
+            let mut actions = Vec::new();
+            feed_open = sources::feed_actions(&mut feed, woke_by, 4096, &mut actions);
+            if !actions.is_empty() {
+                feed_due = tokio::time::Instant::now() + FEED_PACE;
+            }
+            inputs.extend(actions.into_iter().map(Input::Action));
         }
         let mut effects = Vec::new();
         for input in inputs {

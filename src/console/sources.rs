@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc};
 
 use super::keymap::Action;
@@ -24,17 +25,18 @@ pub(super) enum Input {
     Action(Action),
 }
 
-/// Starts the tasks that feed the loop: the run's feed, or (attached) one of its own.
+/// Starts the tasks that feed the loop, and returns the feed it reads itself: the run's, or
+/// (attached) one of its own.
 pub(super) fn spawn_sources(
     tx: &mpsc::UnboundedSender<Input>,
     handle: Option<&SupervisorHandle>,
     coordinator: String,
     secret: Option<String>,
     started: Instant,
-) {
+) -> broadcast::Receiver<Arc<Stamped>> {
     read_terminal(tx.clone());
     tick(tx.clone(), started);
-    let feed = match handle {
+    match handle {
         Some(handle) => handle.feed(),
         None => {
             // Attached to a cluster it did not launch: the console reads the coordinator's
@@ -52,8 +54,7 @@ pub(super) fn spawn_sources(
             tokio::spawn(follow_coordinator(feeder, masters, secret, started));
             feed
         }
-    };
-    forward_feed(tx, feed);
+    }
 }
 
 /// The terminal, read on a thread of its own (reading blocks).
@@ -132,23 +133,33 @@ async fn follow_coordinator(
     }
 }
 
-/// Hands the feed to the loop, as actions; says so when the console falls behind.
-fn forward_feed(tx: &mpsc::UnboundedSender<Input>, mut feed: broadcast::Receiver<Arc<Stamped>>) {
-    let tx = tx.clone();
-    tokio::spawn(async move {
-        loop {
-            let action = match feed.recv().await {
-                Ok(item) => Action::from_feed(Arc::unwrap_or_clone(item).feed),
-                Err(broadcast::error::RecvError::Lagged(n)) => Some(Action::Flash(format!(
-                    "the console fell {n} updates behind"
-                ))),
-                Err(broadcast::error::RecvError::Closed) => break,
-            };
-            if let Some(action) = action
-                && tx.send(Input::Action(action)).is_err()
-            {
-                break;
-            }
+/// Turns the feed's items at hand into actions: `first` (what woke the loop, if anything did),
+/// then what is there without waiting, at most `most`; says so when the console fell behind.
+/// False once the feed has ended.
+pub(super) fn feed_actions(
+    feed: &mut broadcast::Receiver<Arc<Stamped>>,
+    first: Option<Result<Arc<Stamped>, RecvError>>,
+    most: usize,
+    actions: &mut Vec<Action>,
+) -> bool {
+    let mut next = first;
+    for _ in 0..most {
+        let item = match next.take() {
+            Some(item) => item,
+            None => match feed.try_recv() {
+                Ok(item) => Ok(item),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(TryRecvError::Closed) => Err(RecvError::Closed),
+            },
+        };
+        match item {
+            Ok(item) => actions.extend(Action::from_feed(Arc::unwrap_or_clone(item).feed)),
+            Err(RecvError::Lagged(n)) => actions.push(Action::Flash(format!(
+                "the console fell {n} updates behind"
+            ))),
+            Err(RecvError::Closed) => return false,
         }
-    });
+    }
+    true
 }

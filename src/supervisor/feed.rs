@@ -317,10 +317,36 @@ impl Feeder {
     }
 }
 
-/// What the feed's tasks read from.
+/// News of one kind that goes into the feed as it is said, with no task between, and to
+/// whoever listens to that kind alone (a headless run prints the supervisor's updates and the
+/// nodes' log lines).
+#[derive(Clone)]
+pub struct Tee<T> {
+    listeners: broadcast::Sender<T>,
+    feeder: Feeder,
+    wrap: fn(T) -> Feed,
+}
+
+impl<T: Clone> Tee<T> {
+    /// News for `feeder`, made a feed item by `wrap`, and for `listeners`.
+    pub fn new(listeners: broadcast::Sender<T>, feeder: Feeder, wrap: fn(T) -> Feed) -> Self {
+        Tee {
+            listeners,
+            feeder,
+            wrap,
+        }
+    }
+
+    /// Says it.
+    pub fn send(&self, news: T) {
+        self.feeder.send((self.wrap)(news.clone()));
+        let _ = self.listeners.send(news);
+    }
+}
+
+/// What the feed's tasks read from (the supervisor's updates and the logs come in through a
+/// [`Tee`]).
 pub(super) struct Sources {
-    pub updates: broadcast::Receiver<Update>,
-    pub logs: broadcast::Receiver<LogLine>,
     pub shaper: LinkShaper,
     /// Every master's address, the primary first (none without masters).
     pub masters: Vec<String>,
@@ -331,8 +357,6 @@ pub(super) struct Sources {
 /// Starts the tasks that feed `feeder` until `shutdown`.
 pub(super) fn spawn(feeder: &Feeder, sources: Sources, shutdown: CancellationToken) {
     let Sources {
-        updates,
-        logs,
         shaper,
         masters,
         secret,
@@ -346,8 +370,6 @@ pub(super) fn spawn(feeder: &Feeder, sources: Sources, shutdown: CancellationTok
             }
         });
     };
-    run(Box::pin(forward(feeder.clone(), updates, Feed::Update)));
-    run(Box::pin(forward(feeder.clone(), logs, Feed::Log)));
     run(Box::pin(forward(
         feeder.clone(),
         shaper.watch(),

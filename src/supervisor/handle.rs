@@ -141,12 +141,14 @@ pub async fn launch(
     // starting) reaches the first watcher, however late it subscribes.
     let (updates, first_updates) = broadcast::channel(16_384);
     let (log_updates, first_logs) = broadcast::channel(16_384);
-    // The feed reads them from the start too; the recorder and the first console read it.
-    let (feed_updates, feed_logs) = (updates.subscribe(), log_updates.subscribe());
+    // Both go into the feed as they are said; the recorder and the first console read it from
+    // the start.
     let (feeder, to_record) = feed::Feeder::new(started);
     let first_feed = feeder.subscribe();
+    let to_feed = feed::Tee::new(updates.clone(), feeder.clone(), feed::Feed::Update);
+    let logs_to_feed = feed::Tee::new(log_updates.clone(), feeder.clone(), feed::Feed::Log);
 
-    let sink = LogSink::start(options.state_dir.join("logs"), log_updates.clone(), started);
+    let sink = LogSink::start(options.state_dir.join("logs"), logs_to_feed, started);
     let shutdown = CancellationToken::new();
     let declared = topology
         .connections
@@ -172,7 +174,7 @@ pub async fn launch(
             rx,
             submits_in_flight.clone(),
             topology.peer_key(),
-            updates.clone(),
+            to_feed.clone(),
             internal_tx.clone(),
             started,
         ));
@@ -206,7 +208,7 @@ pub async fn launch(
         tls,
         pace,
         tracker: FaultTracker::default(),
-        updates: updates.clone(),
+        updates: to_feed,
         sink,
         internal: internal_tx,
         submits,
@@ -275,8 +277,6 @@ pub async fn launch(
     feed::spawn(
         &feeder,
         feed::Sources {
-            updates: feed_updates,
-            logs: feed_logs,
             shaper: shaper.clone(),
             masters,
             secret: supervisor.topology.globals.cluster_secret.clone(),

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use std::io::Write;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use crate::protocol::frame::line_codec;
@@ -202,7 +203,7 @@ impl LogSink {
     /// Starts the writer: lines go to `dir/<node>.log` and to `updates`.
     pub fn start(
         dir: PathBuf,
-        updates: broadcast::Sender<LogLine>,
+        updates: super::feed::Tee<LogLine>,
         started: std::time::Instant,
     ) -> LogSink {
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
@@ -282,44 +283,45 @@ impl LogSink {
 async fn write_logs(
     dir: PathBuf,
     mut rx: mpsc::Receiver<LogLine>,
-    updates: broadcast::Sender<LogLine>,
+    updates: super::feed::Tee<LogLine>,
 ) {
-    let _ = tokio::fs::create_dir_all(&dir).await;
-    let mut files: HashMap<Arc<str>, tokio::io::BufWriter<tokio::fs::File>> = HashMap::new();
+    // Plain files, written by this task: a batch is one write per node's file, where going
+    // through the runtime's file threads would cost a hand-over to another thread per batch.
+    let _ = std::fs::create_dir_all(&dir);
+    let mut files: HashMap<Arc<str>, std::io::BufWriter<std::fs::File>> = HashMap::new();
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, 1024).await > 0 {
         for line in batch.drain(..) {
             if !files.contains_key(&line.node)
-                && let Some(file) = open_log(&dir, &line.node).await
+                && let Some(file) = open_log(&dir, &line.node)
             {
-                files.insert(line.node.clone(), tokio::io::BufWriter::new(file));
+                files.insert(line.node.clone(), std::io::BufWriter::new(file));
             }
             if let Some(file) = files.get_mut(&line.node) {
-                let text = format!(
-                    "{:>9.3} {:<5} {}\n",
+                let _ = writeln!(
+                    file,
+                    "{:>9.3} {:<5} {}",
                     line.at_ms as f64 / 1000.0,
                     line.level.as_str(),
                     line.text
                 );
-                let _ = file.write_all(text.as_bytes()).await;
             }
-            let _ = updates.send(line);
+            updates.send(line);
         }
         for file in files.values_mut() {
-            let _ = file.flush().await;
+            let _ = file.flush();
         }
     }
     for file in files.values_mut() {
-        let _ = file.flush().await;
+        let _ = file.flush();
     }
 }
 
-async fn open_log(dir: &Path, node: &str) -> Option<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
+fn open_log(dir: &Path, node: &str) -> Option<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(format!("{node}.log")))
-        .await
         .ok()
 }
 

@@ -205,10 +205,11 @@ enum TaskNews {
         generation: u64,
         status: String,
     },
+    /// Events of a master, in order (as many as had arrived together).
     Cluster {
-        /// The master it came from.
+        /// The master they came from.
         from: String,
-        event: ClusterEvent,
+        events: Vec<ClusterEvent>,
     },
     /// A master's history, at the start of a subscription.
     History {
@@ -277,7 +278,7 @@ struct Supervisor {
     /// The cluster's pace (slow motion): in-process nodes share it, processes are told.
     pace: crate::clock::Pace,
     tracker: FaultTracker,
-    updates: broadcast::Sender<Update>,
+    updates: feed::Tee<Update>,
     sink: LogSink,
     internal: mpsc::UnboundedSender<TaskNews>,
     /// Submissions, carried out in order by the submitter task.
@@ -325,7 +326,7 @@ impl Supervisor {
             source: source.to_string(),
             kind,
         };
-        let _ = self.updates.send(Update::Timeline(Arc::new(event)));
+        self.updates.send(Update::Timeline(Arc::new(event)));
     }
 
     pub(super) fn note(&self, text: impl Into<String>) {
@@ -433,7 +434,11 @@ impl Supervisor {
                     other.acknowledged.extend(jobs);
                 }
             }
-            TaskNews::Cluster { from, event } => self.heard_event(&from, event),
+            TaskNews::Cluster { from, events } => {
+                for event in events {
+                    self.heard_event(&from, event);
+                }
+            }
             TaskNews::History { from, events } => self.heard_history(&from, events),
             TaskNews::ChatEntries { server, entries } => {
                 match entries {
@@ -579,7 +584,7 @@ impl Supervisor {
             None => Vec::new(),
         };
         self.view.resync(&events);
-        let _ = self.updates.send(Update::View(Arc::new(self.view.clone())));
+        self.updates.send(Update::View(Arc::new(self.view.clone())));
         // The reading starts over from this primary: whatever was acknowledged, it must know.
         let main = self.main_cluster().to_string();
         let checker = self

@@ -190,7 +190,7 @@ impl Supervisor {
 
     pub(super) fn publish(&self, name: &str) {
         if let Some(status) = self.status(name) {
-            let _ = self.updates.send(Update::Node(status));
+            self.updates.send(Update::Node(status));
         }
     }
 

@@ -2,7 +2,8 @@
 //! events; and the submitter, which hands the operator's jobs to the primary in order.
 
 use super::*;
-use crate::protocol::message::PeerRole;
+use crate::protocol::message::{Envelope, PeerRole};
+use futures::FutureExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,12 +32,12 @@ pub(super) async fn submitter(
     mut submissions: mpsc::UnboundedReceiver<Submission>,
     in_flight: Arc<AtomicUsize>,
     peer_key: String,
-    updates: broadcast::Sender<Update>,
+    updates: feed::Tee<Update>,
     internal: mpsc::UnboundedSender<TaskNews>,
     started: Instant,
 ) {
     let note = |text: String| {
-        let _ = updates.send(Update::Timeline(Arc::new(TimelineEvent {
+        updates.send(Update::Timeline(Arc::new(TimelineEvent {
             at_ms: started.elapsed().as_millis() as u64,
             source: "operator".to_string(),
             kind: TimelineKind::Note { text },
@@ -105,6 +106,9 @@ pub(super) async fn submitter(
     }
 }
 
+/// The most events handed to the supervisor at once.
+const EVENT_BATCH: usize = 256;
+
 /// Subscribes to one master's events, reconnecting whenever it is gone. Every master is
 /// followed at once: events count from the primary, and a takeover from any master (which makes
 /// it the primary) is seen the moment it happens. Each subscription starts with the master's
@@ -137,7 +141,12 @@ pub(super) async fn follow_master(
                 .is_ok()
         {
             let mut history = Vec::new();
+            // A connection that failed while events were read after one: it ends after them.
+            let mut failed = None;
             loop {
+                if failed.is_some() {
+                    break;
+                }
                 let message = tokio::select! {
                     _ = shutdown.cancelled() => return,
                     Some(()) = resync.recv() => {
@@ -157,10 +166,30 @@ pub(super) async fn follow_master(
                             events: std::mem::take(&mut history),
                         }
                     }
-                    Ok(Message::Event { event }) => TaskNews::Cluster {
-                        from: name.clone(),
-                        event,
-                    },
+                    Ok(Message::Event { event }) => {
+                        // With the events that arrived with it: one wake of the supervisor
+                        // for all of them.
+                        let mut events = vec![event];
+                        while events.len() < EVENT_BATCH {
+                            match client.receive().now_or_never() {
+                                Some(Ok(Envelope {
+                                    message: Message::Event { event },
+                                    ..
+                                })) => events.push(event),
+                                // Anything else is ignored here too.
+                                Some(Ok(_)) => continue,
+                                Some(Err(e)) => {
+                                    failed = Some(e);
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        TaskNews::Cluster {
+                            from: name.clone(),
+                            events,
+                        }
+                    }
                     Ok(_) => continue,
                     Err(_) => break,
                 };
