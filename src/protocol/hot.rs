@@ -18,7 +18,9 @@ use serde::Deserialize;
 
 use super::message::{ClusterEvent, Envelope, JobId, JobState, Message};
 use crate::cluster::event::EventKind;
+use memchr::memmem::Finder;
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 /// The types [`decode`] reads; any other goes straight to the general decoder.
 const TYPES: [&str; 11] = [
@@ -212,7 +214,8 @@ fn event(e: EventLine, defaulted: &dyn Fn(&str, bool) -> bool) -> Option<Cluster
 /// line nests objects (which the general decoder reads anyway).
 fn kind_of(line: &str) -> Option<&str> {
     const KEY: &str = "\"type\":\"";
-    let at = memchr::memmem::find(line.as_bytes(), KEY.as_bytes())? + KEY.len();
+    static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(KEY));
+    let at = FINDER.find(line.as_bytes())? + KEY.len();
     let rest = &line[at..];
     let end = memchr::memchr2(b'"', b'\\', rest.as_bytes())?;
     (rest.as_bytes()[end] == b'"').then(|| &rest[..end])
@@ -221,9 +224,9 @@ fn kind_of(line: &str) -> Option<&str> {
 /// Whether `"name"` appears in `line` as a key (or anywhere: a false "yes" only sends the
 /// line to the general decoder).
 fn present(line: &str, name: &str) -> bool {
-    let line = line.as_bytes();
-    memchr::memmem::find_iter(line, name.as_bytes())
-        .any(|at| at > 0 && line[at - 1] == b'"' && line.get(at + name.len()) == Some(&b'"'))
+    let bytes = line.as_bytes();
+    line.match_indices(name)
+        .any(|(at, _)| at > 0 && bytes[at - 1] == b'"' && bytes.get(at + name.len()) == Some(&b'"'))
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@
 //! own item would be tens of thousands of feed items a second to record and to hand on.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+
+use memchr::memmem::Finder;
 
 use super::Fate;
 
@@ -107,10 +109,12 @@ impl Burst {
 /// A node's line is read where its keys are written as a node writes them (`"type":"…"`, then
 /// `"clock":N`); any other line is parsed.
 pub(super) fn peek(line: &[u8]) -> (Cow<'_, str>, Option<u64>) {
+    static TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":\""));
+    static CLOCK: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"clock\":"));
     if line.first() == Some(&b'{')
-        && let Some(kind) = quoted_after(line, b"\"type\":\"")
+        && let Some(kind) = quoted_after(line, &TYPE)
     {
-        return (Cow::Borrowed(kind), number_after(line, b"\"clock\":"));
+        return (Cow::Borrowed(kind), number_after(line, &CLOCK));
     }
     #[derive(serde::Deserialize)]
     struct Peek<'a> {
@@ -125,9 +129,9 @@ pub(super) fn peek(line: &[u8]) -> (Cow<'_, str>, Option<u64>) {
     }
 }
 
-/// The text between `key` and the next quote, if it has no escape in it.
-fn quoted_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a str> {
-    let at = memchr::memmem::find(line, key)? + key.len();
+/// The text between the key `key` finds and the next quote, if it has no escape in it.
+fn quoted_after<'a>(line: &'a [u8], key: &Finder) -> Option<&'a str> {
+    let at = key.find(line)? + key.needle().len();
     let rest = &line[at..];
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     (rest[end] == b'"')
@@ -135,9 +139,9 @@ fn quoted_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a str> {
         .flatten()
 }
 
-/// The whole number right after `key`, if there is one.
-fn number_after(line: &[u8], key: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(line, key)? + key.len();
+/// The whole number right after the key `key` finds, if there is one.
+fn number_after(line: &[u8], key: &Finder) -> Option<u64> {
+    let at = key.find(line)? + key.needle().len();
     let digits = line[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&line[at..at + digits])
         .ok()?
