@@ -36,9 +36,9 @@ use super::{Request, Update};
 /// Where a state directory keeps its recordings.
 pub const DIR: &str = "recordings";
 /// A segment closes past this much news (its opening reading not counted).
-pub const SEGMENT_BYTES: u64 = 16 << 20;
+pub const SEGMENT_BYTES: u64 = 32 << 20;
 /// Segments kept: the oldest goes past this many.
-pub const SEGMENTS_KEPT: u64 = 8;
+pub const SEGMENTS_KEPT: u64 = 4;
 /// The most news a recording holds.
 pub const CAP_BYTES: u64 = SEGMENT_BYTES * SEGMENTS_KEPT;
 /// How often buffered lines are handed to the system.
