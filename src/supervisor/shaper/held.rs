@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::tap::peek;
@@ -30,7 +29,7 @@ pub struct HeldMessage {
 pub(super) struct Held {
     message: HeldMessage,
     line: Bytes,
-    out: mpsc::UnboundedSender<(Instant, Bytes)>,
+    out: super::Outgoing,
 }
 
 impl LinkShaper {
@@ -39,7 +38,7 @@ impl LinkShaper {
         &self,
         names: &(Arc<str>, Arc<str>),
         line: Bytes,
-        out: &mpsc::UnboundedSender<(Instant, Bytes)>,
+        out: &super::Outgoing,
     ) {
         let (kind, clock) = peek(&line);
         let kind = kind.into_owned();
@@ -114,7 +113,7 @@ impl LinkShaper {
                     out_of_order: false,
                 },
             );
-            let _ = h.out.send((Instant::now(), h.line));
+            let _ = h.out.send(vec![(Instant::now(), h.line)]);
         }
         count
     }
@@ -141,7 +140,7 @@ impl LinkShaper {
         let names = (h.message.from.clone(), h.message.to.clone());
         self.tap(&names, &h.line, Fate::Delivered { out_of_order });
         h.out
-            .send((Instant::now(), h.line))
+            .send(vec![(Instant::now(), h.line)])
             .map_err(|_| "its connection is closed: the message is lost".to_string())?;
         Ok(h.message)
     }

@@ -564,8 +564,13 @@ impl LinkShaper {
     ) {
         let names: (Arc<str>, Arc<str>) = (Arc::from(from.as_str()), Arc::from(to.as_str()));
         let key = (from, to);
-        let (tx, rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+        let (tx, rx) = mpsc::unbounded_channel();
         let deliver = tokio::spawn(deliver(rx, write));
+        // What a burst carries goes to the delivering task at the burst's end, in one hand-over.
+        let mut outgoing: Vec<(Instant, Bytes)> = Vec::new();
+        let hand_over = |outgoing: &mut Vec<(Instant, Bytes)>| {
+            outgoing.is_empty() || tx.send(std::mem::take(outgoing)).is_ok()
+        };
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut lines = FramedRead::new(read, line_codec(PROXY_MAX_LINE));
         // When the link is next free to send (bandwidth), and when the last message arrives
@@ -581,9 +586,12 @@ impl LinkShaper {
                 break;
             }
             let line = match lines.next().now_or_never() {
-                Some(line) if burst.len() < tap::BURST => line,
+                Some(line) if burst.len() < tap::BURST && outgoing.len() < tap::BURST => line,
                 ready => {
                     self.tell(&mut burst);
+                    if !hand_over(&mut outgoing) {
+                        break;
+                    }
                     tapped = listening();
                     match ready {
                         Some(line) => line,
@@ -604,6 +612,9 @@ impl LinkShaper {
             };
             if self.read().get(&key).is_some_and(|s| s.held) {
                 self.tell(&mut burst);
+                if !hand_over(&mut outgoing) {
+                    break;
+                }
                 self.keep_held(&names, line, &tx);
                 continue;
             }
@@ -612,11 +623,10 @@ impl LinkShaper {
             }
             link_free = link_free.max(now) + transmit;
             last_delivery = last_delivery.max(link_free + latency);
-            if tx.send((last_delivery, line)).is_err() {
-                break;
-            }
+            outgoing.push((last_delivery, line));
         }
         self.tell(&mut burst);
+        hand_over(&mut outgoing);
         // The end of the stream is news too: across a cut link it waits for the heal, or a
         // partition would give itself away (a peer that closes a connection is seen to); across
         // a held one, for the release.
@@ -631,13 +641,19 @@ impl LinkShaper {
     }
 }
 
+/// Where a proxy direction's messages go to be delivered, each with its time: a burst at once.
+type Outgoing = mpsc::UnboundedSender<Vec<(Instant, Bytes)>>;
+
 /// Writes each message when its time comes; closes the write side when the reader is done.
-async fn deliver(mut rx: mpsc::UnboundedReceiver<(Instant, Bytes)>, mut write: crate::tls::Writer) {
+async fn deliver(
+    mut rx: mpsc::UnboundedReceiver<Vec<(Instant, Bytes)>>,
+    mut write: crate::tls::Writer,
+) {
     let mut batch: VecDeque<(Instant, Bytes)> = VecDeque::new();
     while let Some(first) = rx.recv().await {
-        batch.push_back(first);
+        batch.extend(first);
         while let Ok(next) = rx.try_recv() {
-            batch.push_back(next);
+            batch.extend(next);
         }
         let mut out = Vec::new();
         while let Some((at, line)) = batch.pop_front() {
