@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{self, Event};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 
 use super::keymap::Action;
 use crate::client::Client;
 use crate::protocol::message::Message;
 use crate::supervisor::SupervisorHandle;
-use crate::supervisor::feed::{Feed, Feeder, Stamped};
+use crate::supervisor::feed::{Feed, Feeder, Stamped, at_hand};
 
 /// What feeds the loop.
 pub(super) enum Input {
@@ -144,14 +144,8 @@ pub(super) fn feed_actions(
 ) -> bool {
     let mut next = first;
     for _ in 0..most {
-        let item = match next.take() {
-            Some(item) => item,
-            None => match feed.try_recv() {
-                Ok(item) => Ok(item),
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            },
+        let Some(item) = next.take().or_else(|| at_hand(feed)) else {
+            return true;
         };
         match item {
             Ok(item) => actions.extend(Action::from_feed(Arc::unwrap_or_clone(item).feed)),

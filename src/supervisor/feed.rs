@@ -317,6 +317,20 @@ impl Feeder {
     }
 }
 
+/// The next item a reader of the feed has at hand, without waiting (`None`: none yet), told
+/// as `recv` tells it.
+pub fn at_hand(
+    feed: &mut broadcast::Receiver<Arc<Stamped>>,
+) -> Option<Result<Arc<Stamped>, broadcast::error::RecvError>> {
+    use broadcast::error::{RecvError, TryRecvError};
+    match feed.try_recv() {
+        Ok(item) => Some(Ok(item)),
+        Err(TryRecvError::Empty) => None,
+        Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+        Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+    }
+}
+
 /// News of one kind that goes into the feed as it is said, with no task between, and to
 /// whoever listens to that kind alone (a headless run prints the supervisor's updates and the
 /// nodes' log lines).

@@ -26,11 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::feed::{Feed, RunInfo, Stamped};
+use super::feed::{Feed, RunInfo, Stamped, at_hand};
 use super::{Request, Update};
 
 /// Where a state directory keeps its recordings.
@@ -193,12 +193,7 @@ pub(super) fn spawn(
                                 Err(RecvError::Lagged(n)) => lost += n,
                                 Err(RecvError::Closed) => break 'recording,
                             }
-                            next = match feed.try_recv() {
-                                Ok(item) => Some(Ok(item)),
-                                Err(TryRecvError::Empty) => None,
-                                Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                                Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
-                            };
+                            next = at_hand(&mut feed);
                         }
                         tokio::time::sleep(PACE).await;
                     }
