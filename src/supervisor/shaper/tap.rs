@@ -165,6 +165,31 @@ mod tests {
     }
 
     #[test]
+    fn whatever_a_peer_sends_is_read_as_something_and_never_panics() {
+        // An escaped type, a type that is not UTF-8, a clock past u64, no clock digits, a line
+        // cut short, nothing at all: a kind is still said (parsed, or `classic`).
+        let lines: [&[u8]; 7] = [
+            br#"{"type":"as\"sign","clock":1}"#,
+            b"{\"type\":\"\xff\xfe\",\"clock\":1}",
+            br#"{"type":"assign","clock":99999999999999999999999}"#,
+            br#"{"type":"assign","clock":"x"}"#,
+            br#"{"type":"assi"#,
+            b"",
+            b"\xff\x00{",
+        ];
+        for line in lines {
+            let (kind, _) = peek(line);
+            assert!(!kind.is_empty(), "{line:?}");
+        }
+        assert_eq!(peek(br#"{"type":"as\"sign"}"#).0, "as\"sign");
+        assert_eq!(
+            peek(br#"{"type":"assign","clock":99999999999999999999999}"#).1,
+            None
+        );
+        assert_eq!(peek(b"").0, "classic");
+    }
+
+    #[test]
     fn a_burst_groups_messages_by_kind_and_fate_in_the_order_they_first_came() {
         let names: (Arc<str>, Arc<str>) = (Arc::from("coordinator"), Arc::from("worker-1"));
         let mut burst = Burst::default();
