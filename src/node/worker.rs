@@ -6,7 +6,7 @@
 //! connects again, waiting 100ms, then 200ms, … up to 2s between tries, so a cluster whose
 //! coordinator restarts finds its workers back by themselves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +26,7 @@ use tracing::{debug, info, warn};
 use crate::clock::Millis;
 use crate::protocol::frame::{MAX_LINE, frame_text, line_codec};
 use crate::protocol::handshake;
-use crate::protocol::message::{JobId, Message, PeerRole};
+use crate::protocol::message::{Envelope, JobId, Message, PeerRole};
 use crate::protocol::{Dialect, decode};
 use crate::role::job::{CLASSIC_DELAY, JobKind, classic_result, count_primes};
 use crate::role::worker::{Input, Output, Worker, WorkerConfig};
@@ -89,8 +89,10 @@ struct Driver {
     peer: Option<SocketAddr>,
     /// Its socket for heartbeat datagrams, opened on the first one.
     udp: Option<UdpSocket>,
-    /// Messages said since the last write, as lines.
-    outgoing: Vec<u8>,
+    /// Messages said since the last write.
+    outgoing: Vec<Envelope>,
+    /// The lines [`Self::flush`] writes.
+    buffer: Vec<u8>,
 }
 
 /// How a connection ended.
@@ -118,6 +120,7 @@ pub async fn run(options: WorkerOptions, shutdown: CancellationToken) {
         peer: None,
         udp: None,
         outgoing: Vec::new(),
+        buffer: Vec::new(),
     };
     driver.home = driver.options.coordinators.clone();
     loop {
@@ -141,7 +144,7 @@ impl Driver {
 
     /// Sends a heartbeat datagram to the coordinator it is connected to. A datagram that
     /// cannot be sent is lost, as the network may lose it: the detector is built for that.
-    async fn send_datagram(&mut self, envelope: &crate::protocol::message::Envelope) {
+    async fn send_datagram(&mut self, envelope: &Envelope) {
         let Some(peer) = self.peer else {
             return;
         };
@@ -210,8 +213,9 @@ impl Driver {
         if self.outgoing.is_empty() {
             return true;
         }
-        let ok = write.write_all(&self.outgoing).await.is_ok();
-        self.outgoing.clear();
+        encode_burst(&mut self.outgoing, &mut self.buffer);
+        let ok = write.write_all(&self.buffer).await.is_ok();
+        self.buffer.clear();
         ok
     }
 
@@ -554,25 +558,63 @@ fn take_move(out: &mut Vec<Output>) -> Option<Option<crate::role::worker::Lent>>
     }
 }
 
-/// Carries out the worker's outputs; its messages are added to `buffer`.
+/// Encodes a burst's messages as lines into `buffer`, emptying `outgoing`. A job that ended
+/// within the burst is reported by its result alone: its `started` is left out (the
+/// coordinator reads a result as the end of a job it assigned, started or not).
+fn encode_burst(outgoing: &mut Vec<Envelope>, buffer: &mut Vec<u8>) {
+    let ended: HashSet<JobId> = outgoing
+        .iter()
+        .filter_map(|e| match e.message {
+            Message::JobDone { job, .. } | Message::JobFailed { job, .. } => Some(job),
+            _ => None,
+        })
+        .collect();
+    for envelope in outgoing.drain(..) {
+        if let Message::Started { job } = envelope.message
+            && ended.contains(&job)
+        {
+            continue;
+        }
+        buffer.extend_from_slice(envelope.to_json().as_bytes());
+        buffer.push(b'\n');
+    }
+}
+
+/// The outcome of a job with nothing to wait for (an echo, a failure asked for, or data that
+/// is not a job), or the job to run.
+fn outcome_now(data: &str) -> Result<Result<String, String>, JobKind> {
+    match JobKind::parse(data) {
+        Err(e) => Ok(Err(e.to_string())),
+        Ok(JobKind::Echo(text)) => Ok(Ok(text)),
+        Ok(JobKind::Fail(why)) => Ok(Err(why)),
+        Ok(kind) => Err(kind),
+    }
+}
+
+/// Carries out the worker's outputs; its messages are added to `outgoing`.
 fn act(
     outputs: Vec<Output>,
     jobs: &mut HashMap<JobId, (AbortHandle, Arc<AtomicBool>)>,
     results: &mpsc::UnboundedSender<Input>,
     options: &WorkerOptions,
-    buffer: &mut Vec<u8>,
+    outgoing: &mut Vec<Envelope>,
 ) {
     for output in outputs {
         match output {
-            Output::Send(envelope) => {
-                buffer.extend_from_slice(envelope.to_json().as_bytes());
-                buffer.push(b'\n');
-            }
+            Output::Send(envelope) => outgoing.push(envelope),
             Output::Run { job, data } => {
+                let kind = match outcome_now(&data) {
+                    // Ended already: its result joins this burst (read before the next line).
+                    Ok(outcome) => {
+                        let _ = results.send(Input::Finished { job, outcome });
+                        continue;
+                    }
+                    Err(kind) => kind,
+                };
                 let cancelled = Arc::new(AtomicBool::new(false));
                 let task = tokio::spawn(execute(
                     job,
-                    data,
+                    kind,
                     options.config.name.clone(),
                     results.clone(),
                     cancelled.clone(),
@@ -596,7 +638,7 @@ fn act(
 /// Runs one job to its end, reporting progress and the outcome.
 async fn execute(
     job: JobId,
-    data: String,
+    kind: JobKind,
     worker: String,
     results: mpsc::UnboundedSender<Input>,
     cancelled: Arc<AtomicBool>,
@@ -605,15 +647,14 @@ async fn execute(
     let progress = |percent: u8| {
         let _ = results.send(Input::Progress { job, percent });
     };
-    let outcome = match JobKind::parse(&data) {
-        Err(e) => Err(e.to_string()),
-        Ok(JobKind::Echo(text)) => Ok(text),
-        Ok(JobKind::Fail(why)) => Err(why),
-        Ok(JobKind::Classic(text)) => {
+    let outcome = match kind {
+        JobKind::Echo(text) => Ok(text),
+        JobKind::Fail(why) => Err(why),
+        JobKind::Classic(text) => {
             tokio::time::sleep(pace.real(CLASSIC_DELAY)).await;
             Ok(classic_result(&text, &worker))
         }
-        Ok(JobKind::Sleep(total)) => {
+        JobKind::Sleep(total) => {
             // Report progress about ten times, but not more often than every 200ms. In cluster
             // time: in slow motion a job takes longer, and a change of pace counts from then.
             let step = (total / 10).max(Duration::from_millis(200));
@@ -632,7 +673,7 @@ async fn execute(
                 crate::topology::units::format_duration(total)
             ))
         }
-        Ok(JobKind::Cpu(n)) => {
+        JobKind::Cpu(n) => {
             let results = results.clone();
             let flag = cancelled.clone();
             let counted = tokio::task::spawn_blocking(move || {
@@ -655,5 +696,82 @@ async fn execute(
     };
     if !cancelled.load(Ordering::Relaxed) {
         let _ = results.send(Input::Finished { job, outcome });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(message: Message) -> Envelope {
+        Envelope {
+            from: "w".into(),
+            clock: 1,
+            term: None,
+            message,
+        }
+    }
+
+    fn lines(outgoing: Vec<Envelope>) -> Vec<String> {
+        let mut outgoing = outgoing;
+        let mut buffer = Vec::new();
+        encode_burst(&mut outgoing, &mut buffer);
+        assert!(outgoing.is_empty());
+        String::from_utf8(buffer)
+            .unwrap()
+            .lines()
+            .map(|l| l.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_job_that_ended_in_the_burst_is_reported_by_its_result_alone() {
+        let burst = vec![
+            said(Message::Started { job: JobId(1) }),
+            said(Message::Started { job: JobId(2) }),
+            said(Message::Started { job: JobId(3) }),
+            said(Message::JobDone {
+                job: JobId(1),
+                result: "one".into(),
+                attempt: Some(1),
+            }),
+            said(Message::JobFailed {
+                job: JobId(3),
+                error: "no".into(),
+                attempt: None,
+            }),
+        ];
+        let written = lines(burst);
+        assert_eq!(written.len(), 3, "{written:?}");
+        assert!(
+            written[0].contains(r#""type":"started""#) && written[0].contains(r#""job":"JOB-2""#)
+        );
+        assert!(
+            written[1].contains(r#""type":"job_done""#) && written[1].contains(r#""job":"JOB-1""#)
+        );
+        assert!(
+            written[2].contains(r#""type":"job_failed""#)
+                && written[2].contains(r#""job":"JOB-3""#)
+        );
+    }
+
+    #[test]
+    fn a_job_still_running_says_started() {
+        let written = lines(vec![said(Message::Started { job: JobId(7) })]);
+        assert_eq!(written.len(), 1);
+        assert!(written[0].contains(r#""type":"started""#));
+        assert!(lines(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn echoes_failures_and_bad_data_end_at_once_and_the_rest_run() {
+        assert_eq!(outcome_now("echo hi"), Ok(Ok("hi".to_string())));
+        assert_eq!(
+            outcome_now("fail disk full"),
+            Ok(Err("disk full".to_string()))
+        );
+        assert!(matches!(outcome_now("sleep"), Ok(Err(e)) if e.starts_with("sleep")));
+        assert!(matches!(outcome_now("sleep 2s"), Err(JobKind::Sleep(_))));
+        assert!(matches!(outcome_now("cpu 1000"), Err(JobKind::Cpu(1000))));
     }
 }

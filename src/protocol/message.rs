@@ -118,7 +118,8 @@ pub enum Message {
     },
     /// Coordinator to worker: stop this job; another worker has finished it.
     Cancel { job: JobId },
-    /// Worker to coordinator: the job has started.
+    /// Worker to coordinator: the job has started. Optional when its result goes in the same
+    /// write: a result ends a job assigned to its worker, started or not.
     Started { job: JobId },
     /// Worker to coordinator: how far a long job has come.
     Progress {
