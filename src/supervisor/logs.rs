@@ -188,10 +188,11 @@ pub struct LogSink {
     started: std::time::Instant,
     /// Each node's last few lines, kept at once (the file is written a moment later), so that
     /// a node that dies at start can be explained with what it said.
-    recent: Arc<
-        std::sync::Mutex<std::collections::HashMap<Arc<str>, std::collections::VecDeque<String>>>,
-    >,
+    recent: Arc<std::sync::Mutex<std::collections::HashMap<Arc<str>, Recent>>>,
 }
+
+/// A node's last lines: when (ms), how loud, what (formatted only when asked for).
+type Recent = std::collections::VecDeque<(u64, Level, String)>;
 
 /// Lines kept per node for [`LogSink::recent`].
 const RECENT_LINES: usize = 5;
@@ -221,7 +222,18 @@ impl LogSink {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         recent
             .get(name)
-            .map(|lines| lines.iter().cloned().collect())
+            .map(|lines| {
+                lines
+                    .iter()
+                    .map(|(at_ms, level, text)| {
+                        format!(
+                            "{:>9.3} {:<5} {text}",
+                            *at_ms as f64 / 1000.0,
+                            level.as_str()
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -238,12 +250,7 @@ impl LogSink {
             if lines.len() == RECENT_LINES {
                 lines.pop_front();
             }
-            lines.push_back(format!(
-                "{:>9.3} {:<5} {}",
-                line.at_ms as f64 / 1000.0,
-                line.level.as_str(),
-                line.text
-            ));
+            lines.push_back((line.at_ms, line.level, line.text.clone()));
         }
         if self.tx.try_send(line).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
