@@ -139,9 +139,9 @@ impl LinkShaper {
             });
         let names = (h.message.from.clone(), h.message.to.clone());
         self.tap(&names, &h.line, Fate::Delivered { out_of_order });
-        h.out
-            .send(vec![(Instant::now(), h.line)])
-            .map_err(|_| "its connection is closed: the message is lost".to_string())?;
+        if !h.out.send(vec![(Instant::now(), h.line)]) {
+            return Err("its connection is closed: the message is lost".to_string());
+        }
         Ok(h.message)
     }
 

@@ -19,6 +19,10 @@
 //! a cut drops them, loss drops that share, latency and jitter delay each (datagrams keep no
 //! order: a later one may overtake an earlier one, as on a real network).
 //!
+//! An undelayed link adds no hand-over: the task reading a burst writes it on, unless some of
+//! it is not due yet or messages handed to the delivering task (delayed, released) are still
+//! unwritten — then it queues behind them, so a message never overtakes an earlier one.
+//!
 //! Every property can change while the cluster runs (`latency`, `loss`, `partition`, `heal`);
 //! the proxy reads them afresh for each message, the way Toxiproxy's toxics work.
 //!
@@ -34,6 +38,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -565,12 +570,15 @@ impl LinkShaper {
         let names: (Arc<str>, Arc<str>) = (Arc::from(from.as_str()), Arc::from(to.as_str()));
         let key = (from, to);
         let (tx, rx) = mpsc::unbounded_channel();
-        let deliver = tokio::spawn(deliver(rx, write));
-        // What a burst carries goes to the delivering task at the burst's end, in one hand-over.
-        let mut outgoing: Vec<(Instant, Bytes)> = Vec::new();
-        let hand_over = |outgoing: &mut Vec<(Instant, Bytes)>| {
-            outgoing.is_empty() || tx.send(std::mem::take(outgoing)).is_ok()
+        let tx = Outgoing {
+            tx,
+            pending: Arc::default(),
         };
+        let write = Arc::new(tokio::sync::Mutex::new(write));
+        let deliver = tokio::spawn(deliver(rx, write.clone(), tx.pending.clone()));
+        // What a burst carries is delivered at the burst's end, all at once.
+        let mut outgoing: Vec<(Instant, Bytes)> = Vec::new();
+        let mut buffer = Vec::new();
         let mut rng = SmallRng::seed_from_u64(seed);
         let mut lines = FramedRead::new(read, line_codec(PROXY_MAX_LINE));
         // When the link is next free to send (bandwidth), and when the last message arrives
@@ -589,7 +597,7 @@ impl LinkShaper {
                 Some(line) if burst.len() < tap::BURST && outgoing.len() < tap::BURST => line,
                 ready => {
                     self.tell(&mut burst);
-                    if !hand_over(&mut outgoing) {
+                    if !hand_over(&mut outgoing, &tx, &write, &mut buffer).await {
                         break;
                     }
                     tapped = listening();
@@ -612,7 +620,7 @@ impl LinkShaper {
             };
             if self.read().get(&key).is_some_and(|s| s.held) {
                 self.tell(&mut burst);
-                if !hand_over(&mut outgoing) {
+                if !hand_over(&mut outgoing, &tx, &write, &mut buffer).await {
                     break;
                 }
                 self.keep_held(&names, line, &tx);
@@ -626,7 +634,7 @@ impl LinkShaper {
             outgoing.push((last_delivery, line));
         }
         self.tell(&mut burst);
-        hand_over(&mut outgoing);
+        hand_over(&mut outgoing, &tx, &write, &mut buffer).await;
         // The end of the stream is news too: across a cut link it waits for the heal, or a
         // partition would give itself away (a peer that closes a connection is seen to); across
         // a held one, for the release.
@@ -642,37 +650,88 @@ impl LinkShaper {
 }
 
 /// Where a proxy direction's messages go to be delivered, each with its time: a burst at once.
-type Outgoing = mpsc::UnboundedSender<Vec<(Instant, Bytes)>>;
+/// `pending` counts the messages handed over and not yet written.
+#[derive(Clone)]
+struct Outgoing {
+    tx: mpsc::UnboundedSender<Vec<(Instant, Bytes)>>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Outgoing {
+    /// Hands `batch` to the delivering task; false when its connection is gone.
+    fn send(&self, batch: Vec<(Instant, Bytes)>) -> bool {
+        let n = batch.len();
+        self.pending.fetch_add(n, Ordering::SeqCst);
+        if self.tx.send(batch).is_err() {
+            self.pending.fetch_sub(n, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+/// Delivers a burst: written at once when every message in it is due and nothing handed to
+/// the delivering task is still unwritten (an undelayed link: no hand-over, no task woken),
+/// else handed over, to keep the order. False when the connection is gone.
+async fn hand_over(
+    batch: &mut Vec<(Instant, Bytes)>,
+    out: &Outgoing,
+    write: &tokio::sync::Mutex<crate::tls::Writer>,
+    buffer: &mut Vec<u8>,
+) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    let now = Instant::now();
+    if out.pending.load(Ordering::SeqCst) == 0 && batch.iter().all(|(at, _)| *at <= now) {
+        buffer.clear();
+        for (_, line) in batch.drain(..) {
+            buffer.extend_from_slice(&line);
+            buffer.push(b'\n');
+        }
+        return write.lock().await.write_all(buffer).await.is_ok();
+    }
+    out.send(std::mem::take(batch))
+}
 
 /// Writes each message when its time comes; closes the write side when the reader is done.
 async fn deliver(
     mut rx: mpsc::UnboundedReceiver<Vec<(Instant, Bytes)>>,
-    mut write: crate::tls::Writer,
+    write: Arc<tokio::sync::Mutex<crate::tls::Writer>>,
+    pending: Arc<AtomicUsize>,
 ) {
     let mut batch: VecDeque<(Instant, Bytes)> = VecDeque::new();
+    // Writes `out` (`lines` messages); false if the connection broke.
+    let put = async |out: &mut Vec<u8>, lines: &mut usize| {
+        let ok = out.is_empty() || write.lock().await.write_all(out).await.is_ok();
+        pending.fetch_sub(std::mem::take(lines), Ordering::SeqCst);
+        out.clear();
+        ok
+    };
     while let Some(first) = rx.recv().await {
         batch.extend(first);
         while let Ok(next) = rx.try_recv() {
             batch.extend(next);
         }
         let mut out = Vec::new();
+        let mut lines = 0;
         while let Some((at, line)) = batch.pop_front() {
             if at > Instant::now() {
                 // Send what is due before waiting for the next one.
-                if !out.is_empty() && write.write_all(&out).await.is_err() {
+                if !put(&mut out, &mut lines).await {
                     return;
                 }
-                out.clear();
                 tokio::time::sleep_until(at).await;
             }
             out.extend_from_slice(&line);
             out.push(b'\n');
+            lines += 1;
         }
-        if !out.is_empty() && write.write_all(&out).await.is_err() {
+        if !put(&mut out, &mut lines).await {
             return;
         }
     }
-    let _ = write.shutdown().await;
+    let _ = write.lock().await.shutdown().await;
 }
 
 #[cfg(test)]

@@ -347,3 +347,84 @@ async fn an_encrypted_link_is_tls_on_both_hops_and_faults_still_cut_it() {
         .await
         .expect("the refusal is counted on the link");
 }
+
+/// An undelayed link writes what it reads at once, but never ahead of messages still waiting
+/// for their time or held: made fast again, a slowed or held link keeps its order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_made_fast_again_keeps_the_order_of_what_it_delayed() {
+    let (addr, shaper) = echo_behind(Link::default()).await;
+    let (mut lines, mut write) = connect(addr).await;
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < 3000 {
+            match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await {
+                Ok(Ok(Some(line))) => got.push(line),
+                _ => break,
+            }
+        }
+        got
+    });
+    let mut sent = Vec::new();
+    for i in 0..3000 {
+        match i {
+            100 => shaper.set_latency("client", "server", Duration::from_millis(3), Duration::ZERO),
+            200 | 1200 | 2200 => {
+                shaper.set_latency("client", "server", Duration::ZERO, Duration::ZERO)
+            }
+            1000 | 2000 => shaper.hold("client", "server", true),
+            1100 | 2100 => {
+                shaper.release(Some("client"), Some("server"));
+            }
+            _ => {}
+        }
+        write.write_all(format!("m{i}\n").as_bytes()).await.unwrap();
+        sent.push(format!("m{i}"));
+        if i % 4 == 0 {
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+    }
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), sent.len(), "every message arrives");
+    let first_wrong = got.iter().zip(&sent).position(|(g, s)| g != s);
+    assert_eq!(first_wrong, None, "in order");
+}
+
+/// The rule that keeps the order: a burst is written at once only if it is all due and the
+/// delivering task has written everything handed to it; otherwise it queues behind.
+#[tokio::test]
+async fn a_burst_queues_behind_what_the_delivering_task_has_not_written() {
+    let (near, mut far) = tokio::io::duplex(4096);
+    let write: crate::tls::Writer = Box::new(near);
+    let write = tokio::sync::Mutex::new(write);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let out = Outgoing {
+        tx,
+        pending: Arc::default(),
+    };
+    let mut buffer = Vec::new();
+    let now = Instant::now();
+    let line = |text: &'static str| Bytes::from_static(text.as_bytes());
+
+    let mut batch = vec![(now, line("a")), (now, line("b"))];
+    assert!(hand_over(&mut batch, &out, &write, &mut buffer).await);
+    let mut got = [0u8; 4];
+    far.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"a\nb\n", "nothing waits: written at once");
+    assert!(rx.try_recv().is_err());
+
+    assert!(out.send(vec![(now, line("c"))]));
+    let mut batch = vec![(now, line("d"))];
+    assert!(hand_over(&mut batch, &out, &write, &mut buffer).await);
+    assert_eq!(rx.try_recv().unwrap()[0].1, line("c"));
+    assert_eq!(rx.try_recv().unwrap()[0].1, line("d"), "queued behind c");
+    assert_eq!(out.pending.load(Ordering::SeqCst), 2);
+
+    let later = Instant::now() + Duration::from_secs(1);
+    let out = Outgoing {
+        tx: out.tx.clone(),
+        pending: Arc::default(),
+    };
+    let mut batch = vec![(now, line("e")), (later, line("f"))];
+    assert!(hand_over(&mut batch, &out, &write, &mut buffer).await);
+    assert_eq!(rx.try_recv().unwrap().len(), 2, "not all due: handed over");
+}
