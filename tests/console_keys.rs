@@ -427,3 +427,35 @@ fn the_chat_pane_posts_as_the_operator_switches_channels_and_shows_moves() {
     );
     assert_eq!(app.flash.as_ref().unwrap().0, "chat: slow down");
 }
+
+#[test]
+fn only_an_answer_answers_a_question() {
+    let mut app = lecture();
+    let bindings = keymap::default_bindings();
+    let key = |app: &App, code| {
+        translate(
+            app,
+            &bindings,
+            ratatui::crossterm::event::Event::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+        )
+    };
+    app.selected.insert(Pane::Nodes, 2);
+    update(&mut app, Action::Kill);
+    assert!(matches!(&app.mode, Mode::Confirm(_)));
+    // Typed on: ignored, the question stays.
+    for code in [KeyCode::Char(':'), KeyCode::Char('s'), KeyCode::Enter] {
+        assert!(key(&app, code).is_none(), "{code:?}");
+    }
+    assert!(matches!(
+        key(&app, KeyCode::Char('y')),
+        Some(Action::Confirm(true))
+    ));
+    for code in [KeyCode::Char('n'), KeyCode::Char('N'), KeyCode::Esc] {
+        assert!(
+            matches!(key(&app, code), Some(Action::Confirm(false))),
+            "{code:?}"
+        );
+    }
+    update(&mut app, Action::Confirm(false));
+    assert!(matches!(app.mode, Mode::Normal));
+}

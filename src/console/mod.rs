@@ -60,10 +60,15 @@ pub fn translate(app: &App, bindings: &[Binding], event: Event) -> Option<Action
                 Mode::Command(_) | Mode::Search(_) | Mode::Submit(_) | Mode::Chat(_) => {
                     Some(Action::Text(key))
                 }
-                Mode::Confirm(_) => Some(Action::Confirm(matches!(
-                    key.code,
-                    KeyCode::Char('y') | KeyCode::Char('Y')
-                ))),
+                // Only an answer answers: a key typed on (`:` after `x`, say) leaves the
+                // question on screen rather than taking it for a no and going elsewhere.
+                Mode::Confirm(_) => match key.code {
+                    KeyCode::Char('y') | KeyCode::Char('Y') => Some(Action::Confirm(true)),
+                    KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                        Some(Action::Confirm(false))
+                    }
+                    _ => None,
+                },
                 Mode::Help(_) => Some(match key.code {
                     KeyCode::Up => Action::HelpScroll(-1),
                     KeyCode::Down => Action::HelpScroll(1),
