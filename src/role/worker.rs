@@ -27,6 +27,9 @@ const RESEND_FIRST_MS: Millis = 250;
 const RESEND_MAX_MS: Millis = 4_000;
 /// How the coordinator's error to an unregistered worker begins.
 pub const NOT_REGISTERED: &str = "register first";
+/// The most lines a second a worker logs about the jobs it is given and finishes (at `INFO`;
+/// at `DEBUG` it logs every one).
+pub const JOB_LINES_PER_SECOND: u32 = 40;
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -152,7 +155,51 @@ pub struct Worker {
     moving: Option<Option<Lent>>,
     /// It asked to move: the connection that closes next is the one it left.
     leaving: bool,
+    job_lines: JobLines,
     out: Vec<Output>,
+}
+
+/// Keeps a busy worker's log readable: a line for each job it is given and finishes, up to
+/// [`JOB_LINES_PER_SECOND`]; past that, one line when the second is over says how many were
+/// left out (every job is still in the coordinator's reading: the console's jobs pane,
+/// `tcluster client status`). A failed job is always logged.
+#[derive(Debug, Default)]
+struct JobLines {
+    /// When the current second began.
+    since_ms: Millis,
+    said: u32,
+    left_out: u64,
+}
+
+impl JobLines {
+    /// Whether a job line may be logged now.
+    fn allow(&mut self, now: Millis) -> bool {
+        self.roll(now);
+        if self.said < JOB_LINES_PER_SECOND || tracing::enabled!(tracing::Level::DEBUG) {
+            self.said += 1;
+            true
+        } else {
+            self.left_out += 1;
+            false
+        }
+    }
+
+    /// Starts a new second once the last is over, saying what it left out.
+    fn roll(&mut self, now: Millis) {
+        if now.saturating_sub(self.since_ms) < 1_000 {
+            return;
+        }
+        if self.left_out > 0 {
+            info!(
+                "busy: {} job lines left out in the last second (at most {} a second are logged)",
+                self.left_out, JOB_LINES_PER_SECOND
+            );
+        }
+        *self = JobLines {
+            since_ms: now,
+            ..JobLines::default()
+        };
+    }
 }
 
 impl Worker {
@@ -174,6 +221,7 @@ impl Worker {
             lent: None,
             moving: None,
             leaving: false,
+            job_lines: JobLines::default(),
             out: Vec::new(),
         }
     }
@@ -261,7 +309,9 @@ impl Worker {
                 let message = match outcome {
                     Ok(result) => {
                         self.done += 1;
-                        info!(%job, took_ms = took, "job done");
+                        if self.job_lines.allow(self.now) {
+                            info!(%job, took_ms = took, "job done");
+                        }
                         // Cut here as the coordinator would: the line must reach it.
                         Message::JobDone {
                             job,
@@ -291,6 +341,7 @@ impl Worker {
                 }
             }
             Input::Tick => {
+                self.job_lines.roll(self.now);
                 if !self.connected {
                     return std::mem::take(&mut self.out);
                 }
@@ -434,7 +485,9 @@ impl Worker {
             // again, and then this `assign` does (it is not a failure of the job).
             info!(%job, "no free slot yet: the assign will come again");
         } else {
-            info!(%job, attempt, %data, "job assigned");
+            if self.job_lines.allow(self.now) {
+                info!(%job, attempt, %data, "job assigned");
+            }
             // A result of an earlier run still kept: the coordinator has moved on from it.
             self.unacked.remove(&job);
             self.running.insert(

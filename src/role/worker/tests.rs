@@ -459,3 +459,103 @@ fn a_lent_worker_that_loses_its_borrower_stops_its_jobs_and_goes_home_at_once() 
     };
     assert!(moves(&w.step(6, from_coordinator(1, back))).is_empty());
 }
+
+/// What a closure logs at `level`, as the JSON lines a node writes.
+fn logged(level: &str, f: impl FnOnce()) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer(Arc::default());
+    let writer = buffer.clone();
+    let filter = tracing_subscriber::EnvFilter::new(format!("tcluster={level}"));
+    let subscriber = crate::logging::json_lines(filter, move || writer.clone());
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A worker given and finishing `jobs` jobs, one at a time, a millisecond apart from `at`.
+fn run_jobs(w: &mut Worker, first: u64, jobs: u64, at: Millis) {
+    for n in first..first + jobs {
+        let assign = Message::Assign {
+            job: JobId(n),
+            data: "x".into(),
+            attempt: 1,
+        };
+        w.step(at + n - first, from_coordinator(1, assign));
+        let done = Input::Finished {
+            job: JobId(n),
+            outcome: Ok("r".into()),
+        };
+        w.step(at + n - first, done);
+    }
+}
+
+#[test]
+fn a_busy_worker_logs_a_limited_number_of_job_lines_and_says_how_many_it_left_out() {
+    let count = |lines: &[String], what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    let lines = logged("info", || {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        // 100 jobs in a tenth of a second: 200 lines asked for.
+        run_jobs(&mut w, 1, 100, 10);
+        // The second is over: the next tick says what was left out.
+        w.step(1_500, Input::Tick);
+        // A quiet second after it logs every job again.
+        run_jobs(&mut w, 101, 3, 1_600);
+        // And nothing was left out in it: no second summary.
+        w.step(3_000, Input::Tick);
+    });
+    let limit = JOB_LINES_PER_SECOND as usize;
+    let job_lines = count(&lines, "\"job assigned\"") + count(&lines, "\"job done\"");
+    assert_eq!(job_lines, limit + 6, "{lines:#?}");
+    let busy: Vec<_> = lines.iter().filter(|l| l.contains("busy:")).collect();
+    assert_eq!(busy.len(), 1, "{lines:#?}");
+    let left_out = 200 - limit;
+    assert!(
+        busy[0].contains(&format!(
+            "busy: {left_out} job lines left out in the last second"
+        )),
+        "{busy:?}"
+    );
+    // A failed job is always logged, however busy the worker.
+    let lines = logged("info", || {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        run_jobs(&mut w, 1, 100, 10);
+        let assign = Message::Assign {
+            job: JobId(500),
+            data: "x".into(),
+            attempt: 1,
+        };
+        w.step(200, from_coordinator(1, assign));
+        let failed = Input::Finished {
+            job: JobId(500),
+            outcome: Err("boom".into()),
+        };
+        w.step(200, failed);
+    });
+    assert_eq!(count(&lines, "\"job failed\""), 1, "{lines:#?}");
+    // At DEBUG, every job is logged.
+    let lines = logged("debug", || {
+        let mut w = worker();
+        w.step(0, Input::Connected);
+        run_jobs(&mut w, 1, 100, 10);
+        w.step(1_500, Input::Tick);
+    });
+    assert_eq!(count(&lines, "\"job done\""), 100);
+    assert_eq!(count(&lines, "busy:"), 0);
+}
