@@ -15,17 +15,22 @@ use crate::cluster::event::ClusterEvent;
 
 /// Appends `event`'s line, numbered `seq`, to `out`.
 pub(super) fn encode(seq: u64, event: &ClusterEvent, out: &mut Vec<u8>) -> serde_json::Result<()> {
-    use std::io::Write;
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{seq} ");
+    out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
+    out.push(b' ');
     let crc_at = out.len();
     out.extend_from_slice(b"00000000 ");
     let json_at = out.len();
     serde_json::to_writer(&mut *out, event)?;
     let crc = checksum(seq, &out[json_at..]);
-    out[crc_at..crc_at + 8].copy_from_slice(format!("{crc:08x}").as_bytes());
+    out[crc_at..crc_at + 8].copy_from_slice(&hex8(crc));
     out.push(b'\n');
     Ok(())
+}
+
+/// `n` in 8 lowercase hex digits.
+fn hex8(n: u32) -> [u8; 8] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    std::array::from_fn(|i| DIGITS[(n >> (28 - 4 * i)) as usize & 0xf])
 }
 
 fn checksum(seq: u64, json: &[u8]) -> u32 {
@@ -152,6 +157,13 @@ mod tests {
             encode(seq, &submitted(seq), &mut out).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn a_checksum_is_eight_hex_digits() {
+        for n in [0, 1, 0xa, 0x9c1f03aa, 0x07d2be41, u32::MAX] {
+            assert_eq!(hex8(n), format!("{n:08x}").as_bytes());
+        }
     }
 
     #[test]

@@ -244,13 +244,18 @@ impl Journal {
             return Ok(());
         };
         self.sync()?;
-        let mut old = std::fs::read(&self.path).map_err(|e| self.fail(&e))?;
-        old.truncate(self.size as usize);
-        let mut bytes = Vec::with_capacity(old.len());
+        let mut bytes = Vec::new();
         for (i, event) in snapshot.iter().enumerate() {
             lines::encode(first + i as u64, event, &mut bytes).map_err(|e| self.fail(&e))?;
         }
-        bytes.extend_from_slice(&old[lines::offset_of(&old, base)..]);
+        // The events from `base` on, if any were written before the snapshot came (a
+        // coordinator hands its journal a snapshot right after the event it ends at, so this
+        // is rare, and the file is read only then).
+        if self.next > base {
+            let mut old = std::fs::read(&self.path).map_err(|e| self.fail(&e))?;
+            old.truncate(self.size as usize);
+            bytes.extend_from_slice(&old[lines::offset_of(&old, base)..]);
+        }
         let temporary = compacting(&self.path);
         let replace = || -> std::io::Result<File> {
             let file = File::options()
@@ -492,6 +497,27 @@ pub(super) mod tests {
         assert_eq!(after, expected);
         assert_eq!((journal.first(), journal.len()), (4, 11));
         assert!(!compacting(&path).exists());
+    }
+
+    /// A compaction at the end of what was written (as a coordinator asks for it) leaves the
+    /// snapshot alone, and what comes after it follows.
+    #[test]
+    fn compaction_at_the_last_event_leaves_the_snapshot_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "coordinator");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        let events: Vec<ClusterEvent> = (0..10).map(submitted).collect();
+        journal.append(&events).unwrap();
+        let snapshot = [submitted(100), submitted(101), submitted(102)];
+        journal.compact(10, &snapshot).unwrap();
+        assert_eq!((journal.first(), journal.len()), (7, 10));
+        journal.append([&submitted(10)]).unwrap();
+        drop(journal);
+        let (journal, after) = Journal::open(&path).unwrap();
+        let mut expected = snapshot.to_vec();
+        expected.push(submitted(10));
+        assert_eq!(after, expected);
+        assert_eq!((journal.first(), journal.len()), (7, 11));
     }
 
     /// Two nodes on one journal would interleave their lines: the second is refused.
