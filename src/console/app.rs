@@ -717,8 +717,8 @@ impl App {
             None => {
                 // Ended jobs, the latest first: by when this console saw them end, then (jobs
                 // that ended before it watched, in a resumed run) by the coordinator's time.
-                let mut ended: Vec<(u64, u64, JobId)> = Vec::new();
-                let mut open = Vec::new();
+                let mut ended: Vec<(u64, u64, JobId)> = Vec::with_capacity(jobs.len());
+                let mut open = Vec::with_capacity(jobs.len());
                 for job in jobs.values() {
                     if job.state.is_final() {
                         let seen = self
