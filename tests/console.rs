@@ -284,6 +284,37 @@ fn the_jobs_list_keeps_work_in_progress_first_and_marks_jobs_that_moved() {
     );
     update(&mut app, Action::Tick(5200));
     assert_eq!(app.jobs.visible[app.selected(Pane::Jobs)], selected);
+    // Another job ends, heard after JOB-3 but stamped earlier by the coordinator: the list
+    // goes by when this console saw each end.
+    let other = app.jobs.visible[0];
+    let ended_late = ClusterEvent {
+        at_ms: 1,
+        clock: 600,
+        kind: EventKind::JobCompleted {
+            job: other,
+            worker: "worker-2".into(),
+            result: "slept".into(),
+            read: false,
+        },
+    };
+    let heard = TimelineKind::Cluster { event: ended_late };
+    update(&mut app, timeline(5300, "coordinator", heard));
+    update(&mut app, Action::Tick(5600));
+    // Ended jobs, the one seen ending last first.
+    let first_ended = app
+        .jobs
+        .visible
+        .iter()
+        .position(|id| app.cluster.state.jobs[id].state.is_final())
+        .unwrap();
+    let ended: Vec<u64> = app.jobs.visible[first_ended..]
+        .iter()
+        .map(|id| app.cluster.notes(*id).unwrap().history.last().unwrap().0)
+        .collect();
+    assert!(ended.len() > 1, "{ended:?}");
+    assert!(ended.windows(2).all(|w| w[0] >= w[1]), "{ended:?}");
+    assert_eq!(ended[..2], [5300, 5100], "{ended:?}");
+    assert_eq!(app.jobs.visible[first_ended], other);
 }
 
 #[test]

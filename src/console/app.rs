@@ -719,11 +719,13 @@ impl App {
                 // that ended before it watched, in a resumed run) by the coordinator's time.
                 let mut ended: Vec<(u64, u64, JobId)> = Vec::with_capacity(jobs.len());
                 let mut open = Vec::with_capacity(jobs.len());
+                // Jobs and their notes are both in id order: read side by side.
+                let mut notes = self.cluster.all_notes().peekable();
                 for job in jobs.values() {
+                    while notes.next_if(|(id, _)| *id < job.id).is_some() {}
+                    let own = notes.next_if(|(id, _)| *id == job.id).map(|(_, n)| n);
                     if job.state.is_final() {
-                        let seen = self
-                            .cluster
-                            .notes(job.id)
+                        let seen = own
                             .filter(|n| !n.earlier)
                             .and_then(|n| n.history.last())
                             .map_or(0, |(at, _)| *at);

@@ -305,6 +305,11 @@ impl ClusterView {
         self.notes.as_ref()?.get(&job)
     }
 
+    /// Every job's notes, in the order of their ids (as the state keeps its jobs).
+    pub fn all_notes(&self) -> impl Iterator<Item = (JobId, &JobNotes)> {
+        self.notes.iter().flatten().map(|(id, notes)| (*id, notes))
+    }
+
     fn note(&mut self, at_ms: u64, kind: &EventKind) {
         let Some(notes) = self.notes.as_mut() else {
             return;
