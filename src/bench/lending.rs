@@ -13,6 +13,7 @@ use super::{BenchError, PATIENCE, Spread};
 use crate::client::Client;
 use crate::cluster::event::EventKind;
 use crate::protocol::message::Message;
+use crate::supervisor::feed::Feed;
 use crate::supervisor::timeline::TimelineKind;
 use crate::supervisor::{Request, Update};
 use crate::topology::{ClusterAction, NodeKind, Topology};
@@ -136,7 +137,7 @@ async fn rush(
     let workers = topology.nodes_of(NodeKind::Worker).count();
     let scratch = Scratch::new(program, "")?;
     let handle = super::launch_as_run(program, &scratch, topology_path, topology).await?;
-    let (mut updates, _) = handle.watch();
+    let mut feed = handle.feed();
     // Every worker registered, as each cluster's primary reports.
     let masters: Vec<String> = handle
         .nodes
@@ -178,13 +179,16 @@ async fn rush(
     let (mut completed, mut borrowed, mut first) = (0, Vec::new(), None);
     let deadline = Instant::now() + PATIENCE;
     while completed < RUSH {
-        let event = match tokio::time::timeout_at(deadline.into(), updates.recv()).await {
-            Ok(Ok(Update::Timeline(e))) => e,
-            Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) => continue,
+        let item = match tokio::time::timeout_at(deadline.into(), feed.recv()).await {
+            Ok(Ok(item)) => item,
+            Ok(Err(RecvError::Lagged(_))) => continue,
             Ok(Err(RecvError::Closed)) | Err(_) => {
                 let _ = handle.stop().await;
                 return Err(BenchError::Timeout("the rush's jobs completed".into()));
             }
+        };
+        let Feed::Update(Update::Timeline(event)) = &item.feed else {
+            continue;
         };
         let TimelineKind::Cluster { event } = &event.kind else {
             continue;

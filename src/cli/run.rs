@@ -10,15 +10,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::client::Client;
 use crate::logging::{self, LogFormat};
 use crate::protocol::message::Message;
-use crate::supervisor::timeline::TimelineKind;
+use crate::supervisor::feed::{Feed, Stamped};
+use crate::supervisor::timeline::{TimelineEvent, TimelineKind};
 use crate::supervisor::{self, RunOptions, RunReport, Update};
 use crate::topology::diagnostic::did_you_mean;
 use crate::topology::units::{format_duration, parse_duration};
@@ -191,7 +194,7 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             return ExitCode::from(1);
         }
     };
-    let (mut updates, mut logs) = handle.watch();
+    let mut feed = handle.feed();
     // Every master, by cluster: after a failover the primary is another one.
     let mut masters: Vec<Vec<String>> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -229,22 +232,18 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
     let mut check = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
-            update = updates.recv() => match update {
-                Ok(Update::Timeline(event)) => {
-                    print_event(&event);
-                    if let TimelineKind::ScenarioEnded { name } = &event.kind
+            item = feed.recv() => match item {
+                Ok(item) => {
+                    if let Some(event) = show(&item, args.logs)
+                        && let TimelineKind::ScenarioEnded { name } = &event.kind
                         && args.scenario.as_ref() == Some(name)
                     {
                         scenario_over = true;
                         settle_until = Some(tokio::time::Instant::now() + SETTLE_LIMIT);
                     }
                 }
-                Ok(Update::Node(_) | Update::View(_)) => {}
-                Err(RecvError::Lagged(n)) => outln!("(…{n} events not shown: the terminal is slower than the cluster)"),
+                Err(RecvError::Lagged(n)) => outln!("(…{n} items of the run not shown: the terminal is slower than the cluster)"),
                 Err(RecvError::Closed) => break,
-            },
-            line = logs.recv(), if args.logs => if let Ok(line) = line {
-                outln!("{:8.3}s  {:<12}  [{}] {}", line.at_ms as f64 / 1000.0, line.node, line.level.as_str(), line.text);
             },
             _ = async { tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)).await }, if deadline.is_some() => {
                 outln!("-- {} have passed: stopping", format_duration(args.duration.unwrap_or_default()));
@@ -273,13 +272,11 @@ async fn headless(topology: Topology, options: RunOptions, args: RunArgs) -> Exi
             }
         }
     }
-    catch_up(&mut updates).await;
+    catch_up(&mut feed, args.logs).await;
     let report = handle.stop().await;
     // Events that arrived while stopping are part of the run: show them.
-    while let Ok(update) = updates.try_recv() {
-        if let Update::Timeline(event) = update {
-            print_event(&event);
-        }
+    while let Ok(item) = feed.try_recv() {
+        show(&item, args.logs);
     }
     let Some(report) = report else {
         eprintln!("error: the supervisor ended without a report");
@@ -358,17 +355,45 @@ fn print_launch(
 
 /// Lets the timeline catch up with the cluster before stopping it: on a busy machine the
 /// events of the last seconds may still be on their way (at most 10s, until 0.5s is quiet).
-async fn catch_up(updates: &mut tokio::sync::broadcast::Receiver<Update>) {
-    let quiet_deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::time::Instant::now() < quiet_deadline {
-        match tokio::time::timeout(Duration::from_millis(500), updates.recv()).await {
-            Ok(Ok(Update::Timeline(event))) => print_event(&event),
-            Ok(Ok(Update::Node(_) | Update::View(_))) => {}
-            Ok(Err(RecvError::Lagged(n))) => {
-                outln!("(…{n} events not shown: the terminal is slower than the cluster)")
+/// Shows what is left to show once the run is over: timeline events until none has come for
+/// half a second (at most ten seconds).
+async fn catch_up(feed: &mut Receiver<Arc<Stamped>>, logs: bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut quiet = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(item) = tokio::time::timeout_at(quiet.min(deadline), feed.recv()).await {
+        match item {
+            Ok(item) => {
+                if show(&item, logs).is_some() {
+                    quiet = tokio::time::Instant::now() + Duration::from_millis(500);
+                }
             }
-            Ok(Err(RecvError::Closed)) | Err(_) => break,
+            Err(RecvError::Lagged(n)) => {
+                outln!("(…{n} items of the run not shown: the terminal is slower than the cluster)")
+            }
+            Err(RecvError::Closed) => break,
         }
+    }
+}
+
+/// Prints what a headless run shows of a feed item: a timeline event, or with `--logs` a log
+/// line. Returns the timeline event, if it was one.
+fn show(item: &Stamped, logs: bool) -> Option<&TimelineEvent> {
+    match &item.feed {
+        Feed::Update(Update::Timeline(event)) => {
+            print_event(event);
+            Some(event)
+        }
+        Feed::Log(line) if logs => {
+            outln!(
+                "{:8.3}s  {:<12}  [{}] {}",
+                line.at_ms as f64 / 1000.0,
+                line.node,
+                line.level.as_str(),
+                line.text
+            );
+            None
+        }
+        _ => None,
     }
 }
 

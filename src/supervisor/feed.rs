@@ -6,9 +6,10 @@
 //!  node log lines ────────────────────────────────────┤
 //!  the shaper's message tap ──────────────────────────┤
 //!  links and process usage (each second) ─────────────┼─▶ Feed ─▶ broadcast ─┬─▶ the console
-//!  held messages (when they change) ──────────────────┤                      └─▶ the recorder
-//!  the primary's worker figures (twice a second) ─────┤                          (recording/)
-//!  the chat, as the operator's link hears it ─────────┘
+//!  held messages (when they change) ──────────────────┤                      │   (or a headless
+//!  the primary's worker figures (twice a second) ─────┤                      │   run's printout)
+//!  the chat, as the operator's link hears it ─────────┘                      └─▶ the recorder
+//!                                                                                (recording/)
 //! ```
 //!
 //! A live console and a replay read the same items in the same order: the console turns each
@@ -331,35 +332,29 @@ pub fn at_hand(
     }
 }
 
-/// News of one kind that goes into the feed as it is said, with no task between, and to
-/// whoever listens to that kind alone (a headless run prints the supervisor's updates and the
-/// nodes' log lines).
+/// News of one kind (the supervisor's updates, the nodes' log lines) that goes into the feed
+/// as it is said, with no task between. Whoever listens reads the feed: the console, the
+/// recorder, a headless run printing the timeline.
 #[derive(Clone)]
-pub struct Tee<T> {
-    listeners: broadcast::Sender<T>,
+pub struct News<T> {
     feeder: Feeder,
     wrap: fn(T) -> Feed,
 }
 
-impl<T: Clone> Tee<T> {
-    /// News for `feeder`, made a feed item by `wrap`, and for `listeners`.
-    pub fn new(listeners: broadcast::Sender<T>, feeder: Feeder, wrap: fn(T) -> Feed) -> Self {
-        Tee {
-            listeners,
-            feeder,
-            wrap,
-        }
+impl<T> News<T> {
+    /// News for `feeder`, made a feed item by `wrap`.
+    pub fn new(feeder: Feeder, wrap: fn(T) -> Feed) -> Self {
+        News { feeder, wrap }
     }
 
     /// Says it.
     pub fn send(&self, news: T) {
-        self.feeder.send((self.wrap)(news.clone()));
-        let _ = self.listeners.send(news);
+        self.feeder.send((self.wrap)(news));
     }
 }
 
-/// What the feed's tasks read from (the supervisor's updates and the logs come in through a
-/// [`Tee`]).
+/// What the feed's tasks read from (the supervisor's updates and the logs come in as
+/// [`News`]).
 pub(super) struct Sources {
     pub shaper: LinkShaper,
     /// Every master's address, the primary first (none without masters).

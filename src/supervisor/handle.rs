@@ -1,5 +1,6 @@
 //! What a caller holds: [`launch`] starts a topology and returns a [`SupervisorHandle`], through
-//! which it sends commands, watches updates and log lines, and finally stops the run.
+//! which it sends commands, reads the run's feed (updates, log lines and the rest), and finally
+//! stops the run.
 
 use std::path::Path;
 
@@ -41,10 +42,6 @@ pub enum LaunchError {
 pub struct SupervisorHandle {
     /// Where to send commands.
     pub commands: mpsc::Sender<Request>,
-    /// Timeline and node updates.
-    pub updates: broadcast::Sender<Update>,
-    /// Every log line of every node.
-    pub logs: broadcast::Sender<LogLine>,
     /// The primary's real address (none in a topology without masters: chat servers only).
     pub coordinator: Option<SocketAddr>,
     /// When the run began.
@@ -70,21 +67,12 @@ pub struct SupervisorHandle {
     /// The feed since the launch began, for the first [`SupervisorHandle::feed`].
     first_feed: std::sync::Mutex<Option<broadcast::Receiver<Arc<feed::Stamped>>>>,
     recorder: tokio::task::JoinHandle<()>,
-    /// What was published since the launch began, for the first [`SupervisorHandle::watch`].
-    first: std::sync::Mutex<Option<(broadcast::Receiver<Update>, broadcast::Receiver<LogLine>)>>,
     submits_in_flight: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     loans_open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl SupervisorHandle {
-    /// The updates and the log lines: the first call gets everything since the launch began,
-    /// later calls what comes from now on.
-    pub fn watch(&self) -> (broadcast::Receiver<Update>, broadcast::Receiver<LogLine>) {
-        let first = self.first.lock().ok().and_then(|mut first| first.take());
-        first.unwrap_or_else(|| (self.updates.subscribe(), self.logs.subscribe()))
-    }
-
     /// The feed: the first call gets everything since the launch began, later calls what comes
     /// from now on.
     pub fn feed(&self) -> broadcast::Receiver<Arc<feed::Stamped>> {
@@ -137,16 +125,14 @@ pub async fn launch(
     // here are given (in their environment, never on a command line).
     topology.globals.peer_secret = Some(topology.peer_key());
     let started = Instant::now();
-    // Receivers from the start: what the launch itself publishes (a resumed run said, nodes
-    // starting) reaches the first watcher, however late it subscribes.
-    let (updates, first_updates) = broadcast::channel(16_384);
-    let (log_updates, first_logs) = broadcast::channel(16_384);
-    // Both go into the feed as they are said; the recorder and the first console read it from
-    // the start.
+    // The supervisor's updates and the nodes' log lines go into the feed as they are said; the
+    // recorder and the first reader (a console, a headless run) read it from the start, so what
+    // the launch itself says (a resumed run, nodes starting) reaches them however late they
+    // begin to read.
     let (feeder, to_record) = feed::Feeder::new(started);
     let first_feed = feeder.subscribe();
-    let to_feed = feed::Tee::new(updates.clone(), feeder.clone(), feed::Feed::Update);
-    let logs_to_feed = feed::Tee::new(log_updates.clone(), feeder.clone(), feed::Feed::Log);
+    let to_feed = feed::News::new(feeder.clone(), feed::Feed::Update);
+    let logs_to_feed = feed::News::new(feeder.clone(), feed::Feed::Log);
 
     let sink = LogSink::start(options.state_dir.join("logs"), logs_to_feed, started);
     let shutdown = CancellationToken::new();
@@ -300,8 +286,6 @@ pub async fn launch(
     let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
     Ok(SupervisorHandle {
         commands,
-        updates,
-        logs: log_updates,
         coordinator,
         started,
         nodes,
@@ -315,7 +299,6 @@ pub async fn launch(
         recording,
         first_feed: std::sync::Mutex::new(Some(first_feed)),
         recorder,
-        first: std::sync::Mutex::new(Some((first_updates, first_logs))),
         submits_in_flight,
         loans_open,
         task,

@@ -4,7 +4,7 @@
 //! lines go into a bounded queue, and when the queue is full the line is dropped and counted,
 //! so a slow consumer can never fill a pipe and freeze a node that is writing its log. One
 //! task drains the queue into `logs/<node>.log` under the run's state directory and hands each
-//! line on to listeners (the console keeps its own ring of the latest lines).
+//! line on into the feed (the console keeps its own ring of the latest lines).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -204,7 +204,7 @@ impl LogSink {
     /// Starts the writer: lines go to `dir/<node>.log` and to `updates`.
     pub fn start(
         dir: PathBuf,
-        updates: super::feed::Tee<LogLine>,
+        updates: super::feed::News<LogLine>,
         started: std::time::Instant,
     ) -> LogSink {
         let (tx, rx) = mpsc::channel(SINK_QUEUE);
@@ -290,7 +290,7 @@ impl LogSink {
 async fn write_logs(
     dir: PathBuf,
     mut rx: mpsc::Receiver<LogLine>,
-    updates: super::feed::Tee<LogLine>,
+    updates: super::feed::News<LogLine>,
 ) {
     // Plain files, written by this task: a batch is one write per node's file, where going
     // through the runtime's file threads would cost a hand-over to another thread per batch.

@@ -66,7 +66,7 @@ use crate::state_dir::{Decision, RunRecord, Start};
 use crate::topology::{ClusterAction, Launch, Node, NodeKind, Topology};
 use crate::view::ClusterView;
 use faults::{FaultRecord, FaultTracker};
-use logs::{LogLine, LogSink};
+use logs::LogSink;
 use shaper::LinkShaper;
 use timeline::{TimelineEvent, TimelineKind};
 use watch::{Submission, follow_master, submitter};
@@ -114,7 +114,7 @@ pub enum Request {
     Republish(oneshot::Sender<Arc<ClusterView>>),
 }
 
-/// What the supervisor tells its listeners.
+/// What the supervisor reports, into the feed.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "update", content = "of", rename_all = "snake_case")]
 pub enum Update {
@@ -278,7 +278,7 @@ struct Supervisor {
     /// The cluster's pace (slow motion): in-process nodes share it, processes are told.
     pace: crate::clock::Pace,
     tracker: FaultTracker,
-    updates: feed::Tee<Update>,
+    updates: feed::News<Update>,
     sink: LogSink,
     internal: mpsc::UnboundedSender<TaskNews>,
     /// Submissions, carried out in order by the submitter task.

@@ -32,7 +32,7 @@ pub(super) async fn submitter(
     mut submissions: mpsc::UnboundedReceiver<Submission>,
     in_flight: Arc<AtomicUsize>,
     peer_key: String,
-    updates: feed::Tee<Update>,
+    updates: feed::News<Update>,
     internal: mpsc::UnboundedSender<TaskNews>,
     started: Instant,
 ) {
