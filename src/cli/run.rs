@@ -354,9 +354,8 @@ fn print_launch(
 }
 
 /// Lets the timeline catch up with the cluster before stopping it: on a busy machine the
-/// events of the last seconds may still be on their way (at most 10s, until 0.5s is quiet).
-/// Shows what is left to show once the run is over: timeline events until none has come for
-/// half a second (at most ten seconds).
+/// events of the last seconds may still be on their way (shown until no timeline event has
+/// come for 0.5 s, at most 10 s).
 async fn catch_up(feed: &mut Receiver<Arc<Stamped>>, logs: bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut quiet = tokio::time::Instant::now() + Duration::from_millis(500);
