@@ -156,9 +156,9 @@ fn measure(name: &str, app: &mut App) -> (Duration, Duration) {
 fn log_ingest() {
     let node: Arc<str> = Arc::from("worker-7");
     // Written by the very formatter a node uses (`tcluster node --log-format json`).
-    let written = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let written = tcluster::logging::InMemory::default();
     let sink = written.clone();
-    let writer = move || Buffer(sink.clone());
+    let writer = move || sink.clone();
     let subscriber =
         tcluster::logging::json_lines(tracing_subscriber::EnvFilter::new("info"), writer);
     tracing::subscriber::with_default(subscriber, || {
@@ -168,7 +168,7 @@ fn log_ingest() {
             tracing::info!(job = %format_args!("JOB-{i}"), took_ms = 3, "job done");
         }
     });
-    let written = std::mem::take(&mut *written.lock().unwrap());
+    let written = written.take();
     let raw: Vec<String> = String::from_utf8(written)
         .unwrap()
         .lines()
@@ -238,20 +238,6 @@ fn log_ingest() {
         full[0].len(),
         1.0 / best_full
     );
-}
-
-/// Where the bench's log lines are written.
-struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A tick re-orders the jobs (the open ones first, then the ended ones, latest first): what

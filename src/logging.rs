@@ -63,6 +63,34 @@ where
         .finish()
 }
 
+/// JSON lines kept in memory rather than written out: what a test or a benchmark reads back
+/// of what a node logged. A clone writes into the same lines.
+#[derive(Clone, Default)]
+pub struct InMemory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl InMemory {
+    /// Everything written so far, taken out.
+    pub fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut bytes| std::mem::take(&mut *bytes))
+            .unwrap_or_default()
+    }
+}
+
+impl std::io::Write for InMemory {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn use_colour() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && std::io::IsTerminal::is_terminal(&std::io::stderr())

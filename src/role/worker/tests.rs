@@ -462,25 +462,12 @@ fn a_lent_worker_that_loses_its_borrower_stops_its_jobs_and_goes_home_at_once() 
 
 /// What a closure logs at `level`, as the JSON lines a node writes.
 fn logged(level: &str, f: impl FnOnce()) -> Vec<String> {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer(Arc::default());
-    let writer = buffer.clone();
+    let lines = crate::logging::InMemory::default();
+    let writer = lines.clone();
     let filter = tracing_subscriber::EnvFilter::new(format!("tcluster={level}"));
     let subscriber = crate::logging::json_lines(filter, move || writer.clone());
     tracing::subscriber::with_default(subscriber, f);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
+    String::from_utf8(lines.take())
         .unwrap()
         .lines()
         .map(str::to_string)
