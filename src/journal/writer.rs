@@ -150,20 +150,15 @@ fn commit_loop(
             },
         };
         let (mut ticket, mut entries) = first;
-        let gather_until = window.map(|w| Instant::now() + w);
+        if let Some(window) = window {
+            // The window is waited out once, and what came in it taken at the end: waiting for
+            // each hand-over instead would wake this thread for every one of them.
+            std::thread::sleep(window);
+        }
         while entries.len() < MAX_GROUP {
-            let more = match gather_until {
-                Some(until) => {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        work.try_recv().ok()
-                    } else {
-                        work.recv_timeout(left).ok()
-                    }
-                }
-                None => work.try_recv().ok(),
+            let Ok((t, more)) = work.try_recv() else {
+                break;
             };
-            let Some((t, more)) = more else { break };
             ticket = t;
             entries.extend(more);
         }
