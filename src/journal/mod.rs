@@ -476,15 +476,21 @@ pub(super) mod tests {
         assert_eq!(events, vec![submitted(0), submitted(1)]);
     }
 
+    /// A journal in `dir` holding events 0 to 9.
+    fn ten_events(dir: &Path) -> (PathBuf, Journal) {
+        let path = path_for(dir, "coordinator");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        let events: Vec<ClusterEvent> = (0..10).map(submitted).collect();
+        journal.append(&events).unwrap();
+        (path, journal)
+    }
+
     /// A compaction keeps the events from `base` on, after the snapshot; a file a crash left
     /// half-compacted beside the journal is ignored.
     #[test]
     fn compaction_keeps_the_snapshot_and_what_came_after() {
         let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "coordinator");
-        let (mut journal, _) = Journal::open(&path).unwrap();
-        let events: Vec<ClusterEvent> = (0..10).map(submitted).collect();
-        journal.append(&events).unwrap();
+        let (path, mut journal) = ten_events(dir.path());
         let snapshot = [submitted(100), submitted(101)];
         journal.compact(6, &snapshot).unwrap();
         journal.append([&submitted(10)]).unwrap();
@@ -504,10 +510,7 @@ pub(super) mod tests {
     #[test]
     fn compaction_at_the_last_event_leaves_the_snapshot_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let path = path_for(dir.path(), "coordinator");
-        let (mut journal, _) = Journal::open(&path).unwrap();
-        let events: Vec<ClusterEvent> = (0..10).map(submitted).collect();
-        journal.append(&events).unwrap();
+        let (path, mut journal) = ten_events(dir.path());
         let snapshot = [submitted(100), submitted(101), submitted(102)];
         journal.compact(10, &snapshot).unwrap();
         assert_eq!((journal.first(), journal.len()), (7, 10));
