@@ -268,9 +268,12 @@ async fn run(
     let mut dirty = false;
     // Looking back at the run so far (`←` on the Timeline): the live app goes on meanwhile.
     let mut looking_back: Option<replay::Player> = None;
+    // Kept from one pass to the next, so that a burst of thousands of items does not grow
+    // them again each time.
+    let mut inputs: Vec<Input> = Vec::new();
+    let mut actions: Vec<Action> = Vec::new();
     let result = loop {
         let feed_ready = feed_open && tokio::time::Instant::now() >= feed_due;
-        let mut inputs: Vec<Input> = Vec::new();
         let mut woke_by = None;
         tokio::select! {
             input = rx.recv() => inputs.extend(input),
@@ -285,15 +288,14 @@ async fn run(
             }
         }
         if feed_open && tokio::time::Instant::now() >= feed_due {
-            let mut actions = Vec::new();
             feed_open = sources::feed_actions(&mut feed, woke_by, 4096, &mut actions);
             if !actions.is_empty() {
                 feed_due = tokio::time::Instant::now() + FEED_PACE;
             }
-            inputs.extend(actions.into_iter().map(Input::Action));
+            inputs.extend(actions.drain(..).map(Input::Action));
         }
         let mut effects = Vec::new();
-        for input in inputs {
+        for input in inputs.drain(..) {
             if let Some(player) = looking_back.as_mut()
                 && let Input::Terminal(event) = &input
             {
