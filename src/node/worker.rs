@@ -712,8 +712,7 @@ mod tests {
         }
     }
 
-    fn lines(outgoing: Vec<Envelope>) -> Vec<String> {
-        let mut outgoing = outgoing;
+    fn lines(mut outgoing: Vec<Envelope>) -> Vec<String> {
         let mut buffer = Vec::new();
         encode_burst(&mut outgoing, &mut buffer);
         assert!(outgoing.is_empty());
