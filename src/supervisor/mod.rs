@@ -633,12 +633,20 @@ impl Supervisor {
         let now = self.now();
         let own = from == self.view.primary;
         self.view.apply(now, &event);
-        let main = self.main_cluster().to_string();
-        let checker = self
-            .checkers
-            .entry(main.clone())
-            .or_insert_with(|| alarms::fresh_checker(&self.topology));
+        // Looked up before it is made: an event of a known cluster allocates nothing.
+        let main = self
+            .topology
+            .node(&self.view.primary)
+            .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
+        let checker = match self.checkers.get_mut(main) {
+            Some(checker) => checker,
+            None => self
+                .checkers
+                .entry(main.to_string())
+                .or_insert_with(|| alarms::fresh_checker(&self.topology)),
+        };
         let alarms = checker.applied(now, &event, own, &self.view);
+        let main = main.to_string();
         self.alarms(alarms);
         self.read_loan(&main, now, &event);
         match &event.kind {
@@ -679,8 +687,12 @@ impl Supervisor {
 
     /// Puts an event on the timeline, and tells the fault tracker.
     fn told(&mut self, from: &str, event: ClusterEvent) {
-        let seen = self.last_live.entry(from.to_string()).or_default();
-        *seen = (*seen).max(event.clock);
+        match self.last_live.get_mut(from) {
+            Some(seen) => *seen = (*seen).max(event.clock),
+            None => {
+                self.last_live.insert(from.to_string(), event.clock);
+            }
+        }
         let completed = self.tracker.observe(self.cluster_now(), from, &event);
         self.timeline(from, TimelineKind::Cluster { event });
         for kind in completed {

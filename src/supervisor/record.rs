@@ -103,10 +103,14 @@ impl Writer {
 
     /// Writes one line; how long it was.
     fn line(&mut self, item: &Stamped) -> std::io::Result<u64> {
-        let mut bytes = serde_json::to_vec(item).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        self.file.write_all(&bytes)?;
-        Ok(bytes.len() as u64)
+        // Straight into the file's buffer: no line is built apart and copied.
+        let mut counted = Counted {
+            inner: &mut self.file,
+            bytes: 0,
+        };
+        serde_json::to_writer(&mut counted, item).map_err(std::io::Error::other)?;
+        counted.write_all(b"\n")?;
+        Ok(counted.bytes)
     }
 
     /// Writes one item; true when a new segment began (the reading should be sent again). A
@@ -132,6 +136,30 @@ impl Writer {
         }
         self.start(item.at_ms)?;
         Ok(true)
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<'a, W> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.bytes += buf.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

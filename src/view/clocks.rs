@@ -54,10 +54,6 @@ impl Clocks {
             self.elected = Some((master.clone(), at_ms));
             return;
         }
-        let master = match &self.elected {
-            Some((elected, _)) => elected.clone(),
-            None => primary.to_string(),
-        };
         let EventKind::ClockRound {
             round,
             clock_ms,
@@ -72,6 +68,10 @@ impl Clocks {
         if self.epoch_ms == 0 {
             return;
         }
+        let master = match &self.elected {
+            Some((elected, _)) => elected.clone(),
+            None => primary.to_string(),
+        };
         let watcher = self.epoch_ms.saturating_add(at_ms as i64);
         let master_offset = clock_ms.saturating_sub(watcher);
         // A node the last round did not read has no reading (dead, silent, or gone).

@@ -420,7 +420,11 @@ impl LinkShaper {
         rng: &mut SmallRng,
     ) -> Option<(Duration, Duration)> {
         let mut links = self.write();
-        let state = links.entry(key.clone()).or_default();
+        // Looked up before it is made: a message on a known link allocates nothing.
+        let state = match links.get_mut(key) {
+            Some(state) => state,
+            None => links.entry(key.clone()).or_default(),
+        };
         let lost = state.link.loss.0 > 0.0 && rng.random_range(0.0..100.0) < state.link.loss.0;
         if state.cut || lost {
             state.dropped += 1;
