@@ -40,7 +40,15 @@ impl FromStr for JobId {
 
 impl Serialize for JobId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // `JOB-` and the number, built on the stack: every message of a job carries one.
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(self.0);
+        let mut text = [0u8; 4 + 20];
+        text[..4].copy_from_slice(b"JOB-");
+        text[4..4 + digits.len()].copy_from_slice(digits.as_bytes());
+        let text =
+            std::str::from_utf8(&text[..4 + digits.len()]).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
     }
 }
 

@@ -7,8 +7,8 @@
 //! may land in any order), so it and everything after it are that write's, and dropped.
 //!
 //! ```text
-//! 41 9c1f03aa {"at_ms":1203,"clock":88,"kind":{"type":"job_submitted",...}}
-//! 42 07d2be41 {"at_ms":1207,"clock":91,"kind":{"type":"job_assigned",...}}
+//! 41 9c1f03aa {"at_ms":1203,"clock":88,"event":"job_submitted","job":"JOB-1",...}
+//! 42 07d2be41 {"at_ms":1207,"clock":91,"event":"job_assigned","job":"JOB-1",...}
 //! ```
 
 use crate::cluster::event::ClusterEvent;
@@ -20,7 +20,7 @@ pub(super) fn encode(seq: u64, event: &ClusterEvent, out: &mut Vec<u8>) -> serde
     let crc_at = out.len();
     out.extend_from_slice(b"00000000 ");
     let json_at = out.len();
-    serde_json::to_writer(&mut *out, event)?;
+    crate::protocol::hot_write::event(out, event)?;
     let crc = checksum(seq, &out[json_at..]);
     out[crc_at..crc_at + 8].copy_from_slice(&hex8(crc));
     out.push(b'\n');

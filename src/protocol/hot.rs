@@ -230,7 +230,7 @@ fn present(line: &str, name: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -285,7 +285,7 @@ mod tests {
     ];
 
     /// One of the nine messages, with any contents.
-    fn message() -> impl Strategy<Value = Message> {
+    pub(crate) fn message() -> impl Strategy<Value = Message> {
         let job = any::<u64>().prop_map(JobId);
         let text = ".{0,16}";
         let state = prop_oneof![Just(JobState::Completed), Just(JobState::Failed)];
@@ -342,7 +342,7 @@ mod tests {
     }
 
     /// One of the events a job makes, with any contents.
-    fn job_event() -> impl Strategy<Value = ClusterEvent> {
+    pub(crate) fn job_event() -> impl Strategy<Value = ClusterEvent> {
         let job = any::<u64>().prop_map(JobId);
         let text = ".{0,16}";
         let jobs = proptest::collection::vec(job.clone(), 0..4);

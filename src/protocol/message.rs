@@ -36,7 +36,11 @@ impl Envelope {
     pub fn to_json(&self) -> String {
         // Serialising these types cannot fail: every map key is a string and no value is a
         // float that could be NaN.
-        serde_json::to_string(self).unwrap_or_else(|e| {
+        let mut out = Vec::with_capacity(128);
+        let written = super::hot_write::envelope(&mut out, self)
+            .map_err(|e| e.to_string())
+            .and_then(|()| String::from_utf8(out).map_err(|e| e.to_string()));
+        written.unwrap_or_else(|e| {
             format!(r#"{{"type":"error","message":"tcluster could not encode a message: {e}"}}"#)
         })
     }

@@ -16,7 +16,8 @@ pub mod auth;
 pub mod classic;
 pub mod frame;
 pub mod handshake;
-mod hot;
+pub(crate) mod hot;
+pub mod hot_write;
 pub mod message;
 
 use message::Envelope;

@@ -1,0 +1,276 @@
+//! The messages every job sends, written in one pass: the other half of [`super::hot`].
+//!
+//! serde writes an [`Envelope`] (and a [`ClusterEvent`]) through two flattened layers and an
+//! internally tagged enum, which costs several times what the bytes do. For the messages of a
+//! job's life and the cluster events every job makes, [`envelope`] and [`event`] write the same
+//! bytes by hand; anything else goes to serde. The coordinator writes each event to its
+//! subscribers, its backup and its journal, and the launcher records it once more, so this is
+//! on the hottest path there is.
+//!
+//! Whatever they write is byte for byte what serde writes for the same value (a property test
+//! holds them to that), so a reader never sees which of the two wrote a line.
+
+use super::message::{ClusterEvent, Envelope, JobId, Message};
+use crate::cluster::event::EventKind;
+
+/// Appends `envelope` as one line of JSON (without the newline).
+pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()> {
+    let Some(kind) = message_kind(&envelope.message) else {
+        return serde_json::to_writer(out, envelope);
+    };
+    out.extend_from_slice(b"{\"from\":");
+    string(out, &envelope.from);
+    number(out, b",\"clock\":", envelope.clock);
+    if let Some(term) = envelope.term {
+        number(out, b",\"term\":", term);
+    }
+    out.extend_from_slice(b",\"type\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+    match &envelope.message {
+        Message::Assign { job, data, attempt } => {
+            job_field(out, *job);
+            string_field(out, b",\"data\":", data);
+            number(out, b",\"attempt\":", u64::from(*attempt));
+        }
+        Message::Started { job } => job_field(out, *job),
+        Message::Progress { job, percent } => {
+            job_field(out, *job);
+            number(out, b",\"percent\":", u64::from(*percent));
+        }
+        Message::JobDone {
+            job,
+            result: text,
+            attempt,
+        }
+        | Message::JobFailed {
+            job,
+            error: text,
+            attempt,
+        } => {
+            job_field(out, *job);
+            let key: &[u8] = if matches!(envelope.message, Message::JobDone { .. }) {
+                b",\"result\":"
+            } else {
+                b",\"error\":"
+            };
+            string_field(out, key, text);
+            if let Some(attempt) = attempt {
+                number(out, b",\"attempt\":", u64::from(*attempt));
+            }
+        }
+        Message::ResultAck { job, attempt } => {
+            job_field(out, *job);
+            if let Some(attempt) = attempt {
+                number(out, b",\"attempt\":", u64::from(*attempt));
+            }
+        }
+        Message::JobFinished { job, state, result } => {
+            job_field(out, *job);
+            out.extend_from_slice(b",\"state\":");
+            serde_json::to_writer(&mut *out, state)?;
+            string_field(out, b",\"result\":", result);
+        }
+        Message::Event { event: e } => {
+            out.extend_from_slice(b",\"event\":");
+            event(out, e)?;
+        }
+        Message::Replica { seq, event: e } => {
+            number(out, b",\"seq\":", *seq);
+            out.extend_from_slice(b",\"event\":");
+            event(out, e)?;
+        }
+        // `message_kind` names only the messages above.
+        _ => {}
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The `type` of the messages [`envelope`] writes by hand.
+fn message_kind(message: &Message) -> Option<&'static str> {
+    Some(match message {
+        Message::Assign { .. } => "assign",
+        Message::Started { .. } => "started",
+        Message::Progress { .. } => "progress",
+        Message::JobDone { .. } => "job_done",
+        Message::JobFailed { .. } => "job_failed",
+        Message::ResultAck { .. } => "result_ack",
+        Message::JobFinished { .. } => "job_finished",
+        Message::Event { .. } => "event",
+        Message::Replica { .. } => "replica",
+        _ => return None,
+    })
+}
+
+/// Appends `event` as JSON.
+pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> {
+    let kind = match &event.kind {
+        EventKind::JobSubmitted { .. } => "job_submitted",
+        EventKind::JobAssigned { .. } => "job_assigned",
+        EventKind::JobStarted { .. } => "job_started",
+        EventKind::JobProgress { .. } => "job_progress",
+        EventKind::JobCompleted { .. } => "job_completed",
+        EventKind::ResultsRead { .. } => "results_read",
+        EventKind::JobsForgotten { .. } => "jobs_forgotten",
+        _ => return serde_json::to_writer(out, event),
+    };
+    number(out, b"{\"at_ms\":", event.at_ms);
+    number(out, b",\"clock\":", event.clock);
+    out.extend_from_slice(b",\"event\":\"");
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b'"');
+    match &event.kind {
+        EventKind::JobSubmitted {
+            job,
+            data,
+            priority,
+            by,
+        } => {
+            job_field(out, *job);
+            string_field(out, b",\"data\":", data);
+            out.extend_from_slice(b",\"priority\":");
+            out.extend_from_slice(itoa::Buffer::new().format(*priority).as_bytes());
+            string_field(out, b",\"by\":", by);
+        }
+        EventKind::JobAssigned {
+            job,
+            worker,
+            attempt,
+        } => {
+            job_field(out, *job);
+            string_field(out, b",\"worker\":", worker);
+            number(out, b",\"attempt\":", u64::from(*attempt));
+        }
+        EventKind::JobStarted { job, worker } => {
+            job_field(out, *job);
+            string_field(out, b",\"worker\":", worker);
+        }
+        EventKind::JobProgress {
+            job,
+            worker,
+            percent,
+        } => {
+            job_field(out, *job);
+            string_field(out, b",\"worker\":", worker);
+            number(out, b",\"percent\":", u64::from(*percent));
+        }
+        EventKind::JobCompleted {
+            job,
+            worker,
+            result,
+            read,
+        } => {
+            job_field(out, *job);
+            string_field(out, b",\"worker\":", worker);
+            string_field(out, b",\"result\":", result);
+            if *read {
+                out.extend_from_slice(b",\"read\":true");
+            }
+        }
+        EventKind::ResultsRead { jobs } | EventKind::JobsForgotten { jobs } => {
+            out.extend_from_slice(b",\"jobs\":[");
+            for (i, job) in jobs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                job_id(out, *job);
+            }
+            out.push(b']');
+        }
+        // The match above names only the events written here.
+        _ => {}
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+fn number(out: &mut Vec<u8>, key: &[u8], n: u64) {
+    out.extend_from_slice(key);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn job_field(out: &mut Vec<u8>, job: JobId) {
+    out.extend_from_slice(b",\"job\":");
+    job_id(out, job);
+}
+
+/// `"JOB-12"`, as [`JobId`]'s `Serialize` writes it.
+fn job_id(out: &mut Vec<u8>, job: JobId) {
+    out.extend_from_slice(b"\"JOB-");
+    out.extend_from_slice(itoa::Buffer::new().format(job.0).as_bytes());
+    out.push(b'"');
+}
+
+fn string_field(out: &mut Vec<u8>, key: &[u8], text: &str) {
+    out.extend_from_slice(key);
+    string(out, text);
+}
+
+/// `text` as a JSON string, escaped as serde_json escapes it.
+fn string(out: &mut Vec<u8>, text: &str) {
+    // Into a `Vec` nothing can fail: the writer never errs and a `str` always serialises.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::hot::tests::{job_event, message};
+    use proptest::prelude::*;
+
+    fn by_hand(e: &Envelope) -> String {
+        let mut out = Vec::new();
+        envelope(&mut out, e).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn a_message_is_written_as_serde_writes_it(
+            message in message(),
+            from in ".{0,8}",
+            clock in any::<u64>(),
+            term in proptest::option::of(any::<u64>()),
+        ) {
+            let e = Envelope { from, clock, term, message };
+            prop_assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
+        }
+
+        #[test]
+        fn an_event_is_written_as_serde_writes_it(
+            event in job_event(),
+            seq in any::<u64>(),
+        ) {
+            let mut out = Vec::new();
+            super::event(&mut out, &event).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&event).unwrap());
+            for message in [Message::Event { event: event.clone() }, Message::Replica { seq, event }] {
+                let e = Envelope { from: "m1".into(), clock: 3, term: Some(2), message };
+                prop_assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn other_messages_and_events_are_left_to_serde() {
+        let e = Envelope {
+            from: "worker-1".into(),
+            clock: 7,
+            term: None,
+            message: Message::Ping,
+        };
+        assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
+        let event = ClusterEvent {
+            at_ms: 5,
+            clock: 9,
+            kind: EventKind::WorkerDead {
+                worker: "w\"1".into(),
+                reason: "no heartbeat".into(),
+            },
+        };
+        let mut out = Vec::new();
+        super::event(&mut out, &event).unwrap();
+        assert_eq!(out, serde_json::to_vec(&event).unwrap());
+    }
+}
