@@ -306,6 +306,12 @@ impl ChatServer {
                 done: true,
             },
         );
+        // A time master says so to a new subscriber: it may have won before the launcher
+        // subscribed (a restarted server wins at once), and that news was heard by no one.
+        let me = self.config.name.clone();
+        if self.time.master.as_deref() == Some(me.as_str()) {
+            self.event_to(vec![conn], EventKind::TimeMaster { master: me });
+        }
     }
 
     /// An event for whoever subscribed (the launcher).
@@ -316,6 +322,11 @@ impl ChatServer {
             .filter(|(_, c)| c.events)
             .map(|(conn, _)| *conn)
             .collect();
+        self.event_to(subscribers, kind);
+    }
+
+    /// An event for `subscribers`.
+    fn event_to(&mut self, subscribers: Vec<ConnId>, kind: EventKind) {
         let event = ClusterEvent {
             at_ms: self.now,
             clock: self.clock.tick(),

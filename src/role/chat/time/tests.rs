@@ -287,3 +287,44 @@ fn election_messages_and_polls_count_only_from_the_proven_and_the_elected() {
     net.run_until(3_000);
     assert_eq!(net.masters(), BTreeSet::from([Some("a".to_string())]));
 }
+
+/// A launcher that subscribes after the election (a restarted server wins before the launcher
+/// is back on its link) still hears who the time master is; a server that is not one says
+/// nothing.
+#[test]
+fn a_late_subscriber_hears_who_the_time_master_is() {
+    let mut net = Net::new();
+    net.run_until(1_000);
+    assert_eq!(net.masters(), BTreeSet::from([Some("a".to_string())]));
+    const LATE: ConnId = 2;
+    for (name, told) in [("a", true), ("b", false)] {
+        let s = net.servers.get_mut(name).unwrap();
+        prove(s, LATE, "supervisor", PeerRole::Supervisor);
+        let out = s.step(
+            net.now,
+            Input::Received(
+                LATE,
+                env("supervisor", Message::Subscribe { history: true }),
+            ),
+        );
+        let heard: Vec<&EventKind> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Push(conns, e) if conns == &[LATE] => match &e.message {
+                    Message::Event { event } => Some(&event.kind),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if told {
+            assert_eq!(
+                heard,
+                [&EventKind::TimeMaster { master: "a".into() }],
+                "{out:?}"
+            );
+        } else {
+            assert!(heard.is_empty(), "{out:?}");
+        }
+    }
+}
