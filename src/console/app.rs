@@ -197,6 +197,9 @@ pub struct Jobs {
     pub selected: Option<JobId>,
     /// Jobs completed in each of the last seconds, oldest first.
     pub throughput: VecDeque<u64>,
+    /// Where the ended jobs are sorted: kept from one rebuild to the next, like `visible`, so
+    /// that a list of tens of thousands of jobs is not allocated afresh a few times a second.
+    ended: Vec<(u64, u64, JobId)>,
 }
 
 /// The log: a ring of lines with absolute numbers, and how it is viewed.
@@ -708,17 +711,17 @@ impl App {
             return;
         }
         let jobs = &self.cluster.state.jobs;
-        self.jobs.visible = match self.jobs.filter {
-            Some(filter) => jobs
-                .values()
-                .filter(|j| j.state == filter)
-                .map(|j| j.id)
-                .collect(),
+        let visible = &mut self.jobs.visible;
+        visible.clear();
+        match self.jobs.filter {
+            Some(filter) => {
+                visible.extend(jobs.values().filter(|j| j.state == filter).map(|j| j.id))
+            }
             None => {
                 // Ended jobs, the latest first: by when this console saw them end, then (jobs
                 // that ended before it watched, in a resumed run) by the coordinator's time.
-                let mut ended: Vec<(u64, u64, JobId)> = Vec::with_capacity(jobs.len());
-                let mut open = Vec::with_capacity(jobs.len());
+                let ended = &mut self.jobs.ended;
+                ended.clear();
                 // Jobs and their notes are both in id order: read side by side.
                 let mut notes = self.cluster.all_notes().peekable();
                 for job in jobs.values() {
@@ -731,14 +734,13 @@ impl App {
                             .map_or(0, |(at, _)| *at);
                         ended.push((seen, job.finished_ms.unwrap_or(0), job.id));
                     } else {
-                        open.push(job.id);
+                        visible.push(job.id);
                     }
                 }
                 ended.sort_unstable_by(|a, b| b.cmp(a));
-                open.extend(ended.into_iter().map(|(_, _, id)| id));
-                open
+                visible.extend(ended.iter().map(|(_, _, id)| *id));
             }
-        };
+        }
         self.jobs.stale = false;
         if let Some(id) = self.jobs.selected
             && let Some(i) = self.jobs.visible.iter().position(|j| *j == id)
