@@ -272,5 +272,13 @@ mod tests {
         let mut out = Vec::new();
         super::event(&mut out, &event).unwrap();
         assert_eq!(out, serde_json::to_vec(&event).unwrap());
+        // Inside an envelope written by hand, the event serde writes.
+        let e = Envelope {
+            from: "coordinator".into(),
+            clock: 11,
+            term: Some(3),
+            message: Message::Event { event },
+        };
+        assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
     }
 }
