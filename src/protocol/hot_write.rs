@@ -40,30 +40,25 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
         }
         Message::JobDone {
             job,
-            result: text,
-            attempt,
-        }
-        | Message::JobFailed {
-            job,
-            error: text,
+            result,
             attempt,
         } => {
             job_field(out, *job);
-            let key: &[u8] = if matches!(envelope.message, Message::JobDone { .. }) {
-                b",\"result\":"
-            } else {
-                b",\"error\":"
-            };
-            string_field(out, key, text);
-            if let Some(attempt) = attempt {
-                number(out, b",\"attempt\":", u64::from(*attempt));
-            }
+            string_field(out, b",\"result\":", result);
+            attempt_field(out, *attempt);
+        }
+        Message::JobFailed {
+            job,
+            error,
+            attempt,
+        } => {
+            job_field(out, *job);
+            string_field(out, b",\"error\":", error);
+            attempt_field(out, *attempt);
         }
         Message::ResultAck { job, attempt } => {
             job_field(out, *job);
-            if let Some(attempt) = attempt {
-                number(out, b",\"attempt\":", u64::from(*attempt));
-            }
+            attempt_field(out, *attempt);
         }
         Message::JobFinished { job, state, result } => {
             job_field(out, *job);
@@ -188,6 +183,13 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
 fn number(out: &mut Vec<u8>, key: &[u8], n: u64) {
     out.extend_from_slice(key);
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `,"attempt":N` when there is one (serde skips it when there is none).
+fn attempt_field(out: &mut Vec<u8>, attempt: Option<u32>) {
+    if let Some(attempt) = attempt {
+        number(out, b",\"attempt\":", u64::from(attempt));
+    }
 }
 
 fn job_field(out: &mut Vec<u8>, job: JobId) {
