@@ -15,26 +15,29 @@ use crate::cluster::event::EventKind;
 
 /// Appends `envelope` as one line of JSON (without the newline).
 pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()> {
-    let Some(kind) = message_kind(&envelope.message) else {
-        return serde_json::to_writer(out, envelope);
+    // Each arm starts the line with the envelope and the message's `type`.
+    let head = |out: &mut Vec<u8>, kind: &str| {
+        out.extend_from_slice(b"{\"from\":");
+        string(out, &envelope.from);
+        number(out, b",\"clock\":", envelope.clock);
+        if let Some(term) = envelope.term {
+            number(out, b",\"term\":", term);
+        }
+        string_field(out, b",\"type\":", kind);
     };
-    out.extend_from_slice(b"{\"from\":");
-    string(out, &envelope.from);
-    number(out, b",\"clock\":", envelope.clock);
-    if let Some(term) = envelope.term {
-        number(out, b",\"term\":", term);
-    }
-    out.extend_from_slice(b",\"type\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.push(b'"');
     match &envelope.message {
         Message::Assign { job, data, attempt } => {
+            head(out, "assign");
             job_field(out, *job);
             string_field(out, b",\"data\":", data);
             number(out, b",\"attempt\":", u64::from(*attempt));
         }
-        Message::Started { job } => job_field(out, *job),
+        Message::Started { job } => {
+            head(out, "started");
+            job_field(out, *job);
+        }
         Message::Progress { job, percent } => {
+            head(out, "progress");
             job_field(out, *job);
             number(out, b",\"percent\":", u64::from(*percent));
         }
@@ -43,6 +46,7 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
             result,
             attempt,
         } => {
+            head(out, "job_done");
             job_field(out, *job);
             string_field(out, b",\"result\":", result);
             attempt_field(out, *attempt);
@@ -52,69 +56,48 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
             error,
             attempt,
         } => {
+            head(out, "job_failed");
             job_field(out, *job);
             string_field(out, b",\"error\":", error);
             attempt_field(out, *attempt);
         }
         Message::ResultAck { job, attempt } => {
+            head(out, "result_ack");
             job_field(out, *job);
             attempt_field(out, *attempt);
         }
         Message::JobFinished { job, state, result } => {
+            head(out, "job_finished");
             job_field(out, *job);
             out.extend_from_slice(b",\"state\":");
             serde_json::to_writer(&mut *out, state)?;
             string_field(out, b",\"result\":", result);
         }
         Message::Event { event: e } => {
+            head(out, "event");
             out.extend_from_slice(b",\"event\":");
             event(out, e)?;
         }
         Message::Replica { seq, event: e } => {
+            head(out, "replica");
             number(out, b",\"seq\":", *seq);
             out.extend_from_slice(b",\"event\":");
             event(out, e)?;
         }
-        // `message_kind` names only the messages above.
-        _ => {}
+        _ => return serde_json::to_writer(out, envelope),
     }
     out.push(b'}');
     Ok(())
 }
 
-/// The `type` of the messages [`envelope`] writes by hand.
-fn message_kind(message: &Message) -> Option<&'static str> {
-    Some(match message {
-        Message::Assign { .. } => "assign",
-        Message::Started { .. } => "started",
-        Message::Progress { .. } => "progress",
-        Message::JobDone { .. } => "job_done",
-        Message::JobFailed { .. } => "job_failed",
-        Message::ResultAck { .. } => "result_ack",
-        Message::JobFinished { .. } => "job_finished",
-        Message::Event { .. } => "event",
-        Message::Replica { .. } => "replica",
-        _ => return None,
-    })
-}
-
 /// Appends `event` as JSON.
 pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> {
-    let kind = match &event.kind {
-        EventKind::JobSubmitted { .. } => "job_submitted",
-        EventKind::JobAssigned { .. } => "job_assigned",
-        EventKind::JobStarted { .. } => "job_started",
-        EventKind::JobProgress { .. } => "job_progress",
-        EventKind::JobCompleted { .. } => "job_completed",
-        EventKind::ResultsRead { .. } => "results_read",
-        EventKind::JobsForgotten { .. } => "jobs_forgotten",
-        _ => return serde_json::to_writer(out, event),
+    // Each arm starts the object with the event's time, clock and kind.
+    let head = |out: &mut Vec<u8>, kind: &str| {
+        number(out, b"{\"at_ms\":", event.at_ms);
+        number(out, b",\"clock\":", event.clock);
+        string_field(out, b",\"event\":", kind);
     };
-    number(out, b"{\"at_ms\":", event.at_ms);
-    number(out, b",\"clock\":", event.clock);
-    out.extend_from_slice(b",\"event\":\"");
-    out.extend_from_slice(kind.as_bytes());
-    out.push(b'"');
     match &event.kind {
         EventKind::JobSubmitted {
             job,
@@ -122,6 +105,7 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
             priority,
             by,
         } => {
+            head(out, "job_submitted");
             job_field(out, *job);
             string_field(out, b",\"data\":", data);
             out.extend_from_slice(b",\"priority\":");
@@ -133,21 +117,21 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
             worker,
             attempt,
         } => {
-            job_field(out, *job);
-            string_field(out, b",\"worker\":", worker);
+            head(out, "job_assigned");
+            job_on(out, *job, worker);
             number(out, b",\"attempt\":", u64::from(*attempt));
         }
         EventKind::JobStarted { job, worker } => {
-            job_field(out, *job);
-            string_field(out, b",\"worker\":", worker);
+            head(out, "job_started");
+            job_on(out, *job, worker);
         }
         EventKind::JobProgress {
             job,
             worker,
             percent,
         } => {
-            job_field(out, *job);
-            string_field(out, b",\"worker\":", worker);
+            head(out, "job_progress");
+            job_on(out, *job, worker);
             number(out, b",\"percent\":", u64::from(*percent));
         }
         EventKind::JobCompleted {
@@ -156,28 +140,43 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
             result,
             read,
         } => {
-            job_field(out, *job);
-            string_field(out, b",\"worker\":", worker);
+            head(out, "job_completed");
+            job_on(out, *job, worker);
             string_field(out, b",\"result\":", result);
             if *read {
                 out.extend_from_slice(b",\"read\":true");
             }
         }
-        EventKind::ResultsRead { jobs } | EventKind::JobsForgotten { jobs } => {
-            out.extend_from_slice(b",\"jobs\":[");
-            for (i, job) in jobs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                job_id(out, *job);
-            }
-            out.push(b']');
+        EventKind::ResultsRead { jobs } => {
+            head(out, "results_read");
+            jobs_field(out, jobs);
         }
-        // The match above names only the events written here.
-        _ => {}
+        EventKind::JobsForgotten { jobs } => {
+            head(out, "jobs_forgotten");
+            jobs_field(out, jobs);
+        }
+        _ => return serde_json::to_writer(out, event),
     }
     out.push(b'}');
     Ok(())
+}
+
+/// `,"job":"JOB-12","worker":"worker-1"`.
+fn job_on(out: &mut Vec<u8>, job: JobId, worker: &str) {
+    job_field(out, job);
+    string_field(out, b",\"worker\":", worker);
+}
+
+/// `,"jobs":["JOB-1","JOB-2"]`.
+fn jobs_field(out: &mut Vec<u8>, jobs: &[JobId]) {
+    out.extend_from_slice(b",\"jobs\":[");
+    for (i, job) in jobs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        job_id(out, *job);
+    }
+    out.push(b']');
 }
 
 fn number(out: &mut Vec<u8>, key: &[u8], n: u64) {
