@@ -17,6 +17,7 @@ pub mod classic;
 pub mod frame;
 pub mod handshake;
 pub(crate) mod hot;
+mod hot_read;
 pub mod hot_write;
 pub mod message;
 
