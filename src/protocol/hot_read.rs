@@ -56,6 +56,28 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
             job: r.job()?,
             attempt: r.attempt()?,
         },
+        "submit" => Message::Submit {
+            data: r.string_field(b",\"data\":")?,
+            count: r.u32_field(b",\"count\":")?,
+            priority: {
+                r.lit(b",\"priority\":")?;
+                r.i32()?
+            },
+            token: if r.rest.starts_with(b",\"token\":") {
+                Some(r.string_field(b",\"token\":")?)
+            } else {
+                None
+            },
+            notify: r.boolean(b",\"notify\":")?,
+        },
+        "accepted" => Message::Accepted {
+            jobs: r.jobs()?,
+            last: if r.lit(b",\"last\":").is_some() {
+                Some(r.job_id()?)
+            } else {
+                None
+            },
+        },
         "job_finished" => Message::JobFinished {
             job: r.job()?,
             state: r.state()?,
@@ -167,6 +189,16 @@ impl<'a> Reader<'a> {
         i32::try_from(if negative { -n } else { n }).ok()
     }
 
+    /// `true` or `false` after `key`.
+    fn boolean(&mut self, key: &[u8]) -> Option<bool> {
+        self.lit(key)?;
+        if self.lit(b"true").is_some() {
+            Some(true)
+        } else {
+            self.lit(b"false").map(|()| false)
+        }
+    }
+
     /// `"JOB-N"`, as `JobId` writes itself.
     fn job_id(&mut self) -> Option<JobId> {
         self.lit(b"\"JOB-")?;
@@ -276,10 +308,7 @@ mod tests {
     /// One of the messages `hot_write` writes by hand, in any envelope.
     fn written() -> impl Strategy<Value = Envelope> {
         let message = prop_oneof![
-            message().prop_filter("written by hand", |m| !matches!(
-                m,
-                Message::Submit { .. } | Message::Accepted { .. }
-            )),
+            message(),
             job_event().prop_map(|event| Message::Event { event }),
             (any::<u64>(), job_event()).prop_map(|(seq, event)| Message::Replica { seq, event }),
         ];

@@ -2,8 +2,9 @@
 //!
 //! serde writes an [`Envelope`] (and a [`ClusterEvent`]) through two flattened layers and an
 //! internally tagged enum, which costs several times what the bytes do. For the messages of a
-//! job's life and the cluster events every job makes, [`envelope`] and [`event`] write the same
-//! bytes by hand; anything else goes to serde. The coordinator writes each event to its
+//! job's life (its submission and acceptance too), the cluster events every job makes and a job as a snapshot restores it (a
+//! compaction writes one per job it keeps), [`envelope`] and [`event`] write the same bytes by
+//! hand; anything else goes to serde. The coordinator writes each event to its
 //! subscribers, its backup and its journal, and the launcher records it once more, so this is
 //! on the hottest path there is.
 //!
@@ -12,6 +13,7 @@
 
 use super::message::{ClusterEvent, Envelope, JobId, Message};
 use crate::cluster::event::EventKind;
+use crate::cluster::job::Job;
 
 /// Appends `envelope` as one line of JSON (without the newline).
 pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()> {
@@ -66,11 +68,39 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
             job_field(out, *job);
             attempt_field(out, *attempt);
         }
+        Message::Submit {
+            data,
+            count,
+            priority,
+            token,
+            notify,
+        } => {
+            head(out, "submit");
+            string_field(out, b",\"data\":", data);
+            number(out, b",\"count\":", u64::from(*count));
+            out.extend_from_slice(b",\"priority\":");
+            out.extend_from_slice(itoa::Buffer::new().format(*priority).as_bytes());
+            if let Some(token) = token {
+                string_field(out, b",\"token\":", token);
+            }
+            out.extend_from_slice(if *notify {
+                b",\"notify\":true"
+            } else {
+                b",\"notify\":false"
+            });
+        }
+        Message::Accepted { jobs, last } => {
+            head(out, "accepted");
+            jobs_field(out, jobs);
+            if let Some(last) = last {
+                out.extend_from_slice(b",\"last\":");
+                job_id(out, *last);
+            }
+        }
         Message::JobFinished { job, state, result } => {
             head(out, "job_finished");
             job_field(out, *job);
-            out.extend_from_slice(b",\"state\":");
-            serde_json::to_writer(&mut *out, state)?;
+            string_field(out, b",\"state\":", state.as_str());
             string_field(out, b",\"result\":", result);
         }
         Message::Event { event: e } => {
@@ -147,6 +177,14 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
                 out.extend_from_slice(b",\"read\":true");
             }
         }
+        EventKind::JobRestored { job, due } => {
+            head(out, "job_restored");
+            out.extend_from_slice(b",\"job\":");
+            job_record(out, job);
+            if let Some(due) = due {
+                number(out, b",\"due\":", *due);
+            }
+        }
         EventKind::ResultsRead { jobs } => {
             head(out, "results_read");
             jobs_field(out, jobs);
@@ -159,6 +197,53 @@ pub fn event(out: &mut Vec<u8>, event: &ClusterEvent) -> serde_json::Result<()> 
     }
     out.push(b'}');
     Ok(())
+}
+
+/// A whole job, as a snapshot restores it (every field, `null` for one it has not).
+fn job_record(out: &mut Vec<u8>, job: &Job) {
+    out.extend_from_slice(b"{\"id\":");
+    job_id(out, job.id);
+    string_field(out, b",\"data\":", &job.data);
+    out.extend_from_slice(b",\"priority\":");
+    out.extend_from_slice(itoa::Buffer::new().format(job.priority).as_bytes());
+    string_field(out, b",\"state\":", job.state.as_str());
+    optional_string(out, b",\"worker\":", job.worker.as_deref());
+    number(out, b",\"attempts\":", u64::from(job.attempts));
+    number(out, b",\"failures\":", u64::from(job.failures));
+    number(out, b",\"progress\":", u64::from(job.progress));
+    string_field(out, b",\"by\":", &job.by);
+    number(out, b",\"submitted_ms\":", job.submitted_ms);
+    out.extend_from_slice(b",\"finished_ms\":");
+    match job.finished_ms {
+        Some(ms) => out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    optional_string(out, b",\"result\":", job.result.as_deref());
+    optional_string(out, b",\"error\":", job.error.as_deref());
+    number(out, b",\"duplicates\":", u64::from(job.duplicates));
+    out.extend_from_slice(b",\"sent_to\":[");
+    for (i, worker) in job.sent_to.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, worker);
+    }
+    out.extend_from_slice(if job.read {
+        b"],\"read\":true}"
+    } else {
+        b"],\"read\":false}"
+    });
+}
+
+/// `,"key":"text"`, or `,"key":null` when there is none.
+fn optional_string(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
+    match text {
+        Some(text) => string_field(out, key, text),
+        None => {
+            out.extend_from_slice(key);
+            out.extend_from_slice(b"null");
+        }
+    }
 }
 
 /// `,"job":"JOB-12","worker":"worker-1"`.
@@ -210,6 +295,15 @@ fn string_field(out: &mut Vec<u8>, key: &[u8], text: &str) {
 
 /// `text` as a JSON string, escaped as serde_json escapes it.
 fn string(out: &mut Vec<u8>, text: &str) {
+    // serde escapes only quotes, backslashes and control characters: text without any is
+    // copied as it is (most names, data and results).
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Into a `Vec` nothing can fail: the writer never errs and a `str` always serialises.
     let _ = serde_json::to_writer(&mut *out, text);
 }
@@ -250,6 +344,105 @@ mod tests {
                 let e = Envelope { from: "m1".into(), clock: 3, term: Some(2), message };
                 prop_assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
             }
+        }
+    }
+
+    /// Any job, in any state, as a snapshot may hold it.
+    fn job() -> impl Strategy<Value = Job> {
+        use crate::cluster::job::JobState;
+        let text = ".{0,8}";
+        let state = prop_oneof![
+            Just(JobState::Queued),
+            Just(JobState::Assigned),
+            Just(JobState::Running),
+            Just(JobState::Completed),
+            Just(JobState::Failed),
+        ];
+        (
+            (
+                any::<u64>(),
+                text,
+                any::<i32>(),
+                state,
+                proptest::option::of(text),
+            ),
+            (any::<u32>(), any::<u32>(), any::<u8>(), text, any::<u64>()),
+            (
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(text),
+                proptest::option::of(text),
+                any::<u32>(),
+                proptest::collection::vec(text, 0..3),
+                any::<bool>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (id, data, priority, state, worker),
+                    (attempts, failures, progress, by, submitted_ms),
+                    (finished_ms, result, error, duplicates, sent_to, read),
+                )| Job {
+                    id: JobId(id),
+                    data,
+                    priority,
+                    state,
+                    worker,
+                    attempts,
+                    failures,
+                    progress,
+                    by,
+                    submitted_ms,
+                    finished_ms,
+                    result,
+                    error,
+                    duplicates,
+                    sent_to,
+                    read,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn a_restored_job_is_written_as_serde_writes_it(
+            job in job(),
+            due in proptest::option::of(any::<u64>()),
+            at_ms in any::<u64>(),
+            clock in any::<u64>(),
+        ) {
+            let event = ClusterEvent {
+                at_ms,
+                clock,
+                kind: EventKind::JobRestored { job: Box::new(job), due },
+            };
+            let mut out = Vec::new();
+            super::event(&mut out, &event).unwrap();
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&event).unwrap());
+        }
+    }
+
+    #[test]
+    fn text_that_needs_escaping_is_escaped_as_serde_escapes_it() {
+        for text in [
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "line\nbreak",
+            "\u{1}\u{1f}",
+            "é ✓ \u{7f}",
+            "",
+        ] {
+            let e = Envelope {
+                from: text.into(),
+                clock: 1,
+                term: None,
+                message: Message::JobDone {
+                    job: JobId(3),
+                    result: text.into(),
+                    attempt: Some(1),
+                },
+            };
+            assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap(), "{text:?}");
         }
     }
 
