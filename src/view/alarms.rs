@@ -286,7 +286,7 @@ impl Checker {
         view: &ClusterView,
     ) -> Vec<Alarm> {
         let mut out = Vec::new();
-        let primary = view.primary.clone();
+        let primary = view.primary.as_str();
         if matches!(event.kind, EventKind::Takeover { .. }) {
             self.reading_clock = event.clock;
         } else if own && event.clock < self.reading_clock {
@@ -302,7 +302,7 @@ impl Checker {
                 AlarmKind::ClockBackwards,
                 key,
                 text,
-                vec![primary.clone()],
+                vec![primary.to_string()],
             ));
         }
         if own {
@@ -318,7 +318,7 @@ impl Checker {
                 AlarmKind::TermBackwards,
                 format!("reading:{}", view.term),
                 text,
-                vec![primary.clone()],
+                vec![primary.to_string()],
             ));
         }
         self.reading_term = self.reading_term.max(view.term);
