@@ -210,7 +210,7 @@ async fn run(
         name,
         term,
         journal,
-        hold: Hold::default(),
+        hold: Hold::new(is_result_ack),
         link: FollowLink::default(),
         writers: HashMap::new(),
         inputs_tx,
@@ -344,7 +344,8 @@ impl Driver {
     /// step that wrote something is held until it is committed (a reply may promise a job
     /// that must survive a crash); one that wrote nothing goes out at once unless it must
     /// keep its place behind a held one ([`Hold`]). The exception: a job's assignment to a
-    /// worker leaves at once, so the job runs while its submission is being written. That
+    /// worker leaves at once (ahead of the worker's held result acknowledgements, nothing
+    /// else), so the job runs while its submission is being written. That
     /// promises no client anything; if this master dies before the commit, the job was never
     /// acknowledged, and its result reaches a master that does not know it and drops it.
     ///
@@ -530,6 +531,21 @@ async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, 
 }
 
 /// A job sent to a worker to run (what [`Driver::write_down`] lets leave before the commit).
+/// A result's acknowledgement to a worker: a new assignment to the same worker may leave
+/// before it (it says nothing about the acknowledged job).
+fn is_result_ack(output: &Output) -> bool {
+    matches!(
+        output,
+        Output::Send(
+            _,
+            Envelope {
+                message: Message::ResultAck { .. },
+                ..
+            }
+        )
+    )
+}
+
 fn is_assignment(output: &Output) -> bool {
     matches!(
         output,
