@@ -530,33 +530,23 @@ async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, 
     }
 }
 
-/// A job sent to a worker to run (what [`Driver::write_down`] lets leave before the commit).
+/// The message `output` sends on a connection, if it sends one.
+fn sent(output: &Output) -> Option<&Message> {
+    match output {
+        Output::Send(_, envelope) => Some(&envelope.message),
+        _ => None,
+    }
+}
+
 /// A result's acknowledgement to a worker: a new assignment to the same worker may leave
 /// before it (it says nothing about the acknowledged job).
 fn is_result_ack(output: &Output) -> bool {
-    matches!(
-        output,
-        Output::Send(
-            _,
-            Envelope {
-                message: Message::ResultAck { .. },
-                ..
-            }
-        )
-    )
+    matches!(sent(output), Some(Message::ResultAck { .. }))
 }
 
+/// A job sent to a worker to run (what [`Driver::write_down`] lets leave before the commit).
 fn is_assignment(output: &Output) -> bool {
-    matches!(
-        output,
-        Output::Send(
-            _,
-            Envelope {
-                message: Message::Assign { .. },
-                ..
-            }
-        )
-    )
+    matches!(sent(output), Some(Message::Assign { .. }))
 }
 
 /// What a connection's news means to the coordinator (`None`: nothing, e.g. a message of a link
