@@ -13,7 +13,7 @@ use super::redis::{read_resp, resp};
 use super::scratch::Scratch;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
-use crate::protocol::message::Message;
+use crate::protocol::message::{ChatBody, ChatEntry, Message};
 
 /// What [`chat`] measured.
 #[derive(Debug, Clone, Serialize)]
@@ -219,13 +219,17 @@ pub async fn chat(
         .await?;
         let tx = tx.clone();
         tokio::spawn(async move {
-            // Like the Redis subscribers, each reads what it needs of a delivery (its type and
-            // its text) and no more: the measure is the server's, not the client's decoder.
-            while let Ok(line) = c.receive_line().await {
-                if let Ok(Delivery {
-                    kind: "chat_message",
-                    entry: Some(PeekEntry { text: Some(text) }),
-                }) = serde_json::from_slice::<Delivery>(&line)
+            // Each reads every delivery whole, as tcluster's own clients (`tcluster chat`, the
+            // bots, a chat server following another) read it: the line, the whole message, the
+            // Lamport clock.
+            while let Ok(envelope) = c.receive().await {
+                if let Message::ChatMessage {
+                    entry:
+                        ChatEntry {
+                            body: ChatBody::Post { text, .. },
+                            ..
+                        },
+                } = envelope.message
                     && let Ok(sent) = text.parse::<f64>()
                     && tx.send((Instant::now(), sent)).is_err()
                 {
@@ -321,19 +325,4 @@ pub async fn redis_chat(
         server: "redis pub/sub".into(),
         ..measured
     })
-}
-
-/// What a subscriber reads of a delivery: `{"type": "chat_message", "entry": {"text": …}}`.
-#[derive(serde::Deserialize)]
-struct Delivery<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(borrow)]
-    entry: Option<PeekEntry<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct PeekEntry<'a> {
-    #[serde(borrow)]
-    text: Option<&'a str>,
 }

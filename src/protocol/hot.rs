@@ -236,6 +236,7 @@ fn present(line: &str, name: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::protocol::message::{ChatBody, ChatEntry};
     use proptest::prelude::*;
 
     fn general(line: &str) -> Option<Envelope> {
@@ -288,7 +289,8 @@ pub(crate) mod tests {
         "priority", "token", "notify", "jobs", "last", "state", "extra", "type", "report",
     ];
 
-    /// One of the nine messages, with any contents.
+    /// One of the nine messages of a job's life, or a chat server's delivery, with any
+    /// contents.
     pub(crate) fn message() -> impl Strategy<Value = Message> {
         let job = any::<u64>().prop_map(JobId);
         let text = ".{0,16}";
@@ -342,7 +344,36 @@ pub(crate) mod tests {
                 state,
                 result
             }),
+            chat_entry().prop_map(|entry| Message::ChatMessage { entry }),
         ]
+    }
+
+    /// A chat entry of any kind, with any contents.
+    pub(crate) fn chat_entry() -> impl Strategy<Value = ChatEntry> {
+        let text = ".{0,16}";
+        let body = prop_oneof![
+            (text, text).prop_map(|(channel, by)| ChatBody::Channel { channel, by }),
+            (text, text, text).prop_map(|(channel, from, text)| ChatBody::Post {
+                channel,
+                from,
+                text
+            }),
+            (text, text, text).prop_map(|(from, to, text)| ChatBody::Direct { from, to, text }),
+        ];
+        (
+            any::<u64>(),
+            text,
+            any::<u64>(),
+            body,
+            proptest::option::of(text),
+        )
+            .prop_map(|(clock, server, seq, body, request)| ChatEntry {
+                clock,
+                server,
+                seq,
+                body,
+                request,
+            })
     }
 
     /// One of the events a job makes, with any contents.

@@ -1,6 +1,8 @@
-//! The lines tcluster's own nodes write for every job, read by their exact shape.
+//! The lines tcluster's own nodes write for every job (and every chat delivery), read by their
+//! exact shape.
 //!
-//! [`super::hot_write`] writes the messages of a job's life and the events a job makes with
+//! [`super::hot_write`] writes the messages of a job's life, the events a job makes and a chat
+//! server's deliveries with
 //! their fields always in the same order, numbers in their shortest form and strings escaped as
 //! serde escapes them. [`envelope`] reads a line written in exactly that shape — each key in its
 //! place, nothing added — straight into the message, without looking
@@ -13,12 +15,13 @@
 
 use std::borrow::Cow;
 
-use super::message::{ClusterEvent, Envelope, JobId, JobState, Message};
+use super::message::{ChatBody, ChatEntry, ClusterEvent, Envelope, JobId, JobState, Message};
 use crate::cluster::event::EventKind;
 
 /// The envelope on `line`, if it is in the exact shape `hot_write` gives it.
 pub(super) fn envelope(line: &str) -> Option<Envelope> {
     let mut r = Reader {
+        line,
         rest: line.as_bytes(),
     };
     r.lit(b"{\"from\":")?;
@@ -96,6 +99,9 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
                 event: r.event()?,
             }
         }
+        "chat_message" => Message::ChatMessage {
+            entry: r.chat_entry()?,
+        },
         _ => return None,
     };
     r.lit(b"}")?;
@@ -107,8 +113,9 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
     })
 }
 
-/// A line being read, from the front.
+/// A line being read, from the front: `rest` is always the end of `line`.
 struct Reader<'a> {
+    line: &'a str,
     rest: &'a [u8],
 }
 
@@ -137,12 +144,14 @@ impl<'a> Reader<'a> {
                 _ => at += 1,
             }
         }
-        // The line is a `str` and the cut falls on an ASCII quote: still UTF-8.
+        // Cut from the line itself, which is already UTF-8: each cut falls on an ASCII quote,
+        // a character's boundary, so nothing is validated again.
+        let start = self.line.len() - body.len();
         let text = if escaped {
-            let quoted = std::str::from_utf8(&self.rest[..at + 2]).ok()?;
+            let quoted = self.line.get(start - 1..start + at + 1)?;
             Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
         } else {
-            Cow::Borrowed(std::str::from_utf8(&body[..at]).ok()?)
+            Cow::Borrowed(self.line.get(start..start + at)?)
         };
         self.rest = &body[at + 1..];
         Some(text)
@@ -247,6 +256,46 @@ impl<'a> Reader<'a> {
             }
             self.lit(b",")?;
         }
+    }
+
+    /// A chat entry, as `hot_write` writes a delivery's.
+    fn chat_entry(&mut self) -> Option<ChatEntry> {
+        self.lit(b",\"entry\":{\"clock\":")?;
+        let clock = self.u64()?;
+        let server = self.string_field(b",\"server\":")?;
+        self.lit(b",\"seq\":")?;
+        let seq = self.u64()?;
+        self.lit(b",\"kind\":")?;
+        let body = match &*self.string()? {
+            "channel" => ChatBody::Channel {
+                channel: self.string_field(b",\"channel\":")?,
+                by: self.string_field(b",\"by\":")?,
+            },
+            "post" => ChatBody::Post {
+                channel: self.string_field(b",\"channel\":")?,
+                from: self.string_field(b",\"from\":")?,
+                text: self.string_field(b",\"text\":")?,
+            },
+            "direct" => ChatBody::Direct {
+                from: self.string_field(b",\"from\":")?,
+                to: self.string_field(b",\"to\":")?,
+                text: self.string_field(b",\"text\":")?,
+            },
+            _ => return None,
+        };
+        let request = if self.rest.starts_with(b",\"request\":") {
+            Some(self.string_field(b",\"request\":")?)
+        } else {
+            None
+        };
+        self.lit(b"}")?;
+        Some(ChatEntry {
+            clock,
+            server,
+            seq,
+            body,
+            request,
+        })
     }
 
     /// One of the events a job makes, as `hot_write::event` writes it.

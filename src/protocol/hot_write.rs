@@ -2,16 +2,17 @@
 //!
 //! serde writes an [`Envelope`] (and a [`ClusterEvent`]) through two flattened layers and an
 //! internally tagged enum, which costs several times what the bytes do. For the messages of a
-//! job's life (its submission and acceptance too), the cluster events every job makes and a job as a snapshot restores it (a
-//! compaction writes one per job it keeps), [`envelope`] and [`event`] write the same bytes by
-//! hand; anything else goes to serde. The coordinator writes each event to its
-//! subscribers, its backup and its journal, and the launcher records it once more, so this is
-//! on the hottest path there is.
+//! job's life (its submission and acceptance too), the cluster events every job makes, a job
+//! as a snapshot restores it (a compaction writes one per job it keeps) and a chat server's
+//! delivery (`chat_message`, one per post for all its subscribers), [`envelope`] and [`event`]
+//! write the same bytes by hand; anything else goes to serde. The coordinator writes each event
+//! to its subscribers, its backup and its journal, and the launcher records it once more, so
+//! this is on the hottest path there is.
 //!
 //! Whatever they write is byte for byte what serde writes for the same value (a property test
 //! holds them to that), so a reader never sees which of the two wrote a line.
 
-use super::message::{ClusterEvent, Envelope, JobId, Message};
+use super::message::{ChatBody, ChatEntry, ClusterEvent, Envelope, JobId, Message};
 use crate::cluster::event::EventKind;
 use crate::cluster::job::Job;
 
@@ -114,10 +115,49 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
             out.extend_from_slice(b",\"event\":");
             event(out, e)?;
         }
+        Message::ChatMessage { entry } => {
+            head(out, "chat_message");
+            out.extend_from_slice(b",\"entry\":");
+            chat_entry(out, entry);
+        }
         _ => return serde_json::to_writer(out, envelope),
     }
     out.push(b'}');
     Ok(())
+}
+
+/// Appends a chat entry (what a chat server delivers to every subscriber) as JSON.
+fn chat_entry(out: &mut Vec<u8>, entry: &ChatEntry) {
+    number(out, b"{\"clock\":", entry.clock);
+    string_field(out, b",\"server\":", &entry.server);
+    number(out, b",\"seq\":", entry.seq);
+    match &entry.body {
+        ChatBody::Channel { channel, by } => {
+            out.extend_from_slice(b",\"kind\":\"channel\"");
+            string_field(out, b",\"channel\":", channel);
+            string_field(out, b",\"by\":", by);
+        }
+        ChatBody::Post {
+            channel,
+            from,
+            text,
+        } => {
+            out.extend_from_slice(b",\"kind\":\"post\"");
+            string_field(out, b",\"channel\":", channel);
+            string_field(out, b",\"from\":", from);
+            string_field(out, b",\"text\":", text);
+        }
+        ChatBody::Direct { from, to, text } => {
+            out.extend_from_slice(b",\"kind\":\"direct\"");
+            string_field(out, b",\"from\":", from);
+            string_field(out, b",\"to\":", to);
+            string_field(out, b",\"text\":", text);
+        }
+    }
+    if let Some(request) = &entry.request {
+        string_field(out, b",\"request\":", request);
+    }
+    out.push(b'}');
 }
 
 /// Appends `event` as JSON.
