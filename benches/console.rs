@@ -5,7 +5,7 @@
 //!     cargo bench --bench console
 //!
 //! It prints the median and the 99th percentile of 300 frames per case. Method and results are
-//! in docs/PERFORMANCE.md.
+//! in docs/performance/console.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //!     cargo bench --bench decode
 //!
 //! It prints the median of seven rounds, in nanoseconds per message. Method and results are in
-//! docs/PERFORMANCE.md ("Chat fan-out").
+//! docs/performance/chat.md.
 
 use std::hint::black_box;
 use std::time::Instant;

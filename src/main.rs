@@ -2,7 +2,7 @@
 
 /// mimalloc instead of the system's allocator: a coordinator under load allocates and frees a
 /// few small values per message, and glibc's allocator spent about a third of its time on that
-/// (docs/PERFORMANCE.md, "Where a job's time goes").
+/// (docs/performance/dispatch.md, "What a job costs").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

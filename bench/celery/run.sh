@@ -9,7 +9,7 @@
 # it in each durability mode), and stops everything it started. tcluster gets the same round
 # trips and ten times the jobs (50,000): at its rate 5,000 jobs last a tenth of a second, too
 # short to measure, and they never reach a journal compaction. Method and results:
-# docs/PERFORMANCE.md.
+# docs/performance/dispatch.md.
 set -euo pipefail
 cd "$(dirname "$0")"
 JOBS=${1:-5000}

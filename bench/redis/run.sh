@@ -6,7 +6,7 @@
 #
 # Installs Debian's redis-server if it is missing, starts it on 127.0.0.1:6391 in memory (no
 # RDB, no AOF), runs `tcluster bench chat --redis`, stops it, then runs `tcluster bench chat`
-# in memory and with its history on disk. Method and results: docs/PERFORMANCE.md.
+# in memory and with its history on disk. Method and results: docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}

@@ -107,8 +107,8 @@ fn prepare(config: &Config) -> Result<(Vec<Binding>, tokio::runtime::Runtime), E
     })?;
     // The supervisor, the links' proxies and the feed share one thread, and the console's own
     // loop has the main thread: handing work between two runtime threads cost more than it
-    // gained (docs/PERFORMANCE.md, "The console under load"). `tcluster bench` runs the same
-    // tasks on a single thread when it measures detection and failover.
+    // gained (docs/performance/console.md, "The console under load"). `tcluster bench` runs
+    // the same tasks on a single thread when it measures detection and failover.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
