@@ -141,15 +141,6 @@ impl Client {
             .map_err(|e| ClientError::Io(e.to_string()))
     }
 
-    /// The next line that arrives, undecoded (a reader that needs one field of many).
-    pub async fn receive_line(&mut self) -> Result<bytes::Bytes, ClientError> {
-        self.lines
-            .next()
-            .await
-            .ok_or(ClientError::Closed)?
-            .map_err(|e| ClientError::Io(format!("{e:?}")))
-    }
-
     /// The next message that arrives.
     pub async fn receive(&mut self) -> Result<Envelope, ClientError> {
         let line = self

@@ -349,7 +349,7 @@ pub(crate) mod tests {
     }
 
     /// A chat entry of any kind, with any contents.
-    pub(crate) fn chat_entry() -> impl Strategy<Value = ChatEntry> {
+    fn chat_entry() -> impl Strategy<Value = ChatEntry> {
         let text = ".{0,16}";
         let body = prop_oneof![
             (text, text).prop_map(|(channel, by)| ChatBody::Channel { channel, by }),
