@@ -468,4 +468,51 @@ mod tests {
             assert_eq!(envelope(line), None, "{line}");
         }
     }
+
+    /// A chat delivery in any other shape than a chat server writes it — an unknown kind, a
+    /// field moved, added, null or of the wrong type — is left to the general decoder, which
+    /// reads it or says what is wrong with it.
+    #[test]
+    fn a_chat_delivery_in_another_shape_is_left_to_the_general_decoder() {
+        let head = r#"{"from":"chat-1","clock":9,"type":"chat_message","entry":"#;
+        let written = format!(
+            r#"{head}{{"clock":8,"server":"chat-1","seq":3,"kind":"post","channel":"general","from":"ana","text":"hi"}}}}"#
+        );
+        assert!(envelope(&written).is_some(), "{written}");
+        // Each with what the general decoder makes of it: read, or refused with a reason.
+        for (entry, readable) in [
+            (
+                r#"{"clock":8,"server":"chat-1","seq":3,"kind":"poll","channel":"general","from":"ana","text":"hi"}"#,
+                false,
+            ),
+            (
+                r#"{"server":"chat-1","clock":8,"seq":3,"kind":"post","channel":"general","from":"ana","text":"hi"}"#,
+                true,
+            ),
+            (
+                r#"{"clock":8,"server":"chat-1","seq":3,"kind":"post","channel":"general","from":"ana","text":"hi","pinned":true}"#,
+                true,
+            ),
+            (
+                r#"{"clock":8,"server":"chat-1","seq":3,"kind":"post","channel":"general","from":"ana","text":"hi","request":null}"#,
+                true,
+            ),
+            (
+                r#"{"clock":8,"server":"chat-1","seq":"3","kind":"post","channel":"general","from":"ana","text":"hi"}"#,
+                false,
+            ),
+            (
+                r#"{"clock":8,"server":"chat-1","seq":3,"kind":"post","channel":"general","from":"ana"}"#,
+                false,
+            ),
+        ] {
+            let line = format!("{head}{entry}}}");
+            assert_eq!(envelope(&line), None, "{line}");
+            let decoded = crate::protocol::decode(crate::protocol::Dialect::Native, &line, "");
+            assert_eq!(decoded.is_ok(), readable, "{line}: {decoded:?}");
+            if let Err(e) = decoded {
+                assert!(e.to_string().contains("chat_message"), "{line}: {e}");
+            }
+        }
+    }
 }
