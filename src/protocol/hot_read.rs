@@ -2,12 +2,11 @@
 //! exact shape.
 //!
 //! [`super::hot_write`] writes the messages of a job's life, the events a job makes and a chat
-//! server's deliveries with
-//! their fields always in the same order, numbers in their shortest form and strings escaped as
-//! serde escapes them. [`envelope`] reads a line written in exactly that shape — each key in its
-//! place, nothing added — straight into the message, without looking
-//! up a single key. Any other line, however valid (another order, an unknown field, a student's
-//! own spacing), it leaves to [`super::hot`]'s one-pass reader (`None`).
+//! server's deliveries with their fields always in the same order, numbers in their shortest
+//! form and strings escaped as serde escapes them. [`envelope`] reads a line written in exactly
+//! that shape — each key in its place, nothing added — straight into the message, without
+//! looking up a single key. Any other line, however valid (another order, an unknown field, a
+//! student's own spacing), it leaves to [`super::hot`]'s one-pass reader (`None`).
 //!
 //! Only the shape is assumed, never the values: what it returns for a line is what the
 //! general decoder returns for the same line (the property tests in [`super::hot`] hold every
@@ -66,11 +65,7 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
                 r.lit(b",\"priority\":")?;
                 r.i32()?
             },
-            token: if r.rest.starts_with(b",\"token\":") {
-                Some(r.string_field(b",\"token\":")?)
-            } else {
-                None
-            },
+            token: r.optional_string_field(b",\"token\":")?,
             notify: r.boolean(b",\"notify\":")?,
         },
         "accepted" => Message::Accepted {
@@ -160,6 +155,15 @@ impl<'a> Reader<'a> {
     fn string_field(&mut self, key: &[u8]) -> Option<String> {
         self.lit(key)?;
         self.string().map(Cow::into_owned)
+    }
+
+    /// `key` and a string, or nothing (serde leaves out a field that is `None`).
+    fn optional_string_field(&mut self, key: &[u8]) -> Option<Option<String>> {
+        if self.rest.starts_with(key) {
+            self.string_field(key).map(Some)
+        } else {
+            Some(None)
+        }
     }
 
     /// A number in its shortest form (no sign, no leading zero, no fraction or exponent),
@@ -283,11 +287,7 @@ impl<'a> Reader<'a> {
             },
             _ => return None,
         };
-        let request = if self.rest.starts_with(b",\"request\":") {
-            Some(self.string_field(b",\"request\":")?)
-        } else {
-            None
-        };
+        let request = self.optional_string_field(b",\"request\":")?;
         self.lit(b"}")?;
         Some(ChatEntry {
             clock,
