@@ -22,6 +22,8 @@ fn every_benchmark_runs_and_reports() {
         "200",
         "--subscribers",
         "3",
+        "--lines",
+        "2000",
         "--no-journal",
         "--topology",
         startup.to_str().expect("a UTF-8 path"),
@@ -39,6 +41,20 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["lending"]["with_lending"]["n"], 1, "{report}");
     assert_eq!(report["lending"]["without_lending"]["n"], 1, "{report}");
     assert_eq!(report["lending"]["first_borrowed_job"]["n"], 1, "{report}");
+    // The console's own work, without nodes: log lines read and kept, and frames drawn.
+    assert_eq!(report["ingest"]["lines"], 2000, "{report}");
+    assert!(report["ingest"]["lines_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["draw"]["jobs"], 200, "{report}");
+    let cases = report["draw"]["cases"].as_array().expect("draw cases");
+    let views: Vec<&str> = cases.iter().filter_map(|c| c["view"].as_str()).collect();
+    assert_eq!(
+        views,
+        ["overview", "overview", "timeline", "map"],
+        "{report}"
+    );
+    assert_eq!(cases[0]["log_lines"], 2000, "{report}");
+    assert_eq!(cases[1]["log_lines"], 1000, "{report}");
+    assert!(cases.iter().all(|c| c["frame"]["n"] == 300), "{report}");
 }
 
 /// `tcluster bench WHAT … --json`, run from the project's directory: its one JSON object.

@@ -26,10 +26,10 @@ const LAYERS: &[(&str, u32)] = &[
     // Drivers: sockets, processes, time.
     ("node", 5),
     ("supervisor", 6),
-    // What a person sees and runs.
+    // What a person sees, what measures it, and the command line that runs both.
     ("console", 7),
-    ("bench", 7),
-    ("cli", 8),
+    ("bench", 8),
+    ("cli", 9),
 ];
 
 fn layer_of(module: &str) -> Option<u32> {

@@ -21,6 +21,10 @@
 //!   steady job stream: resident memory of the console and of every node, and false verdicts.
 //! - [`verdicts`]: healthy workers watched while busy threads keep the CPUs loaded, to count
 //!   false suspects and deaths with a fast heartbeat.
+//! - [`frames`]: the real console in a pseudo-terminal while its cluster runs 10,000 jobs a
+//!   second: frame time and the console's CPU.
+//! - [`draw`] and [`ingest`]: the console's own work without nodes — a frame with a large
+//!   history, and log lines parsed and kept — on one core.
 //!
 //! The nodes of every benchmark live in a `scratch::Scratch` directory (a coordinator and
 //! its workers are one call, `scratch::Scratch::cluster`); `redis` is the little Redis
@@ -29,8 +33,10 @@
 mod chat;
 mod detect;
 mod dispatch;
+mod draw;
 mod failover;
 mod frames;
+mod ingest;
 mod journal;
 mod lending;
 mod redis;
@@ -48,8 +54,10 @@ use crate::protocol::message::Message;
 pub use chat::{Chat, chat, redis_chat};
 pub use detect::{Detect, detect};
 pub use dispatch::{Dispatch, dispatch};
+pub use draw::{Draw, DrawCase, draw};
 pub use failover::{Failover, failover};
 pub use frames::{Frames, frames};
+pub use ingest::{Ingest, ingest};
 pub use journal::{JournalBench, JournalRun, journal};
 pub use lending::{LendingBench, lending};
 pub use soak::{Sample, Soak, SoakPlan, soak};

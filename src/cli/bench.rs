@@ -21,9 +21,10 @@ pub struct BenchArgs {
     /// How many rounds for detect, failover and startup.
     #[arg(long, default_value_t = 7)]
     pub runs: usize,
-    /// dispatch: jobs in the throughput run.
-    #[arg(long, default_value_t = 20_000)]
-    pub jobs: u64,
+    /// dispatch: jobs in the throughput run (default 20,000); draw: jobs the console holds
+    /// (default 100,000).
+    #[arg(long)]
+    pub jobs: Option<u64>,
     /// dispatch: worker processes.
     #[arg(long, default_value_t = 4)]
     pub workers: u32,
@@ -77,6 +78,9 @@ pub struct BenchArgs {
     /// console: jobs per second submitted while the console draws (for ten seconds).
     #[arg(long, default_value_t = 10_000.0)]
     pub rate: f64,
+    /// ingest and draw: log lines parsed, or held by the console.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lines: usize,
     /// journal: stop at 100k jobs (1M takes a few minutes).
     #[arg(long)]
     pub quick: bool,
@@ -109,7 +113,12 @@ pub enum What {
     Lending,
     /// The console at 200×60 while its cluster completes 10,000 jobs/s: frame time and CPU.
     Console,
-    /// Every one of them but soak, in this order.
+    /// The console's frame at 200×60 with 200 nodes, 100k jobs and 1M log lines (no nodes).
+    Draw,
+    /// Log lines as nodes write them, parsed and into the console's ring, on one core.
+    Ingest,
+    /// The quick ones, in this order: dispatch, detect, failover, chat, startup, lending, ingest,
+    /// draw.
     All,
 }
 
@@ -146,6 +155,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
             What::Chat,
             What::Startup,
             What::Lending,
+            What::Ingest,
+            What::Draw,
         ],
         one => vec![one],
     };
@@ -188,7 +199,7 @@ async fn measure(
                 program,
                 args.workers.max(1),
                 args.slots.max(1),
-                args.jobs.max(1),
+                args.jobs.unwrap_or(20_000).max(1),
                 args.round_trips.max(1),
                 (!args.no_journal).then_some(args.durability.as_str()),
             )
@@ -237,6 +248,14 @@ async fn measure(
                 10_000.0
             };
             let r = bench::frames(program, rate, std::time::Duration::from_secs(10)).await?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Draw => {
+            let r = bench::draw(args.jobs.unwrap_or(100_000), args.lines)?;
+            (r.table(), serde_json::to_value(&r))
+        }
+        What::Ingest => {
+            let r = bench::ingest(args.lines)?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Failover => {

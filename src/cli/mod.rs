@@ -117,8 +117,8 @@ pub enum CliCommand {
     ///
     /// Without a command, opens an interactive prompt.
     Client(client::ClientArgs),
-    /// Measure tcluster: dispatch, detect, verdicts, failover, chat, startup (or all), journal,
-    /// soak.
+    /// Measure tcluster: dispatch, detect, verdicts, failover, chat, startup, journal, lending,
+    /// the console under load, its drawing and log ingest (or all the quick ones), soak.
     ///
     /// Prints a table, or one JSON object with --json. Method and results: docs/PERFORMANCE.md.
     Bench(bench::BenchArgs),
