@@ -113,6 +113,28 @@ fn the_console_under_load_reports_its_frames() {
     assert!(console["cpu_percent"].as_f64().is_some(), "{report}");
 }
 
+/// A count that is not one is refused before anything runs, naming the flag.
+#[test]
+fn a_bad_count_is_a_usage_error_that_names_its_flag() {
+    for (what, flag, bad) in [
+        ("ingest", "--lines", "many"),
+        ("draw", "--lines", "1.5"),
+        ("draw", "--jobs", "1e5"),
+    ] {
+        let out = tcluster()
+            .args(["bench", what, flag, bad])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what} {flag} {bad}: {stderr}");
+        assert!(stderr.contains(flag), "{what} {flag} {bad}: {stderr}");
+        assert!(
+            out.stdout.is_empty(),
+            "{what} {flag} {bad}: nothing measured"
+        );
+    }
+}
+
 #[test]
 fn a_bad_durability_is_a_usage_error_that_says_what_is_allowed() {
     for bad in ["sometimes", "group 1s", "periodic"] {
