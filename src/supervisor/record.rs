@@ -123,8 +123,7 @@ impl Writer {
             inner: &mut self.file,
             bytes: 0,
         };
-        serde_json::to_writer(&mut counted, item).map_err(std::io::Error::other)?;
-        counted.write_all(b"\n")?;
+        feed_line(&mut counted, item)?;
         Ok(counted.bytes)
     }
 
@@ -175,6 +174,41 @@ fn cluster_line(
     crate::protocol::hot_write::event(out, event)?;
     out.extend_from_slice(b"}}}\n");
     Ok(())
+}
+
+/// Any item as the recording's line (with its newline): byte for byte what serde writes for
+/// it, without serde's flattening of the stamp (which buffers every field of every item): the
+/// item alone is `{"feed":…,"of":…}`, and the stamp goes in after its opening brace.
+fn feed_line(out: &mut impl Write, item: &Stamped) -> std::io::Result<()> {
+    out.write_all(b"{\"t\":")?;
+    out.write_all(itoa::Buffer::new().format(item.at_ms).as_bytes())?;
+    out.write_all(b",")?;
+    let mut rest = AfterFirstByte {
+        inner: &mut *out,
+        skipped: false,
+    };
+    serde_json::to_writer(&mut rest, &item.feed).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// A writer that drops the first byte written to it.
+struct AfterFirstByte<W> {
+    inner: W,
+    skipped: bool,
+}
+
+impl<W: Write> Write for AfterFirstByte<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !self.skipped && !buf.is_empty() {
+            self.skipped = true;
+            return Ok(1 + self.inner.write(&buf[1..])?);
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A writer that counts what goes through it.
@@ -473,6 +507,48 @@ mod tests {
             let mut serde = serde_json::to_vec(&stamped).unwrap();
             serde.push(b'\n');
             proptest::prop_assert_eq!(String::from_utf8(line).unwrap(), String::from_utf8(serde).unwrap());
+        }
+    }
+
+    /// Every other kind of item: the line is serde's, stamp first.
+    #[test]
+    fn an_item_line_is_serdes_line() {
+        use crate::supervisor::logs::{Level, LogLine};
+        use crate::supervisor::shaper::MessageSeen;
+        let items = [
+            item(
+                12,
+                Feed::Message(MessageSeen {
+                    at_ms: 11,
+                    from: "worker-1".into(),
+                    to: "coordinator".into(),
+                    kind: "result".into(),
+                    clock: Some(40),
+                    fate: crate::supervisor::shaper::Fate::Carried,
+                    count: 37,
+                }),
+            ),
+            item(
+                u64::MAX,
+                Feed::Log(LogLine {
+                    at_ms: 3,
+                    node: "worker-\"2\"".into(),
+                    level: Level::Warn,
+                    text: "busy: 12 job lines left out\n".into(),
+                }),
+            ),
+            item(0, Feed::Usage(Vec::new())),
+            item(5, Feed::Start(RunInfo::default())),
+        ];
+        for stamped in items {
+            let mut line = Vec::new();
+            feed_line(&mut line, &stamped).unwrap();
+            let mut serde = serde_json::to_vec(&stamped).unwrap();
+            serde.push(b'\n');
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                String::from_utf8(serde).unwrap()
+            );
         }
     }
 
