@@ -231,3 +231,107 @@ fn the_console_shows_each_nodes_cluster_and_who_is_lent() {
         }
     }
 }
+
+/// A flooded borrower lent fewer workers than it asked for (its owner lends only workers idle
+/// long enough) asks again for the rest once they arrive, and stops at `max_lend`.
+#[test]
+fn a_borrower_lent_fewer_than_it_wants_asks_again_for_the_rest() {
+    use tcluster::protocol::Dialect;
+    use tcluster::protocol::message::{Envelope, Message};
+    use tcluster::role::coordinator::{Coordinator, Input, Output, PeerCluster, PeerMaster};
+    let env = |from: &str, message| Envelope {
+        from: from.to_string(),
+        clock: 0,
+        term: None,
+        message,
+    };
+    let mut config = CoordinatorConfig::for_tests("server-1");
+    config.cluster = "east".into();
+    config.address = Some("server-1:0".into());
+    config.lending = Some(tcluster::topology::Lending::default());
+    config.clusters.push(PeerCluster {
+        name: "west".into(),
+        masters: vec![PeerMaster {
+            name: "server-2".into(),
+            address: "server-2:0".into(),
+            rank: 0,
+        }],
+    });
+    let mut c = Coordinator::new(config);
+    let register = |owner: Option<&str>| Message::Register {
+        slots: 1,
+        running: vec![],
+        owner: owner.map(str::to_string),
+    };
+    let submit = Message::Submit {
+        data: "sleep 9s".into(),
+        count: 20,
+        priority: 0,
+        token: None,
+        notify: false,
+    };
+    for (conn, from, message) in [(1, "east-1", register(None)), (2, "client", submit)] {
+        c.step(0, Input::Connected(conn));
+        c.step(
+            0,
+            Input::Received(conn, Dialect::Native, env(from, message)),
+        );
+    }
+    // What the borrower asks of west's primary on a tick, if anything.
+    let asked = |outputs: Vec<Output>| -> Vec<u32> {
+        outputs
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::ToMaster {
+                    master, envelope, ..
+                } if master == "server-2" => match envelope.message {
+                    Message::WorkerRequest { want, .. } => Some(want),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let mut now = 100;
+    assert_eq!(
+        asked(c.step(now, Input::Tick)),
+        [2],
+        "19 jobs wait: two asked for"
+    );
+    // West had one worker idle long enough.
+    let lend = |c: &mut Coordinator, now: u64, conn: u64, worker: &str| {
+        let available = Message::Available {
+            cluster: "west".into(),
+            workers: vec![worker.to_string()],
+        };
+        c.step(
+            now,
+            Input::FromMaster {
+                master: "server-2".into(),
+                reply: Some(env("server-2", available)),
+            },
+        );
+        c.step(now, Input::Connected(conn));
+        c.step(
+            now,
+            Input::Received(conn, Dialect::Native, env(worker, register(Some("west")))),
+        );
+        assert_eq!(
+            c.state().workers[worker].owner.as_deref(),
+            Some("west"),
+            "{worker} is borrowed"
+        );
+    };
+    lend(&mut c, now, 3, "west-1");
+    now += 10;
+    assert_eq!(asked(c.step(now, Input::Tick)), [1], "one more is wanted");
+    lend(&mut c, now, 4, "west-2");
+    // (Within the heartbeat's timeout: a borrowed worker that went silent would be wanted again.)
+    for _ in 0..15 {
+        now += 100;
+        assert!(
+            asked(c.step(now, Input::Tick)).is_empty(),
+            "max_lend (2) borrowed: no more asked"
+        );
+    }
+}

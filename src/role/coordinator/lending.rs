@@ -278,18 +278,22 @@ impl Coordinator {
     }
 
     /// Step 1: past the threshold, ask the next live cluster for workers (one request at a
-    /// time, none while lent workers are still on their way).
+    /// time, none while lent workers are still on their way). A borrower still past it with
+    /// fewer than it wants (an owner lends only workers idle long enough: another may be soon)
+    /// asks again for the rest, never holding more than `max_lend`.
     fn ask_for_workers(&mut self) {
         let Some(policy) = self.config.lending else {
             return;
         };
         let backlog = self.backlog();
-        if backlog <= policy.queue_threshold
+        let wanted = backlog
+            .saturating_sub(policy.queue_threshold)
+            .min(policy.max_lend.max(1));
+        if wanted <= self.borrowed()
             || self.loans.asking.is_some()
             || !self.loans.expected.is_empty()
             || self.now < self.loans.quiet_until
             || self.lent_out() > 0
-            || self.borrowed() > 0
         {
             return;
         }
@@ -307,7 +311,7 @@ impl Coordinator {
         let Some(from) = names.first().cloned() else {
             return;
         };
-        let want = (backlog - policy.queue_threshold).min(policy.max_lend.max(1)) as u32;
+        let want = (wanted - self.borrowed()) as u32;
         self.loans.asking = Some((from.clone(), self.now));
         self.emit(EventKind::LoanRequested {
             from: from.clone(),
