@@ -289,7 +289,8 @@ impl Coordinator {
         let wanted = backlog
             .saturating_sub(policy.queue_threshold)
             .min(policy.max_lend.max(1));
-        if wanted <= self.borrowed()
+        let borrowed = self.borrowed();
+        if wanted <= borrowed
             || self.loans.asking.is_some()
             || !self.loans.expected.is_empty()
             || self.now < self.loans.quiet_until
@@ -311,7 +312,7 @@ impl Coordinator {
         let Some(from) = names.first().cloned() else {
             return;
         };
-        let want = (wanted - self.borrowed()) as u32;
+        let want = (wanted - borrowed) as u32;
         self.loans.asking = Some((from.clone(), self.now));
         self.emit(EventKind::LoanRequested {
             from: from.clone(),
