@@ -416,13 +416,13 @@ fn jobs_are_counted_filtered_and_have_a_history() {
     assert_eq!(app.jobs.visible, vec![JobId(6), JobId(7), JobId(8)]);
     update(&mut app, Action::JobFilter);
     assert_eq!(app.jobs.visible.len(), 4, "running");
-    let history: Vec<&str> = app
+    let history: Vec<String> = app
         .cluster
         .notes(JobId(2))
         .unwrap()
         .history
         .iter()
-        .map(|(_, h)| h.as_str())
+        .map(|(_, h)| h.to_string())
         .collect();
     assert_eq!(
         history,

@@ -237,85 +237,110 @@ impl<W: Write> Write for Counted<'_, W> {
 
 /// Records the feed into `dir` until it closes or `shutdown` (then what is queued is written
 /// too). `commands` asks the supervisor for a fresh copy of its reading at each segment's start.
+///
+/// The recorder runs on a thread of its own: writing a segment's opening copy of the reading
+/// (every job the cluster keeps) takes tens of milliseconds under load, and the runtime's
+/// threads carry the links' proxies and the supervisor, which must not wait for a disk.
 pub(super) fn spawn(
     dir: PathBuf,
     info: RunInfo,
-    mut feed: broadcast::Receiver<Arc<Stamped>>,
+    feed: broadcast::Receiver<Arc<Stamped>>,
     commands: mpsc::WeakSender<Request>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut writer = match Writer::open(dir.clone(), info) {
-            Ok(w) => w,
+    tokio::task::spawn_blocking(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(runtime) => runtime,
             Err(e) => {
                 tracing::warn!("cannot record this run in {}: {e}", dir.display());
                 return;
             }
         };
-        // The reading asked for at a segment's start, written when it comes back.
-        let republish = || {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let commands = commands.upgrade()?;
-            commands.try_send(Request::Republish(tx)).ok()?;
-            Some(rx)
-        };
-        let mut reading = republish();
-        let mut last_at = 0;
-        let mut flush = tokio::time::interval(FLUSH_EVERY);
-        let mut lost = 0u64;
-        let result: std::io::Result<()> = async {
-            'recording: loop {
-                tokio::select! {
-                    view = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
-                        reading = None;
-                        if let Ok(view) = view {
-                            let item = Stamped {
-                                at_ms: last_at,
-                                feed: Feed::Update(Update::View(view)),
-                            };
-                            if writer.write(&item)? {
-                                reading = republish();
-                            }
+        runtime.block_on(record(dir, info, feed, commands, shutdown));
+    })
+}
+
+/// The recorder's work (see [`spawn`]).
+async fn record(
+    dir: PathBuf,
+    info: RunInfo,
+    mut feed: broadcast::Receiver<Arc<Stamped>>,
+    commands: mpsc::WeakSender<Request>,
+    shutdown: CancellationToken,
+) {
+    let mut writer = match Writer::open(dir.clone(), info) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("cannot record this run in {}: {e}", dir.display());
+            return;
+        }
+    };
+    // The reading asked for at a segment's start, written when it comes back.
+    let republish = || {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let commands = commands.upgrade()?;
+        commands.try_send(Request::Republish(tx)).ok()?;
+        Some(rx)
+    };
+    let mut reading = republish();
+    let mut last_at = 0;
+    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    let mut lost = 0u64;
+    let result: std::io::Result<()> = async {
+        'recording: loop {
+            tokio::select! {
+                view = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
+                    reading = None;
+                    if let Ok(view) = view {
+                        let item = Stamped {
+                            at_ms: last_at,
+                            feed: Feed::Update(Update::View(view)),
+                        };
+                        if writer.write(&item)? {
+                            reading = republish();
                         }
-                    }
-                    item = feed.recv() => {
-                        // Everything at hand, then a pause: however busy the run, the recorder
-                        // wakes a hundred times a second at most.
-                        let mut next = Some(item);
-                        while let Some(item) = next.take() {
-                            match item {
-                                Ok(item) => {
-                                    last_at = item.at_ms;
-                                    if writer.write(&item)? {
-                                        reading = republish();
-                                    }
-                                }
-                                Err(RecvError::Lagged(n)) => lost += n,
-                                Err(RecvError::Closed) => break 'recording,
-                            }
-                            next = at_hand(&mut feed);
-                        }
-                        tokio::time::sleep(PACE).await;
-                    }
-                    _ = flush.tick() => writer.file.flush()?,
-                    _ = shutdown.cancelled() => {
-                        while let Ok(item) = feed.try_recv() {
-                            writer.write(&item)?;
-                        }
-                        break;
                     }
                 }
+                item = feed.recv() => {
+                    // Everything at hand, then a pause: however busy the run, the recorder
+                    // wakes a hundred times a second at most.
+                    let mut next = Some(item);
+                    while let Some(item) = next.take() {
+                        match item {
+                            Ok(item) => {
+                                last_at = item.at_ms;
+                                if writer.write(&item)? {
+                                    reading = republish();
+                                }
+                            }
+                            Err(RecvError::Lagged(n)) => lost += n,
+                            Err(RecvError::Closed) => break 'recording,
+                        }
+                        next = at_hand(&mut feed);
+                    }
+                    tokio::time::sleep(PACE).await;
+                }
+                _ = flush.tick() => writer.file.flush()?,
+                _ = shutdown.cancelled() => {
+                    while let Ok(item) = feed.try_recv() {
+                        writer.write(&item)?;
+                    }
+                    break;
+                }
             }
-            writer.file.flush()
         }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!("the recording in {} stopped: {e}", dir.display());
-        }
-        if lost > 0 {
-            tracing::warn!("the recording missed {lost} feed items (the disk was too slow)");
-        }
-    })
+        writer.file.flush()
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!("the recording in {} stopped: {e}", dir.display());
+    }
+    if lost > 0 {
+        tracing::warn!("the recording missed {lost} feed items (the disk was too slow)");
+    }
 }
 
 /// A recording read back.

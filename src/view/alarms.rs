@@ -16,7 +16,8 @@
 //! | `term_backwards` | the reading's term goes down, or a master takes over in a lower term than it took over in before | alarm |
 //! | `chat_diverged` | live chat servers still hold different histories [`CHAT_DIVERGED_MS`] after every link between them is whole | alarm |
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -74,6 +75,32 @@ pub struct Alarm {
     pub warning: bool,
 }
 
+/// The versions of one job id seen: nearly always one.
+#[derive(Debug)]
+struct Versions {
+    first: Version,
+    more: Vec<Version>,
+}
+
+/// A `job_submitted` as a master said it: by whom, its clock and data, and when it was heard.
+#[derive(Debug, Clone)]
+struct Version {
+    master: Arc<str>,
+    clock: u64,
+    data: String,
+    at_ms: u64,
+}
+
+/// `name` as kept in `names`, kept there if new.
+fn intern(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(kept) = names.iter().find(|n| ***n == *name) {
+        return kept.clone();
+    }
+    let kept: Arc<str> = Arc::from(name);
+    names.push(kept.clone());
+    kept
+}
+
 /// Checks the promises; see the module's table.
 #[derive(Debug, Default)]
 pub struct Checker {
@@ -89,8 +116,10 @@ pub struct Checker {
     /// Per job id: each `job_submitted` seen for it — first by whom, its clock and data. A
     /// replica (on a backup's stream, or replayed by a master that steps down) is the same
     /// event: same clock, same data.
-    submitted: HashMap<JobId, Vec<(String, u64, String, u64)>>,
+    submitted: BTreeMap<JobId, Versions>,
     submitted_order: VecDeque<JobId>,
+    /// The masters' names, each kept once.
+    masters: Vec<Arc<str>>,
     /// Per term: the master that took over in it.
     takeovers: BTreeMap<u64, String>,
     /// Per master: when it last took over (run ms).
@@ -230,31 +259,44 @@ impl Checker {
                     alone.contains(a)
                         || (asynchronous && took_over.get(b).is_some_and(|t| a_at >= *t))
                 };
-                let versions = self.submitted.entry(*job).or_default();
-                if versions
-                    .iter()
-                    .any(|(_, clock, d, _)| *clock == event.clock && d == data)
-                {
-                    return out;
-                }
-                let first = versions.first().cloned();
-                versions.push((master.to_string(), event.clock, data.clone(), at_ms));
-                if first.is_none() {
+                let version = Version {
+                    master: intern(&mut self.masters, master),
+                    clock: event.clock,
+                    data: data.clone(),
+                    at_ms,
+                };
+                let Some(versions) = self.submitted.get_mut(job) else {
+                    // The first version of this id: nothing to compare it with.
+                    self.submitted.insert(
+                        *job,
+                        Versions {
+                            first: version,
+                            more: Vec::new(),
+                        },
+                    );
                     self.submitted_order.push_back(*job);
                     if self.submitted_order.len() > SUBMISSIONS_KEPT
                         && let Some(old) = self.submitted_order.pop_front()
                     {
                         self.submitted.remove(&old);
                     }
+                    return out;
+                };
+                let same = |v: &Version| v.clock == event.clock && v.data == *data;
+                if same(&versions.first) || versions.more.iter().any(same) {
+                    return out;
                 }
+                let first = versions.first.clone();
+                versions.more.push(version);
                 // Two versions of one id: a split brain if one of the two masters accepted it
                 // without replicating while the other had taken over (otherwise it was never
                 // acknowledged, or its master was gone before the other began).
-                let Some((first, _, first_data, _)) = first.filter(|(f, _, _, f_at)| {
-                    at_once(f, *f_at, master) || at_once(master, at_ms, f)
-                }) else {
+                if !(at_once(&first.master, first.at_ms, master)
+                    || at_once(master, at_ms, &first.master))
+                {
                     return out;
-                };
+                }
+                let (first, first_data) = (first.master.to_string(), first.data);
                 let text = if first == master {
                     format!("{job} was given twice by {master} ({first_data:?}, then {data:?})")
                 } else {

@@ -21,6 +21,7 @@ pub mod clocks;
 pub mod expect;
 pub mod loans;
 pub mod node;
+pub mod note;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use clocks::{ClockReading, Clocks};
 pub use loans::{Loan, Loans};
 pub use node::{Faults, NodeStatus, Process, Role, Verdict};
+pub use note::Note;
 
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Health, JobId};
@@ -53,7 +55,7 @@ pub struct Concluded {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobNotes {
     /// (run milliseconds, what happened), oldest first.
-    pub history: Vec<(u64, String)>,
+    pub history: Vec<(u64, Note)>,
     /// When it last went back to the queue or on to another worker.
     pub moved_at: Option<u64>,
     /// It was submitted before this run (a resumed journal): its early history is not here.
@@ -314,62 +316,19 @@ impl ClusterView {
         let Some(notes) = self.notes.as_mut() else {
             return;
         };
-        let (job, text, moved) = match kind {
-            EventKind::JobSubmitted { job, by, .. } => (job, format!("submitted by {by}"), false),
-            EventKind::JobAssigned {
-                job,
-                worker,
-                attempt,
-            } => (
-                job,
-                format!("assigned to {worker} (attempt {attempt})"),
-                *attempt > 1,
-            ),
-            EventKind::JobStarted { job, worker } => (job, format!("started on {worker}"), false),
-            EventKind::JobCompleted {
-                job,
-                worker,
-                result,
-                ..
-            } => (job, format!("completed by {worker}: {result}"), false),
-            EventKind::JobFailed {
-                job,
-                worker,
-                error,
-                retry_in_ms,
-                ..
-            } => {
-                let then = match retry_in_ms {
-                    Some(ms) => format!("; retry in {ms}ms"),
-                    None => "; failed for good".to_string(),
-                };
-                (job, format!("failed on {worker}: {error}{then}"), false)
-            }
-            EventKind::JobRequeued {
-                job,
-                worker,
-                reason,
-            } => (job, format!("{reason} → requeued (was on {worker})"), true),
-            EventKind::JobReclaimed { job, worker } => {
-                (job, format!("kept by {worker}, which came back"), false)
-            }
-            EventKind::DuplicateResult { job, worker } => (
-                job,
-                format!("duplicate result from {worker}, ignored"),
-                false,
-            ),
-            _ => return,
+        let Some((job, note)) = Note::of(kind) else {
+            return;
         };
         // Only jobs the state knows: an event about an unknown job changed nothing.
-        if !self.state.jobs.contains_key(job) {
+        if !self.state.jobs.contains_key(&job) {
             return;
         }
-        let entry = notes.entry(*job).or_default();
-        if entry.history.len() < NOTES_PER_JOB {
-            entry.history.push((at_ms, text));
-        }
-        if moved {
+        let entry = notes.entry(job).or_default();
+        if note.moved() {
             entry.moved_at = Some(at_ms);
+        }
+        if entry.history.len() < NOTES_PER_JOB {
+            entry.history.push((at_ms, note));
         }
     }
 

@@ -196,7 +196,13 @@ fn a_resync_starts_over_from_the_history_and_keeps_job_notes() {
         vec![JobId(1), JobId(3)]
     );
     let one = view.notes(JobId(1)).unwrap();
-    assert_eq!(one.history, vec![(5, "submitted by operator".to_string())]);
+    assert_eq!(
+        one.history
+            .iter()
+            .map(|(at, note)| (*at, note.to_string()))
+            .collect::<Vec<_>>(),
+        vec![(5, "submitted by operator".to_string())]
+    );
     assert!(!one.earlier);
     assert!(view.notes(JobId(2)).is_none());
     assert!(view.notes(JobId(3)).unwrap().earlier);
@@ -235,7 +241,7 @@ fn a_job_that_moves_is_noted_with_when() {
     let notes = view.notes(JobId(1)).unwrap();
     assert_eq!(notes.moved_at, Some(40));
     assert_eq!(
-        notes.history.last().unwrap().1,
+        notes.history.last().unwrap().1.to_string(),
         "w1 died → requeued (was on w1)"
     );
 }

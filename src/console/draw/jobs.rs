@@ -228,7 +228,7 @@ pub fn detail(app: &App, id: JobId, palette: &Palette, frame: &mut Frame) {
         lines.extend(notes.history.iter().map(|(at, what)| {
             Line::from(vec![
                 Span::styled(format!("{:>8.3}s  ", *at as f64 / 1000.0), palette.dim()),
-                Span::raw(what.clone()),
+                Span::raw(what.to_string()),
             ])
         }));
     }
