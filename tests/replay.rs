@@ -58,6 +58,11 @@ fn a_run_killed_with_sigkill_replays_up_to_its_end() {
         .find(|n| n["name"] == "worker-2")
         .unwrap();
     assert_eq!(worker_2["verdict"], "dead", "{at_end}");
+    // Named by its state directory alone, the same run.
+    let (code, out, err) = replay(&["--state-dir", state.to_str().unwrap(), "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let again: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(again["at_ms"], at_end["at_ms"], "{again}");
     // The screen at its end draws too.
     let (code, screen, err) = replay(&[state.to_str().unwrap(), "--dump", "--size", "80x24"]);
     assert_eq!(code, Some(0), "{err}");

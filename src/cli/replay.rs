@@ -34,7 +34,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "WxH", default_value = "160x48", value_parser = parse_size)]
     pub size: (u16, u16),
 
-    /// The state directory, when RUN is a topology whose runs went elsewhere (--state-dir).
+    /// The state directory, when RUN is a topology whose runs went elsewhere (--state-dir);
+    /// without RUN, the newest recording in it.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -134,7 +135,9 @@ pub fn run(args: ReplayArgs) -> ExitCode {
 
 /// The recording RUN names, or the newest one; what went wrong is said.
 fn open(args: &ReplayArgs) -> Option<Recording> {
-    let path = match &args.run {
+    // Without RUN, a state directory given is where to look.
+    let run = args.run.clone().or_else(|| args.state_dir.clone());
+    let path = match &run {
         Some(path) if path.extension().is_some_and(|x| x == "top") && path.is_file() => {
             let (topology, _) = super::check::load(path)?;
             super::state_dir_of(&topology, args.state_dir.as_deref())
