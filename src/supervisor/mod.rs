@@ -28,6 +28,7 @@ mod handle;
 mod hosts;
 mod links;
 pub mod logs;
+mod memory;
 pub mod record;
 pub mod remote;
 mod report;
