@@ -25,6 +25,9 @@
 //!   authentication ([`protocol::auth`]) and a peer's side of it ([`protocol::handshake`]).
 //! - [`role`]: node roles as synchronous state machines — the coordinator, the worker, the
 //!   chat server, the bot — and job kinds.
+//! - [`shaper`]: the links between nodes as the topology makes them — latency, jitter,
+//!   bandwidth, loss, cuts and held messages — applied by a proxy of the launcher's, or by a
+//!   node of tcluster's own to its own links.
 //! - [`client`]: a connection to a coordinator or a chat server, for the client command, the
 //!   bots, the supervisor and tests.
 //! - [`journal`]: what servers keep on disk — the coordinator's events (a file of lines), a
@@ -54,6 +57,7 @@ pub mod logging;
 pub mod node;
 pub mod protocol;
 pub mod role;
+pub mod shaper;
 pub mod state_dir;
 pub mod supervisor;
 pub mod tls;

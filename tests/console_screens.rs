@@ -133,7 +133,7 @@ fn overlays_fit_a_small_terminal() {
 #[test]
 fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
     use std::sync::Arc;
-    use tcluster::supervisor::shaper::MessageSeen;
+    use tcluster::shaper::MessageSeen;
     let mut app = lecture();
     app.banners.clear();
     let message = |at_ms: u64, from: &str, to: &str, kind: &str| {
@@ -143,7 +143,7 @@ fn a_burst_of_replicas_does_not_push_an_election_off_the_diagram() {
             to: Arc::from(to),
             kind: kind.into(),
             clock: Some(at_ms / 10),
-            fate: tcluster::supervisor::shaper::Fate::Carried,
+            fate: tcluster::shaper::Fate::Carried,
             count: 1,
         })
     };

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u32)] = &[
     // The wire.
     ("protocol", 2),
     ("tls", 2),
+    ("shaper", 3),
     // Pure state machines, and a client of the wire.
     ("role", 3),
     ("client", 3),

@@ -179,6 +179,7 @@ async fn launch_as_run(
         program: program.to_path_buf(),
         seed: 1,
         start: crate::state_dir::Start::Fresh,
+        shaping: crate::supervisor::Shaping::default(),
     };
     crate::supervisor::launch(topology, options)
         .await

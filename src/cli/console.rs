@@ -76,6 +76,7 @@ pub fn open(
         program,
         seed: crate::node::seed_from_env(),
         start: start.start(),
+        shaping: start.shaping,
     };
     console::launch_and_run(topology, options, config, warnings)
 }

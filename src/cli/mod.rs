@@ -180,6 +180,13 @@ pub struct NodeArgs {
     #[arg(long)]
     pub control_stdin: bool,
 
+    /// Apply the faults of its links to its servers (those `--coordinator` and `--chat` name)
+    /// itself, starting as the topology declares them, with this seed for loss and jitter; its
+    /// launcher says each change on stdin (`link …`) and reads what the links carried from
+    /// stdout (`LINK …`).
+    #[arg(long, value_name = "SEED", requires = "control_stdin")]
+    pub shape_links: Option<u64>,
+
     /// Lead a process group of its own and print `PID <pid>` first: how a launcher on another
     /// machine signals it (over ssh, `kill -- -PID`).
     #[arg(long)]

@@ -67,9 +67,20 @@ pub fn run(args: NodeArgs) -> ExitCode {
     let code = runtime.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
+        let links = match args.shape_links {
+            Some(seed) => match own_links(&topology, &args.name, &options, seed, &shutdown) {
+                Ok(links) => Some(links),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            None => None,
+        };
         if follow_stdin {
             tokio::spawn(control::follow_stdin(
                 options.control.clone(),
+                links,
                 shutdown.clone(),
             ));
         }
@@ -84,6 +95,33 @@ pub fn run(args: NodeArgs) -> ExitCode {
     // A thread blocked reading stdin would keep the runtime from shutting down: do not wait.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
+}
+
+/// The shaper of the node's own links to the servers it is told of (`name=host:port` pairs),
+/// starting as the topology declares them; it reports on stdout.
+fn own_links(
+    topology: &crate::topology::Topology,
+    me: &str,
+    options: &NodeOptions,
+    seed: u64,
+    shutdown: &CancellationToken,
+) -> Result<crate::shaper::LinkShaper, String> {
+    let declared = topology
+        .connections
+        .iter()
+        .filter(|c| c.from == me || c.to == me)
+        .map(|c| (c.from.clone(), c.to.clone(), c.link.clone()));
+    let shaper = crate::shaper::LinkShaper::new(declared, seed, shutdown.clone());
+    let servers: Vec<(String, String)> = [&options.coordinator, &options.chat]
+        .into_iter()
+        .flatten()
+        .flat_map(|list| list.split(','))
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, addr)| (name.to_string(), addr.to_string()))
+        .collect();
+    shaper.own_links(me, &servers)?;
+    tokio::spawn(shaper.clone().report_on_stdout());
+    Ok(shaper)
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

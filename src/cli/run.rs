@@ -66,7 +66,7 @@ pub struct RunArgs {
     pub start: StartArgs,
 }
 
-/// `--fresh` and `--resume`, for the console and the headless run.
+/// `--fresh`, `--resume` and `--shaping`, for the console and the headless run.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct StartArgs {
     /// Start a fresh cluster even if the last run did not end (its state is moved aside to
@@ -77,6 +77,13 @@ pub struct StartArgs {
     /// Resume the last run even if it ended (its jobs and chat history are kept).
     #[arg(long)]
     pub resume: bool,
+
+    /// Where the faults of links between tcluster's own nodes are applied: by the node at the
+    /// link's client end (nodes), or by a proxy in tcluster (proxies). The same faults either
+    /// way; links of outside programs, of nodes on other machines or in tcluster's own process,
+    /// and heartbeat datagrams always go through proxies.
+    #[arg(long, value_enum, default_value_t)]
+    pub shaping: crate::supervisor::Shaping,
 }
 
 impl StartArgs {
@@ -133,6 +140,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         program,
         seed: crate::node::seed_from_env(),
         start: args.start.start(),
+        shaping: args.start.shaping,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

@@ -13,10 +13,10 @@ use ratatui_textarea::TextArea;
 
 use super::config::Config;
 use crate::protocol::message::{ChatBody, ChatEntry, JobId, JobState};
+use crate::shaper::MessageSeen;
 use crate::supervisor::feed::RunInfo;
 pub use crate::supervisor::feed::{ChatNews, LinkView, ProcessUsage};
 use crate::supervisor::logs::{Level, LogLine};
-use crate::supervisor::shaper::MessageSeen;
 use crate::supervisor::timeline::TimelineEvent;
 use crate::view::{ClusterView, NodeStatus, Process, Role, Verdict};
 
@@ -457,7 +457,7 @@ pub struct App {
     /// The keys pressed lately, and when (run ms), oldest first.
     pub keys_pressed: VecDeque<(String, u64)>,
     /// Messages waiting on held links, in the order they came.
-    pub held: Vec<crate::supervisor::shaper::HeldMessage>,
+    pub held: Vec<crate::shaper::HeldMessage>,
     /// How the Timeline view is read.
     pub timeline_view: TimelineView,
     /// Completions of the word being typed on the command line.

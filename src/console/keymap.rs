@@ -12,9 +12,9 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{Pane, View};
 use crate::protocol::message::WorkerView;
+use crate::shaper::MessageSeen;
 use crate::supervisor::Update;
 use crate::supervisor::logs::LogLine;
-use crate::supervisor::shaper::MessageSeen;
 
 /// Everything that can change the console's state.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub enum Action {
     /// A key was pressed (shown in the corner with `:keys on`).
     KeyPressed(String),
     /// The messages waiting on held links, as the shaper has them now.
-    Held(Vec<crate::supervisor::shaper::HeldMessage>),
+    Held(Vec<crate::shaper::HeldMessage>),
     /// In the held messages: deliver the selected one.
     DeliverHeld,
     /// In the held messages: drop the selected one.

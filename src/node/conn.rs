@@ -41,30 +41,7 @@ pub enum ConnNews {
     Plaintext(std::net::SocketAddr),
 }
 
-/// Connections the kernel completes and queues for a server before it accepts them: a burst
-/// of connections (a class starting its workers, a flood) is queued rather than made to wait
-/// for the clients' SYN retries, a second each (the system's `somaxconn` caps it).
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// A listening socket on `addr` (`host:port`, port 0 for any), with a deep accept queue.
-pub async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let mut last = None;
-    for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket.bind(addr) {
-            Ok(()) => return socket.listen(LISTEN_BACKLOG),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
-    }))
-}
+pub use crate::tls::listen;
 
 /// How long a closing connection may take to deliver its last replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -205,10 +182,20 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     let writer = tokio::spawn(write_lines(write, rx));
     let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
     let mut said = false;
+    let mut peer = None;
     let fatal = tokio::select! {
-        fatal = read_lines(conn, &mut lines, &inputs, &mut said) => fatal,
+        fatal = read_lines(conn, &mut lines, &inputs, &mut said, &mut peer) => fatal,
         _ = cancel.cancelled() => false,
     };
+    // The end of a connection from a peer whose link here is cut (by the peer itself, which
+    // shapes its own links) is heard once the link is back, or a partition would give itself
+    // away; a peer merely saying another's name gains only a late goodbye.
+    if let Some(peer) = peer.filter(|_| !fatal) {
+        tokio::select! {
+            _ = super::control::while_silenced(&peer) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
     if fatal {
         // The loop answers the bad line and then closes the connection: wait for that.
         let _ = tokio::time::timeout(CLOSE_GRACE, cancel.cancelled()).await;
@@ -228,13 +215,14 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     .await;
 }
 
-/// Reads lines until the end of the stream (`said`: whether anything came); returns true if it
-/// stopped on a line too long to go on safely.
+/// Reads lines until the end of the stream (`said`: whether anything came; `peer`: the name the
+/// first message came from); returns true if it stopped on a line too long to go on safely.
 async fn read_lines<E: From<ConnNews>>(
     conn: ConnId,
     lines: &mut FramedRead<Reader, crate::protocol::frame::LineCodec>,
     inputs: &mpsc::Sender<(ConnId, E)>,
     said: &mut bool,
+    peer: &mut Option<String>,
 ) -> bool {
     let mut dialect = None;
     while let Some(next) = lines.next().await {
@@ -263,7 +251,12 @@ async fn read_lines<E: From<ConnNews>>(
                         }
                     });
                     match decode(d, text, "") {
-                        Ok(envelope) => ConnNews::Line(d, envelope),
+                        Ok(envelope) => {
+                            if peer.is_none() && !envelope.from.is_empty() {
+                                *peer = Some(envelope.from.clone());
+                            }
+                            ConnNews::Line(d, envelope)
+                        }
                         Err(reason) => ConnNews::Invalid(reason.to_string(), false),
                     }
                 }
@@ -277,7 +270,9 @@ async fn read_lines<E: From<ConnNews>>(
 }
 
 /// Writes queued lines until the queue is closed and empty. A peer that does not read is given
-/// up on after a while, so a writer never lingers forever.
+/// up on after a while, so a writer never lingers forever. Once the connection is broken, what
+/// is queued is let go: the end of the connection is the reader's to say (it may wait for a
+/// cut link to heal, see [`connection`]).
 async fn write_lines(write: Writer, mut rx: mpsc::Receiver<Bytes>) {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     let mut out = BufWriter::new(write);
@@ -294,7 +289,11 @@ async fn write_lines(write: Writer, mut rx: mpsc::Receiver<Bytes>) {
         };
         match tokio::time::timeout(WRITE_TIMEOUT, burst).await {
             Ok(Ok(())) => {}
-            _ => return,
+            Ok(Err(_)) => {
+                while rx.recv().await.is_some() {}
+                return;
+            }
+            Err(_) => return,
         }
     }
     let _ = out.shutdown().await;

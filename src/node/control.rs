@@ -18,8 +18,9 @@
 //! <scale>` lines, with `--control-stdin`); when stdin closes, its launcher is gone and the node
 //! stops.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -165,14 +166,48 @@ impl NodeControl {
     }
 }
 
-/// Reads control lines from stdin into `control` (see [`obey`]); cancels `shutdown` when stdin
-/// closes.
-pub async fn follow_stdin(control: NodeControl, shutdown: CancellationToken) {
+/// Peers whose link to this node is cut or held now (`link PEER ME cut=1 …` on the control
+/// channel, for a node at the server end of a link its client shapes itself). A connection from
+/// one of them that ends is not heard to end until the link is back: across a real partition, a
+/// crashed peer's goodbye never arrives either.
+static SILENCED: LazyLock<watch::Sender<HashSet<String>>> =
+    LazyLock::new(|| watch::Sender::new(HashSet::new()));
+
+/// Whether messages from `peer` to this node are cut off (or held) now.
+pub fn silence(peer: &str, silenced: bool) {
+    SILENCED.send_if_modified(|set| {
+        if silenced {
+            set.insert(peer.to_string())
+        } else {
+            set.remove(peer)
+        }
+    });
+}
+
+/// Waits while the link from `peer` to this node is cut or held.
+pub async fn while_silenced(peer: &str) {
+    let mut watching = SILENCED.subscribe();
+    let _ = watching.wait_for(|set| !set.contains(peer)).await;
+}
+
+/// Reads control lines from stdin into `control` (see [`obey`]) and into `links`, the shaper
+/// of the node's own links if it has one ([`crate::shaper::own`]); cancels `shutdown` when
+/// stdin closes.
+pub async fn follow_stdin(
+    control: NodeControl,
+    links: Option<crate::shaper::LinkShaper>,
+    shutdown: CancellationToken,
+) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
-                if let Err(e) = obey(&control, &line) {
+                // About the links the node shapes itself (`link …`, `deliver`, `discard`).
+                let about_links = links
+                    .as_ref()
+                    .and_then(|l| l.obey(&line))
+                    .or_else(|| incoming(&line));
+                if let Err(e) = about_links.unwrap_or_else(|| obey(&control, &line)) {
                     warn!("control: {e}");
                 }
             }
@@ -183,6 +218,12 @@ pub async fn follow_stdin(control: NodeControl, shutdown: CancellationToken) {
             }
         }
     }
+}
+
+/// A `link FROM TO …` line for a node at the server end (`TO`): whether `FROM` is silenced.
+fn incoming(line: &str) -> Option<Result<(), String>> {
+    let (from, _to, rules) = crate::shaper::own::parse_link_line(line)?;
+    Some(rules.map(|(_, cut, held)| silence(from, cut || held)))
 }
 
 /// Carries out one control line: `skew <ms>` (the clock's offset) or `speed <scale>` (the

@@ -25,10 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Update;
 use super::logs::LogLine;
-use super::shaper::{HeldMessage, LinkShaper, MessageSeen};
 use crate::client::Client;
 use crate::cluster::worker::WorkerView;
 use crate::protocol::message::{ChatEntry, Message};
+use crate::shaper::{HeldMessage, LinkShaper, MessageSeen};
 use crate::view::NodeStatus;
 
 /// How many items a slow reader may fall behind before it misses some.

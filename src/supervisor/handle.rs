@@ -147,6 +147,17 @@ pub async fn launch(
     }
     let tls = super::secure::LaunchTls::prepare(&topology, &options.state_dir, &mut shaper)?;
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    // Changes of the rules of links nodes shape themselves go out on their control channels.
+    let (link_control, mut to_nodes) = mpsc::unbounded_channel();
+    shaper.tell_nodes_by(link_control);
+    let news = internal_tx.clone();
+    tokio::spawn(async move {
+        while let Some((node, line)) = to_nodes.recv().await {
+            if news.send(TaskNews::LinkControl { node, line }).is_err() {
+                return;
+            }
+        }
+    });
     let order = start_order(&topology, &primary);
     let nodes = order
         .iter()

@@ -24,6 +24,14 @@ impl Supervisor {
             None => None,
         };
         for server in ordered {
+            if let Some(addr) = self.own_link(from, server) {
+                self.shaper.adopt(from, server);
+                if let Some(m) = self.nodes.get_mut(from) {
+                    m.shapes_links = true;
+                }
+                links.push(addr);
+                continue;
+            }
             let proxy = self
                 .shaper
                 .proxy_at(from, server, reach)
@@ -35,6 +43,25 @@ impl Supervisor {
             links.push(proxy.to_string());
         }
         Ok(links)
+    }
+
+    /// The server's own address, if `from` shapes its link to `server` itself: with
+    /// `--shaping nodes`, both nodes tcluster's own, each in a process of its own on this
+    /// machine, heartbeats over TCP (datagrams go through proxies), the server listening
+    /// already.
+    fn own_link(&self, from: &str, server: &str) -> Option<String> {
+        if self.options.shaping != super::Shaping::Nodes || self.topology.policies.heartbeat.udp {
+            return None;
+        }
+        let own_process = |name: &str| {
+            self.nodes.get(name).is_some_and(|m| {
+                m.node.command.is_none()
+                    && m.node.host.is_none()
+                    && m.node.launch != crate::topology::Launch::Inproc
+            })
+        };
+        let address = self.nodes.get(server)?.address.clone()?;
+        (own_process(from) && own_process(server)).then_some(address)
     }
 
     /// `from`'s shaped links to `servers` as the `name=host:port,…` list a node is told, the

@@ -34,7 +34,6 @@ pub mod remote;
 mod report;
 pub mod scenario;
 mod secure;
-pub mod shaper;
 mod start;
 pub mod timeline;
 mod watch;
@@ -63,12 +62,12 @@ use crate::client::Client;
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::node::{self, NodeControl, NodeOptions, PauseSwitch};
 use crate::protocol::message::{JobId, Message};
+use crate::shaper::LinkShaper;
 use crate::state_dir::{Decision, RunRecord, Start};
 use crate::topology::{ClusterAction, Launch, Node, NodeKind, Topology};
 use crate::view::ClusterView;
 use faults::{FaultRecord, FaultTracker};
 use logs::LogSink;
-use shaper::LinkShaper;
 use timeline::{TimelineEvent, TimelineKind};
 use watch::{Submission, follow_master, submitter};
 
@@ -97,6 +96,21 @@ pub struct RunOptions {
     pub seed: u64,
     /// Whether to resume the state directory's last run or start fresh.
     pub start: Start,
+    /// Where the faults of links between tcluster's own nodes are applied.
+    pub shaping: Shaping,
+}
+
+/// Where the faults of a link are applied (latency, loss, cuts, held messages): the same rules
+/// either way ([`crate::shaper`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shaping {
+    /// By the node at the link's client end, when it is one of tcluster's own in a process of
+    /// its own on this machine: its messages cross the loopback once and the launcher carries
+    /// none of them. Other links go through the launcher's proxies.
+    #[default]
+    Nodes,
+    /// By a proxy in the launcher for every link.
+    Proxies,
 }
 
 /// What can be asked of the supervisor.
@@ -153,6 +167,8 @@ struct SupervisedNode {
     connect_to: Option<String>,
     /// A bot's links to the chat servers.
     chat_links: Option<String>,
+    /// It applies the faults of some of its links itself (`--shaping nodes`).
+    shapes_links: bool,
     ready: bool,
     paused: bool,
     restart_pending: bool,
@@ -180,6 +196,7 @@ impl SupervisedNode {
             address: None,
             connect_to: None,
             chat_links: None,
+            shapes_links: false,
             ready: false,
             paused: false,
             restart_pending: false,
@@ -229,6 +246,8 @@ enum TaskNews {
     },
     /// A node on another host: a new session found its node running on.
     Reattached { node: String, generation: u64 },
+    /// A control line for a node that shapes its own links (a change of their rules).
+    LinkControl { node: String, line: String },
     /// A node on another host said its process id there (its process group).
     RemotePid {
         node: String,
@@ -429,6 +448,9 @@ impl Supervisor {
                 dir,
             } => self.remote_dir(&node, generation, dir),
             TaskNews::Reattached { node, generation } => self.reattached(&node, generation),
+            TaskNews::LinkControl { node, line } => {
+                self.send_control(&node, &line).await;
+            }
             TaskNews::Accepted(None, jobs) => self.acknowledge(jobs),
             TaskNews::Accepted(Some(cluster), jobs) => {
                 if let Some(other) = self.others.get_mut(&cluster) {
@@ -507,6 +529,11 @@ impl Supervisor {
         m.running = None;
         m.exited = true;
         m.exit = Some(status.clone());
+        // What its own links held went with it.
+        self.shaper.forget_held_of(node);
+        let Some(m) = self.nodes.get_mut(node) else {
+            return;
+        };
         let restart = std::mem::take(&mut m.restart_pending);
         let stopped = m.stopped;
         // On another host, the session's end is not always the node's: the host out of reach,

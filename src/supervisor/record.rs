@@ -538,8 +538,8 @@ mod tests {
     /// Every other kind of item: the line is serde's, stamp first.
     #[test]
     fn an_item_line_is_serdes_line() {
+        use crate::shaper::MessageSeen;
         use crate::supervisor::logs::{Level, LogLine};
-        use crate::supervisor::shaper::MessageSeen;
         let items = [
             item(
                 12,
@@ -549,7 +549,7 @@ mod tests {
                     to: "coordinator".into(),
                     kind: "result".into(),
                     clock: Some(40),
-                    fate: crate::supervisor::shaper::Fate::Carried,
+                    fate: crate::shaper::Fate::Carried,
                     count: 37,
                 }),
             ),

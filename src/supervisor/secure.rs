@@ -21,7 +21,7 @@ impl LaunchTls {
     pub fn prepare(
         topology: &crate::topology::Topology,
         state_dir: &std::path::Path,
-        shaper: &mut super::shaper::LinkShaper,
+        shaper: &mut crate::shaper::LinkShaper,
     ) -> Result<LaunchTls, crate::tls::TlsError> {
         let Some(pki) = Pki::prepare(topology, state_dir)? else {
             return Ok(LaunchTls::default());

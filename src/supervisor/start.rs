@@ -468,6 +468,10 @@ impl Supervisor {
                 // worker or a bot, and proves the cluster secret like any student's.
                 command.env(crate::node::PEER_KEY_ENV, self.topology.peer_key());
                 command.envs(self.tls_files(name).env());
+                if self.nodes.get(name).is_some_and(|m| m.shapes_links) {
+                    let seed = self.options.seed ^ crate::shaper::own::name_seed(name);
+                    command.arg("--shape-links").arg(seed.to_string());
+                }
                 command
             }
         };
@@ -511,6 +515,9 @@ impl Supervisor {
                 self.send_control(name, &format!("speed {scale}")).await;
             }
         }
+        // A restarted node starts its own links as the topology declares them: told how they
+        // are now.
+        self.shaper.retell(name);
         Ok(pid)
     }
 
@@ -555,6 +562,7 @@ impl Supervisor {
             .map(|m| m.attachment.lines.clone());
         if let Some(stdout) = child.stdout.take() {
             let (news, task_name) = (self.internal.clone(), name.to_string());
+            let shaper = self.shaper.clone();
             captures.push(tokio::spawn(self.sink.clone().capture(
                 node_name.clone(),
                 false,
@@ -585,6 +593,12 @@ impl Supervisor {
                             generation,
                             pid,
                         });
+                        return true;
+                    }
+                    if let Some(report) = line.strip_prefix(crate::shaper::own::REPORT_PREFIX) {
+                        if let Err(e) = shaper.take_report(&task_name, report) {
+                            tracing::debug!(node = %task_name, "not a report on its links: {e}");
+                        }
                         return true;
                     }
                     let Some(rest) = line.strip_prefix("READY ") else {

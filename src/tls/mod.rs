@@ -202,6 +202,9 @@ pub enum Stream {
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// TLS, as the server.
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// A link a node shapes itself ([`route`]): the node's end of a pipe in memory, whose other
+    /// end the node's shaper carries on to the server (with TLS where the server is encrypted).
+    Memory(tokio::io::DuplexStream),
 }
 
 /// The reading half of a [`Stream`].
@@ -225,12 +228,16 @@ impl Stream {
                 let (r, w) = tokio::io::split(*tls);
                 (Box::new(r), Box::new(w))
             }
+            Stream::Memory(pipe) => {
+                let (r, w) = tokio::io::split(pipe);
+                (Box::new(r), Box::new(w))
+            }
         }
     }
 
     /// Whether it is encrypted.
     pub fn is_tls(&self) -> bool {
-        !matches!(self, Stream::Plain(_))
+        matches!(self, Stream::Client(_) | Stream::Server(_))
     }
 
     /// The peer's address.
@@ -239,6 +246,10 @@ impl Stream {
             Stream::Plain(tcp) => tcp.peer_addr(),
             Stream::Client(tls) => tls.get_ref().0.peer_addr(),
             Stream::Server(tls) => tls.get_ref().0.peer_addr(),
+            Stream::Memory(_) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "a link the node shapes itself has no peer address of its own",
+            )),
         }
     }
 }
@@ -382,6 +393,31 @@ pub fn is_trusted(addr: &str) -> bool {
         .contains_key(addr)
 }
 
+/// Connections the kernel completes and queues for a server before it accepts them: a burst
+/// of connections (a class starting its workers, a flood) is queued rather than made to wait
+/// for the clients' SYN retries, a second each (the system's `somaxconn` caps it).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` (`host:port`, port 0 for any), with a deep accept queue.
+pub async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
+}
+
 /// Connects to `addr` (`host:port`) with TLS, checking that the server there is `node`.
 pub async fn dial_as(addr: &str, node: &str, connector: &Connector) -> io::Result<Stream> {
     let tcp = TcpStream::connect(addr).await?;
@@ -389,14 +425,49 @@ pub async fn dial_as(addr: &str, node: &str, connector: &Connector) -> io::Resul
     connector.connect(&server_name(node), tcp).await
 }
 
-/// Connects to `addr` (`host:port`): with TLS if it is an encrypted server's ([`trust`]).
+/// The links this process shapes itself, by the address its node was told: a dial there is
+/// handed to the shaper instead ([`route`]).
+type Routes = HashMap<String, tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>>;
+static ROUTES: LazyLock<RwLock<Routes>> = LazyLock::new(Default::default);
+
+/// How much a link in memory buffers each way: what a socket's buffers would hold.
+const MEMORY_LINK_BUFFER: usize = 256 * 1024;
+
+/// Dials to `addr` from now on open a pipe in memory whose far end goes to `shaper`, which
+/// carries it on to the server through the link's faults.
+pub fn route(addr: &str, shaper: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>) {
+    ROUTES
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr.to_string(), shaper);
+}
+
+/// Connects to `addr` (`host:port`): through this process's own shaper if the link is one
+/// ([`route`]), else with TLS if it is an encrypted server's ([`trust`]).
 pub async fn dial(addr: &str) -> io::Result<Stream> {
+    let routed = ROUTES
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(addr)
+        .cloned();
+    if let Some(shaper) = routed {
+        let (near, far) = tokio::io::duplex(MEMORY_LINK_BUFFER);
+        if shaper.send(far).is_ok() {
+            return Ok(Stream::Memory(near));
+        }
+    }
+    dial_direct(addr, addr).await
+}
+
+/// Connects to `target`, with TLS if `addr` is an encrypted server's ([`trust`]): `target` is
+/// where the server `addr` names listens now.
+pub async fn dial_direct(target: &str, addr: &str) -> io::Result<Stream> {
     let trust = TABLE
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .get(addr)
         .cloned();
-    let tcp = TcpStream::connect(addr).await?;
+    let tcp = TcpStream::connect(target).await?;
     let _ = tcp.set_nodelay(true);
     match trust {
         Some(t) => t.connector.connect(&t.name, tcp).await,

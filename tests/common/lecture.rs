@@ -14,8 +14,8 @@ use tcluster::console::keymap::{self, Action};
 use tcluster::console::update::{Effect, update};
 use tcluster::protocol::message::{ChatBody, ChatEntry, Health, JobId, WorkerView};
 use tcluster::role::event::{ClusterEvent, EventKind};
+use tcluster::shaper::MessageSeen;
 use tcluster::supervisor::logs::{Level, LogLine};
-use tcluster::supervisor::shaper::MessageSeen;
 use tcluster::supervisor::timeline::{TimelineEvent, TimelineKind};
 use tcluster::supervisor::{NodeStatus, Process, Update};
 use tcluster::view::Faults;
@@ -478,7 +478,7 @@ fn messages() -> Vec<Action> {
             to: Arc::from(*to),
             kind: kind.to_string(),
             clock: Some(90 + i as u64),
-            fate: tcluster::supervisor::shaper::Fate::Carried,
+            fate: tcluster::shaper::Fate::Carried,
             count: 1,
         })
     })

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Row, Table, Wrap};
 
 use super::{Palette, block, truncate};
 use crate::console::app::*;
-use crate::supervisor::shaper::{Fate, MessageSeen};
+use crate::shaper::{Fate, MessageSeen};
 use crate::supervisor::timeline::TimelineKind;
 
 /// Messages hidden from the diagram unless asked for: liveness chatter and progress reports,

@@ -2,7 +2,7 @@
 //! links, and delivering or dropping one of them.
 
 use super::*;
-use crate::supervisor::shaper::HeldMessage;
+use crate::shaper::HeldMessage;
 
 /// `H`: in the Map, hold the selected link (or release it, if held); elsewhere, show what waits.
 pub fn hold_key(app: &mut App) -> Vec<Effect> {

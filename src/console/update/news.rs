@@ -6,9 +6,9 @@
 use crate::cluster::event::EventKind;
 use crate::console::app::*;
 use crate::protocol::message::{JobId, WorkerView};
+use crate::shaper::MessageSeen;
 use crate::supervisor::Update;
 use crate::supervisor::logs::LogLine;
-use crate::supervisor::shaper::MessageSeen;
 use crate::supervisor::timeline::{TimelineEvent, TimelineKind};
 use crate::view::{NodeStatus, Process, Verdict};
 

@@ -428,3 +428,192 @@ async fn a_burst_queues_behind_what_the_delivering_task_has_not_written() {
     assert!(hand_over(&mut batch, &out, &write, &mut buffer).await);
     assert_eq!(rx.try_recv().unwrap().len(), 2, "not all due: handed over");
 }
+
+/// A line server for a node's own link: what it reads comes out of the returned channel.
+async fn line_server() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = server.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let _ = tx.send(line);
+                }
+                let _ = tx.send("<closed>".to_string());
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
+    let (addr, mut received) = line_server().await;
+    let node = LinkShaper::new(
+        [(
+            "worker-1".to_string(),
+            "coordinator".to_string(),
+            Link::default(),
+        )],
+        7,
+        CancellationToken::new(),
+    );
+    let mut seen = node.watch();
+    node.own_links("worker-1", &[("coordinator".to_string(), addr.to_string())])
+        .unwrap();
+    // A dial to the coordinator's address is a pipe in memory through the node's shaper.
+    let stream = crate::tls::dial(&addr.to_string()).await.unwrap();
+    assert!(matches!(stream, crate::tls::Stream::Memory(_)));
+    let (_read, mut write) = stream.split();
+    write
+        .write_all(b"{\"type\":\"heartbeat\"}\n")
+        .await
+        .unwrap();
+    assert_eq!(received.recv().await.unwrap(), r#"{"type":"heartbeat"}"#);
+    let tapped = seen.recv().await.unwrap();
+    assert_eq!(
+        (
+            &*tapped.from,
+            &*tapped.to,
+            tapped.kind.as_str(),
+            tapped.fate
+        ),
+        ("worker-1", "coordinator", "heartbeat", Fate::Carried)
+    );
+    // Cut, as the launcher says it: dropped, counted, and the connection stays open.
+    let cut = LinkState {
+        cut: true,
+        ..LinkState::default()
+    };
+    let line = own::rules_line("worker-1", "coordinator", &cut);
+    assert_eq!(node.obey(&line), Some(Ok(())));
+    write
+        .write_all(b"{\"type\":\"heartbeat\"}\n")
+        .await
+        .unwrap();
+    let tapped = seen.recv().await.unwrap();
+    assert_eq!(tapped.fate, Fate::Dropped);
+    assert_eq!(node.state("worker-1", "coordinator").unwrap().dropped, 1);
+    // Held: the message waits, numbered; delivered by that number.
+    let held = LinkState {
+        held: true,
+        ..LinkState::default()
+    };
+    let line = own::rules_line("worker-1", "coordinator", &held);
+    assert_eq!(node.obey(&line), Some(Ok(())));
+    write.write_all(b"{\"type\":\"result\"}\n").await.unwrap();
+    assert_eq!(seen.recv().await.unwrap().fate, Fate::Held);
+    let waiting = node.held();
+    assert_eq!(waiting.len(), 1);
+    let deliver = format!("deliver {}", waiting[0].id);
+    assert_eq!(node.obey(&deliver), Some(Ok(())));
+    assert_eq!(received.recv().await.unwrap(), r#"{"type":"result"}"#);
+    // Something else is not about links; a bad line about them says what is wrong.
+    assert_eq!(node.obey("skew 20"), None);
+    assert_eq!(
+        node.obey("deliver x"),
+        Some(Err("bad message number `x`".to_string()))
+    );
+    assert!(matches!(node.obey("link worker-1"), Some(Err(_))));
+    // The node's end closes: the server hears it, the link not being cut.
+    assert_eq!(
+        node.obey(&own::rules_line(
+            "worker-1",
+            "coordinator",
+            &LinkState::default()
+        )),
+        Some(Ok(()))
+    );
+    drop(write);
+    drop(_read);
+    assert_eq!(received.recv().await.unwrap(), "<closed>");
+}
+
+#[tokio::test]
+async fn the_launcher_tells_a_node_its_rules_and_takes_its_reports_as_a_proxys() {
+    let shaper = LinkShaper::new(
+        [(
+            "worker-1".to_string(),
+            "coordinator".to_string(),
+            Link::default(),
+        )],
+        1,
+        CancellationToken::new(),
+    );
+    let (control, mut told) = mpsc::unbounded_channel();
+    shaper.tell_nodes_by(control);
+    let mut seen = shaper.watch();
+    shaper.adopt("worker-1", "coordinator");
+    assert!(shaper.adopted("worker-1", "coordinator"));
+    // At once: the server hears of the direction into it, the node of both.
+    let mut lines = Vec::new();
+    while let Ok(line) = told.try_recv() {
+        lines.push(line);
+    }
+    let quiet = LinkState::default();
+    assert_eq!(
+        lines,
+        [
+            (
+                "coordinator".to_string(),
+                own::rules_line("worker-1", "coordinator", &quiet)
+            ),
+            (
+                "worker-1".to_string(),
+                own::rules_line("worker-1", "coordinator", &quiet)
+            ),
+            (
+                "worker-1".to_string(),
+                own::rules_line("coordinator", "worker-1", &quiet)
+            ),
+        ]
+    );
+    // A one-way cut: only that direction's rules change, told to both ends.
+    shaper.cut("worker-1", Some("coordinator"), true);
+    let cut = LinkState {
+        cut: true,
+        ..LinkState::default()
+    };
+    let mut lines = Vec::new();
+    while let Ok(line) = told.try_recv() {
+        lines.push(line);
+    }
+    lines.sort();
+    let rules = own::rules_line("worker-1", "coordinator", &cut);
+    assert_eq!(
+        lines,
+        [
+            ("coordinator".to_string(), rules.clone()),
+            ("worker-1".to_string(), rules)
+        ]
+    );
+    // What the node saw is counted and tapped as a proxy's would be.
+    let report = r#"{"seen":{"at_ms":5,"from":"worker-1","to":"coordinator","kind":"heartbeat","clock":3,"fate":"dropped","count":4}}"#;
+    shaper.take_report("worker-1", report).unwrap();
+    assert_eq!(shaper.state("worker-1", "coordinator").unwrap().dropped, 4);
+    let tapped = seen.recv().await.unwrap();
+    assert_eq!((tapped.kind.as_str(), tapped.count), ("heartbeat", 4));
+    // A node reports only on its own links, and only reports.
+    assert!(shaper.take_report("worker-2", report).is_err());
+    assert!(shaper.take_report("worker-1", "{\"seen\":1}").is_err());
+    // A message the node holds is numbered among the launcher's, and delivered by that number.
+    let held = r#"{"held":{"id":1,"from":"coordinator","to":"worker-1","kind":"assign","clock":9,"at_ms":1,"preview":"{}"}}"#;
+    shaper.take_report("worker-1", held).unwrap();
+    shaper.take_report("worker-1", held).unwrap();
+    let waiting = shaper.held();
+    assert_eq!(waiting.len(), 2);
+    assert_ne!(waiting[0].id, waiting[1].id);
+    let delivered = shaper.deliver_held(waiting[1].id).unwrap();
+    assert_eq!(delivered.kind, "assign");
+    assert_eq!(
+        told.try_recv().unwrap(),
+        ("worker-1".to_string(), "deliver 1".to_string())
+    );
+    assert!(shaper.deliver_held(waiting[1].id).is_err());
+    // The node is gone: what it held is forgotten.
+    shaper.forget_held_of("worker-1");
+    assert!(shaper.held().is_empty());
+}

@@ -55,6 +55,9 @@ impl LinkShaper {
             preview,
         };
         self.tap(names, &line, Fate::Held);
+        if let Some(news) = self.held_news.get() {
+            let _ = news.send(message.clone());
+        }
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         held.push(Held {
             message,
@@ -97,6 +100,16 @@ impl LinkShaper {
                 state.held = false;
             }
         });
+        self.deliver_waiting(hit) + self.nodes.release(hit)
+    }
+
+    /// Delivers, in order, what waits on the direction `from` → `to` (its launcher released it).
+    pub(super) fn release_direction(&self, from: &str, to: &str) -> usize {
+        self.deliver_waiting(|f, t| f == from && t == to)
+    }
+
+    /// Delivers what waits on the directions `hit` picks, in order. Returns how many.
+    fn deliver_waiting(&self, hit: impl Fn(&str, &str) -> bool) -> usize {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let (go, stay): (Vec<Held>, Vec<Held>) = std::mem::take(&mut *held)
             .into_iter()
@@ -120,12 +133,20 @@ impl LinkShaper {
 
     /// Messages waiting on held links, in the order they came.
     pub fn held(&self) -> Vec<HeldMessage> {
-        let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        held.iter().map(|h| h.message.clone()).collect()
+        let mut all: Vec<HeldMessage> = {
+            let held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.iter().map(|h| h.message.clone()).collect()
+        };
+        all.extend(self.held_by_nodes());
+        all.sort_by_key(|m| m.id);
+        all
     }
 
     /// Delivers held message `id` now, ahead of any that waited before it on its link.
     pub fn deliver_held(&self, id: u64) -> Result<HeldMessage, String> {
+        if let Some(message) = self.settle_in_node(id, "deliver") {
+            return Ok(message);
+        }
         let h = self.take_held(id)?;
         let out_of_order = self
             .held
@@ -147,6 +168,9 @@ impl LinkShaper {
 
     /// Drops held message `id`.
     pub fn discard_held(&self, id: u64) -> Result<HeldMessage, String> {
+        if let Some(message) = self.settle_in_node(id, "discard") {
+            return Ok(message);
+        }
         let h = self.take_held(id)?;
         let names = (h.message.from.clone(), h.message.to.clone());
         self.tap(&names, &h.line, Fate::Discarded);

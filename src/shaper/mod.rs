@@ -55,6 +55,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 mod held;
+pub mod nodes;
+pub mod own;
 mod tap;
 use held::Held;
 pub use held::HeldMessage;
@@ -102,6 +104,15 @@ pub enum Fate {
     Discarded,
 }
 
+/// How a link reaches its server.
+pub(crate) enum Dial {
+    /// A proxy's: with TLS by this connector (checking the server's name), or in plaintext.
+    As(Option<crate::tls::Connector>),
+    /// A node's own link: as a dial to the address the node was told would
+    /// ([`crate::tls::dial_direct`]).
+    Told(String),
+}
+
 /// Every shaped direction, by (from, to), and the proxies that apply them.
 #[derive(Clone)]
 pub struct LinkShaper {
@@ -121,6 +132,10 @@ pub struct LinkShaper {
     /// Encrypted links: the certificate each server's proxies serve with, the CA its
     /// certificate is checked against, and the links (client, server) that are encrypted.
     tls: Arc<RwLock<ShaperTls>>,
+    /// Where each message a held link keeps is said (a node's shaper says it to its launcher).
+    held_news: Arc<std::sync::OnceLock<mpsc::UnboundedSender<HeldMessage>>>,
+    /// The links nodes shape themselves, and how to tell them (the launcher's side).
+    nodes: Arc<nodes::Nodes>,
 }
 
 /// The shaper's TLS.
@@ -162,6 +177,8 @@ impl LinkShaper {
             held: Arc::default(),
             next_held: Arc::new(std::sync::atomic::AtomicU64::new(1)),
             tls: Arc::default(),
+            held_news: Arc::default(),
+            nodes: Arc::default(),
         }
     }
 
@@ -275,38 +292,54 @@ impl LinkShaper {
                     else {
                         return;
                     };
-                    let Some(target) = shaper.address_of(&server) else {
-                        debug!(%client, %server, "proxy: the server does not listen yet");
-                        return;
-                    };
-                    let target = target.to_string();
-                    let dialed = match &tls {
-                        Some((_, connector)) => {
-                            crate::tls::dial_as(&target, &server, connector).await
-                        }
-                        None => TcpStream::connect(&target).await.map(|tcp| {
-                            let _ = tcp.set_nodelay(true);
-                            crate::tls::Stream::Plain(tcp)
-                        }),
-                    };
-                    let outbound = match dialed {
-                        Ok(outbound) => outbound,
-                        Err(e) => {
-                            debug!(%client, %server, "proxy: the server is not there: {e}");
-                            return;
-                        }
-                    };
-                    let (in_read, in_write) = inbound.split();
-                    let (out_read, out_write) = outbound.split();
-                    let seed = shaper.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    let up = shaper.pipe(client.clone(), server.clone(), in_read, out_write, seed);
-                    let down =
-                        shaper.pipe(server, client, out_read, in_write, seed.rotate_left(17));
-                    tokio::join!(up, down);
+                    let connector = tls.map(|(_, connector)| connector);
+                    shaper
+                        .carry(inbound, &client, &server, Dial::As(connector), n)
+                        .await;
                 });
             }
         });
         Ok(addr)
+    }
+
+    /// Carries a connection from `client` on to `server`, both ways through the link between
+    /// them, until both directions end. `n` counts the link's connections (each has its own
+    /// randomness).
+    pub(crate) async fn carry(
+        &self,
+        inbound: crate::tls::Stream,
+        client: &str,
+        server: &str,
+        dial: Dial,
+        n: u64,
+    ) {
+        let Some(target) = self.address_of(server) else {
+            debug!(%client, %server, "link: the server does not listen yet");
+            return;
+        };
+        let target = target.to_string();
+        let dialed = match &dial {
+            Dial::As(Some(connector)) => crate::tls::dial_as(&target, server, connector).await,
+            Dial::As(None) => TcpStream::connect(&target).await.map(|tcp| {
+                let _ = tcp.set_nodelay(true);
+                crate::tls::Stream::Plain(tcp)
+            }),
+            Dial::Told(told) => crate::tls::dial_direct(&target, told).await,
+        };
+        let outbound = match dialed {
+            Ok(outbound) => outbound,
+            Err(e) => {
+                debug!(%client, %server, "link: the server is not there: {e}");
+                return;
+            }
+        };
+        let (in_read, in_write) = inbound.split();
+        let (out_read, out_write) = outbound.split();
+        let seed = self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let (client, server) = (client.to_string(), server.to_string());
+        let up = self.pipe(client.clone(), server.clone(), in_read, out_write, seed);
+        let down = self.pipe(server, client, out_read, in_write, seed.rotate_left(17));
+        tokio::join!(up, down);
     }
 
     /// A connection a proxy accepted from `client`, opened: TLS on an encrypted link, where a
@@ -353,7 +386,7 @@ impl LinkShaper {
     ) -> std::io::Result<(tokio::net::TcpListener, Option<UdpSocket>)> {
         let mut last = None;
         for _ in 0..20 {
-            let listener = crate::node::conn::listen(bind).await?;
+            let listener = crate::tls::listen(bind).await?;
             if !self.datagrams {
                 return Ok((listener, None));
             }
@@ -546,10 +579,17 @@ impl LinkShaper {
         });
     }
 
+    /// Changes the directions `f` changes; those a node shapes are said to it.
     fn update(&self, mut f: impl FnMut(&(String, String), &mut LinkState)) {
+        let mut changed = Vec::new();
         for (key, state) in self.write().iter_mut() {
+            let before = (state.link.clone(), state.cut, state.held);
             f(key, state);
+            if before != (state.link.clone(), state.cut, state.held) {
+                changed.push((key.clone(), state.clone()));
+            }
         }
+        self.tell_changes(&changed);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, String), LinkState>> {

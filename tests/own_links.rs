@@ -1,0 +1,89 @@
+//! Links a node shapes itself (`--shaping nodes`, the default): a worker in a process of its
+//! own applies its links' faults, and the cluster sees exactly what a proxy would have shown
+//! it — a cut worker that is then killed dies of silence, not of a closed connection; a held
+//! link's messages wait and are delivered in order on release; every message reaches the
+//! timeline's recording.
+
+mod common;
+
+use common::*;
+
+const TOPOLOGY: &str = "
+set SYSTEM_NAME OwnLinks
+node coordinator { type master }
+node worker { type worker; count 2; resources { cpu 2 } }
+policy heartbeat { interval 100ms; suspect_after 400ms; timeout 800ms }
+scenario faults {
+    at 0.2s submit \"sleep 100ms\" count 4
+    at 0.6s partition coordinator worker-2
+    at 0.8s kill worker-2
+    at 0.8s expect within 3s dead(worker-2) \"worker-2 is dead to the coordinator\"
+    at 2.5s heal
+    at 2.5s hold coordinator worker-1
+    at 2.6s submit \"sleep 100ms\" count 3
+    at 3.5s release
+    at 3.5s expect within 5s completed == submitted and lost == 0 \"every job completed\"
+}
+";
+
+/// The headless run's output and its state directory's recording, in the mode asked for.
+fn run(shaping: &str) -> (String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = headless_with(dir.path(), TOPOLOGY, "faults", &["--shaping", shaping]);
+    assert_eq!(report["jobs"]["submitted"], 7, "{report}");
+    assert_eq!(report["jobs"]["completed"], 7, "{report}");
+    assert_eq!(report["jobs"]["lost"], 0, "{report}");
+    let recordings = dir.path().join("state/recordings");
+    let mut recorded = String::new();
+    for run in std::fs::read_dir(&recordings).unwrap() {
+        for segment in std::fs::read_dir(run.unwrap().path()).unwrap() {
+            recorded += &std::fs::read_to_string(segment.unwrap().path()).unwrap();
+        }
+    }
+    (stdout, recorded, dir)
+}
+
+#[test]
+fn a_node_shaping_its_own_links_shows_the_cluster_what_a_proxy_would() {
+    for shaping in ["nodes", "proxies"] {
+        let (stdout, recorded, dir) = run(shaping);
+        // Shaped where asked: the worker says so in its log, or it went through a proxy.
+        let log = std::fs::read_to_string(dir.path().join("state/logs/worker-1.log")).unwrap();
+        assert_eq!(
+            log.contains("shaping its own link to coordinator"),
+            shaping == "nodes",
+            "{shaping}: {log}"
+        );
+        // Killed behind a cut, worker-2 is found dead by its silence: its closed connection
+        // did not cross the partition.
+        assert!(
+            stdout.contains("worker-2 is dead (no heartbeat"),
+            "{shaping}: {stdout}"
+        );
+        assert!(
+            !stdout.contains("worker-2 is dead (connection closed)"),
+            "{shaping}: {stdout}"
+        );
+        // The held link kept messages and delivered them in order on release.
+        assert!(
+            stdout.contains("held messages delivered in order"),
+            "{shaping}: {stdout}"
+        );
+        // Every fate reached the timeline's recording: carried, dropped by the cut, held,
+        // delivered on release.
+        for (from, fate) in [
+            ("worker-1", r#""fate":"carried""#),
+            ("worker-2", r#""fate":"dropped""#),
+            ("coordinator", r#""fate":"held""#),
+            ("coordinator", r#""fate":{"delivered""#),
+        ] {
+            let from = format!(r#""from":"{from}""#);
+            assert!(
+                recorded.lines().any(|l| l.contains(r#""feed":"message""#)
+                    && l.contains(&from)
+                    && l.contains(fate)),
+                "{shaping}: no message from {from} with {fate}"
+            );
+        }
+    }
+}
