@@ -111,6 +111,11 @@ fn the_console_under_load_reports_its_frames() {
         "{report}"
     );
     assert!(console["cpu_percent"].as_f64().is_some(), "{report}");
+    // The nodes it launched worked too (a coordinator and four workers, 200 jobs a second).
+    assert!(
+        console["nodes_cpu_percent"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
 }
 
 /// A count that is not one is refused before anything runs, naming the flag.

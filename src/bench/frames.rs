@@ -29,6 +29,9 @@ pub struct Frames {
     pub frame: Spread,
     /// The console process's CPU over the loaded seconds, percent of one core.
     pub cpu_percent: f64,
+    /// The CPU of the nodes it launched (its child processes) over the same seconds, percent
+    /// of one core: with the console's, what the machine pays for the cluster being shown.
+    pub nodes_cpu_percent: f64,
 }
 
 impl Frames {
@@ -38,13 +41,15 @@ impl Frames {
             "console  {} terminal, a coordinator and 4 workers launched by it, {:.0} jobs/s asked\n\
              \x20 completed    {:.0} jobs/s over {:.1} s\n\
              \x20 frame        {}\n\
-             \x20 console CPU  {:.1}% of one core\n",
+             \x20 console CPU  {:.1}% of one core\n\
+             \x20 nodes' CPU   {:.1}% of one core\n",
             self.size,
             self.target_jobs_per_second,
             self.jobs_per_second,
             self.seconds,
             self.frame.ms(),
-            self.cpu_percent
+            self.cpu_percent,
+            self.nodes_cpu_percent
         )
     }
 }
@@ -53,7 +58,12 @@ impl Frames {
 const BURST: u32 = 50;
 
 /// Runs the console under `rate` jobs/s for `duration` (see the module's documentation).
-pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Frames, BenchError> {
+pub async fn frames(
+    program: &Path,
+    rate: f64,
+    duration: Duration,
+    shaping: crate::supervisor::Shaping,
+) -> Result<Frames, BenchError> {
     let setup = |e: &dyn std::fmt::Display| BenchError::Setup(e.to_string());
     let scratch = super::scratch::ScratchDir::new("frames")?;
     let topology_path = scratch.path().join("load.top");
@@ -68,7 +78,16 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
     let (topology, _) = crate::topology::load(&topology_path).map_err(|e| setup(&e))?;
     let state = scratch.path().join("state");
     let stats = scratch.path().join("frames.json");
-    let extra = [std::ffi::OsStr::new("--frame-stats"), stats.as_os_str()];
+    let shaping = match shaping {
+        crate::supervisor::Shaping::Nodes => "nodes",
+        crate::supervisor::Shaping::Proxies => "proxies",
+    };
+    let extra = [
+        std::ffi::OsStr::new("--frame-stats"),
+        stats.as_os_str(),
+        std::ffi::OsStr::new("--shaping"),
+        std::ffi::OsStr::new(shaping),
+    ];
     let (cols, rows) = (200, 60);
     let mut console = Console::open(
         program,
@@ -82,6 +101,8 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
     let mut link = super::link_to(primary).await?;
 
     // Bursts of BURST jobs at the pace that makes `rate`; results counted as they come.
+    let nodes = children_of(console.pid);
+    let nodes_before = cpu_of(&nodes);
     let cpu_before = cpu_seconds(console.pid);
     let started = Instant::now();
     let mut pace = tokio::time::interval(Duration::from_secs_f64(f64::from(BURST) / rate));
@@ -108,6 +129,7 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu_after = cpu_seconds(console.pid);
+    let nodes_after = cpu_of(&nodes);
     drop(link);
 
     // `q`: the console stops its nodes and writes its frame times.
@@ -122,6 +144,7 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
         (Some(a), Some(b)) => (b - a) / seconds * 100.0,
         _ => f64::NAN,
     };
+    let nodes_cpu_percent = (nodes_after - nodes_before) / seconds * 100.0;
     Ok(Frames {
         size: format!("{cols}×{rows}"),
         target_jobs_per_second: rate,
@@ -129,5 +152,27 @@ pub async fn frames(program: &Path, rate: f64, duration: Duration) -> Result<Fra
         seconds,
         frame,
         cpu_percent,
+        nodes_cpu_percent,
     })
+}
+
+/// The processes `pid` started (Linux: every thread's `children` in /proc).
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The CPU seconds `pids` have used together (one that is gone counts nothing).
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| cpu_seconds(*p)).sum()
 }

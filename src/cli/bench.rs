@@ -78,6 +78,9 @@ pub struct BenchArgs {
     /// console: jobs per second submitted while the console draws (for ten seconds).
     #[arg(long, default_value_t = 10_000.0)]
     pub rate: f64,
+    /// console: where the links' faults are applied (the console's `--shaping`).
+    #[arg(long, value_enum, default_value_t)]
+    pub shaping: crate::supervisor::Shaping,
     /// ingest and draw: log lines parsed, or held by the console.
     #[arg(long, default_value_t = 1_000_000)]
     pub lines: usize,
@@ -247,7 +250,8 @@ async fn measure(
             } else {
                 10_000.0
             };
-            let r = bench::frames(program, rate, std::time::Duration::from_secs(10)).await?;
+            let ten = std::time::Duration::from_secs(10);
+            let r = bench::frames(program, rate, ten, args.shaping).await?;
             (r.table(), serde_json::to_value(&r))
         }
         What::Draw => {

@@ -169,7 +169,7 @@ impl LinkShaper {
                         Fate::Delivered { .. } | Fate::Discarded => {}
                     }
                 }
-                seen.at_ms = self.now();
+                seen.at_ms = self.now().saturating_sub(seen.at_ms);
                 let _ = self.taps.send(seen);
             }
             Report::Held(mut message) => {
@@ -180,7 +180,7 @@ impl LinkShaper {
                 message.id = self
                     .next_held
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                message.at_ms = self.now();
+                message.at_ms = self.now().saturating_sub(message.at_ms);
                 self.nodes.held().push((node.to_string(), theirs, message));
             }
         }

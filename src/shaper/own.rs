@@ -43,7 +43,8 @@ use crate::topology::units::{Percent, Rate};
 /// whether it is held.
 pub type Rules = (Link, bool, bool);
 
-/// What a node says about its links on its stdout, after [`REPORT_PREFIX`].
+/// What a node says about its links on its stdout, after [`REPORT_PREFIX`]. Its `at_ms` is an
+/// age: how many milliseconds before the line was written.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Report {
@@ -51,6 +52,25 @@ pub enum Report {
     Seen(MessageSeen),
     /// A message a held link keeps, by the node's own number.
     Held(HeldMessage),
+}
+
+/// How often at most a node reports on its links: what its links carry in that time goes in one
+/// write, messages of a kind as one line.
+pub const REPORT_EVERY: Duration = Duration::from_millis(10);
+
+/// Counts `seen` into `batch`: with the messages of its link, kind and fate there already (the
+/// earliest time, the latest clock), else as a line of its own.
+fn gather(batch: &mut Vec<MessageSeen>, seen: MessageSeen) {
+    match batch.iter_mut().find(|b| {
+        b.fate == seen.fate && b.kind == seen.kind && b.from == seen.from && b.to == seen.to
+    }) {
+        Some(b) => {
+            b.count = b.count.saturating_add(seen.count);
+            b.clock = b.clock.max(seen.clock);
+            b.at_ms = b.at_ms.min(seen.at_ms);
+        }
+        None => batch.push(seen),
+    }
 }
 
 /// How a node's line about its links begins.
@@ -167,26 +187,39 @@ impl LinkShaper {
     }
 
     /// Writes what this process's links carry, and the messages its held links keep, to
-    /// stdout for the launcher (`LINK …` lines), until the shaper stops.
+    /// stdout for the launcher (`LINK …` lines), until the shaper stops: at most every
+    /// [`REPORT_EVERY`], messages of one kind and fate on one link in that time as one line
+    /// with their count, each stamped with its age (so the launcher dates it exactly).
     pub async fn report_on_stdout(self) {
         let mut seen = self.taps.subscribe();
         let (held_tx, mut held) = mpsc::unbounded_channel();
         let _ = self.held_news.set(held_tx);
         let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+        let mut batch: Vec<MessageSeen> = Vec::new();
+        let mut keeps: Vec<HeldMessage> = Vec::new();
         let mut text = String::new();
         loop {
-            let first = tokio::select! {
+            tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 s = seen.recv() => match s {
-                    Ok(s) => Report::Seen(s),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Ok(s) => gather(&mut batch, s),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(_) => return,
                 },
                 h = held.recv() => match h {
-                    Some(h) => Report::Held(h),
+                    Some(h) => keeps.push(h),
                     None => return,
                 },
-            };
+            }
+            // What else comes in the next moments goes in the same write.
+            tokio::time::sleep(REPORT_EVERY).await;
+            while let Ok(s) = seen.try_recv() {
+                gather(&mut batch, s);
+            }
+            while let Ok(h) = held.try_recv() {
+                keeps.push(h);
+            }
+            let now = self.now();
             text.clear();
             let mut put = |report: &Report| {
                 if let Ok(json) = serde_json::to_string(report) {
@@ -195,11 +228,12 @@ impl LinkShaper {
                     text.push('\n');
                 }
             };
-            put(&first);
-            while let Ok(s) = seen.try_recv() {
+            for mut s in batch.drain(..) {
+                s.at_ms = now.saturating_sub(s.at_ms);
                 put(&Report::Seen(s));
             }
-            while let Ok(h) = held.try_recv() {
+            for mut h in keeps.drain(..) {
+                h.at_ms = now.saturating_sub(h.at_ms);
                 put(&Report::Held(h));
             }
             if out.write_all(text.as_bytes()).await.is_err() || out.flush().await.is_err() {
