@@ -50,7 +50,7 @@ fn a_node_shaping_its_own_links_shows_the_cluster_what_a_proxy_would() {
         // Shaped where asked: the worker says so in its log, or it went through a proxy.
         let log = std::fs::read_to_string(dir.path().join("state/logs/worker-1.log")).unwrap();
         assert_eq!(
-            log.contains("shaping its own link to coordinator"),
+            log.contains("shaping its own links to coordinator, backup"),
             shaping == "nodes",
             "{shaping}: {log}"
         );

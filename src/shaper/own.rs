@@ -157,12 +157,13 @@ impl LinkShaper {
     /// Shapes `me`'s links to `servers` (each a name and the address `me` was told) in this
     /// process: dials to those addresses go through this shaper from now on.
     pub fn own_links(&self, me: &str, servers: &[(String, String)]) -> Result<(), String> {
+        let names: Vec<&str> = servers.iter().map(|(name, _)| name.as_str()).collect();
+        tracing::info!("shaping its own links to {}", names.join(", "));
         for (server, told) in servers {
             let addr: SocketAddr = told
                 .parse()
                 .map_err(|_| format!("the address of {server}, `{told}`, is not host:port"))?;
             self.set_address(server, addr);
-            tracing::info!(%server, "shaping its own link to {server}");
             for (from, to) in [(me, server.as_str()), (server.as_str(), me)] {
                 self.write()
                     .entry((from.to_string(), to.to_string()))
