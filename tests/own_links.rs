@@ -50,7 +50,7 @@ fn a_node_shaping_its_own_links_shows_the_cluster_what_a_proxy_would() {
         // Shaped where asked: the worker says so in its log, or it went through a proxy.
         let log = std::fs::read_to_string(dir.path().join("state/logs/worker-1.log")).unwrap();
         assert_eq!(
-            log.contains("shaping its own links to coordinator, backup"),
+            log.contains("shaping its own links to coordinator"),
             shaping == "nodes",
             "{shaping}: {log}"
         );
@@ -86,4 +86,33 @@ fn a_node_shaping_its_own_links_shows_the_cluster_what_a_proxy_would() {
             );
         }
     }
+}
+
+/// A node told to shape links to a server whose address is not `host:port` says so and stops;
+/// `--shape-links` without the launcher's control channel is a usage error.
+#[test]
+fn a_node_told_a_bad_address_for_its_own_link_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let out = tcluster()
+        .args(["node", topology.to_str().unwrap(), "--name", "worker-1"])
+        .args(["--control-stdin", "--shape-links", "7"])
+        .args(["--coordinator", "coordinator=nowhere"])
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the address of coordinator, `nowhere`, is not host:port"),
+        "{stderr}"
+    );
+    let out = tcluster()
+        .args(["node", topology.to_str().unwrap(), "--name", "worker-1"])
+        .args(["--shape-links", "7"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--control-stdin"), "{stderr}");
 }

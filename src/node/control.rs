@@ -202,12 +202,12 @@ pub async fn follow_stdin(
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
-                // About the links the node shapes itself (`link …`, `deliver`, `discard`).
-                let about_links = links
-                    .as_ref()
-                    .and_then(|l| l.obey(&line))
-                    .or_else(|| incoming(&line));
-                if let Err(e) = about_links.unwrap_or_else(|| obey(&control, &line)) {
+                // About the links the node shapes itself (`link …`, `deliver`, `discard`), and
+                // about a link into it (`link PEER ME …`): a line may be both.
+                let shaped = links.as_ref().and_then(|l| l.obey(&line));
+                let into_it = incoming(&line);
+                let result = shaped.or(into_it).unwrap_or_else(|| obey(&control, &line));
+                if let Err(e) = result {
                     warn!("control: {e}");
                 }
             }

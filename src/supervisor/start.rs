@@ -562,7 +562,13 @@ impl Supervisor {
             .map(|m| m.attachment.lines.clone());
         if let Some(stdout) = child.stdout.take() {
             let (news, task_name) = (self.internal.clone(), name.to_string());
-            let shaper = self.shaper.clone();
+            // Only a node that shapes its own links reports on them: another's `LINK` line is
+            // one of its log lines.
+            let shaper = self
+                .nodes
+                .get(name)
+                .filter(|m| m.shapes_links)
+                .map(|_| self.shaper.clone());
             captures.push(tokio::spawn(self.sink.clone().capture(
                 node_name.clone(),
                 false,
@@ -595,7 +601,9 @@ impl Supervisor {
                         });
                         return true;
                     }
-                    if let Some(report) = line.strip_prefix(crate::shaper::own::REPORT_PREFIX) {
+                    if let Some(shaper) = &shaper
+                        && let Some(report) = line.strip_prefix(crate::shaper::own::REPORT_PREFIX)
+                    {
                         if let Err(e) = shaper.take_report(&task_name, report) {
                             tracing::debug!(node = %task_name, "not a report on its links: {e}");
                         }
