@@ -56,7 +56,7 @@ pub enum Report {
 
 /// How often at most a node reports on its links: what its links carry in that time goes in one
 /// write, messages of a kind as one line.
-pub const REPORT_EVERY: Duration = Duration::from_millis(10);
+pub const REPORT_EVERY: Duration = Duration::from_millis(25);
 
 /// Counts `seen` into `batch`: with the messages of its link, kind and fate there already (the
 /// earliest time, the latest clock), else as a line of its own.
