@@ -116,3 +116,19 @@ fn a_node_told_a_bad_address_for_its_own_link_says_which() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--control-stdin"), "{stderr}");
 }
+
+/// An outside program (a student's) never shapes its links: a line of its own that looks like a
+/// node's report on them is one of its log lines, kept as it said it.
+#[test]
+fn a_students_line_that_looks_like_a_link_report_stays_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+node coordinator { type master }
+node mine { type worker; command "printf 'LINK {\"held\":{}}\n'; sleep 1" }
+scenario quiet { at 0.5s say "nothing to do" }
+"#;
+    let (code, stdout, stderr, _) = headless_run(dir.path(), text, "quiet");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let log = std::fs::read_to_string(dir.path().join("state/logs/mine.log")).unwrap();
+    assert!(log.contains(r#"LINK {"held":{}}"#), "{log}");
+}
