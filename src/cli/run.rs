@@ -81,7 +81,7 @@ pub struct StartArgs {
     /// Where the faults of links between tcluster's own nodes are applied: by the node at the
     /// link's client end (nodes), or by a proxy in tcluster (proxies). The same faults either
     /// way; links of outside programs, of nodes on other machines or in tcluster's own process,
-    /// and heartbeat datagrams always go through proxies.
+    /// and between masters always go through proxies.
     #[arg(long, value_enum, default_value_t)]
     pub shaping: crate::supervisor::Shaping,
 }

@@ -163,7 +163,8 @@ impl Driver {
             }
         }
         if let Some(socket) = &self.udp
-            && let Err(e) = socket.send_to(envelope.to_json().as_bytes(), peer).await
+            && let Err(e) =
+                crate::shaper::own::send_datagram(socket, envelope.to_json().as_bytes(), peer).await
         {
             debug!(%peer, "heartbeat datagram not sent: {e}");
         }

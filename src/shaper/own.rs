@@ -30,7 +30,12 @@
 //! {"held":{…}}`, numbered by the node: the launcher renumbers them).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::net::UdpSocket;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -153,10 +158,89 @@ fn parse_rules(words: &[&str]) -> Result<Rules, String> {
     Ok((link, cut, held))
 }
 
+/// The links this process shapes itself, for its datagrams.
+struct Own {
+    shaper: LinkShaper,
+    me: Arc<str>,
+    rng: Mutex<SmallRng>,
+    /// Where shaped datagrams leave from (opened on the first).
+    socket: tokio::sync::OnceCell<Option<Arc<UdpSocket>>>,
+}
+
+static OWN: OnceLock<Own> = OnceLock::new();
+
+/// Sends a heartbeat datagram to `peer` from `socket`: as it is, unless this process shapes its
+/// link to the server at `peer` ([`LinkShaper::own_links`]), which then cuts, loses or delays it
+/// as a proxy would (a held link drops it: a heartbeat delivered by hand later would be stale).
+pub async fn send_datagram(
+    socket: &UdpSocket,
+    datagram: &[u8],
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let Some(own) = OWN.get() else {
+        return socket.send_to(datagram, peer).await.map(drop);
+    };
+    let Some(server) = own.shaper.server_at(peer) else {
+        return socket.send_to(datagram, peer).await.map(drop);
+    };
+    let key = (own.me.to_string(), server.clone());
+    let names: (Arc<str>, Arc<str>) = (own.me.clone(), Arc::from(server.as_str()));
+    let held = own.shaper.read().get(&key).is_some_and(|s| s.held);
+    let delay = {
+        let mut rng = own.rng.lock().unwrap_or_else(|e| e.into_inner());
+        own.shaper
+            .pass(&key, datagram.len(), &mut rng)
+            .map(|(latency, _)| latency)
+            .filter(|_| !held)
+    };
+    let fate = if delay.is_some() {
+        super::Fate::Carried
+    } else {
+        super::Fate::Dropped
+    };
+    own.shaper.tap(&names, datagram, fate);
+    let Some(delay) = delay else {
+        return Ok(());
+    };
+    let out = own
+        .socket
+        .get_or_init(|| async { UdpSocket::bind("127.0.0.1:0").await.ok().map(Arc::new) })
+        .await
+        .clone();
+    let Some(out) = out else {
+        return socket.send_to(datagram, peer).await.map(drop);
+    };
+    if delay.is_zero() {
+        return out.send_to(datagram, peer).await.map(drop);
+    }
+    let datagram = datagram.to_vec();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = out.send_to(&datagram, peer).await;
+    });
+    Ok(())
+}
+
 impl LinkShaper {
+    /// The server this shaper's links reach at `addr`, if any.
+    fn server_at(&self, addr: SocketAddr) -> Option<String> {
+        self.addresses
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, a)| **a == addr)
+            .map(|(name, _)| name.clone())
+    }
+
     /// Shapes `me`'s links to `servers` (each a name and the address `me` was told) in this
     /// process: dials to those addresses go through this shaper from now on.
     pub fn own_links(&self, me: &str, servers: &[(String, String)]) -> Result<(), String> {
+        let _ = OWN.set(Own {
+            shaper: self.clone(),
+            me: Arc::from(me),
+            rng: Mutex::new(SmallRng::seed_from_u64(self.seed ^ 0x0da7_a6a0)),
+            socket: tokio::sync::OnceCell::new(),
+        });
         let names: Vec<&str> = servers.iter().map(|(name, _)| name.as_str()).collect();
         tracing::info!("shaping its own links to {}", names.join(", "));
         for (server, told) in servers {
@@ -179,7 +263,7 @@ impl LinkShaper {
                     n += 1;
                     let (shaper, me, server) = (shaper.clone(), me.clone(), server.clone());
                     let dial = Dial::Told(told.clone());
-                    let near = crate::tls::Stream::Memory(far);
+                    let near = crate::tls::Stream::Memory(far, None);
                     tokio::spawn(async move { shaper.carry(near, &me, &server, dial, n).await });
                 }
             });

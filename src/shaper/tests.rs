@@ -466,7 +466,8 @@ async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
         .unwrap();
     // A dial to the coordinator's address is a pipe in memory through the node's shaper.
     let stream = crate::tls::dial(&addr.to_string()).await.unwrap();
-    assert!(matches!(stream, crate::tls::Stream::Memory(_)));
+    assert!(matches!(stream, crate::tls::Stream::Memory(_, _)));
+    assert_eq!(stream.peer_addr().unwrap(), addr);
     let (_read, mut write) = stream.split();
     write
         .write_all(b"{\"type\":\"heartbeat\"}\n")

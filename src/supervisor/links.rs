@@ -47,10 +47,9 @@ impl Supervisor {
 
     /// The server's own address, if `from` shapes its link to `server` itself: with
     /// `--shaping nodes`, both nodes tcluster's own, each in a process of its own on this
-    /// machine, heartbeats over TCP (datagrams go through proxies), the server listening
-    /// already.
+    /// machine, the server listening already.
     fn own_link(&self, from: &str, server: &str) -> Option<String> {
-        if self.options.shaping != super::Shaping::Nodes || self.topology.policies.heartbeat.udp {
+        if self.options.shaping != super::Shaping::Nodes {
             return None;
         }
         let own_process = |name: &str| {

@@ -203,8 +203,9 @@ pub enum Stream {
     /// TLS, as the server.
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// A link a node shapes itself ([`route`]): the node's end of a pipe in memory, whose other
-    /// end the node's shaper carries on to the server (with TLS where the server is encrypted).
-    Memory(tokio::io::DuplexStream),
+    /// end the node's shaper carries on to the server (with TLS where the server is encrypted),
+    /// and the server's address as the node was told it (where its datagrams go).
+    Memory(tokio::io::DuplexStream, Option<std::net::SocketAddr>),
 }
 
 /// The reading half of a [`Stream`].
@@ -228,7 +229,7 @@ impl Stream {
                 let (r, w) = tokio::io::split(*tls);
                 (Box::new(r), Box::new(w))
             }
-            Stream::Memory(pipe) => {
+            Stream::Memory(pipe, _) => {
                 let (r, w) = tokio::io::split(pipe);
                 (Box::new(r), Box::new(w))
             }
@@ -246,10 +247,12 @@ impl Stream {
             Stream::Plain(tcp) => tcp.peer_addr(),
             Stream::Client(tls) => tls.get_ref().0.peer_addr(),
             Stream::Server(tls) => tls.get_ref().0.peer_addr(),
-            Stream::Memory(_) => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "a link the node shapes itself has no peer address of its own",
-            )),
+            Stream::Memory(_, told) => told.ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the server's address is not an IP",
+                )
+            }),
         }
     }
 }
@@ -453,7 +456,7 @@ pub async fn dial(addr: &str) -> io::Result<Stream> {
     if let Some(shaper) = routed {
         let (near, far) = tokio::io::duplex(MEMORY_LINK_BUFFER);
         if shaper.send(far).is_ok() {
-            return Ok(Stream::Memory(near));
+            return Ok(Stream::Memory(near, addr.parse().ok()));
         }
     }
     dial_direct(addr, addr).await
