@@ -429,6 +429,13 @@ async fn a_burst_queues_behind_what_the_delivering_task_has_not_written() {
     assert_eq!(rx.try_recv().unwrap().len(), 2, "not all due: handed over");
 }
 
+/// `next` within a generous deadline: a test that waits for what never comes fails, saying so.
+async fn within<T>(next: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("it came within ten seconds")
+}
+
 /// A line server for a node's own link: what it reads comes out of the returned channel.
 async fn line_server() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
     let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -473,8 +480,11 @@ async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
         .write_all(b"{\"type\":\"heartbeat\"}\n")
         .await
         .unwrap();
-    assert_eq!(received.recv().await.unwrap(), r#"{"type":"heartbeat"}"#);
-    let tapped = seen.recv().await.unwrap();
+    assert_eq!(
+        within(received.recv()).await.unwrap(),
+        r#"{"type":"heartbeat"}"#
+    );
+    let tapped = within(seen.recv()).await.unwrap();
     assert_eq!(
         (
             &*tapped.from,
@@ -495,7 +505,7 @@ async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
         .write_all(b"{\"type\":\"heartbeat\"}\n")
         .await
         .unwrap();
-    let tapped = seen.recv().await.unwrap();
+    let tapped = within(seen.recv()).await.unwrap();
     assert_eq!(tapped.fate, Fate::Dropped);
     assert_eq!(node.state("worker-1", "coordinator").unwrap().dropped, 1);
     // Held: the message waits, numbered; delivered by that number.
@@ -506,12 +516,15 @@ async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
     let line = own::rules_line("worker-1", "coordinator", &held);
     assert_eq!(node.obey(&line), Some(Ok(())));
     write.write_all(b"{\"type\":\"result\"}\n").await.unwrap();
-    assert_eq!(seen.recv().await.unwrap().fate, Fate::Held);
+    assert_eq!(within(seen.recv()).await.unwrap().fate, Fate::Held);
     let waiting = node.held();
     assert_eq!(waiting.len(), 1);
     let deliver = format!("deliver {}", waiting[0].id);
     assert_eq!(node.obey(&deliver), Some(Ok(())));
-    assert_eq!(received.recv().await.unwrap(), r#"{"type":"result"}"#);
+    assert_eq!(
+        within(received.recv()).await.unwrap(),
+        r#"{"type":"result"}"#
+    );
     // Something else is not about links; a bad line about them says what is wrong.
     assert_eq!(node.obey("skew 20"), None);
     assert_eq!(
@@ -530,7 +543,7 @@ async fn a_node_shapes_its_own_link_by_the_rules_its_launcher_says() {
     );
     drop(write);
     drop(_read);
-    assert_eq!(received.recv().await.unwrap(), "<closed>");
+    assert_eq!(within(received.recv()).await.unwrap(), "<closed>");
 }
 
 #[tokio::test]
@@ -595,7 +608,7 @@ async fn the_launcher_tells_a_node_its_rules_and_takes_its_reports_as_a_proxys()
     let report = r#"{"seen":{"at_ms":5,"from":"worker-1","to":"coordinator","kind":"heartbeat","clock":3,"fate":"dropped","count":4}}"#;
     shaper.take_report("worker-1", report).unwrap();
     assert_eq!(shaper.state("worker-1", "coordinator").unwrap().dropped, 4);
-    let tapped = seen.recv().await.unwrap();
+    let tapped = within(seen.recv()).await.unwrap();
     assert_eq!((tapped.kind.as_str(), tapped.count), ("heartbeat", 4));
     // A node reports only on its own links, and only reports.
     assert!(shaper.take_report("worker-2", report).is_err());
