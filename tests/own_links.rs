@@ -89,7 +89,8 @@ fn a_node_shaping_its_own_links_shows_the_cluster_what_a_proxy_would() {
 }
 
 /// A node told to shape links to a server whose address is not `host:port` says so and stops;
-/// `--shape-links` without the launcher's control channel is a usage error.
+/// `--shape-links` without the launcher's control channel is a usage error, and so is a
+/// `--shaping` that is neither `nodes` nor `proxies`.
 #[test]
 fn a_node_told_a_bad_address_for_its_own_link_says_which() {
     let dir = tempfile::tempdir().unwrap();
@@ -115,6 +116,26 @@ fn a_node_told_a_bad_address_for_its_own_link_says_which() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--control-stdin"), "{stderr}");
+    // Where links are shaped is one of two words, for a run, the console and the benchmark.
+    for args in [
+        vec![
+            "run",
+            topology.to_str().unwrap(),
+            "--headless",
+            "--shaping",
+            "sideways",
+        ],
+        vec![topology.to_str().unwrap(), "--shaping", "sideways"],
+        vec!["bench", "console", "--shaping", "sideways"],
+    ] {
+        let out = tcluster().args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--shaping") && stderr.contains("nodes") && stderr.contains("proxies"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// An outside program (a student's) never shapes its links: a line of its own that looks like a

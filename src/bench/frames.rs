@@ -78,15 +78,14 @@ pub async fn frames(
     let (topology, _) = crate::topology::load(&topology_path).map_err(|e| setup(&e))?;
     let state = scratch.path().join("state");
     let stats = scratch.path().join("frames.json");
-    let shaping = match shaping {
-        crate::supervisor::Shaping::Nodes => "nodes",
-        crate::supervisor::Shaping::Proxies => "proxies",
-    };
+    let shaping = clap::ValueEnum::to_possible_value(&shaping)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
     let extra = [
         std::ffi::OsStr::new("--frame-stats"),
         stats.as_os_str(),
         std::ffi::OsStr::new("--shaping"),
-        std::ffi::OsStr::new(shaping),
+        std::ffi::OsStr::new(&shaping),
     ];
     let (cols, rows) = (200, 60);
     let mut console = Console::open(

@@ -416,31 +416,35 @@ impl LinkShaper {
             };
             let Ok((n, _)) = received else { continue };
             let datagram = &buf[..n];
-            // A held link drops datagrams: a heartbeat delivered by hand later would be stale.
-            let held = self.read().get(&key).is_some_and(|s| s.held);
-            let delay = self
-                .pass(&key, datagram.len(), &mut rng)
-                .map(|(latency, _)| latency)
-                .filter(|_| !held);
-            let fate = if delay.is_some() {
-                Fate::Carried
-            } else {
-                Fate::Dropped
-            };
-            self.tap(&names, datagram, fate);
+            let delay = self.pass_datagram(&key, &names, datagram, &mut rng);
             let (Some(delay), Some(target)) = (delay, self.address_of(&key.1)) else {
                 continue;
             };
-            let (out, datagram) = (out.clone(), datagram.to_vec());
-            if delay.is_zero() {
-                let _ = out.send_to(&datagram, target).await;
-            } else {
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    let _ = out.send_to(&datagram, target).await;
-                });
-            }
+            let _ = send_after(&out, datagram, target, delay).await;
         }
+    }
+
+    /// A datagram on the link `key` as it finds it now, counted and tapped: its delay, or `None`
+    /// if it is dropped (cut, lost, or held: a heartbeat delivered by hand later would be stale).
+    fn pass_datagram(
+        &self,
+        key: &(String, String),
+        names: &(Arc<str>, Arc<str>),
+        datagram: &[u8],
+        rng: &mut SmallRng,
+    ) -> Option<Duration> {
+        let held = self.read().get(key).is_some_and(|s| s.held);
+        let delay = self
+            .pass(key, datagram.len(), rng)
+            .map(|(latency, _)| latency)
+            .filter(|_| !held);
+        let fate = if delay.is_some() {
+            Fate::Carried
+        } else {
+            Fate::Dropped
+        };
+        self.tap(names, datagram, fate);
+        delay
     }
 
     /// The link `key` as a message of `len` bytes finds it now: `None` if it is dropped (cut,
@@ -691,6 +695,25 @@ impl LinkShaper {
         drop(tx);
         let _ = deliver.await;
     }
+}
+
+/// Sends `datagram` from `out` to `target` after `delay`: at once when there is none, else from
+/// a task of its own (datagrams keep no order).
+async fn send_after(
+    out: &Arc<UdpSocket>,
+    datagram: &[u8],
+    target: SocketAddr,
+    delay: Duration,
+) -> std::io::Result<()> {
+    if delay.is_zero() {
+        return out.send_to(datagram, target).await.map(drop);
+    }
+    let (out, datagram) = (out.clone(), datagram.to_vec());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let _ = out.send_to(&datagram, target).await;
+    });
+    Ok(())
 }
 
 /// Where a proxy direction's messages go to be delivered, each with its time: a burst at once.

@@ -40,6 +40,14 @@ impl Nodes {
             .cloned()
     }
 
+    /// Whether `node` shapes `from` → `to`: a node reports only on its own links.
+    fn shaped_by(&self, node: &str, from: &str, to: &str) -> Result<(), String> {
+        match self.owner(from, to) {
+            Some(owner) if owner == node => Ok(()),
+            _ => Err(format!("{from} → {to} is not its link")),
+        }
+    }
+
     /// The nodes told the rules of `from` → `to`: the one that shapes it, and its server.
     fn told(&self, from: &str, to: &str) -> Vec<String> {
         let mut nodes: Vec<String> = self.owner(from, to).into_iter().collect();
@@ -134,7 +142,7 @@ impl LinkShaper {
 
     /// Whether `client`'s link to `server` is shaped by `client` itself.
     pub fn adopted(&self, client: &str, server: &str) -> bool {
-        self.nodes.owner(client, server).as_deref() == Some(client)
+        self.nodes.shaped_by(client, client, server).is_ok()
     }
 
     /// Says the rules of the directions that changed to the nodes that shape them.
@@ -154,10 +162,7 @@ impl LinkShaper {
         let report: Report = serde_json::from_str(json).map_err(|e| e.to_string())?;
         match report {
             Report::Seen(mut seen) => {
-                // Only what the node's own links carry counts.
-                if self.nodes.owner(&seen.from, &seen.to).as_deref() != Some(node) {
-                    return Err(format!("{} → {} is not its link", seen.from, seen.to));
-                }
+                self.nodes.shaped_by(node, &seen.from, &seen.to)?;
                 let count = u64::from(seen.count);
                 {
                     let mut links = self.write();
@@ -173,9 +178,7 @@ impl LinkShaper {
                 let _ = self.taps.send(seen);
             }
             Report::Held(mut message) => {
-                if self.nodes.owner(&message.from, &message.to).as_deref() != Some(node) {
-                    return Err(format!("{} → {} is not its link", message.from, message.to));
-                }
+                self.nodes.shaped_by(node, &message.from, &message.to)?;
                 let theirs = message.id;
                 message.id = self
                     .next_held

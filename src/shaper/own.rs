@@ -185,40 +185,21 @@ pub async fn send_datagram(
     };
     let key = (own.me.to_string(), server.clone());
     let names: (Arc<str>, Arc<str>) = (own.me.clone(), Arc::from(server.as_str()));
-    let held = own.shaper.read().get(&key).is_some_and(|s| s.held);
     let delay = {
         let mut rng = own.rng.lock().unwrap_or_else(|e| e.into_inner());
-        own.shaper
-            .pass(&key, datagram.len(), &mut rng)
-            .map(|(latency, _)| latency)
-            .filter(|_| !held)
+        own.shaper.pass_datagram(&key, &names, datagram, &mut rng)
     };
-    let fate = if delay.is_some() {
-        super::Fate::Carried
-    } else {
-        super::Fate::Dropped
-    };
-    own.shaper.tap(&names, datagram, fate);
     let Some(delay) = delay else {
         return Ok(());
     };
     let out = own
         .socket
         .get_or_init(|| async { UdpSocket::bind("127.0.0.1:0").await.ok().map(Arc::new) })
-        .await
-        .clone();
-    let Some(out) = out else {
-        return socket.send_to(datagram, peer).await.map(drop);
-    };
-    if delay.is_zero() {
-        return out.send_to(datagram, peer).await.map(drop);
+        .await;
+    match out {
+        Some(out) => super::send_after(out, datagram, peer, delay).await,
+        None => socket.send_to(datagram, peer).await.map(drop),
     }
-    let datagram = datagram.to_vec();
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        let _ = out.send_to(&datagram, peer).await;
-    });
-    Ok(())
 }
 
 impl LinkShaper {

@@ -531,9 +531,6 @@ impl Supervisor {
         m.exit = Some(status.clone());
         // What its own links held went with it.
         self.shaper.forget_held_of(node);
-        let Some(m) = self.nodes.get_mut(node) else {
-            return;
-        };
         let restart = std::mem::take(&mut m.restart_pending);
         let stopped = m.stopped;
         // On another host, the session's end is not always the node's: the host out of reach,
