@@ -143,7 +143,7 @@ fn the_console_shows_each_nodes_cluster_and_who_is_lent() {
     app.main_cluster = "east".into();
     app.others.insert(
         "west".into(),
-        tcluster::view::ClusterView::new("server-2", 1, false),
+        tcluster::view::Reading::new(tcluster::view::ClusterView::new("server-2", 1, false)),
     );
     let joined = |w: &str| EventKind::WorkerJoined {
         worker: w.into(),
@@ -201,11 +201,11 @@ fn the_console_shows_each_nodes_cluster_and_who_is_lent() {
     }
     // West's events stay out of east's reading.
     assert_eq!(
-        app.cluster.state.workers.len(),
+        app.cluster.read().state.workers.len(),
         2,
         "east-1 and the borrowed west-1"
     );
-    assert_eq!(app.others["west"].state.workers.len(), 1);
+    assert_eq!(app.others["west"].read().state.workers.len(), 1);
     let west_1 = row(&app, "west-1");
     assert_eq!(app.lent_to(west_1).as_deref(), Some("east"));
     assert_eq!(app.verdict(west_1), Verdict::Healthy);

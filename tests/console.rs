@@ -132,7 +132,7 @@ fn a_failover_is_announced_with_its_time_and_the_old_primary_reads_was_primary()
     let mut app = lecture();
     kill_primary(&mut app);
     assert_eq!(
-        (app.cluster.primary.as_str(), app.cluster.term),
+        (app.cluster.read().primary.as_str(), app.cluster.read().term),
         ("backup", 2)
     );
     assert_eq!(app.role(row(&app, "coordinator")), Role::WasPrimary);
@@ -158,7 +158,10 @@ fn a_failover_is_announced_with_its_time_and_the_old_primary_reads_was_primary()
             },
         ),
     );
-    assert_eq!(app.cluster.state.jobs[&JobId(3)].state, JobState::Completed);
+    assert_eq!(
+        app.cluster.read().state.jobs[&JobId(3)].state,
+        JobState::Completed
+    );
 }
 
 #[test]
@@ -219,13 +222,13 @@ fn a_relaunched_console_shows_what_the_cluster_restored() {
     restored.resync(&history);
     let mut app = cluster_of_five();
     update(&mut app, Action::Update(Update::View(Arc::new(restored))));
-    assert_eq!(app.cluster.state.counts.completed, 27);
-    assert_eq!(app.cluster.state.workers["worker-1"].done, 27);
+    assert_eq!(app.cluster.read().state.counts.completed, 27);
+    assert_eq!(app.cluster.read().state.workers["worker-1"].done, 27);
     assert_eq!(
-        (app.cluster.primary.as_str(), app.cluster.term),
+        (app.cluster.read().primary.as_str(), app.cluster.read().term),
         ("backup", 2)
     );
-    assert!(app.cluster.notes(JobId(1)).unwrap().earlier);
+    assert!(app.cluster.read().notes(JobId(1)).unwrap().earlier);
     app.refresh_jobs();
     assert_eq!(app.jobs.visible.len(), 27, "every restored job is listed");
     update(
@@ -256,7 +259,7 @@ fn the_jobs_list_keeps_work_in_progress_first_and_marks_jobs_that_moved() {
         .jobs
         .visible
         .iter()
-        .map(|id| app.cluster.state.jobs[id].state.is_final())
+        .map(|id| app.cluster.read().state.jobs[id].state.is_final())
         .collect();
     let first_ended = states.iter().position(|f| *f).unwrap();
     assert!(
@@ -264,8 +267,11 @@ fn the_jobs_list_keeps_work_in_progress_first_and_marks_jobs_that_moved() {
         "open jobs first: {:?}",
         app.jobs.visible
     );
-    assert_eq!(app.cluster.notes(JobId(2)).unwrap().moved_at, Some(4531));
-    assert_eq!(app.cluster.state.jobs[&JobId(2)].attempts, 2);
+    assert_eq!(
+        app.cluster.read().notes(JobId(2)).unwrap().moved_at,
+        Some(4531)
+    );
+    assert_eq!(app.cluster.read().state.jobs[&JobId(2)].attempts, 2);
     // The selection stays on its job when the order changes.
     app.focus = Pane::Jobs;
     update(&mut app, Action::Down);
@@ -305,11 +311,20 @@ fn the_jobs_list_keeps_work_in_progress_first_and_marks_jobs_that_moved() {
         .jobs
         .visible
         .iter()
-        .position(|id| app.cluster.state.jobs[id].state.is_final())
+        .position(|id| app.cluster.read().state.jobs[id].state.is_final())
         .unwrap();
     let ended: Vec<u64> = app.jobs.visible[first_ended..]
         .iter()
-        .map(|id| app.cluster.notes(*id).unwrap().history.last().unwrap().0)
+        .map(|id| {
+            app.cluster
+                .read()
+                .notes(*id)
+                .unwrap()
+                .history
+                .last()
+                .unwrap()
+                .0
+        })
         .collect();
     assert!(ended.len() > 1, "{ended:?}");
     assert!(ended.windows(2).all(|w| w[0] >= w[1]), "{ended:?}");
@@ -404,7 +419,7 @@ fn enter_on_a_node_opens_its_detail() {
 #[test]
 fn jobs_are_counted_filtered_and_have_a_history() {
     let mut app = lecture();
-    let c = app.cluster.state.counts;
+    let c = app.cluster.read().state.counts;
     assert_eq!(
         (c.queued, c.running, c.completed, c.failed),
         (3, 4, 1, 0),
@@ -418,6 +433,7 @@ fn jobs_are_counted_filtered_and_have_a_history() {
     assert_eq!(app.jobs.visible.len(), 4, "running");
     let history: Vec<String> = app
         .cluster
+        .read()
         .notes(JobId(2))
         .unwrap()
         .history
@@ -453,4 +469,38 @@ fn a_students_worker_that_joins_gets_a_row_with_the_clusters_verdict() {
     );
     assert_eq!(verdict(&app, "mine"), Verdict::Healthy);
     assert_eq!(row(&app, "mine").status.process, Process::NotLaunched);
+}
+
+#[test]
+fn a_launched_runs_console_shows_the_supervisors_reading_and_applies_no_event_twice() {
+    let mut app = cluster_of_five();
+    let supervisors = tcluster::view::Reading::new(ClusterView::new("coordinator", 1, true));
+    app.read_from(supervisors.clone(), &Default::default());
+    assert!(app.cluster.is(&supervisors));
+    let submitted = EventKind::JobSubmitted {
+        job: JobId(1),
+        data: "sleep 1s".into(),
+        priority: 0,
+        by: "operator".into(),
+    };
+    // The supervisor applies the event, then puts it on the timeline.
+    let event = ClusterEvent {
+        at_ms: 40,
+        clock: 4,
+        kind: submitted.clone(),
+    };
+    supervisors.write().apply(40, &event);
+    update(&mut app, cluster(40, submitted));
+    let view = app.cluster.read();
+    assert_eq!(view.state.counts.total(), 1);
+    assert_eq!(
+        view.notes(JobId(1)).map(|n| n.history.len()),
+        Some(1),
+        "the job's history has the submission once"
+    );
+    drop(view);
+    // The timeline still shows it, and the Jobs pane lists it.
+    assert!(app.timeline.iter().any(|e| e.at_ms == 40));
+    app.refresh_jobs();
+    assert_eq!(app.jobs.visible, [JobId(1)]);
 }

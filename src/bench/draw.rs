@@ -212,7 +212,7 @@ fn measure(
     let bindings = keymap::default_bindings();
     let backend = TestBackend::new(SIZE.0, SIZE.1);
     let mut terminal = Terminal::new(backend).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let jobs = app.cluster.state.jobs.len().max(1);
+    let jobs = app.cluster.read().state.jobs.len().max(1);
     let mut samples = Vec::with_capacity(FRAMES - WARM_UP);
     for frame in 0..FRAMES {
         // Move the selection so every frame draws something new, as a busy screen does.
@@ -235,7 +235,7 @@ fn measure(
 /// The Jobs pane's order rebuilt as a busy cluster's tick rebuilds it: best of 20, in ms.
 fn reorder(app: &mut App) -> f64 {
     let mut best = f64::MAX;
-    let base = 4 * app.cluster.state.jobs.len() as u64;
+    let base = 4 * app.cluster.read().state.jobs.len() as u64;
     for k in 0..20u64 {
         app.jobs.stale = true;
         let start = Instant::now();

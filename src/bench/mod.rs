@@ -180,6 +180,7 @@ async fn launch_as_run(
         seed: 1,
         start: crate::state_dir::Start::Fresh,
         shaping: crate::supervisor::Shaping::default(),
+        job_histories: false,
     };
     crate::supervisor::launch(topology, options)
         .await

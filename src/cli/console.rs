@@ -77,6 +77,7 @@ pub fn open(
         seed: crate::node::seed_from_env(),
         start: start.start(),
         shaping: start.shaping,
+        job_histories: true,
     };
     console::launch_and_run(topology, options, config, warnings)
 }

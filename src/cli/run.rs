@@ -141,6 +141,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         seed: crate::node::seed_from_env(),
         start: args.start.start(),
         shaping: args.start.shaping,
+        job_histories: false,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

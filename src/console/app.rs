@@ -3,8 +3,9 @@
 //! numbers, jobs are shown through an ordered view rebuilt when the filter or the data changes.
 //!
 //! What the cluster concluded — jobs, workers, the primary and its term, each node's verdict —
-//! is not kept here a second time: it is [`App::cluster`], the console's copy of the one
-//! reading ([`crate::view::ClusterView`]), advanced by the same events as the supervisor's.
+//! is not kept here a second time: it is [`App::cluster`], the one reading
+//! ([`crate::view::Reading`]). In a launched run it is the supervisor's own, applied once and
+//! only read here; a recording or an attached cluster advances one of its own.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::supervisor::feed::RunInfo;
 pub use crate::supervisor::feed::{ChatNews, LinkView, ProcessUsage};
 use crate::supervisor::logs::{Level, LogLine};
 use crate::supervisor::timeline::TimelineEvent;
-use crate::view::{ClusterView, NodeStatus, Process, Role, Verdict};
+use crate::view::{ClusterView, NodeStatus, Process, Reading, Role, Verdict};
 
 /// Heartbeat ages kept per node, for its sparkline.
 pub const HEARTBEAT_HISTORY: usize = 40;
@@ -409,8 +410,12 @@ pub struct TimelineView {
 pub struct App {
     /// `SYSTEM_NAME`.
     pub system: String,
-    /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts.
-    pub cluster: ClusterView,
+    /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts. A
+    /// launched run's is the supervisor's own reading ([`App::read_from`]).
+    pub cluster: Reading,
+    /// Whether this console advances its readings itself (a recording, a cluster it attached
+    /// to), or shows the ones the supervisor advances.
+    pub advances_readings: bool,
     /// Milliseconds since the run began, as of the last tick.
     pub now_ms: u64,
     /// Nodes in launch order.
@@ -439,7 +444,7 @@ pub struct App {
     /// The cluster `cluster` reads (of the primary the console launched with).
     pub main_cluster: String,
     /// The other clusters, each read from its own primary's events.
-    pub others: BTreeMap<String, ClusterView>,
+    pub others: BTreeMap<String, Reading>,
     /// Loans of workers between clusters, read from every cluster's events.
     pub loans: crate::view::Loans,
     /// The last scenario begun, and when: the timeline counts from there, also after it ended.
@@ -549,7 +554,8 @@ impl App {
         let cap = config.log_history;
         App {
             system: system.to_string(),
-            cluster: ClusterView::new(primary, 1, true),
+            cluster: Reading::new(ClusterView::new(primary, 1, true)),
+            advances_readings: true,
             now_ms: 0,
             nodes,
             workers_heard_ms: None,
@@ -598,8 +604,11 @@ impl App {
     pub fn for_run(info: &RunInfo, config: Config) -> Self {
         let nodes = info.nodes.iter().cloned().map(NodeRow::from_status);
         let mut app = App::new(&info.system, &info.primary, nodes.collect(), config);
-        app.cluster.term = info.term;
-        app.cluster.clocks = crate::view::Clocks::new(info.epoch_ms);
+        {
+            let mut view = app.cluster.write();
+            view.term = info.term;
+            view.clocks = crate::view::Clocks::new(info.epoch_ms);
+        }
         app.scenarios = info.scenarios.clone();
         app.clusters = info.clusters.clone();
         if !info.clusters.is_empty() {
@@ -609,7 +618,7 @@ impl App {
         for (cluster, primary) in &info.others {
             let mut view = ClusterView::new(primary, 1, false);
             view.clocks = crate::view::Clocks::new(info.epoch_ms);
-            app.others.insert(cluster.clone(), view);
+            app.others.insert(cluster.clone(), Reading::new(view));
         }
         app.chat.has_server = info.chat;
         app.speed = info.scale;
@@ -654,8 +663,18 @@ impl App {
         self.nodes.iter().position(|n| n.name() == name)
     }
 
+    /// Shows the readings a supervisor advances (a launched run's) instead of advancing
+    /// readings of its own: the main cluster's and the others', by cluster.
+    pub fn read_from(&mut self, main: Reading, others: &BTreeMap<String, Reading>) {
+        self.cluster = main;
+        for (cluster, reading) in others {
+            self.others.insert(cluster.clone(), reading.clone());
+        }
+        self.advances_readings = false;
+    }
+
     /// The reading of the cluster a node belongs to.
-    pub fn view_of(&self, node: &NodeRow) -> &ClusterView {
+    pub fn view_of(&self, node: &NodeRow) -> &Reading {
         self.others
             .get(&node.status.cluster)
             .unwrap_or(&self.cluster)
@@ -663,12 +682,12 @@ impl App {
 
     /// The cluster's verdict on a node now (its own cluster's).
     pub fn verdict(&self, node: &NodeRow) -> Verdict {
-        self.view_of(node).verdict(&node.status, self.now_ms)
+        self.view_of(node).read().verdict(&node.status, self.now_ms)
     }
 
     /// A node's role now.
     pub fn role(&self, node: &NodeRow) -> Role {
-        self.view_of(node).role(&node.status)
+        self.view_of(node).read().role(&node.status)
     }
 
     /// The cluster a worker works for while it is lent elsewhere.
@@ -679,7 +698,7 @@ impl App {
     }
 
     /// The reading of the cluster a worker works for now: its borrower's while it is lent.
-    pub fn serving_view(&self, node: &NodeRow) -> &ClusterView {
+    pub fn serving_view(&self, node: &NodeRow) -> &Reading {
         match self.lent_to(node) {
             Some(to) => self
                 .others
@@ -710,7 +729,8 @@ impl App {
         if !self.jobs.stale {
             return;
         }
-        let jobs = &self.cluster.state.jobs;
+        let view = self.cluster.read();
+        let jobs = &view.state.jobs;
         let visible = &mut self.jobs.visible;
         visible.clear();
         match self.jobs.filter {
@@ -723,7 +743,7 @@ impl App {
                 let ended = &mut self.jobs.ended;
                 ended.clear();
                 // Jobs and their notes are both in id order: read side by side.
-                let mut notes = self.cluster.all_notes().peekable();
+                let mut notes = view.all_notes().peekable();
                 for job in jobs.values() {
                     while notes.next_if(|(id, _)| *id < job.id).is_some() {}
                     let own = notes.next_if(|(id, _)| *id == job.id).map(|(_, n)| n);

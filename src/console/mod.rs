@@ -144,7 +144,9 @@ pub fn launch_and_run(
             }
         };
         crate::logging::init_to_file(&log_file);
-        let app = App::for_run(&handle.info, config);
+        let mut app = App::for_run(&handle.info, config);
+        // The panes show the supervisor's reading: every event is applied once.
+        app.read_from(handle.reading.clone(), &handle.other_readings);
         use crate::supervisor::feed::Feed;
         use crate::supervisor::logs::{Level, LogLine};
         let start = format!(
@@ -211,7 +213,7 @@ pub fn attach_and_run(address: String, secret: Option<String>, config: Config) -
         row.status.process = crate::view::Process::Running;
         row.status.address = Some(address.clone());
         let mut app = App::new(&format!("attached to {address}"), &name, vec![row], config);
-        app.cluster.term = term;
+        app.cluster.write().term = term;
         app.launched = false;
         report(run(app, &bindings, None, address, secret, Instant::now()).await)
     })
@@ -239,11 +241,13 @@ async fn run(
     secret: Option<String>,
     started: Instant,
 ) -> std::io::Result<()> {
-    // Clocks are read against this console's own clock.
-    let epoch = crate::clock::system_ms_at(started);
-    app.cluster.clocks = crate::view::Clocks::new(epoch);
-    for view in app.others.values_mut() {
-        view.clocks = crate::view::Clocks::new(epoch);
+    // Clocks are read against this console's own clock (a launched run's supervisor reads
+    // them against the same instant).
+    if app.advances_readings {
+        let epoch = crate::clock::system_ms_at(started);
+        for reading in std::iter::once(&app.cluster).chain(app.others.values()) {
+            reading.write().clocks = crate::view::Clocks::new(epoch);
+        }
     }
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut feed = spawn_sources(&tx, handle, coordinator.clone(), secret.clone(), started);

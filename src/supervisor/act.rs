@@ -167,6 +167,7 @@ impl Supervisor {
             .count();
         let dead = |n: &str| {
             self.view
+                .read()
                 .state
                 .workers
                 .get(n)
@@ -183,16 +184,17 @@ impl Supervisor {
         // A node hit as a whole (killed, paused, cut off from everyone): who should notice.
         let hit = |n: &str, what: &str| match kind(n) {
             Some(NodeKind::Worker) => Watch::Worker(n.to_string()),
-            Some(NodeKind::Master) if n == self.view.primary && masters > 1 => {
+            Some(NodeKind::Master) if n == self.view.read().primary && masters > 1 => {
                 Watch::Primary(n.to_string())
             }
-            Some(NodeKind::Master) if n == self.view.primary => {
+            Some(NodeKind::Master) if n == self.view.read().primary => {
                 Watch::Done(format!("{n} was the only master: nobody can take over"))
             }
             Some(NodeKind::Master) => Watch::Backup(n.to_string()),
             Some(NodeKind::Chat)
                 if self
                     .view
+                    .read()
                     .clocks
                     .elected
                     .as_ref()
@@ -216,7 +218,7 @@ impl Supervisor {
             ClusterAction::Pause(n) => hit(n, "falls silent"),
             ClusterAction::Partition { a, b: None, .. } => hit(a, "falls silent"),
             ClusterAction::Restart(n)
-                if kind(n) == Some(NodeKind::Master) && *n == self.view.primary =>
+                if kind(n) == Some(NodeKind::Master) && *n == self.view.read().primary =>
             {
                 hit(n, "is gone")
             }
@@ -480,7 +482,7 @@ impl Supervisor {
         cluster: Option<&str>,
     ) {
         let Some(addr) = self.primary_addr_of(cluster) else {
-            if self.view.primary.is_empty() {
+            if self.view.read().primary.is_empty() {
                 self.note("no masters in this topology: it runs no jobs".to_string());
             } else {
                 self.note(format!(

@@ -7,7 +7,7 @@ use super::*;
 /// Another cluster, as its own primary's events tell it.
 pub(super) struct OtherCluster {
     /// Its jobs, workers and primary, by the coordinator's own reading.
-    pub(super) view: ClusterView,
+    pub(super) view: Reading,
     /// Where its primary listens.
     pub(super) addr: Option<SocketAddr>,
     /// Jobs its primary acknowledged to the operator that have not ended.
@@ -18,7 +18,7 @@ impl OtherCluster {
     /// A cluster whose primary is `primary`, not heard from yet.
     pub(super) fn new(primary: &str) -> Self {
         OtherCluster {
-            view: ClusterView::new(primary, 1, false),
+            view: Reading::new(ClusterView::new(primary, 1, false)),
             addr: None,
             acknowledged: BTreeSet::new(),
         }
@@ -39,7 +39,7 @@ impl Supervisor {
     /// The cluster of the main reading (`self.view`).
     pub(super) fn main_cluster(&self) -> &str {
         self.topology
-            .node(&self.view.primary)
+            .node(&self.view.read().primary)
             .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str())
     }
 
@@ -56,11 +56,11 @@ impl Supervisor {
         let Some(other) = self.others.get_mut(cluster) else {
             return;
         };
-        if !other.view.accepts(from, &event) {
+        if !other.view.read().accepts(from, &event) {
             return;
         }
-        let before = other.view.primary.clone();
-        other.view.apply(now, &event);
+        let before = other.view.read().primary.clone();
+        other.view.write().apply(now, &event);
         if let EventKind::JobCompleted { job, .. }
         | EventKind::JobFailed {
             job,
@@ -70,7 +70,8 @@ impl Supervisor {
         {
             other.acknowledged.remove(job);
         }
-        let moved = (other.view.primary != before).then(|| other.view.primary.clone());
+        let moved =
+            (other.view.read().primary != before).then(|| other.view.read().primary.clone());
         self.read_loan(cluster, now, &event);
         if let Some(primary) = moved {
             let addr = self
@@ -86,7 +87,7 @@ impl Supervisor {
             }
         }
         self.worker_started(&event);
-        self.told(from, event);
+        self.told(now, from, event);
     }
 
     /// Reads an event of cluster `cluster`'s primary into the loans.
@@ -100,9 +101,9 @@ impl Supervisor {
     /// A master of another cluster's history, at the start of its subscription.
     pub(super) fn other_history(&mut self, cluster: &str, from: &str, events: &[ClusterEvent]) {
         if let Some(other) = self.others.get_mut(cluster)
-            && other.view.primary == from
+            && other.view.read().primary == from
         {
-            other.view.resync(events);
+            other.view.write().resync(events);
         }
     }
 
@@ -114,7 +115,7 @@ impl Supervisor {
             .map(|(c, o)| {
                 let addr = self
                     .nodes
-                    .get(&o.view.primary)
+                    .get(&o.view.read().primary)
                     .and_then(|m| m.address.as_ref())
                     .and_then(|a| a.parse().ok());
                 (c.clone(), addr)
@@ -132,13 +133,23 @@ impl Supervisor {
     pub(super) async fn cluster_totals(
         &self,
         addr: Option<SocketAddr>,
-        view: &ClusterView,
+        view: &Reading,
         acknowledged: &BTreeSet<JobId>,
     ) -> (JobTotals, u64) {
         use crate::protocol::message::PeerRole;
         let mut jobs = JobTotals::default();
-        let mut term = view.term;
-        let counts = view.state.counts;
+        // Jobs acknowledged to the operator and not seen to end: the primary must still know
+        // them. (A job an old primary took but never acknowledged — it could not replicate it
+        // — was never accepted, and the new primary rightly does not know it.)
+        let (mut term, counts, open) = {
+            let view = view.read();
+            let open: Vec<JobId> = acknowledged
+                .iter()
+                .filter(|id| view.state.jobs.get(id).is_none_or(|j| !j.state.is_final()))
+                .copied()
+                .collect();
+            (view.term, view.state.counts, open)
+        };
         let client = match addr {
             Some(addr) => Client::connect_as(
                 &addr.to_string(),
@@ -167,14 +178,6 @@ impl Supervisor {
             jobs.unfinished = report.jobs.queued + report.jobs.assigned + report.jobs.running;
             jobs.submitted = report.jobs.total();
         }
-        // Jobs acknowledged to the operator and not seen to end: the primary must still know
-        // them. (A job an old primary took but never acknowledged — it could not replicate it
-        // — was never accepted, and the new primary rightly does not know it.)
-        let open: Vec<JobId> = acknowledged
-            .iter()
-            .filter(|id| view.state.jobs.get(id).is_none_or(|j| !j.state.is_final()))
-            .copied()
-            .collect();
         for id in open {
             if let Ok(Message::Error { .. }) =
                 client.request(Message::Status { job: Some(id) }).await

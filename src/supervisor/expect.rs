@@ -52,15 +52,15 @@ impl Expectations {
 }
 
 /// What an expectation reads: the supervisor's reading, at one moment.
-struct Reading<'a> {
+struct FactsNow<'a> {
     supervisor: &'a Supervisor,
     statuses: Vec<NodeStatus>,
     now: u64,
 }
 
-impl Facts for Reading<'_> {
+impl Facts for FactsNow<'_> {
     fn count(&self, count: Count) -> i64 {
-        let view = &self.supervisor.view;
+        let view = self.supervisor.view.read();
         let c = view.state.counts;
         let workers = |wanted: fn(Verdict) -> bool| {
             self.statuses
@@ -113,11 +113,11 @@ impl Facts for Reading<'_> {
     }
 
     fn primary(&self) -> String {
-        self.supervisor.view.primary.clone()
+        self.supervisor.view.read().primary.clone()
     }
 
     fn time_master(&self) -> Option<String> {
-        let view = &self.supervisor.view;
+        let view = self.supervisor.view.read();
         match &view.clocks.elected {
             Some((master, _)) => Some(master.clone()),
             None if self.supervisor.topology.policies.clock.is_some() => {
@@ -135,7 +135,7 @@ impl Facts for Reading<'_> {
             .others
             .get(home)
             .map_or(&self.supervisor.view, |o| &o.view);
-        Some(view.verdict(status, self.now))
+        Some(view.read().verdict(status, self.now))
     }
 
     fn jobs_on(&self, node: &str, since_ms: Option<i64>) -> i64 {
@@ -150,6 +150,7 @@ impl Facts for Reading<'_> {
             _ => self
                 .supervisor
                 .view
+                .read()
                 .state
                 .workers
                 .get(node)
@@ -171,6 +172,7 @@ impl Facts for Reading<'_> {
     fn offset(&self, node: &str) -> Option<i64> {
         self.supervisor
             .view
+            .read()
             .clocks
             .reading(node)
             .map(|r| r.offset_ms)
@@ -212,7 +214,7 @@ impl Supervisor {
             return;
         }
         // Verdicts read real run time; windows count cluster time (slow motion stretches them).
-        let reading = Reading {
+        let reading = FactsNow {
             supervisor: self,
             statuses: self.statuses(),
             now: self.now(),

@@ -64,6 +64,11 @@ pub struct SupervisorHandle {
     pub info: feed::RunInfo,
     /// Where this run is recorded.
     pub recording: PathBuf,
+    /// The one reading of the main cluster, which the supervisor advances: the console shows
+    /// this one rather than reading the events a second time.
+    pub reading: Reading,
+    /// The other clusters' readings, by cluster.
+    pub other_readings: BTreeMap<String, Reading>,
     /// The feed since the launch began, for the first [`SupervisorHandle::feed`].
     first_feed: std::sync::Mutex<Option<broadcast::Receiver<Arc<feed::Stamped>>>>,
     recorder: tokio::task::JoinHandle<()>,
@@ -179,6 +184,7 @@ pub async fn launch(
         tx
     };
     let pace = crate::clock::Pace::new(topology.policies.time.scale);
+    let job_histories = options.job_histories;
     let mut supervisor = Supervisor {
         topology,
         shared_topology: None,
@@ -189,7 +195,7 @@ pub async fn launch(
         others: BTreeMap::new(),
         loans: Default::default(),
         loans_open: loans_open.clone(),
-        view: ClusterView::new(&primary, newest_term, false),
+        view: Reading::new(ClusterView::new(&primary, newest_term, job_histories)),
         primary_addr: None,
         resubscribe: BTreeMap::new(),
         last_live: BTreeMap::new(),
@@ -240,9 +246,9 @@ pub async fn launch(
     }
     // Clocks are read against the launcher's own.
     let epoch = crate::clock::system_ms_at(started);
-    supervisor.view.clocks = crate::view::Clocks::new(epoch);
+    supervisor.view.write().clocks = crate::view::Clocks::new(epoch);
     for other in supervisor.others.values_mut() {
-        other.view.clocks = crate::view::Clocks::new(epoch);
+        other.view.write().clocks = crate::view::Clocks::new(epoch);
     }
     if supervisor.topology.has_clusters() {
         let masters: Vec<(String, String)> = supervisor
@@ -260,7 +266,10 @@ pub async fn launch(
     let coordinator = supervisor.primary_addr;
     supervisor.write_record();
     let nodes = supervisor.statuses();
-    let primary = (supervisor.view.primary.clone(), supervisor.view.term);
+    let primary = (
+        supervisor.view.read().primary.clone(),
+        supervisor.view.read().term,
+    );
 
     let shaper = supervisor.shaper.clone();
     let peer_key = supervisor.topology.peer_key();
@@ -295,8 +304,16 @@ pub async fn launch(
         commands.downgrade(),
         supervisor.shutdown.clone(),
     );
+    let reading = supervisor.view.clone();
+    let other_readings = supervisor
+        .others
+        .iter()
+        .map(|(cluster, other)| (cluster.clone(), other.view.clone()))
+        .collect();
     let task = tokio::spawn(supervisor.run(commands_rx, internal_rx));
     Ok(SupervisorHandle {
+        reading,
+        other_readings,
         commands,
         coordinator,
         started,

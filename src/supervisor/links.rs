@@ -12,7 +12,7 @@ impl Supervisor {
         servers: &[String],
     ) -> Result<Vec<String>, LaunchError> {
         let mut ordered: Vec<&String> = servers.iter().collect();
-        ordered.sort_by_key(|s| **s != self.view.primary);
+        ordered.sort_by_key(|s| **s != self.view.read().primary);
         let mut links = Vec::new();
         // A node on another machine reaches this one's proxies by this machine's address as
         // seen from there.
@@ -71,7 +71,7 @@ impl Supervisor {
         servers: &[String],
     ) -> Result<String, LaunchError> {
         let mut ordered = servers.to_vec();
-        ordered.sort_by_key(|s| *s != self.view.primary);
+        ordered.sort_by_key(|s| *s != self.view.read().primary);
         let links = self.links_to(from, &ordered).await?;
         Ok(named(&ordered, links))
     }

@@ -65,7 +65,7 @@ use crate::protocol::message::{JobId, Message};
 use crate::shaper::LinkShaper;
 use crate::state_dir::{Decision, RunRecord, Start};
 use crate::topology::{ClusterAction, Launch, Node, NodeKind, Topology};
-use crate::view::ClusterView;
+use crate::view::{ClusterView, Reading};
 use faults::{FaultRecord, FaultTracker};
 use logs::LogSink;
 use timeline::{TimelineEvent, TimelineKind};
@@ -98,6 +98,9 @@ pub struct RunOptions {
     pub start: Start,
     /// Where the faults of links between tcluster's own nodes are applied.
     pub shaping: Shaping,
+    /// Whether the reading keeps each job's history (the console shows it; a headless run
+    /// does not need it).
+    pub job_histories: bool,
 }
 
 /// Where the faults of a link are applied (latency, loss, cuts, held messages): the same rules
@@ -273,7 +276,7 @@ struct Supervisor {
     nodes: BTreeMap<String, SupervisedNode>,
     order: Vec<String>,
     /// The cluster as its events tell it: the primary, its term, jobs, workers, verdicts.
-    view: ClusterView,
+    view: Reading,
     primary_addr: Option<SocketAddr>,
     /// The other clusters of a topology with several, each read from its own primary.
     others: BTreeMap<String, clusters::OtherCluster>,
@@ -332,7 +335,12 @@ impl Supervisor {
         self.pace.elapsed(self.started).as_millis() as u64
     }
 
-    pub(super) fn timeline(&self, source: &str, mut kind: TimelineKind) {
+    pub(super) fn timeline(&self, source: &str, kind: TimelineKind) {
+        self.timeline_at(self.now(), source, kind);
+    }
+
+    /// Puts something on the timeline as of `at_ms` (an event the reading applied then).
+    fn timeline_at(&self, at_ms: u64, source: &str, mut kind: TimelineKind) {
         // A time measured in slow motion says so.
         let scale = self.pace.scale();
         if let TimelineKind::Detected { speed, .. } | TimelineKind::Recovered { speed, .. } =
@@ -342,7 +350,7 @@ impl Supervisor {
             *speed = Some(scale);
         }
         let event = TimelineEvent {
-            at_ms: self.now(),
+            at_ms,
             source: source.to_string(),
             kind,
         };
@@ -367,7 +375,7 @@ impl Supervisor {
                     Some(Request::Act(action)) => self.act(action).await,
                     Some(Request::RunScenario(name)) => self.run_scenario(&name),
                     Some(Request::Republish(reply)) => {
-                        let _ = reply.send(Arc::new(self.view.clone()));
+                        let _ = reply.send(Arc::new(self.view.read().without_notes()));
                         for name in self.order.clone() {
                             self.publish(&name);
                         }
@@ -572,11 +580,11 @@ impl Supervisor {
             self.other_event(&cluster, from, event);
             return;
         }
-        if !self.view.accepts(from, &event) {
+        if !self.view.read().accepts(from, &event) {
             return;
         }
         let takeover = match &event.kind {
-            EventKind::Takeover { coordinator, .. } if *coordinator != self.view.primary => {
+            EventKind::Takeover { coordinator, .. } if *coordinator != self.view.read().primary => {
                 Some(coordinator.clone())
             }
             _ => None,
@@ -598,7 +606,7 @@ impl Supervisor {
             self.other_history(&cluster, from, &events);
             return;
         }
-        if from != self.view.primary {
+        if from != self.view.read().primary {
             return;
         }
         // Subscribing again (after a takeover) leaves a moment with no subscription: what the
@@ -608,29 +616,30 @@ impl Supervisor {
             Some(&seen) => events.iter().filter(|e| e.clock > seen).cloned().collect(),
             None => Vec::new(),
         };
-        self.view.resync(&events);
-        self.updates.send(Update::View(Arc::new(self.view.clone())));
+        self.view.write().resync(&events);
+        self.updates
+            .send(Update::View(Arc::new(self.view.read().without_notes())));
         // The reading starts over from this primary: whatever was acknowledged, it must know.
         let main = self.main_cluster().to_string();
         let checker = self
             .checkers
             .entry(main)
             .or_insert_with(|| alarms::fresh_checker(&self.topology));
-        let alarms = checker.after_failover(now, &self.view, &self.acknowledged);
+        let alarms = checker.after_failover(now, &self.view.read(), &self.acknowledged);
         self.alarms(alarms);
         for event in missed {
-            self.told(from, event);
+            self.told(now, from, event);
         }
         if let Some(earlier) = self.resumed.take() {
-            let counts = self.view.state.counts;
+            let counts = self.view.read().state.counts;
             self.timeline(
                 "supervisor",
                 TimelineKind::Resumed {
                     began: earlier.map(|r| r.time_of_day().to_string()),
                     jobs: counts.total(),
                     completed: counts.completed,
-                    primary: self.view.primary.clone(),
-                    term: self.view.term,
+                    primary: self.view.read().primary.clone(),
+                    term: self.view.read().term,
                 },
             );
         }
@@ -644,6 +653,7 @@ impl Supervisor {
     fn acknowledge(&mut self, jobs: Vec<JobId>) {
         let ended = |id: &JobId| {
             self.view
+                .read()
                 .state
                 .jobs
                 .get(id)
@@ -656,12 +666,12 @@ impl Supervisor {
     /// An event the cluster's story is made of (see [`ClusterView::accepts`]).
     fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
-        let own = from == self.view.primary;
-        self.view.apply(now, &event);
+        let own = from == self.view.read().primary;
+        self.view.write().apply(now, &event);
         // Looked up before it is made: an event of a known cluster allocates nothing.
         let main = self
             .topology
-            .node(&self.view.primary)
+            .node(&self.view.read().primary)
             .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
         let checker = match self.checkers.get_mut(main) {
             Some(checker) => checker,
@@ -670,7 +680,7 @@ impl Supervisor {
                 .entry(main.to_string())
                 .or_insert_with(|| alarms::fresh_checker(&self.topology)),
         };
-        let alarms = checker.applied(now, &event, own, &self.view);
+        let alarms = checker.applied(now, &event, own, &self.view.read());
         let main = main.to_string();
         self.alarms(alarms);
         self.read_loan(&main, now, &event);
@@ -692,7 +702,7 @@ impl Supervisor {
         }
         self.worker_started(&event);
         self.expectations_hear(&event.kind);
-        self.told(from, event);
+        self.told(now, from, event);
     }
 
     /// A worker counts as started once a coordinator says it joined (an outside program
@@ -710,8 +720,9 @@ impl Supervisor {
         }
     }
 
-    /// Puts an event on the timeline, and tells the fault tracker.
-    fn told(&mut self, from: &str, event: ClusterEvent) {
+    /// Puts an event on the timeline as of `at_ms` (when the reading applied it), and tells
+    /// the fault tracker.
+    fn told(&mut self, at_ms: u64, from: &str, event: ClusterEvent) {
         match self.last_live.get_mut(from) {
             Some(seen) => *seen = (*seen).max(event.clock),
             None => {
@@ -719,7 +730,7 @@ impl Supervisor {
             }
         }
         let completed = self.tracker.observe(self.cluster_now(), from, &event);
-        self.timeline(from, TimelineKind::Cluster { event });
+        self.timeline_at(at_ms, from, TimelineKind::Cluster { event });
         for kind in completed {
             self.timeline("supervisor", kind);
         }
@@ -752,7 +763,7 @@ impl Supervisor {
             .iter()
             .filter_map(|(name, m)| Some((name.clone(), m.address.clone()?)))
             .collect();
-        self.record.primary = self.view.primary.clone();
+        self.record.primary = self.view.read().primary.clone();
         if let Err(e) = self.record.write(&self.options.state_dir) {
             warn!("{e}");
         }

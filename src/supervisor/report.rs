@@ -171,8 +171,8 @@ impl Supervisor {
             topology: self.options.topology_path.display().to_string(),
             began: self.record.began.clone(),
             epoch_ms: crate::clock::system_ms_at(self.started),
-            primary: self.view.primary.clone(),
-            term: self.view.term,
+            primary: self.view.read().primary.clone(),
+            term: self.view.read().term,
             nodes: nodes.to_vec(),
             scenarios: topology.scenarios.iter().map(|s| s.name.clone()).collect(),
             clusters,
@@ -201,7 +201,7 @@ impl Supervisor {
             .await;
         let mut clusters = vec![ClusterReport {
             name: self.main_cluster().to_string(),
-            primary: self.view.primary.clone(),
+            primary: self.view.read().primary.clone(),
             term,
             jobs: main_jobs.clone(),
         }];
@@ -213,7 +213,7 @@ impl Supervisor {
             jobs.add(&totals);
             clusters.push(ClusterReport {
                 name: name.clone(),
-                primary: other.view.primary.clone(),
+                primary: other.view.read().primary.clone(),
                 term,
                 jobs: totals,
             });
@@ -229,7 +229,11 @@ impl Supervisor {
                     .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str())
                     .to_string();
                 // Each node is judged by its own cluster's reading.
-                let view = self.others.get(&home).map_or(&self.view, |o| &o.view);
+                let view = self
+                    .others
+                    .get(&home)
+                    .map_or(&self.view, |o| &o.view)
+                    .read();
                 NodeReport {
                     role: view.role(&status).as_str().to_string(),
                     state: view.verdict(&status, now).as_str().to_string(),
@@ -244,14 +248,20 @@ impl Supervisor {
             .collect();
         RunReport {
             system: self.topology.globals.system_name.clone(),
-            primary: self.view.primary.clone(),
+            primary: self.view.read().primary.clone(),
             term,
             jobs,
             nodes,
             faults: self.tracker.faults().to_vec(),
             clusters,
             loans: self.loans.loans.clone(),
-            time_master: self.view.clocks.elected.as_ref().map(|(m, _)| m.clone()),
+            time_master: self
+                .view
+                .read()
+                .clocks
+                .elected
+                .as_ref()
+                .map(|(m, _)| m.clone()),
             expectations: self.expectations.settled.clone(),
             alarms: self.all_alarms(),
         }

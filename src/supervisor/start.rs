@@ -74,14 +74,14 @@ impl Supervisor {
         } else {
             brokers
         };
-        if !self.view.primary.is_empty() {
-            let Some(primary_addr) = self.nodes[&self.view.primary]
+        if !self.view.read().primary.is_empty() {
+            let Some(primary_addr) = self.nodes[&self.view.read().primary]
                 .address
                 .as_ref()
                 .and_then(|a| a.parse().ok())
             else {
                 return Err(LaunchError::Node {
-                    node: self.view.primary.clone(),
+                    node: self.view.read().primary.clone(),
                     reason: "it reported no address".into(),
                 });
             };
@@ -259,7 +259,7 @@ impl Supervisor {
                 Some((n.clone(), m.address.as_ref()?.parse().ok()?))
             })
             .collect();
-        masters.sort_by_key(|(n, _)| *n != self.view.primary);
+        masters.sort_by_key(|(n, _)| *n != self.view.read().primary);
         masters
     }
 
@@ -477,7 +477,9 @@ impl Supervisor {
         };
         // An outside program on an encrypted link is told the CA to check its server against.
         if node.command.is_some()
-            && self.topology.encrypted_link(name, &self.view.primary)
+            && self
+                .topology
+                .encrypted_link(name, &self.view.read().primary)
             && let Some(ca) = self.tls_files(name).ca
         {
             command.env(crate::tls::CA_ENV, ca);

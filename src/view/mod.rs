@@ -7,14 +7,15 @@
 //! or are lost), when each verdict was reached, and what happened to each job.
 //!
 //! ```text
-//!  primary's events ──▶ supervisor: ClusterView::apply ──▶ summary, fault measurements
-//!  (history, then live)       │ the same events, and a copy on (re)sync
-//!                             └──────────────────▶ console: ClusterView::apply ──▶ every pane
+//!  primary's events ──▶ supervisor: ClusterView::apply, once ──▶ summary, fault measurements
+//!  (history, then live)       │ one Reading, shared
+//!                             └──────────────────▶ console: reads it ──▶ every pane
 //! ```
 //!
-//! The supervisor keeps one and sends the console a copy whenever it starts over (a resumed
-//! journal, a takeover); the console then advances its copy with the same events. So the Nodes
-//! pane, the Jobs pane and the status bar all read one state, and it is the coordinator's.
+//! The supervisor keeps the [`Reading`] and hands the console the same one: the Nodes pane,
+//! the Jobs pane and the status bar all read one state, the coordinator's, applied once. A
+//! console with no supervisor (a recording, `tcluster attach`) advances a reading of its own
+//! with the same events.
 
 pub mod alarms;
 pub mod clocks;
@@ -22,6 +23,7 @@ pub mod expect;
 pub mod loans;
 pub mod node;
 pub mod note;
+pub mod reading;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,6 +33,7 @@ pub use clocks::{ClockReading, Clocks};
 pub use loans::{Loan, Loans};
 pub use node::{Faults, NodeStatus, Process, Role, Verdict};
 pub use note::Note;
+pub use reading::Reading;
 
 use crate::cluster::event::{ClusterEvent, EventKind};
 use crate::protocol::message::{Health, JobId};
@@ -285,6 +288,21 @@ impl ClusterView {
         };
         if self.notes.is_some() {
             self.fit_notes();
+        }
+    }
+
+    /// A copy without the job histories: what a recording keeps of a reading (a replay keeps
+    /// histories of its own, and [`ClusterView::adopt`] keeps them).
+    pub fn without_notes(&self) -> ClusterView {
+        ClusterView {
+            state: self.state.clone(),
+            primary: self.primary.clone(),
+            term: self.term,
+            masters: self.masters.clone(),
+            workers: self.workers.clone(),
+            deposed: self.deposed.clone(),
+            notes: None,
+            clocks: self.clocks.clone(),
         }
     }
 

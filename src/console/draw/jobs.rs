@@ -30,7 +30,7 @@ fn job_label(job: &Job) -> (&'static str, Color) {
 
 /// The Jobs pane.
 pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused: bool) {
-    let c = &app.cluster.state.counts;
+    let c = app.cluster.read().state.counts;
     let filter = app.jobs.filter.map_or("all".to_string(), |f| f.to_string());
     let order = if app.jobs.filter.is_none() {
         " · open first"
@@ -52,7 +52,7 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
 
 /// The counts by state, jobs that ran twice, the rate and its sparkline.
 fn summary_line(app: &App, palette: &Palette, width: u16) -> Line<'static> {
-    let c = &app.cluster.state.counts;
+    let c = app.cluster.read().state.counts;
     let rate = app
         .jobs
         .throughput
@@ -66,7 +66,7 @@ fn summary_line(app: &App, palette: &Palette, width: u16) -> Line<'static> {
         app.jobs.throughput.iter().copied(),
         (width as usize).saturating_sub(58).clamp(4, 40),
     );
-    let duplicates = app.cluster.state.duplicates;
+    let duplicates = app.cluster.read().state.duplicates;
     Line::from(vec![
         Span::styled(format!("…{} ", c.queued), palette.fg(Color::Gray)),
         Span::styled(format!("→{} ", c.assigned), palette.fg(Color::Cyan)),
@@ -88,8 +88,8 @@ fn summary_line(app: &App, palette: &Palette, width: u16) -> Line<'static> {
 
 /// The jobs, open ones first unless a state is chosen.
 fn table(app: &App, palette: &Palette, frame: &mut Frame, table_area: Rect, focused: bool) {
-    let worker_width = app
-        .cluster
+    let view = app.cluster.read();
+    let worker_width = view
         .state
         .workers
         .keys()
@@ -118,8 +118,8 @@ fn table(app: &App, palette: &Palette, frame: &mut Frame, table_area: Rect, focu
         .skip(start)
         .take(height)
         .filter_map(|(i, id)| {
-            let job = app.cluster.state.jobs.get(id)?;
-            let notes = app.cluster.notes(*id);
+            let job = view.state.jobs.get(id)?;
+            let notes = view.notes(*id);
             let moved = notes
                 .and_then(|n| n.moved_at)
                 .is_some_and(|at| app.now_ms.saturating_sub(at) < MOVED_MS);
@@ -173,18 +173,14 @@ fn job_cell(app: &App, palette: &Palette, job: &Job, header: &str) -> Cell<'stat
 
 /// How long a job has been in the works (or took), on the console's own clock.
 fn job_age(app: &App, id: JobId) -> String {
-    let Some(notes) = app.cluster.notes(id) else {
+    let view = app.cluster.read();
+    let Some(notes) = view.notes(id) else {
         return "-".to_string();
     };
     let (Some(first), false) = (notes.history.first(), notes.earlier) else {
         return "-".to_string();
     };
-    let ended = app
-        .cluster
-        .state
-        .jobs
-        .get(&id)
-        .is_some_and(|j| j.state.is_final());
+    let ended = view.state.jobs.get(&id).is_some_and(|j| j.state.is_final());
     let until = if ended {
         notes.history.last().map_or(first.0, |l| l.0)
     } else {
@@ -195,7 +191,8 @@ fn job_age(app: &App, id: JobId) -> String {
 
 /// One job's history.
 pub fn detail(app: &App, id: JobId, palette: &Palette, frame: &mut Frame) {
-    let Some(job) = app.cluster.state.jobs.get(&id) else {
+    let view = app.cluster.read();
+    let Some(job) = view.state.jobs.get(&id) else {
         return;
     };
     let (label, colour) = job_label(job);
@@ -218,7 +215,7 @@ pub fn detail(app: &App, id: JobId, palette: &Palette, frame: &mut Frame) {
         lines.push(Line::from(format!("outcome: {outcome}")));
     }
     lines.push(Line::from(""));
-    if let Some(notes) = app.cluster.notes(id) {
+    if let Some(notes) = view.notes(id) {
         if notes.earlier {
             lines.push(Line::styled(
                 "(submitted before this run: its earlier history is in the journal)",

@@ -348,7 +348,7 @@ fn drawn_links(app: &App, palette: &Palette) -> Vec<Drawn> {
             .filter(|n| n.kind() == "worker")
             .map(|n| Drawn {
                 from: n.name().to_string(),
-                to: app.cluster.primary.clone(),
+                to: app.cluster.read().primary.clone(),
                 colour: plain,
                 dashed: false,
                 label: String::new(),

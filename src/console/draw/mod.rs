@@ -111,6 +111,9 @@ impl Palette {
 
 /// Draws the whole screen.
 pub fn draw(app: &App, bindings: &[Binding], frame: &mut Frame) {
+    // One moment for the whole frame: the supervisor's next event waits until it is drawn, so
+    // every pane shows the same reading.
+    let _moment = app.cluster.read();
     let palette = Palette {
         theme: app.config.theme,
     };

@@ -145,11 +145,9 @@ pub fn draw(app: &App, palette: &Palette, frame: &mut Frame, area: Rect, focused
 }
 
 /// A node's clock as the last round of its cluster's time master read it.
-fn clock_of<'a>(app: &'a App, n: &NodeRow) -> Option<&'a crate::view::ClockReading> {
-    app.serving_view(n)
-        .clocks
-        .reading(n.name())
-        .or_else(|| app.view_of(n).clocks.reading(n.name()))
+fn clock_of(app: &App, n: &NodeRow) -> Option<crate::view::ClockReading> {
+    let serving = app.serving_view(n).read().clocks.reading(n.name()).copied();
+    serving.or_else(|| app.view_of(n).read().clocks.reading(n.name()).copied())
 }
 
 /// How a row of the Nodes pane is drawn.
@@ -171,9 +169,11 @@ impl Look<'_> {
         let exists = n.status.process != crate::view::Process::Exited;
         let live = verdict.is_live() && exists;
         // A lent worker's load is at its borrower.
-        let worker = app.serving_view(n).state.workers.get(n.name());
+        let serving = app.serving_view(n);
+        let serving_view = serving.read();
+        let worker = serving_view.state.workers.get(n.name());
         // Heartbeat ages are the main primary's figures: only for the workers it has now.
-        let heard_here = std::ptr::eq(app.serving_view(n), &app.cluster);
+        let heard_here = serving.is(&app.cluster);
         let (symbol, colour) = verdict_style(verdict);
         let marker = match role {
             Role::Primary => " ★",
@@ -186,8 +186,13 @@ impl Look<'_> {
             "CLUSTER" => Cell::from(n.status.cluster.clone()),
             "ROLE" => {
                 // Without masters, the chat server its peers elected runs the clock rounds.
-                let elected = app.cluster.clocks.elected.as_ref();
-                if elected.is_some_and(|(master, _)| master == n.name()) {
+                let view = app.cluster.read();
+                if view
+                    .clocks
+                    .elected
+                    .as_ref()
+                    .is_some_and(|(master, _)| master == n.name())
+                {
                     let style = palette.fg(Color::Cyan).add_modifier(Modifier::BOLD);
                     return Cell::from(Span::styled("time master", style));
                 }
@@ -269,7 +274,8 @@ pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
         ),
         Span::raw(format!("  · {}", app.role(node).as_str())),
     ])];
-    if let Some(c) = app.cluster.concluded(name) {
+    let view = app.cluster.read();
+    if let Some(c) = view.concluded(name) {
         let ago = app.now_ms.saturating_sub(c.at_ms) as f64 / 1000.0;
         lines.push(Line::from(format!(
             "verdict: {} — {} ({ago:.1}s ago)",
@@ -318,7 +324,7 @@ pub fn detail(app: &App, name: &str, palette: &Palette, frame: &mut Frame) {
             .as_deref()
             .unwrap_or("- (it does not listen)")
     )));
-    if let Some(w) = app.cluster.state.workers.get(name) {
+    if let Some(w) = view.state.workers.get(name) {
         let running: Vec<String> = w.running.iter().map(|j| j.to_string()).collect();
         lines.push(Line::from(format!(
             "slots: {}   done: {}   running: {}",

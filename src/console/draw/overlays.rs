@@ -58,7 +58,8 @@ pub fn status_line(
         }
         _ => {}
     }
-    let c = &app.cluster.state.counts;
+    let view = app.cluster.read();
+    let c = view.state.counts;
     let elapsed = format_duration(std::time::Duration::from_secs(app.now_ms / 1000));
     let mut spans = vec![
         Span::styled(
@@ -67,9 +68,9 @@ pub fn status_line(
                 .fg(Color::Cyan)
                 .add_modifier(Modifier::BOLD | Modifier::REVERSED),
         ),
-        Span::raw(match &app.cluster.clocks.elected {
-            _ if !app.cluster.primary.is_empty() => {
-                format!(" ★ {} term {} ", app.cluster.primary, app.cluster.term)
+        Span::raw(match &view.clocks.elected {
+            _ if !view.primary.is_empty() => {
+                format!(" ★ {} term {} ", view.primary, view.term)
             }
             Some((master, _)) => format!(" no masters · time master {master} "),
             None => " no masters ".to_string(),

@@ -144,6 +144,7 @@ impl Player {
     /// The state on screen, for `--json`: the one reading the panes draw from.
     pub fn state(&self) -> State<'_> {
         let app = &self.app;
+        let view = app.cluster.read();
         let nodes = app
             .nodes
             .iter()
@@ -151,19 +152,19 @@ impl Player {
                 name: &row.status.name,
                 kind: &row.status.kind,
                 process: row.status.process,
-                role: app.cluster.role(&row.status),
-                verdict: app.cluster.verdict(&row.status, app.now_ms),
+                role: view.role(&row.status),
+                verdict: view.verdict(&row.status, app.now_ms),
                 faults: &row.status.faults,
             })
             .collect();
         State {
             at_ms: app.now_ms,
             system: &app.system,
-            primary: &app.cluster.primary,
-            term: app.cluster.term,
+            primary: view.primary.clone(),
+            term: view.term,
             nodes,
-            counts: app.cluster.state.counts,
-            jobs: app.cluster.state.jobs.values().collect(),
+            counts: view.state.counts,
+            jobs: view.state.jobs.values().cloned().collect(),
             alarms: app
                 .alarms
                 .iter()
@@ -183,11 +184,11 @@ impl Player {
 pub struct State<'a> {
     pub at_ms: u64,
     pub system: &'a str,
-    pub primary: &'a str,
+    pub primary: String,
     pub term: u64,
     pub nodes: Vec<NodeState<'a>>,
     pub counts: crate::protocol::message::JobCounts,
-    pub jobs: Vec<&'a crate::cluster::job::Job>,
+    pub jobs: Vec<crate::cluster::job::Job>,
     pub alarms: Vec<AlarmState<'a>>,
 }
 

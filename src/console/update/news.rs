@@ -26,11 +26,15 @@ pub fn supervisor(app: &mut App, update: Update) {
     match update {
         Update::Node(status) => node_status(app, status),
         Update::View(view) => {
-            app.cluster.adopt(&view);
+            // A launched run's reading is the supervisor's, which started over already.
+            if app.advances_readings {
+                app.cluster.write().adopt(&view);
+            }
             app.jobs.stale = true;
             // Workers the cluster knows that tcluster did not launch (a student's) get a row.
             let unknown: Vec<String> = app
                 .cluster
+                .read()
                 .state
                 .workers
                 .keys()
@@ -73,12 +77,16 @@ fn timeline(app: &mut App, event: std::sync::Arc<TimelineEvent>) {
                 .to_string();
             app.loans.apply(&from, at, cluster);
             let main = from == app.main_cluster || !app.others.contains_key(&from);
-            if main {
-                app.cluster.apply(at, cluster);
-            } else if let Some(view) = app.others.get_mut(&from)
-                && view.accepts(&event.source, cluster)
-            {
-                view.apply(at, cluster);
+            // A launched run's readings are the supervisor's, which applied the event already.
+            if app.advances_readings {
+                let reading = match app.others.get(&from) {
+                    Some(other) if !main => other,
+                    _ => &app.cluster,
+                };
+                let mut view = reading.write();
+                if main || view.accepts(&event.source, cluster) {
+                    view.apply(at, cluster);
+                }
             }
             if let Some(i) = app.node_index(&event.source) {
                 app.nodes[i].clock = app.nodes[i].clock.max(cluster.clock);
@@ -262,6 +270,7 @@ fn cluster_news(app: &mut App, at: u64, kind: &EventKind) {
         EventKind::WorkerRejoined { worker, .. }
             if app
                 .cluster
+                .read()
                 .concluded(worker)
                 .is_some_and(|c| c.verdict == Verdict::Rejoined && c.at_ms == at) =>
         {
@@ -339,6 +348,7 @@ fn detected_banner(app: &mut App, at: u64, fault: &FaultView) {
         })
         .find(|name| {
             app.cluster
+                .read()
                 .state
                 .workers
                 .get(*name)
