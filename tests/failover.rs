@@ -31,6 +31,16 @@ scenario comeback {
     at 2s   restart coordinator
     at 3.5s submit \"echo after the comeback\" count 2
 }
+scenario primary {
+    at 0.3s submit \"sleep 300ms\" count 2
+    at 0.5s kill primary
+    at 0.5s expect within 3s term == 2 \"the backup took over\"
+    at 1.5s partition primary worker-1
+    at 1.5s expect within 3s dead(worker-1) \"worker-1 is dead to the new primary\"
+    at 1.5s hold primary backup
+    at 3s   heal
+    at 3s   expect within 3s healthy(worker-1) \"worker-1 came back\"
+}
 ";
 
 fn run(dir: &std::path::Path, scenario: &str) -> (String, Value) {
@@ -176,4 +186,33 @@ fn a_cluster_started_again_after_a_failover_keeps_its_new_primary_and_every_job(
             || log.contains("following it as the backup"),
         "{log}"
     );
+}
+
+#[test]
+fn primary_in_a_step_names_the_master_that_serves_when_the_step_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stdout, report) = run(dir.path(), "primary");
+    // `kill primary` killed the coordinator; after the takeover `primary` is the backup.
+    assert!(stdout.contains("FAULT #1: kill coordinator"), "{stdout}");
+    assert!(
+        stdout.contains("FAULT #2: partition backup <-> worker-1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✓ as expected: worker-1 is dead to the new primary"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✓ as expected: worker-1 came back"),
+        "{stdout}"
+    );
+    // A link from the primary to itself is no link: the step is skipped, and says why.
+    assert!(
+        stdout.contains(
+            "hold primary <-> backup: backup is the primary now, so both ends are backup; skipped"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(report["primary"], "backup", "{report}");
+    assert_eq!(report["jobs"]["lost"], 0, "{report}");
 }

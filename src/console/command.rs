@@ -175,6 +175,13 @@ impl Line<'_> {
         if self.app.node_index(name).is_some() {
             return Ok(name.to_string());
         }
+        // `primary`: the master that serves now, named in the question the operator confirms.
+        if name == crate::topology::PRIMARY_WORD {
+            let primary = self.app.cluster.read().primary.clone();
+            if !primary.is_empty() {
+                return Ok(primary);
+            }
+        }
         let hint = did_you_mean(name, self.app.nodes.iter().map(|n| n.name()))
             .map(|h| format!(": {h}"))
             .unwrap_or_default();
@@ -402,6 +409,31 @@ mod tests {
         let mut app = App::new("t", "coordinator", nodes, Config::default());
         app.scenarios = vec!["lecture".into()];
         app
+    }
+
+    #[test]
+    fn primary_names_the_master_that_serves_now() {
+        let a = app();
+        assert_eq!(
+            parse("partition primary worker-2", &a),
+            Ok(Parsed::Act(ClusterAction::Partition {
+                a: "coordinator".into(),
+                b: Some("worker-2".into()),
+                one_way: false,
+            }))
+        );
+        // After a takeover the word follows the reading.
+        a.cluster.write().primary = "worker-1".into();
+        assert_eq!(
+            parse("kill primary", &a),
+            Ok(Parsed::Act(ClusterAction::Kill("worker-1".into())))
+        );
+        // With no primary, it is no node.
+        a.cluster.write().primary.clear();
+        assert!(matches!(
+            parse("kill primary", &a),
+            Err(CommandError::NoNode { .. })
+        ));
     }
 
     #[test]

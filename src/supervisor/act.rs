@@ -54,7 +54,37 @@ fn target_text(action: &ClusterAction) -> String {
 impl Supervisor {
     /// Does `action` to the cluster, records it on the timeline, and hands it to the fault
     /// tracker with what to watch for.
+    /// The action with `primary` replaced by the master that serves now (unless a node has
+    /// that name); `None`, said on the timeline, when there is none or the step would join the
+    /// primary to itself.
+    fn primary_named(&self, mut action: ClusterAction) -> Option<ClusterAction> {
+        let word = crate::topology::PRIMARY_WORD;
+        if self.nodes.contains_key(word) || !action.nodes_mut().iter().any(|n| *n == word) {
+            return Some(action);
+        }
+        let asked = action.to_string();
+        let primary = self.view.read().primary.clone();
+        if primary.is_empty() {
+            self.note(format!("{asked}: there is no primary; skipped"));
+            return None;
+        }
+        let mut nodes = action.nodes_mut();
+        for node in nodes.iter_mut().filter(|n| **n == word) {
+            node.clone_from(&primary);
+        }
+        if nodes.len() == 2 && nodes[0] == nodes[1] {
+            self.note(format!(
+                "{asked}: {primary} is the primary now, so both ends are {primary}; skipped"
+            ));
+            return None;
+        }
+        Some(action)
+    }
+
     pub(super) async fn act(&mut self, action: ClusterAction) {
+        let Some(action) = self.primary_named(action) else {
+            return;
+        };
         let now = self.cluster_now();
         let unknown: Vec<&String> = match &action {
             ClusterAction::Kill(n)

@@ -642,7 +642,35 @@ pub enum ClusterAction {
     Speed(f64),
 }
 
+/// What a scenario step or a console command calls whichever master is primary when it runs
+/// (unless a node has this name): after a failover, `partition primary worker-3` still cuts
+/// the worker from the master that serves.
+pub const PRIMARY_WORD: &str = "primary";
+
 impl ClusterAction {
+    /// The names of the nodes the action acts on, to change them (a step's `primary` is named
+    /// when the step runs).
+    pub fn nodes_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            ClusterAction::Kill(n)
+            | ClusterAction::Pause(n)
+            | ClusterAction::Resume(n)
+            | ClusterAction::Restart(n)
+            | ClusterAction::Skew { node: n, .. } => vec![n],
+            ClusterAction::Partition { a, b, .. } => std::iter::once(a).chain(b).collect(),
+            ClusterAction::Heal { a, b } | ClusterAction::Release { a, b } => {
+                a.iter_mut().chain(b).collect()
+            }
+            ClusterAction::Latency { a, b, .. }
+            | ClusterAction::Loss { a, b, .. }
+            | ClusterAction::Hold { a, b, .. } => vec![a, b],
+            ClusterAction::Submit { .. }
+            | ClusterAction::Say(_)
+            | ClusterAction::Expect(_)
+            | ClusterAction::Speed(_) => Vec::new(),
+        }
+    }
+
     /// The action's word in files.
     pub fn name(&self) -> &'static str {
         match self {

@@ -711,10 +711,14 @@ impl Validator<'_> {
         None
     }
 
-    /// Resolves a node name in a scenario step: exactly one node.
+    /// Resolves a node name in a scenario step: exactly one node, or `primary` (whichever
+    /// master serves when the step runs) in a topology with masters.
     pub(super) fn one_node(&mut self, word: &Word, usage: &str) -> Option<String> {
         let (name, span) = self.word_text(word, usage)?;
         if self.names.nodes.contains_key(name) {
+            return Some(name.to_string());
+        }
+        if name == PRIMARY_WORD && !self.names.clusters.is_empty() {
             return Some(name.to_string());
         }
         if let Some(copies) = self.names.groups.get(name) {
@@ -747,7 +751,12 @@ impl Validator<'_> {
                 preview(copies)
             ))
         });
-        let hint = group_hint.or_else(|| self.names.suggestion(name));
+        let primary_hint = (name == PRIMARY_WORD).then(|| {
+            "`primary` names the master that serves when the step runs, and this topology has no master".to_string()
+        });
+        let hint = group_hint
+            .or(primary_hint)
+            .or_else(|| self.names.suggestion(name));
         self.diags.push(
             Diagnostic::error(span, format!("unknown node `{name}`"))
                 .with_label("no node has this name")
