@@ -352,10 +352,25 @@ async fn run(
                     let _ = h.commands.send(Request::RunScenario(name)).await;
                 }
                 (effect @ (Effect::Deliver(_) | Effect::Discard(_)), Some(h)) => {
-                    let (result, verb) = match effect {
-                        Effect::Deliver(id) => (h.shaper.deliver_held(id), "delivered"),
-                        Effect::Discard(id) => (h.shaper.discard_held(id), "dropped"),
+                    let (id, deliver) = match effect {
+                        Effect::Deliver(id) => (id, true),
+                        Effect::Discard(id) => (id, false),
                         _ => continue,
+                    };
+                    // A node holding it on its own link is told, and reports what it did (its
+                    // connection may have closed meanwhile: the diagram shows it lost): say only
+                    // what is known yet.
+                    let by_node = h.shaper.keeper_of(id).is_some();
+                    let result = if deliver {
+                        h.shaper.deliver_held(id)
+                    } else {
+                        h.shaper.discard_held(id)
+                    };
+                    let verb = match (deliver, by_node) {
+                        (true, true) => "delivering",
+                        (true, false) => "delivered",
+                        (false, true) => "dropping",
+                        (false, false) => "dropped",
                     };
                     let text = match result {
                         Ok(m) => format!("{verb} by hand: {} {} → {}", m.kind, m.from, m.to),

@@ -118,17 +118,24 @@ impl LinkShaper {
         drop(held);
         let count = go.len();
         for h in go {
-            let names = (h.message.from.clone(), h.message.to.clone());
-            self.tap(
-                &names,
-                &h.line,
-                Fate::Delivered {
-                    out_of_order: false,
-                },
-            );
-            let _ = h.out.send(vec![(Instant::now(), h.line)]);
+            self.hand_on(h, false);
         }
         count
+    }
+
+    /// Sends a held message on, and says what became of it: delivered, or lost with its
+    /// connection (false).
+    fn hand_on(&self, h: Held, out_of_order: bool) -> bool {
+        let names = (h.message.from.clone(), h.message.to.clone());
+        let line = h.line.clone();
+        let sent = h.out.send(vec![(Instant::now(), h.line)]);
+        let fate = if sent {
+            Fate::Delivered { out_of_order }
+        } else {
+            Fate::Dropped
+        };
+        self.tap(&names, &line, fate);
+        sent
     }
 
     /// Messages waiting on held links, in the order they came.
@@ -158,12 +165,14 @@ impl LinkShaper {
                     && o.message.to == h.message.to
                     && o.message.id < id
             });
-        let names = (h.message.from.clone(), h.message.to.clone());
-        self.tap(&names, &h.line, Fate::Delivered { out_of_order });
-        if !h.out.send(vec![(Instant::now(), h.line)]) {
-            return Err("its connection is closed: the message is lost".to_string());
+        let message = h.message.clone();
+        if !self.hand_on(h, out_of_order) {
+            return Err(format!(
+                "#{id}'s connection is closed: {} {} → {} is lost",
+                message.kind, message.from, message.to
+            ));
         }
-        Ok(h.message)
+        Ok(message)
     }
 
     /// Drops held message `id`.

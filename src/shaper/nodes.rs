@@ -204,6 +204,15 @@ impl LinkShaper {
             .collect()
     }
 
+    /// The node that holds message `id` on a link it shapes itself (`None`: a proxy holds it,
+    /// or no one): what it does with the message, it reports itself.
+    pub fn keeper_of(&self, id: u64) -> Option<String> {
+        let held = self.nodes.held();
+        held.iter()
+            .find(|(_, _, m)| m.id == id)
+            .map(|(node, _, _)| node.clone())
+    }
+
     /// Tells the node holding message `id` to deliver it (`deliver`) or drop it (`discard`);
     /// `None` if no node holds it.
     pub(super) fn settle_in_node(&self, id: u64, verb: &str) -> Option<HeldMessage> {

@@ -631,3 +631,36 @@ async fn the_launcher_tells_a_node_its_rules_and_takes_its_reports_as_a_proxys()
     shaper.forget_held_of("worker-1");
     assert!(shaper.held().is_empty());
 }
+
+#[tokio::test]
+async fn a_held_message_whose_connection_closed_is_lost_not_delivered() {
+    let shaper = LinkShaper::new(
+        [("client".to_string(), "server".to_string(), Link::default())],
+        1,
+        CancellationToken::new(),
+    );
+    let mut seen = shaper.watch();
+    let names: (Arc<str>, Arc<str>) = ("client".into(), "server".into());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let out = Outgoing {
+        tx,
+        pending: Arc::new(AtomicUsize::new(0)),
+    };
+    for _ in 0..2 {
+        shaper.keep_held(&names, Bytes::from_static(b"{\"type\":\"result\"}\n"), &out);
+        assert_eq!(within(seen.recv()).await.unwrap().fate, Fate::Held);
+    }
+    // The connection it would go out on is gone.
+    drop(rx);
+    let held = shaper.held();
+    let said = shaper.deliver_held(held[0].id).unwrap_err();
+    assert!(
+        said.contains("connection is closed") && said.contains("is lost"),
+        "{said}"
+    );
+    assert_eq!(within(seen.recv()).await.unwrap().fate, Fate::Dropped);
+    // Released with the link: lost too, never shown delivered.
+    assert_eq!(shaper.release(None, None), 1);
+    assert_eq!(within(seen.recv()).await.unwrap().fate, Fate::Dropped);
+    assert!(shaper.held().is_empty());
+}
