@@ -504,3 +504,39 @@ fn a_launched_runs_console_shows_the_supervisors_reading_and_applies_no_event_tw
     app.refresh_jobs();
     assert_eq!(app.jobs.visible, [JobId(1)]);
 }
+
+#[test]
+fn a_long_job_list_is_reordered_at_most_once_a_second_and_at_once_when_asked() {
+    use tcluster::console::app::LONG_JOB_LIST;
+    let mut app = cluster_of_five();
+    let submit = |app: &mut App, at: u64, id: u64| {
+        update(
+            app,
+            cluster(
+                at,
+                EventKind::JobSubmitted {
+                    job: JobId(id),
+                    data: "sleep 1s".into(),
+                    priority: 0,
+                    by: "operator".into(),
+                },
+            ),
+        );
+    };
+    let many = LONG_JOB_LIST as u64 + 1;
+    for id in 1..=many {
+        submit(&mut app, 100, id);
+    }
+    update(&mut app, Action::Tick(1_100));
+    assert_eq!(app.jobs.visible.len() as u64, many);
+    // Another job a quarter of a second later: the long list waits for its second.
+    submit(&mut app, 1_200, many + 1);
+    update(&mut app, Action::Tick(1_350));
+    assert_eq!(app.jobs.visible.len() as u64, many);
+    update(&mut app, Action::Tick(2_100));
+    assert_eq!(app.jobs.visible.len() as u64, many + 1);
+    // What the operator asks for is shown at once: the next filter (queued).
+    submit(&mut app, 2_200, many + 2);
+    update(&mut app, Action::JobFilter);
+    assert_eq!(app.jobs.visible.len() as u64, many + 2);
+}

@@ -201,7 +201,14 @@ pub struct Jobs {
     /// Where the ended jobs are sorted: kept from one rebuild to the next, like `visible`, so
     /// that a list of tens of thousands of jobs is not allocated afresh a few times a second.
     ended: Vec<(u64, u64, JobId)>,
+    /// When `visible` was last rebuilt (run milliseconds).
+    pub rebuilt_ms: u64,
 }
+
+/// Jobs in the cluster past which the list's order is rebuilt at most once a second: more than
+/// anyone scrolls through while they change, and each rebuild reads every one of them. The
+/// rows in view still show each job as it is at every frame.
+pub const LONG_JOB_LIST: usize = 10_000;
 
 /// The log: a ring of lines with absolute numbers, and how it is viewed.
 #[derive(Debug)]
@@ -765,6 +772,7 @@ impl App {
             }
         }
         self.jobs.stale = false;
+        self.jobs.rebuilt_ms = self.now_ms;
         if let Some(id) = self.jobs.selected
             && let Some(i) = self.jobs.visible.iter().position(|j| *j == id)
         {

@@ -151,8 +151,12 @@ fn tick(app: &mut App, now: u64) {
             app.jobs.throughput.pop_front();
         }
     }
-    // The order follows the work: rebuilt at most four times a second, when jobs changed.
-    app.refresh_jobs();
+    // The order follows the work: rebuilt at each tick (four a second) when jobs changed, at
+    // most once a second while the cluster holds a long list.
+    let long = app.cluster.read().state.jobs.len() > LONG_JOB_LIST;
+    if !long || now.saturating_sub(app.jobs.rebuilt_ms) >= 1_000 {
+        app.refresh_jobs();
+    }
     if app
         .say
         .as_ref()
