@@ -580,14 +580,17 @@ impl Supervisor {
             self.other_event(&cluster, from, event);
             return;
         }
-        if !self.view.read().accepts(from, &event) {
-            return;
-        }
-        let takeover = match &event.kind {
-            EventKind::Takeover { coordinator, .. } if *coordinator != self.view.read().primary => {
-                Some(coordinator.clone())
+        let takeover = {
+            let view = self.view.read();
+            if !view.accepts(from, &event) {
+                return;
             }
-            _ => None,
+            match &event.kind {
+                EventKind::Takeover { coordinator, .. } if *coordinator != view.primary => {
+                    Some(coordinator.clone())
+                }
+                _ => None,
+            }
         };
         self.cluster_event(from, event);
         if let Some(primary) = takeover {
@@ -666,12 +669,17 @@ impl Supervisor {
     /// An event the cluster's story is made of (see [`ClusterView::accepts`]).
     fn cluster_event(&mut self, from: &str, event: ClusterEvent) {
         let now = self.now();
-        let own = from == self.view.read().primary;
-        self.view.write().apply(now, &event);
+        let own = {
+            let mut view = self.view.write();
+            let own = from == view.primary;
+            view.apply(now, &event);
+            own
+        };
+        let view = self.view.read();
         // Looked up before it is made: an event of a known cluster allocates nothing.
         let main = self
             .topology
-            .node(&self.view.read().primary)
+            .node(&view.primary)
             .map_or(crate::topology::DEFAULT_CLUSTER, |n| n.cluster.as_str());
         let checker = match self.checkers.get_mut(main) {
             Some(checker) => checker,
@@ -680,8 +688,9 @@ impl Supervisor {
                 .entry(main.to_string())
                 .or_insert_with(|| alarms::fresh_checker(&self.topology)),
         };
-        let alarms = checker.applied(now, &event, own, &self.view.read());
+        let alarms = checker.applied(now, &event, own, &view);
         let main = main.to_string();
+        drop(view);
         self.alarms(alarms);
         self.read_loan(&main, now, &event);
         match &event.kind {
