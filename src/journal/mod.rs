@@ -29,7 +29,7 @@ mod writer;
 
 pub use chat::{ChatHistory, chat_history_path};
 pub use store::StorageError;
-pub use writer::{Entry, JournalWriter, entries_of, write_entries};
+pub use writer::{Entry, JournalWriter, Linger, entries_of, write_entries};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

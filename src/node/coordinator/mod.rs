@@ -34,7 +34,7 @@ use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Ou
 use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
 use super::control::NodeControl;
 use super::hold::Hold;
-use crate::journal::{Journal, JournalWriter};
+use crate::journal::{Journal, JournalWriter, Linger};
 use masters::{FollowLink, PEER_LINK_QUEUE, ask_master, peer_link};
 
 /// What a connection's reader tells the loop.
@@ -358,17 +358,22 @@ impl Driver {
         let ticket = journal.next_ticket();
         let mut entries = Vec::new();
         let mut now = Vec::new();
+        let mut linger = Linger::No;
         for outputs in steps {
             let step_entries = crate::journal::entries_of(&outputs);
             if step_entries.is_empty() {
                 now.extend(self.hold.pass(outputs));
             } else {
                 entries.extend(step_entries);
-                now.extend(self.hold.hold_except(ticket, outputs, is_assignment));
+                let early = self.hold.hold_except(ticket, outputs, is_assignment);
+                if early.iter().any(is_assignment) {
+                    linger = Linger::Result;
+                }
+                now.extend(early);
             }
         }
         if !entries.is_empty() {
-            journal.hand_over(entries);
+            journal.hand_over(entries, linger);
         }
         now
     }
