@@ -37,6 +37,9 @@ pub struct Chat {
     pub paced_posts_per_second: f64,
     /// Publish → delivery at that rate, ms.
     pub latency: Spread,
+    /// Microseconds of the server process's CPU (user and system) per delivery, over both runs
+    /// (Linux's /proc; `null` where the server's process is not known).
+    pub server_cpu_per_delivery_us: Option<f64>,
 }
 
 impl Chat {
@@ -45,7 +48,7 @@ impl Chat {
         format!(
             "chat  {} ({}), {} subscribers to every channel, one publisher\n\
              \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
-             \x20 latency at {:.0} posts/s (half)   {}\n",
+             \x20 latency at {:.0} posts/s (half)   {}\n{}",
             self.server,
             if self.history_on_disk {
                 "history on disk, committed before delivery"
@@ -58,7 +61,11 @@ impl Chat {
             self.subscribers,
             self.lost,
             self.paced_posts_per_second,
-            self.latency.ms()
+            self.latency.ms(),
+            match self.server_cpu_per_delivery_us {
+                Some(us) => format!("  server CPU   {us:.2} µs per delivery (both runs)\n"),
+                None => String::new(),
+            }
         )
     }
 }
@@ -141,15 +148,16 @@ impl Publisher {
 }
 
 /// The fan-out measurement both servers go through: a throughput run, then a latency run at
-/// half that rate. `deliveries` carries (arrival, send time in ms since `origin`).
+/// half that rate. `deliveries` carries (arrival, send time in ms since `origin`);
+/// `server_cpu` reads the server process's CPU seconds so far.
 async fn fan_out(
     publisher: &mut Publisher,
     deliveries: &mut mpsc::UnboundedReceiver<(Instant, f64)>,
     origin: Instant,
-    subscribers: usize,
-    posts: usize,
-    window: usize,
+    (subscribers, posts, window): (usize, usize, usize),
+    server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Chat, BenchError> {
+    let cpu_before = server_cpu();
     let started = Instant::now();
     publisher.publish(origin, posts, window, None).await?;
     let expected = posts * subscribers;
@@ -178,6 +186,13 @@ async fn fan_out(
             _ => break,
         }
     }
+    let delivered = got + samples.len();
+    let server_cpu_per_delivery_us = match (cpu_before, server_cpu()) {
+        (Some(before), Some(after)) if delivered > 0 => {
+            Some((after - before) * 1e6 / delivered as f64)
+        }
+        _ => None,
+    };
     Ok(Chat {
         server: String::new(),
         history_on_disk: false,
@@ -188,6 +203,7 @@ async fn fan_out(
         lost: (expected - got) as u64,
         paced_posts_per_second: paced,
         latency: Spread::of(samples),
+        server_cpu_per_delivery_us,
     })
 }
 
@@ -257,9 +273,8 @@ pub async fn chat(
         &mut publisher,
         &mut deliveries,
         origin,
-        subscribers,
-        posts,
-        window,
+        (subscribers, posts, window),
+        || s.cpu_seconds("chat-1"),
     )
     .await?;
     drop(s);
@@ -310,15 +325,15 @@ pub async fn redis_chat(
         });
     }
     drop(tx);
-    let (read, write) = connect(addr).await?;
+    let (mut read, mut write) = connect(addr).await?;
+    let pid = super::redis::process_id(&mut read, &mut write).await?;
     let mut publisher = Publisher::Redis(read, write);
     let measured = fan_out(
         &mut publisher,
         &mut deliveries,
         origin,
-        subscribers,
-        posts,
-        window,
+        (subscribers, posts, window),
+        || super::cpu_seconds(pid?),
     )
     .await?;
     Ok(Chat {

@@ -46,3 +46,55 @@ pub(super) async fn read_resp(
     }
     Ok(out)
 }
+
+/// The Redis server's process id (`INFO server`), if it runs on this machine: its CPU is then
+/// read from /proc like a node's. `None` for a server elsewhere or a reply without it.
+pub(super) async fn process_id(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> Result<Option<u32>, BenchError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fail = |e: String| BenchError::Setup(format!("redis: {e}"));
+    write
+        .write_all(resp(&["INFO", "server"]).as_bytes())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    // A bulk string: `$<length>`, then that many bytes and a line end.
+    let mut head = String::new();
+    read.read_line(&mut head)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let Some(length) = head
+        .strip_prefix('$')
+        .and_then(|n| n.trim().parse::<usize>().ok())
+    else {
+        return Err(fail(format!("INFO answered {:?}", head.trim())));
+    };
+    let mut body = vec![0; length + 2];
+    read.read_exact(&mut body)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let pid = pid_in_info(&String::from_utf8_lossy(&body));
+    let local = read
+        .get_ref()
+        .peer_addr()
+        .is_ok_and(|a| a.ip().is_loopback());
+    Ok(pid.filter(|_| local))
+}
+
+/// The `process_id` field of an `INFO` reply.
+fn pid_in_info(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_process_id_is_read_from_info() {
+        let info = "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\ntcp_port:6391\r\n";
+        assert_eq!(super::pid_in_info(info), Some(4242));
+        assert_eq!(super::pid_in_info("# Server\r\nprocess_id:?\r\n"), None);
+        assert_eq!(super::pid_in_info(""), None);
+    }
+}
