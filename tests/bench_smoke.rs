@@ -36,9 +36,11 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["failover"]["serving"]["n"], 1, "{report}");
     assert_eq!(report["chat"]["posts"], 200, "{report}");
     assert_eq!(report["chat"]["lost"], 0, "{report}");
-    // The chat server runs here: its CPU per delivery is read from /proc.
-    let cpu = report["chat"]["server_cpu_per_delivery_us"].as_f64();
-    assert!(cpu.is_some_and(|us| us >= 0.0), "{report}");
+    // The chat server and the clients run here: their CPU per delivery is read from /proc.
+    for key in ["server_cpu_per_delivery_us", "client_cpu_per_delivery_us"] {
+        let cpu = report["chat"][key].as_f64();
+        assert!(cpu.is_some_and(|us| us >= 0.0), "{key}: {report}");
+    }
     assert_eq!(report["startup"]["nodes"], 8, "{report}");
     // topologies/lending.top's rush, with lending and without.
     assert_eq!(report["lending"]["with_lending"]["n"], 1, "{report}");

@@ -40,6 +40,9 @@ pub struct Chat {
     /// Microseconds of the server process's CPU (user and system) per delivery, over both runs
     /// (Linux's /proc; `null` where the server's process is not known).
     pub server_cpu_per_delivery_us: Option<f64>,
+    /// The same for this benchmark's own process, where the subscribers and the publisher
+    /// run: what reading (and sending) each delivery costs a client.
+    pub client_cpu_per_delivery_us: Option<f64>,
 }
 
 impl Chat {
@@ -62,9 +65,16 @@ impl Chat {
             self.lost,
             self.paced_posts_per_second,
             self.latency.ms(),
-            match self.server_cpu_per_delivery_us {
-                Some(us) => format!("  server CPU   {us:.2} µs per delivery (both runs)\n"),
-                None => String::new(),
+            match (
+                self.server_cpu_per_delivery_us,
+                self.client_cpu_per_delivery_us
+            ) {
+                (Some(us), Some(client)) => format!(
+                    "  CPU          server {us:.2} µs, clients {client:.2} µs per delivery (both runs)\n"
+                ),
+                (Some(us), None) =>
+                    format!("  CPU          server {us:.2} µs per delivery (both runs)\n"),
+                _ => String::new(),
             }
         )
     }
@@ -157,7 +167,8 @@ async fn fan_out(
     (subscribers, posts, window): (usize, usize, usize),
     server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Chat, BenchError> {
-    let cpu_before = server_cpu();
+    let client_cpu = || super::cpu_seconds(std::process::id());
+    let cpu_before = (server_cpu(), client_cpu());
     let started = Instant::now();
     publisher.publish(origin, posts, window, None).await?;
     let expected = posts * subscribers;
@@ -187,12 +198,14 @@ async fn fan_out(
         }
     }
     let delivered = got + samples.len();
-    let server_cpu_per_delivery_us = match (cpu_before, server_cpu()) {
+    let per_delivery = |before: Option<f64>, after: Option<f64>| match (before, after) {
         (Some(before), Some(after)) if delivered > 0 => {
             Some((after - before) * 1e6 / delivered as f64)
         }
         _ => None,
     };
+    let server_cpu_per_delivery_us = per_delivery(cpu_before.0, server_cpu());
+    let client_cpu_per_delivery_us = per_delivery(cpu_before.1, client_cpu());
     Ok(Chat {
         server: String::new(),
         history_on_disk: false,
@@ -204,6 +217,7 @@ async fn fan_out(
         paced_posts_per_second: paced,
         latency: Spread::of(samples),
         server_cpu_per_delivery_us,
+        client_cpu_per_delivery_us,
     })
 }
 
