@@ -54,6 +54,7 @@ pub mod cluster;
 pub mod console;
 pub mod journal;
 pub mod logging;
+pub mod memory;
 pub mod node;
 pub mod protocol;
 pub mod role;

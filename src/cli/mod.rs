@@ -273,6 +273,7 @@ pub fn chat_entry_points(
 
 /// Parses the process's arguments and runs the command.
 pub fn main() -> ExitCode {
+    crate::memory::no_huge_pages();
     let cli = Cli::parse();
     match (cli.command, cli.topology) {
         (Some(CliCommand::Check { topology, quiet }), _) => check::run(&topology, quiet),

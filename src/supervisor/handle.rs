@@ -119,7 +119,7 @@ pub async fn launch(
     options: RunOptions,
 ) -> Result<SupervisorHandle, LaunchError> {
     let decision = crate::state_dir::prepare(&options.state_dir, options.start)?;
-    super::memory::keep_freed_pages();
+    crate::memory::keep_freed_pages();
     std::fs::create_dir_all(options.state_dir.join("logs")).map_err(|source| {
         LaunchError::StateDir {
             path: options.state_dir.clone(),

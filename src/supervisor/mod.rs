@@ -28,7 +28,6 @@ mod handle;
 mod hosts;
 mod links;
 pub mod logs;
-mod memory;
 pub mod record;
 pub mod remote;
 mod report;
