@@ -7,10 +7,12 @@ use std::path::Path;
 
 /// Each top-level module and its layer; a module may use only modules of a lower layer.
 const LAYERS: &[(&str, u32)] = &[
-    // Facts with no dependencies: time, the topology language, the state directory.
+    // Facts with no dependencies: time, the topology language, the state directory, how the
+    // processes hold memory.
     ("clock", 0),
     ("topology", 0),
     ("state_dir", 0),
+    ("memory", 0),
     // What every layer shares: events, jobs, workers.
     ("cluster", 1),
     ("logging", 1),
