@@ -29,6 +29,9 @@ pub struct Sample {
     /// Seconds since the cluster was up.
     pub at_s: u64,
     pub rss_mb: BTreeMap<String, f64>,
+    /// Each process's proportional share (PSS, Linux's /proc): its own pages, and the pages it
+    /// shares with others (the binary's code, shared by every node) divided among them.
+    pub pss_mb: BTreeMap<String, f64>,
 }
 
 /// What [`soak`] saw.
@@ -93,8 +96,37 @@ impl Soak {
             }
             out.push('\n');
         }
+        let pss = &self.samples[n - 1].pss_mb;
+        if !pss.is_empty() {
+            let each: Vec<String> = pss
+                .iter()
+                .map(|(name, mb)| format!("{name} {mb:.1}"))
+                .collect();
+            out.push_str(&format!(
+                "  PSS (MB) at the end (shared code divided among the processes): {}\n",
+                each.join(", ")
+            ));
+        }
         out
     }
+}
+
+/// A process's proportional set size in MB (`Pss:` in /proc/PID/smaps_rollup, in KiB).
+fn pss_mb(pid: u32) -> Option<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    pss_in_rollup(&rollup)
+}
+
+fn pss_in_rollup(rollup: &str) -> Option<f64> {
+    let kib: f64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024.0 / 1e6)
 }
 
 fn format_at(s: u64) -> String {
@@ -147,9 +179,11 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
         tokio::select! {
             _ = tokio::time::sleep_until(end) => break,
             _ = samples.tick() => {
+                let (rss_mb, pss_mb) = console.memory(&mut system);
                 taken.push(Sample {
                     at_s: started.elapsed().as_secs(),
-                    rss_mb: console.memory(&mut system),
+                    rss_mb,
+                    pss_mb,
                 });
             }
             _ = jobs.tick() => {
@@ -173,9 +207,11 @@ pub async fn soak(program: &Path, plan: SoakPlan<'_>) -> Result<Soak, BenchError
             _ = submitter.receive() => {}
         }
     }
+    let (rss_mb, pss_mb) = console.memory(&mut system);
     taken.push(Sample {
         at_s: started.elapsed().as_secs(),
-        rss_mb: console.memory(&mut system),
+        rss_mb,
+        pss_mb,
     });
     drop(load);
     let mut asker = Client::connect(&primary, "bench-soak", secret.as_deref()).await?;
@@ -301,8 +337,9 @@ impl Console {
         })
     }
 
-    /// Resident memory of the console and of each node it launched, MB.
-    fn memory(&self, system: &mut System) -> BTreeMap<String, f64> {
+    /// Resident memory of the console and of each node it launched, MB, and each one's
+    /// proportional share where the system tells it.
+    fn memory(&self, system: &mut System) -> (BTreeMap<String, f64>, BTreeMap<String, f64>) {
         system.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
@@ -312,6 +349,7 @@ impl Console {
         );
         let console = Pid::from_u32(self.pid);
         let mut rss = BTreeMap::new();
+        let mut pss = BTreeMap::new();
         for (pid, process) in system.processes() {
             let name = if *pid == console {
                 "console".to_string()
@@ -328,9 +366,12 @@ impl Console {
             } else {
                 continue;
             };
+            if let Some(mb) = pss_mb(pid.as_u32()) {
+                pss.insert(name.clone(), mb);
+            }
             rss.insert(name, process.memory() as f64 / 1e6);
         }
-        rss
+        (rss, pss)
     }
 }
 
@@ -373,5 +414,17 @@ impl Drop for Console {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_proportional_share_is_read_from_the_rollup() {
+        let rollup = "55d0-7ffe ---p 00000000 00:00 0 [rollup]\nRss:  11424 kB\nPss:   2851 kB\nPss_Dirty:  1696 kB\n";
+        let mb = super::pss_in_rollup(rollup).unwrap();
+        assert!((mb - 2.919).abs() < 0.001, "{mb}");
+        assert_eq!(super::pss_in_rollup("Rss: 1 kB\n"), None);
+        assert_eq!(super::pss_in_rollup("Pss: many kB\n"), None);
     }
 }
