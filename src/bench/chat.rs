@@ -65,16 +65,15 @@ impl Chat {
             self.lost,
             self.paced_posts_per_second,
             self.latency.ms(),
-            match (
-                self.server_cpu_per_delivery_us,
-                self.client_cpu_per_delivery_us
-            ) {
-                (Some(us), Some(client)) => format!(
-                    "  CPU          server {us:.2} µs, clients {client:.2} µs per delivery (both runs)\n"
-                ),
-                (Some(us), None) =>
-                    format!("  CPU          server {us:.2} µs per delivery (both runs)\n"),
-                _ => String::new(),
+            match self.server_cpu_per_delivery_us {
+                Some(us) => {
+                    let clients = self
+                        .client_cpu_per_delivery_us
+                        .map(|c| format!(", clients {c:.2} µs"))
+                        .unwrap_or_default();
+                    format!("  CPU          server {us:.2} µs{clients} per delivery (both runs)\n")
+                }
+                None => String::new(),
             }
         )
     }

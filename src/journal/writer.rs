@@ -229,32 +229,31 @@ impl Source for std_mpsc::Receiver<Work> {
 /// (waiting no longer than a commit, it finishes no later than it would have otherwise).
 fn gather(first: Work, source: &mut impl Source, linger: Option<Duration>) -> (u64, Vec<Entry>) {
     let (mut ticket, mut entries, lingers) = first;
-    let mut take = |(t, more, _): Work, entries: &mut Vec<Entry>| {
-        ticket = t;
-        entries.extend(more);
-    };
-    let mut alone = true;
-    while entries.len() < MAX_GROUP {
-        let Some(work) = source.ready() else {
-            break;
-        };
-        take(work, &mut entries);
-        alone = false;
-    }
+    let alone = !take_ready(source, &mut ticket, &mut entries);
     if let Some(wait) = linger
         && lingers == Linger::Result
         && alone
-        && let Some(work) = source.within(wait)
+        && let Some((t, more, _)) = source.within(wait)
     {
-        take(work, &mut entries);
-        while entries.len() < MAX_GROUP {
-            let Some(work) = source.ready() else {
-                break;
-            };
-            take(work, &mut entries);
-        }
+        ticket = t;
+        entries.extend(more);
+        take_ready(source, &mut ticket, &mut entries);
     }
     (ticket, entries)
+}
+
+/// Adds what has been handed over already (up to [`MAX_GROUP`] entries); whether there was any.
+fn take_ready(source: &mut impl Source, ticket: &mut u64, entries: &mut Vec<Entry>) -> bool {
+    let mut any = false;
+    while entries.len() < MAX_GROUP {
+        let Some((t, more, _)) = source.ready() else {
+            break;
+        };
+        *ticket = t;
+        entries.extend(more);
+        any = true;
+    }
+    any
 }
 
 /// Lets this thread's timed waits end when they are due, not up to the kernel's default slack
