@@ -90,6 +90,39 @@ fn pid_in_info(info: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+
+    /// A server on 127.0.0.1 that answers its first request with `reply`; what the benchmark
+    /// makes of it.
+    async fn asked(reply: &'static str) -> Result<Option<u32>, super::BenchError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 64];
+            let _ = socket.read(&mut request).await;
+            let _ = socket.write_all(reply.as_bytes()).await;
+        });
+        let (read, mut write) = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap()
+            .into_split();
+        super::process_id(&mut BufReader::new(read), &mut write).await
+    }
+
+    /// A local server's `INFO` gives its process; an error or garbage is said, not guessed.
+    #[tokio::test]
+    async fn the_process_is_asked_of_the_server_and_garbage_is_refused() {
+        let info = "# Server\r\nprocess_id:4242\r\n";
+        let reply: &'static str = Box::leak(format!("${}\r\n{info}\r\n", info.len()).into());
+        assert_eq!(asked(reply).await.unwrap(), Some(4242));
+        let refused = asked("-ERR unknown command 'INFO'\r\n").await.unwrap_err();
+        assert!(refused.to_string().contains("INFO answered"), "{refused}");
+        assert!(asked("hello\r\n").await.is_err());
+        // Cut short: the server closes before the whole reply.
+        assert!(asked("$500\r\nprocess_id:1\r\n").await.is_err());
+    }
+
     #[test]
     fn the_process_id_is_read_from_info() {
         let info = "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\ntcp_port:6391\r\n";
