@@ -21,8 +21,20 @@ scenario resume { at 0.1s say \"resuming\" }
 
 #[test]
 fn a_cluster_killed_mid_run_finishes_every_accepted_job_when_started_again() {
+    killed_mid_run_then_started_again(TOPOLOGY);
+}
+
+/// `durability none` keeps the same promise against a crashed process (its coordinator writes
+/// each batch's lines before the batch's replies go out, without forcing them to disk).
+#[test]
+fn under_durability_none_a_killed_cluster_also_finishes_every_accepted_job() {
+    let none = format!("{TOPOLOGY}policy journal {{ durability none }}\n");
+    killed_mid_run_then_started_again(&none);
+}
+
+fn killed_mid_run_then_started_again(text: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let topology = topology(dir.path(), TOPOLOGY);
+    let topology = topology(dir.path(), text);
     let state = dir.path().join("state");
 
     // First run: kill tcluster itself once some jobs have completed and others are running.
@@ -59,7 +71,7 @@ fn a_cluster_killed_mid_run_finishes_every_accepted_job_when_started_again() {
     let _ = first.wait();
 
     // Second run on the same state: every one of the 16 jobs completes; none is lost.
-    let (stdout, report) = headless(dir.path(), TOPOLOGY, "resume");
+    let (stdout, report) = headless(dir.path(), text, "resume");
     assert_eq!(report["jobs"]["submitted"], 16, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["completed"], 16, "{report}\n{stdout}");
     assert_eq!(report["jobs"]["lost"], 0);

@@ -10,6 +10,10 @@
 //! one fsync instead of two (its `accepted` waits up to that much longer; it is still sent
 //! only once the submission is on disk).
 //!
+//! Under `none` there is no thread: the loop writes each batch's lines itself (one `write`
+//! into the kernel's cache, no fsync), before any of the batch's replies go out, which costs
+//! less than handing them to a thread and being woken when they are written; nothing is held.
+//!
 //! ```text
 //!  coordinator loop ──(ticket, entries)──▶ journal thread: gather, one transaction, commit
 //!        ▲                                                      │
@@ -65,41 +69,73 @@ pub enum Linger {
 /// One hand-over: its ticket, its entries, and whether it may wait for the next.
 type Work = (u64, Vec<Entry>, Linger);
 
-/// The coordinator's side of the journal thread.
+/// The coordinator's side of the journal: its thread, or (under `none`) the journal itself.
 pub struct JournalWriter {
-    work: Option<std_mpsc::Sender<Work>>,
+    committer: Committer,
     /// The last ticket handed over.
     next: u64,
     /// The last ticket whose entries are committed (on disk, under `sync` and `group`).
     done: watch::Receiver<u64>,
-    thread: Option<JoinHandle<()>>,
+}
+
+/// Who commits what is handed over.
+enum Committer {
+    /// The journal's thread (`sync`, `group`, `periodic`): a commit there never holds up the
+    /// loop, and what is handed over during one goes into the next.
+    Thread {
+        work: Option<std_mpsc::Sender<Work>>,
+        thread: Option<JoinHandle<()>>,
+    },
+    /// The loop itself (`none`): a commit is a `write` into the kernel's cache, cheaper than
+    /// handing it to another thread and being woken when it is done.
+    Inline(Journal, watch::Sender<u64>),
 }
 
 impl JournalWriter {
-    /// Starts the thread that owns `journal` and commits as `durability` says.
-    pub fn start(journal: Journal, durability: Durability) -> JournalWriter {
-        let (work, rx) = std_mpsc::channel();
+    /// Starts the thread that owns `journal` and commits as `durability` says; under `none`
+    /// the journal is written by whoever hands entries over, at once.
+    pub fn start(mut journal: Journal, durability: Durability) -> JournalWriter {
         let (done_tx, done) = watch::channel(0);
+        if durability == Durability::None {
+            journal.set_durability(durability);
+            return JournalWriter {
+                committer: Committer::Inline(journal, done_tx),
+                next: 0,
+                done,
+            };
+        }
+        let (work, rx) = std_mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || commit_loop(journal, durability, rx, done_tx))
             .expect("a thread for the journal");
         JournalWriter {
-            work: Some(work),
+            committer: Committer::Thread {
+                work: Some(work),
+                thread: Some(thread),
+            },
             next: 0,
             done,
-            thread: Some(thread),
         }
     }
 
-    /// Hands `entries` to the thread; the ticket they were given is committed once
-    /// [`JournalWriter::watch`] reaches it.
+    /// Hands `entries` over; the ticket they were given is committed once
+    /// [`JournalWriter::watch`] reaches it (at once, when the journal is written inline:
+    /// [`JournalWriter::committed`]).
     pub fn hand_over(&mut self, entries: Vec<Entry>, linger: Linger) -> u64 {
         self.next += 1;
-        if let Some(work) = &self.work
-            && work.send((self.next, entries, linger)).is_err()
-        {
-            tracing::error!("the journal's thread has stopped: events are not kept");
+        match &mut self.committer {
+            Committer::Thread { work, .. } => {
+                if let Some(work) = work
+                    && work.send((self.next, entries, linger)).is_err()
+                {
+                    tracing::error!("the journal's thread has stopped: events are not kept");
+                }
+            }
+            Committer::Inline(journal, done) => {
+                write_entries(journal, entries);
+                done.send_replace(self.next);
+            }
         }
         self.next
     }
@@ -107,6 +143,11 @@ impl JournalWriter {
     /// The ticket the next [`JournalWriter::hand_over`] gives.
     pub fn next_ticket(&self) -> u64 {
         self.next + 1
+    }
+
+    /// Whether a hand-over is committed before [`JournalWriter::hand_over`] returns.
+    pub fn writes_inline(&self) -> bool {
+        matches!(self.committer, Committer::Inline(..))
     }
 
     /// News of the last ticket committed.
@@ -122,10 +163,20 @@ impl JournalWriter {
     /// Commits what was handed over, forces it to disk, and lets the journal go. (Dropped
     /// without it, the writer closes the channel all the same: the thread commits what it
     /// holds and stops on its own.)
-    pub async fn stop(mut self) {
-        self.work = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    pub async fn stop(self) {
+        match self.committer {
+            Committer::Thread {
+                work, mut thread, ..
+            } => {
+                drop(work);
+                if let Some(thread) = thread.take() {
+                    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+                }
+            }
+            // Dropping the journal forces what it holds to disk.
+            Committer::Inline(journal, _) => {
+                let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+            }
         }
     }
 }
@@ -354,6 +405,36 @@ mod tests {
             assert_eq!(events, vec![submitted(52)], "{durability:?}");
             assert_eq!(journal.len(), 1);
         }
+    }
+
+    /// Under `none` a hand-over is written before `hand_over` returns (a crash of the process
+    /// right after it loses nothing): the ticket is committed at once and the line is in the
+    /// file, readable by another opener, while the writer still runs. Under the others it is
+    /// the thread's to write.
+    #[tokio::test]
+    async fn under_none_a_hand_over_is_in_the_file_when_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::super::path_for(dir.path(), "coordinator");
+        let (journal, _) = Journal::open(&path).unwrap();
+        let mut writer = JournalWriter::start(journal, Durability::None);
+        assert!(writer.writes_inline());
+        for n in 1..=3 {
+            let ticket = writer.hand_over(vec![Entry::Event(submitted(n).into())], Linger::No);
+            assert_eq!(ticket, n);
+            assert_eq!(writer.outstanding(), 0);
+            assert_eq!(*writer.watch().borrow(), n);
+            let written = std::fs::read(&path).unwrap();
+            let lines = super::super::lines::read(&written).unwrap();
+            assert_eq!(lines.events.len() as u64, n, "line {n} is in the file");
+        }
+        writer.stop().await;
+        let (_, events) = Journal::open(&path).unwrap();
+        assert_eq!(events, (1..=3).map(submitted).collect::<Vec<_>>());
+
+        let (journal, _) = Journal::open(&path).unwrap();
+        let writer = JournalWriter::start(journal, Durability::Sync);
+        assert!(!writer.writes_inline());
+        writer.stop().await;
     }
 
     /// Hand-overs as a test lays them out: those already there, and one that comes while the

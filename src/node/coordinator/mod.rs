@@ -355,6 +355,17 @@ impl Driver {
         let Some(journal) = self.journal.as_mut() else {
             return steps.into_iter().flatten().collect();
         };
+        if journal.writes_inline() {
+            // Written before anything of the batch is carried out: nothing need be held.
+            let entries: Vec<_> = steps
+                .iter()
+                .flat_map(|outputs| crate::journal::entries_of(outputs))
+                .collect();
+            if !entries.is_empty() {
+                journal.hand_over(entries, Linger::No);
+            }
+            return steps.into_iter().flatten().collect();
+        }
         let ticket = journal.next_ticket();
         let mut entries = Vec::new();
         let mut now = Vec::new();
