@@ -529,11 +529,24 @@ const MAX_BATCH: usize = 512;
 /// The most steps handed to the journal and not yet committed before the loop stops reading.
 const MAX_OUTSTANDING: u64 = 256;
 
+/// How long the loop keeps polling, rather than sleeping, while replies wait for a commit.
+const STAY_AWAKE: Duration = Duration::from_micros(300);
+
 /// The next ticket the journal's thread commits after `seen` (never, without a journal).
 async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, seen: u64) -> u64 {
     let Some(watch) = watch else {
         return std::future::pending().await;
     };
+    // Awake for a moment first: a commit is due within about a tenth of a millisecond, and a
+    // loop that sleeps is woken by the journal's thread tens of microseconds after it.
+    let awake = Instant::now();
+    while awake.elapsed() < STAY_AWAKE {
+        let now = *watch.borrow_and_update();
+        if now > seen {
+            return now;
+        }
+        tokio::task::yield_now().await;
+    }
     loop {
         let now = *watch.borrow_and_update();
         if now > seen {
