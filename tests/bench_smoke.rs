@@ -22,6 +22,8 @@ fn every_benchmark_runs_and_reports() {
         "200",
         "--subscribers",
         "3",
+        "--paced",
+        "2000",
         "--lines",
         "2000",
         "--no-journal",
@@ -36,6 +38,9 @@ fn every_benchmark_runs_and_reports() {
     assert_eq!(report["failover"]["serving"]["n"], 1, "{report}");
     assert_eq!(report["chat"]["posts"], 200, "{report}");
     assert_eq!(report["chat"]["lost"], 0, "{report}");
+    // Its latency run at the rate asked for, not half its throughput.
+    assert_eq!(report["chat"]["paced_posts_per_second"], 2000.0, "{report}");
+    assert_eq!(report["chat"]["paced_as_given"], true, "{report}");
     // The chat server and the clients run here: their CPU per delivery is read from /proc.
     for key in ["server_cpu_per_delivery_us", "client_cpu_per_delivery_us"] {
         let cpu = report["chat"][key].as_f64();

@@ -15,6 +15,20 @@ use super::{BenchError, Spread, expect};
 use crate::client::Client;
 use crate::protocol::message::{ChatBody, ChatEntry, Message};
 
+/// How a fan-out run is driven, for either server.
+#[derive(Debug, Clone, Copy)]
+pub struct FanOut {
+    /// Subscribers, each to every channel.
+    pub subscribers: usize,
+    /// Posts in the throughput run.
+    pub posts: usize,
+    /// Posts the publisher keeps unanswered.
+    pub window: usize,
+    /// The latency run's rate, posts/s; `None`: half the throughput just measured. Given, two
+    /// servers' latencies compare at one load (a faster server's own half load is a higher one).
+    pub paced: Option<f64>,
+}
+
 /// What [`chat`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Chat {
@@ -33,8 +47,10 @@ pub struct Chat {
     /// Deliveries that never arrived (a tcluster chat server drops them for a subscriber too
     /// slow to read).
     pub lost: u64,
-    /// The rate of the latency run, posts/s (half the throughput).
+    /// The rate of the latency run, posts/s (half the throughput, unless it was given).
     pub paced_posts_per_second: f64,
+    /// Whether that rate was given (`--paced`) rather than half the throughput.
+    pub paced_as_given: bool,
     /// Publish → delivery at that rate, ms.
     pub latency: Spread,
     /// Microseconds of the server process's CPU (user and system) per delivery, over both runs
@@ -51,7 +67,7 @@ impl Chat {
         format!(
             "chat  {} ({}), {} subscribers to every channel, one publisher\n\
              \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
-             \x20 latency at {:.0} posts/s (half)   {}\n{}",
+             \x20 latency at {:.0} posts/s ({})   {}\n{}",
             self.server,
             if self.history_on_disk {
                 "history on disk, committed before delivery"
@@ -64,6 +80,11 @@ impl Chat {
             self.subscribers,
             self.lost,
             self.paced_posts_per_second,
+            if self.paced_as_given {
+                "as given"
+            } else {
+                "half"
+            },
             self.latency.ms(),
             match self.server_cpu_per_delivery_us {
                 Some(us) => {
@@ -163,7 +184,12 @@ async fn fan_out(
     publisher: &mut Publisher,
     deliveries: &mut mpsc::UnboundedReceiver<(Instant, f64)>,
     origin: Instant,
-    (subscribers, posts, window): (usize, usize, usize),
+    FanOut {
+        subscribers,
+        posts,
+        window,
+        paced,
+    }: FanOut,
     server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Chat, BenchError> {
     let client_cpu = || super::cpu_seconds(std::process::id());
@@ -186,7 +212,8 @@ async fn fan_out(
     let seconds = (last - started).as_secs_f64().max(1e-9);
     let posts_per_second = posts as f64 / seconds;
 
-    let paced = posts_per_second / 2.0;
+    let paced_as_given = paced.is_some();
+    let paced = paced.unwrap_or(posts_per_second / 2.0).max(1.0);
     let n = ((paced * 3.0) as usize).clamp(100, 200_000);
     publisher.publish(origin, n, window, Some(paced)).await?;
     let mut samples = Vec::with_capacity(n * subscribers);
@@ -214,6 +241,7 @@ async fn fan_out(
         deliveries_per_second: got as f64 / seconds,
         lost: (expected - got) as u64,
         paced_posts_per_second: paced,
+        paced_as_given,
         latency: Spread::of(samples),
         server_cpu_per_delivery_us,
         client_cpu_per_delivery_us,
@@ -221,13 +249,7 @@ async fn fan_out(
 }
 
 /// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight.
-pub async fn chat(
-    program: &Path,
-    subscribers: usize,
-    posts: usize,
-    window: usize,
-    history_on_disk: bool,
-) -> Result<Chat, BenchError> {
+pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<Chat, BenchError> {
     let mut s = Scratch::new(
         program,
         "set LOG_LEVEL \"WARN\"\nnode chat-1 { type chat }\npolicy chat { rate 0 }\n",
@@ -236,7 +258,7 @@ pub async fn chat(
     let addr = s.server("chat-1", None).await?;
     let origin = Instant::now();
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
-    for i in 0..subscribers {
+    for i in 0..fan.subscribers {
         let mut c = Client::connect(&addr, &format!("sub-{i}"), None).await?;
         c.send(Message::ChatSubscribe {
             channel: "*".into(),
@@ -282,13 +304,9 @@ pub async fn chat(
         })
         .await?;
     let mut publisher = Publisher::Chat(client);
-    let measured = fan_out(
-        &mut publisher,
-        &mut deliveries,
-        origin,
-        (subscribers, posts, window),
-        || s.cpu_seconds("chat-1"),
-    )
+    let measured = fan_out(&mut publisher, &mut deliveries, origin, fan, || {
+        s.cpu_seconds("chat-1")
+    })
     .await?;
     drop(s);
     Ok(Chat {
@@ -299,12 +317,7 @@ pub async fn chat(
 }
 
 /// The same fan-out through Redis pub/sub at `addr` (a server started by the caller).
-pub async fn redis_chat(
-    addr: &str,
-    subscribers: usize,
-    posts: usize,
-    window: usize,
-) -> Result<Chat, BenchError> {
+pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
     let connect = async |addr: &str| {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -315,7 +328,7 @@ pub async fn redis_chat(
     };
     let origin = Instant::now();
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
-    for _ in 0..subscribers {
+    for _ in 0..fan.subscribers {
         use tokio::io::AsyncWriteExt;
         let (mut read, mut write) = connect(addr).await?;
         write
@@ -341,13 +354,9 @@ pub async fn redis_chat(
     let (mut read, mut write) = connect(addr).await?;
     let pid = super::redis::process_id(&mut read, &mut write).await?;
     let mut publisher = Publisher::Redis(read, write);
-    let measured = fan_out(
-        &mut publisher,
-        &mut deliveries,
-        origin,
-        (subscribers, posts, window),
-        || super::cpu_seconds(pid?),
-    )
+    let measured = fan_out(&mut publisher, &mut deliveries, origin, fan, || {
+        super::cpu_seconds(pid?)
+    })
     .await?;
     Ok(Chat {
         server: "redis pub/sub".into(),

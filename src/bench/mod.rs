@@ -51,7 +51,7 @@ use std::time::Duration;
 use crate::client::Client;
 use crate::protocol::message::Message;
 
-pub use chat::{Chat, chat, redis_chat};
+pub use chat::{Chat, FanOut, chat, redis_chat};
 pub use detect::{Detect, detect};
 pub use dispatch::{Dispatch, dispatch};
 pub use draw::{Draw, DrawCase, draw};

@@ -71,6 +71,10 @@ pub struct BenchArgs {
     /// chat: posts the publisher keeps unanswered.
     #[arg(long, default_value_t = 64)]
     pub window: usize,
+    /// chat: run the latency part at this many posts a second instead of half the measured
+    /// throughput (to compare two servers at one load).
+    #[arg(long, value_name = "POSTS_PER_S", value_parser = positive_rate)]
+    pub paced: Option<f64>,
     /// chat: measure Redis pub/sub at this address instead (a redis-server you started), with
     /// the same clients, for comparison.
     #[arg(long, value_name = "HOST:PORT")]
@@ -266,25 +270,17 @@ async fn measure(
             let r = bench::failover(program, args.runs.max(1)).await?;
             (r.table(), serde_json::to_value(&r))
         }
-        What::Chat if args.redis.is_some() => {
-            let r = bench::redis_chat(
-                args.redis.as_deref().unwrap_or_default(),
-                args.subscribers.max(1),
-                args.posts.max(1),
-                args.window.max(1),
-            )
-            .await?;
-            (r.table(), serde_json::to_value(&r))
-        }
         What::Chat => {
-            let r = bench::chat(
-                program,
-                args.subscribers.max(1),
-                args.posts.max(1),
-                args.window.max(1),
-                !args.no_journal,
-            )
-            .await?;
+            let fan = bench::FanOut {
+                subscribers: args.subscribers.max(1),
+                posts: args.posts.max(1),
+                window: args.window.max(1),
+                paced: args.paced,
+            };
+            let r = match args.redis.as_deref() {
+                Some(redis) => bench::redis_chat(redis, fan).await?,
+                None => bench::chat(program, fan, !args.no_journal).await?,
+            };
             (r.table(), serde_json::to_value(&r))
         }
         What::Journal => {
@@ -322,4 +318,30 @@ fn durability_error(text: &str) -> Option<String> {
     let (_, report) = crate::topology::check_bytes("--durability", policy.as_bytes());
     let error = report.diagnostics.iter().find(|d| d.is_error())?;
     Some(format!("{} ({})", error.message, error.label))
+}
+
+/// `--paced RATE`: posts a second, a finite number above zero.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(_) => Err(format!(
+            "`{text}` is not a rate: posts a second, above zero"
+        )),
+        Err(_) => Err(format!("`{text}` is not a number of posts a second")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positive_rate;
+
+    #[test]
+    fn a_paced_rate_is_a_positive_finite_number() {
+        assert_eq!(positive_rate("12000"), Ok(12000.0));
+        assert_eq!(positive_rate(" 2.5 "), Ok(2.5));
+        for bad in ["0", "-3", "inf", "NaN", "fast", ""] {
+            let e = positive_rate(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")), "{bad}: {e}");
+        }
+    }
 }
