@@ -24,12 +24,19 @@ fn a_cluster_killed_mid_run_finishes_every_accepted_job_when_started_again() {
     killed_mid_run_then_started_again(TOPOLOGY);
 }
 
-/// `durability none` keeps the same promise against a crashed process (its coordinator writes
-/// each batch's lines before the batch's replies go out, without forcing them to disk).
+/// `durability none` and `periodic` keep the same promise against a crashed process (the
+/// coordinator writes each batch's lines before the batch's replies go out, without waiting
+/// for them to be forced to disk).
 #[test]
 fn under_durability_none_a_killed_cluster_also_finishes_every_accepted_job() {
     let none = format!("{TOPOLOGY}policy journal {{ durability none }}\n");
     killed_mid_run_then_started_again(&none);
+}
+
+#[test]
+fn under_durability_periodic_a_killed_cluster_also_finishes_every_accepted_job() {
+    let periodic = format!("{TOPOLOGY}policy journal {{ durability periodic 50ms }}\n");
+    killed_mid_run_then_started_again(&periodic);
 }
 
 fn killed_mid_run_then_started_again(text: &str) {

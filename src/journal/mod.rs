@@ -282,6 +282,12 @@ impl Journal {
         Ok(())
     }
 
+    /// A second descriptor of the journal's file as it is now, for a thread that forces it to
+    /// disk (`None` if the system has none to give: the journal is then synced when let go).
+    pub(super) fn second_handle(&self) -> Option<File> {
+        self.file.try_clone().ok()
+    }
+
     /// The seq of the first event it holds.
     pub fn first(&self) -> u64 {
         self.first

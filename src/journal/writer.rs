@@ -10,9 +10,10 @@
 //! one fsync instead of two (its `accepted` waits up to that much longer; it is still sent
 //! only once the submission is on disk).
 //!
-//! Under `none` there is no thread: the loop writes each batch's lines itself (one `write`
-//! into the kernel's cache, no fsync), before any of the batch's replies go out, which costs
-//! less than handing them to a thread and being woken when they are written; nothing is held.
+//! Under `none` and `periodic` there is no such thread: the loop writes each batch's lines
+//! itself (one `write` into the kernel's cache), before any of the batch's replies go out,
+//! which costs less than handing them to a thread and being woken when they are written;
+//! nothing is held. Under `periodic` a thread of its own forces the file to disk on its timer.
 //!
 //! ```text
 //!  coordinator loop ──(ticket, entries)──▶ journal thread: gather, one transaction, commit
@@ -80,40 +81,109 @@ pub struct JournalWriter {
 
 /// Who commits what is handed over.
 enum Committer {
-    /// The journal's thread (`sync`, `group`, `periodic`): a commit there never holds up the
-    /// loop, and what is handed over during one goes into the next.
+    /// The journal's thread (`sync`, `group`): a commit there never holds up the loop, and
+    /// what is handed over during one goes into the next.
     Thread {
         work: Option<std_mpsc::Sender<Work>>,
         thread: Option<JoinHandle<()>>,
     },
-    /// The loop itself (`none`): a commit is a `write` into the kernel's cache, cheaper than
-    /// handing it to another thread and being woken when it is done.
-    Inline(Journal, watch::Sender<u64>),
+    /// The loop itself (`none`, `periodic`): a commit is a `write` into the kernel's cache,
+    /// cheaper than handing it to another thread and being woken when it is done. Under
+    /// `periodic` a [`Syncer`] forces the file to disk on its timer.
+    Inline(Journal, watch::Sender<u64>, Option<Syncer>),
+}
+
+/// Under `periodic` with the journal written inline: a thread that forces the journal's file
+/// to disk every interval, if anything was written since it last did.
+struct Syncer {
+    /// The journal's file as it is now (a second descriptor of it; replaced after a
+    /// compaction or a reset, which may put a new file in its place).
+    file: std::sync::Arc<std::sync::Mutex<Option<std::fs::File>>>,
+    /// Written since the last sync.
+    dirty: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Dropped to stop the thread.
+    stop: Option<std_mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start(journal: &Journal, every: Duration) -> Syncer {
+        use std::sync::{Arc, Mutex, atomic::AtomicBool, atomic::Ordering};
+        let file = Arc::new(Mutex::new(journal.second_handle()));
+        let dirty = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let thread = {
+            let (file, dirty) = (file.clone(), dirty.clone());
+            std::thread::Builder::new()
+                .name("journal-sync".into())
+                .spawn(move || {
+                    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+                    {
+                        if !dirty.swap(false, Ordering::AcqRel) {
+                            continue;
+                        }
+                        let guard = file.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(Err(e)) = guard.as_ref().map(std::fs::File::sync_data) {
+                            tracing::warn!("the journal could not be forced to disk: {e}");
+                        }
+                    }
+                })
+                .expect("a thread to force the journal to disk")
+        };
+        Syncer {
+            file,
+            dirty,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Notes a write: the next tick forces it to disk. After a compaction or a reset, the
+    /// journal's file may be a new one: that is the one synced from now on.
+    fn written(&self, journal: &Journal, new_file: bool) {
+        if new_file {
+            *self.file.lock().unwrap_or_else(|p| p.into_inner()) = journal.second_handle();
+        }
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Stops the thread (what it had not synced yet, the journal syncs when let go).
+    fn stop(mut self) {
+        self.stop = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl JournalWriter {
     /// Starts the thread that owns `journal` and commits as `durability` says; under `none`
-    /// the journal is written by whoever hands entries over, at once.
+    /// and `periodic` the journal is written by whoever hands entries over, at once (and under
+    /// `periodic` forced to disk by a thread of its own on its timer).
     pub fn start(mut journal: Journal, durability: Durability) -> JournalWriter {
         let (done_tx, done) = watch::channel(0);
-        if durability == Durability::None {
-            journal.set_durability(durability);
-            return JournalWriter {
-                committer: Committer::Inline(journal, done_tx),
-                next: 0,
-                done,
-            };
-        }
-        let (work, rx) = std_mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("journal".into())
-            .spawn(move || commit_loop(journal, durability, rx, done_tx))
-            .expect("a thread for the journal");
+        let syncer = match durability {
+            Durability::None => None,
+            Durability::Periodic(every) => Some(Syncer::start(&journal, every)),
+            Durability::Sync | Durability::Group(_) => {
+                let (work, rx) = std_mpsc::channel();
+                let thread = std::thread::Builder::new()
+                    .name("journal".into())
+                    .spawn(move || commit_loop(journal, durability, rx, done_tx))
+                    .expect("a thread for the journal");
+                return JournalWriter {
+                    committer: Committer::Thread {
+                        work: Some(work),
+                        thread: Some(thread),
+                    },
+                    next: 0,
+                    done,
+                };
+            }
+        };
+        journal.set_durability(durability);
         JournalWriter {
-            committer: Committer::Thread {
-                work: Some(work),
-                thread: Some(thread),
-            },
+            committer: Committer::Inline(journal, done_tx, syncer),
             next: 0,
             done,
         }
@@ -121,7 +191,7 @@ impl JournalWriter {
 
     /// Hands `entries` over; the ticket they were given is committed once
     /// [`JournalWriter::watch`] reaches it (at once, when the journal is written inline:
-    /// [`JournalWriter::committed`]).
+    /// [`JournalWriter::writes_inline`]).
     pub fn hand_over(&mut self, entries: Vec<Entry>, linger: Linger) -> u64 {
         self.next += 1;
         match &mut self.committer {
@@ -132,8 +202,12 @@ impl JournalWriter {
                     tracing::error!("the journal's thread has stopped: events are not kept");
                 }
             }
-            Committer::Inline(journal, done) => {
+            Committer::Inline(journal, done, syncer) => {
+                let new_file = entries.iter().any(|e| !matches!(e, Entry::Event(_)));
                 write_entries(journal, entries);
+                if let Some(syncer) = syncer {
+                    syncer.written(journal, new_file);
+                }
                 done.send_replace(self.next);
             }
         }
@@ -174,8 +248,14 @@ impl JournalWriter {
                 }
             }
             // Dropping the journal forces what it holds to disk.
-            Committer::Inline(journal, _) => {
-                let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
+            Committer::Inline(journal, _, syncer) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(syncer) = syncer {
+                        syncer.stop();
+                    }
+                    drop(journal);
+                })
+                .await;
             }
         }
     }
@@ -187,9 +267,9 @@ const MAX_GROUP: usize = 8192;
 /// The longest a lingering hand-over waits, however slow the disk's commits are.
 const MAX_LINGER: Duration = Duration::from_millis(1);
 
-/// The thread: takes what has been handed over, waits up to the group window for more
-/// (`group`) or up to a commit's time for a lingering one's next (`sync`), writes it all in one
-/// transaction, and says how far it got.
+/// The thread (`sync`, `group`): takes what has been handed over, waits up to the group window
+/// for more (`group`) or up to a commit's time for a lingering one's next (`sync`), writes it
+/// all in one commit, forced to disk, and says how far it got.
 fn commit_loop(
     mut journal: Journal,
     durability: Durability,
@@ -198,33 +278,13 @@ fn commit_loop(
 ) {
     set_timer_slack();
     journal.set_durability(durability);
-    let periodic = match durability {
-        Durability::Periodic(every) => Some(every),
-        _ => None,
-    };
     let window = match durability {
         Durability::Group(window) => Some(window),
         _ => None,
     };
-    let mut next_sync = periodic.map(|every| Instant::now() + every);
     // How long a commit takes (a moving average), under `sync`: the longest worth lingering.
     let mut commit_time: Option<Duration> = None;
-    loop {
-        let first = match next_sync {
-            Some(at) => match work.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                Ok(first) => first,
-                Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                    sync(&mut journal);
-                    next_sync = periodic.map(|every| Instant::now() + every);
-                    continue;
-                }
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match work.recv() {
-                Ok(first) => first,
-                Err(_) => break,
-            },
-        };
+    while let Ok(first) = work.recv() {
         if let Some(window) = window {
             // The window is waited out once, and what came in it taken at the end: waiting for
             // each hand-over instead would wake this thread for every one of them.
@@ -242,12 +302,6 @@ fn commit_loop(
                 Some(avg) => (avg * 7 + took) / 8,
                 None => took,
             });
-        }
-        if let Some(at) = next_sync
-            && Instant::now() >= at
-        {
-            sync(&mut journal);
-            next_sync = periodic.map(|every| Instant::now() + every);
         }
         done.send_replace(ticket);
     }
@@ -313,12 +367,6 @@ fn set_timer_slack() {
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_timerslack(1_000) {
         tracing::debug!("the journal thread's timer slack stays as it was: {e}");
-    }
-}
-
-fn sync(journal: &mut Journal) {
-    if let Err(e) = journal.sync() {
-        tracing::warn!("the journal could not be forced to disk: {e}");
     }
 }
 
@@ -435,6 +483,58 @@ mod tests {
         let writer = JournalWriter::start(journal, Durability::Sync);
         assert!(!writer.writes_inline());
         writer.stop().await;
+    }
+
+    /// Under `periodic` the loop writes and a thread forces the file to disk on its timer:
+    /// what was written is synced within about an interval, and after a compaction the file
+    /// it syncs is the journal's new one.
+    #[tokio::test]
+    async fn under_periodic_writes_are_inline_and_the_syncer_follows_the_file() {
+        use std::os::unix::fs::MetadataExt;
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::super::path_for(dir.path(), "coordinator");
+        let (journal, _) = Journal::open(&path).unwrap();
+        let mut writer =
+            JournalWriter::start(journal, Durability::Periodic(Duration::from_millis(5)));
+        assert!(writer.writes_inline());
+        writer.hand_over(vec![Entry::Event(submitted(1).into())], Linger::No);
+        assert_eq!(writer.outstanding(), 0);
+        let syncer = |w: &JournalWriter| match &w.committer {
+            Committer::Inline(_, _, Some(syncer)) => (syncer.dirty.clone(), syncer.file.clone()),
+            _ => panic!("a syncer under periodic"),
+        };
+        let (dirty, file) = syncer(&writer);
+        let synced = async {
+            while dirty.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), synced)
+            .await
+            .expect("synced within the deadline");
+        // A compaction puts a new file in place: the syncer's handle is that one.
+        let inode = |f: &std::fs::File| f.metadata().unwrap().ino();
+        let before = inode(file.lock().unwrap().as_ref().unwrap());
+        writer.hand_over(
+            vec![
+                Entry::Event(submitted(2).into()),
+                Entry::Op(JournalOp::Compact {
+                    base: 2,
+                    snapshot: vec![submitted(0), submitted(1)],
+                }),
+                Entry::Event(submitted(3).into()),
+            ],
+            Linger::No,
+        );
+        let after = inode(file.lock().unwrap().as_ref().unwrap());
+        assert_ne!(before, after, "the compacted file replaced the old one");
+        assert_eq!(after, std::fs::metadata(&path).unwrap().ino());
+        // A second descriptor shares the file's lock: the test lets its copy go too.
+        drop((dirty, file));
+        writer.stop().await;
+        let (_, events) = Journal::open(&path).unwrap();
+        assert_eq!(events.last(), Some(&submitted(3)));
     }
 
     /// Hand-overs as a test lays them out: those already there, and one that comes while the
