@@ -73,6 +73,8 @@ type Work = (u64, Vec<Entry>, Linger);
 /// The coordinator's side of the journal: its thread, or (under `none`) the journal itself.
 pub struct JournalWriter {
     committer: Committer,
+    /// The thread's moving average of its commits, in nanoseconds (0: none yet, or not `sync`).
+    commit_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The last ticket handed over.
     next: u64,
     /// The last ticket whose entries are committed (on disk, under `sync` and `group`).
@@ -167,15 +169,18 @@ impl JournalWriter {
             Durability::Periodic(every) => Some(Syncer::start(&journal, every)),
             Durability::Sync | Durability::Group(_) => {
                 let (work, rx) = std_mpsc::channel();
+                let commit_nanos = std::sync::Arc::default();
+                let average = std::sync::Arc::clone(&commit_nanos);
                 let thread = std::thread::Builder::new()
                     .name("journal".into())
-                    .spawn(move || commit_loop(journal, durability, rx, done_tx))
+                    .spawn(move || commit_loop(journal, durability, rx, (done_tx, average)))
                     .expect("a thread for the journal");
                 return JournalWriter {
                     committer: Committer::Thread {
                         work: Some(work),
                         thread: Some(thread),
                     },
+                    commit_nanos,
                     next: 0,
                     done,
                 };
@@ -184,6 +189,7 @@ impl JournalWriter {
         journal.set_durability(durability);
         JournalWriter {
             committer: Committer::Inline(journal, done_tx, syncer),
+            commit_nanos: std::sync::Arc::default(),
             next: 0,
             done,
         }
@@ -212,6 +218,13 @@ impl JournalWriter {
             }
         }
         self.next
+    }
+
+    /// How long whoever waits for a commit should keep polling for it rather than sleep
+    /// ([`stay_awake`] of the thread's moving average of its commits).
+    pub fn stay_awake(&self) -> Duration {
+        let nanos = self.commit_nanos.load(std::sync::atomic::Ordering::Relaxed);
+        stay_awake((nanos > 0).then(|| Duration::from_nanos(nanos)))
     }
 
     /// The ticket the next [`JournalWriter::hand_over`] gives.
@@ -274,7 +287,10 @@ fn commit_loop(
     mut journal: Journal,
     durability: Durability,
     mut work: std_mpsc::Receiver<Work>,
-    done: watch::Sender<u64>,
+    (done, average): (
+        watch::Sender<u64>,
+        std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ),
 ) {
     set_timer_slack();
     journal.set_durability(durability);
@@ -298,15 +314,33 @@ fn commit_loop(
         if durability == Durability::Sync {
             let took = started.elapsed();
             // An average over about the last eight commits.
-            commit_time = Some(match commit_time {
+            let avg = match commit_time {
                 Some(avg) => (avg * 7 + took) / 8,
                 None => took,
-            });
+            };
+            commit_time = Some(avg);
+            let nanos = u64::try_from(avg.as_nanos()).unwrap_or(u64::MAX).max(1);
+            average.store(nanos, std::sync::atomic::Ordering::Relaxed);
         }
         done.send_replace(ticket);
     }
     // Dropping the journal forces what it committed to disk.
     drop(journal);
+}
+
+/// The longest a waiting loop keeps polling for a commit.
+const STAY_AWAKE: Duration = Duration::from_micros(300);
+
+/// How long to keep polling for a commit, given the moving average of commits: about two
+/// commits' time when they are quick (a sleeping loop would be woken tens of microseconds after
+/// one, a large part of it), not at all when they take longer than [`STAY_AWAKE`] (the wake-up
+/// is then a small part of the wait, and polling would only burn the core) or are not measured
+/// (`group`, whose window is the wait; before the first commit).
+pub fn stay_awake(average_commit: Option<Duration>) -> Duration {
+    match average_commit {
+        Some(commit) if commit <= STAY_AWAKE => (commit * 2).min(STAY_AWAKE),
+        _ => Duration::ZERO,
+    }
 }
 
 /// Where the thread's hand-overs come from.
@@ -600,6 +634,19 @@ mod tests {
         let (ticket, _) = gather(work(1, Linger::Result), &mut source, None);
         assert_eq!(ticket, 1);
         assert!(source.waits.is_empty());
+    }
+
+    /// Polling for a commit pays only when commits are quick: two commits' time, never more
+    /// than STAY_AWAKE, nothing for slow or unmeasured ones.
+    #[test]
+    fn the_loop_stays_awake_only_for_quick_commits() {
+        let us = Duration::from_micros;
+        assert_eq!(stay_awake(None), Duration::ZERO);
+        assert_eq!(stay_awake(Some(us(80))), us(160));
+        assert_eq!(stay_awake(Some(us(200))), STAY_AWAKE);
+        assert_eq!(stay_awake(Some(STAY_AWAKE)), STAY_AWAKE);
+        assert_eq!(stay_awake(Some(us(301))), Duration::ZERO);
+        assert_eq!(stay_awake(Some(Duration::from_millis(5))), Duration::ZERO);
     }
 
     /// A step that writes nothing asks nothing of the journal: its replies need not wait.

@@ -240,6 +240,10 @@ async fn run(
             _ = pause.wait_while_paused() => {}
             _ = shutdown.cancelled() => break,
         }
+        let stay_awake = driver
+            .journal
+            .as_ref()
+            .map_or(Duration::ZERO, JournalWriter::stay_awake);
         // A journal that falls far behind slows the intake rather than let held replies pile up.
         let lagging = driver
             .journal
@@ -255,7 +259,7 @@ async fn run(
                 }
                 continue;
             }
-            committed = committed_after(&mut committed, seen), if !driver.hold.is_empty() => {
+            committed = committed_after(&mut committed, seen, stay_awake), if !driver.hold.is_empty() => {
                 seen = committed;
                 for output in driver.hold.release(committed) {
                     driver.carry_out(output);
@@ -529,18 +533,20 @@ const MAX_BATCH: usize = 512;
 /// The most steps handed to the journal and not yet committed before the loop stops reading.
 const MAX_OUTSTANDING: u64 = 256;
 
-/// How long the loop keeps polling, rather than sleeping, while replies wait for a commit.
-const STAY_AWAKE: Duration = Duration::from_micros(300);
-
-/// The next ticket the journal's thread commits after `seen` (never, without a journal).
-async fn committed_after(watch: &mut Option<tokio::sync::watch::Receiver<u64>>, seen: u64) -> u64 {
+/// The next ticket the journal's thread commits after `seen` (never, without a journal),
+/// polled for `awake` before the loop sleeps on it (`JournalWriter::stay_awake`: a quick
+/// commit is due within about a tenth of a millisecond, and a loop that sleeps is woken by the
+/// journal's thread tens of microseconds after it).
+async fn committed_after(
+    watch: &mut Option<tokio::sync::watch::Receiver<u64>>,
+    seen: u64,
+    awake: Duration,
+) -> u64 {
     let Some(watch) = watch else {
         return std::future::pending().await;
     };
-    // Awake for a moment first: a commit is due within about a tenth of a millisecond, and a
-    // loop that sleeps is woken by the journal's thread tens of microseconds after it.
-    let awake = Instant::now();
-    while awake.elapsed() < STAY_AWAKE {
+    let since = Instant::now();
+    while since.elapsed() < awake {
         let now = *watch.borrow_and_update();
         if now > seen {
             return now;
