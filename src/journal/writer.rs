@@ -148,9 +148,13 @@ impl Syncer {
         }
         self.dirty.store(true, std::sync::atomic::Ordering::Release);
     }
+}
 
-    /// Stops the thread (what it had not synced yet, the journal syncs when let go).
-    fn stop(mut self) {
+impl Drop for Syncer {
+    /// Stops the thread and lets its descriptor go (it shares the file's lock: a journal opened
+    /// again right after must not find it still held). What it had not synced yet, the
+    /// journal syncs when it is let go.
+    fn drop(&mut self) {
         self.stop = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -263,9 +267,7 @@ impl JournalWriter {
             // Dropping the journal forces what it holds to disk.
             Committer::Inline(journal, _, syncer) => {
                 let _ = tokio::task::spawn_blocking(move || {
-                    if let Some(syncer) = syncer {
-                        syncer.stop();
-                    }
+                    drop(syncer);
                     drop(journal);
                 })
                 .await;
@@ -567,8 +569,16 @@ mod tests {
         // A second descriptor shares the file's lock: the test lets its copy go too.
         drop((dirty, file));
         writer.stop().await;
-        let (_, events) = Journal::open(&path).unwrap();
+        let (journal, events) = Journal::open(&path).unwrap();
         assert_eq!(events.last(), Some(&submitted(3)));
+
+        // Let go without a stop (its task ended some other way): the file is free at once.
+        let mut writer =
+            JournalWriter::start(journal, Durability::Periodic(Duration::from_millis(5)));
+        writer.hand_over(vec![Entry::Event(submitted(4).into())], Linger::No);
+        drop(writer);
+        let (_, events) = Journal::open(&path).expect("no descriptor left holding the lock");
+        assert_eq!(events.last(), Some(&submitted(4)));
     }
 
     /// Hand-overs as a test lays them out: those already there, and one that comes while the
