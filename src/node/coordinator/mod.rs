@@ -355,6 +355,8 @@ impl Driver {
     ///
     /// Step by step, not batch by batch: a `ping` read in the same batch as a finished job
     /// is answered at once. The batch's entries go to the journal together, under one ticket.
+    /// A journal written inline (`none`, `periodic`) has them on file when `hand_over`
+    /// returns, before anything of the batch is carried out: nothing is held then.
     fn write_down(&mut self, steps: Vec<Vec<Output>>) -> Vec<Output> {
         let Some(journal) = self.journal.as_mut() else {
             return steps.into_iter().flatten().collect();
