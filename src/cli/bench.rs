@@ -73,7 +73,7 @@ pub struct BenchArgs {
     pub window: usize,
     /// chat: run the latency part at this many posts a second instead of half the measured
     /// throughput (to compare two servers at one load).
-    #[arg(long, value_name = "POSTS_PER_S", value_parser = positive_rate)]
+    #[arg(long, value_name = "RATE", value_parser = positive_rate)]
     pub paced: Option<f64>,
     /// chat: measure Redis pub/sub at this address instead (a redis-server you started), with
     /// the same clients, for comparison.
@@ -320,14 +320,16 @@ fn durability_error(text: &str) -> Option<String> {
     Some(format!("{} ({})", error.message, error.label))
 }
 
-/// `--paced RATE`: posts a second, a finite number above zero.
+/// `--paced RATE`: a rate as a topology writes one (`15000`, `15000/s`, `900000/min`), above
+/// zero.
 fn positive_rate(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+    let text = text.trim();
+    match crate::topology::units::parse_any_per_second(text) {
+        Ok(rate) if rate > 0.0 => Ok(rate),
         Ok(_) => Err(format!(
             "`{text}` is not a rate: posts a second, above zero"
         )),
-        Err(_) => Err(format!("`{text}` is not a number of posts a second")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -339,7 +341,8 @@ mod tests {
     fn a_paced_rate_is_a_positive_finite_number() {
         assert_eq!(positive_rate("12000"), Ok(12000.0));
         assert_eq!(positive_rate(" 2.5 "), Ok(2.5));
-        for bad in ["0", "-3", "inf", "NaN", "fast", ""] {
+        assert_eq!(positive_rate("900000/min"), Ok(15000.0));
+        for bad in ["0", "-3", "inf", "NaN", "fast", "", "5/fortnight"] {
             let e = positive_rate(bad).unwrap_err();
             assert!(e.contains(&format!("`{bad}`")), "{bad}: {e}");
         }
