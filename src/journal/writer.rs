@@ -70,11 +70,10 @@ pub enum Linger {
 /// One hand-over: its ticket, its entries, and whether it may wait for the next.
 type Work = (u64, Vec<Entry>, Linger);
 
-/// The coordinator's side of the journal: its thread, or (under `none`) the journal itself.
+/// The coordinator's side of the journal: its thread, or (under `none` and `periodic`) the
+/// journal itself.
 pub struct JournalWriter {
     committer: Committer,
-    /// The thread's moving average of its commits, in nanoseconds (0: none yet, or not `sync`).
-    commit_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// The last ticket handed over.
     next: u64,
     /// The last ticket whose entries are committed (on disk, under `sync` and `group`).
@@ -88,6 +87,9 @@ enum Committer {
     Thread {
         work: Option<std_mpsc::Sender<Work>>,
         thread: Option<JoinHandle<()>>,
+        /// The thread's moving average of its commits, in nanoseconds (0: none yet, or not
+        /// `sync`).
+        commit_nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
     },
     /// The loop itself (`none`, `periodic`): a commit is a `write` into the kernel's cache,
     /// cheaper than handing it to another thread and being woken when it is done. Under
@@ -183,8 +185,8 @@ impl JournalWriter {
                     committer: Committer::Thread {
                         work: Some(work),
                         thread: Some(thread),
+                        commit_nanos,
                     },
-                    commit_nanos,
                     next: 0,
                     done,
                 };
@@ -193,7 +195,6 @@ impl JournalWriter {
         journal.set_durability(durability);
         JournalWriter {
             committer: Committer::Inline(journal, done_tx, syncer),
-            commit_nanos: std::sync::Arc::default(),
             next: 0,
             done,
         }
@@ -225,9 +226,13 @@ impl JournalWriter {
     }
 
     /// How long whoever waits for a commit should keep polling for it rather than sleep
-    /// ([`stay_awake`] of the thread's moving average of its commits).
+    /// ([`stay_awake`] of the thread's moving average of its commits; nothing when the journal
+    /// is written inline, where no one waits).
     pub fn stay_awake(&self) -> Duration {
-        let nanos = self.commit_nanos.load(std::sync::atomic::Ordering::Relaxed);
+        let Committer::Thread { commit_nanos, .. } = &self.committer else {
+            return Duration::ZERO;
+        };
+        let nanos = commit_nanos.load(std::sync::atomic::Ordering::Relaxed);
         stay_awake((nanos > 0).then(|| Duration::from_nanos(nanos)))
     }
 
