@@ -176,3 +176,25 @@ fn a_bad_benchmark_name_is_a_usage_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("dispatch"), "{stderr}");
 }
+
+/// `bench chat --paced` with a rate that is not one is a usage error that names the value,
+/// before anything is started.
+#[test]
+fn a_bad_paced_rate_is_a_usage_error_naming_it() {
+    for (bad, says) in [
+        ("0", "is not a rate: posts a second, above zero"),
+        ("fast", "expected a rate such as"),
+        ("5/fortnight", "expected a rate such as"),
+    ] {
+        let out = tcluster()
+            .args(["bench", "chat", "--paced", bad])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("`{bad}`")) && err.contains(says),
+            "{bad}: {err}"
+        );
+    }
+}
