@@ -41,7 +41,7 @@ fn main() {
         (
             "chat delivery",
             envelope(Message::ChatMessage {
-                entry: ChatEntry {
+                entry: Box::new(ChatEntry {
                     clock: 412_336,
                     server: "chat-1".into(),
                     seq: 98_765,
@@ -51,7 +51,7 @@ fn main() {
                         text: "1764322222.123456".into(),
                     },
                     request: None,
-                },
+                }),
             }),
         ),
         (
@@ -73,7 +73,7 @@ fn main() {
         (
             "event",
             envelope(Message::Event {
-                event: ClusterEvent {
+                event: std::sync::Arc::new(ClusterEvent {
                     at_ms: 81_234,
                     clock: 412_330,
                     kind: EventKind::JobCompleted {
@@ -82,7 +82,7 @@ fn main() {
                         result: "hello".into(),
                         read: false,
                     },
-                },
+                }),
             }),
         ),
     ];

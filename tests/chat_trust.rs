@@ -192,7 +192,9 @@ fn peer_messages_need_a_proven_chat_server_and_plausible_entries() {
         from: "chat-9".into(),
         clock: 0,
         term: None,
-        message: Message::ChatReplica { entry },
+        message: Message::ChatReplica {
+            entry: Box::new(entry),
+        },
     };
     let out = s.step(
         0,

@@ -305,7 +305,7 @@ proptest! {
                 seq: i as u64 + 1,
                 body: ChatBody::Post { channel: "general".into(), from: "alice".into(), text: text.clone() },
             };
-            s.step(0, ChatInput::Received(line.conn, env(line.from, Message::ChatReplica { entry })));
+            s.step(0, ChatInput::Received(line.conn, env(line.from, Message::ChatReplica { entry: Box::new(entry) })));
             s.step(0, ChatInput::Received(line.conn, env(line.from, line.message)));
         }
         prop_assert_eq!(s.entries().count(), 0, "a hostile connection added to the history");

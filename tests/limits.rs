@@ -31,7 +31,7 @@ fn lines(outputs: &[Output]) -> Vec<String> {
                     "coordinator",
                     Message::Replica {
                         seq: 0,
-                        event: (**event).clone(),
+                        event: event.clone(),
                     },
                 )
                 .to_json(),

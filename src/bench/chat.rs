@@ -13,7 +13,7 @@ use super::redis::{read_resp, resp};
 use super::scratch::Scratch;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
-use crate::protocol::message::{ChatBody, ChatEntry, Message};
+use crate::protocol::message::{ChatBody, Message};
 
 /// How a fan-out run is driven, for either server.
 #[derive(Debug, Clone, Copy)]
@@ -274,13 +274,8 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
             // bots, a chat server following another) read it: the line, the whole message, the
             // Lamport clock.
             while let Ok(envelope) = c.receive().await {
-                if let Message::ChatMessage {
-                    entry:
-                        ChatEntry {
-                            body: ChatBody::Post { text, .. },
-                            ..
-                        },
-                } = envelope.message
+                if let Message::ChatMessage { entry } = envelope.message
+                    && let ChatBody::Post { text, .. } = entry.body
                     && let Ok(sent) = text.parse::<f64>()
                     && tx.send((Instant::now(), sent)).is_err()
                 {

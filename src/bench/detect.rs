@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
@@ -57,7 +58,9 @@ pub(super) async fn event_feed(
     tokio::spawn(async move {
         while let Ok(envelope) = client.receive().await {
             if let Message::Event { event } = envelope.message
-                && tx.send((Instant::now(), event.kind)).is_err()
+                && tx
+                    .send((Instant::now(), Arc::unwrap_or_clone(event).kind))
+                    .is_err()
             {
                 break;
             }

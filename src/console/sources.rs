@@ -120,7 +120,9 @@ async fn follow_coordinator(
                     Message::Event { event } => Update::Timeline(Arc::new(TimelineEvent {
                         at_ms: started.elapsed().as_millis() as u64,
                         source: primary.clone(),
-                        kind: TimelineKind::Cluster { event },
+                        kind: TimelineKind::Cluster {
+                            event: Arc::unwrap_or_clone(event),
+                        },
                     })),
                     _ => continue,
                 };

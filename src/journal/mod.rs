@@ -29,7 +29,7 @@ mod writer;
 
 pub use chat::{ChatHistory, chat_history_path};
 pub use store::StorageError;
-pub use writer::{Entry, JournalWriter, Linger, entries_of, write_entries};
+pub use writer::{Entry, JournalWriter, Linger, add_entries, entries_of, write_entries};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -238,7 +238,11 @@ impl Journal {
     /// Compaction: every event before `base` is replaced by `snapshot`, numbered to end just
     /// before `base`. The new file is written and synced beside the old one, then renamed over
     /// it: a crash before the rename leaves the journal as it was; after it, as compacted.
-    pub fn compact(&mut self, base: u64, snapshot: &[ClusterEvent]) -> Result<(), JournalError> {
+    pub fn compact<E: std::borrow::Borrow<ClusterEvent>>(
+        &mut self,
+        base: u64,
+        snapshot: &[E],
+    ) -> Result<(), JournalError> {
         let n = snapshot.len() as u64;
         let Some(first) = base.checked_sub(n) else {
             return Ok(());
@@ -246,7 +250,8 @@ impl Journal {
         self.sync()?;
         let mut bytes = Vec::new();
         for (i, event) in snapshot.iter().enumerate() {
-            lines::encode(first + i as u64, event, &mut bytes).map_err(|e| self.fail(&e))?;
+            lines::encode(first + i as u64, event.borrow(), &mut bytes)
+                .map_err(|e| self.fail(&e))?;
         }
         // The events from `base` on, if any were written before the snapshot came (a
         // coordinator hands its journal a snapshot right after the event it ends at, so this

@@ -47,6 +47,13 @@ pub enum Entry {
 /// the step promised nothing that must be written, and its replies need not wait.
 pub fn entries_of(outputs: &[Output]) -> Vec<Entry> {
     let mut entries = Vec::new();
+    add_entries(outputs, &mut entries);
+    entries
+}
+
+/// [`entries_of`] added to `entries` (one batch's in one vector); how many were added.
+pub fn add_entries(outputs: &[Output], entries: &mut Vec<Entry>) -> usize {
+    let before = entries.len();
     for output in outputs {
         match output {
             Output::Event(e) if e.kind.is_durable() => entries.push(Entry::Event(e.clone())),
@@ -55,7 +62,7 @@ pub fn entries_of(outputs: &[Output]) -> Vec<Entry> {
             _ => {}
         }
     }
-    entries
+    entries.len() - before
 }
 
 /// Whether a hand-over may wait a moment for the next one to share its commit.
@@ -562,7 +569,7 @@ mod tests {
                 Entry::Event(submitted(2).into()),
                 Entry::Op(JournalOp::Compact {
                     base: 2,
-                    snapshot: vec![submitted(0), submitted(1)],
+                    snapshot: vec![submitted(0).into(), submitted(1).into()],
                 }),
                 Entry::Event(submitted(3).into()),
             ],

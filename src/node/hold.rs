@@ -18,7 +18,7 @@
 //! not been told `accepted` yet, and a crash of the machine in that instant forgets it — as if
 //! it had arrived a moment later.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::role::coordinator::{ConnId, Output};
 
@@ -26,9 +26,9 @@ use crate::role::coordinator::{ConnId, Output};
 pub struct Hold {
     queue: VecDeque<(u64, Vec<Output>)>,
     /// How many held outputs each connection has.
-    per_conn: HashMap<ConnId, usize>,
+    per_conn: foldhash::HashMap<ConnId, usize>,
     /// How many of them an early output may not overtake.
-    blocking: HashMap<ConnId, usize>,
+    blocking: foldhash::HashMap<ConnId, usize>,
     /// Which held outputs an early one may overtake.
     overtakable: fn(&Output) -> bool,
 }
@@ -38,8 +38,8 @@ impl Hold {
     pub fn new(overtakable: fn(&Output) -> bool) -> Self {
         Hold {
             queue: VecDeque::new(),
-            per_conn: HashMap::new(),
-            blocking: HashMap::new(),
+            per_conn: foldhash::HashMap::default(),
+            blocking: foldhash::HashMap::default(),
             overtakable,
         }
     }
@@ -149,7 +149,7 @@ impl Hold {
     }
 }
 
-fn uncount(counts: &mut HashMap<ConnId, usize>, conn: ConnId) {
+fn uncount(counts: &mut foldhash::HashMap<ConnId, usize>, conn: ConnId) {
     if let Some(n) = counts.get_mut(&conn) {
         *n -= 1;
         if *n == 0 {

@@ -20,7 +20,7 @@ use super::message::{ClusterEvent, Envelope, JobId, JobState, Message};
 use crate::cluster::event::EventKind;
 use memchr::memmem::Finder;
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The types [`decode`] reads; any other goes straight to the general decoder.
 const TYPES: [&str; 11] = [
@@ -152,11 +152,11 @@ pub(super) fn decode(line: &str) -> Option<Envelope> {
             result: l.result?,
         },
         "event" => Message::Event {
-            event: event(l.event?, &defaulted)?,
+            event: Arc::new(event(l.event?, &defaulted)?),
         },
         "replica" => Message::Replica {
             seq: l.seq?,
-            event: event(l.event?, &defaulted)?,
+            event: Arc::new(event(l.event?, &defaulted)?),
         },
         _ => return None,
     };
@@ -344,7 +344,9 @@ pub(crate) mod tests {
                 state,
                 result
             }),
-            chat_entry().prop_map(|entry| Message::ChatMessage { entry }),
+            chat_entry().prop_map(|entry| Message::ChatMessage {
+                entry: Box::new(entry)
+            }),
         ]
     }
 
@@ -441,6 +443,7 @@ pub(crate) mod tests {
             replica in proptest::option::of(any::<u64>()),
             added in proptest::collection::vec((0..EVENT_FIELDS.len(), value()), 0..4),
         ) {
+            let event = Arc::new(event);
             let message = match replica {
                 Some(seq) => Message::Replica { seq, event },
                 None => Message::Event { event },
@@ -568,9 +571,12 @@ pub(crate) mod tests {
             },
             // An event a job makes, to a subscriber or to a backup.
             Message::Event {
-                event: event.clone(),
+                event: Arc::new(event.clone()),
             },
-            Message::Replica { seq: 4, event },
+            Message::Replica {
+                seq: 4,
+                event: Arc::new(event),
+            },
         ];
         for message in messages {
             let envelope = Envelope {

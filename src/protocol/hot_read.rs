@@ -13,6 +13,7 @@
 //! reader to that).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::message::{ChatBody, ChatEntry, ClusterEvent, Envelope, JobId, JobState, Message};
 use crate::cluster::event::EventKind;
@@ -83,7 +84,9 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
         },
         "event" => {
             r.lit(b",\"event\":")?;
-            Message::Event { event: r.event()? }
+            Message::Event {
+                event: Arc::new(r.event()?),
+            }
         }
         "replica" => {
             r.lit(b",\"seq\":")?;
@@ -91,11 +94,11 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
             r.lit(b",\"event\":")?;
             Message::Replica {
                 seq,
-                event: r.event()?,
+                event: Arc::new(r.event()?),
             }
         }
         "chat_message" => Message::ChatMessage {
-            entry: r.chat_entry()?,
+            entry: Box::new(r.chat_entry()?),
         },
         _ => return None,
     };
@@ -358,8 +361,13 @@ mod tests {
     fn written() -> impl Strategy<Value = Envelope> {
         let message = prop_oneof![
             message(),
-            job_event().prop_map(|event| Message::Event { event }),
-            (any::<u64>(), job_event()).prop_map(|(seq, event)| Message::Replica { seq, event }),
+            job_event().prop_map(|event| Message::Event {
+                event: Arc::new(event)
+            }),
+            (any::<u64>(), job_event()).prop_map(|(seq, event)| Message::Replica {
+                seq,
+                event: Arc::new(event)
+            }),
         ];
         (
             message,

@@ -7,6 +7,7 @@
 //! `docs/PROTOCOL.md` documents every message with an example.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -214,9 +215,9 @@ pub enum Message {
         job: Option<JobId>,
     },
     /// One job.
-    JobInfo { job: JobView },
+    JobInfo { job: Box<JobView> },
     /// The cluster at a glance.
-    StatusReport { report: StatusReport },
+    StatusReport { report: Box<StatusReport> },
     /// List jobs, optionally of one state only.
     Jobs {
         /// Only jobs in this state.
@@ -273,7 +274,7 @@ pub enum Message {
     Replica {
         /// Its position in the primary's history.
         seq: u64,
-        event: ClusterEvent,
+        event: Arc<ClusterEvent>,
     },
     /// Backup to primary: every replica up to `seq` is applied (and journaled).
     ReplicaAck {
@@ -305,7 +306,7 @@ pub enum Message {
         primary: Option<String>,
     },
     /// One cluster event, to subscribers.
-    Event { event: ClusterEvent },
+    Event { event: Arc<ClusterEvent> },
 
     // ----- clusters lending workers (between the primaries of two clusters) -----
     /// 1. Borrower to owner: lend me up to `want` idle workers; send them to `address`.
@@ -438,10 +439,10 @@ pub enum Message {
     ChatDone {
         /// The entry made, with its clock.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        entry: Option<ChatEntry>,
+        entry: Option<Box<ChatEntry>>,
     },
     /// A new entry, to a subscriber (or a private message, to its recipient).
-    ChatMessage { entry: ChatEntry },
+    ChatMessage { entry: Box<ChatEntry> },
     /// A channel's history, oldest first (or, with `with`, the private messages between the
     /// logged-in user and that user).
     ChatHistory {
@@ -480,7 +481,7 @@ pub enum Message {
         upto: std::collections::BTreeMap<String, u64>,
     },
     /// Chat server to chat server: an entry.
-    ChatReplica { entry: ChatEntry },
+    ChatReplica { entry: Box<ChatEntry> },
     /// A chat server's counts.
     ChatStats,
     /// The reply to `chat_stats`.
@@ -678,6 +679,16 @@ pub fn accepted_ids(jobs: &[JobId], last: Option<JobId>) -> Vec<JobId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every message is moved a few times on its way (read, stepped, queued, written): a large
+    /// and rare variant keeps its content in a `Box` (or an `Arc`, shared with the history),
+    /// so that the common ones are not copied at the size of the largest.
+    #[test]
+    fn messages_stay_small() {
+        let (message, envelope) = (size_of::<Message>(), size_of::<Envelope>());
+        assert!(message <= 88, "a message takes {message} bytes");
+        assert!(envelope <= 136, "an envelope takes {envelope} bytes");
+    }
 
     #[test]
     fn envelope_fields_may_be_left_out_by_hand() {

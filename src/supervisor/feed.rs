@@ -257,7 +257,7 @@ pub(super) fn spawn_chat(
                 LinkNews::Down(addr, why) => ChatNews::Down(name_of(&addr), why),
                 LinkNews::Message(message) => match message {
                     Message::ChatMessage { entry } | Message::ChatDone { entry: Some(entry) } => {
-                        ChatNews::Entries(vec![entry])
+                        ChatNews::Entries(vec![*entry])
                     }
                     Message::ChatHistoryList { entries, .. } => ChatNews::Entries(entries),
                     Message::ChatChannelList { channels } => {

@@ -169,13 +169,13 @@ pub(super) async fn follow_master(
                     Ok(Message::Event { event }) => {
                         // With the events that arrived with it: one wake of the supervisor
                         // for all of them.
-                        let mut events = vec![event];
+                        let mut events = vec![Arc::unwrap_or_clone(event)];
                         while events.len() < EVENT_BATCH {
                             match client.receive().now_or_never() {
                                 Some(Ok(Envelope {
                                     message: Message::Event { event },
                                     ..
-                                })) => events.push(event),
+                                })) => events.push(Arc::unwrap_or_clone(event)),
                                 // Anything else is ignored here too.
                                 Some(Ok(_)) => continue,
                                 Some(Err(e)) => {

@@ -164,7 +164,12 @@ impl Player {
             term: view.term,
             nodes,
             counts: view.state.counts,
-            jobs: view.state.jobs.values().cloned().collect(),
+            jobs: view
+                .state
+                .jobs
+                .values()
+                .map(|j| crate::cluster::job::Job::clone(j))
+                .collect(),
             alarms: app
                 .alarms
                 .iter()

@@ -18,6 +18,7 @@ mod masters;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -151,7 +152,8 @@ struct Driver {
     hold: Hold,
     /// A backup's link to its primary.
     link: FollowLink,
-    writers: HashMap<ConnId, Writer>,
+    /// Each connection's writer (looked up for every reply: foldhash, not SipHash).
+    writers: foldhash::HashMap<ConnId, Writer>,
     inputs_tx: mpsc::Sender<(ConnId, ConnEvent)>,
     watchers: broadcast::Sender<ClusterEvent>,
     shutdown: CancellationToken,
@@ -166,7 +168,7 @@ struct Driver {
     published_events: u64,
     /// A subscriber whose history already holds the events produced up to this count (it
     /// subscribed while some were still held): they are not sent to it again.
-    subscribed_after: HashMap<ConnId, u64>,
+    subscribed_after: foldhash::HashMap<ConnId, u64>,
     /// One kept connection per master of another cluster (lending, peer heartbeats).
     peer_links: HashMap<String, mpsc::Sender<(Envelope, Duration)>>,
 }
@@ -212,7 +214,7 @@ async fn run(
         journal,
         hold: Hold::new(is_result_ack),
         link: FollowLink::default(),
-        writers: HashMap::new(),
+        writers: foldhash::HashMap::default(),
         inputs_tx,
         watchers,
         shutdown: shutdown.clone(),
@@ -222,7 +224,7 @@ async fn run(
         dropped_events: 0,
         produced_events: 0,
         published_events: 0,
-        subscribed_after: HashMap::new(),
+        subscribed_after: foldhash::HashMap::default(),
         peer_links: HashMap::new(),
     };
     if let (false, Some(primary)) = (
@@ -275,7 +277,7 @@ async fn run(
             _ = ticker.tick() => Input::Tick,
         };
         let outputs = driver.step_batch(input, &mut inputs);
-        for output in driver.write_down(outputs) {
+        for output in driver.write_down(outputs).into_iter().flatten() {
             driver.carry_out(output);
         }
     }
@@ -357,31 +359,30 @@ impl Driver {
     /// is answered at once. The batch's entries go to the journal together, under one ticket.
     /// A journal written inline (`none`, `periodic`) has them on file when `hand_over`
     /// returns, before anything of the batch is carried out: nothing is held then.
-    fn write_down(&mut self, steps: Vec<Vec<Output>>) -> Vec<Output> {
+    ///
+    /// What may go out is returned step by step as it came (not copied into one vector).
+    fn write_down(&mut self, steps: Vec<Vec<Output>>) -> Vec<Vec<Output>> {
         let Some(journal) = self.journal.as_mut() else {
-            return steps.into_iter().flatten().collect();
+            return steps;
         };
+        let mut entries = Vec::new();
         if journal.writes_inline() {
             // Written before anything of the batch is carried out: nothing need be held.
-            let entries: Vec<_> = steps
-                .iter()
-                .flat_map(|outputs| crate::journal::entries_of(outputs))
-                .collect();
+            for outputs in &steps {
+                crate::journal::add_entries(outputs, &mut entries);
+            }
             if !entries.is_empty() {
                 journal.hand_over(entries, Linger::No);
             }
-            return steps.into_iter().flatten().collect();
+            return steps;
         }
         let ticket = journal.next_ticket();
-        let mut entries = Vec::new();
         let mut now = Vec::new();
         let mut linger = Linger::No;
         for outputs in steps {
-            let step_entries = crate::journal::entries_of(&outputs);
-            if step_entries.is_empty() {
+            if crate::journal::add_entries(&outputs, &mut entries) == 0 {
                 now.extend(self.hold.pass(outputs));
             } else {
-                entries.extend(step_entries);
                 let early = self.hold.hold_except(ticket, outputs, is_assignment);
                 if early.iter().any(is_assignment) {
                     linger = Linger::Result;
@@ -392,7 +393,7 @@ impl Driver {
         if !entries.is_empty() {
             journal.hand_over(entries, linger);
         }
-        now
+        vec![now]
     }
 
     /// Carries out one output of the coordinator.
@@ -496,7 +497,7 @@ impl Driver {
                 clock: event.clock,
                 term: Some(self.term),
                 message: Message::Event {
-                    event: ClusterEvent::clone(&event),
+                    event: Arc::clone(&event),
                 },
             }
             .to_json(),
@@ -591,7 +592,7 @@ fn is_assignment(output: &Output) -> bool {
 fn input_of(
     conn: ConnId,
     event: ConnEvent,
-    writers: &mut HashMap<ConnId, Writer>,
+    writers: &mut foldhash::HashMap<ConnId, Writer>,
     link: &FollowLink,
 ) -> Option<Input> {
     Some(match event {

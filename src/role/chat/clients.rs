@@ -90,7 +90,12 @@ impl ChatServer {
             );
         }
         if let Some(entry) = self.made_for(&user, &request).cloned() {
-            return self.reply(conn, Message::ChatDone { entry: Some(entry) });
+            return self.reply(
+                conn,
+                Message::ChatDone {
+                    entry: Some(Box::new(entry)),
+                },
+            );
         }
         self.request = Some(request);
         match message {
@@ -157,7 +162,12 @@ impl ChatServer {
         } else {
             Some(self.new_entry(ChatBody::Channel { channel, by: user }))
         };
-        self.reply(conn, Message::ChatDone { entry });
+        self.reply(
+            conn,
+            Message::ChatDone {
+                entry: entry.map(Box::new),
+            },
+        );
     }
 
     /// `chat_publish`: a post to a channel that exists.
@@ -179,7 +189,12 @@ impl ChatServer {
             from: user,
             text,
         });
-        self.reply(conn, Message::ChatDone { entry: Some(entry) });
+        self.reply(
+            conn,
+            Message::ChatDone {
+                entry: Some(Box::new(entry)),
+            },
+        );
     }
 
     /// `chat_dm`: a private message.
@@ -201,7 +216,12 @@ impl ChatServer {
             to,
             text,
         });
-        self.reply(conn, Message::ChatDone { entry: Some(entry) });
+        self.reply(
+            conn,
+            Message::ChatDone {
+                entry: Some(Box::new(entry)),
+            },
+        );
     }
 
     /// `chat_subscribe`: live deliveries of a channel (or of everything, `*`).

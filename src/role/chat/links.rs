@@ -31,7 +31,7 @@ impl ChatServer {
                     return;
                 }
                 let origin = entry.server.clone();
-                self.accept_entry(entry);
+                self.accept_entry(*entry);
                 // Something before this entry never arrived (the link was cut without closing):
                 // ask for what is missing, once per gap.
                 match self.held.get(&origin) {
@@ -92,7 +92,12 @@ impl ChatServer {
             .collect();
         let more = missing.len() == SYNC_BATCH;
         for entry in missing {
-            self.send_link(link, Message::ChatReplica { entry });
+            self.send_link(
+                link,
+                Message::ChatReplica {
+                    entry: Box::new(entry),
+                },
+            );
         }
         if more {
             self.send_link(link, Message::ChatSyncMore);

@@ -479,7 +479,7 @@ impl ChatServer {
         // driver can encode it once for all of them.
         if !deliver.is_empty() {
             let envelope = self.envelope(Message::ChatMessage {
-                entry: entry.clone(),
+                entry: Box::new(entry.clone()),
             });
             self.out.push(Output::Push(deliver, envelope));
         }
@@ -487,7 +487,7 @@ impl ChatServer {
             self.send_link(
                 &link,
                 Message::ChatReplica {
-                    entry: entry.clone(),
+                    entry: Box::new(entry.clone()),
                 },
             );
         }

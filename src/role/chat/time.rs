@@ -333,7 +333,9 @@ impl ChatServer {
             kind,
         };
         if !subscribers.is_empty() {
-            let envelope = self.envelope(Message::Event { event });
+            let envelope = self.envelope(Message::Event {
+                event: std::sync::Arc::new(event),
+            });
             self.out.push(Output::Push(subscribers, envelope));
         }
     }

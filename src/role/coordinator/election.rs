@@ -38,7 +38,7 @@ pub(super) struct Backup {
     /// before it takes over from a primary that is only silent.
     witnesses: BTreeMap<String, Millis>,
     /// Events of the primary's stream that came after a gap, kept until the gap fills.
-    pub(super) early: BTreeMap<u64, crate::cluster::event::ClusterEvent>,
+    pub(super) early: BTreeMap<u64, std::sync::Arc<crate::cluster::event::ClusterEvent>>,
 }
 
 impl Backup {

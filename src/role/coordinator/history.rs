@@ -54,10 +54,10 @@ impl History {
         (self.events.len() as u64).saturating_sub(self.snapshot)
     }
 
-    /// Event `seq`, if kept.
-    pub(super) fn get(&self, seq: u64) -> Option<&ClusterEvent> {
+    /// Event `seq`, if kept, shared (to send it without copying it).
+    pub(super) fn shared(&self, seq: u64) -> Option<Arc<ClusterEvent>> {
         let i = seq.checked_sub(self.first)?;
-        self.events.get(usize::try_from(i).ok()?).map(Arc::as_ref)
+        self.events.get(usize::try_from(i).ok()?).cloned()
     }
 
     /// Every event kept, oldest first.
@@ -85,7 +85,7 @@ impl History {
 
     /// Replaces every event kept by `snapshot`, numbered so that it ends where the history
     /// ends now. Refused (false) if there are fewer seqs than snapshot events.
-    pub(super) fn compact(&mut self, snapshot: Vec<ClusterEvent>) -> bool {
+    pub(super) fn compact(&mut self, snapshot: &[Arc<ClusterEvent>]) -> bool {
         let n = snapshot.len() as u64;
         let len = self.len();
         if n > len {
@@ -96,7 +96,7 @@ impl History {
         // Into the allocation the history grew to: it grows that far again before the next
         // compaction, and growing it from the snapshot's size would copy it at each doubling.
         self.events.clear();
-        self.events.extend(snapshot.into_iter().map(Arc::new));
+        self.events.extend_from_slice(snapshot);
         true
     }
 }
@@ -151,15 +151,15 @@ mod tests {
         for c in 0..10 {
             h.push(Arc::new(plain(c)));
         }
-        assert!(h.compact(vec![header(2), plain(100)]));
+        assert!(h.compact(&[Arc::new(header(2)), Arc::new(plain(100))]));
         assert_eq!((h.first(), h.snapshot_end(), h.len()), (8, 10, 10));
-        assert_eq!(h.get(7), None);
-        assert_eq!(h.get(9), Some(&plain(100)));
+        assert_eq!(h.shared(7), None);
+        assert_eq!(h.shared(9).as_deref(), Some(&plain(100)));
         h.push(Arc::new(plain(11)));
-        assert_eq!(h.get(10), Some(&plain(11)));
+        assert_eq!(h.shared(10).as_deref(), Some(&plain(11)));
         assert_eq!(h.since_snapshot(), 1);
         assert!(
-            !h.compact((0..20).map(plain).collect()),
+            !h.compact(&(0..20).map(|n| Arc::new(plain(n))).collect::<Vec<_>>()),
             "more rows than seqs"
         );
     }

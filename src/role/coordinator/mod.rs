@@ -51,6 +51,7 @@ pub use time::{MAX_ADJUST_MS, answer_time_master};
 pub mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -89,6 +90,8 @@ pub const DEFAULT_LIST_LIMIT: usize = 1000;
 pub const REPLICA_WINDOW: u64 = 1024;
 /// The most bytes of events in one `history` part, well under the 64 KiB line limit.
 pub const HISTORY_PART: usize = 32 * 1024;
+/// Room for a step's outputs before they need more.
+const STEP_OUTPUTS: usize = 8;
 /// The most workers one `available` makes a borrower expect (whatever an owner claims).
 pub const MAX_LENT_AT_ONCE: usize = 64;
 
@@ -180,7 +183,7 @@ pub enum JournalOp {
     /// before `base`.
     Compact {
         base: u64,
-        snapshot: Vec<ClusterEvent>,
+        snapshot: Vec<Arc<ClusterEvent>>,
     },
 }
 
@@ -200,9 +203,11 @@ pub struct Coordinator {
     clock: LamportClock,
     now: Millis,
     conns: BTreeMap<ConnId, Conn>,
-    /// The connection of each connected worker.
-    worker_conns: HashMap<String, ConnId>,
-    liveness: HashMap<String, Liveness>,
+    /// The connection of each connected worker. (The maps looked up for every job are hashed
+    /// with foldhash, seeded per process: a few times cheaper than SipHash for these short
+    /// keys, which are this coordinator's own numbers or its registered workers' names.)
+    worker_conns: foldhash::HashMap<String, ConnId>,
+    liveness: foldhash::HashMap<String, Liveness>,
     balancer: Balancer,
     /// Login tokens and the account they belong to.
     tokens: HashMap<String, String>,
@@ -210,15 +215,15 @@ pub struct Coordinator {
     refused: crate::cluster::worker::Refusals,
     /// When each job was last sent to its worker (a job missing from that worker's heartbeat
     /// well after this is sent again).
-    assigned_at: HashMap<crate::protocol::message::JobId, Millis>,
+    assigned_at: foldhash::HashMap<crate::protocol::message::JobId, Millis>,
     /// How many times each job's `assign` was sent again to a worker that did not run it.
-    resends: HashMap<crate::protocol::message::JobId, u32>,
+    resends: foldhash::HashMap<crate::protocol::message::JobId, u32>,
     /// Workers whose heartbeats list what they run (checked as they arrive).
     lists_running: BTreeSet<String>,
     /// Workers that let a job's assigns go unanswered: one job at a time until they run one.
     stalled: BTreeSet<String>,
     /// Who asked to hear when a job ends.
-    notify: HashMap<crate::protocol::message::JobId, ConnId>,
+    notify: foldhash::HashMap<crate::protocol::message::JobId, ConnId>,
     subscribers: BTreeSet<ConnId>,
     /// The connection that subscribed in the last step, if one did.
     new_subscriber: Option<ConnId>,
@@ -252,15 +257,15 @@ impl Coordinator {
             clock: LamportClock::default(),
             now: 0,
             conns: BTreeMap::new(),
-            worker_conns: HashMap::new(),
-            liveness: HashMap::new(),
+            worker_conns: foldhash::HashMap::default(),
+            liveness: foldhash::HashMap::default(),
             tokens: HashMap::new(),
             refused: Default::default(),
-            assigned_at: HashMap::new(),
-            resends: HashMap::new(),
+            assigned_at: foldhash::HashMap::default(),
+            resends: foldhash::HashMap::default(),
             stalled: BTreeSet::new(),
             lists_running: BTreeSet::new(),
-            notify: HashMap::new(),
+            notify: foldhash::HashMap::default(),
             subscribers: BTreeSet::new(),
             new_subscriber: None,
             out: Vec::new(),
@@ -390,7 +395,9 @@ impl Coordinator {
         self.note_reads();
         self.compact_if_due();
         self.hold_for_backup();
-        std::mem::take(&mut self.out)
+        // A step's outputs are a handful (a job's reply, events, the next assignment): room
+        // for them from the start, not grown by copying.
+        std::mem::replace(&mut self.out, Vec::with_capacity(STEP_OUTPUTS))
     }
 
     /// Time passed: a primary checks its backups and workers, a backup its primary.
@@ -536,10 +543,14 @@ impl Coordinator {
         } else {
             self.backup().and_then(|b| b.leader.clone())
         };
-        let snapshot =
-            self.state
-                .snapshot(self.now, self.clock.now(), primary.as_deref().unwrap_or(""));
-        if !self.history.compact(snapshot.clone()) {
+        // Shared by the history, the journal and the followers reseeded from it: one copy.
+        let snapshot: Vec<Arc<ClusterEvent>> = self
+            .state
+            .snapshot(self.now, self.clock.now(), primary.as_deref().unwrap_or(""))
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        if !self.history.compact(&snapshot) {
             return;
         }
         let base = self.history.len();

@@ -14,6 +14,7 @@
 //! acknowledged one again (the last events, or every acknowledgement, may have been lost).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use tracing::{debug, info, warn};
 
@@ -164,7 +165,7 @@ impl Coordinator {
         }
         f.resent.retain(|s, _| *s >= acked);
         for seq in again {
-            if let Some(event) = self.history.get(seq).cloned() {
+            if let Some(event) = self.history.shared(seq) {
                 self.send(conn, Message::Replica { seq, event });
             }
         }
@@ -243,7 +244,7 @@ impl Coordinator {
         let until = f.acked.saturating_add(REPLICA_WINDOW).min(len);
         f.streamed = until.max(next);
         for seq in next..until {
-            if let Some(event) = self.history.get(seq).cloned() {
+            if let Some(event) = self.history.shared(seq) {
                 self.send(conn, Message::Replica { seq, event });
             }
         }
@@ -521,12 +522,11 @@ impl Coordinator {
     }
 
     /// Applies the next event of the primary's history, and the ones kept after it.
-    fn apply_in_order(&mut self, event: ClusterEvent) {
+    fn apply_in_order(&mut self, event: Arc<ClusterEvent>) {
         let mut next = Some(event);
         while let Some(event) = next {
             self.state.apply(&event);
             self.clock.advance_to(event.clock);
-            let event = std::sync::Arc::new(event);
             self.history.push(event.clone());
             self.out.push(Output::Event(event));
             let have = self.history_len();

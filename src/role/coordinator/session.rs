@@ -573,7 +573,7 @@ impl Coordinator {
         let reply = match job {
             Some(id) => match self.state.jobs.get(&id) {
                 Some(j) => {
-                    let job = j.view();
+                    let job = Box::new(j.view());
                     self.result_read(id);
                     Message::JobInfo { job }
                 }
@@ -589,7 +589,7 @@ impl Coordinator {
                 },
             },
             None => Message::StatusReport {
-                report: self.status_report(),
+                report: Box::new(self.status_report()),
             },
         };
         self.send(conn, reply);
@@ -610,7 +610,7 @@ impl Coordinator {
             .state
             .jobs
             .range(..before.unwrap_or(JobId(u64::MAX)))
-            .map(|(_, j)| j)
+            .map(|(_, j)| &**j)
             .filter(|j| state.is_none_or(|s| j.state == s));
         let total = matching.clone().count();
         let reply = job_list(matching.rev().take(limit), total);
@@ -659,7 +659,13 @@ impl Coordinator {
         }
         let workers = self.worker_views();
         self.send(conn, Message::WorkerList { workers });
-        let newest = self.state.jobs.values().rev().take(DEFAULT_LIST_LIMIT);
+        let newest = self
+            .state
+            .jobs
+            .values()
+            .rev()
+            .take(DEFAULT_LIST_LIMIT)
+            .map(|j| &**j);
         let reply = job_list(newest, self.state.jobs.len());
         self.send(conn, reply);
     }

@@ -87,8 +87,9 @@ impl JobQueue {
 /// Jobs, workers and the queue.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterState {
-    /// Every job ever submitted.
-    pub jobs: BTreeMap<JobId, Job>,
+    /// Every job ever submitted (boxed: the map moves its entries as it grows and shrinks, and
+    /// a pointer moves faster than a whole job).
+    pub jobs: BTreeMap<JobId, Box<Job>>,
     /// Every worker ever registered, by name (so they are visited in name order).
     pub workers: BTreeMap<String, WorkerRecord>,
     /// Jobs waiting for a worker.
@@ -323,7 +324,7 @@ impl ClusterState {
             self.unread += 1;
         }
         self.next_job = self.next_job.max(job.id.0 + 1);
-        self.jobs.insert(job.id, job.clone());
+        self.jobs.insert(job.id, Box::new(job.clone()));
     }
 
     /// The events that rebuild this state from nothing: a [`EventKind::Snapshot`] header, then
@@ -345,7 +346,7 @@ impl ClusterState {
         }));
         for job in self.jobs.values() {
             out.push(stamp(EventKind::JobRestored {
-                job: Box::new(job.clone()),
+                job: job.clone(),
                 due: due.get(&job.id).copied(),
             }));
         }
@@ -395,7 +396,7 @@ impl ClusterState {
         }
         self.jobs.insert(
             job,
-            Job {
+            Box::new(Job {
                 id: job,
                 data: data.to_string(),
                 priority,
@@ -412,7 +413,7 @@ impl ClusterState {
                 duplicates: 0,
                 sent_to: Vec::new(),
                 read: false,
-            },
+            }),
         );
         self.counts.add(JobState::Queued);
         self.queue.push(job, priority);

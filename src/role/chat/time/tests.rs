@@ -2,6 +2,7 @@
 //! Berkeley rounds, a new election when it dies, and it taking over again when it comes back.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -137,7 +138,9 @@ impl Net {
 
     fn sent(&mut self, from: &'static str, conn: ConnId, envelope: Envelope) {
         match (conn, envelope.message) {
-            (SUPERVISOR, Message::Event { event }) => self.events.push((from, event.kind)),
+            (SUPERVISOR, Message::Event { event }) => {
+                self.events.push((from, Arc::unwrap_or_clone(event).kind))
+            }
             (c, message) if c >= 100 => {
                 let envelope = Envelope {
                     message,
