@@ -155,15 +155,35 @@ impl Scratch {
 }
 
 impl Drop for Scratch {
+    /// Every node is asked to end (SIGTERM, and SIGCONT for one a benchmark paused), given a
+    /// moment, then killed: a node ends as a process does, so that a profiler or an
+    /// instruction counter wrapped around it (`valgrind --trace-children=yes`) writes its
+    /// results.
     fn drop(&mut self) {
-        for (child, _) in self.nodes.values() {
-            if let Some(pid) = child.id() {
-                child::signal_group(pid, Signal::SIGKILL);
-            }
+        let groups: Vec<u32> = self.nodes.values().filter_map(|(c, _)| c.id()).collect();
+        for &pid in &groups {
+            child::signal_group(pid, Signal::SIGTERM);
+            child::signal_group(pid, Signal::SIGCONT);
+        }
+        let deadline = std::time::Instant::now() + ENDING;
+        while std::time::Instant::now() < deadline
+            && self
+                .nodes
+                .values_mut()
+                .any(|(child, _)| matches!(child.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // The whole group, whether its node ended or not: what it started goes too.
+        for pid in groups {
+            child::signal_group(pid, Signal::SIGKILL);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// How long the nodes of a scratch have to end before they are killed.
+const ENDING: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A scratch directory alone (no nodes), removed when dropped.
 pub(super) struct ScratchDir(PathBuf);

@@ -75,7 +75,8 @@ struct Driver {
     /// and TLS if the port is encrypted.
     port: Port,
     store: Option<ChatHistory>,
-    writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    /// Each connection's writer (looked up for every delivery: foldhash, not SipHash).
+    writers: foldhash::HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
     /// The links to the other chat servers that are up.
     peer_links: HashMap<String, mpsc::UnboundedSender<Message>>,
     inputs_tx: mpsc::Sender<(ConnId, ChatEvent)>,
@@ -131,7 +132,7 @@ async fn serve(
             tls,
         },
         store,
-        writers: HashMap::new(),
+        writers: foldhash::HashMap::default(),
         peer_links: HashMap::new(),
         inputs_tx,
         shutdown: shutdown.clone(),
@@ -282,7 +283,7 @@ impl Driver {
 fn event_input(
     conn: ConnId,
     event: ChatEvent,
-    writers: &mut HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    writers: &mut foldhash::HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
     peer_links: &mut HashMap<String, mpsc::UnboundedSender<Message>>,
 ) -> Option<Input> {
     Some(match event {

@@ -469,9 +469,11 @@ impl ChatServer {
                     self.online.get(to) == Some(conn)
                         || (c.channels.contains("*") && self.sees_everything(c))
                 }
-                _ if c.channels.contains("*") => true,
-                ChatBody::Post { channel, .. } => c.channels.contains(channel),
-                ChatBody::Channel { .. } => false,
+                // The channel's own subscribers first: the most common, and one lookup.
+                ChatBody::Post { channel, .. } => {
+                    c.channels.contains(channel) || c.channels.contains("*")
+                }
+                ChatBody::Channel { .. } => c.channels.contains("*"),
             })
             .map(|(conn, _)| *conn)
             .collect();
