@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{AnyDelimiterCodecError, FramedRead};
@@ -269,25 +269,47 @@ async fn read_lines<E: From<ConnNews>>(
     false
 }
 
+/// How many bytes of queued lines a connection's writer gathers before it writes them (the
+/// size of a buffered writer's buffer).
+const BURST: usize = 8 * 1024;
+
 /// Writes queued lines until the queue is closed and empty. A peer that does not read is given
 /// up on after a while, so a writer never lingers forever. Once the connection is broken, what
 /// is queued is let go: the end of the connection is the reader's to say (it may wait for a
 /// cut link to heal, see [`connection`]).
-async fn write_lines(write: Writer, mut rx: mpsc::Receiver<Bytes>) {
+///
+/// Lines are gathered into one buffer (each with its newline) and written with one call per
+/// [`BURST`] bytes: everything already queued goes out together.
+async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Bytes>) {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-    let mut out = BufWriter::new(write);
+    let mut buffer: Vec<u8> = Vec::with_capacity(BURST);
     while let Some(line) = rx.recv().await {
+        buffer.clear();
+        buffer.extend_from_slice(&line);
+        buffer.push(b'\n');
         let burst = async {
-            out.write_all(&line).await?;
-            out.write_all(b"\n").await?;
-            // Write everything already queued before flushing: one system call for a burst.
-            while let Ok(line) = rx.try_recv() {
-                out.write_all(&line).await?;
-                out.write_all(b"\n").await?;
+            loop {
+                let mut drained = false;
+                while buffer.len() < BURST {
+                    let Ok(line) = rx.try_recv() else {
+                        drained = true;
+                        break;
+                    };
+                    buffer.extend_from_slice(&line);
+                    buffer.push(b'\n');
+                }
+                out.write_all(&buffer).await?;
+                buffer.clear();
+                if drained {
+                    break;
+                }
             }
             out.flush().await
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, burst).await {
+        let written = tokio::time::timeout(WRITE_TIMEOUT, burst).await;
+        // A long line grew the buffer: let it go back to its usual size.
+        buffer.shrink_to(BURST);
+        match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
                 while rx.recv().await.is_some() {}
