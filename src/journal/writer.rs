@@ -186,7 +186,7 @@ impl JournalWriter {
                 let average = std::sync::Arc::clone(&commit_nanos);
                 let thread = std::thread::Builder::new()
                     .name("journal".into())
-                    .spawn(move || commit_loop(journal, durability, rx, (done_tx, average)))
+                    .spawn(move || commit_loop(journal, durability, rx, done_tx, average))
                     .expect("a thread for the journal");
                 return JournalWriter {
                     committer: Committer::Thread {
@@ -301,10 +301,8 @@ fn commit_loop(
     mut journal: Journal,
     durability: Durability,
     mut work: std_mpsc::Receiver<Work>,
-    (done, average): (
-        watch::Sender<u64>,
-        std::sync::Arc<std::sync::atomic::AtomicU64>,
-    ),
+    done: watch::Sender<u64>,
+    average: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     set_timer_slack();
     journal.set_durability(durability);

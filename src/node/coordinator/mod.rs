@@ -549,19 +549,14 @@ async fn committed_after(
         return std::future::pending().await;
     };
     let since = Instant::now();
-    while since.elapsed() < awake {
-        let now = *watch.borrow_and_update();
-        if now > seen {
-            return now;
-        }
-        tokio::task::yield_now().await;
-    }
     loop {
         let now = *watch.borrow_and_update();
         if now > seen {
             return now;
         }
-        if watch.changed().await.is_err() {
+        if since.elapsed() < awake {
+            tokio::task::yield_now().await;
+        } else if watch.changed().await.is_err() {
             // The thread is gone: nothing more will be committed.
             return std::future::pending().await;
         }
