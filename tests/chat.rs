@@ -408,6 +408,22 @@ fn bad_input_gets_a_clear_error_and_the_server_serves_the_others() {
 
 /// A bot as `tcluster node` runs it: it logs in as `bot_0001`, posts to its channels, submits
 /// jobs that workers run, and moves to the other chat server when its own is killed.
+/// A client that sends a request and at once closes its side (`echo … | nc`) gets its answer
+/// before the server closes the connection: every time, not most times.
+#[test]
+fn a_request_followed_at_once_by_the_end_of_input_is_answered() {
+    use std::io::Read;
+    let t = two_servers();
+    for attempt in 0..30 {
+        let mut raw = Raw::connect(&t.a_addr);
+        raw.send(&format!(r#"{{"type":"chat_login","user":"nc-{attempt}"}}"#));
+        raw.write.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut all = String::new();
+        let _ = raw.lines.read_to_string(&mut all);
+        assert!(all.contains("chat_welcome"), "attempt {attempt}: {all:?}");
+    }
+}
+
 #[test]
 fn a_bot_posts_and_submits_and_moves_when_its_chat_server_dies() {
     let dir = tempfile::tempdir().unwrap();

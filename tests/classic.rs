@@ -140,3 +140,39 @@ fn the_classic_lab_protocol_end_to_end() {
     );
     drop(worker3);
 }
+
+/// `echo STATUS | nc host port`, and the same for a native request: a client that sends one line
+/// and at once closes its side gets the whole answer before the coordinator closes the
+/// connection — every time, not most times (the close and the request arrive together).
+#[test]
+fn a_request_followed_at_once_by_the_end_of_input_is_answered() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(dir.path(), TOPOLOGY);
+    let (_coordinator, addr) = coordinator(dir.path(), &topology, &[]);
+    let requests = [
+        ("STATUS", "STATUS:"),
+        ("SUBMIT_JOB:relatorio", "JOB_ACCEPTED:"),
+        (r#"{"type":"ping"}"#, r#""type":"pong""#),
+        (
+            r#"{"type":"submit","data":"echo hi"}"#,
+            r#""type":"accepted""#,
+        ),
+    ];
+    for attempt in 0..20 {
+        for (request, answer) in requests {
+            let mut client = Line::connect(&addr);
+            client.send(request);
+            client
+                .writer_mut()
+                .shutdown(std::net::Shutdown::Write)
+                .unwrap();
+            let mut all = String::new();
+            let _ = client.writer_mut().read_to_string(&mut all);
+            assert!(
+                all.contains(answer),
+                "attempt {attempt}: {request} was answered {all:?}"
+            );
+        }
+    }
+}

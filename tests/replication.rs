@@ -189,3 +189,40 @@ fn a_large_submission_is_acknowledged_in_a_short_line() {
     assert_eq!(all.len(), 100_000);
     assert_eq!((all[0], all[99_999]), (JobId(1), JobId(100_000)));
 }
+
+/// A client that submits and closes its side at once (`echo … | nc`) is still told `accepted`:
+/// with a sync backup the reply waits for the backup, and the close of the client's connection
+/// waits behind it.
+#[test]
+fn a_client_gone_before_its_reply_is_released_still_gets_it_first() {
+    let mut c = primary();
+    c.step(0, Input::Connected(2));
+    backup_proves(&mut c, 2);
+    c.step(
+        0,
+        Input::Received(
+            2,
+            Dialect::Native,
+            native("backup", Message::Follow { after: 0 }),
+        ),
+    );
+    c.step(0, Input::Connected(1));
+    let first = replicas(&submit(&mut c, 1, 1), 2);
+    let gone = c.step(0, Input::Disconnected(1));
+    assert!(
+        !gone.iter().any(|o| matches!(o, Output::Close(1))),
+        "the close waits behind the held reply: {gone:?}"
+    );
+    let (_, last) = ack_all(&mut c, 2, first);
+    let to_client: Vec<&Output> = last
+        .iter()
+        .filter(|o| matches!(o, Output::Send(1, _) | Output::Close(1)))
+        .collect();
+    assert!(
+        matches!(
+            to_client[..],
+            [Output::Send(1, env), Output::Close(1)] if matches!(env.message, Message::Accepted { .. })
+        ),
+        "{to_client:?}"
+    );
+}

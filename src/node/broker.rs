@@ -12,13 +12,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
+use super::conn::{
+    CONN_QUEUE, ConnNews, OpenSockets, Outgoing, Port, accept, accept_failed, accept_within,
+};
 use super::control::NodeControl;
 use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::role::ConnId;
@@ -73,7 +74,7 @@ struct Driver {
     servers: Vec<String>,
     secret: Option<String>,
     peer_key: String,
-    writers: HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    writers: HashMap<ConnId, (Outgoing, CancellationToken)>,
     /// Upstreams: the queue to each, and what closes it.
     ups: HashMap<(ConnId, usize), Upstream>,
     inputs_tx: mpsc::Sender<(ConnId, BrokerEvent)>,
@@ -181,7 +182,7 @@ impl Driver {
                     message: Message::Error { message: reason },
                 };
                 if let Some((tx, cancel)) = self.writers.get(&conn) {
-                    let _ = tx.try_send(Bytes::from(envelope.to_json()));
+                    let _ = tx.send_line(envelope.to_json());
                     if fatal {
                         cancel.cancel();
                     }
@@ -222,7 +223,7 @@ impl Driver {
         match output {
             Output::Send(conn, envelope) => {
                 if let Some((tx, cancel)) = self.writers.get(&conn)
-                    && tx.try_send(Bytes::from(envelope.to_json())).is_err()
+                    && tx.send_line(envelope.to_json()).is_err()
                 {
                     warn!(conn, "client too slow to read: disconnecting");
                     cancel.cancel();

@@ -5,21 +5,29 @@
 //!  accept ─▶ per connection: reader ──(ChatEvent)──▶ ┐
 //!  per peer server: link (follows it) ──────────────▶ ├─▶ one loop owns the ChatServer
 //!  ticker ──────────────────────────────────────────▶ ┘      │ Store (one commit per batch)
-//!  per connection: writer ◀── bounded queue ◀───────────────┤ Send (full: disconnect)
-//!                                                            │ Push (full: dropped, counted)
+//!  per connection: writer ◀── bounded queue ◀── outbox ◀───┤ Send (full: disconnect)
+//!                                                            │ Push (lagging: dropped, counted)
 //! ```
+//!
+//! A batch is everything that arrived together: after the first input the loop lets the other
+//! tasks that are ready run once (the readers of connections whose lines came in the same
+//! moment), then takes all that is queued. What the batch gives a connection is gathered in its
+//! outbox and handed to its writer as one chunk when the batch is done: one queue operation and
+//! one wake-up per connection per batch, not per line, and fewer, fuller writes.
 
 use std::collections::HashMap;
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
-use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
+use super::conn::{
+    CONN_QUEUE, ConnNews, OpenSockets, Outgoing, Port, accept, accept_failed, accept_within,
+};
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
 use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
@@ -27,7 +35,7 @@ use crate::role::ConnId;
 use crate::role::chat::{ChatConfig, ChatServer, Input, Output};
 
 /// Lines waiting for one connection beyond which live deliveries to it are dropped (replies
-/// still go into the rest of its queue): a subscriber may lag this far behind, no further.
+/// still go into its queue): a subscriber may lag this far behind, no further.
 const SUBSCRIBER_QUEUE: usize = 256;
 /// The kernel send buffer of a chat connection, in bytes.
 const SEND_BUFFER: usize = 64 * 1024;
@@ -76,7 +84,9 @@ struct Driver {
     port: Port,
     store: Option<ChatHistory>,
     /// Each connection's writer (looked up for every delivery: foldhash, not SipHash).
-    writers: foldhash::HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    writers: foldhash::HashMap<ConnId, Writer>,
+    /// The connections this batch gives something to.
+    written: Vec<ConnId>,
     /// The links to the other chat servers that are up.
     peer_links: HashMap<String, mpsc::UnboundedSender<Message>>,
     inputs_tx: mpsc::Sender<(ConnId, ChatEvent)>,
@@ -140,6 +150,7 @@ async fn serve(
         started: Instant::now(),
         next_conn: 1,
         pending: Vec::new(),
+        written: Vec::new(),
     };
     loop {
         tokio::select! {
@@ -160,15 +171,19 @@ async fn serve(
             _ = ticker.tick() => Some(Input::Tick),
         };
         driver.pending.extend(first);
+        // What arrived in the same moment (another connection's lines, a reader's next ones)
+        // joins this batch.
+        tokio::task::yield_now().await;
         let outputs = driver.step_batch(&mut inputs);
         driver.store(&outputs);
         for output in outputs {
             driver.carry_out(output);
         }
+        driver.hand_over();
     }
     info!("chat server stopping");
-    for (_, (_, cancel)) in driver.writers.drain() {
-        cancel.cancel();
+    for (_, writer) in driver.writers.drain() {
+        writer.cancel.cancel();
     }
 }
 
@@ -236,34 +251,50 @@ impl Driver {
         }
     }
 
+    /// Hands each connection what the batch gave it, as one chunk.
+    fn hand_over(&mut self) {
+        for conn in self.written.drain(..) {
+            if let Some(writer) = self.writers.get_mut(&conn) {
+                writer.hand_over(conn);
+            }
+        }
+    }
+
     /// Carries out one output of the server.
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::Send(conn, envelope) => {
-                if let Some((tx, cancel)) = self.writers.get(&conn)
-                    && tx.try_send(Bytes::from(envelope.to_json())).is_err()
-                {
-                    warn!(conn, "peer too slow to read its replies: disconnecting");
-                    cancel.cancel();
+                if let Some(writer) = self.writers.get_mut(&conn) {
+                    if writer.lines == 0 {
+                        self.written.push(conn);
+                    }
+                    writer.add(envelope.to_json().as_bytes());
                 }
             }
             Output::Push(conns, envelope) => {
-                // Encoded once; each queue holds a reference to the same bytes.
-                let line = Bytes::from(envelope.to_json());
+                // Encoded once, for every subscriber.
+                let line = envelope.to_json();
                 for conn in conns {
-                    if let Some((tx, _)) = self.writers.get(&conn) {
-                        // Keep room for replies: live deliveries use only part of the queue.
-                        if CONN_QUEUE - tx.capacity() >= SUBSCRIBER_QUEUE
-                            || tx.try_send(line.clone()).is_err()
-                        {
-                            self.pending.push(Input::Dropped(conn));
-                        }
+                    let Some(writer) = self.writers.get_mut(&conn) else {
+                        continue;
+                    };
+                    // Replies are never dropped: only live deliveries to a subscriber already
+                    // this far behind.
+                    if writer.out.waiting() + writer.lines >= SUBSCRIBER_QUEUE {
+                        self.pending.push(Input::Dropped(conn));
+                        continue;
                     }
+                    if writer.lines == 0 {
+                        self.written.push(conn);
+                    }
+                    writer.add(line.as_bytes());
                 }
             }
             Output::Close(conn) => {
-                if let Some((_, cancel)) = self.writers.remove(&conn) {
-                    cancel.cancel();
+                if let Some(mut writer) = self.writers.remove(&conn) {
+                    // What it was told before it is closed still goes.
+                    writer.hand_over(conn);
+                    writer.cancel.cancel();
                 }
             }
             Output::ToPeer(peer, message) => {
@@ -280,28 +311,67 @@ impl Driver {
     }
 }
 
+/// A connection as the loop holds it: its queue, how to close it, and what this batch gives it.
+struct Writer {
+    out: Outgoing,
+    cancel: CancellationToken,
+    /// This batch's lines for it, each with its newline (one buffer, reused batch after batch).
+    batch: BytesMut,
+    lines: usize,
+}
+
+impl Writer {
+    fn new(out: Outgoing, cancel: CancellationToken) -> Self {
+        Self {
+            out,
+            cancel,
+            batch: BytesMut::new(),
+            lines: 0,
+        }
+    }
+
+    fn add(&mut self, line: &[u8]) {
+        self.batch.reserve(line.len() + 1);
+        self.batch.extend_from_slice(line);
+        self.batch.extend_from_slice(b"\n");
+        self.lines += 1;
+    }
+
+    /// Queues the batch's lines as one chunk; a connection whose queue is full is closed.
+    fn hand_over(&mut self, conn: ConnId) {
+        if self.lines == 0 {
+            return;
+        }
+        let chunk = self.batch.split().freeze();
+        let lines = std::mem::take(&mut self.lines);
+        if self.out.send_lines(chunk, lines).is_err() {
+            warn!(conn, "peer too slow to read its replies: disconnecting");
+            self.cancel.cancel();
+        }
+    }
+}
+
 fn event_input(
     conn: ConnId,
     event: ChatEvent,
-    writers: &mut foldhash::HashMap<ConnId, (mpsc::Sender<Bytes>, CancellationToken)>,
+    writers: &mut foldhash::HashMap<ConnId, Writer>,
     peer_links: &mut HashMap<String, mpsc::UnboundedSender<Message>>,
 ) -> Option<Input> {
     Some(match event {
         ChatEvent::Conn(ConnNews::Opened(tx, cancel)) => {
-            writers.insert(conn, (tx, cancel));
+            writers.insert(conn, Writer::new(tx, cancel));
             Input::Connected(conn)
         }
         ChatEvent::Conn(ConnNews::Line(_, envelope)) => Input::Received(conn, envelope),
         ChatEvent::Conn(ConnNews::Invalid(reason, fatal)) => {
-            if fatal && let Some((_, cancel)) = writers.get(&conn) {
-                cancel.cancel();
+            if fatal && let Some(writer) = writers.get(&conn) {
+                writer.cancel.cancel();
             }
             Input::Invalid(conn, reason)
         }
-        ChatEvent::Conn(ConnNews::Closed) => {
-            writers.remove(&conn);
-            Input::Disconnected(conn)
-        }
+        // Its writer is let go when the server says so (`Output::Close`), after what the
+        // connection was told before it closed.
+        ChatEvent::Conn(ConnNews::Closed) => Input::Disconnected(conn),
         ChatEvent::Conn(ConnNews::Plaintext(peer)) => Input::Plaintext(peer.to_string()),
         ChatEvent::PeerUp(peer, tx) => {
             peer_links.insert(peer.clone(), tx);

@@ -5,6 +5,8 @@
 //! else classic). The loop that owns the role gets [`ConnNews`] through a channel of its own
 //! event type, and answers through the bounded queue handed over in [`ConnNews::Opened`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,13 +25,13 @@ use crate::protocol::{Dialect, classic, decode};
 use crate::role::ConnId;
 use crate::tls::{Reader, Writer};
 
-/// Lines queued for one connection before it counts as too slow.
+/// Lines (or chunks of lines) queued for one connection before it counts as too slow.
 pub const CONN_QUEUE: usize = 8192;
 
 /// What a connection tells the loop that owns the role.
 pub enum ConnNews {
     /// It opened; replies go into this queue, and cancelling the token closes it.
-    Opened(mpsc::Sender<Bytes>, CancellationToken),
+    Opened(Outgoing, CancellationToken),
     /// A message arrived, in this dialect.
     Line(Dialect, Envelope),
     /// A line that is not a message; with `true`, the connection closes after the reply.
@@ -42,6 +44,60 @@ pub enum ConnNews {
 }
 
 pub use crate::tls::listen;
+
+/// A connection's outgoing queue, as the loop that owns the role holds it: lines for its writer,
+/// one at a time or several in one chunk, and how many wait there.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    tx: mpsc::Sender<Chunk>,
+    /// Lines queued and not yet taken by the writer.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Lines, each with its newline, and how many.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    lines: usize,
+}
+
+/// The queue is full: the connection reads too slowly (or its writer is gone).
+#[derive(Debug)]
+pub struct QueueFull;
+
+impl Outgoing {
+    /// A queue of `CONN_QUEUE` chunks and its receiving end, for [`write_lines`].
+    fn new() -> (Self, mpsc::Receiver<Chunk>) {
+        let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        let waiting = Arc::new(AtomicUsize::new(0));
+        (Self { tx, waiting }, rx)
+    }
+
+    /// Queues one line (given without its newline).
+    pub fn send_line(&self, line: String) -> Result<(), QueueFull> {
+        self.send_lines(terminated(line), 1)
+    }
+
+    /// Queues `lines` lines, each with its newline, to be written together.
+    pub fn send_lines(&self, bytes: Bytes, lines: usize) -> Result<(), QueueFull> {
+        self.waiting.fetch_add(lines, Ordering::Relaxed);
+        self.tx.try_send(Chunk { bytes, lines }).map_err(|_| {
+            self.waiting.fetch_sub(lines, Ordering::Relaxed);
+            QueueFull
+        })
+    }
+
+    /// Lines queued that the writer has not taken yet.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// `line` with its newline, for [`Outgoing::send_lines`] (one line sent to many).
+pub fn terminated(mut line: String) -> Bytes {
+    line.push('\n');
+    Bytes::from(line)
+}
 
 /// How long a closing connection may take to deliver its last replies.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -171,7 +227,8 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     inputs: mpsc::Sender<(ConnId, E)>,
     cancel: CancellationToken,
 ) {
-    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+    let (tx, rx) = Outgoing::new();
+    let waiting = Arc::clone(&tx.waiting);
     if inputs
         .send((conn, ConnNews::Opened(tx, cancel.clone()).into()))
         .await
@@ -179,7 +236,7 @@ pub async fn connection<E: From<ConnNews> + Send + 'static>(
     {
         return;
     }
-    let writer = tokio::spawn(write_lines(write, rx));
+    let writer = tokio::spawn(write_lines(write, rx, waiting));
     let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
     let mut said = false;
     let mut peer = None;
@@ -278,28 +335,38 @@ const BURST: usize = 8 * 1024;
 /// is queued is let go: the end of the connection is the reader's to say (it may wait for a
 /// cut link to heal, see [`connection`]).
 ///
-/// Lines are gathered into one buffer (each with its newline) and written with one call per
-/// [`BURST`] bytes: everything already queued goes out together.
-async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Bytes>) {
+/// Everything already queued goes out together: a chunk alone is written as it is; several are
+/// gathered into one buffer and written with one call per [`BURST`] bytes. `waiting` counts the
+/// lines queued; each chunk's are taken off as it leaves the queue.
+async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Chunk>, waiting: Arc<AtomicUsize>) {
     const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     let mut buffer: Vec<u8> = Vec::with_capacity(BURST);
-    while let Some(line) = rx.recv().await {
-        buffer.clear();
-        buffer.extend_from_slice(&line);
-        buffer.push(b'\n');
+    let taken = |chunk: Chunk| {
+        waiting.fetch_sub(chunk.lines, Ordering::Relaxed);
+        chunk.bytes
+    };
+    while let Some(chunk) = rx.recv().await {
+        let mut first = Some(taken(chunk));
         let burst = async {
             loop {
-                let mut drained = false;
+                let next = rx.try_recv().ok().map(taken);
+                if let (Some(alone), None) = (&first, &next) {
+                    out.write_all(alone).await?;
+                    break;
+                }
+                buffer.clear();
+                for bytes in first.take().iter().chain(&next) {
+                    buffer.extend_from_slice(bytes);
+                }
+                let mut drained = next.is_none();
                 while buffer.len() < BURST {
-                    let Ok(line) = rx.try_recv() else {
+                    let Ok(chunk) = rx.try_recv() else {
                         drained = true;
                         break;
                     };
-                    buffer.extend_from_slice(&line);
-                    buffer.push(b'\n');
+                    buffer.extend_from_slice(&taken(chunk));
                 }
                 out.write_all(&buffer).await?;
-                buffer.clear();
                 if drained {
                     break;
                 }
@@ -312,7 +379,9 @@ async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Bytes>) {
         match written {
             Ok(Ok(())) => {}
             Ok(Err(_)) => {
-                while rx.recv().await.is_some() {}
+                while let Some(chunk) = rx.recv().await {
+                    taken(chunk);
+                }
                 return;
             }
             Err(_) => return,

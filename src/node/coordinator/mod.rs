@@ -21,7 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -32,7 +31,9 @@ use crate::protocol::message::{Envelope, Message};
 use crate::protocol::{Dialect, encode};
 use crate::role::coordinator::{ConnId, Coordinator, CoordinatorConfig, Input, Output};
 
-use super::conn::{CONN_QUEUE, ConnNews, OpenSockets, Port, accept, accept_failed, accept_within};
+use super::conn::{
+    CONN_QUEUE, ConnNews, OpenSockets, Outgoing, Port, accept, accept_failed, accept_within,
+};
 use super::control::NodeControl;
 use super::hold::Hold;
 use crate::journal::{Journal, JournalWriter, Linger};
@@ -135,7 +136,7 @@ fn tick_interval(config: &CoordinatorConfig) -> Duration {
 }
 
 /// A connection's writer: its queue of lines, how to close it, and its dialect.
-type Writer = (mpsc::Sender<Bytes>, CancellationToken, Dialect);
+type Writer = (Outgoing, CancellationToken, Dialect);
 
 /// What the loop owns besides the coordinator.
 struct Driver {
@@ -317,8 +318,7 @@ impl Driver {
         if self.coordinator.config().clock_sync.is_some() {
             self.coordinator.set_wall_clock(self.control.wall_ms());
         }
-        let outputs = self.coordinator.step(now, input);
-        self.count_produced(&outputs);
+        let outputs = self.step(now, input);
         let mut steps = vec![outputs];
         let follows = |o: &Output| matches!(o, Output::Follow { .. });
         while steps.len() < MAX_BATCH && !steps.iter().flatten().any(follows) {
@@ -327,12 +327,18 @@ impl Driver {
             };
             if let Some(input) = input_of(conn, event, &mut self.writers, &self.link) {
                 let now = self.control.now(self.started);
-                let more = self.coordinator.step(now, input);
-                self.count_produced(&more);
+                let more = self.step(now, input);
                 steps.push(more);
             }
         }
         steps
+    }
+
+    /// One step of the coordinator.
+    fn step(&mut self, now: crate::clock::Millis, input: Input) -> Vec<Output> {
+        let outputs = self.coordinator.step(now, input);
+        self.count_produced(&outputs);
+        outputs
     }
 
     /// Counts a step's events, and notes where a connection that subscribed in it starts.
@@ -406,7 +412,7 @@ impl Driver {
                 let Some(line) = encode(*dialect, &envelope) else {
                     return;
                 };
-                if tx.try_send(Bytes::from(line)).is_err() {
+                if tx.send_line(line).is_err() {
                     warn!(conn, "peer too slow to read its replies: disconnecting");
                     cancel.cancel();
                 }
@@ -491,7 +497,7 @@ impl Driver {
             self.tell_watchers(event);
             return;
         }
-        let line = Bytes::from(
+        let line = super::conn::terminated(
             Envelope {
                 from: self.name.clone(),
                 clock: event.clock,
@@ -508,7 +514,7 @@ impl Driver {
                 continue;
             }
             if let Some((tx, _, _)) = self.writers.get(conn)
-                && tx.try_send(line.clone()).is_err()
+                && tx.send_lines(line.clone(), 1).is_err()
             {
                 self.dropped_events += 1;
                 if self.dropped_events.is_power_of_two() {
@@ -613,10 +619,9 @@ fn input_of(
         ConnEvent::Primary(..) | ConnEvent::PrimaryLost(_) => return None,
         ConnEvent::Master(master, reply) => Input::FromMaster { master, reply },
         ConnEvent::Datagram(envelope) => Input::Datagram(envelope),
-        ConnEvent::Conn(ConnNews::Closed) => {
-            writers.remove(&conn);
-            Input::Disconnected(conn)
-        }
+        // Its writer is let go when the coordinator says so (`Output::Close`), after what the
+        // connection was told before it closed.
+        ConnEvent::Conn(ConnNews::Closed) => Input::Disconnected(conn),
         ConnEvent::Conn(ConnNews::Plaintext(peer)) => Input::Plaintext {
             peer: peer.to_string(),
         },

@@ -230,6 +230,7 @@ impl ChatServer {
             return self.unknown_channel(conn, &channel);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
+            c.everything |= channel == "*";
             c.channels.insert(channel);
         }
         self.reply(conn, Message::ChatDone { entry: None });
@@ -400,6 +401,8 @@ impl ChatServer {
     }
 
     pub(super) fn disconnected(&mut self, conn: ConnId) {
+        // Its writer is let go after what it was told before: `echo … | nc` gets its answer.
+        self.out.push(Output::Close(conn));
         if let Some(c) = self.conns.remove(&conn)
             && let Some(user) = c.user
             && self.online.get(&user) == Some(&conn)

@@ -148,7 +148,8 @@ pub enum Output {
     /// A live delivery to each of these connections (the same message to all): dropped for a
     /// connection whose queue is full (and reported as [`Input::Dropped`]).
     Push(Vec<ConnId>, Envelope),
-    /// Close a connection after what is queued.
+    /// Close a connection after what is queued (for one that closed itself: let its writer go
+    /// once what it was told before is out).
     Close(ConnId),
     /// Send this on the link to peer server `name`.
     ToPeer(String, Message),
@@ -169,6 +170,9 @@ struct Conn {
     refilled_at: Millis,
     /// Channels it receives live (`*`: everything).
     channels: BTreeSet<String>,
+    /// Whether `channels` holds `*` (asked of every connection for every entry: a flag, not a
+    /// lookup).
+    everything: bool,
     /// Another chat server, linked on this connection.
     peer: bool,
     /// Whether that chat server has said anything yet (and been asked for its entries).
@@ -466,14 +470,10 @@ impl ChatServer {
                 _ if c.peer || twin => false,
                 // Private messages go to their recipient, and to whoever may watch them all.
                 ChatBody::Direct { to, .. } => {
-                    self.online.get(to) == Some(conn)
-                        || (c.channels.contains("*") && self.sees_everything(c))
+                    self.online.get(to) == Some(conn) || (c.everything && self.sees_everything(c))
                 }
-                // The channel's own subscribers first: the most common, and one lookup.
-                ChatBody::Post { channel, .. } => {
-                    c.channels.contains(channel) || c.channels.contains("*")
-                }
-                ChatBody::Channel { .. } => c.channels.contains("*"),
+                ChatBody::Post { channel, .. } => c.everything || c.channels.contains(channel),
+                ChatBody::Channel { .. } => c.everything,
             })
             .map(|(conn, _)| *conn)
             .collect();

@@ -141,7 +141,8 @@ pub enum Input {
 pub enum Output {
     /// Send a message on a connection.
     Send(ConnId, Envelope),
-    /// Close a connection, after sending what is queued on it.
+    /// Close a connection, after sending what is queued on it (for one that closed itself: let
+    /// its writer go once what it was told before is out).
     Close(ConnId),
     /// An event happened: publish it to [`Coordinator::subscribers`] and watchers. (Shared with
     /// the history that keeps it and the journal entry that writes it: one event, not copies.)

@@ -148,6 +148,9 @@ impl Coordinator {
     }
 
     pub(super) fn disconnected(&mut self, conn: ConnId) {
+        // Its writer is let go after what it was told before (a reply held for the backup
+        // included): `echo … | nc` still gets its answer.
+        self.out.push(Output::Close(conn));
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -171,7 +174,6 @@ impl Coordinator {
     }
 
     pub(super) fn close(&mut self, conn: ConnId) {
-        self.out.push(Output::Close(conn));
         self.disconnected(conn);
     }
 
