@@ -177,4 +177,20 @@ fn a_broker_answers_bad_lines_with_errors_and_carries_on() {
         done["entry"]["request"].is_string(),
         "sent as chat_once: {done}"
     );
+    // `echo … | nc`: a request forwarded to a chat server, the client's side closed at once;
+    // the answer still comes back before the broker closes the connection.
+    for attempt in 0..10 {
+        use std::io::Read;
+        let mut once = Line::connect(&addr);
+        once.send(r#"{"type":"chat_channels"}"#);
+        once.writer_mut()
+            .shutdown(std::net::Shutdown::Write)
+            .unwrap();
+        let mut all = String::new();
+        let _ = once.writer_mut().read_to_string(&mut all);
+        assert!(
+            all.contains("chat_channel_list"),
+            "attempt {attempt}: {all:?}"
+        );
+    }
 }

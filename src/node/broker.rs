@@ -189,10 +189,8 @@ impl Driver {
                 }
                 return None;
             }
-            BrokerEvent::Conn(ConnNews::Closed) => {
-                self.writers.remove(&conn);
-                Input::Closed(conn)
-            }
+            // Its writer goes when the broker says so (`Output::Close`), after its answers.
+            BrokerEvent::Conn(ConnNews::Closed) => Input::Closed(conn),
             BrokerEvent::Conn(ConnNews::Plaintext(peer)) => {
                 self.plaintext += 1;
                 warn!(

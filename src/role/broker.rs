@@ -82,7 +82,8 @@ pub enum Input {
 pub enum Output {
     /// Send this to a client.
     Send(ConnId, Envelope),
-    /// Close a client's connection.
+    /// Close a client's connection (for one that closed itself: let its writer go, once its
+    /// answers are out).
     Close(ConnId),
     /// Open client `conn`'s upstream to server `server`, proving `role` under `name` if the
     /// client proved one.
@@ -149,6 +150,15 @@ struct Client {
     last_write: Option<usize>,
 }
 
+impl Client {
+    /// Whether a request of its own is still on its way (not a login or subscription the
+    /// broker replays).
+    fn awaits_answers(&self) -> bool {
+        (self.ups.values())
+            .any(|up| (up.sent.iter().chain(&up.waiting)).any(|pending| pending.answered))
+    }
+}
+
 /// A chat server as the broker sees it.
 #[derive(Debug, Clone, Default)]
 struct Server {
@@ -165,6 +175,9 @@ pub struct Broker {
     clock: LamportClock,
     now: Millis,
     clients: BTreeMap<ConnId, Client>,
+    /// Clients whose connection closed while they waited for answers: each is let go once
+    /// its last answer is sent (`echo … | nc` gets its reply).
+    closing: std::collections::BTreeSet<ConnId>,
     servers: Vec<Server>,
     /// The server the next request goes to, if live.
     turn: usize,
@@ -192,6 +205,7 @@ impl Broker {
             clock: LamportClock::default(),
             now: 0,
             clients: BTreeMap::new(),
+            closing: Default::default(),
             servers,
             turn: 0,
             retried: 0,
@@ -230,10 +244,10 @@ impl Broker {
             }
             Input::Received(conn, env) => self.received(conn, env),
             Input::Closed(conn) => {
-                if let Some(client) = self.clients.remove(&conn) {
-                    for server in client.ups.into_keys() {
-                        self.out.push(Output::CloseUp { conn, server });
-                    }
+                if self.clients.get(&conn).is_some_and(Client::awaits_answers) {
+                    self.closing.insert(conn);
+                } else {
+                    self.let_go(conn);
                 }
             }
             Input::UpOpened { conn, server } => self.up_opened(conn, server),
@@ -245,7 +259,28 @@ impl Broker {
             Input::UpClosed { conn, server } => self.up_lost(conn, server),
             Input::Tick => self.find_silent(),
         }
+        if !self.closing.is_empty() {
+            let answered: Vec<ConnId> = (self.closing.iter())
+                .filter(|c| !self.clients.get(c).is_some_and(Client::awaits_answers))
+                .copied()
+                .collect();
+            for conn in answered {
+                self.closing.remove(&conn);
+                self.let_go(conn);
+            }
+        }
         std::mem::take(&mut self.out)
+    }
+
+    /// A client whose connection closed, with nothing more to tell it: its upstreams close,
+    /// and its writer goes once what it was told is out.
+    fn let_go(&mut self, conn: ConnId) {
+        if let Some(client) = self.clients.remove(&conn) {
+            for server in client.ups.into_keys() {
+                self.out.push(Output::CloseUp { conn, server });
+            }
+        }
+        self.out.push(Output::Close(conn));
     }
 
     // ----- clients -----

@@ -17,6 +17,8 @@ struct Rig {
     unsent: Vec<(usize, ChatEntry)>,
     /// Replication is slow: new entries wait (in `unsent`).
     slow: bool,
+    /// How many messages the client had been sent when its connection was let go.
+    let_go_after: Option<usize>,
 }
 
 fn env(from: &str, message: Message) -> Envelope {
@@ -54,6 +56,7 @@ impl Rig {
             to_client: Vec::new(),
             unsent: Vec::new(),
             slow: false,
+            let_go_after: None,
         };
         rig.broker_step(Input::Connected(1));
         rig
@@ -69,6 +72,7 @@ impl Rig {
         for o in out {
             match o {
                 Output::Send(1, e) => self.to_client.push(e.message),
+                Output::Close(1) => self.let_go_after = Some(self.to_client.len()),
                 Output::Open { conn, server, .. } => {
                     if self.down[server] {
                         self.broker_step(Input::UpClosed { conn, server });
@@ -443,4 +447,31 @@ fn a_post_to_a_channel_another_client_made_elsewhere_finds_the_server_that_has_i
     assert_eq!(rig.dones(), 2);
     assert_eq!(rig.posts_held(other), 1);
     assert_eq!(rig.broker.retries(), (1, 0));
+}
+
+/// A client that sends a request and closes its side at once (`echo … | nc`) is let go only
+/// after the answer, however late it comes; one with nothing on its way, at once.
+#[test]
+fn a_client_that_closes_with_a_request_on_its_way_is_answered_first() {
+    let mut rig = Rig::new();
+    rig.client(login());
+    let feed = rig.broker.clients[&1].feed.unwrap();
+    rig.down[feed] = true;
+    rig.client(Message::ChatChannels);
+    rig.client(Message::ChatChannels);
+    let told = rig.to_client.len();
+    rig.broker_step(Input::Closed(1));
+    assert_eq!(rig.let_go_after, None, "one request is still on its way");
+    rig.now += SILENT_MS;
+    rig.broker_step(Input::Tick);
+    // The waiting request went to the other server; its answer, then the close.
+    assert_eq!(rig.to_client.len(), told + 1, "{:?}", rig.to_client);
+    assert_eq!(rig.let_go_after, Some(told + 1));
+    assert!(!rig.broker.clients.contains_key(&1));
+
+    let mut rig = Rig::new();
+    rig.client(login());
+    rig.broker_step(Input::Closed(1));
+    assert_eq!(rig.let_go_after, Some(1));
+    assert!(!rig.broker.clients.contains_key(&1));
 }
