@@ -336,12 +336,8 @@ fn string_field(out: &mut Vec<u8>, key: &[u8], text: &str) {
 /// `text` as a JSON string, escaped as serde_json escapes it.
 fn string(out: &mut Vec<u8>, text: &str) {
     // serde escapes only quotes, backslashes and control characters: text without any is
-    // copied as it is (most names, data and results). Every byte is looked at, without an
-    // early exit, so that the compiler checks many at once.
-    let special = text.bytes().fold(false, |found, b| {
-        found | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !special {
+    // copied as it is (most names, data and results).
+    if super::hot_read::special_at(text.as_bytes()).is_none() {
         out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
