@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
-POSTS=${2:-5000}
+POSTS=${2:-20000}
 PORT=6391
 
 if ! command -v redis-server >/dev/null; then

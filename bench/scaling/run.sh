@@ -22,7 +22,7 @@ for workers in 1 4 16 64; do
 done
 for subscribers in 10 50 200; do
     for run in $(seq "$RUNS"); do
-        "$TCLUSTER" bench chat --subscribers "$subscribers" --json >"$OUT/chat-$subscribers-$run.json"
+        "$TCLUSTER" bench chat --subscribers "$subscribers" --posts 5000 --json >"$OUT/chat-$subscribers-$run.json"
     done
 done
 

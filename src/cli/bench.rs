@@ -65,8 +65,9 @@ pub struct BenchArgs {
     /// chat: subscribers.
     #[arg(long, default_value_t = 50)]
     pub subscribers: usize,
-    /// chat: posts in the throughput run.
-    #[arg(long, default_value_t = 5_000)]
+    /// chat: posts in the throughput run (20,000 take about a second: long enough that one
+    /// stall of the machine does not decide the figure).
+    #[arg(long, default_value_t = 20_000)]
     pub posts: usize,
     /// chat: posts the publisher keeps unanswered.
     #[arg(long, default_value_t = 64)]
