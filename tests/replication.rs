@@ -39,6 +39,24 @@ fn backup_proves(c: &mut Coordinator, conn: ConnId) {
     ));
 }
 
+/// A primary whose backup (connection 2) follows it from the start, and a client on
+/// connection 1.
+fn primary_with_backup_and_client() -> Coordinator {
+    let mut c = primary();
+    c.step(0, Input::Connected(2));
+    backup_proves(&mut c, 2);
+    c.step(
+        0,
+        Input::Received(
+            2,
+            Dialect::Native,
+            native("backup", Message::Follow { after: 0 }),
+        ),
+    );
+    c.step(0, Input::Connected(1));
+    c
+}
+
 /// The sequence numbers of the replicas sent on `conn`.
 fn replicas(outputs: &[Output], conn: ConnId) -> Vec<u64> {
     outputs
@@ -133,18 +151,7 @@ fn a_long_history_is_sent_a_window_at_a_time() {
 
 #[test]
 fn a_burst_of_events_is_sent_a_window_at_a_time_and_replies_wait_for_all_of_it() {
-    let mut c = primary();
-    c.step(0, Input::Connected(2));
-    backup_proves(&mut c, 2);
-    c.step(
-        0,
-        Input::Received(
-            2,
-            Dialect::Native,
-            native("backup", Message::Follow { after: 0 }),
-        ),
-    );
-    c.step(0, Input::Connected(1));
+    let mut c = primary_with_backup_and_client();
     let before = c.history_len();
     let out = submit(&mut c, 1, 3000);
     let first = replicas(&out, 2);
@@ -195,18 +202,7 @@ fn a_large_submission_is_acknowledged_in_a_short_line() {
 /// waits behind it.
 #[test]
 fn a_client_gone_before_its_reply_is_released_still_gets_it_first() {
-    let mut c = primary();
-    c.step(0, Input::Connected(2));
-    backup_proves(&mut c, 2);
-    c.step(
-        0,
-        Input::Received(
-            2,
-            Dialect::Native,
-            native("backup", Message::Follow { after: 0 }),
-        ),
-    );
-    c.step(0, Input::Connected(1));
+    let mut c = primary_with_backup_and_client();
     let first = replicas(&submit(&mut c, 1, 1), 2);
     let gone = c.step(0, Input::Disconnected(1));
     assert!(

@@ -62,6 +62,19 @@ impl Rig {
         rig
     }
 
+    /// A logged-in client whose feed server then stops answering (paused: nothing it says
+    /// arrives), and two requests: the round robin sends one to each server, and the silent
+    /// one's waits. Returns the rig and the silent server.
+    fn with_a_silent_feed() -> (Rig, usize) {
+        let mut rig = Rig::new();
+        rig.client(login());
+        let feed = rig.broker.clients[&1].feed.unwrap();
+        rig.down[feed] = true;
+        rig.client(Message::ChatChannels);
+        rig.client(Message::ChatChannels);
+        (rig, feed)
+    }
+
     fn client(&mut self, message: Message) {
         self.now += 10;
         self.broker_step(Input::Received(1, env("ada", message)));
@@ -289,14 +302,7 @@ fn with_every_server_down_a_request_fails_with_a_clear_error() {
 
 #[test]
 fn a_silent_server_is_taken_for_dead_and_its_request_goes_elsewhere() {
-    let mut rig = Rig::new();
-    rig.client(login());
-    // The server that got the login stops answering (paused): nothing it says arrives.
-    let feed = rig.broker.clients[&1].feed.unwrap();
-    rig.down[feed] = true;
-    // Two requests: the round robin sends one to each server; the silent one's waits.
-    rig.client(Message::ChatChannels);
-    rig.client(Message::ChatChannels);
+    let (mut rig, feed) = Rig::with_a_silent_feed();
     let lists = |rig: &Rig| {
         rig.to_client
             .iter()
@@ -453,12 +459,7 @@ fn a_post_to_a_channel_another_client_made_elsewhere_finds_the_server_that_has_i
 /// after the answer, however late it comes; one with nothing on its way, at once.
 #[test]
 fn a_client_that_closes_with_a_request_on_its_way_is_answered_first() {
-    let mut rig = Rig::new();
-    rig.client(login());
-    let feed = rig.broker.clients[&1].feed.unwrap();
-    rig.down[feed] = true;
-    rig.client(Message::ChatChannels);
-    rig.client(Message::ChatChannels);
+    let (mut rig, _) = Rig::with_a_silent_feed();
     let told = rig.to_client.len();
     rig.broker_step(Input::Closed(1));
     assert_eq!(rig.let_go_after, None, "one request is still on its way");
