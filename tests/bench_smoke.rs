@@ -187,3 +187,21 @@ fn a_bad_paced_rate_is_a_usage_error_naming_it() {
         );
     }
 }
+
+/// `bench chat --posts` and `--subscribers` take one or more: zero, or not a number, is a usage
+/// error naming the value, before anything is started.
+#[test]
+fn a_chat_count_of_zero_or_garbage_is_a_usage_error_naming_it() {
+    for flag in ["--posts", "--subscribers"] {
+        for (bad, says) in [
+            ("0", "is not a count: one or more"),
+            ("many", "is not a count"),
+        ] {
+            let (_, err) = refused(&["bench", "chat", flag, bad]);
+            assert!(
+                err.contains(flag) && err.contains(&format!("`{bad}`")) && err.contains(says),
+                "{flag} {bad}: {err}"
+            );
+        }
+    }
+}

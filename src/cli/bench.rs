@@ -63,11 +63,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "1m", value_parser = parse_duration)]
     pub sample_every: std::time::Duration,
     /// chat: subscribers.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub subscribers: usize,
     /// chat: posts in the throughput run (20,000 take about a second: long enough that one
     /// stall of the machine does not decide the figure).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = at_least_one)]
     pub posts: usize,
     /// chat: posts the publisher keeps unanswered.
     #[arg(long, default_value_t = 64)]
@@ -331,6 +331,15 @@ fn positive_rate(text: &str) -> Result<f64, String> {
             "`{text}` is not a rate: posts a second, above zero"
         )),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A count that must be one or more (`--posts`, `--subscribers`): none measures nothing.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(format!("`{text}` is not a count: one or more")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("`{text}` is not a count: {e}")),
     }
 }
 

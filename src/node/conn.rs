@@ -346,29 +346,30 @@ async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Chunk>, waiting: Ar
         chunk.bytes
     };
     while let Some(chunk) = rx.recv().await {
-        let mut first = Some(taken(chunk));
+        let first = taken(chunk);
         let burst = async {
-            loop {
-                let next = rx.try_recv().ok().map(taken);
-                if let (Some(alone), None) = (&first, &next) {
-                    out.write_all(alone).await?;
-                    break;
-                }
-                buffer.clear();
-                for bytes in first.take().iter().chain(&next) {
-                    buffer.extend_from_slice(bytes);
-                }
-                let mut drained = next.is_none();
-                while buffer.len() < BURST {
-                    let Ok(chunk) = rx.try_recv() else {
-                        drained = true;
-                        break;
-                    };
-                    buffer.extend_from_slice(&taken(chunk));
-                }
-                out.write_all(&buffer).await?;
-                if drained {
-                    break;
+            match rx.try_recv() {
+                // A chunk alone is written as it is.
+                Err(_) => out.write_all(&first).await?,
+                Ok(next) => {
+                    buffer.clear();
+                    buffer.extend_from_slice(&first);
+                    buffer.extend_from_slice(&taken(next));
+                    loop {
+                        let mut drained = false;
+                        while buffer.len() < BURST {
+                            let Ok(chunk) = rx.try_recv() else {
+                                drained = true;
+                                break;
+                            };
+                            buffer.extend_from_slice(&taken(chunk));
+                        }
+                        out.write_all(&buffer).await?;
+                        buffer.clear();
+                        if drained {
+                            break;
+                        }
+                    }
                 }
             }
             out.flush().await
