@@ -2,16 +2,19 @@
 # Redis pub/sub beside tcluster's chat server, with the same clients, on the same machine in one
 # go: 50 subscribers to one channel, one publisher.
 #
-#   bench/redis/run.sh [SUBSCRIBERS] [POSTS]
+#   bench/redis/run.sh [SUBSCRIBERS] [POSTS] [ROUNDS]
 #
-# Installs Debian's redis-server if it is missing, starts it on 127.0.0.1:6391 in memory (no
-# RDB, no AOF), runs `tcluster bench chat --redis`, stops it, then runs `tcluster bench chat`
-# in memory (at its own half load, and again at Redis's) and with its history on disk.
-# Method and results: docs/performance/chat.md.
+# Installs Debian's redis-server if it is missing. Each round starts it on 127.0.0.1:6391 in
+# memory (no RDB, no AOF), runs `tcluster bench chat --redis`, stops it, then runs `tcluster
+# bench chat` in memory (at its own half load, and again at Redis's) and with its history on
+# disk. Every row is printed as JSON as it comes; after the last round, a summary: each round's
+# ratios against Redis in the same round, and their ranges. Method and results:
+# docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
 POSTS=${2:-20000}
+ROUNDS=${3:-1}
 PORT=6391
 
 if ! command -v redis-server >/dev/null; then
@@ -19,27 +22,60 @@ if ! command -v redis-server >/dev/null; then
 fi
 TCLUSTER=${TCLUSTER:-target/release/tcluster}
 [ -x "$TCLUSTER" ] || cargo build --release -q
+if redis-cli -p "$PORT" ping >/dev/null 2>&1; then
+    echo "something already answers on 127.0.0.1:$PORT; stop it first" >&2
+    exit 1
+fi
 
-redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
-    --loglevel warning >/dev/null &
-REDIS=$!
-trap 'kill $REDIS 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
-    sleep 0.05
+# A number from a row: `field ROW KEY` (the first KEY in it; `p99` is the latency's).
+field() { printf '%s' "$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
+
+SUMMARY=""
+for round in $(seq "$ROUNDS"); do
+    redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no \
+        --loglevel warning >/dev/null &
+    REDIS=$!
+    trap 'kill $REDIS 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do
+        redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
+        sleep 0.05
+    done
+
+    echo "== round $round of $ROUNDS: redis pub/sub"
+    REDIS_ROW=$("$TCLUSTER" bench chat --json --redis "127.0.0.1:$PORT" --subscribers "$SUBSCRIBERS" --posts "$POSTS")
+    echo "$REDIS_ROW"
+    kill "$REDIS"; wait "$REDIS" 2>/dev/null || true
+    trap - EXIT
+    echo "== round $round of $ROUNDS: tcluster chat, in memory"
+    MEMORY_ROW=$("$TCLUSTER" bench chat --json --no-journal --subscribers "$SUBSCRIBERS" --posts "$POSTS")
+    echo "$MEMORY_ROW"
+    # Each latency above is at half that server's own throughput; this one is at Redis's load.
+    REDIS_PACED=$(field "$REDIS_ROW" paced_posts_per_second)
+    echo "== round $round of $ROUNDS: tcluster chat, in memory, latency at redis's half load ($REDIS_PACED posts/s)"
+    PACED_ROW=$("$TCLUSTER" bench chat --json --no-journal --subscribers "$SUBSCRIBERS" --posts "$POSTS" \
+        --paced "$REDIS_PACED")
+    echo "$PACED_ROW"
+    echo "== round $round of $ROUNDS: tcluster chat, history on disk"
+    DISK_ROW=$("$TCLUSTER" bench chat --json --subscribers "$SUBSCRIBERS" --posts "$POSTS")
+    echo "$DISK_ROW"
+    SUMMARY+="$round $(field "$REDIS_ROW" deliveries_per_second) $(field "$REDIS_ROW" p99) \
+$(field "$MEMORY_ROW" deliveries_per_second) $(field "$MEMORY_ROW" p99) $(field "$PACED_ROW" p99) \
+$(field "$DISK_ROW" deliveries_per_second)"$'\n'
 done
 
-echo "== redis pub/sub"
-REDIS_ROW=$("$TCLUSTER" bench chat --json --redis "127.0.0.1:$PORT" --subscribers "$SUBSCRIBERS" --posts "$POSTS")
-echo "$REDIS_ROW"
-kill "$REDIS"; wait "$REDIS" 2>/dev/null || true
-trap - EXIT
-echo "== tcluster chat, in memory"
-"$TCLUSTER" bench chat --json --no-journal --subscribers "$SUBSCRIBERS" --posts "$POSTS"
-# Each latency above is at half that server's own throughput; this one is at Redis's load.
-REDIS_PACED=$(printf '%s' "$REDIS_ROW" | grep -o '"paced_posts_per_second":[0-9.e+]*' | cut -d: -f2)
-echo "== tcluster chat, in memory, latency at redis's half load ($REDIS_PACED posts/s)"
-"$TCLUSTER" bench chat --json --no-journal --subscribers "$SUBSCRIBERS" --posts "$POSTS" \
-    --paced "$REDIS_PACED"
-echo "== tcluster chat, history on disk"
-"$TCLUSTER" bench chat --json --subscribers "$SUBSCRIBERS" --posts "$POSTS"
+echo "== summary: deliveries/s and p99 at half load (ms); × is against Redis in the same round"
+printf '%s' "$SUMMARY" | awk '
+    BEGIN {
+        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s\n", "round", "redis", "p99", "in memory", "×", "p99", "p99 @ redis", "on disk", "×"
+    }
+    {
+        m = $4 / $2; d = $7 / $2
+        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f×\n", $1, $2, $3, $4, m, $5, $6, $7, d
+        if (NR == 1 || m < lo_m) lo_m = m; if (NR == 1 || m > hi_m) hi_m = m
+        if (NR == 1 || d < lo_d) lo_d = d; if (NR == 1 || d > hi_d) hi_d = d
+        if (NR == 1 || $5 < lo_p) lo_p = $5; if (NR == 1 || $5 > hi_p) hi_p = $5
+        if (m >= 1.0) met_m++; if (d >= 0.8) met_d++; if ($5 <= 2.0) met_p++
+    }
+    END {
+        printf "in memory %.2f–%.2f× (≥ 1.0× in %d of %d); p99 at its own half load %.2f–%.2f ms (≤ 2 ms in %d); on disk %.2f–%.2f× (≥ 0.8× in %d)\n", lo_m, hi_m, met_m, NR, lo_p, hi_p, met_p, lo_d, hi_d, met_d
+    }'
