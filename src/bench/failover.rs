@@ -79,6 +79,7 @@ pub async fn failover(program: &Path, runs: usize) -> Result<Failover, BenchErro
             .await?;
         }
         let mut watch = Client::connect(&backup, "bench-watch", None).await?;
+        following(&mut watch).await?;
 
         let t0 = Instant::now();
         s.signal("coordinator", Signal::SIGKILL)?;
@@ -116,4 +117,38 @@ pub async fn failover(program: &Path, runs: usize) -> Result<Failover, BenchErro
         takeover: Spread::of(takeover),
         serving: Spread::of(serving),
     })
+}
+
+/// Waits until the backup holds the ten warm-up jobs as completed (it follows the primary and
+/// has its history) and is still a backup; anything else is a setup that would measure a
+/// silence timer, not a failover, and is said.
+async fn following(watch: &mut Client) -> Result<(), BenchError> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let report = match watch.request(Message::Status { job: None }).await? {
+            Message::StatusReport { report } => report,
+            other => {
+                return Err(BenchError::Setup(format!(
+                    "the backup answered status with {}",
+                    other.kind()
+                )));
+            }
+        };
+        if report.role != "backup" {
+            return Err(BenchError::Setup(format!(
+                "the backup is {} before the primary was killed: it does not follow the primary",
+                report.role
+            )));
+        }
+        if report.jobs.completed >= 10 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout(format!(
+                "the backup following the primary (it holds {} of the 10 jobs done)",
+                report.jobs.completed
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

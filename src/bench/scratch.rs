@@ -20,6 +20,9 @@ pub(super) struct Scratch {
     nodes: HashMap<String, (Child, ChildStdin)>,
     /// Whether servers keep a journal (or chat history) on disk, as under `tcluster run`.
     pub(super) durable: bool,
+    /// The secret the masters and chat servers prove to each other, the same for every node
+    /// started here, as `tcluster run` gives its built-in nodes one.
+    peer_key: String,
 }
 
 impl Scratch {
@@ -64,6 +67,7 @@ impl Scratch {
             program: program.to_path_buf(),
             nodes: HashMap::new(),
             durable: true,
+            peer_key: hex::encode(rand::random::<[u8; 16]>()),
         })
     }
 
@@ -75,7 +79,7 @@ impl Scratch {
         listen: Option<&str>,
         connect: Option<&str>,
     ) -> Result<String, BenchError> {
-        let command = child::builtin_command(
+        let mut command = child::builtin_command(
             &self.program,
             &self.topology,
             name,
@@ -84,6 +88,7 @@ impl Scratch {
             None,
             self.durable.then(|| self.dir.join("state")).as_deref(),
         );
+        command.env(crate::node::PEER_KEY_ENV, &self.peer_key);
         let mut child = child::spawn(command)
             .map_err(|e| BenchError::Setup(format!("cannot start {name}: {e}")))?;
         let stdin = child.stdin.take().expect("stdin is piped");
