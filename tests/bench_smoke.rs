@@ -205,3 +205,33 @@ fn a_chat_count_of_zero_or_garbage_is_a_usage_error_naming_it() {
         }
     }
 }
+
+/// The scripts that run a peer beside tcluster refuse a count that is not one (rounds, posts,
+/// jobs) with a usage error naming it, before they install or start anything.
+#[test]
+fn the_peer_scripts_refuse_a_bad_count_before_anything_starts() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (script, args, named) in [
+        ("bench/redis/run.sh", &["50", "20000", "x"][..], "ROUNDS"),
+        ("bench/redis/run.sh", &["50", "0"][..], "POSTS"),
+        ("bench/celery/run.sh", &["5000", "-3"][..], "ROUND_TRIPS"),
+        (
+            "bench/celery/run.sh",
+            &["5000", "300", "50000", "1.5"][..],
+            "ROUNDS",
+        ),
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg(root.join(script))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{script} {args:?}: {stderr}");
+        assert!(
+            stderr.contains(named) && stderr.contains(args[args.len() - 1]),
+            "{script} {args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{script} {args:?}: nothing ran");
+    }
+}

@@ -17,6 +17,16 @@ JOBS=${1:-5000}
 ROUND_TRIPS=${2:-300}
 TCLUSTER_JOBS=${3:-$((JOBS * 10))}
 ROUNDS=${4:-1}
+# Each count must be a whole number of 1 or more; anything else is refused before anything starts.
+whole() {
+    case "$2" in
+        '' | *[!0-9]* | 0*) echo "$0: $1 must be a whole number of 1 or more, not '$2'" >&2; exit 2 ;;
+    esac
+}
+whole JOBS "$JOBS"
+whole ROUND_TRIPS "$ROUND_TRIPS"
+whole TCLUSTER_JOBS "$TCLUSTER_JOBS"
+whole ROUNDS "$ROUNDS"
 PORT=6390
 
 if ! command -v redis-server >/dev/null; then

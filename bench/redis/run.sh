@@ -15,6 +15,15 @@ cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
 POSTS=${2:-20000}
 ROUNDS=${3:-1}
+# Each count must be a whole number of 1 or more; anything else is refused before anything starts.
+whole() {
+    case "$2" in
+        '' | *[!0-9]* | 0*) echo "$0: $1 must be a whole number of 1 or more, not '$2'" >&2; exit 2 ;;
+    esac
+}
+whole SUBSCRIBERS "$SUBSCRIBERS"
+whole POSTS "$POSTS"
+whole ROUNDS "$ROUNDS"
 PORT=6391
 
 if ! command -v redis-server >/dev/null; then
