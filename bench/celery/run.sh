@@ -13,19 +13,14 @@
 # round, and their ranges (summary.py). Method and results: docs/performance/dispatch.md.
 set -euo pipefail
 cd "$(dirname "$0")"
+. ../common.sh
 JOBS=${1:-5000}
-ROUND_TRIPS=${2:-300}
-TCLUSTER_JOBS=${3:-$((JOBS * 10))}
-ROUNDS=${4:-1}
-# Each count must be a whole number of 1 or more; anything else is refused before anything starts.
-whole() {
-    case "$2" in
-        '' | *[!0-9]* | 0*) echo "$0: $1 must be a whole number of 1 or more, not '$2'" >&2; exit 2 ;;
-    esac
-}
 whole JOBS "$JOBS"
+ROUND_TRIPS=${2:-300}
 whole ROUND_TRIPS "$ROUND_TRIPS"
+TCLUSTER_JOBS=${3:-$((JOBS * 10))}
 whole TCLUSTER_JOBS "$TCLUSTER_JOBS"
+ROUNDS=${4:-1}
 whole ROUNDS "$ROUNDS"
 PORT=6390
 
@@ -36,10 +31,7 @@ if [ ! -x .venv/bin/celery ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q -r requirements.txt
 fi
-if redis-cli -p "$PORT" ping >/dev/null 2>&1; then
-    echo "something already answers on 127.0.0.1:$PORT; stop it first" >&2
-    exit 1
-fi
+port_free "$PORT"
 TCLUSTER=${TCLUSTER:-target/release/tcluster}
 [ -x "../../$TCLUSTER" ] || [ -x "$TCLUSTER" ] || (cd ../.. && cargo build --release -q)
 [ -x "$TCLUSTER" ] || TCLUSTER="../../$TCLUSTER"

@@ -15,12 +15,7 @@ cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
 POSTS=${2:-20000}
 ROUNDS=${3:-1}
-# Each count must be a whole number of 1 or more; anything else is refused before anything starts.
-whole() {
-    case "$2" in
-        '' | *[!0-9]* | 0*) echo "$0: $1 must be a whole number of 1 or more, not '$2'" >&2; exit 2 ;;
-    esac
-}
+. bench/common.sh
 whole SUBSCRIBERS "$SUBSCRIBERS"
 whole POSTS "$POSTS"
 whole ROUNDS "$ROUNDS"
@@ -31,10 +26,7 @@ if ! command -v redis-server >/dev/null; then
 fi
 TCLUSTER=${TCLUSTER:-target/release/tcluster}
 [ -x "$TCLUSTER" ] || cargo build --release -q
-if redis-cli -p "$PORT" ping >/dev/null 2>&1; then
-    echo "something already answers on 127.0.0.1:$PORT; stop it first" >&2
-    exit 1
-fi
+port_free "$PORT"
 
 # A number from a row: `field ROW KEY` (the first KEY in it; `p99` is the latency's).
 field() { printf '%s' "$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
