@@ -64,10 +64,10 @@ $(field "$MEMORY_ROW" deliveries_per_second) $(field "$MEMORY_ROW" p99) $(field 
 $(field "$DISK_ROW" deliveries_per_second)"$'\n'
 done
 
-echo "== summary: deliveries/s and p99 at half load (ms); × is against Redis in the same round"
+echo "== summary: deliveries/s and p99 at half load (ms); each ratio is against Redis in the same round"
 printf '%s' "$SUMMARY" | awk '
     BEGIN {
-        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s\n", "round", "redis", "p99", "in memory", "×", "p99", "p99 @ redis", "on disk", "×"
+        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio"
     }
     {
         m = $4 / $2; d = $7 / $2
