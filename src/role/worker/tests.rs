@@ -461,12 +461,25 @@ fn a_lent_worker_that_loses_its_borrower_stops_its_jobs_and_goes_home_at_once() 
 }
 
 /// What a closure logs at `level`, as the JSON lines a node writes.
+///
+/// Other tests run beside it on other threads with no subscriber, and `tracing` decides once
+/// per log statement, for the whole process, whether anyone listens: while only one subscriber
+/// is registered, the first thread to reach a statement decides by its own, so a thread with
+/// none would silence that statement here too (it happened: a failed job's `warn!` went
+/// missing). A second subscriber that always listens, kept for the life of the tests, means
+/// no statement is ever decided unheard; the cache is rebuilt once this closure's subscriber
+/// is in place.
 fn logged(level: &str, f: impl FnOnce()) -> Vec<String> {
+    static ALWAYS_LISTENING: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    ALWAYS_LISTENING.get_or_init(|| tracing::Dispatch::new(tracing_subscriber::registry()));
     let lines = crate::logging::InMemory::default();
     let writer = lines.clone();
     let filter = tracing_subscriber::EnvFilter::new(format!("tcluster={level}"));
     let subscriber = crate::logging::json_lines(filter, move || writer.clone());
-    tracing::subscriber::with_default(subscriber, f);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        f();
+    });
     String::from_utf8(lines.take())
         .unwrap()
         .lines()
