@@ -264,11 +264,10 @@ impl Driver {
     fn carry_out(&mut self, output: Output) {
         match output {
             Output::Send(conn, envelope) => {
-                if let Some(writer) = self.writers.get_mut(&conn) {
-                    if writer.lines == 0 {
-                        self.written.push(conn);
-                    }
-                    writer.add(envelope.to_json().as_bytes());
+                if let Some(writer) = self.writers.get_mut(&conn)
+                    && writer.add(envelope.to_json().as_bytes())
+                {
+                    self.written.push(conn);
                 }
             }
             Output::Push(conns, envelope) => {
@@ -284,10 +283,9 @@ impl Driver {
                         self.pending.push(Input::Dropped(conn));
                         continue;
                     }
-                    if writer.lines == 0 {
+                    if writer.add(line.as_bytes()) {
                         self.written.push(conn);
                     }
-                    writer.add(line.as_bytes());
                 }
             }
             Output::Close(conn) => {
@@ -330,11 +328,14 @@ impl Writer {
         }
     }
 
-    fn add(&mut self, line: &[u8]) {
+    /// Adds a line to this batch's; true when it is the first (the connection is then one
+    /// the batch hands something to).
+    fn add(&mut self, line: &[u8]) -> bool {
         self.batch.reserve(line.len() + 1);
         self.batch.extend_from_slice(line);
         self.batch.extend_from_slice(b"\n");
         self.lines += 1;
+        self.lines == 1
     }
 
     /// Queues the batch's lines as one chunk; a connection whose queue is full is closed.

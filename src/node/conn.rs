@@ -348,29 +348,25 @@ async fn write_lines(mut out: Writer, mut rx: mpsc::Receiver<Chunk>, waiting: Ar
     while let Some(chunk) = rx.recv().await {
         let first = taken(chunk);
         let burst = async {
-            match rx.try_recv() {
+            let Ok(next) = rx.try_recv() else {
                 // A chunk alone is written as it is.
-                Err(_) => out.write_all(&first).await?,
-                Ok(next) => {
-                    buffer.clear();
-                    buffer.extend_from_slice(&first);
-                    buffer.extend_from_slice(&taken(next));
-                    loop {
-                        let mut drained = false;
-                        while buffer.len() < BURST {
-                            let Ok(chunk) = rx.try_recv() else {
-                                drained = true;
-                                break;
-                            };
-                            buffer.extend_from_slice(&taken(chunk));
-                        }
-                        out.write_all(&buffer).await?;
-                        buffer.clear();
-                        if drained {
-                            break;
-                        }
-                    }
+                out.write_all(&first).await?;
+                return out.flush().await;
+            };
+            buffer.clear();
+            buffer.extend_from_slice(&first);
+            buffer.extend_from_slice(&taken(next));
+            let mut drained = false;
+            while !drained {
+                while buffer.len() < BURST {
+                    let Ok(chunk) = rx.try_recv() else {
+                        drained = true;
+                        break;
+                    };
+                    buffer.extend_from_slice(&taken(chunk));
                 }
+                out.write_all(&buffer).await?;
+                buffer.clear();
             }
             out.flush().await
         };
