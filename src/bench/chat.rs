@@ -6,10 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::BufReader;
 use tokio::sync::mpsc;
 
-use super::redis::{read_resp, resp};
+use super::redis::{Replies, reply, resp};
 use super::scratch::Scratch;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
@@ -103,10 +102,7 @@ impl Chat {
 /// Where the fan-out benchmark publishes: a tcluster chat server, or Redis.
 enum Publisher {
     Chat(Client),
-    Redis(
-        BufReader<tokio::net::tcp::OwnedReadHalf>,
-        tokio::net::tcp::OwnedWriteHalf,
-    ),
+    Redis(Replies, tokio::net::tcp::OwnedWriteHalf),
 }
 
 impl Publisher {
@@ -138,7 +134,7 @@ impl Publisher {
                 })
                 .await
             }
-            Publisher::Redis(read, _) => read_resp(read).await.map(|_| ()),
+            Publisher::Redis(read, _) => reply(read).await.map(|_| ()),
         }
     }
 
@@ -323,14 +319,7 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
 
 /// The same fan-out through Redis pub/sub at `addr` (a server started by the caller).
 pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
-    let connect = async |addr: &str| {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| BenchError::Setup(format!("cannot connect to redis at {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        Ok::<_, BenchError>((BufReader::new(read), write))
-    };
+    use super::redis::connect;
     let origin = Instant::now();
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
     for _ in 0..fan.subscribers {
@@ -340,12 +329,14 @@ pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
             .write_all(resp(&["SUBSCRIBE", "bench"]).as_bytes())
             .await
             .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
-        read_resp(&mut read).await?;
+        reply(&mut read).await?;
         let tx = tx.clone();
         tokio::spawn(async move {
             let _write = write;
-            while let Ok(reply) = read_resp(&mut read).await {
-                if let [kind, _, text] = &reply[..]
+            // Each reads every reply whole, as a Redis client library does: the message's
+            // three strings, cut out of what each read brought.
+            while let Ok(strings) = reply(&mut read).await {
+                if let [kind, _, text] = &strings[..]
                     && kind == "message"
                     && let Ok(sent) = text.parse::<f64>()
                     && tx.send((Instant::now(), sent)).is_err()

@@ -1,7 +1,12 @@
 //! Just enough of Redis's wire protocol (RESP) for the chat benchmark to publish and subscribe
 //! on a Redis server beside tcluster's chat server.
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use std::io;
+
+use bytes::{Buf, BytesMut};
+use futures::StreamExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{Decoder, FramedRead};
 
 use super::BenchError;
 
@@ -14,72 +19,145 @@ pub(super) fn resp(words: &[&str]) -> String {
     out
 }
 
-/// Reads one Redis reply; returns the bulk strings in it.
-pub(super) async fn read_resp(
-    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-) -> Result<Vec<String>, BenchError> {
-    let fail = |e: String| BenchError::Setup(format!("redis: {e}"));
-    let mut line = String::new();
-    let line_of = async |read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-                         line: &mut String|
-           -> Result<(), BenchError> {
-        line.clear();
-        match read.read_line(line).await {
-            Ok(0) => Err(fail("closed".into())),
-            Ok(_) => Ok(()),
-            Err(e) => Err(fail(e.to_string())),
-        }
-    };
-    line_of(read, &mut line).await?;
-    let items = match line.as_bytes().first() {
-        Some(b'*') => line[1..].trim().parse::<usize>().unwrap_or(0),
-        Some(b'-') => return Err(fail(line.trim().to_string())),
-        _ => return Ok(vec![line.trim().to_string()]),
-    };
-    let mut out = Vec::with_capacity(items);
-    for _ in 0..items {
-        line_of(read, &mut line).await?;
-        if line.starts_with('$') {
-            line_of(read, &mut line).await?;
-        }
-        out.push(line.trim_end().to_string());
+/// Redis's replies on one connection, each cut whole out of what one `read` brought, as a Redis
+/// client library reads them: many replies per system call, none waited for line by line.
+pub(super) type Replies = FramedRead<OwnedReadHalf, Resp>;
+
+/// Opens a connection to Redis at `addr`.
+pub(super) async fn connect(addr: &str) -> Result<(Replies, OwnedWriteHalf), BenchError> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| BenchError::Setup(format!("cannot connect to redis at {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let (read, write) = stream.into_split();
+    Ok((FramedRead::new(read, Resp), write))
+}
+
+/// The next reply: its strings (an array's items, or the one value).
+pub(super) async fn reply(read: &mut Replies) -> Result<Vec<String>, BenchError> {
+    match read.next().await {
+        Some(Ok(strings)) => Ok(strings),
+        Some(Err(e)) => Err(BenchError::Setup(format!("redis: {e}"))),
+        None => Err(BenchError::Setup("redis: closed".into())),
     }
-    Ok(out)
+}
+
+/// The reader of Redis's replies (RESP 2): an array of values, or one value; a value is a bulk
+/// string (`$`), a simple string (`+`) or an integer (`:`). An error reply (`-`) is an error
+/// that says what Redis said.
+#[derive(Debug, Default)]
+pub(super) struct Resp;
+
+impl Decoder for Resp {
+    type Item = Vec<String>;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Vec<String>>> {
+        let mut at = 0;
+        let items = if buf.first() == Some(&b'*') {
+            let Some(head) = line(buf, &mut at)? else {
+                return Ok(None);
+            };
+            number(&head[1..])?
+        } else {
+            1
+        };
+        let mut out = Vec::with_capacity(items);
+        for _ in 0..items {
+            let Some(value) = value(buf, &mut at)? else {
+                return Ok(None);
+            };
+            out.push(value);
+        }
+        buf.advance(at);
+        Ok(Some(out))
+    }
+}
+
+/// The line at `at` without its `\r\n`, moving `at` past it; `None` until it has all come.
+fn line<'a>(buf: &'a [u8], at: &mut usize) -> io::Result<Option<&'a [u8]>> {
+    let Some(end) = memchr::memchr(b'\n', &buf[*at..]) else {
+        return Ok(None);
+    };
+    let text = &buf[*at..*at + end];
+    let Some(text) = text.strip_suffix(b"\r") else {
+        return Err(bad("a line that does not end in \\r\\n"));
+    };
+    *at += end + 1;
+    Ok(Some(text))
+}
+
+/// One value at `at`, moving `at` past it; `None` until it has all come.
+fn value(buf: &[u8], at: &mut usize) -> io::Result<Option<String>> {
+    let Some(head) = line(buf, at)? else {
+        return Ok(None);
+    };
+    let bytes = match head.first() {
+        Some(b'$') if head == b"$-1" => &[][..],
+        Some(b'$') => {
+            let length = number(&head[1..])?;
+            let Some(body) = buf.get(*at..*at + length + 2) else {
+                return Ok(None);
+            };
+            let Some(body) = body.strip_suffix(b"\r\n") else {
+                return Err(bad("a bulk string longer than it said"));
+            };
+            *at += length + 2;
+            body
+        }
+        Some(b'+' | b':') => &head[1..],
+        Some(b'-') => {
+            let said = String::from_utf8_lossy(&head[1..]).into_owned();
+            return Err(io::Error::other(said));
+        }
+        _ => return Err(bad("a reply that is not RESP")),
+    };
+    String::from_utf8(bytes.to_vec())
+        .map(Some)
+        .map_err(|_| bad("a string that is not UTF-8"))
+}
+
+/// A length or a count.
+fn number(digits: &[u8]) -> io::Result<usize> {
+    let fail = || bad("a length that is not a number");
+    if digits.is_empty() || digits.len() > 18 {
+        return Err(fail());
+    }
+    digits.iter().try_fold(0usize, |n, &d| match d {
+        b'0'..=b'9' => Ok(n * 10 + usize::from(d - b'0')),
+        _ => Err(fail()),
+    })
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("redis sent {what}"))
 }
 
 /// The Redis server's process id (`INFO server`), if it runs on this machine: its CPU is then
 /// read from /proc like a node's. `None` for a server elsewhere or a reply without it.
 pub(super) async fn process_id(
-    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    read: &mut Replies,
+    write: &mut OwnedWriteHalf,
 ) -> Result<Option<u32>, BenchError> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fail = |e: String| BenchError::Setup(format!("redis: {e}"));
+    use tokio::io::AsyncWriteExt;
     write
         .write_all(resp(&["INFO", "server"]).as_bytes())
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    // A bulk string: `$<length>`, then that many bytes and a line end.
-    let mut head = String::new();
-    read.read_line(&mut head)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let Some(length) = head
-        .strip_prefix('$')
-        .and_then(|n| n.trim().parse::<usize>().ok())
-    else {
-        return Err(fail(format!("INFO answered {:?}", head.trim())));
+        .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
+    let info = match read.next().await {
+        Some(Ok(strings)) if strings.len() == 1 => strings.concat(),
+        Some(Ok(strings)) => {
+            let said = strings.join(" ");
+            return Err(BenchError::Setup(format!("redis: INFO answered {said:?}")));
+        }
+        Some(Err(e)) => return Err(BenchError::Setup(format!("redis: INFO answered {e}"))),
+        None => return Err(BenchError::Setup("redis: closed".into())),
     };
-    let mut body = vec![0; length + 2];
-    read.read_exact(&mut body)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let pid = pid_in_info(&String::from_utf8_lossy(&body));
     let local = read
         .get_ref()
         .peer_addr()
         .is_ok_and(|a| a.ip().is_loopback());
-    Ok(pid.filter(|_| local))
+    Ok(pid_in_info(&info).filter(|_| local))
 }
 
 /// The `process_id` field of an `INFO` reply.
@@ -90,7 +168,11 @@ fn pid_in_info(info: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+    use bytes::BytesMut;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::{Decoder, FramedRead};
+
+    use super::Resp;
 
     /// A server on 127.0.0.1 that answers its first request with `reply`; what the benchmark
     /// makes of it.
@@ -107,7 +189,7 @@ mod tests {
             .await
             .unwrap()
             .into_split();
-        super::process_id(&mut BufReader::new(read), &mut write).await
+        super::process_id(&mut FramedRead::new(read, Resp), &mut write).await
     }
 
     /// A local server's `INFO` gives its process; an error or garbage is said, not guessed.
@@ -121,6 +203,49 @@ mod tests {
         assert!(asked("hello\r\n").await.is_err());
         // Cut short: the server closes before the whole reply.
         assert!(asked("$500\r\nprocess_id:1\r\n").await.is_err());
+    }
+
+    /// Replies come in pieces and many to a read: each is cut out whole, and only once it has
+    /// all come.
+    #[test]
+    fn replies_are_read_whole_from_whatever_has_arrived() {
+        let wire = b"*3\r\n$7\r\nmessage\r\n$5\r\nbench\r\n$9\r\n1234.5678\r\n:50\r\n+OK\r\n";
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        // One byte at a time: nothing is taken before its reply is complete.
+        for &b in wire {
+            buf.extend_from_slice(&[b]);
+            while let Some(reply) = Resp.decode(&mut buf).unwrap() {
+                got.push(reply);
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                vec!["message", "bench", "1234.5678"],
+                vec!["50"],
+                vec!["OK"]
+            ]
+        );
+        assert!(buf.is_empty());
+        // All at once: the same.
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut again = Vec::new();
+        while let Some(reply) = Resp.decode(&mut buf).unwrap() {
+            again.push(reply);
+        }
+        assert_eq!(again, got);
+    }
+
+    /// What is not RESP, or says it is longer than it is, is an error that says so.
+    #[test]
+    fn a_reply_that_is_not_resp_is_refused() {
+        let refused = |wire: &[u8]| Resp.decode(&mut BytesMut::from(wire)).unwrap_err();
+        assert!(refused(b"hello\r\n").to_string().contains("not RESP"));
+        assert!(refused(b"$3\r\nhello\r\n").to_string().contains("longer"));
+        assert!(refused(b"*x\r\n").to_string().contains("not a number"));
+        assert!(refused(b"+OK\n").to_string().contains("\\r\\n"));
+        assert_eq!(refused(b"-ERR no\r\n").to_string(), "ERR no");
     }
 
     #[test]
