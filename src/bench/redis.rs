@@ -62,7 +62,10 @@ impl Decoder for Resp {
         } else {
             1
         };
-        let mut out = Vec::with_capacity(items);
+        if items > MAX_ITEMS {
+            return Err(bad("an array longer than a reply here can be"));
+        }
+        let mut out = Vec::with_capacity(items.min(8));
         for _ in 0..items {
             let Some(value) = value(buf, &mut at)? else {
                 return Ok(None);
@@ -73,6 +76,12 @@ impl Decoder for Resp {
         Ok(Some(out))
     }
 }
+
+/// The most items an array may say it has, and the longest bulk string: far beyond any reply
+/// the benchmark asks for, and small enough that a broken server cannot make it wait for, or
+/// reserve room for, more than that.
+const MAX_ITEMS: usize = 1024;
+const MAX_BULK: usize = 16 << 20;
 
 /// The line at `at` without its `\r\n`, moving `at` past it; `None` until it has all come.
 fn line<'a>(buf: &'a [u8], at: &mut usize) -> io::Result<Option<&'a [u8]>> {
@@ -96,6 +105,9 @@ fn value(buf: &[u8], at: &mut usize) -> io::Result<Option<String>> {
         Some(b'$') if head == b"$-1" => &[][..],
         Some(b'$') => {
             let length = number(&head[1..])?;
+            if length > MAX_BULK {
+                return Err(bad("a bulk string longer than a reply here can be"));
+            }
             let Some(body) = buf.get(*at..*at + length + 2) else {
                 return Ok(None);
             };
@@ -246,6 +258,22 @@ mod tests {
         assert!(refused(b"*x\r\n").to_string().contains("not a number"));
         assert!(refused(b"+OK\n").to_string().contains("\\r\\n"));
         assert_eq!(refused(b"-ERR no\r\n").to_string(), "ERR no");
+        // Lengths that would have it reserve, or wait for, more than any reply here.
+        assert!(
+            refused(b"*99999999999999\r\n")
+                .to_string()
+                .contains("array longer")
+        );
+        assert!(
+            refused(b"$99999999999999\r\n")
+                .to_string()
+                .contains("bulk string longer")
+        );
+        assert!(
+            refused(b"*999999999999999999999\r\n")
+                .to_string()
+                .contains("not a number")
+        );
     }
 
     #[test]
