@@ -46,6 +46,18 @@ fn every_benchmark_runs_and_reports() {
         let cpu = report["chat"][key].as_f64();
         assert!(cpu.is_some_and(|us| us >= 0.0), "{key}: {report}");
     }
+    // And over the throughput run alone: per delivery and as a share of a core.
+    for key in ["throughput_server_cpu", "throughput_client_cpu"] {
+        let cpu = &report["chat"][key];
+        assert!(
+            cpu["per_delivery_us"].as_f64().is_some_and(|us| us >= 0.0),
+            "{key}: {report}"
+        );
+        assert!(
+            cpu["of_a_core"].as_f64().is_some_and(|s| s >= 0.0),
+            "{key}: {report}"
+        );
+    }
     assert_eq!(report["startup"]["nodes"], 8, "{report}");
     // topologies/lending.top's rush, with lending and without.
     assert_eq!(report["lending"]["with_lending"]["n"], 1, "{report}");

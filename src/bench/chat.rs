@@ -58,6 +58,38 @@ pub struct Chat {
     /// The same for this benchmark's own process, where the subscribers and the publisher
     /// run: what reading (and sending) each delivery costs a client.
     pub client_cpu_per_delivery_us: Option<f64>,
+    /// The server's CPU in the throughput run alone: per delivery, and as a share of one core
+    /// over the run. Unlike the figures over both runs, these compare two servers at the same
+    /// work (in the latency run each is paced at its own half load, and the faster one, at the
+    /// higher load, batches more).
+    pub throughput_server_cpu: Option<CpuShare>,
+    /// The same for the clients' process (its subscribers and publisher share one thread).
+    pub throughput_client_cpu: Option<CpuShare>,
+}
+
+/// A process's CPU over a run.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CpuShare {
+    /// Microseconds of CPU (user and system) per delivery.
+    pub per_delivery_us: f64,
+    /// CPU seconds over the run's seconds: 1.0 is one core busy throughout.
+    pub of_a_core: f64,
+}
+
+impl CpuShare {
+    /// `before` and `after` CPU seconds around a run of `seconds` that made `deliveries`.
+    fn over(
+        before: Option<f64>,
+        after: Option<f64>,
+        deliveries: usize,
+        seconds: f64,
+    ) -> Option<Self> {
+        let cpu = after? - before?;
+        (deliveries > 0).then(|| CpuShare {
+            per_delivery_us: cpu * 1e6 / deliveries as f64,
+            of_a_core: cpu / seconds,
+        })
+    }
 }
 
 impl Chat {
@@ -95,6 +127,28 @@ impl Chat {
                 }
                 None => String::new(),
             }
+        ) + &self.throughput_cpu_line()
+    }
+
+    /// The throughput run's CPU, if it was measured.
+    fn throughput_cpu_line(&self) -> String {
+        let Some(server) = self.throughput_server_cpu else {
+            return String::new();
+        };
+        let clients = self
+            .throughput_client_cpu
+            .map(|c| {
+                format!(
+                    ", clients {:.2} µs ({:.0}% of a core)",
+                    c.per_delivery_us,
+                    c.of_a_core * 100.0
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "  CPU, throughput run   server {:.2} µs ({:.0}% of a core){clients} per delivery\n",
+            server.per_delivery_us,
+            server.of_a_core * 100.0
         )
     }
 }
@@ -214,6 +268,9 @@ async fn fan_out(
     }
     let seconds = (last - started).as_secs_f64().max(1e-9);
     let posts_per_second = posts as f64 / seconds;
+    // Read as soon as the last delivery is in: the quiet wait above ends only on a loss.
+    let throughput_server_cpu = CpuShare::over(cpu_before.0, server_cpu(), got, seconds);
+    let throughput_client_cpu = CpuShare::over(cpu_before.1, client_cpu(), got, seconds);
 
     let paced_as_given = paced.is_some();
     let paced = paced.unwrap_or(posts_per_second / 2.0).max(1.0);
@@ -251,6 +308,8 @@ async fn fan_out(
         latency: Spread::of(samples),
         server_cpu_per_delivery_us,
         client_cpu_per_delivery_us,
+        throughput_server_cpu,
+        throughput_client_cpu,
     })
 }
 
