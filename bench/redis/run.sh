@@ -8,8 +8,8 @@
 # memory (no RDB, no AOF), runs `tcluster bench chat --redis`, stops it, then runs `tcluster
 # bench chat` in memory (at its own half load, and again at Redis's) and with its history on
 # disk. Every row is printed as JSON as it comes; after the last round, a summary: each round's
-# ratios against Redis in the same round, and their ranges. Method and results:
-# docs/performance/chat.md.
+# ratios against Redis in the same round, and their ranges, and each server's CPU per delivery
+# in its throughput run. Method and results: docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
@@ -30,6 +30,11 @@ port_free "$PORT"
 
 # A number from a row: `field ROW KEY` (the first KEY in it; `p99` is the latency's).
 field() { printf '%s' "$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
+# The server's CPU per delivery in the throughput run, from a row (0 where it was not measured).
+server_us() {
+    printf '%s' "$1" | grep -o '"throughput_server_cpu":{[^}]*}' | grep -o '"per_delivery_us":[0-9.e+-]*' \
+        | cut -d: -f2 | grep . || echo 0
+}
 
 SUMMARY=""
 for round in $(seq "$ROUNDS"); do
@@ -61,17 +66,19 @@ for round in $(seq "$ROUNDS"); do
     echo "$DISK_ROW"
     SUMMARY+="$round $(field "$REDIS_ROW" deliveries_per_second) $(field "$REDIS_ROW" p99) \
 $(field "$MEMORY_ROW" deliveries_per_second) $(field "$MEMORY_ROW" p99) $(field "$PACED_ROW" p99) \
-$(field "$DISK_ROW" deliveries_per_second)"$'\n'
+$(field "$DISK_ROW" deliveries_per_second) $(server_us "$REDIS_ROW") \
+$(server_us "$MEMORY_ROW")"$'\n'
 done
 
-echo "== summary: deliveries/s and p99 at half load (ms); each ratio is against Redis in the same round"
+echo "== summary: deliveries/s and p99 at half load (ms); each ratio is against Redis in the same round;"
+echo "   the last column: each server's CPU per delivery in its throughput run (Redis / tcluster in memory)"
 printf '%s' "$SUMMARY" | awk '
     BEGIN {
-        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio"
+        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s %16s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio", "server µs r / t"
     }
     {
         m = $4 / $2; d = $7 / $2
-        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f×\n", $1, $2, $3, $4, m, $5, $6, $7, d
+        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f× %7.2f / %6.2f\n", $1, $2, $3, $4, m, $5, $6, $7, d, $8, $9
         if (NR == 1 || m < lo_m) lo_m = m; if (NR == 1 || m > hi_m) hi_m = m
         if (NR == 1 || d < lo_d) lo_d = d; if (NR == 1 || d > hi_d) hi_d = d
         if (NR == 1 || $5 < lo_p) lo_p = $5; if (NR == 1 || $5 > hi_p) hi_p = $5
