@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::redis::{Replies, reply, resp};
+use super::redis::{Replies, command, reply};
 use super::scratch::Scratch;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
@@ -84,12 +84,17 @@ impl CpuShare {
         deliveries: usize,
         seconds: f64,
     ) -> Option<Self> {
-        let cpu = after? - before?;
-        (deliveries > 0).then(|| CpuShare {
-            per_delivery_us: cpu * 1e6 / deliveries as f64,
-            of_a_core: cpu / seconds,
+        Some(CpuShare {
+            per_delivery_us: per_delivery_us(before, after, deliveries)?,
+            of_a_core: (after? - before?) / seconds,
         })
     }
+}
+
+/// Microseconds of CPU per delivery between two readings of a process's CPU seconds.
+fn per_delivery_us(before: Option<f64>, after: Option<f64>, deliveries: usize) -> Option<f64> {
+    (deliveries > 0).then_some(())?;
+    Some((after? - before?) * 1e6 / deliveries as f64)
 }
 
 impl Chat {
@@ -168,14 +173,7 @@ impl Publisher {
                     text,
                 })
                 .await?),
-            Publisher::Redis(_, write) => {
-                use tokio::io::AsyncWriteExt;
-                let command = resp(&["PUBLISH", "bench", &text]);
-                write
-                    .write_all(command.as_bytes())
-                    .await
-                    .map_err(|e| BenchError::Setup(format!("redis: {e}")))
-            }
+            Publisher::Redis(_, write) => command(write, &["PUBLISH", "bench", &text]).await,
         }
     }
 
@@ -287,14 +285,8 @@ async fn fan_out(
         }
     }
     let delivered = got + samples.len();
-    let per_delivery = |before: Option<f64>, after: Option<f64>| match (before, after) {
-        (Some(before), Some(after)) if delivered > 0 => {
-            Some((after - before) * 1e6 / delivered as f64)
-        }
-        _ => None,
-    };
-    let server_cpu_per_delivery_us = per_delivery(cpu_before.0, server_cpu());
-    let client_cpu_per_delivery_us = per_delivery(cpu_before.1, client_cpu());
+    let server_cpu_per_delivery_us = per_delivery_us(cpu_before.0, server_cpu(), delivered);
+    let client_cpu_per_delivery_us = per_delivery_us(cpu_before.1, client_cpu(), delivered);
     Ok(Chat {
         server: String::new(),
         history_on_disk: false,
@@ -382,12 +374,8 @@ pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
     let origin = Instant::now();
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
     for _ in 0..fan.subscribers {
-        use tokio::io::AsyncWriteExt;
         let (mut read, mut write) = connect(addr).await?;
-        write
-            .write_all(resp(&["SUBSCRIBE", "bench"]).as_bytes())
-            .await
-            .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
+        command(&mut write, &["SUBSCRIBE", "bench"]).await?;
         reply(&mut read).await?;
         let tx = tx.clone();
         tokio::spawn(async move {

@@ -10,8 +10,17 @@ use tokio_util::codec::{Decoder, FramedRead};
 
 use super::BenchError;
 
+/// Sends a Redis command.
+pub(super) async fn command(write: &mut OwnedWriteHalf, words: &[&str]) -> Result<(), BenchError> {
+    use tokio::io::AsyncWriteExt;
+    write
+        .write_all(resp(words).as_bytes())
+        .await
+        .map_err(|e| BenchError::Setup(format!("redis: {e}")))
+}
+
 /// A Redis command in its wire form.
-pub(super) fn resp(words: &[&str]) -> String {
+fn resp(words: &[&str]) -> String {
     let mut out = format!("*{}\r\n", words.len());
     for w in words {
         out.push_str(&format!("${}\r\n{w}\r\n", w.len()));
@@ -151,11 +160,7 @@ pub(super) async fn process_id(
     read: &mut Replies,
     write: &mut OwnedWriteHalf,
 ) -> Result<Option<u32>, BenchError> {
-    use tokio::io::AsyncWriteExt;
-    write
-        .write_all(resp(&["INFO", "server"]).as_bytes())
-        .await
-        .map_err(|e| BenchError::Setup(format!("redis: {e}")))?;
+    command(write, &["INFO", "server"]).await?;
     let info = match read.next().await {
         Some(Ok(strings)) if strings.len() == 1 => strings.concat(),
         Some(Ok(strings)) => {
