@@ -1,7 +1,9 @@
 //! What reading one message costs a client or a node: the lines tcluster's nodes write most
 //! often (a chat delivery, an assignment, a result, a job's event), read by tcluster's decoder
 //! (by their shape, `protocol::hot_read`), by serde's general JSON decoder, and — for the
-//! choice of an encoding — the same message as MessagePack, read by rmp-serde.
+//! choice of an encoding — the same message as MessagePack, read by rmp-serde; and a chat
+//! delivery as the MessagePack frame a chat server sends a subscriber that asked for one
+//! (`protocol::packed`), read by its shape.
 //!
 //!     cargo bench --bench decode
 //!
@@ -12,7 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use tcluster::protocol::message::{ChatBody, ChatEntry, Envelope, JobId, Message};
-use tcluster::protocol::{Dialect, decode};
+use tcluster::protocol::{Dialect, decode, packed};
 use tcluster::role::event::{ClusterEvent, EventKind};
 
 /// Nanoseconds per call of `read`, the median of seven rounds of `n` calls.
@@ -88,8 +90,8 @@ fn main() {
     ];
     let n = 200_000;
     println!(
-        "{:<14} {:>6} {:>8} {:>11} {:>9} {:>11}",
-        "message", "JSON B", "by shape", "serde JSON", "MsgPack B", "rmp-serde"
+        "{:<14} {:>6} {:>8} {:>11} {:>9} {:>11} {:>8} {:>6}",
+        "message", "JSON B", "by shape", "serde JSON", "MsgPack B", "rmp-serde", "frame B", "frame"
     );
     for (name, e) in messages {
         let line = e.to_json();
@@ -107,8 +109,16 @@ fn main() {
         let msgpack = time(n, || {
             rmp_serde::from_slice::<Envelope>(&packed).is_ok_and(|d| d == e)
         });
+        let mut frame = Vec::new();
+        let (frame_bytes, framed) = if packed::delivery(&mut frame, &e) {
+            let framed = time(n, || packed::read_delivery(&frame).is_ok_and(|d| d == e));
+            (frame.len().to_string(), format!("{framed:.0}"))
+        } else {
+            ("-".into(), "-".into())
+        };
         println!(
-            "{name:<14} {:>6} {shape:>8.0} {general:>11.0} {:>9} {msgpack:>11.0}",
+            "{name:<14} {:>6} {shape:>8.0} {general:>11.0} {:>9} {msgpack:>11.0} {frame_bytes:>8} \
+             {framed:>6}",
             line.len(),
             packed.len()
         );

@@ -9,10 +9,10 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::codec::FramedRead;
 
 use crate::clock::LamportClock;
-use crate::protocol::frame::{FrameError, MAX_LINE, frame_text, line_codec};
+use crate::protocol::frame::{FrameError, MAX_LINE, frame_codec, frame_text};
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::message::{Envelope, Message, PeerRole};
-use crate::protocol::{DecodeError, Dialect, decode};
+use crate::protocol::{DecodeError, Dialect, decode, packed};
 
 /// Why a request did not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,8 @@ impl Client {
                 source,
             })?;
         let (read, mut write) = stream.split();
-        let mut lines = FramedRead::new(read, line_codec(MAX_LINE));
+        // Lines, and MessagePack frames if this client asks a chat server for them.
+        let mut lines = FramedRead::new(read, frame_codec(MAX_LINE));
         if let Some((key, role)) = key {
             handshake::prove_within(&mut lines, &mut write, key, name, role, timeout).await?;
         }
@@ -149,8 +150,11 @@ impl Client {
             .await
             .ok_or(ClientError::Closed)?
             .map_err(|e| ClientError::Io(format!("{e:?}")))?;
-        let text = frame_text(&line)?;
-        let envelope = decode(Dialect::Native, text, "")?;
+        let envelope = if line.first() == Some(&packed::MARKER) {
+            packed::read_delivery(&line)?
+        } else {
+            decode(Dialect::Native, frame_text(&line)?, "")?
+        };
         // A server's stamp too far ahead is not merged; the message still counts.
         let _ = self.clock.observe(envelope.clock);
         Ok(envelope)

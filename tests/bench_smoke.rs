@@ -41,6 +41,8 @@ fn every_benchmark_runs_and_reports() {
     // Its latency run at the rate asked for, not half its throughput.
     assert_eq!(report["chat"]["paced_posts_per_second"], 2000.0, "{report}");
     assert_eq!(report["chat"]["paced_as_given"], true, "{report}");
+    // Its subscribers asked for MessagePack frames (the default) and read them whole.
+    assert_eq!(report["chat"]["encoding"], "msgpack", "{report}");
     // The chat server and the clients run here: their CPU per delivery is read from /proc.
     for key in ["server_cpu_per_delivery_us", "client_cpu_per_delivery_us"] {
         let cpu = report["chat"][key].as_f64();
@@ -198,6 +200,17 @@ fn a_bad_paced_rate_is_a_usage_error_naming_it() {
             "{bad}: {err}"
         );
     }
+}
+
+/// `bench chat --encoding` names one of the two encodings; anything else is a usage error that
+/// says which there are.
+#[test]
+fn a_bad_chat_encoding_is_a_usage_error_naming_both() {
+    let (_, err) = refused(&["bench", "chat", "--encoding", "cbor"]);
+    assert!(
+        err.contains("`cbor`") && err.contains("json and msgpack"),
+        "{err}"
+    );
 }
 
 /// `bench chat --posts` and `--subscribers` take one or more: zero, or not a number, is a usage

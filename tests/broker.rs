@@ -87,9 +87,9 @@ fn a_chat_server_killed_behind_the_broker_costs_the_bots_nothing_and_no_post_is_
                 .clone()
                 .expect("the broker sends posts with a request id");
             by_text
-                .entry((from.clone(), text.clone()))
+                .entry((from.to_string(), text.to_string()))
                 .or_default()
-                .insert(request);
+                .insert(request.to_string());
         }
     }
     for (post, requests) in &by_text {
@@ -177,6 +177,19 @@ fn a_broker_answers_bad_lines_with_errors_and_carries_on() {
         done["entry"]["request"].is_string(),
         "sent as chat_once: {done}"
     );
+    // Deliveries come from the broker as its own lines: MessagePack is for a chat server's
+    // own clients.
+    line.send(r#"{"type":"chat_encoding","encoding":"msgpack"}"#);
+    let error = line.recv_type("error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON lines only"),
+        "{error}"
+    );
+    line.send(r#"{"type":"chat_encoding","encoding":"json"}"#);
+    line.recv_type("chat_done");
     // `echo … | nc`: a request forwarded to a chat server, the client's side closed at once;
     // the answer still comes back before the broker closes the connection.
     for attempt in 0..10 {

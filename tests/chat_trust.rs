@@ -81,7 +81,7 @@ fn login(s: &mut ChatServer, conn: u64, user: &str) {
 fn history_texts(s: &ChatServer) -> Vec<String> {
     s.entries()
         .filter_map(|e| match &e.body {
-            ChatBody::Post { text, .. } | ChatBody::Direct { text, .. } => Some(text.clone()),
+            ChatBody::Post { text, .. } | ChatBody::Direct { text, .. } => Some(text.to_string()),
             ChatBody::Channel { .. } => None,
         })
         .collect()

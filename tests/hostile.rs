@@ -301,9 +301,9 @@ proptest! {
             let entry = ChatEntry {
                 request: None,
                 clock: i as u64,
-                server: line.from.to_string(),
+                server: line.from.into(),
                 seq: i as u64 + 1,
-                body: ChatBody::Post { channel: "general".into(), from: "alice".into(), text: text.clone() },
+                body: ChatBody::Post { channel: "general".into(), from: "alice".into(), text: text.as_str().into() },
             };
             s.step(0, ChatInput::Received(line.conn, env(line.from, Message::ChatReplica { entry: Box::new(entry) })));
             s.step(0, ChatInput::Received(line.conn, env(line.from, line.message)));

@@ -12,7 +12,7 @@ use super::redis::{Replies, command, reply};
 use super::scratch::Scratch;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
-use crate::protocol::message::{ChatBody, Message};
+use crate::protocol::message::{ChatBody, Encoding, Message};
 
 /// How a fan-out run is driven, for either server.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +26,8 @@ pub struct FanOut {
     /// The latency run's rate, posts/s; `None`: half the throughput just measured. Given, two
     /// servers' latencies compare at one load (a faster server's own half load is a higher one).
     pub paced: Option<f64>,
+    /// How a tcluster chat server's subscribers ask for their deliveries.
+    pub encoding: Encoding,
 }
 
 /// What [`chat`] measured.
@@ -35,6 +37,9 @@ pub struct Chat {
     pub server: String,
     /// Whether the server kept its history on disk (committed before anything is sent).
     pub history_on_disk: bool,
+    /// How the subscribers read their deliveries: `msgpack` frames or `json` lines (`null`
+    /// for Redis, whose deliveries are RESP).
+    pub encoding: Option<Encoding>,
     /// Subscribers (each subscribed to every channel).
     pub subscribers: usize,
     /// Posts in the throughput run.
@@ -101,7 +106,7 @@ impl Chat {
     /// A readable table.
     pub fn table(&self) -> String {
         format!(
-            "chat  {} ({}), {} subscribers to every channel, one publisher\n\
+            "chat  {} ({}{}), {} subscribers to every channel, one publisher\n\
              \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
              \x20 latency at {:.0} posts/s ({})   {}\n{}",
             self.server,
@@ -109,6 +114,11 @@ impl Chat {
                 "history on disk, committed before delivery"
             } else {
                 "in memory only"
+            },
+            match self.encoding {
+                Some(Encoding::Msgpack) => "; deliveries as MessagePack",
+                Some(Encoding::Json) => "; deliveries as JSON lines",
+                None => "",
             },
             self.subscribers,
             self.deliveries_per_second,
@@ -240,6 +250,7 @@ async fn fan_out(
         posts,
         window,
         paced,
+        encoding: _,
     }: FanOut,
     server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Chat, BenchError> {
@@ -290,6 +301,7 @@ async fn fan_out(
     Ok(Chat {
         server: String::new(),
         history_on_disk: false,
+        encoding: None,
         subscribers,
         posts,
         posts_per_second,
@@ -317,14 +329,21 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
     let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
     for i in 0..fan.subscribers {
         let mut c = Client::connect(&addr, &format!("sub-{i}"), None).await?;
-        c.send(Message::ChatSubscribe {
-            channel: "*".into(),
-        })
+        c.send_all([
+            Message::ChatEncoding {
+                encoding: fan.encoding,
+            },
+            Message::ChatSubscribe {
+                channel: "*".into(),
+            },
+        ])
         .await?;
-        expect(&mut c, "subscribed", |m| {
-            matches!(m, Message::ChatDone { .. }).then_some(())
-        })
-        .await?;
+        for step in ["the encoding taken", "subscribed"] {
+            expect(&mut c, step, |m| {
+                matches!(m, Message::ChatDone { .. }).then_some(())
+            })
+            .await?;
+        }
         let tx = tx.clone();
         tokio::spawn(async move {
             // Each reads every delivery whole, as tcluster's own clients (`tcluster chat`, the
@@ -364,6 +383,7 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
     Ok(Chat {
         server: "tcluster chat".into(),
         history_on_disk,
+        encoding: Some(fan.encoding),
         ..measured
     })
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use crate::bench;
+use crate::protocol::message::Encoding;
 use crate::topology::units::parse_duration;
 
 /// `tcluster bench` arguments.
@@ -76,6 +77,10 @@ pub struct BenchArgs {
     /// throughput (to compare two servers at one load).
     #[arg(long, value_name = "RATE", value_parser = positive_rate)]
     pub paced: Option<f64>,
+    /// chat: how the subscribers ask the chat server for their deliveries: `msgpack` (frames)
+    /// or `json` (lines, what `nc` shows).
+    #[arg(long, default_value = "msgpack", value_parser = parse_encoding)]
+    pub encoding: Encoding,
     /// chat: measure Redis pub/sub at this address instead (a redis-server you started), with
     /// the same clients, for comparison.
     #[arg(long, value_name = "HOST:PORT")]
@@ -277,6 +282,7 @@ async fn measure(
                 posts: args.posts.max(1),
                 window: args.window.max(1),
                 paced: args.paced,
+                encoding: args.encoding,
             };
             let r = match args.redis.as_deref() {
                 Some(redis) => bench::redis_chat(redis, fan).await?,
@@ -319,6 +325,17 @@ fn durability_error(text: &str) -> Option<String> {
     let (_, report) = crate::topology::check_bytes("--durability", policy.as_bytes());
     let error = report.diagnostics.iter().find(|d| d.is_error())?;
     Some(format!("{} ({})", error.message, error.label))
+}
+
+/// `--encoding`: `json` or `msgpack`.
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    match s {
+        "json" => Ok(Encoding::Json),
+        "msgpack" => Ok(Encoding::Msgpack),
+        _ => Err(format!(
+            "`{s}` is not an encoding: the encodings are json and msgpack"
+        )),
+    }
 }
 
 /// `--paced RATE`: a rate as a topology writes one (`15000`, `15000/s`, `900000/min`), above

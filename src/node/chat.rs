@@ -30,7 +30,8 @@ use super::conn::{
 };
 use super::control::NodeControl;
 use crate::journal::ChatHistory;
-use crate::protocol::message::{ChatEntry, Envelope, Message, PeerRole};
+use crate::protocol::message::{ChatEntry, Encoding, Envelope, Message, PeerRole};
+use crate::protocol::packed;
 use crate::role::ConnId;
 use crate::role::chat::{ChatConfig, ChatServer, Input, Output};
 
@@ -271,8 +272,9 @@ impl Driver {
                 }
             }
             Output::Push(conns, envelope) => {
-                // Encoded once, for every subscriber.
-                let line = envelope.to_json();
+                // Encoded once in each encoding its subscribers asked for.
+                let mut line = None::<String>;
+                let mut frame = None::<Vec<u8>>;
                 for conn in conns {
                     let Some(writer) = self.writers.get_mut(&conn) else {
                         continue;
@@ -283,9 +285,28 @@ impl Driver {
                         self.pending.push(Input::Dropped(conn));
                         continue;
                     }
-                    if writer.add(line.as_bytes()) {
+                    let frame = match writer.encoding {
+                        Encoding::Msgpack => frame.get_or_insert_with(|| {
+                            let mut out = Vec::with_capacity(96);
+                            packed::delivery(&mut out, &envelope);
+                            out
+                        }),
+                        Encoding::Json => &[][..],
+                    };
+                    let first = if frame.is_empty() {
+                        let line = line.get_or_insert_with(|| envelope.to_json());
+                        writer.add(line.as_bytes())
+                    } else {
+                        writer.add_frame(frame)
+                    };
+                    if first {
                         self.written.push(conn);
                     }
+                }
+            }
+            Output::Encoding(conn, encoding) => {
+                if let Some(writer) = self.writers.get_mut(&conn) {
+                    writer.encoding = encoding;
                 }
             }
             Output::Close(conn) => {
@@ -313,9 +334,12 @@ impl Driver {
 struct Writer {
     out: Outgoing,
     cancel: CancellationToken,
-    /// This batch's lines for it, each with its newline (one buffer, reused batch after batch).
+    /// This batch's lines for it, each with its newline, and frames (one buffer, reused batch
+    /// after batch).
     batch: BytesMut,
     lines: usize,
+    /// How it asked for its deliveries.
+    encoding: Encoding,
 }
 
 impl Writer {
@@ -325,6 +349,7 @@ impl Writer {
             cancel,
             batch: BytesMut::new(),
             lines: 0,
+            encoding: Encoding::Json,
         }
     }
 
@@ -334,6 +359,13 @@ impl Writer {
         self.batch.reserve(line.len() + 1);
         self.batch.extend_from_slice(line);
         self.batch.extend_from_slice(b"\n");
+        self.lines += 1;
+        self.lines == 1
+    }
+
+    /// [`Writer::add`] for a MessagePack frame (which carries its own length, no newline).
+    fn add_frame(&mut self, frame: &[u8]) -> bool {
+        self.batch.extend_from_slice(frame);
         self.lines += 1;
         self.lines == 1
     }

@@ -6,6 +6,8 @@
 //! into text, accepting `\r\n` endings (telnet, Windows) and refusing bytes that are not UTF-8.
 
 use bytes::{Buf, Bytes, BytesMut};
+
+use super::packed;
 use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
 
 /// The longest line a node accepts, in bytes (64 KiB): far more than any message needs, small
@@ -18,6 +20,16 @@ pub fn line_codec(max: usize) -> LineCodec {
         max,
         searched: 0,
         discarding: false,
+        packed: false,
+    }
+}
+
+/// [`line_codec`] that also cuts out MessagePack frames (see [`super::packed`]) where one
+/// starts between lines: a client that asked for deliveries in them reads both.
+pub fn frame_codec(max: usize) -> LineCodec {
+    LineCodec {
+        packed: true,
+        ..line_codec(max)
     }
 }
 
@@ -32,6 +44,8 @@ pub struct LineCodec {
     searched: usize,
     /// Skipping the rest of a line that was too long.
     discarding: bool,
+    /// Whether frames are read too: each is yielded whole, its marker first.
+    packed: bool,
 }
 
 impl Decoder for LineCodec {
@@ -39,6 +53,20 @@ impl Decoder for LineCodec {
     type Error = AnyDelimiterCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
+        if self.packed && !self.discarding && buf.first() == Some(&packed::MARKER) {
+            let Some(header) = buf.first_chunk::<{ packed::HEADER }>() else {
+                return Ok(None);
+            };
+            let length = packed::body_length(header);
+            if length > self.max {
+                return Err(AnyDelimiterCodecError::MaxChunkLengthExceeded);
+            }
+            if buf.len() < packed::HEADER + length {
+                buf.reserve(packed::HEADER + length - buf.len());
+                return Ok(None);
+            }
+            return Ok(Some(buf.split_to(packed::HEADER + length).freeze()));
+        }
         loop {
             let until = buf.len().min(self.max.saturating_add(1));
             let found = memchr::memchr(b'\n', &buf[self.searched.min(until)..until])
@@ -84,6 +112,15 @@ impl Decoder for LineCodec {
         }
         self.searched = 0;
         Ok(Some(buf.split().freeze()))
+    }
+}
+
+/// Appends one item a [`frame_codec`] cut out as it was on the wire: a line with its newline,
+/// a MessagePack frame as it is.
+pub fn put(out: &mut Vec<u8>, item: &[u8]) {
+    out.extend_from_slice(item);
+    if item.first() != Some(&packed::MARKER) {
+        out.push(b'\n');
     }
 }
 
@@ -145,6 +182,49 @@ mod tests {
         buf.extend_from_slice(b"lo\nx");
         assert_eq!(&codec.decode(&mut buf).unwrap().unwrap()[..], b"hello");
         assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn frames_and_lines_read_whole_however_the_bytes_arrive() {
+        let frame = |body: &[u8]| {
+            let mut f = vec![packed::MARKER];
+            f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            f.extend_from_slice(body);
+            f
+        };
+        // A frame whose body holds newlines, between two lines.
+        let one = frame(b"\x92\n\n");
+        let mut stream = b"{\"type\":\"chat_done\"}\n".to_vec();
+        stream.extend_from_slice(&one);
+        stream.extend_from_slice(b"last\n");
+        for split in 0..=stream.len() {
+            let mut codec = frame_codec(64);
+            let mut buf = BytesMut::from(&stream[..split]);
+            let mut items = Vec::new();
+            while let Some(item) = codec.decode(&mut buf).unwrap() {
+                items.push(item);
+            }
+            buf.extend_from_slice(&stream[split..]);
+            while let Some(item) = codec.decode(&mut buf).unwrap() {
+                items.push(item);
+            }
+            assert_eq!(items.len(), 3, "split at {split}");
+            assert_eq!(&items[1][..], &one[..]);
+            // Written back as they came.
+            let mut out = Vec::new();
+            for item in &items {
+                put(&mut out, item);
+            }
+            assert_eq!(out, stream);
+        }
+        // A frame longer than the limit is refused on its header.
+        let mut codec = frame_codec(8);
+        let mut buf = BytesMut::from(&frame(&[0; 9])[..packed::HEADER]);
+        assert!(codec.decode(&mut buf).is_err());
+        // Where frames are not asked for, the marker is a byte of a line like any other.
+        let mut codec = line_codec(64);
+        let mut buf = BytesMut::from(&b"\xc1\x00\x00\x00\x01x\n"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().len(), 6);
     }
 
     #[test]

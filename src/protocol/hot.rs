@@ -351,16 +351,27 @@ pub(crate) mod tests {
     }
 
     /// A chat entry of any kind, with any contents.
-    fn chat_entry() -> impl Strategy<Value = ChatEntry> {
+    pub(crate) fn chat_entry() -> impl Strategy<Value = ChatEntry> {
         let text = ".{0,16}";
         let body = prop_oneof![
-            (text, text).prop_map(|(channel, by)| ChatBody::Channel { channel, by }),
-            (text, text, text).prop_map(|(channel, from, text)| ChatBody::Post {
-                channel,
-                from,
-                text
+            (text, text).prop_map(|(channel, by): (String, String)| ChatBody::Channel {
+                channel: channel.into(),
+                by: by.into()
             }),
-            (text, text, text).prop_map(|(from, to, text)| ChatBody::Direct { from, to, text }),
+            (text, text, text).prop_map(|(channel, from, text): (String, String, String)| {
+                ChatBody::Post {
+                    channel: channel.into(),
+                    from: from.into(),
+                    text: text.into(),
+                }
+            }),
+            (text, text, text).prop_map(|(from, to, text): (String, String, String)| {
+                ChatBody::Direct {
+                    from: from.into(),
+                    to: to.into(),
+                    text: text.into(),
+                }
+            }),
         ];
         (
             any::<u64>(),
@@ -369,13 +380,17 @@ pub(crate) mod tests {
             body,
             proptest::option::of(text),
         )
-            .prop_map(|(clock, server, seq, body, request)| ChatEntry {
-                clock,
-                server,
-                seq,
-                body,
-                request,
-            })
+            .prop_map(
+                |(clock, server, seq, body, request): (_, String, _, _, Option<String>)| {
+                    ChatEntry {
+                        clock,
+                        server: server.into(),
+                        seq,
+                        body,
+                        request: request.map(Into::into),
+                    }
+                },
+            )
     }
 
     /// One of the events a job makes, with any contents.

@@ -180,13 +180,13 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
-    fn string_field(&mut self, key: &[u8]) -> Option<String> {
+    fn string_field<S: From<Cow<'a, str>>>(&mut self, key: &[u8]) -> Option<S> {
         self.lit(key)?;
-        self.string().map(Cow::into_owned)
+        self.string().map(S::from)
     }
 
     /// `key` and a string, or nothing (serde leaves out a field that is `None`).
-    fn optional_string_field(&mut self, key: &[u8]) -> Option<Option<String>> {
+    fn optional_string_field<S: From<Cow<'a, str>>>(&mut self, key: &[u8]) -> Option<Option<S>> {
         if self.rest.starts_with(key) {
             self.string_field(key).map(Some)
         } else {

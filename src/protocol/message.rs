@@ -9,6 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 pub use crate::cluster::event::ClusterEvent;
@@ -425,6 +426,9 @@ pub enum Message {
     },
     /// Receive every new post of a channel on this connection (`"*"`: every entry).
     ChatSubscribe { channel: String },
+    /// How this connection's deliveries (`chat_message`) are to be sent from now on: JSON
+    /// lines (the default) or MessagePack frames (see `protocol::packed`). Answered `chat_done`.
+    ChatEncoding { encoding: Encoding },
     /// A `chat_publish`, `chat_dm` or `chat_create` that a broker may send twice (to a second
     /// server, when the first died before answering): it makes one entry whatever the number
     /// of servers it reaches, as each entry carries `request`.
@@ -522,6 +526,17 @@ fn one() -> u32 {
     1
 }
 
+/// How a chat server sends a connection its deliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One JSON line each, as every other message.
+    #[default]
+    Json,
+    /// One binary frame each: a MessagePack array, the entry's fields in a fixed order.
+    Msgpack,
+}
+
 /// One entry of the chat history: a channel created, a post, a private message. Every replica
 /// orders the history the same way: by Lamport clock, then origin server, then its sequence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -529,7 +544,7 @@ pub struct ChatEntry {
     /// The origin server's Lamport clock when it made the entry.
     pub clock: u64,
     /// The server that made it.
-    pub server: String,
+    pub server: CompactString,
     /// Its number among that server's entries, from 1.
     pub seq: u64,
     /// What it is.
@@ -538,13 +553,13 @@ pub struct ChatEntry {
     /// The request that made it, when a broker sent it with one (`chat_once`): a retry of the
     /// same request makes no second entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request: Option<String>,
+    pub request: Option<CompactString>,
 }
 
 impl ChatEntry {
     /// The key every replica orders the history by.
     pub fn key(&self) -> (u64, String, u64) {
-        (self.clock, self.server.clone(), self.seq)
+        (self.clock, self.server.to_string(), self.seq)
     }
 }
 
@@ -555,24 +570,24 @@ pub enum ChatBody {
     /// A channel was created.
     Channel {
         /// Its name.
-        channel: String,
+        channel: CompactString,
         /// By whom.
-        by: String,
+        by: CompactString,
     },
     /// A post to a channel.
     Post {
-        channel: String,
+        channel: CompactString,
         /// The sender.
-        from: String,
-        text: String,
+        from: CompactString,
+        text: CompactString,
     },
     /// A private message.
     Direct {
         /// The sender.
-        from: String,
+        from: CompactString,
         /// The recipient.
-        to: String,
-        text: String,
+        to: CompactString,
+        text: CompactString,
     },
 }
 

@@ -10,6 +10,7 @@
 //! - [`classic`]: the classic lab's line protocol, translated to and from the same messages.
 //! - [`auth`]: HMAC challenge–response for clusters with a secret; [`handshake`]: a peer's
 //!   side of it, shared by workers and clients.
+//! - [`packed`]: chat deliveries as MessagePack frames, for a connection that asks for them.
 //! - [`decode`]: one line of either protocol → a message, or a reason it is not one.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub(crate) mod hot;
 mod hot_read;
 pub mod hot_write;
 pub mod message;
+pub mod packed;
 
 use message::Envelope;
 
@@ -52,6 +54,14 @@ pub enum DecodeError {
         /// The `type` asked for.
         kind: String,
         /// serde's account.
+        detail: String,
+    },
+    /// A MessagePack frame that is not a delivery.
+    #[error("bad MessagePack delivery, value {value}: {detail}")]
+    Packed {
+        /// Which of the body's values (from 0).
+        value: usize,
+        /// What it should be.
         detail: String,
     },
     /// A classic line that is not one of the classic commands.

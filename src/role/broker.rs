@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::{LamportClock, Millis};
 use crate::protocol::handshake::{Challenger, Proven, key_for};
-use crate::protocol::message::{Envelope, Message, PeerRole};
+use crate::protocol::message::{Encoding, Envelope, Message, PeerRole};
 use crate::role::ConnId;
 
 /// A server whose upstream has left a request unanswered this long is taken for dead.
@@ -363,6 +363,16 @@ impl Broker {
                 let server = feed.or_else(|| self.next_server(None));
                 self.forward(conn, server, Message::ChatSubscribe { channel });
             }
+            // Deliveries reach a broker's client as the broker's own lines.
+            Message::ChatEncoding {
+                encoding: Encoding::Json,
+            } => self.reply(conn, Message::ChatDone { entry: None }),
+            Message::ChatEncoding { .. } => self.error(
+                conn,
+                "a chat broker sends deliveries as JSON lines only: ask a chat server itself \
+                 for msgpack"
+                    .into(),
+            ),
             message @ (Message::ChatPublish { .. }
             | Message::ChatDm { .. }
             | Message::ChatCreate { .. }) => {

@@ -63,7 +63,7 @@ pub use held::HeldMessage;
 use tap::Burst;
 pub use tap::MessageSeen;
 
-use crate::protocol::frame::line_codec;
+use crate::protocol::frame::{self, frame_codec};
 use crate::topology::Link;
 use crate::topology::units::Percent;
 
@@ -628,7 +628,8 @@ impl LinkShaper {
         let mut outgoing: Vec<(Instant, Bytes)> = Vec::new();
         let mut buffer = Vec::new();
         let mut rng = SmallRng::seed_from_u64(seed);
-        let mut lines = FramedRead::new(read, line_codec(PROXY_MAX_LINE));
+        // Lines, and the MessagePack frames a chat server sends a client that asked for them.
+        let mut lines = FramedRead::new(read, frame_codec(PROXY_MAX_LINE));
         // When the link is next free to send (bandwidth), and when the last message arrives
         // (order): together they decide each message's delivery time.
         let mut link_free = Instant::now();
@@ -753,8 +754,7 @@ async fn hand_over(
     if out.pending.load(Ordering::SeqCst) == 0 && batch.iter().all(|(at, _)| *at <= now) {
         buffer.clear();
         for (_, line) in batch.drain(..) {
-            buffer.extend_from_slice(&line);
-            buffer.push(b'\n');
+            frame::put(buffer, &line);
         }
         return write.lock().await.write_all(buffer).await.is_ok();
     }
@@ -790,8 +790,7 @@ async fn deliver(
                 }
                 tokio::time::sleep_until(at).await;
             }
-            out.extend_from_slice(&line);
-            out.push(b'\n');
+            frame::put(&mut out, &line);
             lines += 1;
         }
         if !put(&mut out, &mut lines).await {

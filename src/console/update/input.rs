@@ -311,9 +311,9 @@ pub fn chat_news(app: &mut App, news: ChatNews) {
             for entry in entries {
                 if let ChatBody::Channel { channel, .. } | ChatBody::Post { channel, .. } =
                     &entry.body
-                    && let Err(at) = chat.channels.binary_search(channel)
+                    && let Err(at) = chat.channels.binary_search_by(|c| c.as_str().cmp(channel))
                 {
-                    chat.channels.insert(at, channel.clone());
+                    chat.channels.insert(at, channel.to_string());
                 }
                 let shown = chat.shows(&ChatItem::Entry(entry.clone()));
                 if chat

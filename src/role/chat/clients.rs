@@ -35,6 +35,12 @@ impl ChatServer {
             Message::ChatDm { to, text } => self.direct(conn, to, text),
             Message::ChatOnce { request, message } => self.once(conn, request, *message),
             Message::ChatSubscribe { channel } => self.subscribe(conn, channel),
+            Message::ChatEncoding { encoding } => {
+                // The driver writes this connection's deliveries so from now on; the reply is
+                // a line still.
+                self.out.push(Output::Encoding(conn, encoding));
+                self.reply(conn, Message::ChatDone { entry: None });
+            }
             Message::ChatHistory {
                 channel,
                 with,
@@ -70,7 +76,8 @@ impl ChatServer {
             _ => self.error(
                 conn,
                 "not a chat message: a chat server takes chat_login, chat_users, chat_create, \
-                 chat_channels, chat_publish, chat_dm, chat_subscribe, chat_history, chat_stats"
+                 chat_channels, chat_publish, chat_dm, chat_subscribe, chat_encoding, chat_history, \
+                 chat_stats"
                     .to_string(),
             ),
         }
@@ -160,7 +167,10 @@ impl ChatServer {
                 ),
             );
         } else {
-            Some(self.new_entry(ChatBody::Channel { channel, by: user }))
+            Some(self.new_entry(ChatBody::Channel {
+                channel: channel.into(),
+                by: user.into(),
+            }))
         };
         self.reply(
             conn,
@@ -185,9 +195,9 @@ impl ChatServer {
             return;
         }
         let entry = self.new_entry(ChatBody::Post {
-            channel,
-            from: user,
-            text,
+            channel: channel.into(),
+            from: user.into(),
+            text: text.into(),
         });
         self.reply(
             conn,
@@ -212,9 +222,9 @@ impl ChatServer {
             return;
         }
         let entry = self.new_entry(ChatBody::Direct {
-            from: user,
-            to,
-            text,
+            from: user.into(),
+            to: to.into(),
+            text: text.into(),
         });
         self.reply(
             conn,

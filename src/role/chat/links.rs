@@ -30,7 +30,7 @@ impl ChatServer {
                     warn!(?link, "chat: a replica refused: {why}");
                     return;
                 }
-                let origin = entry.server.clone();
+                let origin = entry.server.to_string();
                 self.accept_entry(*entry);
                 // Something before this entry never arrived (the link was cut without closing):
                 // ask for what is missing, once per gap.
@@ -86,7 +86,7 @@ impl ChatServer {
         let missing: Vec<ChatEntry> = self
             .entries
             .values()
-            .filter(|e| e.seq > have.get(&e.server).copied().unwrap_or(0))
+            .filter(|e| e.seq > have.get(e.server.as_str()).copied().unwrap_or(0))
             .take(SYNC_BATCH)
             .cloned()
             .collect();

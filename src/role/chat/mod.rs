@@ -33,7 +33,7 @@ use rand::{RngExt, SeedableRng};
 use tracing::{debug, info, warn};
 
 use crate::clock::{LamportClock, Millis};
-use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
+use crate::protocol::message::{ChatBody, ChatEntry, Encoding, Envelope, Message};
 use crate::role::ConnId;
 use crate::topology::User;
 use crate::topology::names::check_name;
@@ -160,6 +160,8 @@ pub enum Output {
     Forget((u64, String, u64)),
     /// Move this node's clock by this many milliseconds (the time master said so).
     AdjustClock(i64),
+    /// Write this connection's deliveries in this encoding from now on (it asked).
+    Encoding(ConnId, Encoding),
 }
 
 #[derive(Debug, Default)]
@@ -253,7 +255,7 @@ fn request_of(entry: &ChatEntry) -> Option<(String, String)> {
         ChatBody::Channel { by, .. } => by,
         ChatBody::Post { from, .. } | ChatBody::Direct { from, .. } => from,
     };
-    Some((author.clone(), entry.request.clone()?))
+    Some((author.to_string(), entry.request.as_ref()?.to_string()))
 }
 
 /// Which retention an entry counts against: its channel's, or its pair of users' (channel
@@ -441,10 +443,10 @@ impl ChatServer {
         self.own_seq += 1;
         let entry = ChatEntry {
             clock: self.clock.tick(),
-            server: self.config.name.clone(),
+            server: self.config.name.as_str().into(),
             seq: self.own_seq,
             body,
-            request: self.request.clone(),
+            request: self.request.as_deref().map(Into::into),
         };
         self.accept_entry(entry.clone());
         entry
@@ -470,9 +472,12 @@ impl ChatServer {
                 _ if c.peer || twin => false,
                 // Private messages go to their recipient, and to whoever may watch them all.
                 ChatBody::Direct { to, .. } => {
-                    self.online.get(to) == Some(conn) || (c.everything && self.sees_everything(c))
+                    self.online.get(to.as_str()) == Some(conn)
+                        || (c.everything && self.sees_everything(c))
                 }
-                ChatBody::Post { channel, .. } => c.everything || c.channels.contains(channel),
+                ChatBody::Post { channel, .. } => {
+                    c.everything || c.channels.contains(channel.as_str())
+                }
                 ChatBody::Channel { .. } => c.everything,
             })
             .map(|(conn, _)| *conn)
@@ -521,7 +526,7 @@ impl ChatServer {
 
     /// Adds an entry to the history; false if it was already there.
     fn insert(&mut self, entry: ChatEntry) -> bool {
-        let (upto, extra) = self.held.entry(entry.server.clone()).or_default();
+        let (upto, extra) = self.held.entry(entry.server.to_string()).or_default();
         if entry.seq <= *upto || extra.contains(&entry.seq) {
             return false;
         }
@@ -532,8 +537,8 @@ impl ChatServer {
         self.clock.advance_to(entry.clock);
         if let ChatBody::Channel { channel, by } = &entry.body {
             self.channels
-                .entry(channel.clone())
-                .or_insert_with(|| by.clone());
+                .entry(channel.to_string())
+                .or_insert_with(|| by.to_string());
         }
         let key = entry.key();
         if let Some(id) = request_of(&entry) {
@@ -544,7 +549,7 @@ impl ChatServer {
         }
         let stream = stream_of(&entry.body);
         self.retained
-            .entry(entry.server.clone())
+            .entry(entry.server.to_string())
             .or_default()
             .insert(entry.seq);
         self.entries.insert(key.clone(), entry);

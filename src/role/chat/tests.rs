@@ -118,7 +118,7 @@ impl Pair {
         server
             .entries()
             .filter_map(|e| match &e.body {
-                ChatBody::Post { text, .. } => Some(text.clone()),
+                ChatBody::Post { text, .. } => Some(text.to_string()),
                 _ => None,
             })
             .collect()
@@ -294,7 +294,7 @@ fn shown(s: &mut ChatServer, conn: ConnId) -> Vec<String> {
         })
         .flatten()
         .filter_map(|e| match e.body {
-            ChatBody::Post { text, .. } => Some(text),
+            ChatBody::Post { text, .. } => Some(text.into()),
             _ => None,
         })
         .collect()

@@ -7,6 +7,7 @@ use tracing::{debug, warn};
 use super::*;
 use crate::protocol::handshake::{Proven, key_for};
 use crate::protocol::message::PeerRole;
+use compact_str::CompactString;
 
 /// Who a connection proved itself to be with the peer secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,12 +171,13 @@ impl ChatServer {
     /// every line it is passed on in).
     pub(super) fn plausible(&self, entry: &ChatEntry) -> Result<(), String> {
         let origin = &entry.server;
-        if *origin != self.config.name && !self.config.peers.contains(origin) {
+        if *origin != self.config.name && !self.config.peers.iter().any(|p| p == origin) {
             return Err(format!(
                 "an entry from `{origin}`, which is no chat server here"
             ));
         }
-        let (names, text): (Vec<(&str, &String)>, Option<&String>) = match &entry.body {
+        let (names, text): (Vec<(&str, &CompactString)>, Option<&CompactString>) = match &entry.body
+        {
             ChatBody::Post {
                 channel,
                 from,

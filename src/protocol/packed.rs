@@ -1,0 +1,405 @@
+//! Chat deliveries as MessagePack frames, for a connection that asked for them
+//! (`chat_encoding` `msgpack`).
+//!
+//! A frame is the byte [`MARKER`] (0xC1: never used by MessagePack, never the first byte of
+//! UTF-8 text, so never the start of a line), the body's length as four bytes, big-endian, and
+//! the body: one MessagePack array of ten values, a `chat_message` envelope's fields in the
+//! order its JSON line has them:
+//!
+//! ```text
+//! [from, clock, entry.clock, entry.server, entry.seq, kind, a, b, c, request]
+//!   post:    a = channel, b = from (the author), c = text
+//!   channel: a = channel, b = by,                c = nil
+//!   direct:  a = from,    b = to,                c = text
+//! ```
+//!
+//! `request` is nil unless the entry has one. Text lines and frames may follow each other on one
+//! connection: replies stay JSON lines. [`delivery`] writes a frame; [`read_delivery`] reads one
+//! back by that shape and refuses anything else, saying which value is wrong.
+
+use compact_str::CompactString;
+use rmp::{decode, encode};
+
+use super::DecodeError;
+use super::message::{ChatBody, ChatEntry, Envelope, Message};
+
+/// The first byte of a frame.
+pub const MARKER: u8 = 0xC1;
+/// The marker and the body's length.
+pub const HEADER: usize = 5;
+/// Values in a body.
+const FIELDS: u32 = 10;
+
+/// Appends `envelope` as a frame, if it is a delivery (`chat_message` without a term); `false`,
+/// with nothing written, for any other message (those go as JSON lines).
+pub fn delivery(out: &mut Vec<u8>, envelope: &Envelope) -> bool {
+    let Message::ChatMessage { entry } = &envelope.message else {
+        return false;
+    };
+    if envelope.term.is_some() {
+        return false;
+    }
+    let start = out.len();
+    out.push(MARKER);
+    out.extend_from_slice(&[0; 4]);
+    // Writing to a Vec cannot fail.
+    let _ = encode::write_array_len(out, FIELDS);
+    let _ = encode::write_str(out, &envelope.from);
+    let _ = encode::write_uint(out, envelope.clock);
+    let _ = encode::write_uint(out, entry.clock);
+    let _ = encode::write_str(out, &entry.server);
+    let _ = encode::write_uint(out, entry.seq);
+    let (kind, a, b, c) = match &entry.body {
+        ChatBody::Post {
+            channel,
+            from,
+            text,
+        } => ("post", channel, from, Some(text.as_str())),
+        ChatBody::Channel { channel, by } => ("channel", channel, by, None),
+        ChatBody::Direct { from, to, text } => ("direct", from, to, Some(text.as_str())),
+    };
+    let _ = encode::write_str(out, kind);
+    let _ = encode::write_str(out, a);
+    let _ = encode::write_str(out, b);
+    string_or_nil(out, c);
+    string_or_nil(out, entry.request.as_deref());
+    let length = (out.len() - start - HEADER) as u32;
+    out[start + 1..start + HEADER].copy_from_slice(&length.to_be_bytes());
+    true
+}
+
+fn string_or_nil(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            let _ = encode::write_str(out, s);
+        }
+        None => {
+            let _ = encode::write_nil(out);
+        }
+    }
+}
+
+/// The body's length, from a frame's first [`HEADER`] bytes.
+pub fn body_length(header: &[u8; HEADER]) -> usize {
+    u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize
+}
+
+/// Reads a whole frame (marker and length included) back into its envelope.
+pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
+    let body = match frame.split_first_chunk::<HEADER>() {
+        Some((header, body)) if header[0] == MARKER && body.len() == body_length(header) => body,
+        _ => {
+            return Err(bad(
+                0,
+                "a frame is 0xC1, the body's length in four bytes, the body",
+            ));
+        }
+    };
+    let mut r = Reader { rest: body, at: 0 };
+    match decode::read_array_len(&mut r.rest) {
+        Ok(FIELDS) => {}
+        _ => return Err(bad(0, "the body is an array of ten values")),
+    }
+    let from = r.string("from")?.into();
+    let clock = r.number("clock")?;
+    let entry_clock = r.number("the entry's clock")?;
+    let server = r.string("server")?;
+    let seq = r.number("seq")?;
+    let kind = r.text("kind")?;
+    let a = r.string("the kind's first field")?;
+    let b = r.string("the kind's second field")?;
+    let c = r.text("the kind's third field")?;
+    let body = match (kind, c) {
+        (Some("post"), Some(text)) => ChatBody::Post {
+            channel: a,
+            from: b,
+            text: text.into(),
+        },
+        (Some("direct"), Some(text)) => ChatBody::Direct {
+            from: a,
+            to: b,
+            text: text.into(),
+        },
+        (Some("channel"), None) => ChatBody::Channel { channel: a, by: b },
+        _ => {
+            return Err(bad(
+                5,
+                "kind is post or direct (with a text) or channel (with nil)",
+            ));
+        }
+    };
+    let request = r.text("request")?.map(CompactString::from);
+    if !r.rest.is_empty() {
+        return Err(bad(FIELDS as usize, "nothing may follow the ten values"));
+    }
+    Ok(Envelope {
+        from,
+        clock,
+        term: None,
+        message: Message::ChatMessage {
+            entry: Box::new(ChatEntry {
+                clock: entry_clock,
+                server,
+                seq,
+                body,
+                request,
+            }),
+        },
+    })
+}
+
+/// The body still to read, and which value is next.
+struct Reader<'a> {
+    rest: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A string (not nil).
+    fn string(&mut self, what: &str) -> Result<CompactString, DecodeError> {
+        match self.text(what)? {
+            Some(s) => Ok(s.into()),
+            None => Err(bad(self.at - 1, &format!("{what} is a string, not nil"))),
+        }
+    }
+
+    /// A string or nil, borrowed from the frame.
+    fn text(&mut self, what: &str) -> Result<Option<&'a str>, DecodeError> {
+        self.at += 1;
+        let read = || {
+            let (&marker, rest) = self.rest.split_first()?;
+            let (length, rest) = match marker {
+                0xc0 => return Some((None, rest)),
+                0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
+                0xd9 => (usize::from(*rest.first()?), &rest[1..]),
+                0xda => (
+                    usize::from(u16::from_be_bytes(*rest.first_chunk()?)),
+                    &rest[2..],
+                ),
+                0xdb => (
+                    u32::from_be_bytes(*rest.first_chunk()?) as usize,
+                    &rest[4..],
+                ),
+                _ => return None,
+            };
+            let (text, rest) = rest.split_at_checked(length)?;
+            Some((Some(std::str::from_utf8(text).ok()?), rest))
+        };
+        let (text, rest) =
+            read().ok_or_else(|| bad(self.at - 1, &format!("{what} is a UTF-8 string")))?;
+        self.rest = rest;
+        Ok(text)
+    }
+
+    fn number(&mut self, what: &str) -> Result<u64, DecodeError> {
+        self.at += 1;
+        decode::read_int::<u64, _>(&mut self.rest)
+            .map_err(|_| bad(self.at - 1, &format!("{what} is a whole number from 0")))
+    }
+}
+
+/// Why a frame is not a delivery: which of the ten values (from 0), and what it should be.
+fn bad(value: usize, detail: &str) -> DecodeError {
+    DecodeError::Packed {
+        value,
+        detail: detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::hot::tests::chat_entry;
+    use proptest::prelude::*;
+
+    fn framed(envelope: &Envelope) -> Vec<u8> {
+        let mut out = Vec::new();
+        assert!(delivery(&mut out, envelope));
+        out
+    }
+
+    /// A frame around the values `write` writes (ten of them, or not).
+    fn frame_of(count: u32, write: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut body = Vec::new();
+        let _ = encode::write_array_len(&mut body, count);
+        write(&mut body);
+        let mut out = vec![MARKER];
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The ten values of a post, with `change` applied to the list first.
+    fn post_with(change: impl FnOnce(&mut Vec<Option<Value>>)) -> Vec<u8> {
+        let mut values = vec![
+            Some(Value::S("chat-1")),
+            Some(Value::N(9)),
+            Some(Value::N(8)),
+            Some(Value::S("chat-1")),
+            Some(Value::N(1)),
+            Some(Value::S("post")),
+            Some(Value::S("general")),
+            Some(Value::S("alice")),
+            Some(Value::S("hello")),
+            None,
+        ];
+        change(&mut values);
+        frame_of(values.len() as u32, |out| {
+            for v in values {
+                match v {
+                    Some(Value::S(s)) => drop(encode::write_str(out, s)),
+                    Some(Value::N(n)) => drop(encode::write_uint(out, n)),
+                    Some(Value::Negative) => drop(encode::write_sint(out, -1)),
+                    Some(Value::NotText) => drop(encode::write_bin(out, b"\xff")),
+                    None => drop(encode::write_nil(out)),
+                }
+            }
+        })
+    }
+
+    enum Value {
+        S(&'static str),
+        N(u64),
+        Negative,
+        NotText,
+    }
+
+    fn refused_at(frame: &[u8]) -> usize {
+        match read_delivery(frame) {
+            Err(DecodeError::Packed { value, .. }) => value,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_post_is_ten_values_in_the_order_of_its_json_line() {
+        let frame = post_with(|_| {});
+        let e = read_delivery(&frame).unwrap();
+        assert_eq!(e.from, "chat-1");
+        assert_eq!(e.clock, 9);
+        let Message::ChatMessage { entry } = &e.message else {
+            panic!("{e:?}")
+        };
+        assert_eq!(entry.to_string(), "[8 chat-1] #general <alice> hello");
+        assert_eq!(entry.seq, 1);
+        // Written back, the same bytes.
+        assert_eq!(framed(&e), frame);
+        // A generic MessagePack library reads the body as ten values.
+        type Ten = (
+            String,
+            u64,
+            u64,
+            String,
+            u64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let ten: Ten = rmp_serde::from_slice(&frame[HEADER..]).unwrap();
+        assert_eq!(ten.5, "post");
+        assert_eq!(ten.8.as_deref(), Some("hello"));
+        assert_eq!(ten.9, None);
+    }
+
+    #[test]
+    fn what_is_not_a_delivery_is_refused_with_the_value_that_is_wrong() {
+        let mut frame = post_with(|_| {});
+        // The header's length must be the body's.
+        frame.push(0);
+        assert_eq!(refused_at(&frame), 0);
+        let mut wrong = post_with(|_| {});
+        wrong[0] = b'{';
+        assert_eq!(refused_at(&wrong), 0);
+        assert_eq!(refused_at(&wrong[..3]), 0);
+        // Nine values, or eleven.
+        assert_eq!(refused_at(&post_with(|v| v.truncate(9))), 0);
+        assert_eq!(refused_at(&post_with(|v| v.push(None))), 0);
+        // Each value of the wrong type, named by its place.
+        assert_eq!(refused_at(&post_with(|v| v[0] = Some(Value::N(3)))), 0);
+        assert_eq!(refused_at(&post_with(|v| v[1] = Some(Value::S("9")))), 1);
+        assert_eq!(refused_at(&post_with(|v| v[2] = Some(Value::Negative))), 2);
+        assert_eq!(refused_at(&post_with(|v| v[3] = None)), 3);
+        assert_eq!(refused_at(&post_with(|v| v[4] = None)), 4);
+        assert_eq!(
+            refused_at(&post_with(|v| v[5] = Some(Value::S("dance")))),
+            5
+        );
+        assert_eq!(refused_at(&post_with(|v| v[6] = Some(Value::NotText))), 6);
+        assert_eq!(refused_at(&post_with(|v| v[7] = None)), 7);
+        // A post without its text; a channel with one.
+        assert_eq!(refused_at(&post_with(|v| v[8] = None)), 5);
+        assert_eq!(
+            refused_at(&post_with(|v| v[5] = Some(Value::S("channel")))),
+            5
+        );
+        assert_eq!(refused_at(&post_with(|v| v[9] = Some(Value::N(1)))), 9);
+        // Bytes that are not UTF-8 in a string.
+        let mut bad_text = post_with(|_| {});
+        let at = bad_text.len() - 2;
+        bad_text[at] = 0xff;
+        assert_eq!(refused_at(&bad_text), 8);
+        // The error says where, in words.
+        let said = read_delivery(&post_with(|v| v[1] = None)).unwrap_err();
+        assert_eq!(
+            said.to_string(),
+            "bad MessagePack delivery, value 1: clock is a whole number from 0"
+        );
+    }
+
+    #[test]
+    fn only_a_delivery_becomes_a_frame() {
+        let mut out = Vec::new();
+        let ping = Envelope {
+            from: "chat-1".into(),
+            clock: 1,
+            term: None,
+            message: Message::Ping,
+        };
+        assert!(!delivery(&mut out, &ping));
+        let e = read_delivery(&post_with(|_| {})).unwrap();
+        let with_term = Envelope { term: Some(2), ..e };
+        assert!(!delivery(&mut out, &with_term));
+        assert!(out.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn every_delivery_reads_back_as_written(
+            entry in chat_entry(),
+            from in ".{0,40}",
+            clock in any::<u64>(),
+        ) {
+            let e = Envelope {
+                from,
+                clock,
+                term: None,
+                message: Message::ChatMessage { entry: Box::new(entry) },
+            };
+            prop_assert_eq!(read_delivery(&framed(&e)), Ok(e));
+        }
+
+        #[test]
+        fn a_delivery_with_any_byte_changed_is_read_or_refused(
+            entry in chat_entry(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let e = Envelope {
+                from: "chat-1".into(),
+                clock: 3,
+                term: None,
+                message: Message::ChatMessage { entry: Box::new(entry) },
+            };
+            let mut frame = framed(&e);
+            let at = HEADER + at.index(frame.len() - HEADER);
+            frame[at] = byte;
+            // Another writer may choose longer forms than tcluster's; what is read is written
+            // back in tcluster's and reads the same.
+            if let Ok(e) = read_delivery(&frame) {
+                prop_assert_eq!(read_delivery(&framed(&e)), Ok(e));
+            }
+        }
+    }
+}
