@@ -347,6 +347,9 @@ pub(crate) mod tests {
             chat_entry().prop_map(|entry| Message::ChatMessage {
                 entry: Box::new(entry)
             }),
+            proptest::option::of(chat_entry()).prop_map(|entry| Message::ChatDone {
+                entry: entry.map(Box::new)
+            }),
         ]
     }
 
@@ -592,6 +595,21 @@ pub(crate) mod tests {
                 seq: 4,
                 event: Arc::new(event),
             },
+            // A chat server's answer to a post, and to a request that made nothing.
+            Message::ChatDone {
+                entry: Some(Box::new(ChatEntry {
+                    clock: 5,
+                    server: "chat-1".into(),
+                    seq: 2,
+                    body: ChatBody::Post {
+                        channel: "general".into(),
+                        from: "ada".into(),
+                        text: "hi".into(),
+                    },
+                    request: Some("front-1-1".into()),
+                })),
+            },
+            Message::ChatDone { entry: None },
         ];
         for message in messages {
             let envelope = Envelope {

@@ -100,6 +100,13 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
         "chat_message" => Message::ChatMessage {
             entry: Box::new(r.chat_entry()?),
         },
+        // The answer to every post: a publisher reads one per post.
+        "chat_done" => Message::ChatDone {
+            entry: match r.rest.starts_with(b",\"entry\":") {
+                true => Some(Box::new(r.chat_entry()?)),
+                false => None,
+            },
+        },
         _ => return None,
     };
     r.lit(b"}")?;

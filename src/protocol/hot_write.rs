@@ -4,10 +4,10 @@
 //! internally tagged enum, which costs several times what the bytes do. For the messages of a
 //! job's life (its submission and acceptance too), the cluster events every job makes, a job
 //! as a snapshot restores it (a compaction writes one per job it keeps) and a chat server's
-//! delivery (`chat_message`, one per post for all its subscribers), [`envelope`] and [`event`]
-//! write the same bytes by hand; anything else goes to serde. The coordinator writes each event
-//! to its subscribers, its backup and its journal, and the launcher records it once more, so
-//! this is on the hottest path there is.
+//! delivery (`chat_message`, one per post for all its subscribers) and its answer to a post
+//! (`chat_done`), [`envelope`] and [`event`] write the same bytes by hand; anything else goes
+//! to serde. The coordinator writes each event to its subscribers, its backup and its journal,
+//! and the launcher records it once more, so this is on the hottest path there is.
 //!
 //! Whatever they write is byte for byte what serde writes for the same value (a property test
 //! holds them to that), so a reader never sees which of the two wrote a line.
@@ -119,6 +119,13 @@ pub fn envelope(out: &mut Vec<u8>, envelope: &Envelope) -> serde_json::Result<()
             head(out, "chat_message");
             out.extend_from_slice(b",\"entry\":");
             chat_entry(out, entry);
+        }
+        Message::ChatDone { entry } => {
+            head(out, "chat_done");
+            if let Some(entry) = entry {
+                out.extend_from_slice(b",\"entry\":");
+                chat_entry(out, entry);
+            }
         }
         _ => return serde_json::to_writer(out, envelope),
     }
