@@ -173,9 +173,15 @@ async fn serve(
         };
         driver.pending.extend(first);
         // What arrived in the same moment (another connection's lines, a reader's next ones)
-        // joins this batch.
-        tokio::task::yield_now().await;
-        let outputs = driver.step_batch(&mut inputs);
+        // joins this batch: the loop lets the readers run (each yield also polls the sockets)
+        // until one round brings nothing more, or the batch is full.
+        loop {
+            tokio::task::yield_now().await;
+            if driver.gather(&mut inputs) == 0 || driver.pending.len() >= MAX_BATCH {
+                break;
+            }
+        }
+        let outputs = driver.step_batch();
         driver.store(&outputs);
         for output in outputs {
             driver.carry_out(output);
@@ -209,16 +215,22 @@ impl Driver {
         event_input(conn, event, &mut self.writers, &mut self.peer_links)
     }
 
-    /// Steps the server with the pending inputs and what has already arrived: one batch, one
-    /// commit of the history.
-    fn step_batch(&mut self, inputs: &mut mpsc::Receiver<(ConnId, ChatEvent)>) -> Vec<Output> {
+    /// Takes what has arrived into the batch, up to [`MAX_BATCH`]; how many came.
+    fn gather(&mut self, inputs: &mut mpsc::Receiver<(ConnId, ChatEvent)>) -> usize {
+        let mut came = 0;
         while self.pending.len() < MAX_BATCH {
             let Ok((conn, event)) = inputs.try_recv() else {
                 break;
             };
+            came += 1;
             let input = self.input_of(conn, event);
             self.pending.extend(input);
         }
+        came
+    }
+
+    /// Steps the server with the batch: one batch, one commit of the history.
+    fn step_batch(&mut self) -> Vec<Output> {
         let mut outputs = Vec::new();
         for input in std::mem::take(&mut self.pending) {
             let now = self.control.now(self.started);
