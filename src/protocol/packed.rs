@@ -18,7 +18,7 @@
 //! back by that shape and refuses anything else, saying which value is wrong.
 
 use compact_str::CompactString;
-use rmp::{decode, encode};
+use rmp::encode;
 
 use super::DecodeError;
 use super::message::{ChatBody, ChatEntry, Envelope, Message};
@@ -84,6 +84,23 @@ pub fn body_length(header: &[u8; HEADER]) -> usize {
     u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize
 }
 
+/// What each part of a body must be, in the order they are read: the array, its ten values,
+/// and the end.
+const EXPECTED: [&str; 12] = [
+    "the body is an array of ten values",
+    "from is a string",
+    "clock is a whole number from 0",
+    "the entry's clock is a whole number from 0",
+    "server is a string",
+    "seq is a whole number from 0",
+    "kind is post or direct (with a text) or channel (with nil)",
+    "the kind's first field is a string",
+    "the kind's second field is a string",
+    "the kind's third field is a string or nil",
+    "request is a string or nil",
+    "nothing may follow the ten values",
+];
+
 /// Reads a whole frame (marker and length included) back into its envelope.
 pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
     let body = match frame.split_first_chunk::<HEADER>() {
@@ -96,19 +113,29 @@ pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
         }
     };
     let mut r = Reader { rest: body, at: 0 };
-    match decode::read_array_len(&mut r.rest) {
-        Ok(FIELDS) => {}
-        _ => return Err(bad(0, "the body is an array of ten values")),
-    }
-    let from = r.string("from")?.into();
-    let clock = r.number("clock")?;
-    let entry_clock = r.number("the entry's clock")?;
-    let server = r.string("server")?;
-    let seq = r.number("seq")?;
-    let kind = r.text("kind")?;
-    let a = r.string("the kind's first field")?;
-    let b = r.string("the kind's second field")?;
-    let c = r.text("the kind's third field")?;
+    // The part that is wrong is the one being read; a value is named by its place (from 0).
+    read(&mut r).ok_or_else(|| bad(r.at.saturating_sub(1).min(10), EXPECTED[r.at]))
+}
+
+/// The body, read in order; `None` at the first part that is wrong (`r.at` says which).
+fn read(r: &mut Reader) -> Option<Envelope> {
+    // Ten values: a fixarray, or the same count in the longer forms another writer may use.
+    let header: &[u8] = match r.rest {
+        [0x9a, ..] => &r.rest[..1],
+        [0xdc, 0, 10, ..] => &r.rest[..3],
+        [0xdd, 0, 0, 0, 10, ..] => &r.rest[..5],
+        _ => return None,
+    };
+    r.rest = &r.rest[header.len()..];
+    let from = r.text()??.to_owned();
+    let clock = r.number()?;
+    let entry_clock = r.number()?;
+    let server = r.string()?;
+    let seq = r.number()?;
+    let kind = r.text()?;
+    let a = r.string()?;
+    let b = r.string()?;
+    let c = r.text()?;
     let body = match (kind, c) {
         (Some("post"), Some(text)) => ChatBody::Post {
             channel: a,
@@ -122,17 +149,14 @@ pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
         },
         (Some("channel"), None) => ChatBody::Channel { channel: a, by: b },
         _ => {
-            return Err(bad(
-                5,
-                "kind is post or direct (with a text) or channel (with nil)",
-            ));
+            r.at = 6;
+            return None;
         }
     };
-    let request = r.text("request")?.map(CompactString::from);
-    if !r.rest.is_empty() {
-        return Err(bad(FIELDS as usize, "nothing may follow the ten values"));
-    }
-    Ok(Envelope {
+    let request = r.text()?.map(CompactString::from);
+    r.at += 1;
+    r.rest.is_empty().then_some(())?;
+    Some(Envelope {
         from,
         clock,
         term: None,
@@ -148,7 +172,7 @@ pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
     })
 }
 
-/// The body still to read, and which value is next.
+/// The body still to read, and which part of it is being read.
 struct Reader<'a> {
     rest: &'a [u8],
     at: usize,
@@ -156,45 +180,55 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A string (not nil).
-    fn string(&mut self, what: &str) -> Result<CompactString, DecodeError> {
-        match self.text(what)? {
-            Some(s) => Ok(s.into()),
-            None => Err(bad(self.at - 1, &format!("{what} is a string, not nil"))),
-        }
+    fn string(&mut self) -> Option<CompactString> {
+        self.text()?.map(CompactString::from)
     }
 
     /// A string or nil, borrowed from the frame.
-    fn text(&mut self, what: &str) -> Result<Option<&'a str>, DecodeError> {
+    fn text(&mut self) -> Option<Option<&'a str>> {
         self.at += 1;
-        let read = || {
-            let (&marker, rest) = self.rest.split_first()?;
-            let (length, rest) = match marker {
-                0xc0 => return Some((None, rest)),
-                0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
-                0xd9 => (usize::from(*rest.first()?), &rest[1..]),
-                0xda => (
-                    usize::from(u16::from_be_bytes(*rest.first_chunk()?)),
-                    &rest[2..],
-                ),
-                0xdb => (
-                    u32::from_be_bytes(*rest.first_chunk()?) as usize,
-                    &rest[4..],
-                ),
-                _ => return None,
-            };
-            let (text, rest) = rest.split_at_checked(length)?;
-            Some((Some(std::str::from_utf8(text).ok()?), rest))
+        let (&marker, rest) = self.rest.split_first()?;
+        let (length, rest) = match marker {
+            0xc0 => {
+                self.rest = rest;
+                return Some(None);
+            }
+            0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
+            0xd9 => (usize::from(*rest.first()?), &rest[1..]),
+            0xda => (
+                usize::from(u16::from_be_bytes(*rest.first_chunk()?)),
+                &rest[2..],
+            ),
+            0xdb => (
+                u32::from_be_bytes(*rest.first_chunk()?) as usize,
+                &rest[4..],
+            ),
+            _ => return None,
         };
-        let (text, rest) =
-            read().ok_or_else(|| bad(self.at - 1, &format!("{what} is a UTF-8 string")))?;
+        let (text, rest) = rest.split_at_checked(length)?;
         self.rest = rest;
-        Ok(text)
+        Some(Some(std::str::from_utf8(text).ok()?))
     }
 
-    fn number(&mut self, what: &str) -> Result<u64, DecodeError> {
+    /// A whole number from 0, in any of MessagePack's integer forms.
+    fn number(&mut self) -> Option<u64> {
         self.at += 1;
-        decode::read_int::<u64, _>(&mut self.rest)
-            .map_err(|_| bad(self.at - 1, &format!("{what} is a whole number from 0")))
+        let (&marker, rest) = self.rest.split_first()?;
+        let (n, width) = match marker {
+            0x00..=0x7f => (u64::from(marker), 0),
+            0xcc | 0xd0 => (u64::from(*rest.first()?), 1),
+            0xcd | 0xd1 => (u64::from(u16::from_be_bytes(*rest.first_chunk()?)), 2),
+            0xce | 0xd2 => (u64::from(u32::from_be_bytes(*rest.first_chunk()?)), 4),
+            0xcf | 0xd3 => (u64::from_be_bytes(*rest.first_chunk()?), 8),
+            _ => return None,
+        };
+        // A signed form holds a number from 0 only if its top bit is clear.
+        let signed = matches!(marker, 0xd0..=0xd3);
+        if signed && width > 0 && n >> (width * 8 - 1) != 0 {
+            return None;
+        }
+        self.rest = &rest[width..];
+        Some(n)
     }
 }
 
@@ -346,6 +380,33 @@ mod tests {
             said.to_string(),
             "bad MessagePack delivery, value 1: clock is a whole number from 0"
         );
+    }
+
+    /// Another writer may choose the longer forms MessagePack allows: they read the same.
+    #[test]
+    fn a_delivery_in_longer_forms_reads_the_same() {
+        let short = read_delivery(&post_with(|_| {})).unwrap();
+        let mut body = vec![0xdc, 0, 10]; // an array16 of ten
+        body.extend_from_slice(&[0xd9, 6]); // str8
+        body.extend_from_slice(b"chat-1");
+        body.extend_from_slice(&[0xcd, 0, 9]); // uint16
+        body.extend_from_slice(&[0xd0, 8]); // int8, not negative
+        body.extend_from_slice(&[0xda, 0, 6]); // str16
+        body.extend_from_slice(b"chat-1");
+        body.extend_from_slice(&[0xcf, 0, 0, 0, 0, 0, 0, 0, 1]); // uint64
+        for s in ["post", "general", "alice", "hello"] {
+            let _ = encode::write_str(&mut body, s);
+        }
+        let _ = encode::write_nil(&mut body);
+        let mut long = vec![MARKER];
+        long.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        long.extend_from_slice(&body);
+        assert_eq!(read_delivery(&long[..]).ok(), Some(short));
+        // A negative number in a signed form is no clock.
+        let mut negative = long.clone();
+        let at = negative.iter().position(|&b| b == 0xd0).unwrap();
+        negative[at + 1] = 0xff;
+        assert_eq!(refused_at(&negative), 2);
     }
 
     #[test]
