@@ -6,10 +6,11 @@
 #
 # Installs Debian's redis-server if it is missing. Each round starts it on 127.0.0.1:6391 in
 # memory (no RDB, no AOF), runs `tcluster bench chat --redis`, stops it, then runs `tcluster
-# bench chat` in memory (at its own half load, and again at Redis's) and with its history on
-# disk. Every row is printed as JSON as it comes; after the last round, a summary: each round's
-# ratios against Redis in the same round, and their ranges, and each server's CPU per delivery
-# in its throughput run. Method and results: docs/performance/chat.md.
+# bench chat` in memory (at its own half load, and again at Redis's), with its history on
+# disk, and in memory with deliveries as JSON lines (the other rows' subscribers ask for
+# MessagePack). Every row is printed as JSON as it comes; after the last round, a summary: each
+# round's ratios against Redis in the same round, and their ranges, and each server's CPU per
+# delivery in its throughput run. Method and results: docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
@@ -64,21 +65,28 @@ for round in $(seq "$ROUNDS"); do
     echo "== round $round of $ROUNDS: tcluster chat, history on disk"
     DISK_ROW=$("$TCLUSTER" bench chat --json --subscribers "$SUBSCRIBERS" --posts "$POSTS")
     echo "$DISK_ROW"
+    # The rows above read MessagePack deliveries (the subscribers ask for them); this one reads
+    # JSON lines, what a client that never asks gets.
+    echo "== round $round of $ROUNDS: tcluster chat, in memory, deliveries as JSON lines"
+    JSON_ROW=$("$TCLUSTER" bench chat --json --no-journal --encoding json --subscribers "$SUBSCRIBERS" \
+        --posts "$POSTS")
+    echo "$JSON_ROW"
     SUMMARY+="$round $(field "$REDIS_ROW" deliveries_per_second) $(field "$REDIS_ROW" p99) \
 $(field "$MEMORY_ROW" deliveries_per_second) $(field "$MEMORY_ROW" p99) $(field "$PACED_ROW" p99) \
 $(field "$DISK_ROW" deliveries_per_second) $(server_us "$REDIS_ROW") \
-$(server_us "$MEMORY_ROW")"$'\n'
+$(server_us "$MEMORY_ROW") $(field "$JSON_ROW" deliveries_per_second)"$'\n'
 done
 
 echo "== summary: deliveries/s and p99 at half load (ms); each ratio is against Redis in the same round;"
-echo "   the last column: each server's CPU per delivery in its throughput run (Redis / tcluster in memory)"
+echo "   server µs: each server's CPU per delivery in its throughput run (Redis / tcluster in memory);"
+echo "   json: tcluster in memory with deliveries as JSON lines (the other tcluster rows: MessagePack)"
 printf '%s' "$SUMMARY" | awk '
     BEGIN {
-        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s %16s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio", "server µs r / t"
+        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s %16s %12s %7s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio", "server µs r / t", "json", "ratio"
     }
     {
         m = $4 / $2; d = $7 / $2
-        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f× %7.2f / %6.2f\n", $1, $2, $3, $4, m, $5, $6, $7, d, $8, $9
+        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f× %7.2f / %6.2f %12.0f %6.2f×\n", $1, $2, $3, $4, m, $5, $6, $7, d, $8, $9, $10, $10 / $2
         if (NR == 1 || m < lo_m) lo_m = m; if (NR == 1 || m > hi_m) hi_m = m
         if (NR == 1 || d < lo_d) lo_d = d; if (NR == 1 || d > hi_d) hi_d = d
         if (NR == 1 || $5 < lo_p) lo_p = $5; if (NR == 1 || $5 > hi_p) hi_p = $5
