@@ -346,9 +346,10 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
         }
         let tx = tx.clone();
         tokio::spawn(async move {
-            // Each reads every delivery whole, as tcluster's own clients (`tcluster chat`, the
-            // bots, a chat server following another) read it: the line, the whole message, the
-            // Lamport clock.
+            // Each reads every delivery whole with tcluster's own client, into the message
+            // every tcluster client gets (the console's chat feed reads frames so; `tcluster
+            // chat`, the bots and a chat server following another read lines): the whole
+            // message, the Lamport clock.
             while let Ok(envelope) = c.receive().await {
                 if let Message::ChatMessage { entry } = envelope.message
                     && let ChatBody::Post { text, .. } = entry.body

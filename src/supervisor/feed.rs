@@ -27,7 +27,7 @@ use super::Update;
 use super::logs::LogLine;
 use crate::client::Client;
 use crate::cluster::worker::WorkerView;
-use crate::protocol::message::{ChatEntry, Message};
+use crate::protocol::message::{ChatEntry, Encoding, Message};
 use crate::shaper::{HeldMessage, LinkShaper, MessageSeen};
 use crate::view::NodeStatus;
 
@@ -248,6 +248,11 @@ pub(super) fn spawn_chat(
             let news = match news {
                 LinkNews::Up(addr) => {
                     send_login(&link, &login);
+                    // Every entry of every channel comes here: as frames, they cost the
+                    // console less to read.
+                    link.send(Message::ChatEncoding {
+                        encoding: Encoding::Msgpack,
+                    });
                     link.send(Message::ChatSubscribe {
                         channel: "*".to_string(),
                     });
