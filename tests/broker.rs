@@ -114,37 +114,9 @@ fn a_broker_answers_bad_lines_with_errors_and_carries_on() {
         dir.path(),
         "node chat { type chat }\nnode front { type broker }\n",
     );
-    let chat = spawn(
-        dir.path(),
-        "chat",
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "chat",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
-    let ready = chat.wait_for_line("READY chat ");
-    let chat_addr = ready.rsplit(' ').next().unwrap().to_string();
+    let (_chat, chat_addr) = listening_node(dir.path(), &topology, "chat", &[]);
     let chat_arg = format!("chat={chat_addr}");
-    let front = spawn(
-        dir.path(),
-        "front",
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "front",
-            "--listen",
-            "127.0.0.1:0",
-            "--chat",
-            &chat_arg,
-        ],
-    );
-    let ready = front.wait_for_line("READY front ");
-    let addr = ready.rsplit(' ').next().unwrap().to_string();
+    let (_front, addr) = listening_node(dir.path(), &topology, "front", &["--chat", &chat_arg]);
     // A first line that is not JSON is read as the classic protocol, which has no chat.
     let mut garbage = Line::connect(&addr);
     garbage.send("this is not json");

@@ -87,20 +87,7 @@ impl Conn {
 
 fn chat_server(dir: &std::path::Path, topology: &str) -> (Proc, String) {
     let topology = common::topology(dir, topology);
-    let proc = spawn(
-        dir,
-        "chat",
-        &[
-            "node",
-            topology.to_str().unwrap(),
-            "--name",
-            "chat",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-    );
-    let ready = proc.wait_for_line("READY chat ");
-    (proc, ready.rsplit(' ').next().unwrap().to_string())
+    listening_node(dir, &topology, "chat", &[])
 }
 
 #[test]

@@ -88,6 +88,24 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> Proc {
     spawn_command(dir, name, command)
 }
 
+/// Starts node `name` of `topology` (`tcluster node`) on a free port, with `extra` arguments,
+/// and waits until it listens; returns it and its address.
+pub fn listening_node(dir: &Path, topology: &Path, name: &str, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec![
+        "node",
+        topology.to_str().expect("a UTF-8 path"),
+        "--name",
+        name,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let proc = spawn(dir, name, &args);
+    let ready = proc.wait_for_line(&format!("READY {name} "));
+    let addr = ready.rsplit(' ').next().expect("an address").to_string();
+    (proc, addr)
+}
+
 /// Starts any program, logging stderr into `dir` and reading its stdout lines.
 pub fn spawn_command(dir: &Path, name: &str, mut command: Command) -> Proc {
     let log = dir.join(format!("{name}.log"));
