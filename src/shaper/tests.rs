@@ -664,3 +664,64 @@ async fn a_held_message_whose_connection_closed_is_lost_not_delivered() {
     assert_eq!(within(seen.recv()).await.unwrap().fate, Fate::Dropped);
     assert!(shaper.held().is_empty());
 }
+
+/// A chat server's MessagePack frames cross a shaped link whole, delayed or not: the proxy cuts
+/// them out between lines (a frame may hold newline bytes) and writes them back as they came.
+#[tokio::test]
+async fn messagepack_frames_cross_a_shaped_link_byte_for_byte() {
+    use crate::protocol::message::{ChatBody, ChatEntry, Envelope, Message};
+    let delivery = |clock| Envelope {
+        from: "chat-1".into(),
+        clock,
+        term: None,
+        message: Message::ChatMessage {
+            entry: Box::new(ChatEntry {
+                clock,
+                server: "chat-1".into(),
+                seq: 10,
+                body: ChatBody::Post {
+                    channel: "general".into(),
+                    from: "ada".into(),
+                    text: "two\nlines".into(),
+                },
+                request: None,
+            }),
+        },
+    };
+    let mut sent = b"{\"type\":\"chat_done\"}\n".to_vec();
+    // A clock of 10 is the byte 0x0A: a newline inside the frame.
+    for clock in [10, 11] {
+        assert!(crate::protocol::packed::delivery(
+            &mut sent,
+            &delivery(clock)
+        ));
+    }
+    sent.extend_from_slice(b"{\"type\":\"pong\"}\n");
+    for latency in [Duration::ZERO, Duration::from_millis(20)] {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = server.local_addr().unwrap();
+        let reply = sent.clone();
+        tokio::spawn(async move {
+            let (mut stream, _) = server.accept().await.unwrap();
+            let mut asked = [0u8; 16];
+            let _ = stream.read(&mut asked).await;
+            stream.write_all(&reply).await.unwrap();
+        });
+        let back = Link {
+            latency,
+            ..Link::default()
+        };
+        let shaper = LinkShaper::new(
+            [("server".to_string(), "client".to_string(), back)],
+            1,
+            CancellationToken::new(),
+        );
+        shaper.set_address("server", target);
+        let addr = shaper.proxy("client", "server").await.unwrap();
+        let (mut read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+        write.write_all(b"{\"type\":\"ping\"}\n").await.unwrap();
+        let mut got = vec![0u8; sent.len()];
+        within(read.read_exact(&mut got)).await.unwrap();
+        assert_eq!(got, sent, "latency {latency:?}");
+    }
+}
