@@ -150,7 +150,7 @@ impl Client {
             .await
             .ok_or(ClientError::Closed)?
             .map_err(|e| ClientError::Io(format!("{e:?}")))?;
-        let envelope = if line.first() == Some(&packed::MARKER) {
+        let envelope = if packed::is_frame(&line) {
             packed::read_delivery(&line)?
         } else {
             decode(Dialect::Native, frame_text(&line)?, "")?

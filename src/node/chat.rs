@@ -284,9 +284,10 @@ impl Driver {
                 }
             }
             Output::Push(conns, envelope) => {
-                // Encoded once in each encoding its subscribers asked for.
+                // Encoded once in each encoding its subscribers asked for (a message that is no
+                // delivery has no frame, and goes as a line to all).
                 let mut line = None::<String>;
-                let mut frame = None::<Vec<u8>>;
+                let mut frame = None::<Option<Vec<u8>>>;
                 for conn in conns {
                     let Some(writer) = self.writers.get_mut(&conn) else {
                         continue;
@@ -298,18 +299,19 @@ impl Driver {
                         continue;
                     }
                     let frame = match writer.encoding {
-                        Encoding::Msgpack => frame.get_or_insert_with(|| {
-                            let mut out = Vec::with_capacity(96);
-                            packed::delivery(&mut out, &envelope);
-                            out
-                        }),
-                        Encoding::Json => &[][..],
+                        Encoding::Msgpack => frame
+                            .get_or_insert_with(|| {
+                                let mut out = Vec::with_capacity(96);
+                                packed::delivery(&mut out, &envelope).then_some(out)
+                            })
+                            .as_deref(),
+                        Encoding::Json => None,
                     };
-                    let first = if frame.is_empty() {
-                        let line = line.get_or_insert_with(|| envelope.to_json());
-                        writer.add(line.as_bytes())
-                    } else {
-                        writer.add_frame(frame)
+                    let first = match frame {
+                        Some(frame) => writer.add_frame(frame),
+                        None => {
+                            writer.add(line.get_or_insert_with(|| envelope.to_json()).as_bytes())
+                        }
                     };
                     if first {
                         self.written.push(conn);

@@ -53,7 +53,7 @@ impl Decoder for LineCodec {
     type Error = AnyDelimiterCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
-        if self.packed && !self.discarding && buf.first() == Some(&packed::MARKER) {
+        if self.packed && !self.discarding && packed::is_frame(buf) {
             let Some(header) = buf.first_chunk::<{ packed::HEADER }>() else {
                 return Ok(None);
             };
@@ -119,7 +119,7 @@ impl Decoder for LineCodec {
 /// a MessagePack frame as it is.
 pub fn put(out: &mut Vec<u8>, item: &[u8]) {
     out.extend_from_slice(item);
-    if item.first() != Some(&packed::MARKER) {
+    if !packed::is_frame(item) {
         out.push(b'\n');
     }
 }

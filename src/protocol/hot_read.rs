@@ -102,9 +102,10 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
         },
         // The answer to every post: a publisher reads one per post.
         "chat_done" => Message::ChatDone {
-            entry: match r.rest.starts_with(b",\"entry\":") {
-                true => Some(Box::new(r.chat_entry()?)),
-                false => None,
+            entry: if r.rest.starts_with(b",\"entry\":") {
+                Some(Box::new(r.chat_entry()?))
+            } else {
+                None
             },
         },
         _ => return None,

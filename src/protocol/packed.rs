@@ -30,6 +30,11 @@ pub const HEADER: usize = 5;
 /// Values in a body.
 const FIELDS: u32 = 10;
 
+/// Whether bytes cut from a connection (a frame, or a line) are a frame.
+pub fn is_frame(item: &[u8]) -> bool {
+    item.first() == Some(&MARKER)
+}
+
 /// Appends `envelope` as a frame, if it is a delivery (`chat_message` without a term); `false`,
 /// with nothing written, for any other message (those go as JSON lines).
 pub fn delivery(out: &mut Vec<u8>, envelope: &Envelope) -> bool {

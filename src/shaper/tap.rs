@@ -111,7 +111,7 @@ impl Burst {
 pub(super) fn peek(line: &[u8]) -> (Cow<'_, str>, Option<u64>) {
     static TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":\""));
     static CLOCK: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"clock\":"));
-    if line.first() == Some(&crate::protocol::packed::MARKER) {
+    if crate::protocol::packed::is_frame(line) {
         let clock = crate::protocol::packed::read_delivery(line).ok();
         return (Cow::Borrowed("chat_message"), clock.map(|e| e.clock));
     }
