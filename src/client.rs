@@ -4,12 +4,13 @@
 //! by the console. It speaks the native protocol, authenticates when the cluster has a secret,
 //! and keeps a Lamport clock like every other node.
 
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{AnyDelimiterCodecError, Decoder, FramedRead};
 
 use crate::clock::LamportClock;
-use crate::protocol::frame::{FrameError, MAX_LINE, frame_codec, frame_text};
+use crate::protocol::frame::{Frame, FrameError, LineCodec, MAX_LINE, frame_codec, frame_text};
 use crate::protocol::handshake::{self, HandshakeError};
 use crate::protocol::message::{Envelope, Message, PeerRole};
 use crate::protocol::{DecodeError, Dialect, decode, packed};
@@ -58,10 +59,47 @@ pub const PEER_SECRET_HINT: &str = "the two do not share the peer secret: server
 
 /// A connection to a server: a coordinator or a chat server.
 pub struct Client {
-    lines: FramedRead<crate::tls::Reader, crate::protocol::frame::LineCodec>,
+    messages: FramedRead<crate::tls::Reader, Messages>,
     write: crate::tls::Writer,
     name: String,
     clock: LamportClock,
+}
+
+/// Cuts what a server sends into messages: JSON lines, and the MessagePack deliveries a chat
+/// server sends a client that asked for them, each read where it lies in the buffer. An item that
+/// is not a message is an error for that item alone: the connection reads on.
+struct Messages {
+    frames: LineCodec,
+    deliveries: packed::Deliveries,
+}
+
+impl Decoder for Messages {
+    type Item = Result<Envelope, ClientError>;
+    type Error = AnyDelimiterCodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.frames.frame(buf)? {
+            Some(Frame::Whole(length)) => {
+                let envelope = self.deliveries.read(&buf[..length]);
+                buf.advance(length);
+                Ok(Some(envelope.map_err(ClientError::from)))
+            }
+            Some(Frame::Partial) => Ok(None),
+            None => Ok(self.frames.decode(buf)?.map(|line| line_message(&line))),
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        match self.decode(buf)? {
+            Some(item) => Ok(Some(item)),
+            None => Ok(self.frames.decode_eof(buf)?.map(|line| line_message(&line))),
+        }
+    }
+}
+
+/// One line's message.
+fn line_message(line: &Bytes) -> Result<Envelope, ClientError> {
+    Ok(decode(Dialect::Native, frame_text(line)?, "")?)
 }
 
 impl Client {
@@ -99,7 +137,10 @@ impl Client {
             handshake::prove_within(&mut lines, &mut write, key, name, role, timeout).await?;
         }
         Ok(Client {
-            lines,
+            messages: lines.map_decoder(|frames| Messages {
+                frames,
+                deliveries: packed::Deliveries::default(),
+            }),
             write,
             name: name.to_string(),
             clock: LamportClock::default(),
@@ -119,7 +160,7 @@ impl Client {
         let mut lines = String::new();
         for message in messages {
             let envelope = Envelope {
-                from: self.name.clone(),
+                from: self.name.as_str().into(),
                 clock: self.clock.tick(),
                 term: None,
                 message,
@@ -144,17 +185,12 @@ impl Client {
 
     /// The next message that arrives.
     pub async fn receive(&mut self) -> Result<Envelope, ClientError> {
-        let line = self
-            .lines
+        let envelope = self
+            .messages
             .next()
             .await
             .ok_or(ClientError::Closed)?
-            .map_err(|e| ClientError::Io(format!("{e:?}")))?;
-        let envelope = if packed::is_frame(&line) {
-            packed::read_delivery(&line)?
-        } else {
-            decode(Dialect::Native, frame_text(&line)?, "")?
-        };
+            .map_err(|e| ClientError::Io(format!("{e:?}")))??;
         // A server's stamp too far ahead is not merged; the message still counts.
         let _ = self.clock.observe(envelope.clock);
         Ok(envelope)
@@ -402,5 +438,73 @@ async fn run_link(
         if news.send(LinkNews::Down(addr, reason)).is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::message::{ChatBody, ChatEntry};
+
+    fn delivery(text: &str) -> Envelope {
+        Envelope {
+            from: "chat-1".into(),
+            clock: 3,
+            term: None,
+            message: Message::ChatMessage {
+                entry: Box::new(ChatEntry {
+                    clock: 2,
+                    server: "chat-1".into(),
+                    seq: 1,
+                    body: ChatBody::Post {
+                        channel: "general".into(),
+                        from: "ada".into(),
+                        text: text.into(),
+                    },
+                    request: None,
+                }),
+            },
+        }
+    }
+
+    /// Frames and lines in one buffer, in pieces: each message is read in turn, a line that is
+    /// not a message is an error for that item alone, and a frame cut short waits for the rest.
+    #[test]
+    fn frames_and_lines_are_read_in_turn_and_a_bad_one_alone_is_refused() {
+        let mut codec = Messages {
+            frames: frame_codec(MAX_LINE),
+            deliveries: packed::Deliveries::default(),
+        };
+        let (first, second) = (delivery("one"), delivery("two"));
+        let mut wire = Vec::new();
+        assert!(packed::delivery(&mut wire, &first));
+        wire.extend_from_slice(b"{\"type\":\"no_such_thing\"}\n");
+        wire.extend_from_slice(b"\xff\xfe\n");
+        let reply = Envelope {
+            from: "chat-1".into(),
+            clock: 4,
+            term: None,
+            message: Message::ChatDone { entry: None },
+        };
+        wire.extend_from_slice((reply.to_json() + "\n").as_bytes());
+        let cut = wire.len();
+        assert!(packed::delivery(&mut wire, &second));
+
+        let mut buf = BytesMut::from(&wire[..cut + 3]);
+        let mut next = |buf: &mut BytesMut| codec.decode(buf).expect("not a framing error");
+        assert_eq!(next(&mut buf).unwrap().unwrap(), first);
+        assert!(matches!(
+            next(&mut buf),
+            Some(Err(ClientError::Protocol(_)))
+        ));
+        assert!(matches!(next(&mut buf), Some(Err(ClientError::Frame(_)))));
+        assert_eq!(next(&mut buf).unwrap().unwrap(), reply);
+        assert!(
+            next(&mut buf).is_none(),
+            "the second frame is not all there"
+        );
+        buf.extend_from_slice(&wire[cut + 3..]);
+        assert_eq!(next(&mut buf).unwrap().unwrap(), second);
+        assert!(next(&mut buf).is_none() && buf.is_empty());
     }
 }

@@ -240,7 +240,7 @@ fn a_borrower_lent_fewer_than_it_wants_asks_again_for_the_rest() {
     use tcluster::protocol::message::{Envelope, Message};
     use tcluster::role::coordinator::{Coordinator, Input, Output, PeerCluster, PeerMaster};
     let env = |from: &str, message| Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

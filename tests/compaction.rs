@@ -19,7 +19,7 @@ const BACKUP: ConnId = 3;
 
 fn native(from: &str, message: Message) -> Envelope {
     Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

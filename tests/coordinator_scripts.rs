@@ -196,7 +196,7 @@ fn run(script: &str) -> String {
                     conn,
                     Dialect::Native,
                     Envelope {
-                        from: name.to_string(),
+                        from: name.into(),
                         clock: 0,
                         term: None,
                         message: Message::Auth { proof },
@@ -211,7 +211,7 @@ fn run(script: &str) -> String {
                     conn,
                     Dialect::Native,
                     Envelope {
-                        from: String::new(),
+                        from: Default::default(),
                         clock: 0,
                         term: None,
                         message: Message::Auth { proof },

@@ -112,7 +112,7 @@ fn hostile() -> impl Strategy<Value = Hostile> {
 
 fn env(from: &str, message: Message) -> Envelope {
     Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

@@ -9,7 +9,7 @@ use tcluster::role::coordinator::{Coordinator, CoordinatorConfig, Input, Output}
 
 fn native(from: &str, message: Message) -> Envelope {
     Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

@@ -12,7 +12,7 @@ use tcluster::role::coordinator::{
 
 fn native(from: &str, message: Message) -> Envelope {
     Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

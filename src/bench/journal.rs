@@ -101,7 +101,7 @@ fn setup(e: impl std::fmt::Display) -> BenchError {
 
 fn envelope(from: &str, message: Message) -> Envelope {
     Envelope {
-        from: from.to_string(),
+        from: from.into(),
         clock: 0,
         term: None,
         message,

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use tokio::runtime::Runtime;
 
 use crate::client::{Client, ClientError};
-use crate::protocol::message::{ChatBody, ChatEntry, Message};
+use crate::protocol::message::{ChatBody, ChatEntry, ChatStats, Message};
 use crate::topology::{NodeKind, Topology};
 
 /// `tcluster client TOPOLOGY chat` arguments.
@@ -291,9 +291,10 @@ async fn chat(
             }
         }
         ChatCommand::Stats => {
-            if let (
-                false,
-                Message::ChatStatsReport {
+            if let (false, Message::ChatStatsReport(stats)) =
+                (json, ask(&mut client, Message::ChatStats, json).await?)
+            {
+                let ChatStats {
                     server,
                     users,
                     channels,
@@ -303,9 +304,7 @@ async fn chat(
                     evicted,
                     duplicates,
                     plaintext,
-                },
-            ) = (json, ask(&mut client, Message::ChatStats, json).await?)
-            {
+                } = *stats;
                 outln!("server     {server}");
                 outln!("users      {users}");
                 outln!("channels   {channels}");

@@ -112,7 +112,7 @@ async fn follow_coordinator(
                         if !done {
                             continue;
                         }
-                        primary = envelope.from;
+                        primary = envelope.from.into();
                         let mut view = ClusterView::new(&primary, 1, false);
                         view.resync(&std::mem::take(&mut history));
                         Update::View(Arc::new(view))

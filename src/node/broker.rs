@@ -176,7 +176,7 @@ impl Driver {
             BrokerEvent::Conn(ConnNews::Line(_, envelope)) => Input::Received(conn, envelope),
             BrokerEvent::Conn(ConnNews::Invalid(reason, fatal)) => {
                 let envelope = Envelope {
-                    from: String::new(),
+                    from: Default::default(),
                     clock: 0,
                     term: None,
                     message: Message::Error { message: reason },

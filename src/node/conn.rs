@@ -310,7 +310,7 @@ async fn read_lines<E: From<ConnNews>>(
                     match decode(d, text, "") {
                         Ok(envelope) => {
                             if peer.is_none() && !envelope.from.is_empty() {
-                                *peer = Some(envelope.from.clone());
+                                *peer = Some(envelope.from.to_string());
                             }
                             ConnNews::Line(d, envelope)
                         }

@@ -53,19 +53,10 @@ impl Decoder for LineCodec {
     type Error = AnyDelimiterCodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, Self::Error> {
-        if self.packed && !self.discarding && packed::is_frame(buf) {
-            let Some(header) = buf.first_chunk::<{ packed::HEADER }>() else {
-                return Ok(None);
-            };
-            let length = packed::body_length(header);
-            if length > self.max {
-                return Err(AnyDelimiterCodecError::MaxChunkLengthExceeded);
-            }
-            if buf.len() < packed::HEADER + length {
-                buf.reserve(packed::HEADER + length - buf.len());
-                return Ok(None);
-            }
-            return Ok(Some(buf.split_to(packed::HEADER + length).freeze()));
+        match self.frame(buf)? {
+            Some(Frame::Whole(length)) => return Ok(Some(buf.split_to(length).freeze())),
+            Some(Frame::Partial) => return Ok(None),
+            None => {}
         }
         loop {
             let until = buf.len().min(self.max.saturating_add(1));
@@ -112,6 +103,39 @@ impl Decoder for LineCodec {
         }
         self.searched = 0;
         Ok(Some(buf.split().freeze()))
+    }
+}
+
+/// A MessagePack frame at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// All of it has arrived: this many bytes, marker and length included.
+    Whole(usize),
+    /// Not all of it yet (room for the rest has been reserved).
+    Partial,
+}
+
+impl LineCodec {
+    /// Whether `buf` starts with a MessagePack frame, and if so whether all of it has arrived;
+    /// `None` where a line starts (or this codec reads lines only). A frame longer than the
+    /// codec's limit is an error, like a line.
+    pub fn frame(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, AnyDelimiterCodecError> {
+        if !self.packed || self.discarding || !packed::is_frame(buf) {
+            return Ok(None);
+        }
+        let Some(header) = buf.first_chunk::<{ packed::HEADER }>() else {
+            return Ok(Some(Frame::Partial));
+        };
+        let length = packed::body_length(header);
+        if length > self.max {
+            return Err(AnyDelimiterCodecError::MaxChunkLengthExceeded);
+        }
+        let whole = packed::HEADER + length;
+        if buf.len() < whole {
+            buf.reserve(whole - buf.len());
+            return Ok(Some(Frame::Partial));
+        }
+        Ok(Some(Frame::Whole(whole)))
     }
 }
 

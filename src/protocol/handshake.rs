@@ -113,7 +113,7 @@ where
         Message::Challenge { nonce, proof } => (nonce, proof),
         // A server that knows the secret always proves it: one that skips the proof is not
         // this cluster's, whatever it says.
-        Message::Welcome { .. } => return Err(HandshakeError::Unproven(challenge.from)),
+        Message::Welcome { .. } => return Err(HandshakeError::Unproven(challenge.from.into())),
         Message::Error { message } => return Err(HandshakeError::Refused(message)),
         other => {
             return Err(HandshakeError::Unexpected {
@@ -125,7 +125,7 @@ where
     let coordinator_knows = proof
         .is_some_and(|p| auth::verify(secret, auth::COORDINATOR, &my_nonce, &challenge.from, &p));
     if !coordinator_knows {
-        return Err(HandshakeError::Unproven(challenge.from));
+        return Err(HandshakeError::Unproven(challenge.from.into()));
     }
     send(
         write,
@@ -151,7 +151,7 @@ async fn send<W: AsyncWrite + Unpin>(
     message: Message,
 ) -> Result<(), HandshakeError> {
     let line = Envelope {
-        from: name.to_string(),
+        from: name.into(),
         clock: 0,
         term: None,
         message,

@@ -44,7 +44,7 @@ struct Line<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
     #[serde(default)]
-    from: String,
+    from: compact_str::CompactString,
     #[serde(default)]
     clock: u64,
     #[serde(default)]
@@ -498,7 +498,7 @@ pub(crate) mod tests {
             term in any::<Option<u64>>(),
             added in proptest::collection::vec((0..FIELDS.len(), value()), 0..4),
         ) {
-            let envelope = Envelope { from, clock, term, message };
+            let envelope = Envelope { from: from.into(), clock, term, message };
             let mut line = envelope.to_json();
             prop_assert_eq!(decode(&line), Some(envelope), "{}", line);
             line.pop();

@@ -25,7 +25,7 @@ pub(super) fn envelope(line: &str) -> Option<Envelope> {
         rest: line.as_bytes(),
     };
     r.lit(b"{\"from\":")?;
-    let from = r.string()?.into_owned();
+    let from = compact_str::CompactString::from(r.string()?);
     r.lit(b",\"clock\":")?;
     let clock = r.u64()?;
     let term = if r.lit(b",\"term\":").is_some() {
@@ -409,7 +409,7 @@ mod tests {
             proptest::option::of(any::<u64>()),
         )
             .prop_map(|(message, from, clock, term)| Envelope {
-                from,
+                from: from.into(),
                 clock,
                 term,
                 message,

@@ -375,7 +375,7 @@ mod tests {
             clock in any::<u64>(),
             term in proptest::option::of(any::<u64>()),
         ) {
-            let e = Envelope { from, clock, term, message };
+            let e = Envelope { from: from.into(), clock, term, message };
             prop_assert_eq!(by_hand(&e), serde_json::to_string(&e).unwrap());
         }
 

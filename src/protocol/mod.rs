@@ -82,7 +82,7 @@ pub fn decode(dialect: Dialect, line: &str, name: &str) -> Result<Envelope, Deco
         Dialect::Classic => {
             let parsed = classic::parse(line)?;
             Ok(Envelope {
-                from: parsed.name.unwrap_or_else(|| name.to_string()),
+                from: parsed.name.map_or_else(|| name.into(), Into::into),
                 clock: 0,
                 term: None,
                 message: parsed.message,

@@ -106,75 +106,97 @@ const EXPECTED: [&str; 12] = [
     "nothing may follow the ten values",
 ];
 
-/// Reads a whole frame (marker and length included) back into its envelope.
+/// Reads a whole frame (marker and length included) back into its envelope. A connection's
+/// reader keeps a [`Deliveries`] instead, which reads the names that repeat faster.
 pub fn read_delivery(frame: &[u8]) -> Result<Envelope, DecodeError> {
-    let body = match frame.split_first_chunk::<HEADER>() {
-        Some((header, body)) if header[0] == MARKER && body.len() == body_length(header) => body,
-        _ => {
-            return Err(bad(
-                0,
-                "a frame is 0xC1, the body's length in four bytes, the body",
-            ));
-        }
-    };
-    let mut r = Reader { rest: body, at: 0 };
-    // The part that is wrong is the one being read; a value is named by its place (from 0).
-    read(&mut r).ok_or_else(|| bad(r.at.saturating_sub(1).min(10), EXPECTED[r.at]))
+    Deliveries::default().read(frame)
 }
 
-/// The body, read in order; `None` at the first part that is wrong (`r.at` says which).
-fn read(r: &mut Reader) -> Option<Envelope> {
-    // Ten values: a fixarray, or the same count in the longer forms another writer may use.
-    let header: &[u8] = match r.rest {
-        [0x9a, ..] => &r.rest[..1],
-        [0xdc, 0, 10, ..] => &r.rest[..3],
-        [0xdd, 0, 0, 0, 10, ..] => &r.rest[..5],
-        _ => return None,
-    };
-    r.rest = &r.rest[header.len()..];
-    let from = r.text()??.to_owned();
-    let clock = r.number()?;
-    let entry_clock = r.number()?;
-    let server = r.string()?;
-    let seq = r.number()?;
-    let kind = r.text()?;
-    let a = r.string()?;
-    let b = r.string()?;
-    let c = r.text()?;
-    let body = match (kind, c) {
-        (Some("post"), Some(text)) => ChatBody::Post {
-            channel: a,
-            from: b,
-            text: text.into(),
-        },
-        (Some("direct"), Some(text)) => ChatBody::Direct {
-            from: a,
-            to: b,
-            text: text.into(),
-        },
-        (Some("channel"), None) => ChatBody::Channel { channel: a, by: b },
-        _ => {
-            r.at = 6;
-            return None;
-        }
-    };
-    let request = r.text()?.map(CompactString::from);
-    r.at += 1;
-    r.rest.is_empty().then_some(())?;
-    Some(Envelope {
-        from,
-        clock,
-        term: None,
-        message: Message::ChatMessage {
-            entry: Box::new(ChatEntry {
-                clock: entry_clock,
-                server,
-                seq,
-                body,
-                request,
-            }),
-        },
-    })
+/// The reader of one connection's frames. The names in a delivery (the sender, the server that
+/// made the entry, its channel and author) are mostly those of the delivery before: each is
+/// kept, and a name whose bytes are the same as last time is copied from there rather than
+/// checked and built again.
+#[derive(Debug, Default, Clone)]
+pub struct Deliveries {
+    /// The last sender and server, and the last kind's first and second fields.
+    names: [CompactString; 4],
+}
+
+impl Deliveries {
+    /// Reads a whole frame (marker and length included) back into its envelope.
+    pub fn read(&mut self, frame: &[u8]) -> Result<Envelope, DecodeError> {
+        let body = match frame.split_first_chunk::<HEADER>() {
+            Some((header, body)) if header[0] == MARKER && body.len() == body_length(header) => {
+                body
+            }
+            _ => {
+                return Err(bad(
+                    0,
+                    "a frame is 0xC1, the body's length in four bytes, the body",
+                ));
+            }
+        };
+        let mut r = Reader { rest: body, at: 0 };
+        // The part that is wrong is the one being read; a value is named by its place (from 0).
+        self.body(&mut r)
+            .ok_or_else(|| bad(r.at.saturating_sub(1).min(10), EXPECTED[r.at]))
+    }
+
+    /// The body, read in order; `None` at the first part that is wrong (`r.at` says which).
+    fn body(&mut self, r: &mut Reader) -> Option<Envelope> {
+        // Ten values: a fixarray, or the same count in the longer forms another writer may use.
+        let header = match r.rest {
+            [0x9a, ..] => 1,
+            [0xdc, 0, 10, ..] => 3,
+            [0xdd, 0, 0, 0, 10, ..] => 5,
+            _ => return None,
+        };
+        r.rest = &r.rest[header..];
+        let [from, server, a, b] = &mut self.names;
+        let from = r.name(from)?;
+        let clock = r.number()?;
+        let entry_clock = r.number()?;
+        let server = r.name(server)?;
+        let seq = r.number()?;
+        let kind = r.bytes()?;
+        let a = r.name(a)?;
+        let b = r.name(b)?;
+        let c = r.text()?;
+        let body = match (kind, c) {
+            (Some(b"post"), Some(text)) => ChatBody::Post {
+                channel: a,
+                from: b,
+                text: text.into(),
+            },
+            (Some(b"direct"), Some(text)) => ChatBody::Direct {
+                from: a,
+                to: b,
+                text: text.into(),
+            },
+            (Some(b"channel"), None) => ChatBody::Channel { channel: a, by: b },
+            _ => {
+                r.at = 6;
+                return None;
+            }
+        };
+        let request = r.text()?.map(CompactString::from);
+        r.at += 1;
+        r.rest.is_empty().then_some(())?;
+        Some(Envelope {
+            from,
+            clock,
+            term: None,
+            message: Message::ChatMessage {
+                entry: Box::new(ChatEntry {
+                    clock: entry_clock,
+                    server,
+                    seq,
+                    body,
+                    request,
+                }),
+            },
+        })
+    }
 }
 
 /// The body still to read, and which part of it is being read.
@@ -184,21 +206,37 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// A string (not nil).
-    fn string(&mut self) -> Option<CompactString> {
-        self.text()?.map(CompactString::from)
+    /// A string (not nil), the same as `last` or read into it.
+    #[inline]
+    fn name(&mut self, last: &mut CompactString) -> Option<CompactString> {
+        let bytes = self.bytes()??;
+        if bytes != last.as_bytes() {
+            *last = CompactString::from(std::str::from_utf8(bytes).ok()?);
+        }
+        Some(last.clone())
     }
 
     /// A string or nil, borrowed from the frame.
+    #[inline]
     fn text(&mut self) -> Option<Option<&'a str>> {
+        match self.bytes()? {
+            Some(bytes) => Some(Some(std::str::from_utf8(bytes).ok()?)),
+            None => Some(None),
+        }
+    }
+
+    /// A string's bytes (not yet known to be UTF-8), or nil.
+    #[inline]
+    fn bytes(&mut self) -> Option<Option<&'a [u8]>> {
         self.at += 1;
         let (&marker, rest) = self.rest.split_first()?;
         let (length, rest) = match marker {
+            // The short form first: every name and most texts.
+            0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
             0xc0 => {
                 self.rest = rest;
                 return Some(None);
             }
-            0xa0..=0xbf => (usize::from(marker & 0x1f), rest),
             0xd9 => (usize::from(*rest.first()?), &rest[1..]),
             0xda => (
                 usize::from(u16::from_be_bytes(*rest.first_chunk()?)),
@@ -210,12 +248,13 @@ impl<'a> Reader<'a> {
             ),
             _ => return None,
         };
-        let (text, rest) = rest.split_at_checked(length)?;
+        let (bytes, rest) = rest.split_at_checked(length)?;
         self.rest = rest;
-        Some(Some(std::str::from_utf8(text).ok()?))
+        Some(Some(bytes))
     }
 
     /// A whole number from 0, in any of MessagePack's integer forms.
+    #[inline]
     fn number(&mut self) -> Option<u64> {
         self.at += 1;
         let (&marker, rest) = self.rest.split_first()?;
@@ -438,12 +477,44 @@ mod tests {
             clock in any::<u64>(),
         ) {
             let e = Envelope {
-                from,
+                from: from.into(),
                 clock,
                 term: None,
                 message: Message::ChatMessage { entry: Box::new(entry) },
             };
             prop_assert_eq!(read_delivery(&framed(&e)), Ok(e));
+        }
+
+        /// One connection's reader keeps the names of the delivery before: whichever names
+        /// repeat or change from one delivery to the next, and whatever frame was refused in
+        /// between, each reads back as written.
+        #[test]
+        fn a_connection_reads_each_delivery_as_written(
+            entries in proptest::collection::vec(chat_entry(), 3),
+            senders in proptest::collection::vec(".{0,30}", 3),
+            order in proptest::collection::vec((0..3usize, 0..3usize, any::<bool>()), 1..24),
+        ) {
+            let mut reader = Deliveries::default();
+            for (entry, from, refused_before) in order {
+                if refused_before {
+                    // A frame whose last value is wrong, after names that may be new.
+                    let mut bad = framed(&Envelope {
+                        from: "someone-else".into(),
+                        clock: 1,
+                        term: None,
+                        message: Message::ChatMessage { entry: Box::new(entries[2].clone()) },
+                    });
+                    *bad.last_mut().unwrap() = 0xc3;
+                    prop_assert!(reader.read(&bad).is_err());
+                }
+                let e = Envelope {
+                    from: senders[from].as_str().into(),
+                    clock: 7,
+                    term: None,
+                    message: Message::ChatMessage { entry: Box::new(entries[entry].clone()) },
+                };
+                prop_assert_eq!(reader.read(&framed(&e)), Ok(e));
+            }
         }
 
         #[test]

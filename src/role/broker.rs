@@ -300,10 +300,14 @@ impl Broker {
                 };
                 self.nonces += 1;
                 let mine = format!("{}-{}-{}", self.config.run, conn, self.nonces);
-                let challenge =
-                    client
-                        .challenger
-                        .hello(&self.config.name, &key, env.from, role, nonce, mine);
+                let challenge = client.challenger.hello(
+                    &self.config.name,
+                    &key,
+                    env.from.into(),
+                    role,
+                    nonce,
+                    mine,
+                );
                 self.reply(conn, challenge);
             }
             Message::Auth { proof } => {
@@ -704,7 +708,7 @@ impl Broker {
 
     fn reply(&mut self, conn: ConnId, message: Message) {
         let envelope = Envelope {
-            from: self.config.name.clone(),
+            from: self.config.name.as_str().into(),
             clock: self.clock.tick(),
             term: None,
             message,

@@ -580,7 +580,7 @@ impl Worker {
 
     fn envelope(&mut self, message: Message) -> Envelope {
         Envelope {
-            from: self.config.name.clone(),
+            from: self.config.name.as_str().into(),
             clock: self.clock.tick(),
             term: (self.term > 0).then_some(self.term),
             message,

@@ -244,8 +244,8 @@ pub(super) async fn poll_chat_servers(
                 Some(client) => {
                     let ask = client.request(Message::ChatStats);
                     match tokio::time::timeout(Duration::from_millis(300), ask).await {
-                        Ok(Ok(Message::ChatStatsReport { entries, users, .. })) => {
-                            Some((entries as u64, users as u64))
+                        Ok(Ok(Message::ChatStatsReport(stats))) => {
+                            Some((stats.entries as u64, stats.users as u64))
                         }
                         _ => None,
                     }

@@ -436,7 +436,7 @@ pub fn prove_on(
     use tcluster::protocol::message::{Envelope, Message};
     use tcluster::role::coordinator::{Input, Output};
     let env = |message| Envelope {
-        from: name.to_string(),
+        from: name.into(),
         clock: 0,
         term: None,
         message,

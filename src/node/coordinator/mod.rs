@@ -499,7 +499,7 @@ impl Driver {
         }
         let line = super::conn::terminated(
             Envelope {
-                from: self.name.clone(),
+                from: self.name.as_str().into(),
                 clock: event.clock,
                 term: Some(self.term),
                 message: Message::Event {

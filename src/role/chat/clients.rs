@@ -263,7 +263,7 @@ impl ChatServer {
 
     /// `chat_stats`: this server's counts.
     pub(super) fn stats(&self) -> Message {
-        Message::ChatStatsReport {
+        Message::ChatStatsReport(Box::new(ChatStats {
             server: self.config.name.clone(),
             users: self.online.len(),
             channels: self.channels.len(),
@@ -273,7 +273,7 @@ impl ChatServer {
             evicted: self.evicted,
             duplicates: self.duplicates,
             plaintext: self.plaintext,
-        }
+        }))
     }
 
     pub(super) fn login(

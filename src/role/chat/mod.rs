@@ -33,7 +33,7 @@ use rand::{RngExt, SeedableRng};
 use tracing::{debug, info, warn};
 
 use crate::clock::{LamportClock, Millis};
-use crate::protocol::message::{ChatBody, ChatEntry, Encoding, Envelope, Message};
+use crate::protocol::message::{ChatBody, ChatEntry, ChatStats, Encoding, Envelope, Message};
 use crate::role::ConnId;
 use crate::topology::User;
 use crate::topology::names::check_name;
@@ -629,7 +629,7 @@ impl ChatServer {
 
     fn envelope(&mut self, message: Message) -> Envelope {
         Envelope {
-            from: self.config.name.clone(),
+            from: self.config.name.as_str().into(),
             clock: self.clock.tick(),
             term: None,
             message,

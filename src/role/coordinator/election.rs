@@ -105,12 +105,12 @@ impl Coordinator {
             && !env.from.is_empty()
         {
             info!(worker = %env.from, "a worker lost the primary and came here: holding it");
-            b.witnesses.insert(env.from.clone(), now);
+            b.witnesses.insert(env.from.to_string(), now);
             b.pending.insert(
                 conn,
                 PendingWorker {
                     dialect,
-                    name: env.from.clone(),
+                    name: env.from.to_string(),
                     slots: *slots,
                     running: running.clone(),
                     owner: owner.clone(),

@@ -576,7 +576,7 @@ impl Coordinator {
     /// A message from this coordinator, stamped with its clock and term.
     fn envelope(&mut self, message: Message) -> Envelope {
         Envelope {
-            from: self.config.name.clone(),
+            from: self.config.name.as_str().into(),
             clock: self.clock.tick(),
             term: Some(self.term()),
             message,

@@ -259,7 +259,7 @@ impl Coordinator {
 
     /// Carries out a message that passed the gate.
     fn handle(&mut self, conn: ConnId, dialect: Dialect, env: Envelope) {
-        let from = env.from;
+        let from = String::from(env.from);
         match env.message {
             Message::Hello { role, nonce } => self.hello(conn, from, role, nonce),
             Message::Auth { proof } => self.auth(conn, &proof),
