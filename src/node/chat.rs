@@ -86,7 +86,10 @@ struct Driver {
     store: Option<ChatHistory>,
     /// Each connection's writer (looked up for every delivery: foldhash, not SipHash).
     writers: foldhash::HashMap<ConnId, Writer>,
-    /// The connections this batch gives something to.
+    /// The connections this batch answers (a reply, perhaps with deliveries), then those it
+    /// only gives deliveries to: handed over in that order, so that the writers' tasks run in
+    /// it and a request's answer does not wait behind the batch's fan-out.
+    replied: Vec<ConnId>,
     written: Vec<ConnId>,
     /// The links to the other chat servers that are up.
     peer_links: HashMap<String, mpsc::UnboundedSender<Message>>,
@@ -151,6 +154,7 @@ async fn serve(
         started: Instant::now(),
         next_conn: 1,
         pending: Vec::new(),
+        replied: Vec::new(),
         written: Vec::new(),
     };
     loop {
@@ -264,9 +268,9 @@ impl Driver {
         }
     }
 
-    /// Hands each connection what the batch gave it, as one chunk.
+    /// Hands each connection what the batch gave it, as one chunk: those with a reply first.
     fn hand_over(&mut self) {
-        for conn in self.written.drain(..) {
+        for conn in self.replied.drain(..).chain(self.written.drain(..)) {
             if let Some(writer) = self.writers.get_mut(&conn) {
                 writer.hand_over(conn);
             }
@@ -280,7 +284,7 @@ impl Driver {
                 if let Some(writer) = self.writers.get_mut(&conn)
                     && writer.add(envelope.to_json().as_bytes())
                 {
-                    self.written.push(conn);
+                    self.replied.push(conn);
                 }
             }
             Output::Push(conns, envelope) => {
