@@ -182,19 +182,23 @@ impl Deliveries {
         let request = r.text()?.map(CompactString::from);
         r.at += 1;
         r.rest.is_empty().then_some(())?;
+        // Written straight into its allocation: an entry is larger than a move without a
+        // `memcpy` call.
+        let entry = Box::write(
+            Box::new_uninit(),
+            ChatEntry {
+                clock: entry_clock,
+                server,
+                seq,
+                body,
+                request,
+            },
+        );
         Some(Envelope {
             from,
             clock,
             term: None,
-            message: Message::ChatMessage {
-                entry: Box::new(ChatEntry {
-                    clock: entry_clock,
-                    server,
-                    seq,
-                    body,
-                    request,
-                }),
-            },
+            message: Message::ChatMessage { entry },
         })
     }
 }
