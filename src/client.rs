@@ -61,7 +61,8 @@ pub const PEER_SECRET_HINT: &str = "the two do not share the peer secret: server
 pub struct Client {
     messages: FramedRead<crate::tls::Reader, Messages>,
     write: crate::tls::Writer,
-    name: String,
+    /// The name every envelope it sends carries.
+    name: compact_str::CompactString,
     clock: LamportClock,
 }
 
@@ -142,7 +143,7 @@ impl Client {
                 deliveries: packed::Deliveries::default(),
             }),
             write,
-            name: name.to_string(),
+            name: name.into(),
             clock: LamportClock::default(),
         })
     }
@@ -160,7 +161,7 @@ impl Client {
         let mut lines = String::new();
         for message in messages {
             let envelope = Envelope {
-                from: self.name.as_str().into(),
+                from: self.name.clone(),
                 clock: self.clock.tick(),
                 term: None,
                 message,

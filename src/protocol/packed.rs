@@ -270,9 +270,9 @@ impl<'a> Reader<'a> {
             0xcf | 0xd3 => (u64::from_be_bytes(*rest.first_chunk()?), 8),
             _ => return None,
         };
-        // A signed form holds a number from 0 only if its top bit is clear.
+        // A signed form (one byte or more) holds a number from 0 only if its top bit is clear.
         let signed = matches!(marker, 0xd0..=0xd3);
-        if signed && width > 0 && n >> (width * 8 - 1) != 0 {
+        if signed && n >> (width * 8 - 1) != 0 {
             return None;
         }
         self.rest = &rest[width..];
