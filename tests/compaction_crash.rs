@@ -63,12 +63,44 @@ fn counts(addr: &str) -> serde_json::Value {
     ask(addr, r#"{"type":"status"}"#, "status_report")["report"]["jobs"].clone()
 }
 
-/// Waits until the coordinator's log says it has made one more snapshot than `seen`.
-fn wait_for_compaction(proc: &Proc, seen: usize) -> usize {
+/// Jobs submitted by the test so far, nobody waiting for their results.
+struct Submitted(u64);
+
+impl Submitted {
+    /// Submits `count` jobs whose results nobody reads yet.
+    fn more(&mut self, addr: &str, count: u64) {
+        let accepted = ask(
+            addr,
+            &format!(r#"{{"type":"submit","data":"sleep 5ms","count":{count}}}"#),
+            "accepted",
+        );
+        assert!(accepted["jobs"].is_array(), "{accepted}");
+        self.0 += count;
+    }
+}
+
+/// Waits until the coordinator's log says it has made one more snapshot than `seen`. A
+/// snapshot is due only after as many events as the state holds jobs; should the queue run
+/// dry before then (a kill that landed after the snapshot reached the disk leaves a fresh
+/// start), 300 more jobs make the events.
+fn wait_for_compaction(proc: &Proc, addr: &str, seen: usize, jobs: &mut Submitted) -> usize {
     wait_until("the coordinator compacts", || {
         let n = proc.log_text().matches("compacted").count();
-        (n > seen).then_some(n)
+        if n > seen {
+            return Some(n);
+        }
+        if counts(addr)["queued"] == 0 {
+            jobs.more(addr, 300);
+        }
+        None
     })
+}
+
+fn total(c: &serde_json::Value) -> u64 {
+    ["queued", "assigned", "running", "completed", "failed"]
+        .iter()
+        .map(|k| c[k].as_u64().unwrap())
+        .sum()
 }
 
 #[test]
@@ -82,36 +114,27 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
 
     // 1500 jobs nobody waits for: their results stay unread, so none may be forgotten, and
     // the queue makes every snapshot large (slow to write: a kill lands inside it).
-    let accepted = ask(
-        &addr,
-        r#"{"type":"submit","data":"sleep 5ms","count":1500}"#,
-        "accepted",
-    );
-    assert!(accepted["jobs"].is_array(), "{accepted}");
+    let mut jobs = Submitted(0);
+    jobs.more(&addr, 1500);
 
     // Kill it the moment it has made a snapshot, five times; each time it starts again on
     // the same journal and the worker comes back to it.
-    let mut kills = 0;
     for run in 1..=5 {
-        wait_for_compaction(&coordinator, 0);
+        wait_for_compaction(&coordinator, &addr, 0, &mut jobs);
         coordinator.signal(Signal::SIGKILL);
-        kills += 1;
         drop(coordinator);
         coordinator = start(dir.path(), &topology, &state, port, run).0;
         let c = counts(&addr);
-        let total: u64 = ["queued", "assigned", "running", "completed", "failed"]
-            .iter()
-            .map(|k| c[k].as_u64().unwrap())
-            .sum();
-        assert_eq!(total, 1500, "after kill {kills}: {c}");
+        assert_eq!(total(&c), jobs.0, "after kill {run}: {c}");
     }
+    let unread = jobs.0;
     let done = wait_until("every job completes", || {
         let c = counts(&addr);
-        (c["completed"] == 1500).then_some(c)
+        (c["completed"] == unread).then_some(c)
     });
     assert_eq!(done["failed"], 0, "{done}");
     // No result was read, so every one is still there.
-    for id in [1, 2, 750, 1499, 1500] {
+    for id in [1, 2, 750, unread - 1, unread] {
         let info = ask(
             &addr,
             &format!(r#"{{"type":"status","job":"JOB-{id}"}}"#),
@@ -140,16 +163,19 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
     for _ in 0..200 {
         waiting.recv_type("job_finished");
     }
+    jobs.0 += 200;
     let seen = coordinator.log_text().matches("compacted").count();
     let mut more = Line::connect(&addr);
     more.send(r#"{"type":"submit","data":"sleep 5ms","count":600,"notify":true}"#);
-    wait_for_compaction(&coordinator, seen);
+    more.recv_type("accepted");
+    jobs.0 += 600;
+    wait_for_compaction(&coordinator, &addr, seen, &mut jobs);
     coordinator.signal(Signal::SIGKILL);
     drop(coordinator);
     let (_coordinator, _) = start(dir.path(), &topology, &state, port, 6);
     let done = wait_until("the last jobs complete", || {
         let c = counts(&addr);
-        (c["completed"] == 2300).then_some(c)
+        (c["completed"] == jobs.0).then_some(c)
     });
     assert_eq!(done["queued"], 0, "{done}");
     let old = ask(&addr, r#"{"type":"status","job":"JOB-1"}"#, "error");
@@ -157,7 +183,11 @@ fn a_coordinator_killed_while_it_compacts_loses_no_job_and_no_unread_result() {
         old["message"].as_str().unwrap().contains("forgotten"),
         "{old}"
     );
-    let newest = ask(&addr, r#"{"type":"status","job":"JOB-2300"}"#, "job_info");
+    let newest = ask(
+        &addr,
+        &format!(r#"{{"type":"status","job":"JOB-{}"}}"#, jobs.0),
+        "job_info",
+    );
     assert_eq!(newest["job"]["state"], "completed", "{newest}");
 }
 
