@@ -136,7 +136,11 @@ impl Deliveries {
                 ));
             }
         };
-        let mut r = Reader { rest: body, at: 0 };
+        let mut r = Reader {
+            rest: body,
+            at: 0,
+            wrong: false,
+        };
         // The part that is wrong is the one being read; a value is named by its place (from 0).
         self.body(&mut r)
             .ok_or_else(|| bad(r.at.saturating_sub(1).min(10), EXPECTED[r.at]))
@@ -153,14 +157,18 @@ impl Deliveries {
         };
         r.rest = &r.rest[header..];
         let [from, server, a, b] = &mut self.names;
-        let from = r.name(from)?;
+        let from = r.name(from);
+        r.ok()?;
         let clock = r.number()?;
         let entry_clock = r.number()?;
-        let server = r.name(server)?;
+        let server = r.name(server);
+        r.ok()?;
         let seq = r.number()?;
         let kind = r.bytes()?;
-        let a = r.name(a)?;
-        let b = r.name(b)?;
+        let a = r.name(a);
+        r.ok()?;
+        let b = r.name(b);
+        r.ok()?;
         let c = r.text()?;
         let body = match (kind, c) {
             (Some(b"post"), Some(text)) => ChatBody::Post {
@@ -207,17 +215,40 @@ impl Deliveries {
 struct Reader<'a> {
     rest: &'a [u8],
     at: usize,
+    /// Whether the last name read was not one.
+    wrong: bool,
 }
 
 impl<'a> Reader<'a> {
-    /// A string (not nil), the same as `last` or read into it.
+    /// A string (not nil), the same as `last` or read into it; if it is not one, an empty
+    /// name, and [`Reader::ok`] says so. (Returned bare rather than as an `Option`: moved out
+    /// of an `Option` it is read back in pieces that straddle the writes that made it, and
+    /// the processor stalls on each.)
     #[inline]
-    fn name(&mut self, last: &mut CompactString) -> Option<CompactString> {
-        let bytes = self.bytes()??;
+    fn name(&mut self, last: &mut CompactString) -> CompactString {
+        let bytes = match self.bytes() {
+            Some(Some(bytes)) => bytes,
+            _ => {
+                self.wrong = true;
+                return CompactString::default();
+            }
+        };
         if bytes != last.as_bytes() {
-            *last = CompactString::from(std::str::from_utf8(bytes).ok()?);
+            match std::str::from_utf8(bytes) {
+                Ok(name) => *last = CompactString::from(name),
+                Err(_) => {
+                    self.wrong = true;
+                    return CompactString::default();
+                }
+            }
         }
-        Some(last.clone())
+        last.clone()
+    }
+
+    /// `None` if the last name read was not one.
+    #[inline]
+    fn ok(&self) -> Option<()> {
+        (!self.wrong).then_some(())
     }
 
     /// A string or nil, borrowed from the frame.
@@ -422,6 +453,17 @@ mod tests {
         let at = bad_text.len() - 2;
         bad_text[at] = 0xff;
         assert_eq!(refused_at(&bad_text), 8);
+        let mut bad_name = post_with(|_| {});
+        let at = bad_name.windows(7).position(|w| w == b"general").unwrap();
+        bad_name[at + 2] = 0xff;
+        assert_eq!(refused_at(&bad_name), 6);
+        // A reader that refused a name reads the next delivery whole.
+        let mut reader = Deliveries::default();
+        assert!(reader.read(&bad_name).is_err());
+        assert_eq!(
+            reader.read(&post_with(|_| {})).unwrap(),
+            read_delivery(&post_with(|_| {})).unwrap()
+        );
         // The error says where, in words.
         let said = read_delivery(&post_with(|v| v[1] = None)).unwrap_err();
         assert_eq!(
