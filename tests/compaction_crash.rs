@@ -63,7 +63,7 @@ fn counts(addr: &str) -> serde_json::Value {
     ask(addr, r#"{"type":"status"}"#, "status_report")["report"]["jobs"].clone()
 }
 
-/// Jobs submitted by the test so far, nobody waiting for their results.
+/// How many jobs the test has submitted so far.
 struct Submitted(u64);
 
 impl Submitted {

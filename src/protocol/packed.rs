@@ -215,7 +215,7 @@ impl Deliveries {
 struct Reader<'a> {
     rest: &'a [u8],
     at: usize,
-    /// Whether the last name read was not one.
+    /// Whether a name read was not one.
     wrong: bool,
 }
 
@@ -245,7 +245,7 @@ impl<'a> Reader<'a> {
         last.clone()
     }
 
-    /// `None` if the last name read was not one.
+    /// `None` once a name read was not one.
     #[inline]
     fn ok(&self) -> Option<()> {
         (!self.wrong).then_some(())
