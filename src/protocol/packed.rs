@@ -174,12 +174,12 @@ impl Deliveries {
             (Some(b"post"), Some(text)) => ChatBody::Post {
                 channel: a,
                 from: b,
-                text: text.into(),
+                text: owned(text),
             },
             (Some(b"direct"), Some(text)) => ChatBody::Direct {
                 from: a,
                 to: b,
-                text: text.into(),
+                text: owned(text),
             },
             (Some(b"channel"), None) => ChatBody::Channel { channel: a, by: b },
             _ => {
@@ -209,6 +209,16 @@ impl Deliveries {
             message: Message::ChatMessage { entry },
         })
     }
+}
+
+/// `text` as an owned string, copied into an empty one. (`CompactString::from` returns it
+/// inside a `Result`, and moving it out of that stalls the processor as a name's `Option` did:
+/// see [`Reader::name`].)
+#[inline]
+fn owned(text: &str) -> CompactString {
+    let mut owned = CompactString::default();
+    owned.push_str(text);
+    owned
 }
 
 /// The body still to read, and which part of it is being read.
@@ -470,6 +480,23 @@ mod tests {
             said.to_string(),
             "bad MessagePack delivery, value 1: clock is a whole number from 0"
         );
+    }
+
+    /// A text too long to be kept inline reads back whole, as does a short one after it.
+    #[test]
+    fn a_long_text_reads_back_whole() {
+        let long: &'static str = "é".repeat(150).leak();
+        let mut reader = Deliveries::default();
+        for text in [long, "short", ""] {
+            let frame = post_with(|v| v[8] = Some(Value::S(text)));
+            let Message::ChatMessage { entry } = reader.read(&frame).unwrap().message else {
+                panic!("not a delivery");
+            };
+            let ChatBody::Post { text: read, .. } = entry.body else {
+                panic!("not a post");
+            };
+            assert_eq!(read, text);
+        }
     }
 
     /// Another writer may choose the longer forms MessagePack allows: they read the same.
