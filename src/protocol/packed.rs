@@ -236,21 +236,16 @@ impl<'a> Reader<'a> {
     /// the processor stalls on each.)
     #[inline]
     fn name(&mut self, last: &mut CompactString) -> CompactString {
-        let bytes = match self.bytes() {
-            Some(Some(bytes)) => bytes,
-            _ => {
-                self.wrong = true;
-                return CompactString::default();
-            }
+        let read = match self.bytes() {
+            Some(Some(bytes)) if bytes == last.as_bytes() => Some(()),
+            Some(Some(bytes)) => std::str::from_utf8(bytes)
+                .ok()
+                .map(|name| *last = name.into()),
+            _ => None,
         };
-        if bytes != last.as_bytes() {
-            match std::str::from_utf8(bytes) {
-                Ok(name) => *last = CompactString::from(name),
-                Err(_) => {
-                    self.wrong = true;
-                    return CompactString::default();
-                }
-            }
+        if read.is_none() {
+            self.wrong = true;
+            return CompactString::default();
         }
         last.clone()
     }
