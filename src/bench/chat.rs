@@ -3,13 +3,14 @@
 //! pub/sub with the same clients.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use super::redis::{Replies, command, reply};
 use super::scratch::Scratch;
+use super::tally::Tally;
 use super::{BenchError, Spread, expect};
 use crate::client::Client;
 use crate::protocol::message::{ChatBody, Encoding, Message};
@@ -200,11 +201,11 @@ impl Publisher {
         }
     }
 
-    /// Publishes `n` posts (each text its send time), at most `window` unanswered, paced to
-    /// `rate` posts/s if given.
+    /// Publishes `n` posts (each text its send time on `tally`'s clock), at most `window`
+    /// unanswered, paced to `rate` posts/s if given.
     async fn publish(
         &mut self,
-        origin: Instant,
+        tally: &Tally,
         n: usize,
         window: usize,
         rate: Option<f64>,
@@ -222,8 +223,7 @@ impl Publisher {
                         tokio::time::sleep_until(due.into()).await;
                     }
                 }
-                let stamp = origin.elapsed().as_secs_f64() * 1000.0;
-                self.send(format!("{stamp:.4}")).await?;
+                self.send(format!("{:.4}", tally.stamp())).await?;
                 sent += 1;
             }
             if acked < sent {
@@ -239,12 +239,11 @@ impl Publisher {
 const QUIET: Duration = Duration::from_secs(2);
 
 /// The fan-out measurement both servers go through: a throughput run, then a latency run at
-/// half that rate. `deliveries` carries (arrival, send time in ms since `origin`);
-/// `server_cpu` reads the server process's CPU seconds so far.
+/// half that rate. The subscribers add what they hear to `tally`; `server_cpu` reads the
+/// server process's CPU seconds so far.
 async fn fan_out(
     publisher: &mut Publisher,
-    deliveries: &mut mpsc::UnboundedReceiver<(Instant, f64)>,
-    origin: Instant,
+    tally: &Tally,
     FanOut {
         subscribers,
         posts,
@@ -257,25 +256,13 @@ async fn fan_out(
     let client_cpu = || super::cpu_seconds(std::process::id());
     let cpu_before = (server_cpu(), client_cpu());
     let started = Instant::now();
-    publisher.publish(origin, posts, window, None).await?;
+    publisher.publish(tally, posts, window, None).await?;
     let expected = posts * subscribers;
-    let mut got = 0usize;
-    let mut last = started;
-    // Taken as they come, many at a time: the benchmark's own bookkeeping stays a small part
-    // of the clients' work.
-    let mut arrived = Vec::with_capacity(4096);
-    while got < expected {
-        arrived.clear();
-        match tokio::time::timeout(QUIET, deliveries.recv_many(&mut arrived, 4096)).await {
-            Ok(n) if n > 0 => {
-                got += n;
-                last = arrived[n - 1].0;
-            }
-            // Whatever has not arrived after two quiet seconds is not coming.
-            _ => break,
-        }
-    }
-    let seconds = (last - started).as_secs_f64().max(1e-9);
+    let (got, last) = tally.throughput(expected, QUIET).await;
+    let seconds = last
+        .saturating_duration_since(started)
+        .as_secs_f64()
+        .max(1e-9);
     let posts_per_second = posts as f64 / seconds;
     // Read as soon as the last delivery is in: the quiet wait above ends only on a loss.
     let throughput_server_cpu = CpuShare::over(cpu_before.0, server_cpu(), got, seconds);
@@ -284,17 +271,9 @@ async fn fan_out(
     let paced_as_given = paced.is_some();
     let paced = paced.unwrap_or(posts_per_second / 2.0).max(1.0);
     let n = ((paced * 3.0) as usize).clamp(100, 200_000);
-    publisher.publish(origin, n, window, Some(paced)).await?;
-    let mut samples = Vec::with_capacity(n * subscribers);
-    while samples.len() < n * subscribers {
-        arrived.clear();
-        match tokio::time::timeout(QUIET, deliveries.recv_many(&mut arrived, 4096)).await {
-            Ok(n) if n > 0 => samples.extend(
-                (arrived.iter()).map(|(at, sent)| (*at - origin).as_secs_f64() * 1000.0 - sent),
-            ),
-            _ => break,
-        }
-    }
+    tally.start_latency_run(tally.stamp(), n);
+    publisher.publish(tally, n, window, Some(paced)).await?;
+    let samples = tally.latencies(n * subscribers, QUIET).await;
     let delivered = got + samples.len();
     let server_cpu_per_delivery_us = per_delivery_us(cpu_before.0, server_cpu(), delivered);
     let client_cpu_per_delivery_us = per_delivery_us(cpu_before.1, client_cpu(), delivered);
@@ -325,8 +304,8 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
     )?;
     s.durable = history_on_disk;
     let addr = s.server("chat-1", None).await?;
-    let origin = Instant::now();
-    let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
+    let tally = Arc::new(Tally::new(Instant::now(), fan.subscribers));
+    let mut listening = tokio::task::JoinSet::new();
     for i in 0..fan.subscribers {
         let mut c = Client::connect(&addr, &format!("sub-{i}"), None).await?;
         c.send_all([
@@ -344,8 +323,8 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
             })
             .await?;
         }
-        let tx = tx.clone();
-        tokio::spawn(async move {
+        let tally = tally.clone();
+        listening.spawn(async move {
             // Each reads every delivery whole with tcluster's own client, into the message
             // every tcluster client gets (the console's chat feed reads frames so; `tcluster
             // chat`, the bots and a chat server following another read lines): the whole
@@ -354,14 +333,12 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
                 if let Message::ChatMessage { entry } = envelope.message
                     && let ChatBody::Post { text, .. } = entry.body
                     && let Ok(sent) = text.parse::<f64>()
-                    && tx.send((Instant::now(), sent)).is_err()
                 {
-                    break;
+                    tally.heard(i, sent);
                 }
             }
         });
     }
-    drop(tx);
     let mut client = Client::connect(&addr, "publisher", None).await?;
     client
         .request(Message::ChatLogin {
@@ -376,10 +353,8 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
         })
         .await?;
     let mut publisher = Publisher::Chat(client);
-    let measured = fan_out(&mut publisher, &mut deliveries, origin, fan, || {
-        s.cpu_seconds("chat-1")
-    })
-    .await?;
+    let measured = fan_out(&mut publisher, &tally, fan, || s.cpu_seconds("chat-1")).await?;
+    listening.abort_all();
     drop(s);
     Ok(Chat {
         server: "tcluster chat".into(),
@@ -392,14 +367,14 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
 /// The same fan-out through Redis pub/sub at `addr` (a server started by the caller).
 pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
     use super::redis::connect;
-    let origin = Instant::now();
-    let (tx, mut deliveries) = mpsc::unbounded_channel::<(Instant, f64)>();
-    for _ in 0..fan.subscribers {
+    let tally = Arc::new(Tally::new(Instant::now(), fan.subscribers));
+    let mut listening = tokio::task::JoinSet::new();
+    for i in 0..fan.subscribers {
         let (mut read, mut write) = connect(addr).await?;
         command(&mut write, &["SUBSCRIBE", "bench"]).await?;
         reply(&mut read).await?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
+        let tally = tally.clone();
+        listening.spawn(async move {
             let _write = write;
             // Each reads every reply whole, as a Redis client library does: the message's
             // three strings, cut out of what each read brought.
@@ -407,21 +382,17 @@ pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
                 if let [kind, _, text] = &strings[..]
                     && kind == "message"
                     && let Ok(sent) = text.parse::<f64>()
-                    && tx.send((Instant::now(), sent)).is_err()
                 {
-                    break;
+                    tally.heard(i, sent);
                 }
             }
         });
     }
-    drop(tx);
     let (mut read, mut write) = connect(addr).await?;
     let pid = super::redis::process_id(&mut read, &mut write).await?;
     let mut publisher = Publisher::Redis(read, write);
-    let measured = fan_out(&mut publisher, &mut deliveries, origin, fan, || {
-        super::cpu_seconds(pid?)
-    })
-    .await?;
+    let measured = fan_out(&mut publisher, &tally, fan, || super::cpu_seconds(pid?)).await?;
+    listening.abort_all();
     Ok(Chat {
         server: "redis pub/sub".into(),
         ..measured

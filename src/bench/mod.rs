@@ -43,6 +43,7 @@ mod redis;
 mod scratch;
 mod soak;
 mod startup;
+mod tally;
 mod verdicts;
 
 use std::path::Path;
