@@ -186,6 +186,41 @@ fn a_server_that_was_down_catches_up_and_history_survives_a_full_restart() {
     assert_eq!(history(&topology, &b_addr, "general"), expected);
 }
 
+/// Every post the server answered is on disk, and only the newest `keep` of them: hundreds
+/// are sent without waiting (so several batches wait for the disk at once), every answer is
+/// read, then the server is killed with SIGKILL and started again on its state directory.
+#[test]
+fn every_answered_post_survives_a_kill_and_the_retention_holds_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node chat-a { type chat }\npolicy chat {\n    rate 0\n    keep 100\n}\n",
+    );
+    let (server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let mut ada = Raw::login(&addr, "ada");
+    assert_eq!(
+        ada.ask(r#"{"type":"chat_create","channel":"general"}"#)["type"],
+        "chat_done"
+    );
+    const POSTS: usize = 300;
+    for i in 0..POSTS {
+        ada.send(&format!(
+            r#"{{"type":"chat_publish","channel":"general","text":"post {i}"}}"#
+        ));
+    }
+    for _ in 0..POSTS {
+        let answer = ada.reply();
+        assert_eq!(answer["type"], "chat_done", "{answer}");
+    }
+    drop(server);
+
+    let (_server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let kept = history(&topology, &addr, "general");
+    assert_eq!(kept.len(), 100, "{kept:?}");
+    assert!(kept[0].ends_with("post 200"), "{kept:?}");
+    assert!(kept[99].ends_with("post 299"), "{kept:?}");
+}
+
 /// A raw connection speaking JSON lines.
 struct Raw {
     lines: BufReader<TcpStream>,

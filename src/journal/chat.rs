@@ -33,41 +33,45 @@ impl ChatHistory {
         Ok((ChatHistory { store }, entries))
     }
 
-    /// Keeps entries, in one durable transaction.
-    pub fn append(&mut self, entries: &[&ChatEntry]) -> Result<(), StorageError> {
-        self.write(entries, &[])
-    }
-
-    /// Keeps `entries` and drops the entries keyed `forget` (past the retention), in one
-    /// durable transaction: a crash leaves both done or neither.
-    pub fn write(
-        &mut self,
-        entries: &[&ChatEntry],
-        forget: &[&(u64, String, u64)],
-    ) -> Result<(), StorageError> {
-        if entries.is_empty() && forget.is_empty() {
+    /// Makes `changes`, in their order, in one durable transaction: a crash leaves all of them
+    /// done or none.
+    pub fn write(&mut self, changes: &[HistoryChange<'_>]) -> Result<(), StorageError> {
+        if changes.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let bytes = serde_json::to_vec(entry).map_err(|e| self.store.fail(&e))?;
-            rows.push((entry.clock, entry.server.as_str(), entry.seq, bytes));
+        let mut rows = Vec::with_capacity(changes.len());
+        for change in changes {
+            rows.push(match change {
+                HistoryChange::Keep(entry) => {
+                    let bytes = serde_json::to_vec(entry).map_err(|e| self.store.fail(&e))?;
+                    (entry.clock, entry.server.as_str(), entry.seq, Some(bytes))
+                }
+                HistoryChange::Forget((clock, server, seq)) => {
+                    (*clock, server.as_str(), *seq, None)
+                }
+            });
         }
         self.store.write(|write, table, fail| {
             let mut table = write.open_table(table).map_err(|e| fail(&e))?;
-            for (clock, server, seq) in forget {
-                table
-                    .remove((*clock, server.as_str(), *seq))
-                    .map_err(|e| fail(&e))?;
-            }
             for (clock, server, seq, bytes) in &rows {
-                table
-                    .insert((*clock, *server, *seq), bytes.as_slice())
-                    .map_err(|e| fail(&e))?;
+                match bytes {
+                    Some(bytes) => table.insert((*clock, *server, *seq), bytes.as_slice()),
+                    None => table.remove((*clock, *server, *seq)),
+                }
+                .map_err(|e| fail(&e))?;
             }
             Ok(())
         })
     }
+}
+
+/// One change to the history, as the chat server's step asks for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HistoryChange<'a> {
+    /// Keep this entry.
+    Keep(&'a ChatEntry),
+    /// Drop the entry with this key (past the retention).
+    Forget(&'a (u64, String, u64)),
 }
 
 /// Where a chat server's history lives under a state directory.
@@ -101,7 +105,9 @@ mod tests {
         let (mut history, entries) = ChatHistory::open(&path).unwrap();
         assert!(entries.is_empty());
         let (late, early) = (post(9, "chat-2", "late"), post(3, "chat-1", "early"));
-        history.append(&[&late, &early]).unwrap();
+        history
+            .write(&[HistoryChange::Keep(&late), HistoryChange::Keep(&early)])
+            .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
         assert_eq!(entries, vec![early, late]);
@@ -117,11 +123,35 @@ mod tests {
             post(2, "chat-1", "b"),
             post(3, "chat-1", "c"),
         );
-        history.append(&[&a, &b]).unwrap();
-        history.write(&[&c], &[&a.key()]).unwrap();
+        history
+            .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)])
+            .unwrap();
+        history
+            .write(&[HistoryChange::Keep(&c), HistoryChange::Forget(&a.key())])
+            .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
         assert_eq!(entries, vec![b, c]);
+    }
+
+    #[test]
+    fn changes_are_made_in_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = chat_history_path(dir.path(), "chat-1");
+        let (mut history, _) = ChatHistory::open(&path).unwrap();
+        let (a, b) = (post(1, "chat-1", "a"), post(2, "chat-1", "b"));
+        // One batch kept `a` and then, at a later post, dropped it past the retention: it must
+        // not stay on disk.
+        history
+            .write(&[
+                HistoryChange::Keep(&a),
+                HistoryChange::Keep(&b),
+                HistoryChange::Forget(&a.key()),
+            ])
+            .unwrap();
+        drop(history);
+        let (_, entries) = ChatHistory::open(&path).unwrap();
+        assert_eq!(entries, vec![b]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::conn::{
     CONN_QUEUE, ConnNews, OpenSockets, Outgoing, Port, accept, accept_failed, accept_within,
 };
 use super::control::NodeControl;
-use crate::journal::ChatHistory;
+use crate::journal::{ChatHistory, HistoryChange};
 use crate::protocol::message::{ChatEntry, Encoding, Envelope, Message, PeerRole};
 use crate::protocol::packed;
 use crate::role::ConnId;
@@ -245,24 +245,18 @@ impl Driver {
     }
 
     /// Writes the batch's new entries to the history before anyone hears of them, and drops
-    /// those past the retention, in one commit.
+    /// those past the retention, in the order the steps asked, in one commit.
     fn store(&mut self, outputs: &[Output]) {
         if let Some(store) = self.store.as_mut() {
-            let entries: Vec<&ChatEntry> = outputs
+            let changes: Vec<HistoryChange<'_>> = outputs
                 .iter()
                 .filter_map(|o| match o {
-                    Output::Store(e) => Some(e),
+                    Output::Store(entry) => Some(HistoryChange::Keep(entry)),
+                    Output::Forget(key) => Some(HistoryChange::Forget(key)),
                     _ => None,
                 })
                 .collect();
-            let forget: Vec<&(u64, String, u64)> = outputs
-                .iter()
-                .filter_map(|o| match o {
-                    Output::Forget(key) => Some(key),
-                    _ => None,
-                })
-                .collect();
-            if let Err(e) = store.write(&entries, &forget) {
+            if let Err(e) = store.write(&changes) {
                 tracing::error!("{e}: entries of this step are not on disk");
             }
         }
