@@ -60,6 +60,12 @@ fn every_benchmark_runs_and_reports() {
             "{key}: {report}"
         );
     }
+    // And how long the server's loop and the clients' thread waited for a core in the latency
+    // run (Linux's schedstat of each process's main thread).
+    for key in ["server_ms", "clients_ms"] {
+        let waited = report["chat"]["latency_waited_for_a_core"][key].as_f64();
+        assert!(waited.is_some_and(|ms| ms >= 0.0), "{key}: {report}");
+    }
     assert_eq!(report["startup"]["nodes"], 8, "{report}");
     // topologies/lending.top's rush, with lending and without.
     assert_eq!(report["lending"]["with_lending"]["n"], 1, "{report}");

@@ -71,6 +71,30 @@ pub struct Chat {
     pub throughput_server_cpu: Option<CpuShare>,
     /// The same for the clients' process (its subscribers and publisher share one thread).
     pub throughput_client_cpu: Option<CpuShare>,
+    /// In the latency run, how long the server's loop and the clients' thread each waited for
+    /// a core while they had work (`null` where it cannot be read): the machine's share of the
+    /// tail.
+    pub latency_waited_for_a_core: Waited,
+}
+
+/// Milliseconds two threads spent ready to run but waiting for a core (Linux's
+/// /proc/PID/schedstat of each process's main thread, where its loop runs).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Waited {
+    /// The server's loop (its process's main thread).
+    pub server_ms: Option<f64>,
+    /// The benchmark's subscribers and publisher.
+    pub clients_ms: Option<f64>,
+}
+
+impl Waited {
+    fn between(before: [Option<f64>; 2], after: [Option<f64>; 2]) -> Self {
+        let less = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+        Waited {
+            server_ms: less(after[0], before[0]),
+            clients_ms: less(after[1], before[1]),
+        }
+    }
 }
 
 /// A process's CPU over a run.
@@ -144,6 +168,24 @@ impl Chat {
                 None => String::new(),
             }
         ) + &self.throughput_cpu_line()
+            + &self.waited_line()
+    }
+
+    /// What the latency run's two loops waited for a core, where it could be read.
+    fn waited_line(&self) -> String {
+        let Waited {
+            server_ms,
+            clients_ms,
+        } = self.latency_waited_for_a_core;
+        let shown = |ms: Option<f64>| ms.map_or("?".to_string(), |ms| format!("{ms:.1} ms"));
+        if server_ms.is_none() && clients_ms.is_none() {
+            return String::new();
+        }
+        format!(
+            "  waited for a core in the latency run   server {}, clients {}\n",
+            shown(server_ms),
+            shown(clients_ms)
+        )
     }
 
     /// The throughput run's CPU, if it was measured.
@@ -239,11 +281,12 @@ impl Publisher {
 const QUIET: Duration = Duration::from_secs(2);
 
 /// The fan-out measurement both servers go through: a throughput run, then a latency run at
-/// half that rate. The subscribers add what they hear to `tally`; `server_cpu` reads the
-/// server process's CPU seconds so far.
+/// half that rate. The subscribers add what they hear to `tally`; `server` is the server's
+/// process, where it is known (its CPU and its waits are read from /proc).
 async fn fan_out(
     publisher: &mut Publisher,
     tally: &Tally,
+    server: Option<u32>,
     FanOut {
         subscribers,
         posts,
@@ -251,9 +294,15 @@ async fn fan_out(
         paced,
         encoding: _,
     }: FanOut,
-    server_cpu: impl Fn() -> Option<f64>,
 ) -> Result<Chat, BenchError> {
+    let server_cpu = || super::cpu_seconds(server?);
     let client_cpu = || super::cpu_seconds(std::process::id());
+    let waits = || {
+        [
+            server.and_then(super::waited_ms),
+            super::waited_ms(std::process::id()),
+        ]
+    };
     let cpu_before = (server_cpu(), client_cpu());
     let started = Instant::now();
     publisher.publish(tally, posts, window, None).await?;
@@ -272,8 +321,10 @@ async fn fan_out(
     let paced = paced.unwrap_or(posts_per_second / 2.0).max(1.0);
     let n = ((paced * 3.0) as usize).clamp(100, 200_000);
     tally.start_latency_run(tally.stamp(), n);
+    let waited_before = waits();
     publisher.publish(tally, n, window, Some(paced)).await?;
     let samples = tally.latencies(n * subscribers, QUIET).await;
+    let latency_waited_for_a_core = Waited::between(waited_before, waits());
     let delivered = got + samples.len();
     let server_cpu_per_delivery_us = per_delivery_us(cpu_before.0, server_cpu(), delivered);
     let client_cpu_per_delivery_us = per_delivery_us(cpu_before.1, client_cpu(), delivered);
@@ -293,6 +344,7 @@ async fn fan_out(
         client_cpu_per_delivery_us,
         throughput_server_cpu,
         throughput_client_cpu,
+        latency_waited_for_a_core,
     })
 }
 
@@ -353,7 +405,7 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
         })
         .await?;
     let mut publisher = Publisher::Chat(client);
-    let measured = fan_out(&mut publisher, &tally, fan, || s.cpu_seconds("chat-1")).await?;
+    let measured = fan_out(&mut publisher, &tally, s.pid("chat-1"), fan).await?;
     listening.abort_all();
     drop(s);
     Ok(Chat {
@@ -391,7 +443,7 @@ pub async fn redis_chat(addr: &str, fan: FanOut) -> Result<Chat, BenchError> {
     let (mut read, mut write) = connect(addr).await?;
     let pid = super::redis::process_id(&mut read, &mut write).await?;
     let mut publisher = Publisher::Redis(read, write);
-    let measured = fan_out(&mut publisher, &tally, fan, || super::cpu_seconds(pid?)).await?;
+    let measured = fan_out(&mut publisher, &tally, pid, fan).await?;
     listening.abort_all();
     Ok(Chat {
         server: "redis pub/sub".into(),

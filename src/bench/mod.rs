@@ -199,6 +199,14 @@ pub(super) fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Milliseconds process `pid`'s main thread has spent ready to run but waiting for a core, from
+/// /proc (Linux's schedstat): what the machine took from a loop that runs on one thread.
+pub(super) fn waited_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let ns: f64 = stat.split_whitespace().nth(1)?.parse().ok()?;
+    Some(ns / 1e6)
+}
+
 pub(super) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -141,7 +141,12 @@ impl Scratch {
 
     /// CPU seconds node `name`'s process has used so far (Linux), if it is running.
     pub(super) fn cpu_seconds(&self, name: &str) -> Option<f64> {
-        super::cpu_seconds(self.nodes.get(name)?.0.id()?)
+        super::cpu_seconds(self.pid(name)?)
+    }
+
+    /// Node `name`'s process id, while it runs.
+    pub(super) fn pid(&self, name: &str) -> Option<u32> {
+        self.nodes.get(name)?.0.id()
     }
 
     /// Sends `signal` to node `name`'s process group.
