@@ -9,8 +9,8 @@
 # bench chat` in memory (at its own half load, and again at Redis's), with its history on
 # disk, and in memory with deliveries as JSON lines (the other rows' subscribers ask for
 # MessagePack). Every row is printed as JSON as it comes; after the last round, a summary: each
-# round's ratios against Redis in the same round, and their ranges, and each server's CPU per
-# delivery in its throughput run. Method and results: docs/performance/chat.md.
+# round's ratios against Redis in the same round, their ranges and medians, and each server's
+# CPU per delivery in its throughput run. Method and results: docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
@@ -91,7 +91,18 @@ printf '%s' "$SUMMARY" | awk '
         if (NR == 1 || d < lo_d) lo_d = d; if (NR == 1 || d > hi_d) hi_d = d
         if (NR == 1 || $5 < lo_p) lo_p = $5; if (NR == 1 || $5 > hi_p) hi_p = $5
         if (m >= 1.0) met_m++; if (d >= 0.8) met_d++; if ($5 <= 2.0) met_p++
+        ms[NR] = m; ds[NR] = d
+    }
+    # The middle of n values (the mean of the two middle ones when n is even), sorted in place.
+    function median(v, n,    i, j, t) {
+        for (i = 2; i <= n; i++) {
+            t = v[i]
+            for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]
+            v[j + 1] = t
+        }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
     }
     END {
         printf "in memory %.2f–%.2f× (≥ 1.0× in %d of %d); p99 at its own half load %.2f–%.2f ms (≤ 2 ms in %d); on disk %.2f–%.2f× (≥ 0.8× in %d)\n", lo_m, hi_m, met_m, NR, lo_p, hi_p, met_p, lo_d, hi_d, met_d
+        printf "medians over the rounds: in memory %.2f×, on disk %.2f×\n", median(ms, NR), median(ds, NR)
     }'
