@@ -88,11 +88,20 @@ pub struct Waited {
 }
 
 impl Waited {
-    fn between(before: [Option<f64>; 2], after: [Option<f64>; 2]) -> Self {
+    /// The waits so far of `server`'s process and of this one (the clients').
+    fn so_far(server: Option<u32>) -> Self {
+        Waited {
+            server_ms: server.and_then(super::waited_ms),
+            clients_ms: super::waited_ms(std::process::id()),
+        }
+    }
+
+    /// What was waited between `before` and these.
+    fn since(self, before: Waited) -> Self {
         let less = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
         Waited {
-            server_ms: less(after[0], before[0]),
-            clients_ms: less(after[1], before[1]),
+            server_ms: less(self.server_ms, before.server_ms),
+            clients_ms: less(self.clients_ms, before.clients_ms),
         }
     }
 }
@@ -177,10 +186,10 @@ impl Chat {
             server_ms,
             clients_ms,
         } = self.latency_waited_for_a_core;
-        let shown = |ms: Option<f64>| ms.map_or("?".to_string(), |ms| format!("{ms:.1} ms"));
         if server_ms.is_none() && clients_ms.is_none() {
             return String::new();
         }
+        let shown = |ms: Option<f64>| ms.map_or("?".to_string(), |ms| format!("{ms:.1} ms"));
         format!(
             "  waited for a core in the latency run   server {}, clients {}\n",
             shown(server_ms),
@@ -297,12 +306,6 @@ async fn fan_out(
 ) -> Result<Chat, BenchError> {
     let server_cpu = || super::cpu_seconds(server?);
     let client_cpu = || super::cpu_seconds(std::process::id());
-    let waits = || {
-        [
-            server.and_then(super::waited_ms),
-            super::waited_ms(std::process::id()),
-        ]
-    };
     let cpu_before = (server_cpu(), client_cpu());
     let started = Instant::now();
     publisher.publish(tally, posts, window, None).await?;
@@ -321,10 +324,10 @@ async fn fan_out(
     let paced = paced.unwrap_or(posts_per_second / 2.0).max(1.0);
     let n = ((paced * 3.0) as usize).clamp(100, 200_000);
     tally.start_latency_run(tally.stamp(), n);
-    let waited_before = waits();
+    let waited_before = Waited::so_far(server);
     publisher.publish(tally, n, window, Some(paced)).await?;
     let samples = tally.latencies(n * subscribers, QUIET).await;
-    let latency_waited_for_a_core = Waited::between(waited_before, waits());
+    let latency_waited_for_a_core = Waited::so_far(server).since(waited_before);
     let delivered = got + samples.len();
     let server_cpu_per_delivery_us = per_delivery_us(cpu_before.0, server_cpu(), delivered);
     let client_cpu_per_delivery_us = per_delivery_us(cpu_before.1, client_cpu(), delivered);
