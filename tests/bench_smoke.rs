@@ -185,6 +185,44 @@ fn a_bad_durability_is_a_usage_error_that_says_what_is_allowed() {
     }
 }
 
+/// The chat history offers `sync` and `periodic`: the journal's other modes are refused for
+/// `bench chat`, saying why, before anything is started.
+#[test]
+fn a_durability_the_chat_history_does_not_offer_is_a_usage_error() {
+    for (bad, says) in [
+        ("group 1ms", "already commits once per batch"),
+        ("none", "would grow until the server stops"),
+        ("sometimes", "unknown durability"),
+    ] {
+        let (out, stderr) = refused(&["bench", "chat", "--durability", bad]);
+        assert!(
+            stderr.contains("--durability") && stderr.contains(says),
+            "{bad}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{bad}: nothing measured");
+    }
+}
+
+/// `bench chat --durability periodic …` keeps the history on disk with that durability, and
+/// says so.
+#[test]
+fn a_chat_run_with_periodic_durability_says_which_it_measured() {
+    let report = bench_json(&[
+        "chat",
+        "--posts",
+        "200",
+        "--subscribers",
+        "3",
+        "--paced",
+        "2000",
+        "--durability",
+        "periodic 10ms",
+    ]);
+    assert_eq!(report["chat"]["history_on_disk"], true, "{report}");
+    assert_eq!(report["chat"]["durability"], "periodic 10ms", "{report}");
+    assert_eq!(report["chat"]["lost"], 0, "{report}");
+}
+
 #[test]
 fn a_bad_benchmark_name_is_a_usage_error() {
     let (_, stderr) = refused(&["bench", "dispach"]);

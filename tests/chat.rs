@@ -221,6 +221,63 @@ fn every_answered_post_survives_a_kill_and_the_retention_holds_on_disk() {
     assert!(kept[99].ends_with("post 299"), "{kept:?}");
 }
 
+/// Under `durability periodic` a post is answered before its commit is forced to disk, and
+/// reaches the disk within the interval: what a kill then leaves (read from a copy of the file
+/// as it is, the way a server killed now would find it) soon holds every answered post, and a
+/// server killed and started again has them all. A server stopped the usual way (SIGTERM)
+/// forces what is left to disk before it exits.
+#[test]
+fn under_periodic_durability_answered_posts_reach_the_disk_and_a_stop_forces_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        "node chat-a { type chat }\npolicy chat {\n    rate 0\n    durability periodic 50ms\n}\n",
+    );
+    let file = tcluster::journal::chat_history_path(&dir.path().join("state"), "chat-a");
+    let posts_after_a_crash = || {
+        let copy = dir.path().join("copy.redb");
+        std::fs::copy(&file, &copy).ok()?;
+        let (_, entries) = tcluster::journal::ChatHistory::open(&copy).ok()?;
+        let posts = entries
+            .iter()
+            .filter(|e| matches!(e.body, tcluster::protocol::message::ChatBody::Post { .. }))
+            .count();
+        Some(posts)
+    };
+    let post_many = |addr: &str, from: usize, to: usize| {
+        let mut ada = Raw::login(addr, "ada");
+        ada.ask(r#"{"type":"chat_create","channel":"general"}"#);
+        for i in from..to {
+            ada.send(&format!(
+                r#"{{"type":"chat_publish","channel":"general","text":"post {i}"}}"#
+            ));
+        }
+        for _ in from..to {
+            let answer = ada.reply();
+            assert_eq!(answer["type"], "chat_done", "{answer}");
+        }
+    };
+
+    let (server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    post_many(&addr, 0, 200);
+    wait_until("the answered posts are forced to disk", || {
+        (posts_after_a_crash() == Some(200)).then_some(())
+    });
+    drop(server); // SIGKILL
+    let (mut server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    assert_eq!(history(&topology, &addr, "general").len(), 200);
+
+    post_many(&addr, 200, 250);
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let status = wait_until("the server stops", || server.exited());
+    assert!(status.success(), "{status:?}: {}", server.log_text());
+    assert_eq!(posts_after_a_crash(), Some(250));
+    let (_server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
+    let kept = history(&topology, &addr, "general");
+    assert_eq!(kept.len(), 250, "{kept:?}");
+    assert!(kept[249].ends_with("post 249"), "{kept:?}");
+}
+
 /// A raw connection speaking JSON lines.
 struct Raw {
     lines: BufReader<TcpStream>,

@@ -36,8 +36,12 @@ pub struct FanOut {
 pub struct Chat {
     /// What served: `tcluster chat` or `redis pub/sub`.
     pub server: String,
-    /// Whether the server kept its history on disk (committed before anything is sent).
+    /// Whether the server kept its history on disk.
     pub history_on_disk: bool,
+    /// When its commits reached the disk (`policy chat { durability … }`): `sync` (each
+    /// batch's, before anything from it is sent) or `periodic 10ms`; `null` in memory and for
+    /// Redis.
+    pub durability: Option<String>,
     /// How the subscribers read their deliveries: `msgpack` frames or `json` lines (`null`
     /// for Redis, whose deliveries are RESP).
     pub encoding: Option<Encoding>,
@@ -144,10 +148,11 @@ impl Chat {
              \x20 throughput   {:.0} deliveries/s ({:.0} posts/s × {}; {} lost)\n\
              \x20 latency at {:.0} posts/s ({})   {}\n{}",
             self.server,
-            if self.history_on_disk {
-                "history on disk, committed before delivery"
-            } else {
-                "in memory only"
+            match (self.history_on_disk, self.durability.as_deref()) {
+                (false, _) => "in memory only".to_string(),
+                (true, None | Some("sync")) =>
+                    "history on disk, forced there before delivery".to_string(),
+                (true, Some(other)) => format!("history on disk, durability {other}"),
             },
             match self.encoding {
                 Some(Encoding::Msgpack) => "; deliveries as MessagePack",
@@ -334,6 +339,7 @@ async fn fan_out(
     Ok(Chat {
         server: String::new(),
         history_on_disk: false,
+        durability: None,
         encoding: None,
         subscribers,
         posts,
@@ -351,13 +357,20 @@ async fn fan_out(
     })
 }
 
-/// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight.
-pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<Chat, BenchError> {
+/// One chat server, `subscribers` subscribers, one publisher with `window` posts in flight;
+/// `history`: its history kept on disk with this durability (`sync`, `periodic 10ms`), or in
+/// memory.
+pub async fn chat(program: &Path, fan: FanOut, history: Option<&str>) -> Result<Chat, BenchError> {
+    let durability = history
+        .map(|d| format!("; durability {d}"))
+        .unwrap_or_default();
     let mut s = Scratch::new(
         program,
-        "set LOG_LEVEL \"WARN\"\nnode chat-1 { type chat }\npolicy chat { rate 0 }\n",
+        &format!(
+            "set LOG_LEVEL \"WARN\"\nnode chat-1 {{ type chat }}\npolicy chat {{ rate 0{durability} }}\n"
+        ),
     )?;
-    s.durable = history_on_disk;
+    s.durable = history.is_some();
     let addr = s.server("chat-1", None).await?;
     let tally = Arc::new(Tally::new(Instant::now(), fan.subscribers));
     let mut listening = tokio::task::JoinSet::new();
@@ -413,7 +426,8 @@ pub async fn chat(program: &Path, fan: FanOut, history_on_disk: bool) -> Result<
     drop(s);
     Ok(Chat {
         server: "tcluster chat".into(),
-        history_on_disk,
+        history_on_disk: history.is_some(),
+        durability: history.map(str::to_string),
         encoding: Some(fan.encoding),
         ..measured
     })

@@ -37,8 +37,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_journal: bool,
 
-    /// dispatch: when the journal's commits reach the disk (`sync`, `periodic 10ms`, `none`:
-    /// `policy journal { durability … }`)
+    /// dispatch: when the journal's commits reach the disk (`sync`, `group 1ms`, `periodic
+    /// 10ms`, `none`: `policy journal { durability … }`); chat: when the history's do (`sync`,
+    /// `periodic 10ms`: `policy chat { durability … }`)
     #[arg(long, default_value = "sync", value_name = "DURABILITY")]
     pub durability: String,
     /// dispatch: single-job round trips measured.
@@ -156,10 +157,6 @@ pub fn run(args: BenchArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(error) = durability_error(&args.durability) {
-        eprintln!("error: --durability {}: {error}", args.durability);
-        return ExitCode::from(2);
-    }
     let which: Vec<What> = match args.what {
         What::All => vec![
             What::Dispatch,
@@ -173,6 +170,13 @@ pub fn run(args: BenchArgs) -> ExitCode {
         ],
         one => vec![one],
     };
+    for what in &which {
+        if let Some(error) = durability_error(*what, &args.durability) {
+            let name = format!("{what:?}").to_lowercase();
+            eprintln!("error: --durability {} ({name}): {error}", args.durability);
+            return ExitCode::from(2);
+        }
+    }
     let mut json = serde_json::Map::new();
     for what in which {
         let name = format!("{what:?}").to_lowercase();
@@ -286,7 +290,10 @@ async fn measure(
             };
             let r = match args.redis.as_deref() {
                 Some(redis) => bench::redis_chat(redis, fan).await?,
-                None => bench::chat(program, fan, !args.no_journal).await?,
+                None => {
+                    let history = (!args.no_journal).then_some(args.durability.as_str());
+                    bench::chat(program, fan, history).await?
+                }
             };
             (r.table(), serde_json::to_value(&r))
         }
@@ -318,10 +325,17 @@ async fn measure(
     })
 }
 
-/// What is wrong with `--durability TEXT`, read as the topology's `policy journal { durability
-/// TEXT }` is read (none: it is right).
-fn durability_error(text: &str) -> Option<String> {
-    let policy = format!("node c {{ type master }}\npolicy journal {{ durability {text} }}\n");
+/// What is wrong with `--durability TEXT` for the benchmark `what`, read as the topology's
+/// `policy journal { durability TEXT }` (dispatch) or `policy chat { … }` (chat) is read (none:
+/// it is right, or `what` has no use for it).
+fn durability_error(what: What, text: &str) -> Option<String> {
+    let policy = match what {
+        What::Dispatch => {
+            format!("node c {{ type master }}\npolicy journal {{ durability {text} }}\n")
+        }
+        What::Chat => format!("node c {{ type chat }}\npolicy chat {{ durability {text} }}\n"),
+        _ => return None,
+    };
     let (_, report) = crate::topology::check_bytes("--durability", policy.as_bytes());
     let error = report.diagnostics.iter().find(|d| d.is_error())?;
     Some(format!("{} ({})", error.message, error.label))

@@ -33,9 +33,15 @@ impl ChatHistory {
         Ok((ChatHistory { store }, entries))
     }
 
-    /// Makes `changes`, in their order, in one durable transaction: a crash leaves all of them
-    /// done or none.
-    pub fn write(&mut self, changes: &[HistoryChange<'_>]) -> Result<(), StorageError> {
+    /// Makes `changes`, in their order, in one transaction: a crash leaves all of them done or
+    /// none. `durable`: forced to disk before this returns; otherwise they reach it with the
+    /// next [`ChatHistory::sync`] (or durable write, or when the history is closed), and a crash
+    /// before then loses them.
+    pub fn write(
+        &mut self,
+        changes: &[HistoryChange<'_>],
+        durable: bool,
+    ) -> Result<(), StorageError> {
         if changes.is_empty() {
             return Ok(());
         }
@@ -51,7 +57,7 @@ impl ChatHistory {
                 }
             });
         }
-        self.store.write(|write, table, fail| {
+        self.store.write(durable, |write, table, fail| {
             let mut table = write.open_table(table).map_err(|e| fail(&e))?;
             for (clock, server, seq, bytes) in &rows {
                 match bytes {
@@ -62,6 +68,11 @@ impl ChatHistory {
             }
             Ok(())
         })
+    }
+
+    /// Forces every change written so far to disk.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.store.write(true, |_, _, _| Ok(()))
     }
 }
 
@@ -106,7 +117,10 @@ mod tests {
         assert!(entries.is_empty());
         let (late, early) = (post(9, "chat-2", "late"), post(3, "chat-1", "early"));
         history
-            .write(&[HistoryChange::Keep(&late), HistoryChange::Keep(&early)])
+            .write(
+                &[HistoryChange::Keep(&late), HistoryChange::Keep(&early)],
+                true,
+            )
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
@@ -124,10 +138,13 @@ mod tests {
             post(3, "chat-1", "c"),
         );
         history
-            .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)])
+            .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)], true)
             .unwrap();
         history
-            .write(&[HistoryChange::Keep(&c), HistoryChange::Forget(&a.key())])
+            .write(
+                &[HistoryChange::Keep(&c), HistoryChange::Forget(&a.key())],
+                true,
+            )
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
@@ -143,15 +160,52 @@ mod tests {
         // One batch kept `a` and then, at a later post, dropped it past the retention: it must
         // not stay on disk.
         history
-            .write(&[
-                HistoryChange::Keep(&a),
-                HistoryChange::Keep(&b),
-                HistoryChange::Forget(&a.key()),
-            ])
+            .write(
+                &[
+                    HistoryChange::Keep(&a),
+                    HistoryChange::Keep(&b),
+                    HistoryChange::Forget(&a.key()),
+                ],
+                true,
+            )
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
         assert_eq!(entries, vec![b]);
+    }
+
+    /// What a crash of the process would leave: the file's bytes as they are now, opened as
+    /// another file (the history itself stays open, as a killed process's would have been).
+    fn after_a_crash(path: &Path) -> Vec<ChatEntry> {
+        let copy = path.with_extension("crashed.redb");
+        std::fs::copy(path, &copy).unwrap();
+        ChatHistory::open(&copy).unwrap().1
+    }
+
+    #[test]
+    fn writes_not_forced_to_disk_are_there_after_a_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = chat_history_path(dir.path(), "chat-1");
+        let (mut history, _) = ChatHistory::open(&path).unwrap();
+        let (a, b, c) = (
+            post(1, "chat-1", "a"),
+            post(2, "chat-1", "b"),
+            post(3, "chat-1", "c"),
+        );
+        history.write(&[HistoryChange::Keep(&a)], true).unwrap();
+        history
+            .write(&[HistoryChange::Keep(&b), HistoryChange::Keep(&c)], false)
+            .unwrap();
+        // Before the sync a crash keeps what was forced to disk; the rest may be lost.
+        let crashed = after_a_crash(&path);
+        assert_eq!(crashed.first(), Some(&a), "{crashed:?}");
+        history.sync().unwrap();
+        assert_eq!(after_a_crash(&path), vec![a.clone(), b.clone(), c.clone()]);
+        // A history closed without a sync forces what it holds to disk as it closes.
+        let d = post(4, "chat-1", "d");
+        history.write(&[HistoryChange::Keep(&d)], false).unwrap();
+        drop(history);
+        assert_eq!(ChatHistory::open(&path).unwrap().1, vec![a, b, c, d]);
     }
 
     #[test]

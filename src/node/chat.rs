@@ -4,7 +4,8 @@
 //! ```text
 //!  accept ─▶ per connection: reader ──(ChatEvent)──▶ ┐
 //!  per peer server: link (follows it) ──────────────▶ ├─▶ one loop owns the ChatServer
-//!  ticker ──────────────────────────────────────────▶ ┘      │ Store (one commit per batch)
+//!  ticker ──────────────────────────────────────────▶ ┘      │ Store (one commit per batch,
+//!                                                            │   forced to disk: each, or periodic)
 //!  per connection: writer ◀── bounded queue ◀── outbox ◀───┤ Send (full: disconnect)
 //!                                                            │ Push (lagging: dropped, counted)
 //! ```
@@ -34,6 +35,7 @@ use crate::protocol::message::{ChatEntry, Encoding, Envelope, Message, PeerRole}
 use crate::protocol::packed;
 use crate::role::ConnId;
 use crate::role::chat::{ChatConfig, ChatServer, Input, Output};
+use crate::topology::policies::Durability;
 
 /// Lines waiting for one connection beyond which live deliveries to it are dropped (replies
 /// still go into its queue): a subscriber may lag this far behind, no further.
@@ -42,6 +44,14 @@ const SUBSCRIBER_QUEUE: usize = 256;
 const SEND_BUFFER: usize = 64 * 1024;
 /// The most inputs handled between two commits of the history.
 const MAX_BATCH: usize = 512;
+
+/// Sleeps until `due` (forever without one: the branch is then disabled anyway).
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// What the loop hears.
 enum ChatEvent {
@@ -67,7 +77,7 @@ pub async fn run(
         Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
     ),
     peers: Vec<(String, String)>,
-    history: Option<(ChatHistory, Vec<ChatEntry>)>,
+    history: Option<(ChatHistory, Vec<ChatEntry>, Durability)>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {
@@ -84,6 +94,12 @@ struct Driver {
     /// and TLS if the port is encrypted.
     port: Port,
     store: Option<ChatHistory>,
+    /// `policy chat { durability periodic … }`: how often the history is forced to disk (each
+    /// batch's commit is then written but not forced); `None` (`sync`): every batch's commit is
+    /// forced to disk before anyone hears of it.
+    sync_every: Option<Duration>,
+    /// When the oldest commit not yet forced to disk was made, if there is one.
+    unsynced_since: Option<Instant>,
     /// Each connection's writer (looked up for every delivery: foldhash, not SipHash).
     writers: foldhash::HashMap<ConnId, Writer>,
     /// The connections this batch answers (a reply, perhaps with deliveries), then those it
@@ -109,19 +125,19 @@ async fn serve(
         Option<(crate::tls::Acceptor, crate::tls::Plaintext)>,
     ),
     peers: Vec<(String, String)>,
-    history: Option<(ChatHistory, Vec<ChatEntry>)>,
+    history: Option<(ChatHistory, Vec<ChatEntry>, Durability)>,
     control: NodeControl,
     shutdown: CancellationToken,
 ) {
     let name = config.name.clone();
     let peer_key = config.peer_key.clone();
     let mut server = ChatServer::new(config);
-    let store = match history {
-        Some((store, entries)) => {
+    let (store, durability) = match history {
+        Some((store, entries, durability)) => {
             server.restore(entries);
-            Some(store)
+            (Some(store), durability)
         }
-        None => None,
+        None => (None, Durability::Sync),
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ChatEvent)>(CONN_QUEUE);
     for (peer, addr) in peers {
@@ -146,6 +162,11 @@ async fn serve(
             tls,
         },
         store,
+        sync_every: match durability {
+            Durability::Periodic(every) => Some(every),
+            _ => None,
+        },
+        unsynced_since: None,
         writers: foldhash::HashMap::default(),
         peer_links: HashMap::new(),
         inputs_tx,
@@ -158,9 +179,15 @@ async fn serve(
         written: Vec::new(),
     };
     loop {
+        // Even paused, what was answered reaches the disk on time.
+        let sync_due = driver.sync_due();
         tokio::select! {
             _ = pause.wait_while_paused() => {}
             _ = shutdown.cancelled() => break,
+            _ = until(sync_due), if sync_due.is_some() => {
+                driver.sync_history();
+                continue;
+            }
         }
         let first = tokio::select! {
             biased;
@@ -174,6 +201,10 @@ async fn serve(
             }
             Some((conn, event)) = inputs.recv() => driver.input_of(conn, event),
             _ = ticker.tick() => Some(Input::Tick),
+            _ = until(sync_due), if sync_due.is_some() => {
+                driver.sync_history();
+                continue;
+            }
         };
         driver.pending.extend(first);
         // What arrived in the same moment (another connection's lines, a reader's next ones)
@@ -187,11 +218,16 @@ async fn serve(
         }
         let outputs = driver.step_batch();
         driver.store(&outputs);
+        // A busy server may never be idle when its sync falls due.
+        if driver.sync_due().is_some_and(|due| due <= Instant::now()) {
+            driver.sync_history();
+        }
         for output in outputs {
             driver.carry_out(output);
         }
         driver.hand_over();
     }
+    driver.sync_history();
     info!("chat server stopping");
     for (_, writer) in driver.writers.drain() {
         writer.cancel.cancel();
@@ -245,7 +281,8 @@ impl Driver {
     }
 
     /// Writes the batch's new entries to the history before anyone hears of them, and drops
-    /// those past the retention, in the order the steps asked, in one commit.
+    /// those past the retention, in the order the steps asked, in one commit: forced to disk
+    /// first under `durability sync`, by the next sync under `periodic`.
     fn store(&mut self, outputs: &[Output]) {
         if let Some(store) = self.store.as_mut() {
             let changes: Vec<HistoryChange<'_>> = outputs
@@ -256,9 +293,33 @@ impl Driver {
                     _ => None,
                 })
                 .collect();
-            if let Err(e) = store.write(&changes) {
-                tracing::error!("{e}: entries of this step are not on disk");
+            if changes.is_empty() {
+                return;
             }
+            let durable = self.sync_every.is_none();
+            match store.write(&changes, durable) {
+                Ok(()) if !durable => {
+                    self.unsynced_since.get_or_insert_with(Instant::now);
+                }
+                Ok(()) => {}
+                Err(e) => tracing::error!("{e}: entries of this step are not on disk"),
+            }
+        }
+    }
+
+    /// When the history must next be forced to disk (`durability periodic`), if anything
+    /// written is not yet.
+    fn sync_due(&self) -> Option<Instant> {
+        Some(self.unsynced_since? + self.sync_every?)
+    }
+
+    /// Forces what the history has written to disk, if anything is waiting.
+    fn sync_history(&mut self) {
+        if self.unsynced_since.take().is_some()
+            && let Some(store) = self.store.as_mut()
+            && let Err(e) = store.sync()
+        {
+            tracing::error!("{e}: the latest entries may not be on disk");
         }
     }
 

@@ -420,7 +420,10 @@ async fn run_chat(
     config.burst = f64::from(topology.policies.chat.burst);
     let state_dir = state_dir(topology, &options);
     let history = match state_dir {
-        Some(dir) => Some(ChatHistory::open(&chat_history_path(&dir, name))?),
+        Some(dir) => {
+            let (history, entries) = ChatHistory::open(&chat_history_path(&dir, name))?;
+            Some((history, entries, topology.policies.chat.durability))
+        }
         None => None,
     };
     let tls = secure::acceptor(topology, node, &options)?;

@@ -251,6 +251,38 @@ mod tests {
     }
 
     #[test]
+    fn a_chat_history_is_forced_to_disk_each_batch_or_periodically() {
+        use policies::Durability;
+        let chat = |policy: &str| {
+            let text = format!("node chat-1 {{ type chat }}\npolicy chat {{ {policy} }}\n");
+            let (topology, report) = check_bytes("x.top", text.as_bytes());
+            (
+                topology.map(|t| t.policies.chat.durability),
+                report.render(),
+            )
+        };
+        assert_eq!(chat("keep 10").0, Some(Durability::Sync));
+        assert_eq!(chat("durability sync").0, Some(Durability::Sync));
+        let every = std::time::Duration::from_millis(10);
+        assert_eq!(
+            chat("durability periodic 10ms").0,
+            Some(Durability::Periodic(every))
+        );
+        for (mode, why) in [
+            ("group 1ms", "already commits once per batch"),
+            ("none", "would grow until the server stops"),
+            ("periodic", "needs how often"),
+        ] {
+            let (topology, report) = chat(&format!("durability {mode}"));
+            assert!(topology.is_none(), "{mode}");
+            assert!(
+                report.contains(why) && report.contains("x.top:2:"),
+                "{report}"
+            );
+        }
+    }
+
+    #[test]
     fn byte_order_mark_is_ignored() {
         let (topology, report) = check_bytes("x.top", "\u{feff}set A 1\n".as_bytes());
         assert!(topology.is_some(), "{}", report.render());

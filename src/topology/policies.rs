@@ -195,7 +195,8 @@ pub struct Security {
     pub allow_classic: bool,
 }
 
-/// `policy chat`: how fast one client may send to a chat server.
+/// `policy chat`: how fast one client may send to a chat server, how much each channel keeps,
+/// and when the history on disk is forced there.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChatPolicy {
     /// Messages a second per connection; 0 for no limit.
@@ -205,6 +206,9 @@ pub struct ChatPolicy {
     /// Messages kept per channel (and per pair of users, for direct messages): older ones
     /// are dropped from the history, in memory and on disk.
     pub keep: usize,
+    /// When a batch's commit of the history reaches the disk: [`Durability::Sync`] (each batch
+    /// forced to disk before anyone hears of it, the default) or [`Durability::Periodic`].
+    pub durability: Durability,
 }
 
 impl Default for ChatPolicy {
@@ -213,6 +217,7 @@ impl Default for ChatPolicy {
             rate_per_second: 20.0,
             burst: 40,
             keep: 10_000,
+            durability: Durability::Sync,
         }
     }
 }

@@ -414,15 +414,22 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
         ),
         (
             "chat",
-            if p.chat.rate_per_second > 0.0 {
-                format!(
-                    "{}/s per client, bursts of {}",
-                    trim_rate(p.chat.rate_per_second),
-                    p.chat.burst
-                )
-            } else {
-                "no rate limit".to_string()
-            },
+            format!(
+                "{}{}",
+                if p.chat.rate_per_second > 0.0 {
+                    format!(
+                        "{}/s per client, bursts of {}",
+                        trim_rate(p.chat.rate_per_second),
+                        p.chat.burst
+                    )
+                } else {
+                    "no rate limit".to_string()
+                },
+                match p.chat.durability {
+                    crate::topology::policies::Durability::Sync => String::new(),
+                    other => format!(", history on disk: {}", other.describe()),
+                }
+            ),
         ),
         (
             "journal",

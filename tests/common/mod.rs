@@ -62,6 +62,13 @@ impl Proc {
             .expect("signal the process");
     }
 
+    /// How it ended, once it has (reaped then); `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .try_wait()
+            .expect("ask whether the process ended")
+    }
+
     /// Its log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

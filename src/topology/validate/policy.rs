@@ -52,6 +52,30 @@ impl Validator<'_> {
         }
     }
 
+    /// `durability sync` or `durability periodic 10ms` for a chat server's history. It commits
+    /// once per batch already (what arrived together shares one fsync), so `group` would add
+    /// nothing; and redb frees a file's pages only at a commit forced to disk, so under `none`
+    /// the file would grow for as long as the server runs.
+    fn chat_durability(&mut self, c: &Command) -> Option<crate::topology::policies::Durability> {
+        use crate::topology::policies::Durability;
+        let durability = self.durability(c)?;
+        let why = match durability {
+            Durability::Sync | Durability::Periodic(_) => return Some(durability),
+            Durability::Group(_) => "a chat server already commits once per batch",
+            Durability::None => "the history file would grow until the server stops",
+        };
+        let span = c.words[1].span;
+        self.error(
+            span,
+            format!(
+                "`durability {}` is not offered for chat history: {why}",
+                durability.describe()
+            ),
+            "expected `durability sync | periodic 10ms`".to_string(),
+        );
+        None
+    }
+
     /// The duration after a durability mode (`group 1ms`, `periodic 10ms`): above 0 and at most
     /// `most` (`what` it is, `most` as written).
     fn mode_duration(
@@ -322,8 +346,13 @@ impl Validator<'_> {
         self.keys(
             block,
             what,
-            &["rate", "burst", "keep"],
+            &["rate", "burst", "keep", "durability"],
             |v, key, c| match key {
+                "durability" => {
+                    if let Some(d) = v.chat_durability(c) {
+                        chat.durability = d;
+                    }
+                }
                 "rate" => {
                     if let Some(rate) = v.value(c, "rate 20/s", parse_per_second) {
                         chat.rate_per_second = rate;
