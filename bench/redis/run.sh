@@ -10,8 +10,9 @@
 # disk (each batch forced to disk before its answers, then every 10 ms: `durability periodic
 # 10ms`), and in memory with deliveries as JSON lines (the other rows' subscribers ask for
 # MessagePack). Every row is printed as JSON as it comes; after the last round, a summary: each
-# round's ratios against Redis in the same round, their ranges and medians, and each server's
-# CPU per delivery in its throughput run. Method and results: docs/performance/chat.md.
+# round's ratios against Redis in the same round, their ranges and medians, each server's CPU
+# per delivery in its throughput run, and tcluster's two in-memory throughput runs of the round
+# against each other (the same binary twice: the spread of the machine itself). Method and results: docs/performance/chat.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SUBSCRIBERS=${1:-50}
@@ -81,23 +82,26 @@ for round in $(seq "$ROUNDS"); do
 $(field "$MEMORY_ROW" deliveries_per_second) $(field "$MEMORY_ROW" p99) $(field "$PACED_ROW" p99) \
 $(field "$DISK_ROW" deliveries_per_second) $(server_us "$REDIS_ROW") \
 $(server_us "$MEMORY_ROW") $(field "$JSON_ROW" deliveries_per_second) \
-$(field "$PERIODIC_ROW" deliveries_per_second)"$'\n'
+$(field "$PERIODIC_ROW" deliveries_per_second) $(field "$PACED_ROW" deliveries_per_second)"$'\n'
 done
 
 echo "== summary: deliveries/s and p99 at half load (ms); each ratio is against Redis in the same round;"
 echo "   server µs: each server's CPU per delivery in its throughput run (Redis / tcluster in memory);"
 echo "   json: tcluster in memory with deliveries as JSON lines (the other tcluster rows: MessagePack);"
-echo "   on disk: each batch forced to disk before its answers (durability sync); periodic: every 10 ms"
+echo "   on disk: each batch forced to disk before its answers (durability sync); periodic: every 10 ms;"
+echo "   itself: tcluster's second in-memory throughput run (the --paced row's) against its first, the"
+echo "   same binary twice: how far apart two runs of one server land in a round on this machine"
 printf '%s' "$SUMMARY" | awk '
     BEGIN {
-        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s %12s %7s %16s %12s %7s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio", "periodic", "ratio", "server µs r / t", "json", "ratio"
+        printf "%-6s %12s %8s %12s %7s %8s %13s %12s %7s %12s %7s %16s %12s %7s %7s\n", "round", "redis", "p99", "in memory", "ratio", "p99", "p99 @ redis", "on disk", "ratio", "periodic", "ratio", "server µs r / t", "json", "ratio", "itself"
     }
     {
-        m = $4 / $2; d = $7 / $2; q = $11 / $2
-        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f× %12.0f %6.2f× %7.2f / %6.2f %12.0f %6.2f×\n", $1, $2, $3, $4, m, $5, $6, $7, d, $11, q, $8, $9, $10, $10 / $2
+        m = $4 / $2; d = $7 / $2; q = $11 / $2; t = $12 / $4
+        printf "%-6s %12.0f %8.2f %12.0f %6.2f× %8.2f %13.2f %12.0f %6.2f× %12.0f %6.2f× %7.2f / %6.2f %12.0f %6.2f× %6.2f×\n", $1, $2, $3, $4, m, $5, $6, $7, d, $11, q, $8, $9, $10, $10 / $2, t
         if (NR == 1 || m < lo_m) lo_m = m; if (NR == 1 || m > hi_m) hi_m = m
         if (NR == 1 || d < lo_d) lo_d = d; if (NR == 1 || d > hi_d) hi_d = d
         if (NR == 1 || q < lo_q) lo_q = q; if (NR == 1 || q > hi_q) hi_q = q
+        if (NR == 1 || t < lo_t) lo_t = t; if (NR == 1 || t > hi_t) hi_t = t
         if (NR == 1 || $5 < lo_p) lo_p = $5; if (NR == 1 || $5 > hi_p) hi_p = $5
         if (m >= 1.0) met_m++; if (d >= 0.8) met_d++; if (q >= 0.8) met_q++; if ($5 <= 2.0) met_p++
         ms[NR] = m; ds[NR] = d; qs[NR] = q
@@ -114,5 +118,6 @@ printf '%s' "$SUMMARY" | awk '
     END {
         printf "in memory %.2f–%.2f× (≥ 1.0× in %d of %d); p99 at its own half load %.2f–%.2f ms (≤ 2 ms in %d); on disk %.2f–%.2f× (≥ 0.8× in %d)\n", lo_m, hi_m, met_m, NR, lo_p, hi_p, met_p, lo_d, hi_d, met_d
         printf "on disk, durability periodic 10ms: %.2f–%.2f× (≥ 0.8× in %d of %d)\n", lo_q, hi_q, met_q, NR
+        printf "tcluster in memory against itself: %.2f–%.2f× (the spread any two runs of one server can show here)\n", lo_t, hi_t
         printf "medians over the rounds: in memory %.2f×, on disk %.2f×, periodic %.2f×\n", median(ms, NR), median(ds, NR), median(qs, NR)
     }'
