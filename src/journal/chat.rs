@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use compact_str::CompactString;
 use redb::TableDefinition;
 use tracing::warn;
 
@@ -33,46 +34,70 @@ impl ChatHistory {
         Ok((ChatHistory { store }, entries))
     }
 
-    /// Makes `changes`, in their order, in one transaction: a crash leaves all of them done or
-    /// none. `durable`: forced to disk before this returns; otherwise they reach it with the
-    /// next [`ChatHistory::sync`] (or durable write, or when the history is closed), and a crash
-    /// before then loses them.
-    pub fn write(
-        &mut self,
-        changes: &[HistoryChange<'_>],
-        durable: bool,
-    ) -> Result<(), StorageError> {
-        if changes.is_empty() {
+    /// Makes `changes`, in their order, in one durable transaction: a crash leaves all of them
+    /// done or none.
+    pub fn write(&mut self, changes: &[HistoryChange<'_>]) -> Result<(), StorageError> {
+        let mut staged = Staged::default();
+        staged.add(changes).map_err(|e| self.store.fail(&e))?;
+        self.commit(staged)
+    }
+
+    /// Makes the staged changes, in their order, in one durable transaction.
+    pub fn commit(&mut self, staged: Staged) -> Result<(), StorageError> {
+        if staged.rows.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(changes.len());
-        for change in changes {
-            rows.push(match change {
-                HistoryChange::Keep(entry) => {
-                    let bytes = serde_json::to_vec(entry).map_err(|e| self.store.fail(&e))?;
-                    (entry.clock, entry.server.as_str(), entry.seq, Some(bytes))
-                }
-                HistoryChange::Forget((clock, server, seq)) => {
-                    (*clock, server.as_str(), *seq, None)
-                }
-            });
-        }
-        self.store.write(durable, |write, table, fail| {
+        self.store.write(|write, table, fail| {
             let mut table = write.open_table(table).map_err(|e| fail(&e))?;
-            for (clock, server, seq, bytes) in &rows {
+            for (clock, server, seq, bytes) in &staged.rows {
+                let key = (*clock, server.as_str(), *seq);
                 match bytes {
-                    Some(bytes) => table.insert((*clock, *server, *seq), bytes.as_slice()),
-                    None => table.remove((*clock, *server, *seq)),
+                    Some(bytes) => table.insert(key, bytes.as_slice()),
+                    None => table.remove(key),
                 }
                 .map_err(|e| fail(&e))?;
             }
             Ok(())
         })
     }
+}
 
-    /// Forces every change written so far to disk.
-    pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.store.write(true, |_, _, _| Ok(()))
+/// Changes to a history, made ready (each kept entry as the bytes it is stored as) and held
+/// for a later commit: until then they are only in this process.
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// A key, and the entry's bytes to keep or `None` to drop it, in order.
+    rows: Vec<(u64, CompactString, u64, Option<Vec<u8>>)>,
+}
+
+impl Staged {
+    /// Adds `changes`, after those already staged.
+    pub fn add(&mut self, changes: &[HistoryChange<'_>]) -> Result<(), serde_json::Error> {
+        self.rows.reserve(changes.len());
+        for change in changes {
+            self.rows.push(match change {
+                HistoryChange::Keep(entry) => (
+                    entry.clock,
+                    entry.server.clone(),
+                    entry.seq,
+                    Some(serde_json::to_vec(entry)?),
+                ),
+                HistoryChange::Forget((clock, server, seq)) => {
+                    (*clock, server.as_str().into(), *seq, None)
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// How many changes are staged.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
     }
 }
 
@@ -117,10 +142,7 @@ mod tests {
         assert!(entries.is_empty());
         let (late, early) = (post(9, "chat-2", "late"), post(3, "chat-1", "early"));
         history
-            .write(
-                &[HistoryChange::Keep(&late), HistoryChange::Keep(&early)],
-                true,
-            )
+            .write(&[HistoryChange::Keep(&late), HistoryChange::Keep(&early)])
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
@@ -138,13 +160,10 @@ mod tests {
             post(3, "chat-1", "c"),
         );
         history
-            .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)], true)
+            .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)])
             .unwrap();
         history
-            .write(
-                &[HistoryChange::Keep(&c), HistoryChange::Forget(&a.key())],
-                true,
-            )
+            .write(&[HistoryChange::Keep(&c), HistoryChange::Forget(&a.key())])
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
@@ -160,14 +179,11 @@ mod tests {
         // One batch kept `a` and then, at a later post, dropped it past the retention: it must
         // not stay on disk.
         history
-            .write(
-                &[
-                    HistoryChange::Keep(&a),
-                    HistoryChange::Keep(&b),
-                    HistoryChange::Forget(&a.key()),
-                ],
-                true,
-            )
+            .write(&[
+                HistoryChange::Keep(&a),
+                HistoryChange::Keep(&b),
+                HistoryChange::Forget(&a.key()),
+            ])
             .unwrap();
         drop(history);
         let (_, entries) = ChatHistory::open(&path).unwrap();
@@ -183,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_not_forced_to_disk_are_there_after_a_sync() {
+    fn staged_changes_reach_the_disk_when_committed_in_their_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = chat_history_path(dir.path(), "chat-1");
         let (mut history, _) = ChatHistory::open(&path).unwrap();
@@ -192,20 +208,17 @@ mod tests {
             post(2, "chat-1", "b"),
             post(3, "chat-1", "c"),
         );
-        history.write(&[HistoryChange::Keep(&a)], true).unwrap();
-        history
-            .write(&[HistoryChange::Keep(&b), HistoryChange::Keep(&c)], false)
+        history.write(&[HistoryChange::Keep(&a)]).unwrap();
+        let mut staged = Staged::default();
+        staged
+            .add(&[HistoryChange::Keep(&b), HistoryChange::Keep(&c)])
             .unwrap();
-        // Before the sync a crash keeps what was forced to disk; the rest may be lost.
-        let crashed = after_a_crash(&path);
-        assert_eq!(crashed.first(), Some(&a), "{crashed:?}");
-        history.sync().unwrap();
-        assert_eq!(after_a_crash(&path), vec![a.clone(), b.clone(), c.clone()]);
-        // A history closed without a sync forces what it holds to disk as it closes.
-        let d = post(4, "chat-1", "d");
-        history.write(&[HistoryChange::Keep(&d)], false).unwrap();
-        drop(history);
-        assert_eq!(ChatHistory::open(&path).unwrap().1, vec![a, b, c, d]);
+        staged.add(&[HistoryChange::Forget(&a.key())]).unwrap();
+        assert_eq!(staged.len(), 3);
+        // Staged, they are only in the process: a crash now leaves what was written.
+        assert_eq!(after_a_crash(&path), vec![a.clone()]);
+        history.commit(staged).unwrap();
+        assert_eq!(after_a_crash(&path), vec![b, c]);
     }
 
     #[test]

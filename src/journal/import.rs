@@ -74,7 +74,7 @@ mod tests {
         {
             let mut store = Store::open("journal", &old, EVENTS).unwrap();
             store
-                .write(true, |write, table, fail| {
+                .write(|write, table, fail| {
                     let mut table = write.open_table(table).map_err(|e| fail(&e))?;
                     for seq in 5..8 {
                         let row = serde_json::to_vec(&submitted(seq)).unwrap();

@@ -27,7 +27,7 @@ mod lines;
 mod store;
 mod writer;
 
-pub use chat::{ChatHistory, HistoryChange, chat_history_path};
+pub use chat::{ChatHistory, HistoryChange, Staged, chat_history_path};
 pub use store::StorageError;
 pub use writer::{Entry, JournalWriter, Linger, add_entries, entries_of, write_entries};
 

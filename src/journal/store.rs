@@ -1,6 +1,6 @@
 //! The redb plumbing of a chat server's history (and of journals kept by earlier versions,
 //! which `import` carries over): open a file (making its folder and its one table), read every
-//! row in key order, and write rows in one transaction, forced to disk or not.
+//! row in key order, and write rows in one durable transaction.
 
 use std::path::{Path, PathBuf};
 
@@ -78,12 +78,10 @@ impl<K: Key + 'static> Store<K> {
         Ok(())
     }
 
-    /// Runs `write` in one transaction on the table and commits it before returning: forced to
-    /// disk if `durable`, else held by redb until the next durable commit (or the store's close).
+    /// Runs `write` in one transaction on the table and commits it, durably, before returning.
     /// `write` is handed the store's way of saying what failed.
     pub(super) fn write(
         &mut self,
-        durable: bool,
         write: impl FnOnce(
             &WriteTransaction,
             TableDefinition<'static, K, &'static [u8]>,
@@ -91,12 +89,7 @@ impl<K: Key + 'static> Store<K> {
         ) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
         let fail = |e: &dyn std::fmt::Display| self.fail(e);
-        let mut transaction = self.db.begin_write().map_err(|e| fail(&e))?;
-        if !durable {
-            transaction
-                .set_durability(redb::Durability::None)
-                .map_err(|e| fail(&e))?;
-        }
+        let transaction = self.db.begin_write().map_err(|e| fail(&e))?;
         write(&transaction, self.table, &fail)?;
         transaction.commit().map_err(|e| fail(&e))?;
         Ok(())

@@ -4,8 +4,8 @@
 //! ```text
 //!  accept ─▶ per connection: reader ──(ChatEvent)──▶ ┐
 //!  per peer server: link (follows it) ──────────────▶ ├─▶ one loop owns the ChatServer
-//!  ticker ──────────────────────────────────────────▶ ┘      │ Store (one commit per batch,
-//!                                                            │   forced to disk: each, or periodic)
+//!  ticker ──────────────────────────────────────────▶ ┘      │ Store (a commit per batch, or
+//!                                                            │   staged: one per periodic sync)
 //!  per connection: writer ◀── bounded queue ◀── outbox ◀───┤ Send (full: disconnect)
 //!                                                            │ Push (lagging: dropped, counted)
 //! ```
@@ -30,7 +30,7 @@ use super::conn::{
     CONN_QUEUE, ConnNews, OpenSockets, Outgoing, Port, accept, accept_failed, accept_within,
 };
 use super::control::NodeControl;
-use crate::journal::{ChatHistory, HistoryChange};
+use crate::journal::{ChatHistory, HistoryChange, Staged};
 use crate::protocol::message::{ChatEntry, Encoding, Envelope, Message, PeerRole};
 use crate::protocol::packed;
 use crate::role::ConnId;
@@ -44,6 +44,106 @@ const SUBSCRIBER_QUEUE: usize = 256;
 const SEND_BUFFER: usize = 64 * 1024;
 /// The most inputs handled between two commits of the history.
 const MAX_BATCH: usize = 512;
+/// Under `durability periodic`, the most changes staged before they are committed ahead of
+/// the interval (a long interval at a high rate must not hold a large
+/// share of memory).
+const MAX_STAGED: usize = 10_000;
+
+/// Where a chat server's history goes, batch by batch.
+enum History {
+    /// `durability sync`: each batch's changes in one commit forced to disk before anyone
+    /// hears of the batch.
+    EachBatch(ChatHistory),
+    /// `durability periodic`: each batch's changes staged, and written in one commit forced to
+    /// disk once `every` has passed since the first of them (or once [`MAX_STAGED`] wait). In
+    /// the loop, not on a thread of its own: on two cores a third busy thread cost the fan-out
+    /// more than the loop's wait for one commit every `every`.
+    Periodic {
+        history: ChatHistory,
+        staged: Staged,
+        since: Option<Instant>,
+        every: Duration,
+    },
+}
+
+impl History {
+    fn start(history: ChatHistory, durability: Durability) -> History {
+        match durability {
+            Durability::Periodic(every) => History::Periodic {
+                history,
+                staged: Staged::default(),
+                since: None,
+                every,
+            },
+            _ => History::EachBatch(history),
+        }
+    }
+
+    /// Keeps the batch's new entries and drops those past the retention, in the order the
+    /// steps asked: under `sync` on disk before anyone hears of them; under `periodic` staged,
+    /// and committed if the batch made that due (a busy loop may not be idle when it falls due).
+    fn store(&mut self, outputs: &[Output]) {
+        let changes: Vec<HistoryChange<'_>> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Store(entry) => Some(HistoryChange::Keep(entry)),
+                Output::Forget(key) => Some(HistoryChange::Forget(key)),
+                _ => None,
+            })
+            .collect();
+        if changes.is_empty() {
+            return;
+        }
+        let failed = match self {
+            History::EachBatch(history) => history.write(&changes).err().map(|e| e.to_string()),
+            History::Periodic { staged, since, .. } => {
+                since.get_or_insert_with(Instant::now);
+                staged.add(&changes).err().map(|e| e.to_string())
+            }
+        };
+        if let Some(e) = failed {
+            tracing::error!("{e}: entries of this step are not on disk");
+        }
+        if self.due().is_some_and(|due| due <= Instant::now()) {
+            self.commit_staged();
+        }
+    }
+
+    /// When what is staged must be committed (`periodic`), if anything is.
+    fn due(&self) -> Option<Instant> {
+        match self {
+            History::EachBatch(_) => None,
+            History::Periodic {
+                staged,
+                since,
+                every,
+                ..
+            } => {
+                let since = (*since)?;
+                Some(if staged.len() >= MAX_STAGED {
+                    since
+                } else {
+                    since + *every
+                })
+            }
+        }
+    }
+
+    /// Writes what is staged in one commit forced to disk.
+    fn commit_staged(&mut self) {
+        if let History::Periodic {
+            history,
+            staged,
+            since,
+            ..
+        } = self
+            && since.take().is_some()
+            && let Err(e) = history.commit(std::mem::take(staged))
+        {
+            tracing::error!("{e}: the latest entries are not on disk");
+        }
+    }
+}
 
 /// Sleeps until `due` (forever without one: the branch is then disabled anyway).
 async fn until(due: Option<Instant>) {
@@ -93,13 +193,8 @@ struct Driver {
     /// Sockets held open now (no more are accepted past the connection limit, and a little),
     /// and TLS if the port is encrypted.
     port: Port,
-    store: Option<ChatHistory>,
-    /// `policy chat { durability periodic … }`: how often the history is forced to disk (each
-    /// batch's commit is then written but not forced); `None` (`sync`): every batch's commit is
-    /// forced to disk before anyone hears of it.
-    sync_every: Option<Duration>,
-    /// When the oldest commit not yet forced to disk was made, if there is one.
-    unsynced_since: Option<Instant>,
+    /// The history on disk, if the server keeps one.
+    history: Option<History>,
     /// Each connection's writer (looked up for every delivery: foldhash, not SipHash).
     writers: foldhash::HashMap<ConnId, Writer>,
     /// The connections this batch answers (a reply, perhaps with deliveries), then those it
@@ -132,12 +227,12 @@ async fn serve(
     let name = config.name.clone();
     let peer_key = config.peer_key.clone();
     let mut server = ChatServer::new(config);
-    let (store, durability) = match history {
-        Some((store, entries, durability)) => {
+    let history = match history {
+        Some((history, entries, durability)) => {
             server.restore(entries);
-            (Some(store), durability)
+            Some(History::start(history, durability))
         }
-        None => (None, Durability::Sync),
+        None => None,
     };
     let (inputs_tx, mut inputs) = mpsc::channel::<(ConnId, ChatEvent)>(CONN_QUEUE);
     for (peer, addr) in peers {
@@ -161,12 +256,7 @@ async fn serve(
             open: OpenSockets::default(),
             tls,
         },
-        store,
-        sync_every: match durability {
-            Durability::Periodic(every) => Some(every),
-            _ => None,
-        },
-        unsynced_since: None,
+        history,
         writers: foldhash::HashMap::default(),
         peer_links: HashMap::new(),
         inputs_tx,
@@ -180,12 +270,14 @@ async fn serve(
     };
     loop {
         // Even paused, what was answered reaches the disk on time.
-        let sync_due = driver.sync_due();
+        let sync_due = driver.history.as_ref().and_then(History::due);
         tokio::select! {
             _ = pause.wait_while_paused() => {}
             _ = shutdown.cancelled() => break,
             _ = until(sync_due), if sync_due.is_some() => {
-                driver.sync_history();
+                if let Some(history) = driver.history.as_mut() {
+                    history.commit_staged();
+                }
                 continue;
             }
         }
@@ -202,7 +294,9 @@ async fn serve(
             Some((conn, event)) = inputs.recv() => driver.input_of(conn, event),
             _ = ticker.tick() => Some(Input::Tick),
             _ = until(sync_due), if sync_due.is_some() => {
-                driver.sync_history();
+                if let Some(history) = driver.history.as_mut() {
+                    history.commit_staged();
+                }
                 continue;
             }
         };
@@ -217,17 +311,17 @@ async fn serve(
             }
         }
         let outputs = driver.step_batch();
-        driver.store(&outputs);
-        // A busy server may never be idle when its sync falls due.
-        if driver.sync_due().is_some_and(|due| due <= Instant::now()) {
-            driver.sync_history();
+        if let Some(history) = driver.history.as_mut() {
+            history.store(&outputs);
         }
         for output in outputs {
             driver.carry_out(output);
         }
         driver.hand_over();
     }
-    driver.sync_history();
+    if let Some(history) = driver.history.as_mut() {
+        history.commit_staged();
+    }
     info!("chat server stopping");
     for (_, writer) in driver.writers.drain() {
         writer.cancel.cancel();
@@ -278,49 +372,6 @@ impl Driver {
             outputs.extend(self.server.step(now, input));
         }
         outputs
-    }
-
-    /// Writes the batch's new entries to the history before anyone hears of them, and drops
-    /// those past the retention, in the order the steps asked, in one commit: forced to disk
-    /// first under `durability sync`, by the next sync under `periodic`.
-    fn store(&mut self, outputs: &[Output]) {
-        if let Some(store) = self.store.as_mut() {
-            let changes: Vec<HistoryChange<'_>> = outputs
-                .iter()
-                .filter_map(|o| match o {
-                    Output::Store(entry) => Some(HistoryChange::Keep(entry)),
-                    Output::Forget(key) => Some(HistoryChange::Forget(key)),
-                    _ => None,
-                })
-                .collect();
-            if changes.is_empty() {
-                return;
-            }
-            let durable = self.sync_every.is_none();
-            match store.write(&changes, durable) {
-                Ok(()) if !durable => {
-                    self.unsynced_since.get_or_insert_with(Instant::now);
-                }
-                Ok(()) => {}
-                Err(e) => tracing::error!("{e}: entries of this step are not on disk"),
-            }
-        }
-    }
-
-    /// When the history must next be forced to disk (`durability periodic`), if anything
-    /// written is not yet.
-    fn sync_due(&self) -> Option<Instant> {
-        Some(self.unsynced_since? + self.sync_every?)
-    }
-
-    /// Forces what the history has written to disk, if anything is waiting.
-    fn sync_history(&mut self) {
-        if self.unsynced_since.take().is_some()
-            && let Some(store) = self.store.as_mut()
-            && let Err(e) = store.sync()
-        {
-            tracing::error!("{e}: the latest entries may not be on disk");
-        }
     }
 
     /// Hands each connection what the batch gave it, as one chunk: those with a reply first.
