@@ -278,6 +278,57 @@ fn under_periodic_durability_answered_posts_reach_the_disk_and_a_stop_forces_the
     assert!(kept[249].ends_with("post 249"), "{kept:?}");
 }
 
+/// Under `durability periodic` a server tells its peers about its posts only once they are on
+/// its disk. A server killed before its commit loses its last posts, and no peer has them: the
+/// posts it makes after it starts again (numbered from what its disk holds) are the same posts
+/// on every server, and the two agree.
+#[test]
+fn under_periodic_durability_peers_hear_of_posts_only_once_they_are_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = topology(
+        dir.path(),
+        &format!("{TOPOLOGY}policy chat {{\n    rate 0\n    durability periodic 1m\n}}\n"),
+    );
+    let (_b, b_addr) = chat_server(dir.path(), &topology, "chat-b", None);
+    let peer = format!("chat-b={b_addr}");
+    let linked = |a: &Proc| {
+        wait_until("chat-a follows chat-b", || {
+            a.log_text()
+                .contains("following the chat server")
+                .then_some(())
+        })
+    };
+    let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", Some(&peer));
+    linked(&a);
+    for i in 0..3 {
+        send(&topology, &a_addr, "general", &format!("lost {i}"), "ada");
+    }
+    // Answered, delivered, not yet on a's disk (a minute to go): b has not heard of them.
+    let on_b = chat(&topology, &b_addr, &["history", "general"]);
+    assert!(!String::from_utf8_lossy(&on_b.stdout).contains("lost"));
+    drop(a); // SIGKILL: the three posts are gone
+
+    let (mut a, a_addr) = chat_server(dir.path(), &topology, "chat-a", Some(&peer));
+    linked(&a);
+    send(&topology, &a_addr, "general", "kept", "ada");
+    a.signal(nix::sys::signal::Signal::SIGTERM); // a stop commits what is staged
+    let status = wait_until("chat-a stops", || a.exited());
+    assert!(status.success(), "{status:?}: {}", a.log_text());
+
+    let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", Some(&peer));
+    linked(&a);
+    let agreed = wait_until("both servers agree", || {
+        let on_a = history(&topology, &a_addr, "general");
+        let on_b = chat(&topology, &b_addr, &["history", "general"]);
+        let on_b: Vec<String> = String::from_utf8_lossy(&on_b.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        (on_a.len() == 1 && on_a == on_b).then_some(on_a)
+    });
+    assert!(agreed[0].ends_with("ada: kept"), "{agreed:?}");
+}
+
 /// A raw connection speaking JSON lines.
 struct Raw {
     lines: BufReader<TcpStream>,

@@ -63,6 +63,12 @@ enum History {
         staged: Staged,
         since: Option<Instant>,
         every: Duration,
+        /// What this server sends the other chat servers about entries (replicas, and the sync
+        /// messages around them), held while changes are staged and sent once they are on
+        /// disk: no peer ever holds an entry of this server's that its own disk could lose,
+        /// so a server that crashed and lost its last posts never numbers a new one like a
+        /// post its peers already have.
+        held: Vec<Output>,
     },
 }
 
@@ -74,6 +80,7 @@ impl History {
                 staged: Staged::default(),
                 since: None,
                 every,
+                held: Vec::new(),
             },
             _ => History::EachBatch(history),
         }
@@ -81,8 +88,11 @@ impl History {
 
     /// Keeps the batch's new entries and drops those past the retention, in the order the
     /// steps asked: under `sync` on disk before anyone hears of them; under `periodic` staged,
-    /// and committed if the batch made that due (a busy loop may not be idle when it falls due).
-    fn store(&mut self, outputs: &[Output]) {
+    /// and committed if the batch made that due (a busy loop may not be idle when it falls
+    /// due). Returns the outputs to carry out now, in order: under `periodic`, those released
+    /// by a commit first, and the batch's own messages to peers about entries held while
+    /// anything is staged.
+    fn store(&mut self, outputs: Vec<Output>) -> Vec<Output> {
         let changes: Vec<HistoryChange<'_>> = outputs
             .iter()
             .filter_map(|o| match o {
@@ -91,10 +101,8 @@ impl History {
                 _ => None,
             })
             .collect();
-        if changes.is_empty() {
-            return;
-        }
         let failed = match self {
+            _ if changes.is_empty() => None,
             History::EachBatch(history) => history.write(&changes).err().map(|e| e.to_string()),
             History::Periodic { staged, since, .. } => {
                 since.get_or_insert_with(Instant::now);
@@ -104,9 +112,21 @@ impl History {
         if let Some(e) = failed {
             tracing::error!("{e}: entries of this step are not on disk");
         }
-        if self.due().is_some_and(|due| due <= Instant::now()) {
-            self.commit_staged();
+        let History::Periodic { since, held, .. } = self else {
+            return outputs;
+        };
+        if since.is_some() {
+            let (to_hold, now): (Vec<Output>, Vec<Output>) =
+                outputs.into_iter().partition(about_entries);
+            held.extend(to_hold);
+            if self.due().is_some_and(|due| due <= Instant::now()) {
+                let mut released = self.commit_staged();
+                released.extend(now);
+                return released;
+            }
+            return now;
         }
+        outputs
     }
 
     /// When what is staged must be committed (`periodic`), if anything is.
@@ -129,20 +149,39 @@ impl History {
         }
     }
 
-    /// Writes what is staged in one commit forced to disk.
-    fn commit_staged(&mut self) {
-        if let History::Periodic {
+    /// Writes what is staged in one commit forced to disk; returns the messages held for it.
+    fn commit_staged(&mut self) -> Vec<Output> {
+        let History::Periodic {
             history,
             staged,
             since,
+            held,
             ..
         } = self
-            && since.take().is_some()
+        else {
+            return Vec::new();
+        };
+        if since.take().is_some()
             && let Err(e) = history.commit(std::mem::take(staged))
         {
             tracing::error!("{e}: the latest entries are not on disk");
         }
+        std::mem::take(held)
     }
+}
+
+/// Whether this output tells another chat server about entries (a replica, or the sync
+/// messages sent with them, whose order they keep).
+fn about_entries(output: &Output) -> bool {
+    let message = match output {
+        Output::Send(_, envelope) => &envelope.message,
+        Output::ToPeer(_, message) => message,
+        _ => return false,
+    };
+    matches!(
+        message,
+        Message::ChatReplica { .. } | Message::ChatSyncMore | Message::ChatForgotten { .. }
+    )
 }
 
 /// Sleeps until `due` (forever without one: the branch is then disabled anyway).
@@ -275,9 +314,7 @@ async fn serve(
             _ = pause.wait_while_paused() => {}
             _ = shutdown.cancelled() => break,
             _ = until(sync_due), if sync_due.is_some() => {
-                if let Some(history) = driver.history.as_mut() {
-                    history.commit_staged();
-                }
+                driver.commit_history();
                 continue;
             }
         }
@@ -294,9 +331,7 @@ async fn serve(
             Some((conn, event)) = inputs.recv() => driver.input_of(conn, event),
             _ = ticker.tick() => Some(Input::Tick),
             _ = until(sync_due), if sync_due.is_some() => {
-                if let Some(history) = driver.history.as_mut() {
-                    history.commit_staged();
-                }
+                driver.commit_history();
                 continue;
             }
         };
@@ -310,15 +345,16 @@ async fn serve(
                 break;
             }
         }
-        let outputs = driver.step_batch();
+        let mut outputs = driver.step_batch();
         if let Some(history) = driver.history.as_mut() {
-            history.store(&outputs);
+            outputs = history.store(outputs);
         }
         for output in outputs {
             driver.carry_out(output);
         }
         driver.hand_over();
     }
+    // What was held for the commit is not sent: the links close with the server.
     if let Some(history) = driver.history.as_mut() {
         history.commit_staged();
     }
@@ -372,6 +408,17 @@ impl Driver {
             outputs.extend(self.server.step(now, input));
         }
         outputs
+    }
+
+    /// Commits what the history staged (`durability periodic`), then sends what waited for it.
+    fn commit_history(&mut self) {
+        let Some(history) = self.history.as_mut() else {
+            return;
+        };
+        for output in history.commit_staged() {
+            self.carry_out(output);
+        }
+        self.hand_over();
     }
 
     /// Hands each connection what the batch gave it, as one chunk: those with a reply first.
