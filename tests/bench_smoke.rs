@@ -174,32 +174,25 @@ fn a_bad_count_is_a_usage_error_that_names_its_flag() {
     }
 }
 
+/// `--durability` is read as the topology's `policy journal` (dispatch) or `policy chat` (chat)
+/// reads it; anything either refuses is a usage error that says why, before anything starts.
+/// The chat history offers `sync` and `periodic` only.
 #[test]
 fn a_bad_durability_is_a_usage_error_that_says_what_is_allowed() {
-    for bad in ["sometimes", "group 1s", "periodic"] {
-        let (_, stderr) = refused(&["bench", "dispatch", "--durability", bad]);
-        assert!(stderr.contains("--durability"), "{bad}: {stderr}");
-        if bad == "sometimes" {
-            assert!(stderr.contains("sync | group"), "{stderr}");
-        }
-    }
-}
-
-/// The chat history offers `sync` and `periodic`: the journal's other modes are refused for
-/// `bench chat`, saying why, before anything is started.
-#[test]
-fn a_durability_the_chat_history_does_not_offer_is_a_usage_error() {
-    for (bad, says) in [
-        ("group 1ms", "already commits once per batch"),
-        ("none", "would grow until the server stops"),
-        ("sometimes", "unknown durability"),
+    for (what, bad, says) in [
+        ("dispatch", "sometimes", "sync | group"),
+        ("dispatch", "group 1s", "--durability"),
+        ("dispatch", "periodic", "--durability"),
+        ("chat", "group 1ms", "already commits once per batch"),
+        ("chat", "none", "would grow until the server stops"),
+        ("chat", "sometimes", "unknown durability"),
     ] {
-        let (out, stderr) = refused(&["bench", "chat", "--durability", bad]);
+        let (out, stderr) = refused(&["bench", what, "--durability", bad]);
         assert!(
             stderr.contains("--durability") && stderr.contains(says),
-            "{bad}: {stderr}"
+            "{what} {bad}: {stderr}"
         );
-        assert!(out.stdout.is_empty(), "{bad}: nothing measured");
+        assert!(out.stdout.is_empty(), "{what} {bad}: nothing measured");
     }
 }
 

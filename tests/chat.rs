@@ -197,21 +197,7 @@ fn every_answered_post_survives_a_kill_and_the_retention_holds_on_disk() {
         "node chat-a { type chat }\npolicy chat {\n    rate 0\n    keep 100\n}\n",
     );
     let (server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
-    let mut ada = Raw::login(&addr, "ada");
-    assert_eq!(
-        ada.ask(r#"{"type":"chat_create","channel":"general"}"#)["type"],
-        "chat_done"
-    );
-    const POSTS: usize = 300;
-    for i in 0..POSTS {
-        ada.send(&format!(
-            r#"{{"type":"chat_publish","channel":"general","text":"post {i}"}}"#
-        ));
-    }
-    for _ in 0..POSTS {
-        let answer = ada.reply();
-        assert_eq!(answer["type"], "chat_done", "{answer}");
-    }
+    post_without_waiting(&addr, 0..300);
     drop(server);
 
     let (_server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
@@ -244,22 +230,8 @@ fn under_periodic_durability_answered_posts_reach_the_disk_and_a_stop_forces_the
             .count();
         Some(posts)
     };
-    let post_many = |addr: &str, from: usize, to: usize| {
-        let mut ada = Raw::login(addr, "ada");
-        ada.ask(r#"{"type":"chat_create","channel":"general"}"#);
-        for i in from..to {
-            ada.send(&format!(
-                r#"{{"type":"chat_publish","channel":"general","text":"post {i}"}}"#
-            ));
-        }
-        for _ in from..to {
-            let answer = ada.reply();
-            assert_eq!(answer["type"], "chat_done", "{answer}");
-        }
-    };
-
     let (server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
-    post_many(&addr, 0, 200);
+    post_without_waiting(&addr, 0..200);
     wait_until("the answered posts are forced to disk", || {
         (posts_after_a_crash() == Some(200)).then_some(())
     });
@@ -267,10 +239,8 @@ fn under_periodic_durability_answered_posts_reach_the_disk_and_a_stop_forces_the
     let (mut server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
     assert_eq!(history(&topology, &addr, "general").len(), 200);
 
-    post_many(&addr, 200, 250);
-    server.signal(nix::sys::signal::Signal::SIGTERM);
-    let status = wait_until("the server stops", || server.exited());
-    assert!(status.success(), "{status:?}: {}", server.log_text());
+    post_without_waiting(&addr, 200..250);
+    server.terminate();
     assert_eq!(posts_after_a_crash(), Some(250));
     let (_server, addr) = chat_server(dir.path(), &topology, "chat-a", None);
     let kept = history(&topology, &addr, "general");
@@ -311,9 +281,7 @@ fn under_periodic_durability_peers_hear_of_posts_only_once_they_are_on_disk() {
     let (mut a, a_addr) = chat_server(dir.path(), &topology, "chat-a", Some(&peer));
     linked(&a);
     send(&topology, &a_addr, "general", "kept", "ada");
-    a.signal(nix::sys::signal::Signal::SIGTERM); // a stop commits what is staged
-    let status = wait_until("chat-a stops", || a.exited());
-    assert!(status.success(), "{status:?}: {}", a.log_text());
+    a.terminate(); // a stop commits what is staged
 
     let (a, a_addr) = chat_server(dir.path(), &topology, "chat-a", Some(&peer));
     linked(&a);
@@ -327,6 +295,25 @@ fn under_periodic_durability_peers_hear_of_posts_only_once_they_are_on_disk() {
         (on_a.len() == 1 && on_a == on_b).then_some(on_a)
     });
     assert!(agreed[0].ends_with("ada: kept"), "{agreed:?}");
+}
+
+/// As `ada`, creates #general (answered `chat_done` whether or not it was there) and sends
+/// the posts `post N` for each N of `posts` without waiting, then reads every answer.
+fn post_without_waiting(addr: &str, posts: std::ops::Range<usize>) {
+    let mut ada = Raw::login(addr, "ada");
+    assert_eq!(
+        ada.ask(r#"{"type":"chat_create","channel":"general"}"#)["type"],
+        "chat_done"
+    );
+    for i in posts.clone() {
+        ada.send(&format!(
+            r#"{{"type":"chat_publish","channel":"general","text":"post {i}"}}"#
+        ));
+    }
+    for _ in posts {
+        let answer = ada.reply();
+        assert_eq!(answer["type"], "chat_done", "{answer}");
+    }
 }
 
 /// A raw connection speaking JSON lines.

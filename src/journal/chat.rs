@@ -134,12 +134,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn entries_survive_a_reopen_in_history_order() {
+    /// A new, empty history in a directory of its own (kept while the tuple's first lives).
+    fn empty_history() -> (tempfile::TempDir, PathBuf, ChatHistory) {
         let dir = tempfile::tempdir().unwrap();
         let path = chat_history_path(dir.path(), "chat-1");
-        let (mut history, entries) = ChatHistory::open(&path).unwrap();
+        let (history, entries) = ChatHistory::open(&path).unwrap();
         assert!(entries.is_empty());
+        (dir, path, history)
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_in_history_order() {
+        let (_dir, path, mut history) = empty_history();
         let (late, early) = (post(9, "chat-2", "late"), post(3, "chat-1", "early"));
         history
             .write(&[HistoryChange::Keep(&late), HistoryChange::Keep(&early)])
@@ -151,14 +157,8 @@ mod tests {
 
     #[test]
     fn entries_past_the_retention_leave_the_disk_in_the_same_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = chat_history_path(dir.path(), "chat-1");
-        let (mut history, _) = ChatHistory::open(&path).unwrap();
-        let (a, b, c) = (
-            post(1, "chat-1", "a"),
-            post(2, "chat-1", "b"),
-            post(3, "chat-1", "c"),
-        );
+        let (_dir, path, mut history) = empty_history();
+        let [a, b, c] = [(1, "a"), (2, "b"), (3, "c")].map(|(n, text)| post(n, "chat-1", text));
         history
             .write(&[HistoryChange::Keep(&a), HistoryChange::Keep(&b)])
             .unwrap();
@@ -172,10 +172,8 @@ mod tests {
 
     #[test]
     fn changes_are_made_in_their_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = chat_history_path(dir.path(), "chat-1");
-        let (mut history, _) = ChatHistory::open(&path).unwrap();
-        let (a, b) = (post(1, "chat-1", "a"), post(2, "chat-1", "b"));
+        let (_dir, path, mut history) = empty_history();
+        let [a, b] = [(1, "a"), (2, "b")].map(|(n, text)| post(n, "chat-1", text));
         // One batch kept `a` and then, at a later post, dropped it past the retention: it must
         // not stay on disk.
         history
@@ -200,14 +198,8 @@ mod tests {
 
     #[test]
     fn staged_changes_reach_the_disk_when_committed_in_their_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = chat_history_path(dir.path(), "chat-1");
-        let (mut history, _) = ChatHistory::open(&path).unwrap();
-        let (a, b, c) = (
-            post(1, "chat-1", "a"),
-            post(2, "chat-1", "b"),
-            post(3, "chat-1", "c"),
-        );
+        let (_dir, path, mut history) = empty_history();
+        let [a, b, c] = [(1, "a"), (2, "b"), (3, "c")].map(|(n, text)| post(n, "chat-1", text));
         history.write(&[HistoryChange::Keep(&a)]).unwrap();
         let mut staged = Staged::default();
         staged

@@ -243,6 +243,14 @@ fn host_rows(t: &Topology) -> Vec<(String, String)> {
 }
 
 /// A rate with at most three decimals and no trailing zeros: `2`, `0.5`, `0.017`.
+/// `, WHAT: MODE` for a durability other than the default `sync` (nothing for `sync`).
+fn unless_sync(durability: crate::topology::policies::Durability, what: &str) -> String {
+    match durability {
+        crate::topology::policies::Durability::Sync => String::new(),
+        other => format!(", {what}: {}", other.describe()),
+    }
+}
+
 fn trim_rate(rate: f64) -> String {
     let text = format!("{rate:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -425,10 +433,7 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
                 } else {
                     "no rate limit".to_string()
                 },
-                match p.chat.durability {
-                    crate::topology::policies::Durability::Sync => String::new(),
-                    other => format!(", history on disk: {}", other.describe()),
-                }
+                unless_sync(p.chat.durability, "history on disk")
             ),
         ),
         (
@@ -437,10 +442,7 @@ fn policy_rows(p: &Policies) -> Vec<(&'static str, String)> {
                 "keeps {} finished jobs, a snapshot every {} events{}",
                 p.journal.keep_done,
                 p.journal.compact_every,
-                match p.journal.durability {
-                    crate::topology::policies::Durability::Sync => String::new(),
-                    other => format!(", on disk: {}", other.describe()),
-                }
+                unless_sync(p.journal.durability, "on disk")
             ),
         ),
         (

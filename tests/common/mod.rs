@@ -69,6 +69,13 @@ impl Proc {
             .expect("ask whether the process ended")
     }
 
+    /// Stops it the usual way (SIGTERM) and waits until it has exited, successfully.
+    pub fn terminate(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = wait_until(&format!("{} stops", self.name), || self.exited());
+        assert!(status.success(), "{status:?}: {}", self.log_text());
+    }
+
     /// Its log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

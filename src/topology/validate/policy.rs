@@ -71,7 +71,7 @@ impl Validator<'_> {
                 "`durability {}` is not offered for chat history: {why}",
                 durability.describe()
             ),
-            "expected `durability sync | periodic 10ms`".to_string(),
+            "expected `durability sync | periodic 10ms`",
         );
         None
     }
